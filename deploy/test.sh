@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test: installs the locked environment, starts a real Kafka broker
+# (deploy/kafka), runs lint, type checks and pytest against real PostgreSQL and Kafka,
+# then stops the broker. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/ensure-env.sh
+
+export CARETEAM_KAFKA_BOOTSTRAP_SERVERS="${CARETEAM_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
+started_kafka=0
+if [ "${CARETEAM_KAFKA_EXTERNAL:-0}" != "1" ]; then
+    bash deploy/kafka/kafka.sh start
+    started_kafka=1
+fi
+cleanup() {
+    if [ "$started_kafka" = 1 ]; then bash deploy/kafka/kafka.sh stop || true; fi
+}
+trap cleanup EXIT
+
+uv run ruff check .
+uv run ruff format --check .
+uv run mypy
+uv run pytest "$@"

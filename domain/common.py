@@ -1,0 +1,435 @@
+"""Shared enumerations, value checks and the snapshot codec of the domain.
+
+Enumerations are ``StrEnum`` so their values are the stable strings stored in events;
+events carry the plain string and apply code converts back with ``Kind(value)``,
+because a replayed event may hold a plain ``str``.
+
+Time: commands never read a clock. Each takes ``occurred_at`` (the clinical
+effective time) and ``now`` (the caller's current time), both timezone-aware;
+:func:`check_occurred_at` enforces that.
+"""
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import (
+    BlankValueError,
+    InvalidEnumValueError,
+    InvalidPayloadValueError,
+    NaiveDatetimeError,
+    OccurredInFutureError,
+    ValueTooLongError,
+)
+
+# --- enumerations -----------------------------------------------------------------
+
+
+class EpisodeStatus(enum.StrEnum):
+    """Where a patient's current collaborative care episode stands (AIMS CMTS statuses)."""
+
+    REFERRED = "referred"
+    ENROLLED = "enrolled"
+    ACTIVE_TREATMENT = "active_treatment"
+    RELAPSE_PREVENTION = "relapse_prevention"
+    DISCHARGED = "discharged"
+    DEACTIVATED = "deactivated"
+
+
+class DischargeReason(enum.StrEnum):
+    """Why an episode ended (cocm-rules.md: goals met, specialty care, no services)."""
+
+    COMPLETED = "completed"
+    REFERRED_TO_SPECIALTY = "referred_to_specialty"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+
+
+class DeactivationReason(enum.StrEnum):
+    """Why a patient left the program without a clinical discharge."""
+
+    ENTERED_IN_ERROR = "entered_in_error"
+    DECLINED = "declined"
+    INELIGIBLE = "ineligible"
+    MOVED_AWAY = "moved_away"
+    DECEASED = "deceased"
+    OTHER = "other"
+
+
+class Sex(enum.StrEnum):
+    """Administrative sex as recorded at registration (optional)."""
+
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class CareTeamRole(enum.StrEnum):
+    """The three CoCM roles attached to a patient."""
+
+    CARE_MANAGER = "care_manager"
+    PCP = "pcp"
+    PSYCHIATRIC_CONSULTANT = "psychiatric_consultant"
+
+
+class ConsentKind(enum.StrEnum):
+    """What a consent covers."""
+
+    # Consent to collaborative care, which is also the billing consent (cost sharing).
+    COCM_TREATMENT = "cocm_treatment"
+    # Sharing care events with one partner organisation.
+    DATA_SHARING = "data_sharing"
+    # 42 CFR Part 2 disclosure of substance use disorder records.
+    PART2 = "part2"
+
+
+class ConsentMethod(enum.StrEnum):
+    """How a consent was obtained."""
+
+    VERBAL = "verbal"
+    WRITTEN = "written"
+
+
+class ActivityType(enum.StrEnum):
+    """Care manager activities whose minutes count for CoCM billing."""
+
+    CONTACT = "contact"
+    OUTREACH = "outreach"
+    REGISTRY_REVIEW = "registry_review"
+    CASE_REVIEW = "case_review"
+    COORDINATION = "coordination"
+
+
+class Modality(enum.StrEnum):
+    """How a contact took place."""
+
+    IN_PERSON = "in_person"
+    PHONE = "phone"
+    VIDEO = "video"
+    MESSAGE = "message"
+
+
+class FlagKind(enum.StrEnum):
+    """Registry flags (cocm-rules.md, 'Treat-to-target and the registry flags')."""
+
+    SAFETY_RISK = "safety_risk"
+    NOT_IMPROVING = "not_improving"
+    OVERDUE_CONTACT = "overdue_contact"
+    NEEDS_PSYCHIATRIC_REVIEW = "needs_psychiatric_review"
+    MEASUREMENT_DUE = "measurement_due"
+    TEAM_MEMBER = "team_member"
+
+
+class TaskKind(enum.StrEnum):
+    """Work items for the care team."""
+
+    SUICIDE_RISK_ASSESSMENT = "suicide_risk_assessment"
+    SEVERE_SCORE_FOLLOW_UP = "severe_score_follow_up"
+    POSITIVE_SCREEN_FOLLOW_UP = "positive_screen_follow_up"
+    MEASUREMENT = "measurement"
+    OUTREACH = "outreach"
+    OTHER = "other"
+
+
+class TreatmentDecision(enum.StrEnum):
+    """Decision at a review (GermanIMPACT algorithm, Trials 2014, 15:351)."""
+
+    # Under 50% improvement: change treatment.
+    CHANGE = "change"
+    # 50% or more improvement: keep treatment.
+    KEEP = "keep"
+    # PHQ-9 below 5: write a relapse prevention plan and reduce contacts.
+    RELAPSE_PREVENTION = "relapse_prevention"
+
+
+class GoalStatus(enum.StrEnum):
+    """State of one care plan goal."""
+
+    OPEN = "open"
+    ACHIEVED = "achieved"
+    DROPPED = "dropped"
+
+
+class InterventionKind(enum.StrEnum):
+    """Kinds of care plan intervention."""
+
+    MEDICATION = "medication"
+    PSYCHOTHERAPY = "psychotherapy"
+    OTHER = "other"
+
+
+class InterventionStatus(enum.StrEnum):
+    """Life cycle of one intervention."""
+
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+class PsychotherapyModality(enum.StrEnum):
+    """Brief psychotherapies used in collaborative care (IMPACT offered PST)."""
+
+    PROBLEM_SOLVING_THERAPY = "problem_solving_therapy"
+    BEHAVIORAL_ACTIVATION = "behavioral_activation"
+    COGNITIVE_BEHAVIORAL_THERAPY = "cognitive_behavioral_therapy"
+    INTERPERSONAL_THERAPY = "interpersonal_therapy"
+    MOTIVATIONAL_INTERVIEWING = "motivational_interviewing"
+    OTHER = "other"
+
+
+class TargetKind(enum.StrEnum):
+    """How a treatment target is measured."""
+
+    # The instrument total is below the threshold (e.g. PHQ-9 < 5, remission).
+    SCORE_BELOW = "score_below"
+    # The total fell by at least this percentage from baseline (e.g. 50, response).
+    REDUCTION_PERCENT = "reduction_percent"
+
+
+class CarePlanStatus(enum.StrEnum):
+    """Life cycle of a care plan."""
+
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class ReferralService(enum.StrEnum):
+    """Outside services a patient can be referred to (cocm-rules.md, 'Referrals')."""
+
+    SPECIALTY_PSYCHIATRY = "specialty_psychiatry"
+    PSYCHOTHERAPY = "psychotherapy"
+    SUBSTANCE_USE_TREATMENT = "substance_use_treatment"
+    COMMUNITY_SERVICES = "community_services"
+    OTHER = "other"
+
+
+class ReferralStatus(enum.StrEnum):
+    """The closed loop of a referral."""
+
+    REQUESTED = "requested"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class NoteStatus(enum.StrEnum):
+    """Life cycle of a consultation note."""
+
+    REQUESTED = "requested"
+    DRAFTED = "drafted"
+    SIGNED = "signed"
+    ACKNOWLEDGED = "acknowledged"
+    WITHDRAWN = "withdrawn"
+
+
+class RecommendationResponse(enum.StrEnum):
+    """The PCP's answer to one recommendation."""
+
+    ACCEPTED = "accepted"
+    MODIFIED = "modified"
+    DECLINED = "declined"
+
+
+# --- checks ---------------------------------------------------------------------------
+
+E = TypeVar("E", bound=enum.Enum)
+
+MAX_TEXT_LENGTH = 10_000
+MAX_SHORT_TEXT_LENGTH = 200
+
+
+def require_aware(value: datetime, field: str) -> None:
+    """Reject a naive datetime (no timezone): its instant would be a guess."""
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveDatetimeError(f"{field} must be a timezone-aware datetime", field=field)
+
+
+def check_occurred_at(occurred_at: datetime, now: datetime) -> None:
+    """Both times aware, and the effective time not after the current time."""
+    require_aware(occurred_at, "occurred_at")
+    require_aware(now, "now")
+    if occurred_at > now:
+        raise OccurredInFutureError("occurred_at lies in the future", field="occurred_at")
+
+
+def require_text(value: str, field: str, *, max_length: int = MAX_TEXT_LENGTH) -> str:
+    """A required text value, stripped; never echoes the value in the error."""
+    if not isinstance(value, str) or not value.strip():
+        raise BlankValueError(f"{field} must not be blank", field=field)
+    stripped = value.strip()
+    if len(stripped) > max_length:
+        raise ValueTooLongError(f"{field} is longer than {max_length} characters", field=field)
+    return stripped
+
+
+def optional_text(
+    value: str | None, field: str, *, max_length: int = MAX_TEXT_LENGTH
+) -> str | None:
+    """An optional text value: None or blank become None, otherwise as :func:`require_text`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return require_text(value, field, max_length=max_length)
+
+
+def require_enum(enum_cls: type[E], value: E | str, field: str) -> E:
+    """Coerce a member or its string value into ``enum_cls``."""
+    try:
+        return enum_cls(value)
+    except ValueError:
+        raise InvalidEnumValueError(
+            f"{field} must be one of {', '.join(str(m.value) for m in enum_cls)}", field=field
+        ) from None
+
+
+def require_uuid(value: UUID, field: str) -> UUID:
+    """Reject anything but a UUID (a str id would store differently on replay)."""
+    if not isinstance(value, UUID):
+        raise InvalidPayloadValueError(f"{field} must be a UUID", field=field)
+    return value
+
+
+def check_payload_mapping(values: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """A JSON-native copy of a free-form mapping (such as a flag's rule inputs).
+
+    Free-form values have no type hint to decode them by on replay, so they are stored
+    in their JSON form right away: UUIDs, dates and aware datetimes become ISO / str
+    values, enums their value. Allowed otherwise: str, int, float, bool, None, and
+    lists or str-keyed dicts of those. Anything else is refused.
+    """
+
+    def check(value: Any, path: str) -> Any:
+        if isinstance(value, enum.Enum):
+            return check(value.value, path)
+        if isinstance(value, datetime):
+            require_aware(value, path)
+            return value.isoformat()
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, UUID):
+            return str(value)
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        if isinstance(value, list | tuple):
+            return [check(v, f"{path}[]") for v in value]
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise InvalidPayloadValueError(f"{path} keys must be strings")
+                out[k] = check(v, f"{path}.{k}")
+            return out
+        raise InvalidPayloadValueError(f"{path} holds a {type(value).__name__}, not storable")
+
+    if not isinstance(values, Mapping):
+        raise InvalidPayloadValueError(f"{field} must be a mapping")
+    checked: dict[str, Any] = check(values, field)
+    return checked
+
+
+# --- snapshot codec -------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """Turn domain state into JSON-native values (ISO strings for times, str for UUIDs)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(to_json(k)): to_json(v) for k, v in value.items()}
+    raise TypeError(f"cannot snapshot a {type(value).__name__}")
+
+
+def from_json(hint: Any, value: Any) -> Any:
+    """Inverse of :func:`to_json`, driven by a type hint."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError("snapshot unions must be 'X | None'")
+        return from_json(inner[0], value)
+    if origin is list:
+        return [from_json(args[0], v) for v in value]
+    if origin is tuple:
+        return tuple(from_json(args[0], v) for v in value)
+    if origin is dict:
+        return {from_json(args[0], k): from_json(args[1], v) for k, v in value.items()}
+    if isinstance(hint, type):
+        if issubclass(hint, enum.Enum):
+            return hint(value)
+        if hint is datetime:
+            return datetime.fromisoformat(value)
+        if hint is date:
+            return date.fromisoformat(value)
+        if hint is UUID:
+            return UUID(value)
+        if dataclasses.is_dataclass(hint):
+            hints = typing.get_type_hints(hint)
+            return hint(
+                **{
+                    f.name: from_json(hints[f.name], value[f.name])
+                    for f in dataclasses.fields(hint)
+                }
+            )
+        if hint in (str, int, bool, float):
+            return value
+    raise TypeError(f"cannot restore a snapshot value of type {hint!r}")
+
+
+A = TypeVar("A", bound=Aggregate)
+
+SNAPSHOT_FORMAT = 1
+
+
+def snapshot_aggregate(agg: Aggregate, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The library fields plus the named attributes of ``agg``, as JSON-native values."""
+    return {
+        "snapshot_format": SNAPSHOT_FORMAT,
+        "id": str(agg.id),
+        "version": agg.version,
+        "created_on": agg.created_on.isoformat(),
+        "modified_on": agg.modified_on.isoformat(),
+        "state": {name: to_json(getattr(agg, name)) for name in fields},
+    }
+
+
+def restore_aggregate(cls: type[A], state: Mapping[str, Any], fields: Mapping[str, Any]) -> A:
+    """Rebuild an aggregate from :func:`snapshot_aggregate` output without replaying."""
+    if state.get("snapshot_format") != SNAPSHOT_FORMAT:
+        raise ValueError("unsupported snapshot format")
+    agg = object.__new__(cls)
+    # The library keeps its fields in these private attributes (BaseAggregate.__base_init__);
+    # setting them directly mirrors what its own Snapshot.mutate does.
+    agg.__dict__.update(
+        _id=UUID(state["id"]),
+        _version=int(state["version"]),
+        _created_on=datetime.fromisoformat(state["created_on"]),
+        _modified_on=datetime.fromisoformat(state["modified_on"]),
+        _pending_events=[],
+    )
+    values = state["state"]
+    for name, hint in fields.items():
+        setattr(agg, name, from_json(hint, values[name]))
+    return agg

@@ -1,0 +1,365 @@
+"""Scoring rules for the validated instruments used in collaborative care.
+
+Rule set version ``RULES_VERSION`` (effective from ``RULES_EFFECTIVE_FROM``). Sources:
+
+- PHQ-9: Kroenke, Spitzer, Williams 2001 (J Gen Intern Med 16:606). Nine items 0-3,
+  total 0-27; bands 0-4 minimal, 5-9 mild, 10-14 moderate, 15-19 moderately severe,
+  20-27 severe. LOINC panel 44249-1, total 44261-6, item 9 44260-8.
+- PHQ-A (PHQ-9 Modified for Teens, ages 11-17): the nine PHQ-9 items scored as PHQ-9
+  plus four supplementary questions (past-year depressed mood, functional difficulty,
+  past-month serious suicidal thoughts, lifetime suicide attempt). LOINC panel 89206-7,
+  total 89204-2 (regenstrief LOINC: "total score is the sum of the first 9 items").
+- PHQ-2: first two PHQ-9 items, total 0-6, positive at 3 or more (Kroenke 2003).
+  LOINC panel 55757-9, total 55758-7.
+- GAD-7: Spitzer et al. 2006 (Arch Intern Med 166:1092). Seven items 0-3, total 0-21;
+  bands 0-4 minimal, 5-9 mild, 10-14 moderate, 15-21 severe. LOINC panel 69737-5,
+  total 70274-6.
+- ASQ (NIMH Ask Suicide-Screening Questions): four yes/no questions; any yes is a
+  positive screen; the fifth (acuity) question, asked only after a yes, makes it an
+  acute positive. No total.
+
+Answers are integers, one per item in the instrument's order; ``None`` marks an item
+that was not answered. Yes/no questions are 0 (no) and 1 (yes).
+
+Policy choices (ours, cocm-rules.md):
+
+- A missing scored item makes the questionnaire incomplete: no total, no severity,
+  never used for response or remission. The PHQ-A supplementary questions are not part
+  of the total, so leaving them out does not make a PHQ-A incomplete.
+- Safety alerts are read from whatever was answered, complete or not: PHQ-9 / PHQ-A
+  item 9 above 0 is a safety alert whatever the total (cocm-rules.md), as is a yes to
+  either PHQ-A suicide question or any ASQ yes.
+- A PHQ-9 / PHQ-A total of 20 or more needs a follow-up task; a positive PHQ-2 needs a
+  follow-up (a full PHQ-9 within 30 days, NCQA DSF-E).
+
+Everything here is pure: no I/O, no clock.
+"""
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final
+
+from domain.errors import (
+    AnswerNotIntegerError,
+    AnswerOutOfRangeError,
+    UnknownInstrumentError,
+    WrongAnswerCountError,
+)
+
+RULES_VERSION: Final = "instruments-2026.1"
+RULES_EFFECTIVE_FROM: Final = date(2026, 1, 1)
+
+# A PHQ-9 total at or above this raises a follow-up task (cocm-rules.md).
+SEVERE_FOLLOW_UP_TOTAL: Final = 20
+# The PHQ-9 item (1-based) about thoughts of self-harm.
+PHQ9_SAFETY_ITEM: Final = 9
+
+
+class Instrument(enum.StrEnum):
+    """Instrument codes, as stored in events."""
+
+    PHQ9 = "phq9"
+    PHQ_A = "phq_a"
+    PHQ2 = "phq2"
+    GAD7 = "gad7"
+    ASQ = "asq"
+
+
+class Severity(enum.StrEnum):
+    """Severity band (scaled instruments) or screen result (screeners)."""
+
+    MINIMAL = "minimal"
+    MILD = "mild"
+    MODERATE = "moderate"
+    MODERATELY_SEVERE = "moderately_severe"
+    SEVERE = "severe"
+    NEGATIVE = "negative"
+    POSITIVE = "positive"
+    NON_ACUTE_POSITIVE = "non_acute_positive"
+    ACUTE_POSITIVE = "acute_positive"
+
+
+@dataclass(frozen=True)
+class Band:
+    """An inclusive range of totals and the severity it means."""
+
+    low: int
+    high: int
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """What the rules know about one instrument."""
+
+    instrument: Instrument
+    title: str
+    # Highest allowed answer per item, in order; every item's lowest is 0.
+    item_max: tuple[int, ...]
+    # The first ``scored_items`` items make up the total and must all be answered.
+    scored_items: int
+    bands: tuple[Band, ...]
+    loinc_panel: str | None
+    loinc_total: str | None
+    # 1-based item numbers whose answer above 0 is a safety alert.
+    safety_items: tuple[int, ...] = ()
+    follow_up_at: int | None = None
+    positive_at: int | None = None
+    min_age: int | None = None
+    max_age: int | None = None
+    loinc_items: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def item_count(self) -> int:
+        """Number of questions on the form."""
+        return len(self.item_max)
+
+    @property
+    def max_total(self) -> int:
+        """Highest possible total."""
+        return sum(self.item_max[: self.scored_items])
+
+    def allows_age(self, age: int) -> bool:
+        """Whether the instrument is validated for a patient of ``age`` years."""
+        if self.min_age is not None and age < self.min_age:
+            return False
+        return not (self.max_age is not None and age > self.max_age)
+
+
+_PHQ9_BANDS: Final = (
+    Band(0, 4, Severity.MINIMAL),
+    Band(5, 9, Severity.MILD),
+    Band(10, 14, Severity.MODERATE),
+    Band(15, 19, Severity.MODERATELY_SEVERE),
+    Band(20, 27, Severity.SEVERE),
+)
+
+_GAD7_BANDS: Final = (
+    Band(0, 4, Severity.MINIMAL),
+    Band(5, 9, Severity.MILD),
+    Band(10, 14, Severity.MODERATE),
+    Band(15, 21, Severity.SEVERE),
+)
+
+_PHQ2_BANDS: Final = (
+    Band(0, 2, Severity.NEGATIVE),
+    Band(3, 6, Severity.POSITIVE),
+)
+
+SPECS: Final[Mapping[Instrument, InstrumentSpec]] = {
+    Instrument.PHQ9: InstrumentSpec(
+        instrument=Instrument.PHQ9,
+        title="PHQ-9",
+        item_max=(3,) * 9,
+        scored_items=9,
+        bands=_PHQ9_BANDS,
+        loinc_panel="44249-1",
+        loinc_total="44261-6",
+        safety_items=(PHQ9_SAFETY_ITEM,),
+        follow_up_at=SEVERE_FOLLOW_UP_TOTAL,
+        loinc_items={9: "44260-8"},
+    ),
+    Instrument.PHQ_A: InstrumentSpec(
+        instrument=Instrument.PHQ_A,
+        title="PHQ-A (PHQ-9 Modified for Teens)",
+        # Items 1-9 as PHQ-9; 10 past-year depressed mood (yes/no); 11 functional
+        # difficulty (0-3); 12 serious suicidal thoughts in the past month (yes/no);
+        # 13 suicide attempt ever (yes/no).
+        item_max=(3,) * 9 + (1, 3, 1, 1),
+        scored_items=9,
+        bands=_PHQ9_BANDS,
+        loinc_panel="89206-7",
+        loinc_total="89204-2",
+        safety_items=(PHQ9_SAFETY_ITEM, 12, 13),
+        follow_up_at=SEVERE_FOLLOW_UP_TOTAL,
+        min_age=11,
+        max_age=17,
+    ),
+    Instrument.PHQ2: InstrumentSpec(
+        instrument=Instrument.PHQ2,
+        title="PHQ-2",
+        item_max=(3, 3),
+        scored_items=2,
+        bands=_PHQ2_BANDS,
+        loinc_panel="55757-9",
+        loinc_total="55758-7",
+        positive_at=3,
+        follow_up_at=3,
+    ),
+    Instrument.GAD7: InstrumentSpec(
+        instrument=Instrument.GAD7,
+        title="GAD-7",
+        item_max=(3,) * 7,
+        scored_items=7,
+        bands=_GAD7_BANDS,
+        loinc_panel="69737-5",
+        loinc_total="70274-6",
+    ),
+    Instrument.ASQ: InstrumentSpec(
+        instrument=Instrument.ASQ,
+        title="ASQ (Ask Suicide-Screening Questions)",
+        # Questions 1-4 screen; question 5 (thoughts right now) is asked after a yes.
+        item_max=(1, 1, 1, 1, 1),
+        scored_items=0,
+        bands=(),
+        loinc_panel=None,
+        loinc_total=None,
+        safety_items=(1, 2, 3, 4, 5),
+        min_age=10,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """The scored questionnaire. Stored in the screening event so readers need not rescore."""
+
+    instrument: Instrument
+    rules_version: str
+    answers: tuple[int | None, ...]
+    complete: bool
+    total: int | None
+    severity: Severity | None
+    positive: bool | None
+    safety_alert: bool
+    needs_follow_up: bool
+    loinc_panel: str | None
+    loinc_total: str | None
+    # 1-based items that raised the safety alert (empty when there is none).
+    safety_items: tuple[int, ...] = ()
+
+    def to_payload(self) -> dict[str, Any]:
+        """The result as event payload values (str, int, bool, None and lists)."""
+        return {
+            "instrument": self.instrument.value,
+            "rules_version": self.rules_version,
+            "answers": list(self.answers),
+            "complete": self.complete,
+            "total": self.total,
+            "severity": self.severity.value if self.severity is not None else None,
+            "positive": self.positive,
+            "safety_alert": self.safety_alert,
+            "needs_follow_up": self.needs_follow_up,
+            "loinc_panel": self.loinc_panel,
+            "loinc_total": self.loinc_total,
+            "safety_items": list(self.safety_items),
+        }
+
+
+def spec_for(instrument: Instrument | str) -> InstrumentSpec:
+    """The spec of an instrument given as member or code."""
+    try:
+        return SPECS[Instrument(instrument)]
+    except ValueError:
+        raise UnknownInstrumentError("unknown instrument code", field="instrument") from None
+
+
+def validate_answers(spec: InstrumentSpec, answers: Sequence[int | None]) -> tuple[int | None, ...]:
+    """Check count, type and range of every answer; return them as a tuple."""
+    if isinstance(answers, str | bytes) or not isinstance(answers, Sequence):
+        raise WrongAnswerCountError(f"{spec.title} answers must be a list", field="answers")
+    if len(answers) != spec.item_count:
+        raise WrongAnswerCountError(
+            f"{spec.title} needs {spec.item_count} answers, got {len(answers)}",
+            field="answers",
+        )
+    for number, (answer, high) in enumerate(zip(answers, spec.item_max, strict=True), start=1):
+        if answer is None:
+            continue
+        # bool is an int subclass; a True answer is a client bug, not a 1.
+        if isinstance(answer, bool) or not isinstance(answer, int):
+            raise AnswerNotIntegerError(
+                f"{spec.title} item {number} must be an integer or null", field="answers"
+            )
+        if not 0 <= answer <= high:
+            raise AnswerOutOfRangeError(
+                f"{spec.title} item {number} must be between 0 and {high}", field="answers"
+            )
+    return tuple(answers)
+
+
+def _band(spec: InstrumentSpec, total: int) -> Severity:
+    for band in spec.bands:
+        if band.low <= total <= band.high:
+            return band.severity
+    raise AssertionError("bands cover every total")  # pragma: no cover
+
+
+def score(instrument: Instrument | str, answers: Sequence[int | None]) -> ScoreResult:
+    """Score one questionnaire under the current rules (pure)."""
+    spec = spec_for(instrument)
+    checked = validate_answers(spec, answers)
+    if spec.instrument is Instrument.ASQ:
+        return _score_asq(spec, checked)
+
+    safety = tuple(n for n in spec.safety_items if (checked[n - 1] or 0) > 0)
+    scored = checked[: spec.scored_items]
+    complete = all(a is not None for a in scored)
+    total: int | None = None
+    severity: Severity | None = None
+    positive: bool | None = None
+    needs_follow_up = False
+    if complete:
+        total = sum(a for a in scored if a is not None)
+        severity = _band(spec, total)
+        if spec.positive_at is not None:
+            positive = total >= spec.positive_at
+        if spec.follow_up_at is not None:
+            needs_follow_up = total >= spec.follow_up_at
+    return ScoreResult(
+        instrument=spec.instrument,
+        rules_version=RULES_VERSION,
+        answers=checked,
+        complete=complete,
+        total=total,
+        severity=severity,
+        positive=positive,
+        safety_alert=bool(safety),
+        needs_follow_up=needs_follow_up,
+        loinc_panel=spec.loinc_panel,
+        loinc_total=spec.loinc_total,
+        safety_items=safety,
+    )
+
+
+def _score_asq(spec: InstrumentSpec, answers: tuple[int | None, ...]) -> ScoreResult:
+    """ASQ: any yes to 1-4 is positive; question 5 decides acute versus non-acute.
+
+    Complete when 1-4 are all answered and, after a yes, question 5 too. A yes is a
+    safety alert even on an incomplete form.
+    """
+    screen = answers[:4]
+    acuity = answers[4]
+    yes = tuple(n for n, a in enumerate(answers, start=1) if a == 1)
+    any_screen_yes = any(a == 1 for a in screen)
+    screen_answered = all(a is not None for a in screen)
+    severity: Severity | None
+    positive: bool | None
+    if any_screen_yes:
+        positive = True
+        complete = screen_answered and acuity is not None
+        if acuity is None:
+            severity = None
+        else:
+            severity = Severity.ACUTE_POSITIVE if acuity == 1 else Severity.NON_ACUTE_POSITIVE
+    elif screen_answered:
+        positive, complete, severity = False, True, Severity.NEGATIVE
+    else:
+        positive, complete, severity = None, False, None
+    return ScoreResult(
+        instrument=spec.instrument,
+        rules_version=RULES_VERSION,
+        answers=answers,
+        complete=complete,
+        total=None,
+        severity=severity,
+        positive=positive,
+        safety_alert=bool(yes),
+        # A positive ASQ is a safety alert; its follow-up is the risk assessment task.
+        needs_follow_up=False,
+        loinc_panel=spec.loinc_panel,
+        loinc_total=spec.loinc_total,
+        safety_items=yes,
+    )

@@ -1,0 +1,1641 @@
+"""The Patient aggregate: identity, enrollment episodes, care team, consent, measurement,
+contacts and minutes, flags, tasks, case reviews, relapse prevention and discharge.
+
+Commands (public methods) validate and then call a private ``@event`` method; those
+bodies only change state, because they run again on every replay. Times: every command
+takes ``occurred_at`` (clinical effective time) and ``now`` (the caller's clock), both
+timezone-aware; the event ``timestamp`` is ``now`` (when it was recorded).
+
+Episode status machine (cocm-rules.md, 'Episode status')::
+
+    (none) | discharged | deactivated --refer--> referred
+    (none) | discharged | deactivated | referred --enroll--> enrolled
+    enrolled --start_treatment--> active_treatment
+    active_treatment --write_relapse_prevention_plan--> relapse_prevention
+    relapse_prevention --resume_treatment--> active_treatment
+    referred | enrolled | active_treatment | relapse_prevention --deactivate--> deactivated
+    enrolled | active_treatment | relapse_prevention --discharge--> discharged
+
+A referral or enrollment after a discharge or deactivation starts a new episode with the
+next episode number.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar, Final, Self
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.common import (
+    MAX_SHORT_TEXT_LENGTH,
+    ActivityType,
+    CareTeamRole,
+    ConsentKind,
+    ConsentMethod,
+    DeactivationReason,
+    DischargeReason,
+    EpisodeStatus,
+    FlagKind,
+    Modality,
+    Sex,
+    TaskKind,
+    TreatmentDecision,
+    check_occurred_at,
+    check_payload_mapping,
+    optional_text,
+    require_aware,
+    require_enum,
+    require_text,
+    require_uuid,
+    restore_aggregate,
+    snapshot_aggregate,
+)
+from domain.errors import (
+    AlreadyInpatientError,
+    CareTeamMemberNotAssignedError,
+    ConsentAlreadyRevokedError,
+    ConsentMethodRequiredError,
+    ConsentNotFoundError,
+    ContactAfterDischargeError,
+    ContactBeforeEnrollmentError,
+    DuplicateIdError,
+    EmptyCareTeamChangeError,
+    FlagAlreadyClearedError,
+    FlagAlreadyRaisedError,
+    FlagNotFoundError,
+    InstrumentNotForAgeError,
+    InvalidBirthDateError,
+    InvalidEpisodeTransitionError,
+    InvalidMinutesError,
+    InvalidPayloadValueError,
+    ModalityRequiredError,
+    NotInpatientError,
+    OutOfOrderError,
+    PartnerOrganisationRequiredError,
+    PatientNotEnrolledError,
+    TaskAlreadyCompletedError,
+    TaskNotFoundError,
+)
+from domain.instruments import (
+    RULES_VERSION,
+    Instrument,
+    ScoreResult,
+    Severity,
+    score,
+    spec_for,
+)
+
+# Longest single activity we accept, in minutes: a whole working day plus margin.
+# (Policy choice: larger entries are almost always typing errors.)
+MAX_CONTACT_MINUTES: Final = 600
+# Oldest plausible age at registration, in years.
+MAX_AGE_YEARS: Final = 130
+# Due dates of tasks raised by a screening (policy choices; the same-day risk
+# assessment is cocm-rules.md's).
+SEVERE_FOLLOW_UP_DAYS: Final = 7
+POSITIVE_SCREEN_FOLLOW_UP_DAYS: Final = 30
+# Rule ids recorded on flags and tasks raised by screenings.
+SAFETY_RULE_ID: Final = "instruments.safety_item"
+
+_OPEN_STATUSES: Final = frozenset(
+    {
+        EpisodeStatus.REFERRED,
+        EpisodeStatus.ENROLLED,
+        EpisodeStatus.ACTIVE_TREATMENT,
+        EpisodeStatus.RELAPSE_PREVENTION,
+    }
+)
+# Statuses in which the patient is on the caseload (care manager works with them).
+_ENROLLED_STATUSES: Final = frozenset(
+    {EpisodeStatus.ENROLLED, EpisodeStatus.ACTIVE_TREATMENT, EpisodeStatus.RELAPSE_PREVENTION}
+)
+_ENDED_STATUSES: Final = frozenset({EpisodeStatus.DISCHARGED, EpisodeStatus.DEACTIVATED})
+# Activities with the patient need a modality; internal work (reviews) does not.
+_MODALITY_REQUIRED: Final = frozenset({ActivityType.CONTACT, ActivityType.OUTREACH})
+
+
+# --- state records ---------------------------------------------------------------------
+
+
+@dataclass
+class Episode:
+    """One collaborative care episode, from referral or enrollment to its end."""
+
+    number: int
+    status: EpisodeStatus
+    started_at: datetime
+    last_change_at: datetime
+    referred_at: datetime | None = None
+    enrolled_at: datetime | None = None
+    treatment_started_at: datetime | None = None
+    relapse_prevention_at: datetime | None = None
+    ended_at: datetime | None = None
+    discharge_reason: DischargeReason | None = None
+    deactivation_reason: DeactivationReason | None = None
+
+
+@dataclass
+class CareTeam:
+    """The user ids of the three CoCM roles (None while unassigned)."""
+
+    care_manager_id: UUID | None = None
+    pcp_id: UUID | None = None
+    psychiatric_consultant_id: UUID | None = None
+
+
+@dataclass
+class Consent:
+    """One consent, granted and possibly revoked."""
+
+    consent_id: UUID
+    kind: ConsentKind
+    method: ConsentMethod | None
+    cost_sharing_explained: bool
+    partner_organisation_id: UUID | None
+    granted_at: datetime
+    expires_on: date | None = None
+    revoked_at: datetime | None = None
+
+    def is_active(self, at: datetime | None = None) -> bool:
+        """Granted, not revoked (before ``at``) and not expired (on ``at``)."""
+        if at is None:
+            return self.revoked_at is None
+        if at < self.granted_at:
+            return False
+        if self.revoked_at is not None and self.revoked_at <= at:
+            return False
+        return not (self.expires_on is not None and at.date() > self.expires_on)
+
+
+@dataclass
+class Screening:
+    """A recorded questionnaire with every answer and its score."""
+
+    screening_id: UUID
+    instrument: Instrument
+    occurred_at: datetime
+    episode_number: int | None
+    answers: list[int | None]
+    complete: bool
+    total: int | None
+    severity: Severity | None
+    positive: bool | None
+    safety_alert: bool
+    needs_follow_up: bool
+    rules_version: str
+    loinc_panel: str | None
+    loinc_total: str | None
+    safety_items: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Contact:
+    """One care manager activity with its minutes."""
+
+    contact_id: UUID
+    activity: ActivityType
+    modality: Modality | None
+    minutes: int
+    occurred_at: datetime
+    episode_number: int
+    performed_by: UUID | None = None
+
+
+@dataclass
+class Flag:
+    """A registry flag with the rule that raised it."""
+
+    flag_id: UUID
+    kind: FlagKind
+    rule_id: str
+    rule_version: str
+    inputs: dict[str, Any]
+    raised_at: datetime
+    cleared_at: datetime | None = None
+    clear_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Raised and not cleared."""
+        return self.cleared_at is None
+
+
+@dataclass
+class Task:
+    """A work item for the care team."""
+
+    task_id: UUID
+    kind: TaskKind
+    due_on: date
+    created_at: datetime
+    source_id: UUID | None = None
+    assignee_id: UUID | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        """Not completed yet."""
+        return self.completed_at is None
+
+
+@dataclass
+class CaseReview:
+    """A systematic caseload review of this patient by the psychiatric consultant."""
+
+    review_id: UUID
+    consultant_id: UUID
+    occurred_at: datetime
+    episode_number: int
+    decision: TreatmentDecision | None = None
+    consultation_note_id: UUID | None = None
+
+
+@dataclass
+class RelapsePreventionPlan:
+    """The plan written when the patient reaches remission."""
+
+    plan_id: UUID
+    written_at: datetime
+    episode_number: int
+    warning_signs: list[str]
+    strategies: list[str]
+
+
+@dataclass
+class InpatientStay:
+    """A hospital stay; care manager time during it does not count for billing."""
+
+    admitted_at: datetime
+    discharged_at: datetime | None = None
+
+
+def _ts(now: datetime) -> datetime:
+    """The event timestamp: the caller's clock, checked aware (no clock read here)."""
+    require_aware(now, "now")
+    return now
+
+
+class Patient(Aggregate):
+    """A person in collaborative care, with every episode of their care."""
+
+    STREAM_TYPE: ClassVar[str] = "patient"
+    # Explicit topics make the stored names stable strings instead of Python paths.
+    TOPIC: ClassVar[str] = STREAM_TYPE
+
+    class Event(Aggregate.Event):
+        """Base of the patient's events."""
+
+        # The library derives an unused ``Patient.Created`` class from this base; with
+        # explicit topics every event class needs one, and this is the one it inherits.
+        TOPIC: ClassVar[str] = "patient.created"
+
+    class Registered(Aggregate.Created):
+        """A patient was registered with minimal identity."""
+
+        EVENT_NAME: ClassVar[str] = "patient.registered"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        given_name: str
+        family_name: str
+        birth_date: date
+        sex: str | None
+        mrn: str
+        organisation_id: UUID
+        occurred_at: datetime
+
+    class Referred(Aggregate.Event):
+        """A new episode started with a referral to collaborative care."""
+
+        EVENT_NAME: ClassVar[str] = "patient.referred"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        episode_number: int
+        occurred_at: datetime
+
+    class Enrolled(Aggregate.Event):
+        """The patient was enrolled (starting a new episode when none was open)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.enrolled"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        episode_number: int
+        new_episode: bool
+        occurred_at: datetime
+
+    class TreatmentStarted(Aggregate.Event):
+        """Active treatment began."""
+
+        EVENT_NAME: ClassVar[str] = "patient.treatment_started"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        episode_number: int
+        occurred_at: datetime
+
+    class RelapsePreventionStarted(Aggregate.Event):
+        """The patient moved from active treatment to relapse prevention."""
+
+        EVENT_NAME: ClassVar[str] = "patient.relapse_prevention_started"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        episode_number: int
+        occurred_at: datetime
+
+    class TreatmentResumed(Aggregate.Event):
+        """Active treatment resumed after relapse prevention (a relapse)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.treatment_resumed"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        episode_number: int
+        occurred_at: datetime
+
+    class Discharged(Aggregate.Event):
+        """The episode ended with a clinical discharge."""
+
+        EVENT_NAME: ClassVar[str] = "patient.discharged"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        episode_number: int
+        reason: str
+        occurred_at: datetime
+
+    class Deactivated(Aggregate.Event):
+        """The episode ended without a clinical discharge."""
+
+        EVENT_NAME: ClassVar[str] = "patient.deactivated"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        episode_number: int
+        reason: str
+        occurred_at: datetime
+
+    class CareTeamAssigned(Aggregate.Event):
+        """Care team members were assigned; the event holds the whole resulting team."""
+
+        EVENT_NAME: ClassVar[str] = "patient.care_team_assigned"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        care_manager_id: UUID | None
+        pcp_id: UUID | None
+        psychiatric_consultant_id: UUID | None
+        changed_roles: list[str]
+        occurred_at: datetime
+
+    class CareTeamMemberUnassigned(Aggregate.Event):
+        """A care team role was left without a member."""
+
+        EVENT_NAME: ClassVar[str] = "patient.care_team_member_unassigned"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        role: str
+        user_id: UUID
+        occurred_at: datetime
+
+    class ConsentGranted(Aggregate.Event):
+        """The patient granted a consent."""
+
+        EVENT_NAME: ClassVar[str] = "patient.consent_granted"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        consent_id: UUID
+        kind: str
+        method: str | None
+        cost_sharing_explained: bool
+        partner_organisation_id: UUID | None
+        expires_on: date | None
+        occurred_at: datetime
+
+    class ConsentRevoked(Aggregate.Event):
+        """The patient revoked a consent."""
+
+        EVENT_NAME: ClassVar[str] = "patient.consent_revoked"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        consent_id: UUID
+        kind: str
+        occurred_at: datetime
+
+    class ScreeningRecorded(Aggregate.Event):
+        """A questionnaire was recorded with every item answer and its computed score."""
+
+        EVENT_NAME: ClassVar[str] = "patient.screening_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        screening_id: UUID
+        instrument: str
+        answers: list[int | None]
+        occurred_at: datetime
+        episode_number: int | None
+        complete: bool
+        total: int | None
+        severity: str | None
+        positive: bool | None
+        safety_alert: bool
+        needs_follow_up: bool
+        rules_version: str
+        loinc_panel: str | None
+        loinc_total: str | None
+        safety_items: list[int]
+
+    class ContactLogged(Aggregate.Event):
+        """A care manager activity was logged with its minutes.
+
+        Version 2 added ``performed_by`` (the care manager who did the work); version 1
+        events did not say, and upcast to None.
+        """
+
+        EVENT_NAME: ClassVar[str] = "patient.contact_logged"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        class_version: ClassVar[int] = 2
+        contact_id: UUID
+        activity: str
+        modality: str | None
+        minutes: int
+        occurred_at: datetime
+        episode_number: int
+        performed_by: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """v1 -> v2: add ``performed_by`` (unknown for old entries)."""
+            state["performed_by"] = None
+
+    class FlagRaised(Aggregate.Event):
+        """A registry flag was raised by a rule or a team member."""
+
+        EVENT_NAME: ClassVar[str] = "patient.flag_raised"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        flag_id: UUID
+        kind: str
+        rule_id: str
+        rule_version: str
+        inputs: dict[str, Any]
+        occurred_at: datetime
+
+    class FlagCleared(Aggregate.Event):
+        """A registry flag was cleared."""
+
+        EVENT_NAME: ClassVar[str] = "patient.flag_cleared"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        flag_id: UUID
+        kind: str
+        reason: str | None
+        occurred_at: datetime
+
+    class TaskCreated(Aggregate.Event):
+        """A task was created for the care team."""
+
+        EVENT_NAME: ClassVar[str] = "patient.task_created"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        task_id: UUID
+        kind: str
+        due_on: date
+        source_id: UUID | None
+        assignee_id: UUID | None
+        occurred_at: datetime
+
+    class TaskCompleted(Aggregate.Event):
+        """A task was completed."""
+
+        EVENT_NAME: ClassVar[str] = "patient.task_completed"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        task_id: UUID
+        kind: str
+        occurred_at: datetime
+
+    class PsychiatricCaseReviewRecorded(Aggregate.Event):
+        """The psychiatric consultant reviewed the patient in the caseload review."""
+
+        EVENT_NAME: ClassVar[str] = "patient.psychiatric_case_review_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        review_id: UUID
+        consultant_id: UUID
+        episode_number: int
+        decision: str | None
+        consultation_note_id: UUID | None
+        occurred_at: datetime
+
+    class RelapsePreventionPlanWritten(Aggregate.Event):
+        """A relapse prevention plan was written (or rewritten) for the episode."""
+
+        EVENT_NAME: ClassVar[str] = "patient.relapse_prevention_plan_written"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        plan_id: UUID
+        episode_number: int
+        warning_signs: list[str]
+        strategies: list[str]
+        occurred_at: datetime
+
+    class InpatientAdmitted(Aggregate.Event):
+        """The patient was admitted to hospital (minutes during the stay do not count)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.inpatient_admitted"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        occurred_at: datetime
+
+    class InpatientDischarged(Aggregate.Event):
+        """The patient left hospital."""
+
+        EVENT_NAME: ClassVar[str] = "patient.inpatient_discharged"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        occurred_at: datetime
+
+    # --- creation ---------------------------------------------------------------------
+
+    def __init__(
+        self,
+        given_name: str,
+        family_name: str,
+        birth_date: date,
+        sex: str | None,
+        mrn: str,
+        organisation_id: UUID,
+        occurred_at: datetime,
+    ) -> None:
+        """Initial state from :class:`Registered` (runs on replay too: no checks here)."""
+        self.given_name: str = given_name
+        self.family_name: str = family_name
+        self.birth_date: date = birth_date
+        self.sex: Sex | None = Sex(sex) if sex is not None else None
+        self.mrn: str = mrn
+        self.organisation_id: UUID = organisation_id
+        self.registered_at: datetime = occurred_at
+        self.episodes: list[Episode] = []
+        self.care_team: CareTeam = CareTeam()
+        self.consents: dict[UUID, Consent] = {}
+        self.screenings: list[Screening] = []
+        self.contacts: list[Contact] = []
+        self.flags: dict[UUID, Flag] = {}
+        self.tasks: dict[UUID, Task] = {}
+        self.case_reviews: list[CaseReview] = []
+        self.relapse_prevention_plans: list[RelapsePreventionPlan] = []
+        self.inpatient_stays: list[InpatientStay] = []
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        given_name: str,
+        family_name: str,
+        birth_date: date,
+        mrn: str,
+        organisation_id: UUID,
+        occurred_at: datetime,
+        now: datetime,
+        sex: Sex | str | None = None,
+        id: UUID | None = None,  # the library's name for the aggregate id
+    ) -> Self:
+        """Register a patient with minimal identity; ``id`` lets the caller choose the id."""
+        check_occurred_at(occurred_at, now)
+        given = require_text(given_name, "given_name", max_length=MAX_SHORT_TEXT_LENGTH)
+        family = require_text(family_name, "family_name", max_length=MAX_SHORT_TEXT_LENGTH)
+        record_number = require_text(mrn, "mrn", max_length=MAX_SHORT_TEXT_LENGTH)
+        require_uuid(organisation_id, "organisation_id")
+        if id is not None:
+            require_uuid(id, "id")
+        if isinstance(birth_date, datetime) or not isinstance(birth_date, date):
+            raise InvalidBirthDateError("birth_date must be a date")
+        if birth_date > occurred_at.date():
+            raise InvalidBirthDateError("birth_date lies after the registration")
+        if _age_on(birth_date, occurred_at.date()) > MAX_AGE_YEARS:
+            raise InvalidBirthDateError(f"birth_date implies an age over {MAX_AGE_YEARS}")
+        sex_value = require_enum(Sex, sex, "sex").value if sex is not None else None
+        return cls._create(
+            cls.Registered,
+            id=id,
+            timestamp=_ts(now),
+            given_name=given,
+            family_name=family,
+            birth_date=birth_date,
+            sex=sex_value,
+            mrn=record_number,
+            organisation_id=organisation_id,
+            occurred_at=occurred_at,
+        )
+
+    # --- queries ----------------------------------------------------------------------
+
+    @property
+    def patient_id(self) -> UUID:
+        """The patient's id (the aggregate id), for symmetry with the other aggregates."""
+        return self.id
+
+    @property
+    def current_episode(self) -> Episode | None:
+        """The latest episode, open or ended; None before the first referral."""
+        return self.episodes[-1] if self.episodes else None
+
+    @property
+    def status(self) -> EpisodeStatus | None:
+        """Status of the latest episode; None before the first referral or enrollment."""
+        episode = self.current_episode
+        return episode.status if episode else None
+
+    @property
+    def episode_number(self) -> int:
+        """Number of the latest episode (1-based); 0 before the first."""
+        return len(self.episodes)
+
+    @property
+    def is_enrolled(self) -> bool:
+        """On the caseload: enrolled, in active treatment or in relapse prevention."""
+        return self.status in _ENROLLED_STATUSES
+
+    @property
+    def is_inpatient(self) -> bool:
+        """In hospital now (an admission without a discharge)."""
+        return bool(self.inpatient_stays) and self.inpatient_stays[-1].discharged_at is None
+
+    def age_on(self, day: date) -> int:
+        """Age in whole years on ``day``."""
+        return _age_on(self.birth_date, day)
+
+    def has_active_consent(
+        self,
+        kind: ConsentKind,
+        *,
+        partner_organisation_id: UUID | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Whether a consent of ``kind`` (for the partner, if given) is in force."""
+        return any(
+            c.kind == kind
+            and (
+                partner_organisation_id is None
+                or c.partner_organisation_id == partner_organisation_id
+            )
+            and c.is_active(at)
+            for c in self.consents.values()
+        )
+
+    def active_flag(self, kind: FlagKind) -> Flag | None:
+        """The raised, uncleared flag of ``kind``, if any."""
+        for flag in self.flags.values():
+            if flag.kind == kind and flag.active:
+                return flag
+        return None
+
+    @property
+    def active_flags(self) -> list[Flag]:
+        """Every raised, uncleared flag."""
+        return [f for f in self.flags.values() if f.active]
+
+    @property
+    def open_tasks(self) -> list[Task]:
+        """Every task not yet completed."""
+        return [t for t in self.tasks.values() if t.open]
+
+    # --- episode commands -------------------------------------------------------------
+
+    def refer(self, *, occurred_at: datetime, now: datetime) -> None:
+        """Start a new episode with a referral to collaborative care."""
+        check_occurred_at(occurred_at, now)
+        self._check_transition(EpisodeStatus.REFERRED, occurred_at)
+        self._referred(
+            episode_number=self.episode_number + 1, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def enroll(self, *, occurred_at: datetime, now: datetime) -> None:
+        """Enroll the patient: continues a referred episode, otherwise starts a new one."""
+        check_occurred_at(occurred_at, now)
+        self._check_transition(EpisodeStatus.ENROLLED, occurred_at)
+        new_episode = self.status is not EpisodeStatus.REFERRED
+        number = self.episode_number + 1 if new_episode else self.episode_number
+        self._enrolled(
+            episode_number=number,
+            new_episode=new_episode,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def start_treatment(self, *, occurred_at: datetime, now: datetime) -> None:
+        """Move an enrolled patient into active treatment."""
+        check_occurred_at(occurred_at, now)
+        self._check_transition(EpisodeStatus.ACTIVE_TREATMENT, occurred_at)
+        if self.status is EpisodeStatus.RELAPSE_PREVENTION:
+            # Relapse is its own event so outcome rules can see it.
+            self.resume_treatment(occurred_at=occurred_at, now=now)
+            return
+        self._treatment_started(
+            episode_number=self.episode_number, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def resume_treatment(self, *, occurred_at: datetime, now: datetime) -> None:
+        """Return from relapse prevention to active treatment (a relapse)."""
+        check_occurred_at(occurred_at, now)
+        if self.status is not EpisodeStatus.RELAPSE_PREVENTION:
+            raise InvalidEpisodeTransitionError(
+                f"cannot resume treatment from {self._status_name()}", aggregate_id=self.id
+            )
+        self._check_transition(EpisodeStatus.ACTIVE_TREATMENT, occurred_at)
+        self._treatment_resumed(
+            episode_number=self.episode_number, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def discharge(
+        self, *, reason: DischargeReason | str, occurred_at: datetime, now: datetime
+    ) -> None:
+        """End the episode with a clinical discharge."""
+        check_occurred_at(occurred_at, now)
+        why = require_enum(DischargeReason, reason, "reason")
+        self._check_transition(EpisodeStatus.DISCHARGED, occurred_at)
+        self._discharged(
+            episode_number=self.episode_number,
+            reason=why.value,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def deactivate(
+        self, *, reason: DeactivationReason | str, occurred_at: datetime, now: datetime
+    ) -> None:
+        """End the episode without a clinical discharge (declined, error, moved, ...)."""
+        check_occurred_at(occurred_at, now)
+        why = require_enum(DeactivationReason, reason, "reason")
+        self._check_transition(EpisodeStatus.DEACTIVATED, occurred_at)
+        self._deactivated(
+            episode_number=self.episode_number,
+            reason=why.value,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    # --- care team and consent --------------------------------------------------------
+
+    def assign_care_team(
+        self,
+        *,
+        occurred_at: datetime,
+        now: datetime,
+        care_manager_id: UUID | None = None,
+        pcp_id: UUID | None = None,
+        psychiatric_consultant_id: UUID | None = None,
+    ) -> None:
+        """Assign one or more care team members; None leaves a role as it is."""
+        check_occurred_at(occurred_at, now)
+        given = {
+            CareTeamRole.CARE_MANAGER: care_manager_id,
+            CareTeamRole.PCP: pcp_id,
+            CareTeamRole.PSYCHIATRIC_CONSULTANT: psychiatric_consultant_id,
+        }
+        for role, user_id in given.items():
+            if user_id is not None:
+                require_uuid(user_id, f"{role.value}_id")
+        current = self.care_team
+        changed = [
+            role.value
+            for role, user_id in given.items()
+            if user_id is not None and user_id != _member(current, role)
+        ]
+        if not changed:
+            raise EmptyCareTeamChangeError(
+                "the assignment changes no care team member", aggregate_id=self.id
+            )
+        self._care_team_assigned(
+            care_manager_id=care_manager_id or current.care_manager_id,
+            pcp_id=pcp_id or current.pcp_id,
+            psychiatric_consultant_id=psychiatric_consultant_id
+            or current.psychiatric_consultant_id,
+            changed_roles=changed,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def unassign_care_team_member(
+        self, *, role: CareTeamRole | str, occurred_at: datetime, now: datetime
+    ) -> None:
+        """Leave a care team role without a member."""
+        check_occurred_at(occurred_at, now)
+        which = require_enum(CareTeamRole, role, "role")
+        user_id = _member(self.care_team, which)
+        if user_id is None:
+            raise CareTeamMemberNotAssignedError(
+                f"no {which.value} is assigned", aggregate_id=self.id
+            )
+        self._care_team_member_unassigned(
+            role=which.value, user_id=user_id, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def grant_consent(
+        self,
+        *,
+        kind: ConsentKind | str,
+        occurred_at: datetime,
+        now: datetime,
+        method: ConsentMethod | str | None = None,
+        cost_sharing_explained: bool = False,
+        partner_organisation_id: UUID | None = None,
+        expires_on: date | None = None,
+        consent_id: UUID | None = None,
+    ) -> UUID:
+        """Record a consent; returns its id.
+
+        Collaborative care consent must say how it was given (verbal or written) and
+        whether cost sharing was explained: billing reads both (cocm-rules.md).
+        Data-sharing consent names its partner organisation.
+        """
+        check_occurred_at(occurred_at, now)
+        what = require_enum(ConsentKind, kind, "kind")
+        how = require_enum(ConsentMethod, method, "method") if method is not None else None
+        if what is ConsentKind.COCM_TREATMENT and how is None:
+            raise ConsentMethodRequiredError(
+                "cocm_treatment consent needs a method", aggregate_id=self.id
+            )
+        if what is ConsentKind.DATA_SHARING and partner_organisation_id is None:
+            raise PartnerOrganisationRequiredError(
+                "data_sharing consent needs a partner organisation", aggregate_id=self.id
+            )
+        if partner_organisation_id is not None:
+            require_uuid(partner_organisation_id, "partner_organisation_id")
+        if not isinstance(cost_sharing_explained, bool):
+            raise InvalidPayloadValueError("cost_sharing_explained must be a boolean")
+        if expires_on is not None and (
+            isinstance(expires_on, datetime) or not isinstance(expires_on, date)
+        ):
+            raise InvalidPayloadValueError("expires_on must be a date")
+        new_id = self._new_id(consent_id, self.consents, "consent_id")
+        self._consent_granted(
+            consent_id=new_id,
+            kind=what.value,
+            method=how.value if how is not None else None,
+            cost_sharing_explained=cost_sharing_explained,
+            partner_organisation_id=partner_organisation_id,
+            expires_on=expires_on,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return new_id
+
+    def revoke_consent(self, *, consent_id: UUID, occurred_at: datetime, now: datetime) -> None:
+        """Record that the patient revoked a consent."""
+        check_occurred_at(occurred_at, now)
+        consent = self.consents.get(consent_id)
+        if consent is None:
+            raise ConsentNotFoundError(f"no consent {consent_id}", aggregate_id=self.id)
+        if consent.revoked_at is not None:
+            raise ConsentAlreadyRevokedError(
+                f"consent {consent_id} was revoked already", aggregate_id=self.id
+            )
+        if occurred_at < consent.granted_at:
+            raise OutOfOrderError("a consent cannot be revoked before it was granted")
+        self._consent_revoked(
+            consent_id=consent_id,
+            kind=consent.kind.value,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    # --- measurement ------------------------------------------------------------------
+
+    def record_screening(
+        self,
+        *,
+        instrument: Instrument | str,
+        answers: Sequence[int | None],
+        occurred_at: datetime,
+        now: datetime,
+        screening_id: UUID | None = None,
+    ) -> ScoreResult:
+        """Record a questionnaire with every answer (None for a missing one) and score it.
+
+        In the same command: a safety alert (PHQ-9 item 9 above 0, whatever the total)
+        raises a safety flag (unless one is active) and a same-day suicide risk
+        assessment task; a PHQ-9 total of 20 or more raises a follow-up task; a positive
+        PHQ-2 raises a task to complete a full PHQ-9 (NCQA DSF-E, 30 days).
+        """
+        check_occurred_at(occurred_at, now)
+        spec = spec_for(instrument)
+        result = score(spec.instrument, answers)
+        age = self.age_on(occurred_at.date())
+        if not spec.allows_age(age):
+            raise InstrumentNotForAgeError(
+                f"{spec.title} is not validated for the patient's age", aggregate_id=self.id
+            )
+        new_id = self._new_id(
+            screening_id, {s.screening_id for s in self.screenings}, "screening_id"
+        )
+        episode = self.current_episode
+        episode_number = episode.number if episode and episode.status in _OPEN_STATUSES else None
+        self._screening_recorded(
+            screening_id=new_id,
+            occurred_at=occurred_at,
+            episode_number=episode_number,
+            timestamp=_ts(now),
+            **result.to_payload(),
+        )
+        if result.safety_alert:
+            if self.active_flag(FlagKind.SAFETY_RISK) is None:
+                self._flag_raised(
+                    flag_id=uuid4(),
+                    kind=FlagKind.SAFETY_RISK.value,
+                    rule_id=SAFETY_RULE_ID,
+                    rule_version=RULES_VERSION,
+                    inputs={
+                        "screening_id": str(new_id),
+                        "instrument": spec.instrument.value,
+                        "safety_items": list(result.safety_items),
+                    },
+                    occurred_at=occurred_at,
+                    timestamp=_ts(now),
+                )
+            # Same day as it becomes known: the caller's ``now`` date, never earlier.
+            self._add_task(TaskKind.SUICIDE_RISK_ASSESSMENT, now.date(), new_id, occurred_at, now)
+        if result.needs_follow_up:
+            if spec.instrument is Instrument.PHQ2:
+                kind, days = TaskKind.POSITIVE_SCREEN_FOLLOW_UP, POSITIVE_SCREEN_FOLLOW_UP_DAYS
+            else:
+                kind, days = TaskKind.SEVERE_SCORE_FOLLOW_UP, SEVERE_FOLLOW_UP_DAYS
+            self._add_task(kind, now.date() + timedelta(days=days), new_id, occurred_at, now)
+        return result
+
+    # --- contacts and minutes ---------------------------------------------------------
+
+    def log_contact(
+        self,
+        *,
+        activity: ActivityType | str,
+        minutes: int,
+        occurred_at: datetime,
+        now: datetime,
+        modality: Modality | str | None = None,
+        performed_by: UUID | None = None,
+        contact_id: UUID | None = None,
+    ) -> UUID:
+        """Log a care manager activity and its minutes; returns the contact id.
+
+        Only while the patient is on the caseload and not before the enrollment of the
+        current episode; never for a discharged or deactivated episode.
+        """
+        check_occurred_at(occurred_at, now)
+        kind = require_enum(ActivityType, activity, "activity")
+        how = require_enum(Modality, modality, "modality") if modality is not None else None
+        if kind in _MODALITY_REQUIRED and how is None:
+            raise ModalityRequiredError(f"a {kind.value} needs a modality", aggregate_id=self.id)
+        if isinstance(minutes, bool) or not isinstance(minutes, int):
+            raise InvalidMinutesError(
+                "minutes must be a whole number", aggregate_id=self.id, field="minutes"
+            )
+        if not 0 < minutes <= MAX_CONTACT_MINUTES:
+            raise InvalidMinutesError(
+                f"minutes must be between 1 and {MAX_CONTACT_MINUTES}",
+                aggregate_id=self.id,
+                field="minutes",
+            )
+        if performed_by is not None:
+            require_uuid(performed_by, "performed_by")
+        episode = self.current_episode
+        if episode is None or episode.status is EpisodeStatus.REFERRED:
+            raise ContactBeforeEnrollmentError(
+                "the patient is not enrolled yet", aggregate_id=self.id
+            )
+        if episode.status in _ENDED_STATUSES:
+            raise ContactAfterDischargeError(
+                f"episode {episode.number} is {episode.status.value}", aggregate_id=self.id
+            )
+        if episode.enrolled_at is not None and occurred_at < episode.enrolled_at:
+            raise ContactBeforeEnrollmentError(
+                f"the contact precedes the enrollment of episode {episode.number}",
+                aggregate_id=self.id,
+            )
+        new_id = self._new_id(contact_id, {c.contact_id for c in self.contacts}, "contact_id")
+        self._contact_logged(
+            contact_id=new_id,
+            activity=kind.value,
+            modality=how.value if how is not None else None,
+            minutes=minutes,
+            occurred_at=occurred_at,
+            episode_number=episode.number,
+            performed_by=performed_by,
+            timestamp=_ts(now),
+        )
+        return new_id
+
+    def admit_inpatient(self, *, occurred_at: datetime, now: datetime) -> None:
+        """Record a hospital admission (care manager minutes then do not count)."""
+        check_occurred_at(occurred_at, now)
+        if self.is_inpatient:
+            raise AlreadyInpatientError("an admission is still open", aggregate_id=self.id)
+        if self.inpatient_stays:
+            last = self.inpatient_stays[-1].discharged_at
+            if last is not None and occurred_at < last:
+                raise OutOfOrderError("the admission precedes the previous discharge")
+        self._inpatient_admitted(occurred_at=occurred_at, timestamp=_ts(now))
+
+    def discharge_inpatient(self, *, occurred_at: datetime, now: datetime) -> None:
+        """Record the end of a hospital stay."""
+        check_occurred_at(occurred_at, now)
+        if not self.is_inpatient:
+            raise NotInpatientError("no admission is open", aggregate_id=self.id)
+        if occurred_at < self.inpatient_stays[-1].admitted_at:
+            raise OutOfOrderError("the discharge precedes the admission")
+        self._inpatient_discharged(occurred_at=occurred_at, timestamp=_ts(now))
+
+    # --- flags and tasks --------------------------------------------------------------
+
+    def raise_flag(
+        self,
+        *,
+        kind: FlagKind | str,
+        rule_id: str,
+        rule_version: str,
+        inputs: Mapping[str, Any],
+        occurred_at: datetime,
+        now: datetime,
+        flag_id: UUID | None = None,
+    ) -> UUID:
+        """Raise a registry flag, recording the rule, its version and its inputs.
+
+        At most one active flag per kind: the registry shows a flag, not a count.
+        """
+        check_occurred_at(occurred_at, now)
+        what = require_enum(FlagKind, kind, "kind")
+        rule = require_text(rule_id, "rule_id", max_length=MAX_SHORT_TEXT_LENGTH)
+        version = require_text(rule_version, "rule_version", max_length=MAX_SHORT_TEXT_LENGTH)
+        checked = check_payload_mapping(inputs, "inputs")
+        if self.active_flag(what) is not None:
+            raise FlagAlreadyRaisedError(f"a {what.value} flag is active", aggregate_id=self.id)
+        new_id = self._new_id(flag_id, self.flags, "flag_id")
+        self._flag_raised(
+            flag_id=new_id,
+            kind=what.value,
+            rule_id=rule,
+            rule_version=version,
+            inputs=checked,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return new_id
+
+    def clear_flag(
+        self,
+        *,
+        flag_id: UUID,
+        occurred_at: datetime,
+        now: datetime,
+        reason: str | None = None,
+    ) -> None:
+        """Clear a raised flag (a rule no longer holds, or a team member resolved it)."""
+        check_occurred_at(occurred_at, now)
+        flag = self.flags.get(flag_id)
+        if flag is None:
+            raise FlagNotFoundError(f"no flag {flag_id}", aggregate_id=self.id)
+        if not flag.active:
+            raise FlagAlreadyClearedError(
+                f"flag {flag_id} was cleared already", aggregate_id=self.id
+            )
+        if occurred_at < flag.raised_at:
+            raise OutOfOrderError("a flag cannot be cleared before it was raised")
+        self._flag_cleared(
+            flag_id=flag_id,
+            kind=flag.kind.value,
+            reason=optional_text(reason, "reason", max_length=MAX_SHORT_TEXT_LENGTH),
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def create_task(
+        self,
+        *,
+        kind: TaskKind | str,
+        due_on: date,
+        occurred_at: datetime,
+        now: datetime,
+        source_id: UUID | None = None,
+        assignee_id: UUID | None = None,
+        task_id: UUID | None = None,
+    ) -> UUID:
+        """Create a task for the care team; returns its id."""
+        check_occurred_at(occurred_at, now)
+        what = require_enum(TaskKind, kind, "kind")
+        if isinstance(due_on, datetime) or not isinstance(due_on, date):
+            raise InvalidPayloadValueError("due_on must be a date")
+        for name, value in (("source_id", source_id), ("assignee_id", assignee_id)):
+            if value is not None:
+                require_uuid(value, name)
+        new_id = self._new_id(task_id, self.tasks, "task_id")
+        self._task_created(
+            task_id=new_id,
+            kind=what.value,
+            due_on=due_on,
+            source_id=source_id,
+            assignee_id=assignee_id,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return new_id
+
+    def complete_task(self, *, task_id: UUID, occurred_at: datetime, now: datetime) -> None:
+        """Mark a task done."""
+        check_occurred_at(occurred_at, now)
+        task = self.tasks.get(task_id)
+        if task is None:
+            raise TaskNotFoundError(f"no task {task_id}", aggregate_id=self.id)
+        if not task.open:
+            raise TaskAlreadyCompletedError(
+                f"task {task_id} was completed already", aggregate_id=self.id
+            )
+        self._task_completed(
+            task_id=task_id, kind=task.kind.value, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    # --- review and relapse prevention ------------------------------------------------
+
+    def record_case_review(
+        self,
+        *,
+        consultant_id: UUID,
+        occurred_at: datetime,
+        now: datetime,
+        decision: TreatmentDecision | str | None = None,
+        consultation_note_id: UUID | None = None,
+        review_id: UUID | None = None,
+    ) -> UUID:
+        """Record a psychiatric case review of this patient; returns its id."""
+        check_occurred_at(occurred_at, now)
+        require_uuid(consultant_id, "consultant_id")
+        what = (
+            require_enum(TreatmentDecision, decision, "decision") if decision is not None else None
+        )
+        if consultation_note_id is not None:
+            require_uuid(consultation_note_id, "consultation_note_id")
+        episode = self._require_enrolled(occurred_at)
+        new_id = self._new_id(review_id, {r.review_id for r in self.case_reviews}, "review_id")
+        self._case_review_recorded(
+            review_id=new_id,
+            consultant_id=consultant_id,
+            episode_number=episode.number,
+            decision=what.value if what is not None else None,
+            consultation_note_id=consultation_note_id,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return new_id
+
+    def write_relapse_prevention_plan(
+        self,
+        *,
+        warning_signs: Sequence[str],
+        strategies: Sequence[str],
+        occurred_at: datetime,
+        now: datetime,
+        plan_id: UUID | None = None,
+    ) -> UUID:
+        """Write the relapse prevention plan; from active treatment this also moves the
+        episode to relapse prevention (GermanIMPACT: PHQ-9 below 5). Returns the plan id.
+        """
+        check_occurred_at(occurred_at, now)
+        signs = [require_text(s, "warning_signs[]") for s in _text_list(warning_signs)]
+        steps = [require_text(s, "strategies[]") for s in _text_list(strategies)]
+        if not signs or not steps:
+            raise InvalidPayloadValueError(
+                "a relapse prevention plan needs warning signs and strategies"
+            )
+        episode = self._require_enrolled(occurred_at)
+        new_id = self._new_id(
+            plan_id, {p.plan_id for p in self.relapse_prevention_plans}, "plan_id"
+        )
+        self._relapse_prevention_plan_written(
+            plan_id=new_id,
+            episode_number=episode.number,
+            warning_signs=signs,
+            strategies=steps,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        if episode.status is EpisodeStatus.ACTIVE_TREATMENT:
+            self._relapse_prevention_started(
+                episode_number=episode.number, occurred_at=occurred_at, timestamp=_ts(now)
+            )
+        return new_id
+
+    # --- snapshot ---------------------------------------------------------------------
+
+    _SNAPSHOT_FIELDS: ClassVar[Mapping[str, Any]] = {
+        "given_name": str,
+        "family_name": str,
+        "birth_date": date,
+        "sex": Sex | None,
+        "mrn": str,
+        "organisation_id": UUID,
+        "registered_at": datetime,
+        "episodes": list[Episode],
+        "care_team": CareTeam,
+        "consents": dict[UUID, Consent],
+        "screenings": list[Screening],
+        "contacts": list[Contact],
+        "flags": dict[UUID, Flag],
+        "tasks": dict[UUID, Task],
+        "case_reviews": list[CaseReview],
+        "relapse_prevention_plans": list[RelapsePreventionPlan],
+        "inpatient_stays": list[InpatientStay],
+    }
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """The whole state as JSON-native values."""
+        return snapshot_aggregate(self, self._SNAPSHOT_FIELDS)
+
+    @classmethod
+    def from_snapshot_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild the aggregate from :meth:`snapshot_state` output."""
+        return restore_aggregate(cls, state, cls._SNAPSHOT_FIELDS)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _status_name(self) -> str:
+        status = self.status
+        return status.value if status is not None else "no episode"
+
+    def _check_transition(self, target: EpisodeStatus, occurred_at: datetime) -> None:
+        """Raise unless the episode may move to ``target`` at ``occurred_at``."""
+        current = self.status
+        allowed = _TRANSITIONS.get(current, frozenset())
+        if target not in allowed:
+            raise InvalidEpisodeTransitionError(
+                f"cannot move from {self._status_name()} to {target.value}",
+                aggregate_id=self.id,
+            )
+        episode = self.current_episode
+        if episode is not None:
+            last = episode.ended_at or episode.last_change_at
+            if occurred_at < last:
+                raise OutOfOrderError(
+                    f"{target.value} precedes the previous step of episode {episode.number}",
+                    aggregate_id=self.id,
+                )
+        elif occurred_at < self.registered_at:
+            raise OutOfOrderError("the episode precedes the registration", aggregate_id=self.id)
+
+    def _require_enrolled(self, occurred_at: datetime) -> Episode:
+        episode = self.current_episode
+        if episode is None or episode.status not in _ENROLLED_STATUSES:
+            raise PatientNotEnrolledError(
+                f"the patient's episode is {self._status_name()}", aggregate_id=self.id
+            )
+        if episode.enrolled_at is not None and occurred_at < episode.enrolled_at:
+            raise OutOfOrderError(
+                f"the step precedes the enrollment of episode {episode.number}",
+                aggregate_id=self.id,
+            )
+        return episode
+
+    def _new_id(self, given: UUID | None, existing: Any, field_name: str) -> UUID:
+        """The given id (checked unique) or a fresh one."""
+        if given is None:
+            return uuid4()
+        require_uuid(given, field_name)
+        if given in existing:
+            raise DuplicateIdError(f"{field_name} {given} exists already", aggregate_id=self.id)
+        return given
+
+    def _add_task(
+        self,
+        kind: TaskKind,
+        due_on: date,
+        source_id: UUID,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> None:
+        self._task_created(
+            task_id=uuid4(),
+            kind=kind.value,
+            due_on=due_on,
+            source_id=source_id,
+            assignee_id=self.care_team.care_manager_id,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    # --- apply (state changes only: these run again on replay) ------------------------
+
+    @event(Referred)
+    def _referred(self, episode_number: int, occurred_at: datetime, timestamp: datetime) -> None:
+        self.episodes.append(
+            Episode(
+                number=episode_number,
+                status=EpisodeStatus.REFERRED,
+                started_at=occurred_at,
+                last_change_at=occurred_at,
+                referred_at=occurred_at,
+            )
+        )
+
+    @event(Enrolled)
+    def _enrolled(
+        self, episode_number: int, new_episode: bool, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        if new_episode:
+            self.episodes.append(
+                Episode(
+                    number=episode_number,
+                    status=EpisodeStatus.ENROLLED,
+                    started_at=occurred_at,
+                    last_change_at=occurred_at,
+                )
+            )
+        episode = self.episodes[-1]
+        episode.status = EpisodeStatus.ENROLLED
+        episode.enrolled_at = occurred_at
+        episode.last_change_at = occurred_at
+
+    @event(TreatmentStarted)
+    def _treatment_started(
+        self, episode_number: int, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        episode = self.episodes[-1]
+        episode.status = EpisodeStatus.ACTIVE_TREATMENT
+        episode.treatment_started_at = occurred_at
+        episode.last_change_at = occurred_at
+
+    @event(RelapsePreventionStarted)
+    def _relapse_prevention_started(
+        self, episode_number: int, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        episode = self.episodes[-1]
+        episode.status = EpisodeStatus.RELAPSE_PREVENTION
+        episode.relapse_prevention_at = occurred_at
+        episode.last_change_at = occurred_at
+
+    @event(TreatmentResumed)
+    def _treatment_resumed(
+        self, episode_number: int, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        episode = self.episodes[-1]
+        episode.status = EpisodeStatus.ACTIVE_TREATMENT
+        episode.last_change_at = occurred_at
+
+    @event(Discharged)
+    def _discharged(
+        self, episode_number: int, reason: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        episode = self.episodes[-1]
+        episode.status = EpisodeStatus.DISCHARGED
+        episode.discharge_reason = DischargeReason(reason)
+        episode.ended_at = occurred_at
+        episode.last_change_at = occurred_at
+
+    @event(Deactivated)
+    def _deactivated(
+        self, episode_number: int, reason: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        episode = self.episodes[-1]
+        episode.status = EpisodeStatus.DEACTIVATED
+        episode.deactivation_reason = DeactivationReason(reason)
+        episode.ended_at = occurred_at
+        episode.last_change_at = occurred_at
+
+    @event(CareTeamAssigned)
+    def _care_team_assigned(
+        self,
+        care_manager_id: UUID | None,
+        pcp_id: UUID | None,
+        psychiatric_consultant_id: UUID | None,
+        changed_roles: list[str],
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.care_team = CareTeam(
+            care_manager_id=care_manager_id,
+            pcp_id=pcp_id,
+            psychiatric_consultant_id=psychiatric_consultant_id,
+        )
+
+    @event(CareTeamMemberUnassigned)
+    def _care_team_member_unassigned(
+        self, role: str, user_id: UUID, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        which = CareTeamRole(role)
+        if which is CareTeamRole.CARE_MANAGER:
+            self.care_team.care_manager_id = None
+        elif which is CareTeamRole.PCP:
+            self.care_team.pcp_id = None
+        else:
+            self.care_team.psychiatric_consultant_id = None
+
+    @event(ConsentGranted)
+    def _consent_granted(
+        self,
+        consent_id: UUID,
+        kind: str,
+        method: str | None,
+        cost_sharing_explained: bool,
+        partner_organisation_id: UUID | None,
+        expires_on: date | None,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.consents[consent_id] = Consent(
+            consent_id=consent_id,
+            kind=ConsentKind(kind),
+            method=ConsentMethod(method) if method is not None else None,
+            cost_sharing_explained=cost_sharing_explained,
+            partner_organisation_id=partner_organisation_id,
+            granted_at=occurred_at,
+            expires_on=expires_on,
+        )
+
+    @event(ConsentRevoked)
+    def _consent_revoked(
+        self, consent_id: UUID, kind: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.consents[consent_id].revoked_at = occurred_at
+
+    @event(ScreeningRecorded)
+    def _screening_recorded(
+        self,
+        screening_id: UUID,
+        instrument: str,
+        answers: list[int | None],
+        occurred_at: datetime,
+        episode_number: int | None,
+        complete: bool,
+        total: int | None,
+        severity: str | None,
+        positive: bool | None,
+        safety_alert: bool,
+        needs_follow_up: bool,
+        rules_version: str,
+        loinc_panel: str | None,
+        loinc_total: str | None,
+        safety_items: list[int],
+        timestamp: datetime,
+    ) -> None:
+        self.screenings.append(
+            Screening(
+                screening_id=screening_id,
+                instrument=Instrument(instrument),
+                occurred_at=occurred_at,
+                episode_number=episode_number,
+                answers=list(answers),
+                complete=complete,
+                total=total,
+                severity=Severity(severity) if severity is not None else None,
+                positive=positive,
+                safety_alert=safety_alert,
+                needs_follow_up=needs_follow_up,
+                rules_version=rules_version,
+                loinc_panel=loinc_panel,
+                loinc_total=loinc_total,
+                safety_items=list(safety_items),
+            )
+        )
+
+    @event(ContactLogged)
+    def _contact_logged(
+        self,
+        contact_id: UUID,
+        activity: str,
+        modality: str | None,
+        minutes: int,
+        occurred_at: datetime,
+        episode_number: int,
+        performed_by: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.contacts.append(
+            Contact(
+                contact_id=contact_id,
+                activity=ActivityType(activity),
+                modality=Modality(modality) if modality is not None else None,
+                minutes=minutes,
+                occurred_at=occurred_at,
+                episode_number=episode_number,
+                performed_by=performed_by,
+            )
+        )
+
+    @event(FlagRaised)
+    def _flag_raised(
+        self,
+        flag_id: UUID,
+        kind: str,
+        rule_id: str,
+        rule_version: str,
+        inputs: dict[str, Any],
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.flags[flag_id] = Flag(
+            flag_id=flag_id,
+            kind=FlagKind(kind),
+            rule_id=rule_id,
+            rule_version=rule_version,
+            inputs=dict(inputs),
+            raised_at=occurred_at,
+        )
+
+    @event(FlagCleared)
+    def _flag_cleared(
+        self,
+        flag_id: UUID,
+        kind: str,
+        reason: str | None,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        flag = self.flags[flag_id]
+        flag.cleared_at = occurred_at
+        flag.clear_reason = reason
+
+    @event(TaskCreated)
+    def _task_created(
+        self,
+        task_id: UUID,
+        kind: str,
+        due_on: date,
+        source_id: UUID | None,
+        assignee_id: UUID | None,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.tasks[task_id] = Task(
+            task_id=task_id,
+            kind=TaskKind(kind),
+            due_on=due_on,
+            created_at=occurred_at,
+            source_id=source_id,
+            assignee_id=assignee_id,
+        )
+
+    @event(TaskCompleted)
+    def _task_completed(
+        self, task_id: UUID, kind: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.tasks[task_id].completed_at = occurred_at
+
+    @event(PsychiatricCaseReviewRecorded)
+    def _case_review_recorded(
+        self,
+        review_id: UUID,
+        consultant_id: UUID,
+        episode_number: int,
+        decision: str | None,
+        consultation_note_id: UUID | None,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.case_reviews.append(
+            CaseReview(
+                review_id=review_id,
+                consultant_id=consultant_id,
+                occurred_at=occurred_at,
+                episode_number=episode_number,
+                decision=TreatmentDecision(decision) if decision is not None else None,
+                consultation_note_id=consultation_note_id,
+            )
+        )
+
+    @event(RelapsePreventionPlanWritten)
+    def _relapse_prevention_plan_written(
+        self,
+        plan_id: UUID,
+        episode_number: int,
+        warning_signs: list[str],
+        strategies: list[str],
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.relapse_prevention_plans.append(
+            RelapsePreventionPlan(
+                plan_id=plan_id,
+                written_at=occurred_at,
+                episode_number=episode_number,
+                warning_signs=list(warning_signs),
+                strategies=list(strategies),
+            )
+        )
+
+    @event(InpatientAdmitted)
+    def _inpatient_admitted(self, occurred_at: datetime, timestamp: datetime) -> None:
+        self.inpatient_stays.append(InpatientStay(admitted_at=occurred_at))
+
+    @event(InpatientDischarged)
+    def _inpatient_discharged(self, occurred_at: datetime, timestamp: datetime) -> None:
+        self.inpatient_stays[-1].discharged_at = occurred_at
+
+
+_TRANSITIONS: Final[Mapping[EpisodeStatus | None, frozenset[EpisodeStatus]]] = {
+    None: frozenset({EpisodeStatus.REFERRED, EpisodeStatus.ENROLLED}),
+    EpisodeStatus.REFERRED: frozenset({EpisodeStatus.ENROLLED, EpisodeStatus.DEACTIVATED}),
+    EpisodeStatus.ENROLLED: frozenset(
+        {EpisodeStatus.ACTIVE_TREATMENT, EpisodeStatus.DISCHARGED, EpisodeStatus.DEACTIVATED}
+    ),
+    EpisodeStatus.ACTIVE_TREATMENT: frozenset(
+        {EpisodeStatus.RELAPSE_PREVENTION, EpisodeStatus.DISCHARGED, EpisodeStatus.DEACTIVATED}
+    ),
+    EpisodeStatus.RELAPSE_PREVENTION: frozenset(
+        {EpisodeStatus.ACTIVE_TREATMENT, EpisodeStatus.DISCHARGED, EpisodeStatus.DEACTIVATED}
+    ),
+    EpisodeStatus.DISCHARGED: frozenset({EpisodeStatus.REFERRED, EpisodeStatus.ENROLLED}),
+    EpisodeStatus.DEACTIVATED: frozenset({EpisodeStatus.REFERRED, EpisodeStatus.ENROLLED}),
+}
+"""Legal episode moves: current status (None before any episode) -> allowed next ones."""
+
+
+def _member(team: CareTeam, role: CareTeamRole) -> UUID | None:
+    if role is CareTeamRole.CARE_MANAGER:
+        return team.care_manager_id
+    if role is CareTeamRole.PCP:
+        return team.pcp_id
+    return team.psychiatric_consultant_id
+
+
+def _age_on(birth_date: date, day: date) -> int:
+    years = day.year - birth_date.year
+    if (day.month, day.day) < (birth_date.month, birth_date.day):
+        years -= 1
+    return years
+
+
+def _text_list(values: Sequence[str]) -> list[str]:
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise InvalidPayloadValueError("expected a list of texts")
+    return list(values)

@@ -1,0 +1,387 @@
+"""The Referral aggregate: closing the loop with an outside service.
+
+Status machine (cocm-rules.md, 'Referrals')::
+
+    requested -> sent -> accepted -> scheduled -> completed (report back required)
+                     \\-> declined (reason required)
+    any of requested, sent, accepted, scheduled -> cancelled (reason required)
+
+completed, declined and cancelled are final. A referral that is not final after its
+expected-by date is overdue.
+"""
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any, ClassVar, Final, Self
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.common import (
+    MAX_SHORT_TEXT_LENGTH,
+    ReferralService,
+    ReferralStatus,
+    check_occurred_at,
+    require_aware,
+    require_enum,
+    require_text,
+    require_uuid,
+    restore_aggregate,
+    snapshot_aggregate,
+)
+from domain.errors import (
+    BlankValueError,
+    InvalidExpectedByError,
+    InvalidReferralTransitionError,
+    OutOfOrderError,
+    ReasonRequiredError,
+    ReportBackRequiredError,
+)
+
+FINAL_STATUSES: Final = frozenset(
+    {ReferralStatus.COMPLETED, ReferralStatus.DECLINED, ReferralStatus.CANCELLED}
+)
+
+TRANSITIONS: Final[Mapping[ReferralStatus, frozenset[ReferralStatus]]] = {
+    ReferralStatus.REQUESTED: frozenset({ReferralStatus.SENT, ReferralStatus.CANCELLED}),
+    ReferralStatus.SENT: frozenset(
+        {ReferralStatus.ACCEPTED, ReferralStatus.DECLINED, ReferralStatus.CANCELLED}
+    ),
+    ReferralStatus.ACCEPTED: frozenset({ReferralStatus.SCHEDULED, ReferralStatus.CANCELLED}),
+    ReferralStatus.SCHEDULED: frozenset({ReferralStatus.COMPLETED, ReferralStatus.CANCELLED}),
+    ReferralStatus.COMPLETED: frozenset(),
+    ReferralStatus.DECLINED: frozenset(),
+    ReferralStatus.CANCELLED: frozenset(),
+}
+"""Legal moves: current status -> allowed next statuses."""
+
+
+def _ts(now: datetime) -> datetime:
+    require_aware(now, "now")
+    return now
+
+
+class Referral(Aggregate):
+    """A referral of one patient to an outside service, tracked until the loop closes."""
+
+    STREAM_TYPE: ClassVar[str] = "referral"
+    TOPIC: ClassVar[str] = STREAM_TYPE
+
+    class Event(Aggregate.Event):
+        """Base of the referral's events."""
+
+        # Inherited by the library's unused ``Referral.Created`` (explicit topics need one).
+        TOPIC: ClassVar[str] = "referral.created"
+
+    class Requested(Aggregate.Created):
+        """A referral to an outside service was requested."""
+
+        EVENT_NAME: ClassVar[str] = "referral.requested"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        patient_id: UUID
+        service: str
+        receiving_organisation_id: UUID | None
+        reason: str
+        expected_by: date
+        requested_by: UUID | None
+        occurred_at: datetime
+
+    class Sent(Aggregate.Event):
+        """The referral was sent to the receiving organisation."""
+
+        EVENT_NAME: ClassVar[str] = "referral.sent"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        patient_id: UUID
+        occurred_at: datetime
+
+    class Accepted(Aggregate.Event):
+        """The receiving organisation accepted the referral."""
+
+        EVENT_NAME: ClassVar[str] = "referral.accepted"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        patient_id: UUID
+        occurred_at: datetime
+
+    class Declined(Aggregate.Event):
+        """The receiving organisation declined the referral."""
+
+        EVENT_NAME: ClassVar[str] = "referral.declined"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        patient_id: UUID
+        reason: str
+        occurred_at: datetime
+
+    class Scheduled(Aggregate.Event):
+        """An appointment with the receiving service was scheduled."""
+
+        EVENT_NAME: ClassVar[str] = "referral.scheduled"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        patient_id: UUID
+        appointment_at: datetime
+        occurred_at: datetime
+
+    class Completed(Aggregate.Event):
+        """The service was delivered and its report came back: the loop is closed."""
+
+        EVENT_NAME: ClassVar[str] = "referral.completed"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        patient_id: UUID
+        report_back_summary: str
+        occurred_at: datetime
+
+    class Cancelled(Aggregate.Event):
+        """The referral was cancelled before it completed."""
+
+        EVENT_NAME: ClassVar[str] = "referral.cancelled"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        patient_id: UUID
+        reason: str
+        occurred_at: datetime
+
+    def __init__(
+        self,
+        patient_id: UUID,
+        service: str,
+        receiving_organisation_id: UUID | None,
+        reason: str,
+        expected_by: date,
+        requested_by: UUID | None,
+        occurred_at: datetime,
+    ) -> None:
+        """Initial state from :class:`Requested` (runs on replay too: no checks here)."""
+        self.patient_id: UUID = patient_id
+        self.service: ReferralService = ReferralService(service)
+        self.receiving_organisation_id: UUID | None = receiving_organisation_id
+        self.reason: str = reason
+        self.expected_by: date = expected_by
+        self.requested_by: UUID | None = requested_by
+        self.status: ReferralStatus = ReferralStatus.REQUESTED
+        self.requested_at: datetime = occurred_at
+        self.last_change_at: datetime = occurred_at
+        self.sent_at: datetime | None = None
+        self.accepted_at: datetime | None = None
+        self.scheduled_at: datetime | None = None
+        self.appointment_at: datetime | None = None
+        self.closed_at: datetime | None = None
+        self.decline_reason: str | None = None
+        self.cancel_reason: str | None = None
+        self.report_back_summary: str | None = None
+
+    @classmethod
+    def request(
+        cls,
+        *,
+        patient_id: UUID,
+        service: ReferralService | str,
+        reason: str,
+        expected_by: date,
+        occurred_at: datetime,
+        now: datetime,
+        receiving_organisation_id: UUID | None = None,
+        requested_by: UUID | None = None,
+        id: UUID | None = None,  # the library's name for the aggregate id
+    ) -> Self:
+        """Request a referral for a patient, due back by ``expected_by``."""
+        check_occurred_at(occurred_at, now)
+        require_uuid(patient_id, "patient_id")
+        what = require_enum(ReferralService, service, "service")
+        why = require_text(reason, "reason")
+        for name, value in (
+            ("receiving_organisation_id", receiving_organisation_id),
+            ("requested_by", requested_by),
+            ("id", id),
+        ):
+            if value is not None:
+                require_uuid(value, name)
+        if isinstance(expected_by, datetime) or not isinstance(expected_by, date):
+            raise InvalidExpectedByError("expected_by must be a date")
+        if expected_by < occurred_at.date():
+            raise InvalidExpectedByError("expected_by lies before the request")
+        return cls._create(
+            cls.Requested,
+            id=id,
+            timestamp=_ts(now),
+            patient_id=patient_id,
+            service=what.value,
+            receiving_organisation_id=receiving_organisation_id,
+            reason=why,
+            expected_by=expected_by,
+            requested_by=requested_by,
+            occurred_at=occurred_at,
+        )
+
+    # --- queries ----------------------------------------------------------------------
+
+    @property
+    def is_final(self) -> bool:
+        """Completed, declined or cancelled."""
+        return self.status in FINAL_STATUSES
+
+    def is_overdue(self, on: date) -> bool:
+        """Not final and past its expected-by date on ``on``."""
+        return not self.is_final and on > self.expected_by
+
+    # --- commands ---------------------------------------------------------------------
+
+    def send(self, *, occurred_at: datetime, now: datetime) -> None:
+        """Record that the referral went to the receiving organisation."""
+        self._check(ReferralStatus.SENT, occurred_at, now)
+        self._sent(patient_id=self.patient_id, occurred_at=occurred_at, timestamp=_ts(now))
+
+    def accept(self, *, occurred_at: datetime, now: datetime) -> None:
+        """Record that the receiving organisation accepted."""
+        self._check(ReferralStatus.ACCEPTED, occurred_at, now)
+        self._accepted(patient_id=self.patient_id, occurred_at=occurred_at, timestamp=_ts(now))
+
+    def decline(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
+        """Record that the receiving organisation declined, and why."""
+        self._check(ReferralStatus.DECLINED, occurred_at, now)
+        why = _reason(reason)
+        self._declined(
+            patient_id=self.patient_id, reason=why, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def schedule(self, *, appointment_at: datetime, occurred_at: datetime, now: datetime) -> None:
+        """Record the appointment the receiving service gave."""
+        self._check(ReferralStatus.SCHEDULED, occurred_at, now)
+        require_aware(appointment_at, "appointment_at")
+        self._scheduled(
+            patient_id=self.patient_id,
+            appointment_at=appointment_at,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def complete(self, *, report_back_summary: str, occurred_at: datetime, now: datetime) -> None:
+        """Close the loop: the service happened and its report came back."""
+        self._check(ReferralStatus.COMPLETED, occurred_at, now)
+        try:
+            summary = require_text(report_back_summary, "report_back_summary")
+        except BlankValueError:
+            raise ReportBackRequiredError(
+                "a referral is completed only with a report back", aggregate_id=self.id
+            ) from None
+        self._completed(
+            patient_id=self.patient_id,
+            report_back_summary=summary,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def cancel(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
+        """Cancel a referral that is not final yet."""
+        self._check(ReferralStatus.CANCELLED, occurred_at, now)
+        why = _reason(reason)
+        self._cancelled(
+            patient_id=self.patient_id, reason=why, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    # --- snapshot ---------------------------------------------------------------------
+
+    _SNAPSHOT_FIELDS: ClassVar[Mapping[str, Any]] = {
+        "patient_id": UUID,
+        "service": ReferralService,
+        "receiving_organisation_id": UUID | None,
+        "reason": str,
+        "expected_by": date,
+        "requested_by": UUID | None,
+        "status": ReferralStatus,
+        "requested_at": datetime,
+        "last_change_at": datetime,
+        "sent_at": datetime | None,
+        "accepted_at": datetime | None,
+        "scheduled_at": datetime | None,
+        "appointment_at": datetime | None,
+        "closed_at": datetime | None,
+        "decline_reason": str | None,
+        "cancel_reason": str | None,
+        "report_back_summary": str | None,
+    }
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """The whole state as JSON-native values."""
+        return snapshot_aggregate(self, self._SNAPSHOT_FIELDS)
+
+    @classmethod
+    def from_snapshot_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild the aggregate from :meth:`snapshot_state` output."""
+        return restore_aggregate(cls, state, cls._SNAPSHOT_FIELDS)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _check(self, target: ReferralStatus, occurred_at: datetime, now: datetime) -> None:
+        check_occurred_at(occurred_at, now)
+        if target not in TRANSITIONS[self.status]:
+            raise InvalidReferralTransitionError(
+                f"cannot move referral from {self.status.value} to {target.value}",
+                aggregate_id=self.id,
+            )
+        if occurred_at < self.last_change_at:
+            raise OutOfOrderError(
+                f"{target.value} precedes the referral's previous step", aggregate_id=self.id
+            )
+
+    # --- apply (state changes only: these run again on replay) ------------------------
+
+    @event(Sent)
+    def _sent(self, patient_id: UUID, occurred_at: datetime, timestamp: datetime) -> None:
+        self.status = ReferralStatus.SENT
+        self.sent_at = occurred_at
+        self.last_change_at = occurred_at
+
+    @event(Accepted)
+    def _accepted(self, patient_id: UUID, occurred_at: datetime, timestamp: datetime) -> None:
+        self.status = ReferralStatus.ACCEPTED
+        self.accepted_at = occurred_at
+        self.last_change_at = occurred_at
+
+    @event(Declined)
+    def _declined(
+        self, patient_id: UUID, reason: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.status = ReferralStatus.DECLINED
+        self.decline_reason = reason
+        self.closed_at = occurred_at
+        self.last_change_at = occurred_at
+
+    @event(Scheduled)
+    def _scheduled(
+        self,
+        patient_id: UUID,
+        appointment_at: datetime,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.status = ReferralStatus.SCHEDULED
+        self.scheduled_at = occurred_at
+        self.appointment_at = appointment_at
+        self.last_change_at = occurred_at
+
+    @event(Completed)
+    def _completed(
+        self,
+        patient_id: UUID,
+        report_back_summary: str,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.status = ReferralStatus.COMPLETED
+        self.report_back_summary = report_back_summary
+        self.closed_at = occurred_at
+        self.last_change_at = occurred_at
+
+    @event(Cancelled)
+    def _cancelled(
+        self, patient_id: UUID, reason: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.status = ReferralStatus.CANCELLED
+        self.cancel_reason = reason
+        self.closed_at = occurred_at
+        self.last_change_at = occurred_at
+
+
+def _reason(reason: str) -> str:
+    try:
+        return require_text(reason, "reason", max_length=MAX_SHORT_TEXT_LENGTH * 10)
+    except BlankValueError:
+        raise ReasonRequiredError("a reason is required") from None

@@ -1,0 +1,10 @@
+"""Every projection the projector runs, in the order it runs them."""
+
+from __future__ import annotations
+
+from projections.base import Projection
+from projections.patient_view import projection as patient_view
+
+
+def all_projections() -> list[Projection]:
+    return [patient_view]

@@ -1,0 +1,135 @@
+"""The ASGI application: GraphQL at /graphql, health at /healthz and /readyz."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from services.api.context import CareteamContext
+from services.api.schema import build_schema
+from services.bootstrap import Clock, Runtime, open_runtime, system_clock
+from services.database import pending_migrations
+from services.settings import Settings
+
+log = logging.getLogger("careteam.api")
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+class CareteamGraphQL(GraphQL[CareteamContext, None]):
+    """Strawberry's ASGI app with our typed context and a request size limit."""
+
+    def __init__(self, runtime_holder: dict[str, Runtime], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._holder = runtime_holder
+
+    async def get_context(self, request: Any, response: Any = None) -> CareteamContext:
+        return CareteamContext(runtime=self._holder["runtime"], request=request, response=response)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    run_projector: bool = True,
+) -> Starlette:
+    """Builds the app; the lifespan opens the database, the pool and the projector."""
+    holder: dict[str, Runtime] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with open_runtime(settings, clock=clock, run_projector=run_projector) as runtime:
+            holder["runtime"] = runtime
+            log.info("careteam ready")
+            yield
+            holder.pop("runtime", None)
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> JSONResponse:
+        runtime = holder.get("runtime")
+        if runtime is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            async with runtime.pool.acquire(timeout=2) as conn:
+                pending = await pending_migrations(conn)
+        except Exception:
+            log.warning("readiness check failed: database unreachable")
+            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        if pending:
+            return JSONResponse({"status": "migrations pending"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    graphql_app = CareteamGraphQL(
+        holder,
+        schema=build_schema(),
+        graphql_ide=None if settings.is_production else "graphiql",
+        allow_queries_via_get=False,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+    )
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", BodyLimit(graphql_app, MAX_BODY_BYTES), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
+        ],
+        lifespan=lifespan,
+    )
+    return app
+
+
+class BodyLimit:
+    """Refuses request bodies over a size limit with 413 before the app reads them."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self._app = app
+        self._limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self._limit:
+            await _too_large(send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self._limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self._app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await _too_large(send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Any) -> None:
+    response = JSONResponse(
+        {"errors": [{"message": "request body too large", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+        status_code=413,
+    )
+    await response({"type": "http"}, None, send)  # type: ignore[arg-type]

@@ -1,0 +1,57 @@
+"""Expected failures as GraphQL types: every mutation returns a union of success and these.
+
+Unexpected exceptions are masked (MaskErrors) so no internals or patient data leak.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain import errors as domain_errors
+
+
+@strawberry.type(description="The input was malformed or outside its allowed range; nothing was written.")
+class ValidationError:
+    code: str = strawberry.field(description="Stable machine-readable code, e.g. ANSWER_OUT_OF_RANGE.")
+    message: str = strawberry.field(description="What is wrong, for people; never contains patient data.")
+    field: str | None = strawberry.field(
+        default=None, description="The input field at fault, when one is."
+    )
+
+
+@strawberry.type(description="The record's current state does not allow this change; nothing was written.")
+class InvalidTransitionError:
+    code: str = strawberry.field(description="Stable machine-readable code.")
+    message: str = strawberry.field(description="What is wrong; never contains patient data.")
+
+
+@strawberry.type(description="The record named by an id does not exist (or is not visible to you).")
+class NotFoundError:
+    code: str = strawberry.field(description="Stable machine-readable code.")
+    message: str = strawberry.field(description="What was not found.")
+
+
+@strawberry.type(description="Another writer changed the record at the same time; retry on fresh data.")
+class ConflictError:
+    code: str = strawberry.field(description="Stable machine-readable code.")
+    message: str = strawberry.field(description="What conflicted.")
+
+
+@strawberry.type(description="A process rule forbids this change here; nothing was written.")
+class NotAllowedError:
+    code: str = strawberry.field(description="Stable machine-readable code.")
+    message: str = strawberry.field(description="Why it is not allowed.")
+
+
+DomainErrorType = ValidationError | InvalidTransitionError | NotFoundError | NotAllowedError
+
+
+def from_domain_error(exc: domain_errors.DomainError) -> DomainErrorType:
+    """Maps a domain rule violation to its GraphQL error type."""
+    if isinstance(exc, domain_errors.InvalidTransitionError):
+        return InvalidTransitionError(code=exc.code, message=exc.message)
+    if isinstance(exc, domain_errors.NotFoundError):
+        return NotFoundError(code=exc.code, message=exc.message)
+    if isinstance(exc, domain_errors.NotAllowedError):
+        return NotAllowedError(code=exc.code, message=exc.message)
+    return ValidationError(code=exc.code, message=exc.message, field=getattr(exc, "field", None))

@@ -1,0 +1,298 @@
+"""The GraphQL schema: queries read read models, mutations run domain commands."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.types import Info
+
+from domain import errors as domain_errors
+from domain.patient import Patient as PatientAggregate
+from services.api.context import CareteamContext
+from services.api.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotAllowedError,
+    NotFoundError,
+    ValidationError,
+    from_domain_error,
+)
+from services.api.types import Patient
+from services.eventstore import ConcurrencyConflictError, StreamNotFoundError
+from services.projector.runner import ProjectionLagTimeoutError
+
+log = logging.getLogger("careteam.api")
+
+
+@strawberry.enum(description="Validated questionnaires careteam scores.")
+class InstrumentCode(enum.Enum):
+    PHQ9 = "phq9"
+    PHQ_A = "phq_a"
+    PHQ2 = "phq2"
+    GAD7 = "gad7"
+    ASQ = "asq"
+
+
+@strawberry.type(description="The patient after a successful command, already reflecting it.")
+class PatientPayload:
+    patient: Patient = strawberry.field(description="The patient's view including this change.")
+    log_position: str = strawberry.field(description="Log position of the command's last event.")
+
+
+PatientResult = Annotated[
+    PatientPayload
+    | ValidationError
+    | InvalidTransitionError
+    | NotFoundError
+    | NotAllowedError
+    | ConflictError,
+    strawberry.union("PatientResult", description="A patient command's outcome."),
+]
+
+
+@strawberry.input(description="A new patient's minimal identity.")
+class RegisterPatientInput:
+    given_name: str = strawberry.field(description="Given name.")
+    family_name: str = strawberry.field(description="Family name.")
+    birth_date: date = strawberry.field(description="Date of birth.")
+    mrn: str = strawberry.field(description="Medical record number in the organisation.")
+    organisation_id: UUID = strawberry.field(description="The patient's organisation.")
+    sex: str | None = strawberry.field(default=None, description="female, male, other, unknown.")
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When it happened (default now; never in the future)."
+    )
+
+
+@strawberry.input(description="Enroll a patient in collaborative care.")
+class EnrollPatientInput:
+    patient_id: UUID = strawberry.field(description="The patient.")
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When it happened (default now; never in the future)."
+    )
+
+
+@strawberry.input(description="A questionnaire with every item answer.")
+class RecordScreeningInput:
+    patient_id: UUID = strawberry.field(description="The patient.")
+    instrument: InstrumentCode = strawberry.field(description="Which questionnaire.")
+    answers: list[int | None] = strawberry.field(
+        description="Item answers in order; null for an unanswered item (then no total)."
+    )
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When it was taken (default now; never in the future)."
+    )
+
+
+@strawberry.input(description="A care manager activity with its minutes.")
+class LogContactInput:
+    patient_id: UUID = strawberry.field(description="The patient.")
+    activity: str = strawberry.field(
+        description="contact, outreach, registry_review, case_review or coordination."
+    )
+    minutes: int = strawberry.field(description="Whole minutes spent, above 0.")
+    modality: str | None = strawberry.field(
+        default=None, description="in_person, phone, video or message."
+    )
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When it happened (default now; never in the future)."
+    )
+
+
+@strawberry.input(description="Assign care team members; omitted roles stay as they are.")
+class AssignCareTeamInput:
+    patient_id: UUID = strawberry.field(description="The patient.")
+    care_manager_id: UUID | None = strawberry.field(default=None, description="Care manager.")
+    pcp_id: UUID | None = strawberry.field(default=None, description="Primary care provider.")
+    psychiatric_consultant_id: UUID | None = strawberry.field(
+        default=None, description="Psychiatric consultant."
+    )
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When it happened (default now; never in the future)."
+    )
+
+
+@strawberry.input(description="Start active treatment for an enrolled patient.")
+class StartTreatmentInput:
+    patient_id: UUID = strawberry.field(description="The patient.")
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When it happened (default now; never in the future)."
+    )
+
+
+async def load_patient_view(ctx: CareteamContext, patient_id: UUID) -> Patient | None:
+    async with ctx.runtime.pool.acquire() as conn:
+        doc = await conn.fetchval("SELECT doc FROM rm_patient_view WHERE key = $1", patient_id)
+    return None if doc is None else Patient.from_doc(doc)
+
+
+async def _patient_command(
+    info: Info[CareteamContext, None],
+    patient_id: UUID | None,
+    command: Callable[[datetime], Any],
+) -> Any:
+    """Runs a patient command (or a registration when patient_id is None) and answers
+    with the patient's view once the projector has applied the command's events."""
+    ctx = info.context
+    runtime = ctx.runtime
+    now = runtime.clock()
+    try:
+        if patient_id is None:
+            aggregate = command(now)
+            result = await runtime.app.create(aggregate, metadata=ctx.metadata(), now=now)
+        else:
+            result = await runtime.app.execute(
+                PatientAggregate,
+                patient_id,
+                lambda agg: command(now)(agg),
+                metadata=ctx.metadata(),
+                now=now,
+            )
+    except domain_errors.DomainError as exc:
+        return from_domain_error(exc)
+    except StreamNotFoundError:
+        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
+    except ConcurrencyConflictError:
+        return ConflictError(
+            code="CONFLICT", message="the patient was changed by another writer; retry"
+        )
+    position = result.position
+    if position is not None:
+        try:
+            await runtime.projector.wait_for(
+                position, runtime.settings.read_your_writes_timeout_seconds
+            )
+        except ProjectionLagTimeoutError:
+            log.warning("read-your-writes wait timed out position=%s", position.encode())
+    view = await load_patient_view(ctx, result.stream_id)
+    if view is None:
+        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {result.stream_id}")
+    return PatientPayload(
+        patient=view, log_position=position.encode() if position else ""
+    )
+
+
+@strawberry.type(description="Read the care team's views.")
+class Query:
+    @strawberry.field(description="One patient's current view; null when not found.")
+    async def patient(self, info: Info[CareteamContext, None], id: UUID) -> Patient | None:  # noqa: A002
+        return await load_patient_view(info.context, id)
+
+
+@strawberry.type(description="Commands. Each returns its result or a typed error; an error writes nothing.")
+class Mutation:
+    @strawberry.mutation(description="Register a patient with minimal identity.")
+    async def register_patient(
+        self, info: Info[CareteamContext, None], input: RegisterPatientInput  # noqa: A002
+    ) -> PatientResult:
+        return await _patient_command(
+            info,
+            None,
+            lambda now: PatientAggregate.register(
+                given_name=input.given_name,
+                family_name=input.family_name,
+                birth_date=input.birth_date,
+                mrn=input.mrn,
+                organisation_id=input.organisation_id,
+                sex=input.sex,
+                occurred_at=input.occurred_at or now,
+                now=now,
+            ),
+        )
+
+    @strawberry.mutation(description="Enroll a patient in collaborative care (starts an episode).")
+    async def enroll_patient(
+        self, info: Info[CareteamContext, None], input: EnrollPatientInput  # noqa: A002
+    ) -> PatientResult:
+        return await _patient_command(
+            info,
+            input.patient_id,
+            lambda now: lambda p: p.enroll(occurred_at=input.occurred_at or now, now=now),
+        )
+
+    @strawberry.mutation(description="Move an enrolled patient into active treatment.")
+    async def start_treatment(
+        self, info: Info[CareteamContext, None], input: StartTreatmentInput  # noqa: A002
+    ) -> PatientResult:
+        return await _patient_command(
+            info,
+            input.patient_id,
+            lambda now: lambda p: p.start_treatment(occurred_at=input.occurred_at or now, now=now),
+        )
+
+    @strawberry.mutation(description="Assign members of the patient's care team.")
+    async def assign_care_team(
+        self, info: Info[CareteamContext, None], input: AssignCareTeamInput  # noqa: A002
+    ) -> PatientResult:
+        return await _patient_command(
+            info,
+            input.patient_id,
+            lambda now: lambda p: p.assign_care_team(
+                care_manager_id=input.care_manager_id,
+                pcp_id=input.pcp_id,
+                psychiatric_consultant_id=input.psychiatric_consultant_id,
+                occurred_at=input.occurred_at or now,
+                now=now,
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Record a questionnaire with every item answer; scores it, and raises the "
+        "safety flag and tasks its rules require."
+    )
+    async def record_screening(
+        self, info: Info[CareteamContext, None], input: RecordScreeningInput  # noqa: A002
+    ) -> PatientResult:
+        return await _patient_command(
+            info,
+            input.patient_id,
+            lambda now: lambda p: p.record_screening(
+                instrument=input.instrument.value,
+                answers=input.answers,
+                occurred_at=input.occurred_at or now,
+                now=now,
+            ),
+        )
+
+    @strawberry.mutation(description="Log a care manager contact or activity with its minutes.")
+    async def log_contact(
+        self, info: Info[CareteamContext, None], input: LogContactInput  # noqa: A002
+    ) -> PatientResult:
+        return await _patient_command(
+            info,
+            input.patient_id,
+            lambda now: lambda p: p.log_contact(
+                activity=input.activity,
+                modality=input.modality,
+                minutes=input.minutes,
+                occurred_at=input.occurred_at or now,
+                now=now,
+            ),
+        )
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Mask unexpected errors only: syntax, validation and input-coercion errors stay."""
+    original = error.original_error
+    if original is None:
+        return False
+    return not isinstance(original, GraphQLError)
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[MaskErrors(should_mask_error=_should_mask)],
+    )
+
+
+def schema_sdl() -> str:
+    return build_schema().as_str() + "\n"

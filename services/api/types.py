@@ -1,0 +1,165 @@
+"""GraphQL read-model types: shapes of the read models, never domain objects."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import strawberry
+
+
+@strawberry.type(description="One completed or partial questionnaire with every item answer.")
+class Screening:
+    id: UUID = strawberry.field(description="Screening id.")
+    instrument: str = strawberry.field(description="phq9, gad7, phq_a, phq2 or asq.")
+    answers: list[int | None] = strawberry.field(
+        description="Item answers in questionnaire order; null where an item was not answered."
+    )
+    complete: bool = strawberry.field(description="False when an item is missing: then no total.")
+    total: int | None = strawberry.field(description="Total score; null when incomplete.")
+    severity: str | None = strawberry.field(description="Severity band of the total.")
+    safety_alert: bool = strawberry.field(
+        description="True when a safety item (PHQ-9 item 9) was answered above 0."
+    )
+    needs_follow_up: bool = strawberry.field(description="True when the score requires a follow-up task.")
+    rules_version: str = strawberry.field(description="Version of the scoring rules applied.")
+    loinc_total: str | None = strawberry.field(description="LOINC code of the total score.")
+    occurred_at: datetime = strawberry.field(description="When the questionnaire was taken.")
+    recorded_at: datetime = strawberry.field(description="When it was recorded in careteam.")
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> Screening:
+        return cls(
+            id=UUID(d["id"]),
+            instrument=d["instrument"],
+            answers=d["answers"],
+            complete=d["complete"],
+            total=d["total"],
+            severity=d["severity"],
+            safety_alert=d["safety_alert"],
+            needs_follow_up=d["needs_follow_up"],
+            rules_version=d["rules_version"],
+            loinc_total=d.get("loinc_total"),
+            occurred_at=datetime.fromisoformat(d["occurred_at"]),
+            recorded_at=datetime.fromisoformat(d["recorded_at"]),
+        )
+
+
+@strawberry.type(description="An active registry flag, with the rule and inputs that raised it.")
+class Flag:
+    id: UUID = strawberry.field(description="Flag id.")
+    kind: str = strawberry.field(description="safety_risk, not_improving, overdue_contact, ...")
+    rule_id: str = strawberry.field(description="The rule that raised the flag.")
+    rule_version: str = strawberry.field(description="The version of that rule.")
+    inputs: strawberry.scalars.JSON = strawberry.field(description="The values that raised it.")
+    raised_at: datetime = strawberry.field(description="Effective time the flag was raised.")
+
+
+@strawberry.type(description="An open task for the care team.")
+class Task:
+    id: UUID = strawberry.field(description="Task id.")
+    kind: str = strawberry.field(description="What must be done, e.g. suicide_risk_assessment.")
+    due_on: date = strawberry.field(description="The day it is due.")
+    source_id: UUID | None = strawberry.field(description="The record that caused it (a screening).")
+
+
+@strawberry.type(description="The patient's collaborative care team.")
+class CareTeam:
+    care_manager_id: UUID | None = strawberry.field(description="Behavioral health care manager.")
+    pcp_id: UUID | None = strawberry.field(description="Primary care provider.")
+    psychiatric_consultant_id: UUID | None = strawberry.field(description="Psychiatric consultant.")
+
+
+@strawberry.type(description="A patient's current state, as the care team sees it.")
+class Patient:
+    id: UUID = strawberry.field(description="Patient id.")
+    organisation_id: UUID = strawberry.field(description="The organisation the patient belongs to.")
+    given_name: str = strawberry.field(description="Given name.")
+    family_name: str = strawberry.field(description="Family name.")
+    birth_date: date = strawberry.field(description="Date of birth.")
+    mrn: str = strawberry.field(description="Medical record number.")
+    status: str | None = strawberry.field(
+        description="Episode status: referred, enrolled, active_treatment, relapse_prevention, "
+        "discharged, deactivated; null before any episode."
+    )
+    episode_number: int = strawberry.field(description="Current episode number (0 before any).")
+    enrolled_at: datetime | None = strawberry.field(description="Enrollment time of the current episode.")
+    care_team: CareTeam = strawberry.field(description="Assigned team members.")
+    screenings: list[Screening] = strawberry.field(description="Every screening, oldest taken first.")
+    latest_phq9: Screening | None = strawberry.field(
+        description="The most recently taken complete PHQ-9 (by effective time)."
+    )
+    latest_gad7: Screening | None = strawberry.field(
+        description="The most recently taken complete GAD-7 (by effective time)."
+    )
+    flags: list[Flag] = strawberry.field(description="Active flags.")
+    safety_risk: bool = strawberry.field(description="True while a safety-risk flag is active.")
+    open_tasks: list[Task] = strawberry.field(description="Tasks not yet completed.")
+    contact_count: int = strawberry.field(description="Number of logged contacts and activities.")
+    minutes_total: int = strawberry.field(description="Total care manager minutes logged.")
+    last_contact_at: datetime | None = strawberry.field(description="Effective time of the last contact.")
+    version: int = strawberry.field(description="Stream version this view reflects.")
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> Patient:
+        screenings = [Screening.from_doc(s) for s in d["screenings"]]
+
+        def latest(instrument: str) -> Screening | None:
+            done = [s for s in screenings if s.instrument == instrument and s.complete]
+            return done[-1] if done else None
+
+        flags = [
+            Flag(
+                id=UUID(f["id"]),
+                kind=f["kind"],
+                rule_id=f["rule_id"],
+                rule_version=f["rule_version"],
+                inputs=f["inputs"],
+                raised_at=datetime.fromisoformat(f["raised_at"]),
+            )
+            for f in d["flags"]
+        ]
+        team = d["care_team"]
+        return cls(
+            id=UUID(d["id"]),
+            organisation_id=UUID(d["organisation_id"]),
+            given_name=d["given_name"],
+            family_name=d["family_name"],
+            birth_date=date.fromisoformat(d["birth_date"]),
+            mrn=d["mrn"],
+            status=d["status"],
+            episode_number=d["episode_number"],
+            enrolled_at=_dt(d["enrolled_at"]),
+            care_team=CareTeam(
+                care_manager_id=_uuid(team["care_manager_id"]),
+                pcp_id=_uuid(team["pcp_id"]),
+                psychiatric_consultant_id=_uuid(team["psychiatric_consultant_id"]),
+            ),
+            screenings=screenings,
+            latest_phq9=latest("phq9"),
+            latest_gad7=latest("gad7"),
+            flags=flags,
+            safety_risk=any(f.kind == "safety_risk" for f in flags),
+            open_tasks=[
+                Task(
+                    id=UUID(t["id"]),
+                    kind=t["kind"],
+                    due_on=date.fromisoformat(t["due_on"]),
+                    source_id=_uuid(t["source_id"]),
+                )
+                for t in d["tasks"]
+            ],
+            contact_count=d["contacts"],
+            minutes_total=d["minutes_total"],
+            last_contact_at=_dt(d["last_contact_at"]),
+            version=d["version"],
+        )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)

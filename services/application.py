@@ -1,0 +1,105 @@
+"""Application services: load an aggregate, run a command on it, append what it emitted.
+
+Commands run against a fresh load; a concurrent writer's conflict is retried once on a
+fresh load (design.md), and surfaces as ConcurrencyConflictError if it happens again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from services.eventstore import (
+    ConcurrencyConflictError,
+    EventMetadata,
+    EventStore,
+    LogPosition,
+    RecordedEvent,
+)
+
+log = logging.getLogger("careteam.application")
+
+A = TypeVar("A")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command wrote: its events and the log position of the last one."""
+
+    stream_id: UUID
+    events: list[RecordedEvent]
+
+    @property
+    def position(self) -> LogPosition | None:
+        return self.events[-1].log_position if self.events else None
+
+
+def patient_id_of(aggregate: Any) -> UUID:
+    """Every stream belongs to one patient; a Patient belongs to itself."""
+    if getattr(type(aggregate), "STREAM_TYPE", None) == "patient":
+        pid: UUID = aggregate.id
+        return pid
+    pid = aggregate.patient_id
+    return pid
+
+
+class Application:
+    """Runs commands against the event store. Stateless beyond its store."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    async def create(self, aggregate: Any, *, metadata: EventMetadata, now: datetime) -> CommandResult:
+        """Appends a newly created aggregate's events (a new stream at version 0)."""
+        events = aggregate.collect_events()
+        recorded = await self.store.append(
+            stream_type=type(aggregate).STREAM_TYPE,
+            stream_id=aggregate.id,
+            patient_id=patient_id_of(aggregate),
+            expected_version=0,
+            events=events,
+            metadata=metadata,
+            now=now,
+        )
+        return CommandResult(aggregate.id, recorded)
+
+    async def load(self, cls: type[A], stream_id: UUID) -> A:
+        return await self.store.load(cls, stream_id)
+
+    async def execute(
+        self,
+        cls: type[A],
+        stream_id: UUID,
+        command: Callable[[A], object],
+        *,
+        metadata: EventMetadata,
+        now: datetime,
+    ) -> CommandResult:
+        """Loads, runs ``command(aggregate)``, appends; retries once after a conflict."""
+        for attempt in (1, 2):
+            aggregate: Any = await self.store.load(cls, stream_id)
+            command(aggregate)
+            events = aggregate.collect_events()
+            if not events:
+                return CommandResult(stream_id, [])
+            try:
+                recorded = await self.store.append(
+                    stream_type=cls.STREAM_TYPE,  # type: ignore[attr-defined]
+                    stream_id=stream_id,
+                    patient_id=patient_id_of(aggregate),
+                    expected_version=aggregate.version - len(events),
+                    events=events,
+                    metadata=metadata,
+                    now=now,
+                )
+            except ConcurrencyConflictError:
+                if attempt == 2:
+                    raise
+                log.info("command conflict, retrying stream_id=%s", stream_id)
+                continue
+            return CommandResult(stream_id, recorded)
+        raise AssertionError("unreachable")

@@ -1,0 +1,83 @@
+"""The one place that wires careteam together: settings in, running parts out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from projections.registry import all_projections
+from services.application import Application
+from services.database import create_pool, database_dsn, migrate
+from services.eventstore import EventStore
+from services.projector.runner import ProjectionRunner
+from services.settings import Settings
+
+log = logging.getLogger("careteam.bootstrap")
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """The open resources of one careteam process."""
+
+    settings: Settings
+    dsn: str
+    pool: asyncpg.Pool
+    store: EventStore
+    app: Application
+    projector: ProjectionRunner
+    clock: Clock = system_clock
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    run_projector: bool = True,
+    clock: Clock = system_clock,
+) -> AsyncIterator[Runtime]:
+    """Starts (or connects to) PostgreSQL, migrates, opens the pool and the background loops."""
+    async with database_dsn(settings) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        pool = await create_pool(dsn, settings)
+        try:
+            store = EventStore(pool, snapshot_every=settings.snapshot_every)
+            runtime = Runtime(
+                settings=settings,
+                dsn=dsn,
+                pool=pool,
+                store=store,
+                app=Application(store),
+                projector=ProjectionRunner(
+                    store, all_projections(), poll_seconds=settings.projector_poll_seconds
+                ),
+                clock=clock,
+            )
+            if run_projector:
+                runtime.tasks.append(asyncio.create_task(runtime.projector.run()))
+            try:
+                yield runtime
+            finally:
+                for task in runtime.tasks:
+                    task.cancel()
+                for task in runtime.tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        finally:
+            await pool.close()

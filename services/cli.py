@@ -1,0 +1,100 @@
+"""The ``careteam`` command line: serve, migrate, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.settings import Settings, SettingsError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.api.app import create_app
+
+    settings = _settings(args)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from services.database import database_dsn, migrate
+
+    settings = _settings(args)
+
+    async def run() -> list[int]:
+        async with database_dsn(settings) as dsn:
+            conn = await asyncpg.connect(dsn)
+            try:
+                return await migrate(conn)
+            finally:
+                await conn.close()
+
+    applied = asyncio.run(run())
+    print(f"applied migrations: {applied}" if applied else "database is up to date")
+    return 0
+
+
+def _cmd_export_schema(_args: argparse.Namespace) -> int:
+    from services.api.schema import schema_sdl
+
+    sys.stdout.write(schema_sdl())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="careteam", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data-dir",
+            help="folder for the embedded PostgreSQL data (default ./var; ignored with "
+            "CARETEAM_DATABASE_URL)",
+        )
+
+    serve = sub.add_parser("serve", help="run the GraphQL API and the projector")
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    data_dir(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    mig = sub.add_parser("migrate", help="apply pending database migrations")
+    data_dir(mig)
+    mig.set_defaults(func=_cmd_migrate)
+
+    exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    exp.set_defaults(func=_cmd_export_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SettingsError as exc:
+        print(f"careteam: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

