@@ -10,20 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-import asyncpg
-
+from services.database import Conn
 from services.eventstore import RecordedEvent
 
 
 class Projection(Protocol):
     """A read model kept up to date from the log."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Stable name: the checkpoint's key."""
+        ...
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
         """Writes the effect of ``events`` (in log order) using ``conn``'s open transaction."""
         ...
 
-    async def reset(self, conn: asyncpg.Connection) -> None:
+    async def reset(self, conn: Conn) -> None:
         """Empties the read model (for a rebuild from the start of the log)."""
         ...

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
+from services.database import Conn
 from services.eventstore import RecordedEvent
 
 Doc = dict[str, Any]
@@ -29,7 +28,7 @@ class DocumentProjection:
     key_of: Callable[[RecordedEvent], UUID | None]
     evolve: Evolve
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
         keys = list(dict.fromkeys(k for e in events if (k := self.key_of(e)) is not None))
         if not keys:
             return
@@ -54,5 +53,5 @@ class DocumentProjection:
                 [d for _, d in changed],
             )
 
-    async def reset(self, conn: asyncpg.Connection) -> None:
+    async def reset(self, conn: Conn) -> None:
         await conn.execute(f"TRUNCATE {self.table}")

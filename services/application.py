@@ -53,7 +53,9 @@ class Application:
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    async def create(self, aggregate: Any, *, metadata: EventMetadata, now: datetime) -> CommandResult:
+    async def create(
+        self, aggregate: Any, *, metadata: EventMetadata, now: datetime
+    ) -> CommandResult:
         """Appends a newly created aggregate's events (a new stream at version 0)."""
         events = aggregate.collect_events()
         recorded = await self.store.append(

@@ -14,9 +14,9 @@ import enum
 import functools
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -24,7 +24,9 @@ from eventsourcing.utils import get_topic
 from domain.registry import AGGREGATES, EVENT_CLASSES
 
 # Fields every eventsourcing event has, which the store keeps in columns instead.
-_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+_ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic"}
+)
 
 
 class UnknownEventTypeError(LookupError):
@@ -96,13 +98,13 @@ def _decoder_for(hint: Any) -> Callable[[Any], Any]:
 
 
 @functools.cache
-def _field_decoders(cls: type) -> dict[str, Callable[[Any], Any]]:
+def _field_decoders(cls: Any) -> dict[str, Callable[[Any], Any]]:
     hints = typing.get_type_hints(cls)
     return {name: _decoder_for(h) for name, h in hints.items() if name not in _ENVELOPE_FIELDS}
 
 
 @functools.cache
-def _aggregate_topic_for(event_cls: type) -> str | None:
+def _aggregate_topic_for(event_cls: Any) -> str | None:
     """The originator_topic a Created event needs: the topic of its aggregate class."""
     for agg in AGGREGATES.values():
         if any(v is event_cls for v in vars(agg).values()):
@@ -144,12 +146,12 @@ def decode_event(
     while version < target:
         getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
         version += 1
-    decoders = _field_decoders(cls)
+    decoders = _field_decoders(cast(Hashable, cls))
     decoded = {k: decoders.get(k, _identity)(v) for k, v in state.items()}
     decoded["originator_id"] = stream_id
     decoded["originator_version"] = stream_version
     decoded["timestamp"] = recorded_at
-    topic = _aggregate_topic_for(cls)
+    topic = _aggregate_topic_for(cast(Hashable, cls))
     if topic is not None and "originator_topic" in typing.get_type_hints(cls):
         decoded["originator_topic"] = topic
     obj = object.__new__(cls)

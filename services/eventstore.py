@@ -28,6 +28,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services import codec
+from services.database import Conn
 
 log = logging.getLogger("careteam.eventstore")
 
@@ -186,7 +187,7 @@ class EventStore:
         events: Sequence[Any],
         metadata: EventMetadata,
         now: datetime,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> list[RecordedEvent]:
         """Appends events atomically after ``expected_version``; raises on a conflict."""
         if not events:
@@ -234,7 +235,7 @@ class EventStore:
                 log.exception("append listener failed")
 
     async def read_stream(
-        self, stream_id: UUID, *, after_version: int = 0, conn: asyncpg.Connection | None = None
+        self, stream_id: UUID, *, after_version: int = 0, conn: Conn | None = None
     ) -> list[RecordedEvent]:
         sql = f"""SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2
                   ORDER BY stream_version"""
@@ -246,7 +247,11 @@ class EventStore:
         return [_row_to_event(r) for r in rows]
 
     async def read_log(
-        self, after: LogPosition = START, *, limit: int = 500, conn: asyncpg.Connection | None = None
+        self,
+        after: LogPosition = START,
+        *,
+        limit: int = 500,
+        conn: Conn | None = None,
     ) -> list[RecordedEvent]:
         """The next committed events after ``after``, in global order, never skipping one."""
         if conn is None:

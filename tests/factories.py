@@ -11,7 +11,9 @@ from domain.patient import Patient
 ORG = UUID("00000000-0000-4000-8000-000000000001")
 
 
-def new_patient(*, id: UUID | None = None, now: datetime | None = None, **overrides: Any) -> Patient:  # noqa: A002
+def new_patient(
+    *, id: UUID | None = None, now: datetime | None = None, **overrides: Any
+) -> Patient:
     """A registered synthetic patient with no episode yet."""
     now = now or datetime.now(UTC)
     fields: dict[str, Any] = {

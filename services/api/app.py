@@ -129,7 +129,11 @@ class _BodyTooLarge(Exception):
 
 async def _too_large(send: Any) -> None:
     response = JSONResponse(
-        {"errors": [{"message": "request body too large", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+        {
+            "errors": [
+                {"message": "request body too large", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}
+            ]
+        },
         status_code=413,
     )
     await response({"type": "http"}, None, send)  # type: ignore[arg-type]

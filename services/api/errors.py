@@ -10,16 +10,24 @@ import strawberry
 from domain import errors as domain_errors
 
 
-@strawberry.type(description="The input was malformed or outside its allowed range; nothing was written.")
+@strawberry.type(
+    description="The input was malformed or outside its allowed range; nothing was written."
+)
 class ValidationError:
-    code: str = strawberry.field(description="Stable machine-readable code, e.g. ANSWER_OUT_OF_RANGE.")
-    message: str = strawberry.field(description="What is wrong, for people; never contains patient data.")
+    code: str = strawberry.field(
+        description="Stable machine-readable code, e.g. ANSWER_OUT_OF_RANGE."
+    )
+    message: str = strawberry.field(
+        description="What is wrong, for people; never contains patient data."
+    )
     field: str | None = strawberry.field(
         default=None, description="The input field at fault, when one is."
     )
 
 
-@strawberry.type(description="The record's current state does not allow this change; nothing was written.")
+@strawberry.type(
+    description="The record's current state does not allow this change; nothing was written."
+)
 class InvalidTransitionError:
     code: str = strawberry.field(description="Stable machine-readable code.")
     message: str = strawberry.field(description="What is wrong; never contains patient data.")
@@ -31,7 +39,9 @@ class NotFoundError:
     message: str = strawberry.field(description="What was not found.")
 
 
-@strawberry.type(description="Another writer changed the record at the same time; retry on fresh data.")
+@strawberry.type(
+    description="Another writer changed the record at the same time; retry on fresh data."
+)
 class ConflictError:
     code: str = strawberry.field(description="Stable machine-readable code.")
     message: str = strawberry.field(description="What conflicted.")

@@ -174,23 +174,23 @@ async def _patient_command(
     view = await load_patient_view(ctx, result.stream_id)
     if view is None:
         return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {result.stream_id}")
-    return PatientPayload(
-        patient=view, log_position=position.encode() if position else ""
-    )
+    return PatientPayload(patient=view, log_position=position.encode() if position else "")
 
 
 @strawberry.type(description="Read the care team's views.")
 class Query:
     @strawberry.field(description="One patient's current view; null when not found.")
-    async def patient(self, info: Info[CareteamContext, None], id: UUID) -> Patient | None:  # noqa: A002
+    async def patient(self, info: Info[CareteamContext, None], id: UUID) -> Patient | None:
         return await load_patient_view(info.context, id)
 
 
-@strawberry.type(description="Commands. Each returns its result or a typed error; an error writes nothing.")
+@strawberry.type(
+    description="Commands. Each returns its result or a typed error; an error writes nothing."
+)
 class Mutation:
     @strawberry.mutation(description="Register a patient with minimal identity.")
     async def register_patient(
-        self, info: Info[CareteamContext, None], input: RegisterPatientInput  # noqa: A002
+        self, info: Info[CareteamContext, None], input: RegisterPatientInput
     ) -> PatientResult:
         return await _patient_command(
             info,
@@ -209,7 +209,7 @@ class Mutation:
 
     @strawberry.mutation(description="Enroll a patient in collaborative care (starts an episode).")
     async def enroll_patient(
-        self, info: Info[CareteamContext, None], input: EnrollPatientInput  # noqa: A002
+        self, info: Info[CareteamContext, None], input: EnrollPatientInput
     ) -> PatientResult:
         return await _patient_command(
             info,
@@ -219,7 +219,7 @@ class Mutation:
 
     @strawberry.mutation(description="Move an enrolled patient into active treatment.")
     async def start_treatment(
-        self, info: Info[CareteamContext, None], input: StartTreatmentInput  # noqa: A002
+        self, info: Info[CareteamContext, None], input: StartTreatmentInput
     ) -> PatientResult:
         return await _patient_command(
             info,
@@ -229,17 +229,19 @@ class Mutation:
 
     @strawberry.mutation(description="Assign members of the patient's care team.")
     async def assign_care_team(
-        self, info: Info[CareteamContext, None], input: AssignCareTeamInput  # noqa: A002
+        self, info: Info[CareteamContext, None], input: AssignCareTeamInput
     ) -> PatientResult:
         return await _patient_command(
             info,
             input.patient_id,
-            lambda now: lambda p: p.assign_care_team(
-                care_manager_id=input.care_manager_id,
-                pcp_id=input.pcp_id,
-                psychiatric_consultant_id=input.psychiatric_consultant_id,
-                occurred_at=input.occurred_at or now,
-                now=now,
+            lambda now: (
+                lambda p: p.assign_care_team(
+                    care_manager_id=input.care_manager_id,
+                    pcp_id=input.pcp_id,
+                    psychiatric_consultant_id=input.psychiatric_consultant_id,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
             ),
         )
 
@@ -248,32 +250,36 @@ class Mutation:
         "safety flag and tasks its rules require."
     )
     async def record_screening(
-        self, info: Info[CareteamContext, None], input: RecordScreeningInput  # noqa: A002
+        self, info: Info[CareteamContext, None], input: RecordScreeningInput
     ) -> PatientResult:
         return await _patient_command(
             info,
             input.patient_id,
-            lambda now: lambda p: p.record_screening(
-                instrument=input.instrument.value,
-                answers=input.answers,
-                occurred_at=input.occurred_at or now,
-                now=now,
+            lambda now: (
+                lambda p: p.record_screening(
+                    instrument=input.instrument.value,
+                    answers=input.answers,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
             ),
         )
 
     @strawberry.mutation(description="Log a care manager contact or activity with its minutes.")
     async def log_contact(
-        self, info: Info[CareteamContext, None], input: LogContactInput  # noqa: A002
+        self, info: Info[CareteamContext, None], input: LogContactInput
     ) -> PatientResult:
         return await _patient_command(
             info,
             input.patient_id,
-            lambda now: lambda p: p.log_contact(
-                activity=input.activity,
-                modality=input.modality,
-                minutes=input.minutes,
-                occurred_at=input.occurred_at or now,
-                now=now,
+            lambda now: (
+                lambda p: p.log_contact(
+                    activity=input.activity,
+                    modality=input.modality,
+                    minutes=input.minutes,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
             ),
         )
 
@@ -290,7 +296,7 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[MaskErrors(should_mask_error=_should_mask)],
+        extensions=[MaskErrors(should_mask_error=_should_mask)],  # type: ignore[list-item]
     )
 
 

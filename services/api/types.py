@@ -22,7 +22,9 @@ class Screening:
     safety_alert: bool = strawberry.field(
         description="True when a safety item (PHQ-9 item 9) was answered above 0."
     )
-    needs_follow_up: bool = strawberry.field(description="True when the score requires a follow-up task.")
+    needs_follow_up: bool = strawberry.field(
+        description="True when the score requires a follow-up task."
+    )
     rules_version: str = strawberry.field(description="Version of the scoring rules applied.")
     loinc_total: str | None = strawberry.field(description="LOINC code of the total score.")
     occurred_at: datetime = strawberry.field(description="When the questionnaire was taken.")
@@ -61,7 +63,9 @@ class Task:
     id: UUID = strawberry.field(description="Task id.")
     kind: str = strawberry.field(description="What must be done, e.g. suicide_risk_assessment.")
     due_on: date = strawberry.field(description="The day it is due.")
-    source_id: UUID | None = strawberry.field(description="The record that caused it (a screening).")
+    source_id: UUID | None = strawberry.field(
+        description="The record that caused it (a screening)."
+    )
 
 
 @strawberry.type(description="The patient's collaborative care team.")
@@ -84,9 +88,13 @@ class Patient:
         "discharged, deactivated; null before any episode."
     )
     episode_number: int = strawberry.field(description="Current episode number (0 before any).")
-    enrolled_at: datetime | None = strawberry.field(description="Enrollment time of the current episode.")
+    enrolled_at: datetime | None = strawberry.field(
+        description="Enrollment time of the current episode."
+    )
     care_team: CareTeam = strawberry.field(description="Assigned team members.")
-    screenings: list[Screening] = strawberry.field(description="Every screening, oldest taken first.")
+    screenings: list[Screening] = strawberry.field(
+        description="Every screening, oldest taken first."
+    )
     latest_phq9: Screening | None = strawberry.field(
         description="The most recently taken complete PHQ-9 (by effective time)."
     )
@@ -98,7 +106,9 @@ class Patient:
     open_tasks: list[Task] = strawberry.field(description="Tasks not yet completed.")
     contact_count: int = strawberry.field(description="Number of logged contacts and activities.")
     minutes_total: int = strawberry.field(description="Total care manager minutes logged.")
-    last_contact_at: datetime | None = strawberry.field(description="Effective time of the last contact.")
+    last_contact_at: datetime | None = strawberry.field(
+        description="Effective time of the last contact."
+    )
     version: int = strawberry.field(description="Stream version this view reflects.")
 
     @classmethod

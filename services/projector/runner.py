@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from projections.base import Projection
+from services.database import Conn
 from services.eventstore import START, EventStore, LogPosition
 
 log = logging.getLogger("careteam.projector")
@@ -33,7 +34,7 @@ class ProjectionLagTimeoutError(TimeoutError):
     code = "PROJECTION_TIMEOUT"
 
 
-async def read_checkpoint(conn: asyncpg.Connection, name: str) -> LogPosition:
+async def read_checkpoint(conn: Conn, name: str) -> LogPosition:
     await conn.execute(
         "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
     )
@@ -137,7 +138,7 @@ class ProjectionRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
 
-    async def wait_for(self, position: LogPosition, timeout: float) -> None:
+    async def wait_for(self, position: LogPosition, timeout: float) -> None:  # noqa: ASYNC109
         """Returns once every projection has applied ``position`` (read-your-writes)."""
         self._wake.set()
 

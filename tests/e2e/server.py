@@ -45,8 +45,14 @@ class ServerProcess:
     def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [
-                sys.executable, "-m", "services.cli", "serve",
-                "--port", str(self.port), "--data-dir", str(self.data_dir),
+                sys.executable,
+                "-m",
+                "services.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
             ],
             env=self.env,
             stdout=log,

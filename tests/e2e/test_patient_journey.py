@@ -145,18 +145,22 @@ def test_malformed_requests_get_clear_errors_not_stack_traces(server: ServerProc
     syntax = server.graphql("mutation { registerPatient(")
     assert syntax["errors"][0]["message"].startswith("Syntax Error")
 
-    unknown = server.graphql("{ patient(id: \"x\") { nope } }")
+    unknown = server.graphql('{ patient(id: "x") { nope } }')
     assert "errors" in unknown and "Traceback" not in str(unknown)
 
     wrong_type = server.graphql(READ, {"id": "not-a-uuid"})
     assert "errors" in wrong_type and "Traceback" not in str(wrong_type)
 
-    response = httpx.post(f"{server.url}/graphql", content=b"{not json", headers={
-        "content-type": "application/json"})
+    response = httpx.post(
+        f"{server.url}/graphql", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
 
-    huge = httpx.post(f"{server.url}/graphql", content=b"x" * 300_000, headers={
-        "content-type": "application/json"})
+    huge = httpx.post(
+        f"{server.url}/graphql",
+        content=b"x" * 300_000,
+        headers={"content-type": "application/json"},
+    )
     assert huge.status_code == 413
 
     get = httpx.get(f"{server.url}/graphql", params={"query": "{ __typename }"})
