@@ -55,6 +55,11 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     snapshot_every: int = 50
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    allowed_origins: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -98,6 +103,16 @@ class Settings:
             values["host"] = raw
         if (raw := text("KAFKA_BOOTSTRAP_SERVERS")) is not None:
             values["kafka_bootstrap_servers"] = raw
+        for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"):
+            if (raw := text(name)) is not None:
+                values[name.lower()] = raw
+        if (raw := text("OIDC_ALGORITHMS")) is not None:
+            algorithms = tuple(a.strip() for a in raw.split(",") if a.strip())
+            if any(a.upper().startswith("HS") or a.lower() == "none" for a in algorithms):
+                raise SettingsError("CARETEAM_OIDC_ALGORITHMS allows asymmetric algorithms only")
+            values["oidc_algorithms"] = algorithms
+        if (raw := text("ALLOWED_ORIGINS")) is not None:
+            values["allowed_origins"] = tuple(o.strip() for o in raw.split(",") if o.strip())
         if (raw := text("KAFKA_TOPIC")) is not None:
             values["kafka_topic"] = raw
         for name, attr, kind in (
@@ -113,6 +128,16 @@ class Settings:
                 values[attr] = value
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
-        if settings.is_production and settings.database_url is None:
-            raise SettingsError("CARETEAM_DATABASE_URL is required when CARETEAM_ENV=production")
+        if settings.is_production:
+            for attr in ("database_url", "oidc_issuer", "oidc_audience", "oidc_jwks_url"):
+                if getattr(settings, attr) is None:
+                    name = f"CARETEAM_{attr.upper()}"
+                    raise SettingsError(f"{name} is required when CARETEAM_ENV=production")
+        if settings.oidc_jwks_url is not None and (
+            settings.oidc_issuer is None or settings.oidc_audience is None
+        ):
+            raise SettingsError(
+                "CARETEAM_OIDC_ISSUER and CARETEAM_OIDC_AUDIENCE are required with "
+                "CARETEAM_OIDC_JWKS_URL"
+            )
         return settings

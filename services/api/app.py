@@ -12,10 +12,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from services.api.context import CareteamContext
 from services.api.schema import build_schema
+from services.auth import (
+    DEV_AUDIENCE,
+    DEV_ISSUER,
+    AuthenticationError,
+    DevIssuer,
+    JwksKeySource,
+    StaticKeySource,
+    TokenVerifier,
+    bearer_token,
+)
 from services.bootstrap import Clock, Runtime, open_runtime, system_clock
 from services.database import pending_migrations
 from services.settings import Settings
@@ -28,12 +39,38 @@ MAX_BODY_BYTES = 256 * 1024
 class CareteamGraphQL(GraphQL[CareteamContext, None]):
     """Strawberry's ASGI app with our typed context and a request size limit."""
 
-    def __init__(self, runtime_holder: dict[str, Runtime], **kwargs: Any) -> None:
+    def __init__(
+        self, runtime_holder: dict[str, Runtime], verifier: TokenVerifier, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._holder = runtime_holder
+        self._verifier = verifier
 
     async def get_context(self, request: Any, response: Any = None) -> CareteamContext:
-        return CareteamContext(runtime=self._holder["runtime"], request=request, response=response)
+        principal = None
+        scope = getattr(request, "scope", None)
+        if scope is not None:
+            principal = scope.get("state", {}).get("principal")
+        return CareteamContext(
+            runtime=self._holder["runtime"],
+            request=request,
+            response=response,
+            principal=principal,
+        )
+
+    async def on_ws_connect(self, context: CareteamContext) -> Any:
+        """WebSockets authenticate in ``connection_init``: {"Authorization": "Bearer ..."}."""
+        params = context.connection_params or {}
+        raw = params.get("Authorization") or params.get("authorization")
+        token = bearer_token(raw if isinstance(raw, str) else None)
+        if token is None:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+        try:
+            context.principal = await self._verifier.verify(token)
+        except AuthenticationError as exc:
+            log.info("websocket authentication failed reason=%s", exc.reason)
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"}) from None
+        return None
 
 
 def create_app(
@@ -70,8 +107,10 @@ def create_app(
             return JSONResponse({"status": "migrations pending"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    verifier = build_verifier(settings)
     graphql_app = CareteamGraphQL(
         holder,
+        verifier,
         schema=build_schema(),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
@@ -82,12 +121,74 @@ def create_app(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/graphql", BodyLimit(graphql_app, MAX_BODY_BYTES), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                BodyLimit(Authenticate(graphql_app, verifier), MAX_BODY_BYTES),
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", graphql_app),
         ],
         lifespan=lifespan,
     )
     return app
+
+
+def build_verifier(settings: Settings) -> TokenVerifier:
+    """The configured OIDC issuer, or (in development only) careteam's own dev issuer."""
+    if settings.oidc_jwks_url is not None:
+        assert settings.oidc_issuer is not None and settings.oidc_audience is not None
+        return TokenVerifier(
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            keys=JwksKeySource(settings.oidc_jwks_url),
+            algorithms=settings.oidc_algorithms,
+        )
+    if settings.is_production:  # Settings.from_env refuses this; a guard for direct callers
+        raise RuntimeError("production needs an OIDC issuer")
+    dev = DevIssuer(settings.data_dir)
+    return TokenVerifier(
+        issuer=DEV_ISSUER, audience=DEV_AUDIENCE, keys=StaticKeySource(dev.public_key_set())
+    )
+
+
+class Authenticate:
+    """Requires a valid bearer token on every GraphQL POST; GET only serves GraphiQL."""
+
+    def __init__(self, app: Any, verifier: TokenVerifier) -> None:
+        self._app = app
+        self._verifier = verifier
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            token = bearer_token(headers.get("authorization"))
+            reason = "MISSING_TOKEN"
+            principal = None
+            if token is not None:
+                try:
+                    principal = await self._verifier.verify(token)
+                except AuthenticationError as exc:
+                    reason = exc.reason
+            if principal is None:
+                log.info("authentication failed reason=%s", reason)
+                response = JSONResponse(
+                    {
+                        "errors": [
+                            {
+                                "message": "authentication required: send a valid bearer token",
+                                "extensions": {"code": "UNAUTHENTICATED", "reason": reason},
+                            }
+                        ]
+                    },
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+                await response(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        await self._app(scope, receive, send)
 
 
 class BodyLimit:

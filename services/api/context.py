@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
+from services.auth import Principal
 from services.bootstrap import Runtime
 from services.eventstore import EventMetadata
+
+PURPOSES = frozenset({"TREATMENT", "PAYMENT", "OPERATIONS", "AUDIT", "EMERGENCY"})
 
 
 @dataclass
@@ -15,14 +18,29 @@ class CareteamContext:
     runtime: Runtime
     request: Any
     response: Any = None
+    principal: Principal | None = None
+    connection_params: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: str(uuid4()))
 
+    @property
+    def purpose_of_use(self) -> str:
+        headers = getattr(self.request, "headers", None) or {}
+        raw = str(headers.get("x-purpose-of-use", "TREATMENT")).upper()
+        return raw if raw in PURPOSES else "TREATMENT"
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:  # the auth layer lets no such request through
+            raise PermissionError("unauthenticated")
+        return self.principal
+
     def metadata(self) -> EventMetadata:
-        """Who is acting. Until authentication lands (issue 4) the caller is the dev user."""
+        """Who is acting, for the events this request writes."""
+        principal = self.require_principal()
         return EventMetadata(
-            actor_id="dev-user",
-            role="admin",
-            organisation_id="dev-org",
+            actor_id=str(principal.user_id),
+            role=principal.role.value,
+            organisation_id=str(principal.organisation_id),
+            purpose_of_use=self.purpose_of_use,
             request_id=self.request_id,
             channel="graphql",
         )

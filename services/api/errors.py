@@ -53,6 +53,14 @@ class NotAllowedError:
     message: str = strawberry.field(description="Why it is not allowed.")
 
 
+@strawberry.type(
+    description="You may not do this (role, organisation or care team); the attempt is audited."
+)
+class ForbiddenError:
+    code: str = strawberry.field(description="Stable machine-readable code, e.g. NOT_ON_CARE_TEAM.")
+    message: str = strawberry.field(description="Why it was refused.")
+
+
 DomainErrorType = ValidationError | InvalidTransitionError | NotFoundError | NotAllowedError
 
 

@@ -16,9 +16,17 @@ from strawberry.types import Info
 
 from domain import errors as domain_errors
 from domain.patient import Patient as PatientAggregate
+from services.api.authz import (
+    Denied,
+    check_patient_operation,
+    check_role,
+    patient_scope_sql,
+    record_access,
+)
 from services.api.context import CareteamContext
 from services.api.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidTransitionError,
     NotAllowedError,
     NotFoundError,
@@ -26,6 +34,7 @@ from services.api.errors import (
     from_domain_error,
 )
 from services.api.types import Patient
+from services.auth import Role
 from services.eventstore import ConcurrencyConflictError, StreamNotFoundError
 from services.projector.runner import ProjectionLagTimeoutError
 
@@ -53,7 +62,8 @@ PatientResult = Annotated[
     | InvalidTransitionError
     | NotFoundError
     | NotAllowedError
-    | ConflictError,
+    | ConflictError
+    | ForbiddenError,
     strawberry.union("PatientResult", description="A patient command's outcome."),
 ]
 
@@ -64,7 +74,6 @@ class RegisterPatientInput:
     family_name: str = strawberry.field(description="Family name.")
     birth_date: date = strawberry.field(description="Date of birth.")
     mrn: str = strawberry.field(description="Medical record number in the organisation.")
-    organisation_id: UUID = strawberry.field(description="The patient's organisation.")
     sex: str | None = strawberry.field(default=None, description="female, male, other, unknown.")
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When it happened (default now; never in the future)."
@@ -128,20 +137,56 @@ class StartTreatmentInput:
 
 
 async def load_patient_view(ctx: CareteamContext, patient_id: UUID) -> Patient | None:
+    """The patient's view if the caller may read it (the restriction is in the SQL)."""
+    principal = ctx.require_principal()
+    predicate, params = patient_scope_sql("patient", principal, "v.key", 2)
     async with ctx.runtime.pool.acquire() as conn:
-        doc = await conn.fetchval("SELECT doc FROM rm_patient_view WHERE key = $1", patient_id)
+        doc = await conn.fetchval(
+            f"SELECT v.doc FROM rm_patient_view v WHERE v.key = $1 AND {predicate}",
+            patient_id,
+            *params,
+        )
     return None if doc is None else Patient.from_doc(doc)
+
+
+async def deny(ctx: CareteamContext, denied: Denied, patient_id: UUID | None) -> Any:
+    """Records a denial for audit and returns the typed error the caller sees."""
+    async with ctx.runtime.pool.acquire() as conn:
+        await record_access(
+            conn,
+            principal=ctx.principal,
+            operation=denied.operation,
+            patient_id=patient_id,
+            outcome="denied",
+            reason=denied.reason,
+            purpose_of_use=ctx.purpose_of_use,
+            request_id=ctx.request_id,
+        )
+    if denied.not_found:
+        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
+    return ForbiddenError(code=denied.reason, message=f"{denied.operation} is not permitted")
 
 
 async def _patient_command(
     info: Info[CareteamContext, None],
+    operation: str,
     patient_id: UUID | None,
     command: Callable[[datetime], Any],
 ) -> Any:
-    """Runs a patient command (or a registration when patient_id is None) and answers
-    with the patient's view once the projector has applied the command's events."""
+    """Checks the caller may run ``operation``, runs the patient command (a registration
+    when patient_id is None) and answers with the patient's view once the projector has
+    applied the command's events."""
     ctx = info.context
     runtime = ctx.runtime
+    principal = ctx.require_principal()
+    try:
+        if patient_id is None:
+            check_role(principal, operation)
+        else:
+            async with runtime.pool.acquire() as conn:
+                await check_patient_operation(conn, principal, operation, patient_id)
+    except Denied as denied:
+        return await deny(ctx, denied, patient_id)
     now = runtime.clock()
     try:
         if patient_id is None:
@@ -177,6 +222,30 @@ async def _patient_command(
     return PatientPayload(patient=view, log_position=position.encode() if position else "")
 
 
+def _register(ctx: CareteamContext, data: RegisterPatientInput, now: datetime) -> PatientAggregate:
+    """Registers in the caller's organisation; a registering clinician joins the care team
+    in their own role (otherwise nobody could enroll the new patient)."""
+    principal = ctx.require_principal()
+    occurred_at = data.occurred_at or now
+    patient = PatientAggregate.register(
+        given_name=data.given_name,
+        family_name=data.family_name,
+        birth_date=data.birth_date,
+        mrn=data.mrn,
+        organisation_id=principal.organisation_id,
+        sex=data.sex,
+        occurred_at=occurred_at,
+        now=now,
+    )
+    if principal.role is Role.CARE_MANAGER:
+        patient.assign_care_team(
+            care_manager_id=principal.user_id, occurred_at=occurred_at, now=now
+        )
+    elif principal.role is Role.PCP:
+        patient.assign_care_team(pcp_id=principal.user_id, occurred_at=occurred_at, now=now)
+    return patient
+
+
 @strawberry.type(description="Read the care team's views.")
 class Query:
     @strawberry.field(description="One patient's current view; null when not found.")
@@ -194,17 +263,9 @@ class Mutation:
     ) -> PatientResult:
         return await _patient_command(
             info,
+            "registerPatient",
             None,
-            lambda now: PatientAggregate.register(
-                given_name=input.given_name,
-                family_name=input.family_name,
-                birth_date=input.birth_date,
-                mrn=input.mrn,
-                organisation_id=input.organisation_id,
-                sex=input.sex,
-                occurred_at=input.occurred_at or now,
-                now=now,
-            ),
+            lambda now: _register(info.context, input, now),
         )
 
     @strawberry.mutation(description="Enroll a patient in collaborative care (starts an episode).")
@@ -213,6 +274,7 @@ class Mutation:
     ) -> PatientResult:
         return await _patient_command(
             info,
+            "enrollPatient",
             input.patient_id,
             lambda now: lambda p: p.enroll(occurred_at=input.occurred_at or now, now=now),
         )
@@ -223,6 +285,7 @@ class Mutation:
     ) -> PatientResult:
         return await _patient_command(
             info,
+            "startTreatment",
             input.patient_id,
             lambda now: lambda p: p.start_treatment(occurred_at=input.occurred_at or now, now=now),
         )
@@ -233,6 +296,7 @@ class Mutation:
     ) -> PatientResult:
         return await _patient_command(
             info,
+            "assignCareTeam",
             input.patient_id,
             lambda now: (
                 lambda p: p.assign_care_team(
@@ -254,6 +318,7 @@ class Mutation:
     ) -> PatientResult:
         return await _patient_command(
             info,
+            "recordScreening",
             input.patient_id,
             lambda now: (
                 lambda p: p.record_screening(
@@ -271,6 +336,7 @@ class Mutation:
     ) -> PatientResult:
         return await _patient_command(
             info,
+            "logContact",
             input.patient_id,
             lambda now: (
                 lambda p: p.log_contact(

@@ -15,6 +15,7 @@ def server(db_dsn: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """careteam serve on a free port, on a fresh database of the test PostgreSQL server."""
     proc = ServerProcess(data_dir=tmp_path, env={"CARETEAM_DATABASE_URL": db_dsn})
     proc.start()
+    proc.use(proc.token("care_manager"))
     try:
         yield proc
     finally:

@@ -10,8 +10,13 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import httpx
+
+from services.auth import DevIssuer, Role
+
+DEFAULT_ORG = UUID("00000000-0000-4000-8000-000000000001")
 
 
 def free_port() -> int:
@@ -30,6 +35,7 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
+        self.default_token: str | None = None
 
     @property
     def url(self) -> str:
@@ -84,11 +90,37 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    def token(
+        self,
+        role: str = "care_manager",
+        *,
+        user: UUID | None = None,
+        org: UUID = DEFAULT_ORG,
+        **kwargs: Any,
+    ) -> str:
+        """A token from the server's development issuer (same data folder)."""
+        return DevIssuer(self.data_dir).mint(
+            role=Role(role), user_id=user or uuid4(), organisation_id=org, **kwargs
+        )
+
+    def use(self, token: str) -> ServerProcess:
+        """Sends ``token`` with every later request of this client."""
+        self.default_token = token
+        return self
+
+    def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+    ) -> dict[str, Any]:
         """POSTs a GraphQL document; returns the decoded JSON body (any status)."""
+        bearer = token or self.default_token
         response = httpx.post(
             f"{self.url}/graphql",
             json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {bearer}"} if bearer else {},
             timeout=30.0,
         )
         body: dict[str, Any] = response.json()

@@ -8,8 +8,6 @@ from typing import Any
 
 from tests.e2e.server import ServerProcess
 
-ORG = "00000000-0000-4000-8000-000000000001"
-
 PATIENT_FIELDS = """
     id status episodeNumber safetyRisk
     latestPhq9 { total severity safetyAlert complete answers instrument }
@@ -58,7 +56,6 @@ def register(server: ServerProcess, **overrides: Any) -> dict[str, Any]:
         "familyName": "Example",
         "birthDate": "1984-03-02",
         "mrn": "MRN-0001",
-        "organisationId": ORG,
         **overrides,
     }
     body = server.graphql(REGISTER, {"input": payload})
@@ -151,8 +148,11 @@ def test_malformed_requests_get_clear_errors_not_stack_traces(server: ServerProc
     wrong_type = server.graphql(READ, {"id": "not-a-uuid"})
     assert "errors" in wrong_type and "Traceback" not in str(wrong_type)
 
+    auth = {"Authorization": f"Bearer {server.default_token}"}
     response = httpx.post(
-        f"{server.url}/graphql", content=b"{not json", headers={"content-type": "application/json"}
+        f"{server.url}/graphql",
+        content=b"{not json",
+        headers={"content-type": "application/json", **auth},
     )
     assert response.status_code == 400
 
@@ -170,6 +170,7 @@ def test_malformed_requests_get_clear_errors_not_stack_traces(server: ServerProc
 def test_a_restarted_server_on_the_embedded_database_keeps_every_record(tmp_path: Path) -> None:
     """Stop the server (and its embedded PostgreSQL), start it again: the patient is there."""
     first = ServerProcess(data_dir=tmp_path / "data").start()
+    first.use(first.token("care_manager"))
     try:
         pid = register(first)["patient"]["id"]
         first.graphql(ENROLL, {"id": pid})
@@ -178,6 +179,7 @@ def test_a_restarted_server_on_the_embedded_database_keeps_every_record(tmp_path
         first.stop(signal.SIGTERM)
 
     second = ServerProcess(data_dir=tmp_path / "data").start()
+    second.use(first.default_token or "")
     try:
         patient = second.graphql(READ, {"id": pid})["data"]["patient"]
         assert patient["status"] == "enrolled"

@@ -167,7 +167,7 @@ def test_wrong_number_of_answers_is_rejected(instrument: Instrument, count: int)
 def test_answers_given_as_a_string_are_rejected() -> None:
     """A string is a sequence but not a list of answers."""
     with pytest.raises(WrongAnswerCountError):
-        score(Instrument.PHQ2, "00")
+        score(Instrument.PHQ2, "00")  # type: ignore[arg-type]
 
 
 def test_unknown_instrument_is_rejected() -> None:
