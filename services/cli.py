@@ -58,6 +58,32 @@ def _cmd_export_schema(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_token(args: argparse.Namespace) -> int:
+    from uuid import UUID
+
+    from services.auth import DevIssuer, Role
+
+    settings = _settings(args)
+    if settings.is_production or settings.oidc_jwks_url is not None:
+        print("careteam: tokens come from your OIDC issuer, not the dev issuer", file=sys.stderr)
+        return 2
+    try:
+        role = Role(args.role)
+        user, org = UUID(args.user), UUID(args.org)
+    except ValueError:
+        print(
+            "careteam: --user and --org must be UUIDs; --role one of: "
+            + ", ".join(r.value for r in Role),
+            file=sys.stderr,
+        )
+        return 2
+    token = DevIssuer(settings.data_dir).mint(
+        role=role, user_id=user, organisation_id=org, ttl_seconds=args.ttl
+    )
+    print(token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="careteam", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply pending database migrations")
     data_dir(mig)
     mig.set_defaults(func=_cmd_migrate)
+
+    tok = sub.add_parser(
+        "token",
+        help="print a development bearer token (paste into GraphiQL's headers as "
+        '{"Authorization": "Bearer <token>"})',
+    )
+    tok.add_argument(
+        "--role", required=True, help="pcp, care_manager, psychiatrist, compliance, partner, admin"
+    )
+    tok.add_argument("--user", required=True, help="the user's id (a UUID)")
+    tok.add_argument("--org", required=True, help="the organisation's id (a UUID)")
+    tok.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds (default 8 h)")
+    data_dir(tok)
+    tok.set_defaults(func=_cmd_token)
 
     exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     exp.set_defaults(func=_cmd_export_schema)

@@ -77,12 +77,15 @@ def patient_scope_sql(
             "(a.care_manager_id, a.pcp_id, a.psychiatric_consultant_id))"
         )
     if not clauses:
-        return "FALSE", [principal.organisation_id, principal.user_id]
+        return "FALSE", []
     predicate = (
         f"EXISTS (SELECT 1 FROM rm_patient_access a WHERE a.patient_id = {key} "
         f"AND ({' OR '.join(clauses)}))"
     )
-    return predicate, [principal.organisation_id, principal.user_id]
+    params: list[object] = [principal.organisation_id]
+    if Relation.TEAM in relations:
+        params.append(principal.user_id)
+    return predicate, params
 
 
 class Denied(Exception):
@@ -101,12 +104,13 @@ async def check_patient_operation(
     """Raises Denied unless the caller may perform ``operation`` on ``patient_id``."""
     if not allowed_relations(operation, principal.role):
         raise Denied(operation, "ROLE_NOT_PERMITTED")
-    predicate, params = patient_scope_sql(operation, principal, "$1", 2)
+    predicate, params = patient_scope_sql(operation, principal, "$1", 3)
     row = await conn.fetchrow(
         f"""SELECT {predicate} AS allowed,
                    EXISTS (SELECT 1 FROM rm_patient_access a
                            WHERE a.patient_id = $1 AND a.organisation_id = $2) AS in_org""",
         patient_id,
+        principal.organisation_id,
         *params,
     )
     assert row is not None

@@ -68,6 +68,12 @@ PatientResult = Annotated[
 ]
 
 
+PatientLookup = Annotated[
+    Patient | NotFoundError | ForbiddenError,
+    strawberry.union("PatientLookup", description="A patient, or why it cannot be shown."),
+]
+
+
 @strawberry.input(description="A new patient's minimal identity.")
 class RegisterPatientInput:
     given_name: str = strawberry.field(description="Given name.")
@@ -248,9 +254,21 @@ def _register(ctx: CareteamContext, data: RegisterPatientInput, now: datetime) -
 
 @strawberry.type(description="Read the care team's views.")
 class Query:
-    @strawberry.field(description="One patient's current view; null when not found.")
-    async def patient(self, info: Info[CareteamContext, None], id: UUID) -> Patient | None:
-        return await load_patient_view(info.context, id)
+    @strawberry.field(
+        description="One patient's current view, or why you cannot see it (not found in your "
+        "organisation, or not on the patient's care team; refusals are audited)."
+    )
+    async def patient(self, info: Info[CareteamContext, None], id: UUID) -> PatientLookup:
+        ctx = info.context
+        view = await load_patient_view(ctx, id)
+        if view is not None:
+            return view
+        try:
+            async with ctx.runtime.pool.acquire() as conn:
+                await check_patient_operation(conn, ctx.require_principal(), "patient", id)
+        except Denied as denied:
+            return await deny(ctx, denied, id)
+        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {id}")
 
 
 @strawberry.type(

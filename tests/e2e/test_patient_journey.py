@@ -47,7 +47,7 @@ mutation($id: UUID!, $answers: [Int]!, $instrument: InstrumentCode!, $at: DateTi
   }}
 }}"""
 
-READ = f"query($id: UUID!) {{ patient(id: $id) {{ {PATIENT_FIELDS} }} }}"
+READ = f"query($id: UUID!) {{ patient(id: $id) {{ ... on Patient {{ {PATIENT_FIELDS} }} }} }}"
 
 
 def register(server: ServerProcess, **overrides: Any) -> dict[str, Any]:

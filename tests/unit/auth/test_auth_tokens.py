@@ -1,0 +1,245 @@
+"""Bearer tokens: only well-signed, current tokens for our issuer and audience get through."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+from services.auth import (
+    DEV_AUDIENCE,
+    DEV_ISSUER,
+    ORG_CLAIM,
+    ROLE_CLAIM,
+    AuthenticationError,
+    DevIssuer,
+    JwksKeySource,
+    Role,
+    StaticKeySource,
+    TokenVerifier,
+    bearer_token,
+)
+
+USER, ORG = uuid4(), uuid4()
+
+
+@pytest.fixture
+def issuer(tmp_path: Path) -> DevIssuer:
+    return DevIssuer(tmp_path)
+
+
+@pytest.fixture
+def verifier(issuer: DevIssuer) -> TokenVerifier:
+    return TokenVerifier(
+        issuer=DEV_ISSUER, audience=DEV_AUDIENCE, keys=StaticKeySource(issuer.public_key_set())
+    )
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": DEV_ISSUER,
+        "aud": DEV_AUDIENCE,
+        "sub": str(USER),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        ROLE_CLAIM: "pcp",
+        ORG_CLAIM: str(ORG),
+    }
+    claims.update(overrides)
+    return claims
+
+
+def _sign(key: RSAKey, claims: dict[str, Any], **header: Any) -> str:
+    return jwt.encode({"alg": "RS256", "kid": key.kid, **header}, claims, key)
+
+
+async def _reason(verifier: TokenVerifier, token: str) -> str:
+    with pytest.raises(AuthenticationError) as caught:
+        await verifier.verify(token)
+    return caught.value.reason
+
+
+async def test_a_token_from_the_dev_issuer_yields_its_principal(
+    issuer: DevIssuer, verifier: TokenVerifier
+) -> None:
+    """The happy path: role, user and organisation come from the verified claims."""
+    token = issuer.mint(role=Role.CARE_MANAGER, user_id=USER, organisation_id=ORG)
+    principal = await verifier.verify(token)
+    assert (principal.user_id, principal.role, principal.organisation_id) == (
+        USER,
+        Role.CARE_MANAGER,
+        ORG,
+    )
+
+
+async def test_an_expired_token_is_rejected(issuer: DevIssuer, verifier: TokenVerifier) -> None:
+    """exp an hour ago (beyond the 30 s leeway)."""
+    token = _sign(issuer.key(), _claims(exp=int(time.time()) - 3600, iat=0, nbf=0))
+    assert await _reason(verifier, token) == "TOKEN_EXPIRED"
+
+
+async def test_a_token_not_yet_valid_is_rejected(
+    issuer: DevIssuer, verifier: TokenVerifier
+) -> None:
+    """nbf an hour ahead."""
+    token = _sign(issuer.key(), _claims(nbf=int(time.time()) + 3600))
+    assert await _reason(verifier, token) == "TOKEN_NOT_YET_VALID"
+
+
+async def test_a_token_for_another_audience_is_rejected(
+    issuer: DevIssuer, verifier: TokenVerifier
+) -> None:
+    """aud names some other service."""
+    token = _sign(issuer.key(), _claims(aud="someone-else"))
+    assert await _reason(verifier, token) == "WRONG_AUDIENCE"
+
+
+async def test_a_token_from_another_issuer_is_rejected(
+    issuer: DevIssuer, verifier: TokenVerifier
+) -> None:
+    """iss names some other issuer, even though our key signed it."""
+    token = _sign(issuer.key(), _claims(iss="https://evil.example"))
+    assert await _reason(verifier, token) == "WRONG_ISSUER"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def test_an_unsigned_alg_none_token_is_rejected(
+    issuer: DevIssuer, verifier: TokenVerifier
+) -> None:
+    """alg=none with an empty signature."""
+    header = _b64(json.dumps({"alg": "none", "kid": issuer.key().kid}).encode())
+    body = _b64(json.dumps(_claims()).encode())
+    assert await _reason(verifier, f"{header}.{body}.") == "ALGORITHM_NOT_ALLOWED"
+
+
+async def test_an_hmac_token_keyed_with_the_public_key_is_rejected(
+    issuer: DevIssuer, verifier: TokenVerifier
+) -> None:
+    """RS/HS confusion: HS256 signed with the issuer's public key as the secret."""
+    import hashlib
+    import hmac
+
+    public_pem = issuer.key().as_pem(private=False)
+    header = _b64(json.dumps({"alg": "HS256", "kid": issuer.key().kid}).encode())
+    body = _b64(json.dumps(_claims()).encode())
+    mac = hmac.new(public_pem, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    token = f"{header}.{body}.{_b64(mac)}"
+    assert await _reason(verifier, token) == "ALGORITHM_NOT_ALLOWED"
+
+
+async def test_a_token_with_an_unknown_key_id_is_rejected(verifier: TokenVerifier) -> None:
+    """A key we have never seen, even if the token is otherwise perfect."""
+    stranger = RSAKey.generate_key(2048, auto_kid=True)
+    assert await _reason(verifier, _sign(stranger, _claims())) == "UNKNOWN_KEY_ID"
+
+
+async def test_a_tampered_token_is_rejected(issuer: DevIssuer, verifier: TokenVerifier) -> None:
+    """The payload is swapped for one claiming the admin role; the signature no longer fits."""
+    token = _sign(issuer.key(), _claims())
+    header, _, signature = token.split(".")
+    forged = _b64(json.dumps(_claims(**{ROLE_CLAIM: "admin"})).encode())
+    assert await _reason(verifier, f"{header}.{forged}.{signature}") == "BAD_SIGNATURE"
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "a.b", "a.b.c", "x" * 9000])
+async def test_garbage_tokens_are_rejected_as_malformed(verifier: TokenVerifier, raw: str) -> None:
+    """Whatever the string, a typed AuthenticationError and never a crash."""
+    assert await _reason(verifier, raw) in {"MALFORMED_TOKEN", "ALGORITHM_NOT_ALLOWED"}
+
+
+async def test_claims_without_role_or_organisation_are_rejected(
+    issuer: DevIssuer, verifier: TokenVerifier
+) -> None:
+    """A valid signature is not enough: careteam's role and organisation claims are needed."""
+    claims = _claims()
+    del claims[ROLE_CLAIM]
+    assert await _reason(verifier, _sign(issuer.key(), claims)) == "INVALID_CLAIMS"
+    bad_role = _sign(issuer.key(), _claims(**{ROLE_CLAIM: "superuser"}))
+    assert await _reason(verifier, bad_role) == "INVALID_CLAIMS"
+
+
+def test_hmac_and_none_algorithms_cannot_be_configured() -> None:
+    """The verifier refuses symmetric or absent algorithms at construction."""
+    for algorithms in (["HS256"], ["none"], ["RS256", "HS512"]):
+        with pytest.raises(ValueError):
+            TokenVerifier(
+                issuer="i", audience="a", keys=StaticKeySource(KeySet([])), algorithms=algorithms
+            )
+
+
+def test_bearer_header_parsing() -> None:
+    """Only 'Bearer <token>' yields a token."""
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    for bad in (None, "", "Basic abc", "Bearer", "Bearer   "):
+        assert bearer_token(bad) is None
+
+
+class _Jwks:
+    """A real local HTTP server publishing a JWKS that the test can rotate."""
+
+    def __init__(self) -> None:
+        self.keys: list[RSAKey] = []
+        self.fetches = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.fetches += 1
+                body = json.dumps({"keys": [k.as_dict(private=False) for k in outer.keys]})
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+
+
+@pytest.fixture
+def jwks() -> Iterator[_Jwks]:
+    server = _Jwks()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+async def test_a_rotated_key_is_fetched_when_an_unknown_kid_arrives(jwks: _Jwks) -> None:
+    """The issuer rotates keys: the verifier refetches the JWKS once and accepts the new one."""
+    old, new = RSAKey.generate_key(2048, auto_kid=True), RSAKey.generate_key(2048, auto_kid=True)
+    jwks.keys = [old]
+    verifier = TokenVerifier(
+        issuer=DEV_ISSUER,
+        audience=DEV_AUDIENCE,
+        keys=JwksKeySource(jwks.url, refresh_interval=0.0),
+    )
+    assert (await verifier.verify(_sign(old, _claims()))).user_id == USER
+    assert jwks.fetches == 1
+    jwks.keys = [old, new]
+    assert (await verifier.verify(_sign(new, _claims()))).user_id == USER
+    assert jwks.fetches == 2
+    stranger = RSAKey.generate_key(2048, auto_kid=True)
+    assert await _reason(verifier, _sign(stranger, _claims())) == "UNKNOWN_KEY_ID"
