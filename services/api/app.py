@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -16,6 +19,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from services.api.context import CareteamContext
+from services.api.feed import EventFeed
 from services.api.schema import build_schema
 from services.auth import (
     DEV_AUDIENCE,
@@ -27,7 +31,7 @@ from services.auth import (
     TokenVerifier,
     bearer_token,
 )
-from services.bootstrap import Clock, Runtime, open_runtime, system_clock
+from services.bootstrap import Clock, open_runtime, system_clock
 from services.database import pending_migrations
 from services.settings import Settings
 
@@ -40,7 +44,7 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
     """Strawberry's ASGI app with our typed context and a request size limit."""
 
     def __init__(
-        self, runtime_holder: dict[str, Runtime], verifier: TokenVerifier, **kwargs: Any
+        self, runtime_holder: dict[str, Any], verifier: TokenVerifier, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self._holder = runtime_holder
@@ -56,6 +60,7 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
             request=request,
             response=response,
             principal=principal,
+            feed=self._holder.get("feed"),
         )
 
     async def on_ws_connect(self, context: CareteamContext) -> Any:
@@ -80,15 +85,29 @@ def create_app(
     run_projector: bool = True,
 ) -> Starlette:
     """Builds the app; the lifespan opens the database, the pool and the projector."""
-    holder: dict[str, Runtime] = {}
+    holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with open_runtime(settings, clock=clock, run_projector=run_projector) as runtime:
             holder["runtime"] = runtime
+            feed = EventFeed(
+                runtime.store,
+                poll_seconds=settings.projector_poll_seconds,
+                access_ready=lambda position: runtime.projector.wait_for(
+                    position, settings.read_your_writes_timeout_seconds
+                ),
+            )
+            holder["feed"] = feed
+            feed_task = asyncio.create_task(feed.run())
             log.info("careteam ready")
-            yield
-            holder.pop("runtime", None)
+            try:
+                yield
+            finally:
+                feed_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feed_task
+                holder.clear()
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -111,7 +130,7 @@ def create_app(
     graphql_app = CareteamGraphQL(
         holder,
         verifier,
-        schema=build_schema(),
+        schema=build_schema(production=settings.is_production),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
@@ -126,7 +145,15 @@ def create_app(
                 BodyLimit(Authenticate(graphql_app, verifier), MAX_BODY_BYTES),
                 methods=["GET", "POST"],
             ),
-            WebSocketRoute("/graphql", graphql_app),
+            WebSocketRoute("/graphql", CheckWebSocketOrigin(graphql_app, settings.allowed_origins)),
+        ],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.allowed_origins),
+                allow_methods=["POST"],
+                allow_headers=["authorization", "content-type", "x-purpose-of-use"],
+            )
         ],
         lifespan=lifespan,
     )
@@ -188,6 +215,27 @@ class Authenticate:
                 await response(scope, receive, send)
                 return
             scope.setdefault("state", {})["principal"] = principal
+        await self._app(scope, receive, send)
+
+
+class CheckWebSocketOrigin:
+    """Browsers send Origin on WebSockets and CORS does not apply to them: refuse a browser
+    socket from an origin not in CARETEAM_ALLOWED_ORIGINS (non-browser clients send none)."""
+
+    def __init__(self, app: Any, allowed: tuple[str, ...]) -> None:
+        self._app = app
+        self._allowed = set(allowed)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            headers = dict(scope.get("headers") or [])
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            host = headers.get(b"host", b"").decode("latin-1")
+            same_host = origin.split("://", 1)[-1] == host
+            if origin and not same_host and origin not in self._allowed:
+                log.info("websocket refused: origin not allowed")
+                await send({"type": "websocket.close", "code": 4403})
+                return
         await self._app(scope, receive, send)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
+from services.api.feed import EventFeed
 from services.auth import Principal
 from services.bootstrap import Runtime
 from services.eventstore import EventMetadata
@@ -21,6 +22,13 @@ class CareteamContext:
     principal: Principal | None = None
     connection_params: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: str(uuid4()))
+    active_subscriptions: int = 0
+    feed: EventFeed | None = None
+
+    def runtime_feed(self) -> EventFeed:
+        if self.feed is None:
+            raise RuntimeError("the event feed is not running")
+        return self.feed
 
     @property
     def purpose_of_use(self) -> str:

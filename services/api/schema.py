@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from domain import errors as domain_errors
@@ -33,9 +43,9 @@ from services.api.errors import (
     ValidationError,
     from_domain_error,
 )
-from services.api.types import Patient
+from services.api.types import CareEvent, Patient
 from services.auth import Role
-from services.eventstore import ConcurrencyConflictError, StreamNotFoundError
+from services.eventstore import ConcurrencyConflictError, LogPosition, StreamNotFoundError
 from services.projector.runner import ProjectionLagTimeoutError
 
 log = logging.getLogger("careteam.api")
@@ -376,11 +386,93 @@ def _should_mask(error: GraphQLError) -> bool:
     return not isinstance(original, GraphQLError)
 
 
-def build_schema() -> strawberry.Schema:
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
+
+
+@strawberry.type(description="Live updates over WebSocket (graphql-transport-ws).")
+class Subscription:
+    @strawberry.subscription(
+        description="Care events of the patients you may read, in log order; filter by "
+        "patients and event types; `after` replays from a position first. At most "
+        f"{MAX_SUBSCRIPTIONS_PER_CONNECTION} at once per connection."
+    )
+    async def care_events(
+        self,
+        info: Info[CareteamContext, None],
+        patient_ids: list[UUID] | None = None,
+        event_types: list[str] | None = None,
+        after: str | None = None,
+    ) -> AsyncGenerator[CareEvent, None]:
+        ctx = info.context
+        principal = ctx.require_principal()
+        if ctx.active_subscriptions >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
+            raise GraphQLError(
+                "too many subscriptions on this connection",
+                extensions={"code": "SUBSCRIPTION_LIMIT"},
+            )
+        start = None
+        if after is not None:
+            try:
+                start = LogPosition.decode(after)
+            except ValueError:
+                raise GraphQLError(
+                    "after is not a log position", extensions={"code": "VALIDATION_ERROR"}
+                ) from None
+        ctx.active_subscriptions += 1
+        try:
+            feed = ctx.runtime_feed()
+            async for event in feed.subscribe(
+                principal,
+                patient_ids=set(patient_ids) if patient_ids is not None else None,
+                event_types=set(event_types) if event_types is not None else None,
+                after=start,
+            ):
+                yield CareEvent(
+                    event_id=event.event_id,
+                    patient_id=event.patient_id,
+                    stream_type=event.stream_type,
+                    stream_id=event.stream_id,
+                    stream_version=event.stream_version,
+                    event_type=event.event_type,
+                    event_version=event.event_version,
+                    occurred_at=event.occurred_at,
+                    recorded_at=event.recorded_at,
+                    position=event.log_position.encode(),
+                    payload=cast(JSON, event.payload),
+                )
+        finally:
+            ctx.active_subscriptions -= 1
+
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 2_000
+
+# Built once, so the rule classes are the same objects on every request and the
+# validation cache (keyed by the rules) hits; a limiter built per request would
+# create new rule classes each time and never hit it (dependency-notes.md).
+_LIMIT_RULES: list[type[ASTValidationRule]] = [
+    depth_validator(MAX_DEPTH, None, None),
+    alias_validator(MAX_ALIASES),
+]
+_PRODUCTION_RULES: list[type[ASTValidationRule]] = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    """The schema with its hardening: masked errors, depth/alias/token limits, caches;
+    introspection is refused in production."""
+    rules = _PRODUCTION_RULES if production else _LIMIT_RULES
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[MaskErrors(should_mask_error=_should_mask)],  # type: ignore[list-item]
+        subscription=Subscription,
+        extensions=[
+            lambda: MaskErrors(should_mask_error=_should_mask),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: AddValidationRules(rules),
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+        ],
     )
 
 

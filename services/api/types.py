@@ -173,3 +173,20 @@ def _dt(value: str | None) -> datetime | None:
 
 def _uuid(value: str | None) -> UUID | None:
     return None if value is None else UUID(value)
+
+
+@strawberry.type(description="One event from the care log, as a subscriber receives it.")
+class CareEvent:
+    event_id: UUID = strawberry.field(description="Stable event id (deduplicate by it).")
+    patient_id: UUID = strawberry.field(description="The patient the event concerns.")
+    stream_type: str = strawberry.field(
+        description="patient, care_plan, referral or consultation_note."
+    )
+    stream_id: UUID = strawberry.field(description="The record the event belongs to.")
+    stream_version: int = strawberry.field(description="The record's version after the event.")
+    event_type: str = strawberry.field(description="Stable name, e.g. patient.screening_recorded.")
+    event_version: int = strawberry.field(description="Version of the event's schema.")
+    occurred_at: datetime = strawberry.field(description="Clinical effective time.")
+    recorded_at: datetime = strawberry.field(description="When careteam recorded it.")
+    position: str = strawberry.field(description="Log position; pass as `after` to resume.")
+    payload: strawberry.scalars.JSON = strawberry.field(description="The event's data.")

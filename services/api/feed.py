@@ -1,0 +1,159 @@
+"""Live care events for GraphQL subscriptions: one log follower, many subscribers.
+
+One task per process follows the log (woken by appends in this process, or a short poll)
+and hands each batch to every subscriber's bounded queue. A subscriber sees only the
+events of patients the caller may read; that is decided in SQL per batch, for the
+patients it has not decided yet, and re-decided when a care team changes. A subscriber
+that falls too far behind is disconnected rather than allowed to grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from services.api.authz import patient_scope_sql
+from services.auth import Principal
+from services.eventstore import EventStore, LogPosition, RecordedEvent
+
+log = logging.getLogger("careteam.feed")
+
+QUEUE_LIMIT = 1_000
+_TEAM_EVENTS = frozenset(
+    {"patient.registered", "patient.care_team_assigned", "patient.care_team_member_unassigned"}
+)
+
+
+class SubscriberTooSlowError(Exception):
+    """The subscriber's queue overflowed; it must resubscribe from its last position."""
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    queue: asyncio.Queue[list[RecordedEvent] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
+    )
+    overflowed: bool = False
+
+
+class EventFeed:
+    """Follows the log from the head at start and fans batches out to subscribers."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        poll_seconds: float = 0.1,
+        access_ready: Callable[[LogPosition], Awaitable[None]] | None = None,
+    ) -> None:
+        self._store = store
+        self._access_ready = access_ready
+        self._poll = poll_seconds
+        self._subscribers: set[_Subscriber] = set()
+        self._wake = asyncio.Event()
+        self.position = LogPosition()
+        store.on_append(lambda _p: self._wake.set())
+
+    async def run(self) -> None:
+        self.position = await self._store.head()
+        while True:
+            self._wake.clear()
+            try:
+                batch = await self._store.read_log(self.position, limit=500)
+            except Exception:
+                log.exception("event feed read failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if batch:
+                self.position = batch[-1].log_position
+                if self._access_ready is not None:
+                    # Decide access only once the access model has seen this batch, so a
+                    # just-assigned team member is not refused their patient's events.
+                    try:
+                        await self._access_ready(self.position)
+                    except TimeoutError:
+                        log.warning("access model lagging; delivering on current state")
+                for sub in list(self._subscribers):
+                    try:
+                        sub.queue.put_nowait(batch)
+                    except asyncio.QueueFull:
+                        sub.overflowed = True
+                        self._subscribers.discard(sub)
+                        with contextlib.suppress(asyncio.QueueFull):
+                            sub.queue.put_nowait(None)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+
+    async def subscribe(
+        self,
+        principal: Principal,
+        *,
+        patient_ids: set[UUID] | None,
+        event_types: set[str] | None,
+        after: LogPosition | None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Yields permitted events in log order: replayed from ``after`` (if given), then live."""
+        sub = _Subscriber()
+        self._subscribers.add(sub)
+        decided: dict[UUID, bool] = {}
+        try:
+            last = after
+            if after is not None:
+                while True:
+                    replay = await self._store.read_log(last or after, limit=500)
+                    if not replay:
+                        break
+                    for event in await self._permitted(principal, replay, decided):
+                        if _wanted(event, patient_ids, event_types):
+                            yield event
+                    last = replay[-1].log_position
+            while True:
+                batch = await sub.queue.get()
+                if batch is None:
+                    raise SubscriberTooSlowError
+                if last is not None:
+                    batch = [e for e in batch if e.log_position > last]
+                wanted = [e for e in batch if _wanted(e, patient_ids, event_types)]
+                for event in await self._permitted(principal, wanted, decided):
+                    yield event
+                if batch:
+                    last = batch[-1].log_position
+        finally:
+            self._subscribers.discard(sub)
+
+    async def _permitted(
+        self, principal: Principal, events: list[RecordedEvent], decided: dict[UUID, bool]
+    ) -> list[RecordedEvent]:
+        permitted: list[RecordedEvent] = []
+        for event in events:
+            if event.patient_id not in decided:
+                await self._decide(principal, {e.patient_id for e in events}, decided)
+            if decided.get(event.patient_id):
+                permitted.append(event)
+            if event.event_type in _TEAM_EVENTS:
+                decided.pop(event.patient_id, None)  # the team changed: decide again
+        return permitted
+
+    async def _decide(
+        self, principal: Principal, ids: set[UUID], decided: dict[UUID, bool]
+    ) -> None:
+        todo = [i for i in ids if i not in decided]
+        predicate, params = patient_scope_sql("patient", principal, "p.id", 2)
+        async with self._store.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT p.id FROM unnest($1::uuid[]) AS p(id) WHERE {predicate}", todo, *params
+            )
+        allowed = {r["id"] for r in rows}
+        for i in todo:
+            decided[i] = i in allowed
+
+
+def _wanted(event: RecordedEvent, patient_ids: set[UUID] | None, types: set[str] | None) -> bool:
+    if patient_ids is not None and event.patient_id not in patient_ids:
+        return False
+    return types is None or event.event_type in types

@@ -1,0 +1,362 @@
+"""GraphQL queries over the role read models; merged into the root Query.
+
+Every query evaluates time-dependent values (flags, weeks, days since, overdue steps,
+"this month") for "today" read from the injected clock (``runtime.clock()``), turned
+into a clinic calendar day (projections.clinic_calendar). Every query is restricted in
+SQL to the patients the caller may read (services.api.authz, the ``patient`` grant: the
+care team, or the organisation for compliance and admin roles). Resolvers stay short:
+the SQL and the derivations live in the projection modules.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Final
+from uuid import UUID
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from domain.rules import NoRuleInForceError
+from projections import billing, review_queue, trackers
+from projections import caseload as caseload_model
+from projections import outcomes as outcomes_model
+from projections import panel as panel_model
+from projections.caseload import CaseloadRow
+from projections.clinic_calendar import day_of, month_start
+from projections.document import Doc
+from projections.keyset import InvalidCursorError, Scope
+from services.api.authz import patient_scope_sql
+from services.api.context import CareteamContext
+from services.api.registry_types import (
+    BillingCode,
+    BillingRowView,
+    BillingSummary,
+    CareManagerOutcomesView,
+    CaseloadConnection,
+    CaseloadEdge,
+    CaseloadRowView,
+    CaseloadSortKey,
+    ConsultationTrackerView,
+    EpisodeOutcomeView,
+    OutcomesReport,
+    Panel,
+    PanelPatientView,
+    ProjectionLagView,
+    ReferralTrackerView,
+    RegistryPageInfo,
+    ReviewQueue,
+    ReviewQueueEntry,
+)
+from services.auth import Role
+from services.database import Conn
+
+# The authorisation grant every read model here is checked against: reading a registry
+# row, a bill or a tracker is reading that patient's data.
+READ_OPERATION: Final = "patient"
+
+
+def _today(ctx: CareteamContext) -> date:
+    return day_of(ctx.runtime.clock())
+
+
+def _scope(ctx: CareteamContext) -> Scope:
+    principal = ctx.require_principal()
+
+    def scope(key: str, first: int) -> tuple[str, list[object]]:
+        return patient_scope_sql(READ_OPERATION, principal, key, first)
+
+    return scope
+
+
+def _bad_request(exc: Exception) -> GraphQLError:
+    """An expected input problem, shown to the caller with a stable code."""
+    return GraphQLError(str(exc), extensions={"code": getattr(exc, "code", "BAD_REQUEST")})
+
+
+def _caller_if(ctx: CareteamContext, role: Role) -> UUID | None:
+    principal = ctx.require_principal()
+    return principal.user_id if principal.role is role else None
+
+
+async def _rows(conn: Conn, page: caseload_model.Page, today: date) -> list[CaseloadRow]:
+    """The page's registry rows for today, with this month's minutes."""
+    ids = [UUID(doc["id"]) for _, doc in page.rows]
+    minutes = await billing.minutes_in_month(conn, ids, today)
+    return [
+        caseload_model.caseload_row(doc, today, minutes.get(UUID(doc["id"]), 0))
+        for _, doc in page.rows
+    ]
+
+
+def _page_info(page: caseload_model.Page) -> RegistryPageInfo:
+    end = page.rows[-1][0] if page.rows else None
+    return RegistryPageInfo(has_next_page=page.has_next_page, end_cursor=end)
+
+
+def _consultation_views(docs: list[Doc], today: date) -> list[ConsultationTrackerView]:
+    return [ConsultationTrackerView.build(d, trackers.consultation_steps(d, today)) for d in docs]
+
+
+@strawberry.type(description="The role read models: registry, billing, outcomes, queues, trackers.")
+class RegistryQuery:
+    @strawberry.field(
+        description="The care manager's caseload registry (enrolled, active treatment, relapse "
+        "prevention), one row per patient with its flags for today; a keyset page."
+    )
+    async def caseload(
+        self,
+        info: Info[CareteamContext, None],
+        care_manager_id: UUID | None = None,
+        flagged_first: bool = True,
+        sort_by: CaseloadSortKey = CaseloadSortKey.ENROLLED_AT,
+        first: int = caseload_model.DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> CaseloadConnection:
+        ctx = info.context
+        today = _today(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            try:
+                page = await caseload_model.fetch_caseload(
+                    conn,
+                    today=today,
+                    care_manager_id=care_manager_id,
+                    flagged_first=flagged_first,
+                    sort=caseload_model.CaseloadSort(sort_by.value),
+                    first=first,
+                    after=after,
+                    scope=_scope(ctx),
+                )
+            except (caseload_model.PageSizeError, InvalidCursorError) as exc:
+                raise _bad_request(exc) from None
+            rows = await _rows(conn, page, today)
+        edges = [
+            CaseloadEdge(cursor=cursor, node=CaseloadRowView.build(row))
+            for (cursor, _), row in zip(page.rows, rows, strict=True)
+        ]
+        return CaseloadConnection(
+            edges=edges, page_info=_page_info(page), total_count=page.total_count, as_of=today
+        )
+
+    @strawberry.field(description="One patient's registry row for today; null when not visible.")
+    async def registry_row(
+        self, info: Info[CareteamContext, None], patient_id: UUID
+    ) -> CaseloadRowView | None:
+        ctx = info.context
+        today = _today(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            docs = await caseload_model.fetch_docs(conn, [patient_id], _scope(ctx))
+            minutes = await billing.minutes_in_month(conn, [patient_id], today)
+        if patient_id not in docs:
+            return None
+        row = caseload_model.caseload_row(docs[patient_id], today, minutes.get(patient_id, 0))
+        return CaseloadRowView.build(row)
+
+    @strawberry.field(
+        description="Minutes and billable codes of the month containing `month` (any day of "
+        "it), per patient, derived with the billing rules in force that month."
+    )
+    async def billing_summary(
+        self,
+        info: Info[CareteamContext, None],
+        month: date,
+        care_manager_id: UUID | None = None,
+        patient_id: UUID | None = None,
+    ) -> BillingSummary:
+        ctx = info.context
+        first = month_start(month)
+        async with ctx.runtime.pool.acquire() as conn:
+            try:
+                rows = await billing.fetch_billing_month(
+                    conn,
+                    first,
+                    care_manager_id=care_manager_id,
+                    patient_id=patient_id,
+                    scope=_scope(ctx),
+                )
+            except NoRuleInForceError as exc:
+                raise _bad_request(exc) from None
+        totals = billing.code_summary(rows)
+        return BillingSummary(
+            month=first,
+            rows=[BillingRowView.build(r, first) for r in rows],
+            billable_units=[BillingCode(code=c, units=u) for c, u in sorted(totals.items())],
+        )
+
+    @strawberry.field(
+        description="Response, remission, 12-week, DRR-E and CMS159 outcomes per episode and per "
+        "care manager, by effective time, as of `asOf` (default today)."
+    )
+    async def outcomes(
+        self,
+        info: Info[CareteamContext, None],
+        care_manager_id: UUID | None = None,
+        as_of: date | None = None,
+    ) -> OutcomesReport:
+        ctx = info.context
+        day = as_of or _today(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            episodes = await outcomes_model.fetch_outcomes(
+                conn, day, care_manager_id=care_manager_id, scope=_scope(ctx)
+            )
+        return OutcomesReport(
+            as_of=day,
+            by_care_manager=[
+                CareManagerOutcomesView.build(c) for c in outcomes_model.by_care_manager(episodes)
+            ],
+            episodes=[EpisodeOutcomeView.build(e) for e in episodes],
+        )
+
+    @strawberry.field(
+        description="The psychiatric consultant's review queue: patients needing review (safety "
+        "first, then not improving, then new), and notes to draft and to sign. The consultant "
+        "defaults to the caller when the caller is a psychiatrist."
+    )
+    async def review_queue(
+        self,
+        info: Info[CareteamContext, None],
+        psychiatric_consultant_id: UUID | None = None,
+        first: int = caseload_model.DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> ReviewQueue:
+        ctx = info.context
+        today = _today(ctx)
+        consultant = psychiatric_consultant_id or _caller_if(ctx, Role.PSYCHIATRIST)
+        scope = _scope(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            try:
+                page = await review_queue.fetch_review_page(
+                    conn,
+                    today=today,
+                    consultant_id=consultant,
+                    first=first,
+                    after=after,
+                    scope=scope,
+                )
+            except (caseload_model.PageSizeError, InvalidCursorError) as exc:
+                raise _bad_request(exc) from None
+            rows = await _rows(conn, page, today)
+            to_draft = await trackers.fetch_consultations(
+                conn, consultant_id=consultant, statuses=["requested"], scope=scope
+            )
+            to_sign = await trackers.fetch_consultations(
+                conn, consultant_id=consultant, statuses=["drafted"], scope=scope
+            )
+        entries = [
+            ReviewQueueEntry.build(
+                cursor, review_queue.ReviewEntry(review_queue.priority_of(row), row)
+            )
+            for (cursor, _), row in zip(page.rows, rows, strict=True)
+        ]
+        return ReviewQueue(
+            as_of=today,
+            patients=entries,
+            page_info=_page_info(page),
+            total_count=page.total_count,
+            notes_to_draft=_consultation_views(to_draft, today),
+            notes_to_sign=_consultation_views(to_sign, today),
+        )
+
+    @strawberry.field(
+        description="The PCP's panel: patients with latest scores and safety alerts, "
+        "recommendations awaiting the PCP, open and overdue referrals. The PCP defaults to the "
+        "caller when the caller is a PCP."
+    )
+    async def panel(self, info: Info[CareteamContext, None], pcp_id: UUID | None = None) -> Panel:
+        ctx = info.context
+        today = _today(ctx)
+        pcp = pcp_id or _caller_if(ctx, Role.PCP)
+        if pcp is None:
+            raise GraphQLError("pcpId is required", extensions={"code": "PCP_REQUIRED"})
+        scope = _scope(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            docs = await panel_model.fetch_panel_docs(conn, today=today, pcp_id=pcp, scope=scope)
+            notes = await trackers.fetch_consultations(
+                conn, pcp_id=pcp, statuses=["signed", "acknowledged"], scope=scope
+            )
+            referral_docs = await trackers.fetch_referrals(conn, pcp_id=pcp, scope=scope)
+        awaiting = _consultation_views(notes, today)
+        referrals = [
+            ReferralTrackerView.build(
+                d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today)
+            )
+            for d in referral_docs
+        ]
+        patients = []
+        for doc in docs:
+            row = caseload_model.caseload_row(doc, today)
+            mine = [r for r in referrals if r.patient_id == row.patient_id]
+            patients.append(
+                PanelPatientView.build(
+                    panel_model.PanelPatient(
+                        row=row,
+                        safety_risk=any(f.kind == "safety_risk" for f in row.flags),
+                        recommendations_awaiting=sum(
+                            len(n.steps) for n in awaiting if n.patient_id == row.patient_id
+                        ),
+                        open_referrals=len(mine),
+                        overdue_referrals=sum(r.overdue for r in mine),
+                    )
+                )
+            )
+        return Panel(
+            as_of=today, patients=patients, consultations_awaiting=awaiting, referrals=referrals
+        )
+
+    @strawberry.field(
+        description="Referral loops with their next step and due day; open ones by default."
+    )
+    async def referral_tracker(
+        self,
+        info: Info[CareteamContext, None],
+        patient_id: UUID | None = None,
+        open_only: bool = True,
+        overdue_only: bool = False,
+    ) -> list[ReferralTrackerView]:
+        ctx = info.context
+        today = _today(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            docs = await trackers.fetch_referrals(
+                conn, patient_id=patient_id, open_only=open_only, scope=_scope(ctx)
+            )
+        views = [
+            ReferralTrackerView.build(
+                d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today)
+            )
+            for d in docs
+        ]
+        return [v for v in views if v.overdue] if overdue_only else views
+
+    @strawberry.field(
+        description="Consultation loops with their open steps and due days; open ones by default."
+    )
+    async def consultation_tracker(
+        self,
+        info: Info[CareteamContext, None],
+        patient_id: UUID | None = None,
+        psychiatric_consultant_id: UUID | None = None,
+        open_only: bool = True,
+        overdue_only: bool = False,
+    ) -> list[ConsultationTrackerView]:
+        ctx = info.context
+        today = _today(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            docs = await trackers.fetch_consultations(
+                conn,
+                patient_id=patient_id,
+                consultant_id=psychiatric_consultant_id,
+                open_only=open_only,
+                scope=_scope(ctx),
+            )
+        views = _consultation_views(docs, today)
+        return [v for v in views if v.overdue] if overdue_only else views
+
+    @strawberry.field(description="How many log events each read model has not applied yet.")
+    async def projection_lag(self, info: Info[CareteamContext, None]) -> list[ProjectionLagView]:
+        info.context.require_principal()
+        lag = await info.context.runtime.projector.lag()
+        return [
+            ProjectionLagView(name=name, events_behind=v["events_behind"], position=v["position"])
+            for name, v in sorted(lag.items())
+        ]

@@ -1,0 +1,703 @@
+"""GraphQL shapes of the role read models: caseload, billing, outcomes, queues, trackers.
+
+Read-model shapes only (never domain objects): each type has a ``build`` function from
+the pure row the projection module derives for the query's day.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from fractions import Fraction
+from typing import Any
+from uuid import UUID
+
+import strawberry
+
+from domain.rules.outcomes import EpisodeOutcomes, WindowOutcome
+from projections import caseload as caseload_model
+from projections.billing import BillingRow
+from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint
+from projections.outcomes import CareManagerOutcomes, EpisodeOutcome, MeasureSummary
+from projections.panel import PanelPatient
+from projections.review_queue import ReviewEntry
+from projections.trackers import Step
+
+
+def _float(value: Fraction | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+@strawberry.enum(description="Orderings of the caseload; each ends with the patient id.")
+class CaseloadSortKey(enum.Enum):
+    ENROLLED_AT = "enrolled_at"
+    LAST_CONTACT = "last_contact"
+    LATEST_PHQ9 = "latest_phq9"
+    FAMILY_NAME = "family_name"
+
+
+@strawberry.enum(description="Where the relapse prevention plan stands in this episode.")
+class RelapsePreventionPlanStatus(enum.Enum):
+    WRITTEN = "written"
+    DUE = "due"
+    NOT_DUE = "not_due"
+
+
+@strawberry.type(
+    name="RegistryFlag",
+    description="A registry flag, explainable: the rule, its version, its inputs.",
+)
+class RegistryFlagView:
+    kind: str = strawberry.field(
+        description="safety_risk, not_improving, overdue_contact, measurement_due, "
+        "needs_psychiatric_review, or a team member's kind."
+    )
+    rule_id: str = strawberry.field(description="The rule that raised it.")
+    rule_version: str = strawberry.field(description="The version of that rule.")
+    inputs: strawberry.scalars.JSON = strawberry.field(
+        description="The values the rule read (days as ISO dates, fractions as numbers)."
+    )
+    summary: str = strawberry.field(description="What the flag means; never patient data.")
+    source: str = strawberry.field(
+        description="rule: evaluated for today; recorded: raised on the patient's record and "
+        "not cleared yet."
+    )
+    flag_id: UUID | None = strawberry.field(description="Id of a recorded flag.")
+    raised_at: datetime | None = strawberry.field(description="When a recorded flag was raised.")
+
+    @classmethod
+    def build(cls, flag: RegistryFlag) -> RegistryFlagView:
+        inputs: Any = dict(flag.inputs)
+        return cls(
+            kind=flag.kind,
+            rule_id=flag.rule_id,
+            rule_version=flag.rule_version,
+            inputs=inputs,
+            summary=flag.summary,
+            source=flag.source,
+            flag_id=flag.flag_id,
+            raised_at=flag.raised_at,
+        )
+
+
+@strawberry.type(
+    name="RegistryScore",
+    description="A complete score with the time it was taken.",
+)
+class ScoreView:
+    instrument: str = strawberry.field(description="phq9, phq_a or gad7.")
+    total: int = strawberry.field(description="Total score.")
+    severity: str | None = strawberry.field(description="Severity band.")
+    taken_at: datetime = strawberry.field(description="When it was taken (effective time).")
+
+    @classmethod
+    def build(cls, point: ScorePoint | None) -> ScoreView | None:
+        if point is None:
+            return None
+        return cls(
+            instrument=point.instrument,
+            total=point.total,
+            severity=point.severity,
+            taken_at=point.taken_at,
+        )
+
+
+@strawberry.type(
+    name="CaseloadRow",
+    description="One patient's registry row; time-dependent values are for asOf.",
+)
+class CaseloadRowView:
+    patient_id: UUID = strawberry.field(description="Patient id.")
+    given_name: str = strawberry.field(description="Given name.")
+    family_name: str = strawberry.field(description="Family name.")
+    mrn: str = strawberry.field(description="Medical record number.")
+    status: str | None = strawberry.field(
+        description="Episode status: enrolled, active_treatment, relapse_prevention, ..."
+    )
+    episode_number: int = strawberry.field(description="Current episode number.")
+    enrolled_at: datetime | None = strawberry.field(description="Enrollment of this episode.")
+    weeks_in_treatment: int | None = strawberry.field(
+        description="Whole weeks since enrollment (to the episode's end once it ended)."
+    )
+    baseline_phq9: ScoreView | None = strawberry.field(
+        description="First complete PHQ-9 (or PHQ-A) of the episode by effective time."
+    )
+    latest_phq9: ScoreView | None = strawberry.field(
+        description="Most recently taken complete PHQ-9 (or PHQ-A) of the episode."
+    )
+    phq9_percent_change: float | None = strawberry.field(
+        description="Percent change from baseline (negative is better); null with one score."
+    )
+    baseline_gad7: ScoreView | None = strawberry.field(description="First complete GAD-7.")
+    latest_gad7: ScoreView | None = strawberry.field(description="Most recent complete GAD-7.")
+    gad7_percent_change: float | None = strawberry.field(
+        description="GAD-7 percent change from baseline (negative is better)."
+    )
+    contact_count: int = strawberry.field(description="Contacts with the patient this episode.")
+    outreach_count: int = strawberry.field(description="Outreach attempts this episode.")
+    last_contact_at: datetime | None = strawberry.field(description="Last contact (effective).")
+    days_since_last_contact: int | None = strawberry.field(
+        description="Days from the last contact to asOf."
+    )
+    last_case_review_at: datetime | None = strawberry.field(
+        description="Last psychiatric case review this episode."
+    )
+    care_manager_id: UUID | None = strawberry.field(description="Care manager.")
+    pcp_id: UUID | None = strawberry.field(description="Primary care provider.")
+    psychiatric_consultant_id: UUID | None = strawberry.field(description="Psychiatric consultant.")
+    relapse_prevention_plan: RelapsePreventionPlanStatus = strawberry.field(
+        description="written; due (the treatment rule says relapse prevention); not_due."
+    )
+    relapse_prevention_plan_at: datetime | None = strawberry.field(
+        description="When the plan was written."
+    )
+    minutes_this_month: int = strawberry.field(
+        description="Care manager minutes logged in asOf's calendar month."
+    )
+    flags: list[RegistryFlagView] = strawberry.field(description="Flags raised on asOf.")
+    flagged: bool = strawberry.field(description="True when any flag is raised.")
+    review_reasons: list[str] = strawberry.field(
+        description="Why a psychiatric review is needed (safety_risk, not_improving, "
+        "new_enrollment, team_request); empty when not."
+    )
+    as_of: date = strawberry.field(description="The day the row was evaluated for.")
+
+    @classmethod
+    def build(cls, row: CaseloadRow) -> CaseloadRowView:
+        return cls(
+            patient_id=row.patient_id,
+            given_name=row.given_name,
+            family_name=row.family_name,
+            mrn=row.mrn,
+            status=row.status,
+            episode_number=row.episode_number,
+            enrolled_at=row.enrolled_at,
+            weeks_in_treatment=row.weeks_in_treatment,
+            baseline_phq9=ScoreView.build(row.baseline_phq9),
+            latest_phq9=ScoreView.build(row.latest_phq9),
+            phq9_percent_change=_float(row.phq9_percent_change),
+            baseline_gad7=ScoreView.build(row.baseline_gad7),
+            latest_gad7=ScoreView.build(row.latest_gad7),
+            gad7_percent_change=_float(row.gad7_percent_change),
+            contact_count=row.contact_count,
+            outreach_count=row.outreach_count,
+            last_contact_at=row.last_contact_at,
+            days_since_last_contact=row.days_since_last_contact,
+            last_case_review_at=row.last_case_review_at,
+            care_manager_id=row.care_manager_id,
+            pcp_id=row.pcp_id,
+            psychiatric_consultant_id=row.psychiatric_consultant_id,
+            relapse_prevention_plan=RelapsePreventionPlanStatus(row.relapse_prevention_plan.value),
+            relapse_prevention_plan_at=row.relapse_prevention_plan_at,
+            minutes_this_month=row.minutes_this_month,
+            flags=[RegistryFlagView.build(f) for f in row.flags],
+            flagged=bool(row.flags),
+            review_reasons=list(row.review_reasons),
+            as_of=row.as_of,
+        )
+
+
+@strawberry.type(name="MinuteEntry", description="Where a page ends and whether another follows.")
+class RegistryPageInfo:
+    has_next_page: bool = strawberry.field(description="True when more rows follow.")
+    end_cursor: str | None = strawberry.field(
+        description="Pass as `after` for the next page; null on an empty page."
+    )
+
+
+@strawberry.type(name="BillingRow", description="One caseload row and its cursor.")
+class CaseloadEdge:
+    cursor: str = strawberry.field(description="Opaque position of this row.")
+    node: CaseloadRowView = strawberry.field(description="The row.")
+
+
+@strawberry.type(name="DatedScore", description="A page of the caseload registry.")
+class CaseloadConnection:
+    edges: list[CaseloadEdge] = strawberry.field(description="The rows of this page.")
+    page_info: RegistryPageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Rows matching the filter, all pages.")
+    as_of: date = strawberry.field(description="The day flags and counts were evaluated for.")
+    max_page_size: int = strawberry.field(
+        default=caseload_model.MAX_PAGE_SIZE, description="The largest `first` accepted."
+    )
+
+
+# --- billing -----------------------------------------------------------------------------
+
+
+@strawberry.type(name="WindowMeasure", description="A billing code with its units.")
+class BillingCode:
+    code: str = strawberry.field(description="CPT/HCPCS code, e.g. 99492, 99494, G2214.")
+    units: int = strawberry.field(description="Units billed.")
+
+
+@strawberry.type(
+    name="EpisodeOutcome",
+    description="One logged care manager activity in the month.",
+)
+class MinuteEntryView:
+    contact_id: UUID = strawberry.field(description="The activity's id.")
+    occurred_at: datetime = strawberry.field(description="When it took place.")
+    minutes: int = strawberry.field(description="Minutes logged.")
+    activity: str = strawberry.field(description="contact, outreach, registry_review, ...")
+
+
+@strawberry.type(
+    name="MeasureSummary",
+    description="What one patient-month bills, and why.",
+)
+class BillingRowView:
+    patient_id: UUID = strawberry.field(description="Patient id.")
+    care_manager_id: UUID | None = strawberry.field(description="Current care manager.")
+    month: date = strawberry.field(description="First day of the billed month.")
+    episode_number: int | None = strawberry.field(description="The episode billed.")
+    episode_started_on: date | None = strawberry.field(description="The episode's first day.")
+    first_month: bool = strawberry.field(
+        description="True in the episode's first calendar month (99492)."
+    )
+    consent_on: date | None = strawberry.field(
+        description="Grant day of the collaborative care consent covering the month."
+    )
+    logged_minutes: int = strawberry.field(description="All minutes logged in the month.")
+    inpatient_minutes: int = strawberry.field(description="Minutes while inpatient (not counted).")
+    minutes_before_consent: int = strawberry.field(description="Minutes before consent.")
+    minutes_after_revocation: int = strawberry.field(
+        description="Minutes on or after a consent revocation (left out)."
+    )
+    counted_minutes: int = strawberry.field(description="Minutes that count for billing.")
+    codes: list[BillingCode] = strawberry.field(description="Codes the counted minutes support.")
+    missing_documentation: list[str] = strawberry.field(
+        description="Required elements not documented (consent, initial_assessment, care_plan, "
+        "psychiatric_consultant_review, registry_tracking)."
+    )
+    billable: bool = strawberry.field(description="Consent in place and at least one code.")
+    ready_to_submit: bool = strawberry.field(description="Billable with nothing missing.")
+    rule_id: str | None = strawberry.field(description="The billing rule.")
+    rule_version: str | None = strawberry.field(description="Its version in force that month.")
+    entries: list[MinuteEntryView] = strawberry.field(description="The month's minute entries.")
+
+    @classmethod
+    def build(cls, row: BillingRow, month: date) -> BillingRowView:
+        billed = row.billing
+        logged = sum(e.minutes for e in row.entries)
+        return cls(
+            patient_id=row.patient_id,
+            care_manager_id=row.care_manager_id,
+            month=month,
+            episode_number=row.episode_number,
+            episode_started_on=row.episode_started_on,
+            first_month=billed.first_month if billed else False,
+            consent_on=row.consent_on,
+            logged_minutes=logged,
+            inpatient_minutes=billed.inpatient_minutes if billed else 0,
+            minutes_before_consent=billed.minutes_before_consent if billed else 0,
+            minutes_after_revocation=row.minutes_after_revocation,
+            counted_minutes=billed.counted_minutes if billed else 0,
+            codes=[BillingCode(code=c.code, units=c.units) for c in billed.codes] if billed else [],
+            missing_documentation=[m.value for m in billed.missing_documentation] if billed else [],
+            billable=billed.billable if billed else False,
+            ready_to_submit=billed.ready_to_submit if billed else False,
+            rule_id=billed.rule_id if billed else None,
+            rule_version=billed.rule_version if billed else None,
+            entries=[
+                MinuteEntryView(
+                    contact_id=e.contact_id,
+                    occurred_at=e.occurred_at,
+                    minutes=e.minutes,
+                    activity=e.activity,
+                )
+                for e in row.entries
+            ],
+        )
+
+
+@strawberry.type(
+    name="CareManagerOutcomes", description="Billing of one month for every patient in view."
+)
+class BillingSummary:
+    month: date = strawberry.field(description="First day of the month.")
+    rows: list[BillingRowView] = strawberry.field(description="One row per patient.")
+    billable_units: list[BillingCode] = strawberry.field(
+        description="Units per code over the billable rows."
+    )
+
+
+# --- outcomes ----------------------------------------------------------------------------
+
+
+@strawberry.type(
+    name="ReferralTracker",
+    description="A complete PHQ-9 total and the day it was taken.",
+)
+class DatedScoreView:
+    taken_on: date = strawberry.field(description="Day taken.")
+    total: int = strawberry.field(description="Total.")
+
+
+@strawberry.type(
+    name="ConsultationRecommendation",
+    description="A window measure for one episode.",
+)
+class WindowMeasureView:
+    measure: str = strawberry.field(description="twelve_weeks, drr_e or cms159.")
+    rule_version: str = strawberry.field(description="Outcome rule version.")
+    eligible: bool = strawberry.field(description="In the measure's denominator.")
+    ineligible_reason: str | None = strawberry.field(description="Why not, when not.")
+    window_start: date | None = strawberry.field(description="First day of the window.")
+    window_end: date | None = strawberry.field(description="Last day of the window.")
+    window_closed: bool = strawberry.field(description="False while a score can still count.")
+    counted: DatedScoreView | None = strawberry.field(description="The score that counts.")
+    follow_up: bool = strawberry.field(description="A score was taken in the window.")
+    response: bool = strawberry.field(description="50% or more below the index score.")
+    remission: bool = strawberry.field(description="Below 5.")
+
+    @classmethod
+    def build(cls, w: WindowOutcome) -> WindowMeasureView:
+        counted = None
+        if w.counted is not None:
+            counted = DatedScoreView(taken_on=w.counted.day, total=w.counted.total)
+        return cls(
+            measure=w.measure,
+            rule_version=w.rule_version,
+            eligible=w.eligible,
+            ineligible_reason=w.ineligible.value if w.ineligible else None,
+            window_start=w.window_start,
+            window_end=w.window_end,
+            window_closed=w.window_closed,
+            counted=counted,
+            follow_up=w.follow_up,
+            response=w.response,
+            remission=w.remission,
+        )
+
+
+@strawberry.type(
+    name="ConsultationTracker",
+    description="The outcome measures of one episode.",
+)
+class EpisodeOutcomeView:
+    patient_id: UUID = strawberry.field(description="Patient id.")
+    care_manager_id: UUID | None = strawberry.field(description="Current care manager.")
+    episode_number: int = strawberry.field(description="Episode.")
+    status: str = strawberry.field(description="The episode's status.")
+    age_at_index: int = strawberry.field(description="Age on the index score's day.")
+    baseline: DatedScoreView = strawberry.field(description="Index score.")
+    latest: DatedScoreView | None = strawberry.field(description="Latest score after it.")
+    improvement: float | None = strawberry.field(
+        description="Improvement from baseline as a fraction (0.5 = halved)."
+    )
+    response: bool = strawberry.field(description="Response now.")
+    remission: bool = strawberry.field(description="Remission now.")
+    twelve_weeks: WindowMeasureView = strawberry.field(description="At 12 weeks (days 70-98).")
+    drr_e: WindowMeasureView = strawberry.field(description="NCQA DRR-E (days 120-240).")
+    cms159: WindowMeasureView = strawberry.field(description="CMS159 (12 months +/- 60 days).")
+
+    @classmethod
+    def build(cls, e: EpisodeOutcome) -> EpisodeOutcomeView:
+        o: EpisodeOutcomes = e.outcomes
+        assert o.baseline is not None  # episodes without an index score are not reported
+        latest = None
+        if o.latest is not None:
+            latest = DatedScoreView(taken_on=o.latest.day, total=o.latest.total)
+        return cls(
+            patient_id=e.patient_id,
+            care_manager_id=e.care_manager_id,
+            episode_number=e.episode_number,
+            status=e.status,
+            age_at_index=e.age_at_index,
+            baseline=DatedScoreView(taken_on=o.baseline.day, total=o.baseline.total),
+            latest=latest,
+            improvement=_float(o.improvement),
+            response=o.response,
+            remission=o.remission,
+            twelve_weeks=WindowMeasureView.build(o.twelve_weeks),
+            drr_e=WindowMeasureView.build(o.drr_e),
+            cms159=WindowMeasureView.build(o.cms159),
+        )
+
+
+@strawberry.type(
+    name="PanelPatient",
+    description="A measure over many episodes; rates count closed windows only.",
+)
+class MeasureSummaryView:
+    measure: str = strawberry.field(description="twelve_weeks, drr_e or cms159.")
+    episodes: int = strawberry.field(description="Episodes with an index score.")
+    eligible: int = strawberry.field(description="Episodes in the denominator.")
+    in_progress: int = strawberry.field(description="Eligible episodes with an open window.")
+    final: int = strawberry.field(description="Eligible episodes whose window has closed.")
+    follow_up: int = strawberry.field(description="Final episodes with a score in the window.")
+    response: int = strawberry.field(description="Final episodes with a response.")
+    remission: int = strawberry.field(description="Final episodes in remission.")
+
+    @classmethod
+    def build(cls, s: MeasureSummary) -> MeasureSummaryView:
+        return cls(**s.__dict__)
+
+
+@strawberry.type(
+    name="ProjectionLag",
+    description="The measures over one care manager's episodes.",
+)
+class CareManagerOutcomesView:
+    care_manager_id: UUID | None = strawberry.field(description="Care manager (null: none).")
+    episodes: int = strawberry.field(description="Episodes with an index score.")
+    twelve_weeks: MeasureSummaryView = strawberry.field(description="At 12 weeks.")
+    drr_e: MeasureSummaryView = strawberry.field(description="NCQA DRR-E.")
+    cms159: MeasureSummaryView = strawberry.field(description="CMS159.")
+
+    @classmethod
+    def build(cls, c: CareManagerOutcomes) -> CareManagerOutcomesView:
+        return cls(
+            care_manager_id=c.care_manager_id,
+            episodes=c.episodes,
+            twelve_weeks=MeasureSummaryView.build(c.twelve_weeks),
+            drr_e=MeasureSummaryView.build(c.drr_e),
+            cms159=MeasureSummaryView.build(c.cms159),
+        )
+
+
+@strawberry.type(description="Outcome measures as of a day, by effective time.")
+class OutcomesReport:
+    as_of: date = strawberry.field(description="The day measured.")
+    by_care_manager: list[CareManagerOutcomesView] = strawberry.field(
+        description="Per care manager."
+    )
+    episodes: list[EpisodeOutcomeView] = strawberry.field(description="Per episode.")
+
+
+# --- trackers, review queue, panel -------------------------------------------------------
+
+
+@strawberry.type(description="A step still to be taken in a loop, with its due day.")
+class TrackerStep:
+    name: str = strawberry.field(
+        description="send, answer, schedule, report_back (referral); draft, sign, acknowledge, "
+        "respond, implement (consultation)."
+    )
+    actor: str = strawberry.field(
+        description="care_manager, receiving_organisation, psychiatric_consultant or pcp."
+    )
+    due_on: date = strawberry.field(description="The last day it is on time.")
+    overdue: bool = strawberry.field(description="True after the due day.")
+    rule_id: str = strawberry.field(description="The step-limit rule.")
+    rule_version: str = strawberry.field(description="Its version.")
+    recommendation_id: UUID | None = strawberry.field(description="For a recommendation step.")
+
+    @classmethod
+    def build(cls, s: Step) -> TrackerStep:
+        return cls(
+            name=s.name,
+            actor=s.actor.value,
+            due_on=s.due_on,
+            overdue=s.overdue,
+            rule_id=s.rule_id,
+            rule_version=s.rule_version,
+            recommendation_id=s.recommendation_id,
+        )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
+
+
+@strawberry.type(
+    description="A referral to an outside service and where its loop stands.",
+)
+class ReferralTrackerView:
+    id: UUID = strawberry.field(description="Referral id.")
+    patient_id: UUID = strawberry.field(description="Patient id.")
+    service: str = strawberry.field(description="The service referred to.")
+    receiving_organisation_id: UUID | None = strawberry.field(description="Receiving party.")
+    status: str = strawberry.field(description="requested ... completed, declined, cancelled.")
+    requested_at: datetime = strawberry.field(description="Requested.")
+    expected_by: date = strawberry.field(description="The loop should be closed by this day.")
+    sent_at: datetime | None = strawberry.field(description="Sent.")
+    accepted_at: datetime | None = strawberry.field(description="Accepted.")
+    appointment_at: datetime | None = strawberry.field(description="Appointment.")
+    closed_at: datetime | None = strawberry.field(description="Completed, declined or cancelled.")
+    report_back: bool = strawberry.field(description="The report came back (loop closed).")
+    overdue: bool = strawberry.field(description="Not closed after its expected-by day.")
+    next_step: TrackerStep | None = strawberry.field(description="The next step, if open.")
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], overdue: bool, step: Step | None) -> ReferralTrackerView:
+        requested = _dt(doc["requested_at"])
+        assert requested is not None
+        return cls(
+            id=UUID(doc["id"]),
+            patient_id=UUID(doc["patient_id"]),
+            service=doc["service"],
+            receiving_organisation_id=_uuid(doc["receiving_organisation_id"]),
+            status=doc["status"],
+            requested_at=requested,
+            expected_by=date.fromisoformat(doc["expected_by"]),
+            sent_at=_dt(doc["sent_at"]),
+            accepted_at=_dt(doc["accepted_at"]),
+            appointment_at=_dt(doc["appointment_at"]),
+            closed_at=_dt(doc["closed_at"]),
+            report_back=doc["report_back"],
+            overdue=overdue or (step is not None and step.overdue),
+            next_step=None if step is None else TrackerStep.build(step),
+        )
+
+
+@strawberry.type(
+    description="One recommendation of a consultation note and the PCP's answer.",
+)
+class RecommendationView:
+    id: UUID = strawberry.field(description="Recommendation id.")
+    text: str = strawberry.field(description="The recommendation.")
+    response: str | None = strawberry.field(description="accepted, modified, declined or null.")
+    responded_at: datetime | None = strawberry.field(description="When answered.")
+    implemented_at: datetime | None = strawberry.field(description="When put into practice.")
+
+
+@strawberry.type(
+    description="A psychiatric consultation and where its loop stands.",
+)
+class ConsultationTrackerView:
+    id: UUID = strawberry.field(description="Consultation note id.")
+    patient_id: UUID = strawberry.field(description="Patient id.")
+    consultant_id: UUID | None = strawberry.field(description="Consultant asked (if named).")
+    status: str = strawberry.field(
+        description="requested, drafted, signed, acknowledged or withdrawn."
+    )
+    requested_at: datetime = strawberry.field(description="Requested.")
+    drafted_at: datetime | None = strawberry.field(description="First draft.")
+    signed_at: datetime | None = strawberry.field(description="Signed.")
+    acknowledged_at: datetime | None = strawberry.field(description="Acknowledged by the PCP.")
+    recommendations: list[RecommendationView] = strawberry.field(description="Recommendations.")
+    steps: list[TrackerStep] = strawberry.field(description="Open steps with due days.")
+    overdue: bool = strawberry.field(description="True when any open step is overdue.")
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], steps: list[Step]) -> ConsultationTrackerView:
+        requested = _dt(doc["requested_at"])
+        assert requested is not None
+        return cls(
+            id=UUID(doc["id"]),
+            patient_id=UUID(doc["patient_id"]),
+            consultant_id=_uuid(doc["consultant_id"]),
+            status=doc["status"],
+            requested_at=requested,
+            drafted_at=_dt(doc["drafted_at"]),
+            signed_at=_dt(doc["signed_at"]),
+            acknowledged_at=_dt(doc["acknowledged_at"]),
+            recommendations=[
+                RecommendationView(
+                    id=UUID(r["id"]),
+                    text=r["text"],
+                    response=r["response"],
+                    responded_at=_dt(r["responded_at"]),
+                    implemented_at=_dt(r["implemented_at"]),
+                )
+                for r in doc["recommendations"]
+            ],
+            steps=[TrackerStep.build(s) for s in steps],
+            overdue=any(s.overdue for s in steps),
+        )
+
+
+@strawberry.enum(description="Review queue order: safety first, then not improving, then new.")
+class ReviewPriorityLevel(enum.Enum):
+    SAFETY_RISK = 0
+    NOT_IMPROVING = 1
+    NEW_ENROLLMENT = 2
+    TEAM_REQUEST = 3
+
+
+@strawberry.type(description="A patient on the review queue.")
+class ReviewQueueEntry:
+    cursor: str = strawberry.field(description="Opaque position of this entry.")
+    priority: ReviewPriorityLevel = strawberry.field(description="Why it is placed here.")
+    patient: CaseloadRowView = strawberry.field(description="The patient's registry row.")
+
+    @classmethod
+    def build(cls, cursor: str, entry: ReviewEntry) -> ReviewQueueEntry:
+        return cls(
+            cursor=cursor,
+            priority=ReviewPriorityLevel(int(entry.priority)),
+            patient=CaseloadRowView.build(entry.row),
+        )
+
+
+@strawberry.type(description="The psychiatric consultant's queue for the caseload review.")
+class ReviewQueue:
+    as_of: date = strawberry.field(description="The day evaluated.")
+    patients: list[ReviewQueueEntry] = strawberry.field(description="Patients, most urgent first.")
+    page_info: RegistryPageInfo = strawberry.field(description="Paging state of `patients`.")
+    total_count: int = strawberry.field(description="Patients on the queue, all pages.")
+    notes_to_draft: list[ConsultationTrackerView] = strawberry.field(
+        description="Requested consultations waiting for a draft."
+    )
+    notes_to_sign: list[ConsultationTrackerView] = strawberry.field(
+        description="Drafted notes waiting for a signature."
+    )
+
+
+@strawberry.type(
+    description="A patient on the PCP's panel with what is open for the PCP.",
+)
+class PanelPatientView:
+    patient_id: UUID = strawberry.field(description="Patient id.")
+    given_name: str = strawberry.field(description="Given name.")
+    family_name: str = strawberry.field(description="Family name.")
+    mrn: str = strawberry.field(description="Medical record number.")
+    status: str | None = strawberry.field(description="Episode status.")
+    weeks_in_treatment: int | None = strawberry.field(description="Weeks since enrollment.")
+    latest_phq9: ScoreView | None = strawberry.field(description="Latest complete PHQ-9.")
+    phq9_percent_change: float | None = strawberry.field(description="Change from baseline.")
+    latest_gad7: ScoreView | None = strawberry.field(description="Latest complete GAD-7.")
+    safety_risk: bool = strawberry.field(description="A safety alert is active.")
+    safety_flags: list[RegistryFlagView] = strawberry.field(description="The safety flag(s).")
+    recommendations_awaiting: int = strawberry.field(
+        description="Psychiatric recommendations waiting for the PCP."
+    )
+    open_referrals: int = strawberry.field(description="Referrals not closed.")
+    overdue_referrals: int = strawberry.field(description="Open referrals that are overdue.")
+
+    @classmethod
+    def build(cls, p: PanelPatient) -> PanelPatientView:
+        row = p.row
+        return cls(
+            patient_id=row.patient_id,
+            given_name=row.given_name,
+            family_name=row.family_name,
+            mrn=row.mrn,
+            status=row.status,
+            weeks_in_treatment=row.weeks_in_treatment,
+            latest_phq9=ScoreView.build(row.latest_phq9),
+            phq9_percent_change=_float(row.phq9_percent_change),
+            latest_gad7=ScoreView.build(row.latest_gad7),
+            safety_risk=p.safety_risk,
+            safety_flags=[RegistryFlagView.build(f) for f in row.flags if f.kind == "safety_risk"],
+            recommendations_awaiting=p.recommendations_awaiting,
+            open_referrals=p.open_referrals,
+            overdue_referrals=p.overdue_referrals,
+        )
+
+
+@strawberry.type(description="The PCP's collaborative care panel.")
+class Panel:
+    as_of: date = strawberry.field(description="The day evaluated.")
+    patients: list[PanelPatientView] = strawberry.field(description="Safety alerts first.")
+    consultations_awaiting: list[ConsultationTrackerView] = strawberry.field(
+        description="Signed notes to acknowledge, recommendations to answer or implement."
+    )
+    referrals: list[ReferralTrackerView] = strawberry.field(
+        description="Open referrals of the panel, oldest first."
+    )
+
+
+@strawberry.type(
+    description="How far one read model is behind the log.",
+)
+class ProjectionLagView:
+    name: str = strawberry.field(description="Projection name.")
+    events_behind: int = strawberry.field(description="Events in the log not applied yet.")
+    position: int = strawberry.field(description="Log position of its checkpoint.")
