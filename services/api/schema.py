@@ -24,15 +24,13 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from domain import errors as domain_errors
 from domain.patient import Patient as PatientAggregate
 from services.api.authz import (
     Denied,
     check_patient_operation,
-    check_role,
     patient_scope_sql,
-    record_access,
 )
+from services.api.commanding import Written, deny, run_command
 from services.api.context import CareteamContext
 from services.api.errors import (
     ConflictError,
@@ -41,12 +39,11 @@ from services.api.errors import (
     NotAllowedError,
     NotFoundError,
     ValidationError,
-    from_domain_error,
 )
+from services.api.mutations_more import MORE_MUTATIONS
 from services.api.types import CareEvent, Patient
 from services.auth import Role
-from services.eventstore import ConcurrencyConflictError, LogPosition, StreamNotFoundError
-from services.projector.runner import ProjectionLagTimeoutError
+from services.eventstore import LogPosition
 
 log = logging.getLogger("careteam.api")
 
@@ -165,77 +162,29 @@ async def load_patient_view(ctx: CareteamContext, patient_id: UUID) -> Patient |
     return None if doc is None else Patient.from_doc(doc)
 
 
-async def deny(ctx: CareteamContext, denied: Denied, patient_id: UUID | None) -> Any:
-    """Records a denial for audit and returns the typed error the caller sees."""
-    async with ctx.runtime.pool.acquire() as conn:
-        await record_access(
-            conn,
-            principal=ctx.principal,
-            operation=denied.operation,
-            patient_id=patient_id,
-            outcome="denied",
-            reason=denied.reason,
-            purpose_of_use=ctx.purpose_of_use,
-            request_id=ctx.request_id,
-        )
-    if denied.not_found:
-        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
-    return ForbiddenError(code=denied.reason, message=f"{denied.operation} is not permitted")
-
-
 async def _patient_command(
     info: Info[CareteamContext, None],
     operation: str,
     patient_id: UUID | None,
     command: Callable[[datetime], Any],
 ) -> Any:
-    """Checks the caller may run ``operation``, runs the patient command (a registration
-    when patient_id is None) and answers with the patient's view once the projector has
-    applied the command's events."""
+    """Runs a patient command (a registration when patient_id is None) and answers with
+    the patient's view, which already reflects the command."""
     ctx = info.context
-    runtime = ctx.runtime
-    principal = ctx.require_principal()
-    try:
-        if patient_id is None:
-            check_role(principal, operation)
-        else:
-            async with runtime.pool.acquire() as conn:
-                await check_patient_operation(conn, principal, operation, patient_id)
-    except Denied as denied:
-        return await deny(ctx, denied, patient_id)
-    now = runtime.clock()
-    try:
-        if patient_id is None:
-            aggregate = command(now)
-            result = await runtime.app.create(aggregate, metadata=ctx.metadata(), now=now)
-        else:
-            result = await runtime.app.execute(
-                PatientAggregate,
-                patient_id,
-                lambda agg: command(now)(agg),
-                metadata=ctx.metadata(),
-                now=now,
-            )
-    except domain_errors.DomainError as exc:
-        return from_domain_error(exc)
-    except StreamNotFoundError:
-        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
-    except ConcurrencyConflictError:
-        return ConflictError(
-            code="CONFLICT", message="the patient was changed by another writer; retry"
-        )
-    position = result.position
-    if position is not None:
-        try:
-            await runtime.projector.wait_for(
-                position, runtime.settings.read_your_writes_timeout_seconds
-            )
-        except ProjectionLagTimeoutError:
-            log.warning("read-your-writes wait timed out position=%s", position.encode())
-    view = await load_patient_view(ctx, result.stream_id)
+    written = await run_command(
+        ctx,
+        operation,
+        aggregate_cls=PatientAggregate,
+        command=command,
+        stream_id=patient_id,
+        patient_id=patient_id,
+    )
+    if not isinstance(written, Written):
+        return written
+    view = await load_patient_view(ctx, written.stream_id)
     if view is None:
-        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {result.stream_id}")
-    return PatientPayload(patient=view, log_position=position.encode() if position else "")
+        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {written.stream_id}")
+    return PatientPayload(patient=view, log_position=written.log_position)
 
 
 def _register(ctx: CareteamContext, data: RegisterPatientInput, now: datetime) -> PatientAggregate:
@@ -284,7 +233,7 @@ class Query:
 @strawberry.type(
     description="Commands. Each returns its result or a typed error; an error writes nothing."
 )
-class Mutation:
+class PatientMutation:
     @strawberry.mutation(description="Register a patient with minimal identity.")
     async def register_patient(
         self, info: Info[CareteamContext, None], input: RegisterPatientInput
@@ -385,6 +334,21 @@ def _should_mask(error: GraphQLError) -> bool:
         return False
     return not isinstance(original, GraphQLError)
 
+
+def merge_root(name: str, description: str, parts: tuple[type, ...]) -> type:
+    """One root type from several groups of fields; a field defined twice is an error."""
+    names = [f.name for p in parts for f in p.__strawberry_definition__.fields]  # type: ignore[attr-defined]
+    if dupes := {n for n in names if names.count(n) > 1}:
+        raise TypeError(f"{name} defines fields twice: {sorted(dupes)}")
+    merged: type = strawberry.type(type(name, parts, {}), description=description)
+    return merged
+
+
+Mutation = merge_root(
+    "Mutation",
+    "Commands. Each returns its result or a typed error; an error writes nothing.",
+    (PatientMutation, *MORE_MUTATIONS),
+)
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
 

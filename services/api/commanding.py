@@ -1,0 +1,139 @@
+"""Running a command from a resolver: authorise, execute, map errors, wait for read models.
+
+Every mutation goes through ``run_command`` so that authorisation (in SQL), the typed
+errors, the audit of denials and read-your-writes behave the same for every aggregate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain import errors as domain_errors
+from services.api.authz import Denied, check_patient_operation, check_role, record_access
+from services.api.context import CareteamContext
+from services.api.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    from_domain_error,
+)
+from services.eventstore import ConcurrencyConflictError, LogPosition, StreamNotFoundError
+from services.projector.runner import ProjectionLagTimeoutError
+
+log = logging.getLogger("careteam.api")
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a successful command wrote."""
+
+    stream_id: UUID
+    patient_id: UUID
+    version: int
+    position: LogPosition | None
+
+    @property
+    def log_position(self) -> str:
+        return self.position.encode() if self.position else ""
+
+
+async def deny(ctx: CareteamContext, denied: Denied, patient_id: UUID | None) -> Any:
+    """Records a denial for audit and returns the typed error the caller sees."""
+    async with ctx.runtime.pool.acquire() as conn:
+        await record_access(
+            conn,
+            principal=ctx.principal,
+            operation=denied.operation,
+            patient_id=patient_id,
+            outcome="denied",
+            reason=denied.reason,
+            purpose_of_use=ctx.purpose_of_use,
+            request_id=ctx.request_id,
+        )
+    if denied.not_found:
+        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
+    return ForbiddenError(code=denied.reason, message=f"{denied.operation} is not permitted")
+
+
+async def patient_of_stream(ctx: CareteamContext, stream_id: UUID) -> UUID | None:
+    async with ctx.runtime.pool.acquire() as conn:
+        found: UUID | None = await conn.fetchval(
+            "SELECT patient_id FROM streams WHERE stream_id = $1", stream_id
+        )
+    return found
+
+
+async def run_command(
+    ctx: CareteamContext,
+    operation: str,
+    *,
+    aggregate_cls: type[Any],
+    command: Callable[[datetime], Any],
+    stream_id: UUID | None = None,
+    patient_id: UUID | None = None,
+) -> Written | Any:
+    """Runs one command and returns Written, or a typed error (nothing written).
+
+    - ``stream_id`` None: ``command(now)`` returns a new aggregate (a creation); it belongs
+      to ``patient_id`` (authorised on that patient), or to nobody yet (a registration).
+    - ``stream_id`` given: ``command(now)`` returns a function applied to the loaded
+      aggregate; the patient is looked up from the stream.
+    """
+    runtime = ctx.runtime
+    principal = ctx.require_principal()
+    not_found = NotFoundError(code="NOT_FOUND", message=f"no record {stream_id}")
+    if stream_id is not None and patient_id is None:
+        patient_id = await patient_of_stream(ctx, stream_id)
+        if patient_id is None:
+            try:
+                check_role(principal, operation)
+            except Denied as denied:
+                return await deny(ctx, denied, None)
+            return not_found
+    try:
+        if patient_id is None:
+            check_role(principal, operation)
+        else:
+            async with runtime.pool.acquire() as conn:
+                await check_patient_operation(conn, principal, operation, patient_id)
+    except Denied as denied:
+        return await deny(ctx, denied, patient_id)
+    now = runtime.clock()
+    try:
+        if stream_id is None:
+            aggregate = command(now)
+            result = await runtime.app.create(aggregate, metadata=ctx.metadata(), now=now)
+        else:
+            result = await runtime.app.execute(
+                aggregate_cls,
+                stream_id,
+                lambda agg: command(now)(agg),
+                metadata=ctx.metadata(),
+                now=now,
+            )
+    except domain_errors.DomainError as exc:
+        return from_domain_error(exc)
+    except StreamNotFoundError:
+        return not_found
+    except ConcurrencyConflictError:
+        return ConflictError(code="CONFLICT", message="changed by another writer; retry")
+    position = result.position
+    if position is not None:
+        try:
+            await runtime.projector.wait_for(
+                position, runtime.settings.read_your_writes_timeout_seconds
+            )
+        except ProjectionLagTimeoutError:
+            log.warning("read-your-writes wait timed out position=%s", position.encode())
+    last = result.events[-1] if result.events else None
+    return Written(
+        stream_id=result.stream_id,
+        patient_id=last.patient_id if last else (patient_id or result.stream_id),
+        version=last.stream_version if last else 0,
+        position=position,
+    )
