@@ -13,6 +13,8 @@ import asyncpg
 
 from projections.registry import all_projections
 from services.application import Application
+from services.audit.chain import ChainSealer
+from services.audit.reads import AuditWriter
 from services.database import create_pool, database_dsn, migrate
 from services.eventstore import EventStore
 from services.projector.runner import ProjectionRunner
@@ -37,8 +39,24 @@ class Runtime:
     store: EventStore
     app: Application
     projector: ProjectionRunner
+    audit: AuditWriter
     clock: Clock = system_clock
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def _keep_relay_running(settings: Settings, store: EventStore) -> None:
+    """The relay inside `careteam serve`: restarted after an unexpected error."""
+    from services.relay import run_relay
+
+    while True:
+        try:
+            await run_relay(settings, store)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("relay stopped unexpectedly; restarting in 5 s")
+            await asyncio.sleep(5.0)
 
 
 @contextlib.asynccontextmanager
@@ -46,6 +64,7 @@ async def open_runtime(
     settings: Settings,
     *,
     run_projector: bool = True,
+    run_relay: bool = True,
     clock: Clock = system_clock,
 ) -> AsyncIterator[Runtime]:
     """Starts (or connects to) PostgreSQL, migrates, opens the pool and the background loops."""
@@ -67,13 +86,19 @@ async def open_runtime(
                 projector=ProjectionRunner(
                     store, all_projections(), poll_seconds=settings.projector_poll_seconds
                 ),
+                audit=AuditWriter(pool),
                 clock=clock,
             )
+            runtime.tasks.append(asyncio.create_task(runtime.audit.run()))
+            if run_relay and settings.kafka_bootstrap_servers:
+                runtime.tasks.append(asyncio.create_task(_keep_relay_running(settings, store)))
             if run_projector:
                 runtime.tasks.append(asyncio.create_task(runtime.projector.run()))
+                runtime.tasks.append(asyncio.create_task(ChainSealer(pool).run()))
             try:
                 yield runtime
             finally:
+                await runtime.audit.close()
                 for task in runtime.tasks:
                     task.cancel()
                 for task in runtime.tasks:

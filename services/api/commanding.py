@@ -22,6 +22,7 @@ from services.api.errors import (
     NotFoundError,
     from_domain_error,
 )
+from services.audit.reads import ReadRecord
 from services.eventstore import ConcurrencyConflictError, LogPosition, StreamNotFoundError
 from services.projector.runner import ProjectionLagTimeoutError
 
@@ -136,4 +137,41 @@ async def run_command(
         patient_id=last.patient_id if last else (patient_id or result.stream_id),
         version=last.stream_version if last else 0,
         position=position,
+    )
+
+
+def selected_fields(info: Any) -> tuple[str, ...]:
+    """The top-level fields the caller asked for under the current field (for the audit)."""
+    names: list[str] = []
+    for field in info.selected_fields:
+        for selection in getattr(field, "selections", []):
+            if hasattr(selection, "name"):
+                names.append(selection.name)
+            for inner in getattr(selection, "selections", []) or []:
+                if hasattr(inner, "name") and not hasattr(selection, "name"):
+                    names.append(inner.name)
+    return tuple(dict.fromkeys(names))
+
+
+async def record_reads(
+    ctx: CareteamContext, operation: str, patient_ids: list[UUID], fields: tuple[str, ...]
+) -> None:
+    """Durably records that these patients' data is about to be returned (see audit/reads)."""
+    principal = ctx.require_principal()
+    at = ctx.runtime.clock()
+    await ctx.runtime.audit.record(
+        [
+            ReadRecord(
+                at=at,
+                actor_id=principal.user_id,
+                role=principal.role.value,
+                organisation_id=principal.organisation_id,
+                patient_id=pid,
+                operation=operation,
+                purpose_of_use=ctx.purpose_of_use,
+                request_id=ctx.request_id,
+                fields=fields,
+            )
+            for pid in patient_ids
+        ]
     )

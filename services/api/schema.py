@@ -30,7 +30,7 @@ from services.api.authz import (
     check_patient_operation,
     patient_scope_sql,
 )
-from services.api.commanding import Written, deny, run_command
+from services.api.commanding import Written, deny, record_reads, run_command, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import (
     ConflictError,
@@ -184,6 +184,7 @@ async def _patient_command(
     view = await load_patient_view(ctx, written.stream_id)
     if view is None:
         return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {written.stream_id}")
+    await record_reads(ctx, operation, [written.stream_id], selected_fields(info))
     return PatientPayload(patient=view, log_position=written.log_position)
 
 
@@ -221,6 +222,7 @@ class Query:
         ctx = info.context
         view = await load_patient_view(ctx, id)
         if view is not None:
+            await record_reads(ctx, "patient", [id], selected_fields(info))
             return view
         try:
             async with ctx.runtime.pool.acquire() as conn:

@@ -32,7 +32,8 @@ class ServerProcess:
     def __init__(self, *, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.data_dir = data_dir
-        self.env = {**os.environ, **(env or {})}
+        base = {k: v for k, v in os.environ.items() if k != "CARETEAM_KAFKA_BOOTSTRAP_SERVERS"}
+        self.env = {**base, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
         self.default_token: str | None = None

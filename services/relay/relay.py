@@ -1,0 +1,483 @@
+"""The relay: follows the event log from its checkpoint and publishes every event to Kafka.
+
+Delivery is at least once and never skips an event:
+
+- A page of the log (``EventStore.read_log``, gap-safe order) is sent in full, every
+  send is awaited until the broker acknowledged it (idempotent producer, ``acks=all``),
+  and only then does the checkpoint move, by a conditional UPDATE in PostgreSQL. A crash
+  at any instant re-sends at most the page in flight; consumers drop duplicates by
+  ``ce_id``.
+- A page that is not acknowledged within ``publish_timeout_seconds``, or any Kafka
+  error, discards the producer and builds a new one before the page is sent again, after
+  a capped, jittered backoff. An idempotent aiokafka producer retries a batch forever
+  (it never expires one) and can stay stuck on ``OutOfOrderSequenceNumber`` after a
+  broker blip until it is recreated (aiokafka issue 1017), so replacing it is the one
+  recovery path for every producer failure.
+- Per-patient order: records are keyed by patient id, so one patient's events share a
+  partition. aiokafka sends one request per partition at a time, so a producer appends
+  a page in log order; a replacement re-sends from the checkpoint, which is at or before
+  anything the old one appended, so the first copy of each event is still in log order.
+
+One relay per checkpoint name is active: it holds a PostgreSQL session advisory lock
+(the lease) on the connection it reads and checkpoints with, so a second relay process
+waits as a standby, and a killed relay's lease ends with its connection. Every
+successful checkpoint UPDATE on that connection proves the lease is still held.
+
+The relay is decoupled from writes: commands append to PostgreSQL and return; the relay
+catches up whenever the broker is reachable. Appends in this process wake it at once
+(``EventStore.on_append``); appends elsewhere are found by a short poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
+from services.database import Conn
+from services.eventstore import START, EventStore, LogPosition, RecordedEvent
+from services.relay.messages import to_kafka_message
+from services.settings import Settings, SettingsError
+
+log = logging.getLogger("careteam.relay")
+
+DEFAULT_NAME = "relay:internal"
+# First key of the two-key advisory lock that is a relay's lease; the second key is
+# hashtext(checkpoint name). (The migration lock uses the one-key form.)
+LEASE_LOCK_NAMESPACE = 7_361_002
+
+# What a broken connection to PostgreSQL raises; the relay reconnects after a pause.
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+# What a failed page raises; the relay replaces the producer and sends the page again.
+_PUBLISH_ERRORS: tuple[type[BaseException], ...] = (KafkaError, TimeoutError, OSError)
+
+
+class StaleCheckpointError(RuntimeError):
+    """The relay's checkpoint moved under it (an operator reset it); it re-reads it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"checkpoint {name} moved under the relay")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    """Tuning of one relay; the defaults suit one machine."""
+
+    page_size: int = 500
+    poll_seconds: float = 0.2
+    # A page not acknowledged in this time counts as a failure: the producer is replaced.
+    publish_timeout_seconds: float = 30.0
+    backoff_initial_seconds: float = 0.2
+    backoff_max_seconds: float = 10.0
+    lease_poll_seconds: float = 1.0
+    close_timeout_seconds: float = 10.0
+    # Producer settings. Idempotence and acks=all are not options: they are the point.
+    request_timeout_ms: int = 10_000
+    max_batch_size: int = 256 * 1024
+    linger_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        if self.backoff_initial_seconds <= 0 or self.backoff_max_seconds <= 0:
+            raise ValueError("backoff times must be positive")
+
+
+@dataclass(frozen=True)
+class RelayLag:
+    """How far the relay is behind the log."""
+
+    name: str
+    checkpoint: LogPosition
+    head: LogPosition
+    events_behind: int
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "checkpoint": self.checkpoint.encode(),
+            "head": self.head.encode(),
+            "events_behind": self.events_behind,
+        }
+
+
+@dataclass
+class RelayStatus:
+    """Counters of one relay in this process (for health checks and logs)."""
+
+    position: LogPosition = START
+    leader: bool = False
+    published_events: int = 0
+    producer_starts: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    last_published_at: float | None = None  # time.monotonic()
+
+
+async def read_checkpoint(conn: Conn, name: str) -> LogPosition:
+    """The relay's checkpoint, created at the start of the log if missing."""
+    await conn.execute(
+        "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
+    )
+    row = await conn.fetchrow(
+        "SELECT tx_id::text::bigint AS tx_id, position FROM checkpoints WHERE name = $1", name
+    )
+    assert row is not None
+    return LogPosition(row["tx_id"], row["position"])
+
+
+async def advance_checkpoint(conn: Conn, name: str, current: LogPosition, new: LogPosition) -> None:
+    """Moves the checkpoint from ``current`` to ``new``; raises if it was not at ``current``."""
+    status = await conn.execute(
+        """UPDATE checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now()
+           WHERE name = $1 AND tx_id = $4::text::xid8 AND position = $5""",
+        name,
+        str(new.tx_id),
+        new.position,
+        str(current.tx_id),
+        current.position,
+    )
+    if status != "UPDATE 1":
+        raise StaleCheckpointError(name)
+
+
+async def relay_lag(pool: asyncpg.Pool, name: str = DEFAULT_NAME) -> RelayLag:
+    """The checkpoint, the head of the log and how many events lie between them."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT tx_id::text::bigint AS tx_id, position FROM checkpoints WHERE name = $1",
+            name,
+        )
+        checkpoint = START if row is None else LogPosition(row["tx_id"], row["position"])
+        behind = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2::bigint)",
+            str(checkpoint.tx_id),
+            checkpoint.position,
+        )
+        head = await conn.fetchrow(
+            """SELECT tx_id::text::bigint AS tx_id, position FROM events
+               ORDER BY tx_id DESC, position DESC LIMIT 1"""
+        )
+    return RelayLag(
+        name=name,
+        checkpoint=checkpoint,
+        head=START if head is None else LogPosition(head["tx_id"], head["position"]),
+        events_behind=int(behind),
+    )
+
+
+class _Backoff:
+    """Exponential backoff with a cap and jitter (half to all of the current step)."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self._initial = initial
+        self._cap = cap
+        self._step = initial
+
+    def next_delay(self) -> float:
+        delay = self._step * random.uniform(0.5, 1.0)
+        self._step = min(self._cap, self._step * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._step = self._initial
+
+
+ProducerFactory = Callable[[], Any]
+
+
+class Relay:
+    """Publishes the log to one Kafka topic, from one checkpoint, at least once."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        name: str = DEFAULT_NAME,
+        options: RelayOptions | None = None,
+        producer_factory: ProducerFactory | None = None,
+    ) -> None:
+        self._store = store
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._name = name
+        self._options = options or RelayOptions()
+        self._factory = producer_factory or self._new_producer
+        self._producer: Any = None
+        self._page_in_flight = False
+        self._wake = asyncio.Event()
+        self._backoff = _Backoff(
+            self._options.backoff_initial_seconds, self._options.backoff_max_seconds
+        )
+        self.status = RelayStatus()
+        store.on_append(self._on_append)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, store: EventStore, *, options: RelayOptions | None = None
+    ) -> Relay:
+        """The internal relay for ``settings``; fails when Kafka is not configured."""
+        if settings.kafka_bootstrap_servers is None:
+            raise SettingsError("CARETEAM_KAFKA_BOOTSTRAP_SERVERS is required to run the relay")
+        return cls(
+            store,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.kafka_topic,
+            options=options,
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    async def lag(self) -> RelayLag:
+        return await relay_lag(self._store.pool, self._name)
+
+    def _on_append(self, _position: LogPosition) -> None:
+        self._wake.set()
+
+    def _new_producer(self) -> Any:
+        o = self._options
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"careteam-{self._name.replace(':', '-')}",
+            enable_idempotence=True,
+            acks="all",
+            request_timeout_ms=o.request_timeout_ms,
+            max_batch_size=o.max_batch_size,
+            linger_ms=o.linger_ms,
+        )
+
+    # --- the loop -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Follows the log until ``stop`` is set (or the task is cancelled)."""
+        stop = stop or asyncio.Event()
+        try:
+            while not stop.is_set():
+                try:
+                    async with self._store.pool.acquire() as conn:
+                        if not await self._take_lease(conn, stop):
+                            return
+                        try:
+                            await self._follow(conn, stop)
+                        finally:
+                            self.status.leader = False
+                            with contextlib.suppress(*_DATABASE_ERRORS):
+                                await conn.execute(
+                                    "SELECT pg_advisory_unlock($1, hashtext($2))",
+                                    LEASE_LOCK_NAMESPACE,
+                                    self._name,
+                                )
+                except StaleCheckpointError:
+                    log.warning("relay checkpoint moved; re-reading name=%s", self._name)
+                except _DATABASE_ERRORS as exc:
+                    self._record_failure(exc)
+                    log.warning(
+                        "relay lost the database; retrying name=%s error=%s",
+                        self._name,
+                        type(exc).__name__,
+                    )
+                    await self._sleep(self._backoff.next_delay(), stop)
+        finally:
+            # Cancelled mid-page: nothing it holds needs delivering (the checkpoint did not
+            # move), so do not wait for it.
+            await self._close_producer(abandon=self._page_in_flight)
+
+    async def _take_lease(self, conn: Conn, stop: asyncio.Event) -> bool:
+        waiting_logged = False
+        while not stop.is_set():
+            taken = await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))", LEASE_LOCK_NAMESPACE, self._name
+            )
+            if taken:
+                self.status.leader = True
+                log.info("relay lease taken name=%s topic=%s", self._name, self._topic)
+                return True
+            if not waiting_logged:
+                log.info("relay standing by; another relay holds the lease name=%s", self._name)
+                waiting_logged = True
+            await self._sleep(self._options.lease_poll_seconds, stop)
+        return False
+
+    async def _follow(self, conn: Conn, stop: asyncio.Event) -> None:
+        position = await read_checkpoint(conn, self._name)
+        self.status.position = position
+        log.info("relay following the log name=%s from=%s", self._name, position.encode())
+        while not stop.is_set():
+            self._wake.clear()
+            events = await self._store.read_log(position, limit=self._options.page_size, conn=conn)
+            if not events:
+                await self._sleep(self._options.poll_seconds, stop, wake=True)
+                continue
+            if not await self._publish(events, stop):
+                return
+            last = events[-1].log_position
+            await advance_checkpoint(conn, self._name, position, last)
+            position = last
+            self.status.position = last
+            self.status.published_events += len(events)
+            self.status.last_published_at = time.monotonic()
+
+    # --- publishing ---------------------------------------------------------------------
+
+    async def _publish(self, events: Sequence[RecordedEvent], stop: asyncio.Event) -> bool:
+        """Sends a page until every record is acknowledged; False if stopped first."""
+        messages = [to_kafka_message(e) for e in events]
+        self._page_in_flight = True
+        while not stop.is_set():
+            futures: list[asyncio.Future[Any]] = []
+            try:
+                async with asyncio.timeout(self._options.publish_timeout_seconds):
+                    producer = await self._ensure_producer()
+                    for m in messages:
+                        futures.append(
+                            await producer.send(
+                                self._topic, value=m.value, key=m.key, headers=m.headers
+                            )
+                        )
+                    results = await asyncio.gather(*futures, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+            except _PUBLISH_ERRORS as exc:
+                _settle(futures)
+                self._record_failure(exc)
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "relay page not acknowledged; replacing the producer "
+                    "name=%s from=%s events=%s error=%s retry_in=%.2f",
+                    self._name,
+                    events[0].log_position.encode(),
+                    len(events),
+                    type(exc).__name__,
+                    delay,
+                )
+                await self._close_producer(abandon=True)
+                await self._sleep(delay, stop)
+                continue
+            self._backoff.reset()
+            self._page_in_flight = False
+            return True
+        return False
+
+    async def _ensure_producer(self) -> Any:
+        if self._producer is None:
+            # Kept before start() so that a failed or cancelled start is still closed.
+            self._producer = self._factory()
+            await self._producer.start()
+            self.status.producer_starts += 1
+            log.info("relay producer started name=%s", self._name)
+        return self._producer
+
+    async def _close_producer(self, *, abandon: bool = False) -> None:
+        """Closes the producer; with ``abandon``, drops whatever it has not delivered yet.
+
+        Abandoning is safe: the checkpoint has not moved past those events, so the next
+        producer sends them again.
+        """
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        if not abandon:
+            try:
+                async with asyncio.timeout(self._options.close_timeout_seconds):
+                    await producer.stop()
+                return
+            except Exception as exc:  # a failed close must not stop the relay
+                log.warning(
+                    "relay producer did not stop cleanly name=%s error=%s",
+                    self._name,
+                    type(exc).__name__,
+                )
+        await self._abandon(producer)
+
+    async def _abandon(self, producer: Any) -> None:
+        """Stops a producer without delivering what it holds.
+
+        ``stop()`` cannot do this: it waits until every queued batch is delivered, and an
+        idempotent producer retries a batch forever. So the sender task is cancelled and
+        the client closed directly; the undelivered batches are left unresolved. (Failing
+        them instead trips aiokafka's own bookkeeping: a re-enqueued batch raises KeyError
+        when it fails.) This uses aiokafka 0.14 internals; pyproject.toml pins it below
+        0.15. Runs to the end even when the relay is being cancelled.
+        """
+        producer._closed = True  # what stop() marks first; silences its __del__ warning
+        try:
+            sender_task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+            if sender_task is not None and not sender_task.done():
+                sender_task.cancel()
+                async with asyncio.timeout(self._options.close_timeout_seconds):
+                    await asyncio.gather(sender_task, return_exceptions=True)
+        except TimeoutError:
+            log.warning("relay producer sender did not stop in time name=%s", self._name)
+        finally:
+            try:
+                async with asyncio.timeout(self._options.close_timeout_seconds):
+                    await producer.client.close()
+            except Exception as exc:  # a discarded producer's cleanup must not stop the relay
+                log.warning(
+                    "relay producer did not close cleanly name=%s error=%s",
+                    self._name,
+                    type(exc).__name__,
+                )
+
+    def _record_failure(self, exc: BaseException) -> None:
+        self.status.failures += 1
+        self.status.last_error = type(exc).__name__
+
+    # --- waiting ------------------------------------------------------------------------
+
+    async def _sleep(self, seconds: float, stop: asyncio.Event, *, wake: bool = False) -> None:
+        """Waits ``seconds``, or less if stopped (or, with ``wake``, if an append arrives)."""
+        waits: list[Coroutine[Any, Any, Any]] = [stop.wait()]
+        if wake:
+            waits.append(self._wake.wait())
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _settle(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Marks the send futures of a failed page as handled, so none logs an unseen error."""
+    for future in futures:
+        if future.done():
+            if not future.cancelled():
+                future.exception()
+        else:
+            future.cancel()
+
+
+async def run_relay(
+    settings: Settings,
+    store: EventStore,
+    *,
+    stop: asyncio.Event | None = None,
+    options: RelayOptions | None = None,
+) -> None:
+    """Runs the internal relay for ``settings`` until ``stop`` is set or it is cancelled."""
+    await Relay.from_settings(settings, store, options=options).run(stop)
