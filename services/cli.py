@@ -119,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(tok)
     tok.set_defaults(func=_cmd_token)
 
+    from services.audit.cli import add_cli as add_audit_cli
     from services.relay.cli import add_cli as add_relay_cli
 
     add_relay_cli(sub)
+    add_audit_cli(sub, _settings, data_dir)
 
     exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     exp.set_defaults(func=_cmd_export_schema)

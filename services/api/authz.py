@@ -54,6 +54,10 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "logContact": (_g(Relation.TEAM, CM),),
     # Reading a patient: the care team; compliance and admins across their organisation.
     "patient": (_g(Relation.TEAM, CM, PCP, PSY), _g(Relation.ORG, COMP, ADMIN)),
+    # What the team knew at an instant: the same readers as the patient itself.
+    "patientAsOf": (_g(Relation.TEAM, CM, PCP, PSY), _g(Relation.ORG, COMP, ADMIN)),
+    # The audit trail is compliance's: who did what, who looked.
+    "auditTrail": (_g(Relation.ORG, COMP),),
 }
 
 

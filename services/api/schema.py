@@ -31,6 +31,7 @@ from services.api.authz import (
     patient_scope_sql,
 )
 from services.api.commanding import Written, deny, record_reads, run_command, selected_fields
+from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
 from services.api.errors import (
     ConflictError,
@@ -41,6 +42,7 @@ from services.api.errors import (
     ValidationError,
 )
 from services.api.mutations_more import MORE_MUTATIONS
+from services.api.patient_types import PatientPayload, PatientResult, load_patient_view
 from services.api.types import CareEvent, Patient
 from services.auth import Role
 from services.eventstore import LogPosition
@@ -55,24 +57,6 @@ class InstrumentCode(enum.Enum):
     PHQ2 = "phq2"
     GAD7 = "gad7"
     ASQ = "asq"
-
-
-@strawberry.type(description="The patient after a successful command, already reflecting it.")
-class PatientPayload:
-    patient: Patient = strawberry.field(description="The patient's view including this change.")
-    log_position: str = strawberry.field(description="Log position of the command's last event.")
-
-
-PatientResult = Annotated[
-    PatientPayload
-    | ValidationError
-    | InvalidTransitionError
-    | NotFoundError
-    | NotAllowedError
-    | ConflictError
-    | ForbiddenError,
-    strawberry.union("PatientResult", description="A patient command's outcome."),
-]
 
 
 PatientLookup = Annotated[
@@ -149,19 +133,6 @@ class StartTreatmentInput:
     )
 
 
-async def load_patient_view(ctx: CareteamContext, patient_id: UUID) -> Patient | None:
-    """The patient's view if the caller may read it (the restriction is in the SQL)."""
-    principal = ctx.require_principal()
-    predicate, params = patient_scope_sql("patient", principal, "v.key", 2)
-    async with ctx.runtime.pool.acquire() as conn:
-        doc = await conn.fetchval(
-            f"SELECT v.doc FROM rm_patient_view v WHERE v.key = $1 AND {predicate}",
-            patient_id,
-            *params,
-        )
-    return None if doc is None else Patient.from_doc(doc)
-
-
 async def _patient_command(
     info: Info[CareteamContext, None],
     operation: str,
@@ -213,7 +184,7 @@ def _register(ctx: CareteamContext, data: RegisterPatientInput, now: datetime) -
 
 
 @strawberry.type(description="Read the care team's views.")
-class Query:
+class PatientQuery:
     @strawberry.field(
         description="One patient's current view, or why you cannot see it (not found in your "
         "organisation, or not on the patient's care team; refusals are audited)."
@@ -345,6 +316,12 @@ def merge_root(name: str, description: str, parts: tuple[type, ...]) -> type:
     merged: type = strawberry.type(type(name, parts, {}), description=description)
     return merged
 
+
+Query = merge_root(
+    "Query",
+    "Read models for every role; every read of patient data is audited.",
+    (PatientQuery, ComplianceQuery),
+)
 
 Mutation = merge_root(
     "Mutation",

@@ -86,7 +86,7 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
             tx, pos = await _checkpoint(conn, name)
             rows = await conn.fetch(
                 f"""SELECT {columns} FROM {table}
-                    WHERE (tx_id, {key}) > ($1::xid8, $2::bigint)
+                    WHERE (tx_id, {key}) > ($1::text::xid8, $2::bigint)
                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
                     ORDER BY tx_id, {key} LIMIT $3""",
                 tx,
@@ -108,7 +108,7 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
             )
             last = rows[-1]
             await conn.execute(
-                """UPDATE checkpoints SET tx_id = $2::xid8, position = $3, updated_at = now()
+                """UPDATE checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now()
                    WHERE name = $1""",
                 name,
                 last["tx_id"],

@@ -1,0 +1,325 @@
+"""Compliance queries: the audit trail of writes, reads and denials, and time travel."""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from datetime import datetime
+from typing import Annotated, Any, cast
+from uuid import UUID
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from projections import patient_view
+from services.api.authz import Denied, check_patient_operation, check_role
+from services.api.commanding import deny, record_reads, selected_fields
+from services.api.context import CareteamContext
+from services.api.errors import ForbiddenError, NotFoundError, ValidationError
+from services.api.types import Patient
+from services.database import Conn
+from services.eventstore import RecordedEvent, _row_to_event
+
+MAX_PAGE = 500
+
+
+def arg(description: str) -> Any:
+    return strawberry.argument(description=description)
+
+
+@strawberry.enum(description="What an audit entry records.")
+class AuditKind(enum.Enum):
+    WRITE = "write"
+    READ = "read"
+    DENIAL = "denial"
+
+
+@strawberry.type(
+    description="One thing that happened to patient data: a change, a read or a refusal."
+)
+class AuditEntry:
+    kind: AuditKind = strawberry.field(description="write, read or denial.")
+    at: datetime = strawberry.field(description="When it was recorded by careteam.")
+    actor_id: str | None = strawberry.field(description="Who did it.")
+    role: str | None = strawberry.field(description="In which role.")
+    organisation_id: str | None = strawberry.field(description="For which organisation.")
+    purpose_of_use: str | None = strawberry.field(description="Why (TREATMENT, PAYMENT, ...).")
+    request_id: str | None = strawberry.field(description="The API request it belongs to.")
+    patient_id: UUID | None = strawberry.field(description="Whose data.")
+    action: str = strawberry.field(description="Event type for writes; operation otherwise.")
+    stream_type: str | None = strawberry.field(description="The record type a write changed.")
+    stream_id: UUID | None = strawberry.field(description="The record a write changed.")
+    stream_version: int | None = strawberry.field(description="The record's version after it.")
+    occurred_at: datetime | None = strawberry.field(
+        description="A write's clinical effective time."
+    )
+    changes: JSON | None = strawberry.field(
+        description="For writes: each changed field of the patient's record with before and "
+        "after values (other records: the event's data as after)."
+    )
+    fields: list[str] | None = strawberry.field(description="For reads: the fields returned.")
+    reason: str | None = strawberry.field(description="For denials: why it was refused.")
+
+
+@strawberry.type(description="Paging state of a connection.")
+class AuditPageInfo:
+    has_next_page: bool = strawberry.field(description="More entries follow.")
+    end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
+
+
+@strawberry.type(description="One page of the audit trail, oldest first.")
+class AuditTrail:
+    entries: list[AuditEntry] = strawberry.field(description="The entries of this page.")
+    page_info: AuditPageInfo = strawberry.field(description="How to get the next page.")
+
+
+AuditTrailResult = Annotated[
+    AuditTrail | ForbiddenError | NotFoundError | ValidationError,
+    strawberry.union(
+        "AuditTrailResult", description="An audit trail page, or why it cannot be shown."
+    ),
+]
+PatientAsOfResult = Annotated[
+    Patient | ForbiddenError | NotFoundError,
+    strawberry.union(
+        "PatientAsOfResult",
+        description="The patient as careteam knew them then, or why it cannot be shown.",
+    ),
+]
+
+
+def _cursor(at: datetime, kind: str, key: int) -> str:
+    raw = json.dumps([at.isoformat(), kind, key])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(text: str) -> tuple[datetime, str, int]:
+    at, kind, key = json.loads(base64.urlsafe_b64decode(text.encode()))
+    return datetime.fromisoformat(at), str(kind), int(key)
+
+
+async def query_trail(
+    conn: Conn,
+    *,
+    organisation_id: UUID,
+    patient_id: UUID | None,
+    actor_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    kinds: set[str],
+    after: tuple[datetime, str, int] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Writes (events), reads and denials (access_log) of one organisation, merged by time."""
+    params: list[Any] = [organisation_id]
+
+    def p(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    filters = []
+    if patient_id is not None:
+        filters.append(f"t.patient_id = {p(patient_id)}")
+    if actor_id is not None:
+        filters.append(f"t.actor_id = {p(actor_id)}")
+    if since is not None:
+        filters.append(f"t.at >= {p(since)}")
+    if until is not None:
+        filters.append(f"t.at < {p(until)}")
+    filters.append(f"t.kind = ANY({p(sorted(kinds))}::text[])")
+    if after is not None:
+        filters.append(f"(t.at, t.kind, t.key) > ({p(after[0])}, {p(after[1])}, {p(after[2])})")
+    sql = f"""
+    SELECT * FROM (
+        SELECT 'write' AS kind, e.recorded_at AS at, e.position AS key,
+               e.metadata->>'actor_id' AS actor_id, e.metadata->>'role' AS role,
+               e.metadata->>'organisation_id' AS organisation_id,
+               e.metadata->>'purpose_of_use' AS purpose_of_use,
+               e.metadata->>'request_id' AS request_id, e.patient_id,
+               e.event_type AS action, e.stream_type, e.stream_id, e.stream_version,
+               e.occurred_at, NULL::text[] AS fields, NULL::text AS reason
+        FROM events e JOIN rm_patient_access a ON a.patient_id = e.patient_id
+        WHERE a.organisation_id = $1
+        UNION ALL
+        SELECT CASE WHEN l.outcome = 'denied' THEN 'denial' ELSE 'read' END, l.at, l.id,
+               l.actor_id::text, l.role, l.organisation_id::text, l.purpose_of_use,
+               l.request_id, l.patient_id, l.operation, NULL, NULL, NULL, NULL,
+               l.fields, l.reason
+        FROM access_log l LEFT JOIN rm_patient_access a ON a.patient_id = l.patient_id
+        WHERE coalesce(a.organisation_id, l.organisation_id) = $1
+    ) t
+    WHERE {" AND ".join(filters)}
+    ORDER BY t.at, t.kind, t.key
+    LIMIT {p(limit)}
+    """
+    return [dict(r) for r in await conn.fetch(sql, *params)]
+
+
+async def changes_for(conn: Conn, rows: list[dict[str, Any]]) -> dict[int, Any]:
+    """Before/after of the patient record for each write on a patient stream (by position)."""
+    wanted: dict[UUID, int] = {}
+    for r in rows:
+        if r["kind"] == "write":
+            wanted[r["stream_id"]] = max(wanted.get(r["stream_id"], 0), r["stream_version"])
+    result: dict[int, Any] = {}
+    for stream_id, upto in wanted.items():
+        records = [
+            _row_to_event(x)
+            for x in await conn.fetch(
+                """SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
+                          stream_type, stream_version, patient_id, event_type, event_version,
+                          payload, metadata, occurred_at, recorded_at
+                   FROM events WHERE stream_id = $1 AND stream_version <= $2
+                   ORDER BY stream_version""",
+                stream_id,
+                upto,
+            )
+        ]
+        doc: dict[str, Any] | None = None
+        for record in records:
+            if record.stream_type != "patient":
+                result[record.position] = {"after": record.payload}
+                continue
+            before = doc
+            doc = patient_view.evolve(doc, record)
+            result[record.position] = _diff(before, doc)
+    return result
+
+
+_IGNORED = frozenset({"version", "updated_at"})
+
+
+def _diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    before, after = before or {}, after or {}
+    keys = (set(before) | set(after)) - _IGNORED
+    return {
+        k: {"before": before.get(k), "after": after.get(k)}
+        for k in sorted(keys)
+        if before.get(k) != after.get(k)
+    }
+
+
+def as_of(records: list[RecordedEvent]) -> dict[str, Any] | None:
+    doc: dict[str, Any] | None = None
+    for record in records:
+        doc = patient_view.evolve(doc, record)
+    return doc
+
+
+@strawberry.type(description="What compliance staff ask: who did what, who looked, and when.")
+class ComplianceQuery:
+    @strawberry.field(
+        description="Writes, reads and refusals on patient data in your organisation, oldest "
+        f"first, filtered; at most {MAX_PAGE} a page. Compliance role only; audited."
+    )
+    async def audit_trail(
+        self,
+        info: Info[CareteamContext, None],
+        patient_id: Annotated[UUID | None, arg("One patient.")] = None,
+        actor_id: Annotated[UUID | None, arg("One actor.")] = None,
+        since: Annotated[datetime | None, arg("From (inclusive).")] = None,
+        until: Annotated[datetime | None, arg("Until (exclusive).")] = None,
+        kinds: Annotated[list[AuditKind] | None, arg("Which kinds (default all).")] = None,
+        first: Annotated[int, arg("Page size.")] = 100,
+        after: Annotated[str | None, arg("Cursor of a page end.")] = None,
+    ) -> AuditTrailResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+        try:
+            if patient_id is not None:
+                async with ctx.runtime.pool.acquire() as conn:
+                    await check_patient_operation(conn, principal, "auditTrail", patient_id)
+            else:
+                check_role(principal, "auditTrail")
+        except Denied as denied:
+            return await deny(ctx, denied, patient_id)
+        if not 1 <= first <= MAX_PAGE:
+            return ValidationError(
+                code="PAGE_SIZE", message=f"first must be 1..{MAX_PAGE}", field="first"
+            )
+        try:
+            cursor = _decode_cursor(after) if after else None
+        except (ValueError, TypeError):
+            return ValidationError(
+                code="BAD_CURSOR", message="after is not a cursor", field="after"
+            )
+        async with ctx.runtime.pool.acquire() as conn:
+            rows = await query_trail(
+                conn,
+                organisation_id=principal.organisation_id,
+                patient_id=patient_id,
+                actor_id=str(actor_id) if actor_id else None,
+                since=since,
+                until=until,
+                kinds={k.value for k in kinds} if kinds else {k.value for k in AuditKind},
+                after=cursor,
+                limit=first + 1,
+            )
+            page = rows[:first]
+            changes = await changes_for(conn, page)
+        patients = sorted({r["patient_id"] for r in page if r["patient_id"]})
+        await record_reads(ctx, "auditTrail", patients, ("auditTrail",))
+        entries = [
+            AuditEntry(
+                kind=AuditKind(r["kind"]),
+                at=r["at"],
+                actor_id=r["actor_id"],
+                role=r["role"],
+                organisation_id=r["organisation_id"],
+                purpose_of_use=r["purpose_of_use"],
+                request_id=r["request_id"],
+                patient_id=r["patient_id"],
+                action=r["action"],
+                stream_type=r["stream_type"],
+                stream_id=r["stream_id"],
+                stream_version=r["stream_version"],
+                occurred_at=r["occurred_at"],
+                changes=cast(JSON, changes.get(r["key"])) if r["kind"] == "write" else None,
+                fields=r["fields"],
+                reason=r["reason"],
+            )
+            for r in page
+        ]
+        end = page[-1] if page else None
+        return AuditTrail(
+            entries=entries,
+            page_info=AuditPageInfo(
+                has_next_page=len(rows) > first,
+                end_cursor=_cursor(end["at"], end["kind"], end["key"]) if end else None,
+            ),
+        )
+
+    @strawberry.field(
+        description="The patient as careteam knew them at an instant: only what had been "
+        "recorded by then (each fact keeps its own clinical effective time). Audited."
+    )
+    async def patient_as_of(
+        self,
+        info: Info[CareteamContext, None],
+        id: Annotated[UUID, arg("The patient.")],
+        at: Annotated[datetime, arg("The instant (recorded time).")],
+    ) -> PatientAsOfResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+        try:
+            async with ctx.runtime.pool.acquire() as conn:
+                await check_patient_operation(conn, principal, "patientAsOf", id)
+        except Denied as denied:
+            return await deny(ctx, denied, id)
+        async with ctx.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
+                          stream_type, stream_version, patient_id, event_type, event_version,
+                          payload, metadata, occurred_at, recorded_at
+                   FROM events WHERE stream_id = $1 AND recorded_at <= $2
+                   ORDER BY stream_version""",
+                id,
+                at,
+            )
+        doc = as_of([_row_to_event(r) for r in rows])
+        if doc is None:
+            return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {id} at that time")
+        await record_reads(ctx, "patientAsOf", [id], selected_fields(info))
+        return Patient.from_doc(doc)
