@@ -27,9 +27,11 @@ log = logging.getLogger("careteam.audit")
 
 GENESIS = b"\x00" * 32
 
+# JSON columns are hashed in jsonb's own text form, which is canonical and does not depend
+# on the connection's type codecs.
 _EVENT_COLUMNS = """position, tx_id::text AS tx_id, event_id, stream_id, stream_type,
-    stream_version, patient_id, event_type, event_version, payload, metadata, occurred_at,
-    recorded_at"""
+    stream_version, patient_id, event_type, event_version, payload::text AS payload,
+    metadata::text AS metadata, occurred_at, recorded_at"""
 _ACCESS_COLUMNS = """id, tx_id::text AS tx_id, at, actor_id, role, organisation_id, patient_id,
     operation, outcome, reason, purpose_of_use, request_id, fields"""
 
