@@ -267,6 +267,24 @@ class TaskNotFoundError(NotFoundError):
     code = "TASK_NOT_FOUND"
 
 
+class InvalidEmergencyWindowError(ValidationError):
+    """Break-the-glass access must last between 1 minute and the policy maximum."""
+
+    code = "INVALID_EMERGENCY_WINDOW"
+
+
+class EmergencyGrantNotFoundError(NotFoundError):
+    """No emergency access grant with this id exists for the patient."""
+
+    code = "EMERGENCY_GRANT_NOT_FOUND"
+
+
+class EmergencyGrantAlreadyReviewedError(InvalidTransitionError):
+    """The emergency access grant was reviewed already."""
+
+    code = "EMERGENCY_GRANT_ALREADY_REVIEWED"
+
+
 class TaskAlreadyCompletedError(InvalidTransitionError):
     """The task was completed already."""
 

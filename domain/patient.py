@@ -61,12 +61,16 @@ from domain.errors import (
     ContactAfterDischargeError,
     ContactBeforeEnrollmentError,
     DuplicateIdError,
+    EmergencyGrantAlreadyReviewedError,
+    EmergencyGrantNotFoundError,
     EmptyCareTeamChangeError,
     FlagAlreadyClearedError,
     FlagAlreadyRaisedError,
     FlagNotFoundError,
     InstrumentNotForAgeError,
     InvalidBirthDateError,
+    InvalidEmergencyWindowError,
+    InvalidEnumValueError,
     InvalidEpisodeTransitionError,
     InvalidMinutesError,
     InvalidPayloadValueError,
@@ -223,6 +227,31 @@ class Flag:
 
 
 @dataclass
+class EmergencyGrant:
+    """Break-the-glass: time-limited access for a clinician outside the care team."""
+
+    grant_id: UUID
+    user_id: UUID
+    role: str
+    reason: str
+    granted_at: datetime
+    expires_at: datetime
+    review_outcome: str | None = None
+    reviewed_by: UUID | None = None
+    review_note: str | None = None
+
+    def active(self, at: datetime) -> bool:
+        """Within its window."""
+        return self.granted_at <= at < self.expires_at
+
+
+# HIPAA 164.312(a)(2)(ii) emergency access. Policy choice: at most 4 hours per grant, so a
+# longer emergency needs a new reason (and a new review item) every 4 hours.
+MAX_EMERGENCY_MINUTES: Final = 240
+EMERGENCY_REVIEW_OUTCOMES: Final = frozenset({"appropriate", "inappropriate"})
+
+
+@dataclass
 class Task:
     """A work item for the care team."""
 
@@ -281,6 +310,8 @@ class Patient(Aggregate):
     """A person in collaborative care, with every episode of their care."""
 
     STREAM_TYPE: ClassVar[str] = "patient"
+    # Bumped when the state's shape changes, so older snapshots are ignored and replayed.
+    SNAPSHOT_VERSION: ClassVar[int] = 2
     # Explicit topics make the stored names stable strings instead of Python paths.
     TOPIC: ClassVar[str] = STREAM_TYPE
 
@@ -515,6 +546,29 @@ class Patient(Aggregate):
         strategies: list[str]
         occurred_at: datetime
 
+    class EmergencyAccessGranted(Aggregate.Event):
+        """A clinician outside the care team opened break-the-glass access, with a reason."""
+
+        EVENT_NAME: ClassVar[str] = "patient.emergency_access_granted"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        grant_id: UUID
+        user_id: UUID
+        role: str
+        reason: str
+        expires_at: datetime
+        occurred_at: datetime
+
+    class EmergencyAccessReviewed(Aggregate.Event):
+        """Compliance reviewed a break-the-glass access."""
+
+        EVENT_NAME: ClassVar[str] = "patient.emergency_access_reviewed"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        grant_id: UUID
+        reviewer_id: UUID
+        outcome: str
+        note: str | None
+        occurred_at: datetime
+
     class InpatientAdmitted(Aggregate.Event):
         """The patient was admitted to hospital (minutes during the stay do not count)."""
 
@@ -559,6 +613,7 @@ class Patient(Aggregate):
         self.case_reviews: list[CaseReview] = []
         self.relapse_prevention_plans: list[RelapsePreventionPlan] = []
         self.inpatient_stays: list[InpatientStay] = []
+        self.emergency_grants: dict[UUID, EmergencyGrant] = {}
 
     @classmethod
     def register(
@@ -1197,6 +1252,109 @@ class Patient(Aggregate):
             )
         return new_id
 
+    # --- break-the-glass -----------------------------------------------------------------
+
+    def grant_emergency_access(
+        self,
+        *,
+        user_id: UUID,
+        role: str,
+        reason: str,
+        minutes: int,
+        occurred_at: datetime,
+        now: datetime,
+        grant_id: UUID | None = None,
+    ) -> UUID:
+        """Open time-limited emergency access for ``user_id``; the reason is required."""
+        check_occurred_at(occurred_at, now)
+        require_uuid(user_id, "user_id")
+        why = require_text(reason, "reason")
+        if isinstance(minutes, bool) or not isinstance(minutes, int):
+            raise InvalidEmergencyWindowError("minutes must be a whole number")
+        if not 1 <= minutes <= MAX_EMERGENCY_MINUTES:
+            raise InvalidEmergencyWindowError(
+                f"minutes must be 1..{MAX_EMERGENCY_MINUTES}", aggregate_id=self.id
+            )
+        new_id = self._new_id(grant_id, self.emergency_grants, "grant_id")
+        self._emergency_access_granted(
+            grant_id=new_id,
+            user_id=user_id,
+            role=require_text(role, "role", max_length=MAX_SHORT_TEXT_LENGTH),
+            reason=why,
+            expires_at=occurred_at + timedelta(minutes=minutes),
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return new_id
+
+    def review_emergency_access(
+        self,
+        *,
+        grant_id: UUID,
+        reviewer_id: UUID,
+        outcome: str,
+        occurred_at: datetime,
+        now: datetime,
+        note: str | None = None,
+    ) -> None:
+        """Record compliance's review of a break-the-glass access (once per grant)."""
+        check_occurred_at(occurred_at, now)
+        grant = self.emergency_grants.get(grant_id)
+        if grant is None:
+            raise EmergencyGrantNotFoundError(f"no grant {grant_id}", aggregate_id=self.id)
+        if grant.review_outcome is not None:
+            raise EmergencyGrantAlreadyReviewedError(
+                f"grant {grant_id} was reviewed already", aggregate_id=self.id
+            )
+        if outcome not in EMERGENCY_REVIEW_OUTCOMES:
+            raise InvalidEnumValueError(
+                f"outcome must be one of {sorted(EMERGENCY_REVIEW_OUTCOMES)}",
+                aggregate_id=self.id,
+            )
+        self._emergency_access_reviewed(
+            grant_id=grant_id,
+            reviewer_id=reviewer_id,
+            outcome=outcome,
+            note=optional_text(note, "note"),
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    @event(EmergencyAccessGranted)
+    def _emergency_access_granted(
+        self,
+        grant_id: UUID,
+        user_id: UUID,
+        role: str,
+        reason: str,
+        expires_at: datetime,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.emergency_grants[grant_id] = EmergencyGrant(
+            grant_id=grant_id,
+            user_id=user_id,
+            role=role,
+            reason=reason,
+            granted_at=occurred_at,
+            expires_at=expires_at,
+        )
+
+    @event(EmergencyAccessReviewed)
+    def _emergency_access_reviewed(
+        self,
+        grant_id: UUID,
+        reviewer_id: UUID,
+        outcome: str,
+        note: str | None,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        grant = self.emergency_grants[grant_id]
+        grant.review_outcome = outcome
+        grant.reviewed_by = reviewer_id
+        grant.review_note = note
+
     # --- snapshot ---------------------------------------------------------------------
 
     _SNAPSHOT_FIELDS: ClassVar[Mapping[str, Any]] = {
@@ -1217,6 +1375,7 @@ class Patient(Aggregate):
         "case_reviews": list[CaseReview],
         "relapse_prevention_plans": list[RelapsePreventionPlan],
         "inpatient_stays": list[InpatientStay],
+        "emergency_grants": dict[UUID, EmergencyGrant],
     }
 
     def snapshot_state(self) -> dict[str, Any]:

@@ -159,6 +159,22 @@ async def record_reads(
     """Durably records that these patients' data is about to be returned (see audit/reads)."""
     principal = ctx.require_principal()
     at = ctx.runtime.clock()
+    emergency: set[UUID] = set()
+    if principal.is_clinician and patient_ids:
+        # A clinician reading a patient whose care team they are not on can only be doing so
+        # under break-the-glass: tag those reads for compliance's review.
+        async with ctx.runtime.pool.acquire() as conn:
+            on_team = {
+                r["patient_id"]
+                for r in await conn.fetch(
+                    """SELECT patient_id FROM rm_patient_access
+                       WHERE patient_id = ANY($1::uuid[])
+                         AND $2 IN (care_manager_id, pcp_id, psychiatric_consultant_id)""",
+                    patient_ids,
+                    principal.user_id,
+                )
+            }
+        emergency = set(patient_ids) - on_team
     await ctx.runtime.audit.record(
         [
             ReadRecord(
@@ -168,9 +184,10 @@ async def record_reads(
                 organisation_id=principal.organisation_id,
                 patient_id=pid,
                 operation=operation,
-                purpose_of_use=ctx.purpose_of_use,
+                purpose_of_use="EMERGENCY" if pid in emergency else ctx.purpose_of_use,
                 request_id=ctx.request_id,
                 fields=fields,
+                reason="BREAK_THE_GLASS" if pid in emergency else None,
             )
             for pid in patient_ids
         ]

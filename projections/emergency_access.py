@@ -1,0 +1,92 @@
+"""Emergency (break-the-glass) access grants.
+
+Answers two questions: for authorisation, "does this clinician hold an unexpired emergency
+grant for this patient?"; for compliance, "which emergency accesses still need review?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from domain.patient import Patient
+from services.database import Conn
+from services.eventstore import RecordedEvent
+
+NAME = "emergency_access"
+TABLE = "rm_emergency_access"
+
+_RELEVANT = frozenset({"patient.emergency_access_granted", "patient.emergency_access_reviewed"})
+
+
+def row_changes(record: RecordedEvent) -> tuple[str, dict[str, Any]] | None:
+    """Pure: the row insert or update an event implies (None when it implies none)."""
+    event = record.to_domain_event()
+    if isinstance(event, Patient.EmergencyAccessGranted):
+        return "insert", {
+            "grant_id": event.grant_id,
+            "patient_id": record.patient_id,
+            "organisation_id": record.metadata.get("organisation_id"),
+            "user_id": event.user_id,
+            "role": event.role,
+            "reason": event.reason,
+            "granted_at": event.occurred_at,
+            "expires_at": event.expires_at,
+        }
+    if isinstance(event, Patient.EmergencyAccessReviewed):
+        return "update", {
+            "grant_id": event.grant_id,
+            "review_outcome": event.outcome,
+            "reviewed_by": event.reviewer_id,
+            "review_note": event.note,
+            "reviewed_at": event.occurred_at,
+        }
+    return None
+
+
+class EmergencyAccessProjection:
+    name = NAME
+
+    async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        for record in events:
+            if record.event_type not in _RELEVANT:
+                continue
+            change = row_changes(record)
+            if change is None:
+                continue
+            kind, row = change
+            if kind == "insert":
+                await conn.execute(
+                    f"""INSERT INTO {TABLE} (grant_id, patient_id, organisation_id, user_id, role,
+                                             reason, granted_at, expires_at)
+                        VALUES ($1, $2, COALESCE(
+                                    (SELECT organisation_id FROM rm_patient_access
+                                     WHERE patient_id = $2), $8::uuid),
+                                $3, $4, $5, $6, $7)
+                        ON CONFLICT (grant_id) DO NOTHING""",
+                    row["grant_id"],
+                    row["patient_id"],
+                    row["user_id"],
+                    row["role"],
+                    row["reason"],
+                    row["granted_at"],
+                    row["expires_at"],
+                    row["organisation_id"],
+                )
+            else:
+                await conn.execute(
+                    f"""UPDATE {TABLE} SET review_outcome = $2, reviewed_by = $3,
+                                          review_note = $4, reviewed_at = $5
+                        WHERE grant_id = $1""",
+                    row["grant_id"],
+                    row["review_outcome"],
+                    row["reviewed_by"],
+                    row["review_note"],
+                    row["reviewed_at"],
+                )
+
+    async def reset(self, conn: Conn) -> None:
+        await conn.execute(f"TRUNCATE {TABLE}")
+
+
+projection = EmergencyAccessProjection()
