@@ -327,6 +327,11 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.registered"
         TOPIC: ClassVar[str] = EVENT_NAME
+        # Identifying fields: stored encrypted with the patient's data key, and unreadable
+        # (None) once the patient is forgotten (crypto-shredding).
+        PERSONAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
+            {"given_name", "family_name", "birth_date", "mrn"}
+        )
         given_name: str
         family_name: str
         birth_date: date
@@ -567,6 +572,14 @@ class Patient(Aggregate):
         reviewer_id: UUID
         outcome: str
         note: str | None
+        occurred_at: datetime
+
+    class Forgotten(Aggregate.Event):
+        """The patient's identifying data was erased (their data key destroyed)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.forgotten"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        reason: str
         occurred_at: datetime
 
     class InpatientAdmitted(Aggregate.Event):
@@ -1251,6 +1264,22 @@ class Patient(Aggregate):
                 episode_number=episode.number, occurred_at=occurred_at, timestamp=_ts(now)
             )
         return new_id
+
+    # --- erasure ---------------------------------------------------------------------------
+
+    def forget(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
+        """Erase the patient's identity: the event store destroys their data key with it."""
+        check_occurred_at(occurred_at, now)
+        self._forgotten(
+            reason=require_text(reason, "reason"), occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    @event(Forgotten)
+    def _forgotten(self, reason: str, occurred_at: datetime, timestamp: datetime) -> None:
+        self.given_name = None  # type: ignore[assignment]
+        self.family_name = None  # type: ignore[assignment]
+        self.birth_date = None  # type: ignore[assignment]
+        self.mrn = None  # type: ignore[assignment]
 
     # --- break-the-glass -----------------------------------------------------------------
 

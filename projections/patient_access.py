@@ -49,7 +49,7 @@ def evolve(state: Access | None, record: RecordedEvent) -> Access | None:
             "pcp": "pcp_id",
             "psychiatric_consultant": "psychiatric_consultant_id",
         }[event.role]
-        return replace(state, **{field: None})
+        return replace(state, **{field: None})  # type: ignore[arg-type]
     return state
 
 
@@ -82,8 +82,13 @@ class PatientAccessProjection:
                   pcp_id = EXCLUDED.pcp_id,
                   psychiatric_consultant_id = EXCLUDED.psychiatric_consultant_id""",
             [
-                (s.patient_id, s.organisation_id, s.care_manager_id, s.pcp_id,
-                 s.psychiatric_consultant_id)
+                (
+                    s.patient_id,
+                    s.organisation_id,
+                    s.care_manager_id,
+                    s.pcp_id,
+                    s.psychiatric_consultant_id,
+                )
                 for s in changed
             ],
         )

@@ -33,7 +33,7 @@ def _new_doc(record: RecordedEvent, ev: Patient.Registered) -> Doc:
         "organisation_id": str(ev.organisation_id),
         "given_name": ev.given_name,
         "family_name": ev.family_name,
-        "birth_date": ev.birth_date.isoformat(),
+        "birth_date": _iso(ev.birth_date),
         "sex": ev.sex,
         "mrn": ev.mrn,
         "registered_at": _iso(ev.occurred_at),
@@ -174,6 +174,10 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
             doc["last_case_review_at"] = max(
                 filter(None, [doc["last_case_review_at"], _iso(ev.occurred_at)])
             )
+        case Patient.Forgotten():
+            for key in ("given_name", "family_name", "birth_date", "mrn"):
+                doc[key] = None
+            doc["forgotten"] = True
         case Patient.RelapsePreventionPlanWritten():
             doc["relapse_prevention_plan_at"] = _iso(ev.occurred_at)
         case _:

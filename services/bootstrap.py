@@ -15,8 +15,10 @@ from projections.registry import all_projections
 from services.application import Application
 from services.audit.chain import ChainSealer
 from services.audit.reads import AuditWriter
+from services.crypto import KeyRing, load_master_key
 from services.database import create_pool, database_dsn, migrate
 from services.eventstore import EventStore
+from services.partners import start_partner_workers
 from services.projector.runner import ProjectionRunner
 from services.settings import Settings
 
@@ -76,7 +78,12 @@ async def open_runtime(
             await conn.close()
         pool = await create_pool(dsn, settings)
         try:
-            store = EventStore(pool, snapshot_every=settings.snapshot_every)
+            master = settings.master_key.reveal() if settings.master_key else None
+            store = EventStore(
+                pool,
+                snapshot_every=settings.snapshot_every,
+                keyring=KeyRing(load_master_key(master, settings.data_dir)),
+            )
             runtime = Runtime(
                 settings=settings,
                 dsn=dsn,
@@ -95,6 +102,7 @@ async def open_runtime(
             if run_projector:
                 runtime.tasks.append(asyncio.create_task(runtime.projector.run()))
                 runtime.tasks.append(asyncio.create_task(ChainSealer(pool).run()))
+                runtime.tasks.extend(start_partner_workers(runtime))
             try:
                 yield runtime
             finally:

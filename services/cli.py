@@ -84,6 +84,48 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_seed(args: argparse.Namespace) -> int:
+    from uuid import UUID
+
+    from services.bootstrap import open_runtime
+    from services.seed import DemoTeam, seed_caseload
+
+    settings = _settings(args)
+    try:
+        team = DemoTeam(
+            organisation_id=UUID(args.org),
+            care_manager_id=UUID(args.care_manager),
+            pcp_id=UUID(args.pcp),
+            psychiatric_consultant_id=UUID(args.psychiatrist),
+        )
+    except ValueError:
+        print("careteam: --org and the team ids must be UUIDs", file=sys.stderr)
+        return 2
+    if args.patients < 1:
+        print("careteam: --patients must be at least 1", file=sys.stderr)
+        return 2
+
+    def bar(done: int, total: int) -> None:
+        width = 40
+        filled = width * done // total
+        sys.stderr.write(f"\rseeding [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    async def run() -> int:
+        # The projector runs once at the end, here, rather than in the background.
+        async with open_runtime(settings, run_projector=False) as runtime:
+            made = await seed_caseload(
+                runtime.app, team, patients=args.patients, now=runtime.clock(), progress=bar
+            )
+            await runtime.projector.catch_up()
+        print(f"seeded {len(made)} patients for care manager {team.care_manager_id}")
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="careteam", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,10 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
     tok.set_defaults(func=_cmd_token)
 
     from services.audit.cli import add_cli as add_audit_cli
+    from services.partners.cli import add_cli as add_partners_cli
     from services.relay.cli import add_cli as add_relay_cli
 
     add_relay_cli(sub)
+    add_partners_cli(sub)
     add_audit_cli(sub, _settings, data_dir)
+
+    seed = sub.add_parser(
+        "seed", help="create a realistic synthetic caseload through the domain commands"
+    )
+    seed.add_argument("--patients", type=int, default=150, help="how many (default 150)")
+    seed.add_argument("--org", default="00000000-0000-4000-8000-000000000001")
+    seed.add_argument("--care-manager", default="00000000-0000-4000-8000-0000000000c1")
+    seed.add_argument("--pcp", default="00000000-0000-4000-8000-0000000000b1")
+    seed.add_argument("--psychiatrist", default="00000000-0000-4000-8000-0000000000a1")
+    data_dir(seed)
+    seed.set_defaults(func=_cmd_seed)
 
     exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     exp.set_defaults(func=_cmd_export_schema)

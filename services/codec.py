@@ -147,7 +147,8 @@ def decode_event(
         getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
         version += 1
     decoders = _field_decoders(cast(Hashable, cls))
-    decoded = {k: decoders.get(k, _identity)(v) for k, v in state.items()}
+    # None passes through every decoder: a forgotten patient's identifying fields are None.
+    decoded = {k: None if v is None else decoders.get(k, _identity)(v) for k, v in state.items()}
     decoded["originator_id"] = stream_id
     decoded["originator_version"] = stream_version
     decoded["timestamp"] = recorded_at

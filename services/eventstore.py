@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -28,6 +28,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services import codec
+from services.crypto import KeyRing, decrypt_fields, encrypt_fields, is_encrypted
 from services.database import Conn
 
 log = logging.getLogger("careteam.eventstore")
@@ -164,14 +165,26 @@ def _row_to_event(row: asyncpg.Record) -> RecordedEvent:
 class EventStore:
     """Appends and reads events in PostgreSQL. Holds a pool; no state of its own."""
 
-    def __init__(self, pool: asyncpg.Pool, *, snapshot_every: int = 50) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, snapshot_every: int = 50, keyring: KeyRing | None = None
+    ) -> None:
         self._pool = pool
         self._snapshot_every = snapshot_every
         self._listeners: list[AppendListener] = []
+        # Without a keyring (some tests and tools), identifying fields are stored in clear.
+        self._keyring = keyring
 
     @property
     def pool(self) -> asyncpg.Pool:
         return self._pool
+
+    @property
+    def keyring(self) -> KeyRing | None:
+        return self._keyring
+
+    async def notify_appended(self, position: LogPosition) -> None:
+        """Wakes this process's readers after a commit made through ``append(conn=...)``."""
+        await self._notify(position)
 
     def on_append(self, listener: AppendListener) -> None:
         """Calls ``listener(position)`` after every committed append in this process."""
@@ -196,6 +209,21 @@ class EventStore:
         for ev, v in zip(events, versions, strict=True):
             if getattr(ev, "originator_version", v) != v:
                 raise ConcurrencyConflictError(stream_id, expected_version)
+        plain = [codec.encode_payload(e) for e in events]
+        payloads = plain
+        personal: list[frozenset[str]] = [
+            getattr(type(e), "PERSONAL_FIELDS", frozenset()) for e in events
+        ]
+        if self._keyring is not None and any(personal):
+            if conn is None:
+                async with self._pool.acquire() as c:
+                    key = await self._keyring.data_key(c, patient_id)
+            else:
+                key = await self._keyring.data_key(conn, patient_id)
+            payloads = [
+                encrypt_fields(p, f, patient_id, key) if f else p
+                for p, f in zip(payloads, personal, strict=True)
+            ]
         args = (
             [uuid4() for _ in events],
             stream_id,
@@ -204,7 +232,7 @@ class EventStore:
             patient_id,
             [codec.event_name(e) for e in events],
             [codec.event_version(e) for e in events],
-            [codec.encode_payload(e) for e in events],
+            payloads,
             metadata.as_json(),
             [getattr(e, "occurred_at", None) or now for e in events],
             expected_version == 0,
@@ -219,8 +247,14 @@ class EventStore:
             if exc.constraint_name in ("events_stream_version_unique", "streams_pkey"):
                 raise ConcurrencyConflictError(stream_id, expected_version) from None
             raise
-        recorded = [_row_to_event(r) for r in rows]
-        recorded.sort(key=lambda r: r.stream_version)
+        recorded = [
+            replace(r, payload=p)
+            for r, p in zip(
+                sorted((_row_to_event(r) for r in rows), key=lambda r: r.stream_version),
+                plain,
+                strict=True,
+            )
+        ]
         if conn is None:
             await self._notify(recorded[-1].log_position)
         return recorded
@@ -234,8 +268,34 @@ class EventStore:
             except Exception:  # a listener must never fail a committed write
                 log.exception("append listener failed")
 
+    async def decrypt(
+        self, records: list[RecordedEvent], conn: Conn | None = None
+    ) -> list[RecordedEvent]:
+        """Records with identifying fields in clear (None for a forgotten patient)."""
+        if self._keyring is None:
+            return records
+        needing = {r.patient_id for r in records if any(map(is_encrypted, r.payload.values()))}
+        if not needing:
+            return records
+        if conn is None:
+            async with self._pool.acquire() as c:
+                keys = await self._keyring.data_keys(c, needing)
+        else:
+            keys = await self._keyring.data_keys(conn, needing)
+        return [
+            replace(r, payload=decrypt_fields(r.payload, r.patient_id, keys.get(r.patient_id)))
+            if r.patient_id in needing
+            else r
+            for r in records
+        ]
+
     async def read_stream(
-        self, stream_id: UUID, *, after_version: int = 0, conn: Conn | None = None
+        self,
+        stream_id: UUID,
+        *,
+        after_version: int = 0,
+        conn: Conn | None = None,
+        decrypt: bool = True,
     ) -> list[RecordedEvent]:
         sql = f"""SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2
                   ORDER BY stream_version"""
@@ -244,7 +304,8 @@ class EventStore:
                 rows = await c.fetch(sql, stream_id, after_version)
         else:
             rows = await conn.fetch(sql, stream_id, after_version)
-        return [_row_to_event(r) for r in rows]
+        records = [_row_to_event(r) for r in rows]
+        return await self.decrypt(records, conn) if decrypt else records
 
     async def read_log(
         self,
@@ -252,14 +313,18 @@ class EventStore:
         *,
         limit: int = 500,
         conn: Conn | None = None,
+        decrypt: bool = True,
     ) -> list[RecordedEvent]:
-        """The next committed events after ``after``, in global order, never skipping one."""
+        """The next committed events after ``after``, in global order, never skipping one.
+
+        ``decrypt=False`` leaves identifying fields as ciphertext (what leaves careteam)."""
         if conn is None:
             async with self._pool.acquire() as c:
                 rows = await c.fetch(_READ_LOG_SQL, str(after.tx_id), after.position, limit)
         else:
             rows = await conn.fetch(_READ_LOG_SQL, str(after.tx_id), after.position, limit)
-        return [_row_to_event(r) for r in rows]
+        records = [_row_to_event(r) for r in rows]
+        return await self.decrypt(records, conn) if decrypt else records
 
     async def head(self) -> LogPosition:
         """The position of the last event a reader can see now."""
@@ -299,7 +364,11 @@ class EventStore:
         async with self._pool.acquire() as c:
             await c.execute(
                 """INSERT INTO snapshots (stream_id, stream_version, state_version, state)
-                   VALUES ($1, $2, $3, $4)
+                   SELECT $1, $2, $3, $4
+                   -- never snapshot (in clear) the record of a forgotten patient
+                   WHERE NOT EXISTS (
+                       SELECT 1 FROM streams s JOIN patient_keys k ON k.patient_id = s.patient_id
+                       WHERE s.stream_id = $1 AND k.wrapped_key IS NULL)
                    ON CONFLICT (stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version,
                      state_version = EXCLUDED.state_version, state = EXCLUDED.state,
                      taken_at = now()

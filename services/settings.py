@@ -60,6 +60,7 @@ class Settings:
     oidc_jwks_url: str | None = None
     oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
     allowed_origins: tuple[str, ...] = ()
+    master_key: Secret | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -113,6 +114,8 @@ class Settings:
             values["oidc_algorithms"] = algorithms
         if (raw := text("ALLOWED_ORIGINS")) is not None:
             values["allowed_origins"] = tuple(o.strip() for o in raw.split(",") if o.strip())
+        if (raw := text("MASTER_KEY")) is not None:
+            values["master_key"] = Secret(raw)
         if (raw := text("KAFKA_TOPIC")) is not None:
             values["kafka_topic"] = raw
         for name, attr, kind in (
@@ -129,7 +132,13 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.is_production:
-            for attr in ("database_url", "oidc_issuer", "oidc_audience", "oidc_jwks_url"):
+            for attr in (
+                "database_url",
+                "oidc_issuer",
+                "oidc_audience",
+                "oidc_jwks_url",
+                "master_key",
+            ):
                 if getattr(settings, attr) is None:
                     name = f"CARETEAM_{attr.upper()}"
                     raise SettingsError(f"{name} is required when CARETEAM_ENV=production")

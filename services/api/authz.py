@@ -27,6 +27,8 @@ class Relation(Enum):
     TEAM = "team"
     ORG = "org"
     OWN_ORG = "own_org"
+    # Break-the-glass: an unexpired emergency grant for this patient (reads only).
+    EMERGENCY = "emergency"
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,92 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "startTreatment": (_g(Relation.TEAM, CM, PCP),),
     "recordScreening": (_g(Relation.TEAM, CM, PCP),),
     "logContact": (_g(Relation.TEAM, CM),),
+    # --- the episode: the clinicians who run it move it; compliance never writes ---
+    # The PCP usually refers; the care manager may take the referral in.
+    "referPatient": (_g(Relation.TEAM, CM, PCP),),
+    # A relapse is noticed by whoever measures or sees the patient, as for startTreatment.
+    "resumeTreatment": (_g(Relation.TEAM, CM, PCP),),
+    # Ending an episode is a clinical decision of the care manager and the accountable PCP.
+    "dischargePatient": (_g(Relation.TEAM, CM, PCP),),
+    # Also administrative (entered in error, moved away, deceased): an admin may record it.
+    "deactivatePatient": (_g(Relation.TEAM, CM, PCP), _g(Relation.ORG, ADMIN)),
+    # Mirrors assignCareTeam: the care manager builds the team; an admin may fix it.
+    "unassignCareTeamMember": (_g(Relation.TEAM, CM), _g(Relation.ORG, ADMIN)),
+    # Consent is taken at enrollment by the care manager or the PCP.
+    "grantConsent": (_g(Relation.TEAM, CM, PCP),),
+    # A revocation must be honoured whoever receives it, the privacy office (admin) too.
+    "revokeConsent": (_g(Relation.TEAM, CM, PCP), _g(Relation.ORG, ADMIN)),
+    # "Flagged by a team member" (cocm-rules.md): any of the three roles on the team.
+    "raiseFlag": (_g(Relation.TEAM, CM, PCP, PSY),),
+    "clearFlag": (_g(Relation.TEAM, CM, PCP, PSY),),
+    # Tasks are the whole team's work list.
+    "createTask": (_g(Relation.TEAM, CM, PCP, PSY),),
+    "completeTask": (_g(Relation.TEAM, CM, PCP, PSY),),
+    # The consultant's own review; the consultant id is the caller's.
+    "recordCaseReview": (_g(Relation.TEAM, PSY),),
+    # Written with the patient by the care manager, or by the PCP at a visit.
+    "writeRelapsePreventionPlan": (_g(Relation.TEAM, CM, PCP),),
+    # Hospital stays stop billable minutes; the care manager or PCP learns of them.
+    "admitInpatient": (_g(Relation.TEAM, CM, PCP),),
+    "dischargeInpatient": (_g(Relation.TEAM, CM, PCP),),
+    # --- care plans: the PCP (accountable, prescribes) and the care manager manage them ---
+    "createCarePlan": (_g(Relation.TEAM, CM, PCP),),
+    "addGoal": (_g(Relation.TEAM, CM, PCP),),
+    "closeGoal": (_g(Relation.TEAM, CM, PCP),),
+    "setTarget": (_g(Relation.TEAM, CM, PCP),),
+    "removeTarget": (_g(Relation.TEAM, CM, PCP),),
+    # Medication is the PCP's, brief psychotherapy often the care manager's.
+    "startIntervention": (_g(Relation.TEAM, CM, PCP),),
+    "changeIntervention": (_g(Relation.TEAM, CM, PCP),),
+    "stopIntervention": (_g(Relation.TEAM, CM, PCP),),
+    # The consultant recommends through notes and case reviews, never edits the plan.
+    "reviewCarePlan": (_g(Relation.TEAM, CM, PCP),),
+    "reviseCarePlan": (_g(Relation.TEAM, CM, PCP),),
+    "closeCarePlan": (_g(Relation.TEAM, CM, PCP),),
+    # --- referrals: the care manager coordinates the loop; the accountable PCP may too.
+    # The receiving organisation's answers are recorded by them (no partner writes).
+    "requestReferral": (_g(Relation.TEAM, CM, PCP),),
+    "sendReferral": (_g(Relation.TEAM, CM, PCP),),
+    "acceptReferral": (_g(Relation.TEAM, CM, PCP),),
+    "declineReferral": (_g(Relation.TEAM, CM, PCP),),
+    "scheduleReferral": (_g(Relation.TEAM, CM, PCP),),
+    "completeReferral": (_g(Relation.TEAM, CM, PCP),),
+    "cancelReferral": (_g(Relation.TEAM, CM, PCP),),
+    # --- the consultation loop (cocm-rules.md): each step belongs to one role ---
+    # The care manager asks (and may withdraw the question before it is answered).
+    "requestConsultation": (_g(Relation.TEAM, CM),),
+    "withdrawConsultation": (_g(Relation.TEAM, CM),),
+    # The psychiatric consultant writes, recommends, signs and corrects the note.
+    "draftConsultationNote": (_g(Relation.TEAM, PSY),),
+    "addRecommendation": (_g(Relation.TEAM, PSY),),
+    "removeRecommendation": (_g(Relation.TEAM, PSY),),
+    "signConsultationNote": (_g(Relation.TEAM, PSY),),
+    "addAddendum": (_g(Relation.TEAM, PSY),),
+    # The accountable PCP acknowledges and answers each recommendation.
+    "acknowledgeConsultationNote": (_g(Relation.TEAM, PCP),),
+    "respondToRecommendation": (_g(Relation.TEAM, PCP),),
+    # The PCP prescribes; the care manager puts behavioural recommendations into practice.
+    "implementRecommendation": (_g(Relation.TEAM, PCP, CM),),
     # Reading a patient: the care team; compliance and admins across their organisation.
-    "patient": (_g(Relation.TEAM, CM, PCP, PSY), _g(Relation.ORG, COMP, ADMIN)),
+    "patient": (
+        _g(Relation.TEAM, CM, PCP, PSY),
+        _g(Relation.ORG, COMP, ADMIN),
+        _g(Relation.EMERGENCY, CM, PCP, PSY),
+    ),
     # What the team knew at an instant: the same readers as the patient itself.
-    "patientAsOf": (_g(Relation.TEAM, CM, PCP, PSY), _g(Relation.ORG, COMP, ADMIN)),
+    "patientAsOf": (
+        _g(Relation.TEAM, CM, PCP, PSY),
+        _g(Relation.ORG, COMP, ADMIN),
+        _g(Relation.EMERGENCY, CM, PCP, PSY),
+    ),
+    # Any clinician of the organisation may break the glass, with a reason; it is audited
+    # and reviewed (HIPAA 164.312(a)(2)(ii)).
+    "breakTheGlass": (_g(Relation.ORG, CM, PCP, PSY),),
+    # Erasure is irreversible: administrators of the patient's organisation only.
+    "forgetPatient": (_g(Relation.ORG, ADMIN),),
+    # Compliance reviews every emergency access.
+    "reviewEmergencyAccess": (_g(Relation.ORG, COMP),),
+    "emergencyAccessReviews": (_g(Relation.ORG, COMP),),
     # The audit trail is compliance's: who did what, who looked.
     "auditTrail": (_g(Relation.ORG, COMP),),
 }
@@ -80,6 +164,12 @@ def patient_scope_sql(
             f"(a.organisation_id = {org} AND {user} IN "
             "(a.care_manager_id, a.pcp_id, a.psychiatric_consultant_id))"
         )
+    if Relation.EMERGENCY in relations:
+        clauses.append(
+            f"(a.organisation_id = {org} AND EXISTS (SELECT 1 FROM rm_emergency_access g "
+            f"WHERE g.patient_id = a.patient_id AND g.user_id = {user} "
+            "AND g.granted_at <= now() AND g.expires_at > now()))"
+        )
     if not clauses:
         return "FALSE", []
     predicate = (
@@ -87,7 +177,7 @@ def patient_scope_sql(
         f"AND ({' OR '.join(clauses)}))"
     )
     params: list[object] = [principal.organisation_id]
-    if Relation.TEAM in relations:
+    if relations & {Relation.TEAM, Relation.EMERGENCY}:
         params.append(principal.user_id)
     return predicate, params
 

@@ -20,7 +20,7 @@ from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, ValidationError
 from services.api.types import Patient
 from services.database import Conn
-from services.eventstore import RecordedEvent, _row_to_event
+from services.eventstore import EventStore, RecordedEvent, _row_to_event
 
 MAX_PAGE = 500
 
@@ -157,7 +157,7 @@ async def query_trail(
     return [dict(r) for r in await conn.fetch(sql, *params)]
 
 
-async def changes_for(conn: Conn, rows: list[dict[str, Any]]) -> dict[int, Any]:
+async def changes_for(conn: Conn, rows: list[dict[str, Any]], store: EventStore) -> dict[int, Any]:
     """Before/after of the patient record for each write on a patient stream (by position)."""
     wanted: dict[UUID, int] = {}
     for r in rows:
@@ -165,18 +165,21 @@ async def changes_for(conn: Conn, rows: list[dict[str, Any]]) -> dict[int, Any]:
             wanted[r["stream_id"]] = max(wanted.get(r["stream_id"], 0), r["stream_version"])
     result: dict[int, Any] = {}
     for stream_id, upto in wanted.items():
-        records = [
-            _row_to_event(x)
-            for x in await conn.fetch(
-                """SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
+        records = await store.decrypt(
+            [
+                _row_to_event(x)
+                for x in await conn.fetch(
+                    """SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
                           stream_type, stream_version, patient_id, event_type, event_version,
                           payload, metadata, occurred_at, recorded_at
                    FROM events WHERE stream_id = $1 AND stream_version <= $2
                    ORDER BY stream_version""",
-                stream_id,
-                upto,
-            )
-        ]
+                    stream_id,
+                    upto,
+                )
+            ],
+            conn,
+        )
         doc: dict[str, Any] | None = None
         for record in records:
             if record.stream_type != "patient":
@@ -258,7 +261,7 @@ class ComplianceQuery:
                 limit=first + 1,
             )
             page = rows[:first]
-            changes = await changes_for(conn, page)
+            changes = await changes_for(conn, page, ctx.runtime.store)
         patients = sorted({r["patient_id"] for r in page if r["patient_id"]})
         await record_reads(ctx, "auditTrail", patients, ("auditTrail",))
         entries = [
@@ -318,7 +321,7 @@ class ComplianceQuery:
                 id,
                 at,
             )
-        doc = as_of([_row_to_event(r) for r in rows])
+        doc = as_of(await ctx.runtime.store.decrypt([_row_to_event(r) for r in rows]))
         if doc is None:
             return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {id} at that time")
         await record_reads(ctx, "patientAsOf", [id], selected_fields(info))

@@ -6,4 +6,14 @@ into the root Mutation type.
 
 from __future__ import annotations
 
-MORE_MUTATIONS: tuple[type, ...] = ()
+from services.api.mutations_care_plan import CarePlanMutation
+from services.api.mutations_consultation import ConsultationMutation
+from services.api.mutations_patient import PatientCareMutation
+from services.api.mutations_referral import ReferralMutation
+
+MORE_MUTATIONS: tuple[type, ...] = (
+    PatientCareMutation,
+    CarePlanMutation,
+    ReferralMutation,
+    ConsultationMutation,
+)

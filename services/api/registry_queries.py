@@ -10,6 +10,7 @@ the SQL and the derivations live in the projection modules.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Final
 from uuid import UUID
@@ -17,6 +18,7 @@ from uuid import UUID
 import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from domain.rules import NoRuleInForceError
 from projections import billing, review_queue, trackers
@@ -28,6 +30,7 @@ from projections.clinic_calendar import day_of, month_start
 from projections.document import Doc
 from projections.keyset import InvalidCursorError, Scope
 from services.api.authz import patient_scope_sql
+from services.api.commanding import record_reads
 from services.api.context import CareteamContext
 from services.api.registry_types import (
     BillingCode,
@@ -68,6 +71,27 @@ def _scope(ctx: CareteamContext) -> Scope:
         return patient_scope_sql(READ_OPERATION, principal, key, first)
 
     return scope
+
+
+def _selected_paths(selections: Sequence[Selection], prefix: str) -> list[str]:
+    paths: list[str] = []
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            path = f"{prefix}.{selection.name}" if prefix else selection.name
+            inner = _selected_paths(selection.selections, path)
+            paths.extend(inner or [path])
+        else:  # fragments add fields, not a level
+            paths.extend(_selected_paths(selection.selections, prefix))
+    return paths
+
+
+async def _audit(info: Info[CareteamContext, None], patient_ids: Iterable[UUID]) -> None:
+    """Records that these patients' data is being returned, with the field paths selected
+    (e.g. ``caseload.edges.node.latestPhq9.total``); returns once committed."""
+    ids = list(dict.fromkeys(patient_ids))
+    if ids:
+        fields = tuple(dict.fromkeys(_selected_paths(info.selected_fields, "")))
+        await record_reads(info.context, info.field_name, ids, fields)
 
 
 def _bad_request(exc: Exception) -> GraphQLError:
@@ -135,6 +159,7 @@ class RegistryQuery:
             CaseloadEdge(cursor=cursor, node=CaseloadRowView.build(row))
             for (cursor, _), row in zip(page.rows, rows, strict=True)
         ]
+        await _audit(info, (row.patient_id for row in rows))
         return CaseloadConnection(
             edges=edges, page_info=_page_info(page), total_count=page.total_count, as_of=today
         )
@@ -151,6 +176,7 @@ class RegistryQuery:
         if patient_id not in docs:
             return None
         row = caseload_model.caseload_row(docs[patient_id], today, minutes.get(patient_id, 0))
+        await _audit(info, [patient_id])
         return CaseloadRowView.build(row)
 
     @strawberry.field(
@@ -178,6 +204,7 @@ class RegistryQuery:
             except NoRuleInForceError as exc:
                 raise _bad_request(exc) from None
         totals = billing.code_summary(rows)
+        await _audit(info, (r.patient_id for r in rows))
         return BillingSummary(
             month=first,
             rows=[BillingRowView.build(r, first) for r in rows],
@@ -200,6 +227,7 @@ class RegistryQuery:
             episodes = await outcomes_model.fetch_outcomes(
                 conn, day, care_manager_id=care_manager_id, scope=_scope(ctx)
             )
+        await _audit(info, (e.patient_id for e in episodes))
         return OutcomesReport(
             as_of=day,
             by_care_manager=[
@@ -249,6 +277,11 @@ class RegistryQuery:
             )
             for (cursor, _), row in zip(page.rows, rows, strict=True)
         ]
+        await _audit(
+            info,
+            [row.patient_id for row in rows]
+            + [UUID(d["patient_id"]) for d in (*to_draft, *to_sign)],
+        )
         return ReviewQueue(
             as_of=today,
             patients=entries,
@@ -300,6 +333,12 @@ class RegistryQuery:
                     )
                 )
             )
+        await _audit(
+            info,
+            [p.patient_id for p in patients]
+            + [n.patient_id for n in awaiting]
+            + [r.patient_id for r in referrals],
+        )
         return Panel(
             as_of=today, patients=patients, consultations_awaiting=awaiting, referrals=referrals
         )
@@ -326,7 +365,9 @@ class RegistryQuery:
             )
             for d in docs
         ]
-        return [v for v in views if v.overdue] if overdue_only else views
+        shown = [v for v in views if v.overdue] if overdue_only else views
+        await _audit(info, (v.patient_id for v in shown))
+        return shown
 
     @strawberry.field(
         description="Consultation loops with their open steps and due days; open ones by default."
@@ -350,7 +391,9 @@ class RegistryQuery:
                 scope=_scope(ctx),
             )
         views = _consultation_views(docs, today)
-        return [v for v in views if v.overdue] if overdue_only else views
+        shown = [v for v in views if v.overdue] if overdue_only else views
+        await _audit(info, (v.patient_id for v in shown))
+        return shown
 
     @strawberry.field(description="How many log events each read model has not applied yet.")
     async def projection_lag(self, info: Info[CareteamContext, None]) -> list[ProjectionLagView]:

@@ -108,9 +108,9 @@ class ScoreView:
 )
 class CaseloadRowView:
     patient_id: UUID = strawberry.field(description="Patient id.")
-    given_name: str = strawberry.field(description="Given name.")
-    family_name: str = strawberry.field(description="Family name.")
-    mrn: str = strawberry.field(description="Medical record number.")
+    given_name: str | None = strawberry.field(description="Given name; null once forgotten.")
+    family_name: str | None = strawberry.field(description="Family name; null once forgotten.")
+    mrn: str | None = strawberry.field(description="Medical record number; null once forgotten.")
     status: str | None = strawberry.field(
         description="Episode status: enrolled, active_treatment, relapse_prevention, ..."
     )
@@ -645,9 +645,9 @@ class ReviewQueue:
 )
 class PanelPatientView:
     patient_id: UUID = strawberry.field(description="Patient id.")
-    given_name: str = strawberry.field(description="Given name.")
-    family_name: str = strawberry.field(description="Family name.")
-    mrn: str = strawberry.field(description="Medical record number.")
+    given_name: str | None = strawberry.field(description="Given name; null once forgotten.")
+    family_name: str | None = strawberry.field(description="Family name; null once forgotten.")
+    mrn: str | None = strawberry.field(description="Medical record number; null once forgotten.")
     status: str | None = strawberry.field(description="Episode status.")
     weeks_in_treatment: int | None = strawberry.field(description="Weeks since enrollment.")
     latest_phq9: ScoreView | None = strawberry.field(description="Latest complete PHQ-9.")

@@ -28,21 +28,21 @@ from domain.patient import Patient as PatientAggregate
 from services.api.authz import (
     Denied,
     check_patient_operation,
-    patient_scope_sql,
 )
 from services.api.commanding import Written, deny, record_reads, run_command, selected_fields
 from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
+from services.api.emergency import EmergencyMutation, EmergencyQuery
+from services.api.erasure_api import ErasureMutation
 from services.api.errors import (
-    ConflictError,
     ForbiddenError,
-    InvalidTransitionError,
-    NotAllowedError,
     NotFoundError,
-    ValidationError,
 )
 from services.api.mutations_more import MORE_MUTATIONS
+from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient_types import PatientPayload, PatientResult, load_patient_view
+from services.api.queries_more import MORE_QUERIES
+from services.api.registry_queries import RegistryQuery
 from services.api.types import CareEvent, Patient
 from services.auth import Role
 from services.eventstore import LogPosition
@@ -320,20 +320,20 @@ def merge_root(name: str, description: str, parts: tuple[type, ...]) -> type:
 Query = merge_root(
     "Query",
     "Read models for every role; every read of patient data is audited.",
-    (PatientQuery, ComplianceQuery),
+    (PatientQuery, ComplianceQuery, EmergencyQuery, RegistryQuery, PartnerQuery, *MORE_QUERIES),
 )
 
 Mutation = merge_root(
     "Mutation",
     "Commands. Each returns its result or a typed error; an error writes nothing.",
-    (PatientMutation, *MORE_MUTATIONS),
+    (PatientMutation, EmergencyMutation, ErasureMutation, PartnerMutation, *MORE_MUTATIONS),
 )
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
 
 
-@strawberry.type(description="Live updates over WebSocket (graphql-transport-ws).")
-class Subscription:
+@strawberry.type(description="Care events for care teams.")
+class CareEventSubscription:
     @strawberry.subscription(
         description="Care events of the patients you may read, in log order; filter by "
         "patients and event types; `after` replays from a position first. At most "
@@ -386,6 +386,12 @@ class Subscription:
         finally:
             ctx.active_subscriptions -= 1
 
+
+Subscription = merge_root(
+    "Subscription",
+    "Live updates over WebSocket (graphql-transport-ws).",
+    (CareEventSubscription, PartnerSubscription),
+)
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30

@@ -79,10 +79,10 @@ class CareTeam:
 class Patient:
     id: UUID = strawberry.field(description="Patient id.")
     organisation_id: UUID = strawberry.field(description="The organisation the patient belongs to.")
-    given_name: str = strawberry.field(description="Given name.")
-    family_name: str = strawberry.field(description="Family name.")
-    birth_date: date = strawberry.field(description="Date of birth.")
-    mrn: str = strawberry.field(description="Medical record number.")
+    given_name: str | None = strawberry.field(description="Given name; null once forgotten.")
+    family_name: str | None = strawberry.field(description="Family name; null once forgotten.")
+    birth_date: date | None = strawberry.field(description="Date of birth; null once forgotten.")
+    mrn: str | None = strawberry.field(description="Medical record number; null once forgotten.")
     status: str | None = strawberry.field(
         description="Episode status: referred, enrolled, active_treatment, relapse_prevention, "
         "discharged, deactivated; null before any episode."
@@ -136,7 +136,7 @@ class Patient:
             organisation_id=UUID(d["organisation_id"]),
             given_name=d["given_name"],
             family_name=d["family_name"],
-            birth_date=date.fromisoformat(d["birth_date"]),
+            birth_date=date.fromisoformat(d["birth_date"]) if d["birth_date"] else None,
             mrn=d["mrn"],
             status=d["status"],
             episode_number=d["episode_number"],

@@ -326,7 +326,10 @@ class Relay:
         log.info("relay following the log name=%s from=%s", self._name, position.encode())
         while not stop.is_set():
             self._wake.clear()
-            events = await self._store.read_log(position, limit=self._options.page_size, conn=conn)
+            # Identifying fields leave careteam only as ciphertext (crypto-shredding).
+            events = await self._store.read_log(
+                position, limit=self._options.page_size, conn=conn, decrypt=False
+            )
             if not events:
                 await self._sleep(self._options.poll_seconds, stop, wake=True)
                 continue

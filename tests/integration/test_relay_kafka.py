@@ -25,7 +25,6 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import OutOfOrderSequenceNumber
 from aiokafka.structs import ConsumerRecord
 
@@ -49,21 +48,6 @@ Record = ConsumerRecord[bytes, bytes]
 # --- fixtures ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """Bootstrap servers of the shared broker; fails (never skips) when none listens."""
-    configured = os.environ.get("CARETEAM_KAFKA_BOOTSTRAP_SERVERS")
-    if configured:
-        return configured
-    if not _listening(9092):
-        pytest.fail(
-            "No Kafka broker on 127.0.0.1:9092: run `bash deploy/kafka/kafka.sh start` "
-            "or set CARETEAM_KAFKA_BOOTSTRAP_SERVERS.",
-            pytrace=False,
-        )
-    return "127.0.0.1:9092"
-
-
 @pytest.fixture
 async def store(db_dsn: str) -> AsyncIterator[EventStore]:
     """An event store on a fresh test database."""
@@ -77,17 +61,9 @@ async def store(db_dsn: str) -> AsyncIterator[EventStore]:
 
 
 @pytest.fixture
-async def topic(kafka_bootstrap: str) -> AsyncIterator[str]:
-    """A new three-partition topic on the shared broker, deleted afterwards."""
-    name = f"test.relay.{uuid4().hex}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name=name, num_partitions=3, replication_factor=1)])
-        yield name
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
+def topic(fresh_topic: str) -> str:
+    """A new topic on the shared broker, deleted afterwards."""
+    return fresh_topic
 
 
 @pytest.fixture

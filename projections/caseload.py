@@ -1,0 +1,862 @@
+"""The caseload registry: one row per patient, for the care manager's registry.
+
+Answers the care manager's question "who on my caseload needs what, today?": status,
+enrollment day, weeks in treatment, baseline and latest PHQ-9 and GAD-7 with their
+days, percent change, contacts, last contact and days since, last psychiatric case
+review, the care team, the relapse prevention plan's status, minutes this month and
+the flags of domain.rules.flags with the rule, version and inputs that raised each.
+The psychiatrist's review queue, the PCP's panel and the outcome report read the same
+rows (projections.review_queue, projections.panel, projections.outcomes).
+
+Time. Most flags depend on today (weeks in treatment, days since contact, days since
+the last PHQ-9), so a row stored when its last event arrived would go stale: a patient
+nobody touched for 15 days must show Overdue contact on day 15. So the projection stores
+*facts* (effective times of scores, contacts, reviews; the episode; the team) and every
+query evaluates the flags for its own "today" from the injected clock, through
+``evaluate_flags`` (never a copy of its thresholds). Both, in fact: to filter and order
+in SQL ("flagged first", the review queue, keyset pagination) the writer also stores,
+per flag kind, the first day on which that flag is raised given the stored facts
+(``flag_onsets``). Between two events the facts do not change and every registry flag
+can only switch on as days pass (weeks, days since contact, days since a PHQ-9 only
+grow), so "flag K is raised on day D" is exactly "onset_K <= D"; the onset is found by
+bisecting ``evaluate_flags`` over days, so a new rule version changes it without code
+here changing. The SQL columns decide which rows and in what order; the flags shown,
+with their inputs, are evaluated on read for the page's rows. tests/unit/projections
+checks the onsets against a day-by-day evaluation.
+
+Which scores count: PHQ-9 and PHQ-A totals (PHQ-A is scored as PHQ-9, cocm-rules.md) of
+the current episode, complete ones only, ordered by when they were taken, so a
+late-recorded older score becomes the baseline. Item 9 is read from the latest PHQ-9 or
+PHQ-A that answered it, complete or not and in any episode (a safety signal is never
+dropped by bookkeeping). Flags recorded on the patient stream (the safety flag a
+screening raises, a team member's flag) stay on the row until someone clears them,
+even when the rule would no longer raise them: clearing a safety flag is a clinical act.
+
+Contacts: "number of contacts" counts contacts with the patient (activity ``contact``)
+in the current episode; outreach attempts are counted apart, and the other activities
+(registry review, case review, coordination) are minutes, not contacts (choice, as the
+AIMS tracking system separates attempts from contacts). The Overdue contact rule reads
+the last contact with the patient.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any, Final
+from uuid import UUID
+
+from domain.patient import Patient
+from domain.rules import DatedScore
+from domain.rules import flags as flag_rules
+from domain.rules import outcomes as outcome_rules
+from domain.rules.flags import EpisodeStatus, FlagKind, RegistrySnapshot
+from domain.rules.treatment import TreatmentAction, decide_treatment
+from projections.clinic_calendar import day_of, in_zone, parse_instant
+from projections.document import Doc
+from projections.keyed import KeyedDocumentProjection
+from projections.keyset import (
+    Scope,
+    SortKey,
+    after_clause,
+    decode_cursor,
+    encode_cursor,
+    order_by,
+    unrestricted,
+)
+from services.database import Conn
+from services.eventstore import RecordedEvent
+
+NAME = "registry"
+TABLE = "rm_registry"
+
+ON_CASELOAD: Final = frozenset({"enrolled", "active_treatment", "relapse_prevention"})
+# PHQ-A is the PHQ-9 for ages 11-17, scored the same way (cocm-rules.md, Instruments).
+PHQ9_SCALES: Final = frozenset({"phq9", "phq_a"})
+KEPT_INSTRUMENTS: Final = frozenset({"phq9", "phq_a", "gad7", "asq"})
+PHQ9_ITEM9_INDEX: Final = 8
+# Flags recorded by a team member that ask for the psychiatric consultant's review.
+TEAM_REVIEW_KINDS: Final = frozenset({"team_member", "needs_psychiatric_review"})
+# The first day any flag rule is in force; flags are never evaluated before it.
+FLAG_RULES_START: Final = flag_rules.RULE_BOOK.versions[0].effective_from
+# Every time-based onset lies within (last fact + the longest threshold) days; this
+# horizon bounds the bisection with a wide margin.
+ONSET_HORIZON: Final = timedelta(days=400)
+# "Always": the onset of a flag already raised on the first day evaluated.
+ALWAYS: Final = date.min
+
+MAX_PAGE_SIZE: Final = 100
+DEFAULT_PAGE_SIZE: Final = 50
+
+
+# --- evolve: facts only ------------------------------------------------------------------
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _str(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _later(current: str | None, candidate: datetime) -> str:
+    """The later of a stored instant and a new one (late entries may be older)."""
+    if current is None or parse_instant(current) < candidate:
+        return candidate.isoformat()
+    return current
+
+
+def _new_doc(record: RecordedEvent, ev: Patient.Registered) -> Doc:
+    return {
+        "id": str(record.stream_id),
+        "organisation_id": str(ev.organisation_id),
+        "given_name": ev.given_name,
+        "family_name": ev.family_name,
+        "mrn": ev.mrn,
+        "birth_date": ev.birth_date.isoformat() if ev.birth_date else None,
+        "care_team": {"care_manager_id": None, "pcp_id": None, "psychiatric_consultant_id": None},
+        "episodes": [],
+        "screenings": [],
+        "contact_count": 0,
+        "outreach_count": 0,
+        "last_contact_at": None,
+        "last_case_review_at": None,
+        "case_review_count": 0,
+        "relapse_prevention_plan_at": None,
+        "recorded_flags": [],
+        "version": record.stream_version,
+    }
+
+
+def _start_episode(doc: Doc, number: int, status: str, at: datetime) -> None:
+    doc["episodes"].append(
+        {
+            "number": number,
+            "status": status,
+            "started_at": at.isoformat(),
+            "enrolled_at": None,
+            "treatment_started_at": None,
+            "ended_at": None,
+            "end_reason": None,
+        }
+    )
+    # Contacts, reviews and the relapse plan are per episode.
+    doc["contact_count"] = 0
+    doc["outreach_count"] = 0
+    doc["last_contact_at"] = None
+    doc["last_case_review_at"] = None
+    doc["case_review_count"] = 0
+    doc["relapse_prevention_plan_at"] = None
+
+
+def _current_number(doc: Doc) -> int | None:
+    return doc["episodes"][-1]["number"] if doc["episodes"] else None
+
+
+def _set_status(doc: Doc, status: str) -> dict[str, Any]:
+    episode: dict[str, Any] = doc["episodes"][-1]
+    episode["status"] = status
+    return episode
+
+
+def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
+    """Pure: the registry facts of one patient after ``record`` (a new document)."""
+    if record.stream_type != "patient":
+        return doc
+    ev = record.to_domain_event()
+    if isinstance(ev, Patient.Registered):
+        return _new_doc(record, ev)
+    if doc is None:
+        return None
+    doc = copy.deepcopy(doc)
+    doc["version"] = record.stream_version
+    match ev:
+        case Patient.Referred():
+            _start_episode(doc, ev.episode_number, "referred", ev.occurred_at)
+        case Patient.Enrolled():
+            if ev.new_episode or not doc["episodes"]:
+                _start_episode(doc, ev.episode_number, "enrolled", ev.occurred_at)
+            _set_status(doc, "enrolled")["enrolled_at"] = ev.occurred_at.isoformat()
+        case Patient.TreatmentStarted():
+            episode = _set_status(doc, "active_treatment")
+            episode["treatment_started_at"] = ev.occurred_at.isoformat()
+        case Patient.TreatmentResumed():
+            _set_status(doc, "active_treatment")
+        case Patient.RelapsePreventionStarted():
+            _set_status(doc, "relapse_prevention")
+        case Patient.Discharged() | Patient.Deactivated():
+            kind = "discharged" if isinstance(ev, Patient.Discharged) else "deactivated"
+            episode = _set_status(doc, kind)
+            episode["ended_at"] = ev.occurred_at.isoformat()
+            episode["end_reason"] = ev.reason
+        case Patient.CareTeamAssigned():
+            doc["care_team"] = {
+                "care_manager_id": _str(ev.care_manager_id),
+                "pcp_id": _str(ev.pcp_id),
+                "psychiatric_consultant_id": _str(ev.psychiatric_consultant_id),
+            }
+        case Patient.CareTeamMemberUnassigned():
+            role_key = {"care_manager": "care_manager_id", "pcp": "pcp_id"}.get(
+                ev.role, "psychiatric_consultant_id"
+            )
+            doc["care_team"][role_key] = None
+        case Patient.ScreeningRecorded() if ev.instrument in KEPT_INSTRUMENTS:
+            answers = list(ev.answers)
+            item9 = None
+            if ev.instrument in PHQ9_SCALES and len(answers) > PHQ9_ITEM9_INDEX:
+                item9 = answers[PHQ9_ITEM9_INDEX]
+            doc["screenings"].append(
+                {
+                    "id": str(ev.screening_id),
+                    "instrument": ev.instrument,
+                    "taken_at": ev.occurred_at.isoformat(),
+                    "recorded_at": record.recorded_at.isoformat(),
+                    "complete": ev.complete,
+                    "total": ev.total,
+                    "severity": ev.severity,
+                    "item9": item9,
+                    "positive": ev.positive,
+                    "safety_alert": ev.safety_alert,
+                    "episode": ev.episode_number,
+                }
+            )
+            # Effective time first; the recording order breaks ties (a stable sort).
+            doc["screenings"].sort(
+                key=lambda s: (parse_instant(s["taken_at"]), parse_instant(s["recorded_at"]))
+            )
+        case Patient.ContactLogged() if ev.episode_number == _current_number(doc):
+            if ev.activity == "contact":
+                doc["contact_count"] += 1
+                doc["last_contact_at"] = _later(doc["last_contact_at"], ev.occurred_at)
+            elif ev.activity == "outreach":
+                doc["outreach_count"] += 1
+        case Patient.PsychiatricCaseReviewRecorded() if ev.episode_number == _current_number(doc):
+            doc["case_review_count"] += 1
+            doc["last_case_review_at"] = _later(doc["last_case_review_at"], ev.occurred_at)
+        case Patient.RelapsePreventionPlanWritten() if ev.episode_number == _current_number(doc):
+            doc["relapse_prevention_plan_at"] = _later(
+                doc["relapse_prevention_plan_at"], ev.occurred_at
+            )
+        case Patient.FlagRaised():
+            doc["recorded_flags"].append(
+                {
+                    "id": str(ev.flag_id),
+                    "kind": ev.kind,
+                    "rule_id": ev.rule_id,
+                    "rule_version": ev.rule_version,
+                    "inputs": ev.inputs,
+                    "raised_at": ev.occurred_at.isoformat(),
+                }
+            )
+        case Patient.FlagCleared():
+            doc["recorded_flags"] = [f for f in doc["recorded_flags"] if f["id"] != str(ev.flag_id)]
+        case Patient.Forgotten():
+            # Crypto-shredding: the read model drops the identity with the key.
+            for key in ("given_name", "family_name", "mrn", "birth_date"):
+                doc[key] = None
+        case _:
+            pass
+    return doc
+
+
+# --- reading the facts -----------------------------------------------------------------
+
+
+def current_episode(doc: Doc) -> dict[str, Any] | None:
+    """The latest episode (open or ended), or None before any."""
+    episodes: list[dict[str, Any]] = doc["episodes"]
+    return episodes[-1] if episodes else None
+
+
+def episode_scores(doc: Doc, instruments: Iterable[str], episode: int | None) -> list[DatedScore]:
+    """Complete totals of ``instruments`` in ``episode``, by effective time (recorded order
+    breaks ties). The times are read in the clinic zone, as the rules count days."""
+    wanted = frozenset(instruments)
+    return [
+        DatedScore(in_zone(parse_instant(s["taken_at"])), s["total"])
+        for s in doc["screenings"]
+        if s["instrument"] in wanted
+        and s["complete"]
+        and s["total"] is not None
+        and episode is not None
+        and s["episode"] == episode
+    ]
+
+
+def _latest(scores: Sequence[DatedScore]) -> DatedScore | None:
+    return sorted(scores, key=DatedScore.order_key)[-1] if scores else None
+
+
+def _latest_screening(doc: Doc, instruments: frozenset[str], field: str) -> dict[str, Any] | None:
+    """The latest screening of ``instruments`` (by effective time) where ``field`` is set."""
+    found = [
+        s for s in doc["screenings"] if s["instrument"] in instruments and s[field] is not None
+    ]
+    return found[-1] if found else None
+
+
+def registry_snapshot(doc: Doc) -> RegistrySnapshot | None:
+    """The facts ``evaluate_flags`` reads; None before the first episode."""
+    episode = current_episode(doc)
+    if episode is None:
+        return None
+    number = episode["number"]
+    phq9 = episode_scores(doc, PHQ9_SCALES, number)
+    item9 = _latest_screening(doc, PHQ9_SCALES, "item9")
+    asq = _latest_screening(doc, frozenset({"asq"}), "positive")
+    return RegistrySnapshot(
+        status=EpisodeStatus(episode["status"]),
+        enrolled_on=_day(episode["enrolled_at"]),
+        latest_item9=item9["item9"] if item9 is not None else None,
+        latest_item9_on=_day(item9["taken_at"]) if item9 is not None else None,
+        asq_positive=bool(asq is not None and asq["positive"]),
+        baseline_phq9=outcome_rules.baseline(phq9),
+        latest_phq9=_latest(phq9),
+        last_contact_on=_day(doc["last_contact_at"]),
+        last_case_review_on=_day(doc["last_case_review_at"]),
+        review_requested_by_team=any(f["kind"] in TEAM_REVIEW_KINDS for f in doc["recorded_flags"]),
+    )
+
+
+def _day(iso: str | None) -> date | None:
+    return None if iso is None else day_of(parse_instant(iso))
+
+
+# --- flags ---------------------------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    """A rule input as JSON: days as ISO text, exact fractions as numbers, tuples as lists."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Fraction):
+        return float(value)
+    if isinstance(value, tuple | list):
+        return [_json(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class RegistryFlag:
+    """A flag on a registry row, explainable: the rule, its version and the inputs.
+
+    ``source`` is ``rule`` for a flag evaluated now by domain.rules.flags, ``recorded``
+    for a flag raised on the patient stream that nobody has cleared yet.
+    """
+
+    kind: str
+    rule_id: str
+    rule_version: str
+    inputs: Mapping[str, Any]
+    summary: str
+    source: str
+    flag_id: UUID | None = None
+    raised_at: datetime | None = None
+
+
+def _recorded_summary(kind: str) -> str:
+    try:
+        return flag_rules.Flag(FlagKind(kind), "", "", {}).summary
+    except ValueError:
+        return "Flag raised by a team member"
+
+
+def evaluation_day(snapshot: RegistrySnapshot | None, today: date) -> date:
+    """The day flags are evaluated for ``today``: never before the rules or the enrollment."""
+    floor = FLAG_RULES_START
+    if snapshot is not None and snapshot.enrolled_on is not None:
+        floor = max(floor, snapshot.enrolled_on)
+    return max(today, floor)
+
+
+def flags_on(doc: Doc, today: date) -> list[RegistryFlag]:
+    """Every flag of the row on ``today``: the rules' flags, then recorded ones not also
+    raised by a rule."""
+    out: list[RegistryFlag] = []
+    snapshot = registry_snapshot(doc)
+    if snapshot is not None:
+        for flag in flag_rules.evaluate_flags(snapshot, evaluation_day(snapshot, today)):
+            out.append(
+                RegistryFlag(
+                    kind=flag.kind.value,
+                    rule_id=flag.rule_id,
+                    rule_version=flag.rule_version,
+                    inputs={k: _json(v) for k, v in flag.inputs.items()},
+                    summary=flag.summary,
+                    source="rule",
+                )
+            )
+    raised = {f.kind for f in out}
+    for recorded in doc["recorded_flags"]:
+        if recorded["kind"] in raised:
+            continue
+        out.append(
+            RegistryFlag(
+                kind=recorded["kind"],
+                rule_id=recorded["rule_id"],
+                rule_version=recorded["rule_version"],
+                inputs=recorded["inputs"],
+                summary=_recorded_summary(recorded["kind"]),
+                source="recorded",
+                flag_id=UUID(recorded["id"]),
+                raised_at=parse_instant(recorded["raised_at"]),
+            )
+        )
+    return out
+
+
+def _kinds_on(snapshot: RegistrySnapshot, day: date) -> frozenset[str]:
+    return frozenset(f.kind.value for f in flag_rules.evaluate_flags(snapshot, day))
+
+
+def _last_fact_day(snapshot: RegistrySnapshot) -> date:
+    days = [
+        d
+        for d in (
+            snapshot.enrolled_on,
+            snapshot.latest_item9_on,
+            snapshot.baseline_phq9.day if snapshot.baseline_phq9 else None,
+            snapshot.latest_phq9.day if snapshot.latest_phq9 else None,
+            snapshot.last_contact_on,
+            snapshot.last_case_review_on,
+        )
+        if d is not None
+    ]
+    return max([FLAG_RULES_START, *days])
+
+
+def flag_onsets(doc: Doc, snapshot: RegistrySnapshot | None = None) -> dict[str, date | None]:
+    """Per flag kind, the first day it is raised given the stored facts (``ALWAYS`` when
+    raised from the first day evaluated; None when never, as long as nothing changes).
+
+    Relies on each flag switching on at most once as days pass with fixed facts; the
+    first raised day is found by bisection over ``evaluate_flags``.
+    """
+    onsets: dict[str, date | None] = {k.value: None for k in FlagKind}
+    snapshot = snapshot if snapshot is not None else registry_snapshot(doc)
+    if snapshot is not None:
+        first = evaluation_day(snapshot, FLAG_RULES_START)
+        last = max(first, _last_fact_day(snapshot)) + ONSET_HORIZON
+        at_first = _kinds_on(snapshot, first)
+        at_last = _kinds_on(snapshot, last)
+        for kind in FlagKind:
+            if kind.value in at_first:
+                onsets[kind.value] = ALWAYS
+            elif kind.value in at_last:
+                low, high = first, last  # not raised on ``low``, raised on ``high``
+                while (high - low).days > 1:
+                    middle = low + timedelta(days=(high - low).days // 2)
+                    if kind.value in _kinds_on(snapshot, middle):
+                        high = middle
+                    else:
+                        low = middle
+                onsets[kind.value] = high
+    for recorded in doc["recorded_flags"]:
+        onsets[recorded["kind"]] = ALWAYS
+        # A safety flag nobody has cleared keeps the patient on the review queue, even
+        # when the rule no longer raises it (cocm-rules.md: review for Safety risk).
+        if recorded["kind"] == FlagKind.SAFETY_RISK.value:
+            onsets[FlagKind.NEEDS_PSYCHIATRIC_REVIEW.value] = ALWAYS
+    return onsets
+
+
+def _review_new_enrollment(snapshot: RegistrySnapshot | None) -> bool:
+    """Whether the review flag's reasons include a new enrollment (fixed between events)."""
+    if snapshot is None:
+        return False
+    for flag in flag_rules.evaluate_flags(snapshot, evaluation_day(snapshot, FLAG_RULES_START)):
+        if flag.kind is FlagKind.NEEDS_PSYCHIATRIC_REVIEW:
+            reasons = flag.inputs["reasons"]
+            return isinstance(reasons, tuple) and "new_enrollment" in reasons
+    return False
+
+
+# --- the row a query returns -----------------------------------------------------------
+
+
+class RelapsePlanStatus(StrEnum):
+    """Where the relapse prevention plan stands in the current episode."""
+
+    # Written in this episode.
+    WRITTEN = "written"
+    # Not written, and the treatment rule says relapse prevention (PHQ-9 below 5).
+    DUE = "due"
+    # Not written and not yet indicated.
+    NOT_DUE = "not_due"
+
+
+@dataclass(frozen=True)
+class ScorePoint:
+    """One complete score with the time it was taken."""
+
+    instrument: str
+    total: int
+    severity: str | None
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseloadRow:
+    """One registry row as of ``as_of`` (every time-dependent value is for that day)."""
+
+    patient_id: UUID
+    organisation_id: UUID
+    given_name: str | None
+    family_name: str | None
+    mrn: str | None
+    status: str | None
+    episode_number: int
+    enrolled_at: datetime | None
+    weeks_in_treatment: int | None
+    baseline_phq9: ScorePoint | None
+    latest_phq9: ScorePoint | None
+    phq9_percent_change: Fraction | None
+    baseline_gad7: ScorePoint | None
+    latest_gad7: ScorePoint | None
+    gad7_percent_change: Fraction | None
+    contact_count: int
+    outreach_count: int
+    last_contact_at: datetime | None
+    days_since_last_contact: int | None
+    last_case_review_at: datetime | None
+    case_review_count: int
+    care_manager_id: UUID | None
+    pcp_id: UUID | None
+    psychiatric_consultant_id: UUID | None
+    relapse_prevention_plan: RelapsePlanStatus
+    relapse_prevention_plan_at: datetime | None
+    minutes_this_month: int
+    flags: tuple[RegistryFlag, ...]
+    as_of: date
+    version: int
+    review_reasons: tuple[str, ...] = field(default=())
+
+
+def _points(doc: Doc, instruments: frozenset[str], episode: int | None) -> list[ScorePoint]:
+    """Complete scores of the episode as ScorePoints, in effective-time order."""
+    return [
+        ScorePoint(s["instrument"], s["total"], s["severity"], parse_instant(s["taken_at"]))
+        for s in doc["screenings"]
+        if s["instrument"] in instruments
+        and s["complete"]
+        and s["total"] is not None
+        and episode is not None
+        and s["episode"] == episode
+    ]
+
+
+def _baseline_and_latest(
+    points: list[ScorePoint],
+) -> tuple[ScorePoint | None, ScorePoint | None, Fraction | None]:
+    """Baseline (first by effective time, via the outcome rule), latest, percent change.
+
+    The percent change needs a score after the baseline; with one score it is None.
+    """
+    if not points:
+        return None, None, None
+    scores = [DatedScore(in_zone(p.taken_at), p.total) for p in points]
+    first = outcome_rules.baseline(scores)
+    base = points[scores.index(first)] if first is not None else None
+    latest = points[-1]
+    change = None
+    if base is not None and len(points) > 1:
+        change = flag_rules.percent_change(base.total, latest.total)
+    return base, latest, change
+
+
+def _relapse_plan(
+    doc: Doc, baseline: ScorePoint | None, latest: ScorePoint | None, today: date
+) -> RelapsePlanStatus:
+    if doc["relapse_prevention_plan_at"] is not None:
+        return RelapsePlanStatus.WRITTEN
+    if baseline is None or latest is None or latest is baseline:
+        return RelapsePlanStatus.NOT_DUE
+    decision = decide_treatment(baseline.total, latest.total, max(today, FLAG_RULES_START))
+    if decision.action is TreatmentAction.RELAPSE_PREVENTION:
+        return RelapsePlanStatus.DUE
+    return RelapsePlanStatus.NOT_DUE
+
+
+def _weeks(episode: dict[str, Any] | None, today: date) -> int | None:
+    if episode is None or episode["enrolled_at"] is None:
+        return None
+    enrolled = day_of(parse_instant(episode["enrolled_at"]))
+    end = today if episode["ended_at"] is None else min(today, _day(episode["ended_at"]) or today)
+    return flag_rules.weeks_in_treatment(enrolled, end) if end >= enrolled else 0
+
+
+def caseload_row(doc: Doc, today: date, minutes_this_month: int = 0) -> CaseloadRow:
+    """Pure: the registry row of one patient's facts on ``today``."""
+    episode = current_episode(doc)
+    number = episode["number"] if episode is not None else None
+    phq = _points(doc, PHQ9_SCALES, number)
+    gad = _points(doc, frozenset({"gad7"}), number)
+    phq_base, phq_latest, phq_change = _baseline_and_latest(phq)
+    gad_base, gad_latest, gad_change = _baseline_and_latest(gad)
+    last_contact = parse_instant(doc["last_contact_at"]) if doc["last_contact_at"] else None
+    team = doc["care_team"]
+    flags = tuple(flags_on(doc, today))
+    reasons = review_reasons(flags)
+    return CaseloadRow(
+        patient_id=UUID(doc["id"]),
+        organisation_id=UUID(doc["organisation_id"]),
+        given_name=doc["given_name"],
+        family_name=doc["family_name"],
+        mrn=doc["mrn"],
+        status=episode["status"] if episode is not None else None,
+        episode_number=number or 0,
+        enrolled_at=parse_instant(episode["enrolled_at"])
+        if episode is not None and episode["enrolled_at"]
+        else None,
+        weeks_in_treatment=_weeks(episode, today),
+        baseline_phq9=phq_base,
+        latest_phq9=phq_latest,
+        phq9_percent_change=phq_change,
+        baseline_gad7=gad_base,
+        latest_gad7=gad_latest,
+        gad7_percent_change=gad_change,
+        contact_count=doc["contact_count"],
+        outreach_count=doc["outreach_count"],
+        last_contact_at=last_contact,
+        days_since_last_contact=(today - day_of(last_contact)).days if last_contact else None,
+        last_case_review_at=parse_instant(doc["last_case_review_at"])
+        if doc["last_case_review_at"]
+        else None,
+        case_review_count=doc["case_review_count"],
+        care_manager_id=_uuid(team["care_manager_id"]),
+        pcp_id=_uuid(team["pcp_id"]),
+        psychiatric_consultant_id=_uuid(team["psychiatric_consultant_id"]),
+        relapse_prevention_plan=_relapse_plan(doc, phq_base, phq_latest, today),
+        relapse_prevention_plan_at=parse_instant(doc["relapse_prevention_plan_at"])
+        if doc["relapse_prevention_plan_at"]
+        else None,
+        minutes_this_month=minutes_this_month,
+        flags=flags,
+        as_of=today,
+        version=doc["version"],
+        review_reasons=reasons,
+    )
+
+
+def review_reasons(flags: Sequence[RegistryFlag]) -> tuple[str, ...]:
+    """Why the patient needs the psychiatric consultant's review (empty when not)."""
+    reasons: list[str] = []
+    for flag in flags:
+        if flag.kind == FlagKind.NEEDS_PSYCHIATRIC_REVIEW.value and flag.source == "rule":
+            reasons.extend(flag.inputs["reasons"])
+        elif flag.kind == FlagKind.NEEDS_PSYCHIATRIC_REVIEW.value:
+            reasons.append("team_request")
+    safety = any(f.kind == FlagKind.SAFETY_RISK.value for f in flags)
+    if safety and "safety_risk" not in reasons:
+        reasons.append("safety_risk")
+    return tuple(dict.fromkeys(reasons))
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
+
+
+# --- the writer --------------------------------------------------------------------------
+
+
+def derive_columns(doc: Doc) -> dict[str, Any]:
+    """The indexed columns of a registry row, derived from its facts."""
+    episode = current_episode(doc)
+    team = doc["care_team"]
+    snapshot = registry_snapshot(doc)
+    onsets = flag_onsets(doc, snapshot)
+    latest = snapshot.latest_phq9 if snapshot is not None else None
+    present = [d for d in onsets.values() if d is not None]
+    return {
+        "organisation_id": UUID(doc["organisation_id"]),
+        "care_manager_id": _uuid(team["care_manager_id"]),
+        "pcp_id": _uuid(team["pcp_id"]),
+        "psychiatric_consultant_id": _uuid(team["psychiatric_consultant_id"]),
+        "status": episode["status"] if episode else None,
+        "on_caseload": episode is not None and episode["status"] in ON_CASELOAD,
+        "enrolled_at": parse_instant(episode["enrolled_at"])
+        if episode and episode["enrolled_at"]
+        else None,
+        "last_contact_at": parse_instant(doc["last_contact_at"])
+        if doc["last_contact_at"]
+        else None,
+        "latest_phq9_total": latest.total if latest else None,
+        "family_name": doc["family_name"],
+        "safety_risk_on": onsets[FlagKind.SAFETY_RISK.value],
+        "not_improving_on": onsets[FlagKind.NOT_IMPROVING.value],
+        "overdue_contact_on": onsets[FlagKind.OVERDUE_CONTACT.value],
+        "measurement_due_on": onsets[FlagKind.MEASUREMENT_DUE.value],
+        "needs_review_on": onsets[FlagKind.NEEDS_PSYCHIATRIC_REVIEW.value],
+        "flagged_on": min(present) if present else None,
+        "review_new_enrollment": _review_new_enrollment(snapshot),
+    }
+
+
+COLUMNS: Final[Mapping[str, str]] = {
+    "organisation_id": "uuid",
+    "care_manager_id": "uuid",
+    "pcp_id": "uuid",
+    "psychiatric_consultant_id": "uuid",
+    "status": "text",
+    "on_caseload": "boolean",
+    "enrolled_at": "timestamptz",
+    "last_contact_at": "timestamptz",
+    "latest_phq9_total": "integer",
+    "family_name": "text",
+    "safety_risk_on": "date",
+    "not_improving_on": "date",
+    "overdue_contact_on": "date",
+    "measurement_due_on": "date",
+    "needs_review_on": "date",
+    "flagged_on": "date",
+    "review_new_enrollment": "boolean",
+}
+
+
+def _key(record: RecordedEvent) -> UUID | None:
+    return record.patient_id if record.stream_type == "patient" else None
+
+
+projection = KeyedDocumentProjection(
+    name=NAME, table=TABLE, key_of=_key, evolve=evolve, columns=COLUMNS, derive=derive_columns
+)
+
+
+# --- queries -----------------------------------------------------------------------------
+
+
+class CaseloadSort(StrEnum):
+    """Orderings of the caseload (each ends with the patient id, so it is total)."""
+
+    # Longest in treatment first (earliest enrollment).
+    ENROLLED_AT = "enrolled_at"
+    # Longest without a contact first; never contacted counts from the enrollment.
+    LAST_CONTACT = "last_contact"
+    # Highest latest PHQ-9 first; no score last.
+    LATEST_PHQ9 = "latest_phq9"
+    # Family name A to Z.
+    FAMILY_NAME = "family_name"
+
+
+# $1 is always "today" in the registry queries.
+FLAGGED_TODAY: Final = SortKey(
+    "(flagged_on IS NOT NULL AND flagged_on <= $1)", True, "boolean", "false"
+)
+_SORTS: Final[Mapping[CaseloadSort, SortKey]] = {
+    CaseloadSort.ENROLLED_AT: SortKey("enrolled_at", False, "timestamptz", "'infinity'"),
+    CaseloadSort.LAST_CONTACT: SortKey(
+        "COALESCE(last_contact_at, enrolled_at)", False, "timestamptz", "'-infinity'"
+    ),
+    CaseloadSort.LATEST_PHQ9: SortKey("latest_phq9_total", True, "integer", "-1"),
+    CaseloadSort.FAMILY_NAME: SortKey("lower(family_name)", False, "text", "''"),
+}
+_KEY: Final = SortKey("key", False, "uuid", "'00000000-0000-0000-0000-000000000000'")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows with the cursor of each and whether more follow."""
+
+    rows: list[tuple[str, Doc]]
+    has_next_page: bool
+    total_count: int
+
+
+def check_page_size(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise PageSizeError(MAX_PAGE_SIZE)
+    return first
+
+
+class PageSizeError(ValueError):
+    """``first`` is outside 1..MAX_PAGE_SIZE."""
+
+    code = "PAGE_SIZE"
+
+    def __init__(self, maximum: int) -> None:
+        super().__init__(f"first must be between 1 and {maximum}")
+
+
+async def fetch_page(
+    conn: Conn,
+    *,
+    today: date,
+    where: str,
+    where_args: Sequence[Any],
+    keys: Sequence[SortKey],
+    ordering: str,
+    first: int,
+    after: str | None,
+    scope: Scope = unrestricted,
+) -> Page:
+    """A keyset page of registry rows; ``where`` may use $1 (today) and $2.. for its args."""
+    check_page_size(first)
+    keys = [*keys, _KEY]
+    args: list[Any] = [today, *where_args]
+    scope_sql, scope_args = scope("key", len(args) + 1)
+    args.extend(scope_args)
+    # "$1 IS NOT NULL" gives $1 its type even when no condition or key reads it.
+    conditions = ["$1::date IS NOT NULL", f"({where})", scope_sql]
+    filtered = " AND ".join(conditions)
+    total = await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE {filtered}", *args)
+    if after is not None:
+        args.extend(decode_cursor(ordering, after, len(keys)))
+        conditions.append(after_clause(keys, len(args) - len(keys) + 1))
+    selects = ", ".join(f"{k.expr} AS s{i}" for i, k in enumerate(keys))
+    rows = await conn.fetch(
+        f"""SELECT doc, {selects} FROM {TABLE}
+            WHERE {" AND ".join(conditions)}
+            ORDER BY {order_by(keys)}
+            LIMIT {first + 1}""",
+        *args,
+    )
+    page = [
+        (encode_cursor(ordering, [r[f"s{i}"] for i in range(len(keys))]), r["doc"])
+        for r in rows[:first]
+    ]
+    return Page(page, len(rows) > first, int(total))
+
+
+async def fetch_caseload(
+    conn: Conn,
+    *,
+    today: date,
+    care_manager_id: UUID | None,
+    flagged_first: bool,
+    sort: CaseloadSort,
+    first: int,
+    after: str | None,
+    scope: Scope = unrestricted,
+) -> Page:
+    """The caseload (enrolled, active treatment, relapse prevention), one keyset page."""
+    keys = [FLAGGED_TODAY, _SORTS[sort]] if flagged_first else [_SORTS[sort]]
+    ordering = f"caseload:{sort.value}:{'flagged' if flagged_first else 'plain'}"
+    return await fetch_page(
+        conn,
+        today=today,
+        where="on_caseload AND ($2::uuid IS NULL OR care_manager_id = $2::uuid)",
+        where_args=[care_manager_id],
+        keys=keys,
+        ordering=ordering,
+        first=first,
+        after=after,
+        scope=scope,
+    )
+
+
+async def fetch_docs(
+    conn: Conn, patient_ids: Sequence[UUID], scope: Scope = unrestricted
+) -> dict[UUID, Doc]:
+    """Registry facts of the given patients (those the scope lets through)."""
+    scope_sql, scope_args = scope("key", 2)
+    rows = await conn.fetch(
+        f"SELECT key, doc FROM {TABLE} WHERE key = ANY($1::uuid[]) AND {scope_sql}",
+        list(patient_ids),
+        *scope_args,
+    )
+    return {r["key"]: r["doc"] for r in rows}

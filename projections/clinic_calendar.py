@@ -1,0 +1,53 @@
+"""Clinic calendar days for the read models: "this month", "days since", "due on".
+
+The rules modules count calendar days in the clinic's time zone (domain.rules.calendar_day
+reads a datetime in its own zone). Events carry aware instants in whatever offset the
+client sent, so every read model turns an instant into a day through ``day_of`` with one
+zone, and every query turns its clock reading into "today" the same way.
+
+Choice: one zone for the whole deployment, UTC until a per-organisation time zone exists
+(an organisation aggregate does not exist yet). Changing the zone changes stored dates
+(flag onset days), so it needs a projection rebuild.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Final
+
+CLINIC_ZONE: Final[tzinfo] = UTC
+
+
+def day_of(instant: datetime, zone: tzinfo = CLINIC_ZONE) -> date:
+    """The clinic calendar day of an aware instant."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("a naive datetime has no calendar day")
+    return instant.astimezone(zone).date()
+
+
+def in_zone(instant: datetime, zone: tzinfo = CLINIC_ZONE) -> datetime:
+    """The same instant expressed in the clinic zone (rules read the day in its own zone)."""
+    return instant.astimezone(zone)
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO instant as stored in a read-model document."""
+    return datetime.fromisoformat(text)
+
+
+def month_start(day: date) -> date:
+    """The first day of the month containing ``day``."""
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after the one containing ``day``."""
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def month_range(day: date, zone: tzinfo = CLINIC_ZONE) -> tuple[datetime, datetime]:
+    """The half-open instant range [first midnight, next first midnight) of a month."""
+    first = month_start(day)
+    start = datetime(first.year, first.month, 1, tzinfo=zone)
+    after = next_month(first)
+    return start, datetime(after.year, after.month, 1, tzinfo=zone)

@@ -1,0 +1,157 @@
+"""Outcome measures per episode and per care manager, for the team and quality reporting.
+
+Answers "how are our patients doing against the targets?": per episode, the baseline,
+latest score, response and remission now, at 12 weeks, NCQA DRR-E and CMS159; per care
+manager, how many episodes each measure counts and how many met it. Computed on read
+from the registry's stored scores (projections.caseload) with domain.rules.outcomes for
+the asked day, by effective time: a score recorded late lands in its own place in time
+and the next query counts it (an older score becomes the baseline; a score in the DRR-E
+window changes the rate).
+
+Choices: an episode is reported under the patient's *current* care manager (the
+registry keeps the current team only). A measure's rates count the episodes whose
+window has closed on the as-of day (``final``): while a window is open a later score
+can still change the result, so those episodes are counted as ``in_progress`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from domain.rules import outcomes as outcome_rules
+from domain.rules.outcomes import EpisodeFacts, EpisodeOutcomes, WindowOutcome
+from projections.caseload import PHQ9_SCALES, TABLE, episode_scores
+from projections.document import Doc
+from projections.keyset import Scope, unrestricted
+from services.database import Conn
+
+# The first day the outcome rules are in force; earlier as-of days use that version.
+OUTCOME_RULES_START = outcome_rules.RULE_BOOK.versions[0].effective_from
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """The outcome measures of one episode of one patient as of a day."""
+
+    patient_id: UUID
+    care_manager_id: UUID | None
+    episode_number: int
+    status: str
+    age_at_index: int
+    outcomes: EpisodeOutcomes
+
+
+@dataclass(frozen=True)
+class MeasureSummary:
+    """How many episodes a window measure counts and how many met each result."""
+
+    measure: str
+    episodes: int
+    eligible: int
+    in_progress: int
+    final: int
+    follow_up: int
+    response: int
+    remission: int
+
+
+@dataclass(frozen=True)
+class CareManagerOutcomes:
+    """The measures over one care manager's episodes."""
+
+    care_manager_id: UUID | None
+    episodes: int
+    twelve_weeks: MeasureSummary
+    drr_e: MeasureSummary
+    cms159: MeasureSummary
+
+
+def _age_on(birth: date, day: date) -> int:
+    years = day.year - birth.year
+    return years - 1 if (day.month, day.day) < (birth.month, birth.day) else years
+
+
+def episode_outcomes(doc: Doc, as_of: date) -> list[EpisodeOutcome]:
+    """Pure: the outcomes of every episode of the patient that has a complete PHQ-9."""
+    team = doc["care_team"]["care_manager_id"]
+    day = max(as_of, OUTCOME_RULES_START)
+    out = []
+    for episode in doc["episodes"]:
+        scores = tuple(episode_scores(doc, PHQ9_SCALES, episode["number"]))
+        index = outcome_rules.baseline(scores, day)
+        if index is None:
+            continue
+        age = _age_on(date.fromisoformat(doc["birth_date"]), index.day)
+        out.append(
+            EpisodeOutcome(
+                patient_id=UUID(doc["id"]),
+                care_manager_id=None if team is None else UUID(team),
+                episode_number=episode["number"],
+                status=episode["status"],
+                age_at_index=age,
+                outcomes=outcome_rules.episode_outcomes(EpisodeFacts(age, scores), day),
+            )
+        )
+    return out
+
+
+def summarise(measure: str, windows: Sequence[WindowOutcome]) -> MeasureSummary:
+    """Counts of one window measure over episodes (rates over closed windows only)."""
+    eligible = [w for w in windows if w.eligible]
+    final = [w for w in eligible if w.window_closed]
+    return MeasureSummary(
+        measure=measure,
+        episodes=len(windows),
+        eligible=len(eligible),
+        in_progress=len(eligible) - len(final),
+        final=len(final),
+        follow_up=sum(w.follow_up for w in final),
+        response=sum(w.response for w in final),
+        remission=sum(w.remission for w in final),
+    )
+
+
+def by_care_manager(episodes: Iterable[EpisodeOutcome]) -> list[CareManagerOutcomes]:
+    """The measures grouped by care manager (unassigned last)."""
+    groups: dict[UUID | None, list[EpisodeOutcome]] = {}
+    for episode in episodes:
+        groups.setdefault(episode.care_manager_id, []).append(episode)
+    out = []
+    for manager in sorted(groups, key=lambda m: (m is None, str(m))):
+        items = groups[manager]
+        out.append(
+            CareManagerOutcomes(
+                care_manager_id=manager,
+                episodes=len(items),
+                twelve_weeks=summarise("twelve_weeks", [e.outcomes.twelve_weeks for e in items]),
+                drr_e=summarise("drr_e", [e.outcomes.drr_e for e in items]),
+                cms159=summarise("cms159", [e.outcomes.cms159 for e in items]),
+            )
+        )
+    return out
+
+
+async def fetch_outcomes(
+    conn: Conn,
+    as_of: date,
+    *,
+    care_manager_id: UUID | None = None,
+    scope: Scope = unrestricted,
+) -> list[EpisodeOutcome]:
+    """Outcomes of every episode of the care manager's patients (or of everyone in scope)."""
+    scope_sql, scope_args = scope("key", 2)
+    rows = await conn.fetch(
+        f"""SELECT doc FROM {TABLE}
+            WHERE ($1::uuid IS NULL OR care_manager_id = $1::uuid) AND status IS NOT NULL
+              AND {scope_sql}
+            ORDER BY key""",
+        care_manager_id,
+        *scope_args,
+    )
+    out: list[EpisodeOutcome] = []
+    for r in rows:
+        out.extend(episode_outcomes(r["doc"], as_of))
+    return out

@@ -1,0 +1,407 @@
+"""Referral and consultation trackers: every open loop, its next step, and what is overdue.
+
+Answers "which loops are still open, whose move is it, and which step is late?" for the
+PCP's panel (referrals to close, recommendations to answer), the psychiatric
+consultant's queue (notes to draft and sign) and the care manager. One document per
+referral and per consultation note, holding the effective time of every step; the
+next step, its due day and whether it is overdue are derived on read for the query's
+"today" (projections.tracker_rules), because lateness grows with time while nothing
+is recorded.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+from uuid import UUID
+
+from domain.consultation import ConsultationNote
+from domain.referral import Referral
+from projections.clinic_calendar import day_of, parse_instant
+from projections.document import Doc
+from projections.keyed import KeyedDocumentProjection
+from projections.keyset import Scope, unrestricted
+from projections.tracker_rules import RULE_ID, rules_for
+from services.database import Conn
+from services.eventstore import RecordedEvent
+
+REFERRAL_NAME = "referral_tracker"
+REFERRAL_TABLE = "rm_referral_tracker"
+CONSULTATION_NAME = "consultation_tracker"
+CONSULTATION_TABLE = "rm_consultation_tracker"
+
+REFERRAL_FINAL: Final = frozenset({"completed", "declined", "cancelled"})
+
+
+class Actor(StrEnum):
+    """Whose move the next step is."""
+
+    CARE_MANAGER = "care_manager"
+    RECEIVING_ORGANISATION = "receiving_organisation"
+    PSYCHIATRIC_CONSULTANT = "psychiatric_consultant"
+    PCP = "pcp"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step still to be taken, by whom, by when, and whether it is late on ``as_of``."""
+
+    name: str
+    actor: Actor
+    due_on: date
+    overdue: bool
+    rule_id: str
+    rule_version: str
+    recommendation_id: UUID | None = None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# --- referrals -------------------------------------------------------------------------
+
+
+def evolve_referral(doc: Doc | None, record: RecordedEvent) -> Doc | None:
+    """Pure: one referral's tracker document after ``record``."""
+    if record.stream_type != "referral":
+        return doc
+    ev = record.to_domain_event()
+    if isinstance(ev, Referral.Requested):
+        return {
+            "id": str(record.stream_id),
+            "patient_id": str(ev.patient_id),
+            "service": ev.service,
+            "receiving_organisation_id": None
+            if ev.receiving_organisation_id is None
+            else str(ev.receiving_organisation_id),
+            "reason": ev.reason,
+            "expected_by": ev.expected_by.isoformat(),
+            "requested_by": None if ev.requested_by is None else str(ev.requested_by),
+            "status": "requested",
+            "requested_at": ev.occurred_at.isoformat(),
+            "sent_at": None,
+            "accepted_at": None,
+            "scheduled_at": None,
+            "appointment_at": None,
+            "closed_at": None,
+            "close_reason": None,
+            "report_back": False,
+        }
+    if doc is None:
+        return None
+    doc = copy.deepcopy(doc)
+    match ev:
+        case Referral.Sent():
+            doc.update(status="sent", sent_at=_iso(ev.occurred_at))
+        case Referral.Accepted():
+            doc.update(status="accepted", accepted_at=_iso(ev.occurred_at))
+        case Referral.Declined():
+            doc.update(status="declined", closed_at=_iso(ev.occurred_at), close_reason=ev.reason)
+        case Referral.Scheduled():
+            doc.update(
+                status="scheduled",
+                scheduled_at=_iso(ev.occurred_at),
+                appointment_at=_iso(ev.appointment_at),
+            )
+        case Referral.Completed():
+            # The report's text stays in the referral stream: the tracker only needs to
+            # know that it came back.
+            doc.update(status="completed", closed_at=_iso(ev.occurred_at), report_back=True)
+        case Referral.Cancelled():
+            doc.update(status="cancelled", closed_at=_iso(ev.occurred_at), close_reason=ev.reason)
+        case _:
+            pass
+    return doc
+
+
+def _at(doc: Doc, key: str) -> date:
+    return day_of(parse_instant(doc[key]))
+
+
+def referral_next_step(doc: Doc, today: date) -> Step | None:
+    """The referral's next step with its due day (None once it is final)."""
+    rules = rules_for(_at(doc, "requested_at"))
+    status = doc["status"]
+    if status in REFERRAL_FINAL:
+        return None
+    if status == "requested":
+        name, actor = "send", Actor.CARE_MANAGER
+        due = _at(doc, "requested_at") + timedelta(days=rules.referral_send_days)
+    elif status == "sent":
+        name, actor = "answer", Actor.RECEIVING_ORGANISATION
+        due = _at(doc, "sent_at") + timedelta(days=rules.referral_answer_days)
+    elif status == "accepted":
+        name, actor = "schedule", Actor.RECEIVING_ORGANISATION
+        due = _at(doc, "accepted_at") + timedelta(days=rules.referral_schedule_days)
+    else:
+        name, actor = "report_back", Actor.RECEIVING_ORGANISATION
+        due = _at(doc, "appointment_at") + timedelta(days=rules.referral_report_back_days)
+    return Step(name, actor, due, today > due, RULE_ID, rules.version)
+
+
+def referral_overdue(doc: Doc, today: date) -> bool:
+    """Not final and past its expected-by day (domain.referral ``Referral.is_overdue``)."""
+    return doc["status"] not in REFERRAL_FINAL and today > date.fromisoformat(doc["expected_by"])
+
+
+def _referral_columns(doc: Doc) -> dict[str, Any]:
+    return {
+        "patient_id": UUID(doc["patient_id"]),
+        "status": doc["status"],
+        "open": doc["status"] not in REFERRAL_FINAL,
+        "expected_by": date.fromisoformat(doc["expected_by"]),
+    }
+
+
+def _stream_key(stream_type: str) -> Any:
+    def key_of(record: RecordedEvent) -> UUID | None:
+        return record.stream_id if record.stream_type == stream_type else None
+
+    return key_of
+
+
+referral_projection = KeyedDocumentProjection(
+    name=REFERRAL_NAME,
+    table=REFERRAL_TABLE,
+    key_of=_stream_key("referral"),
+    evolve=evolve_referral,
+    columns={"patient_id": "uuid", "status": "text", "open": "boolean", "expected_by": "date"},
+    derive=_referral_columns,
+)
+
+
+# --- consultation notes ------------------------------------------------------------------
+
+
+def _recommendation(doc: Doc, rec_id: UUID) -> dict[str, Any] | None:
+    for rec in doc["recommendations"]:
+        if rec["id"] == str(rec_id):
+            found: dict[str, Any] = rec
+            return found
+    return None
+
+
+def _respond(doc: Doc, rec_id: UUID, response: str, by: UUID, at: datetime) -> None:
+    rec = _recommendation(doc, rec_id)
+    if rec is not None:
+        rec.update(response=response, responded_by=str(by), responded_at=at.isoformat())
+
+
+def evolve_consultation(doc: Doc | None, record: RecordedEvent) -> Doc | None:
+    """Pure: one consultation note's tracker document after ``record``."""
+    if record.stream_type != "consultation_note":
+        return doc
+    ev = record.to_domain_event()
+    if isinstance(ev, ConsultationNote.Requested):
+        return {
+            "id": str(record.stream_id),
+            "patient_id": str(ev.patient_id),
+            "requested_by": str(ev.requested_by),
+            "consultant_id": None if ev.consultant_id is None else str(ev.consultant_id),
+            "question": ev.question,
+            "status": "requested",
+            "requested_at": ev.occurred_at.isoformat(),
+            "drafted_at": None,
+            "draft_number": 0,
+            "author_id": None,
+            "signed_at": None,
+            "signed_by": None,
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+            "withdrawn_at": None,
+            "addendum_count": 0,
+            "recommendations": [],
+        }
+    if doc is None:
+        return None
+    doc = copy.deepcopy(doc)
+    match ev:
+        case ConsultationNote.Drafted():
+            doc.update(status="drafted", draft_number=ev.draft_number, author_id=str(ev.author_id))
+            # The sign step is timed from the first draft: redrafting does not reset it.
+            doc["drafted_at"] = doc["drafted_at"] or ev.occurred_at.isoformat()
+        case ConsultationNote.RecommendationAdded():
+            doc["recommendations"].append(
+                {
+                    "id": str(ev.recommendation_id),
+                    "text": ev.text,
+                    "added_at": ev.occurred_at.isoformat(),
+                    "response": None,
+                    "responded_by": None,
+                    "responded_at": None,
+                    "implemented_at": None,
+                }
+            )
+        case ConsultationNote.RecommendationRemoved():
+            doc["recommendations"] = [
+                r for r in doc["recommendations"] if r["id"] != str(ev.recommendation_id)
+            ]
+        case ConsultationNote.Signed():
+            doc.update(status="signed", signed_at=_iso(ev.occurred_at), signed_by=str(ev.signed_by))
+        case ConsultationNote.AddendumAdded():
+            doc["addendum_count"] += 1
+        case ConsultationNote.Acknowledged():
+            doc.update(
+                status="acknowledged",
+                acknowledged_at=_iso(ev.occurred_at),
+                acknowledged_by=str(ev.pcp_id),
+            )
+        case ConsultationNote.RecommendationAccepted():
+            _respond(doc, ev.recommendation_id, "accepted", ev.responded_by, ev.occurred_at)
+        case ConsultationNote.RecommendationModified():
+            _respond(doc, ev.recommendation_id, "modified", ev.responded_by, ev.occurred_at)
+        case ConsultationNote.RecommendationDeclined():
+            _respond(doc, ev.recommendation_id, "declined", ev.responded_by, ev.occurred_at)
+        case ConsultationNote.RecommendationImplemented():
+            rec = _recommendation(doc, ev.recommendation_id)
+            if rec is not None:
+                rec["implemented_at"] = ev.occurred_at.isoformat()
+        case ConsultationNote.Withdrawn():
+            doc.update(status="withdrawn", withdrawn_at=_iso(ev.occurred_at))
+        case _:
+            pass
+    return doc
+
+
+def consultation_steps(doc: Doc, today: date) -> list[Step]:
+    """The note's open steps (one per recommendation once the PCP has acknowledged)."""
+    rules = rules_for(_at(doc, "requested_at"))
+    status = doc["status"]
+
+    def step(name: str, actor: Actor, since: str, days: int, rec: str | None = None) -> Step:
+        due = day_of(parse_instant(since)) + timedelta(days=days)
+        recommendation = None if rec is None else UUID(rec)
+        return Step(name, actor, due, today > due, RULE_ID, rules.version, recommendation)
+
+    consultant = Actor.PSYCHIATRIC_CONSULTANT
+    if status == "withdrawn":
+        return []
+    if status == "requested":
+        return [step("draft", consultant, doc["requested_at"], rules.consultation_draft_days)]
+    if status == "drafted":
+        return [step("sign", consultant, doc["drafted_at"], rules.consultation_sign_days)]
+    if status == "signed":
+        days = rules.consultation_acknowledge_days
+        return [step("acknowledge", Actor.PCP, doc["signed_at"], days)]
+    steps = []
+    for rec in doc["recommendations"]:
+        if rec["response"] is None:
+            days = rules.consultation_respond_days
+            steps.append(step("respond", Actor.PCP, doc["acknowledged_at"], days, rec["id"]))
+        elif rec["response"] in ("accepted", "modified") and rec["implemented_at"] is None:
+            days = rules.consultation_implement_days
+            steps.append(step("implement", Actor.PCP, rec["responded_at"], days, rec["id"]))
+    return steps
+
+
+def _consultation_open(doc: Doc) -> bool:
+    if doc["status"] == "withdrawn":
+        return False
+    if doc["status"] != "acknowledged":
+        return True
+    return any(
+        r["response"] is None
+        or (r["response"] in ("accepted", "modified") and r["implemented_at"] is None)
+        for r in doc["recommendations"]
+    )
+
+
+def _consultation_columns(doc: Doc) -> dict[str, Any]:
+    consultant = doc["consultant_id"]
+    return {
+        "patient_id": UUID(doc["patient_id"]),
+        "consultant_id": None if consultant is None else UUID(consultant),
+        "status": doc["status"],
+        "open": _consultation_open(doc),
+    }
+
+
+consultation_projection = KeyedDocumentProjection(
+    name=CONSULTATION_NAME,
+    table=CONSULTATION_TABLE,
+    key_of=_stream_key("consultation_note"),
+    evolve=evolve_consultation,
+    columns={"patient_id": "uuid", "consultant_id": "uuid", "status": "text", "open": "boolean"},
+    derive=_consultation_columns,
+)
+
+
+# --- queries -----------------------------------------------------------------------------
+
+# Trackers carry no organisation or care team of their own: they join the registry,
+# so who may see a loop follows the patient's current care team.
+_REGISTRY = "rm_registry"
+
+
+async def fetch_referrals(
+    conn: Conn,
+    *,
+    patient_id: UUID | None = None,
+    pcp_id: UUID | None = None,
+    care_manager_id: UUID | None = None,
+    open_only: bool = True,
+    limit: int = 500,
+    scope: Scope = unrestricted,
+) -> list[Doc]:
+    """Referral documents, oldest request first, filtered by patient or care team member."""
+    scope_sql, scope_args = scope("t.patient_id", 6)
+    rows = await conn.fetch(
+        f"""SELECT t.doc FROM {REFERRAL_TABLE} t JOIN {_REGISTRY} r ON r.key = t.patient_id
+            WHERE ($1::uuid IS NULL OR t.patient_id = $1::uuid)
+              AND ($2::uuid IS NULL OR r.pcp_id = $2::uuid)
+              AND ($3::uuid IS NULL OR r.care_manager_id = $3::uuid)
+              AND (NOT $4::boolean OR t.open)
+              AND {scope_sql}
+            ORDER BY t.doc->>'requested_at', t.key
+            LIMIT $5""",
+        patient_id,
+        pcp_id,
+        care_manager_id,
+        open_only,
+        limit,
+        *scope_args,
+    )
+    return [r["doc"] for r in rows]
+
+
+async def fetch_consultations(
+    conn: Conn,
+    *,
+    patient_id: UUID | None = None,
+    consultant_id: UUID | None = None,
+    pcp_id: UUID | None = None,
+    statuses: Sequence[str] | None = None,
+    open_only: bool = True,
+    limit: int = 500,
+    scope: Scope = unrestricted,
+) -> list[Doc]:
+    """Consultation documents, oldest request first.
+
+    A request that names no consultant goes to the patient's psychiatric consultant.
+    """
+    scope_sql, scope_args = scope("t.patient_id", 7)
+    rows = await conn.fetch(
+        f"""SELECT t.doc FROM {CONSULTATION_TABLE} t JOIN {_REGISTRY} r ON r.key = t.patient_id
+            WHERE ($1::uuid IS NULL OR t.patient_id = $1::uuid)
+              AND ($2::uuid IS NULL
+                   OR COALESCE(t.consultant_id, r.psychiatric_consultant_id) = $2::uuid)
+              AND ($3::uuid IS NULL OR r.pcp_id = $3::uuid)
+              AND ($4::text[] IS NULL OR t.status = ANY($4::text[]))
+              AND (NOT $5::boolean OR t.open)
+              AND {scope_sql}
+            ORDER BY t.doc->>'requested_at', t.key
+            LIMIT $6""",
+        patient_id,
+        consultant_id,
+        pcp_id,
+        None if statuses is None else list(statuses),
+        open_only,
+        limit,
+        *scope_args,
+    )
+    return [r["doc"] for r in rows]

@@ -1,0 +1,428 @@
+"""Patient commands beyond registration, enrollment, treatment start, screening and contacts:
+the rest of the episode, the care team, consent, flags, tasks, reviews and hospital stays.
+
+Each answers with ``PatientResult``: the patient's view including the change, or a typed
+error (nothing written).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from services.api.context import CareteamContext
+from services.api.enums import (
+    CareTeamRole,
+    ConsentKind,
+    ConsentMethod,
+    DeactivationReason,
+    DischargeReason,
+    FlagKind,
+    TaskKind,
+    TreatmentDecision,
+)
+from services.api.patient_types import PatientResult
+from services.api.record_commands import INPUT, actor, occurred_at_field, patient_command
+
+# Provenance of a flag a team member raises by hand (rule-raised flags name their rule).
+TEAM_MEMBER_FLAG_RULE_ID = "team_member.manual"
+TEAM_MEMBER_FLAG_RULE_VERSION = "1"
+
+_PATIENT = "The patient."
+
+
+@strawberry.input(description="Refer a patient to collaborative care (starts a new episode).")
+class ReferPatientInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="Return a patient from relapse prevention to active treatment.")
+class ResumeTreatmentInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="End the patient's episode with a clinical discharge.")
+class DischargePatientInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    reason: DischargeReason = strawberry.field(description="Why the episode ends.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="End the patient's episode without a clinical discharge.")
+class DeactivatePatientInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    reason: DeactivationReason = strawberry.field(description="Why the patient leaves.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="Leave one care team role without a member.")
+class UnassignCareTeamMemberInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    role: CareTeamRole = strawberry.field(description="The role to leave empty.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="A consent the patient gave.")
+class GrantConsentInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    kind: ConsentKind = strawberry.field(description="What the consent covers.")
+    method: ConsentMethod | None = strawberry.field(
+        default=None, description="Verbal or written; required for collaborative care consent."
+    )
+    cost_sharing_explained: bool = strawberry.field(
+        default=False, description="Whether cost sharing was explained (billing needs it)."
+    )
+    partner_organisation_id: UUID | None = strawberry.field(
+        default=None, description="The partner a data-sharing consent covers (required then)."
+    )
+    expires_on: date | None = strawberry.field(
+        default=None, description="The last day the consent holds; none for no expiry."
+    )
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="The patient revoked a consent.")
+class RevokeConsentInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    consent_id: UUID = strawberry.field(description="The consent revoked.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="A team member flags the patient on the registry.")
+class RaiseFlagInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    kind: FlagKind = strawberry.field(description="The flag; at most one active flag of each kind.")
+    note: str | None = strawberry.field(
+        default=None, description="Why, for the team (kept with the flag's inputs)."
+    )
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="Clear an active registry flag.")
+class ClearFlagInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    flag_id: UUID = strawberry.field(description="The flag to clear.")
+    reason: str | None = strawberry.field(default=None, description="Why it no longer holds.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="A task for the care team.")
+class CreateTaskInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    kind: TaskKind = strawberry.field(description="What must be done.")
+    due_on: date = strawberry.field(description="The day it is due.")
+    assignee_id: UUID | None = strawberry.field(
+        default=None, description="Who should do it; none for the whole team."
+    )
+    source_id: UUID | None = strawberry.field(
+        default=None, description="The record that caused it, if any (e.g. a screening)."
+    )
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="Mark a task done.")
+class CompleteTaskInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    task_id: UUID = strawberry.field(description="The task done.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(
+    description="The psychiatric consultant reviewed the patient in the caseload review "
+    "(the consultant is the caller)."
+)
+class RecordCaseReviewInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    decision: TreatmentDecision | None = strawberry.field(
+        default=None, description="The treatment decision, if one was taken."
+    )
+    consultation_note_id: UUID | None = strawberry.field(
+        default=None, description="The consultation note written for this review, if any."
+    )
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(
+    description="The relapse prevention plan; from active treatment it also moves the "
+    "episode to relapse prevention."
+)
+class WriteRelapsePreventionPlanInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    warning_signs: list[str] = strawberry.field(description="Early warning signs, at least one.")
+    strategies: list[str] = strawberry.field(description="What to do then, at least one.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="The patient was admitted to hospital.")
+class AdmitInpatientInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="The patient left hospital.")
+class DischargeInpatientInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.type(description="Patient commands: episode, care team, consent, flags and tasks.")
+class PatientCareMutation:
+    @strawberry.mutation(description="Refer a patient to collaborative care (a new episode).")
+    async def refer_patient(
+        self, info: Info[CareteamContext, None], input: Annotated[ReferPatientInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "referPatient",
+            input.patient_id,
+            lambda now: lambda p: p.refer(occurred_at=input.occurred_at or now, now=now),
+        )
+
+    @strawberry.mutation(description="Resume active treatment after relapse prevention.")
+    async def resume_treatment(
+        self, info: Info[CareteamContext, None], input: Annotated[ResumeTreatmentInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "resumeTreatment",
+            input.patient_id,
+            lambda now: lambda p: p.resume_treatment(occurred_at=input.occurred_at or now, now=now),
+        )
+
+    @strawberry.mutation(description="Discharge the patient: the episode ends.")
+    async def discharge_patient(
+        self, info: Info[CareteamContext, None], input: Annotated[DischargePatientInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "dischargePatient",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.discharge(
+                    reason=input.reason.value, occurred_at=input.occurred_at or now, now=now
+                )
+            ),
+        )
+
+    @strawberry.mutation(description="Deactivate the patient: the episode ends without discharge.")
+    async def deactivate_patient(
+        self, info: Info[CareteamContext, None], input: Annotated[DeactivatePatientInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "deactivatePatient",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.deactivate(
+                    reason=input.reason.value, occurred_at=input.occurred_at or now, now=now
+                )
+            ),
+        )
+
+    @strawberry.mutation(description="Leave a care team role without a member.")
+    async def unassign_care_team_member(
+        self,
+        info: Info[CareteamContext, None],
+        input: Annotated[UnassignCareTeamMemberInput, INPUT],
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "unassignCareTeamMember",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.unassign_care_team_member(
+                    role=input.role.value, occurred_at=input.occurred_at or now, now=now
+                )
+            ),
+        )
+
+    @strawberry.mutation(description="Record a consent; createdId is the consent's id.")
+    async def grant_consent(
+        self, info: Info[CareteamContext, None], input: Annotated[GrantConsentInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "grantConsent",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.grant_consent(
+                    kind=input.kind.value,
+                    method=input.method.value if input.method else None,
+                    cost_sharing_explained=input.cost_sharing_explained,
+                    partner_organisation_id=input.partner_organisation_id,
+                    expires_on=input.expires_on,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
+            ),
+        )
+
+    @strawberry.mutation(description="Record that the patient revoked a consent.")
+    async def revoke_consent(
+        self, info: Info[CareteamContext, None], input: Annotated[RevokeConsentInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "revokeConsent",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.revoke_consent(
+                    consent_id=input.consent_id, occurred_at=input.occurred_at or now, now=now
+                )
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Flag the patient on the registry by hand; createdId is the flag's id."
+    )
+    async def raise_flag(
+        self, info: Info[CareteamContext, None], input: Annotated[RaiseFlagInput, INPUT]
+    ) -> PatientResult:
+        inputs = {"raised_by": str(actor(info))}
+        if input.note is not None:
+            inputs["note"] = input.note
+        return await patient_command(
+            info,
+            "raiseFlag",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.raise_flag(
+                    kind=input.kind.value,
+                    rule_id=TEAM_MEMBER_FLAG_RULE_ID,
+                    rule_version=TEAM_MEMBER_FLAG_RULE_VERSION,
+                    inputs=inputs,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
+            ),
+        )
+
+    @strawberry.mutation(description="Clear an active registry flag.")
+    async def clear_flag(
+        self, info: Info[CareteamContext, None], input: Annotated[ClearFlagInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "clearFlag",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.clear_flag(
+                    flag_id=input.flag_id,
+                    reason=input.reason,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
+            ),
+        )
+
+    @strawberry.mutation(description="Create a task for the care team; createdId is its id.")
+    async def create_task(
+        self, info: Info[CareteamContext, None], input: Annotated[CreateTaskInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "createTask",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.create_task(
+                    kind=input.kind.value,
+                    due_on=input.due_on,
+                    assignee_id=input.assignee_id,
+                    source_id=input.source_id,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
+            ),
+        )
+
+    @strawberry.mutation(description="Mark a task done.")
+    async def complete_task(
+        self, info: Info[CareteamContext, None], input: Annotated[CompleteTaskInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "completeTask",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.complete_task(
+                    task_id=input.task_id, occurred_at=input.occurred_at or now, now=now
+                )
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Record your psychiatric case review of the patient; createdId is its id."
+    )
+    async def record_case_review(
+        self, info: Info[CareteamContext, None], input: Annotated[RecordCaseReviewInput, INPUT]
+    ) -> PatientResult:
+        consultant = actor(info)
+        return await patient_command(
+            info,
+            "recordCaseReview",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.record_case_review(
+                    consultant_id=consultant,
+                    decision=input.decision.value if input.decision else None,
+                    consultation_note_id=input.consultation_note_id,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Write the relapse prevention plan (from active treatment, also moves the "
+        "episode to relapse prevention); createdId is the plan's id."
+    )
+    async def write_relapse_prevention_plan(
+        self,
+        info: Info[CareteamContext, None],
+        input: Annotated[WriteRelapsePreventionPlanInput, INPUT],
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "writeRelapsePreventionPlan",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.write_relapse_prevention_plan(
+                    warning_signs=input.warning_signs,
+                    strategies=input.strategies,
+                    occurred_at=input.occurred_at or now,
+                    now=now,
+                )
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Record a hospital admission (care manager minutes then do not count)."
+    )
+    async def admit_inpatient(
+        self, info: Info[CareteamContext, None], input: Annotated[AdmitInpatientInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "admitInpatient",
+            input.patient_id,
+            lambda now: lambda p: p.admit_inpatient(occurred_at=input.occurred_at or now, now=now),
+        )
+
+    @strawberry.mutation(description="Record the end of a hospital stay.")
+    async def discharge_inpatient(
+        self, info: Info[CareteamContext, None], input: Annotated[DischargeInpatientInput, INPUT]
+    ) -> PatientResult:
+        return await patient_command(
+            info,
+            "dischargeInpatient",
+            input.patient_id,
+            lambda now: (
+                lambda p: p.discharge_inpatient(occurred_at=input.occurred_at or now, now=now)
+            ),
+        )

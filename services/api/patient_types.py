@@ -1,0 +1,61 @@
+"""The patient command result: the payload, its union, and the view it carries.
+
+Kept apart from schema.py so that every module of patient mutations can use them
+without importing the schema (which imports those modules).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from services.api.authz import patient_scope_sql
+from services.api.context import CareteamContext
+from services.api.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidTransitionError,
+    NotAllowedError,
+    NotFoundError,
+    ValidationError,
+)
+from services.api.types import Patient
+
+
+@strawberry.type(description="The patient after a successful command, already reflecting it.")
+class PatientPayload:
+    patient: Patient = strawberry.field(description="The patient's view including this change.")
+    log_position: str = strawberry.field(description="Log position of the command's last event.")
+    created_id: UUID | None = strawberry.field(
+        default=None,
+        description="The id of what the command created inside the patient record (a "
+        "consent, flag, task, case review or relapse prevention plan); null when it "
+        "created none.",
+    )
+
+
+PatientResult = Annotated[
+    PatientPayload
+    | ValidationError
+    | InvalidTransitionError
+    | NotFoundError
+    | NotAllowedError
+    | ConflictError
+    | ForbiddenError,
+    strawberry.union("PatientResult", description="A patient command's outcome."),
+]
+
+
+async def load_patient_view(ctx: CareteamContext, patient_id: UUID) -> Patient | None:
+    """The patient's view if the caller may read it (the restriction is in the SQL)."""
+    principal = ctx.require_principal()
+    predicate, params = patient_scope_sql("patient", principal, "v.key", 2)
+    async with ctx.runtime.pool.acquire() as conn:
+        doc = await conn.fetchval(
+            f"SELECT v.doc FROM rm_patient_view v WHERE v.key = $1 AND {predicate}",
+            patient_id,
+            *params,
+        )
+    return None if doc is None else Patient.from_doc(doc)

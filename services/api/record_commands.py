@@ -1,0 +1,165 @@
+"""Running a command from a resolver and answering with the record it changed.
+
+Both helpers go through ``run_command`` (authorisation in SQL, typed errors, audited
+denials, read-your-writes) and then load what the caller gets back: the patient's
+view for patient commands, the aggregate's own state for care plans, referrals and
+consultation notes (mapped to a GraphQL shape, never returned as a domain object).
+Returning patient data is a read, so it is audited like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from domain.patient import Patient as PatientAggregate
+from services.api.commanding import Written, record_reads, run_command, selected_fields
+from services.api.context import CareteamContext
+from services.api.errors import NotFoundError
+from services.api.patient_types import PatientPayload, load_patient_view
+from services.api.types import Patient
+from services.audit.reads import ReadRecord
+
+# The audit reason of a read that returns the result of the caller's own command.
+OWN_COMMAND_RESULT = "OWN_COMMAND_RESULT"
+
+A = TypeVar("A")
+P = TypeVar("P")
+
+# A command on a loaded aggregate, made for the request's ``now``; what it returns is
+# kept when it is an id (the goal, task, recommendation... the command created).
+Step = Callable[[datetime], Callable[[Any], object]]
+
+
+class _Created:
+    """The id a command created; a retried command overwrites it with the final run's."""
+
+    value: UUID | None = None
+
+    def wrap(self, step: Step) -> Step:
+        def made(now: datetime) -> Callable[[Any], None]:
+            run = step(now)
+
+            def apply(aggregate: Any) -> None:
+                result = run(aggregate)
+                self.value = result if isinstance(result, UUID) else None
+
+            return apply
+
+        return made
+
+
+async def patient_command(
+    info: Info[CareteamContext, None], operation: str, patient_id: UUID, step: Step
+) -> Any:
+    """Runs a command on a patient; answers with the patient's view including it."""
+    ctx = info.context
+    created = _Created()
+    written = await run_command(
+        ctx,
+        operation,
+        aggregate_cls=PatientAggregate,
+        command=created.wrap(step),
+        stream_id=patient_id,
+        patient_id=patient_id,
+    )
+    if not isinstance(written, Written):
+        return written
+    fields = selected_fields(info)
+    view = await load_patient_view(ctx, patient_id)
+    if view is not None:
+        await record_reads(ctx, operation, [patient_id], fields)
+    else:
+        view = await _own_result_view(ctx, operation, patient_id, fields)
+    if view is None:
+        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
+    return PatientPayload(patient=view, log_position=written.log_position, created_id=created.value)
+
+
+async def _own_result_view(
+    ctx: CareteamContext, operation: str, patient_id: UUID, fields: tuple[str, ...]
+) -> Patient | None:
+    """The view of a patient the caller was just authorised to change but can no longer
+    read, because the change took them off the care team. The command was written, so it
+    answers with its result rather than an error that would claim nothing was; the read is
+    audited as the result of the caller's own command (not as break-the-glass)."""
+    async with ctx.runtime.pool.acquire() as conn:
+        doc = await conn.fetchval("SELECT doc FROM rm_patient_view WHERE key = $1", patient_id)
+    if doc is None:
+        return None
+    principal = ctx.require_principal()
+    await ctx.runtime.audit.record(
+        [
+            ReadRecord(
+                at=ctx.runtime.clock(),
+                actor_id=principal.user_id,
+                role=principal.role.value,
+                organisation_id=principal.organisation_id,
+                patient_id=patient_id,
+                operation=operation,
+                purpose_of_use=ctx.purpose_of_use,
+                request_id=ctx.request_id,
+                fields=fields,
+                reason=OWN_COMMAND_RESULT,
+            )
+        ]
+    )
+    return Patient.from_doc(doc)
+
+
+async def record_command(
+    info: Info[CareteamContext, None],
+    operation: str,
+    aggregate_cls: type[A],
+    payload: Callable[[A, Written, UUID | None], P],
+    *,
+    step: Step | None = None,
+    stream_id: UUID | None = None,
+    create: Callable[[datetime], A] | None = None,
+    patient_id: UUID | None = None,
+) -> P | Any:
+    """Runs ``step`` on the record ``stream_id``, or ``create`` for ``patient_id``, and
+    answers with ``payload`` built from the record's state after the command."""
+    ctx = info.context
+    created = _Created()
+    command: Callable[[datetime], Any]
+    if step is not None:
+        command = created.wrap(step)
+    elif create is not None:
+        command = create
+    else:
+        raise TypeError("record_command needs a step or a create")
+    written = await run_command(
+        ctx,
+        operation,
+        aggregate_cls=aggregate_cls,
+        command=command,
+        stream_id=stream_id,
+        patient_id=patient_id,
+    )
+    if not isinstance(written, Written):
+        return written
+    record = await ctx.runtime.app.load(aggregate_cls, written.stream_id)
+    await record_reads(ctx, operation, [written.patient_id], selected_fields(info))
+    return payload(record, written, created.value)
+
+
+OCCURRED_AT_DESCRIPTION = "When it happened (default now; never in the future)."
+
+
+def occurred_at_field() -> Any:
+    """The optional clinical effective time every command input has."""
+    return strawberry.field(default=None, description=OCCURRED_AT_DESCRIPTION)
+
+
+INPUT = strawberry.argument(description="The command's input.")
+
+
+def actor(info: Info[CareteamContext, None]) -> UUID:
+    """The caller's user id, from the verified token (never from the input)."""
+    return info.context.require_principal().user_id

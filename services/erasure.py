@@ -1,0 +1,51 @@
+"""Forgetting a patient: the ``patient.forgotten`` event, the key destruction and the
+removal of cached snapshots commit in one transaction, so there is no instant at which
+the log says "forgotten" while the key still exists, or the other way round."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from domain.patient import Patient
+from services.eventstore import ConcurrencyConflictError, EventMetadata, EventStore, RecordedEvent
+
+
+class ErasureUnavailableError(RuntimeError):
+    """The event store has no keyring, so there is no key to destroy."""
+
+
+async def forget_patient(
+    store: EventStore, patient_id: UUID, *, reason: str, metadata: EventMetadata, now: datetime
+) -> list[RecordedEvent]:
+    if store.keyring is None:
+        raise ErasureUnavailableError("no keyring configured")
+    for attempt in (1, 2):
+        patient = await store.load(Patient, patient_id)
+        patient.forget(reason=reason, occurred_at=now, now=now)
+        events = patient.collect_events()
+        try:
+            async with store.pool.acquire() as conn, conn.transaction():
+                recorded = await store.append(
+                    stream_type=Patient.STREAM_TYPE,
+                    stream_id=patient_id,
+                    patient_id=patient_id,
+                    expected_version=patient.version - len(events),
+                    events=events,
+                    metadata=metadata,
+                    now=now,
+                    conn=conn,
+                )
+                await store.keyring.destroy(conn, patient_id)
+                await conn.execute(
+                    """DELETE FROM snapshots WHERE stream_id IN
+                       (SELECT stream_id FROM streams WHERE patient_id = $1)""",
+                    patient_id,
+                )
+        except ConcurrencyConflictError:
+            if attempt == 2:
+                raise
+            continue
+        await store.notify_appended(recorded[-1].log_position)
+        return recorded
+    raise AssertionError("unreachable")

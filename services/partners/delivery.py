@@ -1,0 +1,280 @@
+"""Getting messages to a partner: its Kafka topic, or its webhook with retries.
+
+Webhooks: one signed POST per message (signing.py), in log order. A non-2xx answer or a
+network error is retried after an exponential backoff (``initial * 2**n``, capped,
+with jitter), by default ten attempts over about three hours; before every retry the
+consent is checked again, so a revocation recorded meanwhile stops the delivery. After
+the last attempt the message is dead-lettered and the feed moves on; an administrator
+can ask for dead letters again (``redeliverPartnerDeadLetters``). Redirects are not
+followed: a partner's endpoint is the URL it registered.
+
+Kafka: the page's records are sent to the partner's topic by an idempotent producer
+and awaited until acknowledged; any failure replaces the producer and sends the page
+again after a backoff (the internal relay's recovery path, services/relay/relay.py).
+Kafka is careteam's own cluster, so there is no dead letter: the feed waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
+from services.partners.messages import STRUCTURED_CONTENT_TYPE, PartnerMessage
+from services.partners.signing import SIGNATURE_HEADER, sign
+from services.settings import Secret, SettingsError
+
+log = logging.getLogger("careteam.partners")
+
+_PUBLISH_ERRORS: tuple[type[BaseException], ...] = (KafkaError, TimeoutError, OSError)
+USER_AGENT = "careteam-partner-feed/1"
+
+
+@dataclass(frozen=True)
+class PartnerOptions:
+    """Tuning of partner feeds; ``from_env`` reads ``CARETEAM_PARTNERS_<FIELD>``."""
+
+    page_size: int = 200
+    poll_seconds: float = 0.5
+    # How often the supervisor looks for registered, changed or deactivated partners.
+    refresh_seconds: float = 2.0
+    lease_poll_seconds: float = 1.0
+    # Webhooks: attempts per message and the backoff between them (30 s doubling to a
+    # one-hour cap: ten attempts span about three hours).
+    webhook_attempts: int = 10
+    webhook_initial_delay_seconds: float = 30.0
+    webhook_max_delay_seconds: float = 3_600.0
+    webhook_timeout_seconds: float = 10.0
+    # Kafka.
+    publish_timeout_seconds: float = 30.0
+    backoff_initial_seconds: float = 0.2
+    backoff_max_seconds: float = 10.0
+    close_timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.page_size < 1 or self.webhook_attempts < 1:
+            raise SettingsError("partner page_size and webhook_attempts must be at least 1")
+        if min(self.webhook_initial_delay_seconds, self.backoff_initial_seconds) <= 0:
+            raise SettingsError("partner backoff delays must be positive")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PartnerOptions:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"CARETEAM_PARTNERS_{f.name.upper()}")
+            if raw in (None, ""):
+                continue
+            kind = int if f.type in ("int", int) else float
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                name = f"CARETEAM_PARTNERS_{f.name.upper()}"
+                raise SettingsError(f"{name} must be a {kind.__name__}") from None
+        return cls(**values)
+
+    def webhook_delay(self, failed_attempts: int) -> float:
+        """The wait after ``failed_attempts`` failures (1, 2, ...): doubling, capped, jittered."""
+        step = self.webhook_initial_delay_seconds * 2.0 ** (failed_attempts - 1)
+        return min(self.webhook_max_delay_seconds, step) * random.uniform(0.75, 1.0)
+
+
+class Outcome(Enum):
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    WITHHELD = "withheld"  # consent revoked while retrying
+    STOPPED = "stopped"  # the worker is stopping; the message stays pending
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    attempts: int
+    last_error: str = ""
+
+
+async def sleep_or_stop(seconds: float, stop: asyncio.Event) -> bool:
+    """Waits ``seconds``; True if ``stop`` was set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()
+
+
+class WebhookSink:
+    """Signed POSTs to one partner endpoint, retried with exponential backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        secret: Secret,
+        options: PartnerOptions,
+        client: httpx.AsyncClient,
+        *,
+        unix_time: Callable[[], float] = time.time,
+    ) -> None:
+        self._url = url
+        self._secret = secret
+        self._options = options
+        self._client = client
+        self._unix_time = unix_time
+
+    async def deliver(
+        self,
+        message: PartnerMessage,
+        *,
+        still_permitted: Callable[[], Awaitable[bool]],
+        stop: asyncio.Event,
+    ) -> Result:
+        body = message.webhook_body()
+        last_error = ""
+        attempts = self._options.webhook_attempts
+        for attempt in range(1, attempts + 1):
+            if attempt > 1 and not await still_permitted():
+                return Result(Outcome.WITHHELD, attempt - 1, last_error)
+            timestamp = int(self._unix_time())
+            headers = {
+                "Content-Type": STRUCTURED_CONTENT_TYPE,
+                "User-Agent": USER_AGENT,
+                SIGNATURE_HEADER: sign(self._secret.reveal(), body, timestamp),
+                "X-Careteam-Delivery-Attempt": str(attempt),
+            }
+            try:
+                response = await self._client.post(
+                    self._url,
+                    content=body,
+                    headers=headers,
+                    timeout=self._options.webhook_timeout_seconds,
+                    follow_redirects=False,
+                )
+                if 200 <= response.status_code < 300:
+                    return Result(Outcome.DELIVERED, attempt)
+                last_error = f"HTTP_{response.status_code}"
+            except httpx.HTTPError as exc:
+                last_error = type(exc).__name__
+            if attempt == attempts:
+                break
+            delay = self._options.webhook_delay(attempt)
+            log.info(
+                "partner webhook attempt failed attempt=%s error=%s retry_in=%.2f",
+                attempt,
+                last_error,
+                delay,
+            )
+            if await sleep_or_stop(delay, stop):
+                return Result(Outcome.STOPPED, attempt, last_error)
+        return Result(Outcome.DEAD, attempts, last_error)
+
+
+class KafkaSink:
+    """Sends pages to one partner topic until the broker acknowledged every record."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        options: PartnerOptions,
+        *,
+        client_id: str,
+        producer_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._options = options
+        self._client_id = client_id
+        self._factory = producer_factory or self._new_producer
+        self._producer: Any = None
+        self._step = options.backoff_initial_seconds
+        self.failures = 0
+
+    def _new_producer(self) -> Any:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            enable_idempotence=True,
+            acks="all",
+            request_timeout_ms=10_000,
+        )
+
+    async def publish(self, messages: Sequence[PartnerMessage], stop: asyncio.Event) -> bool:
+        """True once every record is acknowledged; False if stopped first."""
+        records = [m.kafka_record() for m in messages]
+        while not stop.is_set():
+            futures: list[asyncio.Future[Any]] = []
+            try:
+                async with asyncio.timeout(self._options.publish_timeout_seconds):
+                    if self._producer is None:
+                        self._producer = self._factory()
+                        await self._producer.start()
+                    for r in records:
+                        futures.append(
+                            await self._producer.send(
+                                self._topic, value=r.value, key=r.key, headers=r.headers
+                            )
+                        )
+                    results = await asyncio.gather(*futures, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+            except _PUBLISH_ERRORS as exc:
+                for future in futures:
+                    if future.done() and not future.cancelled():
+                        future.exception()
+                    else:
+                        future.cancel()
+                self.failures += 1
+                delay = self._step * random.uniform(0.5, 1.0)
+                self._step = min(self._options.backoff_max_seconds, self._step * 2)
+                log.warning(
+                    "partner page not acknowledged; replacing the producer "
+                    "topic=%s error=%s retry_in=%.2f",
+                    self._topic,
+                    type(exc).__name__,
+                    delay,
+                )
+                await self.close(abandon=True)
+                await sleep_or_stop(delay, stop)
+                continue
+            self._step = self._options.backoff_initial_seconds
+            return True
+        return False
+
+    async def close(self, *, abandon: bool = False) -> None:
+        """Stops the producer; ``abandon`` drops what it holds (the checkpoint did not move
+        past it, so the next producer sends it again). See Relay._abandon for why
+        stopping an idempotent producer that cannot deliver needs this."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        if not abandon:
+            try:
+                async with asyncio.timeout(self._options.close_timeout_seconds):
+                    await producer.stop()
+                return
+            except Exception as exc:  # a failed close must not stop the feed
+                log.warning("partner producer did not stop cleanly error=%s", type(exc).__name__)
+        producer._closed = True
+        sender = getattr(getattr(producer, "_sender", None), "sender_task", None)
+        try:
+            if sender is not None and not sender.done():
+                sender.cancel()
+                async with asyncio.timeout(self._options.close_timeout_seconds):
+                    await asyncio.gather(sender, return_exceptions=True)
+        except TimeoutError:
+            log.warning("partner producer sender did not stop in time topic=%s", self._topic)
+        finally:
+            try:
+                async with asyncio.timeout(self._options.close_timeout_seconds):
+                    await producer.client.close()
+            except Exception as exc:  # a discarded producer's cleanup must not stop the feed
+                log.warning("partner producer did not close error=%s", type(exc).__name__)

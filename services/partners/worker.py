@@ -1,0 +1,616 @@
+"""Partner feed workers: one per Kafka or webhook partner, each following the log.
+
+A worker reads the log from its partner's checkpoint (``partner_feeds``) with the
+gap-safe ``EventStore.read_log``, selects what the partner may receive (feed.py),
+delivers it (delivery.py) and only then moves the checkpoint, in the transaction that
+also records the disclosures (or the dead letters). A crash at any instant re-sends at
+most what was in flight, never loses an event; partners drop duplicates by CloudEvent
+id. Webhook messages go one event at a time, so the checkpoint follows each event;
+Kafka pages go whole.
+
+Each worker holds its partner's lease, a PostgreSQL advisory lock on its own connection
+(not a pool connection: a feed keeps it for hours), so one worker per partner runs across
+all processes; others stand by. A replay (``registry.replay``) moves the checkpoint and
+bumps the feed's epoch: the worker's next conditional checkpoint update fails, and it
+re-reads the checkpoint and follows from there.
+
+``PartnerFeeds`` supervises the workers of one process: it starts a worker for every
+active Kafka or webhook partner, stops those deactivated, restarts any that failed,
+and wakes them all when this process appends to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import asyncpg
+import httpx
+
+from services.database import Conn, _init_connection
+from services.eventstore import START, EventStore, LogPosition, RecordedEvent
+from services.partners import disclosures
+from services.partners.contract import Pseudonyms
+from services.partners.delivery import (
+    KafkaSink,
+    Outcome,
+    PartnerOptions,
+    Result,
+    WebhookSink,
+    sleep_or_stop,
+)
+from services.partners.feed import Selection, Selector, load_event
+from services.partners.messages import PartnerMessage
+from services.partners.registry import (
+    DeadLetterStatus,
+    DeliveryKind,
+    Partner,
+    PartnerNotFoundError,
+    dead_letters,
+    feed_position,
+    get_keys,
+    get_partner,
+    list_partners,
+)
+
+if TYPE_CHECKING:
+    from services.bootstrap import Runtime
+
+log = logging.getLogger("careteam.partners")
+
+# First key of the two-key advisory lock that is a partner feed's lease (the relay uses
+# 7_361_002, migrations 7_361_001); the second is hashtext('partner:' || id).
+LEASE_LOCK_NAMESPACE = 7_361_003
+
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StaleFeedError(RuntimeError):
+    """The feed's checkpoint moved under the worker (a replay); it re-reads it."""
+
+    def __init__(self, partner_id: UUID) -> None:
+        super().__init__(f"partner feed {partner_id} moved under its worker")
+        self.partner_id = partner_id
+
+
+@dataclass
+class WorkerStatus:
+    """Counters of one worker in this process (for health checks and tests)."""
+
+    position: LogPosition = START
+    leader: bool = False
+    delivered: int = 0
+    dead_lettered: int = 0
+    withheld: int = 0
+    redelivered: int = 0
+    last_error: str | None = None
+
+
+async def _connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+async def advance(
+    conn: Conn, partner_id: UUID, epoch: int, current: LogPosition, new: LogPosition
+) -> bool:
+    """Moves the checkpoint from ``current`` to ``new`` unless a replay moved it first."""
+    status = await conn.execute(
+        """UPDATE partner_feeds SET tx_id = $3::text::xid8, position = $4, updated_at = now()
+           WHERE partner_id = $1 AND epoch = $2
+             AND tx_id = $5::text::xid8 AND position = $6""",
+        partner_id,
+        epoch,
+        str(new.tx_id),
+        new.position,
+        str(current.tx_id),
+        current.position,
+    )
+    return bool(status == "UPDATE 1")
+
+
+async def add_dead_letter(
+    conn: Conn,
+    partner_id: UUID,
+    event: RecordedEvent,
+    public_type: str,
+    result: Result,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO partner_dead_letters (partner_id, event_id, patient_id, public_type,
+               status, attempts, last_error, dead_at, updated_at)
+           VALUES ($1, $2, $3, $4, 'dead', $5, $6, $7, $7)""",
+        partner_id,
+        event.event_id,
+        event.patient_id,
+        public_type,
+        result.attempts,
+        result.last_error,
+        at,
+    )
+
+
+class PartnerWorker:
+    """Follows the log for one partner and delivers its feed."""
+
+    def __init__(
+        self,
+        partner_id: UUID,
+        *,
+        store: EventStore,
+        dsn: str,
+        options: PartnerOptions,
+        http: httpx.AsyncClient,
+        kafka_bootstrap: str | None,
+        clock: Clock = _now,
+    ) -> None:
+        self.partner_id = partner_id
+        self._store = store
+        self._dsn = dsn
+        self._options = options
+        self._http = http
+        self._kafka = kafka_bootstrap
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self.status = WorkerStatus()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Runs until ``stop`` is set or the partner is deactivated."""
+        delay = self._options.backoff_initial_seconds
+        while not stop.is_set():
+            try:
+                conn = await _connect(self._dsn)
+                try:
+                    if not await self._take_lease(conn, stop):
+                        return
+                    if not await self._follow(conn, stop):
+                        return
+                finally:
+                    self.status.leader = False
+                    with contextlib.suppress(*_DATABASE_ERRORS):
+                        await conn.close()
+                delay = self._options.backoff_initial_seconds
+            except StaleFeedError:
+                log.info("partner feed moved; re-reading partner_id=%s", self.partner_id)
+            except PartnerNotFoundError:
+                return
+            except _DATABASE_ERRORS as exc:
+                self.status.last_error = type(exc).__name__
+                log.warning(
+                    "partner feed lost the database; retrying partner_id=%s error=%s",
+                    self.partner_id,
+                    type(exc).__name__,
+                )
+                await sleep_or_stop(delay, stop)
+                delay = min(self._options.backoff_max_seconds, delay * 2)
+
+    async def _take_lease(self, conn: Conn, stop: asyncio.Event) -> bool:
+        while not stop.is_set():
+            taken = await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                LEASE_LOCK_NAMESPACE,
+                f"partner:{self.partner_id}",
+            )
+            if taken:
+                self.status.leader = True
+                return True
+            await sleep_or_stop(self._options.lease_poll_seconds, stop)
+        return False
+
+    async def _follow(self, conn: Conn, stop: asyncio.Event) -> bool:
+        """Delivers until stopped (False), deactivated (False) or reconfigured (True)."""
+        partner = await get_partner(conn, self.partner_id)
+        if not partner.active or partner.delivery is DeliveryKind.GRAPHQL:
+            return False
+        keys = await get_keys(conn, self.partner_id)
+        selector = Selector(partner, Pseudonyms(keys.pseudonym_key), self._clock)
+        kafka: KafkaSink | None = None
+        webhook: WebhookSink | None = None
+        if partner.delivery is DeliveryKind.KAFKA:
+            if self._kafka is None or partner.kafka_topic is None:
+                log.warning("partner feed needs Kafka; idle partner_id=%s", self.partner_id)
+                return False
+            kafka = KafkaSink(
+                self._kafka,
+                partner.kafka_topic,
+                self._options,
+                client_id=f"careteam-partner-{self.partner_id}",
+            )
+        else:
+            if partner.webhook_url is None or keys.webhook_secret is None:
+                return False
+            webhook = WebhookSink(
+                partner.webhook_url, keys.webhook_secret, self._options, self._http
+            )
+        position, epoch = await feed_position(conn, self.partner_id)
+        self.status.position = position
+        log.info(
+            "partner feed following the log partner_id=%s delivery=%s from=%s",
+            self.partner_id,
+            partner.delivery.value,
+            position.encode(),
+        )
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                current = await get_partner(conn, self.partner_id)
+                if current.version != partner.version:
+                    return current.active
+                stored, stored_epoch = await feed_position(conn, self.partner_id)
+                if stored_epoch != epoch:  # replayed: follow from the new checkpoint
+                    position, epoch = stored, stored_epoch
+                    self.status.position = position
+                if not await self._redeliver(conn, partner, selector, kafka, webhook, stop):
+                    return False
+                events = await self._store.read_log(
+                    position, limit=self._options.page_size, conn=conn, decrypt=False
+                )
+                if not events:
+                    await self._idle(stop)
+                    continue
+                selection = await selector.select(conn, events)
+                moved = await self._deliver_page(
+                    conn,
+                    partner,
+                    selector,
+                    kafka,
+                    webhook,
+                    events,
+                    selection,
+                    position,
+                    epoch,
+                    stop,
+                )
+                if moved is None:
+                    return False
+                position = moved
+                self.status.position = position
+            return False
+        finally:
+            if kafka is not None:
+                await kafka.close(abandon=stop.is_set())
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(
+                waits, timeout=self._options.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def _deliver_page(
+        self,
+        conn: Conn,
+        partner: Partner,
+        selector: Selector,
+        kafka: KafkaSink | None,
+        webhook: WebhookSink | None,
+        events: Sequence[RecordedEvent],
+        selection: Selection,
+        position: LogPosition,
+        epoch: int,
+        stop: asyncio.Event,
+    ) -> LogPosition | None:
+        """Delivers one page; returns the new checkpoint, or None if stopped first."""
+        self.status.withheld += selection.withheld
+        end = events[-1].log_position
+        if kafka is not None:
+            if selection.messages and not await kafka.publish(selection.messages, stop):
+                return None
+            await self._commit(
+                conn, partner, epoch, position, end, selection.messages, selection=selection
+            )
+            return end
+        assert webhook is not None
+        for group in _by_event(selection.messages):
+            delivered: list[PartnerMessage] = []
+            dead: list[tuple[PartnerMessage, Result]] = []
+            for message in group:
+                result = await webhook.deliver(
+                    message,
+                    still_permitted=functools.partial(selector.still_permitted, conn, message),
+                    stop=stop,
+                )
+                if result.outcome is Outcome.STOPPED:
+                    # What of this event went out is on record; the event is sent again.
+                    await self._commit(conn, partner, epoch, position, position, delivered)
+                    return None
+                if result.outcome is Outcome.DELIVERED:
+                    delivered.append(message)
+                elif result.outcome is Outcome.DEAD:
+                    dead.append((message, result))
+                else:
+                    self.status.withheld += 1
+            new = group[0].event.log_position
+            await self._commit(conn, partner, epoch, position, new, delivered, dead=dead)
+            position = new
+            self.status.position = position
+        await self._commit(conn, partner, epoch, position, end, [], selection=selection)
+        return end
+
+    async def _commit(
+        self,
+        conn: Conn,
+        partner: Partner,
+        epoch: int,
+        current: LogPosition,
+        new: LogPosition,
+        delivered: Sequence[PartnerMessage],
+        *,
+        dead: Sequence[tuple[PartnerMessage, Result]] = (),
+        selection: Selection | None = None,
+    ) -> None:
+        """Records disclosures and dead letters and moves the checkpoint, in one transaction.
+
+        The disclosures are committed even when a replay moved the checkpoint meanwhile:
+        they happened.
+        """
+        at = self._clock()
+        async with conn.transaction():
+            await disclosures.record(conn, partner, delivered, channel=partner.delivery, at=at)
+            for message, result in dead:
+                await add_dead_letter(
+                    conn, partner.partner_id, message.event, message.public.key, result, at
+                )
+                log.warning(
+                    "partner webhook message dead-lettered partner_id=%s type=%s "
+                    "attempts=%s error=%s",
+                    partner.partner_id,
+                    message.public.key,
+                    result.attempts,
+                    result.last_error,
+                )
+            for v in selection.violations if selection is not None else ():
+                log.error(
+                    "partner projection violates its schema; dead-lettered partner_id=%s type=%s",
+                    partner.partner_id,
+                    v.public.key,
+                )
+                await add_dead_letter(
+                    conn,
+                    partner.partner_id,
+                    v.event,
+                    v.public.key,
+                    Result(Outcome.DEAD, 0, "CONTRACT_VIOLATION"),
+                    at,
+                )
+            moved = new == current or await advance(conn, partner.partner_id, epoch, current, new)
+        if not moved:
+            raise StaleFeedError(partner.partner_id)
+        self.status.delivered += len(delivered)
+        self.status.dead_lettered += len(dead) + (len(selection.violations) if selection else 0)
+
+    async def _redeliver(
+        self,
+        conn: Conn,
+        partner: Partner,
+        selector: Selector,
+        kafka: KafkaSink | None,
+        webhook: WebhookSink | None,
+        stop: asyncio.Event,
+    ) -> bool:
+        """Sends dead letters an administrator asked for again; False if stopped."""
+        letters = await dead_letters(
+            conn, partner.partner_id, status=DeadLetterStatus.REDELIVERY_REQUESTED, limit=50
+        )
+        for letter in letters:
+            event = await load_event(conn, letter.event_id)
+            selection = (
+                await selector.select(conn, [event], only=letter.public_type)
+                if event is not None
+                else Selection()
+            )
+            if not selection.messages:
+                error = "CONTRACT_VIOLATION" if selection.violations else "NOT_PERMITTED"
+                await self._settle(conn, letter.id, DeadLetterStatus.WITHHELD, 0, error)
+                continue
+            message = selection.messages[0]
+            if kafka is not None:
+                ok = await kafka.publish([message], stop)
+                result = Result(Outcome.DELIVERED if ok else Outcome.STOPPED, 1)
+            else:
+                assert webhook is not None
+                result = await webhook.deliver(
+                    message,
+                    still_permitted=functools.partial(selector.still_permitted, conn, message),
+                    stop=stop,
+                )
+            if result.outcome is Outcome.STOPPED:
+                return False
+            if result.outcome is Outcome.DELIVERED:
+                async with conn.transaction():
+                    await disclosures.record(
+                        conn, partner, [message], channel=partner.delivery, at=self._clock()
+                    )
+                    await self._settle(
+                        conn, letter.id, DeadLetterStatus.REDELIVERED, result.attempts, ""
+                    )
+                self.status.redelivered += 1
+            elif result.outcome is Outcome.DEAD:
+                await self._settle(
+                    conn, letter.id, DeadLetterStatus.DEAD, result.attempts, result.last_error
+                )
+            else:
+                await self._settle(
+                    conn, letter.id, DeadLetterStatus.WITHHELD, result.attempts, "NOT_PERMITTED"
+                )
+        return True
+
+    async def _settle(
+        self, conn: Conn, letter_id: int, status: DeadLetterStatus, attempts: int, error: str
+    ) -> None:
+        await conn.execute(
+            """UPDATE partner_dead_letters SET status = $2, attempts = attempts + $3,
+                   last_error = CASE WHEN $4 = '' THEN last_error ELSE $4 END, updated_at = $5
+               WHERE id = $1""",
+            letter_id,
+            status.value,
+            attempts,
+            error,
+            self._clock(),
+        )
+
+
+def _by_event(messages: Sequence[PartnerMessage]) -> list[list[PartnerMessage]]:
+    """Messages grouped by event, in order (one event may go out in several versions)."""
+    groups: list[list[PartnerMessage]] = []
+    for m in messages:
+        if groups and groups[-1][0].event.event_id == m.event.event_id:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    return groups
+
+
+@dataclass
+class _Running:
+    worker: PartnerWorker
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+class PartnerFeeds:
+    """Runs a worker for every active Kafka or webhook partner in this process."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        dsn: str,
+        *,
+        kafka_bootstrap: str | None,
+        options: PartnerOptions | None = None,
+        clock: Clock = _now,
+    ) -> None:
+        self._store = store
+        self._dsn = dsn
+        self._kafka = kafka_bootstrap
+        self._options = options or PartnerOptions()
+        self._clock = clock
+        self._running: dict[UUID, _Running] = {}
+        self._refresh = asyncio.Event()
+        store.on_append(self._on_append)
+
+    def _on_append(self, _position: LogPosition) -> None:
+        for running in self._running.values():
+            running.worker.wake()
+
+    def refresh(self) -> None:
+        """Looks at the registry again now (after a change made in this process)."""
+        self._refresh.set()
+
+    def workers(self) -> dict[UUID, PartnerWorker]:
+        return {pid: r.worker for pid, r in self._running.items()}
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Supervises workers until ``stop`` is set or the task is cancelled."""
+        stop = stop or asyncio.Event()
+        async with httpx.AsyncClient() as http:
+            try:
+                while not stop.is_set():
+                    self._refresh.clear()
+                    try:
+                        await self._reconcile(http)
+                    except _DATABASE_ERRORS as exc:
+                        log.warning("partner registry unreadable error=%s", type(exc).__name__)
+                    waits = [
+                        asyncio.ensure_future(stop.wait()),
+                        asyncio.ensure_future(self._refresh.wait()),
+                    ]
+                    try:
+                        await asyncio.wait(
+                            waits,
+                            timeout=self._options.refresh_seconds,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
+                    finally:
+                        for w in waits:
+                            w.cancel()
+                        await asyncio.gather(*waits, return_exceptions=True)
+            finally:
+                await self._stop_all()
+
+    async def _reconcile(self, http: httpx.AsyncClient) -> None:
+        async with self._store.pool.acquire() as conn:
+            partners = await list_partners(conn)
+        wanted = {
+            p.partner_id
+            for p in partners
+            if p.delivery is DeliveryKind.WEBHOOK
+            or (p.delivery is DeliveryKind.KAFKA and self._kafka is not None)
+        }
+        for partner_id, running in list(self._running.items()):
+            if running.task.done():
+                del self._running[partner_id]
+                if not running.task.cancelled() and running.task.exception() is not None:
+                    log.error(
+                        "partner feed worker failed; restarting partner_id=%s error=%s",
+                        partner_id,
+                        type(running.task.exception()).__name__,
+                    )
+            elif partner_id not in wanted:
+                running.stop.set()
+        for partner_id in wanted - self._running.keys():
+            worker = PartnerWorker(
+                partner_id,
+                store=self._store,
+                dsn=self._dsn,
+                options=self._options,
+                http=http,
+                kafka_bootstrap=self._kafka,
+                clock=self._clock,
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop), name=f"partner-feed-{partner_id}")
+            self._running[partner_id] = _Running(worker, stop, task)
+
+    async def _stop_all(self) -> None:
+        running = list(self._running.values())
+        self._running.clear()
+        for r in running:
+            r.stop.set()
+        if not running:
+            return
+        tasks = [r.task for r in running]
+        _done, pending = await asyncio.wait(tasks, timeout=self._options.close_timeout_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def start_partner_workers(
+    runtime: Runtime, *, options: PartnerOptions | None = None
+) -> list[asyncio.Task[None]]:
+    """Starts the partner feeds of one process (for ``open_runtime``); cancel to stop."""
+    feeds = PartnerFeeds(
+        runtime.store,
+        runtime.dsn,
+        kafka_bootstrap=runtime.settings.kafka_bootstrap_servers,
+        options=options or PartnerOptions.from_env(),
+        clock=runtime.clock,
+    )
+    return [asyncio.create_task(feeds.run(), name="partner-feeds")]

@@ -1,0 +1,153 @@
+"""The caseload and billingSummary over real HTTP against a running careteam server.
+
+A subprocess server reads the wall clock, so the test dates its events in the past
+(``occurredAt``) relative to now: enrolled in the first days of last month, 36 minutes
+logged in that month, a safety answer on a PHQ-9.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from tests.e2e.server import ServerProcess
+
+
+def _last_month() -> date:
+    return (datetime.now(UTC).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def _at(day: date, dom: int) -> str:
+    return datetime(day.year, day.month, dom, 10, tzinfo=UTC).isoformat()
+
+
+def _ok(body: dict[str, Any], field: str) -> dict[str, Any]:
+    assert "errors" not in body, body
+    result: dict[str, Any] = body["data"][field]
+    assert result["__typename"] == "PatientPayload", result
+    return result
+
+
+PAYLOAD = "__typename ... on PatientPayload { patient { id status } }"
+
+CASELOAD = """
+{ caseload(first: 10) {
+    totalCount asOf pageInfo { hasNextPage }
+    edges { node {
+      patientId status weeksInTreatment flagged
+      latestPhq9 { total } contactCount daysSinceLastContact
+      flags { kind ruleId ruleVersion inputs }
+    } }
+} }"""
+
+BILLING = """
+query($month: Date!) {
+  billingSummary(month: $month) {
+    month
+    rows { patientId firstMonth loggedMinutes countedMinutes codes { code units }
+           missingDocumentation billable }
+  }
+}"""
+
+
+GRANT_CONSENT = """
+mutation($id: UUID!, $at: DateTime!) {
+  grantConsent(input: {patientId: $id, kind: COCM_TREATMENT, method: VERBAL,
+                       costSharingExplained: true, occurredAt: $at}) { __typename }
+}"""
+
+
+def _grant_consent(server: ServerProcess, patient_id: str, on: str) -> None:
+    """Collaborative care consent, documented verbally, effective on ``on``."""
+    reply = server.graphql(GRANT_CONSENT, {"id": patient_id, "at": on})
+    assert reply["data"]["grantConsent"]["__typename"] == "PatientPayload", reply
+
+
+def _wait_for(read: Any, done: Any, timeout: float = 15.0) -> Any:
+    """Polls ``read()`` until ``done(value)``: another process's writes arrive by poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """Enroll, score with a safety answer, log 36 minutes: flagged row, then 99492."""
+    care_manager = uuid4()
+    server.use(server.token("care_manager", user=care_manager))
+    month = _last_month()
+    registered = _ok(
+        server.graphql(
+            'mutation($at: DateTime) { registerPatient(input: {givenName: "A", '
+            'familyName: "B", birthDate: "1980-01-01", mrn: "M-1", occurredAt: $at}) { '
+            f"{PAYLOAD} }} }}",
+            {"at": _at(month, 1)},
+        ),
+        "registerPatient",
+    )
+    pid = registered["patient"]["id"]
+    for mutation, dom in (("enrollPatient", 2), ("startTreatment", 2)):
+        _ok(
+            server.graphql(
+                f"mutation($id: UUID!, $at: DateTime) {{ {mutation}(input: "
+                f"{{patientId: $id, occurredAt: $at}}) {{ {PAYLOAD} }} }}",
+                {"id": pid, "at": _at(month, dom)},
+            ),
+            mutation,
+        )
+    _ok(
+        server.graphql(
+            "mutation($id: UUID!, $at: DateTime) { recordScreening(input: {patientId: $id, "
+            "instrument: PHQ9, answers: [2,2,2,2,1,1,1,1,1], occurredAt: $at}) "
+            f"{{ {PAYLOAD} }} }}",
+            {"id": pid, "at": _at(month, 3)},
+        ),
+        "recordScreening",
+    )
+    for dom, minutes in ((3, 20), (10, 16)):
+        _ok(
+            server.graphql(
+                "mutation($id: UUID!, $at: DateTime, $m: Int!) { logContact(input: "
+                '{patientId: $id, activity: "contact", modality: "phone", minutes: $m, '
+                f"occurredAt: $at}}) {{ {PAYLOAD} }} }}",
+                {"id": pid, "at": _at(month, dom), "m": minutes},
+            ),
+            "logContact",
+        )
+
+    body = server.graphql(CASELOAD)
+    assert "errors" not in body, body
+    page = body["data"]["caseload"]
+    assert page["totalCount"] == 1 and not page["pageInfo"]["hasNextPage"]
+    row = page["edges"][0]["node"]
+    assert row["patientId"] == pid and row["status"] == "active_treatment"
+    assert row["latestPhq9"] == {"total": 13} and row["contactCount"] == 2
+    assert row["flagged"] and row["weeksInTreatment"] >= 3
+    kinds = {f["kind"]: f for f in row["flags"]}
+    assert kinds["safety_risk"]["ruleId"] == "flags.safety_risk"
+    assert kinds["safety_risk"]["inputs"]["latest_item9"] == 1
+    assert "needs_psychiatric_review" in kinds
+
+    def bill() -> dict[str, Any]:
+        reply = server.graphql(BILLING, {"month": month.isoformat()})
+        assert "errors" not in reply, reply
+        (only,) = reply["data"]["billingSummary"]["rows"]
+        result: dict[str, Any] = only
+        return result
+
+    unconsented = bill()
+    assert unconsented["loggedMinutes"] == 36 and unconsented["codes"] == []
+    assert "consent" in unconsented["missingDocumentation"] and not unconsented["billable"]
+
+    _grant_consent(server, pid, _at(month, 2))
+    billed = _wait_for(bill, lambda r: r["billable"])
+    assert billed["firstMonth"] and billed["countedMinutes"] == 36
+    assert billed["codes"] == [{"code": "99492", "units": 1}]
+    # No care plan or case review was recorded: listed, and the code still stands.
+    assert billed["missingDocumentation"] == ["care_plan", "psychiatric_consultant_review"]

@@ -1,0 +1,368 @@
+"""The partner GraphQL groups, executed in process against a real runtime (PostgreSQL,
+projector, audit) with the callers' principals; the webhook receiver is a real local server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+import strawberry
+
+from domain.patient import Patient
+from services.api.context import CareteamContext
+from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
+from services.auth import Principal, Role
+from services.bootstrap import Runtime, open_runtime
+from services.eventstore import EventMetadata
+from services.settings import Secret, Settings
+from tests.integration.test_partners_feeds import (
+    FAST,
+    GIVEN,
+    ORG,
+    OTHER_ORG,
+    PARTNER_ORG,
+    Receiver,
+    eventually,
+    phq9,
+    running_feeds,
+    schema_errors,
+)
+
+SCHEMA = strawberry.Schema(
+    query=PartnerQuery, mutation=PartnerMutation, subscription=PartnerSubscription
+)
+ADMIN = Principal(uuid4(), Role.ADMIN, ORG)
+COMPLIANCE = Principal(uuid4(), Role.COMPLIANCE, ORG)
+CARE_MANAGER = Principal(uuid4(), Role.CARE_MANAGER, ORG)
+
+REGISTER = """
+mutation ($input: RegisterPartnerInput!) {
+  registerPartner(input: $input) {
+    __typename
+    ... on PartnerRegistration {
+      webhookSecret
+      partner { id name delivery allowedEventTypes active version feed { position epoch } }
+    }
+    ... on ValidationError { code field }
+    ... on ForbiddenError { code }
+  }
+}"""
+DISCLOSURES = """
+query ($patientId: UUID!, $after: String) {
+  disclosures(patientId: $patientId, first: 2, after: $after) {
+    __typename
+    ... on DisclosurePage {
+      disclosures { disclosedAt recipientName recipientOrganisationId description purpose
+                    channel publicEventType part2 }
+      pageInfo { hasNextPage endCursor }
+    }
+    ... on ForbiddenError { code }
+    ... on NotFoundError { code }
+  }
+}"""
+
+
+@pytest.fixture
+async def runtime(db_dsn: str, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """A careteam runtime on a fresh database: pool, store, projector, audit writer."""
+    settings = Settings(database_url=Secret(db_dsn), data_dir=tmp_path, db_pool_max=8)
+    async with open_runtime(settings, run_relay=False) as rt:
+        yield rt
+
+
+async def run(
+    runtime: Runtime, principal: Principal, query: str, **variables: Any
+) -> dict[str, Any]:
+    """Executes one operation as ``principal``; fails on unexpected GraphQL errors."""
+    ctx = CareteamContext(runtime=runtime, request=None, principal=principal)
+    result = await SCHEMA.execute(query, variable_values=variables, context_value=ctx)
+    assert result.errors is None, result.errors
+    assert result.data is not None
+    return result.data
+
+
+def webhook_input(url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "organisationId": str(PARTNER_ORG),
+        "name": "Community partner",
+        "purpose": "care coordination",
+        "allowedEventTypes": ["patient.screening_recorded.v1"],
+        "delivery": "WEBHOOK",
+        "webhookUrl": url,
+        **overrides,
+    }
+
+
+async def consented_patient(runtime: Runtime, *, screenings: int, org: UUID = PARTNER_ORG) -> UUID:
+    """A patient of ORG who consents to share with ``org`` and is screened ``screenings`` times."""
+    meta = EventMetadata(actor_id=str(CARE_MANAGER.user_id), role="care_manager")
+    now = datetime.now(UTC)
+    patient = Patient.register(
+        given_name=GIVEN,
+        family_name="Quixworth",
+        birth_date=date(1980, 5, 17),
+        mrn="MRN-7734119",
+        organisation_id=ORG,
+        occurred_at=now,
+        now=now,
+    )
+    patient.grant_consent(
+        kind="data_sharing", partner_organisation_id=org, occurred_at=now, now=now
+    )
+    for total in range(1, screenings + 1):
+        patient.record_screening(instrument="phq9", answers=phq9(total), occurred_at=now, now=now)
+    result = await runtime.app.create(patient, metadata=meta, now=now)
+    assert result.position is not None
+    await runtime.projector.wait_for(result.position, 10.0)
+    return patient.id
+
+
+async def _accounted(runtime: Runtime, patient_id: UUID, count: int) -> bool:
+    async with runtime.pool.acquire() as conn:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM disclosures WHERE patient_id = $1", patient_id
+        )
+    return bool(found == count)
+
+
+async def access_rows(runtime: Runtime, operation: str) -> list[dict[str, Any]]:
+    async with runtime.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT * FROM access_log WHERE operation = $1 ORDER BY id", operation
+        )
+    return [dict(r) for r in rows]
+
+
+# --- the registry ----------------------------------------------------------------------
+
+
+async def test_an_admin_registers_a_webhook_partner_and_sees_its_secret_only_once(
+    runtime: Runtime,
+) -> None:
+    """The secret is in the registration's answer and nowhere else; changes are audited."""
+    data = await run(runtime, ADMIN, REGISTER, input=webhook_input("https://partner.example/hook"))
+    registered = data["registerPartner"]
+    assert registered["__typename"] == "PartnerRegistration"
+    secret = registered["webhookSecret"]
+    assert secret.startswith("whsec_")
+    partner_id = registered["partner"]["id"]
+    shown = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) { partner(id: $id) { ... on Partner {
+             name webhookUrl history { change version actorId details } } } }""",
+        id=partner_id,
+    )
+    assert secret not in json.dumps(shown)
+    assert [h["change"] for h in shown["partner"]["history"]] == ["registered"]
+    assert shown["partner"]["history"][0]["actorId"] == str(ADMIN.user_id)
+    rotated = await run(
+        runtime,
+        ADMIN,
+        """mutation ($id: UUID!) { updatePartner(input: {partnerId: $id,
+             rotateWebhookSecret: true, name: "Renamed partner"}) {
+             ... on PartnerRegistration { webhookSecret partner { name version } } } }""",
+        id=partner_id,
+    )
+    assert rotated["updatePartner"]["webhookSecret"] not in (None, secret)
+    assert rotated["updatePartner"]["partner"] == {"name": "Renamed partner", "version": 2}
+    history = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) { partner(id: $id) { ... on Partner { history { change } } } }""",
+        id=partner_id,
+    )
+    assert [h["change"] for h in history["partner"]["history"]] == [
+        "registered",
+        "updated",
+        "secret_rotated",
+    ]
+    assert [r["outcome"] for r in await access_rows(runtime, "registerPartner")] == ["allowed"]
+
+
+async def test_other_roles_are_refused_partner_administration_and_the_refusal_is_audited(
+    runtime: Runtime,
+) -> None:
+    """Only administrators manage partners; a refusal leaves a denial in access_log."""
+    data = await run(
+        runtime, CARE_MANAGER, REGISTER, input=webhook_input("https://partner.example/hook")
+    )
+    assert data["registerPartner"] == {"__typename": "ForbiddenError", "code": "ROLE_NOT_PERMITTED"}
+    denials = await access_rows(runtime, "registerPartner")
+    assert [(r["outcome"], r["actor_id"]) for r in denials] == [("denied", CARE_MANAGER.user_id)]
+    other_admin = Principal(uuid4(), Role.ADMIN, OTHER_ORG)
+    mine = await run(runtime, ADMIN, REGISTER, input=webhook_input("https://partner.example/h"))
+    partner_id = mine["registerPartner"]["partner"]["id"]
+    theirs = await run(
+        runtime,
+        other_admin,
+        """query ($id: UUID!) { partner(id: $id) { __typename ... on NotFoundError { code } } }""",
+        id=partner_id,
+    )
+    assert theirs["partner"] == {"__typename": "NotFoundError", "code": "PARTNER_NOT_FOUND"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"allowedEventTypes": ["patient.registered.v1"]}, "UNKNOWN_EVENT_TYPE"),
+        ({"allowedEventTypes": []}, "NO_EVENT_TYPES"),
+        ({"webhookUrl": "http://partner.example/hook"}, "WEBHOOK_URL_NOT_HTTPS"),
+        ({"delivery": "KAFKA"}, "KAFKA_TOPIC_INVALID"),
+        ({"name": "  "}, "BLANK_VALUE"),
+    ],
+)
+async def test_a_registration_breaking_a_rule_is_refused_with_its_code(
+    runtime: Runtime, overrides: dict[str, Any], code: str
+) -> None:
+    """Identity data types, plain HTTP, missing topics and blank names never register."""
+    data = await run(
+        runtime, ADMIN, REGISTER, input=webhook_input("https://partner.example/hook", **overrides)
+    )
+    assert data["registerPartner"]["__typename"] == "ValidationError"
+    assert data["registerPartner"]["code"] == code
+
+
+async def test_a_replay_needs_exactly_one_starting_point_and_then_moves_the_feed(
+    runtime: Runtime,
+) -> None:
+    """afterPosition or fromTime; each replay bumps the feed's epoch."""
+    data = await run(runtime, ADMIN, REGISTER, input=webhook_input("https://partner.example/h"))
+    partner_id = data["registerPartner"]["partner"]["id"]
+    replay = """mutation ($input: ReplayPartnerFeedInput!) { replayPartnerFeed(input: $input) {
+        __typename ... on PartnerReplay { afterPosition } ... on ValidationError { code } } }"""
+    none = await run(runtime, ADMIN, replay, input={"partnerId": partner_id})
+    assert none["replayPartnerFeed"]["code"] == "ONE_START_REQUIRED"
+    bad = await run(runtime, ADMIN, replay, input={"partnerId": partner_id, "afterPosition": "x"})
+    assert bad["replayPartnerFeed"]["code"] == "INVALID_POSITION"
+    moved = await run(
+        runtime, ADMIN, replay, input={"partnerId": partner_id, "afterPosition": "0.0"}
+    )
+    assert moved["replayPartnerFeed"] == {"__typename": "PartnerReplay", "afterPosition": "0.0"}
+    by_time = await run(
+        runtime,
+        ADMIN,
+        replay,
+        input={"partnerId": partner_id, "fromTime": datetime.now(UTC).isoformat()},
+    )
+    assert by_time["replayPartnerFeed"]["__typename"] == "PartnerReplay"
+    feed = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) { partner(id: $id) { ... on Partner { feed { epoch } } } }""",
+        id=partner_id,
+    )
+    assert feed["partner"]["feed"]["epoch"] == 2
+
+
+# --- the accounting of disclosures ----------------------------------------------------
+
+
+async def test_compliance_pages_through_a_patients_disclosures_oldest_first(
+    runtime: Runtime,
+) -> None:
+    """Every delivery is accounted (date, recipient, description, purpose), in pages."""
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        data = await run(runtime, ADMIN, REGISTER, input=webhook_input(receiver.url))
+        receiver.secret = data["registerPartner"]["webhookSecret"]
+        patient_id = await consented_patient(runtime, screenings=3)
+        async with running_feeds(runtime.store, runtime.dsn, options=FAST):
+            await eventually(lambda: _accounted(runtime, patient_id, 3))
+    finally:
+        await receiver.stop()
+    first = (await run(runtime, COMPLIANCE, DISCLOSURES, patientId=str(patient_id)))["disclosures"]
+    assert first["pageInfo"]["hasNextPage"] is True
+    second = (
+        await run(
+            runtime,
+            COMPLIANCE,
+            DISCLOSURES,
+            patientId=str(patient_id),
+            after=first["pageInfo"]["endCursor"],
+        )
+    )["disclosures"]
+    assert second["pageInfo"]["hasNextPage"] is False
+    entries = first["disclosures"] + second["disclosures"]
+    assert len(entries) == 3
+    assert [e["disclosedAt"] for e in entries] == sorted(e["disclosedAt"] for e in entries)
+    assert {
+        (e["recipientName"], e["recipientOrganisationId"], e["purpose"], e["channel"])
+        for e in entries
+    } == {("Community partner", str(PARTNER_ORG), "care coordination", "WEBHOOK")}
+    assert all(e["description"].startswith("questionnaire result") for e in entries)
+    reads = await access_rows(runtime, "disclosures")
+    assert [(r["outcome"], r["patient_id"]) for r in reads][-1] == ("allowed", patient_id)
+
+
+async def test_care_teams_and_other_organisations_cannot_read_the_accounting(
+    runtime: Runtime,
+) -> None:
+    """Compliance of the patient's organisation only; others see a refusal or nothing."""
+    patient_id = await consented_patient(runtime, screenings=0)
+    as_team = await run(runtime, CARE_MANAGER, DISCLOSURES, patientId=str(patient_id))
+    assert as_team["disclosures"] == {"__typename": "ForbiddenError", "code": "ROLE_NOT_PERMITTED"}
+    elsewhere = Principal(uuid4(), Role.COMPLIANCE, OTHER_ORG)
+    as_other = await run(runtime, elsewhere, DISCLOSURES, patientId=str(patient_id))
+    assert as_other["disclosures"]["__typename"] == "NotFoundError"
+
+
+# --- the GraphQL channel --------------------------------------------------------------
+
+
+async def test_a_graphql_partner_receives_its_consented_feed_and_each_event_is_accounted(
+    runtime: Runtime,
+) -> None:
+    """partnerEvents streams schema-valid data under pseudonyms to the partner's own token."""
+    data = await run(
+        runtime,
+        ADMIN,
+        REGISTER,
+        input=webhook_input("", delivery="GRAPHQL", webhookUrl=None),
+    )
+    assert data["registerPartner"]["webhookSecret"] is None
+    patient_id = await consented_patient(runtime, screenings=2)
+    await consented_patient(runtime, screenings=1, org=OTHER_ORG)  # not for this partner
+    partner = Principal(uuid4(), Role.PARTNER, PARTNER_ORG)
+    ctx = CareteamContext(runtime=runtime, request=None, principal=partner)
+    stream = await SCHEMA.subscribe(
+        """subscription { partnerEvents(after: "0.0") {
+             id type subject sequence confidentiality data } }""",
+        context_value=ctx,
+    )
+    received = []
+    async with asyncio.timeout(20):
+        async for result in stream:
+            assert result.errors is None, result.errors
+            assert result.data is not None
+            received.append(result.data["partnerEvents"])
+            if len(received) == 2:
+                break
+    await stream.aclose()
+    assert [e["data"]["total"] for e in received] == [1, 2]
+    for event in received:
+        assert schema_errors(event["type"], event["data"]) == []
+        assert str(patient_id) not in json.dumps(event) and GIVEN not in json.dumps(event)
+    async with runtime.pool.acquire() as conn:
+        channels = await conn.fetch(
+            "SELECT channel FROM disclosures WHERE patient_id = $1", patient_id
+        )
+    assert [r["channel"] for r in channels] == ["graphql", "graphql"]
+    stranger = CareteamContext(
+        runtime=runtime, request=None, principal=Principal(uuid4(), Role.PARTNER, OTHER_ORG)
+    )
+    refused = await SCHEMA.subscribe(
+        "subscription { partnerEvents { id } }", context_value=stranger
+    )
+    async for result in refused:
+        assert result.errors is not None
+        assert result.errors[0].extensions == {"code": "PARTNER_NOT_FOUND"}
+        break

@@ -1,0 +1,72 @@
+"""A tiny real run of row 1 against the test PostgreSQL server: smoke only.
+
+It checks that every system ran, that the tailing reader saw every event once and in
+order, and that the report can be written; it never asserts anything about a duration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import asyncpg
+
+from services.bench import row1_appends
+from services.bench.base import BenchOptions, RowContext
+from services.bench.environment import DB_PREFIX, BenchServer, CorePlan, Databases
+from services.bench.report import write_report
+from services.bench.results import BenchReport
+
+
+async def test_row_1_runs_every_system_and_the_tailing_reader_skips_nothing(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    options = BenchOptions(rows=(1,), events=60, writers=(1, 3), runs=1, out=tmp_path)
+    ctx = RowContext(
+        options=options,
+        server=BenchServer(dsn=db_dsn),
+        databases=Databases(db_dsn),
+        cores=CorePlan(),
+    )
+    result = await row1_appends.measure(ctx)
+
+    assert result.status == "measured"
+    systems = ["careteam", "raw"]
+    if row1_appends.library_missing() is None:
+        systems.append("library")
+    else:
+        assert any("Library baseline not measured" in n for n in result.notes)
+    for system in systems:
+        for writers in (1, 3):
+            series = result.series_by_key(f"{system}_w{writers}")
+            assert len(series.runs) == 1 and series.runs[0] > 0
+    skipped = [c for c in result.checks if "skipped" in c.label]
+    assert [c.value for c in skipped] == [0.0, 0.0]
+    assert all("60 appended; duplicates 0, out of order 0" in c.detail for c in skipped)
+    assert all(not math.isnan(c.median) for c in result.comparisons)
+    storage = result.series_by_key("careteam_bytes_per_event")
+    assert storage.runs[0] > 0
+
+    report = BenchReport(
+        command="careteam bench --rows 1 --events 60",
+        started_at="",
+        finished_at="",
+        runs=1,
+        events=60,
+        writers=[1, 3],
+        machine={},
+        placement={},
+        rows=[result],
+    )
+    paths = write_report(report, tmp_path, charts=False)
+    assert json.loads(paths["json"].read_text())["rows"][0]["status"] == "measured"
+
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1", f"{DB_PREFIX}%"
+        )
+    finally:
+        await conn.close()
+    assert left == 0, "the benchmark left its databases behind"

@@ -1,0 +1,52 @@
+"""Keyset cursors: opaque, bound to their ordering, refused when tampered with."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+import pytest
+
+from projections.keyset import (
+    InvalidCursorError,
+    SortKey,
+    after_clause,
+    decode_cursor,
+    encode_cursor,
+    order_by,
+)
+
+KEYS = [
+    SortKey("flagged", True, "boolean", "false"),
+    SortKey("enrolled_at", False, "timestamptz", "'infinity'"),
+    SortKey("key", False, "uuid", "'00000000-0000-0000-0000-000000000000'"),
+]
+
+
+def test_a_cursor_round_trips_its_values_as_text_for_sql_casts() -> None:
+    """Booleans, instants, UUIDs and NULLs survive the trip."""
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    key = UUID("00000000-0000-4000-8000-000000000001")
+    cursor = encode_cursor("caseload", [True, at, key])
+    assert decode_cursor("caseload", cursor, 3) == ["true", at.isoformat(), str(key)]
+    assert decode_cursor("caseload", encode_cursor("caseload", [None, None, key]), 3)[0] is None
+
+
+def test_a_cursor_of_another_ordering_or_garbage_is_refused() -> None:
+    """A cursor is only valid for the ordering that made it."""
+    cursor = encode_cursor("caseload:plain", [1])
+    with pytest.raises(InvalidCursorError):
+        decode_cursor("caseload:flagged", cursor, 1)
+    with pytest.raises(InvalidCursorError):
+        decode_cursor("caseload:plain", "not-a-cursor!!", 1)
+    with pytest.raises(InvalidCursorError):
+        decode_cursor("caseload:plain", cursor, 2)
+
+
+def test_the_after_clause_compares_each_key_in_its_own_direction() -> None:
+    """Descending keys continue with "<", ascending ones with ">", NULLs via their fill."""
+    clause = after_clause(KEYS, 4)
+    assert "COALESCE(flagged, false::boolean) < COALESCE($4::text::boolean" in clause
+    assert "COALESCE(enrolled_at, 'infinity'::timestamptz) > COALESCE($5::text" in clause
+    assert clause.count(" OR ") == 2
+    assert order_by(KEYS).startswith("COALESCE(flagged, false::boolean) DESC")

@@ -1,0 +1,96 @@
+"""Outcome measures from the registry's stored scores, by effective time."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from projections.caseload import evolve
+from projections.outcomes import by_care_manager, episode_outcomes
+from tests.unit.projections.projection_support import (
+    CARE_MANAGER,
+    NOW,
+    Log,
+    day,
+    enrolled_patient,
+    fold,
+    on,
+    phq9,
+)
+
+
+def test_a_halved_score_in_the_twelve_week_window_is_a_response() -> None:
+    """Days 70-98 after the index score: the latest score there counts."""
+    patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=phq9(18), occurred_at=day(0), now=NOW)
+    patient.record_screening(instrument="phq9", answers=phq9(9), occurred_at=day(84), now=NOW)
+    log = Log()
+    log.take(patient)
+    (episode,) = episode_outcomes(fold(evolve, log.records), on(120))
+    twelve = episode.outcomes.twelve_weeks
+    assert twelve.window_closed and twelve.response and not twelve.remission
+    assert episode.care_manager_id == CARE_MANAGER
+
+
+def test_a_late_recorded_score_in_the_window_changes_the_result_when_recomputed() -> None:
+    """A score taken on day 90 but entered later replaces day 84 as the one that counts."""
+    patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=phq9(18), occurred_at=day(0), now=NOW)
+    patient.record_screening(instrument="phq9", answers=phq9(9), occurred_at=day(84), now=NOW)
+    log = Log()
+    log.take(patient)
+    (before,) = episode_outcomes(fold(evolve, log.records), on(120))
+    patient.record_screening(instrument="phq9", answers=phq9(3), occurred_at=day(90), now=NOW)
+    log.take(patient)
+    (after,) = episode_outcomes(fold(evolve, log.records), on(120))
+    assert not before.outcomes.twelve_weeks.remission
+    assert after.outcomes.twelve_weeks.remission
+
+
+def test_drr_e_excludes_an_index_score_of_nine_or_less() -> None:
+    """NCQA DRR-E starts from an index PHQ-9 above 9."""
+    patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=phq9(9), occurred_at=day(0), now=NOW)
+    log = Log()
+    log.take(patient)
+    (episode,) = episode_outcomes(fold(evolve, log.records), on(300))
+    assert episode.outcomes.drr_e.ineligible is not None
+    assert episode.outcomes.drr_e.ineligible.value == "index_not_above_threshold"
+
+
+def test_episodes_without_a_complete_phq9_are_not_reported() -> None:
+    """No index score, no outcome."""
+    patient = enrolled_patient()
+    log = Log()
+    log.take(patient)
+    assert episode_outcomes(fold(evolve, log.records), on(10)) == []
+
+
+def test_the_care_manager_summary_counts_only_closed_windows_as_final() -> None:
+    """An open window is in progress, not a failure."""
+    closed = enrolled_patient()
+    closed.record_screening(instrument="phq9", answers=phq9(20), occurred_at=day(0), now=NOW)
+    closed.record_screening(instrument="phq9", answers=phq9(4), occurred_at=day(80), now=NOW)
+    still_open = enrolled_patient()
+    still_open.record_screening(instrument="phq9", answers=phq9(20), occurred_at=day(50), now=NOW)
+    episodes = []
+    for patient in (closed, still_open):
+        log = Log()
+        log.take(patient)
+        episodes.extend(episode_outcomes(fold(evolve, log.records), on(110)))
+    (summary,) = by_care_manager(episodes)
+    twelve = summary.twelve_weeks
+    assert (twelve.episodes, twelve.final, twelve.in_progress) == (2, 1, 1)
+    assert (twelve.response, twelve.remission, twelve.follow_up) == (1, 1, 1)
+
+
+def test_an_as_of_day_before_a_score_leaves_that_score_out() -> None:
+    """Outcomes as of a past day read only the scores taken by then."""
+    patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=phq9(20), occurred_at=day(0), now=NOW)
+    patient.record_screening(instrument="phq9", answers=phq9(4), occurred_at=day(80), now=NOW)
+    log = Log()
+    log.take(patient)
+    (episode,) = episode_outcomes(fold(evolve, log.records), on(79))
+    assert episode.outcomes.latest is None and not episode.outcomes.remission
+    baseline = episode.outcomes.baseline
+    assert baseline is not None and baseline.day == date(2026, 3, 2)
