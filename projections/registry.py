@@ -21,3 +21,16 @@ def all_projections() -> list[Projection]:
         referral_projection,
         consultation_projection,
     ]
+
+
+def projection_tables() -> dict[str, tuple[str, ...]]:
+    """The tables each projection owns (what `careteam rebuild` rebuilds and swaps)."""
+    return {
+        patient_access.name: ("rm_patient_access",),
+        emergency_access.name: ("rm_emergency_access",),
+        patient_view.name: ("rm_patient_view",),
+        registry.name: ("rm_registry",),
+        billing.name: ("rm_billing_facts", "rm_billing_minutes"),
+        referral_projection.name: ("rm_referral_tracker",),
+        consultation_projection.name: ("rm_consultation_tracker",),
+    }

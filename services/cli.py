@@ -126,6 +126,40 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    from projections.registry import all_projections, projection_tables
+    from services.bootstrap import open_runtime
+    from services.projector.rebuild import rebuild
+
+    settings = _settings(args)
+    projections = all_projections()
+    if args.names:
+        known = {p.name: p for p in projections}
+        unknown = [n for n in args.names if n not in known]
+        if unknown:
+            print(
+                f"careteam: unknown read model {unknown}; known: {sorted(known)}",
+                file=sys.stderr,
+            )
+            return 2
+        projections = [p for p in projections if p.name in args.names]
+
+    def bar(done: int, total: int) -> None:
+        width = 40
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\rrebuilding [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        sys.stderr.flush()
+
+    async def run() -> int:
+        async with open_runtime(settings, run_projector=False, run_relay=False) as runtime:
+            position = await rebuild(runtime.store, projections, projection_tables(), progress=bar)
+        sys.stderr.write("\n")
+        print(f"rebuilt {', '.join(p.name for p in projections)} up to {position.encode()}")
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="careteam", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--psychiatrist", default="00000000-0000-4000-8000-0000000000a1")
     data_dir(seed)
     seed.set_defaults(func=_cmd_seed)
+
+    reb = sub.add_parser(
+        "rebuild",
+        help="rebuild read models from the log into new tables and swap them in "
+        "(the old ones keep serving meanwhile)",
+    )
+    reb.add_argument("names", nargs="*", help="read models to rebuild (default: all)")
+    data_dir(reb)
+    reb.set_defaults(func=_cmd_rebuild)
 
     exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     exp.set_defaults(func=_cmd_export_schema)
