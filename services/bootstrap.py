@@ -91,7 +91,10 @@ async def open_runtime(
                 store=store,
                 app=Application(store),
                 projector=ProjectionRunner(
-                    store, all_projections(), poll_seconds=settings.projector_poll_seconds
+                    store,
+                    all_projections(),
+                    poll_seconds=settings.projector_poll_seconds,
+                    page_size=settings.projector_page_size,
                 ),
                 audit=AuditWriter(pool),
                 clock=clock,

@@ -160,6 +160,25 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _cmd_projector(args: argparse.Namespace) -> int:
+    import signal
+
+    from services.bootstrap import open_runtime
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with open_runtime(settings, run_projector=True, run_relay=False):
+            await stop.wait()
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="careteam", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--psychiatrist", default="00000000-0000-4000-8000-0000000000a1")
     data_dir(seed)
     seed.set_defaults(func=_cmd_seed)
+
+    proj = sub.add_parser("projector", help="run only the projector (read models), until SIGTERM")
+    data_dir(proj)
+    proj.set_defaults(func=_cmd_projector)
 
     reb = sub.add_parser(
         "rebuild",

@@ -51,6 +51,7 @@ class Settings:
     kafka_bootstrap_servers: str | None = None
     kafka_topic: str = "careteam.events.v1"
     projector_poll_seconds: float = 0.1
+    projector_page_size: int = 500
     read_your_writes_timeout_seconds: float = 5.0
     db_pool_min: int = 2
     db_pool_max: int = 10
@@ -121,6 +122,7 @@ class Settings:
         for name, attr, kind in (
             ("PORT", "port", int),
             ("PROJECTOR_POLL_SECONDS", "projector_poll_seconds", float),
+            ("PROJECTOR_PAGE_SIZE", "projector_page_size", int),
             ("READ_YOUR_WRITES_TIMEOUT_SECONDS", "read_your_writes_timeout_seconds", float),
             ("DB_POOL_MIN", "db_pool_min", int),
             ("DB_POOL_MAX", "db_pool_max", int),
