@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -127,6 +127,24 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     verifier = build_verifier(settings)
+
+    async def metrics(_request: Request) -> PlainTextResponse:
+        """Prometheus text format: projection lag per read model (no patient data)."""
+        runtime = holder.get("runtime")
+        if runtime is None:
+            return PlainTextResponse("", status_code=503)
+        lag = await runtime.projector.lag()
+        lines = [
+            "# HELP careteam_projection_events_behind Events in the log a read model has "
+            "not applied yet.",
+            "# TYPE careteam_projection_events_behind gauge",
+        ]
+        lines += [
+            f'careteam_projection_events_behind{{projection="{name}"}} {v["events_behind"]}'
+            for name, v in sorted(lag.items())
+        ]
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
     graphql_app = CareteamGraphQL(
         holder,
         verifier,
@@ -140,6 +158,7 @@ def create_app(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Route(
                 "/graphql",
                 BodyLimit(Authenticate(graphql_app, verifier), MAX_BODY_BYTES),

@@ -187,3 +187,13 @@ def test_a_restarted_server_on_the_embedded_database_keeps_every_record(tmp_path
         assert patient["latestPhq9"]["severity"] == "mild"
     finally:
         second.stop()
+
+
+def test_metrics_expose_projection_lag_per_read_model(server: ServerProcess) -> None:
+    """/metrics answers in Prometheus text format with one gauge per read model."""
+    import httpx
+
+    register(server)
+    text = httpx.get(f"{server.url}/metrics").text
+    assert "# TYPE careteam_projection_events_behind gauge" in text
+    assert 'careteam_projection_events_behind{projection="patient_view"}' in text
