@@ -1,8 +1,8 @@
 """A read model of one JSON document per key plus indexed columns derived from it.
 
-Like ``projections.document.DocumentProjection`` (a pure ``evolve(doc, event)``), but
-the writer also stores typed columns computed from each changed document, so queries
-can filter, order and page in SQL (keyset pagination needs real columns with indexes).
+The projection's rules are a pure ``evolve(doc, event)``; the writer also stores typed
+columns computed from each changed document, so queries can filter, order and page in
+SQL (keyset pagination needs real columns with indexes).
 The columns are derived once per changed document per batch, after every event of the
 batch was evolved, so an expensive derivation (the registry's flag onset days) costs
 one call per touched key, not one per event. A document that evolves to ``None`` is

@@ -16,7 +16,8 @@ from typing import Any
 from uuid import UUID
 
 from domain.patient import Patient
-from projections.document import Doc, DocumentProjection
+from projections.document import Doc
+from projections.keyed import KeyedDocumentProjection
 from services.eventstore import RecordedEvent
 
 NAME = "patient_view"
@@ -193,4 +194,11 @@ def _key(record: RecordedEvent) -> UUID | None:
     return record.patient_id if record.stream_type == "patient" else None
 
 
-projection = DocumentProjection(name=NAME, table=TABLE, key_of=_key, evolve=evolve)
+projection = KeyedDocumentProjection(
+    name=NAME,
+    table=TABLE,
+    key_of=_key,
+    evolve=evolve,
+    columns={"organisation_id": "uuid"},
+    derive=lambda doc: {"organisation_id": doc["organisation_id"]},
+)
