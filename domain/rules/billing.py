@@ -30,6 +30,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
+from domain.common import ActivityType
 from domain.rules import RuleBook, calendar_day
 
 __all__ = [
@@ -69,20 +70,7 @@ class BillingMode(StrEnum):
     GENERAL_BHI = "general_bhi"
 
 
-class ActivityType(StrEnum):
-    """Care manager activities whose time is logged (cocm-rules.md, Billing).
-
-    All of them count toward the month's minutes under every version so far; the type
-    is kept on the entry so the row can show what the time was spent on.
-    """
-
-    CONTACT = "contact"
-    OUTREACH = "outreach"
-    REGISTRY_REVIEW = "registry_review"
-    CASE_REVIEW = "case_review"
-    COORDINATION = "coordination"
-
-
+# ActivityType is the domain's own enumeration (domain/common.py), re-exported here.
 class RequiredElement(StrEnum):
     """Documentation a billed month needs; absent ones are listed, not silently fatal."""
 

@@ -29,6 +29,7 @@ from enum import StrEnum
 from fractions import Fraction
 from types import MappingProxyType
 
+from domain.common import EpisodeStatus
 from domain.rules import DatedScore, RuleBook, ScoreOutOfRangeError, calendar_day, improvement
 
 __all__ = [
@@ -50,17 +51,7 @@ __all__ = [
 ]
 
 
-class EpisodeStatus(StrEnum):
-    """Episode status (cocm-rules.md); the discharge reason does not change any flag."""
-
-    REFERRED = "referred"
-    ENROLLED = "enrolled"
-    ACTIVE_TREATMENT = "active_treatment"
-    RELAPSE_PREVENTION = "relapse_prevention"
-    DISCHARGED = "discharged"
-    DEACTIVATED = "deactivated"
-
-
+# EpisodeStatus is the domain's own enumeration (domain/common.py), re-exported here.
 # Choice: "in active treatment" means enrolled or active treatment. An enrolled
 # patient's treatment clock has started (weeks count from enrollment) and the team owes
 # them contact and measurement. Relapse prevention is left out on purpose: the
