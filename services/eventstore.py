@@ -158,7 +158,7 @@ LIMIT $3
 AppendListener = Callable[[LogPosition], Awaitable[None] | None]
 
 
-def _row_to_event(row: asyncpg.Record) -> RecordedEvent:
+def row_to_event(row: asyncpg.Record) -> RecordedEvent:
     return RecordedEvent(**dict(row))
 
 
@@ -250,7 +250,7 @@ class EventStore:
         recorded = [
             replace(r, payload=p)
             for r, p in zip(
-                sorted((_row_to_event(r) for r in rows), key=lambda r: r.stream_version),
+                sorted((row_to_event(r) for r in rows), key=lambda r: r.stream_version),
                 plain,
                 strict=True,
             )
@@ -304,7 +304,7 @@ class EventStore:
                 rows = await c.fetch(sql, stream_id, after_version)
         else:
             rows = await conn.fetch(sql, stream_id, after_version)
-        records = [_row_to_event(r) for r in rows]
+        records = [row_to_event(r) for r in rows]
         return await self.decrypt(records, conn) if decrypt else records
 
     async def read_log(
@@ -323,7 +323,7 @@ class EventStore:
                 rows = await c.fetch(_READ_LOG_SQL, str(after.tx_id), after.position, limit)
         else:
             rows = await conn.fetch(_READ_LOG_SQL, str(after.tx_id), after.position, limit)
-        records = [_row_to_event(r) for r in rows]
+        records = [row_to_event(r) for r in rows]
         return await self.decrypt(records, conn) if decrypt else records
 
     async def head(self) -> LogPosition:

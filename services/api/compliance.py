@@ -20,7 +20,7 @@ from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, ValidationError
 from services.api.types import Patient
 from services.database import Conn
-from services.eventstore import EventStore, RecordedEvent, _row_to_event
+from services.eventstore import EventStore, RecordedEvent, row_to_event
 
 MAX_PAGE = 500
 
@@ -167,7 +167,7 @@ async def changes_for(conn: Conn, rows: list[dict[str, Any]], store: EventStore)
     for stream_id, upto in wanted.items():
         records = await store.decrypt(
             [
-                _row_to_event(x)
+                row_to_event(x)
                 for x in await conn.fetch(
                     """SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
                           stream_type, stream_version, patient_id, event_type, event_version,
@@ -321,7 +321,7 @@ class ComplianceQuery:
                 id,
                 at,
             )
-        doc = as_of(await ctx.runtime.store.decrypt([_row_to_event(r) for r in rows]))
+        doc = as_of(await ctx.runtime.store.decrypt([row_to_event(r) for r in rows]))
         if doc is None:
             return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {id} at that time")
         await record_reads(ctx, "patientAsOf", [id], selected_fields(info))

@@ -18,7 +18,7 @@ from datetime import datetime
 from uuid import UUID
 
 from services.database import Conn
-from services.eventstore import RecordedEvent, _row_to_event
+from services.eventstore import RecordedEvent, row_to_event
 from services.partners.contract import (
     ContractViolationError,
     Pseudonyms,
@@ -181,9 +181,9 @@ class Selector:
 async def _consent_events(conn: Conn, patients: set[UUID]) -> list[RecordedEvent]:
     """Every consent event of ``patients`` visible now, in log order."""
     rows = await conn.fetch(_CONSENTS_SQL, list(patients))
-    return [_row_to_event(r) for r in rows]
+    return [row_to_event(r) for r in rows]
 
 
 async def load_event(conn: Conn, event_id: UUID) -> RecordedEvent | None:
     row = await conn.fetchrow(f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = $1", event_id)
-    return None if row is None else _row_to_event(row)
+    return None if row is None else row_to_event(row)
