@@ -140,6 +140,8 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     # Compliance reviews every emergency access.
     "reviewEmergencyAccess": (_g(Relation.ORG, COMP),),
     "emergencyAccessReviews": (_g(Relation.ORG, COMP),),
+    # The registry as it was known at an instant: compliance and administrators.
+    "caseloadAsOf": (_g(Relation.ORG, COMP, ADMIN),),
     # The audit trail is compliance's: who did what, who looked.
     "auditTrail": (_g(Relation.ORG, COMP),),
 }

@@ -13,11 +13,14 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from projections import caseload as caseload_model
 from projections import patient_view
-from services.api.authz import Denied, check_patient_operation, check_role
+from projections.caseload import CaseloadRow
+from services.api.authz import Denied, check_patient_operation, check_role, patient_scope_sql
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, ValidationError
+from services.api.registry_types import CaseloadRowView
 from services.api.types import Patient
 from services.database import Conn
 from services.eventstore import EventStore, RecordedEvent, row_to_event
@@ -326,3 +329,90 @@ class ComplianceQuery:
             return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {id} at that time")
         await record_reads(ctx, "patientAsOf", [id], selected_fields(info))
         return Patient.from_doc(doc)
+
+    @strawberry.field(
+        description="The caseload registry as careteam knew it at an instant (only what had "
+        "been recorded by then), optionally for one care manager. Compliance and admins; "
+        "audited."
+    )
+    async def caseload_as_of(
+        self,
+        info: Info[CareteamContext, None],
+        at: Annotated[datetime, arg("The instant (recorded time).")],
+        care_manager_id: Annotated[UUID | None, arg("One care manager's caseload.")] = None,
+    ) -> CaseloadAsOfResult:
+        ctx = info.context
+        try:
+            check_role(ctx.require_principal(), "caseloadAsOf")
+        except Denied as denied:
+            return await deny(ctx, denied, None)
+        rows = await load_caseload_as_of(ctx, at, care_manager_id)
+        await record_reads(ctx, "caseloadAsOf", [r.patient_id for r in rows], ("caseloadAsOf",))
+        return CaseloadAsOf(at=at, rows=[CaseloadRowView.build(r) for r in rows])
+
+
+MAX_AS_OF_PATIENTS = 1_000
+
+
+@strawberry.type(description="The registry as careteam knew it at an instant (recorded time).")
+class CaseloadAsOf:
+    at: datetime = strawberry.field(description="The instant asked about.")
+    rows: list[CaseloadRowView] = strawberry.field(
+        description="One row per patient enrolled then (with flags as of that day), by "
+        "enrollment date; at most 1,000."
+    )
+
+
+CaseloadAsOfResult = Annotated[
+    CaseloadAsOf | ForbiddenError,
+    strawberry.union("CaseloadAsOfResult", description="The past registry, or why not."),
+]
+
+
+def caseload_as_of(
+    records: list[RecordedEvent], at: datetime, care_manager_id: UUID | None
+) -> list[CaseloadRow]:
+    """Pure: registry rows from the events recorded by ``at`` (already filtered), with the
+    time-dependent values (weeks, flags, minutes this month) evaluated for that day."""
+    docs: dict[UUID, dict[str, Any] | None] = {}
+    minutes: dict[UUID, int] = {}
+    day = at.date()
+    for record in records:
+        docs[record.patient_id] = caseload_model.evolve(docs.get(record.patient_id), record)
+        if record.event_type == "patient.contact_logged":
+            when = record.to_domain_event().occurred_at
+            if (when.year, when.month) == (day.year, day.month):
+                minutes[record.patient_id] = minutes.get(record.patient_id, 0) + int(
+                    record.payload["minutes"]
+                )
+    rows = []
+    for pid, doc in docs.items():
+        if doc is None or caseload_model.current_episode(doc) is None:
+            continue
+        if care_manager_id is not None and doc["care_team"]["care_manager_id"] != str(
+            care_manager_id
+        ):
+            continue
+        rows.append(caseload_model.caseload_row(doc, day, minutes.get(pid, 0)))
+    rows.sort(key=lambda r: (r.enrolled_at or at, str(r.patient_id)))
+    return rows
+
+
+async def load_caseload_as_of(
+    ctx: CareteamContext, at: datetime, care_manager_id: UUID | None
+) -> list[CaseloadRow]:
+    principal = ctx.require_principal()
+    predicate, params = patient_scope_sql("caseloadAsOf", principal, "e.patient_id", 2)
+    async with ctx.runtime.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"""SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
+                       stream_type, stream_version, patient_id, event_type, event_version,
+                       payload, metadata, occurred_at, recorded_at
+                FROM events e
+                WHERE e.stream_type = 'patient' AND e.recorded_at <= $1 AND {predicate}
+                ORDER BY e.tx_id, e.position""",
+            at,
+            *params,
+        )
+        records = await ctx.runtime.store.decrypt([row_to_event(r) for r in rows], conn)
+    return caseload_as_of(records, at, care_manager_id)[:MAX_AS_OF_PATIENTS]

@@ -145,3 +145,36 @@ async def test_audit_verify_passes_then_reports_tampering_done_with_sql(
     assert tampered.returncode == 1
     assert '"edited"' in tampered.stdout and "event:" in tampered.stdout
     assert str(DEFAULT_ORG) not in tampered.stdout
+
+
+CASELOAD_AS_OF = """query($at: DateTime!) { caseloadAsOf(at: $at) { __typename
+  ... on CaseloadAsOf { rows { patientId status latestPhq9 { total } } } } }"""
+
+
+def test_the_caseload_as_of_a_past_instant_differs_from_today(server: ServerProcess) -> None:
+    """A patient enrolled later is absent from the earlier registry; a score recorded later
+    is absent from the earlier row."""
+    cm_token = server.token("care_manager")
+    first = server.graphql(REGISTER, token=cm_token)["data"]["registerPatient"]["patient"]["id"]
+    server.graphql(ENROLL, {"id": first}, token=cm_token)
+    time.sleep(0.05)
+    between = datetime.now(UTC).isoformat()
+    time.sleep(0.05)
+    server.graphql(SCREEN, {"id": first}, token=cm_token)
+    second = server.graphql(REGISTER, token=cm_token)["data"]["registerPatient"]["patient"]["id"]
+    server.graphql(ENROLL, {"id": second}, token=cm_token)
+
+    compliance = server.token("compliance")
+    then = server.graphql(CASELOAD_AS_OF, {"at": between}, token=compliance)["data"]
+    now = server.graphql(CASELOAD_AS_OF, {"at": datetime.now(UTC).isoformat()}, token=compliance)[
+        "data"
+    ]
+    assert then["caseloadAsOf"]["rows"] == [
+        {"patientId": first, "status": "enrolled", "latestPhq9": None}
+    ]
+    assert {r["patientId"] for r in now["caseloadAsOf"]["rows"]} == {first, second}
+    assert {r["patientId"]: r["latestPhq9"] for r in now["caseloadAsOf"]["rows"]}[first] == {
+        "total": 16
+    }
+    refused = server.graphql(CASELOAD_AS_OF, {"at": between}, token=cm_token)["data"]
+    assert refused["caseloadAsOf"]["__typename"] == "ForbiddenError"
