@@ -94,6 +94,7 @@ class _Broker:
         env = {
             **os.environ,
             "CARETEAM_KAFKA_PORT": str(self.port),
+            "CARETEAM_KAFKA_CONTROLLER_PORT": str(self.port + 1),
             "CARETEAM_KAFKA_RUN_DIR": str(self.run_dir),
         }
         done = subprocess.run(
