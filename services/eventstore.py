@@ -17,6 +17,7 @@ and a tailing reader.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,6 +118,12 @@ class RecordedEvent:
         return LogPosition(self.tx_id, self.position)
 
     def to_domain_event(self) -> Any:
+        """The domain event, decoded once per record (every projection of a batch shares it;
+        domain events are immutable)."""
+        return self._domain_event
+
+    @functools.cached_property
+    def _domain_event(self) -> Any:
         return codec.decode_event(
             event_type=self.event_type,
             event_version=self.event_version,
