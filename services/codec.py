@@ -112,6 +112,16 @@ def _aggregate_topic_for(event_cls: Any) -> str | None:
     return None
 
 
+@functools.cache
+def _created_topic(event_cls: Any) -> str | None:
+    """The aggregate topic a creation event carries (None for other events); cached, since
+    type hints are costly and every decoded event asks."""
+    topic = _aggregate_topic_for(event_cls)
+    if topic is not None and "originator_topic" in typing.get_type_hints(event_cls):
+        return topic
+    return None
+
+
 def event_name(event: Any) -> str:
     name: str = type(event).EVENT_NAME
     return name
@@ -152,8 +162,8 @@ def decode_event(
     decoded["originator_id"] = stream_id
     decoded["originator_version"] = stream_version
     decoded["timestamp"] = recorded_at
-    topic = _aggregate_topic_for(cast(Hashable, cls))
-    if topic is not None and "originator_topic" in typing.get_type_hints(cls):
+    topic = _created_topic(cast(Hashable, cls))
+    if topic is not None:
         decoded["originator_topic"] = topic
     obj = object.__new__(cls)
     object.__setattr__(obj, "__dict__", decoded)

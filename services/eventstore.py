@@ -138,7 +138,7 @@ _COLUMNS = """position, tx_id::text::bigint AS tx_id, event_id, stream_id, strea
     stream_version, patient_id, event_type, event_version, payload, metadata,
     occurred_at, recorded_at"""
 
-_APPEND_SQL = f"""
+_APPEND_SQL = """
 WITH new_stream AS (
     INSERT INTO streams (stream_id, stream_type, patient_id)
     SELECT $2, $3, $5 WHERE $11::boolean
@@ -151,7 +151,7 @@ SELECT u.event_id, $2, $3, u.stream_version, $5, u.event_type, u.event_version,
 FROM unnest($1::uuid[], $4::integer[], $6::text[], $7::integer[], $8::jsonb[],
             $10::timestamptz[])
      AS u(event_id, stream_version, event_type, event_version, payload, occurred_at)
-RETURNING {_COLUMNS}
+RETURNING stream_version, position, tx_id::text::bigint AS tx_id, recorded_at
 """
 
 _READ_LOG_SQL = f"""
@@ -254,12 +254,27 @@ class EventStore:
             if exc.constraint_name in ("events_stream_version_unique", "streams_pkey"):
                 raise ConcurrencyConflictError(stream_id, expected_version) from None
             raise
+        # Only what the database assigned comes back; the rest is already known here.
+        assigned = {r["stream_version"]: r for r in rows}
+        meta = metadata.as_json()
         recorded = [
-            replace(r, payload=p)
-            for r, p in zip(
-                sorted((row_to_event(r) for r in rows), key=lambda r: r.stream_version),
-                plain,
-                strict=True,
+            RecordedEvent(
+                position=assigned[version]["position"],
+                tx_id=assigned[version]["tx_id"],
+                event_id=event_id,
+                stream_id=stream_id,
+                stream_type=stream_type,
+                stream_version=version,
+                patient_id=patient_id,
+                event_type=codec.event_name(event),
+                event_version=codec.event_version(event),
+                payload=payload,
+                metadata=meta,
+                occurred_at=occurred_at,
+                recorded_at=assigned[version]["recorded_at"],
+            )
+            for event, event_id, version, payload, occurred_at in zip(
+                events, args[0], versions, plain, args[9], strict=True
             )
         ]
         if conn is None:

@@ -86,11 +86,13 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
             ("access", "access_log", "id", _ACCESS_COLUMNS, "audit_chain:access"),
         ):
             tx, pos = await _checkpoint(conn, name)
+            # ORDER BY names the table's columns: the select list aliases tx_id as text, and
+            # text order ("999" > "1000") would move the checkpoint backwards.
             rows = await conn.fetch(
                 f"""SELECT {columns} FROM {table}
                     WHERE (tx_id, {key}) > ($1::text::xid8, $2::bigint)
                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-                    ORDER BY tx_id, {key} LIMIT $3""",
+                    ORDER BY {table}.tx_id, {table}.{key} LIMIT $3""",
                 tx,
                 pos,
                 limit,

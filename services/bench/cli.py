@@ -20,10 +20,12 @@ from services.bench.results import fmt
 DESCRIPTION = """Measure careteam against baselines run on the same machine and server:
 row 1 appends (vs the eventsourcing library's PostgreSQL recorder and raw asyncpg
 INSERTs), row 2 projection rebuild (vs COPY), row 4 mutation-to-read-model lag over HTTP
-(vs a raw asyncpg round trip). Rows 3, 5, 6 and 7 report themselves skipped until their
-features exist. Each row starts its own embedded PostgreSQL in a temporary folder unless
-CARETEAM_DATABASE_URL is set (then it creates and drops careteam_bench_* databases
-there). Writes report.md, report.json and charts/ to --out. Never fails on a duration."""
+(vs a raw asyncpg round trip); row 3 is a labelled stand-in (patient(id:) until the
+caseload query exists; not in the default set). Rows 5, 6 and 7 report themselves
+skipped until they are written. Each row starts its own embedded PostgreSQL in a
+temporary folder unless CARETEAM_DATABASE_URL is set (then it creates and drops
+careteam_bench_* databases there). Writes report.md, report.json and charts/ to --out.
+Never fails on a duration."""
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -167,6 +167,11 @@ def _verdict(met: bool | None) -> str:
     return {True: "met", False: "NOT met", None: "not measured"}[met]
 
 
+def _ratio(value: float) -> str:
+    """A ratio with its x, unless it is unbounded or was not measured."""
+    return f"{fmt(value)}x" if math.isfinite(value) else fmt(value)
+
+
 def _verdict_text(target: Target | None, value: float) -> str:
     if target is None:
         return ""
@@ -241,8 +246,8 @@ def _row_markdown(row: RowResult, charts: list[str]) -> list[str]:
             (
                 [
                     c.label,
-                    f"{fmt(c.median)}x",
-                    ", ".join(f"{fmt(r)}x" for r in c.ratios),
+                    _ratio(c.median),
+                    ", ".join(_ratio(r) for r in c.ratios),
                     c.target.text if c.target else "none (reported only)",
                     _verdict_text(c.target, c.median),
                 ]
@@ -324,7 +329,7 @@ def to_markdown(report: BenchReport) -> str:
                 [
                     str(t["row"]),
                     t["figure"],
-                    f"{fmt(t['value'])}{'x' if t['unit'] == 'x' else ' ' + t['unit']}",
+                    _ratio(t["value"]) if t["unit"] == "x" else f"{fmt(t['value'])} {t['unit']}",
                     t["target"],
                     _verdict(t["met"]) + (f": {t['gap']}" if t["gap"] else ""),
                 ]
@@ -380,15 +385,20 @@ def write_charts(report: BenchReport, out: Path) -> tuple[list[str], str]:
             height = 1.2 + 0.45 * len(chosen)
             fig, ax = plt.subplots(figsize=(9, height))
             labels = [s.label for s in chosen]
-            medians = [0.0 if math.isnan(s.median) else s.median for s in chosen]
+            # An unmeasured or unbounded figure gets no bar; its label says why.
+            medians = [s.median if math.isfinite(s.median) else 0.0 for s in chosen]
+            labels = [
+                label if math.isfinite(s.median) else f"{label} ({fmt(s.median)})"
+                for label, s in zip(labels, chosen, strict=True)
+            ]
             colors = ["#9aa5b1" if s.baseline else "#2b6cb0" for s in chosen]
             ypos = list(range(len(chosen)))
             ax.barh(ypos, medians, color=colors)
             for y, s in zip(ypos, chosen, strict=True):
-                runs = [v for v in s.runs if not math.isnan(v)]
+                runs = [v for v in s.runs if math.isfinite(v)]
                 ax.plot(runs, [y] * len(runs), "k.", markersize=4)
             ax.set_yticks(ypos)
-            ax.set_yticklabels([_shorten(label) for label in labels], fontsize=8)
+            ax.set_yticklabels([_shorten(label, 80) for label in labels], fontsize=8)
             ax.invert_yaxis()
             better = "higher is better" if chosen[0].higher_is_better else "lower is better"
             ax.set_xlabel(f"{unit} (median bar, dots are runs; {better})")

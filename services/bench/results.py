@@ -38,11 +38,12 @@ class Target:
             return ""
         if self.threshold == 0 or math.isinf(value):
             return f"{_fmt(value)} against {_fmt(self.threshold)}"
+        against = f"({value:.3g} against {self.threshold:.3g})"
         if self.op == ">=":
             short = (1.0 - value / self.threshold) * 100.0
-            return f"short by {short:.0f}% ({_fmt(value)} against {_fmt(self.threshold)})"
+            return f"short by {_percent(short)} {against}"
         over = (value / self.threshold - 1.0) * 100.0
-        return f"over by {over:.0f}% ({_fmt(value)} against {_fmt(self.threshold)})"
+        return f"over by {_percent(over)} {against}"
 
 
 @dataclass
@@ -151,6 +152,10 @@ class BenchReport:
     rows: list[RowResult]
     charts: list[str] = field(default_factory=list)
     charts_note: str = ""
+
+
+def _percent(value: float) -> str:
+    return f"{value:.1f}%" if value < 10 else f"{value:.0f}%"
 
 
 def _fmt(value: float) -> str:

@@ -48,14 +48,14 @@ def test_a_comparison_is_the_median_of_per_run_ratios_not_the_ratio_of_medians()
     assert c.ratios == [2.0, 3.0, 2.0]
     assert c.median == 2.0
     assert c.met is False
-    assert c.target is not None and c.target.gap(c.median) == "short by 20% (2.00 against 2.50)"
+    assert c.target is not None and c.target.gap(c.median) == "short by 20% (2 against 2.5)"
 
 
 def test_targets_say_met_missed_or_not_measured_and_by_how_much() -> None:
     at_most = Target("p99 at most 50 ms", "<=", 50.0)
     assert at_most.met(50.0) is True
     assert at_most.met(75.0) is False
-    assert at_most.gap(75.0) == "over by 50% (75.0 against 50.0)"
+    assert at_most.gap(75.0) == "over by 50% (75 against 50)"
     assert at_most.met(math.nan) is None
     assert at_most.gap(math.nan) == "not measured"
     zero = Target("zero", "<=", 0.0)
