@@ -14,14 +14,16 @@ import enum
 import types
 import typing
 from collections.abc import Mapping
-from datetime import date, datetime
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from domain.errors import (
     BlankValueError,
+    ControlCharacterError,
+    DatetimeOutOfRangeError,
     InvalidEnumValueError,
     InvalidPayloadValueError,
     NaiveDatetimeError,
@@ -247,10 +249,34 @@ MAX_TEXT_LENGTH = 10_000
 MAX_SHORT_TEXT_LENGTH = 200
 
 
+# Policy choice: care documented in careteam happens between these instants (UTC). Outside
+# them a value is a typo, and near the ends of the calendar (year 1 or 9999 with an
+# offset) it cannot even be converted to UTC or stored.
+EARLIEST_INSTANT: Final = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_INSTANT: Final = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def require_aware(value: datetime, field: str) -> None:
-    """Reject a naive datetime (no timezone): its instant would be a guess."""
+    """Reject a naive datetime (no timezone): its instant would be a guess; and one outside
+    the years careteam accepts."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise NaiveDatetimeError(f"{field} must be a timezone-aware datetime", field=field)
+    try:
+        in_range = EARLIEST_INSTANT <= value.astimezone(UTC) < LATEST_INSTANT
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise DatetimeOutOfRangeError(f"{field} must lie in the years 1900 to 2199", field=field)
+
+
+# C0 control characters other than tab, line feed and carriage return: PostgreSQL's jsonb
+# cannot hold NUL, and none of them belongs in clinical text.
+_CONTROL = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r"}
+
+
+def _check_characters(value: str, field: str) -> None:
+    if not _CONTROL.isdisjoint(value):
+        raise ControlCharacterError(f"{field} holds a control character", field=field)
 
 
 def check_occurred_at(occurred_at: datetime, now: datetime) -> None:
@@ -266,6 +292,7 @@ def require_text(value: str, field: str, *, max_length: int = MAX_TEXT_LENGTH) -
     if not isinstance(value, str) or not value.strip():
         raise BlankValueError(f"{field} must not be blank", field=field)
     stripped = value.strip()
+    _check_characters(stripped, field)
     if len(stripped) > max_length:
         raise ValueTooLongError(f"{field} is longer than {max_length} characters", field=field)
     return stripped
@@ -316,7 +343,10 @@ def check_payload_mapping(values: Mapping[str, Any], field: str) -> dict[str, An
             return value.isoformat()
         if isinstance(value, UUID):
             return str(value)
-        if value is None or isinstance(value, str | int | float | bool):
+        if isinstance(value, str):
+            _check_characters(value, path)
+            return value
+        if value is None or isinstance(value, int | float | bool):
             return value
         if isinstance(value, list | tuple):
             return [check(v, f"{path}[]") for v in value]

@@ -78,6 +78,18 @@ class NaiveDatetimeError(ValidationError):
     code = "NAIVE_DATETIME"
 
 
+class DatetimeOutOfRangeError(ValidationError):
+    """A date-time outside the years careteam accepts (1900 to 2199, in UTC)."""
+
+    code = "DATETIME_OUT_OF_RANGE"
+
+
+class ControlCharacterError(ValidationError):
+    """Text holds a control character (such as NUL) that no record may store."""
+
+    code = "CONTROL_CHARACTER"
+
+
 class OccurredInFutureError(ValidationError):
     """The clinical effective time lies after the current time."""
 

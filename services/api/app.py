@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -161,7 +162,7 @@ def create_app(
             Route("/metrics", metrics),
             Route(
                 "/graphql",
-                BodyLimit(Authenticate(graphql_app, verifier), MAX_BODY_BYTES),
+                BodyLimit(JsonBodyCheck(Authenticate(graphql_app, verifier)), MAX_BODY_BYTES),
                 methods=["GET", "POST"],
             ),
             WebSocketRoute("/graphql", CheckWebSocketOrigin(graphql_app, settings.allowed_origins)),
@@ -256,6 +257,59 @@ class CheckWebSocketOrigin:
                 await send({"type": "websocket.close", "code": 4403})
                 return
         await self._app(scope, receive, send)
+
+
+class JsonBodyCheck:
+    """A JSON POST body must be UTF-8 and a JSON object; anything else is a 400 with a
+    typed error (strawberry would fail on it with a 500)."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self._app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if not headers.get(b"content-type", b"").lower().startswith(b"application/json"):
+            await self._app(scope, receive, send)
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            parsed = json.loads(body.decode("utf-8"))
+            valid = isinstance(parsed, dict)
+        except (UnicodeDecodeError, ValueError):
+            valid = False
+        if not valid:
+            response = JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": "the request body must be a JSON object",
+                            "extensions": {"code": "BAD_REQUEST_BODY"},
+                        }
+                    ]
+                },
+                status_code=400,
+            )
+            await response(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self._app(scope, replay, send)
 
 
 class BodyLimit:

@@ -13,6 +13,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from domain import errors as domain_errors
+from domain.common import require_aware
 from projections import caseload as caseload_model
 from projections import patient_view
 from projections.caseload import CaseloadRow
@@ -85,12 +87,24 @@ AuditTrailResult = Annotated[
     ),
 ]
 PatientAsOfResult = Annotated[
-    Patient | ForbiddenError | NotFoundError,
+    Patient | ForbiddenError | NotFoundError | ValidationError,
     strawberry.union(
         "PatientAsOfResult",
         description="The patient as careteam knew them then, or why it cannot be shown.",
     ),
 ]
+
+
+def _out_of_range(**instants: datetime | None) -> ValidationError | None:
+    """A typed error for an instant careteam cannot hold (the domain's accepted years)."""
+    for name, value in instants.items():
+        if value is None:
+            continue
+        try:
+            require_aware(value, name)
+        except domain_errors.DomainError as exc:
+            return ValidationError(code=exc.code, message=exc.message, field=name)
+    return None
 
 
 def _cursor(at: datetime, kind: str, key: int) -> str:
@@ -241,6 +255,8 @@ class ComplianceQuery:
                 check_role(principal, "auditTrail")
         except Denied as denied:
             return await deny(ctx, denied, patient_id)
+        if (bad := _out_of_range(since=since, until=until)) is not None:
+            return bad
         if not 1 <= first <= MAX_PAGE:
             return ValidationError(
                 code="PAGE_SIZE", message=f"first must be 1..{MAX_PAGE}", field="first"
@@ -309,6 +325,8 @@ class ComplianceQuery:
     ) -> PatientAsOfResult:
         ctx = info.context
         principal = ctx.require_principal()
+        if (bad := _out_of_range(at=at)) is not None:
+            return bad
         try:
             async with ctx.runtime.pool.acquire() as conn:
                 await check_patient_operation(conn, principal, "patientAsOf", id)
@@ -342,6 +360,8 @@ class ComplianceQuery:
         care_manager_id: Annotated[UUID | None, arg("One care manager's caseload.")] = None,
     ) -> CaseloadAsOfResult:
         ctx = info.context
+        if (bad := _out_of_range(at=at)) is not None:
+            return bad
         try:
             check_role(ctx.require_principal(), "caseloadAsOf")
         except Denied as denied:
@@ -364,7 +384,7 @@ class CaseloadAsOf:
 
 
 CaseloadAsOfResult = Annotated[
-    CaseloadAsOf | ForbiddenError,
+    CaseloadAsOf | ForbiddenError | ValidationError,
     strawberry.union("CaseloadAsOfResult", description="The past registry, or why not."),
 ]
 

@@ -191,6 +191,11 @@ class RegistryQuery:
         patient_id: UUID | None = None,
     ) -> BillingSummary:
         ctx = info.context
+        if not 1900 <= month.year <= 2199:  # the domain's accepted years
+            raise GraphQLError(
+                "month must lie in the years 1900 to 2199",
+                extensions={"code": "DATETIME_OUT_OF_RANGE"},
+            )
         first = month_start(month)
         async with ctx.runtime.pool.acquire() as conn:
             try:

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import date, datetime
 from typing import Annotated, Any, cast
 from uuid import UUID
 
 import strawberry
-from graphql import GraphQLError
-from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from graphql import ExecutionResult, GraphQLError
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule, ValidationRule
+from starlette.websockets import WebSocket
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
     MaxTokensLimiter,
     ParserCache,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.graphql import OperationType
 
 from domain.patient import Patient as PatientAggregate
 from services.api.authz import (
@@ -42,6 +45,7 @@ from services.api.mutations_more import MORE_MUTATIONS
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient_types import PatientPayload, PatientResult, load_patient_view
 from services.api.queries_more import MORE_QUERIES
+from services.api.record_commands import patient_command
 from services.api.registry_queries import RegistryQuery
 from services.api.types import CareEvent, Patient
 from services.auth import Role
@@ -141,14 +145,16 @@ async def _patient_command(
 ) -> Any:
     """Runs a patient command (a registration when patient_id is None) and answers with
     the patient's view, which already reflects the command."""
+    if patient_id is not None:
+        # One path for every command on an existing patient (record_commands), which also
+        # answers a caller who took themselves off the team with the written result.
+        return await patient_command(info, operation, patient_id, command)
     ctx = info.context
     written = await run_command(
         ctx,
         operation,
         aggregate_cls=PatientAggregate,
         command=command,
-        stream_id=patient_id,
-        patient_id=patient_id,
     )
     if not isinstance(written, Written):
         return written
@@ -400,11 +406,44 @@ MAX_TOKENS = 2_000
 # Built once, so the rule classes are the same objects on every request and the
 # validation cache (keyed by the rules) hits; a limiter built per request would
 # create new rule classes each time and never hit it (dependency-notes.md).
+_DepthValidator = depth_validator(MAX_DEPTH, None, None)
+
+
+class _SafeDepthValidator(_DepthValidator):  # type: ignore[misc, valid-type]
+    """strawberry's depth rule looks fragments up without checking they exist; an unknown
+    fragment is reported by graphql-core's own KnownFragmentNames rule instead."""
+
+    def __init__(self, context: Any) -> None:
+        try:
+            super().__init__(context)
+        except KeyError:
+            ValidationRule.__init__(self, context)
+
+
 _LIMIT_RULES: list[type[ASTValidationRule]] = [
-    depth_validator(MAX_DEPTH, None, None),
+    _SafeDepthValidator,
     alias_validator(MAX_ALIASES),
 ]
 _PRODUCTION_RULES: list[type[ASTValidationRule]] = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
+
+
+class SubscriptionsOverWebSocketOnly(SchemaExtension):
+    """A subscription document sent over HTTP gets a clear error instead of running."""
+
+    def on_execute(self) -> Iterator[None]:
+        ec = self.execution_context
+        request = getattr(ec.context, "request", None)
+        if ec.operation_type is OperationType.SUBSCRIPTION and not isinstance(request, WebSocket):
+            ec.result = ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        "subscriptions are served over WebSocket (graphql-transport-ws) only",
+                        extensions={"code": "SUBSCRIPTION_OVER_HTTP"},
+                    )
+                ],
+            )
+        yield
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
@@ -417,6 +456,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         subscription=Subscription,
         extensions=[
             lambda: MaskErrors(should_mask_error=_should_mask),
+            SubscriptionsOverWebSocketOnly,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=256),
