@@ -256,11 +256,15 @@ EARLIEST_INSTANT: Final = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_INSTANT: Final = datetime(2200, 1, 1, tzinfo=UTC)
 
 
+def _require_timezone(value: datetime, field: str) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveDatetimeError(f"{field} must be a timezone-aware datetime", field=field)
+
+
 def require_aware(value: datetime, field: str) -> None:
     """Reject a naive datetime (no timezone): its instant would be a guess; and one outside
     the years careteam accepts."""
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise NaiveDatetimeError(f"{field} must be a timezone-aware datetime", field=field)
+    _require_timezone(value, field)
     try:
         in_range = EARLIEST_INSTANT <= value.astimezone(UTC) < LATEST_INSTANT
     except OverflowError:
@@ -281,10 +285,16 @@ def _check_characters(value: str, field: str) -> None:
 
 def check_occurred_at(occurred_at: datetime, now: datetime) -> None:
     """Both times aware, and the effective time not after the current time."""
+    _require_timezone(occurred_at, "occurred_at")
+    _require_timezone(now, "now")
+    try:
+        future = occurred_at > now
+    except OverflowError:  # an offset pushes the instant beyond the calendar
+        future = False
+    if future:
+        raise OccurredInFutureError("occurred_at lies in the future", field="occurred_at")
     require_aware(occurred_at, "occurred_at")
     require_aware(now, "now")
-    if occurred_at > now:
-        raise OccurredInFutureError("occurred_at lies in the future", field="occurred_at")
 
 
 def require_text(value: str, field: str, *, max_length: int = MAX_TEXT_LENGTH) -> str:

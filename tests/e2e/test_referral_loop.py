@@ -85,7 +85,7 @@ async def test_a_referral_closes_only_with_its_report_back(
         step(
             server,
             "scheduleReferral",
-            {"referralId": referral_id, "appointmentAt": "2999-01-02T09:30:00+00:00"},
+            {"referralId": referral_id, "appointmentAt": "2099-01-02T09:30:00+00:00"},
             team.care_manager,
         )
     )
@@ -95,7 +95,7 @@ async def test_a_referral_closes_only_with_its_report_back(
         "SCHEDULED",
     ]
     assert sent["sentAt"] and accepted["acceptedAt"] and scheduled["scheduledAt"]
-    assert scheduled["appointmentAt"] == "2999-01-02T09:30:00+00:00"
+    assert scheduled["appointmentAt"] == "2099-01-02T09:30:00+00:00"
     assert await event_count(db_dsn, referral_id) == 4
 
     for blank in ("", "   "):
