@@ -376,6 +376,8 @@ class CareEventSubscription:
                 event_types=set(event_types) if event_types is not None else None,
                 after=start,
             ):
+                # A delivered event is patient data read: audited before it is sent.
+                await record_reads(ctx, "careEvents", [event.patient_id], ("careEvents",))
                 yield CareEvent(
                     event_id=event.event_id,
                     patient_id=event.patient_id,

@@ -80,6 +80,14 @@ async def test_a_care_manager_receives_their_patients_events_in_order_and_nothin
             await _next_events(socket, 1, wait=1.0)
     finally:
         await socket.close()
+    trail = server.graphql(
+        """query($id: UUID!) { auditTrail(patientId: $id, kinds: [READ]) {
+             ... on AuditTrail { entries { action actorId } } } }""",
+        {"id": mine_id},
+        token=server.token("compliance"),
+    )["data"]["auditTrail"]["entries"]
+    delivered = [e for e in trail if e["action"] == "careEvents"]
+    assert len(delivered) == 4 and {e["actorId"] for e in delivered} == {str(mine)}
 
 
 async def test_a_socket_that_skips_connection_init_is_closed(server: ServerProcess) -> None:
