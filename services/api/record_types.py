@@ -101,7 +101,9 @@ class CarePlanRevision:
     revised_at: datetime = strawberry.field(description="When it was revised.")
 
 
-@strawberry.type(description="A patient's care plan for one episode, as it stands.")
+@strawberry.type(
+    name="CarePlan", description="A patient's care plan for one episode, as it stands."
+)
 class CarePlanView:
     id: UUID = strawberry.field(description="Care plan id.")
     patient_id: UUID = strawberry.field(description="The patient.")
@@ -228,7 +230,9 @@ CarePlanResult = Annotated[
 # --- referral -------------------------------------------------------------------------
 
 
-@strawberry.type(description="A referral to an outside service, tracked until the loop closes.")
+@strawberry.type(
+    name="Referral", description="A referral to an outside service, tracked until the loop closes."
+)
 class ReferralView:
     id: UUID = strawberry.field(description="Referral id.")
     patient_id: UUID = strawberry.field(description="The patient.")
@@ -331,7 +335,10 @@ class ConsultationNoteAddendum:
     written_at: datetime = strawberry.field(description="When it was written.")
 
 
-@strawberry.type(description="A psychiatric consultation: the question, the note, its follow-up.")
+@strawberry.type(
+    name="ConsultationNote",
+    description="A psychiatric consultation: the question, the note, its follow-up.",
+)
 class ConsultationNoteView:
     id: UUID = strawberry.field(description="Consultation note id.")
     patient_id: UUID = strawberry.field(description="The patient.")

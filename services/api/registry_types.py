@@ -197,7 +197,9 @@ class CaseloadRowView:
         )
 
 
-@strawberry.type(name="MinuteEntry", description="Where a page ends and whether another follows.")
+@strawberry.type(
+    name="RegistryPageInfo", description="Where a page ends and whether another follows."
+)
 class RegistryPageInfo:
     has_next_page: bool = strawberry.field(description="True when more rows follow.")
     end_cursor: str | None = strawberry.field(
@@ -205,13 +207,13 @@ class RegistryPageInfo:
     )
 
 
-@strawberry.type(name="BillingRow", description="One caseload row and its cursor.")
+@strawberry.type(name="CaseloadEdge", description="One caseload row and its cursor.")
 class CaseloadEdge:
     cursor: str = strawberry.field(description="Opaque position of this row.")
     node: CaseloadRowView = strawberry.field(description="The row.")
 
 
-@strawberry.type(name="DatedScore", description="A page of the caseload registry.")
+@strawberry.type(name="CaseloadConnection", description="A page of the caseload registry.")
 class CaseloadConnection:
     edges: list[CaseloadEdge] = strawberry.field(description="The rows of this page.")
     page_info: RegistryPageInfo = strawberry.field(description="Paging state.")
@@ -225,14 +227,14 @@ class CaseloadConnection:
 # --- billing -----------------------------------------------------------------------------
 
 
-@strawberry.type(name="WindowMeasure", description="A billing code with its units.")
+@strawberry.type(name="BillingCode", description="A billing code with its units.")
 class BillingCode:
     code: str = strawberry.field(description="CPT/HCPCS code, e.g. 99492, 99494, G2214.")
     units: int = strawberry.field(description="Units billed.")
 
 
 @strawberry.type(
-    name="EpisodeOutcome",
+    name="MinuteEntry",
     description="One logged care manager activity in the month.",
 )
 class MinuteEntryView:
@@ -243,7 +245,7 @@ class MinuteEntryView:
 
 
 @strawberry.type(
-    name="MeasureSummary",
+    name="BillingRow",
     description="What one patient-month bills, and why.",
 )
 class BillingRowView:
@@ -312,7 +314,7 @@ class BillingRowView:
 
 
 @strawberry.type(
-    name="CareManagerOutcomes", description="Billing of one month for every patient in view."
+    name="BillingSummary", description="Billing of one month for every patient in view."
 )
 class BillingSummary:
     month: date = strawberry.field(description="First day of the month.")
@@ -326,7 +328,7 @@ class BillingSummary:
 
 
 @strawberry.type(
-    name="ReferralTracker",
+    name="DatedScore",
     description="A complete PHQ-9 total and the day it was taken.",
 )
 class DatedScoreView:
@@ -335,7 +337,7 @@ class DatedScoreView:
 
 
 @strawberry.type(
-    name="ConsultationRecommendation",
+    name="WindowMeasure",
     description="A window measure for one episode.",
 )
 class WindowMeasureView:
@@ -372,7 +374,7 @@ class WindowMeasureView:
 
 
 @strawberry.type(
-    name="ConsultationTracker",
+    name="EpisodeOutcome",
     description="The outcome measures of one episode.",
 )
 class EpisodeOutcomeView:
@@ -417,7 +419,7 @@ class EpisodeOutcomeView:
 
 
 @strawberry.type(
-    name="PanelPatient",
+    name="MeasureSummary",
     description="A measure over many episodes; rates count closed windows only.",
 )
 class MeasureSummaryView:
@@ -436,7 +438,7 @@ class MeasureSummaryView:
 
 
 @strawberry.type(
-    name="ProjectionLag",
+    name="CareManagerOutcomes",
     description="The measures over one care manager's episodes.",
 )
 class CareManagerOutcomesView:
@@ -506,6 +508,7 @@ def _uuid(value: str | None) -> UUID | None:
 
 
 @strawberry.type(
+    name="ReferralTracker",
     description="A referral to an outside service and where its loop stands.",
 )
 class ReferralTrackerView:
@@ -547,6 +550,7 @@ class ReferralTrackerView:
 
 
 @strawberry.type(
+    name="ConsultationRecommendation",
     description="One recommendation of a consultation note and the PCP's answer.",
 )
 class RecommendationView:
@@ -558,6 +562,7 @@ class RecommendationView:
 
 
 @strawberry.type(
+    name="ConsultationTracker",
     description="A psychiatric consultation and where its loop stands.",
 )
 class ConsultationTrackerView:
@@ -641,6 +646,7 @@ class ReviewQueue:
 
 
 @strawberry.type(
+    name="PanelPatient",
     description="A patient on the PCP's panel with what is open for the PCP.",
 )
 class PanelPatientView:
@@ -695,6 +701,7 @@ class Panel:
 
 
 @strawberry.type(
+    name="ProjectionLag",
     description="How far one read model is behind the log.",
 )
 class ProjectionLagView:
