@@ -89,7 +89,10 @@ ONSET_HORIZON: Final = timedelta(days=400)
 # "Always": the onset of a flag already raised on the first day evaluated.
 ALWAYS: Final = date.min
 
-MAX_PAGE_SIZE: Final = 100
+# Choice: a portal loads a whole caseload in one request. A full-time care manager's
+# registry (active treatment plus relapse prevention) is rarely above 150 patients, so
+# the largest page is 200; larger caseloads page by cursor.
+MAX_PAGE_SIZE: Final = 200
 DEFAULT_PAGE_SIZE: Final = 50
 
 

@@ -27,6 +27,7 @@ class BenchOptions:
     lag_seconds: float = 20.0
     pin: bool = True
     charts: bool = True
+    profile: bool = True
     quiet: bool = False
 
 
@@ -39,6 +40,14 @@ class RowContext:
     databases: Databases
     cores: CorePlan
     log: Callable[[str], None] = field(default=lambda _m: None)
+
+    def profile_path(self, row: int, name: str) -> Path:
+        """Where a row's profile of ``name`` is written (beside the report)."""
+        return self.options.out / "profiles" / f"row{row}-{name}.txt"
+
+    def profiles_run(self, run: int) -> bool:
+        """Whether ``run`` (0-based) is the one profiled: the last, when profiling is on."""
+        return self.options.profile and run == self.options.runs - 1
 
 
 def stderr_logger(quiet: bool) -> Callable[[str], None]:

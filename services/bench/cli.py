@@ -115,6 +115,11 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
         help="do not pin the bench process and PostgreSQL to separate cores",
     )
     parser.add_argument("--no-charts", action="store_true", help="do not write PNG charts")
+    parser.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="do not sample the careteam process with py-spy during each row's last run",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=_cmd_bench)
     return parser
@@ -131,6 +136,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         lag_seconds=args.lag_seconds,
         pin=not args.no_pin,
         charts=not args.no_charts,
+        profile=not args.no_profile,
         quiet=args.quiet,
     )
 

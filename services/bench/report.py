@@ -17,6 +17,7 @@ from services.bench.results import (
     BenchReport,
     Check,
     Comparison,
+    Profile,
     RowResult,
     Series,
     Target,
@@ -101,6 +102,18 @@ def _row(r: RowResult) -> dict[str, Any]:
         "comparisons": [_comparison(c) for c in r.comparisons],
         "checks": [_check(c) for c in r.checks],
         "notes": r.notes,
+        "profiles": [
+            {
+                "label": p.label,
+                "samples": p.samples,
+                "own": [[name, share] for name, share in p.own],
+                "inclusive": [[name, share] for name, share in p.inclusive],
+                "packages": [[name, share] for name, share in p.packages],
+                "raw": p.raw_path,
+                "error": p.error,
+            }
+            for p in r.profiles
+        ],
     }
 
 
@@ -282,7 +295,43 @@ def _row_markdown(row: RowResult, charts: list[str]) -> list[str]:
         lines += [f"![row {row.number} chart]({chart})", ""]
     if row.notes:
         lines += ["**Notes.**", ""] + [f"- {n}" for n in row.notes] + [""]
+    for profile in row.profiles:
+        lines += _profile_markdown(profile)
     return lines
+
+
+def _profile_markdown(profile: Profile) -> list[str]:
+    lines = [f"**Profile: {profile.label}**", ""]
+    if profile.error:
+        return [*lines, f"Not profiled: {profile.error}", ""]
+    lines += [
+        f"py-spy, {profile.samples:,} samples of Python on the CPU; collapsed stacks in "
+        f"`{profile.raw_path}` (any flame-graph tool reads them).",
+        "",
+    ]
+    if profile.packages:
+        lines += [
+            "Own time by package: "
+            + ", ".join(f"{name} {share:.0f}%" for name, share in profile.packages[:10])
+            + ".",
+            "",
+        ]
+    width = max(len(profile.own), len(profile.inclusive))
+    rows = []
+    for i in range(width):
+        own = profile.own[i] if i < len(profile.own) else ("", math.nan)
+        inc = profile.inclusive[i] if i < len(profile.inclusive) else ("", math.nan)
+        rows.append(
+            [
+                f"`{own[0]}`" if own[0] else "",
+                f"{own[1]:.1f}%" if own[0] else "",
+                f"`{inc[0]}`" if inc[0] else "",
+                f"{inc[1]:.1f}%" if inc[0] else "",
+            ]
+        )
+    return lines + _table(
+        ["own time: function", "share", "inclusive (careteam code): function", "share"], rows
+    )
 
 
 def _unwrap(text: str) -> str:

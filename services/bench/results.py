@@ -110,6 +110,20 @@ class Check:
 
 
 @dataclass
+class Profile:
+    """Where one process spent its sampled CPU time during a measurement (py-spy):
+    frames with their share of the samples, in percent."""
+
+    label: str
+    samples: int = 0
+    own: list[tuple[str, float]] = field(default_factory=list)
+    inclusive: list[tuple[str, float]] = field(default_factory=list)
+    packages: list[tuple[str, float]] = field(default_factory=list)
+    raw_path: str = ""
+    error: str = ""
+
+
+@dataclass
 class RowResult:
     """Everything one row measured, or why it did not run."""
 
@@ -124,6 +138,7 @@ class RowResult:
     checks: list[Check] = field(default_factory=list)
     placement: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
     seconds: float = math.nan
 
     def series_by_key(self, key: str) -> Series:

@@ -183,14 +183,26 @@ class ApiServer:
 
 
 @contextlib.asynccontextmanager
-async def api_server(dsn: str, cores: frozenset[int]) -> AsyncIterator[ApiServer]:
-    """``careteam serve`` on a free loopback port against ``dsn``, pinned to ``cores``."""
+async def api_server(
+    dsn: str,
+    cores: frozenset[int],
+    *,
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+) -> AsyncIterator[ApiServer]:
+    """``careteam serve`` on a free loopback port against ``dsn``, pinned to ``cores``.
+
+    ``env`` adds environment variables; ``command`` replaces ``careteam serve`` with
+    another server (``{port}`` in it is replaced by the port) that answers ``/readyz``."""
     data_dir = Path(tempfile.mkdtemp(prefix="careteam-bench-api-"))
     port = _free_port()
     log_path = data_dir / "server.log"
-    env = {**os.environ, "CARETEAM_DATABASE_URL": dsn}
-    cmd = [sys.executable, "-m", "services.cli", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(data_dir)]
+    env = {**os.environ, "CARETEAM_DATABASE_URL": dsn, **(env or {})}
+    if command is None:
+        cmd = [sys.executable, "-m", "services.cli", "serve", "--port", str(port)]
+        cmd += ["--data-dir", str(data_dir)]
+    else:
+        cmd = [part.replace("{port}", str(port)) for part in command]
     with log_path.open("ab") as log:
         proc = await asyncio.create_subprocess_exec(
             *cmd, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
@@ -202,12 +214,12 @@ async def api_server(dsn: str, cores: frozenset[int]) -> AsyncIterator[ApiServer
             deadline = time.monotonic() + 60.0
             while True:
                 if proc.returncode is not None:
-                    raise RuntimeError(f"careteam serve exited:\n{_tail(log_path)}")
+                    raise RuntimeError(f"{cmd[2:4]} exited:\n{_tail(log_path)}")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(f"{url}/readyz", timeout=1.0)).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"careteam serve not ready:\n{_tail(log_path)}")
+                    raise RuntimeError(f"{cmd[2:4]} not ready:\n{_tail(log_path)}")
                 await asyncio.sleep(0.2)
         pin_tree(proc.pid, cores)  # threads started while it booted
         yield ApiServer(url=url, pid=proc.pid, data_dir=data_dir, log_path=log_path)

@@ -3,7 +3,7 @@ is still being built are listed with the reason they cannot run yet."""
 
 from __future__ import annotations
 
-from services.bench import row1_appends, row2_rebuild, row3_patient_standin, row4_lag
+from services.bench import row1_appends, row2_rebuild, row3_caseload, row4_lag
 from services.bench.base import RowContext, RowSpec
 from services.bench.results import RowResult
 
@@ -23,8 +23,7 @@ def _planned(number: int, slug: str, title: str, what: str) -> RowSpec:
 ROWS: dict[int, RowSpec] = {
     1: row1_appends.SPEC,
     2: row2_rebuild.SPEC,
-    # A stand-in (patient(id:)) until the caseload query exists; see its module.
-    3: row3_patient_standin.SPEC,
+    3: row3_caseload.SPEC,
     4: row4_lag.SPEC,
     5: _planned(5, "relay", "Relay: log to Kafka", "the relay row is not written yet"),
     6: _planned(

@@ -42,6 +42,8 @@ def command_line(options: BenchOptions) -> str:
         parts.append("--no-pin")
     if not options.charts:
         parts.append("--no-charts")
+    if not options.profile:
+        parts.append("--no-profile")
     return " ".join(parts)
 
 

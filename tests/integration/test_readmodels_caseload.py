@@ -186,7 +186,7 @@ async def test_a_page_larger_than_the_maximum_or_a_forged_cursor_is_refused(
     clinic: Clinic,
 ) -> None:
     """Bad paging input is an error with a code, never a silent truncation."""
-    errors = await clinic.query_errors("{ caseload(first: 101) { totalCount } }")
+    errors = await clinic.query_errors("{ caseload(first: 201) { totalCount } }")
     assert errors is not None and errors[0].extensions == {"code": "PAGE_SIZE"}
     errors = await clinic.query_errors('{ caseload(after: "Zm9v") { totalCount } }')
     assert errors is not None and errors[0].extensions == {"code": "INVALID_CURSOR"}

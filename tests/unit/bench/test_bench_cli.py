@@ -71,7 +71,6 @@ def test_every_planned_row_is_registered_and_unbuilt_ones_say_why() -> None:
     for number, spec in ROWS.items():
         assert spec.number == number
         assert spec.title
-    assert ROWS[3].title.startswith("STAND-IN")
     for number in (5, 6, 7):
         reason = ROWS[number].available()
         assert reason is not None and reason.startswith("not built yet")

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import pytest
 
+from projections import caseload
 from projections.keyset import (
     InvalidCursorError,
     SortKey,
@@ -50,3 +51,15 @@ def test_the_after_clause_compares_each_key_in_its_own_direction() -> None:
     assert "COALESCE(enrolled_at, 'infinity'::timestamptz) > COALESCE($5::text" in clause
     assert clause.count(" OR ") == 2
     assert order_by(KEYS).startswith("COALESCE(flagged, false::boolean) DESC")
+
+
+@pytest.mark.parametrize("first", [1, 150, 200])
+def test_a_page_of_one_to_two_hundred_rows_is_accepted(first: int) -> None:
+    """A whole caseload of 150 fits in one page; 200 is the largest page."""
+    assert caseload.check_page_size(first) == first
+
+
+@pytest.mark.parametrize("first", [0, -1, 201])
+def test_a_page_outside_one_to_two_hundred_rows_is_refused(first: int) -> None:
+    with pytest.raises(caseload.PageSizeError, match="between 1 and 200"):
+        caseload.check_page_size(first)
