@@ -43,11 +43,11 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 
-from services.bench import stats
+from services.bench import profiling, stats
 from services.bench.base import RowContext, RowSpec, usage_series
 from services.bench.environment import Monitor, Usage, describe_cores, pin_tree
 from services.bench.http import MiniHttpClient
-from services.bench.results import Check, Comparison, RowResult, Series, Target
+from services.bench.results import Check, Comparison, Profile, RowResult, Series, Target
 
 TARGET_RATE = 300.0
 TARGET = Target("p99 at most 50 ms at 300 commands/s", "<=", 50.0)
@@ -278,7 +278,12 @@ async def register_patients(client: MiniHttpClient, url: str, count: int) -> lis
 
 
 async def run_careteam(
-    dsn: str, ctx: RowContext, count: int, warmup: int, api_cores: frozenset[int]
+    dsn: str,
+    ctx: RowContext,
+    count: int,
+    warmup: int,
+    api_cores: frozenset[int],
+    profiles: list[Profile] | None = None,
 ) -> LagSample:
     async with api_server(dsn, api_cores) as server:
         headers = {"Authorization": f"Bearer {admin_token(server.data_dir)}"}
@@ -307,8 +312,20 @@ async def run_careteam(
                         "assignCareTeam's response did not show its own change even "
                         f"without load:\n{_tail(server.log_path)}"
                     )
-            with Monitor(ctx.server.postmaster_pid, extra_pid=server.pid) as monitor:
-                sample = await open_loop(ctx.options.rate, count, warmup, call)
+            with contextlib.ExitStack() as stack:
+                if profiles is not None:
+                    profiles.append(
+                        stack.enter_context(
+                            profiling.sample(
+                                server.pid,
+                                ctx.profile_path(4, "careteam-serve"),
+                                f"careteam serve taking mutations at {ctx.options.rate:g}/s "
+                                "(last run)",
+                            )
+                        )
+                    )
+                with Monitor(ctx.server.postmaster_pid, extra_pid=server.pid) as monitor:
+                    sample = await open_loop(ctx.options.rate, count, warmup, call)
             sample.usage = monitor.usage
             sample.unloaded = unloaded
     return sample
@@ -353,7 +370,8 @@ async def measure(ctx: RowContext) -> RowResult:
         for system in order:
             async with ctx.databases.fresh() as dsn:
                 if system == "careteam":
-                    sample = await run_careteam(dsn, ctx, count, warmup, api_cores)
+                    profiles = result.profiles if ctx.profiles_run(run) else None
+                    sample = await run_careteam(dsn, ctx, count, warmup, api_cores, profiles)
                 else:
                     sample = await run_raw(dsn, ctx, count, warmup)
             samples[system].append(sample)

@@ -1,9 +1,9 @@
 """Runs projections: catch up from each checkpoint in pages, then follow the log live.
 
-Each batch's read-model rows and the projection's checkpoint are written in one
-transaction, so every event takes effect exactly once even if the process dies at any
-instant. The checkpoint update is conditional on the previous position, so two runners
-of the same projection cannot both apply a batch (the second one rolls back).
+Each page of the log is applied to every projection in one transaction that also moves
+their checkpoints, so every event takes effect exactly once even if the process dies at
+any instant. The checkpoint updates are conditional on the previous positions, so two
+runners cannot both apply a page (the second one rolls back).
 
 Wake-ups: appends made in this process wake the runner at once (EventStore.on_append);
 appends from other processes are found by a short poll (CARETEAM_PROJECTOR_POLL_SECONDS).
@@ -23,7 +23,7 @@ import asyncpg
 
 from projections.base import Projection
 from services.database import Conn
-from services.eventstore import START, EventStore, LogPosition
+from services.eventstore import START, EventStore, LogPosition, RecordedEvent
 
 log = logging.getLogger("careteam.projector")
 
@@ -68,6 +68,7 @@ class ProjectionRunner:
         self._positions: dict[str, LogPosition] = {}
         self._progress = asyncio.Condition()
         self._last_applied_at: dict[str, float] = {}
+        self._ensured = False
         store.on_append(self._on_append)
 
     @property
@@ -80,43 +81,87 @@ class ProjectionRunner:
     def position(self, name: str) -> LogPosition:
         return self._positions.get(name, START)
 
-    async def step(self, projection: Projection) -> int:
-        """Applies at most one page of events to one projection; returns how many."""
-        pool = self._store.pool
-        async with pool.acquire() as conn:
+    async def _ensure_checkpoints(self, conn: Conn) -> None:
+        if self._ensured:
+            return
+        await conn.execute(
+            """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
+               ON CONFLICT (name) DO NOTHING""",
+            [p.name for p in self._projections],
+        )
+        self._ensured = True
+
+    async def step(self) -> int:
+        """Applies at most one page of the log to every projection, in one transaction
+        that also moves every checkpoint that moved; returns how many events it read.
+
+        The page starts at the checkpoint furthest behind; each projection gets only the
+        events after its own checkpoint. One log read, one decode and one commit serve
+        every read model, instead of one of each per projection."""
+        names = [p.name for p in self._projections]
+        async with self._store.pool.acquire() as conn:
+            await self._ensure_checkpoints(conn)
             async with conn.transaction():
-                current = await read_checkpoint(conn, projection.name)
-                events = await self._store.read_log(current, limit=self._page_size, conn=conn)
-                if events:
-                    await projection.apply(conn, events)
-                    last = events[-1].log_position
-                    status = await conn.execute(
-                        """UPDATE checkpoints SET tx_id = $2::text::xid8, position = $3,
-                                  updated_at = now()
-                           WHERE name = $1 AND tx_id = $4::text::xid8 AND position = $5""",
-                        projection.name,
-                        str(last.tx_id),
-                        last.position,
-                        str(current.tx_id),
-                        current.position,
+                rows = await conn.fetch(
+                    """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
+                       WHERE name = ANY($1::text[])""",
+                    names,
+                )
+                current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
+                missing = [name for name in names if name not in current]
+                if missing:  # deleted meanwhile (a reset): such a projection starts over
+                    await conn.execute(
+                        """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
+                           ON CONFLICT (name) DO NOTHING""",
+                        missing,
                     )
-                    if status != "UPDATE 1":
-                        raise StaleCheckpointError(projection.name)
-                    current = last
-        self._positions[projection.name] = current
-        if events:
-            self._last_applied_at[projection.name] = time.monotonic()
+                    current.update(dict.fromkeys(missing, START))
+                start = min(current.values())
+                events = await self._store.read_log(start, limit=self._page_size, conn=conn)
+                moved: list[tuple[str, LogPosition, LogPosition]] = []
+                if events:
+                    last = events[-1].log_position
+                    for projection in self._projections:
+                        before = current[projection.name]
+                        mine = events if before == start else _after(events, before)
+                        if not mine:
+                            continue
+                        await projection.apply(conn, mine)
+                        moved.append((projection.name, before, last))
+                if moved:
+                    status = await conn.execute(
+                        """UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,
+                                  position = m.new_position, updated_at = now()
+                           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
+                                       $5::bigint[])
+                                AS m(name, new_tx, new_position, old_tx, old_position)
+                           WHERE c.name = m.name AND c.tx_id = m.old_tx::text::xid8
+                             AND c.position = m.old_position""",
+                        [name for name, _, _ in moved],
+                        [str(after.tx_id) for _, _, after in moved],
+                        [after.position for _, _, after in moved],
+                        [str(before.tx_id) for _, before, _ in moved],
+                        [before.position for _, before, _ in moved],
+                    )
+                    if status != f"UPDATE {len(moved)}":
+                        raise StaleCheckpointError(",".join(name for name, _, _ in moved))
+                    for name, _, after in moved:
+                        current[name] = after
+        self._positions.update(current)
+        if moved:
+            now = time.monotonic()
+            for name, _, _ in moved:
+                self._last_applied_at[name] = now
             async with self._progress:
                 self._progress.notify_all()
         return len(events)
 
     async def catch_up(self) -> int:
-        """Runs every projection until none has anything left to read."""
+        """Steps until every projection has read everything there is; returns how many
+        events were read."""
         total = 0
         while True:
-            moved = 0
-            for projection in self._projections:
-                moved += await self.step(projection)
+            moved = await self.step()
             total += moved
             if moved == 0:
                 return total
@@ -165,3 +210,11 @@ class ProjectionRunner:
                 )
                 result[projection.name] = {"events_behind": int(behind), "position": cp.position}
         return result
+
+
+def _after(events: Sequence[RecordedEvent], position: LogPosition) -> Sequence[RecordedEvent]:
+    """The events of a page (in log order) that come after ``position``."""
+    for i, event in enumerate(events):
+        if event.log_position > position:
+            return events[i:]
+    return []
