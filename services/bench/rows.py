@@ -3,7 +3,7 @@ is still being built are listed with the reason they cannot run yet."""
 
 from __future__ import annotations
 
-from services.bench import row1_appends, row2_rebuild, row3_caseload, row4_lag
+from services.bench import row1_appends, row2_rebuild, row3_caseload, row4_lag, row5_relay
 from services.bench.base import RowContext, RowSpec
 from services.bench.results import RowResult
 
@@ -25,7 +25,7 @@ ROWS: dict[int, RowSpec] = {
     2: row2_rebuild.SPEC,
     3: row3_caseload.SPEC,
     4: row4_lag.SPEC,
-    5: _planned(5, "relay", "Relay: log to Kafka", "the relay row is not written yet"),
+    5: row5_relay.SPEC,
     6: _planned(
         6, "fanout", "Subscription fan-out", "the subscription fan-out row is not written yet"
     ),
