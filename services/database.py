@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from services.settings import Settings
@@ -171,16 +172,18 @@ async def _init_connection(conn: Conn) -> None:
     )
 
 
-def _json_dumps(value: object) -> str:
-    import json
+# orjson: several times faster than the standard library here (read-model documents are
+# decoded on every read and written on every projector page). Keys sorted as before;
+# non-string keys become strings, as json.dumps made them.
+_DUMPS_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value, option=_DUMPS_OPTIONS).decode()
 
 
 def _json_loads(value: str) -> object:
-    import json
-
-    return json.loads(value)
+    return orjson.loads(value)
 
 
 async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -50,6 +51,12 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
         super().__init__(**kwargs)
         self._holder = runtime_holder
         self._verifier = verifier
+
+    def encode_json(self, data: object) -> str:
+        """Responses and WebSocket messages as JSON text, with orjson (the standard
+        library's encoder was a tenth of a large query's CPU). Text, not bytes: the
+        graphql-transport-ws protocol sends text frames."""
+        return orjson.dumps(data).decode()
 
     async def get_context(self, request: Any, response: Any = None) -> CareteamContext:
         principal = None

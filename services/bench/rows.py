@@ -3,7 +3,14 @@ is still being built are listed with the reason they cannot run yet."""
 
 from __future__ import annotations
 
-from services.bench import row1_appends, row2_rebuild, row3_caseload, row4_lag, row5_relay
+from services.bench import (
+    row1_appends,
+    row2_rebuild,
+    row3_caseload,
+    row4_lag,
+    row5_relay,
+    row6_fanout,
+)
 from services.bench.base import RowContext, RowSpec
 from services.bench.results import RowResult
 
@@ -26,8 +33,6 @@ ROWS: dict[int, RowSpec] = {
     3: row3_caseload.SPEC,
     4: row4_lag.SPEC,
     5: row5_relay.SPEC,
-    6: _planned(
-        6, "fanout", "Subscription fan-out", "the subscription fan-out row is not written yet"
-    ),
+    6: row6_fanout.SPEC,
     7: _planned(7, "scale", "1M-event scale", "the 1M-event scale row is not written yet"),
 }
