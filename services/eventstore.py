@@ -154,13 +154,20 @@ FROM unnest($1::uuid[], $4::integer[], $6::text[], $7::integer[], $8::jsonb[],
 RETURNING stream_version, position, tx_id::text::bigint AS tx_id, recorded_at
 """
 
-_READ_LOG_SQL = f"""
-SELECT {_COLUMNS} FROM events
+_LOG_PAGE = """FROM events
 WHERE (tx_id, position) > ($1::text::xid8, $2::bigint)
   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY tx_id, position
 LIMIT $3
 """
+
+_READ_LOG_SQL = f"SELECT {_COLUMNS} {_LOG_PAGE}"
+
+# The same columns with payload and metadata as JSON text (jsonb's own text form).
+_READ_LOG_ROWS_SQL = f"""SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
+    stream_type, stream_version, patient_id, event_type, event_version,
+    payload::text AS payload, metadata::text AS metadata, occurred_at, recorded_at
+{_LOG_PAGE}"""
 
 AppendListener = Callable[[LogPosition], Awaitable[None] | None]
 
@@ -347,6 +354,21 @@ class EventStore:
             rows = await conn.fetch(_READ_LOG_SQL, str(after.tx_id), after.position, limit)
         records = [row_to_event(r) for r in rows]
         return await self.decrypt(records, conn) if decrypt else records
+
+    async def read_log_rows(
+        self, after: LogPosition = START, *, limit: int = 500, conn: Conn | None = None
+    ) -> list[asyncpg.Record]:
+        """``read_log(decrypt=False)`` as database rows with ``payload`` and ``metadata``
+        left as JSON text (not decoded): for a caller that only forwards them (the relay).
+
+        Same events, same order, same gap safety; the other columns as ``read_log`` has
+        them (``RecordedEvent``'s field names)."""
+        if conn is None:
+            async with self._pool.acquire() as c:
+                return list(
+                    await c.fetch(_READ_LOG_ROWS_SQL, str(after.tx_id), after.position, limit)
+                )
+        return list(await conn.fetch(_READ_LOG_ROWS_SQL, str(after.tx_id), after.position, limit))
 
     async def head(self) -> LogPosition:
         """The position of the last event a reader can see now."""

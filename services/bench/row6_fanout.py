@@ -17,9 +17,10 @@ them (``--events`` lowers that). The rate is a choice: 5 events a second reachin
 200 subscribers is 1,000 deliveries a second, under what one server process can send
 (about 2,300 a second measured on this machine), so the row measures the cost of fanning
 out, not a queue; at 20/s (4,000 deliveries a second) the server falls behind and the
-200-subscriber p99 grows with the length of the run (measured: 87x the single p99). A task rather than ``assignCareTeam`` (row 4's
-mutation): a care-team change makes every subscriber decide its access to that patient
-again with one SQL query each, which would make every measured event the rare costly one.
+200-subscriber p99 grows with the length of the run (measured: 87x the single p99).
+A task rather than ``assignCareTeam`` (row 4's mutation): a care-team change makes
+every subscriber decide its access to that patient again with one SQL query each, which
+would make every measured event the rare costly one.
 
 Delivery latency of an event to a subscriber is the time the subscriber's frame was
 received minus the time the mutation was sent: its request is written at once, on a

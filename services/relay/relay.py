@@ -35,8 +35,9 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -44,8 +45,8 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from services.database import Conn
-from services.eventstore import START, EventStore, LogPosition, RecordedEvent
-from services.relay.messages import to_kafka_message
+from services.eventstore import START, EventStore, LogPosition
+from services.relay.messages import messages_from_rows
 from services.settings import Settings, SettingsError
 
 log = logging.getLogger("careteam.relay")
@@ -73,11 +74,17 @@ class StaleCheckpointError(RuntimeError):
         self.name = name
 
 
+# What ends the pages in flight (and their producer) before the relay reconnects.
+_RESTART_ERRORS: tuple[type[BaseException], ...] = (*_DATABASE_ERRORS, StaleCheckpointError)
+
+
 @dataclass(frozen=True)
 class RelayOptions:
     """Tuning of one relay; the defaults suit one machine."""
 
     page_size: int = 500
+    # Pages handed to the producer whose acknowledgements are still awaited (at least 1).
+    pages_in_flight: int = 2
     poll_seconds: float = 0.2
     # A page not acknowledged in this time counts as a failure: the producer is replaced.
     publish_timeout_seconds: float = 30.0
@@ -93,6 +100,8 @@ class RelayOptions:
     def __post_init__(self) -> None:
         if self.page_size < 1:
             raise ValueError("page_size must be at least 1")
+        if self.pages_in_flight < 1:
+            raise ValueError("pages_in_flight must be at least 1")
         if self.backoff_initial_seconds <= 0 or self.backoff_max_seconds <= 0:
             raise ValueError("backoff times must be positive")
 
@@ -321,68 +330,128 @@ class Relay:
         return False
 
     async def _follow(self, conn: Conn, stop: asyncio.Event) -> None:
-        position = await read_checkpoint(conn, self._name)
-        self.status.position = position
-        log.info("relay following the log name=%s from=%s", self._name, position.encode())
+        pipe = _Pipeline(await read_checkpoint(conn, self._name))
+        self.status.position = pipe.checkpoint
+        log.info("relay following the log name=%s from=%s", self._name, pipe.checkpoint.encode())
+        try:
+            while not stop.is_set():
+                try:
+                    await self._stream(conn, pipe, stop)
+                except _PUBLISH_ERRORS as exc:
+                    await self._recover(pipe, exc, stop)
+            if pipe.pages:
+                # Stopping: what is in flight is still delivered and checkpointed, within
+                # each page's publish timeout (run() abandons the producer otherwise).
+                with contextlib.suppress(*_PUBLISH_ERRORS):
+                    await self._checkpoint(conn, pipe, wait_for=len(pipe.pages))
+        except _RESTART_ERRORS:
+            if pipe.pages:
+                # Pages in flight are never kept across a restart from the checkpoint: the
+                # producer that holds them goes with them.
+                pipe.discard()
+                self._page_in_flight = False
+                await self._close_producer(abandon=True)
+            raise
+        finally:
+            pipe.discard()  # only settles futures if something is still in flight
+
+    async def _stream(self, conn: Conn, pipe: _Pipeline, stop: asyncio.Event) -> None:
+        """Reads, sends and checkpoints pages, up to ``pages_in_flight`` at once, until
+        stopped; raises what a failed page raised (after checkpointing the pages before it).
+        """
+        depth = self._options.pages_in_flight
         while not stop.is_set():
-            self._wake.clear()
-            # Identifying fields leave careteam only as ciphertext (crypto-shredding).
-            events = await self._store.read_log(
-                position, limit=self._options.page_size, conn=conn, decrypt=False
-            )
-            if not events:
-                await self._sleep(self._options.poll_seconds, stop, wake=True)
-                continue
-            if not await self._publish(events, stop):
-                return
-            last = events[-1].log_position
-            await advance_checkpoint(conn, self._name, position, last)
-            position = last
-            self.status.position = last
-            self.status.published_events += len(events)
-            self.status.last_published_at = time.monotonic()
+            rows: list[Any] = []
+            if len(pipe.pages) < depth:
+                self._wake.clear()
+                # Identifying fields leave careteam only as ciphertext (crypto-shredding):
+                # the rows are read as stored, never decrypted.
+                rows = await self._store.read_log_rows(
+                    pipe.read_to, limit=self._options.page_size, conn=conn
+                )
+                if rows:
+                    await self._send(pipe, rows)
+                elif not pipe.pages:
+                    await self._sleep(self._options.poll_seconds, stop, wake=True)
+                    continue
+            # A full pipeline, or nothing more to read: wait for the oldest page. Otherwise
+            # only checkpoint pages that are already acknowledged, and read on.
+            must_wait = len(pipe.pages) >= depth or not rows
+            await self._checkpoint(conn, pipe, wait_for=1 if must_wait else 0)
 
     # --- publishing ---------------------------------------------------------------------
 
-    async def _publish(self, events: Sequence[RecordedEvent], stop: asyncio.Event) -> bool:
-        """Sends a page until every record is acknowledged; False if stopped first."""
-        messages = [to_kafka_message(e) for e in events]
+    async def _send(self, pipe: _Pipeline, rows: Sequence[Any]) -> None:
+        """Hands one page to the producer (in log order) without waiting for its acks."""
+        messages = messages_from_rows(rows)
+        last = rows[-1]
+        loop = asyncio.get_running_loop()
+        page = _Page(
+            last=LogPosition(last["tx_id"], last["position"]),
+            count=len(rows),
+            deadline=loop.time() + self._options.publish_timeout_seconds,
+        )
+        # In the pipeline before the first send, so that a failure settles its futures.
+        pipe.pages.append(page)
+        pipe.read_to = page.last
         self._page_in_flight = True
-        while not stop.is_set():
-            futures: list[asyncio.Future[Any]] = []
-            try:
-                async with asyncio.timeout(self._options.publish_timeout_seconds):
-                    producer = await self._ensure_producer()
-                    for m in messages:
-                        futures.append(
-                            await producer.send(
-                                self._topic, value=m.value, key=m.key, headers=m.headers
-                            )
-                        )
-                    results = await asyncio.gather(*futures, return_exceptions=True)
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
-            except _PUBLISH_ERRORS as exc:
-                _settle(futures)
-                self._record_failure(exc)
-                delay = self._backoff.next_delay()
-                log.warning(
-                    "relay page not acknowledged; replacing the producer "
-                    "name=%s from=%s events=%s error=%s retry_in=%.2f",
-                    self._name,
-                    events[0].log_position.encode(),
-                    len(events),
-                    type(exc).__name__,
-                    delay,
-                )
-                await self._close_producer(abandon=True)
-                await self._sleep(delay, stop)
-                continue
+        futures = page.futures
+        async with asyncio.timeout_at(page.deadline):
+            producer = await self._ensure_producer()
+            send, topic = producer.send, self._topic
+            for m in messages:
+                futures.append(await send(topic, value=m.value, key=m.key, headers=m.headers))
+
+    async def _checkpoint(self, conn: Conn, pipe: _Pipeline, *, wait_for: int) -> None:
+        """Moves the checkpoint to the end of the longest run of leading pages that the
+        broker acknowledged in full, waiting for at least ``wait_for`` of them.
+
+        A page counts only when every one of its records is acknowledged and every page
+        before it counted too, so the checkpoint never passes an unacknowledged event,
+        whatever order the acknowledgements arrive in. A failed (or timed-out) page is
+        raised after the pages before it were checkpointed."""
+        acked = 0
+        failure: BaseException | None = None
+        try:
+            for page in pipe.pages:
+                if acked >= wait_for and not page.finished():
+                    break
+                await page.acknowledged()
+                acked += 1
+        except _PUBLISH_ERRORS as exc:
+            failure = exc
+        if acked:
+            done = [pipe.pages.popleft() for _ in range(acked)]
+            last = done[-1].last
+            await advance_checkpoint(conn, self._name, pipe.checkpoint, last)
+            pipe.checkpoint = last
+            self.status.position = last
+            self.status.published_events += sum(p.count for p in done)
+            self.status.last_published_at = time.monotonic()
             self._backoff.reset()
-            self._page_in_flight = False
-            return True
-        return False
+            self._page_in_flight = bool(pipe.pages)
+        if failure is not None:
+            raise failure
+
+    async def _recover(self, pipe: _Pipeline, exc: BaseException, stop: asyncio.Event) -> None:
+        """After a failed page: drop every page in flight and the producer, back off, and
+        read again from the checkpoint."""
+        self._record_failure(exc)
+        delay = self._backoff.next_delay()
+        log.warning(
+            "relay page not acknowledged; replacing the producer "
+            "name=%s from=%s pages=%s events=%s error=%s retry_in=%.2f",
+            self._name,
+            pipe.checkpoint.encode(),
+            len(pipe.pages),
+            sum(p.count for p in pipe.pages),
+            type(exc).__name__,
+            delay,
+        )
+        pipe.discard()
+        await self._close_producer(abandon=True)
+        self._page_in_flight = False
+        await self._sleep(delay, stop)
 
     async def _ensure_producer(self) -> Any:
         if self._producer is None:
@@ -466,13 +535,60 @@ class Relay:
 
 
 def _settle(futures: Sequence[asyncio.Future[Any]]) -> None:
-    """Marks the send futures of a failed page as handled, so none logs an unseen error."""
+    """Marks the send futures of a dropped page as handled, so none logs an unseen error."""
     for future in futures:
         if future.done():
             if not future.cancelled():
                 future.exception()
         else:
             future.cancel()
+
+
+@dataclass
+class _Page:
+    """One page handed to the producer: its records' futures, in log order."""
+
+    last: LogPosition
+    count: int
+    deadline: float  # loop time by which every record must be acknowledged
+    futures: list[asyncio.Future[Any]] = field(default_factory=list)
+
+    def finished(self) -> bool:
+        """Every record acknowledged or failed (nothing left to wait for)."""
+        return all(f.done() for f in self.futures)
+
+    async def acknowledged(self) -> None:
+        """Waits until every record is acknowledged; raises the first failure, or
+        TimeoutError at the deadline."""
+        if not self.finished():
+            async with asyncio.timeout_at(self.deadline):
+                await asyncio.gather(*self.futures, return_exceptions=True)
+        for future in self.futures:
+            if future.cancelled():
+                raise KafkaError("send cancelled")
+            exc = future.exception()
+            if exc is not None:
+                raise exc
+
+
+@dataclass
+class _Pipeline:
+    """The relay's position: the checkpoint, the pages in flight after it (oldest first,
+    contiguous) and where the next read starts (the end of the newest page)."""
+
+    checkpoint: LogPosition
+    pages: deque[_Page] = field(default_factory=deque)
+    read_to: LogPosition = START
+
+    def __post_init__(self) -> None:
+        self.read_to = self.checkpoint
+
+    def discard(self) -> None:
+        """Forgets every page in flight; the next read starts at the checkpoint again."""
+        for page in self.pages:
+            _settle(page.futures)
+        self.pages.clear()
+        self.read_to = self.checkpoint
 
 
 async def run_relay(
