@@ -30,7 +30,6 @@ How the facts become a ``PatientMonth`` (choices, cocm-rules.md "Billing"):
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -42,7 +41,7 @@ from domain.patient import Patient
 from domain.rules import billing as billing_rules
 from domain.rules.billing import ActivityType, MinuteEntry, MonthBilling, PatientMonth
 from projections.clinic_calendar import day_of, month_range, month_start, parse_instant
-from projections.document import Doc
+from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.keyset import Scope, unrestricted
 from services.database import Conn
@@ -89,7 +88,7 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
         return _new_facts(record, ev)
     if doc is None:
         return None
-    doc = copy.deepcopy(doc)
+    doc = copy_doc(doc)
     match ev:
         case Patient.Referred():
             doc["episodes"].append(

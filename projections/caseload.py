@@ -41,7 +41,6 @@ the last contact with the patient.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -57,7 +56,7 @@ from domain.rules import outcomes as outcome_rules
 from domain.rules.flags import EpisodeStatus, FlagKind, RegistrySnapshot
 from domain.rules.treatment import TreatmentAction, decide_treatment
 from projections.clinic_calendar import day_of, in_zone, parse_instant
-from projections.document import Doc
+from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.keyset import (
     Scope,
@@ -176,7 +175,7 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
         return _new_doc(record, ev)
     if doc is None:
         return None
-    doc = copy.deepcopy(doc)
+    doc = copy_doc(doc)
     doc["version"] = record.stream_version
     match ev:
         case Patient.Referred():

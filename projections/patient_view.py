@@ -11,12 +11,11 @@ recorded, so a late entry of an older questionnaire does not become the "latest"
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 from uuid import UUID
 
 from domain.patient import Patient
-from projections.document import Doc
+from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from services.eventstore import RecordedEvent
 
@@ -70,7 +69,7 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
         return _new_doc(record, ev)
     if doc is None:  # an event of a stream whose registration this model never saw
         return None
-    doc = copy.deepcopy(doc)
+    doc = copy_doc(doc)
     doc["version"] = record.stream_version
     doc["updated_at"] = _iso(record.recorded_at)
     match ev:

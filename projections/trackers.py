@@ -11,7 +11,6 @@ is recorded.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,7 +21,7 @@ from uuid import UUID
 from domain.consultation import ConsultationNote
 from domain.referral import Referral
 from projections.clinic_calendar import day_of, parse_instant
-from projections.document import Doc
+from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.keyset import Scope, unrestricted
 from projections.tracker_rules import RULE_ID, rules_for
@@ -94,7 +93,7 @@ def evolve_referral(doc: Doc | None, record: RecordedEvent) -> Doc | None:
         }
     if doc is None:
         return None
-    doc = copy.deepcopy(doc)
+    doc = copy_doc(doc)
     match ev:
         case Referral.Sent():
             doc.update(status="sent", sent_at=_iso(ev.occurred_at))
@@ -219,7 +218,7 @@ def evolve_consultation(doc: Doc | None, record: RecordedEvent) -> Doc | None:
         }
     if doc is None:
         return None
-    doc = copy.deepcopy(doc)
+    doc = copy_doc(doc)
     match ev:
         case ConsultationNote.Drafted():
             doc.update(status="drafted", draft_number=ev.draft_number, author_id=str(ev.author_id))
