@@ -24,6 +24,7 @@ class BenchOptions:
     runs: int = 3
     out: Path = Path("bench-results")
     rate: float = 300.0
+    scale_events: int = 1_000_000
     lag_seconds: float = 20.0
     pin: bool = True
     charts: bool = True

@@ -110,6 +110,13 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
         f"{defaults.lag_seconds:g})",
     )
     parser.add_argument(
+        "--scale-events",
+        type=_positive_int,
+        default=defaults.scale_events,
+        help=f"row 7: events in the large database, 50 per patient (default "
+        f"{defaults.scale_events:,}; the small one has 10,000)",
+    )
+    parser.add_argument(
         "--no-pin",
         action="store_true",
         help="do not pin the bench process and PostgreSQL to separate cores",
@@ -134,6 +141,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         out=Path(args.out),
         rate=args.rate,
         lag_seconds=args.lag_seconds,
+        scale_events=args.scale_events,
         pin=not args.no_pin,
         charts=not args.no_charts,
         profile=not args.no_profile,

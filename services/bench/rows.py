@@ -10,6 +10,7 @@ from services.bench import (
     row4_lag,
     row5_relay,
     row6_fanout,
+    row7_scale,
 )
 from services.bench.base import RowContext, RowSpec
 from services.bench.results import RowResult
@@ -34,5 +35,5 @@ ROWS: dict[int, RowSpec] = {
     4: row4_lag.SPEC,
     5: row5_relay.SPEC,
     6: row6_fanout.SPEC,
-    7: _planned(7, "scale", "1M-event scale", "the 1M-event scale row is not written yet"),
+    7: row7_scale.SPEC,
 }

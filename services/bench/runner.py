@@ -36,6 +36,7 @@ def command_line(options: BenchOptions) -> str:
         f"--runs {options.runs}",
         f"--rate {options.rate:g}",
         f"--lag-seconds {options.lag_seconds:g}",
+        f"--scale-events {options.scale_events}",
         f"--out {options.out}",
     ]
     if not options.pin:

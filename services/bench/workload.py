@@ -43,13 +43,23 @@ def _uuid(rnd: random.Random) -> UUID:
     return UUID(int=rnd.getrandbits(128), version=4)
 
 
+# A care team for one patient: (care manager, PCP, psychiatric consultant or None).
+Team = Callable[[], tuple[UUID, UUID, UUID | None]]
+
+
 def patient_journey(
-    rnd: random.Random, *, length: int, now: datetime, single_event: bool
+    rnd: random.Random,
+    *,
+    length: int,
+    now: datetime,
+    single_event: bool,
+    team: Team | None = None,
 ) -> list[Command]:
     """Commands for one patient: registration, enrollment, care team, treatment, then
     contacts and screenings. With ``single_event`` every command emits exactly one event
     (screenings that would raise a flag or a task are left out); otherwise about one
-    screening in six raises a safety flag and tasks, as real caseloads do."""
+    screening in six raises a safety flag and tasks, as real caseloads do. ``team``
+    chooses the care team (default: new random members for every patient)."""
     start = now - timedelta(days=300)
     clock = start
 
@@ -77,10 +87,15 @@ def patient_journey(
             commands.append(Command(patient.id, events[0].originator_version - 1, events))
 
     emit()
+    manager, pcp, psychiatrist = team() if team else (_uuid(rnd), _uuid(rnd), None)
     steps: list[Callable[[], object]] = [
         lambda: patient.enroll(occurred_at=tick(), now=now),
         lambda: patient.assign_care_team(
-            care_manager_id=_uuid(rnd), pcp_id=_uuid(rnd), occurred_at=tick(), now=now
+            care_manager_id=manager,
+            pcp_id=pcp,
+            psychiatric_consultant_id=psychiatrist,
+            occurred_at=tick(),
+            now=now,
         ),
         lambda: patient.start_treatment(occurred_at=tick(), now=now),
     ]
