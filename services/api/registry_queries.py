@@ -127,7 +127,9 @@ def _consultation_views(docs: list[Doc], today: date) -> list[ConsultationTracke
 class RegistryQuery:
     @strawberry.field(
         description="The care manager's caseload registry (enrolled, active treatment, relapse "
-        "prevention), one row per patient with its flags for today; a keyset page."
+        "prevention), one row per patient with its flags for today; a keyset page. A care "
+        "manager who names nobody gets their own caseload; other roles get every caseload "
+        "they may see unless they name a care manager."
     )
     async def caseload(
         self,
@@ -140,6 +142,7 @@ class RegistryQuery:
     ) -> CaseloadConnection:
         ctx = info.context
         today = _today(ctx)
+        care_manager_id = care_manager_id or _caller_if(ctx, Role.CARE_MANAGER)
         async with ctx.runtime.pool.acquire() as conn:
             try:
                 page = await caseload_model.fetch_caseload(

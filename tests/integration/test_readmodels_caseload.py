@@ -10,6 +10,7 @@ import pytest
 
 from services.auth import Role
 from tests.integration.readmodels_support import (
+    CARE_MANAGER,
     OTHER_CARE_MANAGER,
     PSYCHIATRIST,
     Clinic,
@@ -180,6 +181,24 @@ async def test_the_caseload_shows_only_the_callers_patients_and_this_months_minu
         "{ caseload(careManagerId: null) { totalCount } }", role=Role.ADMIN, user=UUID(int=7)
     )
     assert admin["caseload"]["totalCount"] == 2
+
+
+async def test_a_care_manager_naming_nobody_gets_the_patients_they_manage(
+    clinic: Clinic,
+) -> None:
+    """On another care manager's patient's team in another role, a care manager still sees
+    only their own caseload by default, and that patient when naming its care manager."""
+    mine = await clinic.patient()
+    theirs = await clinic.patient(care_manager=OTHER_CARE_MANAGER)
+    await clinic.on_patient(
+        theirs,
+        lambda p: p.assign_care_team(pcp_id=CARE_MANAGER, occurred_at=day(1), now=day(1)),
+    )
+    await clinic.catch_up()
+    own = await caseload(clinic)
+    assert [e["node"]["patientId"] for e in own["edges"]] == [str(mine)]
+    named = await caseload(clinic, cm=str(OTHER_CARE_MANAGER))
+    assert [e["node"]["patientId"] for e in named["edges"]] == [str(theirs)]
 
 
 async def test_a_page_larger_than_the_maximum_or_a_forged_cursor_is_refused(
