@@ -11,7 +11,7 @@ from pathlib import Path
 from services.bench.environment import BenchServer, CorePlan, Databases, Usage
 from services.bench.results import Kind, RowResult, Series
 
-DEFAULT_ROWS = (1, 2, 4)
+DEFAULT_ROWS = (1, 2, 3, 4, 5, 6, 7)
 
 
 @dataclass(frozen=True)

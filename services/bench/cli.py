@@ -19,13 +19,14 @@ from services.bench.results import fmt
 
 DESCRIPTION = """Measure careteam against baselines run on the same machine and server:
 row 1 appends (vs the eventsourcing library's PostgreSQL recorder and raw asyncpg
-INSERTs), row 2 projection rebuild (vs COPY), row 4 mutation-to-read-model lag over HTTP
-(vs a raw asyncpg round trip); row 3 is a labelled stand-in (patient(id:) until the
-caseload query exists; not in the default set). Rows 5, 6 and 7 report themselves
-skipped until they are written. Each row starts its own embedded PostgreSQL in a
-temporary folder unless CARETEAM_DATABASE_URL is set (then it creates and drops
-careteam_bench_* databases there). Writes report.md, report.json and charts/ to --out.
-Never fails on a duration."""
+INSERTs), row 2 projection rebuild (vs COPY), row 3 the caseload query over HTTP (vs a
+raw Starlette + asyncpg endpoint), row 4 mutation-to-read-model lag over HTTP (vs a raw
+asyncpg round trip), row 5 the relay to Kafka (vs a raw aiokafka producer), row 6
+subscription fan-out to 200 WebSockets (vs one), row 7 every role's query at 1M events
+(vs 10,000). Each row starts its own embedded PostgreSQL in a temporary folder unless
+CARETEAM_DATABASE_URL is set (then it creates and drops careteam_bench_* databases
+there). Writes report.md, report.json, charts/ and profiles/ to --out. Never fails on a
+duration."""
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -1,5 +1,5 @@
-"""Every benchmark row, by number. A row is a module with a ``SPEC``; rows whose feature
-is still being built are listed with the reason they cannot run yet."""
+"""Every benchmark row, by number. A row is a module with a ``SPEC``; its ``available()``
+says why it cannot run on this machine (None when it can)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,7 @@ from services.bench import (
     row6_fanout,
     row7_scale,
 )
-from services.bench.base import RowContext, RowSpec
-from services.bench.results import RowResult
-
-
-def _planned(number: int, slug: str, title: str, what: str) -> RowSpec:
-    """A row whose module is not written yet: it reports itself skipped."""
-
-    def available() -> str | None:
-        return f"not built yet: {what}"
-
-    async def run(_ctx: RowContext) -> RowResult:  # never called: never available
-        raise NotImplementedError(what)
-
-    return RowSpec(number=number, slug=slug, title=title, available=available, run=run)
-
+from services.bench.base import RowSpec
 
 ROWS: dict[int, RowSpec] = {
     1: row1_appends.SPEC,

@@ -151,7 +151,9 @@ def _report(
                 else describe_cores(plan.server)
                 + (" (embedded, one per row, in a temporary folder)")
             ),
-            "careteam serve (row 4)": describe_cores(plan.server),
+            "careteam serve and the raw endpoints (rows 3, 4, 6, 7); Kafka broker (row 5)": (
+                describe_cores(plan.server)
+            ),
         },
         rows=list(rows),
     )
