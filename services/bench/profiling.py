@@ -34,9 +34,10 @@ TOP = 15
 # "function (module/path.py:123)" -> "function (module/path.py)": lines differ per sample.
 _LINE = re.compile(r":\d+\)$")
 # Inclusive time is listed for careteam's own code only (that is what can be changed),
-# leaving out the entry points and middleware every request passes through.
+# leaving out the entry points and middleware every request passes through, and the
+# benchmark's own harness.
 _OURS = re.compile(r"\((services|domain|projections)/")
-_THROUGH = re.compile(r"\(services/cli\.py\)|__call__ \(services/api/app\.py\)")
+_THROUGH = re.compile(r"\(services/cli\.py\)|__call__ \(services/api/app\.py\)|\(services/bench/")
 # "name (package/module.py:12)" -> "package"; "<frozen abc>" and the like stay as they are.
 _PACKAGE = re.compile(r"\(([^/)]+)/")
 

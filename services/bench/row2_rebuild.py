@@ -18,6 +18,7 @@ not counted.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ import asyncpg
 
 from projections.base import Projection
 from projections.registry import all_projections
-from services.bench import stats
+from services.bench import profiling, stats
 from services.bench.base import RowContext, RowSpec, always, usage_series
 from services.bench.environment import Monitor, Usage, describe_cores
 from services.bench.results import Check, Comparison, RowResult, Series, Target
@@ -156,6 +157,15 @@ async def measure(ctx: RowContext) -> RowResult:
                         f"row 2 run {run + 1}/{opts.runs} {system:<8} "
                         f"{stats.throughput(sample[0], sample[1]):>9,.0f} events/s"
                     )
+            if opts.profile:
+                # One more rebuild, not counted: py-spy shares the bench process's core.
+                with profiling.sample(
+                    os.getpid(),
+                    ctx.profile_path(2, "rebuild"),
+                    "the bench process rebuilding every read model (an extra run, not counted)",
+                ) as sampled:
+                    await rebuild_once(store, projections, ctx.server.postmaster_pid)
+                result.profiles.append(sampled)
         finally:
             await pool.close()
     ours = result.add(

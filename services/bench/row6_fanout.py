@@ -68,11 +68,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from services.bench import stats
+from services.bench import profiling, stats
 from services.bench.base import RowContext, RowSpec, usage_series
 from services.bench.environment import Monitor, Usage, describe_cores
 from services.bench.http import MiniHttpClient
-from services.bench.results import Check, Comparison, RowResult, Series, Target
+from services.bench.results import Check, Comparison, Profile, RowResult, Series, Target
 from services.bench.row4_lag import (
     ORG,
     REQUEST_TIMEOUT,
@@ -377,7 +377,12 @@ def tally(
 
 
 async def run_fanout(
-    dsn: str, ctx: RowContext, subscribers: int, events: int, rate: float
+    dsn: str,
+    ctx: RowContext,
+    subscribers: int,
+    events: int,
+    rate: float,
+    profiles: list[Profile] | None = None,
 ) -> FanoutSample:
     """One fan-out run on a fresh ``careteam serve`` against ``dsn``."""
     from services.auth import DevIssuer, Role
@@ -398,11 +403,23 @@ async def run_fanout(
             await warm_up(mutations, subs, len(patients))
             mutations.failed, mutations.first_error, mutations.latencies = 0, "", []
             marks = [len(s.frames) for s in subs]
-            with Monitor(ctx.server.postmaster_pid, extra_pid=server.pid) as monitor:
-                t0 = time.perf_counter()
-                sources = await send_open_loop(mutations, events, rate)
-                await wait_for_frames(subs, marks, events)
-                sample.seconds = time.perf_counter() - t0
+            with contextlib.ExitStack() as stack:
+                if profiles is not None:
+                    profiles.append(
+                        stack.enter_context(
+                            profiling.sample(
+                                server.pid,
+                                ctx.profile_path(6, f"careteam-serve-{subscribers}"),
+                                f"careteam serve fanning out to {subscribers} subscribers "
+                                "(last run)",
+                            )
+                        )
+                    )
+                with Monitor(ctx.server.postmaster_pid, extra_pid=server.pid) as monitor:
+                    t0 = time.perf_counter()
+                    sources = await send_open_loop(mutations, events, rate)
+                    await wait_for_frames(subs, marks, events)
+                    sample.seconds = time.perf_counter() - t0
             sample.usage = monitor.usage
         finally:
             await close_all(subs)
@@ -430,8 +447,9 @@ async def measure_with(
     for run in range(opts.runs):
         order = list(subscribers) if run % 2 == 0 else list(reversed(subscribers))
         for n in order:
+            profiles = result.profiles if n == max(subscribers) and ctx.profiles_run(run) else None
             async with ctx.databases.fresh() as dsn:
-                sample = await run_fanout(dsn, ctx, n, count, rate)
+                sample = await run_fanout(dsn, ctx, n, count, rate, profiles)
             samples[n].append(sample)
             ctx.log(
                 f"row 6 run {run + 1}/{opts.runs} {n:>4} subscribers  "
