@@ -154,10 +154,13 @@ FROM unnest($1::uuid[], $4::integer[], $6::text[], $7::integer[], $8::jsonb[],
 RETURNING stream_version, position, tx_id::text::bigint AS tx_id, recorded_at
 """
 
+# ORDER BY names the table's columns: a bare ``tx_id`` would be the bigint output column,
+# which no index has, so every page would scan and sort the rest of the log. Same order
+# either way (xid8 and its bigint text agree); this one walks events_log_order.
 _LOG_PAGE = """FROM events
 WHERE (tx_id, position) > ($1::text::xid8, $2::bigint)
   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY tx_id, position
+ORDER BY events.tx_id, events.position
 LIMIT $3
 """
 

@@ -37,7 +37,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--page-size",
         type=int,
         default=defaults.page_size,
-        help=f"events per Kafka round trip and checkpoint update (default {defaults.page_size})",
+        help="events per page: one log read and at most one checkpoint update each "
+        f"(default {defaults.page_size})",
     )
     parser.add_argument(
         "--poll-seconds",

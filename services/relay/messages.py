@@ -19,17 +19,19 @@ share a partition and keep their order. The value is JSON with a small envelope 
 the stored payload: what a consumer needs to rebuild or check a stream without asking
 PostgreSQL (stream id, type and version; event type and version; both times; the
 position) plus the write metadata (actor, role, organisation, purpose, correlation).
-Serialisation is deterministic (sorted keys), so a duplicate is byte-identical.
+Serialisation is deterministic (compact UTF-8 JSON with sorted keys, by orjson; times in
+UTC with a ``Z``), so a duplicate is byte-identical. ``to_kafka_message`` builds a record
+from a ``RecordedEvent``; ``messages_from_rows`` builds the same bytes from log rows whose
+payload and metadata are still JSON text (what the relay reads).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -43,9 +45,18 @@ _POSITION_DIGITS = 20
 # Headers that are the same on every record (aiokafka only reads them).
 _SPEC_HEADER = ("ce_specversion", SPEC_VERSION.encode())
 _CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
-# A run of 19 digits may be an integer beyond 64 bits (or a float written out in full by
-# PostgreSQL's numeric): orjson would read it as a float, so such JSON is read by json.
-_LONG_NUMBER = re.compile(r"[0-9]{19}")
+# orjson reads an integer beyond 64 bits as a float (the standard library keeps it exact),
+# so JSON text with a run of 19 digits is read by the standard library. The check maps
+# every ASCII digit to "0" and every other byte to " ", then looks for 19 zeros.
+_DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN_DIGITS = b"0" * 19
+_JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
+
+
+class LogRow(Protocol):
+    """A row of ``EventStore.read_log_rows`` (an asyncpg record), by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -78,50 +89,68 @@ def _sequence(tx_id: int, position: int) -> str:
 def rfc3339(moment: datetime) -> str:
     """An aware datetime in UTC with a ``Z`` suffix (RFC 3339), as ``isoformat`` writes it
     (microseconds only when not zero)."""
-    offset = moment.utcoffset()
-    if offset is None:
+    # A zero offset always ends isoformat's text with "+00:00".
+    return _utc(moment).isoformat()[:-6] + "Z"
+
+
+def _utc(moment: datetime) -> datetime:
+    """The same instant with ``UTC`` as its tzinfo (asyncpg's datetimes already have it)."""
+    if moment.tzinfo is UTC:
+        return moment
+    if moment.utcoffset() is None:
         raise ValueError("naive datetime")
-    if offset:
-        moment = moment.astimezone(UTC)
-    # A zero offset always ends the text with "+00:00".
-    return moment.isoformat()[:-6] + "Z"
+    return moment.astimezone(UTC)
+
+
+def _default(value: object) -> object:
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def encode_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON with sorted keys (no ASCII escaping), deterministic for a value.
+    """Compact UTF-8 JSON with sorted keys (no ASCII escaping), deterministic for a value;
+    datetimes (UTC) as ``rfc3339`` writes them.
 
     orjson for speed; the standard library for what orjson refuses (integers beyond 64
-    bits), with the same separators and key order."""
+    bits), with the same separators, key order and datetime text."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value, option=_JSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+        )
         return text.encode()
 
 
 def decode_json(text: str) -> Any:
-    """Stored JSON text as Python values, exactly as the standard library reads it."""
-    if _LONG_NUMBER.search(text) is not None:
+    """JSON text as Python values, exactly as the standard library's ``json.loads`` reads
+    it (PostgreSQL's jsonb text: no NaN, no duplicate keys)."""
+    if _NINETEEN_DIGITS in text.encode().translate(_DIGITS_TO_ZERO):
         return json.loads(text)
     return orjson.loads(text)
 
 
 def event_data(event: RecordedEvent) -> dict[str, Any]:
     """The record value before encoding: envelope fields plus the stored payload."""
-    return _data(
-        str(event.event_id),
-        event.event_type,
-        event.event_version,
-        event.stream_type,
-        str(event.stream_id),
-        event.stream_version,
-        str(event.patient_id),
-        rfc3339(event.occurred_at),
-        rfc3339(event.recorded_at),
-        sequence_of(event.log_position),
-        event.metadata,
-        event.payload,
-    )
+    return {
+        **_data(
+            str(event.event_id),
+            event.event_type,
+            event.event_version,
+            event.stream_type,
+            str(event.stream_id),
+            event.stream_version,
+            str(event.patient_id),
+            _utc(event.occurred_at),
+            _utc(event.recorded_at),
+            sequence_of(event.log_position),
+            event.metadata,
+            event.payload,
+        ),
+        "occurred_at": rfc3339(event.occurred_at),
+        "recorded_at": rfc3339(event.recorded_at),
+    }
 
 
 def _data(
@@ -132,12 +161,13 @@ def _data(
     stream_id: str,
     stream_version: int,
     patient_id: str,
-    occurred_at: str,
-    recorded_at: str,
+    occurred_at: datetime,
+    recorded_at: datetime,
     position: str,
     metadata: Any,
     payload: Any,
 ) -> dict[str, Any]:
+    """The value with both times still datetimes in UTC (``encode_json`` writes them)."""
     return {
         "event_id": event_id,
         "event_type": event_type,
@@ -162,8 +192,9 @@ def _message(
     stream_id: str,
     stream_version: int,
     patient_id: str,
-    occurred_at: str,
-    recorded_at: str,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    recorded_text: bytes,
     sequence: str,
     metadata: Any,
     payload: Any,
@@ -192,7 +223,7 @@ def _message(
             ("ce_id", event_id.encode()),
             ("ce_source", cloudevent_source(stream_type, stream_id).encode()),
             ("ce_type", cloudevent_type(event_type, event_version).encode()),
-            ("ce_time", recorded_at.encode()),
+            ("ce_time", recorded_text),
             ("ce_sequence", sequence.encode()),
             _CONTENT_TYPE_HEADER,
         ],
@@ -209,28 +240,35 @@ def to_kafka_message(event: RecordedEvent) -> KafkaMessage:
         str(event.stream_id),
         event.stream_version,
         str(event.patient_id),
-        rfc3339(event.occurred_at),
-        rfc3339(event.recorded_at),
+        _utc(event.occurred_at),
+        _utc(event.recorded_at),
+        rfc3339(event.recorded_at).encode(),
         sequence_of(event.log_position),
         event.metadata,
         event.payload,
     )
 
 
-def messages_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[KafkaMessage]:
+def messages_from_rows(rows: Iterable[LogRow]) -> list[KafkaMessage]:
     """The Kafka records for log rows whose payload and metadata are still JSON text
-    (``EventStore.read_log_rows``): the same records ``to_kafka_message`` builds from the
-    decoded events, byte for byte, without building a ``RecordedEvent`` for each.
+    (``EventStore.read_log_rows``): byte for byte the records ``to_kafka_message`` builds
+    from the same events decoded, without building a ``RecordedEvent`` for each.
 
-    Events of one transaction share ``recorded_at``, so its text is reused from the
-    previous row when equal."""
+    Events of one append share ``recorded_at`` and the metadata, so the previous row's
+    ``ce_time`` text and decoded metadata are reused when they are equal (both are only
+    read afterwards)."""
     out: list[KafkaMessage] = []
-    last_moment: datetime | None = None
-    last_text = ""
+    last_recorded: datetime | None = None
+    recorded_text = b""
+    last_metadata_text: str | None = None
+    metadata: Any = None
     for row in rows:
-        recorded = row["recorded_at"]
-        if recorded != last_moment or last_moment is None:
-            last_moment, last_text = recorded, rfc3339(recorded)
+        recorded = _utc(row["recorded_at"])
+        if recorded != last_recorded:
+            last_recorded, recorded_text = recorded, rfc3339(recorded).encode()
+        metadata_text = row["metadata"]
+        if metadata_text != last_metadata_text:
+            last_metadata_text, metadata = metadata_text, decode_json(metadata_text)
         out.append(
             _message(
                 str(row["event_id"]),
@@ -240,10 +278,11 @@ def messages_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[KafkaMessage]:
                 str(row["stream_id"]),
                 row["stream_version"],
                 str(row["patient_id"]),
-                rfc3339(row["occurred_at"]),
-                last_text,
+                _utc(row["occurred_at"]),
+                recorded,
+                recorded_text,
                 _sequence(row["tx_id"], row["position"]),
-                decode_json(row["metadata"]),
+                metadata,
                 decode_json(row["payload"]),
             )
         )

@@ -21,11 +21,12 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import OutOfOrderSequenceNumber
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from aiokafka.structs import ConsumerRecord
 
 from domain.patient import Patient
@@ -33,6 +34,7 @@ from services.database import create_pool
 from services.eventstore import EventMetadata, EventStore, LogPosition, RecordedEvent
 from services.relay import Relay, RelayOptions, relay_lag
 from services.relay.messages import sequence_of
+from services.relay.relay import _Page, _Pipeline, read_checkpoint
 from tests.factories import new_patient
 
 pytestmark = pytest.mark.kafka
@@ -486,3 +488,184 @@ async def test_the_lag_counts_events_written_since_the_checkpoint_without_kafka(
     assert lag.checkpoint == LogPosition(0, 0)
     assert lag.head == max(e.log_position for e in patients.events)
     assert lag.as_json()["events_behind"] == 6
+
+
+class _HeldAcks(AIOKafkaProducer):  # type: ignore[misc]
+    """A real producer whose first ``held`` records' acknowledgements reach the relay only
+    when the test releases them (or as failures, when it fails them). The records
+    themselves go to the broker at once, like any other."""
+
+    def __init__(self, *args: Any, held: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held = held
+        self.acks: list[asyncio.Future[Any]] = []  # the broker's, for every record sent
+        self.release = asyncio.Event()
+        self.failure: BaseException | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        ack: asyncio.Future[Any] = await super().send(*args, **kwargs)
+        self.acks.append(ack)
+        if len(self.acks) > self.held:
+            return ack
+        seen: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._tasks.append(asyncio.create_task(self._hold(ack, seen)))
+        return seen
+
+    async def _hold(self, ack: asyncio.Future[Any], seen: asyncio.Future[Any]) -> None:
+        await self.release.wait()
+        result = await asyncio.gather(ack, return_exceptions=True)
+        if seen.done():  # the relay dropped the page
+            return
+        if self.failure is not None:
+            seen.set_exception(self.failure)
+        elif isinstance(result[0], BaseException):
+            seen.set_exception(result[0])
+        else:
+            seen.set_result(result[0])
+
+
+async def _pipelined_relay_with_first_page_held(
+    store: EventStore, topic: str, kafka_bootstrap: str
+) -> tuple[Relay, list[_HeldAcks]]:
+    producers: list[_HeldAcks] = []
+
+    def make_producer() -> _HeldAcks:
+        # Only the first producer holds its first page (5 records).
+        producer = _HeldAcks(
+            bootstrap_servers=kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            held=5 if not producers else 0,
+        )
+        producers.append(producer)
+        return producer
+
+    relay = Relay(
+        store,
+        bootstrap_servers=kafka_bootstrap,
+        topic=topic,
+        options=RelayOptions(
+            page_size=5, pages_in_flight=2, poll_seconds=0.05, backoff_initial_seconds=0.05
+        ),
+        producer_factory=make_producer,
+    )
+    return relay, producers
+
+
+async def _second_page_acknowledged_first_still_held(
+    relay: Relay, producers: list[_HeldAcks]
+) -> None:
+    async def second_page_acked() -> bool:
+        acks = producers[0].acks if producers else []
+        return len(acks) >= 10 and all(a.done() for a in acks[5:10])
+
+    await _eventually(second_page_acked)
+    producer = producers[0]
+    await asyncio.sleep(0.3)  # time enough for a wrong checkpoint move, or a third page
+    # Page 2 is acknowledged, page 1 is not: the checkpoint stays before page 1, and no
+    # third page is sent (two pages in flight at most).
+    assert len(producer.acks) == 10
+    assert relay.status.position == LogPosition(0, 0)
+    assert relay.status.published_events == 0
+
+
+async def test_a_later_page_acknowledged_first_does_not_move_the_checkpoint_past_the_gap(
+    store: EventStore, topic: str, kafka_bootstrap: str
+) -> None:
+    """Pipelined pages: the checkpoint waits for the earliest unacknowledged page."""
+    patients = _Patients(store)
+    await patients.enroll(7)  # 14 events: pages of 5, 5 and 4
+    relay, producers = await _pipelined_relay_with_first_page_held(store, topic, kafka_bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await _second_page_acknowledged_first_still_held(relay, producers)
+        assert (await relay.lag()).events_behind == 14
+
+        producers[0].release.set()
+        await _wait_until_caught_up(store)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, TIMEOUT_S)
+
+    assert len(producers) == 1 and relay.status.failures == 0
+    assert relay.status.published_events == 14
+    records = await _consume_ids(kafka_bootstrap, topic, {str(e.event_id) for e in patients.events})
+    assert len(records) == 14
+    _assert_exactly_the_log_in_patient_order(records, patients.events)
+
+
+async def test_an_earlier_page_failing_after_a_later_one_was_acknowledged_resends_both(
+    store: EventStore, topic: str, kafka_bootstrap: str
+) -> None:
+    """The failed page's producer is replaced and everything from the checkpoint is sent
+    again; the acknowledged later page never moved the checkpoint."""
+    patients = _Patients(store)
+    await patients.enroll(7)
+    relay, producers = await _pipelined_relay_with_first_page_held(store, topic, kafka_bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await _second_page_acknowledged_first_still_held(relay, producers)
+
+        producers[0].failure = KafkaError("injected: page 1 not acknowledged")
+        producers[0].release.set()
+        await _wait_until_caught_up(store)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, TIMEOUT_S)
+
+    assert len(producers) == 2
+    assert relay.status.failures == 1 and relay.status.last_error == "KafkaError"
+    assert relay.status.published_events == 14
+    # The second producer sent all 14 again from the checkpoint (the start of the log).
+    assert len(producers[1].acks) == 14
+    records = await _consume_ids(kafka_bootstrap, topic, {str(e.event_id) for e in patients.events})
+    assert 14 + 5 <= len(records) <= 14 + 10  # the first producer's pages arrived too
+    _assert_exactly_the_log_in_patient_order(records, patients.events)
+
+
+async def test_the_checkpoint_moves_only_over_leading_pages_acknowledged_in_full(
+    store: EventStore,
+) -> None:
+    """The bookkeeping alone, with acknowledgements in any order (no broker needed: the
+    futures stand for the producer's): a done later page never moves the checkpoint past
+    an earlier pending or failed one."""
+    relay = Relay(store, bootstrap_servers="127.0.0.1:9", topic="unused")
+    loop = asyncio.get_running_loop()
+
+    def page(end: int, futures: list[asyncio.Future[Any]]) -> _Page:
+        return _Page(LogPosition(1, end), len(futures), loop.time() + 30, futures)
+
+    def done() -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = loop.create_future()
+        future.set_result(None)
+        return future
+
+    async with store.pool.acquire() as conn:
+        pipe = _Pipeline(await read_checkpoint(conn, relay.name))
+        pending: asyncio.Future[Any] = loop.create_future()
+        pipe.pages.extend(
+            [page(5, [done(), pending]), page(10, [done(), done()]), page(15, [done()])]
+        )
+
+        await relay._checkpoint(conn, pipe, wait_for=0)
+        assert pipe.checkpoint == await read_checkpoint(conn, relay.name) == LogPosition(0, 0)
+        assert len(pipe.pages) == 3
+
+        pending.set_result(None)
+        await relay._checkpoint(conn, pipe, wait_for=0)
+        assert pipe.checkpoint == await read_checkpoint(conn, relay.name) == LogPosition(1, 15)
+        assert not pipe.pages and relay.status.published_events == 5
+
+        failed: asyncio.Future[Any] = loop.create_future()
+        failed.set_exception(KafkaError("injected"))
+        pipe.pages.extend([page(20, [done()]), page(25, [done(), failed]), page(30, [done()])])
+        with pytest.raises(KafkaError):
+            await relay._checkpoint(conn, pipe, wait_for=3)
+        # Moved over the page before the failed one, not past the failed one.
+        assert pipe.checkpoint == await read_checkpoint(conn, relay.name) == LogPosition(1, 20)
+        assert len(pipe.pages) == 2
+        pipe.discard()
+        assert pipe.read_to == LogPosition(1, 20)
