@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
-import orjson
 from asyncpg.pool import PoolConnectionProxy
 
+from services import jsontext
 from services.settings import Settings
 
 # A connection as handed out by a pool or opened directly: both run the same queries.
@@ -172,18 +172,14 @@ async def _init_connection(conn: Conn) -> None:
     )
 
 
-# orjson: several times faster than the standard library here (read-model documents are
-# decoded on every read and written on every projector page). Keys sorted as before;
-# non-string keys become strings, as json.dumps made them.
-_DUMPS_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-
-
 def _json_dumps(value: object) -> str:
-    return orjson.dumps(value, option=_DUMPS_OPTIONS).decode()
+    # Read-model documents are written on every projector page: orjson, keys sorted.
+    return jsontext.dumps(value, sort_keys=True)
 
 
 def _json_loads(value: str) -> object:
-    return orjson.loads(value)
+    # ... and decoded on every read.
+    return jsontext.loads(value)
 
 
 async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:

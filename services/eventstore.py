@@ -379,7 +379,7 @@ class EventStore:
             row = await c.fetchrow(
                 """SELECT tx_id::text::bigint AS tx_id, position FROM events
                    WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-                   ORDER BY tx_id DESC, position DESC LIMIT 1"""
+                   ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"""
             )
         return START if row is None else LogPosition(row["tx_id"], row["position"])
 

@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -20,6 +19,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from services import jsontext
 from services.api.context import CareteamContext
 from services.api.feed import EventFeed
 from services.api.schema import build_schema
@@ -54,9 +54,10 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
 
     def encode_json(self, data: object) -> str:
         """Responses and WebSocket messages as JSON text, with orjson (the standard
-        library's encoder was a tenth of a large query's CPU). Text, not bytes: the
+        library's encoder was a tenth of a large query's CPU; it takes over for what orjson
+        refuses, e.g. a lone surrogate echoed in an error). Text, not bytes: the
         graphql-transport-ws protocol sends text frames."""
-        return orjson.dumps(data).decode()
+        return jsontext.dumps(data)
 
     async def get_context(self, request: Any, response: Any = None) -> CareteamContext:
         principal = None

@@ -45,7 +45,7 @@ _EVENT_COLUMNS = """position, tx_id::text::bigint AS tx_id, event_id, stream_id,
 _CONSENT_TYPES_SQL = ", ".join(f"'{t}'" for t in CONSENT_EVENT_TYPES)
 _CONSENTS_SQL = f"""SELECT {_EVENT_COLUMNS} FROM events
     WHERE patient_id = ANY($1::uuid[]) AND event_type IN ({_CONSENT_TYPES_SQL})
-    ORDER BY tx_id, position"""
+    ORDER BY events.tx_id, events.position"""
 
 # Immutable facts remembered per selector; bounded so a long-running feed stays small.
 _FACT_CACHE_LIMIT = 100_000

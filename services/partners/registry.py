@@ -401,7 +401,7 @@ async def log_head(conn: Conn) -> LogPosition:
     row = await conn.fetchrow(
         """SELECT tx_id::text::bigint AS tx_id, position FROM events
            WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-           ORDER BY tx_id DESC, position DESC LIMIT 1"""
+           ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"""
     )
     return START if row is None else LogPosition(row["tx_id"], row["position"])
 
@@ -571,7 +571,7 @@ async def position_before(conn: Conn, moment: datetime) -> LogPosition:
     """
     first = await conn.fetchrow(
         """SELECT tx_id::text::bigint AS tx_id, position FROM events WHERE recorded_at >= $1
-           ORDER BY tx_id, position LIMIT 1""",
+           ORDER BY events.tx_id, events.position LIMIT 1""",
         moment,
     )
     if first is None:
@@ -579,7 +579,7 @@ async def position_before(conn: Conn, moment: datetime) -> LogPosition:
     row = await conn.fetchrow(
         """SELECT tx_id::text::bigint AS tx_id, position FROM events
            WHERE (tx_id, position) < ($1::text::xid8, $2::bigint)
-           ORDER BY tx_id DESC, position DESC LIMIT 1""",
+           ORDER BY events.tx_id DESC, events.position DESC LIMIT 1""",
         str(first["tx_id"]),
         first["position"],
     )

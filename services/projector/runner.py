@@ -23,7 +23,7 @@ import asyncpg
 
 from projections.base import Projection
 from services.database import Conn
-from services.eventstore import START, EventStore, LogPosition, RecordedEvent
+from services.eventstore import START, EventStore, LogPosition
 
 log = logging.getLogger("careteam.projector")
 
@@ -95,10 +95,16 @@ class ProjectionRunner:
         """Applies at most one page of the log to every projection, in one transaction
         that also moves every checkpoint that moved; returns how many events it read.
 
-        The page starts at the checkpoint furthest behind; each projection gets only the
-        events after its own checkpoint. One log read, one decode and one commit serve
-        every read model, instead of one of each per projection."""
+        Projections at the same checkpoint (all of them, normally) share one log read,
+        one decode and one commit, instead of one of each per projection. Projections at
+        different checkpoints (one just added, or reset) each get a page from their own
+        checkpoint in the same transaction, so one catching up from the start of the log
+        never holds the others back; they meet at the end of the log."""
+        if not self._projections:
+            return 0
         names = [p.name for p in self._projections]
+        read = 0
+        moved: list[tuple[str, LogPosition, LogPosition]] = []
         async with self._store.pool.acquire() as conn:
             await self._ensure_checkpoints(conn)
             async with conn.transaction():
@@ -116,18 +122,18 @@ class ProjectionRunner:
                         missing,
                     )
                     current.update(dict.fromkeys(missing, START))
-                start = min(current.values())
-                events = await self._store.read_log(start, limit=self._page_size, conn=conn)
-                moved: list[tuple[str, LogPosition, LogPosition]] = []
-                if events:
+                groups: dict[LogPosition, list[Projection]] = {}
+                for projection in self._projections:
+                    groups.setdefault(current[projection.name], []).append(projection)
+                for start in sorted(groups):
+                    events = await self._store.read_log(start, limit=self._page_size, conn=conn)
+                    read += len(events)
+                    if not events:
+                        continue
                     last = events[-1].log_position
-                    for projection in self._projections:
-                        before = current[projection.name]
-                        mine = events if before == start else _after(events, before)
-                        if not mine:
-                            continue
-                        await projection.apply(conn, mine)
-                        moved.append((projection.name, before, last))
+                    for projection in groups[start]:
+                        await projection.apply(conn, events)
+                        moved.append((projection.name, start, last))
                 if moved:
                     status = await conn.execute(
                         """UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,
@@ -147,14 +153,15 @@ class ProjectionRunner:
                         raise StaleCheckpointError(",".join(name for name, _, _ in moved))
                     for name, _, after in moved:
                         current[name] = after
+        changed = any(self._positions.get(name) != position for name, position in current.items())
         self._positions.update(current)
-        if moved:
-            now = time.monotonic()
-            for name, _, _ in moved:
-                self._last_applied_at[name] = now
+        now = time.monotonic()
+        for name, _, _ in moved:
+            self._last_applied_at[name] = now
+        if changed:  # also when another runner moved them: waiters must see it
             async with self._progress:
                 self._progress.notify_all()
-        return len(events)
+        return read
 
     async def catch_up(self) -> int:
         """Steps until every projection has read everything there is; returns how many
@@ -174,6 +181,7 @@ class ProjectionRunner:
                 moved = await self.catch_up()
             except StaleCheckpointError:
                 log.warning("checkpoint moved by another runner; re-reading")
+                await asyncio.sleep(self._poll)  # let the other runner's page commit
                 continue
             except (OSError, asyncpg.PostgresError):
                 log.exception("projector step failed; retrying")
@@ -210,11 +218,3 @@ class ProjectionRunner:
                 )
                 result[projection.name] = {"events_behind": int(behind), "position": cp.position}
         return result
-
-
-def _after(events: Sequence[RecordedEvent], position: LogPosition) -> Sequence[RecordedEvent]:
-    """The events of a page (in log order) that come after ``position``."""
-    for i, event in enumerate(events):
-        if event.log_position > position:
-            return events[i:]
-    return []

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from services import jsontext
 from services.eventstore import LogPosition, RecordedEvent
 
 SPEC_VERSION = "1.0"
@@ -45,11 +46,6 @@ _POSITION_DIGITS = 20
 # Headers that are the same on every record (aiokafka only reads them).
 _SPEC_HEADER = ("ce_specversion", SPEC_VERSION.encode())
 _CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
-# orjson reads an integer beyond 64 bits as a float (the standard library keeps it exact),
-# so JSON text with a run of 19 digits is read by the standard library. The check maps
-# every ASCII digit to "0" and every other byte to " ", then looks for 19 zeros.
-_DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_NINETEEN_DIGITS = b"0" * 19
 _JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
 
 
@@ -126,9 +122,7 @@ def encode_json(value: Any) -> bytes:
 def decode_json(text: str) -> Any:
     """JSON text as Python values, exactly as the standard library's ``json.loads`` reads
     it (PostgreSQL's jsonb text: no NaN, no duplicate keys)."""
-    if _NINETEEN_DIGITS in text.encode().translate(_DIGITS_TO_ZERO):
-        return json.loads(text)
-    return orjson.loads(text)
+    return jsontext.loads(text)
 
 
 def event_data(event: RecordedEvent) -> dict[str, Any]:

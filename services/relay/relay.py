@@ -193,7 +193,7 @@ async def relay_lag(pool: asyncpg.Pool, name: str = DEFAULT_NAME) -> RelayLag:
         )
         head = await conn.fetchrow(
             """SELECT tx_id::text::bigint AS tx_id, position FROM events
-               ORDER BY tx_id DESC, position DESC LIMIT 1"""
+               ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"""
         )
     return RelayLag(
         name=name,

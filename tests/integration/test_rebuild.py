@@ -14,11 +14,13 @@ from projections.registry import all_projections, projection_tables
 from services.application import Application
 from services.crypto import KeyRing
 from services.database import create_pool
-from services.eventstore import EventStore
+from services.eventstore import START, EventStore
 from services.projector.rebuild import UnknownProjectionError, rebuild
 from services.projector.runner import ProjectionRunner
 from services.seed import DemoTeam, seed_caseload
 from services.settings import Settings
+from tests.integration.readmodels_support import open_clinic
+from tests.integration.test_readmodels_caseload import contacted
 
 TEAM = DemoTeam(
     organisation_id=UUID("00000000-0000-4000-8000-000000000001"),
@@ -97,3 +99,31 @@ async def test_one_read_model_can_be_rebuilt_alone_and_unknown_names_are_refused
         assert await _dump(conn) == before
     with pytest.raises(UnknownProjectionError):
         await rebuild(store, registry, {})
+
+
+async def test_a_projection_replaying_from_the_start_does_not_hold_the_others_back(
+    db_dsn: str,
+) -> None:
+    """One read model reset to the start of the log catches up a page at a time while
+    every other read model applies a new event in the same step."""
+    async with open_clinic(db_dsn) as clinic:
+        patient = await clinic.patient()
+        await clinic.on_patient(patient, contacted(1))
+        await clinic.catch_up()
+        store = clinic.runtime.store
+        projections = all_projections()
+        registry = next(p for p in projections if p.name == "registry")
+        async with clinic.runtime.pool.acquire() as conn:
+            await registry.reset(conn)
+            await conn.execute("DELETE FROM checkpoints WHERE name = 'registry'")
+        await clinic.on_patient(patient, contacted(2))
+        head = (await store.read_log(START, limit=1_000))[-1].log_position
+
+        runner = ProjectionRunner(store, projections, page_size=1)
+        await runner.step()
+
+        others = [p.name for p in projections if p.name != "registry"]
+        assert all(runner.position(name) == head for name in others)
+        assert START < runner.position("registry") < head
+        await runner.catch_up()
+        assert runner.position("registry") == head

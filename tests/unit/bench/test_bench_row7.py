@@ -1,0 +1,51 @@
+"""A tiny real run of row 7 against the test PostgreSQL server: smoke only.
+
+Both databases are loaded with COPY, projected and sealed; every role's query answers
+over HTTP from a real ``careteam serve`` at both sizes. Nothing is asserted about a
+duration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+
+from services.bench import row7_scale
+from services.bench.base import BenchOptions, RowContext
+from services.bench.environment import DB_PREFIX, BenchServer, CorePlan, Databases
+
+
+async def test_row_7_loads_both_scales_and_every_role_query_answers(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    options = BenchOptions(rows=(7,), runs=1, out=tmp_path, profile=False)
+    ctx = RowContext(
+        options=options,
+        server=BenchServer(dsn=db_dsn),
+        databases=Databases(db_dsn),
+        cores=CorePlan(),
+    )
+    result = await row7_scale.measure_with(ctx, large_events=1_000, requests=3, seconds=0.0)
+
+    assert result.status == "measured"
+    failed = next(c for c in result.checks if "failed" in c.label)
+    assert failed.value == 0, failed.detail
+    for query in row7_scale.QUERIES:
+        for scale in ("small", "large"):
+            series = result.series_by_key(f"{query.key}_{scale}_p99")
+            assert len(series.runs) == 1 and series.runs[0] > 0
+    assert result.series_by_key("large_log_bytes_per_event").runs[0] > 0
+    assert any("1,000 events, 20 patients" in note for note in result.notes)
+    # 20 patients: one care manager, one PCP and one consultant hold them all.
+    rows = next(n for n in result.notes if n.startswith("Rows in each answer at 1,000"))
+    assert "caseload 20," in rows and "panel 20," in rows and "patient 1," in rows
+
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1", f"{DB_PREFIX}%"
+        )
+    finally:
+        await conn.close()
+    assert left == 0, "the benchmark left its databases behind"
