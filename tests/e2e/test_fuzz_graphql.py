@@ -1255,10 +1255,25 @@ def test_edge_dates_are_stored_and_read_back_or_refused_cleanly(fuzz: Fuzzer) ->
 ODD_TEXT = st.one_of(
     st.text(max_size=40),
     st.text(
-        alphabet=st.sampled_from("\x00\x01\x1b\u200b\u202e\ufeff\U0001f600e\u0301"), max_size=8
+        alphabet=st.sampled_from("\x00\x01\x1b\u200b\u202e\ufeff\U0001f600e\u0301\ud800\udfff"),
+        max_size=8,
     ),
     st.sampled_from(["", " ", "\x00", "a\x00b", "\\u0000", "'; --", "%s%n", "x" * 5000]),
 )
+
+
+def test_lone_surrogates_in_variables_and_documents_get_an_answer_not_a_crash(
+    fuzz: Fuzzer,
+) -> None:
+    """A lone UTF-16 surrogate (valid JSON text, not valid Unicode) in an enum variable, a
+    string argument or the document itself is answered with GraphQL errors or a result."""
+    for reply in (
+        fuzz.graphql("query($r: CareTeamRole!) { __typename }", {"r": "\ud800"}),
+        fuzz.graphql('{ patient(id: "\ud800") { __typename } }'),
+        fuzz.graphql("query($id: UUID!) { patient(id: $id) { __typename } }", {"id": "\udfff"}),
+    ):
+        fuzz.expect(reply.status == 200 and isinstance(reply.body, dict), "no answer", reply)
+    fuzz.finish()
 
 
 def test_odd_text_in_records_is_stored_or_refused_cleanly(fuzz: Fuzzer) -> None:
