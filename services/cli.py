@@ -27,7 +27,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+    # No permessage-deflate: care events are small JSON messages, and compressing each
+    # one for every subscriber cost more CPU than the bytes it saved (bench row 6), plus
+    # a zlib context per WebSocket.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        lifespan="on",
+        ws_per_message_deflate=False,
+    )
     return 0
 
 

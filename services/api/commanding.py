@@ -175,6 +175,7 @@ async def record_reads(
                 )
             }
         emergency = set(patient_ids) - on_team
+    purpose = ctx.purpose_of_use
     await ctx.runtime.audit.record(
         [
             ReadRecord(
@@ -184,7 +185,7 @@ async def record_reads(
                 organisation_id=principal.organisation_id,
                 patient_id=pid,
                 operation=operation,
-                purpose_of_use="EMERGENCY" if pid in emergency else ctx.purpose_of_use,
+                purpose_of_use="EMERGENCY" if pid in emergency else purpose,
                 request_id=ctx.request_id,
                 fields=fields,
                 reason="BREAK_THE_GLASS" if pid in emergency else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from uuid import uuid4
 
@@ -30,8 +31,10 @@ class CareteamContext:
             raise RuntimeError("the event feed is not running")
         return self.feed
 
-    @property
+    @cached_property
     def purpose_of_use(self) -> str:
+        """The X-Purpose-Of-Use header (TREATMENT when absent or unknown); read once per
+        request or WebSocket connection (a subscription audits every delivery)."""
         headers = getattr(self.request, "headers", None) or {}
         raw = str(headers.get("x-purpose-of-use", "TREATMENT")).upper()
         return raw if raw in PURPOSES else "TREATMENT"

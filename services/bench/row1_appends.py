@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services import codec
-from services.bench import stats
+from services.bench import profiling, stats
 from services.bench.base import RowContext, RowSpec, always, usage_series
 from services.bench.environment import (
     Monitor,
@@ -368,6 +369,21 @@ async def measure(ctx: RowContext) -> RowResult:
                     f"row 1 run {run + 1}/{opts.runs} {writers:>2} writers {system:<8} "
                     f"{sample.rate:>9,.0f} events/s  p99 {sample.latency_ms(99):.2f} ms"
                 )
+    if opts.profile:
+        # One more careteam run at the most writers, not counted: py-spy shares the
+        # bench process's core, so a counted run would be slowed.
+        writers = max(opts.writers)
+        with profiling.sample(
+            os.getpid(),
+            ctx.profile_path(1, f"careteam-{writers}-writers"),
+            f"the bench process appending with careteam's store, {_writers(writers)} "
+            "(an extra run, not counted)",
+        ) as sampled:
+            async with ctx.databases.fresh() as dsn:
+                await SYSTEMS[OURS](
+                    dsn, split_among_writers(streams, writers), ctx.server.postmaster_pid
+                )
+        result.profiles.append(sampled)
     _summarise(result, samples, systems, opts.writers)
     result.placement = {
         "bench process (writers, tailing reader, library threads)": describe_cores(
