@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import warnings
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
@@ -188,6 +189,34 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         init=_init_connection,
+        reset=_reset_connection,
     )
     assert pool is not None
     return pool
+
+
+# Pooled connections that took session state (a session advisory lock: a relay's or a
+# partner worker's lease) and need asyncpg's full reset when they go back to the pool.
+_HOLDS_SESSION_STATE: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+
+def holds_session_state(conn: Conn) -> None:
+    """Marks a pooled connection about to take a session advisory lock: when it goes back
+    to the pool it gets asyncpg's full reset (which releases every advisory lock)."""
+    raw = getattr(conn, "_con", None) if isinstance(conn, PoolConnectionProxy) else conn
+    if isinstance(raw, asyncpg.Connection):
+        _HOLDS_SESSION_STATE.add(raw)
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection coming back (after asyncpg rolled back any open
+    transaction). asyncpg's default sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` every time: one more round trip for every acquire, a sixth of
+    a command's work in bench row 4. careteam keeps no session state (no LISTEN, no
+    session SET, cursors only inside transactions) except the leases marked by
+    ``holds_session_state``, so only those connections get the full reset."""
+    if conn in _HOLDS_SESSION_STATE:
+        _HOLDS_SESSION_STATE.discard(conn)
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)

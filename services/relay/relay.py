@@ -55,7 +55,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from services.database import Conn
+from services.database import Conn, holds_session_state
 from services.eventstore import START, EventStore, LogPosition
 from services.relay.messages import messages_from_rows
 from services.settings import Settings, SettingsError
@@ -328,6 +328,7 @@ class Relay:
             await self._close_producer(abandon=self._page_in_flight)
 
     async def _take_lease(self, conn: Conn, stop: asyncio.Event) -> bool:
+        holds_session_state(conn)  # the pool releases the lease if we do not
         waiting_logged = False
         while not stop.is_set():
             taken = await conn.fetchval(

@@ -11,62 +11,33 @@ instead of skipping.
 from __future__ import annotations
 
 import math
-import os
-import socket
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from services.bench import row5_relay
-from services.bench.base import BenchOptions, RowContext
-from services.bench.environment import DB_PREFIX, BenchServer, CorePlan, Databases
+from services.bench.base import BenchOptions
+from tests.unit.bench.support import assert_no_databases_left, row_context
 
 pytestmark = pytest.mark.kafka
 
-ENV_VAR = row5_relay.BOOTSTRAP_ENV
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 EVENTS = 300
 
 
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def kafka_bootstrap(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The test broker, also set in the environment so the row uses it rather than
-    starting its own; fails the test when there is none."""
-    bootstrap = os.environ.get(ENV_VAR)
-    if not bootstrap:
-        host, port = DEFAULT_BOOTSTRAP.rsplit(":", 1)
-        if not _listening(host, int(port)):
-            pytest.fail(
-                f"No Kafka broker: {ENV_VAR} is unset and nothing listens on "
-                f"{DEFAULT_BOOTSTRAP}. Start one with `bash deploy/kafka/kafka.sh start`, "
-                f"or set {ENV_VAR} to an existing cluster.",
-                pytrace=False,
-            )
-        bootstrap = DEFAULT_BOOTSTRAP
-    monkeypatch.setenv(ENV_VAR, bootstrap)
-    return bootstrap
+def row_broker(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test broker (tests/conftest.py), also set in the environment so the row uses
+    it rather than starting its own."""
+    monkeypatch.setenv(row5_relay.BOOTSTRAP_ENV, kafka_bootstrap)
+    return kafka_bootstrap
 
 
 async def test_row_5_runs_both_systems_and_the_relay_delivers_every_event_once(
-    db_dsn: str, kafka_bootstrap: str, tmp_path: Path
+    db_dsn: str, row_broker: str, tmp_path: Path
 ) -> None:
     assert row5_relay.broker_missing() is None
     options = BenchOptions(rows=(5,), events=EVENTS, runs=1, out=tmp_path, profile=False)
-    ctx = RowContext(
-        options=options,
-        server=BenchServer(dsn=db_dsn),
-        databases=Databases(db_dsn),
-        cores=CorePlan(),
-    )
+    ctx = row_context(db_dsn, options)
     result = await row5_relay.measure(ctx)
 
     assert result.status == "measured"
@@ -85,11 +56,4 @@ async def test_row_5_runs_both_systems_and_the_relay_delivers_every_event_once(
     assert "Kafka storage not measured: the broker is external." in result.notes
     assert result.method.startswith("Row 5:")
 
-    conn = await asyncpg.connect(db_dsn)
-    try:
-        left = await conn.fetchval(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE $1", f"{DB_PREFIX}%"
-        )
-    finally:
-        await conn.close()
-    assert left == 0, "the benchmark left its databases behind"
+    await assert_no_databases_left(db_dsn)

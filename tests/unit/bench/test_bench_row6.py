@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import asyncpg
-
 from services.bench import row6_fanout
-from services.bench.base import BenchOptions, RowContext
-from services.bench.environment import DB_PREFIX, BenchServer, CorePlan, Databases
+from services.bench.base import BenchOptions
+from tests.unit.bench.support import assert_no_databases_left, row_context
 
 SMALL, LARGE = 1, 3
 EVENTS = 4
@@ -20,12 +18,7 @@ EVENTS = 4
 
 async def test_row_6_delivers_every_event_to_every_subscriber(db_dsn: str, tmp_path: Path) -> None:
     options = BenchOptions(rows=(6,), events=EVENTS, runs=1, out=tmp_path, charts=False)
-    ctx = RowContext(
-        options=options,
-        server=BenchServer(dsn=db_dsn),
-        databases=Databases(db_dsn),
-        cores=CorePlan(),
-    )
+    ctx = row_context(db_dsn, options)
     result = await row6_fanout.measure_with(
         ctx, subscribers=(SMALL, LARGE), events=EVENTS, rate=row6_fanout.RATE
     )
@@ -44,11 +37,4 @@ async def test_row_6_delivers_every_event_to_every_subscriber(db_dsn: str, tmp_p
     assert (ratio.subject, ratio.baseline) == (f"n{LARGE}_p99", f"n{SMALL}_p99")
     assert ratio.target is None and len(ratio.ratios) == 1
 
-    conn = await asyncpg.connect(db_dsn)
-    try:
-        left = await conn.fetchval(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE $1", f"{DB_PREFIX}%"
-        )
-    finally:
-        await conn.close()
-    assert left == 0, "the benchmark left its databases behind"
+    await assert_no_databases_left(db_dsn)

@@ -9,23 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import asyncpg
-
 from services.bench import row7_scale
-from services.bench.base import BenchOptions, RowContext
-from services.bench.environment import DB_PREFIX, BenchServer, CorePlan, Databases
+from services.bench.base import BenchOptions
+from tests.unit.bench.support import assert_no_databases_left, row_context
 
 
 async def test_row_7_loads_both_scales_and_every_role_query_answers(
     db_dsn: str, tmp_path: Path
 ) -> None:
     options = BenchOptions(rows=(7,), runs=1, out=tmp_path, profile=False)
-    ctx = RowContext(
-        options=options,
-        server=BenchServer(dsn=db_dsn),
-        databases=Databases(db_dsn),
-        cores=CorePlan(),
-    )
+    ctx = row_context(db_dsn, options)
     result = await row7_scale.measure_with(ctx, large_events=1_000, requests=3, seconds=0.0)
 
     assert result.status == "measured"
@@ -41,11 +34,4 @@ async def test_row_7_loads_both_scales_and_every_role_query_answers(
     rows = next(n for n in result.notes if n.startswith("Rows in each answer at 1,000"))
     assert "caseload 20," in rows and "panel 20," in rows and "patient 1," in rows
 
-    conn = await asyncpg.connect(db_dsn)
-    try:
-        left = await conn.fetchval(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE $1", f"{DB_PREFIX}%"
-        )
-    finally:
-        await conn.close()
-    assert left == 0, "the benchmark left its databases behind"
+    await assert_no_databases_left(db_dsn)

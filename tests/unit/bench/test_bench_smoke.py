@@ -10,25 +10,18 @@ import json
 import math
 from pathlib import Path
 
-import asyncpg
-
 from services.bench import row1_appends
-from services.bench.base import BenchOptions, RowContext
-from services.bench.environment import DB_PREFIX, BenchServer, CorePlan, Databases
+from services.bench.base import BenchOptions
 from services.bench.report import write_report
 from services.bench.results import BenchReport
+from tests.unit.bench.support import assert_no_databases_left, row_context
 
 
 async def test_row_1_runs_every_system_and_the_tailing_reader_skips_nothing(
     db_dsn: str, tmp_path: Path
 ) -> None:
     options = BenchOptions(rows=(1,), events=60, writers=(1, 3), runs=1, out=tmp_path)
-    ctx = RowContext(
-        options=options,
-        server=BenchServer(dsn=db_dsn),
-        databases=Databases(db_dsn),
-        cores=CorePlan(),
-    )
+    ctx = row_context(db_dsn, options)
     result = await row1_appends.measure(ctx)
 
     assert result.status == "measured"
@@ -62,11 +55,4 @@ async def test_row_1_runs_every_system_and_the_tailing_reader_skips_nothing(
     paths = write_report(report, tmp_path, charts=False)
     assert json.loads(paths["json"].read_text())["rows"][0]["status"] == "measured"
 
-    conn = await asyncpg.connect(db_dsn)
-    try:
-        left = await conn.fetchval(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE $1", f"{DB_PREFIX}%"
-        )
-    finally:
-        await conn.close()
-    assert left == 0, "the benchmark left its databases behind"
+    await assert_no_databases_left(db_dsn)
