@@ -21,7 +21,7 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -73,7 +73,9 @@ class EventMetadata:
     channel: str = "api"
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a str or None: a shallow dict is a full copy (dataclasses.asdict
+        # deep-copied each value, a tenth of an append's CPU in bench row 1).
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True, order=True)
@@ -241,6 +243,7 @@ class EventStore:
                 encrypt_fields(p, f, patient_id, key) if f else p
                 for p, f in zip(payloads, personal, strict=True)
             ]
+        meta = metadata.as_json()
         args = (
             [uuid4() for _ in events],
             stream_id,
@@ -250,7 +253,7 @@ class EventStore:
             [codec.event_name(e) for e in events],
             [codec.event_version(e) for e in events],
             payloads,
-            metadata.as_json(),
+            meta,
             [getattr(e, "occurred_at", None) or now for e in events],
             expected_version == 0,
         )
@@ -266,7 +269,6 @@ class EventStore:
             raise
         # Only what the database assigned comes back; the rest is already known here.
         assigned = {r["stream_version"]: r for r in rows}
-        meta = metadata.as_json()
         recorded = [
             RecordedEvent(
                 position=assigned[version]["position"],

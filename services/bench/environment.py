@@ -180,9 +180,13 @@ def pss_bytes(pids: list[int]) -> float:
 
 
 class PssSampler:
-    """Samples the summed PSS of a process tree in a thread; keeps the peak."""
+    """Samples the summed PSS of a process tree in a thread; keeps the peak.
 
-    def __init__(self, root_pid: int | None, interval: float = 0.25) -> None:
+    Once a second: reading ``smaps_rollup`` of every backend costs the bench process's
+    core real time (about a tenth of its samples in row 1's profile at four a second),
+    time the load generator then lacks."""
+
+    def __init__(self, root_pid: int | None, interval: float = 1.0) -> None:
         self._root = root_pid
         self._interval = interval
         self._stop = threading.Event()
