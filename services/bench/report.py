@@ -102,6 +102,7 @@ def _row(r: RowResult) -> dict[str, Any]:
         "comparisons": [_comparison(c) for c in r.comparisons],
         "checks": [_check(c) for c in r.checks],
         "notes": r.notes,
+        "limits": r.limits if r.missed else "",
         "profiles": [
             {
                 "label": p.label,
@@ -295,6 +296,8 @@ def _row_markdown(row: RowResult, charts: list[str]) -> list[str]:
         lines += [f"![row {row.number} chart]({chart})", ""]
     if row.notes:
         lines += ["**Notes.**", ""] + [f"- {n}" for n in row.notes] + [""]
+    if row.limits and row.missed:
+        lines += ["**What limits it.** " + _unwrap(row.limits), ""]
     for profile in row.profiles:
         lines += _profile_markdown(profile)
     return lines

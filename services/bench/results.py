@@ -138,8 +138,17 @@ class RowResult:
     checks: list[Check] = field(default_factory=list)
     placement: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # What limits the row when a target is missed: the row's own analysis, shown with
+    # its profile in the report (only when a target is missed).
+    limits: str = ""
     profiles: list[Profile] = field(default_factory=list)
     seconds: float = math.nan
+
+    @property
+    def missed(self) -> bool:
+        """Whether any figure with a target missed it."""
+        verdicts = [c.met for c in self.comparisons] + [c.met for c in self.checks]
+        return any(v is False for v in verdicts)
 
     def series_by_key(self, key: str) -> Series:
         for s in self.series:

@@ -116,6 +116,7 @@ async def copy_once(
 async def measure(ctx: RowContext) -> RowResult:
     opts = ctx.options
     result = RowResult(number=2, slug=SPEC.slug, title=SPEC.title, method=__doc__ or "")
+    result.limits = LIMITS
     projections = all_projections()
     first_table = next((t for p in projections if (t := table_of(p)) is not None), None)
     if first_table is None:
@@ -229,6 +230,10 @@ async def _sizes(conn: Conn, read_models: list[str], log_tables: list[str]) -> d
             await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", t)
         )
     return out
+
+
+LIMITS = """The Python evolve step of seven projections (copying and changing each document per
+event), then decoding events and writing documents back; see the profile."""
 
 
 SPEC = RowSpec(

@@ -463,6 +463,7 @@ class Collected:
 async def measure(ctx: RowContext) -> RowResult:
     opts = ctx.options
     result = RowResult(number=5, slug=SPEC.slug, title=SPEC.title, method=__doc__ or "")
+    result.limits = LIMITS
     n = min(opts.events, MAX_EVENTS)
     if n < opts.events:
         result.notes.append(f"Capped at {MAX_EVENTS:,} events per run (asked {opts.events:,}).")
@@ -641,6 +642,10 @@ def _usage(key: str, label: str, usages: list[Usage], baseline: bool) -> list[Se
             s.key = f"{key}_broker_cpu"
             s.label = f"{label}: Kafka broker CPU"
     return out
+
+
+LIMITS = """Building each Kafka record in Python (envelope, headers) and aiokafka's pure-Python
+partitioner hashing every key, on the bench process's core; see the profile."""
 
 
 SPEC = RowSpec(

@@ -155,3 +155,16 @@ def test_a_request_that_never_answered_makes_the_percentiles_above_it_unbounded(
     assert target.met(math.inf) is False
     assert target.gap(math.inf) == "unbounded against 50.0"
     assert json.dumps(to_json(_report()), allow_nan=False)
+
+
+def test_what_limits_a_row_is_shown_only_when_one_of_its_targets_is_missed() -> None:
+    report = _report()
+    row = report.rows[0]
+    row.limits = "The writers' own Python."
+    assert not row.missed
+    assert "What limits it" not in to_markdown(report)
+    assert to_json(report)["rows"][0]["limits"] == ""
+    row.checks.append(Check("failed", 2.0, "requests", Target("zero", "<=", 0.0)))
+    assert row.missed
+    assert "**What limits it.** The writers' own Python." in to_markdown(report)
+    assert to_json(report)["rows"][0]["limits"] == "The writers' own Python."
