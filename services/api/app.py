@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -109,6 +110,12 @@ def create_app(
             )
             holder["feed"] = feed
             feed_task = asyncio.create_task(feed.run())
+            # Everything made while starting (modules, schema, pools) lives as long as the
+            # process: out of the garbage collector's way, so a full collection does not
+            # walk it and stall every request and subscription behind it (bench row 6: the
+            # 200-subscriber p99 fell from 143-178 ms to 96-138 ms, two runs each).
+            gc.collect()
+            gc.freeze()
             log.info("careteam ready")
             try:
                 yield
