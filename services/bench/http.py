@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,10 +31,16 @@ class Response:
         return json.loads(self.body)
 
 
+# uvicorn closes a keep-alive connection after 5 idle seconds; one idle for longer than
+# this is not reused (the server may close it just as a request is written to it).
+IDLE_SECONDS = 4.0
+
+
 class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.last_used = time.monotonic()
 
     def close(self) -> None:
         self.writer.close()
@@ -52,7 +59,9 @@ class MiniHttpClient:
         self._host = parts.hostname
         self._port = parts.port or 80
         self._extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        self._free: asyncio.Queue[_Conn | None] = asyncio.Queue()
+        # Last in, first out: the most recently used connections are reused first, so at
+        # a low rate most connections stay unused instead of all going idle in turn.
+        self._free: asyncio.LifoQueue[_Conn | None] = asyncio.LifoQueue()
         for _ in range(connections):
             self._free.put_nowait(None)  # a slot: connect on first use
         self._open: set[_Conn] = set()
@@ -83,8 +92,11 @@ class MiniHttpClient:
             head += f"Content-Type: {content_type}\r\n"
         head += f"Content-Length: {len(body)}\r\n\r\n"
         message = head.encode("latin-1") + body
-        slot = await self._free.get()
-        conn = slot
+        conn = await self._free.get()
+        if conn is not None and time.monotonic() - conn.last_used > IDLE_SECONDS:
+            conn.close()
+            self._open.discard(conn)
+            conn = None
         try:
             if conn is None:
                 reader, writer = await asyncio.open_connection(self._host, self._port)
@@ -99,6 +111,7 @@ class MiniHttpClient:
             self._free.put_nowait(None)
             raise
         if keep:
+            conn.last_used = time.monotonic()
             self._free.put_nowait(conn)
         else:
             conn.close()

@@ -138,3 +138,17 @@ def by_package(collapsed: str, top: int = TOP) -> list[tuple[str, float]]:
         own[match.group(1) if match else frame_name(leaf)] += int(count_text)
         total += int(count_text)
     return [(name, 100.0 * n / total) for name, n in own.most_common(top)] if total else []
+
+
+@contextlib.contextmanager
+def sampled_into(
+    profiles: list[Profile] | None, pid: int, path: Path, label: str
+) -> Iterator[None]:
+    """Samples ``pid`` for the block and appends the profile to ``profiles``; does nothing
+    when ``profiles`` is None (a run that is not profiled)."""
+    if profiles is None:
+        yield
+        return
+    with sample(pid, path, label) as profile:
+        yield
+    profiles.append(profile)

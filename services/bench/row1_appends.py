@@ -374,17 +374,17 @@ async def measure(ctx: RowContext) -> RowResult:
         # One more careteam run at the most writers, not counted: py-spy shares the
         # bench process's core, so a counted run would be slowed.
         writers = max(opts.writers)
-        with profiling.sample(
+        with profiling.sampled_into(
+            result.profiles,
             os.getpid(),
             ctx.profile_path(1, f"careteam-{writers}-writers"),
             f"the bench process appending with careteam's store, {_writers(writers)} "
             "(an extra run, not counted)",
-        ) as sampled:
+        ):
             async with ctx.databases.fresh() as dsn:
                 await SYSTEMS[OURS](
                     dsn, split_among_writers(streams, writers), ctx.server.postmaster_pid
                 )
-        result.profiles.append(sampled)
     _summarise(result, samples, systems, opts.writers)
     result.placement = {
         "bench process (writers, tailing reader, library threads)": describe_cores(

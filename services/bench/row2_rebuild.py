@@ -160,13 +160,13 @@ async def measure(ctx: RowContext) -> RowResult:
                     )
             if opts.profile:
                 # One more rebuild, not counted: py-spy shares the bench process's core.
-                with profiling.sample(
+                with profiling.sampled_into(
+                    result.profiles,
                     os.getpid(),
                     ctx.profile_path(2, "rebuild"),
                     "the bench process rebuilding every read model (an extra run, not counted)",
-                ) as sampled:
+                ):
                     await rebuild_once(store, projections, ctx.server.postmaster_pid)
-                result.profiles.append(sampled)
         finally:
             await pool.close()
     ours = result.add(

@@ -195,8 +195,12 @@ async def raw_reader(
 
 
 async def run_one(
-    system: str, dsn: str, ctx: RowContext, env: dict[str, str], profile: bool
-) -> tuple[ReadSample, set[str], Profile | None]:
+    system: str,
+    dsn: str,
+    ctx: RowContext,
+    env: dict[str, str],
+    profiles: list[Profile] | None,
+) -> tuple[ReadSample, set[str]]:
     reader = careteam_reader(dsn, ctx, env) if system == "careteam" else raw_reader(dsn, ctx)
     async with reader as (server, call):
         seen = set(await call(-1))
@@ -204,20 +208,16 @@ async def run_one(
         async def timed(i: int) -> bool:
             return len(await call(i)) == PATIENTS
 
-        with contextlib.ExitStack() as stack:
-            sampled = None
-            if profile:
-                sampled = stack.enter_context(
-                    profiling.sample(
-                        server.pid,
-                        ctx.profile_path(3, "careteam-serve"),
-                        "careteam serve answering caseload (last run)",
-                    )
-                )
+        with profiling.sampled_into(
+            profiles,
+            server.pid,
+            ctx.profile_path(3, "careteam-serve"),
+            "careteam serve answering caseload (last run)",
+        ):
             with Monitor(ctx.server.postmaster_pid, extra_pid=server.pid) as monitor:
                 sample = await closed_loop(CLIENTS, WARMUP, REQUESTS, timed)
         sample.usage = monitor.usage
-    return sample, seen, sampled
+    return sample, seen
 
 
 async def measure(ctx: RowContext) -> RowResult:
@@ -235,11 +235,10 @@ async def measure(ctx: RowContext) -> RowResult:
             order = ["careteam", "raw"] if run % 2 == 0 else ["raw", "careteam"]
             seen: dict[str, set[str]] = {}
             for system in order:
-                profile = system == "careteam" and ctx.profiles_run(run)
-                sample, seen[system], sampled = await run_one(system, dsn, ctx, env, profile)
+                profiled = system == "careteam" and ctx.profiles_run(run)
+                profiles = result.profiles if profiled else None
+                sample, seen[system] = await run_one(system, dsn, ctx, env, profiles)
                 samples[system].append(sample)
-                if sampled is not None:
-                    result.profiles.append(sampled)
                 ctx.log(
                     f"row 3 run {run + 1}/{opts.runs} {system:<8} {sample.rate:>7,.1f} req/s "
                     f"p50 {sample.ms(50):6.1f} ms p99 {sample.ms(99):6.1f} ms "

@@ -312,18 +312,12 @@ async def run_careteam(
                         "assignCareTeam's response did not show its own change even "
                         f"without load:\n{_tail(server.log_path)}"
                     )
-            with contextlib.ExitStack() as stack:
-                if profiles is not None:
-                    profiles.append(
-                        stack.enter_context(
-                            profiling.sample(
-                                server.pid,
-                                ctx.profile_path(4, "careteam-serve"),
-                                f"careteam serve taking mutations at {ctx.options.rate:g}/s "
-                                "(last run)",
-                            )
-                        )
-                    )
+            with profiling.sampled_into(
+                profiles,
+                server.pid,
+                ctx.profile_path(4, "careteam-serve"),
+                f"careteam serve taking mutations at {ctx.options.rate:g}/s (last run)",
+            ):
                 with Monitor(ctx.server.postmaster_pid, extra_pid=server.pid) as monitor:
                     sample = await open_loop(ctx.options.rate, count, warmup, call)
             sample.usage = monitor.usage

@@ -403,18 +403,12 @@ async def run_fanout(
             await warm_up(mutations, subs, len(patients))
             mutations.failed, mutations.first_error, mutations.latencies = 0, "", []
             marks = [len(s.frames) for s in subs]
-            with contextlib.ExitStack() as stack:
-                if profiles is not None:
-                    profiles.append(
-                        stack.enter_context(
-                            profiling.sample(
-                                server.pid,
-                                ctx.profile_path(6, f"careteam-serve-{subscribers}"),
-                                f"careteam serve fanning out to {subscribers} subscribers "
-                                "(last run)",
-                            )
-                        )
-                    )
+            with profiling.sampled_into(
+                profiles,
+                server.pid,
+                ctx.profile_path(6, f"careteam-serve-{subscribers}"),
+                f"careteam serve fanning out to {subscribers} subscribers (last run)",
+            ):
                 with Monitor(ctx.server.postmaster_pid, extra_pid=server.pid) as monitor:
                     t0 = time.perf_counter()
                     sources = await send_open_loop(mutations, events, rate)

@@ -54,7 +54,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -433,15 +432,17 @@ async def query_all(
     ctx: RowContext,
     env: dict[str, str],
     loaded: Loaded,
-    profile: tuple[Path, str] | None,
+    profiles: list[Profile] | None,
     effort: tuple[int, float] = (REQUESTS, SECONDS),
-) -> tuple[ScaleSample, Profile | None]:
+) -> ScaleSample:
     result = ScaleSample()
     async with api_server(dsn, ctx.cores.server, env=env) as server:
-        with contextlib.ExitStack() as stack:
-            sampled = None
-            if profile is not None:
-                sampled = stack.enter_context(profiling.sample(server.pid, *profile))
+        with profiling.sampled_into(
+            profiles,
+            server.pid,
+            ctx.profile_path(7, "careteam-serve-large"),
+            f"careteam serve answering every role query at {loaded.events:,} events (last run)",
+        ):
             with Monitor(ctx.server.postmaster_pid, extra_pid=server.pid) as monitor:
                 for query in QUERIES:
                     headers = {"Authorization": f"Bearer {token(server, query.role, query.user)}"}
@@ -462,7 +463,7 @@ async def query_all(
 
                         result.queries[query.key] = await closed_loop(*effort, call)
             result.usage = monitor.usage
-    return result, sampled
+    return result
 
 
 async def measure(ctx: RowContext) -> RowResult:
@@ -493,19 +494,16 @@ async def measure_with(
             loaded[scale] = await prepare(dsns[scale], master, events, ctx)
         for run in range(ctx.options.runs):
             for scale in ("small", "large") if run % 2 == 0 else ("large", "small"):
-                profile = None
-                if scale == "large" and ctx.profiles_run(run):
-                    profile = (
-                        ctx.profile_path(7, "careteam-serve-large"),
-                        f"careteam serve answering every role query at {large_events:,} "
-                        "events (last run)",
-                    )
-                sample, sampled = await query_all(
-                    dsns[scale], ctx, env, loaded[scale], profile, (requests, seconds)
+                profiled = scale == "large" and ctx.profiles_run(run)
+                sample = await query_all(
+                    dsns[scale],
+                    ctx,
+                    env,
+                    loaded[scale],
+                    result.profiles if profiled else None,
+                    (requests, seconds),
                 )
                 samples[scale].append(sample)
-                if sampled is not None:
-                    result.profiles.append(sampled)
                 ctx.log(
                     f"row 7 run {run + 1}/{ctx.options.runs} {scale:<5} "
                     + " ".join(f"{k} p99 {q.ms(99):.0f} ms" for k, q in sample.queries.items())

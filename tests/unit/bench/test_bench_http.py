@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
+import pytest
+
+from services.bench import http
 from services.bench.http import MiniHttpClient
 
 
@@ -63,3 +67,36 @@ async def test_it_posts_json_reuses_connections_and_reads_every_body_framing() -
         server.close()
         await server.wait_closed()
     assert seen[0].startswith(b"POST /x HTTP/1.1")
+
+
+async def test_a_connection_idle_longer_than_the_server_keeps_it_is_not_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server closes idle keep-alive connections; the client opens a new one instead
+    of writing into one that may be closing ("connection closed before a response")."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with MiniHttpClient(f"http://127.0.0.1:{port}", connections=4) as client:
+            await client.get("/a")
+            await client.get("/b")
+            assert connections == 1, "the last used connection is reused first"
+            monkeypatch.setattr(http, "IDLE_SECONDS", 0.0)
+            await asyncio.sleep(0.01)
+            await client.get("/c")
+            assert connections == 2, "an idle connection is replaced"
+    finally:
+        server.close()
+        await server.wait_closed()
