@@ -1,7 +1,7 @@
 """The CarePlan aggregate: goals, targets, interventions, reviews and revisions of one
 patient's treatment in one episode.
 
-Treat-to-target (cocm-rules.md): at each review the team decides, per the GermanIMPACT
+Treat-to-target (docs/clinical-rules.md): at each review the team decides, per the GermanIMPACT
 algorithm (Trials 2014, 15:351), to change treatment (under 50% improvement), keep it
 (50% or more) or move to relapse prevention (PHQ-9 below 5);
 :func:`suggest_decision` computes that suggestion. A closed plan accepts no changes.

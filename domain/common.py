@@ -46,7 +46,7 @@ class EpisodeStatus(enum.StrEnum):
 
 
 class DischargeReason(enum.StrEnum):
-    """Why an episode ended (cocm-rules.md: goals met, specialty care, no services)."""
+    """Why an episode ended (docs/clinical-rules.md: goals met, specialty care, no services)."""
 
     COMPLETED = "completed"
     REFERRED_TO_SPECIALTY = "referred_to_specialty"
@@ -119,7 +119,7 @@ class Modality(enum.StrEnum):
 
 
 class FlagKind(enum.StrEnum):
-    """Registry flags (cocm-rules.md, 'Treat-to-target and the registry flags')."""
+    """Registry flags (docs/clinical-rules.md, 'Treat-to-target and the registry flags')."""
 
     SAFETY_RISK = "safety_risk"
     NOT_IMPROVING = "not_improving"
@@ -202,7 +202,7 @@ class CarePlanStatus(enum.StrEnum):
 
 
 class ReferralService(enum.StrEnum):
-    """Outside services a patient can be referred to (cocm-rules.md, 'Referrals')."""
+    """Outside services a patient can be referred to (docs/clinical-rules.md, 'Referrals')."""
 
     SPECIALTY_PSYCHIATRY = "specialty_psychiatry"
     PSYCHOTHERAPY = "psychotherapy"

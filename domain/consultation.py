@@ -1,6 +1,6 @@
 """The ConsultationNote aggregate: the psychiatric consultation loop.
 
-Steps (cocm-rules.md, 'Consultation loop')::
+Steps (docs/clinical-rules.md, 'Consultation loop')::
 
     requested (care manager asks a question)
       -> drafted (psychiatrist; redraft allowed while unsigned; recommendations,

@@ -21,13 +21,13 @@ Rule set version ``RULES_VERSION`` (effective from ``RULES_EFFECTIVE_FROM``). So
 Answers are integers, one per item in the instrument's order; ``None`` marks an item
 that was not answered. Yes/no questions are 0 (no) and 1 (yes).
 
-Policy choices (ours, cocm-rules.md):
+Policy choices (ours, docs/clinical-rules.md):
 
 - A missing scored item makes the questionnaire incomplete: no total, no severity,
   never used for response or remission. The PHQ-A supplementary questions are not part
   of the total, so leaving them out does not make a PHQ-A incomplete.
 - Safety alerts are read from whatever was answered, complete or not: PHQ-9 / PHQ-A
-  item 9 above 0 is a safety alert whatever the total (cocm-rules.md), as is a yes to
+  item 9 above 0 is a safety alert whatever the total (docs/clinical-rules.md), as is a yes to
   either PHQ-A suicide question or any ASQ yes.
 - A PHQ-9 / PHQ-A total of 20 or more needs a follow-up task; a positive PHQ-2 needs a
   follow-up (a full PHQ-9 within 30 days, NCQA DSF-E).
@@ -51,7 +51,7 @@ from domain.errors import (
 RULES_VERSION: Final = "instruments-2026.1"
 RULES_EFFECTIVE_FROM: Final = date(2026, 1, 1)
 
-# A PHQ-9 total at or above this raises a follow-up task (cocm-rules.md).
+# A PHQ-9 total at or above this raises a follow-up task (docs/clinical-rules.md).
 SEVERE_FOLLOW_UP_TOTAL: Final = 20
 # The PHQ-9 item (1-based) about thoughts of self-harm.
 PHQ9_SAFETY_ITEM: Final = 9

@@ -6,7 +6,7 @@ bodies only change state, because they run again on every replay. Times: every c
 takes ``occurred_at`` (clinical effective time) and ``now`` (the caller's clock), both
 timezone-aware; the event ``timestamp`` is ``now`` (when it was recorded).
 
-Episode status machine (cocm-rules.md, 'Episode status')::
+Episode status machine (docs/clinical-rules.md, 'Episode status')::
 
     (none) | discharged | deactivated --refer--> referred
     (none) | discharged | deactivated | referred --enroll--> enrolled
@@ -97,7 +97,7 @@ MAX_CONTACT_MINUTES: Final = 600
 # Oldest plausible age at registration, in years.
 MAX_AGE_YEARS: Final = 130
 # Due dates of tasks raised by a screening (policy choices; the same-day risk
-# assessment is cocm-rules.md's).
+# assessment is docs/clinical-rules.md's).
 SEVERE_FOLLOW_UP_DAYS: Final = 7
 POSITIVE_SCREEN_FOLLOW_UP_DAYS: Final = 30
 # Rule ids recorded on flags and tasks raised by screenings.
@@ -888,7 +888,7 @@ class Patient(Aggregate):
         """Record a consent; returns its id.
 
         Collaborative care consent must say how it was given (verbal or written) and
-        whether cost sharing was explained: billing reads both (cocm-rules.md).
+        whether cost sharing was explained: billing reads both (docs/clinical-rules.md).
         Data-sharing consent names its partner organisation.
         """
         check_occurred_at(occurred_at, now)

@@ -1,6 +1,6 @@
 """The Referral aggregate: closing the loop with an outside service.
 
-Status machine (cocm-rules.md, 'Referrals')::
+Status machine (docs/clinical-rules.md, 'Referrals')::
 
     requested -> sent -> accepted -> scheduled -> completed (report back required)
                      \\-> declined (reason required)

@@ -9,7 +9,7 @@ The codes are derived on read by domain.rules.billing (``bill_month``) with the 
 version in force for that month, so a past month is re-derived exactly, and a
 late-recorded entry, consent or admission changes the months it falls in.
 
-How the facts become a ``PatientMonth`` (choices, cocm-rules.md "Billing"):
+How the facts become a ``PatientMonth`` (choices, docs/clinical-rules.md "Billing"):
 - The month's episode is the episode of its latest minute entry, or, without entries,
   the latest episode enrolled by the month's end and not ended before it starts; its
   enrollment day is ``episode_started_on``, so the first calendar month of each episode

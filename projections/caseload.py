@@ -24,7 +24,7 @@ here changing. The SQL columns decide which rows and in what order; the flags sh
 with their inputs, are evaluated on read for the page's rows. tests/unit/projections
 checks the onsets against a day-by-day evaluation.
 
-Which scores count: PHQ-9 and PHQ-A totals (PHQ-A is scored as PHQ-9, cocm-rules.md) of
+Which scores count: PHQ-9 and PHQ-A totals (PHQ-A is scored as PHQ-9, docs/clinical-rules.md) of
 the current episode, complete ones only, ordered by when they were taken, so a
 late-recorded older score becomes the baseline. Item 9 is read from the latest PHQ-9 or
 PHQ-A that answered it, complete or not and in any episode (a safety signal is never
@@ -74,7 +74,7 @@ NAME = "registry"
 TABLE = "rm_registry"
 
 ON_CASELOAD: Final = frozenset({"enrolled", "active_treatment", "relapse_prevention"})
-# PHQ-A is the PHQ-9 for ages 11-17, scored the same way (cocm-rules.md, Instruments).
+# PHQ-A is the PHQ-9 for ages 11-17, scored the same way (docs/clinical-rules.md, Instruments).
 PHQ9_SCALES: Final = frozenset({"phq9", "phq_a"})
 KEPT_INSTRUMENTS: Final = frozenset({"phq9", "phq_a", "gad7", "asq"})
 PHQ9_ITEM9_INDEX: Final = 8
@@ -461,7 +461,7 @@ def flag_onsets(doc: Doc, snapshot: RegistrySnapshot | None = None) -> dict[str,
     for recorded in doc["recorded_flags"]:
         onsets[recorded["kind"]] = ALWAYS
         # A safety flag nobody has cleared keeps the patient on the review queue, even
-        # when the rule no longer raises it (cocm-rules.md: review for Safety risk).
+        # when the rule no longer raises it (docs/clinical-rules.md: review for Safety risk).
         if recorded["kind"] == FlagKind.SAFETY_RISK.value:
             onsets[FlagKind.NEEDS_PSYCHIATRIC_REVIEW.value] = ALWAYS
     return onsets

@@ -1,6 +1,6 @@
 """How long each step of a referral and of a consultation may take before it is overdue.
 
-Source: cocm-rules.md, "Consultation loop" ("every step is timed; overdue steps show on
+Source: docs/clinical-rules.md, "Consultation loop" ("every step is timed; overdue steps show on
 the role's queue") and "Referrals" ("a referral not closed within its expected time is
 overdue"). The referral's own deadline is its ``expected_by`` day (domain.referral,
 ``Referral.is_overdue``); the step limits below are policy choices of ours, picked from

@@ -1,7 +1,7 @@
 """Application services: load an aggregate, run a command on it, append what it emitted.
 
 Commands run against a fresh load; a concurrent writer's conflict is retried once on a
-fresh load (design.md), and surfaces as ConcurrencyConflictError if it happens again.
+fresh load (docs/architecture.md), and surfaces as ConcurrencyConflictError if it happens again.
 """
 
 from __future__ import annotations

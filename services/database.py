@@ -1,6 +1,6 @@
 """Database lifecycle: the embedded PostgreSQL default, connection pools and migrations.
 
-Migration tool (an open decision in design.md): numbered plain-SQL files applied in order
+Migration tool (an open decision in docs/architecture.md): numbered plain-SQL files applied in order
 by this module, each in its own transaction, under a PostgreSQL advisory lock so that two
 processes starting at once never apply one twice. A checksum per file makes an edited,
 already-applied migration fail loudly at start. We chose this over Alembic because

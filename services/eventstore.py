@@ -1,6 +1,6 @@
 """The event store on asyncpg: append with optimistic concurrency, read streams, follow the log.
 
-Ordering scheme (an open decision in design.md, decided here): every row records the id
+Ordering scheme (an open decision in docs/architecture.md, decided here): every row records the id
 of the transaction that wrote it (``tx_id``, ``pg_current_xact_id()``), and the global
 order is ``(tx_id, position)``. A reader asks only for rows whose ``tx_id`` is below
 ``pg_snapshot_xmin(pg_current_snapshot())``: every transaction below that horizon has

@@ -1,6 +1,6 @@
 """Clinical and billing rules of collaborative care, versioned by effective date.
 
-Source: /work/shared/cocm-rules.md (the rules the system enforces). Each rule module
+Source: docs/clinical-rules.md (the rules the system enforces). Each rule module
 keeps its thresholds as data in a frozen dataclass, one instance per rule version,
 and picks the version in force on a date with ``rules_for(on)``. A past result is
 re-derived exactly by asking for the version in force then; a rule change is a new
@@ -137,7 +137,7 @@ class DatedScore:
 
     An incomplete questionnaire has no total, so it cannot be a ``DatedScore``: the
     caller leaves it out, and no response or remission rule ever sees it
-    (cocm-rules.md, partial answers).
+    (docs/clinical-rules.md, partial answers).
     """
 
     effective: date

@@ -1,6 +1,6 @@
 """Billing codes for one patient-month of collaborative care (US, time-based).
 
-Source: cocm-rules.md, "Billing (US, time-based, per calendar month)": CMS Physician
+Source: docs/clinical-rules.md, "Billing (US, time-based, per calendar month)": CMS Physician
 Fee Schedule final rules (CY2017: G0502-G0504, G0507; CY2018: CPT 99492-99494, 99484;
 CY2021: G2214), CMS's Behavioral Health Integration booklet and payer CoCM policies.
 
@@ -60,7 +60,7 @@ class BillingMode(StrEnum):
     """How the practice bills this patient in this month.
 
     Choice: a month is either a CoCM month or a general-BHI month, never both, so
-    99484 can never land beside a CoCM code (cocm-rules.md: "never in the same
+    99484 can never land beside a CoCM code (docs/clinical-rules.md: "never in the same
     month"). The caller decides the mode per patient-month (normally: COCM while the
     patient is enrolled in collaborative care; GENERAL_BHI for a practice or month
     that bills 99484 instead); the rules never mix the two.
@@ -236,7 +236,7 @@ class MinuteEntry:
     """Care manager time for the patient on one day.
 
     ``inpatient`` says the patient was an inpatient at the time: such time never
-    counts (cocm-rules.md).
+    counts (docs/clinical-rules.md).
     """
 
     on: date

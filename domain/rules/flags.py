@@ -1,6 +1,6 @@
 """Registry flags of treat-to-target collaborative care.
 
-Source: cocm-rules.md, "Treat-to-target and the registry flags": PHQ-9 protocol and
+Source: docs/clinical-rules.md, "Treat-to-target and the registry flags": PHQ-9 protocol and
 the NIMH ASQ toolkit (safety risk); the IMPACT trial, change treatment at 10-12 weeks
 (not improving); AIMS Center process metrics (overdue contact, a policy choice);
 IMPACT weekly review of new and not-improving patients (needs psychiatric review);

@@ -1,6 +1,6 @@
 """Depression outcome measures of an episode, always by effective time.
 
-Source: cocm-rules.md, "Outcomes (NCQA, CMS)": baseline (index score), response,
+Source: docs/clinical-rules.md, "Outcomes (NCQA, CMS)": baseline (index score), response,
 remission; NCQA HEDIS DRR-E (depression remission or response), DMS-E (utilisation
 of the PHQ-9), DSF-E (depression screening and follow-up); eCQI CMS159 (remission at
 twelve months) and CMS160 (PHQ-9 utilisation, the same four-month periods as DMS-E).
@@ -92,7 +92,7 @@ class OutcomeRules:
     drr_from_day: int
     drr_to_day: int
     cms159_index_above: int
-    # None: cocm-rules.md gives CMS159 no age limit; the eCQI measure itself is for
+    # None: docs/clinical-rules.md gives CMS159 no age limit; the eCQI measure itself is for
     # ages 12 and over, so a later version may set 12 here.
     cms159_min_age: int | None
     cms159_months: int

@@ -1,6 +1,6 @@
 """The treatment decision at a case review (treat-to-target, GermanIMPACT algorithm).
 
-Source: cocm-rules.md, "Treatment decision at review (GermanIMPACT algorithm)":
+Source: docs/clinical-rules.md, "Treatment decision at review (GermanIMPACT algorithm)":
 GermanIMPACT treatment algorithm, Trials 2014, 15:351. With the latest PHQ-9 against
 the baseline:
     PHQ-9 below 5               -> write a relapse prevention plan, reduce contacts

@@ -69,7 +69,7 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "grantConsent": (_g(Relation.TEAM, CM, PCP),),
     # A revocation must be honoured whoever receives it, the privacy office (admin) too.
     "revokeConsent": (_g(Relation.TEAM, CM, PCP), _g(Relation.ORG, ADMIN)),
-    # "Flagged by a team member" (cocm-rules.md): any of the three roles on the team.
+    # "Flagged by a team member" (docs/clinical-rules.md): any of the three roles on the team.
     "raiseFlag": (_g(Relation.TEAM, CM, PCP, PSY),),
     "clearFlag": (_g(Relation.TEAM, CM, PCP, PSY),),
     # Tasks are the whole team's work list.
@@ -105,7 +105,7 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "scheduleReferral": (_g(Relation.TEAM, CM, PCP),),
     "completeReferral": (_g(Relation.TEAM, CM, PCP),),
     "cancelReferral": (_g(Relation.TEAM, CM, PCP),),
-    # --- the consultation loop (cocm-rules.md): each step belongs to one role ---
+    # --- the consultation loop (docs/clinical-rules.md): each step belongs to one role ---
     # The care manager asks (and may withdraw the question before it is answered).
     "requestConsultation": (_g(Relation.TEAM, CM),),
     "withdrawConsultation": (_g(Relation.TEAM, CM),),

@@ -1,4 +1,4 @@
-"""Consultation note commands: the psychiatric consultation loop (cocm-rules.md,
+"""Consultation note commands: the psychiatric consultation loop (docs/clinical-rules.md,
 'Consultation loop'), request -> draft -> sign -> acknowledge -> respond -> implement.
 Who asks, writes, signs, acknowledges and responds is the caller, from the token.
 Each answers with ``ConsultationNoteResult``.

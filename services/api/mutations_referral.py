@@ -1,4 +1,4 @@
-"""Referral commands: the closed loop from request to report back (cocm-rules.md,
+"""Referral commands: the closed loop from request to report back (docs/clinical-rules.md,
 'Referrals'). Each answers with ``ReferralResult``.
 """
 

@@ -1,4 +1,4 @@
--- Partner feeds (design.md, Kafka: partner feeds) and the accounting of disclosures
+-- Partner feeds (docs/architecture.md, Kafka: partner feeds) and the accounting of disclosures
 -- (45 CFR 164.528). See services/partners/.
 --
 -- The registry is a table with an append-only history, not an event stream: the log

@@ -4,7 +4,7 @@ Sources: 45 CFR 164.508 (disclosure on the patient's authorisation) and 164.502(
 (minimum necessary); 42 CFR Part 2 as amended by the 2024 final rule (89 FR 12472):
 2.31 (a consent names its recipients), 2.32 (a notice accompanies each disclosure made
 with consent), 2.11 and 2.12 (what a Part 2 record is); 45 CFR 164.528 (accounting of
-disclosures). cocm-rules.md, "Privacy rules that shape the backend".
+disclosures). docs/clinical-rules.md, "Privacy rules that shape the backend".
 
 Rules version ``partners.2026.1``:
 

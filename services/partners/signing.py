@@ -1,6 +1,6 @@
 """Webhook signatures: HMAC-SHA256 over a timestamp and the exact body, with a replay window.
 
-Scheme (an open decision in design.md, decided here; the shape Stripe and others use,
+Scheme (an open decision in docs/architecture.md, decided here; the shape Stripe and others use,
 so partners know it): each POST carries
 
     X-Careteam-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>

@@ -124,7 +124,7 @@ def test_consent_recorded_late_with_an_earlier_effective_day_re_derives_the_mont
 
 
 def test_a_consent_without_cost_sharing_explained_does_not_count() -> None:
-    """cocm-rules.md: consent is verbal or written *with* cost sharing explained."""
+    """docs/clinical-rules.md: consent is verbal or written *with* cost sharing explained."""
     patient = documented_patient(consent=False)
     patient.grant_consent(
         kind="cocm_treatment",

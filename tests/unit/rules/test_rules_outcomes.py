@@ -219,7 +219,7 @@ def test_cms159_needs_an_index_score_above_nine(index: int, eligible: bool) -> N
 
 
 def test_cms159_has_no_age_limit_in_our_rules() -> None:
-    """cocm-rules.md gives CMS159 no age limit, so an 11-year-old is eligible."""
+    """docs/clinical-rules.md gives CMS159 no age limit, so an 11-year-old is eligible."""
     assert cms159([at(0, 15)], 11, LATER).eligible
 
 
