@@ -225,13 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     tok.set_defaults(func=_cmd_token)
 
     from services.audit.cli import add_cli as add_audit_cli
-    from services.bench.cli import add_cli as add_bench_cli
     from services.partners.cli import add_cli as add_partners_cli
     from services.relay.cli import add_cli as add_relay_cli
 
     add_relay_cli(sub)
     add_partners_cli(sub)
-    add_bench_cli(sub)
     add_audit_cli(sub, _settings, data_dir)
 
     seed = sub.add_parser(

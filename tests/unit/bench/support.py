@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.bench.base import BenchOptions, RowContext
-from services.bench.environment import DB_PREFIX, BenchServer, CorePlan, Databases
+from bench.base import BenchOptions, RowContext
+from bench.environment import DB_PREFIX, BenchServer, CorePlan, Databases
 
 
 def row_context(db_dsn: str, options: BenchOptions) -> RowContext:

@@ -1,4 +1,4 @@
-"""``careteam bench`` options, the reproducible command line, and the workload shapes."""
+"""``python -m bench`` options, the reproducible command line, and the workload shapes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from services.bench.base import BenchOptions
-from services.bench.cli import add_cli, options_from_args
-from services.bench.rows import ROWS
-from services.bench.runner import command_line
-from services.bench.workload import count_events, make_streams, split_among_writers
+from bench.base import BenchOptions
+from bench.cli import add_cli, options_from_args
+from bench.rows import ROWS
+from bench.runner import command_line
+from bench.workload import count_events, make_streams, split_among_writers
 
 
 def _parse(*argv: str) -> BenchOptions:
@@ -45,8 +45,8 @@ def test_options_parse_and_the_report_command_reproduces_them() -> None:
     assert options.lag_seconds == 7.5
     assert not options.pin
     command = command_line(options)
-    assert command.startswith("careteam bench ")
-    assert _parse(*command.split()[2:]) == options
+    assert command.startswith("python -m bench ")
+    assert _parse(*command.split()[3:]) == options
 
 
 @pytest.mark.parametrize(

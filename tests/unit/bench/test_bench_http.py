@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from services.bench import http
-from services.bench.http import MiniHttpClient
+from bench import http
+from bench.http import MiniHttpClient
 
 
 async def test_it_posts_json_reuses_connections_and_reads_every_body_framing() -> None:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from services.bench import row4_lag
+from bench import row4_lag
 
 
 async def test_every_command_after_the_warmup_is_counted_with_its_outcome() -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.bench import profiling
+from bench import profiling
 
 COLLAPSED = "\n".join(
     [

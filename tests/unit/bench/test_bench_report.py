@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.bench import stats
-from services.bench.report import CHARTS_MISSING, target_lines, to_json, to_markdown, write_report
-from services.bench.results import (
+from bench import stats
+from bench.report import CHARTS_MISSING, target_lines, to_json, to_markdown, write_report
+from bench.results import (
     BenchReport,
     Check,
     Comparison,
@@ -81,7 +81,7 @@ def _report() -> BenchReport:
     measured.placement = {"bench process": "core 0"}
     skipped = RowResult(3, "caseload", "Caseload", status="skipped", reason="not built yet")
     return BenchReport(
-        command="careteam bench --rows 1,3",
+        command="python -m bench --rows 1,3",
         started_at="2026-11-22T10:00:00+00:00",
         finished_at="2026-11-22T10:05:00+00:00",
         runs=2,
@@ -109,7 +109,7 @@ def test_the_json_report_is_strict_json_with_medians_verdicts_and_nan_as_null() 
 
 def test_the_markdown_report_names_the_command_runs_placement_and_every_verdict() -> None:
     text = to_markdown(_report())
-    assert "`careteam bench --rows 1,3`" in text
+    assert "`python -m bench --rows 1,3`" in text
     assert "**2 run(s)**" in text
     assert "| PostgreSQL server | core 1 |" in text
     assert "| 1 | 16 writers: ours / library | 3.00x | 3x | met |" in text
@@ -132,7 +132,7 @@ def test_write_report_writes_json_markdown_and_charts_or_says_why_not(tmp_path: 
     report = _report()
     paths = write_report(report, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["command"] == report.command
-    assert paths["markdown"].read_text().startswith("# careteam benchmark report")
+    assert paths["markdown"].read_text().startswith("# python -m benchmark report")
     try:
         import matplotlib  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
     except ImportError:

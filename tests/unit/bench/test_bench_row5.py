@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from services.bench import row5_relay
-from services.bench.base import BenchOptions
+from bench import row5_relay
+from bench.base import BenchOptions
 from tests.unit.bench.support import assert_no_databases_left, row_context
 
 pytestmark = pytest.mark.kafka

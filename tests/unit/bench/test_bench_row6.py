@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.bench import row6_fanout
-from services.bench.base import BenchOptions
+from bench import row6_fanout
+from bench.base import BenchOptions
 from tests.unit.bench.support import assert_no_databases_left, row_context
 
 SMALL, LARGE = 1, 3

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.bench import row7_scale
-from services.bench.base import BenchOptions
+from bench import row7_scale
+from bench.base import BenchOptions
 from tests.unit.bench.support import assert_no_databases_left, row_context
 
 

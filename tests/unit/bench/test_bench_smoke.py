@@ -10,10 +10,10 @@ import json
 import math
 from pathlib import Path
 
-from services.bench import row1_appends
-from services.bench.base import BenchOptions
-from services.bench.report import write_report
-from services.bench.results import BenchReport
+from bench import row1_appends
+from bench.base import BenchOptions
+from bench.report import write_report
+from bench.results import BenchReport
 from tests.unit.bench.support import assert_no_databases_left, row_context
 
 
@@ -42,7 +42,7 @@ async def test_row_1_runs_every_system_and_the_tailing_reader_skips_nothing(
     assert storage.runs[0] > 0
 
     report = BenchReport(
-        command="careteam bench --rows 1 --events 60",
+        command="python -m bench --rows 1 --events 60",
         started_at="",
         finished_at="",
         runs=1,

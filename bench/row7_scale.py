@@ -60,17 +60,17 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 
+from bench import profiling, stats
+from bench.base import RowContext, RowSpec, usage_series
+from bench.environment import Monitor, Usage, describe_cores
+from bench.http import MiniHttpClient
+from bench.results import Check, Comparison, Profile, RowResult, Series, Target
+from bench.row3_caseload import CASELOAD
+from bench.row4_lag import REQUEST_TIMEOUT, ApiServer, api_server, feature_missing
+from bench.workload import META, ORG, STREAM_TYPE, Command, Team, patient_journey
 from projections.registry import all_projections
 from services import codec
 from services.audit.chain import seal_once
-from services.bench import profiling, stats
-from services.bench.base import RowContext, RowSpec, usage_series
-from services.bench.environment import Monitor, Usage, describe_cores
-from services.bench.http import MiniHttpClient
-from services.bench.results import Check, Comparison, Profile, RowResult, Series, Target
-from services.bench.row3_caseload import CASELOAD
-from services.bench.row4_lag import REQUEST_TIMEOUT, ApiServer, api_server, feature_missing
-from services.bench.workload import META, ORG, STREAM_TYPE, Command, Team, patient_journey
 from services.crypto import KeyRing, encrypt_fields
 from services.database import create_pool
 from services.eventstore import EventStore

@@ -14,7 +14,7 @@ queue by slowing the client (no coordinated omission). A command that failed, ti
 never became visible: it counts as an unbounded lag, so when more than 1% of commands
 fail the p99 is reported as unbounded. Before the load, 20 commands sent one at a time
 give the unloaded latency (service time without queueing). The client is
-``services.bench.http.MiniHttpClient`` (about 0.1 ms of CPU per request; httpx costs
+``bench.http.MiniHttpClient`` (about 0.1 ms of CPU per request; httpx costs
 1.2-2.7 ms here and would saturate the load generator's core before the server's).
 
 Baseline: a raw asyncpg round trip at the same rate from the same process: one
@@ -43,11 +43,11 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 
-from services.bench import profiling, stats
-from services.bench.base import RowContext, RowSpec, usage_series
-from services.bench.environment import Monitor, Usage, describe_cores, pin_tree
-from services.bench.http import MiniHttpClient
-from services.bench.results import Check, Comparison, Profile, RowResult, Series, Target
+from bench import profiling, stats
+from bench.base import RowContext, RowSpec, usage_series
+from bench.environment import Monitor, Usage, describe_cores, pin_tree
+from bench.http import MiniHttpClient
+from bench.results import Check, Comparison, Profile, RowResult, Series, Target
 
 TARGET_RATE = 300.0
 TARGET = Target("p99 at most 50 ms at 300 commands/s", "<=", 50.0)

@@ -7,7 +7,7 @@ PostgreSQL returned them, no authentication, no GraphQL, no derived columns, no 
 It runs under uvicorn with the same settings as ``careteam serve`` (one process, the
 same pool size, access log on)::
 
-    BENCH_RAW_DSN=postgresql://... python -m services.bench.raw_caseload --port 8001
+    BENCH_RAW_DSN=postgresql://... python -m bench.raw_caseload --port 8001
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""``careteam bench``: run the benchmark rows and write the report.
+"""``python -m bench``: run the benchmark rows and write the report.
 
-Wire it into the main CLI with ``add_cli(subparsers)``; ``python -m services.bench``
+Wire it into the main CLI with ``add_cli(subparsers)``; ``python -m bench``
 runs the same command on its own.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from services.bench.base import DEFAULT_ROWS, BenchOptions
-from services.bench.results import fmt
+from bench.base import DEFAULT_ROWS, BenchOptions
+from bench.results import fmt
 
 DESCRIPTION = """Measure careteam against baselines run on the same machine and server:
 row 1 appends (vs the eventsourcing library's PostgreSQL recorder and raw asyncpg
@@ -151,8 +151,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from services.bench.report import target_lines, verdict
-    from services.bench.runner import run_bench
+    from bench.report import target_lines, verdict
+    from bench.runner import run_bench
 
     # The row code logs through the application's loggers; keep progress readable.
     logging.getLogger("careteam").setLevel(logging.WARNING)
@@ -175,7 +175,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="careteam")
+    parser = argparse.ArgumentParser(prog="python -m bench")
     add_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
     code: int = args.func(args)

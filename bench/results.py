@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from services.bench import stats
+from bench import stats
 
 Kind = Literal["performance", "memory", "cpu", "storage"]
 Status = Literal["measured", "skipped", "failed"]

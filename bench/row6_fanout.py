@@ -68,12 +68,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from services.bench import profiling, stats
-from services.bench.base import RowContext, RowSpec, usage_series
-from services.bench.environment import Monitor, Usage, describe_cores
-from services.bench.http import MiniHttpClient
-from services.bench.results import Check, Comparison, Profile, RowResult, Series, Target
-from services.bench.row4_lag import (
+from bench import profiling, stats
+from bench.base import RowContext, RowSpec, usage_series
+from bench.environment import Monitor, Usage, describe_cores
+from bench.http import MiniHttpClient
+from bench.results import Check, Comparison, Profile, RowResult, Series, Target
+from bench.row4_lag import (
     ORG,
     REQUEST_TIMEOUT,
     admin_token,

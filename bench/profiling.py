@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from services.bench.results import Profile
+from bench.results import Profile
 
 RATE = 100
 TOP = 15
@@ -37,7 +37,7 @@ _LINE = re.compile(r":\d+\)$")
 # leaving out the entry points and middleware every request passes through, and the
 # benchmark's own harness.
 _OURS = re.compile(r"\((services|domain|projections)/")
-_THROUGH = re.compile(r"\(services/cli\.py\)|__call__ \(services/api/app\.py\)|\(services/bench/")
+_THROUGH = re.compile(r"\(services/cli\.py\)|__call__ \(services/api/app\.py\)|\(bench/")
 # "name (package/module.py:12)" -> "package"; "<frozen abc>" and the like stay as they are.
 _PACKAGE = re.compile(r"\(([^/)]+)/")
 

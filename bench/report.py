@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from services.bench.results import (
+from bench.results import (
     BenchReport,
     Check,
     Comparison,
@@ -120,7 +120,7 @@ def _row(r: RowResult) -> dict[str, Any]:
 
 def to_json(report: BenchReport) -> dict[str, Any]:
     data = {
-        "suite": "careteam bench",
+        "suite": "python -m bench",
         "format": 1,
         "command": report.command,
         "started_at": report.started_at,
@@ -348,7 +348,7 @@ def _unwrap(text: str) -> str:
 
 def to_markdown(report: BenchReport) -> str:
     lines = [
-        "# careteam benchmark report",
+        "# python -m benchmark report",
         "",
         f"Command: `{report.command}`",
         "",

@@ -17,7 +17,7 @@ month (from the billing read model), flags evaluated for today with their rule a
 inputs, review reasons. Every request is authorised, scoped to the caller's patients
 in SQL, and audited as a read of 150 patients (group commit) before it is answered.
 
-Baseline (the limit): ``services.bench.raw_caseload``, a raw Starlette + asyncpg
+Baseline (the limit): ``bench.raw_caseload``, a raw Starlette + asyncpg
 endpoint under the same uvicorn settings, pinned to the same core, returning the same
 150 read-model rows as a JSON array straight from one indexed SELECT.
 
@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from services.bench import profiling, stats
-from services.bench.base import RowContext, RowSpec, usage_series
-from services.bench.environment import Monitor, Usage, describe_cores
-from services.bench.http import MiniHttpClient
-from services.bench.results import Check, Comparison, Profile, RowResult, Series, Target
-from services.bench.row4_lag import ORG, REQUEST_TIMEOUT, ApiServer, api_server, feature_missing
+from bench import profiling, stats
+from bench.base import RowContext, RowSpec, usage_series
+from bench.environment import Monitor, Usage, describe_cores
+from bench.http import MiniHttpClient
+from bench.results import Check, Comparison, Profile, RowResult, Series, Target
+from bench.row4_lag import ORG, REQUEST_TIMEOUT, ApiServer, api_server, feature_missing
 
 PATIENTS = 150
 CLIENTS = 16
@@ -177,7 +177,7 @@ async def raw_reader(
     dsn: str, ctx: RowContext
 ) -> AsyncIterator[tuple[ApiServer, Callable[[int], Awaitable[list[str]]]]]:
     """The raw endpoint and a call that reads the same rows (the patient ids)."""
-    command = [sys.executable, "-m", "services.bench.raw_caseload", "--port", "{port}"]
+    command = [sys.executable, "-m", "bench.raw_caseload", "--port", "{port}"]
     async with api_server(dsn, ctx.cores.server, env={"BENCH_RAW_DSN": dsn}, command=command) as (
         server
     ):

@@ -34,17 +34,17 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from services import codec
-from services.bench import profiling, stats
-from services.bench.base import RowContext, RowSpec, always, usage_series
-from services.bench.environment import (
+from bench import profiling, stats
+from bench.base import RowContext, RowSpec, always, usage_series
+from bench.environment import (
     Monitor,
     Usage,
     conn_params,
     describe_cores,
 )
-from services.bench.results import Check, Comparison, RowResult, Series, Target
-from services.bench.workload import META, STREAM_TYPE, Command, make_streams, split_among_writers
+from bench.results import Check, Comparison, RowResult, Series, Target
+from bench.workload import META, STREAM_TYPE, Command, make_streams, split_among_writers
+from services import codec
 from services.database import create_pool
 from services.eventstore import START, EventStore, LogPosition
 from services.settings import Settings

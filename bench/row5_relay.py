@@ -58,11 +58,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 
-from services.bench import profiling, stats
-from services.bench.base import RowContext, RowSpec, usage_series
-from services.bench.environment import Monitor, Usage, describe_cores, pin_tree
-from services.bench.results import Check, Comparison, Profile, RowResult, Series, Target
-from services.bench.row2_rebuild import load_log
+from bench import profiling, stats
+from bench.base import RowContext, RowSpec, usage_series
+from bench.environment import Monitor, Usage, describe_cores, pin_tree
+from bench.results import Check, Comparison, Profile, RowResult, Series, Target
+from bench.row2_rebuild import load_log
 from services.crypto import KeyRing
 from services.database import create_pool
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent

@@ -8,15 +8,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.bench.environment import BenchServer, CorePlan, Databases, Usage
-from services.bench.results import Kind, RowResult, Series
+from bench.environment import BenchServer, CorePlan, Databases, Usage
+from bench.results import Kind, RowResult, Series
 
 DEFAULT_ROWS = (1, 2, 3, 4, 5, 6, 7)
 
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """What ``careteam bench`` was asked to do."""
+    """What ``python -m bench`` was asked to do."""
 
     rows: tuple[int, ...] = DEFAULT_ROWS
     events: int = 20_000

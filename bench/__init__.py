@@ -1,4 +1,4 @@
-"""The benchmark suite: ``careteam bench``.
+"""The benchmark suite: ``python -m bench``.
 
 Benchmarks are not tests: nothing here fails on a duration. Each row measures one
 careteam feature and, in the same run and on the same server, a baseline; every figure
@@ -8,5 +8,5 @@ pinned to. The report (Markdown, JSON and, when matplotlib is installed, PNG cha
 written to ``--out`` (default ``bench-results/``).
 
 One module per row (``row1_appends``, ``row2_rebuild``, ``row4_lag``, ...), registered in
-``services.bench.rows``; a row whose feature does not exist yet reports itself skipped.
+``bench.rows``; a row whose feature does not exist yet reports itself skipped.
 """

@@ -3,7 +3,7 @@ says why it cannot run on this machine (None when it can)."""
 
 from __future__ import annotations
 
-from services.bench import (
+from bench import (
     row1_appends,
     row2_rebuild,
     row3_caseload,
@@ -12,7 +12,7 @@ from services.bench import (
     row6_fanout,
     row7_scale,
 )
-from services.bench.base import RowSpec
+from bench.base import RowSpec
 
 ROWS: dict[int, RowSpec] = {
     1: row1_appends.SPEC,

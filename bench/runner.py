@@ -9,8 +9,8 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from services.bench.base import BenchOptions, RowContext, RowSpec, stderr_logger
-from services.bench.environment import (
+from bench.base import BenchOptions, RowContext, RowSpec, stderr_logger
+from bench.environment import (
     BenchServer,
     CorePlan,
     Databases,
@@ -21,15 +21,15 @@ from services.bench.environment import (
     plan_cores,
     server_facts,
 )
-from services.bench.report import write_report
-from services.bench.results import BenchReport, RowResult
-from services.bench.rows import ROWS
+from bench.report import write_report
+from bench.results import BenchReport, RowResult
+from bench.rows import ROWS
 
 
 def command_line(options: BenchOptions) -> str:
-    """The exact ``careteam bench`` command that reproduces a run."""
+    """The exact ``python -m bench`` command that reproduces a run."""
     parts = [
-        "careteam bench",
+        "python -m bench",
         f"--rows {','.join(str(r) for r in options.rows)}",
         f"--events {options.events}",
         f"--writers {','.join(str(w) for w in options.writers)}",

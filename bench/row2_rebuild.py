@@ -27,13 +27,13 @@ from uuid import uuid4
 
 import asyncpg
 
+from bench import profiling, stats
+from bench.base import RowContext, RowSpec, always, usage_series
+from bench.environment import Monitor, Usage, describe_cores
+from bench.results import Check, Comparison, RowResult, Series, Target
+from bench.workload import META, STREAM_TYPE, make_streams
 from projections.base import Projection
 from projections.registry import all_projections
-from services.bench import profiling, stats
-from services.bench.base import RowContext, RowSpec, always, usage_series
-from services.bench.environment import Monitor, Usage, describe_cores
-from services.bench.results import Check, Comparison, RowResult, Series, Target
-from services.bench.workload import META, STREAM_TYPE, make_streams
 from services.database import Conn, create_pool
 from services.eventstore import EventStore
 from services.projector.runner import ProjectionRunner
