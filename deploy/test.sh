@@ -20,4 +20,5 @@ trap cleanup EXIT
 uv run ruff check .
 uv run ruff format --check .
 uv run mypy
+uv run lint-imports
 uv run pytest "$@"

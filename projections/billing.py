@@ -44,8 +44,7 @@ from projections.clinic_calendar import day_of, month_range, month_start, parse_
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.keyset import Scope, unrestricted
-from services.database import Conn
-from services.eventstore import RecordedEvent
+from projections.source import Conn, RecordedEvent
 
 NAME = "billing"
 FACTS_TABLE = "rm_billing_facts"

@@ -67,8 +67,7 @@ from projections.keyset import (
     order_by,
     unrestricted,
 )
-from services.database import Conn
-from services.eventstore import RecordedEvent
+from projections.source import Conn, RecordedEvent
 
 NAME = "registry"
 TABLE = "rm_registry"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from services.eventstore import RecordedEvent
+from projections.source import RecordedEvent
 
 Doc = dict[str, Any]
 Evolve = Callable[[Doc | None, RecordedEvent], Doc | None]

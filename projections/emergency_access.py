@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.patient import Patient
-from services.database import Conn
-from services.eventstore import RecordedEvent
+from projections.source import Conn, RecordedEvent
 
 NAME = "emergency_access"
 TABLE = "rm_emergency_access"

@@ -17,8 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from projections.document import Doc, Evolve
-from services.database import Conn
-from services.eventstore import RecordedEvent
+from projections.source import Conn, RecordedEvent
 
 Derive = Callable[[Doc], Mapping[str, Any]]
 

@@ -26,7 +26,7 @@ from domain.rules.outcomes import EpisodeFacts, EpisodeOutcomes, WindowOutcome
 from projections.caseload import PHQ9_SCALES, TABLE, episode_scores
 from projections.document import Doc
 from projections.keyset import Scope, unrestricted
-from services.database import Conn
+from projections.source import Conn
 
 # The first day the outcome rules are in force; earlier as-of days use that version.
 OUTCOME_RULES_START = outcome_rules.RULE_BOOK.versions[0].effective_from

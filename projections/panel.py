@@ -18,7 +18,7 @@ from uuid import UUID
 from projections.caseload import TABLE, CaseloadRow
 from projections.document import Doc
 from projections.keyset import Scope, unrestricted
-from services.database import Conn
+from projections.source import Conn
 
 # A PCP's collaborative care panel is tens of patients; the cap keeps one query bounded.
 MAX_PANEL_PATIENTS: Final = 500

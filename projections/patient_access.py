@@ -11,8 +11,7 @@ from dataclasses import dataclass, replace
 from uuid import UUID
 
 from domain.patient import Patient
-from services.database import Conn
-from services.eventstore import RecordedEvent
+from projections.source import Conn, RecordedEvent
 
 NAME = "patient_access"
 TABLE = "rm_patient_access"

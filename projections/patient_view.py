@@ -17,7 +17,7 @@ from uuid import UUID
 from domain.patient import Patient
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
-from services.eventstore import RecordedEvent
+from projections.source import RecordedEvent
 
 NAME = "patient_view"
 TABLE = "rm_patient_view"

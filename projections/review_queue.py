@@ -20,7 +20,7 @@ from uuid import UUID
 
 from projections.caseload import CaseloadRow, Page, fetch_page
 from projections.keyset import Scope, SortKey, unrestricted
-from services.database import Conn
+from projections.source import Conn
 
 
 class ReviewPriority(IntEnum):

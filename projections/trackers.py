@@ -24,9 +24,8 @@ from projections.clinic_calendar import day_of, parse_instant
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.keyset import Scope, unrestricted
+from projections.source import Conn, RecordedEvent
 from projections.tracker_rules import RULE_ID, rules_for
-from services.database import Conn
-from services.eventstore import RecordedEvent
 
 REFERRAL_NAME = "referral_tracker"
 REFERRAL_TABLE = "rm_referral_tracker"

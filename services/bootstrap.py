@@ -18,7 +18,7 @@ from services.audit.reads import AuditWriter
 from services.crypto import KeyRing, load_master_key
 from services.database import create_pool, database_dsn, migrate
 from services.eventstore import EventStore
-from services.partners import start_partner_workers
+from services.partners import PartnerFeeds, PartnerOptions
 from services.projector.runner import ProjectionRunner
 from services.settings import Settings
 
@@ -105,7 +105,14 @@ async def open_runtime(
             if run_projector:
                 runtime.tasks.append(asyncio.create_task(runtime.projector.run()))
                 runtime.tasks.append(asyncio.create_task(ChainSealer(pool).run()))
-                runtime.tasks.extend(start_partner_workers(runtime))
+                feeds = PartnerFeeds(
+                    runtime.store,
+                    runtime.dsn,
+                    kafka_bootstrap=settings.kafka_bootstrap_servers,
+                    options=PartnerOptions.from_env(),
+                    clock=runtime.clock,
+                )
+                runtime.tasks.append(asyncio.create_task(feeds.run(), name="partner-feeds"))
             try:
                 yield runtime
             finally:

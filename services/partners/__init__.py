@@ -9,10 +9,10 @@
 - ``subscription``: the GraphQL subscription channel
 - ``disclosures``: the accounting of disclosures (45 CFR 164.528)
 
-Nothing here runs at import time; ``start_partner_workers(runtime)`` starts the feeds.
+Nothing here runs at import time; ``PartnerFeeds(...).run()`` runs the feeds.
 """
 
 from services.partners.delivery import PartnerOptions
-from services.partners.worker import PartnerFeeds, PartnerWorker, start_partner_workers
+from services.partners.worker import PartnerFeeds, PartnerWorker
 
-__all__ = ["PartnerFeeds", "PartnerOptions", "PartnerWorker", "start_partner_workers"]
+__all__ = ["PartnerFeeds", "PartnerOptions", "PartnerWorker"]

@@ -28,7 +28,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 import asyncpg
@@ -59,9 +58,6 @@ from services.partners.registry import (
     get_partner,
     list_partners,
 )
-
-if TYPE_CHECKING:
-    from services.bootstrap import Runtime
 
 log = logging.getLogger("careteam.partners")
 
@@ -601,17 +597,3 @@ class PartnerFeeds:
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def start_partner_workers(
-    runtime: Runtime, *, options: PartnerOptions | None = None
-) -> list[asyncio.Task[None]]:
-    """Starts the partner feeds of one process (for ``open_runtime``); cancel to stop."""
-    feeds = PartnerFeeds(
-        runtime.store,
-        runtime.dsn,
-        kafka_bootstrap=runtime.settings.kafka_bootstrap_servers,
-        options=options or PartnerOptions.from_env(),
-        clock=runtime.clock,
-    )
-    return [asyncio.create_task(feeds.run(), name="partner-feeds")]
