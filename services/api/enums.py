@@ -1,9 +1,10 @@
 """GraphQL enumerations for command inputs and record views.
 
-Each mirrors a domain enumeration value for value (tests/unit/api/test_api_enums.py
-checks that), so resolvers pass ``member.value`` to the domain, which accepts the
-stored strings. They are separate classes because GraphQL types are API shapes, never
-the domain's own objects.
+Every closed set the domain defines is served under its own domain enumeration: the
+GraphQL type is registered on the domain's class here, so there is no second list of
+values to keep in step, and resolvers hand members straight to the domain. Two
+enumerations are the API's own, the subsets a command accepts (``GoalOutcome``,
+``TargetInstrument``); tests/unit/api/test_api_enums.py checks them against the domain.
 """
 
 from __future__ import annotations
@@ -12,85 +13,72 @@ import enum
 
 import strawberry
 
-
-@strawberry.enum(description="Why a collaborative care episode ended with a discharge.")
-class DischargeReason(enum.Enum):
-    COMPLETED = "completed"
-    REFERRED_TO_SPECIALTY = "referred_to_specialty"
-    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
-
-
-@strawberry.enum(description="Why a patient left the program without a clinical discharge.")
-class DeactivationReason(enum.Enum):
-    ENTERED_IN_ERROR = "entered_in_error"
-    DECLINED = "declined"
-    INELIGIBLE = "ineligible"
-    MOVED_AWAY = "moved_away"
-    DECEASED = "deceased"
-    OTHER = "other"
-
-
-@strawberry.enum(description="The three collaborative care roles on a patient's care team.")
-class CareTeamRole(enum.Enum):
-    CARE_MANAGER = "care_manager"
-    PCP = "pcp"
-    PSYCHIATRIC_CONSULTANT = "psychiatric_consultant"
-
-
-@strawberry.enum(description="What a consent covers.")
-class ConsentKind(enum.Enum):
-    COCM_TREATMENT = "cocm_treatment"
-    DATA_SHARING = "data_sharing"
-    PART2 = "part2"
-
-
-@strawberry.enum(description="How a consent was obtained.")
-class ConsentMethod(enum.Enum):
-    VERBAL = "verbal"
-    WRITTEN = "written"
-
-
-@strawberry.enum(description="Kinds of registry flag.")
-class FlagKind(enum.Enum):
-    SAFETY_RISK = "safety_risk"
-    NOT_IMPROVING = "not_improving"
-    OVERDUE_CONTACT = "overdue_contact"
-    NEEDS_PSYCHIATRIC_REVIEW = "needs_psychiatric_review"
-    MEASUREMENT_DUE = "measurement_due"
-    TEAM_MEMBER = "team_member"
-
-
-@strawberry.enum(description="Kinds of care team task.")
-class TaskKind(enum.Enum):
-    SUICIDE_RISK_ASSESSMENT = "suicide_risk_assessment"
-    SEVERE_SCORE_FOLLOW_UP = "severe_score_follow_up"
-    POSITIVE_SCREEN_FOLLOW_UP = "positive_screen_follow_up"
-    MEASUREMENT = "measurement"
-    OUTREACH = "outreach"
-    OTHER = "other"
-
-
-@strawberry.enum(
-    description="Treat-to-target decision at a review (GermanIMPACT): change treatment, keep "
-    "it, or move to relapse prevention."
+from domain.common import (
+    CarePlanStatus,
+    CareTeamRole,
+    ConsentKind,
+    ConsentMethod,
+    DeactivationReason,
+    DischargeReason,
+    FlagKind,
+    GoalStatus,
+    InterventionKind,
+    InterventionStatus,
+    NoteStatus,
+    PsychotherapyModality,
+    RecommendationResponse,
+    ReferralService,
+    ReferralStatus,
+    TargetKind,
+    TaskKind,
+    TreatmentDecision,
 )
-class TreatmentDecision(enum.Enum):
-    CHANGE = "change"
-    KEEP = "keep"
-    RELAPSE_PREVENTION = "relapse_prevention"
 
+strawberry.enum(
+    DischargeReason, description="Why a collaborative care episode ended with a discharge."
+)
+strawberry.enum(
+    DeactivationReason, description="Why a patient left the program without a clinical discharge."
+)
+strawberry.enum(
+    CareTeamRole, description="The three collaborative care roles on a patient's care team."
+)
+strawberry.enum(ConsentKind, description="What a consent covers.")
+strawberry.enum(ConsentMethod, description="How a consent was obtained.")
+strawberry.enum(FlagKind, description="Kinds of registry flag.")
+strawberry.enum(TaskKind, description="Kinds of care team task.")
+strawberry.enum(
+    TreatmentDecision,
+    description="Treat-to-target decision at a review (GermanIMPACT): change treatment, keep "
+    "it, or move to relapse prevention.",
+)
+strawberry.enum(CarePlanStatus, description="Where a care plan stands.")
+strawberry.enum(GoalStatus, description="Where one care plan goal stands.")
+strawberry.enum(
+    TargetKind,
+    description="How a target is measured: the total below a threshold, or a percentage "
+    "reduction from baseline.",
+)
+strawberry.enum(InterventionKind, description="Kinds of care plan intervention.")
+strawberry.enum(InterventionStatus, description="Whether an intervention is still in effect.")
+strawberry.enum(
+    PsychotherapyModality, description="Brief psychotherapies used in collaborative care."
+)
+strawberry.enum(ReferralService, description="Outside services a patient can be referred to.")
+strawberry.enum(
+    ReferralStatus,
+    description="Where a referral stands in its closed loop; completed, declined and "
+    "cancelled are final.",
+)
+strawberry.enum(
+    NoteStatus,
+    name="ConsultationNoteStatus",
+    description="Where a consultation note stands in the consultation loop.",
+)
+strawberry.enum(RecommendationResponse, description="The PCP's answer to one recommendation.")
 
-@strawberry.enum(description="Where a care plan stands.")
-class CarePlanStatus(enum.Enum):
-    ACTIVE = "active"
-    CLOSED = "closed"
-
-
-@strawberry.enum(description="Where one care plan goal stands.")
-class GoalStatus(enum.Enum):
-    OPEN = "open"
-    ACHIEVED = "achieved"
-    DROPPED = "dropped"
+# The GraphQL name of the domain's note status.
+ConsultationNoteStatus = NoteStatus
 
 
 @strawberry.enum(description="How a goal is closed: achieved, or dropped (with a reason).")
@@ -107,72 +95,26 @@ class TargetInstrument(enum.Enum):
     GAD7 = "gad7"
 
 
-@strawberry.enum(
-    description="How a target is measured: the total below a threshold, or a percentage "
-    "reduction from baseline."
-)
-class TargetKind(enum.Enum):
-    SCORE_BELOW = "score_below"
-    REDUCTION_PERCENT = "reduction_percent"
-
-
-@strawberry.enum(description="Kinds of care plan intervention.")
-class InterventionKind(enum.Enum):
-    MEDICATION = "medication"
-    PSYCHOTHERAPY = "psychotherapy"
-    OTHER = "other"
-
-
-@strawberry.enum(description="Whether an intervention is still in effect.")
-class InterventionStatus(enum.Enum):
-    ACTIVE = "active"
-    STOPPED = "stopped"
-
-
-@strawberry.enum(description="Brief psychotherapies used in collaborative care.")
-class PsychotherapyModality(enum.Enum):
-    PROBLEM_SOLVING_THERAPY = "problem_solving_therapy"
-    BEHAVIORAL_ACTIVATION = "behavioral_activation"
-    COGNITIVE_BEHAVIORAL_THERAPY = "cognitive_behavioral_therapy"
-    INTERPERSONAL_THERAPY = "interpersonal_therapy"
-    MOTIVATIONAL_INTERVIEWING = "motivational_interviewing"
-    OTHER = "other"
-
-
-@strawberry.enum(description="Outside services a patient can be referred to.")
-class ReferralService(enum.Enum):
-    SPECIALTY_PSYCHIATRY = "specialty_psychiatry"
-    PSYCHOTHERAPY = "psychotherapy"
-    SUBSTANCE_USE_TREATMENT = "substance_use_treatment"
-    COMMUNITY_SERVICES = "community_services"
-    OTHER = "other"
-
-
-@strawberry.enum(
-    description="Where a referral stands in its closed loop; completed, declined and "
-    "cancelled are final."
-)
-class ReferralStatus(enum.Enum):
-    REQUESTED = "requested"
-    SENT = "sent"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    SCHEDULED = "scheduled"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-
-@strawberry.enum(description="Where a consultation note stands in the consultation loop.")
-class ConsultationNoteStatus(enum.Enum):
-    REQUESTED = "requested"
-    DRAFTED = "drafted"
-    SIGNED = "signed"
-    ACKNOWLEDGED = "acknowledged"
-    WITHDRAWN = "withdrawn"
-
-
-@strawberry.enum(description="The PCP's answer to one recommendation.")
-class RecommendationResponse(enum.Enum):
-    ACCEPTED = "accepted"
-    MODIFIED = "modified"
-    DECLINED = "declined"
+__all__ = [
+    "CarePlanStatus",
+    "CareTeamRole",
+    "ConsentKind",
+    "ConsentMethod",
+    "ConsultationNoteStatus",
+    "DeactivationReason",
+    "DischargeReason",
+    "FlagKind",
+    "GoalOutcome",
+    "GoalStatus",
+    "InterventionKind",
+    "InterventionStatus",
+    "NoteStatus",
+    "PsychotherapyModality",
+    "RecommendationResponse",
+    "ReferralService",
+    "ReferralStatus",
+    "TargetInstrument",
+    "TargetKind",
+    "TaskKind",
+    "TreatmentDecision",
+]
