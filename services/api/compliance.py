@@ -21,7 +21,7 @@ from projections.caseload import CaseloadRow
 from services.api.authz import Denied, check_patient_operation, check_role, patient_scope_sql
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
-from services.api.errors import ForbiddenError, NotFoundError, ValidationError
+from services.api.errors import ForbiddenError, NotFoundError, ValidationError, result_union
 from services.api.registry_types import CaseloadRowView
 from services.api.types import Patient
 from services.database import Conn
@@ -82,15 +82,13 @@ class AuditTrail:
 
 AuditTrailResult = Annotated[
     AuditTrail | ForbiddenError | NotFoundError | ValidationError,
-    strawberry.union(
-        "AuditTrailResult", description="An audit trail page, or why it cannot be shown."
-    ),
+    result_union("AuditTrailResult", "An audit trail page, or why it cannot be shown."),
 ]
 PatientAsOfResult = Annotated[
     Patient | ForbiddenError | NotFoundError | ValidationError,
-    strawberry.union(
+    result_union(
         "PatientAsOfResult",
-        description="The patient as careteam knew them then, or why it cannot be shown.",
+        "The patient as careteam knew them then, or why it cannot be shown.",
     ),
 ]
 
@@ -385,7 +383,7 @@ class CaseloadAsOf:
 
 CaseloadAsOfResult = Annotated[
     CaseloadAsOf | ForbiddenError | ValidationError,
-    strawberry.union("CaseloadAsOfResult", description="The past registry, or why not."),
+    result_union("CaseloadAsOfResult", "The past registry, or why not."),
 ]
 
 

@@ -20,12 +20,9 @@ from services.api.authz import Denied, check_role
 from services.api.commanding import Written, deny, run_command
 from services.api.context import CareteamContext
 from services.api.errors import (
-    ConflictError,
+    CommandError,
     ForbiddenError,
-    InvalidTransitionError,
-    NotAllowedError,
-    NotFoundError,
-    ValidationError,
+    result_union,
 )
 
 
@@ -63,24 +60,12 @@ class EmergencyReviewPayload:
 
 
 BreakTheGlassResult = Annotated[
-    EmergencyAccessPayload
-    | ValidationError
-    | InvalidTransitionError
-    | NotFoundError
-    | NotAllowedError
-    | ConflictError
-    | ForbiddenError,
-    strawberry.union("BreakTheGlassResult", description="Emergency access, or why not."),
+    EmergencyAccessPayload | CommandError,
+    result_union("BreakTheGlassResult", "Emergency access, or why not."),
 ]
 ReviewEmergencyAccessResult = Annotated[
-    EmergencyReviewPayload
-    | ValidationError
-    | InvalidTransitionError
-    | NotFoundError
-    | NotAllowedError
-    | ConflictError
-    | ForbiddenError,
-    strawberry.union("ReviewEmergencyAccessResult", description="The review, or why not."),
+    EmergencyReviewPayload | CommandError,
+    result_union("ReviewEmergencyAccessResult", "The review, or why not."),
 ]
 
 
@@ -91,7 +76,7 @@ class EmergencyGrants:
 
 EmergencyGrantsResult = Annotated[
     EmergencyGrants | ForbiddenError,
-    strawberry.union("EmergencyGrantsResult", description="The grants, or why not."),
+    result_union("EmergencyGrantsResult", "The grants, or why not."),
 ]
 
 

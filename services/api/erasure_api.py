@@ -18,6 +18,7 @@ from services.api.errors import (
     NotFoundError,
     ValidationError,
     from_domain_error,
+    result_union,
 )
 from services.erasure import forget_patient
 from services.eventstore import ConcurrencyConflictError, StreamNotFoundError
@@ -32,7 +33,7 @@ class ForgetPatientPayload:
 
 ForgetPatientResult = Annotated[
     ForgetPatientPayload | ValidationError | NotFoundError | ConflictError | ForbiddenError,
-    strawberry.union("ForgetPatientResult", description="The erasure, or why not."),
+    result_union("ForgetPatientResult", "The erasure, or why not."),
 ]
 
 

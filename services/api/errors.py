@@ -5,6 +5,8 @@ Unexpected exceptions are masked (MaskErrors) so no internals or patient data le
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from domain import errors as domain_errors
@@ -73,3 +75,20 @@ def from_domain_error(exc: domain_errors.DomainError) -> DomainErrorType:
     if isinstance(exc, domain_errors.NotAllowedError):
         return NotAllowedError(code=exc.code, message=exc.message)
     return ValidationError(code=exc.code, message=exc.message, field=getattr(exc, "field", None))
+
+
+# Every expected way a command can fail; each one writes nothing. A mutation's result is
+# declared as ``Annotated[Payload | CommandError, result_union("NameResult", "...")]``.
+CommandError = (
+    ValidationError
+    | InvalidTransitionError
+    | NotFoundError
+    | NotAllowedError
+    | ConflictError
+    | ForbiddenError
+)
+
+
+def result_union(name: str, description: str) -> Any:
+    """The GraphQL union of a result and its errors: its name and description, once."""
+    return strawberry.union(name, description=description)

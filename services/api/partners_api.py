@@ -31,7 +31,7 @@ from strawberry.types import Info
 from services.api.authz import Denied, Grant, Relation, record_access
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
-from services.api.errors import ForbiddenError, NotFoundError, ValidationError
+from services.api.errors import ForbiddenError, NotFoundError, ValidationError, result_union
 from services.auth import Principal, Role
 from services.eventstore import LogPosition
 from services.partners import disclosures as accounting
@@ -379,37 +379,33 @@ class RedeliverPartnerDeadLettersInput:
     )
 
 
-def _union(name: str, description: str) -> Any:
-    return strawberry.union(name, description=description)
-
-
 PartnerRegistrationResult = Annotated[
     PartnerRegistration | ValidationError | NotFoundError | ForbiddenError,
-    _union("PartnerRegistrationResult", "The registration, or why nothing changed."),
+    result_union("PartnerRegistrationResult", "The registration, or why nothing changed."),
 ]
 PartnerResult = Annotated[
     Partner | NotFoundError | ForbiddenError,
-    _union("PartnerResult", "A partner registration, or why it cannot be shown or changed."),
+    result_union("PartnerResult", "A partner registration, or why it cannot be shown or changed."),
 ]
 PartnersResult = Annotated[
     PartnerList | ForbiddenError,
-    _union("PartnersResult", "Your organisation's partners, or why they cannot be shown."),
+    result_union("PartnersResult", "Your organisation's partners, or why they cannot be shown."),
 ]
 PartnerDeadLettersResult = Annotated[
     PartnerDeadLetterPage | NotFoundError | ForbiddenError,
-    _union("PartnerDeadLettersResult", "Dead letters, or why they cannot be shown."),
+    result_union("PartnerDeadLettersResult", "Dead letters, or why they cannot be shown."),
 ]
 PartnerReplayResult = Annotated[
     PartnerReplay | ValidationError | NotFoundError | ForbiddenError,
-    _union("PartnerReplayResult", "The replay, or why the feed did not move."),
+    result_union("PartnerReplayResult", "The replay, or why the feed did not move."),
 ]
 PartnerRedeliveryResult = Annotated[
     PartnerRedelivery | NotFoundError | ForbiddenError,
-    _union("PartnerRedeliveryResult", "How many were marked, or why none were."),
+    result_union("PartnerRedeliveryResult", "How many were marked, or why none were."),
 ]
 DisclosuresResult = Annotated[
     DisclosurePage | ValidationError | NotFoundError | ForbiddenError,
-    _union("DisclosuresResult", "A page of the accounting, or why it cannot be shown."),
+    result_union("DisclosuresResult", "A page of the accounting, or why it cannot be shown."),
 ]
 
 

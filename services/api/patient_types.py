@@ -14,12 +14,8 @@ import strawberry
 from services.api.authz import patient_scope_sql
 from services.api.context import CareteamContext
 from services.api.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidTransitionError,
-    NotAllowedError,
-    NotFoundError,
-    ValidationError,
+    CommandError,
+    result_union,
 )
 from services.api.types import Patient
 
@@ -37,14 +33,8 @@ class PatientPayload:
 
 
 PatientResult = Annotated[
-    PatientPayload
-    | ValidationError
-    | InvalidTransitionError
-    | NotFoundError
-    | NotAllowedError
-    | ConflictError
-    | ForbiddenError,
-    strawberry.union("PatientResult", description="A patient command's outcome."),
+    PatientPayload | CommandError,
+    result_union("PatientResult", "A patient command's outcome."),
 ]
 
 

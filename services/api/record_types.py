@@ -32,12 +32,8 @@ from services.api.enums import (
     TreatmentDecision,
 )
 from services.api.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidTransitionError,
-    NotAllowedError,
-    NotFoundError,
-    ValidationError,
+    CommandError,
+    result_union,
 )
 
 # --- care plan ------------------------------------------------------------------------
@@ -217,14 +213,8 @@ class CarePlanPayload:
 
 
 CarePlanResult = Annotated[
-    CarePlanPayload
-    | ValidationError
-    | InvalidTransitionError
-    | NotFoundError
-    | NotAllowedError
-    | ConflictError
-    | ForbiddenError,
-    strawberry.union("CarePlanResult", description="A care plan command's outcome."),
+    CarePlanPayload | CommandError,
+    result_union("CarePlanResult", "A care plan command's outcome."),
 ]
 
 # --- referral -------------------------------------------------------------------------
@@ -298,14 +288,8 @@ class ReferralPayload:
 
 
 ReferralResult = Annotated[
-    ReferralPayload
-    | ValidationError
-    | InvalidTransitionError
-    | NotFoundError
-    | NotAllowedError
-    | ConflictError
-    | ForbiddenError,
-    strawberry.union("ReferralResult", description="A referral command's outcome."),
+    ReferralPayload | CommandError,
+    result_union("ReferralResult", "A referral command's outcome."),
 ]
 
 # --- consultation note ----------------------------------------------------------------
@@ -435,14 +419,6 @@ class ConsultationNotePayload:
 
 
 ConsultationNoteResult = Annotated[
-    ConsultationNotePayload
-    | ValidationError
-    | InvalidTransitionError
-    | NotFoundError
-    | NotAllowedError
-    | ConflictError
-    | ForbiddenError,
-    strawberry.union(
-        "ConsultationNoteResult", description="A consultation note command's outcome."
-    ),
+    ConsultationNotePayload | CommandError,
+    result_union("ConsultationNoteResult", "A consultation note command's outcome."),
 ]

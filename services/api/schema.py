@@ -40,6 +40,7 @@ from services.api.erasure_api import ErasureMutation
 from services.api.errors import (
     ForbiddenError,
     NotFoundError,
+    result_union,
 )
 from services.api.mutations_more import MORE_MUTATIONS
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
@@ -65,7 +66,7 @@ class InstrumentCode(enum.Enum):
 
 PatientLookup = Annotated[
     Patient | NotFoundError | ForbiddenError,
-    strawberry.union("PatientLookup", description="A patient, or why it cannot be shown."),
+    result_union("PatientLookup", "A patient, or why it cannot be shown."),
 ]
 
 
