@@ -71,7 +71,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
         "--rows",
         type=_int_list,
         default=DEFAULT_ROWS,
-        help="rows to run, in order (default 1,2,4)",
+        help="rows to run, in order (default all seven: 1,2,3,4,5,6,7)",
     )
     parser.add_argument(
         "--events",

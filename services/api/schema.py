@@ -408,7 +408,7 @@ MAX_TOKENS = 2_000
 
 # Built once, so the rule classes are the same objects on every request and the
 # validation cache (keyed by the rules) hits; a limiter built per request would
-# create new rule classes each time and never hit it (dependency-notes.md).
+# create new rule classes each time and never hit it.
 _DepthValidator = depth_validator(MAX_DEPTH, None, None)
 
 

@@ -8,7 +8,7 @@ runners cannot both apply a page (the second one rolls back).
 Wake-ups: appends made in this process wake the runner at once (EventStore.on_append);
 appends from other processes are found by a short poll (CARETEAM_PROJECTOR_POLL_SECONDS).
 We chose not to NOTIFY from writers: a NOTIFY in a writing transaction takes a global
-lock at commit and serialises every writer (dependency-notes.md).
+lock at commit and serialises every writer (docs/architecture.md).
 """
 
 from __future__ import annotations
