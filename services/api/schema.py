@@ -47,6 +47,7 @@ from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubs
 from services.api.patient_types import PatientPayload, PatientResult, load_patient_view
 from services.api.queries_more import MORE_QUERIES
 from services.api.record_commands import patient_command
+from services.api.records_api import RecordQuery
 from services.api.registry_queries import RegistryQuery
 from services.api.types import CareEvent, Patient
 from services.auth import Role
@@ -327,7 +328,15 @@ def merge_root(name: str, description: str, parts: tuple[type, ...]) -> type:
 Query = merge_root(
     "Query",
     "Read models for every role; every read of patient data is audited.",
-    (PatientQuery, ComplianceQuery, EmergencyQuery, RegistryQuery, PartnerQuery, *MORE_QUERIES),
+    (
+        PatientQuery,
+        RecordQuery,
+        ComplianceQuery,
+        EmergencyQuery,
+        RegistryQuery,
+        PartnerQuery,
+        *MORE_QUERIES,
+    ),
 )
 
 Mutation = merge_root(
