@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/ensure-env.sh
+bash deploy/ensure-chromium.sh
 
 export CARETEAM_KAFKA_BOOTSTRAP_SERVERS="${CARETEAM_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 started_kafka=0

@@ -39,6 +39,11 @@ class Secret:
         return hash(self._value)
 
 
+# Browser origins on the loopback names, any port (a front end's development server such
+# as http://localhost:3000): allowed by CORS and for WebSockets in development only.
+LOCALHOST_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a careteam process needs to know about where it runs."""
@@ -67,6 +72,11 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def allowed_origin_regex(self) -> str | None:
+        """Origins allowed beside ``allowed_origins``: the loopback ones, in development."""
+        return None if self.is_production else LOCALHOST_ORIGIN_REGEX
 
     @property
     def postgres_data_dir(self) -> Path:

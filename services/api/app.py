@@ -7,6 +7,7 @@ import contextlib
 import gc
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,8 +15,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -23,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from services import jsontext
 from services.api.context import CareteamContext
 from services.api.feed import EventFeed
+from services.api.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
 from services.api.schema import build_schema
 from services.auth import (
     DEV_AUDIENCE,
@@ -52,6 +55,10 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
         super().__init__(**kwargs)
         self._holder = runtime_holder
         self._verifier = verifier
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from careteam's own copies of its assets (no CDN)."""
+        return HTMLResponse(local_graphiql_html())
 
     def encode_json(self, data: object) -> str:
         """Responses and WebSocket messages as JSON text, with orjson (the standard
@@ -180,12 +187,23 @@ def create_app(
                 BodyLimit(JsonBodyCheck(Authenticate(graphql_app, verifier)), MAX_BODY_BYTES),
                 methods=["GET", "POST"],
             ),
-            WebSocketRoute("/graphql", CheckWebSocketOrigin(graphql_app, settings.allowed_origins)),
+            WebSocketRoute(
+                "/graphql",
+                CheckWebSocketOrigin(
+                    graphql_app, settings.allowed_origins, settings.allowed_origin_regex
+                ),
+            ),
+            *(
+                []
+                if settings.is_production
+                else [Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="graphiql")]
+            ),
         ],
         middleware=[
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.allowed_origins),
+                allow_origin_regex=settings.allowed_origin_regex,
                 allow_methods=["POST"],
                 allow_headers=["authorization", "content-type", "x-purpose-of-use"],
             )
@@ -255,11 +273,13 @@ class Authenticate:
 
 class CheckWebSocketOrigin:
     """Browsers send Origin on WebSockets and CORS does not apply to them: refuse a browser
-    socket from an origin not in CARETEAM_ALLOWED_ORIGINS (non-browser clients send none)."""
+    socket from an origin not in CARETEAM_ALLOWED_ORIGINS (non-browser clients send none).
+    In development the loopback origins are allowed too (``allowed_regex``)."""
 
-    def __init__(self, app: Any, allowed: tuple[str, ...]) -> None:
+    def __init__(self, app: Any, allowed: tuple[str, ...], allowed_regex: str | None) -> None:
         self._app = app
         self._allowed = set(allowed)
+        self._allowed_regex = re.compile(allowed_regex) if allowed_regex else None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
@@ -267,7 +287,10 @@ class CheckWebSocketOrigin:
             origin = headers.get(b"origin", b"").decode("latin-1")
             host = headers.get(b"host", b"").decode("latin-1")
             same_host = origin.split("://", 1)[-1] == host
-            if origin and not same_host and origin not in self._allowed:
+            allowed = origin in self._allowed or bool(
+                self._allowed_regex and self._allowed_regex.fullmatch(origin)
+            )
+            if origin and not same_host and not allowed:
                 log.info("websocket refused: origin not allowed")
                 await send({"type": "websocket.close", "code": 4403})
                 return
