@@ -17,6 +17,7 @@ from services.eventstore import (
     ConcurrencyConflictError,
     EventMetadata,
     EventStore,
+    IdempotencyKey,
     LogPosition,
     RecordedEvent,
 )
@@ -54,7 +55,12 @@ class Application:
         self.store = store
 
     async def create(
-        self, aggregate: Any, *, metadata: EventMetadata, now: datetime
+        self,
+        aggregate: Any,
+        *,
+        metadata: EventMetadata,
+        now: datetime,
+        idempotency: IdempotencyKey | None = None,
     ) -> CommandResult:
         """Appends a newly created aggregate's events (a new stream at version 0)."""
         events = aggregate.collect_events()
@@ -66,6 +72,7 @@ class Application:
             events=events,
             metadata=metadata,
             now=now,
+            idempotency=idempotency,
         )
         return CommandResult(aggregate.id, recorded)
 
@@ -80,6 +87,7 @@ class Application:
         *,
         metadata: EventMetadata,
         now: datetime,
+        idempotency: IdempotencyKey | None = None,
     ) -> CommandResult:
         """Loads, runs ``command(aggregate)``, appends; retries once after a conflict."""
         for attempt in (1, 2):
@@ -97,6 +105,7 @@ class Application:
                     events=events,
                     metadata=metadata,
                     now=now,
+                    idempotency=idempotency,
                 )
             except ConcurrencyConflictError:
                 if attempt == 2:

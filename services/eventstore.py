@@ -48,6 +48,27 @@ class ConcurrencyConflictError(Exception):
         self.expected_version = expected_version
 
 
+@dataclass
+class IdempotencyKey:
+    """A client's key for one command (the ``Idempotency-Key`` header): the append records
+    it in the same statement as the events, so a repeat can never write twice."""
+
+    actor_id: UUID
+    key: str
+    fingerprint: str
+    operation: str
+    # The id the command created (a goal, a task...), set when the command has run.
+    created_id: UUID | None = None
+
+
+class DuplicateCommandError(Exception):
+    """Another request with the same idempotency key was written first."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("idempotency key already used")
+        self.key = key
+
+
 class StreamNotFoundError(LookupError):
     """No events exist for the stream id."""
 
@@ -145,6 +166,11 @@ WITH new_stream AS (
     INSERT INTO streams (stream_id, stream_type, patient_id)
     SELECT $2, $3, $5 WHERE $11::boolean
     RETURNING stream_id
+), idempotency AS (
+    INSERT INTO idempotency_keys (actor_id, key, fingerprint, operation, stream_id,
+                                  patient_id, last_event_id, created_id)
+    SELECT $12, $13, $14, $15, $2, $5, ($1::uuid[])[cardinality($1::uuid[])], $16
+    WHERE $12::uuid IS NOT NULL
 )
 INSERT INTO events (event_id, stream_id, stream_type, stream_version, patient_id,
                     event_type, event_version, payload, metadata, occurred_at)
@@ -220,8 +246,10 @@ class EventStore:
         metadata: EventMetadata,
         now: datetime,
         conn: Conn | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
-        """Appends events atomically after ``expected_version``; raises on a conflict."""
+        """Appends events atomically after ``expected_version``; raises on a conflict, and
+        DuplicateCommandError when ``idempotency``'s key was already written."""
         if not events:
             return []
         versions = list(range(expected_version + 1, expected_version + 1 + len(events)))
@@ -256,6 +284,11 @@ class EventStore:
             meta,
             [getattr(e, "occurred_at", None) or now for e in events],
             expected_version == 0,
+            idempotency.actor_id if idempotency else None,
+            idempotency.key if idempotency else None,
+            idempotency.fingerprint if idempotency else None,
+            idempotency.operation if idempotency else None,
+            idempotency.created_id if idempotency else None,
         )
         try:
             if conn is None:
@@ -266,6 +299,8 @@ class EventStore:
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name in ("events_stream_version_unique", "streams_pkey"):
                 raise ConcurrencyConflictError(stream_id, expected_version) from None
+            if exc.constraint_name == "idempotency_keys_pkey" and idempotency is not None:
+                raise DuplicateCommandError(idempotency.key) from None
             raise
         # Only what the database assigned comes back; the rest is already known here.
         assigned = {r["stream_version"]: r for r in rows}

@@ -205,7 +205,12 @@ def create_app(
                 allow_origins=list(settings.allowed_origins),
                 allow_origin_regex=settings.allowed_origin_regex,
                 allow_methods=["POST"],
-                allow_headers=["authorization", "content-type", "x-purpose-of-use"],
+                allow_headers=[
+                    "authorization",
+                    "content-type",
+                    "x-purpose-of-use",
+                    "idempotency-key",
+                ],
             )
         ],
         lifespan=lifespan,

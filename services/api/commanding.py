@@ -20,10 +20,17 @@ from services.api.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    ValidationError,
     from_domain_error,
 )
+from services.api.idempotency import Recorded, first_result, requested_key
 from services.audit.reads import ReadRecord
-from services.eventstore import ConcurrencyConflictError, LogPosition, StreamNotFoundError
+from services.eventstore import (
+    ConcurrencyConflictError,
+    DuplicateCommandError,
+    LogPosition,
+    StreamNotFoundError,
+)
 from services.projector.runner import ProjectionLagTimeoutError
 
 log = logging.getLogger("careteam.api")
@@ -37,6 +44,10 @@ class Written:
     patient_id: UUID
     version: int
     position: LogPosition | None
+    # A repeat of an earlier command with the same idempotency key: nothing was written
+    # now, and ``created_id`` is what the first command created.
+    replayed: bool = False
+    created_id: UUID | None = None
 
     @property
     def log_position(self) -> str:
@@ -77,6 +88,7 @@ async def run_command(
     command: Callable[[datetime], Any],
     stream_id: UUID | None = None,
     patient_id: UUID | None = None,
+    info: Any = None,
 ) -> Written | Any:
     """Runs one command and returns Written, or a typed error (nothing written).
 
@@ -84,6 +96,8 @@ async def run_command(
       to ``patient_id`` (authorised on that patient), or to nobody yet (a registration).
     - ``stream_id`` given: ``command(now)`` returns a function applied to the loaded
       aggregate; the patient is looked up from the stream.
+    - ``info`` (the resolver's) enables the ``Idempotency-Key`` header: a repeat returns
+      the first result as ``Written(replayed=True)`` and writes nothing.
     """
     runtime = ctx.runtime
     principal = ctx.require_principal()
@@ -104,19 +118,42 @@ async def run_command(
                 await check_patient_operation(conn, principal, operation, patient_id)
     except Denied as denied:
         return await deny(ctx, denied, patient_id)
+    idempotency = requested_key(ctx, info) if info is not None else None
+    if isinstance(idempotency, ValidationError):
+        return idempotency
+    if idempotency is not None:
+        first = await first_result(ctx, idempotency)
+        if first is not None:
+            return _replayed(first)
     now = runtime.clock()
+
+    def run(aggregate: Any) -> None:
+        made = command(now)(aggregate)
+        if idempotency is not None:
+            idempotency.created_id = made if isinstance(made, UUID) else None
+
     try:
         if stream_id is None:
             aggregate = command(now)
-            result = await runtime.app.create(aggregate, metadata=ctx.metadata(), now=now)
+            result = await runtime.app.create(
+                aggregate, metadata=ctx.metadata(), now=now, idempotency=idempotency
+            )
         else:
             result = await runtime.app.execute(
                 aggregate_cls,
                 stream_id,
-                lambda agg: command(now)(agg),
+                run,
                 metadata=ctx.metadata(),
                 now=now,
+                idempotency=idempotency,
             )
+    except DuplicateCommandError:
+        # Another request with the same key was written between our look-up and append.
+        assert idempotency is not None
+        first = await first_result(ctx, idempotency)
+        if first is None:
+            return ConflictError(code="CONFLICT", message="changed by another writer; retry")
+        return _replayed(first)
     except domain_errors.DomainError as exc:
         return from_domain_error(exc)
     except StreamNotFoundError:
@@ -137,6 +174,19 @@ async def run_command(
         patient_id=last.patient_id if last else (patient_id or result.stream_id),
         version=last.stream_version if last else 0,
         position=position,
+    )
+
+
+def _replayed(first: Recorded | ConflictError) -> Written | ConflictError:
+    if isinstance(first, ConflictError):
+        return first
+    return Written(
+        stream_id=first.stream_id,
+        patient_id=first.patient_id,
+        version=first.version,
+        position=first.position,
+        replayed=True,
+        created_id=first.created_id,
     )
 
 

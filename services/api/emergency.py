@@ -102,7 +102,7 @@ class EmergencyMutation:
         granted: dict[str, Any] = {}
 
         def command(now: datetime) -> Any:
-            def run(patient: PatientAggregate) -> None:
+            def run(patient: PatientAggregate) -> UUID:
                 grant_id = patient.grant_emergency_access(
                     user_id=principal.user_id,
                     role=principal.role.value,
@@ -112,6 +112,7 @@ class EmergencyMutation:
                     now=now,
                 )
                 granted["grant"] = patient.emergency_grants[grant_id]
+                return grant_id
 
             return run
 
@@ -122,9 +123,15 @@ class EmergencyMutation:
             command=command,
             stream_id=patient_id,
             patient_id=patient_id,
+            info=info,
         )
         if not isinstance(written, Written):
             return written
+        if written.replayed:
+            # A repeat of the same request: answer with the grant the first one made.
+            assert written.created_id is not None
+            patient = await ctx.runtime.app.load(PatientAggregate, patient_id)
+            granted["grant"] = patient.emergency_grants[written.created_id]
         grant = granted["grant"]
         return EmergencyAccessPayload(
             grant_id=grant.grant_id, expires_at=grant.expires_at, log_position=written.log_position
@@ -157,6 +164,7 @@ class EmergencyMutation:
             ),
             stream_id=patient_id,
             patient_id=patient_id,
+            info=info,
         )
         if not isinstance(written, Written):
             return written

@@ -42,12 +42,13 @@ class _Created:
     value: UUID | None = None
 
     def wrap(self, step: Step) -> Step:
-        def made(now: datetime) -> Callable[[Any], None]:
+        def made(now: datetime) -> Callable[[Any], object]:
             run = step(now)
 
-            def apply(aggregate: Any) -> None:
+            def apply(aggregate: Any) -> object:
                 result = run(aggregate)
                 self.value = result if isinstance(result, UUID) else None
+                return result
 
             return apply
 
@@ -67,6 +68,7 @@ async def patient_command(
         command=created.wrap(step),
         stream_id=patient_id,
         patient_id=patient_id,
+        info=info,
     )
     if not isinstance(written, Written):
         return written
@@ -78,7 +80,8 @@ async def patient_command(
         view = await _own_result_view(ctx, operation, patient_id, fields)
     if view is None:
         return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
-    return PatientPayload(patient=view, log_position=written.log_position, created_id=created.value)
+    created_id = written.created_id if written.replayed else created.value
+    return PatientPayload(patient=view, log_position=written.log_position, created_id=created_id)
 
 
 async def _own_result_view(
@@ -141,12 +144,13 @@ async def record_command(
         command=command,
         stream_id=stream_id,
         patient_id=patient_id,
+        info=info,
     )
     if not isinstance(written, Written):
         return written
     record = await ctx.runtime.app.load(aggregate_cls, written.stream_id)
     await record_reads(ctx, operation, [written.patient_id], selected_fields(info))
-    return payload(record, written, created.value)
+    return payload(record, written, written.created_id if written.replayed else created.value)
 
 
 OCCURRED_AT_DESCRIPTION = "When it happened (default now; never in the future)."

@@ -157,6 +157,7 @@ async def _patient_command(
         operation,
         aggregate_cls=PatientAggregate,
         command=command,
+        info=info,
     )
     if not isinstance(written, Written):
         return written
