@@ -35,6 +35,7 @@ from services.api.authz import (
 from services.api.commanding import Written, deny, record_reads, run_command, selected_fields
 from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
+from services.api.directory import DirectoryMutation, DirectoryQuery, team_role_problem
 from services.api.emergency import EmergencyMutation, EmergencyQuery
 from services.api.erasure_api import ErasureMutation
 from services.api.errors import (
@@ -253,6 +254,23 @@ class PatientMutation:
     async def assign_care_team(
         self, info: Info[CareteamContext, None], input: AssignCareTeamInput
     ) -> PatientResult:
+        ctx = info.context
+        problem = None
+        principal = ctx.require_principal()
+        # Only callers the policy may allow get this far; the rest are refused as usual.
+        if principal.role in (Role.CARE_MANAGER, Role.ADMIN):
+            async with ctx.runtime.pool.acquire() as conn:
+                problem = await team_role_problem(
+                    conn,
+                    principal.organisation_id,
+                    {
+                        "careManagerId": input.care_manager_id,
+                        "pcpId": input.pcp_id,
+                        "psychiatricConsultantId": input.psychiatric_consultant_id,
+                    },
+                )
+        if problem is not None:
+            return problem
         return await _patient_command(
             info,
             "assignCareTeam",
@@ -332,6 +350,7 @@ Query = merge_root(
     (
         PatientQuery,
         RecordQuery,
+        DirectoryQuery,
         ComplianceQuery,
         EmergencyQuery,
         RegistryQuery,
@@ -343,7 +362,14 @@ Query = merge_root(
 Mutation = merge_root(
     "Mutation",
     "Commands. Each returns its result or a typed error; an error writes nothing.",
-    (PatientMutation, EmergencyMutation, ErasureMutation, PartnerMutation, *MORE_MUTATIONS),
+    (
+        PatientMutation,
+        DirectoryMutation,
+        EmergencyMutation,
+        ErasureMutation,
+        PartnerMutation,
+        *MORE_MUTATIONS,
+    ),
 )
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 10

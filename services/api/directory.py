@@ -1,0 +1,416 @@
+"""An organisation and its people: the clinic's name and time zone, and its staff with
+their names, credentials and roles.
+
+Portals show names next to the ids in every view (``staff``, ``me``); administrators keep
+the directory (``setOrganisation``, ``putStaffMember``), and every change is kept with who
+made it. Once an organisation lists its staff, a care-team assignment must name listed,
+active staff holding the role (``assignCareTeam`` refuses anyone else with
+``NOT_IN_ROLE``); an organisation that lists nobody yet keeps working as before, so a
+clinic can adopt the directory without a flag day. Staff records are not patient data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import strawberry
+from strawberry.types import Info
+
+from services.api.context import CareteamContext
+from services.api.errors import ForbiddenError, ValidationError, result_union
+from services.api.registry_types import RegistryPageInfo
+from services.auth import Principal, Role
+from services.database import Conn
+
+strawberry.enum(Role, name="StaffRole", description="What a member of staff may do in careteam.")
+
+MAX_NAME = 200
+MAX_CREDENTIALS = 100
+MAX_PAGE = 200
+# The roles a person on staff can hold (a partner is an outside organisation's system).
+STAFF_ROLES = frozenset(Role) - {Role.PARTNER}
+# Which directory role each care-team slot needs.
+TEAM_SLOT_ROLE = {
+    "careManagerId": Role.CARE_MANAGER,
+    "pcpId": Role.PCP,
+    "psychiatricConsultantId": Role.PSYCHIATRIST,
+}
+
+
+@strawberry.type(description="A clinic or health system: its name and its calendar.")
+class Organisation:
+    id: UUID = strawberry.field(description="Organisation id (the tokens' organisation).")
+    name: str = strawberry.field(description="Display name.")
+    time_zone: str = strawberry.field(
+        description="IANA time zone of the clinic, e.g. America/Los_Angeles."
+    )
+
+
+@strawberry.type(description="A member of staff as the directory lists them.")
+class StaffMember:
+    user_id: UUID = strawberry.field(description="The person's user id (the tokens' subject).")
+    display_name: str = strawberry.field(description="Name to show, e.g. 'Dr. Ana Ruiz'.")
+    credentials: str | None = strawberry.field(description="Credentials, e.g. 'MD', 'LCSW'.")
+    roles: list[Role] = strawberry.field(description="The roles the person holds.")
+    active: bool = strawberry.field(description="False once the person has left.")
+
+
+@strawberry.type(description="Who is calling, from the verified token, and their entries.")
+class Me:
+    user_id: UUID = strawberry.field(description="Your user id.")
+    role: Role = strawberry.field(description="The role of this session's token.")
+    organisation_id: UUID = strawberry.field(description="Your organisation.")
+    staff: StaffMember | None = strawberry.field(
+        description="Your directory entry; null when your organisation has not listed you."
+    )
+    organisation: Organisation | None = strawberry.field(
+        description="Your organisation's entry; null until an admin sets it."
+    )
+
+
+@strawberry.type(description="One member of staff and its cursor.")
+class StaffEdge:
+    cursor: str = strawberry.field(description="Opaque position of this row.")
+    node: StaffMember = strawberry.field(description="The member of staff.")
+
+
+@strawberry.type(description="A page of the staff directory, by name.")
+class StaffConnection:
+    edges: list[StaffEdge] = strawberry.field(description="The people on this page.")
+    page_info: RegistryPageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="People matching the filter, all pages.")
+
+
+StaffResult = Annotated[
+    StaffConnection | ValidationError | ForbiddenError,
+    result_union("StaffResult", "A page of the staff directory, or why not."),
+]
+OrganisationResult = Annotated[
+    Organisation | ValidationError | ForbiddenError,
+    result_union("OrganisationResult", "The organisation as saved, or why nothing changed."),
+]
+StaffMemberResult = Annotated[
+    StaffMember | ValidationError | ForbiddenError,
+    result_union("StaffMemberResult", "The directory entry as saved, or why nothing changed."),
+]
+
+
+@strawberry.input(description="Your organisation's name and calendar.")
+class SetOrganisationInput:
+    name: str = strawberry.field(description="Display name, 1 to 200 characters.")
+    time_zone: str = strawberry.field(description="An IANA time zone name.")
+
+
+@strawberry.input(description="A member of staff: added, or updated when already listed.")
+class PutStaffMemberInput:
+    user_id: UUID = strawberry.field(description="The person's user id (the tokens' subject).")
+    display_name: str = strawberry.field(description="Name to show, 1 to 200 characters.")
+    roles: list[Role] = strawberry.field(description="Roles held; at least one, not PARTNER.")
+    credentials: str | None = strawberry.field(
+        default=None, description="Credentials, at most 100 characters."
+    )
+    active: bool = strawberry.field(default=True, description="False once the person has left.")
+
+
+def _text_problem(value: str, field: str, limit: int) -> ValidationError | None:
+    if not value.strip() or len(value) > limit:
+        return ValidationError(
+            code="INVALID_TEXT", message=f"{field} must be 1 to {limit} characters", field=field
+        )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return ValidationError(
+            code="INVALID_TEXT", message=f"{field} has control characters", field=field
+        )
+    return None
+
+
+def time_zone_problem(name: str) -> ValidationError | None:
+    """A typed error unless ``name`` is an IANA time zone this machine knows."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ValidationError(
+            code="UNKNOWN_TIME_ZONE",
+            message="timeZone must be an IANA time zone name such as America/Los_Angeles",
+            field="timeZone",
+        )
+    if name not in available_timezones():
+        return ValidationError(
+            code="UNKNOWN_TIME_ZONE",
+            message="timeZone must be an IANA time zone name such as America/Los_Angeles",
+            field="timeZone",
+        )
+    return None
+
+
+def _member(row: Any) -> StaffMember:
+    return StaffMember(
+        user_id=row["user_id"],
+        display_name=row["display_name"],
+        credentials=row["credentials"],
+        roles=[Role(r) for r in row["roles"]],
+        active=row["active"],
+    )
+
+
+def _forbidden(operation: str) -> ForbiddenError:
+    return ForbiddenError(code="ROLE_NOT_PERMITTED", message=f"{operation} is not permitted")
+
+
+async def _record_change(
+    conn: Conn, principal: Principal, kind: str, subject: UUID, detail: dict[str, Any]
+) -> None:
+    await conn.execute(
+        """INSERT INTO directory_changes (actor_id, organisation_id, subject_id, kind, detail)
+           VALUES ($1, $2, $3, $4, $5)""",
+        principal.user_id,
+        principal.organisation_id,
+        subject,
+        kind,
+        detail,
+    )
+
+
+async def team_role_problem(
+    conn: Conn, organisation_id: UUID, slots: dict[str, UUID | None]
+) -> ValidationError | None:
+    """``NOT_IN_ROLE`` naming the first slot whose person the organisation's directory does
+    not list as active in that role; None when all hold it or nobody is listed yet."""
+    named = {slot: user for slot, user in slots.items() if user is not None}
+    if not named:
+        return None
+    if not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM staff WHERE organisation_id = $1)", organisation_id
+    ):
+        return None  # the organisation has not listed its staff yet
+    rows = await conn.fetch(
+        "SELECT user_id, roles, active FROM staff WHERE organisation_id = $1 "
+        "AND user_id = ANY($2::uuid[])",
+        organisation_id,
+        list(named.values()),
+    )
+    listed = {r["user_id"]: r for r in rows}
+    for slot, user in named.items():
+        row = listed.get(user)
+        role = TEAM_SLOT_ROLE[slot]
+        if row is None or not row["active"] or role.value not in row["roles"]:
+            return ValidationError(
+                code="NOT_IN_ROLE",
+                message=f"{slot} must name active staff of your organisation holding the "
+                f"{role.value} role",
+                field=slot,
+            )
+    return None
+
+
+def _cursor(name: str, user_id: UUID) -> str:
+    raw = json.dumps([name, str(user_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _after(cursor: str) -> tuple[str, UUID] | None:
+    try:
+        name, user = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(name), UUID(user)
+    except (ValueError, TypeError):
+        return None
+
+
+@strawberry.type(description="Who you are, and the people of your organisation.")
+class DirectoryQuery:
+    @strawberry.field(description="You: your token's identity and your directory entries.")
+    async def me(self, info: Info[CareteamContext, None]) -> Me:
+        principal = info.context.require_principal()
+        async with info.context.runtime.pool.acquire() as conn:
+            staff = await conn.fetchrow(
+                "SELECT * FROM staff WHERE user_id = $1 AND organisation_id = $2",
+                principal.user_id,
+                principal.organisation_id,
+            )
+            org = await conn.fetchrow(
+                "SELECT * FROM organisations WHERE organisation_id = $1",
+                principal.organisation_id,
+            )
+        return Me(
+            user_id=principal.user_id,
+            role=principal.role,
+            organisation_id=principal.organisation_id,
+            staff=_member(staff) if staff else None,
+            organisation=(
+                Organisation(
+                    id=org["organisation_id"], name=org["name"], time_zone=org["time_zone"]
+                )
+                if org
+                else None
+            ),
+        )
+
+    @strawberry.field(
+        description="Your organisation's staff by name: filter by role and by the start of "
+        "the name (case-insensitive). Partners may not read it."
+    )
+    async def staff(
+        self,
+        info: Info[CareteamContext, None],
+        role: Role | None = None,
+        name_prefix: str | None = None,
+        include_inactive: bool = False,
+        first: int = 50,
+        after: str | None = None,
+    ) -> StaffResult:
+        principal = info.context.require_principal()
+        if principal.role is Role.PARTNER:
+            return _forbidden("staff")
+        if not 1 <= first <= MAX_PAGE:
+            return ValidationError(
+                code="INVALID_PAGE_SIZE", message=f"first must be 1 to {MAX_PAGE}", field="first"
+            )
+        position = _after(after) if after is not None else None
+        if after is not None and position is None:
+            return ValidationError(
+                code="INVALID_CURSOR", message="after is not a cursor", field="after"
+            )
+        if name_prefix is not None and (problem := _text_problem(name_prefix, "namePrefix", 100)):
+            return problem
+        where = ["organisation_id = $1"]
+        params: list[Any] = [principal.organisation_id]
+        if role is not None:
+            params.append(role.value)
+            where.append(f"${len(params)} = ANY(roles)")
+        if name_prefix is not None:
+            params.append(
+                name_prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                + "%"
+            )
+            where.append(f"lower(display_name) LIKE ${len(params)}")
+        if not include_inactive:
+            where.append("active")
+        filtered = " AND ".join(where)
+        page_where = filtered
+        page_params = list(params)
+        if position is not None:
+            page_params += [position[0], position[1]]
+            page_where += (
+                f" AND (lower(display_name), user_id) > (${len(page_params) - 1}, "
+                f"${len(page_params)})"
+            )
+        async with info.context.runtime.pool.acquire() as conn:
+            total = await conn.fetchval(f"SELECT count(*) FROM staff WHERE {filtered}", *params)
+            rows = await conn.fetch(
+                f"""SELECT * FROM staff WHERE {page_where}
+                    ORDER BY lower(display_name), user_id LIMIT {first + 1}""",
+                *page_params,
+            )
+        more = len(rows) > first
+        rows = rows[:first]
+        edges = [
+            StaffEdge(cursor=_cursor(r["display_name"].lower(), r["user_id"]), node=_member(r))
+            for r in rows
+        ]
+        return StaffConnection(
+            edges=edges,
+            page_info=RegistryPageInfo(
+                has_next_page=more, end_cursor=edges[-1].cursor if edges else None
+            ),
+            total_count=total,
+        )
+
+
+@strawberry.type(description="Keep the directory (administrators of the organisation).")
+class DirectoryMutation:
+    @strawberry.mutation(description="Set your organisation's name and IANA time zone.")
+    async def set_organisation(
+        self, info: Info[CareteamContext, None], input: SetOrganisationInput
+    ) -> OrganisationResult:
+        principal = info.context.require_principal()
+        if principal.role is not Role.ADMIN:
+            return _forbidden("setOrganisation")
+        if problem := _text_problem(input.name, "name", MAX_NAME):
+            return problem
+        if problem := time_zone_problem(input.time_zone):
+            return problem
+        async with info.context.runtime.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO organisations (organisation_id, name, time_zone)
+                   VALUES ($1, $2, $3)
+                   ON CONFLICT (organisation_id) DO UPDATE
+                   SET name = EXCLUDED.name, time_zone = EXCLUDED.time_zone, updated_at = now()""",
+                principal.organisation_id,
+                input.name,
+                input.time_zone,
+            )
+            await _record_change(
+                conn,
+                principal,
+                "organisation_set",
+                principal.organisation_id,
+                {"name": input.name, "timeZone": input.time_zone},
+            )
+        return Organisation(
+            id=principal.organisation_id, name=input.name, time_zone=input.time_zone
+        )
+
+    @strawberry.mutation(
+        description="Add a member of staff to your organisation's directory, or update them."
+    )
+    async def put_staff_member(
+        self, info: Info[CareteamContext, None], input: PutStaffMemberInput
+    ) -> StaffMemberResult:
+        principal = info.context.require_principal()
+        if principal.role is not Role.ADMIN:
+            return _forbidden("putStaffMember")
+        if problem := _text_problem(input.display_name, "displayName", MAX_NAME):
+            return problem
+        if input.credentials is not None and (
+            problem := _text_problem(input.credentials, "credentials", MAX_CREDENTIALS)
+        ):
+            return problem
+        roles = sorted(set(input.roles), key=lambda r: r.value)
+        if not roles or any(r not in STAFF_ROLES for r in roles):
+            return ValidationError(
+                code="INVALID_ROLES",
+                message="roles must list at least one staff role (not PARTNER)",
+                field="roles",
+            )
+        async with info.context.runtime.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """INSERT INTO staff (user_id, organisation_id, display_name, credentials,
+                                      roles, active)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (user_id) DO UPDATE
+                   SET display_name = EXCLUDED.display_name,
+                       credentials = EXCLUDED.credentials, roles = EXCLUDED.roles,
+                       active = EXCLUDED.active, updated_at = now()
+                   WHERE staff.organisation_id = EXCLUDED.organisation_id
+                   RETURNING *""",
+                input.user_id,
+                principal.organisation_id,
+                input.display_name,
+                input.credentials,
+                [r.value for r in roles],
+                input.active,
+            )
+            if row is None:
+                # Listed by another organisation: say nothing about it.
+                return ValidationError(
+                    code="USER_NOT_AVAILABLE",
+                    message="userId cannot be listed in your organisation",
+                    field="userId",
+                )
+            await _record_change(
+                conn,
+                principal,
+                "staff_put",
+                input.user_id,
+                {
+                    "displayName": input.display_name,
+                    "credentials": input.credentials,
+                    "roles": [r.value for r in roles],
+                    "active": input.active,
+                },
+            )
+        return _member(row)
