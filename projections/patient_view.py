@@ -165,6 +165,7 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
                     "kind": ev.kind,
                     "due_on": ev.due_on.isoformat(),
                     "source_id": _str(ev.source_id),
+                    "assignee_id": _str(ev.assignee_id),
                     "created_at": _iso(ev.occurred_at),
                 }
             )

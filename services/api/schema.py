@@ -51,6 +51,7 @@ from services.api.record_commands import patient_command
 from services.api.records_api import RecordQuery
 from services.api.registry_queries import RegistryQuery
 from services.api.types import CareEvent, Patient
+from services.api.worklist import WorklistQuery
 from services.auth import Role
 from services.eventstore import LogPosition
 
@@ -351,6 +352,7 @@ Query = merge_root(
         PatientQuery,
         RecordQuery,
         DirectoryQuery,
+        WorklistQuery,
         ComplianceQuery,
         EmergencyQuery,
         RegistryQuery,

@@ -66,6 +66,11 @@ class Task:
     source_id: UUID | None = strawberry.field(
         description="The record that caused it (a screening)."
     )
+    assignee_id: UUID | None = strawberry.field(
+        default=None,
+        description="Who should do it; null for the whole team (or for a task recorded "
+        "before assignees were kept in this view, until the read model is rebuilt).",
+    )
 
 
 @strawberry.type(description="The patient's collaborative care team.")
@@ -157,6 +162,7 @@ class Patient:
                     kind=t["kind"],
                     due_on=date.fromisoformat(t["due_on"]),
                     source_id=_uuid(t["source_id"]),
+                    assignee_id=_uuid(t.get("assignee_id")),
                 )
                 for t in d["tasks"]
             ],

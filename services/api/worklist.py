@@ -1,0 +1,302 @@
+"""Worklists: what needs doing today, across the caller's patients, most urgent first.
+
+- A care manager: safety alerts, open tasks (theirs or the team's, with due day and
+  overdue), outreach due (Overdue contact) and measurement due, for their caseload.
+- A PCP: safety alerts, each consultation recommendation awaiting their response, and
+  tasks assigned to them.
+- A psychiatric consultant: patients needing psychiatric review, consultation requests
+  to answer, and tasks assigned to them.
+
+Urgency, in this order: safety alert; overdue task; recommendation awaiting response;
+review needed; consultation requested; task due today; outreach due; measurement due; a
+task due later. Within one urgency, the earliest due day first, then the patient. The
+flags come from the registry's stored flag onsets for the clinic's "today" (the same
+rule modules and rows as the caseload); tasks from the patient view. Every patient on
+the page is recorded as read.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from projections import trackers
+from projections.clinic_calendar import day_of
+from services.api.commanding import record_reads, selected_fields
+from services.api.context import CareteamContext
+from services.api.errors import ForbiddenError, ValidationError, result_union
+from services.api.registry_types import RegistryPageInfo
+from services.auth import Role
+
+MAX_PAGE = 200
+
+
+@strawberry.enum(description="What a worklist item asks for.")
+class WorklistItemKind(enum.Enum):
+    SAFETY_ALERT = "safety_alert"
+    TASK = "task"
+    RECOMMENDATION_AWAITING = "recommendation_awaiting"
+    REVIEW_NEEDED = "review_needed"
+    CONSULTATION_REQUESTED = "consultation_requested"
+    OUTREACH_DUE = "outreach_due"
+    MEASUREMENT_DUE = "measurement_due"
+
+
+@strawberry.type(description="One thing to do for one patient.")
+class WorklistItem:
+    kind: WorklistItemKind = strawberry.field(description="What is asked.")
+    urgency: int = strawberry.field(description="0 is most urgent; the list is in this order.")
+    patient_id: UUID = strawberry.field(description="The patient.")
+    due_on: date | None = strawberry.field(
+        description="The day it is due (for flags: the day the flag was raised)."
+    )
+    overdue: bool = strawberry.field(description="Due before today and not done.")
+    task_id: UUID | None = strawberry.field(description="The task, for TASK items.")
+    task_kind: str | None = strawberry.field(description="The task's kind, for TASK items.")
+    assignee_id: UUID | None = strawberry.field(
+        description="Who the task is assigned to; null for the whole team."
+    )
+    record_id: UUID | None = strawberry.field(
+        description="The consultation note, for recommendation and consultation items."
+    )
+    recommendation_id: UUID | None = strawberry.field(
+        description="The recommendation awaiting a response."
+    )
+
+
+@strawberry.type(description="One worklist item and its cursor.")
+class WorklistEdge:
+    cursor: str = strawberry.field(description="Opaque position of this item.")
+    node: WorklistItem = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of the caller's worklist, most urgent first.")
+class WorklistConnection:
+    edges: list[WorklistEdge] = strawberry.field(description="The items of this page.")
+    page_info: RegistryPageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Items in the whole worklist today.")
+    as_of: date = strawberry.field(description="The clinic day the worklist is for.")
+
+
+WorklistResult = Annotated[
+    WorklistConnection | ValidationError | ForbiddenError,
+    result_union("WorklistResult", "Your worklist for today, or why not."),
+]
+
+
+@dataclass(frozen=True)
+class _Item:
+    urgency: int
+    due_on: date | None
+    patient_id: UUID
+    kind: WorklistItemKind
+    task_id: UUID | None = None
+    task_kind: str | None = None
+    assignee_id: UUID | None = None
+    record_id: UUID | None = None
+    recommendation_id: UUID | None = None
+    overdue: bool = False
+
+    def key(self) -> tuple[int, date, str, str]:
+        return (
+            self.urgency,
+            self.due_on or date.min,
+            str(self.patient_id),
+            str(self.task_id or self.recommendation_id or self.record_id or ""),
+        )
+
+
+def _on(value: date | None, today: date) -> bool:
+    return value is not None and value <= today
+
+
+def _flag_items(rows: list[Any], today: date, role: Role) -> list[_Item]:
+    items: list[_Item] = []
+    for r in rows:
+        pid = r["key"]
+        if _on(r["safety_risk_on"], today):
+            items.append(_Item(0, r["safety_risk_on"], pid, WorklistItemKind.SAFETY_ALERT))
+        if role is Role.CARE_MANAGER:
+            if _on(r["overdue_contact_on"], today):
+                items.append(_Item(6, r["overdue_contact_on"], pid, WorklistItemKind.OUTREACH_DUE))
+            if _on(r["measurement_due_on"], today):
+                items.append(
+                    _Item(7, r["measurement_due_on"], pid, WorklistItemKind.MEASUREMENT_DUE)
+                )
+        if role is Role.PSYCHIATRIST and _on(r["needs_review_on"], today):
+            items.append(_Item(3, r["needs_review_on"], pid, WorklistItemKind.REVIEW_NEEDED))
+    return items
+
+
+def _task_items(docs: list[Any], today: date, me: UUID, team_tasks: bool) -> list[_Item]:
+    items: list[_Item] = []
+    for pid, doc in docs:
+        for task in doc.get("tasks", []):
+            assignee = UUID(task["assignee_id"]) if task.get("assignee_id") else None
+            if assignee != me and not (team_tasks and assignee is None):
+                continue
+            due = date.fromisoformat(task["due_on"])
+            urgency = 1 if due < today else 5 if due == today else 8
+            items.append(
+                _Item(
+                    urgency,
+                    due,
+                    pid,
+                    WorklistItemKind.TASK,
+                    task_id=UUID(task["id"]),
+                    task_kind=task["kind"],
+                    assignee_id=assignee,
+                    overdue=due < today,
+                )
+            )
+    return items
+
+
+def _consultation_items(docs: list[Any], role: Role) -> list[_Item]:
+    items: list[_Item] = []
+    for doc in docs:
+        pid, note = UUID(doc["patient_id"]), UUID(doc["id"])
+        if role is Role.PCP and doc["status"] in ("signed", "acknowledged"):
+            signed = date.fromisoformat(doc["signed_at"][:10]) if doc.get("signed_at") else None
+            for rec in doc["recommendations"]:
+                if rec["response"] is None:
+                    items.append(
+                        _Item(
+                            2,
+                            signed,
+                            pid,
+                            WorklistItemKind.RECOMMENDATION_AWAITING,
+                            record_id=note,
+                            recommendation_id=UUID(rec["id"]),
+                        )
+                    )
+        if role is Role.PSYCHIATRIST and doc["status"] in ("requested", "drafted"):
+            asked = date.fromisoformat(doc["requested_at"][:10])
+            items.append(
+                _Item(4, asked, pid, WorklistItemKind.CONSULTATION_REQUESTED, record_id=note)
+            )
+    return items
+
+
+def _cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(f"w:{index}".encode()).decode()
+
+
+def _offset(cursor: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not text.startswith("w:") or not text[2:].isdigit():
+        return None
+    return int(text[2:]) + 1
+
+
+_SLOT = {
+    Role.CARE_MANAGER: "care_manager_id",
+    Role.PCP: "pcp_id",
+    Role.PSYCHIATRIST: "psychiatric_consultant_id",
+}
+
+
+@strawberry.type(description="What needs doing today.")
+class WorklistQuery:
+    @strawberry.field(
+        description="Your worklist for today across your patients, most urgent first (see "
+        "WorklistItem.urgency): for care managers tasks, safety alerts, outreach and "
+        "measurement due; for PCPs safety alerts, recommendations awaiting your response and "
+        "your tasks; for psychiatric consultants reviews needed, consultation requests and "
+        "your tasks. Clinicians only."
+    )
+    async def worklist(
+        self, info: Info[CareteamContext, None], first: int = 50, after: str | None = None
+    ) -> WorklistResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+        slot = _SLOT.get(principal.role)
+        if slot is None:
+            return ForbiddenError(code="ROLE_NOT_PERMITTED", message="worklist is not permitted")
+        if not 1 <= first <= MAX_PAGE:
+            return ValidationError(
+                code="INVALID_PAGE_SIZE", message=f"first must be 1 to {MAX_PAGE}", field="first"
+            )
+        start = 0
+        if after is not None:
+            offset = _offset(after)
+            if offset is None:
+                return ValidationError(
+                    code="INVALID_CURSOR", message="after is not a cursor", field="after"
+                )
+            start = offset
+        today = day_of(ctx.runtime.clock())
+        me, org = principal.user_id, principal.organisation_id
+        async with ctx.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT key, safety_risk_on, overdue_contact_on, measurement_due_on,
+                           needs_review_on
+                    FROM rm_registry
+                    WHERE organisation_id = $1 AND {slot} = $2 AND on_caseload""",
+                org,
+                me,
+            )
+            docs = await conn.fetch(
+                f"""SELECT v.key, v.doc FROM rm_patient_view v
+                    JOIN rm_patient_access a ON a.patient_id = v.key
+                    WHERE a.organisation_id = $1 AND a.{slot} = $2""",
+                org,
+                me,
+            )
+            notes: list[Any] = []
+            if principal.role is Role.PCP:
+                notes = await trackers.fetch_consultations(
+                    conn, pcp_id=me, statuses=["signed", "acknowledged"]
+                )
+            elif principal.role is Role.PSYCHIATRIST:
+                notes = await trackers.fetch_consultations(
+                    conn, consultant_id=me, statuses=["requested", "drafted"]
+                )
+        team = {r["key"] for r in docs}
+        items = _flag_items(list(rows), today, principal.role)
+        items += _task_items(
+            [(r["key"], r["doc"]) for r in docs], today, me, principal.role is Role.CARE_MANAGER
+        )
+        items += [i for i in _consultation_items(notes, principal.role) if i.patient_id in team]
+        items.sort(key=_Item.key)
+        page = items[start : start + first]
+        edges = [
+            WorklistEdge(
+                cursor=_cursor(start + n),
+                node=WorklistItem(
+                    kind=i.kind,
+                    urgency=i.urgency,
+                    patient_id=i.patient_id,
+                    due_on=i.due_on,
+                    overdue=i.overdue,
+                    task_id=i.task_id,
+                    task_kind=i.task_kind,
+                    assignee_id=i.assignee_id,
+                    record_id=i.record_id,
+                    recommendation_id=i.recommendation_id,
+                ),
+            )
+            for n, i in enumerate(page)
+        ]
+        patients = list(dict.fromkeys(i.patient_id for i in page))
+        if patients:
+            await record_reads(ctx, "worklist", patients, selected_fields(info))
+        return WorklistConnection(
+            edges=edges,
+            page_info=RegistryPageInfo(
+                has_next_page=start + first < len(items),
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=len(items),
+            as_of=today,
+        )
