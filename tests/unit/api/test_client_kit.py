@@ -33,9 +33,15 @@ from graphql import (
     build_schema,
     get_named_type,
     parse,
+    print_ast,
     validate,
     visit,
 )
+from graphql.language.lexer import Lexer
+from graphql.language.source import Source
+from graphql.language.token_kind import TokenKind
+
+from services.api.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 
 ROOT = Path(__file__).resolve().parents[3]
 KIT = ROOT / "clients"
@@ -240,6 +246,47 @@ def test_every_mutation_returns_a_result_union_and_asks_for_its_typename() -> No
                 if isinstance(s, FieldNode) and s.name.value == "__typename"
             ]
             assert typename, name
+
+
+def token_count(text: str) -> int:
+    """How many lexical tokens a document has, as the server's token limit counts them."""
+    lexer, count = Lexer(Source(text)), 0
+    while lexer.advance().kind is not TokenKind.EOF:
+        count += 1
+    return count
+
+
+def depth_and_aliases(
+    selection_set: SelectionSetNode | None, known: dict[str, FragmentDefinitionNode]
+) -> tuple[int, int]:
+    """The deepest field nesting of a selection (fragments inlined) and how many aliases it uses."""
+    if selection_set is None:
+        return 0, 0
+    deepest, aliases = 0, 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            depth, inner = depth_and_aliases(selection.selection_set, known)
+            deepest, aliases = max(deepest, depth + 1), aliases + inner + bool(selection.alias)
+        else:
+            inner_set = (
+                known[selection.name.value].selection_set
+                if isinstance(selection, FragmentSpreadNode)
+                else selection.selection_set
+            )
+            depth, inner = depth_and_aliases(inner_set, known)
+            deepest, aliases = max(deepest, depth), aliases + inner
+    return deepest, aliases
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_each_operation_is_within_the_servers_token_depth_and_alias_limits(name: str) -> None:
+    """The document as sent stays under the limits the server enforces, so it is never refused."""
+    _, operation = operations()[name]
+    document = as_sent(operation)
+    assert token_count(print_ast(document)) <= MAX_TOKENS
+    depth, aliases = depth_and_aliases(operation.selection_set, fragments())
+    assert depth <= MAX_DEPTH
+    assert aliases <= MAX_ALIASES
 
 
 def test_each_portal_file_holds_one_named_operation_named_after_the_file() -> None:
