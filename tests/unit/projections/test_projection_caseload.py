@@ -248,7 +248,8 @@ def test_the_derived_columns_place_the_row_on_the_caseload_with_its_team() -> No
     assert columns["on_caseload"] is True and columns["status"] == "active_treatment"
     assert columns["psychiatric_consultant_id"] == PSYCHIATRIST
     assert columns["latest_phq9_total"] == 20
-    assert columns["not_improving_on"] == on(70)
+    # Only a baseline: no follow-up was measured, so Not improving never comes on.
+    assert columns["not_improving_on"] is None
     assert columns["overdue_contact_on"] == on(15)
     assert columns["measurement_due_on"] == on(31)
     assert columns["needs_review_on"] == ALWAYS  # new enrollment, never reviewed
