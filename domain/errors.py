@@ -285,6 +285,12 @@ class InvalidEmergencyWindowError(ValidationError):
     code = "INVALID_EMERGENCY_WINDOW"
 
 
+class AlreadyOnCareTeamError(NotAllowedError):
+    """Break-the-glass by a member of the patient's care team: they have access already."""
+
+    code = "ALREADY_ON_CARE_TEAM"
+
+
 class EmergencyGrantNotFoundError(NotFoundError):
     """No emergency access grant with this id exists for the patient."""
 

@@ -54,6 +54,7 @@ from domain.common import (
 )
 from domain.errors import (
     AlreadyInpatientError,
+    AlreadyOnCareTeamError,
     CareTeamMemberNotAssignedError,
     ConsentAlreadyRevokedError,
     ConsentMethodRequiredError,
@@ -102,6 +103,10 @@ SEVERE_FOLLOW_UP_DAYS: Final = 7
 POSITIVE_SCREEN_FOLLOW_UP_DAYS: Final = 30
 # Rule ids recorded on flags and tasks raised by screenings.
 SAFETY_RULE_ID: Final = "instruments.safety_item"
+# Flags by which the team asks for the psychiatric consultant's review; a recorded case
+# review answers (clears) those raised on or before it (docs/clinical-time.md).
+TEAM_REVIEW_REQUEST_KINDS: Final = frozenset({FlagKind.NEEDS_PSYCHIATRIC_REVIEW, FlagKind.TEAM_MEMBER})
+CASE_REVIEW_CLEAR_REASON: Final = "answered by a psychiatric case review"
 
 _OPEN_STATUSES: Final = frozenset(
     {
@@ -1207,7 +1212,13 @@ class Patient(Aggregate):
         consultation_note_id: UUID | None = None,
         review_id: UUID | None = None,
     ) -> UUID:
-        """Record a psychiatric case review of this patient; returns its id."""
+        """Record a psychiatric case review of this patient; returns its id.
+
+        The review answers the team's request for one: every active flag by which the
+        team asked for review (``needs_psychiatric_review`` or ``team_member``) raised on
+        or before the review's effective time is cleared in the same command. A request
+        raised after it (a late-entered review) stays.
+        """
         check_occurred_at(occurred_at, now)
         require_uuid(consultant_id, "consultant_id")
         what = (
@@ -1226,6 +1237,19 @@ class Patient(Aggregate):
             occurred_at=occurred_at,
             timestamp=_ts(now),
         )
+        for flag in list(self.flags.values()):
+            if (
+                flag.active
+                and flag.kind in TEAM_REVIEW_REQUEST_KINDS
+                and flag.raised_at <= occurred_at
+            ):
+                self._flag_cleared(
+                    flag_id=flag.flag_id,
+                    kind=flag.kind.value,
+                    reason=CASE_REVIEW_CLEAR_REASON,
+                    occurred_at=occurred_at,
+                    timestamp=_ts(now),
+                )
         return new_id
 
     def write_relapse_prevention_plan(
@@ -1294,9 +1318,21 @@ class Patient(Aggregate):
         now: datetime,
         grant_id: UUID | None = None,
     ) -> UUID:
-        """Open time-limited emergency access for ``user_id``; the reason is required."""
+        """Open time-limited emergency access for ``user_id``; the reason is required.
+
+        Refused for a member of the patient's care team (any role): they have access
+        already, and a grant would tag their ordinary reads as emergency reads and put a
+        needless item on compliance's review queue.
+        """
         check_occurred_at(occurred_at, now)
         require_uuid(user_id, "user_id")
+        team = self.care_team
+        if user_id in (team.care_manager_id, team.pcp_id, team.psychiatric_consultant_id):
+            raise AlreadyOnCareTeamError(
+                "a care team member has access already; break-the-glass is for clinicians "
+                "outside the care team",
+                aggregate_id=self.id,
+            )
         why = require_text(reason, "reason")
         if isinstance(minutes, bool) or not isinstance(minutes, int):
             raise InvalidEmergencyWindowError("minutes must be a whole number")
