@@ -105,7 +105,9 @@ POSITIVE_SCREEN_FOLLOW_UP_DAYS: Final = 30
 SAFETY_RULE_ID: Final = "instruments.safety_item"
 # Flags by which the team asks for the psychiatric consultant's review; a recorded case
 # review answers (clears) those raised on or before it (docs/clinical-time.md).
-TEAM_REVIEW_REQUEST_KINDS: Final = frozenset({FlagKind.NEEDS_PSYCHIATRIC_REVIEW, FlagKind.TEAM_MEMBER})
+TEAM_REVIEW_REQUEST_KINDS: Final = frozenset(
+    {FlagKind.NEEDS_PSYCHIATRIC_REVIEW, FlagKind.TEAM_MEMBER}
+)
 CASE_REVIEW_CLEAR_REASON: Final = "answered by a psychiatric case review"
 
 _OPEN_STATUSES: Final = frozenset(
