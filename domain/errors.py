@@ -96,6 +96,12 @@ class OccurredInFutureError(ValidationError):
     code = "OCCURRED_IN_FUTURE"
 
 
+class OccurredBeforeBirthError(ValidationError):
+    """The clinical effective time lies before the patient's birth date (a mistyped year)."""
+
+    code = "OCCURRED_BEFORE_BIRTH"
+
+
 class OutOfOrderError(ValidationError):
     """The effective time precedes a step it must follow (e.g. enrolled before referred)."""
 

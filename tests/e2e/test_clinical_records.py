@@ -1,0 +1,99 @@
+"""Trustworthy clinical records over HTTP against a running server (docs/clinical-time.md):
+clinical time of scores, unique medical record numbers, referral completion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from tests.e2e.journey import command, event_count
+from tests.e2e.server import ServerProcess
+
+PHQ9_18 = [3, 3, 3, 3, 3, 3, 0, 0, 0]
+PHQ9_10 = [3, 3, 3, 1, 0, 0, 0, 0, 0]
+PHQ9_3 = [3, 0, 0, 0, 0, 0, 0, 0, 0]
+
+ROW = """query($id: UUID!) { registryRow(patientId: $id) {
+  baselinePhq9 { total takenAt } latestPhq9 { total takenAt } phq9PercentChange
+  flags { kind } reviewReasons } }"""
+OUTCOMES = """{ outcomes { episodes { patientId baseline { takenOn total } latest { total }
+  improvement response remission twelveWeeks { eligible windowStart counted { total } } } } }"""
+SCREEN = "... on PatientPayload { patient { id } }"
+
+
+def _ago(days: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
+def _patient_in_treatment(server: ServerProcess, care_manager: str, mrn: str) -> str:
+    """Registered 100 days ago (born 1980), enrolled and in treatment for 90 days."""
+    registered = command(
+        server,
+        "registerPatient",
+        {
+            "givenName": "Test",
+            "familyName": "Person",
+            "birthDate": "1980-05-05",
+            "mrn": mrn,
+            "occurredAt": _ago(100),
+        },
+        care_manager,
+        SCREEN,
+    )
+    pid: str = registered["patient"]["id"]
+    for operation in ("enrollPatient", "startTreatment"):
+        moved = command(
+            server, operation, {"patientId": pid, "occurredAt": _ago(90)}, care_manager, ""
+        )
+        assert moved["__typename"] == "PatientPayload", moved
+    return pid
+
+
+def _screen(server: ServerProcess, token: str, pid: str, answers: list[int], at: str) -> Any:
+    return command(
+        server,
+        "recordScreening",
+        {"patientId": pid, "instrument": "PHQ9", "answers": answers, "occurredAt": at},
+        token,
+        SCREEN,
+    )
+
+
+def _views(server: ServerProcess, token: str, pid: str) -> tuple[Any, Any]:
+    row = server.graphql(ROW, {"id": pid}, token=token)
+    assert "errors" not in row, row
+    outcomes = server.graphql(OUTCOMES, token=token)
+    assert "errors" not in outcomes, outcomes
+    mine = [e for e in outcomes["data"]["outcomes"]["episodes"] if e["patientId"] == pid]
+    return row["data"]["registryRow"], mine
+
+
+async def test_a_score_before_birth_is_refused_and_a_mistyped_year_changes_no_measure(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """A PHQ-9 dated before the birth date: a ValidationError naming occurredAt, nothing
+    written. One dated in 1990 (born 1980, episode 2026): accepted as history, but the
+    baseline, latest, percent change, flags, review reasons and outcomes stay the same."""
+    care_manager = server.token("care_manager", user=uuid4())
+    pid = _patient_in_treatment(server, care_manager, "CT-1")
+    assert _screen(server, care_manager, pid, PHQ9_18, _ago(89))["__typename"] == "PatientPayload"
+    assert _screen(server, care_manager, pid, PHQ9_10, _ago(5))["__typename"] == "PatientPayload"
+    row, outcomes = _views(server, care_manager, pid)
+    assert row["baselinePhq9"]["total"] == 18 and row["latestPhq9"]["total"] == 10
+    assert "not_improving" in [f["kind"] for f in row["flags"]]  # 18 -> 10 at week 12
+    assert [o["baseline"]["total"] for o in outcomes] == [18]
+
+    written = await event_count(db_dsn, pid)
+    before_birth = _screen(server, care_manager, pid, PHQ9_3, "1980-05-04T23:59:59+00:00")
+    assert before_birth == {
+        "__typename": "ValidationError",
+        "code": "OCCURRED_BEFORE_BIRTH",
+        "field": "occurredAt",
+    }
+    assert await event_count(db_dsn, pid) == written
+
+    typo = _screen(server, care_manager, pid, PHQ9_3, "1990-01-01T09:00:00+00:00")
+    assert typo["__typename"] == "PatientPayload"
+    assert await event_count(db_dsn, pid) == written + 1  # kept in the history
+    assert _views(server, care_manager, pid) == (row, outcomes)
