@@ -399,6 +399,13 @@ class ReasonRequiredError(ValidationError):
     code = "REASON_REQUIRED"
 
 
+class CompletedBeforeAppointmentError(ValidationError):
+    """A referral's completion is dated before its appointment: the service cannot have
+    been delivered yet."""
+
+    code = "COMPLETED_BEFORE_APPOINTMENT"
+
+
 class InvalidExpectedByError(ValidationError):
     """The expected-by date lies before the day the referral was requested."""
 

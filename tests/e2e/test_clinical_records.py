@@ -97,3 +97,79 @@ async def test_a_score_before_birth_is_refused_and_a_mistyped_year_changes_no_me
     assert typo["__typename"] == "PatientPayload"
     assert await event_count(db_dsn, pid) == written + 1  # kept in the history
     assert _views(server, care_manager, pid) == (row, outcomes)
+
+
+REFERRAL = "... on ReferralPayload { referral { id status appointmentAt closedAt } }"
+
+
+async def test_a_referral_is_not_completed_before_its_appointment(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """Scheduled for next year: completing it now is a ValidationError naming occurredAt
+    and writes nothing; an accepted referral without an appointment cannot be completed;
+    a referral whose appointment has passed completes."""
+    care_manager = server.token("care_manager", user=uuid4())
+    pid = _patient_in_treatment(server, care_manager, "CT-R")
+
+    def referral(appointment: str | None) -> str:
+        requested = command(
+            server,
+            "requestReferral",
+            {
+                "patientId": pid,
+                "service": "PSYCHOTHERAPY",
+                "reason": "Weekly psychotherapy.",
+                "expectedBy": "2999-01-01",
+                "occurredAt": _ago(10),
+            },
+            care_manager,
+            REFERRAL,
+        )
+        rid: str = requested["referral"]["id"]
+        for operation in ("sendReferral", "acceptReferral"):
+            done = command(
+                server,
+                operation,
+                {"referralId": rid, "occurredAt": _ago(9)},
+                care_manager,
+                REFERRAL,
+            )
+            assert done["__typename"] == "ReferralPayload", done
+        if appointment is not None:
+            scheduled = command(
+                server,
+                "scheduleReferral",
+                {"referralId": rid, "appointmentAt": appointment, "occurredAt": _ago(8)},
+                care_manager,
+                REFERRAL,
+            )
+            assert scheduled["referral"]["status"] == "SCHEDULED", scheduled
+        return rid
+
+    def complete(rid: str) -> Any:
+        return command(
+            server,
+            "completeReferral",
+            {"referralId": rid, "reportBackSummary": "Seen; therapy started."},
+            care_manager,
+            REFERRAL,
+        )
+
+    next_year = (datetime.now(UTC) + timedelta(days=365)).replace(microsecond=0).isoformat()
+    future = referral(next_year)
+    written = await event_count(db_dsn, future)
+    assert complete(future) == {
+        "__typename": "ValidationError",
+        "code": "COMPLETED_BEFORE_APPOINTMENT",
+        "field": "occurredAt",
+    }
+    assert await event_count(db_dsn, future) == written
+
+    unscheduled = referral(None)
+    assert complete(unscheduled) == {
+        "__typename": "InvalidTransitionError",
+        "code": "INVALID_REFERRAL_TRANSITION",
+    }
+
+    past = referral(_ago(2))
+    assert complete(past)["referral"]["status"] == "COMPLETED"
