@@ -24,6 +24,7 @@ from services.api.errors import (
 )
 from services.audit.reads import ReadRecord
 from services.eventstore import ConcurrencyConflictError, LogPosition, StreamNotFoundError
+from services.mrn_index import DuplicateMrnError
 from services.projector.runner import ProjectionLagTimeoutError
 
 log = logging.getLogger("careteam.api")
@@ -123,6 +124,8 @@ async def run_command(
         return not_found
     except ConcurrencyConflictError:
         return ConflictError(code="CONFLICT", message="changed by another writer; retry")
+    except DuplicateMrnError as exc:
+        return ConflictError(code=exc.code, message=str(exc), field=exc.field)
     position = result.position
     if position is not None:
         try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
+
+import asyncpg
 
 from tests.e2e.journey import command, event_count
 from tests.e2e.server import ServerProcess
@@ -173,3 +175,78 @@ async def test_a_referral_is_not_completed_before_its_appointment(
 
     past = referral(_ago(2))
     assert complete(past)["referral"]["status"] == "COMPLETED"
+
+
+REGISTER = """mutation($mrn: String!) { registerPatient(input: {givenName: "Test",
+  familyName: "Person", birthDate: "1980-05-05", mrn: $mrn}) { __typename
+  ... on PatientPayload { patient { id mrn } }
+  ... on ConflictError { code field message } ... on ValidationError { code field } } }"""
+FORGET = """mutation($id: UUID!) { forgetPatient(patientId: $id, reason: "erasure request") {
+  __typename } }"""
+
+
+async def _index_rows(db_dsn: str) -> list[Any]:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        return list(
+            await conn.fetch(
+                "SELECT organisation_id, mrn_digest, patient_id FROM patient_mrn_index"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def _patients(db_dsn: str) -> int:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM streams WHERE stream_type = 'patient'"
+        )
+    finally:
+        await conn.close()
+    return count
+
+
+async def test_an_mrn_is_unique_per_organisation_and_freed_when_the_patient_is_forgotten(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """A second patient with the same MRN (typed with other case and spaces) in the same
+    organisation: a ConflictError naming mrn, nothing written, no MRN in the message. The
+    same MRN in another organisation is accepted. After forgetPatient the MRN can be
+    registered again. The index holds keyed digests, never the MRN."""
+    org_a, org_b = uuid4(), uuid4()
+    cm_a = server.token("care_manager", user=uuid4(), org=org_a)
+    first = server.graphql(REGISTER, {"mrn": "CT-77 01"}, token=cm_a)["data"]["registerPatient"]
+    assert first["__typename"] == "PatientPayload", first
+    patients = await _patients(db_dsn)
+
+    for typed in ("CT-77 01", " ct-7701 ", "CT-7701"):
+        again = server.graphql(REGISTER, {"mrn": typed}, token=cm_a)["data"]["registerPatient"]
+        assert (again["__typename"], again["code"], again["field"]) == (
+            "ConflictError",
+            "DUPLICATE_MRN",
+            "mrn",
+        )
+        assert "7701" not in again["message"] and "77 01" not in again["message"]
+    assert await _patients(db_dsn) == patients
+    other = server.graphql(REGISTER, {"mrn": "CT-7702"}, token=cm_a)["data"]["registerPatient"]
+    assert other["__typename"] == "PatientPayload"  # a different MRN is fine
+
+    cm_b = server.token("care_manager", user=uuid4(), org=org_b)
+    elsewhere = server.graphql(REGISTER, {"mrn": "CT-77 01"}, token=cm_b)["data"]
+    assert elsewhere["registerPatient"]["__typename"] == "PatientPayload"
+
+    rows = await _index_rows(db_dsn)
+    assert len(rows) == 3
+    assert all(len(r["mrn_digest"]) == 32 and b"7701" not in r["mrn_digest"] for r in rows)
+    same_mrn = [r["mrn_digest"] for r in rows if r["patient_id"] != UUID(other["patient"]["id"])]
+    assert len(set(same_mrn)) == 2  # equal MRNs of two organisations: unrelated digests
+
+    admin = server.token("admin", user=uuid4(), org=org_a)
+    forgotten = server.graphql(FORGET, {"id": first["patient"]["id"]}, token=admin)
+    assert forgotten["data"]["forgetPatient"]["__typename"] == "ForgetPatientPayload", forgotten
+    assert UUID(first["patient"]["id"]) not in {r["patient_id"] for r in await _index_rows(db_dsn)}
+    reused = server.graphql(REGISTER, {"mrn": "CT-7701"}, token=cm_a)["data"]["registerPatient"]
+    assert reused["__typename"] == "PatientPayload", reused
+    assert reused["patient"]["id"] != first["patient"]["id"]
