@@ -24,11 +24,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
 
 from services.database import Conn
+from services.eventstore import _COLUMNS, EventStore, row_to_event
 
 UNIQUE_CONSTRAINT = "patient_mrn_index_org_mrn_unique"
 
@@ -83,3 +85,50 @@ class MrnIndex:
 async def release(conn: Conn, patient_id: UUID) -> None:
     """Frees the patient's MRN (erasure): the same MRN may be registered again."""
     await conn.execute("DELETE FROM patient_mrn_index WHERE patient_id = $1", patient_id)
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    """What ``backfill`` did: patients indexed now, duplicates left out (their ids, the
+    earlier registration keeps the MRN), forgotten patients skipped (no MRN to read)."""
+
+    indexed: int
+    duplicates: list[UUID] = field(default_factory=list)
+    forgotten: int = 0
+
+
+async def backfill(store: EventStore, index: MrnIndex) -> BackfillReport:
+    """Indexes every patient registered without an index row (before migration 0045).
+
+    Idempotent. Registrations are taken in log order, so of two patients with one MRN
+    the earlier keeps it; the later is reported by id (never by MRN) for the
+    organisation to merge or correct. Reads each registration's MRN with the patient's
+    key, so it runs in a careteam process, not in SQL.
+    """
+    indexed, duplicates, forgotten = 0, [], 0
+    async with store.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"""SELECT {_COLUMNS} FROM events e
+                WHERE e.event_type = 'patient.registered'
+                  AND NOT EXISTS (SELECT 1 FROM patient_mrn_index i
+                                  WHERE i.patient_id = e.stream_id)
+                ORDER BY e.tx_id, e.position"""
+        )
+        for record in await store.decrypt([row_to_event(r) for r in rows], conn):
+            mrn = record.payload.get("mrn")
+            if mrn is None:
+                forgotten += 1
+                continue
+            organisation_id = UUID(str(record.payload["organisation_id"]))
+            claimed = await conn.fetchval(
+                """INSERT INTO patient_mrn_index (organisation_id, mrn_digest, patient_id)
+                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING patient_id""",
+                organisation_id,
+                index.digest(organisation_id, str(mrn)),
+                record.stream_id,
+            )
+            if claimed is None:
+                duplicates.append(record.stream_id)
+            else:
+                indexed += 1
+    return BackfillReport(indexed=indexed, duplicates=duplicates, forgotten=forgotten)
