@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from tests.e2e.journey import command, event_count
+from tests.e2e.journey import command, enrolled_patient, event_count
 from tests.e2e.server import ServerProcess
 
 PHQ9_18 = [3, 3, 3, 3, 3, 3, 0, 0, 0]
@@ -250,3 +250,27 @@ async def test_an_mrn_is_unique_per_organisation_and_freed_when_the_patient_is_f
     reused = server.graphql(REGISTER, {"mrn": "CT-7701"}, token=cm_a)["data"]["registerPatient"]
     assert reused["__typename"] == "PatientPayload", reused
     assert reused["patient"]["id"] != first["patient"]["id"]
+
+
+async def test_a_psychiatrists_case_review_answers_the_teams_review_request(
+    server: ServerProcess,
+) -> None:
+    """The care manager asks for review (a flag); the psychiatrist records the case
+    review: the request is cleared, so the row no longer asks for review for it."""
+    team = enrolled_patient(server, mrn="CT-CR")
+    pid = team.patient_id
+    asked = command(
+        server,
+        "raiseFlag",
+        {"patientId": pid, "kind": "NEEDS_PSYCHIATRIC_REVIEW", "note": "please review"},
+        team.care_manager,
+        "",
+    )
+    assert asked["__typename"] == "PatientPayload", asked
+    row, _ = _views(server, team.care_manager, pid)
+    assert "team_request" in row["reviewReasons"]
+    reviewed = command(server, "recordCaseReview", {"patientId": pid}, team.psychiatrist, "")
+    assert reviewed["__typename"] == "PatientPayload", reviewed
+    row, _ = _views(server, team.care_manager, pid)
+    assert row["reviewReasons"] == []
+    assert "needs_psychiatric_review" not in [f["kind"] for f in row["flags"]]
