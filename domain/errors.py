@@ -96,6 +96,12 @@ class OccurredInFutureError(ValidationError):
     code = "OCCURRED_IN_FUTURE"
 
 
+class OccurredBeforeBirthError(ValidationError):
+    """The clinical effective time lies before the patient's birth date (a mistyped year)."""
+
+    code = "OCCURRED_BEFORE_BIRTH"
+
+
 class OutOfOrderError(ValidationError):
     """The effective time precedes a step it must follow (e.g. enrolled before referred)."""
 
@@ -285,6 +291,12 @@ class InvalidEmergencyWindowError(ValidationError):
     code = "INVALID_EMERGENCY_WINDOW"
 
 
+class AlreadyOnCareTeamError(NotAllowedError):
+    """Break-the-glass by a member of the patient's care team: they have access already."""
+
+    code = "ALREADY_ON_CARE_TEAM"
+
+
 class EmergencyGrantNotFoundError(NotFoundError):
     """No emergency access grant with this id exists for the patient."""
 
@@ -385,6 +397,13 @@ class ReasonRequiredError(ValidationError):
     """The change needs a reason (cancelling, declining, revising, ...)."""
 
     code = "REASON_REQUIRED"
+
+
+class CompletedBeforeAppointmentError(ValidationError):
+    """A referral's completion is dated before its appointment: the service cannot have
+    been delivered yet."""
+
+    code = "COMPLETED_BEFORE_APPOINTMENT"
 
 
 class InvalidExpectedByError(ValidationError):

@@ -54,6 +54,7 @@ from domain.common import (
 )
 from domain.errors import (
     AlreadyInpatientError,
+    AlreadyOnCareTeamError,
     CareTeamMemberNotAssignedError,
     ConsentAlreadyRevokedError,
     ConsentMethodRequiredError,
@@ -76,6 +77,7 @@ from domain.errors import (
     InvalidPayloadValueError,
     ModalityRequiredError,
     NotInpatientError,
+    OccurredBeforeBirthError,
     OutOfOrderError,
     PartnerOrganisationRequiredError,
     PatientNotEnrolledError,
@@ -100,8 +102,21 @@ MAX_AGE_YEARS: Final = 130
 # assessment is docs/clinical-rules.md's).
 SEVERE_FOLLOW_UP_DAYS: Final = 7
 POSITIVE_SCREEN_FOLLOW_UP_DAYS: Final = 30
+# Intake look-back (docs/clinical-time.md): a screening taken up to this long before its
+# episode began (the referral or enrollment) is the episode's intake score and may be its
+# baseline; one taken earlier is kept in the patient's history but belongs to no episode.
+# 30 days: NCQA DSF-E follows a positive screen up within 30 days, so the screen that
+# led to the referral is at most that old; a PHQ-9 asks about the past two weeks, so an
+# older one no longer describes the patient at the start of care.
+INTAKE_LOOKBACK: Final = timedelta(days=30)
 # Rule ids recorded on flags and tasks raised by screenings.
 SAFETY_RULE_ID: Final = "instruments.safety_item"
+# Flags by which the team asks for the psychiatric consultant's review; a recorded case
+# review answers (clears) those raised on or before it (docs/clinical-time.md).
+TEAM_REVIEW_REQUEST_KINDS: Final = frozenset(
+    {FlagKind.NEEDS_PSYCHIATRIC_REVIEW, FlagKind.TEAM_MEMBER}
+)
+CASE_REVIEW_CLEAR_REASON: Final = "answered by a psychiatric case review"
 
 _OPEN_STATUSES: Final = frozenset(
     {
@@ -746,7 +761,7 @@ class Patient(Aggregate):
 
     def refer(self, *, occurred_at: datetime, now: datetime) -> None:
         """Start a new episode with a referral to collaborative care."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         self._check_transition(EpisodeStatus.REFERRED, occurred_at)
         self._referred(
             episode_number=self.episode_number + 1, occurred_at=occurred_at, timestamp=_ts(now)
@@ -754,7 +769,7 @@ class Patient(Aggregate):
 
     def enroll(self, *, occurred_at: datetime, now: datetime) -> None:
         """Enroll the patient: continues a referred episode, otherwise starts a new one."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         self._check_transition(EpisodeStatus.ENROLLED, occurred_at)
         new_episode = self.status is not EpisodeStatus.REFERRED
         number = self.episode_number + 1 if new_episode else self.episode_number
@@ -767,7 +782,7 @@ class Patient(Aggregate):
 
     def start_treatment(self, *, occurred_at: datetime, now: datetime) -> None:
         """Move an enrolled patient into active treatment."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         self._check_transition(EpisodeStatus.ACTIVE_TREATMENT, occurred_at)
         if self.status is EpisodeStatus.RELAPSE_PREVENTION:
             # Relapse is its own event so outcome rules can see it.
@@ -779,7 +794,7 @@ class Patient(Aggregate):
 
     def resume_treatment(self, *, occurred_at: datetime, now: datetime) -> None:
         """Return from relapse prevention to active treatment (a relapse)."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         if self.status is not EpisodeStatus.RELAPSE_PREVENTION:
             raise InvalidEpisodeTransitionError(
                 f"cannot resume treatment from {self._status_name()}", aggregate_id=self.id
@@ -793,7 +808,7 @@ class Patient(Aggregate):
         self, *, reason: DischargeReason | str, occurred_at: datetime, now: datetime
     ) -> None:
         """End the episode with a clinical discharge."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         why = require_enum(DischargeReason, reason, "reason")
         self._check_transition(EpisodeStatus.DISCHARGED, occurred_at)
         self._discharged(
@@ -807,7 +822,7 @@ class Patient(Aggregate):
         self, *, reason: DeactivationReason | str, occurred_at: datetime, now: datetime
     ) -> None:
         """End the episode without a clinical discharge (declined, error, moved, ...)."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         why = require_enum(DeactivationReason, reason, "reason")
         self._check_transition(EpisodeStatus.DEACTIVATED, occurred_at)
         self._deactivated(
@@ -829,7 +844,7 @@ class Patient(Aggregate):
         psychiatric_consultant_id: UUID | None = None,
     ) -> None:
         """Assign one or more care team members; None leaves a role as it is."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         given = {
             CareTeamRole.CARE_MANAGER: care_manager_id,
             CareTeamRole.PCP: pcp_id,
@@ -862,7 +877,7 @@ class Patient(Aggregate):
         self, *, role: CareTeamRole | str, occurred_at: datetime, now: datetime
     ) -> None:
         """Leave a care team role without a member."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         which = require_enum(CareTeamRole, role, "role")
         user_id = _member(self.care_team, which)
         if user_id is None:
@@ -891,7 +906,7 @@ class Patient(Aggregate):
         whether cost sharing was explained: billing reads both (docs/clinical-rules.md).
         Data-sharing consent names its partner organisation.
         """
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         what = require_enum(ConsentKind, kind, "kind")
         how = require_enum(ConsentMethod, method, "method") if method is not None else None
         if what is ConsentKind.COCM_TREATMENT and how is None:
@@ -925,7 +940,7 @@ class Patient(Aggregate):
 
     def revoke_consent(self, *, consent_id: UUID, occurred_at: datetime, now: datetime) -> None:
         """Record that the patient revoked a consent."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         consent = self.consents.get(consent_id)
         if consent is None:
             raise ConsentNotFoundError(f"no consent {consent_id}", aggregate_id=self.id)
@@ -960,19 +975,29 @@ class Patient(Aggregate):
         assessment task; a PHQ-9 total of 20 or more raises a follow-up task; a positive
         PHQ-2 raises a task to complete a full PHQ-9 (NCQA DSF-E, 30 days).
         """
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         spec = spec_for(instrument)
         result = score(spec.instrument, answers)
-        age = self.age_on(occurred_at.date())
-        if not spec.allows_age(age):
+        # The age on the day it was taken (not today): a PHQ-A taken at 17 stays valid.
+        if self.birth_date is not None and not spec.allows_age(self.age_on(occurred_at.date())):
             raise InstrumentNotForAgeError(
-                f"{spec.title} is not validated for the patient's age", aggregate_id=self.id
+                f"{spec.title} is not validated for the patient's age on occurredAt",
+                aggregate_id=self.id,
+                field="occurredAt",
             )
         new_id = self._new_id(
             screening_id, {s.screening_id for s in self.screenings}, "screening_id"
         )
         episode = self.current_episode
-        episode_number = episode.number if episode and episode.status in _OPEN_STATUSES else None
+        # Only a score taken in the episode, or within the intake look-back before it
+        # began, belongs to it (and may become its baseline); an older one is history.
+        episode_number = (
+            episode.number
+            if episode is not None
+            and episode.status in _OPEN_STATUSES
+            and counts_for_episode(occurred_at, episode.started_at)
+            else None
+        )
         self._screening_recorded(
             screening_id=new_id,
             occurred_at=occurred_at,
@@ -1023,7 +1048,7 @@ class Patient(Aggregate):
         Only while the patient is on the caseload and not before the enrollment of the
         current episode; never for a discharged or deactivated episode.
         """
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         kind = require_enum(ActivityType, activity, "activity")
         how = require_enum(Modality, modality, "modality") if modality is not None else None
         if kind in _MODALITY_REQUIRED and how is None:
@@ -1069,7 +1094,7 @@ class Patient(Aggregate):
 
     def admit_inpatient(self, *, occurred_at: datetime, now: datetime) -> None:
         """Record a hospital admission (care manager minutes then do not count)."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         if self.is_inpatient:
             raise AlreadyInpatientError("an admission is still open", aggregate_id=self.id)
         if self.inpatient_stays:
@@ -1080,7 +1105,7 @@ class Patient(Aggregate):
 
     def discharge_inpatient(self, *, occurred_at: datetime, now: datetime) -> None:
         """Record the end of a hospital stay."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         if not self.is_inpatient:
             raise NotInpatientError("no admission is open", aggregate_id=self.id)
         if occurred_at < self.inpatient_stays[-1].admitted_at:
@@ -1104,7 +1129,7 @@ class Patient(Aggregate):
 
         At most one active flag per kind: the registry shows a flag, not a count.
         """
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         what = require_enum(FlagKind, kind, "kind")
         rule = require_text(rule_id, "rule_id", max_length=MAX_SHORT_TEXT_LENGTH)
         version = require_text(rule_version, "rule_version", max_length=MAX_SHORT_TEXT_LENGTH)
@@ -1132,7 +1157,7 @@ class Patient(Aggregate):
         reason: str | None = None,
     ) -> None:
         """Clear a raised flag (a rule no longer holds, or a team member resolved it)."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         flag = self.flags.get(flag_id)
         if flag is None:
             raise FlagNotFoundError(f"no flag {flag_id}", aggregate_id=self.id)
@@ -1162,7 +1187,7 @@ class Patient(Aggregate):
         task_id: UUID | None = None,
     ) -> UUID:
         """Create a task for the care team; returns its id."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         what = require_enum(TaskKind, kind, "kind")
         if isinstance(due_on, datetime) or not isinstance(due_on, date):
             raise InvalidPayloadValueError("due_on must be a date")
@@ -1183,7 +1208,7 @@ class Patient(Aggregate):
 
     def complete_task(self, *, task_id: UUID, occurred_at: datetime, now: datetime) -> None:
         """Mark a task done."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         task = self.tasks.get(task_id)
         if task is None:
             raise TaskNotFoundError(f"no task {task_id}", aggregate_id=self.id)
@@ -1207,8 +1232,14 @@ class Patient(Aggregate):
         consultation_note_id: UUID | None = None,
         review_id: UUID | None = None,
     ) -> UUID:
-        """Record a psychiatric case review of this patient; returns its id."""
-        check_occurred_at(occurred_at, now)
+        """Record a psychiatric case review of this patient; returns its id.
+
+        The review answers the team's request for one: every active flag by which the
+        team asked for review (``needs_psychiatric_review`` or ``team_member``) raised on
+        or before the review's effective time is cleared in the same command. A request
+        raised after it (a late-entered review) stays.
+        """
+        self._check_time(occurred_at, now)
         require_uuid(consultant_id, "consultant_id")
         what = (
             require_enum(TreatmentDecision, decision, "decision") if decision is not None else None
@@ -1226,6 +1257,19 @@ class Patient(Aggregate):
             occurred_at=occurred_at,
             timestamp=_ts(now),
         )
+        for flag in list(self.flags.values()):
+            if (
+                flag.active
+                and flag.kind in TEAM_REVIEW_REQUEST_KINDS
+                and flag.raised_at <= occurred_at
+            ):
+                self._flag_cleared(
+                    flag_id=flag.flag_id,
+                    kind=flag.kind.value,
+                    reason=CASE_REVIEW_CLEAR_REASON,
+                    occurred_at=occurred_at,
+                    timestamp=_ts(now),
+                )
         return new_id
 
     def write_relapse_prevention_plan(
@@ -1240,7 +1284,7 @@ class Patient(Aggregate):
         """Write the relapse prevention plan; from active treatment this also moves the
         episode to relapse prevention (GermanIMPACT: PHQ-9 below 5). Returns the plan id.
         """
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         signs = [require_text(s, "warning_signs[]") for s in _text_list(warning_signs)]
         steps = [require_text(s, "strategies[]") for s in _text_list(strategies)]
         if not signs or not steps:
@@ -1269,7 +1313,7 @@ class Patient(Aggregate):
 
     def forget(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
         """Erase the patient's identity: the event store destroys their data key with it."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         self._forgotten(
             reason=require_text(reason, "reason"), occurred_at=occurred_at, timestamp=_ts(now)
         )
@@ -1294,9 +1338,21 @@ class Patient(Aggregate):
         now: datetime,
         grant_id: UUID | None = None,
     ) -> UUID:
-        """Open time-limited emergency access for ``user_id``; the reason is required."""
-        check_occurred_at(occurred_at, now)
+        """Open time-limited emergency access for ``user_id``; the reason is required.
+
+        Refused for a member of the patient's care team (any role): they have access
+        already, and a grant would tag their ordinary reads as emergency reads and put a
+        needless item on compliance's review queue.
+        """
+        self._check_time(occurred_at, now)
         require_uuid(user_id, "user_id")
+        team = self.care_team
+        if user_id in (team.care_manager_id, team.pcp_id, team.psychiatric_consultant_id):
+            raise AlreadyOnCareTeamError(
+                "a care team member has access already; break-the-glass is for clinicians "
+                "outside the care team",
+                aggregate_id=self.id,
+            )
         why = require_text(reason, "reason")
         if isinstance(minutes, bool) or not isinstance(minutes, int):
             raise InvalidEmergencyWindowError("minutes must be a whole number")
@@ -1327,7 +1383,7 @@ class Patient(Aggregate):
         note: str | None = None,
     ) -> None:
         """Record compliance's review of a break-the-glass access (once per grant)."""
-        check_occurred_at(occurred_at, now)
+        self._check_time(occurred_at, now)
         grant = self.emergency_grants.get(grant_id)
         if grant is None:
             raise EmergencyGrantNotFoundError(f"no grant {grant_id}", aggregate_id=self.id)
@@ -1417,6 +1473,18 @@ class Patient(Aggregate):
         return restore_aggregate(cls, state, cls._SNAPSHOT_FIELDS)
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _check_time(self, occurred_at: datetime, now: datetime) -> None:
+        """Aware, not in the future, and not before the patient's birth: nothing in a
+        person's record happens before they were born (a mistyped year, most often)."""
+        check_occurred_at(occurred_at, now)
+        born = self.birth_date
+        if born is not None and occurred_at.date() < born:
+            raise OccurredBeforeBirthError(
+                "occurredAt lies before the patient's birth date",
+                aggregate_id=self.id,
+                field="occurredAt",
+            )
 
     def _status_name(self) -> str:
         status = self.status
@@ -1806,6 +1874,13 @@ _TRANSITIONS: Final[Mapping[EpisodeStatus | None, frozenset[EpisodeStatus]]] = {
     EpisodeStatus.DEACTIVATED: frozenset({EpisodeStatus.REFERRED, EpisodeStatus.ENROLLED}),
 }
 """Legal episode moves: current status (None before any episode) -> allowed next ones."""
+
+
+def counts_for_episode(taken_at: datetime, episode_started_at: datetime) -> bool:
+    """Whether a score taken at ``taken_at`` belongs to an episode that began at
+    ``episode_started_at``: taken at or after the start less the intake look-back (30
+    days, the boundary included). Pure, shared with the read models."""
+    return taken_at >= episode_started_at - INTAKE_LOOKBACK
 
 
 def _member(team: CareTeam, role: CareTeamRole) -> UUID | None:

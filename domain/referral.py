@@ -8,6 +8,10 @@ Status machine (docs/clinical-rules.md, 'Referrals')::
 
 completed, declined and cancelled are final. A referral that is not final after its
 expected-by date is overdue.
+
+Completion (docs/clinical-time.md, 'Referral completion'): only from scheduled, so every
+completed referral had an appointment, and not dated before that appointment (the
+service cannot have been delivered, nor its report written, before it took place).
 """
 
 from collections.abc import Mapping
@@ -31,6 +35,7 @@ from domain.common import (
 )
 from domain.errors import (
     BlankValueError,
+    CompletedBeforeAppointmentError,
     InvalidExpectedByError,
     InvalidReferralTransitionError,
     OutOfOrderError,
@@ -253,8 +258,18 @@ class Referral(Aggregate):
         )
 
     def complete(self, *, report_back_summary: str, occurred_at: datetime, now: datetime) -> None:
-        """Close the loop: the service happened and its report came back."""
+        """Close the loop: the service happened and its report came back.
+
+        Refused before the appointment (``CompletedBeforeAppointmentError`` naming
+        ``occurredAt``); at the appointment's own instant it is allowed.
+        """
         self._check(ReferralStatus.COMPLETED, occurred_at, now)
+        if self.appointment_at is not None and occurred_at < self.appointment_at:
+            raise CompletedBeforeAppointmentError(
+                "occurredAt lies before the referral's appointment",
+                aggregate_id=self.id,
+                field="occurredAt",
+            )
         try:
             summary = require_text(report_back_summary, "report_back_summary")
         except BlankValueError:

@@ -49,7 +49,7 @@ from fractions import Fraction
 from typing import Any, Final
 from uuid import UUID
 
-from domain.patient import Patient
+from domain.patient import Patient, counts_for_episode
 from domain.rules import DatedScore
 from domain.rules import flags as flag_rules
 from domain.rules import outcomes as outcome_rules
@@ -274,18 +274,37 @@ def current_episode(doc: Doc) -> dict[str, Any] | None:
     return episodes[-1] if episodes else None
 
 
-def episode_scores(doc: Doc, instruments: Iterable[str], episode: int | None) -> list[DatedScore]:
-    """Complete totals of ``instruments`` in ``episode``, by effective time (recorded order
-    breaks ties). The times are read in the clinic zone, as the rules count days."""
+def _episode_screenings(
+    doc: Doc, instruments: Iterable[str], episode: int | None
+) -> list[dict[str, Any]]:
+    """Complete screenings of ``instruments`` that belong to ``episode``, in effective-time
+    order: recorded in it and taken no earlier than the intake look-back before it began
+    (domain.patient.counts_for_episode; docs/clinical-time.md). New events older than
+    that carry no episode; the date test also keeps such scores recorded before the rule
+    existed out of the episode's baseline, while the history keeps them."""
+    if episode is None:
+        return []
     wanted = frozenset(instruments)
+    started = next(
+        (parse_instant(e["started_at"]) for e in doc["episodes"] if e["number"] == episode), None
+    )
     return [
-        DatedScore(in_zone(parse_instant(s["taken_at"])), s["total"])
+        s
         for s in doc["screenings"]
         if s["instrument"] in wanted
         and s["complete"]
         and s["total"] is not None
-        and episode is not None
         and s["episode"] == episode
+        and (started is None or counts_for_episode(parse_instant(s["taken_at"]), started))
+    ]
+
+
+def episode_scores(doc: Doc, instruments: Iterable[str], episode: int | None) -> list[DatedScore]:
+    """Complete totals of ``instruments`` in ``episode``, by effective time (recorded order
+    breaks ties). The times are read in the clinic zone, as the rules count days."""
+    return [
+        DatedScore(in_zone(parse_instant(s["taken_at"])), s["total"])
+        for s in _episode_screenings(doc, instruments, episode)
     ]
 
 
@@ -542,12 +561,7 @@ def _points(doc: Doc, instruments: frozenset[str], episode: int | None) -> list[
     """Complete scores of the episode as ScorePoints, in effective-time order."""
     return [
         ScorePoint(s["instrument"], s["total"], s["severity"], parse_instant(s["taken_at"]))
-        for s in doc["screenings"]
-        if s["instrument"] in instruments
-        and s["complete"]
-        and s["total"] is not None
-        and episode is not None
-        and s["episode"] == episode
+        for s in _episode_screenings(doc, instruments, episode)
     ]
 
 

@@ -297,16 +297,34 @@ def consultation_steps(doc: Doc, today: date) -> list[Step]:
     return steps
 
 
+def _awaits_pcp(rec: dict[str, Any]) -> bool:
+    """Not answered yet, or accepted or modified and not implemented yet."""
+    return rec["response"] is None or (
+        rec["response"] in ("accepted", "modified") and rec["implemented_at"] is None
+    )
+
+
+def recommendations_awaiting(doc: Doc) -> int:
+    """How many of the note's recommendations wait for the PCP (not how many steps).
+
+    A signed note not yet acknowledged: every recommendation on it (one "acknowledge"
+    step covers them all). An acknowledged note: each recommendation not answered yet,
+    or accepted or modified and not implemented yet. A note still with the consultant,
+    or withdrawn, has none waiting for the PCP.
+    """
+    if doc["status"] == "signed":
+        return len(doc["recommendations"])
+    if doc["status"] == "acknowledged":
+        return sum(1 for r in doc["recommendations"] if _awaits_pcp(r))
+    return 0
+
+
 def _consultation_open(doc: Doc) -> bool:
     if doc["status"] == "withdrawn":
         return False
     if doc["status"] != "acknowledged":
         return True
-    return any(
-        r["response"] is None
-        or (r["response"] in ("accepted", "modified") and r["implemented_at"] is None)
-        for r in doc["recommendations"]
-    )
+    return any(_awaits_pcp(r) for r in doc["recommendations"])
 
 
 def _consultation_columns(doc: Doc) -> dict[str, Any]:

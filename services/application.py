@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+from domain.patient import Patient
 from services.eventstore import (
     ConcurrencyConflictError,
     EventMetadata,
@@ -21,6 +22,7 @@ from services.eventstore import (
     LogPosition,
     RecordedEvent,
 )
+from services.mrn_index import MrnIndex
 
 log = logging.getLogger("careteam.application")
 
@@ -51,8 +53,14 @@ def patient_id_of(aggregate: Any) -> UUID:
 class Application:
     """Runs commands against the event store. Stateless beyond its store."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, *, mrn_index: MrnIndex | None = None) -> None:
         self.store = store
+        # MRNs are unique per organisation wherever identity is encrypted: by default the
+        # index key comes from the store's keyring (a store without one, in some tests
+        # and tools, keeps no index unless one is given).
+        if mrn_index is None and store.keyring is not None:
+            mrn_index = MrnIndex(store.keyring.blind_index_key())
+        self.mrn_index = mrn_index
 
     async def create(
         self,
@@ -62,18 +70,36 @@ class Application:
         now: datetime,
         idempotency: IdempotencyKey | None = None,
     ) -> CommandResult:
-        """Appends a newly created aggregate's events (a new stream at version 0)."""
+        """Appends a newly created aggregate's events (a new stream at version 0).
+
+        A patient's registration also claims its MRN in the blind index, in the same
+        transaction: ``DuplicateMrnError`` (nothing written) when the organisation has
+        another patient with that MRN.
+        """
         events = aggregate.collect_events()
-        recorded = await self.store.append(
-            stream_type=type(aggregate).STREAM_TYPE,
-            stream_id=aggregate.id,
-            patient_id=patient_id_of(aggregate),
-            expected_version=0,
-            events=events,
-            metadata=metadata,
-            now=now,
-            idempotency=idempotency,
-        )
+        append = {
+            "stream_type": type(aggregate).STREAM_TYPE,
+            "stream_id": aggregate.id,
+            "patient_id": patient_id_of(aggregate),
+            "expected_version": 0,
+            "events": events,
+            "metadata": metadata,
+            "now": now,
+            "idempotency": idempotency,
+        }
+        registered = next((e for e in events if isinstance(e, Patient.Registered)), None)
+        if registered is None or self.mrn_index is None:
+            recorded = await self.store.append(**append)
+            return CommandResult(aggregate.id, recorded)
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            await self.mrn_index.claim(
+                conn,
+                organisation_id=registered.organisation_id,
+                mrn=registered.mrn,
+                patient_id=aggregate.id,
+            )
+            recorded = await self.store.append(**append, conn=conn)
+        await self.store.notify_appended(recorded[-1].log_position)
         return CommandResult(aggregate.id, recorded)
 
     async def load(self, cls: type[A], stream_id: UUID) -> A:

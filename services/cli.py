@@ -136,6 +136,30 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _cmd_backfill_mrn_index(args: argparse.Namespace) -> int:
+    from services.bootstrap import open_runtime
+    from services.mrn_index import backfill
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        async with open_runtime(settings, run_projector=False, run_relay=False) as runtime:
+            index = runtime.app.mrn_index
+            if index is None:
+                print("careteam: no MRN index (no keyring)", file=sys.stderr)
+                return 1
+            report = await backfill(runtime.store, index)
+        print(
+            f"indexed {report.indexed} patients; {report.forgotten} forgotten skipped; "
+            f"{len(report.duplicates)} duplicates left unindexed"
+        )
+        for patient_id in report.duplicates:
+            print(f"duplicate mrn: patient {patient_id}")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _cmd_rebuild(args: argparse.Namespace) -> int:
     from projections.registry import all_projections, projection_tables
     from services.bootstrap import open_runtime
@@ -255,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     reb.add_argument("names", nargs="*", help="read models to rebuild (default: all)")
     data_dir(reb)
     reb.set_defaults(func=_cmd_rebuild)
+
+    mrn = sub.add_parser(
+        "backfill-mrn-index",
+        help="index the MRNs of patients registered before the MRN index existed "
+        "(idempotent; prints the ids of duplicates)",
+    )
+    data_dir(mrn)
+    mrn.set_defaults(func=_cmd_backfill_mrn_index)
 
     exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     exp.set_defaults(func=_cmd_export_schema)

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.database import Conn
 
@@ -68,6 +70,15 @@ class KeyRing:
 
     def __init__(self, master_key: bytes) -> None:
         self._master = AESGCM(master_key)
+        # A separate key for the MRN blind index (services/mrn_index.py), derived so the
+        # master key itself is only ever used to wrap data keys.
+        self._index_key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"careteam mrn index v1"
+        ).derive(master_key)
+
+    def blind_index_key(self) -> bytes:
+        """The key of the MRN blind index (HKDF-SHA256 of the master key)."""
+        return self._index_key
 
     def _wrap(self, patient_id: UUID, data_key: bytes) -> bytes:
         nonce = os.urandom(12)

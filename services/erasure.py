@@ -1,6 +1,7 @@
-"""Forgetting a patient: the ``patient.forgotten`` event, the key destruction and the
-removal of cached snapshots commit in one transaction, so there is no instant at which
-the log says "forgotten" while the key still exists, or the other way round."""
+"""Forgetting a patient: the ``patient.forgotten`` event, the key destruction, the
+removal of cached snapshots and of the patient's MRN index row commit in one
+transaction, so there is no instant at which the log says "forgotten" while the key
+still exists, or the other way round."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from uuid import UUID
 
 from domain.patient import Patient
 from services.eventstore import ConcurrencyConflictError, EventMetadata, EventStore, RecordedEvent
+from services.mrn_index import release as release_mrn
 
 
 class ErasureUnavailableError(RuntimeError):
@@ -37,6 +39,8 @@ async def forget_patient(
                     conn=conn,
                 )
                 await store.keyring.destroy(conn, patient_id)
+                # The forgotten patient's MRN is free again (docs/clinical-time.md).
+                await release_mrn(conn, patient_id)
                 await conn.execute(
                     """DELETE FROM snapshots WHERE stream_id IN
                        (SELECT stream_id FROM streams WHERE patient_id = $1)""",

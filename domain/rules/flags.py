@@ -150,7 +150,8 @@ class RegistrySnapshot:
     ``latest_item9`` is the item 9 answer (0-3) of the latest PHQ-9 that answered it,
     complete or not: a self-harm answer counts even on a questionnaire without a
     total. ``baseline_phq9`` and ``latest_phq9`` are complete PHQ-9 totals by
-    effective time. ``last_case_review_on`` is the latest systematic case review
+    effective time; ``latest_phq9`` may be the baseline itself (one score only), which
+    counts as no follow-up. ``last_case_review_on`` is the latest systematic case review
     that discussed this patient.
     """
 
@@ -248,11 +249,22 @@ def evaluate_flags(
         enrolled_on = calendar_day(snapshot.enrolled_on)
 
     not_improving = None
-    if enrolled_on is not None and snapshot.baseline_phq9 is not None:
+    baseline = snapshot.baseline_phq9
+    follow_up = snapshot.latest_phq9
+    # Choice: "less than 50% improvement from baseline" needs a score measured after
+    # the baseline. With only a baseline (or a "latest" that is the baseline itself)
+    # nothing was measured since, so there is no improvement to compare: the flag is
+    # not raised (it used to read such a patient as "improvement 0.0"). Measurement
+    # due covers the missing follow-up (no PHQ-9 for more than 30 days).
+    if (
+        follow_up is not None
+        and baseline is not None
+        and follow_up.order_key() <= baseline.order_key()
+    ):
+        follow_up = None
+    if enrolled_on is not None and baseline is not None and follow_up is not None:
         weeks = weeks_in_treatment(enrolled_on, today)
-        baseline = snapshot.baseline_phq9
-        # With only a baseline, the latest score *is* the baseline: no improvement.
-        latest = snapshot.latest_phq9 if snapshot.latest_phq9 is not None else baseline
+        latest = follow_up
         gain = improvement(baseline.total, latest.total)
         # Choice: a baseline of 0 gives no ratio, so the flag is not raised: there
         # were no depressive symptoms to improve (e.g. a patient enrolled for

@@ -31,6 +31,7 @@ from services.eventstore import (
     LogPosition,
     StreamNotFoundError,
 )
+from services.mrn_index import DuplicateMrnError
 from services.projector.runner import ProjectionLagTimeoutError
 
 log = logging.getLogger("careteam.api")
@@ -160,6 +161,8 @@ async def run_command(
         return not_found
     except ConcurrencyConflictError:
         return ConflictError(code="CONFLICT", message="changed by another writer; retry")
+    except DuplicateMrnError as exc:
+        return ConflictError(code=exc.code, message=str(exc), field=exc.field)
     position = result.position
     if position is not None:
         try:

@@ -45,8 +45,15 @@ class NotFoundError:
     description="Another writer changed the record at the same time; retry on fresh data."
 )
 class ConflictError:
-    code: str = strawberry.field(description="Stable machine-readable code.")
+    code: str = strawberry.field(
+        description="Stable machine-readable code, e.g. CONFLICT or DUPLICATE_MRN."
+    )
     message: str = strawberry.field(description="What conflicted.")
+    field: str | None = strawberry.field(
+        default=None,
+        description="The input field whose value conflicts with an existing record "
+        "(e.g. mrn), when one does.",
+    )
 
 
 @strawberry.type(description="A process rule forbids this change here; nothing was written.")

@@ -334,7 +334,9 @@ class RegistryQuery:
                         row=row,
                         safety_risk=any(f.kind == "safety_risk" for f in row.flags),
                         recommendations_awaiting=sum(
-                            len(n.steps) for n in awaiting if n.patient_id == row.patient_id
+                            trackers.recommendations_awaiting(n)
+                            for n in notes
+                            if n["patient_id"] == str(row.patient_id)
                         ),
                         open_referrals=len(mine),
                         overdue_referrals=sum(r.overdue for r in mine),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+from tests.e2e.journey import event_count
 from tests.e2e.server import ServerProcess
 
 REGISTER = """mutation { registerPatient(input: {givenName: "A", familyName: "B",
@@ -12,7 +13,8 @@ READ = "query($id: UUID!) { patient(id: $id) { __typename ... on ForbiddenError 
 BREAK = """mutation($id: UUID!, $reason: String!, $minutes: Int!) {
   breakTheGlass(patientId: $id, reason: $reason, minutes: $minutes) {
     __typename ... on EmergencyAccessPayload { grantId expiresAt }
-    ... on ValidationError { code } ... on ForbiddenError { code } } }"""
+    ... on ValidationError { code } ... on ForbiddenError { code }
+    ... on NotAllowedError { code } } }"""
 REVIEWS = """{ emergencyAccessReviews { __typename ... on EmergencyGrants {
   grants { grantId patientId userId reason reads reviewOutcome } }
   ... on ForbiddenError { code } } }"""
@@ -75,3 +77,26 @@ def test_an_outsider_breaks_the_glass_reads_and_compliance_reviews_it(
     }
     not_compliance = server.graphql(REVIEWS, token=outsider)["data"]["emergencyAccessReviews"]
     assert not_compliance["__typename"] == "ForbiddenError"
+
+
+async def test_a_pcp_on_the_care_team_cannot_break_the_glass_on_their_own_patient(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """The PCP who registered the patient is on the team: a typed refusal, nothing written,
+    nothing for compliance to review; an outsider PCP is still allowed."""
+    doctor = uuid4()
+    pcp = server.token("pcp", user=doctor)
+    pid = server.graphql(REGISTER, token=pcp)["data"]["registerPatient"]["patient"]["id"]
+    before = await event_count(db_dsn, pid)
+    refused = server.graphql(BREAK, {"id": pid, "reason": "ED", "minutes": 30}, token=pcp)
+    assert refused["data"]["breakTheGlass"] == {
+        "__typename": "NotAllowedError",
+        "code": "ALREADY_ON_CARE_TEAM",
+    }
+    assert await event_count(db_dsn, pid) == before
+    compliance = server.token("compliance")
+    queue = server.graphql(REVIEWS, token=compliance)["data"]["emergencyAccessReviews"]["grants"]
+    assert queue == []
+    outsider = server.token("pcp", user=uuid4())
+    opened = server.graphql(BREAK, {"id": pid, "reason": "ED", "minutes": 30}, token=outsider)
+    assert opened["data"]["breakTheGlass"]["__typename"] == "EmergencyAccessPayload"

@@ -161,7 +161,9 @@ def test_the_caseload_as_of_a_past_instant_differs_from_today(server: ServerProc
     between = datetime.now(UTC).isoformat()
     time.sleep(0.05)
     server.graphql(SCREEN, {"id": first}, token=cm_token)
-    second = server.graphql(REGISTER, token=cm_token)["data"]["registerPatient"]["patient"]["id"]
+    # Another patient, so another medical record number (unique per organisation).
+    another = REGISTER.replace('mrn: "M-1"', 'mrn: "M-2"')
+    second = server.graphql(another, token=cm_token)["data"]["registerPatient"]["patient"]["id"]
     server.graphql(ENROLL, {"id": second}, token=cm_token)
 
     compliance = server.token("compliance")

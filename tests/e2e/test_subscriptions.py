@@ -60,7 +60,9 @@ async def test_a_care_manager_receives_their_patients_events_in_order_and_nothin
         def run(query: str, token: str, **variables: Any) -> dict[str, Any]:
             return server.graphql(query, variables, token=token)
 
-        other = run(REGISTER, their_token)["data"]["registerPatient"]["patient"]["id"]
+        # Another patient of the organisation, so another medical record number.
+        another = REGISTER.replace('mrn: "M-1"', 'mrn: "M-2"')
+        other = run(another, their_token)["data"]["registerPatient"]["patient"]["id"]
         mine_id = run(REGISTER, my_token)["data"]["registerPatient"]["patient"]["id"]
         await asyncio.to_thread(run, ENROLL, their_token, id=other)
         await asyncio.to_thread(run, ENROLL, my_token, id=mine_id)

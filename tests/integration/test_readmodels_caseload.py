@@ -137,7 +137,9 @@ async def test_a_flag_appears_when_the_clock_passes_its_day_without_any_new_even
     assert await kinds_on(14) == (set(), False)
     assert await kinds_on(15) == ({"overdue_contact"}, True)
     kinds, _ = await kinds_on(70)
-    assert {"not_improving", "measurement_due", "needs_psychiatric_review"} <= kinds
+    # Only a baseline: nothing measured since, so Measurement due, not Not improving
+    # (docs/clinical-time.md), and no review for it.
+    assert kinds == {"overdue_contact", "measurement_due"}
 
 
 async def test_not_improving_flips_between_week_nine_and_week_ten_of_the_clock(

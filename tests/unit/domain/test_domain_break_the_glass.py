@@ -8,6 +8,7 @@ from uuid import uuid4
 import pytest
 
 from domain.errors import (
+    AlreadyOnCareTeamError,
     BlankValueError,
     EmergencyGrantAlreadyReviewedError,
     EmergencyGrantNotFoundError,
@@ -105,3 +106,23 @@ def test_grants_replay_and_survive_a_snapshot() -> None:
     assert replayed.emergency_grants == patient.emergency_grants
     restored = Patient.from_snapshot_state(patient.snapshot_state())
     assert restored.emergency_grants[grant_id] == patient.emergency_grants[grant_id]
+
+
+@pytest.mark.parametrize("role", ["care_manager", "pcp", "psychiatric_consultant"])
+def test_a_care_team_member_cannot_break_the_glass_on_their_own_patient(role: str) -> None:
+    """Whoever is on the team in any role has access already: refused, nothing recorded.
+    Once they are off the team, the same user may break the glass."""
+    patient = _patient()
+    member = uuid4()
+    patient.assign_care_team(**{f"{role}_id": member}, occurred_at=NOW, now=NOW)
+    patient.collect_events()
+    with pytest.raises(AlreadyOnCareTeamError):
+        patient.grant_emergency_access(
+            user_id=member, role="pcp", reason="ED", minutes=10, occurred_at=NOW, now=NOW
+        )
+    assert patient.collect_events() == [] and patient.emergency_grants == {}
+    patient.unassign_care_team_member(role=role, occurred_at=NOW, now=NOW)
+    patient.grant_emergency_access(
+        user_id=member, role="pcp", reason="ED", minutes=10, occurred_at=NOW, now=NOW
+    )
+    assert len(patient.emergency_grants) == 1

@@ -794,6 +794,42 @@ def test_case_review_is_recorded_for_an_enrolled_patient() -> None:
     assert (review.consultant_id, review.episode_number) == (PSYCHIATRIST, 1)
 
 
+def test_a_case_review_answers_the_teams_review_requests_raised_before_it() -> None:
+    """The team's request (a needs_psychiatric_review or team_member flag) raised on or
+    before the review's effective time is cleared by the review, in the same command and
+    on replay; a safety flag is not (clearing it is a clinical act of its own); a
+    request raised after a late-entered review stays."""
+    patient = enrolled_patient()
+    asked = patient.raise_flag(
+        kind="needs_psychiatric_review",
+        rule_id="team_member.manual",
+        rule_version="1",
+        inputs={},
+        occurred_at=day(3),
+        now=NOW,
+    )
+    noted = patient.raise_flag(
+        kind="team_member",
+        rule_id="team_member.manual",
+        rule_version="1",
+        inputs={},
+        occurred_at=day(7),
+        now=NOW,
+    )
+    safety = patient.raise_flag(
+        kind="safety_risk", rule_id="x", rule_version="1", inputs={}, occurred_at=day(2), now=NOW
+    )
+    # A review entered late, dated day 5: answers the day-3 request, not the day-7 one.
+    patient.record_case_review(consultant_id=PSYCHIATRIST, occurred_at=day(5), now=NOW)
+    assert not patient.flags[asked].active and patient.flags[asked].cleared_at == day(5)
+    assert patient.flags[noted].active and patient.flags[safety].active
+    # A review on the very day of the request (the boundary) answers it.
+    patient.record_case_review(consultant_id=PSYCHIATRIST, occurred_at=day(7), now=NOW)
+    assert not patient.flags[noted].active and patient.flags[safety].active
+    again = replay(patient.collect_events())
+    assert {f.flag_id for f in again.active_flags} == {safety}
+
+
 def test_case_review_without_enrollment_is_rejected() -> None:
     """Only patients on the caseload are reviewed."""
     with pytest.raises(PatientNotEnrolledError):

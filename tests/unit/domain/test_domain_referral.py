@@ -9,6 +9,7 @@ import pytest
 
 from domain.common import ReferralStatus
 from domain.errors import (
+    CompletedBeforeAppointmentError,
     InvalidExpectedByError,
     InvalidReferralTransitionError,
     InvalidTransitionError,
@@ -18,7 +19,7 @@ from domain.errors import (
     ReportBackRequiredError,
 )
 from domain.referral import FINAL_STATUSES, TRANSITIONS, Referral
-from tests.unit.domain.domain_support import NOW, T0, assert_replays, day, names
+from tests.unit.domain.domain_support import NOW, T0, assert_replays, day, names, replay
 
 PATIENT = uuid4()
 R = ReferralStatus
@@ -131,6 +132,43 @@ def test_completion_without_report_back_is_rejected(summary: str) -> None:
     referral = referral_in(R.SCHEDULED)
     with pytest.raises(ReportBackRequiredError):
         referral.complete(report_back_summary=summary, occurred_at=day(10), now=NOW)
+
+
+def test_completion_before_the_appointment_is_refused_naming_occurred_at() -> None:
+    """The appointment is day 9: completing one microsecond before it is a typed error
+    naming the field, writing nothing; at the appointment's own instant it closes."""
+    referral = referral_in(R.SCHEDULED)
+    referral.collect_events()
+    appointment = day(9)
+    with pytest.raises(CompletedBeforeAppointmentError) as refused:
+        referral.complete(
+            report_back_summary="Seen.",
+            occurred_at=appointment - timedelta(microseconds=1),
+            now=NOW,
+        )
+    assert refused.value.field == "occurredAt"
+    assert referral.collect_events() == [] and referral.status is R.SCHEDULED
+    referral.complete(report_back_summary="Seen.", occurred_at=appointment, now=NOW)
+    assert referral.status is R.COMPLETED and referral.closed_at == appointment
+
+
+def test_a_referral_is_never_completed_without_an_appointment() -> None:
+    """Completion is only legal from scheduled: an accepted referral without an
+    appointment cannot be completed (the choice of docs/clinical-time.md)."""
+    referral = referral_in(R.ACCEPTED)
+    with pytest.raises(InvalidReferralTransitionError):
+        referral.complete(report_back_summary="Seen.", occurred_at=day(10), now=NOW)
+
+
+def test_a_stored_completion_before_its_appointment_still_replays() -> None:
+    """Completions stored before the rule existed are not refused on replay."""
+    referral = referral_in(R.SCHEDULED)
+    referral._completed(  # the apply method, as an old stored event
+        patient_id=PATIENT, report_back_summary="Seen.", occurred_at=day(4), timestamp=NOW
+    )
+    history = referral.collect_events()
+    assert_replays(referral, history)
+    assert replay(history).status is R.COMPLETED
 
 
 def test_cancel_without_reason_is_rejected() -> None:

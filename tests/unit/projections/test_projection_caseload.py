@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.patient import Patient
+from domain.patient import Patient, counts_for_episode
 from domain.rules import flags as flag_rules
 from projections.caseload import (
     ALWAYS,
@@ -248,7 +248,8 @@ def test_the_derived_columns_place_the_row_on_the_caseload_with_its_team() -> No
     assert columns["on_caseload"] is True and columns["status"] == "active_treatment"
     assert columns["psychiatric_consultant_id"] == PSYCHIATRIST
     assert columns["latest_phq9_total"] == 20
-    assert columns["not_improving_on"] == on(70)
+    # Only a baseline: no follow-up was measured, so Not improving never comes on.
+    assert columns["not_improving_on"] is None
     assert columns["overdue_contact_on"] == on(15)
     assert columns["measurement_due_on"] == on(31)
     assert columns["needs_review_on"] == ALWAYS  # new enrollment, never reviewed
@@ -320,3 +321,51 @@ def test_stored_onset_days_match_a_day_by_day_evaluation_of_the_rules(
             assert stored is None or stored >= T0.date() + timedelta(days=horizon), kind
         else:
             assert stored == scanned_day, kind
+
+
+def test_a_score_dated_years_before_the_episode_is_history_not_the_baseline() -> None:
+    """A mistyped year (2016 for 2026) recorded mid-episode: the registry row's baseline,
+    latest, percent change and flags are those without it, whether the event carries no
+    episode (recorded under the intake look-back rule) or, recorded before the rule,
+    carries the episode's number; the score stays in the row's history."""
+    patient, log = enrolled_patient(), Log()
+    patient.record_screening(instrument="phq9", answers=phq9(18), occurred_at=day(1), now=NOW)
+    patient.record_screening(instrument="phq9", answers=phq9(10), occurred_at=day(72), now=NOW)
+    without = registry(patient, log=log)
+    typo = day(1).replace(year=2016)
+    assert not counts_for_episode(typo, T0)
+    patient.record_screening(instrument="phq9", answers=phq9(5), occurred_at=typo, now=NOW)
+    with_new = registry(patient, log=log)
+    # The same mistake stored before the rule existed: the event names episode 1.
+    old = enrolled_patient()
+    old.record_screening(instrument="phq9", answers=phq9(18), occurred_at=day(1), now=NOW)
+    old.record_screening(instrument="phq9", answers=phq9(10), occurred_at=day(72), now=NOW)
+    old._screening_recorded(
+        screening_id=old.id,
+        instrument="phq9",
+        answers=phq9(5),
+        occurred_at=typo,
+        episode_number=1,
+        complete=True,
+        total=5,
+        severity="mild",
+        positive=None,
+        safety_alert=False,
+        needs_follow_up=False,
+        rules_version="instruments-2026.1",
+        loinc_panel="44249-1",
+        loinc_total="44261-6",
+        safety_items=[],
+        timestamp=NOW,
+    )
+    with_old = registry(old)
+    expected = caseload_row(without, on(73))
+    for doc in (with_new, with_old):
+        assert len(doc["screenings"]) == 3  # kept in the history
+        row = caseload_row(doc, on(73))
+        assert row.baseline_phq9 == expected.baseline_phq9
+        assert row.baseline_phq9 is not None and row.baseline_phq9.total == 18
+        assert row.latest_phq9 == expected.latest_phq9
+        assert row.phq9_percent_change == expected.phq9_percent_change
+        assert [f.kind for f in row.flags] == [f.kind for f in expected.flags]
+        assert "not_improving" in kinds(doc, on(73))  # 18 -> 10 at week 10, as without

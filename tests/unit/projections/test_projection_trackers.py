@@ -13,6 +13,7 @@ from projections.trackers import (
     consultation_steps,
     evolve_consultation,
     evolve_referral,
+    recommendations_awaiting,
     referral_next_step,
     referral_overdue,
 )
@@ -152,3 +153,35 @@ def test_steps_carry_the_rule_and_version_that_timed_them() -> None:
     (step,) = consultation_steps(doc, on(0) + timedelta(days=1))
     assert (step.rule_id, step.rule_version) == ("trackers.step_limits", "2024.1")
     assert isinstance(step.due_on, date)
+
+
+def test_the_panel_counts_recommendations_waiting_for_the_pcp_not_steps() -> None:
+    """A signed note with three recommendations has one "acknowledge" step but three
+    recommendations waiting; then each answered-and-implemented or declined one stops
+    waiting, and an accepted one waits until it is implemented."""
+    note, log = new_note(), Log()
+    note.draft(author_id=PSYCHIATRIST, content="note", occurred_at=day(1), now=NOW)
+    assert recommendations_awaiting(consultation(log, note)) == 0
+    first = note.add_recommendation(text="raise dose", occurred_at=day(1), now=NOW)
+    second = note.add_recommendation(text="add therapy", occurred_at=day(1), now=NOW)
+    third = note.add_recommendation(text="sleep hygiene", occurred_at=day(1), now=NOW)
+    assert recommendations_awaiting(consultation(log, note)) == 0  # still with the consultant
+    note.sign(signed_by=PSYCHIATRIST, occurred_at=day(2), now=NOW)
+    signed = consultation(log, note)
+    assert len(consultation_steps(signed, on(3))) == 1
+    assert recommendations_awaiting(signed) == 3
+    note.acknowledge(pcp_id=PCP, occurred_at=day(3), now=NOW)
+    assert recommendations_awaiting(consultation(log, note)) == 3
+    note.accept_recommendation(
+        recommendation_id=first, responded_by=PCP, occurred_at=day(4), now=NOW
+    )
+    note.decline_recommendation(
+        recommendation_id=second, responded_by=PCP, reason="tried", occurred_at=day(4), now=NOW
+    )
+    assert recommendations_awaiting(consultation(log, note)) == 2  # first to implement, third
+    note.implement_recommendation(recommendation_id=first, occurred_at=day(5), now=NOW)
+    assert recommendations_awaiting(consultation(log, note)) == 1
+    note.decline_recommendation(
+        recommendation_id=third, responded_by=PCP, reason="no", occurred_at=day(5), now=NOW
+    )
+    assert recommendations_awaiting(consultation(log, note)) == 0

@@ -117,10 +117,23 @@ def test_not_improving_starts_at_week_ten(days: int, raised: bool) -> None:
         assert "not_improving" in review_reasons(flags)
 
 
-def test_not_improving_with_only_a_baseline_counts_as_no_improvement() -> None:
-    """Without a later score the latest is the baseline: 0% improvement at week 10."""
-    snapshot = calm(70, latest_phq9=None)
-    assert FlagKind.NOT_IMPROVING in kinds(evaluate_flags(snapshot, day(70)))
+@pytest.mark.parametrize("as_of", [70, 71, 200])
+def test_not_improving_is_not_raised_with_only_a_baseline(as_of: int) -> None:
+    """No follow-up PHQ-9 means no improvement was measured: from week 10 on, with only
+    a baseline, Not improving stays off (it used to read "improvement 0.0"); the missing
+    measurement is Measurement due's, and the review queue does not gain not_improving."""
+    for latest in (None, DatedScore(ENROLLED, 20)):  # absent, or the baseline itself
+        snapshot = calm(as_of, latest_phq9=latest)
+        flags = evaluate_flags(snapshot, day(as_of))
+        assert FlagKind.NOT_IMPROVING not in kinds(flags)
+        assert kinds(flags) == [FlagKind.MEASUREMENT_DUE]  # and no review for it
+
+
+def test_not_improving_is_raised_by_the_first_follow_up_without_improvement() -> None:
+    """The boundary: one follow-up after the baseline, at the same total, on day 70."""
+    snapshot = calm(70, latest_phq9=DatedScore(day(70), 20))
+    found = flag(evaluate_flags(snapshot, day(70)), FlagKind.NOT_IMPROVING)
+    assert found.inputs["improvement"] == 0 and found.inputs["latest_on"] == day(70)
 
 
 def test_not_improving_is_not_raised_for_a_baseline_of_zero() -> None:
