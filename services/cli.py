@@ -11,6 +11,9 @@ from pathlib import Path
 
 from services.settings import Settings, SettingsError
 
+# The longest lifetime ``careteam token`` mints: one working day and then some.
+MAX_TOKEN_TTL_SECONDS = 24 * 3600
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
@@ -84,6 +87,13 @@ def _cmd_token(args: argparse.Namespace) -> int:
         print(
             "careteam: --user and --org must be UUIDs; --role one of: "
             + ", ".join(r.value for r in Role),
+            file=sys.stderr,
+        )
+        return 2
+    if not 1 <= args.ttl <= MAX_TOKEN_TTL_SECONDS:
+        print(
+            f"careteam: --ttl must be from 1 to {MAX_TOKEN_TTL_SECONDS} seconds (24 h); "
+            "a token that is already expired or lives longer is refused",
             file=sys.stderr,
         )
         return 2
@@ -220,7 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tok.add_argument("--user", required=True, help="the user's id (a UUID)")
     tok.add_argument("--org", required=True, help="the organisation's id (a UUID)")
-    tok.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds (default 8 h)")
+    tok.add_argument(
+        "--ttl",
+        type=int,
+        default=8 * 3600,
+        help="lifetime in seconds, 1 to 86400 (default 8 h)",
+    )
     data_dir(tok)
     tok.set_defaults(func=_cmd_token)
 
