@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.logs import configure_logging
 from services.settings import Settings, SettingsError
 
 # The longest lifetime ``careteam token`` mints: one working day and then some.
@@ -40,6 +40,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_level="info",
         lifespan="on",
         ws_per_message_deflate=False,
+        # careteam's own logging (services/logs.py): uvicorn's access log writes each
+        # request's path and query string; ours writes one line per request without them.
+        log_config=None,
+        access_log=False,
     )
     return 0
 
@@ -279,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

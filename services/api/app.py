@@ -23,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from services import jsontext
 from services.api.context import CareteamContext
 from services.api.feed import EventFeed
+from services.api.requestlog import RequestIds
 from services.api.schema import build_schema
 from services.auth import (
     DEV_AUDIENCE,
@@ -61,17 +62,18 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
         return jsontext.dumps(data)
 
     async def get_context(self, request: Any, response: Any = None) -> CareteamContext:
-        principal = None
         scope = getattr(request, "scope", None)
-        if scope is not None:
-            principal = scope.get("state", {}).get("principal")
-        return CareteamContext(
+        state = (scope or {}).get("state", {})
+        context = CareteamContext(
             runtime=self._holder["runtime"],
             request=request,
             response=response,
-            principal=principal,
+            principal=state.get("principal"),
             feed=self._holder.get("feed"),
         )
+        if state.get("request_id"):
+            context.request_id = state["request_id"]
+        return context
 
     async def on_ws_connect(self, context: CareteamContext) -> Any:
         """WebSockets authenticate in ``connection_init``: {"Authorization": "Bearer ..."}."""
@@ -183,12 +185,14 @@ def create_app(
             WebSocketRoute("/graphql", CheckWebSocketOrigin(graphql_app, settings.allowed_origins)),
         ],
         middleware=[
+            Middleware(RequestIds),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.allowed_origins),
                 allow_methods=["POST"],
-                allow_headers=["authorization", "content-type", "x-purpose-of-use"],
-            )
+                allow_headers=["authorization", "content-type", "x-purpose-of-use", "x-request-id"],
+                expose_headers=["x-request-id"],
+            ),
         ],
         lifespan=lifespan,
     )
