@@ -22,6 +22,7 @@ from services.api.errors import (
     NotFoundError,
     from_domain_error,
 )
+from services.api.purpose import PurposeOfUse
 from services.audit.reads import ReadRecord
 from services.eventstore import ConcurrencyConflictError, LogPosition, StreamNotFoundError
 from services.projector.runner import ProjectionLagTimeoutError
@@ -77,6 +78,7 @@ async def run_command(
     command: Callable[[datetime], Any],
     stream_id: UUID | None = None,
     patient_id: UUID | None = None,
+    purpose_of_use: str | None = None,
 ) -> Written | Any:
     """Runs one command and returns Written, or a typed error (nothing written).
 
@@ -84,6 +86,8 @@ async def run_command(
       to ``patient_id`` (authorised on that patient), or to nobody yet (a registration).
     - ``stream_id`` given: ``command(now)`` returns a function applied to the loaded
       aggregate; the patient is looked up from the stream.
+    - ``purpose_of_use`` overrides the request's purpose for the events written (ETREAT
+      for a break-the-glass grant).
     """
     runtime = ctx.runtime
     principal = ctx.require_principal()
@@ -105,16 +109,17 @@ async def run_command(
     except Denied as denied:
         return await deny(ctx, denied, patient_id)
     now = runtime.clock()
+    metadata = ctx.metadata(purpose_of_use=purpose_of_use)
     try:
         if stream_id is None:
             aggregate = command(now)
-            result = await runtime.app.create(aggregate, metadata=ctx.metadata(), now=now)
+            result = await runtime.app.create(aggregate, metadata=metadata, now=now)
         else:
             result = await runtime.app.execute(
                 aggregate_cls,
                 stream_id,
                 lambda agg: command(now)(agg),
-                metadata=ctx.metadata(),
+                metadata=metadata,
                 now=now,
             )
     except domain_errors.DomainError as exc:
@@ -185,7 +190,7 @@ async def record_reads(
                 organisation_id=principal.organisation_id,
                 patient_id=pid,
                 operation=operation,
-                purpose_of_use="EMERGENCY" if pid in emergency else purpose,
+                purpose_of_use=PurposeOfUse.ETREAT.value if pid in emergency else purpose,
                 request_id=ctx.request_id,
                 fields=fields,
                 reason="BREAK_THE_GLASS" if pid in emergency else None,
