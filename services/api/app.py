@@ -111,8 +111,13 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
             log.info("websocket authentication failed reason=%s", exc.reason)
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED"}) from None
         named = next((v for k, v in params.items() if k.lower() == "x-purpose-of-use"), None)
+        if named is None:  # a non-browser client may send the header on the upgrade request
+            named = getattr(context.request, "headers", {}).get("x-purpose-of-use")
         try:
             context.purpose = resolve_purpose(named, context.principal.role).value
+            scope = getattr(context.request, "scope", None)
+            if scope is not None:  # for the connection's log line
+                scope.setdefault("state", {})["purpose_of_use"] = context.purpose
         except PurposeOfUseError as exc:
             log.info("websocket refused reason=%s", exc.code)
             scope = getattr(context.request, "scope", None)

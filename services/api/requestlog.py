@@ -39,7 +39,8 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 class RequestIds:
     """Gives each HTTP request and WebSocket a request id (``scope["state"]["request_id"]``
     and the logging context), returns it in ``X-Request-Id`` and logs one line when done:
-    method, known path or ``other``, status and duration; never a query string or body."""
+    method, known path or ``other``, status, purpose of use and duration; never a query
+    string or body."""
 
     def __init__(self, app: Any) -> None:
         self._app = app
@@ -78,6 +79,7 @@ class RequestIds:
                     method=scope.get("method", "WS"),
                     path=path if path in KNOWN_PATHS else "other",
                     status=status,
+                    purpose=scope.get("state", {}).get("purpose_of_use") or "none",
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 ),
             )
