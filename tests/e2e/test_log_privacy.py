@@ -122,6 +122,12 @@ def _expected_errors(client: Client, cm: str, patient_id: str, psychiatrist: str
     client.refused(
         f'subscription {{ careEvents(eventTypes: ["{REASON}"]) {{ __typename }} }}', token=cm
     )
+    # Headers carrying the markers: an unknown purpose, a malformed request id, a bad token.
+    assert client.post(REGISTER, token=cm, headers={"X-Purpose-Of-Use": MRN}).status_code == 400
+    no_mrn = REGISTER.replace(f', mrn: "{MRN}"', "")
+    odd_id = client.post(no_mrn, token=cm, headers={"X-Request-Id": f"{GIVEN} {FAMILY}"})
+    assert odd_id.headers["x-request-id"] != f"{GIVEN} {FAMILY}"
+    assert client.post(REGISTER, token=f"{NOTE}.{REASON}.{MRN}").status_code == 401
     # Typed domain errors: out-of-range input with free text, and a role not permitted.
     reply = client.data(
         f'mutation {{ breakTheGlass(patientId: "{patient_id}", reason: "{EMERGENCY}", '
