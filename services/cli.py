@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.logs import configure_logging
 from services.settings import Settings, SettingsError
+
+# The longest lifetime ``careteam token`` mints: one working day and then some.
+MAX_TOKEN_TTL_SECONDS = 24 * 3600
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -37,6 +40,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_level="info",
         lifespan="on",
         ws_per_message_deflate=False,
+        # careteam's own logging (services/logs.py): uvicorn's access log writes each
+        # request's path and query string; ours writes one line per request without them.
+        log_config=None,
+        access_log=False,
     )
     return 0
 
@@ -84,6 +91,13 @@ def _cmd_token(args: argparse.Namespace) -> int:
         print(
             "careteam: --user and --org must be UUIDs; --role one of: "
             + ", ".join(r.value for r in Role),
+            file=sys.stderr,
+        )
+        return 2
+    if not 1 <= args.ttl <= MAX_TOKEN_TTL_SECONDS:
+        print(
+            f"careteam: --ttl must be from 1 to {MAX_TOKEN_TTL_SECONDS} seconds (24 h); "
+            "a token that is already expired or lives longer is refused",
             file=sys.stderr,
         )
         return 2
@@ -244,7 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tok.add_argument("--user", required=True, help="the user's id (a UUID)")
     tok.add_argument("--org", required=True, help="the organisation's id (a UUID)")
-    tok.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds (default 8 h)")
+    tok.add_argument(
+        "--ttl",
+        type=int,
+        default=8 * 3600,
+        help="lifetime in seconds, 1 to 86400 (default 8 h)",
+    )
     data_dir(tok)
     tok.set_defaults(func=_cmd_token)
 
@@ -294,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -87,7 +87,7 @@ class EventMetadata:
     role: str
     organisation_id: str | None = None
     on_behalf_of: str | None = None
-    purpose_of_use: str = "TREATMENT"
+    purpose_of_use: str = "TREAT"  # an HL7 v3 PurposeOfUse code
     correlation_id: str = field(default_factory=lambda: str(uuid4()))
     causation_id: str | None = None
     request_id: str | None = None

@@ -8,7 +8,7 @@ import gc
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,14 +18,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from services import jsontext
+from services.api.authz import record_access
 from services.api.context import CareteamContext
 from services.api.feed import EventFeed
 from services.api.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
+from services.api.purpose import HEADER as PURPOSE_HEADER
+from services.api.purpose import NOT_PERMITTED, PurposeOfUseError, resolve_purpose
+from services.api.requestlog import RequestIds
 from services.api.schema import build_schema
 from services.auth import (
     DEV_AUDIENCE,
@@ -33,6 +37,7 @@ from services.auth import (
     AuthenticationError,
     DevIssuer,
     JwksKeySource,
+    Principal,
     StaticKeySource,
     TokenVerifier,
     bearer_token,
@@ -46,15 +51,33 @@ log = logging.getLogger("careteam.api")
 MAX_BODY_BYTES = 256 * 1024
 
 
+class _WebSocketAdapter(ASGIWebSocketAdapter):
+    """Closes a socket refused for its purpose of use with 4400 and a reason naming
+    X-Purpose-Of-Use, instead of strawberry's bare 4403 "Forbidden"."""
+
+    async def close(self, code: int, reason: str) -> None:
+        refused = self.ws.scope.get("state", {}).get("purpose_refused")
+        if code == 4403 and refused:
+            code, reason = 4400, f"{PURPOSE_HEADER} refused: {refused}"
+        await super().close(code, reason)
+
+
 class CareteamGraphQL(GraphQL[CareteamContext, None]):
     """Strawberry's ASGI app with our typed context and a request size limit."""
 
+    websocket_adapter_class = _WebSocketAdapter
+
     def __init__(
-        self, runtime_holder: dict[str, Any], verifier: TokenVerifier, **kwargs: Any
+        self,
+        runtime_holder: dict[str, Any],
+        verifier: TokenVerifier,
+        audit_refusal: Callable[[Principal, str, str], Awaitable[None]],
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._holder = runtime_holder
         self._verifier = verifier
+        self._audit_refusal = audit_refusal
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from careteam's own copies of its assets (no CDN)."""
@@ -68,17 +91,19 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
         return jsontext.dumps(data)
 
     async def get_context(self, request: Any, response: Any = None) -> CareteamContext:
-        principal = None
         scope = getattr(request, "scope", None)
-        if scope is not None:
-            principal = scope.get("state", {}).get("principal")
-        return CareteamContext(
+        state = (scope or {}).get("state", {})
+        context = CareteamContext(
             runtime=self._holder["runtime"],
             request=request,
             response=response,
-            principal=principal,
+            principal=state.get("principal"),
             feed=self._holder.get("feed"),
         )
+        if state.get("request_id"):
+            context.request_id = state["request_id"]
+        context.purpose = state.get("purpose_of_use")
+        return context
 
     async def on_ws_connect(self, context: CareteamContext) -> Any:
         """WebSockets authenticate in ``connection_init``: {"Authorization": "Bearer ..."}."""
@@ -92,6 +117,22 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
         except AuthenticationError as exc:
             log.info("websocket authentication failed reason=%s", exc.reason)
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED"}) from None
+        named = next((v for k, v in params.items() if k.lower() == "x-purpose-of-use"), None)
+        if named is None:  # a non-browser client may send the header on the upgrade request
+            named = getattr(context.request, "headers", {}).get("x-purpose-of-use")
+        try:
+            context.purpose = resolve_purpose(named, context.principal.role).value
+            scope = getattr(context.request, "scope", None)
+            if scope is not None:  # for the connection's log line
+                scope.setdefault("state", {})["purpose_of_use"] = context.purpose
+        except PurposeOfUseError as exc:
+            log.info("websocket refused reason=%s", exc.code)
+            scope = getattr(context.request, "scope", None)
+            if scope is not None:
+                scope.setdefault("state", {})["purpose_refused"] = exc.code
+            if exc.code == NOT_PERMITTED:
+                await self._audit_refusal(context.principal, exc.code, context.request_id)
+            raise ConnectionRejectionError(_purpose_error(exc)) from None
         return None
 
 
@@ -151,6 +192,21 @@ def create_app(
 
     verifier = build_verifier(settings)
 
+    async def audit_refusal(principal: Principal, reason: str, request_id: str) -> None:
+        """A purpose of use the caller's role may not name: an audited refusal."""
+        runtime = holder["runtime"]
+        async with runtime.pool.acquire() as conn:
+            await record_access(
+                conn,
+                principal=principal,
+                operation="purposeOfUse",
+                patient_id=None,
+                outcome="denied",
+                reason=reason,
+                purpose_of_use=None,
+                request_id=request_id,
+            )
+
     async def metrics(_request: Request) -> PlainTextResponse:
         """Prometheus text format: projection lag per read model (no patient data)."""
         runtime = holder.get("runtime")
@@ -171,6 +227,7 @@ def create_app(
     graphql_app = CareteamGraphQL(
         holder,
         verifier,
+        audit_refusal,
         schema=build_schema(production=settings.is_production),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
@@ -184,7 +241,10 @@ def create_app(
             Route("/metrics", metrics),
             Route(
                 "/graphql",
-                BodyLimit(JsonBodyCheck(Authenticate(graphql_app, verifier)), MAX_BODY_BYTES),
+                BodyLimit(
+                    JsonBodyCheck(Authenticate(graphql_app, verifier, audit_refusal)),
+                    MAX_BODY_BYTES,
+                ),
                 methods=["GET", "POST"],
             ),
             WebSocketRoute(
@@ -200,6 +260,7 @@ def create_app(
             ),
         ],
         middleware=[
+            Middleware(RequestIds),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.allowed_origins),
@@ -209,9 +270,11 @@ def create_app(
                     "authorization",
                     "content-type",
                     "x-purpose-of-use",
+                    "x-request-id",
                     "idempotency-key",
                 ],
-            )
+                expose_headers=["x-request-id"],
+            ),
         ],
         lifespan=lifespan,
     )
@@ -236,12 +299,42 @@ def build_verifier(settings: Settings) -> TokenVerifier:
     )
 
 
-class Authenticate:
-    """Requires a valid bearer token on every GraphQL POST; GET only serves GraphiQL."""
+def _purpose_error(exc: PurposeOfUseError) -> dict[str, Any]:
+    return {
+        "message": exc.message,
+        "extensions": {"code": exc.code, "field": PURPOSE_HEADER, "allowed": exc.allowed},
+    }
 
-    def __init__(self, app: Any, verifier: TokenVerifier) -> None:
+
+class Authenticate:
+    """Requires a valid bearer token on every GraphQL POST (GET only serves GraphiQL), and
+    a purpose of use the caller's role may name (X-Purpose-Of-Use; else its default)."""
+
+    def __init__(
+        self,
+        app: Any,
+        verifier: TokenVerifier,
+        audit_refusal: Callable[[Principal, str, str], Awaitable[None]],
+    ) -> None:
         self._app = app
         self._verifier = verifier
+        self._audit_refusal = audit_refusal
+
+    async def _check_purpose(
+        self, scope: Any, headers: dict[str, str], principal: Principal
+    ) -> JSONResponse | None:
+        """Resolves the purpose into ``scope["state"]``, or the 400 refusing it (nothing
+        runs; a purpose the role may not use is also an audited refusal)."""
+        state = scope.setdefault("state", {})
+        try:
+            purpose = resolve_purpose(headers.get("x-purpose-of-use"), principal.role)
+        except PurposeOfUseError as exc:
+            log.info("purpose of use refused reason=%s", exc.code)
+            if exc.code == NOT_PERMITTED:
+                await self._audit_refusal(principal, exc.code, state.get("request_id", ""))
+            return JSONResponse({"errors": [_purpose_error(exc)]}, status_code=400)
+        state["purpose_of_use"] = purpose.value
+        return None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -256,6 +349,11 @@ class Authenticate:
                     principal = await self._verifier.verify(token)
                 except AuthenticationError as exc:
                     reason = exc.reason
+            if principal is not None:
+                refused = await self._check_purpose(scope, headers, principal)
+                if refused is not None:
+                    await refused(scope, receive, send)
+                    return
             if principal is None:
                 log.info("authentication failed reason=%s", reason)
                 response = JSONResponse(

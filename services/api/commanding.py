@@ -24,6 +24,7 @@ from services.api.errors import (
     from_domain_error,
 )
 from services.api.idempotency import Recorded, first_result, requested_key
+from services.api.purpose import PurposeOfUse
 from services.audit.reads import ReadRecord
 from services.eventstore import (
     ConcurrencyConflictError,
@@ -90,6 +91,7 @@ async def run_command(
     stream_id: UUID | None = None,
     patient_id: UUID | None = None,
     info: Any = None,
+    purpose_of_use: str | None = None,
 ) -> Written | Any:
     """Runs one command and returns Written, or a typed error (nothing written).
 
@@ -99,6 +101,8 @@ async def run_command(
       aggregate; the patient is looked up from the stream.
     - ``info`` (the resolver's) enables the ``Idempotency-Key`` header: a repeat returns
       the first result as ``Written(replayed=True)`` and writes nothing.
+    - ``purpose_of_use`` overrides the request's purpose for the events written (ETREAT
+      for a break-the-glass grant).
     """
     runtime = ctx.runtime
     principal = ctx.require_principal()
@@ -127,6 +131,7 @@ async def run_command(
         if first is not None:
             return _replayed(first)
     now = runtime.clock()
+    metadata = ctx.metadata(purpose_of_use=purpose_of_use)
 
     def run(aggregate: Any) -> None:
         made = command(now)(aggregate)
@@ -137,14 +142,14 @@ async def run_command(
         if stream_id is None:
             aggregate = command(now)
             result = await runtime.app.create(
-                aggregate, metadata=ctx.metadata(), now=now, idempotency=idempotency
+                aggregate, metadata=metadata, now=now, idempotency=idempotency
             )
         else:
             result = await runtime.app.execute(
                 aggregate_cls,
                 stream_id,
                 run,
-                metadata=ctx.metadata(),
+                metadata=metadata,
                 now=now,
                 idempotency=idempotency,
             )
@@ -238,7 +243,7 @@ async def record_reads(
                 organisation_id=principal.organisation_id,
                 patient_id=pid,
                 operation=operation,
-                purpose_of_use="EMERGENCY" if pid in emergency else purpose,
+                purpose_of_use=PurposeOfUse.ETREAT.value if pid in emergency else purpose,
                 request_id=ctx.request_id,
                 fields=fields,
                 reason="BREAK_THE_GLASS" if pid in emergency else None,

@@ -22,6 +22,7 @@ from services.api.authz import Denied, check_patient_operation, check_role, pati
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, ValidationError, result_union
+from services.api.purpose import shown
 from services.api.registry_types import CaseloadRowView
 from services.api.types import Patient
 from services.database import Conn
@@ -50,7 +51,11 @@ class AuditEntry:
     actor_id: str | None = strawberry.field(description="Who did it.")
     role: str | None = strawberry.field(description="In which role.")
     organisation_id: str | None = strawberry.field(description="For which organisation.")
-    purpose_of_use: str | None = strawberry.field(description="Why (TREATMENT, PAYMENT, ...).")
+    purpose_of_use: str | None = strawberry.field(
+        description="Why: an HL7 v3 PurposeOfUse code (TREAT, ETREAT, COC, HPAYMT, HOPERAT, "
+        "HLEGAL, ...); older records' TREATMENT, EMERGENCY, PAYMENT, OPERATIONS and AUDIT are "
+        "shown as TREAT, ETREAT, HPAYMT, HOPERAT and HOPERAT."
+    )
     request_id: str | None = strawberry.field(description="The API request it belongs to.")
     patient_id: UUID | None = strawberry.field(description="Whose data.")
     action: str = strawberry.field(description="Event type for writes; operation otherwise.")
@@ -288,7 +293,7 @@ class ComplianceQuery:
                 actor_id=r["actor_id"],
                 role=r["role"],
                 organisation_id=r["organisation_id"],
-                purpose_of_use=r["purpose_of_use"],
+                purpose_of_use=shown(r["purpose_of_use"]),
                 request_id=r["request_id"],
                 patient_id=r["patient_id"],
                 action=r["action"],

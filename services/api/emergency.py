@@ -1,8 +1,8 @@
 """Break-the-glass: emergency access for clinicians outside the care team, and its review.
 
 A clinician of the patient's organisation opens time-limited read access with a reason
-(an event on the patient's record); every read in that window is tagged EMERGENCY in the
-access log; compliance reviews each grant (another event).
+(an event on the patient's record, purpose ETREAT); every read in that window is recorded
+with purpose ETREAT in the access log; compliance reviews each grant (another event).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from services.api.errors import (
     ForbiddenError,
     result_union,
 )
+from services.api.purpose import PurposeOfUse
 
 
 @strawberry.enum(description="Compliance's verdict on an emergency access.")
@@ -124,6 +125,7 @@ class EmergencyMutation:
             stream_id=patient_id,
             patient_id=patient_id,
             info=info,
+            purpose_of_use=PurposeOfUse.ETREAT.value,
         )
         if not isinstance(written, Written):
             return written

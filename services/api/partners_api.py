@@ -32,6 +32,7 @@ from services.api.authz import Denied, Grant, Relation, record_access
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, ValidationError, result_union
+from services.api.purpose import PurposeOfUse
 from services.auth import Principal, Role
 from services.eventstore import LogPosition
 from services.partners import disclosures as accounting
@@ -91,7 +92,7 @@ async def _audit_change(ctx: CareteamContext, operation: str) -> None:
             patient_id=None,
             outcome="allowed",
             reason=None,
-            purpose_of_use="OPERATIONS",
+            purpose_of_use=PurposeOfUse.HOPERAT.value,
             request_id=ctx.request_id,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import date, datetime
 from typing import Annotated, Any, cast
@@ -24,7 +25,7 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.scalars import JSON
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 
 from domain.patient import Patient as PatientAggregate
@@ -54,6 +55,7 @@ from services.api.types import CareEvent, Patient
 from services.api.worklist import WorklistQuery
 from services.auth import Role
 from services.eventstore import LogPosition
+from services.logs import log_fields
 
 log = logging.getLogger("careteam.api")
 
@@ -328,12 +330,46 @@ class PatientMutation:
         )
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    """Mask unexpected errors only: syntax, validation and input-coercion errors stay."""
+def is_unexpected(error: GraphQLError) -> bool:
+    """A crash in our code, as opposed to an expected client error: syntax, validation,
+    input coercion, or a GraphQLError a resolver raised on purpose (e.g. a page size out
+    of range). Unexpected errors are masked for the client and logged as errors."""
     original = error.original_error
     if original is None:
         return False
     return not isinstance(original, GraphQLError)
+
+
+_SAFE_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+
+def error_kind(error: GraphQLError) -> str:
+    """What went wrong, as a constant: the error's code, else where it arose. Never its
+    message: graphql-core's messages quote the document's literals and variables."""
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str) and _SAFE_CODE.match(code):
+        return code
+    return "INVALID_DOCUMENT" if error.path is None else "FIELD_ERROR"
+
+
+class CareteamSchema(strawberry.Schema):
+    """The schema, logging GraphQL errors without patient data (strawberry's own logger
+    writes each error's message, with the document's source lines, and a traceback)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        expected = [e for e in errors if not is_unexpected(e)]
+        if expected:
+            log.info(
+                "graphql client errors",
+                extra=log_fields(
+                    count=len(expected), codes=",".join(sorted({error_kind(e) for e in expected}))
+                ),
+            )
+        for error in errors:
+            if is_unexpected(error):
+                log.error("graphql unexpected error", exc_info=error.original_error)
 
 
 def merge_root(name: str, description: str, parts: tuple[type, ...]) -> type:
@@ -491,12 +527,12 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     """The schema with its hardening: masked errors, depth/alias/token limits, caches;
     introspection is refused in production."""
     rules = _PRODUCTION_RULES if production else _LIMIT_RULES
-    return strawberry.Schema(
+    return CareteamSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
-            lambda: MaskErrors(should_mask_error=_should_mask),
+            lambda: MaskErrors(should_mask_error=is_unexpected),
             SubscriptionsOverWebSocketOnly,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(rules),

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from services.logs import configure_logging
 from services.relay.relay import DEFAULT_NAME, RelayOptions, relay_lag, run_relay
 from services.settings import Settings, SettingsError
 
@@ -126,7 +126,7 @@ async def _run(settings: Settings, options: RelayOptions) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m services.relay``: the relay command without the rest of careteam's CLI."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     parser = argparse.ArgumentParser(prog="careteam relay", description=_DESCRIPTION)
     configure_parser(parser)
     args = parser.parse_args(argv)

@@ -55,7 +55,7 @@ def test_an_outsider_breaks_the_glass_reads_and_compliance_reviews_it(
     reads = server.graphql(TRAIL, {"id": pid}, token=compliance)["data"]["auditTrail"]["entries"]
     tagged = [r for r in reads if r["actorId"] == str(doctor)]
     assert tagged == [
-        {"actorId": str(doctor), "purposeOfUse": "EMERGENCY", "reason": "BREAK_THE_GLASS"}
+        {"actorId": str(doctor), "purposeOfUse": "ETREAT", "reason": "BREAK_THE_GLASS"}
     ]
 
     queue = server.graphql(REVIEWS, token=compliance)["data"]["emergencyAccessReviews"]["grants"]

@@ -68,7 +68,7 @@ def test_a_scripted_journey_leaves_a_complete_trail_of_writes_reads_and_denials(
     assert writes[2]["changes"]["status"] == {"before": None, "after": "enrolled"}
     reads = [e for e in entries if e["kind"] == "READ"]
     assert any(r["action"] == "patient" and "status" in r["fields"] for r in reads)
-    assert any(r["purposeOfUse"] == "TREATMENT" for r in reads)
+    assert any(r["purposeOfUse"] == "TREAT" for r in reads)
     denials = [e for e in entries if e["kind"] == "DENIAL"]
     assert [(d["action"], d["reason"]) for d in denials] == [("patient", "NOT_ON_CARE_TEAM")]
 

@@ -122,9 +122,10 @@ _EXCEPTION_NAME = re.compile(r"\b[A-Z][A-Za-z]*(?:Error|Exception)\b")
 # The whole message is a Python repr, e.g. str(KeyError('x')) == "'x'".
 _BARE_REPR = re.compile(r"^(?:'[^']*'|-?\d+|None|True|False)$")
 
-_LOG_TIME = re.compile(r"^[\d-]+ [\d:,]+ ")
+_LOG_TIME = re.compile(r"^ts=\S+ ")
 _BACKGROUND_FAILURE = re.compile(
-    r" (?:ERROR|CRITICAL) careteam\.| WARNING careteam\.api read-your-writes wait timed out"
+    r"level=(?:ERROR|CRITICAL) logger=careteam\."
+    r'|level=WARNING logger=careteam\.api (?:request_id=\S+ )?msg="read-your-writes wait timed out'
 )
 
 

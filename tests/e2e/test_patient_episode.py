@@ -218,5 +218,5 @@ async def test_the_care_team_loses_a_member_and_a_care_manager_leaving_still_see
     finally:
         await conn.close()
     assert [(r["purpose_of_use"], r["reason"]) for r in audited] == [
-        ("TREATMENT", "OWN_COMMAND_RESULT")
+        ("TREAT", "OWN_COMMAND_RESULT")
     ]

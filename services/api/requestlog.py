@@ -1,0 +1,86 @@
+"""Request ids and the access line: one log line per HTTP request or WebSocket, no data.
+
+A client may send ``X-Request-Id`` (8 to 64 letters, digits, ``.``, ``_`` or ``-``; it
+is logged and stored in the audit trail, so it must be opaque); otherwise the server makes
+one (a UUID). Either way it is returned in the ``X-Request-Id`` response header, set for
+every line logged while the request is served, and recorded with every event and audit
+row the request writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+from uuid import uuid4
+
+from services.logs import REQUEST_ID, log_fields
+
+log = logging.getLogger("careteam.http")
+
+REQUEST_ID_HEADER = "x-request-id"
+_WELL_FORMED = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Paths are logged only when they are ours: any other path is whatever a client typed.
+KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's X-Request-Id when well-formed, else a new UUID."""
+    for key, value in headers:
+        if key.lower() == REQUEST_ID_HEADER.encode():
+            text = value.decode("latin-1")
+            if _WELL_FORMED.match(text):
+                return text
+            break
+    return str(uuid4())
+
+
+class RequestIds:
+    """Gives each HTTP request and WebSocket a request id (``scope["state"]["request_id"]``
+    and the logging context), returns it in ``X-Request-Id`` and logs one line when done:
+    method, known path or ``other``, status, purpose of use and duration; never a query
+    string or body."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self._app(scope, receive, send)
+            return
+        request_id = request_id_from(list(scope.get("headers") or []))
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        status: int | str = "none"
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.accept"):
+                if kind == "http.response.start":
+                    status = message["status"]
+                else:
+                    status = "accepted"
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            elif kind == "websocket.close":
+                status = f"closed_{message.get('code', 1000)}"
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        try:
+            await self._app(scope, receive, send_with_id)
+        finally:
+            path = scope.get("path", "")
+            log.info(
+                "request" if scope["type"] == "http" else "websocket",
+                extra=log_fields(
+                    method=scope.get("method", "WS"),
+                    path=path if path in KNOWN_PATHS else "other",
+                    status=status,
+                    purpose=scope.get("state", {}).get("purpose_of_use") or "none",
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                ),
+            )
+            REQUEST_ID.reset(token)
