@@ -24,6 +24,7 @@ from services import jsontext
 from services.api.context import CareteamContext
 from services.api.feed import EventFeed
 from services.api.schema import build_schema
+from services.audit.sealer import audit_chain_metrics
 from services.auth import (
     DEV_AUDIENCE,
     DEV_ISSUER,
@@ -140,6 +141,9 @@ def create_app(
             return JSONResponse({"status": "database unreachable"}, status_code=503)
         if pending:
             return JSONResponse({"status": "migrations pending"}, status_code=503)
+        if not runtime.chain_health.intact:
+            reason = runtime.chain_health.reason
+            return JSONResponse({"status": "audit chain broken", "reason": reason}, 503)
         return JSONResponse({"status": "ready"})
 
     verifier = build_verifier(settings)
@@ -159,6 +163,7 @@ def create_app(
             f'careteam_projection_events_behind{{projection="{name}"}} {v["events_behind"]}'
             for name, v in sorted(lag.items())
         ]
+        lines += audit_chain_metrics(runtime.chain_health)
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     graphql_app = CareteamGraphQL(
