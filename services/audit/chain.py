@@ -265,11 +265,20 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
                         content_hash(source, row),
                     )
                 )
-            await conn.executemany(
-                """INSERT INTO audit_chain (seq, source, source_id, row_hash, link_hash,
-                       patient_id, row_at, source_tx, content_hash)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::xid8, $9)""",
-                [(*x[:7], None if x[7] is None else str(x[7]), x[8]) for x in links],
+            await conn.copy_records_to_table(
+                "audit_chain",
+                records=links,
+                columns=[
+                    "seq",
+                    "source",
+                    "source_id",
+                    "row_hash",
+                    "link_hash",
+                    "patient_id",
+                    "row_at",
+                    "source_tx",
+                    "content_hash",
+                ],
             )
             added += len(rows)
     return added
@@ -354,7 +363,7 @@ async def verify(conn: Conn) -> ChainReport:
         mismatched: list[tuple[Any, _Current]] = []
         async for ln in conn.cursor(
             """SELECT seq, source, source_id, row_hash, link_hash, sealed_at, patient_id,
-                      row_at, source_tx::text AS source_tx, content_hash
+                      row_at, source_tx, content_hash
                FROM audit_chain ORDER BY seq"""
         ):
             expected_seq += 1

@@ -1,11 +1,13 @@
 """The in-process sealer of ``careteam serve``: extends the chain, publishes signed
 checkpoints on a schedule, and stops at the first sign of tampering.
 
-Before each round it checks that the chain still passes through the head it last saw
-(so a chain truncated under it is noticed at once); every ``CARETEAM_AUDIT_VERIFY_SECONDS``
-(and at start) it runs the whole verification, including the latest published
-checkpoint. On any finding it never seals again: ``ChainHealth`` turns broken, which
-fails ``/readyz`` with the reason and sets ``careteam_audit_chain_intact`` to 0.
+At start it checks that the chain still passes through the latest published checkpoint
+(one query, so a large log does not delay start-up); before each round, that it still
+passes through the head it last saw (so a chain truncated under it is noticed at once);
+every ``CARETEAM_AUDIT_VERIFY_SECONDS`` it runs the whole verification (every row hashed
+again, on this event loop: about the cost of sealing the log once). On any finding it
+never seals again: ``ChainHealth`` turns broken, which fails ``/readyz`` with the reason
+and sets ``careteam_audit_chain_intact`` to 0.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.audit.chain import head, seal_once
-from services.audit.evidence import verify_all
+from services.audit.evidence import against_checkpoint, verify_all
 from services.audit.signing import (
     AuditKeyError,
     checkpoint_dir,
     load_pinned_keys,
     load_signing_key,
     publish,
+    read_published,
     sign_head,
 )
 from services.settings import Settings
@@ -75,7 +78,20 @@ class ChainSealer:
             self._health.broken(f"audit keys: {exc}", 0)
             log.error("audit chain sealer not started: %s", exc)
             return
-        next_verify = 0.0
+        try:
+            async with self._pool.acquire() as conn:
+                published, _ = read_published(checkpoint_dir(self._settings), pinned)
+                found = await against_checkpoint(conn, published[-1]) if published else []
+                if found:
+                    self._stop(found[0].sentence(), len(found))
+                    return
+                self._seen = await head(conn)
+                self._health.verified = True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("audit chain start-up check failed; the first verification decides")
+        next_verify = time.monotonic() + self._settings.audit_verify_seconds
         next_checkpoint = time.monotonic() + self._settings.audit_checkpoint_seconds
         while self._health.intact:
             added = 0
