@@ -12,6 +12,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
@@ -20,6 +21,10 @@ from fhirclient.models.auditevent import AuditEvent as R4AuditEvent
 from joserfc import jws
 from joserfc.jwk import OKPKey
 
+from services.audit.chain import seal_all
+from services.database import create_pool
+from services.partners.registry import Actor, DeliveryKind, PartnerSpec, register
+from services.settings import Settings
 from tests.e2e.server import DEFAULT_ORG, ServerProcess
 
 REGISTER = """mutation { registerPatient(input: {givenName: "A", familyName: "B",
@@ -109,14 +114,74 @@ async def test_seal_check_and_verify_pass_then_an_edited_event_is_reported_in_wo
     assert refused.returncode == 1 and "nothing sealed" in refused.stderr
 
 
-async def test_a_truncated_and_rebuilt_chain_and_a_deleted_disclosure_are_reported(
+async def _disclose(db_dsn: str, patient_id: str) -> int:
+    """A partner registered through the registry and one delivery to it, recorded as the
+    partner feed records it (a real delivery needs consents and a broker)."""
+    pool = await create_pool(db_dsn, Settings())
+    try:
+        conn = await pool.acquire()
+        done = await register(
+            conn,
+            PartnerSpec(
+                organisation_id=uuid4(),
+                name="Community partner",
+                purpose="care coordination",
+                allowed_event_types=["patient.screening_recorded.v1"],
+                delivery=DeliveryKind.KAFKA,
+                kafka_topic="partner.test",
+            ),
+            owner=DEFAULT_ORG,
+            actor=Actor(actor_id=uuid4(), role="admin", organisation_id=DEFAULT_ORG),
+            now=datetime.now(UTC),
+        )
+        disclosure_id: int = await conn.fetchval(
+            """INSERT INTO disclosures (disclosed_at, patient_id, partner_id,
+                   recipient_organisation_id, recipient_name, description, purpose, channel,
+                   event_id, event_type, public_type, message_id, part2, consent_ids,
+                   rules_version)
+               VALUES (now(), $1, $2, $3, 'Community partner', 'screening [x]',
+                       'care coordination', 'kafka', gen_random_uuid(),
+                       'patient.screening_recorded', 'patient.screening_recorded.v1',
+                       gen_random_uuid()::text, false, '{}', 'r1')
+               RETURNING id""",
+            UUID(patient_id),
+            done.partner.partner_id,
+            done.partner.organisation_id,
+        )
+        await pool.release(conn)
+    finally:
+        await pool.close()
+    return disclosure_id
+
+
+async def test_a_deleted_disclosure_is_reported_with_its_patient(
     server: ServerProcess, db_dsn: str, tmp_path: Path
 ) -> None:
-    """Truncating the chain and its bookmarks is caught by the published checkpoint, even
-    after the chain is rebuilt by sealing again."""
-    _patient(server)
+    """The accounting of disclosures is evidence: a deleted delivery is named."""
+    pid = _patient(server)
+    disclosure_id = await _disclose(db_dsn, pid)
     audit = AuditCli(db_dsn, tmp_path)
     assert audit("seal").returncode == 0
+    await _as_superuser(
+        db_dsn, "disclosures", f"DELETE FROM disclosures WHERE id = {disclosure_id}"
+    )
+    result = audit("verify")
+    assert result.returncode == 1
+    assert f"DELETED: disclosures disclosure {disclosure_id} of patient {pid}" in result.stdout
+
+
+async def test_a_truncated_and_rebuilt_chain_is_reported_and_not_sealed_over(
+    server: ServerProcess, db_dsn: str, tmp_path: Path
+) -> None:
+    """Truncating the chain and its bookmarks is caught by the published checkpoint, and
+    so is a chain rebuilt afterwards without a deleted disclosure."""
+    pid = _patient(server)
+    disclosure_id = await _disclose(db_dsn, pid)
+    audit = AuditCli(db_dsn, tmp_path)
+    assert audit("seal").returncode == 0
+    await _as_superuser(
+        db_dsn, "disclosures", f"DELETE FROM disclosures WHERE id = {disclosure_id}"
+    )
     await _as_superuser(db_dsn, "audit_chain", "TRUNCATE audit_chain")
     await _as_superuser(
         db_dsn, "checkpoints", "DELETE FROM checkpoints WHERE name LIKE 'audit_chain:%'"
@@ -126,6 +191,14 @@ async def test_a_truncated_and_rebuilt_chain_and_a_deleted_disclosure_are_report
     assert "CHAIN REBUILT: audit_chain chain link" in truncated.stdout
     assert "the chain now has 0" in truncated.stdout
     assert audit("seal").returncode == 1
+
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await seal_all(conn)
+    finally:
+        await conn.close()
+    rebuilt = audit("verify")
+    assert rebuilt.returncode == 1 and "CHAIN REBUILT" in rebuilt.stdout
 
 
 async def test_reordered_rows_are_reported_as_reordered(
