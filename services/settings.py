@@ -69,7 +69,7 @@ class Settings:
     audit_public_keys_file: Path | None = None
     audit_checkpoint_dir: Path | None = None
     audit_checkpoint_seconds: float = 300.0
-    audit_verify_seconds: float = 300.0
+    audit_verify_seconds: float = 3600.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property

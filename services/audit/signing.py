@@ -186,6 +186,15 @@ def load_pinned_keys(settings: Settings, explicit: Path | None) -> PinnedKeys:
             return PinnedKeys(_key_set(text, origin), origin, development=False)
     if settings.is_production:
         raise AuditKeyError("CARETEAM_AUDIT_PUBLIC_KEYS_FILE is required in production")
+    if settings.audit_signing_key is not None or settings.audit_signing_key_file is not None:
+        own = load_signing_key(settings, create=False)
+        log.warning("audit checkpoints are checked against the signing key's own public half")
+        return PinnedKeys(
+            KeySet([OKPKey.import_key(public_jwk(own.key))]),
+            "the configured signing key's public half (development only: pin the public "
+            "keys with CARETEAM_AUDIT_PUBLIC_KEYS_FILE)",
+            development=True,
+        )
     path = _dev_key_path(settings)
     if not path.exists():
         raise AuditKeyError(
