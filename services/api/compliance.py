@@ -250,7 +250,14 @@ class ComplianceQuery:
         until: Annotated[datetime | None, arg("Until (exclusive).")] = None,
         kinds: Annotated[list[AuditKind] | None, arg("Which kinds (default all).")] = None,
         first: Annotated[int, arg("Page size.")] = 100,
-        after: Annotated[str | None, arg("Cursor of a page end.")] = None,
+        after: Annotated[
+            str | None,
+            arg(
+                "Cursor of a page end. It carries the moment of the first page: every page "
+                "shows only what was recorded before it, so the reads recorded for these "
+                "pages never lengthen them."
+            ),
+        ] = None,
     ) -> AuditTrailResult:
         ctx = info.context
         principal = ctx.require_principal()
