@@ -183,8 +183,9 @@ async def _rows_by_tx(conn: Conn, source: Source, limit: int) -> list[Any]:
     )
 
 
-async def _rows_by_key(conn: Conn, source: Source, limit: int) -> tuple[list[Any], int]:
-    """Rows whose key can no longer be overtaken by a slower transaction, and the new mark.
+async def _rows_by_key(conn: Conn, source: Source, limit: int) -> tuple[list[Any], int | None]:
+    """Rows whose key can no longer be overtaken by a slower transaction, and the new mark
+    (None when it did not move).
 
     A second bookmark remembers the highest key seen and the transaction horizon at that
     moment; once every transaction running then has ended, no row with a key up to it can
@@ -192,13 +193,14 @@ async def _rows_by_key(conn: Conn, source: Source, limit: int) -> tuple[list[Any
     The cost is one poll of delay for these tables.
     """
     _, sealed = await _mark(conn, checkpoint_name(source))
+    before = sealed
     pending_name = checkpoint_name(source) + ":pending"
     horizon, upto = await _mark(conn, pending_name)
     settled = await conn.fetchval(
         "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8", horizon
     )
     if not settled:
-        return [], sealed
+        return [], None
     rows: list[Any] = []
     if upto > sealed:
         rows = list(
@@ -221,7 +223,7 @@ async def _rows_by_key(conn: Conn, source: Source, limit: int) -> tuple[list[Any
         assert now is not None
         if now["upto"] > sealed:
             await _set_mark(conn, pending_name, now["horizon"], now["upto"])
-    return rows, sealed
+    return rows, (sealed if sealed != before else None)
 
 
 async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
@@ -241,7 +243,7 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
                 mark = (rows[-1]["tx_id"], rows[-1][source.key]) if rows else None
             else:
                 rows, sealed_to = await _rows_by_key(conn, source, limit)
-                mark = ("0", sealed_to)
+                mark = None if sealed_to is None else ("0", sealed_to)
             if mark is not None:
                 await _set_mark(conn, checkpoint_name(source), *mark)
             if not rows:

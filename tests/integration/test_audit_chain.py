@@ -342,3 +342,42 @@ async def test_the_sealer_stops_and_reports_when_the_chain_is_truncated_under_it
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await pool.close()
+
+
+async def test_a_disclosure_committed_late_is_sealed_not_skipped(evidence: Evidence) -> None:
+    """A delivery whose transaction is still open while a later one commits is sealed once
+    it commits, and the later one waits for it: no false 'inserted' finding."""
+    template = await evidence.conn.fetchrow("SELECT * FROM disclosures LIMIT 1")
+    columns = [c for c in template.keys() if c != "id"]
+    insert = (
+        f"INSERT INTO disclosures ({', '.join(columns)}) "
+        f"VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))}) RETURNING id"
+    )
+    slow = await asyncpg.connect(evidence.dsn)
+    try:
+        tx = slow.transaction()
+        await tx.start()
+        early = await slow.fetchval(insert, *[template[c] for c in columns])
+        late = await evidence.conn.fetchval(insert, *[template[c] for c in columns])
+        assert early < late
+        await seal_all(evidence.conn)
+        sealed = {
+            r[0]
+            for r in await evidence.conn.fetch(
+                "SELECT source_id FROM audit_chain WHERE source = 'disclosure'"
+            )
+        }
+        assert late not in sealed
+        await tx.commit()
+    finally:
+        await slow.close()
+    await seal_all(evidence.conn)
+    report = await verify(evidence.conn)
+    assert report.ok and report.pending == 0, report.findings
+    assert (
+        await evidence.conn.fetchval(
+            "SELECT count(*) FROM audit_chain WHERE source = 'disclosure' AND source_id = ANY($1)",
+            [early, late],
+        )
+        == 2
+    )
