@@ -1,4 +1,5 @@
-"""``careteam audit verify|seal|check|keygen|export``: audit evidence from the command line.
+"""``careteam audit verify|seal|check|keygen|disclosures|export``: audit evidence from the
+command line.
 
 Exit status: 0 when nothing was found, 1 on any finding (or a refused seal), 2 on bad
 input or configuration (nothing written).
@@ -60,6 +61,19 @@ def add_cli(subparsers: Any, settings_from: Any, data_dir: Any) -> None:
     keygen.add_argument("--kid", required=True, help="the key id, e.g. audit-2026-12")
     keygen.add_argument("--out", required=True, help="where to write the private key")
     keygen.set_defaults(func=_keygen)
+
+    accounting = sub.add_parser(
+        "disclosures",
+        help="one patient's accounting of disclosures (45 CFR 164.528), with any audit "
+        "finding about them; exit 1 on a finding",
+    )
+    accounting.add_argument("--patient", required=True, help="the patient (UUID)")
+    accounting.add_argument("--since", help="from (ISO 8601; default six years before --until)")
+    accounting.add_argument("--until", help="to, exclusive (ISO 8601; default now)")
+    accounting.add_argument("--public-key", help="pinned public key (JWK or JWK set file)")
+    accounting.add_argument("--json", action="store_true", help="machine-readable output")
+    data_dir(accounting)
+    accounting.set_defaults(func=lambda a: _accounting(settings_from(a), a))
 
     from services.audit.export import add_export_cli
 
@@ -183,6 +197,32 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
         f"(pinned by {pinned.origin})"
     )
     return 0
+
+
+def _accounting(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from services.audit.accounting import AccountingArgumentError, parse_accounting
+
+    try:
+        request = parse_accounting(args.patient, args.since, args.until, datetime.now(UTC))
+    except AccountingArgumentError as exc:
+        print(f"careteam: {exc}", file=sys.stderr)
+        return 2
+
+    async def go(conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace) -> int:
+        from services.audit.accounting import disclosures_of, patient_findings, render
+        from services.audit.evidence import verify_all
+        from services.audit.signing import load_pinned_keys
+
+        pinned = load_pinned_keys(settings, Path(args.public_key) if args.public_key else None)
+        result = await verify_all(conn, settings, pinned)
+        findings = patient_findings(result.findings, request.patient_id)
+        rows = await disclosures_of(conn, request)
+        sys.stdout.write(render(request, rows, findings, as_json=args.json))
+        return 1 if findings else 0
+
+    return _run(settings, args, go)
 
 
 def _keygen(args: argparse.Namespace) -> int:

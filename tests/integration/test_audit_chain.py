@@ -17,6 +17,13 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
+from services.audit.accounting import (
+    AccountingRequest,
+    disclosures_of,
+    parse_accounting,
+    patient_findings,
+    render,
+)
 from services.audit.chain import seal_all, seal_once, verify
 from services.audit.evidence import verify_all
 from services.audit.findings import FindingKind
@@ -381,3 +388,32 @@ async def test_a_disclosure_committed_late_is_sealed_not_skipped(evidence: Evide
         )
         == 2
     )
+
+
+async def test_the_accounting_of_disclosures_warns_when_a_delivery_was_deleted(
+    evidence: Evidence,
+) -> None:
+    """A patient's accounting lists their delivery; once it is deleted with SQL, the
+    accounting says its evidence has a finding instead of silently omitting it."""
+    now = datetime.now(UTC)
+    request = parse_accounting(str(evidence.patients[0]), None, None, now)
+    other = parse_accounting(str(evidence.patients[2]), None, None, now)
+
+    async def document(req: AccountingRequest) -> str:
+        result = await verify_all(evidence.conn, evidence.settings, evidence.pinned)
+        found = patient_findings(result.findings, req.patient_id)
+        return render(req, await disclosures_of(evidence.conn, req), found, as_json=False)
+
+    before = await document(request)
+    assert "to Community partner" in before and "why:  care coordination" in before
+    assert "verified without findings" in before
+    await _behind_the_back(
+        evidence.conn,
+        f"DELETE FROM disclosures WHERE patient_id = '{evidence.patients[0]}'",
+        table="disclosures",
+    )
+    after = await document(request)
+    assert "to Community partner" not in after
+    assert "WARNING" in after and "DELETED: disclosures disclosure" in after
+    unaffected = await document(other)
+    assert "No disclosures in this period." in unaffected and "WARNING" not in unaffected

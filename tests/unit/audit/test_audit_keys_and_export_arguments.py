@@ -1,4 +1,4 @@
-"""Audit keys, checkpoints and export arguments, without a database."""
+"""Audit keys, checkpoints, export and accounting arguments, without a database."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from joserfc import jws
 
+from services.audit.accounting import AccountingArgumentError, parse_accounting
 from services.audit.export import ExportArgumentError, audit_event, parse_request
 from services.audit.signing import (
     AuditKeyError,
@@ -153,3 +154,31 @@ def test_a_refused_read_becomes_an_audit_event_with_a_failure_outcome() -> None:
     assert resource["entity"][0]["what"] == {
         "reference": "Patient/00000000-0000-4000-8000-00000000000a"
     }
+
+
+@pytest.mark.parametrize(
+    ("patient", "since", "until", "named"),
+    [
+        ("someone", None, None, "--patient"),
+        ("00000000-0000-4000-8000-00000000000a", "2026-01-01T00:00:00", None, "--since"),
+        ("00000000-0000-4000-8000-00000000000a", "2019-01-01T00:00:00Z", None, "six years"),
+        ("00000000-0000-4000-8000-00000000000a", None, "2020-01-01T00:00:00Z", None),
+        (
+            "00000000-0000-4000-8000-00000000000a",
+            "2026-02-01T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+            "--until",
+        ),
+    ],
+)
+def test_accounting_options_default_to_six_years_and_name_what_is_wrong(
+    patient: str, since: str | None, until: str | None, named: str | None
+) -> None:
+    """Bad options are named; without --since the period is the six years before --until."""
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    if named is None:
+        request = parse_accounting(patient, since, until, now)
+        assert request.until.year == 2020 and request.since.year == 2014
+        return
+    with pytest.raises(AccountingArgumentError, match=named):
+        parse_accounting(patient, since, until, now)
