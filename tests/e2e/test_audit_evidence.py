@@ -157,17 +157,25 @@ async def _disclose(db_dsn: str, patient_id: str) -> int:
 async def test_a_deleted_disclosure_is_reported_with_its_patient(
     server: ServerProcess, db_dsn: str, tmp_path: Path
 ) -> None:
-    """The accounting of disclosures is evidence: a deleted delivery is named."""
+    """The accounting of disclosures is evidence: a deleted delivery is named by verify
+    and by the patient's accounting, which exits 1 instead of silently omitting it."""
     pid = _patient(server)
     disclosure_id = await _disclose(db_dsn, pid)
     audit = AuditCli(db_dsn, tmp_path)
     assert audit("seal").returncode == 0
+    accounting = audit("disclosures", "--patient", pid)
+    assert accounting.returncode == 0, accounting.stderr
+    assert "to Community partner" in accounting.stdout
     await _as_superuser(
         db_dsn, "disclosures", f"DELETE FROM disclosures WHERE id = {disclosure_id}"
     )
     result = audit("verify")
     assert result.returncode == 1
     assert f"DELETED: disclosures disclosure {disclosure_id} of patient {pid}" in result.stdout
+    warned = audit("disclosures", "--patient", pid)
+    assert warned.returncode == 1 and "WARNING" in warned.stdout
+    assert "to Community partner" not in warned.stdout
+    assert audit("disclosures", "--patient", "nobody").returncode == 2
 
 
 async def test_a_truncated_and_rebuilt_chain_is_reported_and_not_sealed_over(
