@@ -13,8 +13,8 @@ import asyncpg
 
 from projections.registry import all_projections
 from services.application import Application
-from services.audit.chain import ChainSealer
 from services.audit.reads import AuditWriter
+from services.audit.sealer import ChainHealth, ChainSealer
 from services.crypto import KeyRing, load_master_key
 from services.database import create_pool, database_dsn, migrate
 from services.eventstore import EventStore
@@ -43,6 +43,7 @@ class Runtime:
     projector: ProjectionRunner
     audit: AuditWriter
     clock: Clock = system_clock
+    chain_health: ChainHealth = field(default_factory=ChainHealth)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -104,7 +105,9 @@ async def open_runtime(
                 runtime.tasks.append(asyncio.create_task(_keep_relay_running(settings, store)))
             if run_projector:
                 runtime.tasks.append(asyncio.create_task(runtime.projector.run()))
-                runtime.tasks.append(asyncio.create_task(ChainSealer(pool).run()))
+                runtime.tasks.append(
+                    asyncio.create_task(ChainSealer(pool, settings, runtime.chain_health).run())
+                )
                 feeds = PartnerFeeds(
                     runtime.store,
                     runtime.dsn,

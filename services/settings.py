@@ -67,6 +67,14 @@ class Settings:
     oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
     allowed_origins: tuple[str, ...] = ()
     master_key: Secret | None = None
+    # Audit evidence (docs/compliance.md): the checkpoint signing key lives outside the
+    # data folder, verifiers pin the public keys, checkpoints are published to a folder.
+    audit_signing_key: Secret | None = None
+    audit_signing_key_file: Path | None = None
+    audit_public_keys_file: Path | None = None
+    audit_checkpoint_dir: Path | None = None
+    audit_checkpoint_seconds: float = 300.0
+    audit_verify_seconds: float = 3600.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -127,6 +135,11 @@ class Settings:
             values["allowed_origins"] = tuple(o.strip() for o in raw.split(",") if o.strip())
         if (raw := text("MASTER_KEY")) is not None:
             values["master_key"] = Secret(raw)
+        if (raw := text("AUDIT_SIGNING_KEY")) is not None:
+            values["audit_signing_key"] = Secret(raw)
+        for name in ("AUDIT_SIGNING_KEY_FILE", "AUDIT_PUBLIC_KEYS_FILE", "AUDIT_CHECKPOINT_DIR"):
+            if (raw := text(name)) is not None:
+                values[name.lower()] = Path(raw)
         if (raw := text("KAFKA_TOPIC")) is not None:
             values["kafka_topic"] = raw
         for name, attr, kind in (
@@ -137,6 +150,8 @@ class Settings:
             ("DB_POOL_MIN", "db_pool_min", int),
             ("DB_POOL_MAX", "db_pool_max", int),
             ("SNAPSHOT_EVERY", "snapshot_every", int),
+            ("AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds", float),
+            ("AUDIT_VERIFY_SECONDS", "audit_verify_seconds", float),
         ):
             value = number(name, kind)
             if value is not None:
@@ -154,6 +169,28 @@ class Settings:
                 if getattr(settings, attr) is None:
                     name = f"CARETEAM_{attr.upper()}"
                     raise SettingsError(f"{name} is required when CARETEAM_ENV=production")
+        if settings.audit_checkpoint_seconds <= 0 or settings.audit_verify_seconds <= 0:
+            raise SettingsError(
+                "CARETEAM_AUDIT_CHECKPOINT_SECONDS and CARETEAM_AUDIT_VERIFY_SECONDS must be "
+                "positive"
+            )
+        if settings.is_production:
+            if settings.audit_signing_key is None and settings.audit_signing_key_file is None:
+                raise SettingsError(
+                    "CARETEAM_AUDIT_SIGNING_KEY_FILE or CARETEAM_AUDIT_SIGNING_KEY is required "
+                    "when CARETEAM_ENV=production"
+                )
+            for attr in ("audit_public_keys_file", "audit_checkpoint_dir"):
+                if getattr(settings, attr) is None:
+                    name = f"CARETEAM_{attr.upper()}"
+                    raise SettingsError(f"{name} is required when CARETEAM_ENV=production")
+            key_file = settings.audit_signing_key_file
+            if key_file is not None and key_file.resolve().is_relative_to(
+                settings.data_dir.resolve()
+            ):
+                raise SettingsError(
+                    "CARETEAM_AUDIT_SIGNING_KEY_FILE must be outside CARETEAM_DATA_DIR"
+                )
         if settings.oidc_jwks_url is not None and (
             settings.oidc_issuer is None or settings.oidc_audience is None
         ):

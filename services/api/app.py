@@ -31,6 +31,7 @@ from services.api.purpose import HEADER as PURPOSE_HEADER
 from services.api.purpose import NOT_PERMITTED, PurposeOfUseError, resolve_purpose
 from services.api.requestlog import RequestIds
 from services.api.schema import build_schema
+from services.audit.sealer import audit_chain_metrics
 from services.auth import (
     DEV_AUDIENCE,
     DEV_ISSUER,
@@ -188,6 +189,9 @@ def create_app(
             return JSONResponse({"status": "database unreachable"}, status_code=503)
         if pending:
             return JSONResponse({"status": "migrations pending"}, status_code=503)
+        if not runtime.chain_health.intact:
+            reason = runtime.chain_health.reason
+            return JSONResponse({"status": "audit chain broken", "reason": reason}, 503)
         return JSONResponse({"status": "ready"})
 
     verifier = build_verifier(settings)
@@ -222,6 +226,7 @@ def create_app(
             f'careteam_projection_events_behind{{projection="{name}"}} {v["events_behind"]}'
             for name, v in sorted(lag.items())
         ]
+        lines += audit_chain_metrics(runtime.chain_health)
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     graphql_app = CareteamGraphQL(

@@ -110,14 +110,17 @@ def _out_of_range(**instants: datetime | None) -> ValidationError | None:
     return None
 
 
-def _cursor(at: datetime, kind: str, key: int) -> str:
-    raw = json.dumps([at.isoformat(), kind, key])
+def _cursor(as_of: datetime, at: datetime, kind: str, key: int) -> str:
+    raw = json.dumps([as_of.isoformat(), at.isoformat(), kind, key])
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _decode_cursor(text: str) -> tuple[datetime, str, int]:
-    at, kind, key = json.loads(base64.urlsafe_b64decode(text.encode()))
-    return datetime.fromisoformat(at), str(kind), int(key)
+def _decode_cursor(text: str) -> tuple[datetime, tuple[datetime, str, int]]:
+    """The as-of moment of the first page, and the last entry shown."""
+    as_of, at, kind, key = json.loads(base64.urlsafe_b64decode(text.encode()))
+    moment = datetime.fromisoformat(as_of)
+    require_aware(moment, "after")
+    return moment, (datetime.fromisoformat(at), str(kind), int(key))
 
 
 async def query_trail(
@@ -131,8 +134,10 @@ async def query_trail(
     kinds: set[str],
     after: tuple[datetime, str, int] | None,
     limit: int,
+    as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Writes (events), reads and denials (access_log) of one organisation, merged by time."""
+    """Writes (events), reads and denials (access_log) of one organisation, merged by time;
+    only what was recorded before ``as_of`` (so the pages of one trail never grow)."""
     params: list[Any] = [organisation_id]
 
     def p(value: Any) -> str:
@@ -148,6 +153,8 @@ async def query_trail(
         filters.append(f"t.at >= {p(since)}")
     if until is not None:
         filters.append(f"t.at < {p(until)}")
+    if as_of is not None:
+        filters.append(f"t.at < {p(as_of)}")
     filters.append(f"t.kind = ANY({p(sorted(kinds))}::text[])")
     if after is not None:
         filters.append(f"(t.at, t.kind, t.key) > ({p(after[0])}, {p(after[1])}, {p(after[2])})")
@@ -246,7 +253,14 @@ class ComplianceQuery:
         until: Annotated[datetime | None, arg("Until (exclusive).")] = None,
         kinds: Annotated[list[AuditKind] | None, arg("Which kinds (default all).")] = None,
         first: Annotated[int, arg("Page size.")] = 100,
-        after: Annotated[str | None, arg("Cursor of a page end.")] = None,
+        after: Annotated[
+            str | None,
+            arg(
+                "Cursor of a page end. It carries the moment of the first page: every page "
+                "shows only what was recorded before it, so the reads recorded for these "
+                "pages never lengthen them."
+            ),
+        ] = None,
     ) -> AuditTrailResult:
         ctx = info.context
         principal = ctx.require_principal()
@@ -264,9 +278,11 @@ class ComplianceQuery:
             return ValidationError(
                 code="PAGE_SIZE", message=f"first must be 1..{MAX_PAGE}", field="first"
             )
+        # The first page fixes the moment the whole trail is read as of; its cursor carries
+        # it, so the reads recorded for these pages (after it) never lengthen the trail.
         try:
-            cursor = _decode_cursor(after) if after else None
-        except (ValueError, TypeError):
+            as_of, cursor = _decode_cursor(after) if after else (ctx.runtime.clock(), None)
+        except (ValueError, TypeError, domain_errors.DomainError):
             return ValidationError(
                 code="BAD_CURSOR", message="after is not a cursor", field="after"
             )
@@ -281,6 +297,7 @@ class ComplianceQuery:
                 kinds={k.value for k in kinds} if kinds else {k.value for k in AuditKind},
                 after=cursor,
                 limit=first + 1,
+                as_of=as_of,
             )
             page = rows[:first]
             changes = await changes_for(conn, page, ctx.runtime.store)
@@ -312,7 +329,7 @@ class ComplianceQuery:
             entries=entries,
             page_info=AuditPageInfo(
                 has_next_page=len(rows) > first,
-                end_cursor=_cursor(end["at"], end["kind"], end["key"]) if end else None,
+                end_cursor=_cursor(as_of, end["at"], end["kind"], end["key"]) if end else None,
             ),
         )
 

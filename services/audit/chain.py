@@ -1,10 +1,18 @@
-"""Tamper evidence: a hash chain over every event and every access record.
+"""Tamper evidence: one hash chain over every row that is audit evidence.
 
-The sealer follows the event log and the access log (both gap-safely, by transaction id)
-and appends one link per row: ``link = sha256(previous link || sha256(canonical row))``.
-``verify`` recomputes every link from the rows as they are now and reports each row that
-was edited, deleted, inserted or reordered behind the application's back. A checkpoint
-of the chain head can be signed with Ed25519 and checked elsewhere (``signing.py``).
+Chained: the event log (every write, including break-the-glass grants and their reviews),
+the access log (reads and refusals), the accounting of disclosures, and the partner
+registry's history. The sealer follows each table gap-safely and appends one link per
+row: ``link = sha256(previous link || sha256(canonical row))``. ``verify`` recomputes the
+chain from the rows as they are now, inside one read-only transaction, and never writes:
+sealing is a separate step (``seal_once``, ``careteam audit seal``, the in-process
+sealer), so a verification can never bless what it was meant to check.
+
+Each link also names what it sealed (the table's key, patient, the row's own time, its
+place in the table's order and a hash of its content without that place), so a finding
+says whose record changed, how (edited, deleted, inserted, reordered) and since when.
+Those descriptive columns are outside the link: altering them changes a finding's
+wording, never hides one.
 
 Sealing runs after commit, off the write path, so writers never serialise on the chain;
 the price is that the newest rows (not yet sealed, normally well under a second) are
@@ -13,27 +21,95 @@ covered only once the sealer reaches them.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import logging
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+from services.audit.findings import Finding, FindingKind
 from services.database import Conn
-
-log = logging.getLogger("careteam.audit")
 
 GENESIS = b"\x00" * 32
 
+
+@dataclass(frozen=True)
+class Source:
+    """One table of evidence and how the sealer follows it."""
+
+    name: str
+    table: str
+    key: str
+    columns: str
+    patient: str | None
+    at: str
+    # Followed by (tx_id, key) below the oldest running transaction (like the projector);
+    # otherwise by key, up to the highest key seen once every transaction that was
+    # running then has ended (the table has no transaction id column).
+    by_tx: bool
+
+    @property
+    def checkpoint(self) -> str:
+        return f"audit_chain:{self.table}"
+
+
 # JSON columns are hashed in jsonb's own text form, which is canonical and does not depend
-# on the connection's type codecs.
-_EVENT_COLUMNS = """position, tx_id::text AS tx_id, event_id, stream_id, stream_type,
-    stream_version, patient_id, event_type, event_version, payload::text AS payload,
-    metadata::text AS metadata, occurred_at, recorded_at"""
-_ACCESS_COLUMNS = """id, tx_id::text AS tx_id, at, actor_id, role, organisation_id, patient_id,
-    operation, outcome, reason, purpose_of_use, request_id, fields"""
+# on the connection's type codecs. The column lists are fixed: a column added later must
+# not change the hash of rows sealed before it.
+SOURCES: tuple[Source, ...] = (
+    Source(
+        "event",
+        "events",
+        "position",
+        """position, tx_id::text AS tx_id, event_id, stream_id, stream_type,
+        stream_version, patient_id, event_type, event_version, payload::text AS payload,
+        metadata::text AS metadata, occurred_at, recorded_at""",
+        "patient_id",
+        "recorded_at",
+        True,
+    ),
+    Source(
+        "access",
+        "access_log",
+        "id",
+        """id, tx_id::text AS tx_id, at, actor_id, role, organisation_id, patient_id,
+        operation, outcome, reason, purpose_of_use, request_id, fields""",
+        "patient_id",
+        "at",
+        True,
+    ),
+    Source(
+        "disclosure",
+        "disclosures",
+        "id",
+        """id, disclosed_at, patient_id, partner_id, recipient_organisation_id,
+        recipient_name, description, purpose, channel, event_id, event_type, public_type,
+        message_id, part2, consent_ids, rules_version""",
+        "patient_id",
+        "disclosed_at",
+        False,
+    ),
+    Source(
+        "partner_change",
+        "partner_changes",
+        "id",
+        """id, partner_id, version, change, at, actor_id, role, organisation_id,
+        request_id, details::text AS details""",
+        None,
+        "at",
+        False,
+    ),
+)
+BY_NAME = {s.name: s for s in SOURCES}
+# The checkpoint names the first version of the sealer used (kept so existing databases
+# carry on where they were).
+_LEGACY_CHECKPOINTS = {"event": "audit_chain:events", "access": "audit_chain:access"}
+
+
+def checkpoint_name(source: Source) -> str:
+    return _LEGACY_CHECKPOINTS.get(source.name, source.checkpoint)
 
 
 def _canonical(value: Any) -> Any:
@@ -54,16 +130,22 @@ def row_hash(source: str, row: dict[str, Any]) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+def content_hash(source: Source, row: dict[str, Any]) -> bytes:
+    """sha256 over the row without its place in the table's order (key, transaction)."""
+    content = {k: v for k, v in row.items() if k not in (source.key, "tx_id")}
+    return row_hash(source.name, content)
+
+
 def link(previous: bytes, row: bytes) -> bytes:
     return hashlib.sha256(previous + row).digest()
 
 
-async def _head(conn: Conn) -> tuple[int, bytes]:
+async def head(conn: Conn) -> tuple[int, bytes]:
     row = await conn.fetchrow("SELECT seq, link_hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
     return (0, GENESIS) if row is None else (row["seq"], bytes(row["link_hash"]))
 
 
-async def _checkpoint(conn: Conn, name: str) -> tuple[str, int]:
+async def _mark(conn: Conn, name: str) -> tuple[str, int]:
     await conn.execute(
         "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
     )
@@ -74,97 +156,201 @@ async def _checkpoint(conn: Conn, name: str) -> tuple[str, int]:
     return row["tx_id"], row["position"]
 
 
+async def _set_mark(conn: Conn, name: str, tx: str, position: int) -> None:
+    await conn.execute(
+        """UPDATE checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now()
+           WHERE name = $1""",
+        name,
+        tx,
+        position,
+    )
+
+
+async def _rows_by_tx(conn: Conn, source: Source, limit: int) -> list[Any]:
+    tx, pos = await _mark(conn, checkpoint_name(source))
+    # ORDER BY names the table's columns: the select list aliases tx_id as text, and
+    # text order ("999" > "1000") would move the checkpoint backwards.
+    return list(
+        await conn.fetch(
+            f"""SELECT {source.columns} FROM {source.table}
+                WHERE (tx_id, {source.key}) > ($1::text::xid8, $2::bigint)
+                  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                ORDER BY {source.table}.tx_id, {source.table}.{source.key} LIMIT $3""",
+            tx,
+            pos,
+            limit,
+        )
+    )
+
+
+async def _rows_by_key(conn: Conn, source: Source, limit: int) -> tuple[list[Any], int | None]:
+    """Rows whose key can no longer be overtaken by a slower transaction, and the new mark
+    (None when it did not move).
+
+    A second bookmark remembers the highest key seen and the transaction horizon at that
+    moment; once every transaction running then has ended, no row with a key up to it can
+    still appear, so those rows are sealed (in key order) and a new pair is remembered.
+    The cost is one poll of delay for these tables.
+    """
+    _, sealed = await _mark(conn, checkpoint_name(source))
+    before = sealed
+    pending_name = checkpoint_name(source) + ":pending"
+    horizon, upto = await _mark(conn, pending_name)
+    settled = await conn.fetchval(
+        "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8", horizon
+    )
+    if not settled:
+        return [], None
+    rows: list[Any] = []
+    if upto > sealed:
+        rows = list(
+            await conn.fetch(
+                f"""SELECT {source.columns} FROM {source.table}
+                    WHERE {source.key} > $1 AND {source.key} <= $2
+                    ORDER BY {source.key} LIMIT $3""",
+                sealed,
+                upto,
+                limit,
+            )
+        )
+        # Keys handed out but never committed (rolled back) are passed over too.
+        sealed = rows[-1][source.key] if len(rows) == limit else upto
+    if sealed >= upto:
+        now = await conn.fetchrow(
+            f"""SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS horizon,
+                       coalesce(max({source.key}), 0) AS upto FROM {source.table}"""
+        )
+        assert now is not None
+        if now["upto"] > sealed:
+            await _set_mark(conn, pending_name, now["horizon"], now["upto"])
+    return rows, (sealed if sealed != before else None)
+
+
 async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
-    """Seals the next committed events and access records; returns how many links it added."""
+    """Seals the next committed evidence rows; returns how many links it added.
+
+    It only extends the chain: whether the chain is still intact is ``verify``'s question,
+    asked by the callers (``careteam audit seal`` and the in-process sealer) first.
+    """
     added = 0
     async with conn.transaction():
         # One sealer at a time: the lock also orders links when several processes run one.
         await conn.execute("SELECT pg_advisory_xact_lock(7361002)")
-        seq, previous = await _head(conn)
-        for source, table, key, columns, name in (
-            ("event", "events", "position", _EVENT_COLUMNS, "audit_chain:events"),
-            ("access", "access_log", "id", _ACCESS_COLUMNS, "audit_chain:access"),
-        ):
-            tx, pos = await _checkpoint(conn, name)
-            # ORDER BY names the table's columns: the select list aliases tx_id as text, and
-            # text order ("999" > "1000") would move the checkpoint backwards.
-            rows = await conn.fetch(
-                f"""SELECT {columns} FROM {table}
-                    WHERE (tx_id, {key}) > ($1::text::xid8, $2::bigint)
-                      AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-                    ORDER BY {table}.tx_id, {table}.{key} LIMIT $3""",
-                tx,
-                pos,
-                limit,
-            )
+        seq, previous = await head(conn)
+        for source in SOURCES:
+            if source.by_tx:
+                rows = await _rows_by_tx(conn, source, limit)
+                mark = (rows[-1]["tx_id"], rows[-1][source.key]) if rows else None
+            else:
+                rows, sealed_to = await _rows_by_key(conn, source, limit)
+                mark = None if sealed_to is None else ("0", sealed_to)
+            if mark is not None:
+                await _set_mark(conn, checkpoint_name(source), *mark)
             if not rows:
                 continue
             links = []
             for r in rows:
                 seq += 1
-                digest = row_hash(source, dict(r))
+                row = dict(r)
+                digest = row_hash(source.name, row)
                 previous = link(previous, digest)
-                links.append((seq, source, r[key], digest, previous))
+                links.append(
+                    (
+                        seq,
+                        source.name,
+                        r[source.key],
+                        digest,
+                        previous,
+                        r[source.patient] if source.patient else None,
+                        r[source.at],
+                        int(r["tx_id"]) if source.by_tx else None,
+                        content_hash(source, row),
+                    )
+                )
             await conn.copy_records_to_table(
                 "audit_chain",
                 records=links,
-                columns=["seq", "source", "source_id", "row_hash", "link_hash"],
-            )
-            last = rows[-1]
-            await conn.execute(
-                """UPDATE checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now()
-                   WHERE name = $1""",
-                name,
-                last["tx_id"],
-                last[key],
+                columns=[
+                    "seq",
+                    "source",
+                    "source_id",
+                    "row_hash",
+                    "link_hash",
+                    "patient_id",
+                    "row_at",
+                    "source_tx",
+                    "content_hash",
+                ],
             )
             added += len(rows)
     return added
+
+
+async def seal_all(conn: Conn, *, limit: int = 1000) -> int:
+    """Seals until nothing is left (two empty rounds: the second settles key-ordered rows)."""
+    total, empty = 0, 0
+    while empty < 2:
+        added = await seal_once(conn, limit=limit)
+        total += added
+        empty = 0 if added else empty + 1
+    return total
 
 
 @dataclass
 class ChainReport:
     """What ``verify`` found; ``ok`` when nothing was."""
 
-    links_checked: int = 0
-    edited: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    inserted: list[str] = field(default_factory=list)
-    broken_links: list[int] = field(default_factory=list)
-    head_seq: int = 0
-    head_hash: str = ""
+    links_checked: int
+    head_seq: int
+    head_hash: str
+    pending: int
+    findings: list[Finding]
 
     @property
     def ok(self) -> bool:
-        return not (self.edited or self.deleted or self.inserted or self.broken_links)
+        return not self.findings
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "links_checked": self.links_checked,
-            "edited": self.edited,
-            "deleted": self.deleted,
-            "inserted": self.inserted,
-            "broken_links": self.broken_links,
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
+            "rows_not_sealed_yet": self.pending,
+            "findings": [f.as_dict() for f in self.findings],
         }
+
+
+@dataclass(frozen=True)
+class _Current:
+    row_hash: bytes
+    content_hash: bytes
+    tx: int
+    patient_id: UUID | None
+    at: datetime | None
+
+
+async def _current_rows(conn: Conn, source: Source) -> dict[int, _Current]:
+    rows: dict[int, _Current] = {}
+    async for r in conn.cursor(f"SELECT {source.columns} FROM {source.table}"):
+        row = dict(r)
+        rows[r[source.key]] = _Current(
+            row_hash(source.name, row),
+            content_hash(source, row),
+            int(r["tx_id"]) if source.by_tx else 0,
+            r[source.patient] if source.patient else None,
+            r[source.at],
+        )
+    return rows
 
 
 async def verify(conn: Conn) -> ChainReport:
-    """Recomputes the chain from the rows as they are now; reports every difference."""
-    report = ReportBuilder()
+    """Recomputes the chain from the rows as they are now; reports every difference.
+
+    Runs in one read-only, repeatable-read transaction: it never writes.
+    """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        sources = {
-            "event": {
-                r["position"]: dict(r)
-                for r in await conn.fetch(f"SELECT {_EVENT_COLUMNS} FROM events")
-            },
-            "access": {
-                r["id"]: dict(r)
-                for r in await conn.fetch(f"SELECT {_ACCESS_COLUMNS} FROM access_log")
-            },
-        }
+        current = {s.name: await _current_rows(conn, s) for s in SOURCES}
         marks = {
             r["name"]: (int(r["tx_id"]), r["position"])
             for r in await conn.fetch(
@@ -172,63 +358,120 @@ async def verify(conn: Conn) -> ChainReport:
                 "WHERE name LIKE 'audit_chain:%'"
             )
         }
+        findings: list[Finding] = []
         previous = GENESIS
         expected_seq = 0
-        sealed: dict[str, set[int]] = {"event": set(), "access": set()}
-        async for link_row in conn.cursor("SELECT * FROM audit_chain ORDER BY seq"):
+        sealed: dict[str, dict[int, Any]] = {s.name: {} for s in SOURCES}
+        mismatched: list[tuple[Any, _Current]] = []
+        async for ln in conn.cursor(
+            """SELECT seq, source, source_id, row_hash, link_hash, sealed_at, patient_id,
+                      row_at, source_tx, content_hash
+               FROM audit_chain ORDER BY seq"""
+        ):
             expected_seq += 1
-            report.r.links_checked += 1
-            source, source_id = link_row["source"], link_row["source_id"]
-            sealed[source].add(source_id)
-            if link_row["seq"] != expected_seq:
-                report.r.broken_links.append(link_row["seq"])
-            stored_row_hash = bytes(link_row["row_hash"])
-            current = sources[source].get(source_id)
-            if current is None:
-                report.r.deleted.append(f"{source}:{source_id}")
-            elif row_hash(source, current) != stored_row_hash:
-                report.r.edited.append(f"{source}:{source_id}")
+            source = BY_NAME[ln["source"]]
+            sealed[source.name][ln["source_id"]] = ln
+            stored_row_hash = bytes(ln["row_hash"])
+            if ln["seq"] != expected_seq:
+                findings.append(_chain_finding(ln, FindingKind.DELETED, "links missing"))
+                expected_seq = ln["seq"]
+            row = current[source.name].get(ln["source_id"])
+            if row is None:
+                findings.append(_row_finding(source, ln, FindingKind.DELETED))
+            elif row.row_hash != stored_row_hash:
+                mismatched.append((ln, row))
             previous = link(previous, stored_row_hash)
-            if previous != bytes(link_row["link_hash"]):
-                report.r.broken_links.append(link_row["seq"])
-                previous = bytes(link_row["link_hash"])
-        # A row at or before what the sealer has passed, but never sealed, was inserted
-        # behind the application's back (or moved there by editing its position).
-        for source, name in (("event", "audit_chain:events"), ("access", "audit_chain:access")):
-            tx_mark, key_mark = marks.get(name, (0, 0))
-            for key, row in sources[source].items():
-                if key in sealed[source]:
+            if previous != bytes(ln["link_hash"]):
+                findings.append(_chain_finding(ln, FindingKind.EDITED, "link hash differs"))
+                previous = bytes(ln["link_hash"])
+        # A row whose content is unchanged but whose place in the order moved (its key or
+        # transaction id), or whose content now sits under another sealed row's key, was
+        # reordered; anything else that differs was edited.
+        moved_contents = {
+            bytes(ln["content_hash"]) for ln, _ in mismatched if ln["content_hash"] is not None
+        }
+        for ln, row in mismatched:
+            source = BY_NAME[ln["source"]]
+            same_content = (
+                ln["content_hash"] is not None and bytes(ln["content_hash"]) == row.content_hash
+            )
+            kind = (
+                FindingKind.REORDERED
+                if same_content or row.content_hash in moved_contents
+                else FindingKind.EDITED
+            )
+            findings.append(_row_finding(source, ln, kind, patient_now=row.patient_id))
+        pending = 0
+        for source in SOURCES:
+            mark = _sealed_mark(source, sealed[source.name].values(), marks)
+            for key, row in current[source.name].items():
+                if key in sealed[source.name]:
                     continue
-                if (int(row["tx_id"]), key) <= (tx_mark, key_mark):
-                    report.r.inserted.append(f"{source}:{key}")
-        report.r.head_seq = expected_seq
-        report.r.head_hash = previous.hex()
-    return report.r
+                if (row.tx, key) <= mark:
+                    findings.append(
+                        Finding(
+                            table=source.table,
+                            key=key,
+                            kind=FindingKind.INSERTED,
+                            patient_id=row.patient_id,
+                            since=row.at,
+                            detail="a row that is not in the chain, behind rows that are",
+                        )
+                    )
+                else:
+                    pending += 1
+        findings.sort(key=lambda f: (f.table, f.key or 0, f.kind.value))
+        return ChainReport(
+            links_checked=expected_seq,
+            head_seq=expected_seq,
+            head_hash=previous.hex(),
+            pending=pending,
+            findings=findings,
+        )
 
 
-class ReportBuilder:
-    def __init__(self) -> None:
-        self.r = ChainReport()
+def _sealed_mark(
+    source: Source, links: Iterable[Any], marks: dict[str, tuple[int, int]]
+) -> tuple[int, int]:
+    """How far the sealer had got: from the chain itself (which an attacker who resets
+    the sealer's bookmark cannot move back), or the bookmark, whichever is further."""
+    best = marks.get(checkpoint_name(source), (0, 0))
+    if not source.by_tx:
+        best = (0, best[1])
+    for ln in links:
+        tx = int(ln["source_tx"]) if source.by_tx and ln["source_tx"] is not None else 0
+        best = max(best, (tx, ln["source_id"]))
+    return best
 
 
-class ChainSealer:
-    """Keeps the chain current in the background."""
+def _row_finding(
+    source: Source, ln: Any, kind: FindingKind, *, patient_now: UUID | None = None
+) -> Finding:
+    what = {
+        FindingKind.DELETED: "sealed, now missing",
+        FindingKind.EDITED: "its content differs from what was sealed",
+        FindingKind.REORDERED: "its place in the log differs from what was sealed",
+    }[kind]
+    return Finding(
+        table=source.table,
+        key=ln["source_id"],
+        kind=kind,
+        patient_id=ln["patient_id"] or patient_now,
+        since=ln["sealed_at"],
+        detail=f"{what} (row of {_iso(ln['row_at'])}, sealed {_iso(ln['sealed_at'])})",
+    )
 
-    def __init__(self, pool: Any, *, poll_seconds: float = 0.5, batch: int = 200) -> None:
-        self._pool = pool
-        self._poll = poll_seconds
-        # Rows hashed per source per transaction. Hashing runs on the event loop, so a
-        # small batch keeps each stretch short (about 5 ms at 200 rows here) and requests
-        # and subscription deliveries are not held up behind a long one.
-        self._batch = batch
 
-    async def run(self) -> None:
-        while True:
-            try:
-                async with self._pool.acquire() as conn:
-                    added = await seal_once(conn, limit=self._batch)
-            except Exception:
-                log.exception("audit chain sealing failed; retrying")
-                added = 0
-            if added == 0:
-                await asyncio.sleep(self._poll)
+def _chain_finding(ln: Any, kind: FindingKind, what: str) -> Finding:
+    return Finding(
+        table="audit_chain",
+        key=ln["seq"],
+        kind=kind,
+        patient_id=ln["patient_id"],
+        since=ln["sealed_at"],
+        detail=f"{what} at link {ln['seq']}",
+    )
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "unknown time"
