@@ -22,6 +22,7 @@ from services.api.commanding import Written, record_reads, run_command, selected
 from services.api.context import CareteamContext
 from services.api.errors import NotFoundError
 from services.api.patient_types import PatientPayload, load_patient_view
+from services.api.segments import enforce_payload
 from services.api.types import Patient
 from services.audit.reads import ReadRecord
 
@@ -150,7 +151,8 @@ async def record_command(
         return written
     record = await ctx.runtime.app.load(aggregate_cls, written.stream_id)
     await record_reads(ctx, operation, [written.patient_id], selected_fields(info))
-    return payload(record, written, written.created_id if written.replayed else created.value)
+    made = payload(record, written, written.created_id if written.replayed else created.value)
+    return await enforce_payload(ctx, operation, made)
 
 
 OCCURRED_AT_DESCRIPTION = "When it happened (default now; never in the future)."

@@ -5,7 +5,9 @@ A record is read by the same people as the patient it belongs to (the ``patient`
 the policy: the care team, compliance and admins of the organisation, break-the-glass),
 decided in SQL like every other read; a refusal is audited and typed, a record of another
 organisation is "not found". Every record returned is recorded as a read of its patient,
-under the query's own operation name.
+under the query's own operation name; what the caller may not read of it (Part 2 text
+without consent, clinical text for non-clinicians) is null, and recorded as withheld
+(``services/api/segments.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, result_union
 from services.api.record_types import CarePlanView, ConsultationNoteView, ReferralView
+from services.api.segments import enforce
 
 # Whoever may read the patient may read the patient's records.
 READ_AS = "patient"
@@ -101,7 +104,7 @@ async def _read_one(
         return not_found if isinstance(refused, NotFoundError) else refused
     record = await ctx.runtime.app.load(cls, record_id)
     await record_reads(ctx, operation, [patient_id], selected_fields(info))
-    return view(record)
+    return await enforce(ctx, operation, view(record))
 
 
 @strawberry.type(description="Read back care plans, referrals and consultation notes.")
@@ -160,5 +163,8 @@ class RecordQuery:
                 notes.append(ConsultationNoteView.from_aggregate(note))
         await record_reads(ctx, operation, [patient_id], selected_fields(info))
         return PatientRecords(
-            patient_id=patient_id, care_plans=plans, referrals=referrals, consultation_notes=notes
+            patient_id=patient_id,
+            care_plans=[await enforce(ctx, operation, p) for p in plans],
+            referrals=[await enforce(ctx, operation, r) for r in referrals],
+            consultation_notes=[await enforce(ctx, operation, n) for n in notes],
         )

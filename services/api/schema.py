@@ -51,6 +51,7 @@ from services.api.queries_more import MORE_QUERIES
 from services.api.record_commands import patient_command
 from services.api.records_api import RecordQuery
 from services.api.registry_queries import RegistryQuery
+from services.api.segments import care_event_payload
 from services.api.types import CareEvent, Patient
 from services.api.worklist import WorklistQuery
 from services.auth import Role
@@ -464,7 +465,12 @@ class CareEventSubscription:
                     occurred_at=event.occurred_at,
                     recorded_at=event.recorded_at,
                     position=event.log_position.encode(),
-                    payload=cast(JSON, event.payload),
+                    payload=cast(
+                        JSON,
+                        await care_event_payload(
+                            ctx, event.stream_type, event.stream_id, event.patient_id, event.payload
+                        ),
+                    ),
                 )
         finally:
             ctx.active_subscriptions -= 1
