@@ -382,7 +382,7 @@ def test_a_mutation_leaving_out_an_error_member_is_caught() -> None:
         "mutation M($input: LogContactInput!) { logContact(input: $input) {"
         " ... on PatientPayload { logPosition } ... on ValidationError { code message }"
         " ... on InvalidTransitionError { code message } ... on NotFoundError { code message }"
-        " ... on NotAllowedError { code message } ... on ConflictError { code message }"
+        " ... on NotAllowedError { code message } ... on ConflictError { code message field }"
         " ... on ForbiddenError { code message } } }"
     )
     assert union_gaps(no_field) == ["logContact: ValidationError lacks ['field']"]
