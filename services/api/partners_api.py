@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, cast
 from uuid import UUID
 
@@ -37,6 +37,7 @@ from services.eventstore import LogPosition
 from services.partners import disclosures as accounting
 from services.partners import registry
 from services.partners.contract import CATALOGUE
+from services.partners.delivery import PartnerOptions
 from services.partners.registry import (
     Actor,
     DeadLetterStatus,
@@ -105,8 +106,15 @@ def _actor(ctx: CareteamContext, principal: Principal) -> Actor:
     )
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def _invalid(exc: PartnerRegistryError) -> ValidationError:
-    return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+    """The registry's refusal, naming the input field as the API spells it (camelCase)."""
+    field = _camel(exc.field) if exc.field is not None else None
+    return ValidationError(code=exc.code, message=exc.message, field=field)
 
 
 def _registration(done: registry.Registered) -> PartnerRegistration:
@@ -354,7 +362,11 @@ class UpdatePartnerInput:
     kafka_topic: str | None = strawberry.field(default=None, description="New Kafka topic.")
     webhook_url: str | None = strawberry.field(default=None, description="New endpoint.")
     rotate_webhook_secret: bool = strawberry.field(
-        default=False, description="Make a new webhook secret (the old one stops working)."
+        default=False,
+        description="Make a new webhook secret. The old one keeps signing beside it (two "
+        "signatures in webhook-signature) for CARETEAM_PARTNERS_WEBHOOK_SECRET_OVERLAP_SECONDS "
+        "(default 24 hours), then stops; a rotation during that overlap is refused "
+        "(ROTATION_IN_PROGRESS).",
     )
 
 
@@ -615,6 +627,7 @@ class PartnerMutation:
             webhook_url=input.webhook_url,
             rotate_webhook_secret=input.rotate_webhook_secret,
         )
+        overlap = PartnerOptions.from_env().webhook_secret_overlap_seconds
         try:
             async with ctx.runtime.pool.acquire() as conn:
                 done = await registry.update(
@@ -624,6 +637,7 @@ class PartnerMutation:
                     owner=principal.organisation_id,
                     actor=_actor(ctx, principal),
                     now=ctx.runtime.clock(),
+                    secret_overlap=timedelta(seconds=overlap),
                 )
         except PartnerRegistryError as exc:
             return _invalid(exc)

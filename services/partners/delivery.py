@@ -24,6 +24,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -32,13 +33,15 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from services.partners.messages import STRUCTURED_CONTENT_TYPE, PartnerMessage
-from services.partners.signing import SIGNATURE_HEADER, sign
-from services.settings import Secret, SettingsError
+from services.partners.registry import PartnerKeys
+from services.partners.signing import signed_headers
+from services.settings import SettingsError
 
 log = logging.getLogger("careteam.partners")
 
 _PUBLISH_ERRORS: tuple[type[BaseException], ...] = (KafkaError, TimeoutError, OSError)
 USER_AGENT = "careteam-partner-feed/1"
+ATTEMPT_HEADER = "X-Careteam-Delivery-Attempt"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class PartnerOptions:
     webhook_initial_delay_seconds: float = 30.0
     webhook_max_delay_seconds: float = 3_600.0
     webhook_timeout_seconds: float = 10.0
+    # After a secret rotation the old secret keeps signing beside the new one this long
+    # (every request carries both signatures), so a partner can switch without a gap.
+    webhook_secret_overlap_seconds: float = 86_400.0
     # Kafka.
     publish_timeout_seconds: float = 30.0
     backoff_initial_seconds: float = 0.2
@@ -67,6 +73,8 @@ class PartnerOptions:
             raise SettingsError("partner page_size and webhook_attempts must be at least 1")
         if min(self.webhook_initial_delay_seconds, self.backoff_initial_seconds) <= 0:
             raise SettingsError("partner backoff delays must be positive")
+        if self.webhook_secret_overlap_seconds < 0:
+            raise SettingsError("CARETEAM_PARTNERS_WEBHOOK_SECRET_OVERLAP_SECONDS must be >= 0")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PartnerOptions:
@@ -117,16 +125,18 @@ class WebhookSink:
     def __init__(
         self,
         url: str,
-        secret: Secret,
+        keys: PartnerKeys,
         options: PartnerOptions,
         client: httpx.AsyncClient,
         *,
+        clock: Callable[[], datetime],
         unix_time: Callable[[], float] = time.time,
     ) -> None:
         self._url = url
-        self._secret = secret
+        self._keys = keys
         self._options = options
         self._client = client
+        self._clock = clock
         self._unix_time = unix_time
 
     async def deliver(
@@ -146,8 +156,10 @@ class WebhookSink:
             headers = {
                 "Content-Type": STRUCTURED_CONTENT_TYPE,
                 "User-Agent": USER_AGENT,
-                SIGNATURE_HEADER: sign(self._secret.reveal(), body, timestamp),
-                "X-Careteam-Delivery-Attempt": str(attempt),
+                **signed_headers(
+                    self._keys.signing_secrets(self._clock()), message.id, body, timestamp
+                ),
+                ATTEMPT_HEADER: str(attempt),
             }
             try:
                 response = await self._client.post(

@@ -19,7 +19,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +38,9 @@ MAX_PURPOSE = 500
 MAX_URL = 2_000
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# How long a rotated-out webhook secret keeps signing beside the new one, unless the
+# caller says otherwise (CARETEAM_PARTNERS_WEBHOOK_SECRET_OVERLAP_SECONDS in the API).
+DEFAULT_SECRET_OVERLAP = timedelta(hours=24)
 
 
 class DeliveryKind(StrEnum):
@@ -129,8 +132,24 @@ class Partner:
 
 @dataclass(frozen=True)
 class PartnerKeys:
+    """A partner's keys: the pseudonym key and its webhook secrets (the one a rotation
+    replaced signs too until ``previous_retires_at``)."""
+
     pseudonym_key: bytes
     webhook_secret: Secret | None
+    previous_webhook_secret: Secret | None = None
+    previous_retires_at: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets every webhook request is signed with at ``now``, newest first."""
+        found = [self.webhook_secret.reveal()] if self.webhook_secret is not None else []
+        previous, retires = self.previous_webhook_secret, self.previous_retires_at
+        if previous is not None and retires is not None and now < retires:
+            found.append(previous.reveal())
+        return found
+
+    def rotation_in_progress(self, now: datetime) -> bool:
+        return self.previous_retires_at is not None and now < self.previous_retires_at
 
 
 @dataclass(frozen=True)
@@ -325,13 +344,20 @@ async def graphql_partners(conn: Conn, organisation_id: UUID) -> list[Partner]:
 
 async def get_keys(conn: Conn, partner_id: UUID) -> PartnerKeys:
     row = await conn.fetchrow(
-        "SELECT pseudonym_key, webhook_secret FROM partner_keys WHERE partner_id = $1",
+        """SELECT pseudonym_key, webhook_secret, previous_webhook_secret,
+                  previous_secret_retires_at
+           FROM partner_keys WHERE partner_id = $1""",
         partner_id,
     )
     if row is None:
         raise PartnerNotFoundError(partner_id)
-    secret = row["webhook_secret"]
-    return PartnerKeys(bytes(row["pseudonym_key"]), Secret(secret) if secret else None)
+    secret, previous = row["webhook_secret"], row["previous_webhook_secret"]
+    return PartnerKeys(
+        bytes(row["pseudonym_key"]),
+        Secret(secret) if secret else None,
+        Secret(previous) if previous else None,
+        row["previous_secret_retires_at"],
+    )
 
 
 async def history(conn: Conn, partner_id: UUID) -> list[PartnerChange]:
@@ -464,8 +490,14 @@ async def update(
     owner: UUID,
     actor: Actor,
     now: datetime,
+    secret_overlap: timedelta = DEFAULT_SECRET_OVERLAP,
 ) -> Registered:
-    """Changes a partner's configuration (a new version); may issue a new webhook secret."""
+    """Changes a partner's configuration (a new version); may issue a new webhook secret.
+
+    A rotation keeps the replaced secret signing beside the new one for
+    ``secret_overlap``; another rotation before that ends is refused
+    (``ROTATION_IN_PROGRESS``), so no secret a partner may still rely on is dropped early.
+    """
     async with conn.transaction():
         current = await _lock(conn, partner_id, owner)
         name = _text(changes.name, "name", MAX_NAME) if changes.name is not None else current.name
@@ -486,6 +518,12 @@ async def update(
             changes.webhook_url if changes.webhook_url is not None else current.webhook_url,
         )
         keys = await get_keys(conn, partner_id)
+        if changes.rotate_webhook_secret and keys.rotation_in_progress(now):
+            raise PartnerRegistryError(
+                "ROTATION_IN_PROGRESS",
+                "the previous rotation's overlap has not ended; rotate again after it",
+                field="rotate_webhook_secret",
+            )
         secret: str | None = None
         if delivery is DeliveryKind.WEBHOOK and (
             changes.rotate_webhook_secret or keys.webhook_secret is None
@@ -493,7 +531,9 @@ async def update(
             secret = new_secret()
         elif changes.rotate_webhook_secret:
             raise PartnerRegistryError(
-                "NOT_A_WEBHOOK", "only webhook partners have a secret", field="rotate"
+                "NOT_A_WEBHOOK",
+                "only webhook partners have a secret",
+                field="rotate_webhook_secret",
             )
         row = await conn.fetchrow(
             f"""UPDATE partners SET name = $2, purpose = $3, allowed_event_types = $4,
@@ -511,20 +551,31 @@ async def update(
         )
         assert row is not None
         partner = _partner(row)
+        retires_at: datetime | None = None
         if secret is not None:
+            previous = keys.webhook_secret.reveal() if keys.webhook_secret is not None else None
+            retires_at = now + secret_overlap if previous is not None else None
             await conn.execute(
-                "UPDATE partner_keys SET webhook_secret = $2 WHERE partner_id = $1",
+                """UPDATE partner_keys SET webhook_secret = $2, previous_webhook_secret = $3,
+                       previous_secret_retires_at = $4
+                   WHERE partner_id = $1""",
                 partner_id,
                 secret,
+                previous if retires_at is not None else None,
+                retires_at,
             )
         elif delivery is not DeliveryKind.WEBHOOK and keys.webhook_secret is not None:
             # A secret nobody uses any more is a secret that can only leak.
             await conn.execute(
-                "UPDATE partner_keys SET webhook_secret = NULL WHERE partner_id = $1", partner_id
+                """UPDATE partner_keys SET webhook_secret = NULL, previous_webhook_secret = NULL,
+                       previous_secret_retires_at = NULL
+                   WHERE partner_id = $1""",
+                partner_id,
             )
         await _record_change(conn, partner, ChangeKind.UPDATED, actor, now, partner.public_config())
         if secret is not None and keys.webhook_secret is not None:
-            await _record_change(conn, partner, ChangeKind.SECRET_ROTATED, actor, now, {})
+            overlap = {"previous_secret_retires_at": retires_at.isoformat() if retires_at else None}
+            await _record_change(conn, partner, ChangeKind.SECRET_ROTATED, actor, now, overlap)
     return Registered(partner, secret)
 
 

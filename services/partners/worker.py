@@ -243,7 +243,7 @@ class PartnerWorker:
             if partner.webhook_url is None or keys.webhook_secret is None:
                 return False
             webhook = WebhookSink(
-                partner.webhook_url, keys.webhook_secret, self._options, self._http
+                partner.webhook_url, keys, self._options, self._http, clock=self._clock
             )
         position, epoch = await feed_position(conn, self.partner_id)
         self.status.position = position

@@ -185,6 +185,26 @@ async def test_an_admin_registers_a_webhook_partner_and_sees_its_secret_only_onc
         "secret_rotated",
     ]
     assert [r["outcome"] for r in await access_rows(runtime, "registerPartner")] == ["allowed"]
+    again = await run(
+        runtime,
+        ADMIN,
+        """mutation ($id: UUID!) { updatePartner(input: {partnerId: $id,
+             rotateWebhookSecret: true}) { __typename
+             ... on ValidationError { code field } } }""",
+        id=partner_id,
+    )
+    assert again["updatePartner"] == {
+        "__typename": "ValidationError",
+        "code": "ROTATION_IN_PROGRESS",
+        "field": "rotateWebhookSecret",
+    }
+    unchanged = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) { partner(id: $id) { ... on Partner { version } } }""",
+        id=partner_id,
+    )
+    assert unchanged["partner"]["version"] == 2
 
 
 async def test_other_roles_are_refused_partner_administration_and_the_refusal_is_audited(
@@ -210,17 +230,21 @@ async def test_other_roles_are_refused_partner_administration_and_the_refusal_is
 
 
 @pytest.mark.parametrize(
-    ("overrides", "code"),
+    ("overrides", "code", "field"),
     [
-        ({"allowedEventTypes": ["patient.registered.v1"]}, "UNKNOWN_EVENT_TYPE"),
-        ({"allowedEventTypes": []}, "NO_EVENT_TYPES"),
-        ({"webhookUrl": "http://partner.example/hook"}, "WEBHOOK_URL_NOT_HTTPS"),
-        ({"delivery": "KAFKA"}, "KAFKA_TOPIC_INVALID"),
-        ({"name": "  "}, "BLANK_VALUE"),
+        (
+            {"allowedEventTypes": ["patient.registered.v1"]},
+            "UNKNOWN_EVENT_TYPE",
+            "allowedEventTypes",
+        ),
+        ({"allowedEventTypes": []}, "NO_EVENT_TYPES", "allowedEventTypes"),
+        ({"webhookUrl": "http://partner.example/hook"}, "WEBHOOK_URL_NOT_HTTPS", "webhookUrl"),
+        ({"delivery": "KAFKA"}, "KAFKA_TOPIC_INVALID", "kafkaTopic"),
+        ({"name": "  "}, "BLANK_VALUE", "name"),
     ],
 )
 async def test_a_registration_breaking_a_rule_is_refused_with_its_code(
-    runtime: Runtime, overrides: dict[str, Any], code: str
+    runtime: Runtime, overrides: dict[str, Any], code: str, field: str
 ) -> None:
     """Identity data types, plain HTTP, missing topics and blank names never register."""
     data = await run(
@@ -228,6 +252,7 @@ async def test_a_registration_breaking_a_rule_is_refused_with_its_code(
     )
     assert data["registerPartner"]["__typename"] == "ValidationError"
     assert data["registerPartner"]["code"] == code
+    assert data["registerPartner"]["field"] == field
 
 
 async def test_a_replay_needs_exactly_one_starting_point_and_then_moves_the_feed(

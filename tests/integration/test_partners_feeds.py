@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 from jsonschema import Draft202012Validator
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from domain.patient import Patient
 from domain.referral import Referral
@@ -46,7 +46,6 @@ from services.partners.registry import (
     request_redelivery,
 )
 from services.partners.rules import REDISCLOSURE_NOTICE
-from services.partners.signing import SIGNATURE_HEADER, SignatureError, verify
 from services.partners.worker import PartnerFeeds
 from services.settings import Settings
 
@@ -167,15 +166,23 @@ class Clinic:
 
 
 class Receiver:
-    """A partner's webhook endpoint on 127.0.0.1 that verifies signatures (HTTP/1.1)."""
+    """A partner's webhook endpoint on 127.0.0.1 that verifies signatures with the
+    ``standardwebhooks`` library, as a partner's own code would (HTTP/1.1).
+
+    ``secret`` is the secret it holds; ``also`` more it accepts (a partner mid-rotation).
+    ``fail_subject`` makes it answer 503 to every message about that patient pseudonym.
+    """
 
     def __init__(self, *, fail_first: int = 0) -> None:
         self.secret = ""
+        self.also: list[str] = []
         self.url = ""
         self.failures_left = fail_first
+        self.fail_subject: str | None = None
         self.accepted: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self.attempts: list[int] = []
+        self.requests: list[tuple[dict[str, str], bytes]] = []
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -213,16 +220,23 @@ class Receiver:
     def _answer(self, request_line: bytes, headers: dict[str, str], body: bytes) -> int:
         if not request_line.startswith(b"POST "):
             return 405
-        try:
-            verify(self.secret, headers.get(SIGNATURE_HEADER.lower()), body, now=int(time.time()))
-        except SignatureError as exc:
-            self.rejected.append(exc.reason)
+        self.requests.append((headers, body))
+        event: dict[str, Any] | None = None
+        for secret in [self.secret, *self.also]:
+            with contextlib.suppress(WebhookVerificationError):
+                event = Webhook(secret).verify(body, headers)
+                break
+        if event is None:
+            self.rejected.append("BAD_SIGNATURE")
             return 401
+        assert headers["webhook-id"] == event["id"]
         self.attempts.append(int(headers["x-careteam-delivery-attempt"]))
         if self.failures_left > 0:
             self.failures_left -= 1
             return 503
-        self.accepted.append(json.loads(body))
+        if self.fail_subject is not None and event["subject"] == self.fail_subject:
+            return 503
+        self.accepted.append(event)
         return 204
 
 
@@ -243,12 +257,21 @@ def schema_errors(ce_type: str, data: dict[str, Any]) -> list[str]:
     return [e.message for e in Draft202012Validator(schema).iter_errors(data)]
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 @contextlib.asynccontextmanager
 async def running_feeds(
-    store: EventStore, dsn: str, *, kafka: str | None = None, options: PartnerOptions = FAST
+    store: EventStore,
+    dsn: str,
+    *,
+    kafka: str | None = None,
+    options: PartnerOptions = FAST,
+    clock: Callable[[], datetime] = _now,
 ) -> AsyncIterator[PartnerFeeds]:
     """The partner feed supervisor, stopped (and awaited) on exit."""
-    feeds = PartnerFeeds(store, dsn, kafka_bootstrap=kafka, options=options)
+    feeds = PartnerFeeds(store, dsn, kafka_bootstrap=kafka, options=options, clock=clock)
     stop = asyncio.Event()
     task = asyncio.create_task(feeds.run(stop))
     try:
