@@ -33,7 +33,6 @@ from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, ValidationError
 from services.auth import Principal, Role
-from services.eventstore import LogPosition
 from services.partners import disclosures as accounting
 from services.partners import registry
 from services.partners.contract import CATALOGUE
@@ -682,14 +681,7 @@ class PartnerMutation:
             async with ctx.runtime.pool.acquire() as conn:
                 await registry.get_partner(conn, input.partner_id, owner=principal.organisation_id)
                 if input.after_position is not None:
-                    try:
-                        after = LogPosition.decode(input.after_position)
-                    except ValueError:
-                        return ValidationError(
-                            code="INVALID_POSITION",
-                            message="afterPosition is not a log position",
-                            field="afterPosition",
-                        )
+                    after = registry.parse_position(input.after_position)
                     requested["after_position"] = input.after_position
                 else:
                     assert input.from_time is not None
@@ -710,6 +702,8 @@ class PartnerMutation:
                     now=ctx.runtime.clock(),
                     requested=requested,
                 )
+        except PartnerRegistryError as exc:
+            return _invalid(exc)
         except PartnerNotFoundError:
             return _not_found(input.partner_id)
         await _audit_change(ctx, "replayPartnerFeed")
@@ -785,10 +779,12 @@ class PartnerSubscription:
         start = None
         if after is not None:
             try:
-                start = LogPosition.decode(after)
-            except ValueError:
+                start = registry.parse_position(after, field="after")
+                async with ctx.runtime.pool.acquire() as conn:
+                    await registry.check_position(conn, start, field="after")
+            except PartnerRegistryError as exc:
                 raise GraphQLError(
-                    "after is not a log position", extensions={"code": "VALIDATION_ERROR"}
+                    exc.message, extensions={"code": exc.code, "field": "after"}
                 ) from None
         async with ctx.runtime.pool.acquire() as conn:
             feeds = await registry.graphql_partners(conn, principal.organisation_id)

@@ -621,7 +621,8 @@ async def position_before(conn: Conn, moment: datetime) -> LogPosition:
     recorded earlier may follow it: they are sent again, which at least once allows.)
     """
     first = await conn.fetchrow(
-        """SELECT tx_id::text::bigint AS tx_id, position FROM events WHERE recorded_at >= $1
+        """SELECT tx_id::text::bigint AS tx_id, position FROM events
+           WHERE recorded_at >= $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
            ORDER BY events.tx_id, events.position LIMIT 1""",
         moment,
     )
@@ -637,6 +638,54 @@ async def position_before(conn: Conn, moment: datetime) -> LogPosition:
     return START if row is None else LogPosition(row["tx_id"], row["position"])
 
 
+_BIGINT_MAX = 2**63 - 1
+
+
+def parse_position(text: str, *, field: str = "after_position") -> LogPosition:
+    """A log position as partners see it (``sequence``, zero-padded or not, or ``0.0``)."""
+    tx, dot, pos = text.strip().partition(".")
+    if not (dot and tx.isdigit() and pos.isdigit()):
+        raise PartnerRegistryError(
+            "INVALID_POSITION", f"{_camel(field)} is not a log position", field=field
+        )
+    position = LogPosition(int(tx), int(pos))
+    if position.tx_id > _BIGINT_MAX or position.position > _BIGINT_MAX:
+        raise PartnerRegistryError(
+            "INVALID_POSITION", f"{_camel(field)} is not a log position", field=field
+        )
+    return position
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+async def check_position(conn: Conn, position: LogPosition, *, field: str) -> None:
+    """Refuses a position beyond the head of the log or that no event of this log has.
+
+    ``0.0`` (the start) is always accepted; any other position must be the place of an
+    event that every reader can already see, as the ``sequence`` of a delivered message is.
+    """
+    if position == START:
+        return
+    name = _camel(field)
+    head = await log_head(conn)
+    if position > head:
+        raise PartnerRegistryError(
+            "POSITION_BEYOND_HEAD", f"{name} is beyond the head of the log", field=field
+        )
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE tx_id = $1::text::xid8 AND position = $2)",
+        str(position.tx_id),
+        position.position,
+    )
+    if not found:
+        raise PartnerRegistryError(
+            "POSITION_NOT_IN_LOG", f"{name} is not a position of this log", field=field
+        )
+
+
 async def replay(
     conn: Conn,
     partner_id: UUID,
@@ -647,9 +696,14 @@ async def replay(
     now: datetime,
     requested: dict[str, Any],
 ) -> LogPosition:
-    """Moves the feed's checkpoint to ``after`` (its worker notices and follows)."""
+    """Moves the feed's checkpoint to ``after`` (its worker notices and follows).
+
+    ``after`` must be the start or a visible event's position (``check_position``):
+    a checkpoint anywhere else would leave the feed waiting for events that never come.
+    """
     async with conn.transaction():
         partner = await _lock(conn, partner_id, owner)
+        await check_position(conn, after, field="after_position")
         previous, _ = await feed_position(conn, partner_id)
         await conn.execute(
             """UPDATE partner_feeds SET tx_id = $2::text::xid8, position = $3,

@@ -287,6 +287,110 @@ async def test_a_replay_needs_exactly_one_starting_point_and_then_moves_the_feed
     assert feed["partner"]["feed"]["epoch"] == 2
 
 
+REPLAY = """mutation ($input: ReplayPartnerFeedInput!) { replayPartnerFeed(input: $input) {
+    __typename ... on PartnerReplay { afterPosition } ... on ValidationError { code field } } }"""
+
+
+async def _epoch(runtime: Runtime, partner_id: str) -> int:
+    feed = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) { partner(id: $id) { ... on Partner { feed { epoch } } } }""",
+        id=partner_id,
+    )
+    epoch: int = feed["partner"]["feed"]["epoch"]
+    return epoch
+
+
+async def test_a_replay_beyond_the_head_or_off_the_log_is_refused_and_the_feed_keeps_delivering(
+    runtime: Runtime,
+) -> None:
+    """Each refusal names afterPosition and moves nothing; the next event still arrives."""
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        data = await run(runtime, ADMIN, REGISTER, input=webhook_input(receiver.url))
+        receiver.secret = data["registerPartner"]["webhookSecret"]
+        partner_id = data["registerPartner"]["partner"]["id"]
+        patient_id = await consented_patient(runtime, screenings=1)
+        await eventually(lambda: len(receiver.accepted) == 1)
+        sequence = receiver.accepted[0]["sequence"]
+        tx, _, pos = sequence.partition(".")
+        refused = {
+            "99999999.1": "POSITION_BEYOND_HEAD",
+            f"{int(tx) + 1}.0": "POSITION_BEYOND_HEAD",
+            f"1.{int(pos)}": "POSITION_NOT_IN_LOG",
+            "12.x": "INVALID_POSITION",
+            "-1.5": "INVALID_POSITION",
+            f"{2**64}.1": "INVALID_POSITION",
+        }
+        for position, code in refused.items():
+            answer = await run(
+                runtime, ADMIN, REPLAY, input={"partnerId": partner_id, "afterPosition": position}
+            )
+            assert answer["replayPartnerFeed"] == {
+                "__typename": "ValidationError",
+                "code": code,
+                "field": "afterPosition",
+            }, position
+        assert await _epoch(runtime, partner_id) == 0
+        async with runtime.pool.acquire() as conn:
+            changes = await conn.fetchval(
+                """SELECT count(*) FROM partner_changes
+                   WHERE partner_id = $1 AND change = 'replayed'""",
+                UUID(partner_id),
+            )
+        assert changes == 0
+        meta = EventMetadata(actor_id=str(CARE_MANAGER.user_id), role="care_manager")
+        now = datetime.now(UTC)
+        await runtime.app.execute(
+            Patient,
+            patient_id,
+            lambda p: p.record_screening(
+                instrument="phq9", answers=phq9(7), occurred_at=now, now=now
+            ),
+            metadata=meta,
+            now=now,
+        )
+        await eventually(lambda: len(receiver.accepted) == 2)
+        assert [e["data"]["total"] for e in receiver.accepted] == [1, 7]
+        accepted = await run(
+            runtime, ADMIN, REPLAY, input={"partnerId": partner_id, "afterPosition": sequence}
+        )
+        assert accepted["replayPartnerFeed"]["__typename"] == "PartnerReplay"
+        await eventually(lambda: len(receiver.accepted) == 3)
+        assert receiver.accepted[2]["id"] == receiver.accepted[1]["id"]
+    finally:
+        await receiver.stop()
+
+
+async def test_a_replay_by_time_resolves_to_the_start_or_a_position_of_the_log(
+    runtime: Runtime,
+) -> None:
+    """fromTime becomes afterPosition 0.0 or the place of an event that exists."""
+    data = await run(runtime, ADMIN, REGISTER, input=webhook_input("https://partner.example/h"))
+    partner_id = data["registerPartner"]["partner"]["id"]
+    before = datetime.now(UTC)
+    await consented_patient(runtime, screenings=2)
+    for moment in (before, datetime.now(UTC), datetime(2000, 1, 1, tzinfo=UTC)):
+        answer = await run(
+            runtime,
+            ADMIN,
+            REPLAY,
+            input={"partnerId": partner_id, "fromTime": moment.isoformat()},
+        )
+        position = answer["replayPartnerFeed"]["afterPosition"]
+        tx, _, pos = position.partition(".")
+        async with runtime.pool.acquire() as conn:
+            exists = await conn.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM events
+                   WHERE tx_id = $1::text::xid8 AND position = $2)""",
+                tx,
+                int(pos),
+            )
+        assert position == "0.0" or exists, position
+
+
 # --- the accounting of disclosures ----------------------------------------------------
 
 
@@ -390,4 +494,11 @@ async def test_a_graphql_partner_receives_its_consented_feed_and_each_event_is_a
     async for result in refused:
         assert result.errors is not None
         assert result.errors[0].extensions == {"code": "PARTNER_NOT_FOUND"}
+        break
+    beyond = await SCHEMA.subscribe(
+        'subscription { partnerEvents(after: "99999999.1") { id } }', context_value=ctx
+    )
+    async for result in beyond:
+        assert result.errors is not None
+        assert result.errors[0].extensions == {"code": "POSITION_BEYOND_HEAD", "field": "after"}
         break
