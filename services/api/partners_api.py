@@ -134,10 +134,18 @@ class PartnerDelivery(enum.Enum):
     GRAPHQL = "graphql"
 
 
-@strawberry.enum(description="Where a dead-lettered message stands.")
+@strawberry.enum(
+    description="Where a set-aside message stands. A webhook message whose attempt failed "
+    "is RETRYING, and its patient's later messages are HELD behind it (other patients' "
+    "flow on); after the last attempt it is DEAD and its patient's queue waits for a "
+    "redelivery request."
+)
 class PartnerDeadLetterStatus(enum.Enum):
+    RETRYING = "retrying"
+    HELD = "held"
     DEAD = "dead"
     REDELIVERY_REQUESTED = "redelivery_requested"
+    DELIVERED = "delivered"
     REDELIVERED = "redelivered"
     WITHHELD = "withheld"
 
@@ -163,6 +171,10 @@ class PartnerFeedStatus:
     )
     epoch: int = strawberry.field(description="How many times the feed was replayed.")
     dead_letters: int = strawberry.field(description="Messages dead-lettered and not resent.")
+    waiting: int = strawberry.field(
+        description="Messages set aside and not yet delivered: retrying, held behind an "
+        "earlier one of the same patient, dead or asked for again."
+    )
 
 
 @strawberry.type(description="A partner organisation's feed registration (no secrets).")
@@ -188,12 +200,21 @@ class Partner:
     async def feed(self, info: Info[CareteamContext, None]) -> PartnerFeedStatus:
         async with info.context.runtime.pool.acquire() as conn:
             position, epoch = await registry.feed_position(conn, self.id)
-            dead = await conn.fetchval(
-                """SELECT count(*) FROM partner_dead_letters
-                   WHERE partner_id = $1 AND status IN ('dead', 'redelivery_requested')""",
+            counts = await conn.fetchrow(
+                """SELECT count(*) FILTER (WHERE status IN ('dead', 'redelivery_requested'))
+                              AS dead,
+                          count(*) FILTER (WHERE status IN ('retrying', 'held', 'dead',
+                                                            'redelivery_requested')) AS waiting
+                   FROM partner_dead_letters WHERE partner_id = $1""",
                 self.id,
             )
-        return PartnerFeedStatus(position=position.encode(), epoch=epoch, dead_letters=int(dead))
+        assert counts is not None
+        return PartnerFeedStatus(
+            position=position.encode(),
+            epoch=epoch,
+            dead_letters=int(counts["dead"]),
+            waiting=int(counts["waiting"]),
+        )
 
     @strawberry.field(description="Every change to the registration, oldest first.")
     async def history(self, info: Info[CareteamContext, None]) -> list[PartnerChange]:
@@ -256,15 +277,23 @@ class PartnerEventType:
     json_schema: JSON = strawberry.field(description="The JSON Schema of its data.")
 
 
-@strawberry.type(description="A message that could not be delivered.")
+@strawberry.type(
+    description="A message set aside: its attempt failed, or it waits behind one of the same "
+    "patient that did."
+)
 class PartnerDeadLetter:
     id: int = strawberry.field(description="Pass to redeliverPartnerDeadLetters.")
     event_id: UUID = strawberry.field(description="The internal event.")
     public_type: str = strawberry.field(description="The public event type.")
     status: PartnerDeadLetterStatus = strawberry.field(description="Where it stands.")
-    attempts: int = strawberry.field(description="Delivery attempts so far.")
+    attempts: int = strawberry.field(
+        description="Delivery attempts so far (stored; the X-Careteam-Delivery-Attempt header "
+        "of the latest one carried this number)."
+    )
     last_error: str = strawberry.field(description="The last failure (HTTP status or error).")
-    dead_at: datetime = strawberry.field(description="When it was dead-lettered.")
+    dead_at: datetime = strawberry.field(
+        description="When it was set aside, or, once DEAD, when it was dead-lettered."
+    )
     updated_at: datetime = strawberry.field(description="When it last changed.")
 
 
@@ -292,7 +321,7 @@ class PartnerRedelivery:
 @strawberry.type(description="One disclosure of a patient's data to a partner (45 CFR 164.528).")
 class Disclosure:
     id: int = strawberry.field(description="Stable id.")
-    disclosed_at: datetime = strawberry.field(description="When it was delivered.")
+    disclosed_at: datetime = strawberry.field(description="When it was sent.")
     recipient_organisation_id: UUID = strawberry.field(description="The recipient.")
     recipient_name: str = strawberry.field(description="The recipient's name at the time.")
     description: str = strawberry.field(description="What was disclosed.")
@@ -301,6 +330,13 @@ class Disclosure:
     public_event_type: str = strawberry.field(description="The public event type sent.")
     part2: bool = strawberry.field(
         description="A 42 CFR Part 2 record (sent with its redisclosure notice)."
+    )
+    outcome: str = strawberry.field(
+        description="delivered, or failed: a webhook attempt sent the data but the receiver "
+        "did not confirm it (it may have kept it)."
+    )
+    attempt: int | None = strawberry.field(
+        description="The webhook attempt number of a failed attempt."
     )
 
 
@@ -557,6 +593,8 @@ class PartnerQuery:
                     channel=PartnerDelivery(d.channel.value),
                     public_event_type=d.public_type,
                     part2=d.part2,
+                    outcome=d.outcome,
+                    attempt=d.attempt,
                 )
                 for d in page.disclosures
             ],

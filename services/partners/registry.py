@@ -64,9 +64,14 @@ class ChangeKind(StrEnum):
 
 
 class DeadLetterStatus(StrEnum):
-    DEAD = "dead"
+    """Where a set-aside webhook message (or a Kafka dead letter) stands."""
+
+    RETRYING = "retrying"  # an attempt failed; tried again at next_attempt_at
+    HELD = "held"  # waits behind an earlier set-aside message of the same patient
+    DEAD = "dead"  # every attempt failed; its patient's later messages wait behind it
     REDELIVERY_REQUESTED = "redelivery_requested"
-    REDELIVERED = "redelivered"
+    DELIVERED = "delivered"  # delivered after being set aside
+    REDELIVERED = "redelivered"  # delivered after an administrator asked for it again
     WITHHELD = "withheld"
 
 
@@ -767,7 +772,8 @@ async def request_redelivery(
     async with conn.transaction():
         partner = await _lock(conn, partner_id, owner)
         rows = await conn.fetch(
-            """UPDATE partner_dead_letters SET status = 'redelivery_requested', updated_at = $3
+            """UPDATE partner_dead_letters SET status = 'redelivery_requested', updated_at = $3,
+                   attempts_at_request = attempts, next_attempt_at = $3
                WHERE partner_id = $1 AND status = 'dead' AND ($2::bigint[] IS NULL OR id = ANY($2))
                RETURNING id""",
             partner_id,
