@@ -62,11 +62,21 @@ class Settings:
     oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
     allowed_origins: tuple[str, ...] = ()
     master_key: Secret | None = None
+    # Where partners reach this deployment: CloudEvents ``source`` and ``dataschema`` of
+    # partner feeds and the published contract (/schemas, /asyncapi.json) are under it.
+    public_base_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def public_url(self) -> str:
+        """``CARETEAM_PUBLIC_BASE_URL`` without a trailing slash, else where ``serve`` listens."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
 
     @property
     def postgres_data_dir(self) -> Path:
@@ -119,6 +129,10 @@ class Settings:
             values["master_key"] = Secret(raw)
         if (raw := text("KAFKA_TOPIC")) is not None:
             values["kafka_topic"] = raw
+        if (raw := text("PUBLIC_BASE_URL")) is not None:
+            if not raw.startswith(("https://", "http://")):
+                raise SettingsError("CARETEAM_PUBLIC_BASE_URL must be an http(s) URL")
+            values["public_base_url"] = raw
         for name, attr, kind in (
             ("PORT", "port", int),
             ("PROJECTOR_POLL_SECONDS", "projector_poll_seconds", float),

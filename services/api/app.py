@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, health at /healthz and /readyz."""
+"""The ASGI application: GraphQL at /graphql, health at /healthz and /readyz, the published
+partner contract at /schemas/ and /asyncapi.json."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from services import jsontext
 from services.api.context import CareteamContext
+from services.api.contract_routes import contract_routes
 from services.api.feed import EventFeed
 from services.api.schema import build_schema
 from services.auth import (
@@ -175,6 +177,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *contract_routes(settings),
             Route(
                 "/graphql",
                 BodyLimit(JsonBodyCheck(Authenticate(graphql_app, verifier)), MAX_BODY_BYTES),

@@ -35,7 +35,7 @@ from services.api.errors import ForbiddenError, NotFoundError, ValidationError
 from services.auth import Principal, Role
 from services.partners import disclosures as accounting
 from services.partners import registry
-from services.partners.contract import CATALOGUE
+from services.partners.contract import CATALOGUE, Publisher
 from services.partners.delivery import PartnerOptions
 from services.partners.registry import (
     Actor,
@@ -359,7 +359,12 @@ class PartnerEvent:
     subject: str = strawberry.field(description="The patient's pseudonym for this partner.")
     time: str = strawberry.field(description="When careteam recorded it (RFC 3339).")
     sequence: str = strawberry.field(description="Log position; resume with `after`.")
-    dataschema: str = strawberry.field(description="The JSON Schema id of `data`.")
+    dataschema: str = strawberry.field(
+        description="The URL of the JSON Schema of `data` (served without authentication)."
+    )
+    source: str = strawberry.field(
+        description="CloudEvents source: this deployment and the organisation disclosing."
+    )
     confidentiality: str | None = strawberry.field(
         description="42-CFR-Part-2 on Part 2 data (the notice is in `data`)."
     )
@@ -832,7 +837,11 @@ class PartnerSubscription:
             raise GraphQLError("no single GraphQL feed of yours matches", extensions={"code": code})
         try:
             async for message in follow(
-                ctx.runtime.store, chosen[0], after=start, clock=ctx.runtime.clock
+                ctx.runtime.store,
+                chosen[0],
+                after=start,
+                clock=ctx.runtime.clock,
+                publisher=Publisher(ctx.runtime.settings.public_url),
             ):
                 attrs = message.attributes()
                 yield PartnerEvent(
@@ -842,6 +851,7 @@ class PartnerSubscription:
                     time=attrs["time"],
                     sequence=attrs["sequence"],
                     dataschema=attrs["dataschema"],
+                    source=attrs["source"],
                     confidentiality=attrs.get("confidentiality"),
                     data=cast(JSON, message.data),
                 )

@@ -48,7 +48,7 @@ import httpx
 from services.database import Conn, _init_connection, holds_session_state
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
 from services.partners import disclosures
-from services.partners.contract import Pseudonyms
+from services.partners.contract import Pseudonyms, Publisher
 from services.partners.delivery import (
     KafkaSink,
     Outcome,
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from services.bootstrap import Runtime
 
 log = logging.getLogger("careteam.partners")
+DEFAULT_PUBLISHER = Publisher()
 
 # First key of the two-key advisory lock that is a partner feed's lease (the relay uses
 # 7_361_002, migrations 7_361_001); the second is hashtext('partner:' || id).
@@ -227,8 +228,10 @@ class PartnerWorker:
         http: httpx.AsyncClient,
         kafka_bootstrap: str | None,
         clock: Clock = _now,
+        publisher: Publisher = DEFAULT_PUBLISHER,
     ) -> None:
         self.partner_id = partner_id
+        self._publisher = publisher
         self._store = store
         self._dsn = dsn
         self._options = options
@@ -291,7 +294,7 @@ class PartnerWorker:
         if not partner.active or partner.delivery is DeliveryKind.GRAPHQL:
             return False
         keys = await get_keys(conn, self.partner_id)
-        selector = Selector(partner, Pseudonyms(keys.pseudonym_key), self._clock)
+        selector = Selector(partner, Pseudonyms(keys.pseudonym_key), self._clock, self._publisher)
         kafka: KafkaSink | None = None
         webhook: WebhookSink | None = None
         if partner.delivery is DeliveryKind.KAFKA:
@@ -683,7 +686,9 @@ class PartnerFeeds:
         kafka_bootstrap: str | None,
         options: PartnerOptions | None = None,
         clock: Clock = _now,
+        publisher: Publisher = DEFAULT_PUBLISHER,
     ) -> None:
+        self._publisher = publisher
         self._store = store
         self._dsn = dsn
         self._kafka = kafka_bootstrap
@@ -761,6 +766,7 @@ class PartnerFeeds:
                 http=http,
                 kafka_bootstrap=self._kafka,
                 clock=self._clock,
+                publisher=self._publisher,
             )
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(stop), name=f"partner-feed-{partner_id}")
@@ -790,5 +796,6 @@ def start_partner_workers(
         kafka_bootstrap=runtime.settings.kafka_bootstrap_servers,
         options=options or PartnerOptions.from_env(),
         clock=runtime.clock,
+        publisher=Publisher(runtime.settings.public_url),
     )
     return [asyncio.create_task(feeds.run(), name="partner-feeds")]

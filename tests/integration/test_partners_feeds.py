@@ -29,7 +29,7 @@ from domain.referral import Referral
 from services.application import Application
 from services.database import create_pool
 from services.eventstore import START, EventMetadata, EventStore
-from services.partners.contract import Pseudonyms
+from services.partners.contract import Pseudonyms, Publisher
 from services.partners.delivery import PartnerOptions
 from services.partners.registry import (
     Actor,
@@ -269,9 +269,17 @@ async def running_feeds(
     kafka: str | None = None,
     options: PartnerOptions = FAST,
     clock: Callable[[], datetime] = _now,
+    publisher: Publisher | None = None,
 ) -> AsyncIterator[PartnerFeeds]:
     """The partner feed supervisor, stopped (and awaited) on exit."""
-    feeds = PartnerFeeds(store, dsn, kafka_bootstrap=kafka, options=options, clock=clock)
+    feeds = PartnerFeeds(
+        store,
+        dsn,
+        kafka_bootstrap=kafka,
+        options=options,
+        clock=clock,
+        publisher=publisher or Publisher(),
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(feeds.run(stop))
     try:
