@@ -20,6 +20,7 @@ do. ``verify`` here is the same check, for careteam's own tests and tools.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -48,9 +49,18 @@ def new_secret() -> str:
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a ``whsec_`` secret, decoded exactly as the Standard Webhooks
-    libraries decode it (base64, padding added, anything outside the alphabet ignored)."""
+    libraries decode it (base64, padding added, anything outside the alphabet ignored).
+
+    Secrets issued before careteam used Standard Webhooks were URL-safe base64; about a
+    quarter of them are not readable as standard base64 at all. Those are decoded as
+    URL-safe base64 so that deliveries go on, but no stock library can verify them:
+    their partners must rotate (docs/partners.md).
+    """
     text = secret.removeprefix(SECRET_PREFIX)
-    key = base64.b64decode(text + "==")
+    try:
+        key = base64.b64decode(text + "==")
+    except binascii.Error:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     if not key:
         raise ValueError("empty webhook secret")
     return key

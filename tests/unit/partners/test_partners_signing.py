@@ -107,6 +107,17 @@ def test_secrets_are_base64_of_32_random_bytes_after_the_prefix_and_never_repeat
         assert secret_key(secret) == base64.b64decode(secret.removeprefix("whsec_"))
 
 
+def test_a_secret_issued_before_standard_webhooks_still_signs_without_failing() -> None:
+    """Old URL-safe secrets that standard base64 cannot read sign all the same (and verify
+    with careteam's check); readable ones verify with the stock library too."""
+    unreadable = "whsec_" + "abc-" * 2 + "a" * 35  # URL-safe; 41 standard characters
+    headers = signed_headers([unreadable], MSG, BODY, T)
+    assert verify(unreadable, headers, BODY, now=T) == T
+    readable = "whsec_" + base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
+    now = int(time.time())
+    Webhook(readable).verify(BODY, signed_headers([readable], MSG, BODY, now))
+
+
 def test_webhook_retries_back_off_exponentially_up_to_the_cap() -> None:
     """Delays double from the initial one and never exceed the maximum."""
     options = PartnerOptions(webhook_initial_delay_seconds=30, webhook_max_delay_seconds=3600)
