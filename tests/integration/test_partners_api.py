@@ -432,6 +432,65 @@ async def test_compliance_pages_through_a_patients_disclosures_oldest_first(
     assert [(r["outcome"], r["patient_id"]) for r in reads][-1] == ("allowed", patient_id)
 
 
+@pytest.fixture
+async def slow_retry_runtime(
+    db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Runtime]:
+    """A runtime whose partner feeds wait an hour before a webhook retry."""
+    monkeypatch.setenv("CARETEAM_PARTNERS_WEBHOOK_INITIAL_DELAY_SECONDS", "3600")
+    settings = Settings(database_url=Secret(db_dsn), data_dir=tmp_path, db_pool_max=8)
+    async with open_runtime(settings, run_relay=False) as rt:
+        yield rt
+
+
+async def test_a_webhook_attempt_that_sent_data_but_failed_is_in_the_accounting_and_waiting(
+    slow_retry_runtime: Runtime,
+) -> None:
+    """Compliance sees the failed attempt with its outcome and number; the admin sees the
+    message waiting in the feed and its stored attempt count."""
+    runtime = slow_retry_runtime
+    receiver = Receiver()
+    receiver.failures_left = 10**6
+    await receiver.start()
+    try:
+        data = await run(runtime, ADMIN, REGISTER, input=webhook_input(receiver.url))
+        receiver.secret = data["registerPartner"]["webhookSecret"]
+        partner_id = data["registerPartner"]["partner"]["id"]
+        patient_id = await consented_patient(runtime, screenings=1)
+        await eventually(lambda: _accounted(runtime, patient_id, 1))
+    finally:
+        await receiver.stop()
+    accounting = await run(
+        runtime,
+        COMPLIANCE,
+        """query ($id: UUID!) { disclosures(patientId: $id) { ... on DisclosurePage {
+             disclosures { recipientName channel outcome attempt } } } }""",
+        id=str(patient_id),
+    )
+    assert accounting["disclosures"]["disclosures"] == [
+        {
+            "recipientName": "Community partner",
+            "channel": "WEBHOOK",
+            "outcome": "failed",
+            "attempt": 1,
+        }
+    ]
+    admin_view = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) {
+             partner(id: $id) { ... on Partner { feed { waiting deadLetters } } }
+             partnerDeadLetters(partnerId: $id) { ... on PartnerDeadLetterPage {
+               deadLetters { status attempts lastError } } } }""",
+        id=partner_id,
+    )
+    assert admin_view["partner"]["feed"] == {"waiting": 1, "deadLetters": 0}
+    assert admin_view["partnerDeadLetters"]["deadLetters"] == [
+        {"status": "RETRYING", "attempts": 1, "lastError": "HTTP_503"}
+    ]
+    assert receiver.attempts == [1]
+
+
 async def test_care_teams_and_other_organisations_cannot_read_the_accounting(
     runtime: Runtime,
 ) -> None:
