@@ -188,6 +188,9 @@ async def patients_waiting(conn: Conn, partner_id: UUID) -> set[UUID]:
     return {r["patient_id"] for r in rows}
 
 
+# How many patients' queued messages are attempted at once.
+DRAIN_CONCURRENCY = 8
+
 _QUEUE_COLUMNS = """id, event_id, patient_id, public_type, status, attempts,
     attempts_at_request, next_attempt_at"""
 
@@ -202,17 +205,6 @@ async def queue_heads(conn: Conn, partner_id: UUID) -> list[asyncpg.Record]:
             partner_id,
         )
     )
-
-
-async def queue_head(conn: Conn, partner_id: UUID, patient_id: UUID) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        f"""SELECT {_QUEUE_COLUMNS} FROM partner_dead_letters
-            WHERE partner_id = $1 AND patient_id = $2 AND status IN ({_OPEN_SQL})
-            ORDER BY tx_id, position LIMIT 1""",
-        partner_id,
-        patient_id,
-    )
-    return row
 
 
 class PartnerWorker:
@@ -517,55 +509,75 @@ class PartnerWorker:
         webhook: WebhookSink,
         stop: asyncio.Event,
     ) -> bool:
-        """Sends what waits in the patients' queues, each patient in log order; False if
-        stopped. A patient whose first message is dead, or not yet due for its next
-        attempt, waits; the others go on."""
-        for head in await queue_heads(conn, partner.partner_id):
-            row: asyncpg.Record | None = head
-            while row is not None:
-                if stop.is_set():
-                    return False
-                if row["status"] == "dead":
-                    break
-                due = row["next_attempt_at"]
-                if row["status"] == "retrying" and due is not None and due > self._clock():
-                    break
-                if not await self._send_queued(conn, partner, selector, webhook, row):
-                    break
-                row = await queue_head(conn, partner.partner_id, row["patient_id"])
-        return True
+        """Sends what is due at the head of the patients' queues, each patient in log order;
+        False if stopped.
 
-    async def _send_queued(
-        self,
-        conn: Conn,
-        partner: Partner,
-        selector: Selector,
-        webhook: WebhookSink,
-        row: asyncpg.Record,
-    ) -> bool:
-        """One attempt at a queued message; True if it left the queue (delivered or withheld)."""
+        A patient whose first message is dead, or not yet due for its next attempt, waits;
+        the others go on. The due heads of different patients are attempted concurrently
+        (at most ``DRAIN_CONCURRENCY`` at once), so a receiver that is slow for one
+        patient does not hold the others' retries back; whatever is delivered lets its
+        patient's next message be tried in the next round.
+        """
+        gate = asyncio.Semaphore(DRAIN_CONCURRENCY)
+
+        async def attempt(row: asyncpg.Record, message: PartnerMessage) -> Result:
+            async with gate:
+                return await webhook.attempt(message, row["attempts"] + 1)
+
+        while not stop.is_set():
+            now = self._clock()
+            due = [h for h in await queue_heads(conn, partner.partner_id) if _due(h, now)]
+            if not due:
+                return True
+            attempts: list[tuple[asyncpg.Record, PartnerMessage]] = []
+            progressed = False
+            for row in due:
+                message = await self._project_queued(conn, selector, row)
+                if message is None:
+                    progressed = True
+                else:
+                    attempts.append((row, message))
+            results = await asyncio.gather(*(attempt(r, m) for r, m in attempts))
+            for (row, message), result in zip(attempts, results, strict=True):
+                await self._record_queued(conn, partner, row, message, result)
+                progressed = progressed or result.outcome is Outcome.DELIVERED
+            if not progressed:
+                return True
+        return False
+
+    async def _project_queued(
+        self, conn: Conn, selector: Selector, row: asyncpg.Record
+    ) -> PartnerMessage | None:
+        """The queued message projected afresh (consent judged again), or None if it may not
+        go any more (then it is withheld and leaves the queue)."""
         event = await load_event(conn, row["event_id"])
         selection = (
             await selector.select(conn, [event], only=row["public_type"])
             if event is not None
             else Selection()
         )
-        if not selection.messages:
-            error = "CONTRACT_VIOLATION" if selection.violations else "NOT_PERMITTED"
-            await self._settle(conn, row["id"], DeadLetterStatus.WITHHELD, row["attempts"], error)
-            self.status.withheld += 1
-            return True
-        message = selection.messages[0]
-        result = await webhook.attempt(message, row["attempts"] + 1)
+        if selection.messages:
+            return selection.messages[0]
+        error = "CONTRACT_VIOLATION" if selection.violations else "NOT_PERMITTED"
+        await self._settle(conn, row["id"], DeadLetterStatus.WITHHELD, row["attempts"], error)
+        self.status.withheld += 1
+        return None
+
+    async def _record_queued(
+        self,
+        conn: Conn,
+        partner: Partner,
+        row: asyncpg.Record,
+        message: PartnerMessage,
+        result: Result,
+    ) -> None:
+        """Records one attempt at a queued message: disclosure, status, count, next attempt."""
         at = self._clock()
+        redelivery = row["status"] == "redelivery_requested" or row["attempts_at_request"] > 0
         async with conn.transaction():
             if result.outcome is Outcome.DELIVERED:
                 await disclosures.record(conn, partner, [message], channel=partner.delivery, at=at)
-                status = (
-                    DeadLetterStatus.REDELIVERED
-                    if row["attempts_at_request"] > 0 or row["status"] == "redelivery_requested"
-                    else DeadLetterStatus.DELIVERED
-                )
+                status = DeadLetterStatus.REDELIVERED if redelivery else DeadLetterStatus.DELIVERED
                 await self._settle(conn, row["id"], status, result.attempts, "")
             else:
                 if result.sent:
@@ -598,10 +610,8 @@ class PartnerWorker:
                     self.status.dead_lettered += 1
         if result.outcome is Outcome.DELIVERED:
             self.status.delivered += 1
-            if row["status"] == "redelivery_requested" or row["attempts_at_request"] > 0:
+            if redelivery:
                 self.status.redelivered += 1
-            return True
-        return False
 
     async def _redeliver(
         self,
@@ -655,6 +665,14 @@ class PartnerWorker:
             error,
             self._clock(),
         )
+
+
+def _due(row: asyncpg.Record, now: datetime) -> bool:
+    """Whether a queue's head may be attempted now (a dead one waits for a redelivery)."""
+    if row["status"] == "dead":
+        return False
+    due: datetime | None = row["next_attempt_at"]
+    return row["status"] != "retrying" or due is None or due <= now
 
 
 def _by_event(messages: Sequence[PartnerMessage]) -> list[list[PartnerMessage]]:
