@@ -275,6 +275,10 @@ class PartnerEventType:
     cloudevent_type: str = strawberry.field(description="The CloudEvents `type` attribute.")
     description: str = strawberry.field(description="What it discloses.")
     json_schema: JSON = strawberry.field(description="The JSON Schema of its data.")
+    schema_url: str = strawberry.field(
+        description="Where that schema is served without authentication: the `dataschema` "
+        "of its messages."
+    )
 
 
 @strawberry.type(
@@ -537,7 +541,8 @@ class PartnerQuery:
         )
 
     @strawberry.field(description="The public event types partners can receive, with schemas.")
-    def partner_event_types(self) -> list[PartnerEventType]:
+    def partner_event_types(self, info: Info[CareteamContext, None]) -> list[PartnerEventType]:
+        publisher = Publisher(info.context.runtime.settings.public_url)
         return [
             PartnerEventType(
                 key=t.key,
@@ -545,7 +550,8 @@ class PartnerQuery:
                 version=t.version,
                 cloudevent_type=t.cloudevent_type,
                 description=t.description,
-                json_schema=cast(JSON, t.schema()),
+                json_schema=cast(JSON, publisher.published_schema(t.key)),
+                schema_url=publisher.schema_url(t.key),
             )
             for t in CATALOGUE
         ]

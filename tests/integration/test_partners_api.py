@@ -561,3 +561,16 @@ async def test_a_graphql_partner_receives_its_consented_feed_and_each_event_is_a
         assert result.errors is not None
         assert result.errors[0].extensions == {"code": "POSITION_BEYOND_HEAD", "field": "after"}
         break
+
+
+async def test_the_public_event_types_name_the_urls_their_schemas_are_served_at(
+    runtime: Runtime,
+) -> None:
+    """partnerEventTypes gives each type's schema URL, which is also the schema's $id."""
+    data = await run(runtime, CARE_MANAGER, "{ partnerEventTypes { key schemaUrl jsonSchema } }")
+    types = data["partnerEventTypes"]
+    assert types
+    base = runtime.settings.public_url
+    for t in types:
+        assert t["schemaUrl"] == f"{base}/schemas/partners/{t['key']}.json"
+        assert t["jsonSchema"]["$id"] == t["schemaUrl"]
