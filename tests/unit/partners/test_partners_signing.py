@@ -11,6 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.partners.delivery import PartnerOptions
+from services.partners.registry import DEFAULT_SECRET_OVERLAP
 from services.partners.signing import (
     SignatureError,
     new_secret,
@@ -136,3 +137,13 @@ def test_options_come_from_prefixed_environment_variables() -> None:
     assert options.webhook_attempts == 3 and options.poll_seconds == 0.05
     with pytest.raises(SettingsError, match="CARETEAM_PARTNERS_PAGE_SIZE"):
         PartnerOptions.from_env({"CARETEAM_PARTNERS_PAGE_SIZE": "many"})
+
+
+def test_the_registry_and_the_options_agree_on_the_default_rotation_overlap() -> None:
+    """One documented default (24 hours) whichever way a rotation is made."""
+    assert DEFAULT_SECRET_OVERLAP.total_seconds() == PartnerOptions().webhook_secret_overlap_seconds
+    assert PartnerOptions().webhook_secret_overlap_seconds == 86_400
+    options = PartnerOptions.from_env({"CARETEAM_PARTNERS_WEBHOOK_SECRET_OVERLAP_SECONDS": "60"})
+    assert options.webhook_secret_overlap_seconds == 60
+    with pytest.raises(SettingsError, match="OVERLAP"):
+        PartnerOptions(webhook_secret_overlap_seconds=-1)
