@@ -19,6 +19,7 @@ from services.crypto import KeyRing, load_master_key
 from services.database import create_pool, database_dsn, migrate
 from services.eventstore import EventStore
 from services.partners import PartnerFeeds, PartnerOptions
+from services.partners.contract import Publisher
 from services.projector.runner import ProjectionRunner
 from services.settings import Settings
 
@@ -114,6 +115,7 @@ async def open_runtime(
                     kafka_bootstrap=settings.kafka_bootstrap_servers,
                     options=PartnerOptions.from_env(),
                     clock=runtime.clock,
+                    publisher=Publisher(settings.public_url),
                 )
                 runtime.tasks.append(asyncio.create_task(feeds.run(), name="partner-feeds"))
             try:

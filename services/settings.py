@@ -75,6 +75,9 @@ class Settings:
     audit_checkpoint_dir: Path | None = None
     audit_checkpoint_seconds: float = 300.0
     audit_verify_seconds: float = 3600.0
+    # Where partners reach this deployment: CloudEvents ``source`` and ``dataschema`` of
+    # partner feeds and the published contract (/schemas, /asyncapi.json) are under it.
+    public_base_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -85,6 +88,13 @@ class Settings:
     def allowed_origin_regex(self) -> str | None:
         """Origins allowed beside ``allowed_origins``: the loopback ones, in development."""
         return None if self.is_production else LOCALHOST_ORIGIN_REGEX
+
+    @property
+    def public_url(self) -> str:
+        """``CARETEAM_PUBLIC_BASE_URL`` without a trailing slash, else where ``serve`` listens."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
 
     @property
     def postgres_data_dir(self) -> Path:
@@ -142,6 +152,10 @@ class Settings:
                 values[name.lower()] = Path(raw)
         if (raw := text("KAFKA_TOPIC")) is not None:
             values["kafka_topic"] = raw
+        if (raw := text("PUBLIC_BASE_URL")) is not None:
+            if not raw.startswith(("https://", "http://")):
+                raise SettingsError("CARETEAM_PUBLIC_BASE_URL must be an http(s) URL")
+            values["public_base_url"] = raw
         for name, attr, kind in (
             ("PORT", "port", int),
             ("PROJECTOR_POLL_SECONDS", "projector_poll_seconds", float),

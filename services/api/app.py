@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, health at /healthz and /readyz."""
+"""The ASGI application: GraphQL at /graphql, health at /healthz and /readyz, the published
+partner contract at /schemas/ and /asyncapi.json."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from services import jsontext
 from services.api.authz import record_access
 from services.api.context import CareteamContext
+from services.api.contract_routes import contract_routes
 from services.api.feed import EventFeed
 from services.api.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
 from services.api.purpose import HEADER as PURPOSE_HEADER
@@ -244,6 +246,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *contract_routes(settings),
             Route(
                 "/graphql",
                 BodyLimit(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, cast
 from uuid import UUID
 
@@ -34,10 +34,10 @@ from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, ValidationError, result_union
 from services.api.purpose import PurposeOfUse
 from services.auth import Principal, Role
-from services.eventstore import LogPosition
 from services.partners import disclosures as accounting
 from services.partners import registry
-from services.partners.contract import CATALOGUE
+from services.partners.contract import CATALOGUE, Publisher
+from services.partners.delivery import PartnerOptions
 from services.partners.registry import (
     Actor,
     DeadLetterStatus,
@@ -106,8 +106,15 @@ def _actor(ctx: CareteamContext, principal: Principal) -> Actor:
     )
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def _invalid(exc: PartnerRegistryError) -> ValidationError:
-    return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+    """The registry's refusal, naming the input field as the API spells it (camelCase)."""
+    field = _camel(exc.field) if exc.field is not None else None
+    return ValidationError(code=exc.code, message=exc.message, field=field)
 
 
 def _registration(done: registry.Registered) -> PartnerRegistration:
@@ -128,10 +135,18 @@ class PartnerDelivery(enum.Enum):
     GRAPHQL = "graphql"
 
 
-@strawberry.enum(description="Where a dead-lettered message stands.")
+@strawberry.enum(
+    description="Where a set-aside message stands. A webhook message whose attempt failed "
+    "is RETRYING, and its patient's later messages are HELD behind it (other patients' "
+    "flow on); after the last attempt it is DEAD and its patient's queue waits for a "
+    "redelivery request."
+)
 class PartnerDeadLetterStatus(enum.Enum):
+    RETRYING = "retrying"
+    HELD = "held"
     DEAD = "dead"
     REDELIVERY_REQUESTED = "redelivery_requested"
+    DELIVERED = "delivered"
     REDELIVERED = "redelivered"
     WITHHELD = "withheld"
 
@@ -157,6 +172,10 @@ class PartnerFeedStatus:
     )
     epoch: int = strawberry.field(description="How many times the feed was replayed.")
     dead_letters: int = strawberry.field(description="Messages dead-lettered and not resent.")
+    waiting: int = strawberry.field(
+        description="Messages set aside and not yet delivered: retrying, held behind an "
+        "earlier one of the same patient, dead or asked for again."
+    )
 
 
 @strawberry.type(description="A partner organisation's feed registration (no secrets).")
@@ -182,12 +201,21 @@ class Partner:
     async def feed(self, info: Info[CareteamContext, None]) -> PartnerFeedStatus:
         async with info.context.runtime.pool.acquire() as conn:
             position, epoch = await registry.feed_position(conn, self.id)
-            dead = await conn.fetchval(
-                """SELECT count(*) FROM partner_dead_letters
-                   WHERE partner_id = $1 AND status IN ('dead', 'redelivery_requested')""",
+            counts = await conn.fetchrow(
+                """SELECT count(*) FILTER (WHERE status IN ('dead', 'redelivery_requested'))
+                              AS dead,
+                          count(*) FILTER (WHERE status IN ('retrying', 'held', 'dead',
+                                                            'redelivery_requested')) AS waiting
+                   FROM partner_dead_letters WHERE partner_id = $1""",
                 self.id,
             )
-        return PartnerFeedStatus(position=position.encode(), epoch=epoch, dead_letters=int(dead))
+        assert counts is not None
+        return PartnerFeedStatus(
+            position=position.encode(),
+            epoch=epoch,
+            dead_letters=int(counts["dead"]),
+            waiting=int(counts["waiting"]),
+        )
 
     @strawberry.field(description="Every change to the registration, oldest first.")
     async def history(self, info: Info[CareteamContext, None]) -> list[PartnerChange]:
@@ -248,17 +276,29 @@ class PartnerEventType:
     cloudevent_type: str = strawberry.field(description="The CloudEvents `type` attribute.")
     description: str = strawberry.field(description="What it discloses.")
     json_schema: JSON = strawberry.field(description="The JSON Schema of its data.")
+    schema_url: str = strawberry.field(
+        description="Where that schema is served without authentication: the `dataschema` "
+        "of its messages."
+    )
 
 
-@strawberry.type(description="A message that could not be delivered.")
+@strawberry.type(
+    description="A message set aside: its attempt failed, or it waits behind one of the same "
+    "patient that did."
+)
 class PartnerDeadLetter:
     id: int = strawberry.field(description="Pass to redeliverPartnerDeadLetters.")
     event_id: UUID = strawberry.field(description="The internal event.")
     public_type: str = strawberry.field(description="The public event type.")
     status: PartnerDeadLetterStatus = strawberry.field(description="Where it stands.")
-    attempts: int = strawberry.field(description="Delivery attempts so far.")
+    attempts: int = strawberry.field(
+        description="Delivery attempts so far (stored; the X-Careteam-Delivery-Attempt header "
+        "of the latest one carried this number)."
+    )
     last_error: str = strawberry.field(description="The last failure (HTTP status or error).")
-    dead_at: datetime = strawberry.field(description="When it was dead-lettered.")
+    dead_at: datetime = strawberry.field(
+        description="When it was set aside, or, once DEAD, when it was dead-lettered."
+    )
     updated_at: datetime = strawberry.field(description="When it last changed.")
 
 
@@ -286,7 +326,7 @@ class PartnerRedelivery:
 @strawberry.type(description="One disclosure of a patient's data to a partner (45 CFR 164.528).")
 class Disclosure:
     id: int = strawberry.field(description="Stable id.")
-    disclosed_at: datetime = strawberry.field(description="When it was delivered.")
+    disclosed_at: datetime = strawberry.field(description="When it was sent.")
     recipient_organisation_id: UUID = strawberry.field(description="The recipient.")
     recipient_name: str = strawberry.field(description="The recipient's name at the time.")
     description: str = strawberry.field(description="What was disclosed.")
@@ -295,6 +335,13 @@ class Disclosure:
     public_event_type: str = strawberry.field(description="The public event type sent.")
     part2: bool = strawberry.field(
         description="A 42 CFR Part 2 record (sent with its redisclosure notice)."
+    )
+    outcome: str = strawberry.field(
+        description="delivered, or failed: a webhook attempt sent the data but the receiver "
+        "did not confirm it (it may have kept it)."
+    )
+    attempt: int | None = strawberry.field(
+        description="The webhook attempt number of a failed attempt."
     )
 
 
@@ -317,7 +364,12 @@ class PartnerEvent:
     subject: str = strawberry.field(description="The patient's pseudonym for this partner.")
     time: str = strawberry.field(description="When careteam recorded it (RFC 3339).")
     sequence: str = strawberry.field(description="Log position; resume with `after`.")
-    dataschema: str = strawberry.field(description="The JSON Schema id of `data`.")
+    dataschema: str = strawberry.field(
+        description="The URL of the JSON Schema of `data` (served without authentication)."
+    )
+    source: str = strawberry.field(
+        description="CloudEvents source: this deployment and the organisation disclosing."
+    )
     confidentiality: str | None = strawberry.field(
         description="42-CFR-Part-2 on Part 2 data (the notice is in `data`)."
     )
@@ -355,7 +407,11 @@ class UpdatePartnerInput:
     kafka_topic: str | None = strawberry.field(default=None, description="New Kafka topic.")
     webhook_url: str | None = strawberry.field(default=None, description="New endpoint.")
     rotate_webhook_secret: bool = strawberry.field(
-        default=False, description="Make a new webhook secret (the old one stops working)."
+        default=False,
+        description="Make a new webhook secret. The old one keeps signing beside it (two "
+        "signatures in webhook-signature) for CARETEAM_PARTNERS_WEBHOOK_SECRET_OVERLAP_SECONDS "
+        "(default 24 hours), then stops; a rotation during that overlap is refused "
+        "(ROTATION_IN_PROGRESS).",
     )
 
 
@@ -482,7 +538,8 @@ class PartnerQuery:
         )
 
     @strawberry.field(description="The public event types partners can receive, with schemas.")
-    def partner_event_types(self) -> list[PartnerEventType]:
+    def partner_event_types(self, info: Info[CareteamContext, None]) -> list[PartnerEventType]:
+        publisher = Publisher(info.context.runtime.settings.public_url)
         return [
             PartnerEventType(
                 key=t.key,
@@ -490,7 +547,8 @@ class PartnerQuery:
                 version=t.version,
                 cloudevent_type=t.cloudevent_type,
                 description=t.description,
-                json_schema=cast(JSON, t.schema()),
+                json_schema=cast(JSON, publisher.published_schema(t.key)),
+                schema_url=publisher.schema_url(t.key),
             )
             for t in CATALOGUE
         ]
@@ -543,6 +601,8 @@ class PartnerQuery:
                     channel=PartnerDelivery(d.channel.value),
                     public_event_type=d.public_type,
                     part2=d.part2,
+                    outcome=d.outcome,
+                    attempt=d.attempt,
                 )
                 for d in page.disclosures
             ],
@@ -612,6 +672,7 @@ class PartnerMutation:
             webhook_url=input.webhook_url,
             rotate_webhook_secret=input.rotate_webhook_secret,
         )
+        overlap = PartnerOptions.from_env().webhook_secret_overlap_seconds
         try:
             async with ctx.runtime.pool.acquire() as conn:
                 done = await registry.update(
@@ -621,6 +682,7 @@ class PartnerMutation:
                     owner=principal.organisation_id,
                     actor=_actor(ctx, principal),
                     now=ctx.runtime.clock(),
+                    secret_overlap=timedelta(seconds=overlap),
                 )
         except PartnerRegistryError as exc:
             return _invalid(exc)
@@ -665,14 +727,7 @@ class PartnerMutation:
             async with ctx.runtime.pool.acquire() as conn:
                 await registry.get_partner(conn, input.partner_id, owner=principal.organisation_id)
                 if input.after_position is not None:
-                    try:
-                        after = LogPosition.decode(input.after_position)
-                    except ValueError:
-                        return ValidationError(
-                            code="INVALID_POSITION",
-                            message="afterPosition is not a log position",
-                            field="afterPosition",
-                        )
+                    after = registry.parse_position(input.after_position)
                     requested["after_position"] = input.after_position
                 else:
                     assert input.from_time is not None
@@ -693,6 +748,8 @@ class PartnerMutation:
                     now=ctx.runtime.clock(),
                     requested=requested,
                 )
+        except PartnerRegistryError as exc:
+            return _invalid(exc)
         except PartnerNotFoundError:
             return _not_found(input.partner_id)
         await _audit_change(ctx, "replayPartnerFeed")
@@ -768,10 +825,12 @@ class PartnerSubscription:
         start = None
         if after is not None:
             try:
-                start = LogPosition.decode(after)
-            except ValueError:
+                start = registry.parse_position(after, field="after")
+                async with ctx.runtime.pool.acquire() as conn:
+                    await registry.check_position(conn, start, field="after")
+            except PartnerRegistryError as exc:
                 raise GraphQLError(
-                    "after is not a log position", extensions={"code": "VALIDATION_ERROR"}
+                    exc.message, extensions={"code": exc.code, "field": "after"}
                 ) from None
         async with ctx.runtime.pool.acquire() as conn:
             feeds = await registry.graphql_partners(conn, principal.organisation_id)
@@ -781,7 +840,11 @@ class PartnerSubscription:
             raise GraphQLError("no single GraphQL feed of yours matches", extensions={"code": code})
         try:
             async for message in follow(
-                ctx.runtime.store, chosen[0], after=start, clock=ctx.runtime.clock
+                ctx.runtime.store,
+                chosen[0],
+                after=start,
+                clock=ctx.runtime.clock,
+                publisher=Publisher(ctx.runtime.settings.public_url),
             ):
                 attrs = message.attributes()
                 yield PartnerEvent(
@@ -791,6 +854,7 @@ class PartnerSubscription:
                     time=attrs["time"],
                     sequence=attrs["sequence"],
                     dataschema=attrs["dataschema"],
+                    source=attrs["source"],
                     confidentiality=attrs.get("confidentiality"),
                     data=cast(JSON, message.data),
                 )

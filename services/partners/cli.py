@@ -56,6 +56,7 @@ async def _run(settings: Settings) -> None:
 
     from services.database import create_pool, database_dsn, migrate
     from services.eventstore import EventStore
+    from services.partners.contract import Publisher
     from services.partners.delivery import PartnerOptions
     from services.partners.worker import PartnerFeeds
 
@@ -74,7 +75,11 @@ async def _run(settings: Settings) -> None:
         try:
             store = EventStore(pool, snapshot_every=settings.snapshot_every)
             feeds = PartnerFeeds(
-                store, dsn, kafka_bootstrap=settings.kafka_bootstrap_servers, options=options
+                store,
+                dsn,
+                kafka_bootstrap=settings.kafka_bootstrap_servers,
+                options=options,
+                publisher=Publisher(settings.public_url),
             )
             await feeds.run(stop)
         finally:

@@ -42,6 +42,33 @@ from services.partners.rules import PART2_CONFIDENTIALITY_CODE, REDISCLOSURE_NOT
 
 TYPE_PREFIX = "org.careteam.partner"
 SCHEMA_ID_PREFIX = "urn:careteam:partner-event:"
+# Where a deployment serves the public schemas, without authentication (services/api).
+SCHEMA_PATH = "/schemas/partners"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """Where one deployment publishes partner feeds and their contract.
+
+    ``base_url`` is ``CARETEAM_PUBLIC_BASE_URL`` (the deployment as partners reach it).
+    A message's CloudEvents ``source`` names the deployment and the organisation whose
+    patients the feed discloses; its ``dataschema`` is the URL at which that deployment
+    serves the JSON Schema of its data.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+
+    def source(self, organisation_id: UUID) -> str:
+        return f"{self.base_url}/organisations/{organisation_id}/partner-feed"
+
+    def schema_url(self, key: str) -> str:
+        """The URL of the JSON Schema of public type ``key`` (``referral.requested.v1``)."""
+        return f"{self.base_url}{SCHEMA_PATH}/{key}.json"
+
+    def published_schema(self, key: str) -> dict[str, Any]:
+        """The schema as served: its ``$id`` is the URL it is served at."""
+        return {**public_type(key).schema(), "$id": self.schema_url(key)}
 
 
 class UnknownPublicTypeError(LookupError):

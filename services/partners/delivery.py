@@ -1,12 +1,13 @@
 """Getting messages to a partner: its Kafka topic, or its webhook with retries.
 
-Webhooks: one signed POST per message (signing.py), in log order. A non-2xx answer or a
-network error is retried after an exponential backoff (``initial * 2**n``, capped,
-with jitter), by default ten attempts over about three hours; before every retry the
-consent is checked again, so a revocation recorded meanwhile stops the delivery. After
-the last attempt the message is dead-lettered and the feed moves on; an administrator
-can ask for dead letters again (``redeliverPartnerDeadLetters``). Redirects are not
-followed: a partner's endpoint is the URL it registered.
+Webhooks: one signed POST per attempt (signing.py). A non-2xx answer or a network error
+is retried after an exponential backoff (``initial * 2**n``, capped, with jitter), by
+default ten attempts over about three hours; only that patient's later messages wait
+behind it, in the worker's per-patient queues (worker.py). Before every retry the
+message is projected and its consent judged again, so a revocation recorded meanwhile
+stops it. After the last attempt the message is dead-lettered; an administrator can ask
+for it again (``redeliverPartnerDeadLetters``). Redirects are not followed: a partner's
+endpoint is the URL it registered.
 
 Kafka: the page's records are sent to the partner's topic by an idempotent producer
 and awaited until acknowledged; any failure replaces the producer and sends the page
@@ -22,8 +23,9 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -32,13 +34,15 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from services.partners.messages import STRUCTURED_CONTENT_TYPE, PartnerMessage
-from services.partners.signing import SIGNATURE_HEADER, sign
-from services.settings import Secret, SettingsError
+from services.partners.registry import PartnerKeys
+from services.partners.signing import signed_headers
+from services.settings import SettingsError
 
 log = logging.getLogger("careteam.partners")
 
 _PUBLISH_ERRORS: tuple[type[BaseException], ...] = (KafkaError, TimeoutError, OSError)
 USER_AGENT = "careteam-partner-feed/1"
+ATTEMPT_HEADER = "X-Careteam-Delivery-Attempt"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class PartnerOptions:
     webhook_initial_delay_seconds: float = 30.0
     webhook_max_delay_seconds: float = 3_600.0
     webhook_timeout_seconds: float = 10.0
+    # After a secret rotation the old secret keeps signing beside the new one this long
+    # (every request carries both signatures), so a partner can switch without a gap.
+    webhook_secret_overlap_seconds: float = 86_400.0
     # Kafka.
     publish_timeout_seconds: float = 30.0
     backoff_initial_seconds: float = 0.2
@@ -67,6 +74,8 @@ class PartnerOptions:
             raise SettingsError("partner page_size and webhook_attempts must be at least 1")
         if min(self.webhook_initial_delay_seconds, self.backoff_initial_seconds) <= 0:
             raise SettingsError("partner backoff delays must be positive")
+        if self.webhook_secret_overlap_seconds < 0:
+            raise SettingsError("CARETEAM_PARTNERS_WEBHOOK_SECRET_OVERLAP_SECONDS must be >= 0")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PartnerOptions:
@@ -92,6 +101,7 @@ class PartnerOptions:
 
 class Outcome(Enum):
     DELIVERED = "delivered"
+    FAILED = "failed"  # one webhook attempt failed; it is tried again later
     DEAD = "dead"
     WITHHELD = "withheld"  # consent revoked while retrying
     STOPPED = "stopped"  # the worker is stopping; the message stays pending
@@ -102,6 +112,9 @@ class Result:
     outcome: Outcome
     attempts: int
     last_error: str = ""
+    # Whether the body left careteam (it may have been received even if the answer was an
+    # error): such an attempt is a disclosure, whatever its outcome.
+    sent: bool = True
 
 
 async def sleep_or_stop(seconds: float, stop: asyncio.Event) -> bool:
@@ -117,63 +130,51 @@ class WebhookSink:
     def __init__(
         self,
         url: str,
-        secret: Secret,
+        keys: PartnerKeys,
         options: PartnerOptions,
         client: httpx.AsyncClient,
         *,
+        clock: Callable[[], datetime],
         unix_time: Callable[[], float] = time.time,
     ) -> None:
         self._url = url
-        self._secret = secret
+        self._keys = keys
         self._options = options
         self._client = client
+        self._clock = clock
         self._unix_time = unix_time
 
-    async def deliver(
-        self,
-        message: PartnerMessage,
-        *,
-        still_permitted: Callable[[], Awaitable[bool]],
-        stop: asyncio.Event,
-    ) -> Result:
+    async def attempt(self, message: PartnerMessage, attempt: int) -> Result:
+        """One signed POST of ``message``, announced as attempt number ``attempt``.
+
+        DELIVERED on a 2xx answer; FAILED otherwise, with ``sent`` False only when the
+        request never reached the partner (no connection), so nothing was disclosed.
+        """
         body = message.webhook_body()
-        last_error = ""
-        attempts = self._options.webhook_attempts
-        for attempt in range(1, attempts + 1):
-            if attempt > 1 and not await still_permitted():
-                return Result(Outcome.WITHHELD, attempt - 1, last_error)
-            timestamp = int(self._unix_time())
-            headers = {
-                "Content-Type": STRUCTURED_CONTENT_TYPE,
-                "User-Agent": USER_AGENT,
-                SIGNATURE_HEADER: sign(self._secret.reveal(), body, timestamp),
-                "X-Careteam-Delivery-Attempt": str(attempt),
-            }
-            try:
-                response = await self._client.post(
-                    self._url,
-                    content=body,
-                    headers=headers,
-                    timeout=self._options.webhook_timeout_seconds,
-                    follow_redirects=False,
-                )
-                if 200 <= response.status_code < 300:
-                    return Result(Outcome.DELIVERED, attempt)
-                last_error = f"HTTP_{response.status_code}"
-            except httpx.HTTPError as exc:
-                last_error = type(exc).__name__
-            if attempt == attempts:
-                break
-            delay = self._options.webhook_delay(attempt)
-            log.info(
-                "partner webhook attempt failed attempt=%s error=%s retry_in=%.2f",
-                attempt,
-                last_error,
-                delay,
+        timestamp = int(self._unix_time())
+        headers = {
+            "Content-Type": STRUCTURED_CONTENT_TYPE,
+            "User-Agent": USER_AGENT,
+            **signed_headers(
+                self._keys.signing_secrets(self._clock()), message.id, body, timestamp
+            ),
+            ATTEMPT_HEADER: str(attempt),
+        }
+        try:
+            response = await self._client.post(
+                self._url,
+                content=body,
+                headers=headers,
+                timeout=self._options.webhook_timeout_seconds,
+                follow_redirects=False,
             )
-            if await sleep_or_stop(delay, stop):
-                return Result(Outcome.STOPPED, attempt, last_error)
-        return Result(Outcome.DEAD, attempts, last_error)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return Result(Outcome.FAILED, attempt, type(exc).__name__, sent=False)
+        except httpx.HTTPError as exc:
+            return Result(Outcome.FAILED, attempt, type(exc).__name__)
+        if 200 <= response.status_code < 300:
+            return Result(Outcome.DELIVERED, attempt)
+        return Result(Outcome.FAILED, attempt, f"HTTP_{response.status_code}")
 
 
 class KafkaSink:

@@ -1,10 +1,12 @@
 """The accounting of disclosures (45 CFR 164.528): every delivery to a partner, per patient.
 
-One row per delivered message: when, to whom (the recipient organisation and the name
-it had then), what (the public event type and its description), why (the purpose the
-partner was registered for) and on which consents. Rows are written in the same
-transaction that moves the feed past the delivered event, so the accounting and the
-feed never disagree; UPDATE and DELETE are refused by trigger.
+One row per message sent: delivered, or sent by a webhook attempt that failed (the
+receiver may have kept it; ``outcome`` and ``attempt`` say which). When, to whom (the
+recipient organisation and the name it had then), what (the public event type and its
+description), why (the purpose the partner was registered for) and on which consents.
+Rows are written in the same transaction that moves the feed past the event (or records
+the attempt), so the accounting and the feed never disagree; UPDATE and DELETE are
+refused by trigger.
 
 Disclosures made on the patient's own authorisation are strictly exempt from the
 HIPAA accounting (164.528(a)(1)(iv)); they are recorded all the same, because 42 CFR
@@ -26,6 +28,8 @@ from services.partners.registry import DeliveryKind, Partner
 from services.partners.rules import RULES_VERSION
 
 MAX_PAGE = 200
+DELIVERED = "delivered"
+FAILED = "failed"  # the body was sent but the receiver did not confirm it
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Disclosure:
     public_type: str
     part2: bool
     consent_ids: tuple[UUID, ...]
+    outcome: str = DELIVERED
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,17 +75,22 @@ async def record(
     *,
     channel: DeliveryKind,
     at: datetime,
+    outcome: str = DELIVERED,
+    attempt: int | None = None,
+    error: str | None = None,
 ) -> None:
-    """Records the delivery of ``messages`` to ``partner`` (call inside the checkpoint's
-    transaction)."""
+    """Records that ``messages`` went to ``partner`` (call inside the checkpoint's
+    transaction): delivered, or sent in a webhook attempt that failed (``FAILED``, with
+    the attempt number and the error), since the receiver may have kept them anyway."""
     if not messages:
         return
     await conn.executemany(
         """INSERT INTO disclosures (disclosed_at, patient_id, partner_id,
                recipient_organisation_id, recipient_name, description, purpose, channel,
                event_id, event_type, public_type, message_id, part2, consent_ids,
-               rules_version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
+               rules_version, outcome, attempt, error)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                   $17, $18)""",
         [
             (
                 at,
@@ -97,6 +108,9 @@ async def record(
                 m.part2,
                 list(m.consent_ids),
                 RULES_VERSION,
+                outcome,
+                attempt,
+                error,
             )
             for m in messages
         ],
@@ -137,7 +151,7 @@ async def for_patient(
     rows = await conn.fetch(
         """SELECT id, disclosed_at, patient_id, partner_id, recipient_organisation_id,
                   recipient_name, description, purpose, channel, event_type, public_type,
-                  part2, consent_ids
+                  part2, consent_ids, outcome, attempt
            FROM disclosures
            WHERE patient_id = $1
              AND ($2::timestamptz IS NULL OR (disclosed_at, id) > ($2, $3::bigint))
@@ -162,6 +176,8 @@ async def for_patient(
             public_type=r["public_type"],
             part2=r["part2"],
             consent_ids=tuple(r["consent_ids"]),
+            outcome=r["outcome"],
+            attempt=r["attempt"],
         )
         for r in rows[:first]
     ]

@@ -23,6 +23,7 @@ from services.partners.contract import (
     ContractViolationError,
     Pseudonyms,
     PublicEventType,
+    Publisher,
     public_types_for,
     validate,
 )
@@ -73,11 +74,16 @@ class Selector:
     """Turns pages of the log into the messages one partner may receive."""
 
     def __init__(
-        self, partner: Partner, pseudonyms: Pseudonyms, clock: Callable[[], datetime]
+        self,
+        partner: Partner,
+        pseudonyms: Pseudonyms,
+        clock: Callable[[], datetime],
+        publisher: Publisher,
     ) -> None:
         self.partner = partner
         self._pseudonyms = pseudonyms
         self._clock = clock
+        self._publisher = publisher
         self._organisation_of: dict[UUID, UUID | None] = {}
         self._service_of: dict[UUID, str | None] = {}
 
@@ -134,6 +140,8 @@ class Selector:
                     self._pseudonyms,
                     part2=decision.part2,
                     consent_ids=decision.consent_ids,
+                    publisher=self._publisher,
+                    organisation_id=self.partner.owner_organisation_id,
                 )
                 try:
                     validate(public, message.data)

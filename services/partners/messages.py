@@ -4,13 +4,15 @@ Attributes (the same on both channels):
 
 - ``id``: a pseudonym of the internal event id and public type, stable across re-sends,
   so partners drop duplicates by it; not careteam's event id
-- ``source``: ``/careteam/partner-feed``
+- ``source``: ``<CARETEAM_PUBLIC_BASE_URL>/organisations/<owner organisation id>/partner-feed``:
+  the deployment and the organisation whose patients the feed discloses
 - ``type``: ``org.careteam.partner.<name>.v<N>`` (see contract.py)
 - ``subject``: the patient's pseudonym for this partner
 - ``time``: when careteam recorded the event (RFC 3339, UTC)
 - ``sequence``: the log position, zero-padded so that it sorts as text; it is the value
   an administrator passes to ``replayPartnerFeed(fromPosition:)``
-- ``dataschema``: ``urn:careteam:partner-event:<name>.v<N>``
+- ``dataschema``: ``<CARETEAM_PUBLIC_BASE_URL>/schemas/partners/<name>.v<N>.json``, served
+  without authentication
 - ``confidentiality``: ``42-CFR-Part-2`` on Part 2 data (the notice itself is in the data)
 
 Kafka records are keyed by the patient's pseudonym (one patient's events stay in one
@@ -26,12 +28,11 @@ from typing import Any
 from uuid import UUID
 
 from services.eventstore import RecordedEvent
-from services.partners.contract import Pseudonyms, PublicEventType, rfc3339
+from services.partners.contract import Pseudonyms, PublicEventType, Publisher, rfc3339
 from services.partners.rules import PART2_CONFIDENTIALITY_CODE
 from services.relay.messages import KafkaMessage, sequence_of
 
 SPEC_VERSION = "1.0"
-SOURCE = "/careteam/partner-feed"
 DATA_CONTENT_TYPE = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
@@ -52,6 +53,8 @@ class PartnerMessage:
     data: dict[str, Any]
     part2: bool
     consent_ids: tuple[UUID, ...]
+    source: str
+    dataschema: str
 
     @classmethod
     def build(
@@ -62,6 +65,8 @@ class PartnerMessage:
         *,
         part2: bool,
         consent_ids: tuple[UUID, ...],
+        publisher: Publisher,
+        organisation_id: UUID,
     ) -> PartnerMessage:
         return cls(
             event=event,
@@ -71,6 +76,8 @@ class PartnerMessage:
             data=public.data(event, pseudonyms, part2=part2),
             part2=part2,
             consent_ids=consent_ids,
+            source=publisher.source(organisation_id),
+            dataschema=publisher.schema_url(public.key),
         )
 
     def attributes(self) -> dict[str, str]:
@@ -78,12 +85,12 @@ class PartnerMessage:
         attrs = {
             "specversion": SPEC_VERSION,
             "id": self.id,
-            "source": SOURCE,
+            "source": self.source,
             "type": self.public.cloudevent_type,
             "subject": self.subject,
             "time": rfc3339(self.event.recorded_at),
             "sequence": sequence_of(self.event.log_position),
-            "dataschema": self.public.schema_id,
+            "dataschema": self.dataschema,
         }
         if self.part2:
             attrs["confidentiality"] = PART2_CONFIDENTIALITY_CODE

@@ -19,7 +19,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +38,9 @@ MAX_PURPOSE = 500
 MAX_URL = 2_000
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# How long a rotated-out webhook secret keeps signing beside the new one, unless the
+# caller says otherwise (CARETEAM_PARTNERS_WEBHOOK_SECRET_OVERLAP_SECONDS in the API).
+DEFAULT_SECRET_OVERLAP = timedelta(hours=24)
 
 
 class DeliveryKind(StrEnum):
@@ -61,9 +64,14 @@ class ChangeKind(StrEnum):
 
 
 class DeadLetterStatus(StrEnum):
-    DEAD = "dead"
+    """Where a set-aside webhook message (or a Kafka dead letter) stands."""
+
+    RETRYING = "retrying"  # an attempt failed; tried again at next_attempt_at
+    HELD = "held"  # waits behind an earlier set-aside message of the same patient
+    DEAD = "dead"  # every attempt failed; its patient's later messages wait behind it
     REDELIVERY_REQUESTED = "redelivery_requested"
-    REDELIVERED = "redelivered"
+    DELIVERED = "delivered"  # delivered after being set aside
+    REDELIVERED = "redelivered"  # delivered after an administrator asked for it again
     WITHHELD = "withheld"
 
 
@@ -129,8 +137,24 @@ class Partner:
 
 @dataclass(frozen=True)
 class PartnerKeys:
+    """A partner's keys: the pseudonym key and its webhook secrets (the one a rotation
+    replaced signs too until ``previous_retires_at``)."""
+
     pseudonym_key: bytes
     webhook_secret: Secret | None
+    previous_webhook_secret: Secret | None = None
+    previous_retires_at: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets every webhook request is signed with at ``now``, newest first."""
+        found = [self.webhook_secret.reveal()] if self.webhook_secret is not None else []
+        previous, retires = self.previous_webhook_secret, self.previous_retires_at
+        if previous is not None and retires is not None and now < retires:
+            found.append(previous.reveal())
+        return found
+
+    def rotation_in_progress(self, now: datetime) -> bool:
+        return self.previous_retires_at is not None and now < self.previous_retires_at
 
 
 @dataclass(frozen=True)
@@ -325,13 +349,20 @@ async def graphql_partners(conn: Conn, organisation_id: UUID) -> list[Partner]:
 
 async def get_keys(conn: Conn, partner_id: UUID) -> PartnerKeys:
     row = await conn.fetchrow(
-        "SELECT pseudonym_key, webhook_secret FROM partner_keys WHERE partner_id = $1",
+        """SELECT pseudonym_key, webhook_secret, previous_webhook_secret,
+                  previous_secret_retires_at
+           FROM partner_keys WHERE partner_id = $1""",
         partner_id,
     )
     if row is None:
         raise PartnerNotFoundError(partner_id)
-    secret = row["webhook_secret"]
-    return PartnerKeys(bytes(row["pseudonym_key"]), Secret(secret) if secret else None)
+    secret, previous = row["webhook_secret"], row["previous_webhook_secret"]
+    return PartnerKeys(
+        bytes(row["pseudonym_key"]),
+        Secret(secret) if secret else None,
+        Secret(previous) if previous else None,
+        row["previous_secret_retires_at"],
+    )
 
 
 async def history(conn: Conn, partner_id: UUID) -> list[PartnerChange]:
@@ -464,8 +495,14 @@ async def update(
     owner: UUID,
     actor: Actor,
     now: datetime,
+    secret_overlap: timedelta = DEFAULT_SECRET_OVERLAP,
 ) -> Registered:
-    """Changes a partner's configuration (a new version); may issue a new webhook secret."""
+    """Changes a partner's configuration (a new version); may issue a new webhook secret.
+
+    A rotation keeps the replaced secret signing beside the new one for
+    ``secret_overlap``; another rotation before that ends is refused
+    (``ROTATION_IN_PROGRESS``), so no secret a partner may still rely on is dropped early.
+    """
     async with conn.transaction():
         current = await _lock(conn, partner_id, owner)
         name = _text(changes.name, "name", MAX_NAME) if changes.name is not None else current.name
@@ -486,6 +523,12 @@ async def update(
             changes.webhook_url if changes.webhook_url is not None else current.webhook_url,
         )
         keys = await get_keys(conn, partner_id)
+        if changes.rotate_webhook_secret and keys.rotation_in_progress(now):
+            raise PartnerRegistryError(
+                "ROTATION_IN_PROGRESS",
+                "the previous rotation's overlap has not ended; rotate again after it",
+                field="rotate_webhook_secret",
+            )
         secret: str | None = None
         if delivery is DeliveryKind.WEBHOOK and (
             changes.rotate_webhook_secret or keys.webhook_secret is None
@@ -493,7 +536,9 @@ async def update(
             secret = new_secret()
         elif changes.rotate_webhook_secret:
             raise PartnerRegistryError(
-                "NOT_A_WEBHOOK", "only webhook partners have a secret", field="rotate"
+                "NOT_A_WEBHOOK",
+                "only webhook partners have a secret",
+                field="rotate_webhook_secret",
             )
         row = await conn.fetchrow(
             f"""UPDATE partners SET name = $2, purpose = $3, allowed_event_types = $4,
@@ -511,20 +556,31 @@ async def update(
         )
         assert row is not None
         partner = _partner(row)
+        retires_at: datetime | None = None
         if secret is not None:
+            previous = keys.webhook_secret.reveal() if keys.webhook_secret is not None else None
+            retires_at = now + secret_overlap if previous is not None else None
             await conn.execute(
-                "UPDATE partner_keys SET webhook_secret = $2 WHERE partner_id = $1",
+                """UPDATE partner_keys SET webhook_secret = $2, previous_webhook_secret = $3,
+                       previous_secret_retires_at = $4
+                   WHERE partner_id = $1""",
                 partner_id,
                 secret,
+                previous if retires_at is not None else None,
+                retires_at,
             )
         elif delivery is not DeliveryKind.WEBHOOK and keys.webhook_secret is not None:
             # A secret nobody uses any more is a secret that can only leak.
             await conn.execute(
-                "UPDATE partner_keys SET webhook_secret = NULL WHERE partner_id = $1", partner_id
+                """UPDATE partner_keys SET webhook_secret = NULL, previous_webhook_secret = NULL,
+                       previous_secret_retires_at = NULL
+                   WHERE partner_id = $1""",
+                partner_id,
             )
         await _record_change(conn, partner, ChangeKind.UPDATED, actor, now, partner.public_config())
         if secret is not None and keys.webhook_secret is not None:
-            await _record_change(conn, partner, ChangeKind.SECRET_ROTATED, actor, now, {})
+            overlap = {"previous_secret_retires_at": retires_at.isoformat() if retires_at else None}
+            await _record_change(conn, partner, ChangeKind.SECRET_ROTATED, actor, now, overlap)
     return Registered(partner, secret)
 
 
@@ -570,7 +626,8 @@ async def position_before(conn: Conn, moment: datetime) -> LogPosition:
     recorded earlier may follow it: they are sent again, which at least once allows.)
     """
     first = await conn.fetchrow(
-        """SELECT tx_id::text::bigint AS tx_id, position FROM events WHERE recorded_at >= $1
+        """SELECT tx_id::text::bigint AS tx_id, position FROM events
+           WHERE recorded_at >= $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
            ORDER BY events.tx_id, events.position LIMIT 1""",
         moment,
     )
@@ -586,6 +643,54 @@ async def position_before(conn: Conn, moment: datetime) -> LogPosition:
     return START if row is None else LogPosition(row["tx_id"], row["position"])
 
 
+_BIGINT_MAX = 2**63 - 1
+
+
+def parse_position(text: str, *, field: str = "after_position") -> LogPosition:
+    """A log position as partners see it (``sequence``, zero-padded or not, or ``0.0``)."""
+    tx, dot, pos = text.strip().partition(".")
+    if not (dot and tx.isdigit() and pos.isdigit()):
+        raise PartnerRegistryError(
+            "INVALID_POSITION", f"{_camel(field)} is not a log position", field=field
+        )
+    position = LogPosition(int(tx), int(pos))
+    if position.tx_id > _BIGINT_MAX or position.position > _BIGINT_MAX:
+        raise PartnerRegistryError(
+            "INVALID_POSITION", f"{_camel(field)} is not a log position", field=field
+        )
+    return position
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+async def check_position(conn: Conn, position: LogPosition, *, field: str) -> None:
+    """Refuses a position beyond the head of the log or that no event of this log has.
+
+    ``0.0`` (the start) is always accepted; any other position must be the place of an
+    event that every reader can already see, as the ``sequence`` of a delivered message is.
+    """
+    if position == START:
+        return
+    name = _camel(field)
+    head = await log_head(conn)
+    if position > head:
+        raise PartnerRegistryError(
+            "POSITION_BEYOND_HEAD", f"{name} is beyond the head of the log", field=field
+        )
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE tx_id = $1::text::xid8 AND position = $2)",
+        str(position.tx_id),
+        position.position,
+    )
+    if not found:
+        raise PartnerRegistryError(
+            "POSITION_NOT_IN_LOG", f"{name} is not a position of this log", field=field
+        )
+
+
 async def replay(
     conn: Conn,
     partner_id: UUID,
@@ -596,9 +701,14 @@ async def replay(
     now: datetime,
     requested: dict[str, Any],
 ) -> LogPosition:
-    """Moves the feed's checkpoint to ``after`` (its worker notices and follows)."""
+    """Moves the feed's checkpoint to ``after`` (its worker notices and follows).
+
+    ``after`` must be the start or a visible event's position (``check_position``):
+    a checkpoint anywhere else would leave the feed waiting for events that never come.
+    """
     async with conn.transaction():
         partner = await _lock(conn, partner_id, owner)
+        await check_position(conn, after, field="after_position")
         previous, _ = await feed_position(conn, partner_id)
         await conn.execute(
             """UPDATE partner_feeds SET tx_id = $2::text::xid8, position = $3,
@@ -662,7 +772,8 @@ async def request_redelivery(
     async with conn.transaction():
         partner = await _lock(conn, partner_id, owner)
         rows = await conn.fetch(
-            """UPDATE partner_dead_letters SET status = 'redelivery_requested', updated_at = $3
+            """UPDATE partner_dead_letters SET status = 'redelivery_requested', updated_at = $3,
+                   attempts_at_request = attempts, next_attempt_at = $3
                WHERE partner_id = $1 AND status = 'dead' AND ($2::bigint[] IS NULL OR id = ANY($2))
                RETURNING id""",
             partner_id,

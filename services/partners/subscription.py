@@ -18,7 +18,7 @@ from datetime import datetime
 
 from services.eventstore import EventStore, LogPosition
 from services.partners import disclosures
-from services.partners.contract import Pseudonyms
+from services.partners.contract import Pseudonyms, Publisher
 from services.partners.delivery import PartnerOptions
 from services.partners.feed import Selector
 from services.partners.messages import PartnerMessage
@@ -35,6 +35,7 @@ async def follow(
     *,
     after: LogPosition | None,
     clock: Callable[[], datetime],
+    publisher: Publisher,
     options: PartnerOptions | None = None,
 ) -> AsyncIterator[PartnerMessage]:
     """Yields the partner's messages in log order, live, until cancelled or closed."""
@@ -43,7 +44,7 @@ async def follow(
     async with pool.acquire() as conn:
         keys = await get_keys(conn, partner.partner_id)
         stored, epoch = await feed_position(conn, partner.partner_id)
-    selector = Selector(partner, Pseudonyms(keys.pseudonym_key), clock)
+    selector = Selector(partner, Pseudonyms(keys.pseudonym_key), clock, publisher)
     position = after if after is not None else stored
     while True:
         async with pool.acquire() as conn:
@@ -52,7 +53,7 @@ async def follow(
                 raise FeedClosedError
             if current.version != partner.version:
                 partner = current
-                selector = Selector(partner, Pseudonyms(keys.pseudonym_key), clock)
+                selector = Selector(partner, Pseudonyms(keys.pseudonym_key), clock, publisher)
             stored, now_epoch = await feed_position(conn, partner.partner_id)
             if now_epoch != epoch:
                 position, epoch = stored, now_epoch

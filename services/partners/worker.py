@@ -3,10 +3,22 @@
 A worker reads the log from its partner's checkpoint (``partner_feeds``) with the
 gap-safe ``EventStore.read_log``, selects what the partner may receive (feed.py),
 delivers it (delivery.py) and only then moves the checkpoint, in the transaction that
-also records the disclosures (or the dead letters). A crash at any instant re-sends at
-most what was in flight, never loses an event; partners drop duplicates by CloudEvent
-id. Webhook messages go one event at a time, so the checkpoint follows each event;
-Kafka pages go whole.
+also records the disclosures (or the set-aside messages). A crash at any instant
+re-sends at most what was in flight, never loses an event; partners drop duplicates by
+CloudEvent id. Kafka pages go whole.
+
+Webhooks keep each patient's order and isolate failures. Each message gets one attempt
+as the feed reaches it; if it fails, it is set aside in its patient's queue
+(``partner_dead_letters``, status ``retrying``, with its attempt count and the time of
+its next attempt), and that patient's later messages for this partner are queued behind
+it (``held``) while every other patient's go on. Before reading further, the worker
+sends what is due at the head of each queue, one patient after another, each in log
+order; a queue empties as its messages are delivered (or withheld, if consent was
+revoked meanwhile). After the last attempt a message is ``dead`` and its patient's queue
+waits until an administrator asks for it again (``redeliverPartnerDeadLetters``): then
+it is retried with a fresh allowance of attempts, ahead of that patient's later
+messages. Attempt counts are stored, so they survive a restart, and the
+``X-Careteam-Delivery-Attempt`` header, the stored count and the admin view agree.
 
 Each worker holds its partner's lease, a PostgreSQL advisory lock on its own connection
 (not a pool connection: a feed keeps it for hours), so one worker per partner runs across
@@ -23,11 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -36,7 +47,7 @@ import httpx
 from services.database import Conn, _init_connection, holds_session_state
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
 from services.partners import disclosures
-from services.partners.contract import Pseudonyms
+from services.partners.contract import Pseudonyms, Publisher
 from services.partners.delivery import (
     KafkaSink,
     Outcome,
@@ -60,6 +71,7 @@ from services.partners.registry import (
 )
 
 log = logging.getLogger("careteam.partners")
+DEFAULT_PUBLISHER = Publisher()
 
 # First key of the two-key advisory lock that is a partner feed's lease (the relay uses
 # 7_361_002, migrations 7_361_001); the second is hashtext('partner:' || id).
@@ -123,25 +135,71 @@ async def advance(
     return bool(status == "UPDATE 1")
 
 
-async def add_dead_letter(
-    conn: Conn,
-    partner_id: UUID,
-    event: RecordedEvent,
-    public_type: str,
-    result: Result,
-    at: datetime,
-) -> None:
+# Set-aside messages still waiting (partner_dead_letters.status): a patient with any of
+# them gets its later messages held behind them.
+OPEN_STATUSES = ("retrying", "held", "dead", "redelivery_requested")
+_OPEN_SQL = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A message put in its patient's queue instead of (or after) being sent."""
+
+    event: RecordedEvent
+    public_type: str
+    status: str
+    attempts: int
+    last_error: str
+    next_attempt_at: datetime | None
+
+
+async def add_dead_letter(conn: Conn, partner_id: UUID, row: SetAside, at: datetime) -> None:
+    """Puts a message in its patient's queue for ``partner_id`` (partner_dead_letters)."""
     await conn.execute(
         """INSERT INTO partner_dead_letters (partner_id, event_id, patient_id, public_type,
-               status, attempts, last_error, dead_at, updated_at)
-           VALUES ($1, $2, $3, $4, 'dead', $5, $6, $7, $7)""",
+               status, attempts, last_error, dead_at, updated_at, tx_id, position,
+               next_attempt_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9::text::xid8, $10, $11)""",
         partner_id,
-        event.event_id,
-        event.patient_id,
-        public_type,
-        result.attempts,
-        result.last_error,
+        row.event.event_id,
+        row.event.patient_id,
+        row.public_type,
+        row.status,
+        row.attempts,
+        row.last_error,
         at,
+        str(row.event.tx_id),
+        row.event.position,
+        row.next_attempt_at,
+    )
+
+
+async def patients_waiting(conn: Conn, partner_id: UUID) -> set[UUID]:
+    """Patients with set-aside messages at ``partner_id``: their later messages wait."""
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT patient_id FROM partner_dead_letters
+            WHERE partner_id = $1 AND status IN ({_OPEN_SQL})""",
+        partner_id,
+    )
+    return {r["patient_id"] for r in rows}
+
+
+# How many patients' queued messages are attempted at once.
+DRAIN_CONCURRENCY = 8
+
+_QUEUE_COLUMNS = """id, event_id, patient_id, public_type, status, attempts,
+    attempts_at_request, next_attempt_at"""
+
+
+async def queue_heads(conn: Conn, partner_id: UUID) -> list[asyncpg.Record]:
+    """The first set-aside message of each waiting patient (log order within a patient)."""
+    return list(
+        await conn.fetch(
+            f"""SELECT DISTINCT ON (patient_id) {_QUEUE_COLUMNS} FROM partner_dead_letters
+                WHERE partner_id = $1 AND status IN ({_OPEN_SQL})
+                ORDER BY patient_id, tx_id, position""",
+            partner_id,
+        )
     )
 
 
@@ -158,8 +216,10 @@ class PartnerWorker:
         http: httpx.AsyncClient,
         kafka_bootstrap: str | None,
         clock: Clock = _now,
+        publisher: Publisher = DEFAULT_PUBLISHER,
     ) -> None:
         self.partner_id = partner_id
+        self._publisher = publisher
         self._store = store
         self._dsn = dsn
         self._options = options
@@ -222,7 +282,7 @@ class PartnerWorker:
         if not partner.active or partner.delivery is DeliveryKind.GRAPHQL:
             return False
         keys = await get_keys(conn, self.partner_id)
-        selector = Selector(partner, Pseudonyms(keys.pseudonym_key), self._clock)
+        selector = Selector(partner, Pseudonyms(keys.pseudonym_key), self._clock, self._publisher)
         kafka: KafkaSink | None = None
         webhook: WebhookSink | None = None
         if partner.delivery is DeliveryKind.KAFKA:
@@ -239,7 +299,7 @@ class PartnerWorker:
             if partner.webhook_url is None or keys.webhook_secret is None:
                 return False
             webhook = WebhookSink(
-                partner.webhook_url, keys.webhook_secret, self._options, self._http
+                partner.webhook_url, keys, self._options, self._http, clock=self._clock
             )
         position, epoch = await feed_position(conn, self.partner_id)
         self.status.position = position
@@ -259,8 +319,12 @@ class PartnerWorker:
                 if stored_epoch != epoch:  # replayed: follow from the new checkpoint
                     position, epoch = stored, stored_epoch
                     self.status.position = position
-                if not await self._redeliver(conn, partner, selector, kafka, webhook, stop):
-                    return False
+                if kafka is not None:
+                    if not await self._redeliver(conn, partner, selector, kafka, stop):
+                        return False
+                elif webhook is not None:
+                    if not await self._drain_queues(conn, partner, selector, webhook, stop):
+                        return False
                 events = await self._store.read_log(
                     position, limit=self._options.page_size, conn=conn, decrypt=False
                 )
@@ -324,31 +388,59 @@ class PartnerWorker:
             )
             return end
         assert webhook is not None
+        waiting = await patients_waiting(conn, partner.partner_id)
         for group in _by_event(selection.messages):
+            if stop.is_set():
+                return None
             delivered: list[PartnerMessage] = []
-            dead: list[tuple[PartnerMessage, Result]] = []
+            failed: list[tuple[PartnerMessage, Result]] = []
+            aside: list[SetAside] = []
             for message in group:
-                result = await webhook.deliver(
-                    message,
-                    still_permitted=functools.partial(selector.still_permitted, conn, message),
-                    stop=stop,
-                )
-                if result.outcome is Outcome.STOPPED:
-                    # What of this event went out is on record; the event is sent again.
-                    await self._commit(conn, partner, epoch, position, position, delivered)
-                    return None
+                event = message.event
+                if event.patient_id in waiting:
+                    aside.append(SetAside(event, message.public.key, "held", 0, "", None))
+                    continue
+                result = await webhook.attempt(message, 1)
                 if result.outcome is Outcome.DELIVERED:
                     delivered.append(message)
-                elif result.outcome is Outcome.DEAD:
-                    dead.append((message, result))
-                else:
-                    self.status.withheld += 1
+                    continue
+                if result.sent:
+                    failed.append((message, result))
+                aside.append(self._after_failure(event, message.public.key, result, 0))
+                waiting.add(event.patient_id)
             new = group[0].event.log_position
-            await self._commit(conn, partner, epoch, position, new, delivered, dead=dead)
+            await self._commit(
+                conn, partner, epoch, position, new, delivered, failed=failed, aside=aside
+            )
             position = new
             self.status.position = position
         await self._commit(conn, partner, epoch, position, end, [], selection=selection)
         return end
+
+    def _after_failure(
+        self, event: RecordedEvent, public_type: str, result: Result, attempts_at_request: int
+    ) -> SetAside:
+        """Retrying after a backoff, or dead once the attempts since the last (re)start ran out."""
+        used = result.attempts - attempts_at_request
+        if used >= self._options.webhook_attempts:
+            log.warning(
+                "partner webhook message dead-lettered partner_id=%s type=%s attempts=%s error=%s",
+                self.partner_id,
+                public_type,
+                result.attempts,
+                result.last_error,
+            )
+            return SetAside(event, public_type, "dead", result.attempts, result.last_error, None)
+        delay = self._options.webhook_delay(used)
+        log.info(
+            "partner webhook attempt failed partner_id=%s attempt=%s error=%s retry_in=%.2f",
+            self.partner_id,
+            result.attempts,
+            result.last_error,
+            delay,
+        )
+        due = self._clock() + timedelta(seconds=delay)
+        return SetAside(event, public_type, "retrying", result.attempts, result.last_error, due)
 
     async def _commit(
         self,
@@ -359,10 +451,12 @@ class PartnerWorker:
         new: LogPosition,
         delivered: Sequence[PartnerMessage],
         *,
-        dead: Sequence[tuple[PartnerMessage, Result]] = (),
+        failed: Sequence[tuple[PartnerMessage, Result]] = (),
+        aside: Sequence[SetAside] = (),
         selection: Selection | None = None,
     ) -> None:
-        """Records disclosures and dead letters and moves the checkpoint, in one transaction.
+        """Records disclosures and set-aside messages and moves the checkpoint, in one
+        transaction.
 
         The disclosures are committed even when a replay moved the checkpoint meanwhile:
         they happened.
@@ -370,18 +464,19 @@ class PartnerWorker:
         at = self._clock()
         async with conn.transaction():
             await disclosures.record(conn, partner, delivered, channel=partner.delivery, at=at)
-            for message, result in dead:
-                await add_dead_letter(
-                    conn, partner.partner_id, message.event, message.public.key, result, at
+            for message, result in failed:
+                await disclosures.record(
+                    conn,
+                    partner,
+                    [message],
+                    channel=partner.delivery,
+                    at=at,
+                    outcome=disclosures.FAILED,
+                    attempt=result.attempts,
+                    error=result.last_error,
                 )
-                log.warning(
-                    "partner webhook message dead-lettered partner_id=%s type=%s "
-                    "attempts=%s error=%s",
-                    partner.partner_id,
-                    message.public.key,
-                    result.attempts,
-                    result.last_error,
-                )
+            for row in aside:
+                await add_dead_letter(conn, partner.partner_id, row, at)
             for v in selection.violations if selection is not None else ():
                 log.error(
                     "partner projection violates its schema; dead-lettered partner_id=%s type=%s",
@@ -391,27 +486,138 @@ class PartnerWorker:
                 await add_dead_letter(
                     conn,
                     partner.partner_id,
-                    v.event,
-                    v.public.key,
-                    Result(Outcome.DEAD, 0, "CONTRACT_VIOLATION"),
+                    SetAside(v.event, v.public.key, "dead", 0, "CONTRACT_VIOLATION", None),
                     at,
                 )
             moved = new == current or await advance(conn, partner.partner_id, epoch, current, new)
         if not moved:
             raise StaleFeedError(partner.partner_id)
         self.status.delivered += len(delivered)
-        self.status.dead_lettered += len(dead) + (len(selection.violations) if selection else 0)
+        self.status.dead_lettered += sum(r.status == "dead" for r in aside) + (
+            len(selection.violations) if selection else 0
+        )
+
+    async def _drain_queues(
+        self,
+        conn: Conn,
+        partner: Partner,
+        selector: Selector,
+        webhook: WebhookSink,
+        stop: asyncio.Event,
+    ) -> bool:
+        """Sends what is due at the head of the patients' queues, each patient in log order;
+        False if stopped.
+
+        A patient whose first message is dead, or not yet due for its next attempt, waits;
+        the others go on. The due heads of different patients are attempted concurrently
+        (at most ``DRAIN_CONCURRENCY`` at once), so a receiver that is slow for one
+        patient does not hold the others' retries back; whatever is delivered lets its
+        patient's next message be tried in the next round.
+        """
+        gate = asyncio.Semaphore(DRAIN_CONCURRENCY)
+
+        async def attempt(row: asyncpg.Record, message: PartnerMessage) -> Result:
+            async with gate:
+                return await webhook.attempt(message, row["attempts"] + 1)
+
+        while not stop.is_set():
+            now = self._clock()
+            due = [h for h in await queue_heads(conn, partner.partner_id) if _due(h, now)]
+            if not due:
+                return True
+            attempts: list[tuple[asyncpg.Record, PartnerMessage]] = []
+            progressed = False
+            for row in due:
+                message = await self._project_queued(conn, selector, row)
+                if message is None:
+                    progressed = True
+                else:
+                    attempts.append((row, message))
+            results = await asyncio.gather(*(attempt(r, m) for r, m in attempts))
+            for (row, message), result in zip(attempts, results, strict=True):
+                await self._record_queued(conn, partner, row, message, result)
+                progressed = progressed or result.outcome is Outcome.DELIVERED
+            if not progressed:
+                return True
+        return False
+
+    async def _project_queued(
+        self, conn: Conn, selector: Selector, row: asyncpg.Record
+    ) -> PartnerMessage | None:
+        """The queued message projected afresh (consent judged again), or None if it may not
+        go any more (then it is withheld and leaves the queue)."""
+        event = await load_event(conn, row["event_id"])
+        selection = (
+            await selector.select(conn, [event], only=row["public_type"])
+            if event is not None
+            else Selection()
+        )
+        if selection.messages:
+            return selection.messages[0]
+        error = "CONTRACT_VIOLATION" if selection.violations else "NOT_PERMITTED"
+        await self._settle(conn, row["id"], DeadLetterStatus.WITHHELD, row["attempts"], error)
+        self.status.withheld += 1
+        return None
+
+    async def _record_queued(
+        self,
+        conn: Conn,
+        partner: Partner,
+        row: asyncpg.Record,
+        message: PartnerMessage,
+        result: Result,
+    ) -> None:
+        """Records one attempt at a queued message: disclosure, status, count, next attempt."""
+        at = self._clock()
+        redelivery = row["status"] == "redelivery_requested" or row["attempts_at_request"] > 0
+        async with conn.transaction():
+            if result.outcome is Outcome.DELIVERED:
+                await disclosures.record(conn, partner, [message], channel=partner.delivery, at=at)
+                status = DeadLetterStatus.REDELIVERED if redelivery else DeadLetterStatus.DELIVERED
+                await self._settle(conn, row["id"], status, result.attempts, "")
+            else:
+                if result.sent:
+                    await disclosures.record(
+                        conn,
+                        partner,
+                        [message],
+                        channel=partner.delivery,
+                        at=at,
+                        outcome=disclosures.FAILED,
+                        attempt=result.attempts,
+                        error=result.last_error,
+                    )
+                after = self._after_failure(
+                    message.event, message.public.key, result, row["attempts_at_request"]
+                )
+                await conn.execute(
+                    """UPDATE partner_dead_letters SET status = $2, attempts = $3,
+                           last_error = $4, next_attempt_at = $5, updated_at = $6,
+                           dead_at = CASE WHEN $2 = 'dead' THEN $6 ELSE dead_at END
+                       WHERE id = $1""",
+                    row["id"],
+                    after.status,
+                    after.attempts,
+                    after.last_error,
+                    after.next_attempt_at,
+                    at,
+                )
+                if after.status == "dead":
+                    self.status.dead_lettered += 1
+        if result.outcome is Outcome.DELIVERED:
+            self.status.delivered += 1
+            if redelivery:
+                self.status.redelivered += 1
 
     async def _redeliver(
         self,
         conn: Conn,
         partner: Partner,
         selector: Selector,
-        kafka: KafkaSink | None,
-        webhook: WebhookSink | None,
+        kafka: KafkaSink,
         stop: asyncio.Event,
     ) -> bool:
-        """Sends dead letters an administrator asked for again; False if stopped."""
+        """Sends Kafka dead letters an administrator asked for again; False if stopped."""
         letters = await dead_letters(
             conn, partner.partner_id, status=DeadLetterStatus.REDELIVERY_REQUESTED, limit=50
         )
@@ -424,45 +630,29 @@ class PartnerWorker:
             )
             if not selection.messages:
                 error = "CONTRACT_VIOLATION" if selection.violations else "NOT_PERMITTED"
-                await self._settle(conn, letter.id, DeadLetterStatus.WITHHELD, 0, error)
+                await self._settle(
+                    conn, letter.id, DeadLetterStatus.WITHHELD, letter.attempts, error
+                )
                 continue
             message = selection.messages[0]
-            if kafka is not None:
-                ok = await kafka.publish([message], stop)
-                result = Result(Outcome.DELIVERED if ok else Outcome.STOPPED, 1)
-            else:
-                assert webhook is not None
-                result = await webhook.deliver(
-                    message,
-                    still_permitted=functools.partial(selector.still_permitted, conn, message),
-                    stop=stop,
-                )
-            if result.outcome is Outcome.STOPPED:
+            if not await kafka.publish([message], stop):
                 return False
-            if result.outcome is Outcome.DELIVERED:
-                async with conn.transaction():
-                    await disclosures.record(
-                        conn, partner, [message], channel=partner.delivery, at=self._clock()
-                    )
-                    await self._settle(
-                        conn, letter.id, DeadLetterStatus.REDELIVERED, result.attempts, ""
-                    )
-                self.status.redelivered += 1
-            elif result.outcome is Outcome.DEAD:
-                await self._settle(
-                    conn, letter.id, DeadLetterStatus.DEAD, result.attempts, result.last_error
+            async with conn.transaction():
+                await disclosures.record(
+                    conn, partner, [message], channel=partner.delivery, at=self._clock()
                 )
-            else:
                 await self._settle(
-                    conn, letter.id, DeadLetterStatus.WITHHELD, result.attempts, "NOT_PERMITTED"
+                    conn, letter.id, DeadLetterStatus.REDELIVERED, letter.attempts + 1, ""
                 )
+            self.status.redelivered += 1
         return True
 
     async def _settle(
         self, conn: Conn, letter_id: int, status: DeadLetterStatus, attempts: int, error: str
     ) -> None:
+        """Sets a set-aside message's status and total attempt count."""
         await conn.execute(
-            """UPDATE partner_dead_letters SET status = $2, attempts = attempts + $3,
+            """UPDATE partner_dead_letters SET status = $2, attempts = $3,
                    last_error = CASE WHEN $4 = '' THEN last_error ELSE $4 END, updated_at = $5
                WHERE id = $1""",
             letter_id,
@@ -471,6 +661,14 @@ class PartnerWorker:
             error,
             self._clock(),
         )
+
+
+def _due(row: asyncpg.Record, now: datetime) -> bool:
+    """Whether a queue's head may be attempted now (a dead one waits for a redelivery)."""
+    if row["status"] == "dead":
+        return False
+    due: datetime | None = row["next_attempt_at"]
+    return row["status"] != "retrying" or due is None or due <= now
 
 
 def _by_event(messages: Sequence[PartnerMessage]) -> list[list[PartnerMessage]]:
@@ -502,7 +700,9 @@ class PartnerFeeds:
         kafka_bootstrap: str | None,
         options: PartnerOptions | None = None,
         clock: Clock = _now,
+        publisher: Publisher = DEFAULT_PUBLISHER,
     ) -> None:
+        self._publisher = publisher
         self._store = store
         self._dsn = dsn
         self._kafka = kafka_bootstrap
@@ -580,6 +780,7 @@ class PartnerFeeds:
                 http=http,
                 kafka_bootstrap=self._kafka,
                 clock=self._clock,
+                publisher=self._publisher,
             )
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(stop), name=f"partner-feed-{partner_id}")

@@ -9,6 +9,8 @@ the value. Headers (UTF-8):
 - ``ce_source`` ``/careteam/{stream_type}/{stream_id}``
 - ``ce_type`` ``org.careteam.{event_type}.v{event_version}``, e.g.
   ``org.careteam.patient.screening_recorded.v1`` (a new event version is a new type)
+- ``ce_subject`` the patient id (the record key too), so a consumer can route by patient
+  from the attributes alone
 - ``ce_time`` when the event was recorded (RFC 3339, UTC)
 - ``ce_sequence`` the log position, zero-padded so that it sorts as text (the CloudEvents
   sequence extension); ``LogPosition.decode`` reads it back
@@ -217,6 +219,7 @@ def _message(
             ("ce_id", event_id.encode()),
             ("ce_source", cloudevent_source(stream_type, stream_id).encode()),
             ("ce_type", cloudevent_type(event_type, event_version).encode()),
+            ("ce_subject", patient_id.encode()),
             ("ce_time", recorded_text),
             ("ce_sequence", sequence.encode()),
             _CONTENT_TYPE_HEADER,

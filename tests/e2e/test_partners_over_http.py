@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
+from services.partners.contract import CATALOGUE
 from tests.e2e.server import ServerProcess
 from tests.integration.test_partners_feeds import Receiver, eventually, schema_errors
+from tests.unit.partners.test_partners_contract import asyncapi_errors
 
 PARTNER_ORG = "00000000-0000-4000-8000-0000000000b1"
 
@@ -34,6 +38,7 @@ def partner_server(db_dsn: str, tmp_path: Path) -> Iterator[ServerProcess]:
         "CARETEAM_PARTNERS_WEBHOOK_INITIAL_DELAY_SECONDS": "0.05",
     }
     proc = ServerProcess(data_dir=tmp_path, env=env)
+    proc.env["CARETEAM_PUBLIC_BASE_URL"] = proc.url
     proc.start()
     try:
         yield proc
@@ -107,6 +112,14 @@ async def test_a_webhook_partner_receives_a_consented_screening_and_it_is_accoun
     assert schema_errors(event["type"], event["data"]) == []
     text = json.dumps(event)
     assert patient_id not in text and "Zebulon" not in text and "MRN-7734119" not in text
+    assert event["source"].startswith(server.url + "/organisations/")
+    assert (
+        event["dataschema"] == f"{server.url}/schemas/partners/patient.screening_recorded.v1.json"
+    )
+    published = await asyncio.to_thread(httpx.get, event["dataschema"])
+    assert published.status_code == 200
+    assert published.json()["$id"] == event["dataschema"]
+    assert list(Draft202012Validator(published.json()).iter_errors(event["data"])) == []
     accounting = await call(
         server,
         compliance,
@@ -122,3 +135,34 @@ async def test_a_webhook_partner_receives_a_consented_screening_and_it_is_accoun
             "channel": "WEBHOOK",
         }
     ]
+
+
+async def test_the_contract_is_served_without_authentication_at_the_urls_messages_name(
+    partner_server: ServerProcess,
+) -> None:
+    """Every schema URL in the index answers 200 without a token; the AsyncAPI document
+    served is valid AsyncAPI 3 and names the same URLs; an unknown type is 404."""
+    server = partner_server
+
+    def get(path: str) -> httpx.Response:
+        return httpx.get(path if path.startswith("http") else server.url + path, timeout=10)
+
+    index = await asyncio.to_thread(get, "/schemas/partners/")
+    assert index.status_code == 200
+    types = index.json()["event_types"]
+    assert len(types) == len(CATALOGUE)
+    for entry in types:
+        schema = await asyncio.to_thread(get, entry["schema"])
+        assert schema.status_code == 200
+        assert schema.headers["content-type"].startswith("application/schema+json")
+        assert schema.json()["$id"] == entry["schema"]
+        Draft202012Validator.check_schema(schema.json())
+    internal = await asyncio.to_thread(get, index.json()["internal"])
+    assert internal.status_code == 200
+    document = await asyncio.to_thread(get, "/asyncapi.json")
+    assert document.status_code == 200
+    assert asyncapi_errors(document.json()) == []
+    refs = json.dumps(document.json())
+    assert all(entry["schema"] in refs for entry in types)
+    missing = await asyncio.to_thread(get, "/schemas/partners/patient.registered.v1.json")
+    assert missing.status_code == 404

@@ -185,6 +185,26 @@ async def test_an_admin_registers_a_webhook_partner_and_sees_its_secret_only_onc
         "secret_rotated",
     ]
     assert [r["outcome"] for r in await access_rows(runtime, "registerPartner")] == ["allowed"]
+    again = await run(
+        runtime,
+        ADMIN,
+        """mutation ($id: UUID!) { updatePartner(input: {partnerId: $id,
+             rotateWebhookSecret: true}) { __typename
+             ... on ValidationError { code field } } }""",
+        id=partner_id,
+    )
+    assert again["updatePartner"] == {
+        "__typename": "ValidationError",
+        "code": "ROTATION_IN_PROGRESS",
+        "field": "rotateWebhookSecret",
+    }
+    unchanged = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) { partner(id: $id) { ... on Partner { version } } }""",
+        id=partner_id,
+    )
+    assert unchanged["partner"]["version"] == 2
 
 
 async def test_other_roles_are_refused_partner_administration_and_the_refusal_is_audited(
@@ -210,17 +230,21 @@ async def test_other_roles_are_refused_partner_administration_and_the_refusal_is
 
 
 @pytest.mark.parametrize(
-    ("overrides", "code"),
+    ("overrides", "code", "field"),
     [
-        ({"allowedEventTypes": ["patient.registered.v1"]}, "UNKNOWN_EVENT_TYPE"),
-        ({"allowedEventTypes": []}, "NO_EVENT_TYPES"),
-        ({"webhookUrl": "http://partner.example/hook"}, "WEBHOOK_URL_NOT_HTTPS"),
-        ({"delivery": "KAFKA"}, "KAFKA_TOPIC_INVALID"),
-        ({"name": "  "}, "BLANK_VALUE"),
+        (
+            {"allowedEventTypes": ["patient.registered.v1"]},
+            "UNKNOWN_EVENT_TYPE",
+            "allowedEventTypes",
+        ),
+        ({"allowedEventTypes": []}, "NO_EVENT_TYPES", "allowedEventTypes"),
+        ({"webhookUrl": "http://partner.example/hook"}, "WEBHOOK_URL_NOT_HTTPS", "webhookUrl"),
+        ({"delivery": "KAFKA"}, "KAFKA_TOPIC_INVALID", "kafkaTopic"),
+        ({"name": "  "}, "BLANK_VALUE", "name"),
     ],
 )
 async def test_a_registration_breaking_a_rule_is_refused_with_its_code(
-    runtime: Runtime, overrides: dict[str, Any], code: str
+    runtime: Runtime, overrides: dict[str, Any], code: str, field: str
 ) -> None:
     """Identity data types, plain HTTP, missing topics and blank names never register."""
     data = await run(
@@ -228,6 +252,7 @@ async def test_a_registration_breaking_a_rule_is_refused_with_its_code(
     )
     assert data["registerPartner"]["__typename"] == "ValidationError"
     assert data["registerPartner"]["code"] == code
+    assert data["registerPartner"]["field"] == field
 
 
 async def test_a_replay_needs_exactly_one_starting_point_and_then_moves_the_feed(
@@ -260,6 +285,110 @@ async def test_a_replay_needs_exactly_one_starting_point_and_then_moves_the_feed
         id=partner_id,
     )
     assert feed["partner"]["feed"]["epoch"] == 2
+
+
+REPLAY = """mutation ($input: ReplayPartnerFeedInput!) { replayPartnerFeed(input: $input) {
+    __typename ... on PartnerReplay { afterPosition } ... on ValidationError { code field } } }"""
+
+
+async def _epoch(runtime: Runtime, partner_id: str) -> int:
+    feed = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) { partner(id: $id) { ... on Partner { feed { epoch } } } }""",
+        id=partner_id,
+    )
+    epoch: int = feed["partner"]["feed"]["epoch"]
+    return epoch
+
+
+async def test_a_replay_beyond_the_head_or_off_the_log_is_refused_and_the_feed_keeps_delivering(
+    runtime: Runtime,
+) -> None:
+    """Each refusal names afterPosition and moves nothing; the next event still arrives."""
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        data = await run(runtime, ADMIN, REGISTER, input=webhook_input(receiver.url))
+        receiver.secret = data["registerPartner"]["webhookSecret"]
+        partner_id = data["registerPartner"]["partner"]["id"]
+        patient_id = await consented_patient(runtime, screenings=1)
+        await eventually(lambda: len(receiver.accepted) == 1)
+        sequence = receiver.accepted[0]["sequence"]
+        tx, _, pos = sequence.partition(".")
+        refused = {
+            "99999999.1": "POSITION_BEYOND_HEAD",
+            f"{int(tx) + 1}.0": "POSITION_BEYOND_HEAD",
+            f"1.{int(pos)}": "POSITION_NOT_IN_LOG",
+            "12.x": "INVALID_POSITION",
+            "-1.5": "INVALID_POSITION",
+            f"{2**64}.1": "INVALID_POSITION",
+        }
+        for position, code in refused.items():
+            answer = await run(
+                runtime, ADMIN, REPLAY, input={"partnerId": partner_id, "afterPosition": position}
+            )
+            assert answer["replayPartnerFeed"] == {
+                "__typename": "ValidationError",
+                "code": code,
+                "field": "afterPosition",
+            }, position
+        assert await _epoch(runtime, partner_id) == 0
+        async with runtime.pool.acquire() as conn:
+            changes = await conn.fetchval(
+                """SELECT count(*) FROM partner_changes
+                   WHERE partner_id = $1 AND change = 'replayed'""",
+                UUID(partner_id),
+            )
+        assert changes == 0
+        meta = EventMetadata(actor_id=str(CARE_MANAGER.user_id), role="care_manager")
+        now = datetime.now(UTC)
+        await runtime.app.execute(
+            Patient,
+            patient_id,
+            lambda p: p.record_screening(
+                instrument="phq9", answers=phq9(7), occurred_at=now, now=now
+            ),
+            metadata=meta,
+            now=now,
+        )
+        await eventually(lambda: len(receiver.accepted) == 2)
+        assert [e["data"]["total"] for e in receiver.accepted] == [1, 7]
+        accepted = await run(
+            runtime, ADMIN, REPLAY, input={"partnerId": partner_id, "afterPosition": sequence}
+        )
+        assert accepted["replayPartnerFeed"]["__typename"] == "PartnerReplay"
+        await eventually(lambda: len(receiver.accepted) == 3)
+        assert receiver.accepted[2]["id"] == receiver.accepted[1]["id"]
+    finally:
+        await receiver.stop()
+
+
+async def test_a_replay_by_time_resolves_to_the_start_or_a_position_of_the_log(
+    runtime: Runtime,
+) -> None:
+    """fromTime becomes afterPosition 0.0 or the place of an event that exists."""
+    data = await run(runtime, ADMIN, REGISTER, input=webhook_input("https://partner.example/h"))
+    partner_id = data["registerPartner"]["partner"]["id"]
+    before = datetime.now(UTC)
+    await consented_patient(runtime, screenings=2)
+    for moment in (before, datetime.now(UTC), datetime(2000, 1, 1, tzinfo=UTC)):
+        answer = await run(
+            runtime,
+            ADMIN,
+            REPLAY,
+            input={"partnerId": partner_id, "fromTime": moment.isoformat()},
+        )
+        position = answer["replayPartnerFeed"]["afterPosition"]
+        tx, _, pos = position.partition(".")
+        async with runtime.pool.acquire() as conn:
+            exists = await conn.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM events
+                   WHERE tx_id = $1::text::xid8 AND position = $2)""",
+                tx,
+                int(pos),
+            )
+        assert position == "0.0" or exists, position
 
 
 # --- the accounting of disclosures ----------------------------------------------------
@@ -301,6 +430,65 @@ async def test_compliance_pages_through_a_patients_disclosures_oldest_first(
     assert all(e["description"].startswith("questionnaire result") for e in entries)
     reads = await access_rows(runtime, "disclosures")
     assert [(r["outcome"], r["patient_id"]) for r in reads][-1] == ("allowed", patient_id)
+
+
+@pytest.fixture
+async def slow_retry_runtime(
+    db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Runtime]:
+    """A runtime whose partner feeds wait an hour before a webhook retry."""
+    monkeypatch.setenv("CARETEAM_PARTNERS_WEBHOOK_INITIAL_DELAY_SECONDS", "3600")
+    settings = Settings(database_url=Secret(db_dsn), data_dir=tmp_path, db_pool_max=8)
+    async with open_runtime(settings, run_relay=False) as rt:
+        yield rt
+
+
+async def test_a_webhook_attempt_that_sent_data_but_failed_is_in_the_accounting_and_waiting(
+    slow_retry_runtime: Runtime,
+) -> None:
+    """Compliance sees the failed attempt with its outcome and number; the admin sees the
+    message waiting in the feed and its stored attempt count."""
+    runtime = slow_retry_runtime
+    receiver = Receiver()
+    receiver.failures_left = 10**6
+    await receiver.start()
+    try:
+        data = await run(runtime, ADMIN, REGISTER, input=webhook_input(receiver.url))
+        receiver.secret = data["registerPartner"]["webhookSecret"]
+        partner_id = data["registerPartner"]["partner"]["id"]
+        patient_id = await consented_patient(runtime, screenings=1)
+        await eventually(lambda: _accounted(runtime, patient_id, 1))
+    finally:
+        await receiver.stop()
+    accounting = await run(
+        runtime,
+        COMPLIANCE,
+        """query ($id: UUID!) { disclosures(patientId: $id) { ... on DisclosurePage {
+             disclosures { recipientName channel outcome attempt } } } }""",
+        id=str(patient_id),
+    )
+    assert accounting["disclosures"]["disclosures"] == [
+        {
+            "recipientName": "Community partner",
+            "channel": "WEBHOOK",
+            "outcome": "failed",
+            "attempt": 1,
+        }
+    ]
+    admin_view = await run(
+        runtime,
+        ADMIN,
+        """query ($id: UUID!) {
+             partner(id: $id) { ... on Partner { feed { waiting deadLetters } } }
+             partnerDeadLetters(partnerId: $id) { ... on PartnerDeadLetterPage {
+               deadLetters { status attempts lastError } } } }""",
+        id=partner_id,
+    )
+    assert admin_view["partner"]["feed"] == {"waiting": 1, "deadLetters": 0}
+    assert admin_view["partnerDeadLetters"]["deadLetters"] == [
+        {"status": "RETRYING", "attempts": 1, "lastError": "HTTP_503"}
+    ]
+    assert receiver.attempts == [1]
 
 
 async def test_care_teams_and_other_organisations_cannot_read_the_accounting(
@@ -366,3 +554,23 @@ async def test_a_graphql_partner_receives_its_consented_feed_and_each_event_is_a
         assert result.errors is not None
         assert result.errors[0].extensions == {"code": "PARTNER_NOT_FOUND"}
         break
+    beyond = await SCHEMA.subscribe(
+        'subscription { partnerEvents(after: "99999999.1") { id } }', context_value=ctx
+    )
+    async for result in beyond:
+        assert result.errors is not None
+        assert result.errors[0].extensions == {"code": "POSITION_BEYOND_HEAD", "field": "after"}
+        break
+
+
+async def test_the_public_event_types_name_the_urls_their_schemas_are_served_at(
+    runtime: Runtime,
+) -> None:
+    """partnerEventTypes gives each type's schema URL, which is also the schema's $id."""
+    data = await run(runtime, CARE_MANAGER, "{ partnerEventTypes { key schemaUrl jsonSchema } }")
+    types = data["partnerEventTypes"]
+    assert types
+    base = runtime.settings.public_url
+    for t in types:
+        assert t["schemaUrl"] == f"{base}/schemas/partners/{t['key']}.json"
+        assert t["jsonSchema"]["$id"] == t["schemaUrl"]

@@ -277,6 +277,7 @@ async def test_every_event_reaches_the_topic_in_patient_order_as_a_binary_cloude
             "ce_id": str(event.event_id).encode(),
             "ce_source": f"/careteam/patient/{event.stream_id}".encode(),
             "ce_type": f"org.careteam.{event.event_type}.v{event.event_version}".encode(),
+            "ce_subject": str(event.patient_id).encode(),
             "ce_time": recorded_at.isoformat().replace("+00:00", "Z").encode(),
             "ce_sequence": sequence_of(event.log_position).encode(),
             "content-type": b"application/json",

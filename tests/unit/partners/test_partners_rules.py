@@ -24,6 +24,7 @@ from services.partners.contract import (
     CATALOGUE,
     ContractViolationError,
     Pseudonyms,
+    Publisher,
     public_type,
     validate,
 )
@@ -44,6 +45,8 @@ NOW = datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
 SCHEMAS = Path(__file__).resolve().parents[3] / "services" / "partners" / "schemas"
 GIVEN, FAMILY, MRN = "Zebulon", "Quixworth", "MRN-7734119"
 KEY = b"k" * 32
+PUBLISHER = Publisher("https://care.example.org")
+OWNER = UUID("00000000-0000-4000-8000-0000000000a1")
 
 
 def day(n: int) -> datetime:
@@ -288,7 +291,13 @@ def _messages(log: Log, *, part2: bool = False) -> list[PartnerMessage]:
             if public.source == record.event_type:
                 out.append(
                     PartnerMessage.build(
-                        record, public, Pseudonyms(KEY), part2=part2, consent_ids=()
+                        record,
+                        public,
+                        Pseudonyms(KEY),
+                        part2=part2,
+                        consent_ids=(),
+                        publisher=PUBLISHER,
+                        organisation_id=OWNER,
                     )
                 )
     return out
@@ -347,6 +356,10 @@ def test_a_kafka_record_is_keyed_by_the_pseudonym_and_carries_cloudevent_headers
     assert headers["ce_id"] == message.id and headers["ce_subject"] == message.subject
     assert "ce_confidentiality" not in headers
     assert json.loads(record.value) == message.data
+    assert headers["ce_source"] == f"https://care.example.org/organisations/{OWNER}/partner-feed"
+    assert headers["ce_dataschema"] == (
+        "https://care.example.org/schemas/partners/patient.enrolled.v1.json"
+    )
 
 
 def test_a_webhook_body_is_a_structured_cloudevent_marked_when_part2() -> None:

@@ -128,7 +128,9 @@ def test_the_record_carries_the_envelope_the_payload_and_the_cloudevent_headers(
         "ce_id",
         "ce_source",
         "ce_type",
+        "ce_subject",
         "ce_time",
         "ce_sequence",
         "content-type",
     ]
+    assert headers["ce_subject"] == str(event.patient_id).encode()
