@@ -108,7 +108,8 @@ async def consented_patient(runtime: Runtime, *, screenings: int, org: UUID = PA
         given_name=GIVEN,
         family_name="Quixworth",
         birth_date=date(1980, 5, 17),
-        mrn="MRN-7734119",
+        # One organisation, one patient per MRN: each call makes a fresh one.
+        mrn=f"MRN-{uuid4().hex[:10]}",
         organisation_id=ORG,
         occurred_at=now,
         now=now,
