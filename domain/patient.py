@@ -328,7 +328,9 @@ class Patient(Aggregate):
         EVENT_NAME: ClassVar[str] = "patient.registered"
         TOPIC: ClassVar[str] = EVENT_NAME
         # Identifying fields: stored encrypted with the patient's data key, and unreadable
-        # (None) once the patient is forgotten (crypto-shredding).
+        # (None) once the patient is forgotten (crypto-shredding). Free text (notes,
+        # reasons, questions) is declared the same way on each event class, as
+        # ``FREE_TEXT_FIELDS``, and treated the same way by the event store.
         PERSONAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
             {"given_name", "family_name", "birth_date", "mrn"}
         )
@@ -490,6 +492,8 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.flag_raised"
         TOPIC: ClassVar[str] = EVENT_NAME
+        # A team member's flag carries their note among the inputs.
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"inputs"})
         flag_id: UUID
         kind: str
         rule_id: str
@@ -502,6 +506,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.flag_cleared"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         flag_id: UUID
         kind: str
         reason: str | None
@@ -545,6 +550,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.relapse_prevention_plan_written"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"warning_signs", "strategies"})
         plan_id: UUID
         episode_number: int
         warning_signs: list[str]
@@ -556,6 +562,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.emergency_access_granted"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         grant_id: UUID
         user_id: UUID
         role: str
@@ -568,6 +575,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.emergency_access_reviewed"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"note"})
         grant_id: UUID
         reviewer_id: UUID
         outcome: str
@@ -579,6 +587,10 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.forgotten"
         TOPIC: ClassVar[str] = EVENT_NAME
+        # The erasure's own record: encrypted with a key that is never shredded (the
+        # reason is written as the patient's key is destroyed, and must stay readable to
+        # account for the erasure); it should name a request, not the patient.
+        ERASURE_RECORD_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         reason: str
         occurred_at: datetime
 
@@ -1696,7 +1708,8 @@ class Patient(Aggregate):
             kind=FlagKind(kind),
             rule_id=rule_id,
             rule_version=rule_version,
-            inputs=dict(inputs),
+            # None on replay once the patient is forgotten (the inputs hold free text).
+            inputs=dict(inputs or {}),
             raised_at=occurred_at,
         )
 
@@ -1776,8 +1789,9 @@ class Patient(Aggregate):
                 plan_id=plan_id,
                 written_at=occurred_at,
                 episode_number=episode_number,
-                warning_signs=list(warning_signs),
-                strategies=list(strategies),
+                # None on replay once the patient is forgotten (free text).
+                warning_signs=list(warning_signs or []),
+                strategies=list(strategies or []),
             )
         )
 

@@ -78,6 +78,7 @@ class Referral(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "referral.requested"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         service: str
         receiving_organisation_id: UUID | None
@@ -107,6 +108,7 @@ class Referral(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "referral.declined"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         reason: str
         occurred_at: datetime
@@ -125,6 +127,7 @@ class Referral(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "referral.completed"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"report_back_summary"})
         patient_id: UUID
         report_back_summary: str
         occurred_at: datetime
@@ -134,6 +137,7 @@ class Referral(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "referral.cancelled"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         reason: str
         occurred_at: datetime

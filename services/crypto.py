@@ -1,13 +1,24 @@
-"""Crypto-shredding: identifying fields are stored encrypted with a data key per patient.
+"""Crypto-shredding: identifying fields and free text are stored encrypted with a data key
+per patient.
 
 Each patient's data key (AES-256-GCM) is kept in ``patient_keys`` wrapped by the master
-key from settings. Event classes name their identifying fields in ``PERSONAL_FIELDS``;
-the event store encrypts those values on append and decrypts them on read. Forgetting a
-patient deletes the wrapped key in the same transaction as the ``patient.forgotten``
-event: from then on the ciphertext in the log (and in Kafka, which only ever receives
-ciphertext for these fields) cannot be read by anyone, the log still replays, and the
-fields read as absent (None). No key is cached in memory, so every process stops
-decrypting the moment the key row is gone.
+key from settings. Event classes name their identifying fields in ``PERSONAL_FIELDS`` and
+their free text (notes, questions, reasons, report backs, plan text) in
+``FREE_TEXT_FIELDS``; the event store encrypts those values with the patient's key on
+append and decrypts them on read (``patient_key_fields``). Forgetting a patient deletes
+the wrapped key in the same transaction as the ``patient.forgotten`` event: from then on
+the ciphertext in the log (and in Kafka, which only ever receives ciphertext for these
+fields) cannot be read by anyone, the log still replays, and the fields read as absent
+(None). No patient key is cached in memory, so every process stops decrypting the moment
+the key row is gone.
+
+The erasure's own record (the ``patient.forgotten`` reason, ``ERASURE_RECORD_FIELDS``) is
+encrypted with the erasure-record key instead: derived from the master key (HKDF), never
+shredded, so the reason for an erasure stays readable to careteam after the patient's key
+is gone, and is never stored or published in clear.
+
+Values written before a field was declared stay as they were stored (plain JSON) and
+read as they are; only new appends are encrypted.
 """
 
 from __future__ import annotations
@@ -20,12 +31,31 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.database import Conn
 
 MARKER = "$enc"
+# The prefix of a ciphertext names its key: the patient's data key, or the erasure-record key.
 VERSION = "v1"
+RECORD_VERSION = "r1"
+_RECORD_KEY_INFO = b"careteam erasure-record key v1"
+
+
+def patient_key_fields(event_cls: type) -> frozenset[str]:
+    """The fields of an event class encrypted with the patient's data key (shredded on
+    forget): its identifying fields and its free text."""
+    personal: frozenset[str] = getattr(event_cls, "PERSONAL_FIELDS", frozenset())
+    free_text: frozenset[str] = getattr(event_cls, "FREE_TEXT_FIELDS", frozenset())
+    return personal | free_text
+
+
+def record_key_fields(event_cls: type) -> frozenset[str]:
+    """The fields of an event class encrypted with the erasure-record key (never shredded)."""
+    fields: frozenset[str] = getattr(event_cls, "ERASURE_RECORD_FIELDS", frozenset())
+    return fields
 
 
 class PatientForgottenError(Exception):
@@ -68,6 +98,14 @@ class KeyRing:
 
     def __init__(self, master_key: bytes) -> None:
         self._master = AESGCM(master_key)
+        self._record_key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=_RECORD_KEY_INFO
+        ).derive(master_key)
+
+    @property
+    def record_key(self) -> bytes:
+        """The erasure-record key: derived from the master key, never destroyed."""
+        return self._record_key
 
     def _wrap(self, patient_id: UUID, data_key: bytes) -> bytes:
         nonce = os.urandom(12)
@@ -115,8 +153,16 @@ class KeyRing:
 
 
 def encrypt_fields(
-    payload: Mapping[str, Any], fields: Iterable[str], patient_id: UUID, data_key: bytes
+    payload: Mapping[str, Any],
+    fields: Iterable[str],
+    patient_id: UUID,
+    data_key: bytes,
+    *,
+    version: str = VERSION,
 ) -> dict[str, Any]:
+    """The payload with each of ``fields`` (when present and not None) as ciphertext;
+    ``version`` names the key (``VERSION``: the patient's, ``RECORD_VERSION``: the
+    erasure-record key)."""
     out = dict(payload)
     aead = AESGCM(data_key)
     for name in fields:
@@ -124,23 +170,28 @@ def encrypt_fields(
             nonce = os.urandom(12)
             plain = json.dumps(out[name]).encode()
             blob = nonce + aead.encrypt(nonce, plain, _aad(patient_id, name))
-            out[name] = {MARKER: f"{VERSION}:{base64.b64encode(blob).decode()}"}
+            out[name] = {MARKER: f"{version}:{base64.b64encode(blob).decode()}"}
     return out
 
 
 def decrypt_fields(
-    payload: Mapping[str, Any], patient_id: UUID, data_key: bytes | None
+    payload: Mapping[str, Any],
+    patient_id: UUID,
+    data_key: bytes | None,
+    record_key: bytes | None = None,
 ) -> dict[str, Any]:
-    """Plaintext for every encrypted field; None where the key is gone (forgotten)."""
+    """Plaintext for every encrypted field; None where its key is gone (forgotten) or not
+    given."""
     out = dict(payload)
     for name, value in payload.items():
         if not is_encrypted(value):
             continue
-        if data_key is None:
+        version, _, text = value[MARKER].partition(":")
+        key = record_key if version == RECORD_VERSION else data_key
+        if key is None:
             out[name] = None
             continue
-        _, _, text = value[MARKER].partition(":")
         blob = base64.b64decode(text)
-        plain = AESGCM(data_key).decrypt(blob[:12], blob[12:], _aad(patient_id, name))
+        plain = AESGCM(key).decrypt(blob[:12], blob[12:], _aad(patient_id, name))
         out[name] = json.loads(plain)
     return out

@@ -19,10 +19,12 @@ from services.api.context import CareteamContext
 from services.api.errors import (
     ConflictError,
     ForbiddenError,
+    NotAllowedError,
     NotFoundError,
     from_domain_error,
 )
 from services.audit.reads import ReadRecord
+from services.crypto import PatientForgottenError
 from services.eventstore import ConcurrencyConflictError, LogPosition, StreamNotFoundError
 from services.projector.runner import ProjectionLagTimeoutError
 
@@ -123,6 +125,12 @@ async def run_command(
         return not_found
     except ConcurrencyConflictError:
         return ConflictError(code="CONFLICT", message="changed by another writer; retry")
+    except PatientForgottenError:
+        # The patient's key is destroyed: no new identifying data or free text is stored.
+        return NotAllowedError(
+            code=PatientForgottenError.code,
+            message="the patient was forgotten: no new text can be recorded for them",
+        )
     position = result.position
     if position is not None:
         try:
