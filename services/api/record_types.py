@@ -42,7 +42,9 @@ from services.api.errors import (
 @strawberry.type(description="A goal of the care plan.")
 class CarePlanGoal:
     id: UUID = strawberry.field(description="Goal id.")
-    description: str = strawberry.field(description="The goal, in the patient's words if possible.")
+    description: str | None = strawberry.field(
+        description="The goal, in the patient's words if possible; null once forgotten."
+    )
     status: GoalStatus = strawberry.field(description="Open, achieved or dropped.")
     added_at: datetime = strawberry.field(description="When the goal was added.")
     closed_at: datetime | None = strawberry.field(description="When it was achieved or dropped.")
@@ -64,7 +66,9 @@ class CarePlanTarget:
 class CarePlanIntervention:
     id: UUID = strawberry.field(description="Intervention id.")
     kind: InterventionKind = strawberry.field(description="Medication, psychotherapy or other.")
-    name: str = strawberry.field(description="Medication name, or what the treatment is.")
+    name: str | None = strawberry.field(
+        description="Medication name, or what the treatment is; null once forgotten."
+    )
     dose: str | None = strawberry.field(description="A medication's dose.")
     modality: PsychotherapyModality | None = strawberry.field(
         description="A psychotherapy's modality."
@@ -93,7 +97,9 @@ class CarePlanReview:
 @strawberry.type(description="A revision of the care plan with its reason.")
 class CarePlanRevision:
     number: int = strawberry.field(description="Revision number, from 1.")
-    reason: str = strawberry.field(description="Why the plan was revised.")
+    reason: str | None = strawberry.field(
+        description="Why the plan was revised; null once forgotten."
+    )
     revised_at: datetime = strawberry.field(description="When it was revised.")
 
 
@@ -230,7 +236,9 @@ class ReferralView:
     receiving_organisation_id: UUID | None = strawberry.field(
         description="The organisation receiving the referral, when known."
     )
-    reason: str = strawberry.field(description="Why the patient is referred.")
+    reason: str | None = strawberry.field(
+        description="Why the patient is referred; null once forgotten."
+    )
     expected_by: date = strawberry.field(
         description="The day the loop should be closed by; later and not final means overdue."
     )
@@ -298,7 +306,9 @@ ReferralResult = Annotated[
 @strawberry.type(description="A recommendation of a consultation note and the PCP's response.")
 class ConsultationNoteRecommendation:
     id: UUID = strawberry.field(description="Recommendation id.")
-    text: str = strawberry.field(description="What the psychiatric consultant recommends.")
+    text: str | None = strawberry.field(
+        description="What the psychiatric consultant recommends; null once forgotten."
+    )
     added_at: datetime = strawberry.field(description="When it was added to the draft.")
     response: RecommendationResponse | None = strawberry.field(
         description="The PCP's answer; null while pending."
@@ -315,7 +325,7 @@ class ConsultationNoteRecommendation:
 class ConsultationNoteAddendum:
     id: UUID = strawberry.field(description="Addendum id.")
     author_id: UUID = strawberry.field(description="Who wrote it.")
-    text: str = strawberry.field(description="The addendum.")
+    text: str | None = strawberry.field(description="The addendum; null once forgotten.")
     written_at: datetime = strawberry.field(description="When it was written.")
 
 
@@ -330,7 +340,9 @@ class ConsultationNoteView:
     consultant_id: UUID | None = strawberry.field(
         description="The psychiatric consultant asked, when named."
     )
-    question: str = strawberry.field(description="The question for the consultant.")
+    question: str | None = strawberry.field(
+        description="The question for the consultant; null once forgotten."
+    )
     status: ConsultationNoteStatus = strawberry.field(description="Where the note stands.")
     requested_at: datetime = strawberry.field(description="When it was requested.")
     author_id: UUID | None = strawberry.field(description="Who wrote the latest draft.")

@@ -23,6 +23,7 @@ import asyncpg
 
 from projections.base import Projection
 from services.database import Conn
+from services.erasure_cleanup import holds_erasure, vacuum_after_erasure
 from services.eventstore import START, EventStore, LogPosition
 
 log = logging.getLogger("careteam.projector")
@@ -104,6 +105,7 @@ class ProjectionRunner:
             return 0
         names = [p.name for p in self._projections]
         read = 0
+        erased = False
         moved: list[tuple[str, LogPosition, LogPosition]] = []
         async with self._store.pool.acquire() as conn:
             await self._ensure_checkpoints(conn)
@@ -131,6 +133,7 @@ class ProjectionRunner:
                     if not events:
                         continue
                     last = events[-1].log_position
+                    erased = erased or holds_erasure(e.event_type for e in events)
                     for projection in groups[start]:
                         await projection.apply(conn, events)
                         moved.append((projection.name, start, last))
@@ -153,6 +156,13 @@ class ProjectionRunner:
                         raise StaleCheckpointError(",".join(name for name, _, _ in moved))
                     for name, _, after in moved:
                         current[name] = after
+            if erased and moved:
+                # The rewritten rows' old versions still hold the forgotten patient's
+                # plaintext: VACUUM them (after the commit, before waiters are woken).
+                try:
+                    await vacuum_after_erasure(conn)
+                except (OSError, asyncpg.PostgresError):  # autovacuum gets there later
+                    log.exception("VACUUM after an erasure failed")
         changed = any(self._positions.get(name) != position for name, position in current.items())
         self._positions.update(current)
         now = time.monotonic()
