@@ -8,17 +8,18 @@ projector calls ``vacuum_after_erasure`` once it has committed a page holding a
 ``patient.forgotten`` event, before a waiting ``forgetPatient`` returns.
 
 Why VACUUM FULL: a plain VACUUM frees a dead row's space but leaves its bytes in the page
-until a later row overwrites them (a deleted row was still in the file after a
-plain VACUUM and a CHECKPOINT on PostgreSQL 18); VACUUM FULL writes the table and its indexes and
-TOAST into new files and drops the old ones. It holds an exclusive lock on each table
-while it copies it (reads of that read model wait; these tables are small next to the
-log). So that an erasure never stalls the API behind a long transaction, each table waits
-at most ``LOCK_TIMEOUT`` for its lock; a table that could not be locked gets a plain
-VACUUM instead (its dead rows' bytes then stay until overwritten or the next VACUUM FULL)
-and a warning. Either VACUUM keeps dead rows that a transaction begun before the rewrite
-can still see, so it first waits (bounded) for such transactions to end. The log itself
-(``events``) is append-only, so erasure leaves no dead rows there. What remains in the
-write-ahead log and in backups: docs/erasure.md.
+until a later row overwrites them (a deleted row was still in the file after a plain
+VACUUM and a CHECKPOINT on PostgreSQL 18); VACUUM FULL writes the table and its indexes
+and TOAST into new files and drops the old ones. ANALYZE replaces the column statistics
+(``pg_statistic`` samples column values, e.g. ``rm_registry.family_name``). VACUUM FULL
+holds an exclusive lock on each table while it copies it (reads of that read model wait;
+these tables are small next to the log). So that an erasure never stalls the API behind
+a long transaction, each table waits at most ``LOCK_TIMEOUT`` for its lock; a table that
+could not be locked gets a plain VACUUM instead (its dead rows' bytes then stay until
+overwritten or the next VACUUM FULL) and a warning. Either VACUUM keeps dead rows that a
+transaction begun before the rewrite can still see, so it first waits (bounded) for such
+transactions to end. The log itself (``events``) is append-only, so erasure leaves no
+dead rows there. What remains in the write-ahead log and in backups: docs/erasure.md.
 """
 
 from __future__ import annotations
@@ -95,11 +96,11 @@ async def vacuum_after_erasure(conn: Conn, tables: Iterable[str] = PLAINTEXT_TAB
         for name in names:
             # Table names come from the constant above, checked against pg_class.
             try:
-                await conn.execute(f'VACUUM FULL "{name}"')
+                await conn.execute(f'VACUUM (FULL, ANALYZE) "{name}"')
             except asyncpg.LockNotAvailableError:
                 log.warning("VACUUM FULL of %s not granted its lock; plain VACUUM", name)
                 await conn.execute("SET lock_timeout = 0")
-                await conn.execute(f'VACUUM "{name}"')
+                await conn.execute(f'VACUUM (ANALYZE) "{name}"')
                 await conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
     finally:
         await conn.execute("SELECT set_config('lock_timeout', $1, false)", previous)
