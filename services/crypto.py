@@ -115,17 +115,21 @@ class KeyRing:
         return self._master.decrypt(wrapped[:12], wrapped[12:], patient_id.bytes)
 
     async def data_key(self, conn: Conn, patient_id: UUID) -> bytes:
-        """The patient's data key, created on first use; refuses a forgotten patient."""
-        candidate = self._wrap(patient_id, AESGCM.generate_key(bit_length=256))
-        await conn.execute(
-            """INSERT INTO patient_keys (patient_id, wrapped_key) VALUES ($1, $2)
-               ON CONFLICT (patient_id) DO NOTHING""",
-            patient_id,
-            candidate,
-        )
-        row = await conn.fetchrow(
-            "SELECT wrapped_key FROM patient_keys WHERE patient_id = $1", patient_id
-        )
+        """The patient's data key, created on first use; refuses a forgotten patient.
+
+        Every command that records free text asks for it, so an existing key costs one
+        read; only a missing one is created (first, without overwriting a concurrent one)."""
+        select = "SELECT wrapped_key FROM patient_keys WHERE patient_id = $1"
+        row = await conn.fetchrow(select, patient_id)
+        if row is None:
+            candidate = self._wrap(patient_id, AESGCM.generate_key(bit_length=256))
+            await conn.execute(
+                """INSERT INTO patient_keys (patient_id, wrapped_key) VALUES ($1, $2)
+                   ON CONFLICT (patient_id) DO NOTHING""",
+                patient_id,
+                candidate,
+            )
+            row = await conn.fetchrow(select, patient_id)
         if row is None or row["wrapped_key"] is None:
             raise PatientForgottenError(str(patient_id))
         return self._unwrap(patient_id, bytes(row["wrapped_key"]))

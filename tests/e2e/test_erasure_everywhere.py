@@ -49,6 +49,8 @@ BREAK = """mutation($id: UUID!, $reason: String!) { breakTheGlass(patientId: $id
 GRANTS = """{ emergencyAccessReviews { ... on EmergencyGrants { grants { grantId reason } } } }"""
 REVIEW = """mutation($id: UUID!, $grant: UUID!, $note: String!) { reviewEmergencyAccess(
     patientId: $id, grantId: $grant, outcome: APPROPRIATE, note: $note) { __typename } }"""
+TRACKER = """query($id: UUID!) { consultationTracker(patientId: $id, openOnly: false) {
+    recommendations { text } } }"""
 FORGET = """mutation($id: UUID!, $reason: String!) { forgetPatient(patientId: $id,
     reason: $reason) { __typename ... on ForgetPatientPayload { logPosition } } }"""
 
@@ -417,6 +419,9 @@ async def test_a_forgotten_patients_identity_and_free_text_are_nowhere_in_a_dump
         "birthDate": m["birth_date"],
         "mrn": m["mrn"],
     }
+    tracked = server.graphql(TRACKER, {"id": pid}, token=pcp)["data"]["consultationTracker"]
+    shown = sorted(r["text"] for t in tracked for r in t["recommendations"])
+    assert shown == sorted([m["recommendation_1"], m["recommendation_2"]])
     readable = json.dumps(await _decrypted_log(db_dsn, tmp_path))
     unreadable_before = [n for n, v in m.items() if n != "forget_reason" and v not in readable]
     assert unreadable_before == []
@@ -439,6 +444,10 @@ async def test_a_forgotten_patients_identity_and_free_text_are_nowhere_in_a_dump
         "birthDate": None,
         "mrn": None,
     }
+    tracked = server.graphql(TRACKER, {"id": pid}, token=pcp)["data"]["consultationTracker"]
+    assert [r["text"] for t in tracked for r in t["recommendations"]] == [None, None]
+    refused = step("addAddendum", {**on_note, "text": _marker()}, psy, NOTE)
+    assert refused == {"__typename": "NotAllowedError", "code": "PATIENT_FORGOTTEN"}
     # The erasure's reason stays readable to careteam (a key that is not shredded) ...
     log = await _decrypted_log(db_dsn, tmp_path)
     assert {"type": "patient.forgotten", "reason": m["forget_reason"]} in [
