@@ -4,8 +4,9 @@ Destroying the key makes the log's ciphertext unreadable, and the read models re
 (or drop) what they had copied in clear when they apply ``patient.forgotten``. PostgreSQL
 keeps the superseded row versions (dead rows) in the table files, and so do the cached
 snapshots the erasure deleted and the destroyed key's old row in ``patient_keys``. The
-projector calls ``vacuum_after_erasure`` once it has committed a page holding a
-``patient.forgotten`` event, before a waiting ``forgetPatient`` returns.
+projector calls ``vacuum_after_erasure`` after it has applied a ``patient.forgotten``
+event and reached the end of the log (once per catch-up, not per page of a replay),
+before a waiting ``forgetPatient`` returns.
 
 Why VACUUM FULL: a plain VACUUM frees a dead row's space but leaves its bytes in the page
 until a later row overwrites them (a deleted row was still in the file after a plain
