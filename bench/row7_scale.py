@@ -71,7 +71,7 @@ from bench.workload import META, ORG, STREAM_TYPE, Command, Team, patient_journe
 from projections.registry import all_projections
 from services import codec
 from services.audit.chain import seal_once
-from services.crypto import KeyRing, encrypt_fields
+from services.crypto import KeyRing, encrypt_fields, patient_key_fields
 from services.database import create_pool
 from services.eventstore import EventStore
 from services.projector.runner import ProjectionRunner
@@ -178,9 +178,7 @@ async def load(
                     for event in command.events:
                         version += 1
                         payload = codec.encode_payload(event)
-                        personal: frozenset[str] = getattr(
-                            type(event), "PERSONAL_FIELDS", frozenset()
-                        )
+                        personal = patient_key_fields(type(event))
                         if personal:
                             payload = encrypt_fields(payload, personal, pid, keys[pid])
                         events.append(

@@ -167,6 +167,7 @@ class CarePlan(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "care_plan.goal_added"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"description"})
         patient_id: UUID
         goal_id: UUID
         description: str
@@ -177,6 +178,7 @@ class CarePlan(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "care_plan.goal_closed"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         goal_id: UUID
         status: str
@@ -210,6 +212,7 @@ class CarePlan(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "care_plan.intervention_started"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"name", "dose"})
         patient_id: UUID
         intervention_id: UUID
         kind: str
@@ -223,6 +226,7 @@ class CarePlan(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "care_plan.intervention_changed"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"name", "dose", "reason"})
         patient_id: UUID
         intervention_id: UUID
         name: str
@@ -236,6 +240,7 @@ class CarePlan(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "care_plan.intervention_stopped"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         intervention_id: UUID
         reason: str | None
@@ -261,6 +266,7 @@ class CarePlan(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "care_plan.revised"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         revision_number: int
         reason: str
@@ -271,6 +277,7 @@ class CarePlan(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "care_plan.closed"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         reason: str | None
         occurred_at: datetime

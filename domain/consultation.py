@@ -101,6 +101,7 @@ class ConsultationNote(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "consultation_note.requested"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"question"})
         patient_id: UUID
         requested_by: UUID
         consultant_id: UUID | None
@@ -112,6 +113,7 @@ class ConsultationNote(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "consultation_note.drafted"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"content"})
         patient_id: UUID
         author_id: UUID
         draft_number: int
@@ -123,6 +125,7 @@ class ConsultationNote(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "consultation_note.recommendation_added"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"text"})
         patient_id: UUID
         recommendation_id: UUID
         text: str
@@ -152,6 +155,7 @@ class ConsultationNote(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "consultation_note.addendum_added"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"text"})
         patient_id: UUID
         addendum_id: UUID
         author_id: UUID
@@ -182,6 +186,7 @@ class ConsultationNote(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "consultation_note.recommendation_modified"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"change"})
         patient_id: UUID
         recommendation_id: UUID
         responded_by: UUID
@@ -193,6 +198,7 @@ class ConsultationNote(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "consultation_note.recommendation_declined"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         recommendation_id: UUID
         responded_by: UUID
@@ -213,6 +219,7 @@ class ConsultationNote(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "consultation_note.withdrawn"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         reason: str
         occurred_at: datetime

@@ -343,7 +343,9 @@ class Patient(Aggregate):
         EVENT_NAME: ClassVar[str] = "patient.registered"
         TOPIC: ClassVar[str] = EVENT_NAME
         # Identifying fields: stored encrypted with the patient's data key, and unreadable
-        # (None) once the patient is forgotten (crypto-shredding).
+        # (None) once the patient is forgotten (crypto-shredding). Free text (notes,
+        # reasons, questions) is declared the same way on each event class, as
+        # ``FREE_TEXT_FIELDS``, and treated the same way by the event store.
         PERSONAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
             {"given_name", "family_name", "birth_date", "mrn"}
         )
@@ -505,6 +507,8 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.flag_raised"
         TOPIC: ClassVar[str] = EVENT_NAME
+        # A team member's flag carries their note among the inputs.
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"inputs"})
         flag_id: UUID
         kind: str
         rule_id: str
@@ -517,6 +521,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.flag_cleared"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         flag_id: UUID
         kind: str
         reason: str | None
@@ -560,6 +565,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.relapse_prevention_plan_written"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"warning_signs", "strategies"})
         plan_id: UUID
         episode_number: int
         warning_signs: list[str]
@@ -571,6 +577,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.emergency_access_granted"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         grant_id: UUID
         user_id: UUID
         role: str
@@ -583,6 +590,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.emergency_access_reviewed"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"note"})
         grant_id: UUID
         reviewer_id: UUID
         outcome: str
@@ -594,6 +602,10 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.forgotten"
         TOPIC: ClassVar[str] = EVENT_NAME
+        # The erasure's own record: encrypted with a key that is never shredded (the
+        # reason is written as the patient's key is destroyed, and must stay readable to
+        # account for the erasure); it should name a request, not the patient.
+        ERASURE_RECORD_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         reason: str
         occurred_at: datetime
 
@@ -1764,7 +1776,8 @@ class Patient(Aggregate):
             kind=FlagKind(kind),
             rule_id=rule_id,
             rule_version=rule_version,
-            inputs=dict(inputs),
+            # None on replay once the patient is forgotten (the inputs hold free text).
+            inputs=dict(inputs or {}),
             raised_at=occurred_at,
         )
 
@@ -1844,8 +1857,9 @@ class Patient(Aggregate):
                 plan_id=plan_id,
                 written_at=occurred_at,
                 episode_number=episode_number,
-                warning_signs=list(warning_signs),
-                strategies=list(strategies),
+                # None on replay once the patient is forgotten (free text).
+                warning_signs=list(warning_signs or []),
+                strategies=list(strategies or []),
             )
         )
 

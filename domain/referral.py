@@ -83,6 +83,7 @@ class Referral(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "referral.requested"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         service: str
         receiving_organisation_id: UUID | None
@@ -112,6 +113,7 @@ class Referral(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "referral.declined"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         reason: str
         occurred_at: datetime
@@ -130,6 +132,7 @@ class Referral(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "referral.completed"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"report_back_summary"})
         patient_id: UUID
         report_back_summary: str
         occurred_at: datetime
@@ -139,6 +142,7 @@ class Referral(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "referral.cancelled"
         TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason"})
         patient_id: UUID
         reason: str
         occurred_at: datetime

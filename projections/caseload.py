@@ -250,7 +250,7 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
                     "kind": ev.kind,
                     "rule_id": ev.rule_id,
                     "rule_version": ev.rule_version,
-                    "inputs": ev.inputs,
+                    "inputs": ev.inputs or {},  # None once forgotten: free text
                     "raised_at": ev.occurred_at.isoformat(),
                 }
             )
@@ -260,6 +260,8 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
             # Crypto-shredding: the read model drops the identity with the key.
             for key in ("given_name", "family_name", "mrn", "birth_date"):
                 doc[key] = None
+            for flag in doc["recorded_flags"]:  # a team member's note is among the inputs
+                flag["inputs"] = {}
         case _:
             pass
     return doc

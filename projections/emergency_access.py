@@ -15,7 +15,15 @@ from projections.source import Conn, RecordedEvent
 NAME = "emergency_access"
 TABLE = "rm_emergency_access"
 
-_RELEVANT = frozenset({"patient.emergency_access_granted", "patient.emergency_access_reviewed"})
+_RELEVANT = frozenset(
+    {
+        "patient.emergency_access_granted",
+        "patient.emergency_access_reviewed",
+        Patient.Forgotten.EVENT_NAME,
+    }
+)
+# What a grant's reason reads as once its patient is forgotten (the column is NOT NULL).
+ERASED_REASON = ""
 
 
 def row_changes(record: RecordedEvent) -> tuple[str, dict[str, Any]] | None:
@@ -28,7 +36,7 @@ def row_changes(record: RecordedEvent) -> tuple[str, dict[str, Any]] | None:
             "organisation_id": record.metadata.get("organisation_id"),
             "user_id": event.user_id,
             "role": event.role,
-            "reason": event.reason,
+            "reason": ERASED_REASON if event.reason is None else event.reason,
             "granted_at": event.occurred_at,
             "expires_at": event.expires_at,
         }
@@ -40,6 +48,9 @@ def row_changes(record: RecordedEvent) -> tuple[str, dict[str, Any]] | None:
             "review_note": event.note,
             "reviewed_at": event.occurred_at,
         }
+    if isinstance(event, Patient.Forgotten):
+        # The reasons and review notes are free text about the patient: erased with them.
+        return "erase", {"patient_id": record.patient_id}
     return None
 
 
@@ -71,6 +82,13 @@ class EmergencyAccessProjection:
                     row["granted_at"],
                     row["expires_at"],
                     row["organisation_id"],
+                )
+            elif kind == "erase":
+                await conn.execute(
+                    f"""UPDATE {TABLE} SET reason = $2, review_note = NULL
+                        WHERE patient_id = $1""",
+                    row["patient_id"],
+                    ERASED_REASON,
                 )
             else:
                 await conn.execute(

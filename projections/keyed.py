@@ -7,6 +7,12 @@ The columns are derived once per changed document per batch, after every event o
 batch was evolved, so an expensive derivation (the registry's flag onset days) costs
 one call per touched key, not one per event. A document that evolves to ``None`` is
 deleted; one that did not change is not written again.
+
+Erasure: a read model keyed by something other than the patient (a referral, a note)
+never sees the patient's ``patient.forgotten`` event through ``key_of``. Given
+``erase``, the writer applies it, at that event's place in the log, to every document
+of the patient (found by the ``patient_id`` column), so the free text it copied from
+the log in clear is rewritten away, exactly as a rebuild after the erasure would leave it.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from domain.patient import Patient
 from projections.document import Doc, Evolve
 from projections.source import Conn, RecordedEvent
 
 Derive = Callable[[Doc], Mapping[str, Any]]
+
+FORGOTTEN = Patient.Forgotten.EVENT_NAME
 
 
 @dataclass(frozen=True)
@@ -36,20 +45,42 @@ class KeyedDocumentProjection:
     evolve: Evolve
     columns: Mapping[str, str]
     derive: Derive
+    # The document without its patient's free text (pure), for ``patient.forgotten``;
+    # needs a ``patient_id`` column and a ``patient_id`` key in each document.
+    erase: Callable[[Doc], Doc] | None = None
 
     async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
         keys = list(dict.fromkeys(k for e in events if (k := self.key_of(e)) is not None))
-        if not keys:
+        forgotten = (
+            [e.patient_id for e in events if e.event_type == FORGOTTEN]
+            if self.erase is not None
+            else []
+        )
+        if not keys and not forgotten:
             return
-        rows = await conn.fetch(
-            f"SELECT key, doc FROM {self.table} WHERE key = ANY($1::uuid[])", keys
+        rows = (
+            await conn.fetch(
+                f"""SELECT key, doc FROM {self.table}
+                WHERE key = ANY($1::uuid[]) OR patient_id = ANY($2::uuid[])""",
+                keys,
+                forgotten,
+            )
+            if forgotten
+            else await conn.fetch(
+                f"SELECT key, doc FROM {self.table} WHERE key = ANY($1::uuid[])", keys
+            )
         )
         stored: dict[UUID, Doc] = {r["key"]: r["doc"] for r in rows}
-        docs: dict[UUID, Doc | None] = {k: stored.get(k) for k in keys}
+        docs: dict[UUID, Doc | None] = {k: stored.get(k) for k in [*keys, *stored]}
         for event in events:
             key = self.key_of(event)
             if key is not None:
                 docs[key] = self.evolve(docs[key], event)
+            elif self.erase is not None and event.event_type == FORGOTTEN:
+                patient = str(event.patient_id)
+                for k, doc in docs.items():
+                    if doc is not None and doc.get("patient_id") == patient:
+                        docs[k] = self.erase(doc)
         # evolve returns new documents, so an unchanged one compares equal: skip its write.
         changed = [(k, d) for k, d in docs.items() if d is not None and d != stored.get(k)]
         gone = [k for k, d in docs.items() if d is None and k in stored]

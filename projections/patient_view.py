@@ -152,7 +152,7 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
                     "kind": ev.kind,
                     "rule_id": ev.rule_id,
                     "rule_version": ev.rule_version,
-                    "inputs": ev.inputs,
+                    "inputs": ev.inputs or {},  # None once forgotten: free text
                     "raised_at": _iso(ev.occurred_at),
                 }
             )
@@ -178,6 +178,8 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
         case Patient.Forgotten():
             for key in ("given_name", "family_name", "birth_date", "mrn"):
                 doc[key] = None
+            for flag in doc["flags"]:  # a team member's note is among a flag's inputs
+                flag["inputs"] = {}
             doc["forgotten"] = True
         case Patient.RelapsePreventionPlanWritten():
             doc["relapse_prevention_plan_at"] = _iso(ev.occurred_at)

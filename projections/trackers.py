@@ -117,6 +117,13 @@ def evolve_referral(doc: Doc | None, record: RecordedEvent) -> Doc | None:
     return doc
 
 
+def erase_referral(doc: Doc) -> Doc:
+    """Pure: the referral's document once its patient is forgotten (no free text)."""
+    doc = copy_doc(doc)
+    doc.update(reason=None, close_reason=None)
+    return doc
+
+
 def _at(doc: Doc, key: str) -> date:
     return day_of(parse_instant(doc[key]))
 
@@ -170,6 +177,7 @@ referral_projection = KeyedDocumentProjection(
     evolve=evolve_referral,
     columns={"patient_id": "uuid", "status": "text", "open": "boolean", "expected_by": "date"},
     derive=_referral_columns,
+    erase=erase_referral,
 )
 
 
@@ -266,6 +274,16 @@ def evolve_consultation(doc: Doc | None, record: RecordedEvent) -> Doc | None:
     return doc
 
 
+def erase_consultation(doc: Doc) -> Doc:
+    """Pure: the note's document once its patient is forgotten (no question, no
+    recommendation text)."""
+    doc = copy_doc(doc)
+    doc["question"] = None
+    for rec in doc["recommendations"]:
+        rec["text"] = None
+    return doc
+
+
 def consultation_steps(doc: Doc, today: date) -> list[Step]:
     """The note's open steps (one per recommendation once the PCP has acknowledged)."""
     rules = rules_for(_at(doc, "requested_at"))
@@ -344,6 +362,7 @@ consultation_projection = KeyedDocumentProjection(
     evolve=evolve_consultation,
     columns={"patient_id": "uuid", "consultant_id": "uuid", "status": "text", "open": "boolean"},
     derive=_consultation_columns,
+    erase=erase_consultation,
 )
 
 

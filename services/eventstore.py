@@ -29,7 +29,15 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services import codec
-from services.crypto import KeyRing, decrypt_fields, encrypt_fields, is_encrypted
+from services.crypto import (
+    RECORD_VERSION,
+    KeyRing,
+    decrypt_fields,
+    encrypt_fields,
+    is_encrypted,
+    patient_key_fields,
+    record_key_fields,
+)
 from services.database import Conn
 
 log = logging.getLogger("careteam.eventstore")
@@ -216,7 +224,8 @@ class EventStore:
         self._pool = pool
         self._snapshot_every = snapshot_every
         self._listeners: list[AppendListener] = []
-        # Without a keyring (some tests and tools), identifying fields are stored in clear.
+        # Without a keyring (some tests and tools), identifying fields and free text are
+        # stored in clear.
         self._keyring = keyring
 
     @property
@@ -258,19 +267,8 @@ class EventStore:
                 raise ConcurrencyConflictError(stream_id, expected_version)
         plain = [codec.encode_payload(e) for e in events]
         payloads = plain
-        personal: list[frozenset[str]] = [
-            getattr(type(e), "PERSONAL_FIELDS", frozenset()) for e in events
-        ]
-        if self._keyring is not None and any(personal):
-            if conn is None:
-                async with self._pool.acquire() as c:
-                    key = await self._keyring.data_key(c, patient_id)
-            else:
-                key = await self._keyring.data_key(conn, patient_id)
-            payloads = [
-                encrypt_fields(p, f, patient_id, key) if f else p
-                for p, f in zip(payloads, personal, strict=True)
-            ]
+        if self._keyring is not None:
+            payloads = await self._encrypt(self._keyring, plain, events, patient_id, conn)
         meta = metadata.as_json()
         args = (
             [uuid4() for _ in events],
@@ -328,6 +326,37 @@ class EventStore:
             await self._notify(recorded[-1].log_position)
         return recorded
 
+    async def _encrypt(
+        self,
+        keyring: KeyRing,
+        payloads: list[dict[str, Any]],
+        events: Sequence[Any],
+        patient_id: UUID,
+        conn: Conn | None,
+    ) -> list[dict[str, Any]]:
+        """Identifying fields and free text encrypted with the patient's data key (refused
+        for a forgotten patient), the erasure's record with the erasure-record key."""
+        personal = [patient_key_fields(type(e)) for e in events]
+        record = [record_key_fields(type(e)) for e in events]
+        if any(personal):
+            if conn is None:
+                async with self._pool.acquire() as c:
+                    key = await keyring.data_key(c, patient_id)
+            else:
+                key = await keyring.data_key(conn, patient_id)
+            payloads = [
+                encrypt_fields(p, f, patient_id, key) if f else p
+                for p, f in zip(payloads, personal, strict=True)
+            ]
+        if any(record):
+            payloads = [
+                encrypt_fields(p, f, patient_id, keyring.record_key, version=RECORD_VERSION)
+                if f
+                else p
+                for p, f in zip(payloads, record, strict=True)
+            ]
+        return payloads
+
     async def _notify(self, position: LogPosition) -> None:
         for listener in self._listeners:
             try:
@@ -340,9 +369,11 @@ class EventStore:
     async def decrypt(
         self, records: list[RecordedEvent], conn: Conn | None = None
     ) -> list[RecordedEvent]:
-        """Records with identifying fields in clear (None for a forgotten patient)."""
+        """Records with identifying fields and free text in clear (None for a forgotten
+        patient; the erasure's record stays readable)."""
         if self._keyring is None:
             return records
+        record_key = self._keyring.record_key
         needing = {r.patient_id for r in records if any(map(is_encrypted, r.payload.values()))}
         if not needing:
             return records
@@ -352,7 +383,10 @@ class EventStore:
         else:
             keys = await self._keyring.data_keys(conn, needing)
         return [
-            replace(r, payload=decrypt_fields(r.payload, r.patient_id, keys.get(r.patient_id)))
+            replace(
+                r,
+                payload=decrypt_fields(r.payload, r.patient_id, keys.get(r.patient_id), record_key),
+            )
             if r.patient_id in needing
             else r
             for r in records
@@ -386,7 +420,8 @@ class EventStore:
     ) -> list[RecordedEvent]:
         """The next committed events after ``after``, in global order, never skipping one.
 
-        ``decrypt=False`` leaves identifying fields as ciphertext (what leaves careteam)."""
+        ``decrypt=False`` leaves identifying fields and free text as ciphertext (what
+        leaves careteam)."""
         if conn is None:
             async with self._pool.acquire() as c:
                 rows = await c.fetch(_READ_LOG_SQL, str(after.tx_id), after.position, limit)

@@ -19,6 +19,7 @@ from services.api.context import CareteamContext
 from services.api.errors import (
     ConflictError,
     ForbiddenError,
+    NotAllowedError,
     NotFoundError,
     ValidationError,
     from_domain_error,
@@ -26,6 +27,7 @@ from services.api.errors import (
 from services.api.idempotency import Recorded, first_result, requested_key
 from services.api.purpose import PurposeOfUse
 from services.audit.reads import ReadRecord
+from services.crypto import PatientForgottenError
 from services.eventstore import (
     ConcurrencyConflictError,
     DuplicateCommandError,
@@ -168,6 +170,12 @@ async def run_command(
         return ConflictError(code="CONFLICT", message="changed by another writer; retry")
     except DuplicateMrnError as exc:
         return ConflictError(code=exc.code, message=str(exc), field=exc.field)
+    except PatientForgottenError:
+        # The patient's key is destroyed: no new identifying data or free text is stored.
+        return NotAllowedError(
+            code=PatientForgottenError.code,
+            message="the patient was forgotten: no new text can be recorded for them",
+        )
     position = result.position
     if position is not None:
         try:

@@ -39,7 +39,9 @@ class EmergencyGrant:
     patient_id: UUID = strawberry.field(description="Whose record was opened.")
     user_id: UUID = strawberry.field(description="Who opened it.")
     role: str = strawberry.field(description="In which role.")
-    reason: str = strawberry.field(description="The reason they gave.")
+    reason: str = strawberry.field(
+        description="The reason they gave; empty once the patient is forgotten."
+    )
     granted_at: datetime = strawberry.field(description="When the window opened.")
     expires_at: datetime = strawberry.field(description="When the window closes.")
     reads: int = strawberry.field(description="Reads of the patient by that user in the window.")

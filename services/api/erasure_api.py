@@ -1,4 +1,5 @@
-"""``forgetPatient``: erase a patient's identity by destroying their data key (admin)."""
+"""``forgetPatient``: erase a patient's identity and free text by destroying their data key
+(admin)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from services.eventstore import ConcurrencyConflictError, StreamNotFoundError
 from services.projector.runner import ProjectionLagTimeoutError
 
 
-@strawberry.type(description="The patient's identifying data can no longer be read by anyone.")
+@strawberry.type(
+    description="The patient's identifying data and free text can no longer be read by anyone."
+)
 class ForgetPatientPayload:
     patient_id: UUID = strawberry.field(description="The forgotten patient.")
     log_position: str = strawberry.field(description="Log position of the erasure event.")
@@ -45,8 +48,10 @@ def _arg(description: str) -> Any:
 class ErasureMutation:
     @strawberry.mutation(
         description="Forget a patient (admin): their data key is destroyed, so names, birth "
-        "date and MRN read as null everywhere while the clinical log still replays. "
-        "Irreversible."
+        "date, MRN and every free text (notes, questions, reasons, report backs, plan text) "
+        "read as null everywhere while the clinical log still replays; read models drop "
+        "their copies. The reason is kept, encrypted with a key that is not destroyed: name "
+        "the request, not the patient. Irreversible."
     )
     async def forget_patient(
         self,

@@ -555,7 +555,7 @@ class ReferralTrackerView:
 )
 class RecommendationView:
     id: UUID = strawberry.field(description="Recommendation id.")
-    text: str = strawberry.field(description="The recommendation.")
+    text: str | None = strawberry.field(description="The recommendation; null once forgotten.")
     response: str | None = strawberry.field(description="accepted, modified, declined or null.")
     responded_at: datetime | None = strawberry.field(description="When answered.")
     implemented_at: datetime | None = strawberry.field(description="When put into practice.")

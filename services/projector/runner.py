@@ -23,6 +23,7 @@ import asyncpg
 
 from projections.base import Projection
 from services.database import Conn
+from services.erasure_cleanup import holds_erasure, vacuum_after_erasure
 from services.eventstore import START, EventStore, LogPosition
 
 log = logging.getLogger("careteam.projector")
@@ -69,6 +70,8 @@ class ProjectionRunner:
         self._progress = asyncio.Condition()
         self._last_applied_at: dict[str, float] = {}
         self._ensured = False
+        # A page applied a patient.forgotten event and the VACUUM after it is still due.
+        self._erasure_pending = False
         store.on_append(self._on_append)
 
     @property
@@ -104,6 +107,7 @@ class ProjectionRunner:
             return 0
         names = [p.name for p in self._projections]
         read = 0
+        full_page = False
         moved: list[tuple[str, LogPosition, LogPosition]] = []
         async with self._store.pool.acquire() as conn:
             await self._ensure_checkpoints(conn)
@@ -131,6 +135,9 @@ class ProjectionRunner:
                     if not events:
                         continue
                     last = events[-1].log_position
+                    full_page = full_page or len(events) >= self._page_size
+                    if holds_erasure(e.event_type for e in events):
+                        self._erasure_pending = True
                     for projection in groups[start]:
                         await projection.apply(conn, events)
                         moved.append((projection.name, start, last))
@@ -153,6 +160,15 @@ class ProjectionRunner:
                         raise StaleCheckpointError(",".join(name for name, _, _ in moved))
                     for name, _, after in moved:
                         current[name] = after
+            if self._erasure_pending and not full_page:
+                # The rewritten rows' old versions still hold the forgotten patient's
+                # plaintext: VACUUM them after the commit, before waiters are woken. Once
+                # per catch-up (at the end of the log), not once per page of a replay.
+                self._erasure_pending = False
+                try:
+                    await vacuum_after_erasure(conn)
+                except (OSError, asyncpg.PostgresError):  # autovacuum gets there later
+                    log.exception("VACUUM after an erasure failed")
         changed = any(self._positions.get(name) != position for name, position in current.items())
         self._positions.update(current)
         now = time.monotonic()

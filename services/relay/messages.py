@@ -21,6 +21,9 @@ share a partition and keep their order. The value is JSON with a small envelope 
 the stored payload: what a consumer needs to rebuild or check a stream without asking
 PostgreSQL (stream id, type and version; event type and version; both times; the
 position) plus the write metadata (actor, role, organisation, purpose, correlation).
+The payload is the stored one: identity and free-text fields are ciphertext
+(``{"$enc": "v1:..."}``, services/crypto.py) that no consumer can decrypt, and nobody can
+once the patient is forgotten (docs/erasure.md).
 Serialisation is deterministic (compact UTF-8 JSON with sorted keys, by orjson; times in
 UTC with a ``Z``), so a duplicate is byte-identical. ``to_kafka_message`` builds a record
 from a ``RecordedEvent``; ``messages_from_rows`` builds the same bytes from log rows whose
