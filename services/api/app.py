@@ -7,7 +7,7 @@ import contextlib
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -34,13 +34,18 @@ from services.auth import (
     TokenVerifier,
     bearer_token,
 )
-from services.bootstrap import Clock, open_runtime, system_clock
+from services.bootstrap import Clock, Runtime, open_runtime, system_clock
 from services.database import pending_migrations
 from services.settings import Settings
 
 log = logging.getLogger("careteam.api")
 
 MAX_BODY_BYTES = 256 * 1024
+
+# Another surface over the same runtime and token verifier (e.g. services.fhir's /fhir):
+# given how to reach the running process's resources (None while starting) and the
+# verifier, it returns the route to mount.
+MountFactory = Callable[[Callable[[], Runtime | None], TokenVerifier], BaseRoute]
 
 
 class CareteamGraphQL(GraphQL[CareteamContext, None]):
@@ -93,8 +98,11 @@ def create_app(
     *,
     clock: Clock = system_clock,
     run_projector: bool = True,
+    mounts: Sequence[MountFactory] = (),
 ) -> Starlette:
-    """Builds the app; the lifespan opens the database, the pool and the projector."""
+    """Builds the app; the lifespan opens the database, the pool and the projector.
+    ``mounts`` add surfaces that share its runtime and authentication (``careteam serve``
+    mounts the FHIR API)."""
     holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -181,6 +189,7 @@ def create_app(
                 methods=["GET", "POST"],
             ),
             WebSocketRoute("/graphql", CheckWebSocketOrigin(graphql_app, settings.allowed_origins)),
+            *(mount(lambda: holder.get("runtime"), verifier) for mount in mounts),
         ],
         middleware=[
             Middleware(

@@ -1,0 +1,325 @@
+"""Pure mappings from careteam's patient view document to FHIR R4 resources (JSON dicts).
+
+Every function here takes the stored ``rm_patient_view`` document (projections.patient_view)
+and returns plain JSON-ready dicts; nothing reads a clock, a database or a request, so
+tests/unit/fhir checks each mapping on its own. docs/fhir.md says what maps to what,
+which codes are used, and what is left out on purpose.
+
+Ids: a Patient, its CareTeam and its EpisodeOfCare take the patient's id (one team and
+one current episode per patient; the episode's id carries its number); an Observation
+and the QuestionnaireResponse it is derived from both take the screening's id (ids are
+unique per resource type); a Consent takes the consent's id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+from domain.instruments import SPECS, Instrument
+
+Resource = dict[str, Any]
+
+FHIR_VERSION: Final = "4.0.1"
+LOINC: Final = "http://loinc.org"
+OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
+CONSENT_SCOPE: Final = "http://terminology.hl7.org/CodeSystem/consentscope"
+ACT_CODE: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+# A careteam id (user, organisation) is a UUID: written as a URI, it is its own system.
+URI_SYSTEM: Final = "urn:ietf:rfc:3986"
+# The MRN is assigned by the patient's organisation; careteam names that namespace.
+MRN_SYSTEM: Final = "urn:careteam:mrn"
+# LOINC 59284-0 "Consent Document", the category R4's own examples use for consents.
+CONSENT_CATEGORY_LOINC: Final = "59284-0"
+
+SEX_TO_GENDER: Final = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
+
+# careteam's episode statuses -> EpisodeOfCare.status (required binding).
+EPISODE_STATUS: Final = {
+    "referred": "planned",
+    "enrolled": "active",
+    "active_treatment": "active",
+    "relapse_prevention": "active",
+    "discharged": "finished",
+    "deactivated": "finished",
+}
+
+CARE_TEAM_ROLES: Final = (
+    ("care_manager_id", "Behavioral health care manager"),
+    ("pcp_id", "Primary care provider"),
+    ("psychiatric_consultant_id", "Psychiatric consultant"),
+)
+
+CONSENT_TEXT: Final = {
+    "cocm_treatment": "Consent to collaborative care (treatment and its cost sharing)",
+    "data_sharing": "Consent to share care events with a partner organisation",
+    "part2": "Consent to disclose 42 CFR Part 2 records to a partner organisation",
+}
+
+
+def _ref(resource_type: str, resource_id: str) -> dict[str, str]:
+    return {"reference": f"{resource_type}/{resource_id}"}
+
+
+def _uuid_identifier(value: str, resource_type: str) -> dict[str, Any]:
+    """A logical reference to something careteam does not serve as a FHIR resource."""
+    return {
+        "type": resource_type,
+        "identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{value}"},
+    }
+
+
+def _organisation(doc: dict[str, Any]) -> dict[str, Any]:
+    return _uuid_identifier(doc["organisation_id"], "Organization")
+
+
+def patient(doc: dict[str, Any]) -> Resource:
+    """The Patient: identity as registered; a forgotten patient carries none of it."""
+    resource: Resource = {"resourceType": "Patient", "id": doc["id"]}
+    if doc.get("mrn"):
+        resource["identifier"] = [{"use": "usual", "system": MRN_SYSTEM, "value": doc["mrn"]}]
+    resource["active"] = doc.get("status") != "deactivated"
+    name: dict[str, Any] = {}
+    if doc.get("family_name"):
+        name["family"] = doc["family_name"]
+    if doc.get("given_name"):
+        name["given"] = [doc["given_name"]]
+    if name:
+        resource["name"] = [{"use": "official", **name}]
+    gender = SEX_TO_GENDER.get(doc.get("sex") or "")
+    if gender is not None:
+        resource["gender"] = gender
+    if doc.get("birth_date"):
+        resource["birthDate"] = doc["birth_date"]
+    resource["managingOrganization"] = _organisation(doc)
+    return resource
+
+
+def _spec(screening: dict[str, Any]) -> Any:
+    return SPECS[Instrument(screening["instrument"])]
+
+
+def questionnaire_response(doc: dict[str, Any], screening: dict[str, Any]) -> Resource:
+    """A screening's item answers. Items are numbered 1..n in the instrument's order;
+    an unanswered item is left out; yes/no items (0-1) are booleans."""
+    spec = _spec(screening)
+    items = []
+    for number, (answer, high) in enumerate(
+        zip(screening["answers"], spec.item_max, strict=False), start=1
+    ):
+        if answer is None:
+            continue
+        value = {"valueBoolean": answer == 1} if high == 1 else {"valueInteger": answer}
+        items.append({"linkId": str(number), "answer": [value]})
+    resource: Resource = {
+        "resourceType": "QuestionnaireResponse",
+        "id": screening["id"],
+    }
+    if spec.loinc_panel is not None:
+        resource["questionnaire"] = f"{LOINC}/q/{spec.loinc_panel}"
+    resource.update(
+        {
+            "status": "completed",
+            "subject": _ref("Patient", doc["id"]),
+            "authored": screening["occurred_at"],
+        }
+    )
+    if items:
+        resource["item"] = items
+    return resource
+
+
+def observation(doc: dict[str, Any], screening: dict[str, Any]) -> Resource | None:
+    """The total score of a complete screening, or None when there is no total (an
+    incomplete questionnaire, or an instrument without a LOINC total such as the ASQ)."""
+    spec = _spec(screening)
+    total = screening.get("total")
+    if total is None or spec.loinc_total is None:
+        return None
+    resource: Resource = {
+        "resourceType": "Observation",
+        "id": screening["id"],
+        "status": "final",
+        "category": [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
+        ],
+        "code": {
+            "coding": [{"system": LOINC, "code": spec.loinc_total}],
+            "text": f"{spec.title} total score",
+        },
+        "subject": _ref("Patient", doc["id"]),
+        "effectiveDateTime": screening["occurred_at"],
+        "issued": screening["recorded_at"],
+        "valueInteger": total,
+    }
+    if screening.get("severity"):
+        resource["interpretation"] = [{"text": screening["severity"].replace("_", " ")}]
+    resource["derivedFrom"] = [_ref("QuestionnaireResponse", screening["id"])]
+    return resource
+
+
+def observations(doc: dict[str, Any]) -> list[Resource]:
+    """Every total score of the patient, in the order the screenings were taken."""
+    found = (observation(doc, s) for s in doc.get("screenings", []))
+    return [o for o in found if o is not None]
+
+
+def questionnaire_responses(doc: dict[str, Any]) -> list[Resource]:
+    """Every screening of the patient as a QuestionnaireResponse."""
+    return [questionnaire_response(doc, s) for s in doc.get("screenings", [])]
+
+
+def care_team(doc: dict[str, Any]) -> Resource | None:
+    """The patient's collaborative care team (None while nobody is on it)."""
+    team = doc.get("care_team") or {}
+    participants = [
+        {"role": [{"text": label}], "member": _uuid_identifier(team[key], "Practitioner")}
+        for key, label in CARE_TEAM_ROLES
+        if team.get(key)
+    ]
+    if not participants:
+        return None
+    ended = doc.get("status") in ("discharged", "deactivated")
+    return {
+        "resourceType": "CareTeam",
+        "id": doc["id"],
+        "status": "inactive" if ended else "active",
+        "name": "Collaborative care team",
+        "subject": _ref("Patient", doc["id"]),
+        "participant": participants,
+        "managingOrganization": [_organisation(doc)],
+    }
+
+
+def episode_id(doc: dict[str, Any]) -> str:
+    return f"{doc['id']}-{doc.get('episode_number', 0)}"
+
+
+def episode_of_care(doc: dict[str, Any]) -> Resource | None:
+    """The current collaborative care episode (None before the patient is referred)."""
+    status = EPISODE_STATUS.get(doc.get("status") or "")
+    if status is None or not doc.get("episode_number"):
+        return None
+    resource: Resource = {
+        "resourceType": "EpisodeOfCare",
+        "id": episode_id(doc),
+        "status": status,
+        "type": [{"text": "Collaborative care (behavioral health integration)"}],
+        "patient": _ref("Patient", doc["id"]),
+        "managingOrganization": _organisation(doc),
+    }
+    if doc.get("enrolled_at"):
+        resource["period"] = {"start": doc["enrolled_at"]}
+    if (doc.get("care_team") or {}).get("care_manager_id"):
+        resource["careManager"] = _uuid_identifier(
+            doc["care_team"]["care_manager_id"], "Practitioner"
+        )
+    if care_team(doc) is not None:
+        resource["team"] = [_ref("CareTeam", doc["id"])]
+    return resource
+
+
+def consent(doc: dict[str, Any], granted: dict[str, Any]) -> Resource:
+    """One consent: treatment or privacy scope, opt-in, active until revoked.
+
+    Expiry is a provision period; whether an unrevoked consent has expired depends on
+    the day it is read, so the status says only whether it was revoked.
+    """
+    treatment = granted["kind"] == "cocm_treatment"
+    scope = "treatment" if treatment else "patient-privacy"
+    resource: Resource = {
+        "resourceType": "Consent",
+        "id": granted["id"],
+        "status": "inactive" if granted.get("revoked_at") else "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": CONSENT_SCOPE,
+                    "code": scope,
+                    "display": "Treatment" if treatment else "Privacy Consent",
+                }
+            ]
+        },
+        "category": [
+            {
+                "coding": [{"system": LOINC, "code": CONSENT_CATEGORY_LOINC}],
+                "text": CONSENT_TEXT.get(granted["kind"], granted["kind"]),
+            }
+        ],
+        "patient": _ref("Patient", doc["id"]),
+        "dateTime": granted["granted_at"],
+        "organization": [_organisation(doc)],
+        "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN", "display": "opt-in"}]},
+    }
+    provision: dict[str, Any] = {"type": "permit"}
+    period: dict[str, str] = {"start": granted["granted_at"]}
+    if granted.get("revoked_at"):
+        period["end"] = granted["revoked_at"]
+    elif granted.get("expires_on"):
+        period["end"] = granted["expires_on"]
+    provision["period"] = period
+    if granted.get("partner_organisation_id"):
+        provision["actor"] = [
+            {
+                "role": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "IRCP",
+                            "display": "information recipient",
+                        }
+                    ]
+                },
+                "reference": _uuid_identifier(granted["partner_organisation_id"], "Organization"),
+            }
+        ]
+    resource["provision"] = provision
+    return resource
+
+
+def consents(doc: dict[str, Any]) -> list[Resource]:
+    return [consent(doc, c) for c in doc.get("consents", [])]
+
+
+def everything(doc: dict[str, Any]) -> list[Resource]:
+    """Every resource of the patient: the Patient first, then its compartment."""
+    resources: list[Resource] = [patient(doc)]
+    for single in (care_team(doc), episode_of_care(doc)):
+        if single is not None:
+            resources.append(single)
+    resources += questionnaire_responses(doc)
+    resources += observations(doc)
+    resources += consents(doc)
+    return resources
+
+
+# --- search results and errors ------------------------------------------------------------
+
+
+def searchset(base: str, self_url: str, resources: Iterable[Resource]) -> Resource:
+    """A searchset Bundle of ``resources`` (every match, no paging)."""
+    entries = [
+        {
+            "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "search": {"mode": "match"},
+        }
+        for r in resources
+    ]
+    bundle: Resource = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(entries),
+        "link": [{"relation": "self", "url": self_url}],
+    }
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
+    return bundle
+
+
+def operation_outcome(code: str, diagnostics: str, *, expression: str | None = None) -> Resource:
+    """An error as an OperationOutcome; ``code`` is from the R4 issue-type value set."""
+    issue: dict[str, Any] = {"severity": "error", "code": code, "diagnostics": diagnostics}
+    if expression is not None:
+        issue["expression"] = [expression]
+    return {"resourceType": "OperationOutcome", "issue": [issue]}

@@ -1,0 +1,384 @@
+"""The FHIR R4 HTTP surface under ``/fhir``: thin routes over the patient view.
+
+Another face of the same read models as the GraphQL API, not a side door: the same
+bearer tokens (the app's TokenVerifier), the same policy row (``patient`` in POLICY,
+enforced in SQL by ``patient_scope_sql``), the same denial records (``record_access``)
+and the same read audit (``record_reads``: a response is sent only after the read of every
+patient in it is recorded). Errors are OperationOutcomes: 400 for an unsupported or
+malformed parameter, 401 without a valid token, 403 for a role that may not read patients
+or a clinician of the organisation who is not on the patient's team, 404 for an unknown id
+and for a patient of another organisation. No message carries patient data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+from uuid import UUID
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from services.api.authz import (
+    Denied,
+    check_patient_operation,
+    check_role,
+    patient_scope_sql,
+    record_access,
+)
+from services.api.commanding import record_reads
+from services.api.context import CareteamContext
+from services.auth import AuthenticationError, Principal, TokenVerifier, bearer_token
+from services.bootstrap import Runtime
+from services.fhir import mapping
+from services.fhir.capability import (
+    FORMAT_PARAMETERS,
+    JSON_FORMATS,
+    SEARCH_PARAMETERS,
+    capability_statement,
+)
+
+log = logging.getLogger("careteam.fhir")
+
+MEDIA_TYPE = "application/fhir+json"
+# The policy row every FHIR read is authorised under: reading a patient.
+READ_OPERATION = "patient"
+# A parameter name is echoed in an error only this long (it is caller input).
+MAX_ECHO = 64
+
+
+class FhirResponse(Response):
+    media_type = MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class Refusal(Exception):
+    """Stops a request with an OperationOutcome (``status``, issue ``code``, message)."""
+
+    def __init__(
+        self, status: int, code: str, diagnostics: str, *, expression: str | None = None
+    ) -> None:
+        super().__init__(diagnostics)
+        self.status = status
+        self.code = code
+        self.diagnostics = diagnostics
+        self.expression = expression
+
+    def response(self) -> FhirResponse:
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if self.status == 401 else {}
+        return FhirResponse(
+            mapping.operation_outcome(self.code, self.diagnostics, expression=self.expression),
+            status_code=self.status,
+            headers=headers,
+        )
+
+
+def _echo(name: str) -> str:
+    return name if len(name) <= MAX_ECHO else name[:MAX_ECHO] + "..."
+
+
+def _parameters(request: Request, allowed: Sequence[str]) -> dict[str, str]:
+    """The request's parameters, each allowed at most once; a 400 names any other."""
+    found: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in FORMAT_PARAMETERS:
+            if value not in JSON_FORMATS:
+                raise Refusal(
+                    400, "not-supported", "_format: only JSON is supported", expression=name
+                )
+            continue
+        if name not in allowed:
+            raise Refusal(
+                400,
+                "not-supported",
+                f"unsupported search parameter: {_echo(name)}",
+                expression=_echo(name),
+            )
+        if name in found:
+            raise Refusal(400, "invalid", f"{name}: give it once", expression=name)
+        found[name] = value
+    return found
+
+
+def _patient_reference(name: str, value: str) -> UUID:
+    """``Patient/<id>`` or ``<id>`` as a patient id; a 400 naming ``name`` otherwise."""
+    raw = value.removeprefix("Patient/")
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise Refusal(
+            400, "value", f"{name}: expected Patient/<id> or <id> with a UUID id", expression=name
+        ) from None
+
+
+def _uuid_id(value: str) -> UUID | None:
+    """A logical id that is a UUID, or None (such an id names nothing here)."""
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+class FhirApi:
+    """The handlers; ``runtime`` returns the running process's resources (None while
+    starting)."""
+
+    def __init__(self, runtime: Callable[[], Runtime | None], verifier: TokenVerifier) -> None:
+        self._runtime = runtime
+        self._verifier = verifier
+        self._started = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            self._version = metadata.version("careteam")
+        except metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
+            self._version = "0"
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/metadata", self.capabilities, methods=["GET"]),
+            Route("/Patient/{id}/$everything", self.everything, methods=["GET"]),
+            Route("/{type}/{id}", self.read, methods=["GET"]),
+            Route("/{type}", self.search, methods=["GET"]),
+        ]
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    @staticmethod
+    def _base(request: Request) -> str:
+        return f"{request.url.scheme}://{request.url.netloc}/fhir"
+
+    async def _context(self, request: Request) -> CareteamContext:
+        runtime = self._runtime()
+        if runtime is None:
+            raise Refusal(503, "transient", "the server is starting")
+        token = bearer_token(request.headers.get("authorization"))
+        reason = "MISSING_TOKEN"
+        principal: Principal | None = None
+        if token is not None:
+            try:
+                principal = await self._verifier.verify(token)
+            except AuthenticationError as exc:
+                reason = exc.reason
+        if principal is None:
+            log.info("fhir authentication failed reason=%s", reason)
+            raise Refusal(401, "login", "authentication required: send a valid bearer token")
+        ctx = CareteamContext(runtime=runtime, request=request, principal=principal)
+        try:
+            check_role(principal, READ_OPERATION)
+        except Denied as denied:
+            await self._record_denial(ctx, denied, None)
+            raise Refusal(403, "forbidden", "this role may not read patient records") from None
+        return ctx
+
+    async def _record_denial(
+        self, ctx: CareteamContext, denied: Denied, patient_id: UUID | None
+    ) -> None:
+        async with ctx.runtime.pool.acquire() as conn:
+            await record_access(
+                conn,
+                principal=ctx.principal,
+                operation=denied.operation,
+                patient_id=patient_id,
+                outcome="denied",
+                reason=denied.reason,
+                purpose_of_use=ctx.purpose_of_use,
+                request_id=ctx.request_id,
+            )
+        log.info("fhir read refused reason=%s", denied.reason)
+
+    async def _visible(self, ctx: CareteamContext, where: str, *args: Any) -> list[dict[str, Any]]:
+        """Patient view documents matching ``where`` (parameters $1..) that the caller may
+        read; the restriction is the policy's, in SQL."""
+        predicate, params = patient_scope_sql(
+            READ_OPERATION, ctx.require_principal(), "v.key", len(args) + 1
+        )
+        async with ctx.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT v.doc FROM rm_patient_view v WHERE {where} AND {predicate}",
+                *args,
+                *params,
+            )
+        return [r["doc"] for r in rows]
+
+    async def _refuse(self, ctx: CareteamContext, patient_id: UUID | None, what: str) -> Refusal:
+        """Why a patient's record was not found among the visible ones: a clinician of the
+        organisation off the team gets 403 (audited), anyone else 404 (another
+        organisation's patient is indistinguishable from no patient; audited too)."""
+        if patient_id is not None:
+            try:
+                async with ctx.runtime.pool.acquire() as conn:
+                    await check_patient_operation(
+                        conn, ctx.require_principal(), READ_OPERATION, patient_id
+                    )
+            except Denied as denied:
+                await self._record_denial(ctx, denied, patient_id)
+                if not denied.not_found:
+                    return Refusal(403, "forbidden", "not on this patient's care team")
+        return Refusal(404, "not-found", f"no {what} with this id")
+
+    async def _patient_doc(self, ctx: CareteamContext, patient_id: UUID) -> dict[str, Any]:
+        docs = await self._visible(ctx, "v.key = $1", patient_id)
+        if not docs:
+            raise await self._refuse(ctx, patient_id, "Patient")
+        return docs[0]
+
+    async def _doc_holding(
+        self, ctx: CareteamContext, array: str, item_id: UUID, what: str
+    ) -> dict[str, Any]:
+        """The visible patient document whose ``array`` holds an entry with ``item_id``."""
+        probe = [{"id": str(item_id)}]
+        docs = await self._visible(ctx, f"v.doc->'{array}' @> $1::jsonb", probe)
+        if docs:
+            return docs[0]
+        async with ctx.runtime.pool.acquire() as conn:
+            owner: UUID | None = await conn.fetchval(
+                f"SELECT key FROM rm_patient_view WHERE doc->'{array}' @> $1::jsonb LIMIT 1",
+                probe,
+            )
+        raise await self._refuse(ctx, owner, what)
+
+    async def _answer(
+        self,
+        ctx: CareteamContext,
+        interaction: str,
+        patient_id: UUID,
+        body: dict[str, Any],
+        types: Sequence[str],
+    ) -> FhirResponse:
+        """Records the read of ``patient_id`` (durably, before answering) and answers."""
+        await record_reads(ctx, f"fhir:{interaction}", [patient_id], tuple(sorted(set(types))))
+        return FhirResponse(body)
+
+    # --- handlers ---------------------------------------------------------------------
+
+    async def capabilities(self, request: Request) -> Response:
+        """The CapabilityStatement; no token needed (it holds no patient data)."""
+        try:
+            _parameters(request, ())
+        except Refusal as refusal:
+            return refusal.response()
+        return FhirResponse(
+            capability_statement(
+                date=self._started, base_url=self._base(request), software_version=self._version
+            )
+        )
+
+    async def read(self, request: Request) -> Response:
+        resource_type: str = request.path_params["type"]
+        raw_id: str = request.path_params["id"]
+        try:
+            if resource_type not in SEARCH_PARAMETERS:
+                raise Refusal(404, "not-supported", "resource type not supported")
+            _parameters(request, ())
+            ctx = await self._context(request)
+            resource, patient_id = await self._read(ctx, resource_type, raw_id)
+            return await self._answer(ctx, "read", patient_id, resource, (resource_type,))
+        except Refusal as refusal:
+            return refusal.response()
+
+    async def _read(
+        self, ctx: CareteamContext, resource_type: str, raw_id: str
+    ) -> tuple[dict[str, Any], UUID]:
+        missing = Refusal(404, "not-found", f"no {resource_type} with this id")
+        resource: dict[str, Any] | None = None
+        if resource_type == "EpisodeOfCare":
+            patient_part, _, _number = raw_id.rpartition("-")
+            patient_id = _uuid_id(patient_part)
+            if patient_id is None:
+                raise missing
+            doc = await self._patient_doc(ctx, patient_id)
+            if mapping.episode_id(doc) == raw_id:
+                resource = mapping.episode_of_care(doc)
+            if resource is None:
+                raise missing
+            return resource, patient_id
+        item_id = _uuid_id(raw_id)
+        if item_id is None:
+            raise missing
+        if resource_type in ("Patient", "CareTeam"):
+            doc = await self._patient_doc(ctx, item_id)
+            resource = (
+                mapping.patient(doc) if resource_type == "Patient" else mapping.care_team(doc)
+            )
+        elif resource_type in ("Observation", "QuestionnaireResponse"):
+            doc = await self._doc_holding(ctx, "screenings", item_id, resource_type)
+            screening = next(s for s in doc["screenings"] if s["id"] == str(item_id))
+            if resource_type == "Observation":
+                resource = mapping.observation(doc, screening)
+            else:
+                resource = mapping.questionnaire_response(doc, screening)
+        else:  # Consent
+            doc = await self._doc_holding(ctx, "consents", item_id, resource_type)
+            granted = next(c for c in doc["consents"] if c["id"] == str(item_id))
+            resource = mapping.consent(doc, granted)
+        if resource is None:
+            raise missing
+        return resource, UUID(doc["id"])
+
+    async def search(self, request: Request) -> Response:
+        resource_type: str = request.path_params["type"]
+        try:
+            allowed = SEARCH_PARAMETERS.get(resource_type)
+            if allowed is None:
+                raise Refusal(404, "not-supported", "resource type not supported")
+            params = _parameters(request, tuple(allowed))
+            key = "_id" if resource_type == "Patient" else "patient"
+            if key not in params:
+                raise Refusal(
+                    400,
+                    "required",
+                    f"{key}: this search needs it (one patient at a time)",
+                    expression=key,
+                )
+            patient_id = _patient_reference(key, params[key])
+            ctx = await self._context(request)
+            doc = await self._patient_doc(ctx, patient_id)
+            resources = _of_type(doc, resource_type)
+            bundle = mapping.searchset(self._base(request), str(request.url), resources)
+            return await self._answer(ctx, "search", patient_id, bundle, (resource_type,))
+        except Refusal as refusal:
+            return refusal.response()
+
+    async def everything(self, request: Request) -> Response:
+        try:
+            _parameters(request, ())
+            patient_id = _uuid_id(request.path_params["id"])
+            if patient_id is None:
+                raise Refusal(404, "not-found", "no Patient with this id")
+            ctx = await self._context(request)
+            doc = await self._patient_doc(ctx, patient_id)
+            resources = mapping.everything(doc)
+            bundle = mapping.searchset(self._base(request), str(request.url), resources)
+            types = [r["resourceType"] for r in resources]
+            return await self._answer(ctx, "$everything", patient_id, bundle, types)
+        except Refusal as refusal:
+            return refusal.response()
+
+
+def _of_type(doc: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
+    """The patient's resources of one type."""
+    match resource_type:
+        case "Patient":
+            return [mapping.patient(doc)]
+        case "Observation":
+            return mapping.observations(doc)
+        case "QuestionnaireResponse":
+            return mapping.questionnaire_responses(doc)
+        case "Consent":
+            return mapping.consents(doc)
+        case "CareTeam":
+            single = mapping.care_team(doc)
+        case _:  # EpisodeOfCare
+            single = mapping.episode_of_care(doc)
+    return [] if single is None else [single]
+
+
+def fhir_mount(runtime: Callable[[], Runtime | None], verifier: TokenVerifier) -> BaseRoute:
+    """``/fhir``, for ``create_app(mounts=...)``."""
+    return Mount("/fhir", routes=FhirApi(runtime, verifier).routes())
