@@ -24,7 +24,7 @@ JSON_FORMATS: Final = frozenset({"json", "application/json", "application/fhir+j
 
 SEARCH_DOCS: Final = {
     "_id": "The patient's id.",
-    "patient": "The patient the resources are about: Patient/<id> or <id>. Required.",
+    "patient": "The patient the resources are about, as Patient/ID or ID. Required.",
 }
 
 
@@ -78,7 +78,7 @@ def capability_statement(*, date: str, base_url: str, software_version: str) -> 
                             ]
                         }
                     ],
-                    "description": "Authorization: Bearer <token> (OIDC JWT).",
+                    "description": "An OIDC JWT in the Authorization header (Bearer scheme).",
                 },
                 "resource": resources,
             }

@@ -1,0 +1,294 @@
+"""The FHIR R4 export over HTTP against a running server, checked by HAPI FHIR's validator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.e2e.fhir_validator import FhirValidator
+from tests.e2e.journey import CareTeam, command, enrolled_patient
+from tests.e2e.server import ServerProcess
+
+FHIR_JSON = "application/fhir+json"
+RESOURCE_TYPES = (
+    "Patient",
+    "Observation",
+    "QuestionnaireResponse",
+    "CareTeam",
+    "EpisodeOfCare",
+    "Consent",
+)
+PATIENT_PAYLOAD = "... on PatientPayload { createdId }"
+
+
+@pytest.fixture(scope="session")
+def fhir_validator() -> Iterator[FhirValidator]:
+    """One HAPI FHIR validator JVM for the whole test session."""
+    validator = FhirValidator()
+    try:
+        yield validator
+    finally:
+        validator.close()
+
+
+def fhir_get(server: ServerProcess, path: str, token: str | None, **params: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(f"{server.url}/fhir/{path}", params=params, headers=headers, timeout=30.0)
+
+
+def ok(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith(FHIR_JSON)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def screen(server: ServerProcess, team: CareTeam, instrument: str, answers: list[Any]) -> None:
+    result = command(
+        server,
+        "recordScreening",
+        {"patientId": team.patient_id, "instrument": instrument, "answers": answers},
+        team.care_manager,
+        "",
+    )
+    assert result["__typename"] == "PatientPayload", result
+
+
+def consent(server: ServerProcess, team: CareTeam, **input: Any) -> str:
+    result = command(
+        server,
+        "grantConsent",
+        {"patientId": team.patient_id, **input},
+        team.care_manager,
+        PATIENT_PAYLOAD,
+    )
+    assert result["__typename"] == "PatientPayload", result
+    created: str = result["createdId"]
+    return created
+
+
+def a_patient_with_a_full_record(server: ServerProcess) -> CareTeam:
+    """An enrolled patient with every instrument's screening, an incomplete one, a
+    treatment consent, a revoked data-sharing consent and an expiring Part 2 consent."""
+    team = enrolled_patient(server, mrn="E2E-FHIR-1")
+    screen(server, team, "PHQ9", [1, 2, 1, 2, 1, 1, 0, 1, 1])
+    screen(server, team, "PHQ9", [1, None, 1, 0, 0, 1, 0, 0, 0])
+    screen(server, team, "PHQ2", [2, 2])
+    screen(server, team, "GAD7", [1, 1, 2, 0, 1, 1, 0])
+    screen(server, team, "ASQ", [0, 0, 0, 0, None])
+    consent(server, team, kind="COCM_TREATMENT", method="VERBAL", costSharingExplained=True)
+    partner = str(uuid4())
+    shared = consent(server, team, kind="DATA_SHARING", partnerOrganisationId=partner)
+    revoked = command(
+        server,
+        "revokeConsent",
+        {"patientId": team.patient_id, "consentId": shared},
+        team.care_manager,
+        "",
+    )
+    assert revoked["__typename"] == "PatientPayload", revoked
+    consent(
+        server,
+        team,
+        kind="PART2",
+        method="WRITTEN",
+        partnerOrganisationId=partner,
+        expiresOn="2030-01-01",
+    )
+    return team
+
+
+def forgotten_patient(server: ServerProcess) -> CareTeam:
+    """An enrolled patient with a PHQ-9 whose identity an administrator erased."""
+    team = enrolled_patient(server, mrn="E2E-FHIR-2")
+    screen(server, team, "PHQ9", [0, 0, 1, 0, 0, 0, 0, 0, 0])
+    admin = server.token("admin")
+    body = server.graphql(
+        """mutation($id: UUID!) { forgetPatient(patientId: $id, reason: "request 1") {
+             __typename } }""",
+        {"id": team.patient_id},
+        token=admin,
+    )
+    assert body["data"]["forgetPatient"]["__typename"] == "ForgetPatientPayload", body
+    return team
+
+
+def test_every_exported_resource_type_passes_the_hapi_fhir_validator_without_errors(
+    server: ServerProcess, fhir_validator: FhirValidator, tmp_path: Path
+) -> None:
+    """Reads, searches, $everything, the CapabilityStatement and error outcomes of a full
+    record and of a forgotten patient validate against R4 with no error."""
+    full = a_patient_with_a_full_record(server)
+    forgotten = forgotten_patient(server)
+    exported: list[tuple[str, dict[str, Any]]] = []
+    exported.append(("metadata", ok(fhir_get(server, "metadata", None))))
+    for n, team in enumerate((full, forgotten)):
+        token = team.care_manager
+        everything = ok(fhir_get(server, f"Patient/{team.patient_id}/$everything", token))
+        exported.append((f"p{n}-everything", everything))
+        exported.append(
+            (f"p{n}-Patient-search", ok(fhir_get(server, "Patient", token, _id=team.patient_id)))
+        )
+        for resource_type in RESOURCE_TYPES[1:]:
+            bundle = ok(
+                fhir_get(server, resource_type, token, patient=f"Patient/{team.patient_id}")
+            )
+            exported.append((f"p{n}-{resource_type}-search", bundle))
+        for i, entry in enumerate(everything["entry"]):
+            resource = entry["resource"]
+            read = ok(fhir_get(server, f"{resource['resourceType']}/{resource['id']}", token))
+            assert read == resource
+            exported.append((f"p{n}-{i}-{resource['resourceType']}-read", read))
+    unsupported = fhir_get(
+        server, "Observation", full.care_manager, patient=full.patient_id, code="44261-6"
+    )
+    assert unsupported.status_code == 400
+    exported.append(("outcome-400", unsupported.json()))
+    missing = fhir_get(server, f"Observation/{uuid4()}", full.care_manager)
+    assert missing.status_code == 404
+    exported.append(("outcome-404", missing.json()))
+
+    exported_types = {body["resourceType"] for _, body in exported}
+    for _, body in exported:
+        exported_types |= {e["resource"]["resourceType"] for e in body.get("entry", [])}
+    assert exported_types == {
+        *RESOURCE_TYPES,
+        "Bundle",
+        "CapabilityStatement",
+        "OperationOutcome",
+    }
+    failures = []
+    for label, body in exported:
+        path = tmp_path / f"{label}.json"
+        path.write_text(json.dumps(body, indent=2))
+        result = fhir_validator.validate(path)
+        errors = [i for i in result["issues"] if i["severity"] in ("error", "fatal")]
+        if errors or result["errors"]:
+            failures.append((label, errors))
+    assert failures == []
+
+
+def test_observations_carry_the_loinc_total_and_derive_from_their_questionnaire_response(
+    server: ServerProcess,
+) -> None:
+    """Complete PHQ-9, PHQ-2 and GAD-7 totals are survey Observations with their LOINC
+    codes; incomplete and ASQ screenings are questionnaire responses only."""
+    team = a_patient_with_a_full_record(server)
+    token = team.care_manager
+    observations = ok(fhir_get(server, "Observation", token, patient=team.patient_id))
+    responses = ok(fhir_get(server, "QuestionnaireResponse", token, patient=team.patient_id))
+    codes = {
+        e["resource"]["code"]["coding"][0]["code"]: e["resource"] for e in observations["entry"]
+    }
+    assert set(codes) == {"44261-6", "55758-7", "70274-6"}
+    assert codes["44261-6"]["valueInteger"] == 10
+    assert codes["55758-7"]["valueInteger"] == 4
+    assert codes["70274-6"]["valueInteger"] == 6
+    response_ids = {e["resource"]["id"] for e in responses["entry"]}
+    assert len(response_ids) == 5
+    for observation in codes.values():
+        assert observation["category"][0]["coding"][0]["code"] == "survey"
+        assert observation["subject"] == {"reference": f"Patient/{team.patient_id}"}
+        (derived,) = observation["derivedFrom"]
+        assert derived["reference"].removeprefix("QuestionnaireResponse/") in response_ids
+    phq9 = next(
+        e["resource"] for e in responses["entry"] if e["resource"]["id"] == codes["44261-6"]["id"]
+    )
+    assert phq9["questionnaire"] == "http://loinc.org/q/44249-1"
+    assert [i["answer"][0]["valueInteger"] for i in phq9["item"]] == [1, 2, 1, 2, 1, 1, 0, 1, 1]
+
+
+def test_a_forgotten_patient_is_exported_without_identity_fields(server: ServerProcess) -> None:
+    """After forgetPatient the Patient resource has no name, identifier or birth date."""
+    team = forgotten_patient(server)
+    patient = ok(fhir_get(server, f"Patient/{team.patient_id}", team.care_manager))
+    assert patient["id"] == team.patient_id
+    assert not {"name", "identifier", "birthDate"} & set(patient)
+    kept = ok(fhir_get(server, "Observation", team.care_manager, patient=team.patient_id))
+    assert kept["total"] == 1
+
+
+async def access_rows(db_dsn: str, patient_id: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT actor_id, operation, outcome, reason FROM access_log
+               WHERE patient_id = $1 ORDER BY id""",
+            UUID(patient_id),
+        )
+    finally:
+        await conn.close()
+    return [dict(r) for r in rows]
+
+
+async def test_fhir_reads_are_authorised_and_audited_exactly_like_graphql_reads(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """Team members read and are audited; other organisations get 404, non-members and
+    partners 403, no token 401, every refusal recorded, no patient data in any error."""
+    team = enrolled_patient(server, mrn="E2E-FHIR-3")
+    screen(server, team, "PHQ9", [1, 1, 1, 1, 1, 1, 1, 1, 0])
+    pid = team.patient_id
+    ok(fhir_get(server, f"Patient/{pid}", team.pcp))
+    ok(fhir_get(server, "Observation", team.psychiatrist, patient=pid))
+    ok(fhir_get(server, f"Patient/{pid}/$everything", team.care_manager))
+    ok(fhir_get(server, f"Patient/{pid}", server.token("compliance")))
+
+    other_org = server.token("care_manager", org=uuid4())
+    off_team = server.token("care_manager")
+    partner = server.token("partner")
+    refusals = {
+        "other organisation read": (fhir_get(server, f"Patient/{pid}", other_org), 404),
+        "other organisation search": (
+            fhir_get(server, "Observation", other_org, patient=pid),
+            404,
+        ),
+        "other organisation everything": (
+            fhir_get(server, f"Patient/{pid}/$everything", other_org),
+            404,
+        ),
+        "off the team": (fhir_get(server, f"CareTeam/{pid}", off_team), 403),
+        "partner": (fhir_get(server, f"Patient/{pid}", partner), 403),
+        "no token": (fhir_get(server, f"Patient/{pid}", None), 401),
+        "unknown id": (fhir_get(server, f"Patient/{uuid4()}", team.care_manager), 404),
+        "not a uuid": (fhir_get(server, "Consent/not-an-id", team.care_manager), 404),
+        "unknown type": (fhir_get(server, f"Encounter/{pid}", team.care_manager), 404),
+        "unsupported parameter": (
+            fhir_get(server, "CareTeam", team.care_manager, patient=pid, status="active"),
+            400,
+        ),
+        "missing patient": (fhir_get(server, "Consent", team.care_manager), 400),
+        "malformed patient": (fhir_get(server, "Consent", team.care_manager, patient="x"), 400),
+    }
+    for label, (response, status) in refusals.items():
+        assert response.status_code == status, label
+        assert response.headers["content-type"].startswith(FHIR_JSON), label
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome", label
+        assert "E2E-FHIR-3" not in response.text and "Person" not in response.text, label
+    unsupported = refusals["unsupported parameter"][0].json()["issue"][0]
+    assert unsupported["expression"] == ["status"] and "status" in unsupported["diagnostics"]
+    missing = refusals["missing patient"][0].json()["issue"][0]
+    assert missing["expression"] == ["patient"]
+
+    rows = await access_rows(db_dsn, pid)
+    reads = [(r["actor_id"], r["operation"]) for r in rows if r["operation"].startswith("fhir:")]
+    assert (team.pcp_id, "fhir:read") in reads
+    assert (team.psychiatrist_id, "fhir:search") in reads
+    assert (team.care_manager_id, "fhir:$everything") in reads
+    assert all(r["outcome"] == "allowed" for r in rows if r["operation"].startswith("fhir:"))
+    denials = sorted(r["reason"] for r in rows if r["outcome"] == "denied")
+    assert denials == [
+        "NOT_ON_CARE_TEAM",
+        "PATIENT_NOT_IN_ORGANISATION",
+        "PATIENT_NOT_IN_ORGANISATION",
+        "PATIENT_NOT_IN_ORGANISATION",
+    ]
+    assert "E2E-FHIR-3" not in server.log_path.read_text()
