@@ -15,6 +15,9 @@ SEARCH_PARAMETERS: Final[dict[str, dict[str, str]]] = {
     "CareTeam": {"patient": "reference"},
     "EpisodeOfCare": {"patient": "reference"},
     "Consent": {"patient": "reference"},
+    "CarePlan": {"patient": "reference"},
+    "Goal": {"patient": "reference"},
+    "ServiceRequest": {"patient": "reference"},
 }
 
 # Parameters about the response's format, accepted on every interaction and ignored

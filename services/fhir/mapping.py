@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from domain.care_plan import CarePlan
 from domain.instruments import SPECS, Instrument
 
 Resource = dict[str, Any]
@@ -281,7 +282,244 @@ def consents(doc: dict[str, Any]) -> list[Resource]:
     return [consent(doc, c) for c in doc.get("consents", [])]
 
 
-def everything(doc: dict[str, Any]) -> list[Resource]:
+# --- referrals: ServiceRequest ------------------------------------------------------------
+
+REFERRAL_STATUS: Final = {
+    "requested": "draft",
+    "sent": "active",
+    "accepted": "active",
+    "scheduled": "active",
+    "completed": "completed",
+    "declined": "revoked",
+    "cancelled": "revoked",
+}
+
+REFERRAL_SERVICE: Final = {
+    "specialty_psychiatry": "Specialty psychiatry",
+    "psychotherapy": "Psychotherapy",
+    "substance_use_treatment": "Substance use treatment",
+    "community_services": "Community services",
+    "other": "Other service",
+}
+# SNOMED CT 3457005 "Patient referral", the category R4's own referral examples use.
+SNOMED: Final = "http://snomed.info/sct"
+REFERRAL_CATEGORY: Final = "3457005"
+
+
+def service_request(referral: dict[str, Any]) -> Resource:
+    """A referral (the referral tracker's document) and whether its report came back.
+
+    Status: requested (not yet sent) is draft; sent, accepted and scheduled are active;
+    completed (the report came back) is completed; declined and cancelled are revoked.
+    """
+    resource: Resource = {
+        "resourceType": "ServiceRequest",
+        "id": referral["id"],
+        "status": REFERRAL_STATUS.get(referral["status"], "unknown"),
+        "intent": "order",
+        "category": [
+            {
+                "coding": [{"system": SNOMED, "code": REFERRAL_CATEGORY}],
+                "text": "Referral",
+            }
+        ],
+        "code": {"text": REFERRAL_SERVICE.get(referral["service"], referral["service"])},
+        "subject": _ref("Patient", referral["patient_id"]),
+    }
+    if referral.get("appointment_at"):
+        resource["occurrenceDateTime"] = referral["appointment_at"]
+    resource["authoredOn"] = referral["requested_at"]
+    if referral.get("requested_by"):
+        resource["requester"] = _uuid_identifier(referral["requested_by"], "Practitioner")
+    if referral.get("receiving_organisation_id"):
+        resource["performer"] = [
+            _uuid_identifier(referral["receiving_organisation_id"], "Organization")
+        ]
+    if referral.get("reason"):
+        resource["reasonCode"] = [{"text": referral["reason"]}]
+    if referral.get("report_back"):
+        resource["note"] = [
+            {
+                "time": referral["closed_at"],
+                "text": "The receiving organisation reported back; the referral is closed.",
+            }
+        ]
+    return resource
+
+
+# --- care plans: CarePlan and Goal ---------------------------------------------------------
+
+GOAL_STATUS: Final = {"open": "active", "achieved": "completed", "dropped": "cancelled"}
+INTERVENTION_STATUS: Final = {"active": "in-progress", "stopped": "stopped"}
+
+
+def care_plan_doc(plan: CarePlan) -> dict[str, Any]:
+    """The care plan aggregate as a plain document (what the FHIR mappings read)."""
+
+    def iso(value: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "id": str(plan.id),
+        "patient_id": str(plan.patient_id),
+        "episode_number": plan.episode_number,
+        "author_id": None if plan.author_id is None else str(plan.author_id),
+        "status": plan.status.value,
+        "created_at": iso(plan.created_at),
+        "closed_at": iso(plan.closed_at),
+        "goals": [
+            {
+                "id": str(g.goal_id),
+                "description": g.description,
+                "status": g.status.value,
+                "added_at": iso(g.added_at),
+            }
+            for g in plan.goals.values()
+        ],
+        "targets": [
+            {
+                "id": str(t.target_id),
+                "instrument": t.instrument.value,
+                "kind": t.kind.value,
+                "value": t.value,
+                "due_on": iso(t.due_on),
+                "set_at": iso(t.set_at),
+                "removed": t.removed_at is not None,
+            }
+            for t in plan.targets.values()
+        ],
+        "interventions": [
+            {
+                "id": str(i.intervention_id),
+                "kind": i.kind.value,
+                "name": i.name,
+                "dose": i.dose,
+                "modality": None if i.modality is None else i.modality.value,
+                "status": i.status.value,
+            }
+            for i in plan.interventions.values()
+        ],
+    }
+
+
+def goal_id(plan: dict[str, Any], item_id: str) -> str:
+    """A goal's FHIR id: its plan's id and its own, 32 hex digits each (64, FHIR's limit),
+    so a read by id finds the plan without an index."""
+    return str(plan["id"]).replace("-", "") + item_id.replace("-", "")
+
+
+def split_goal_id(value: str) -> tuple[str, str] | None:
+    """(plan id, goal or target id) of a Goal id, or None when it is not one."""
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        return None
+
+    def dashed(h: str) -> str:
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    return dashed(value[:32]), dashed(value[32:])
+
+
+def _target_text(target: dict[str, Any]) -> str:
+    title = SPECS[Instrument(target["instrument"])].title
+    if target["kind"] == "score_below":
+        return f"{title} total below {target['value']}"
+    return f"{title} total reduced by at least {target['value']}% from baseline"
+
+
+def goals(plan: dict[str, Any]) -> list[Resource]:
+    """The plan's goals (the team's words) and measurable targets, as Goals."""
+    subject = _ref("Patient", plan["patient_id"])
+    found: list[Resource] = []
+    for g in plan["goals"]:
+        resource: Resource = {
+            "resourceType": "Goal",
+            "id": goal_id(plan, g["id"]),
+            "lifecycleStatus": GOAL_STATUS.get(g["status"], "active"),
+        }
+        if g["status"] == "achieved":
+            resource["achievementStatus"] = {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/goal-achievement",
+                        "code": "achieved",
+                        "display": "Achieved",
+                    }
+                ]
+            }
+        resource.update(
+            {
+                "description": {"text": g["description"]},
+                "subject": subject,
+                "startDate": g["added_at"][:10],
+            }
+        )
+        found.append(resource)
+    for t in plan["targets"]:
+        spec = SPECS[Instrument(t["instrument"])]
+        target: dict[str, Any] = {}
+        if spec.loinc_total is not None:
+            target["measure"] = {"coding": [{"system": LOINC, "code": spec.loinc_total}]}
+        if t["kind"] == "score_below":
+            target["detailQuantity"] = {"value": t["value"], "comparator": "<"}
+        if t.get("due_on"):
+            target["dueDate"] = t["due_on"]
+        resource = {
+            "resourceType": "Goal",
+            "id": goal_id(plan, t["id"]),
+            "lifecycleStatus": "cancelled" if t["removed"] else "active",
+            "description": {"text": _target_text(t)},
+            "subject": subject,
+            "startDate": t["set_at"][:10],
+        }
+        if target:
+            resource["target"] = [target]
+        found.append(resource)
+    return found
+
+
+def care_plan(plan: dict[str, Any]) -> Resource:
+    """The plan: status, period, author, its goals and its interventions as activities."""
+    closed = plan["status"] == "closed"
+    resource: Resource = {
+        "resourceType": "CarePlan",
+        "id": plan["id"],
+        "status": "completed" if closed else "active",
+        "intent": "plan",
+        "title": f"Collaborative care plan, episode {plan['episode_number']}",
+        "subject": _ref("Patient", plan["patient_id"]),
+        "period": {"start": plan["created_at"]},
+        "created": plan["created_at"],
+    }
+    if plan.get("closed_at"):
+        resource["period"]["end"] = plan["closed_at"]
+    if plan.get("author_id"):
+        resource["author"] = _uuid_identifier(plan["author_id"], "Practitioner")
+    found = goals(plan)
+    if found:
+        resource["goal"] = [_ref("Goal", g["id"]) for g in found]
+    activities = []
+    for i in plan["interventions"]:
+        detail: dict[str, Any] = {}
+        if i["kind"] == "medication":
+            detail["kind"] = "MedicationRequest"
+        detail["code"] = {"text": i["kind"]}
+        detail["status"] = INTERVENTION_STATUS.get(i["status"], "unknown")
+        if i["kind"] == "medication":
+            detail["productCodeableConcept"] = {"text": i["name"]}
+        words = [i["name"], i.get("dose"), i.get("modality")]
+        detail["description"] = ", ".join(w for w in words if w)
+        activities.append({"detail": detail})
+    if activities:
+        resource["activity"] = activities
+    return resource
+
+
+def everything(
+    doc: dict[str, Any],
+    *,
+    referrals: Iterable[dict[str, Any]] = (),
+    plans: Iterable[dict[str, Any]] = (),
+) -> list[Resource]:
     """Every resource of the patient: the Patient first, then its compartment."""
     resources: list[Resource] = [patient(doc)]
     for single in (care_team(doc), episode_of_care(doc)):
@@ -290,6 +528,10 @@ def everything(doc: dict[str, Any]) -> list[Resource]:
     resources += questionnaire_responses(doc)
     resources += observations(doc)
     resources += consents(doc)
+    for plan in plans:
+        resources.append(care_plan(plan))
+        resources += goals(plan)
+    resources += [service_request(r) for r in referrals]
     return resources
 
 

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from domain.care_plan import CarePlan
 from services.api.authz import (
     Denied,
     check_patient_operation,
@@ -243,6 +244,65 @@ class FhirApi:
             )
         raise await self._refuse(ctx, owner, what)
 
+    async def _owner_doc(
+        self, ctx: CareteamContext, sql: str, record_id: UUID
+    ) -> dict[str, Any] | None:
+        """The visible patient document of the patient ``sql`` names for ``record_id``
+        (None when there is no such record; a refusal when the patient is not visible)."""
+        async with ctx.runtime.pool.acquire() as conn:
+            owner: UUID | None = await conn.fetchval(sql, record_id)
+        if owner is None:
+            return None
+        return await self._patient_doc(ctx, owner)
+
+    async def _referral(self, ctx: CareteamContext, referral_id: UUID) -> dict[str, Any] | None:
+        """One referral's tracker document, once its patient is known to be visible."""
+        doc = await self._owner_doc(
+            ctx, "SELECT patient_id FROM rm_referral_tracker WHERE key = $1", referral_id
+        )
+        if doc is None:
+            return None
+        async with ctx.runtime.pool.acquire() as conn:
+            found: dict[str, Any] | None = await conn.fetchval(
+                "SELECT doc FROM rm_referral_tracker WHERE key = $1", referral_id
+            )
+        return found
+
+    async def _referrals(self, ctx: CareteamContext, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        """A visible patient's referrals, oldest first."""
+        async with ctx.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT doc FROM rm_referral_tracker WHERE patient_id = $1
+                   ORDER BY doc->>'requested_at', key""",
+                UUID(doc["id"]),
+            )
+        return [r["doc"] for r in rows]
+
+    async def _plan(self, ctx: CareteamContext, plan_id: UUID) -> dict[str, Any] | None:
+        """One care plan as a document, once its patient is known to be visible (care plans
+        have no read model: the GraphQL API, too, answers from the aggregate)."""
+        doc = await self._owner_doc(
+            ctx,
+            "SELECT patient_id FROM streams WHERE stream_id = $1 AND stream_type = 'care_plan'",
+            plan_id,
+        )
+        if doc is None:
+            return None
+        return mapping.care_plan_doc(await ctx.runtime.app.load(CarePlan, plan_id))
+
+    async def _plans(self, ctx: CareteamContext, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        """A visible patient's care plans, oldest first."""
+        async with ctx.runtime.pool.acquire() as conn:
+            ids = await conn.fetch(
+                """SELECT stream_id FROM streams
+                   WHERE patient_id = $1 AND stream_type = 'care_plan'
+                   ORDER BY created_at, stream_id""",
+                UUID(doc["id"]),
+            )
+        return [
+            mapping.care_plan_doc(await ctx.runtime.app.load(CarePlan, r["stream_id"])) for r in ids
+        ]
+
     async def _answer(
         self,
         ctx: CareteamContext,
@@ -298,9 +358,28 @@ class FhirApi:
             if resource is None:
                 raise missing
             return resource, patient_id
+        if resource_type == "Goal":
+            parts = mapping.split_goal_id(raw_id)
+            plan = None if parts is None else await self._plan(ctx, UUID(parts[0]))
+            if plan is None:
+                raise missing
+            resource = next((g for g in mapping.goals(plan) if g["id"] == raw_id), None)
+            if resource is None:
+                raise missing
+            return resource, UUID(plan["patient_id"])
         item_id = _uuid_id(raw_id)
         if item_id is None:
             raise missing
+        if resource_type == "CarePlan":
+            plan = await self._plan(ctx, item_id)
+            if plan is None:
+                raise missing
+            return mapping.care_plan(plan), UUID(plan["patient_id"])
+        if resource_type == "ServiceRequest":
+            referral = await self._referral(ctx, item_id)
+            if referral is None:
+                raise missing
+            return mapping.service_request(referral), UUID(referral["patient_id"])
         if resource_type in ("Patient", "CareTeam"):
             doc = await self._patient_doc(ctx, item_id)
             resource = (
@@ -339,7 +418,16 @@ class FhirApi:
             patient_id = _patient_reference(key, params[key])
             ctx = await self._context(request)
             doc = await self._patient_doc(ctx, patient_id)
-            resources = _of_type(doc, resource_type)
+            if resource_type == "ServiceRequest":
+                resources = [mapping.service_request(r) for r in await self._referrals(ctx, doc)]
+            elif resource_type in ("CarePlan", "Goal"):
+                plans = await self._plans(ctx, doc)
+                if resource_type == "CarePlan":
+                    resources = [mapping.care_plan(p) for p in plans]
+                else:
+                    resources = [g for p in plans for g in mapping.goals(p)]
+            else:
+                resources = _of_type(doc, resource_type)
             bundle = mapping.searchset(self._base(request), str(request.url), resources)
             return await self._answer(ctx, "search", patient_id, bundle, (resource_type,))
         except Refusal as refusal:
@@ -353,7 +441,11 @@ class FhirApi:
                 raise Refusal(404, "not-found", "no Patient with this id")
             ctx = await self._context(request)
             doc = await self._patient_doc(ctx, patient_id)
-            resources = mapping.everything(doc)
+            resources = mapping.everything(
+                doc,
+                referrals=await self._referrals(ctx, doc),
+                plans=await self._plans(ctx, doc),
+            )
             bundle = mapping.searchset(self._base(request), str(request.url), resources)
             types = [r["resourceType"] for r in resources]
             return await self._answer(ctx, "$everything", patient_id, bundle, types)

@@ -24,6 +24,9 @@ RESOURCE_TYPES = (
     "CareTeam",
     "EpisodeOfCare",
     "Consent",
+    "CarePlan",
+    "Goal",
+    "ServiceRequest",
 )
 PATIENT_PAYLOAD = "... on PatientPayload { createdId }"
 
@@ -74,9 +77,79 @@ def consent(server: ServerProcess, team: CareTeam, **input: Any) -> str:
     return created
 
 
+def care_plan(server: ServerProcess, team: CareTeam) -> None:
+    """A care plan with an achieved goal, an open goal, two targets and two treatments."""
+    created = command(
+        server,
+        "createCarePlan",
+        {"patientId": team.patient_id},
+        team.pcp,
+        "... on CarePlanPayload { carePlan { id } }",
+    )
+    plan = {"carePlanId": created["carePlan"]["id"]}
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("addGoal", {"description": "Sleep through the night"}),
+        ("addGoal", {"description": "Walk every day"}),
+        ("setTarget", {"instrument": "PHQ9", "kind": "SCORE_BELOW", "value": 5}),
+        (
+            "setTarget",
+            {"instrument": "GAD7", "kind": "REDUCTION_PERCENT", "value": 50, "dueOn": "2027-03-01"},
+        ),
+        ("startIntervention", {"kind": "MEDICATION", "name": "sertraline", "dose": "50 mg"}),
+        (
+            "startIntervention",
+            {
+                "kind": "PSYCHOTHERAPY",
+                "name": "problem solving",
+                "modality": "PROBLEM_SOLVING_THERAPY",
+            },
+        ),
+    ]
+    goal = None
+    for operation, input in steps:
+        result = command(
+            server, operation, {**plan, **input}, team.pcp, "... on CarePlanPayload { createdId }"
+        )
+        assert result["__typename"] == "CarePlanPayload", result
+        goal = goal or result["createdId"]
+    closed = command(
+        server, "closeGoal", {**plan, "goalId": goal, "outcome": "ACHIEVED"}, team.pcp, ""
+    )
+    assert closed["__typename"] == "CarePlanPayload", closed
+
+
+def referrals(server: ServerProcess, team: CareTeam) -> None:
+    """A referral that reported back, and one still waiting to be sent."""
+    ids = []
+    for service in ("PSYCHOTHERAPY", "COMMUNITY_SERVICES"):
+        result = command(
+            server,
+            "requestReferral",
+            {
+                "patientId": team.patient_id,
+                "service": service,
+                "reason": "needs weekly sessions",
+                "expectedBy": "2030-01-01",
+                "receivingOrganisationId": str(uuid4()),
+            },
+            team.care_manager,
+            "... on ReferralPayload { referral { id } }",
+        )
+        ids.append(result["referral"]["id"])
+    for operation, extra in (
+        ("sendReferral", {}),
+        ("acceptReferral", {}),
+        ("scheduleReferral", {"appointmentAt": "2029-01-05T10:00:00+00:00"}),
+        ("completeReferral", {"reportBackSummary": "seen twice"}),
+    ):
+        result = command(server, operation, {"referralId": ids[0], **extra}, team.care_manager, "")
+        assert result["__typename"] == "ReferralPayload", (operation, result)
+
+
 def a_patient_with_a_full_record(server: ServerProcess) -> CareTeam:
     """An enrolled patient with every instrument's screening, an incomplete one, a
-    treatment consent, a revoked data-sharing consent and an expiring Part 2 consent."""
+    treatment consent, a revoked data-sharing consent, an expiring Part 2 consent, a care
+    plan and two referrals."""
     team = enrolled_patient(server, mrn="E2E-FHIR-1")
     screen(server, team, "PHQ9", [1, 2, 1, 2, 1, 1, 0, 1, 1])
     screen(server, team, "PHQ9", [1, None, 1, 0, 0, 1, 0, 0, 0])
@@ -102,6 +175,8 @@ def a_patient_with_a_full_record(server: ServerProcess) -> CareTeam:
         partnerOrganisationId=partner,
         expiresOn="2030-01-01",
     )
+    care_plan(server, team)
+    referrals(server, team)
     return team
 
 
