@@ -367,3 +367,32 @@ async def test_fhir_reads_are_authorised_and_audited_exactly_like_graphql_reads(
         "PATIENT_NOT_IN_ORGANISATION",
     ]
     assert "E2E-FHIR-3" not in server.log_path.read_text()
+
+
+def test_referrals_and_care_plans_are_exported_with_their_loop_and_goals(
+    server: ServerProcess,
+) -> None:
+    """A referral that reported back is a completed ServiceRequest; the care plan lists its
+    goals and targets, each readable by its id."""
+    team = a_patient_with_a_full_record(server)
+    token = team.pcp
+    requests = ok(fhir_get(server, "ServiceRequest", token, patient=team.patient_id))
+    assert sorted(e["resource"]["status"] for e in requests["entry"]) == ["completed", "draft"]
+    done = next(e["resource"] for e in requests["entry"] if e["resource"]["status"] == "completed")
+    assert done["occurrenceDateTime"].startswith("2029-01-05")
+    assert "note" in done
+    plans = ok(fhir_get(server, "CarePlan", token, patient=team.patient_id))
+    (plan,) = [e["resource"] for e in plans["entry"]]
+    goals = ok(fhir_get(server, "Goal", token, patient=team.patient_id))
+    assert [f"Goal/{e['resource']['id']}" for e in goals["entry"]] == [
+        g["reference"] for g in plan["goal"]
+    ]
+    statuses = [e["resource"]["lifecycleStatus"] for e in goals["entry"]]
+    assert statuses == ["completed", "active", "active", "active"]
+    for reference in plan["goal"]:
+        assert ok(fhir_get(server, reference["reference"], token))["resourceType"] == "Goal"
+    other_org = server.token("care_manager", org=uuid4())
+    assert fhir_get(server, f"CarePlan/{plan['id']}", other_org).status_code == 404
+    assert fhir_get(server, plan["goal"][0]["reference"], other_org).status_code == 404
+    assert fhir_get(server, f"ServiceRequest/{done['id']}", other_org).status_code == 404
+    assert fhir_get(server, f"ServiceRequest/{done['id']}", server.token("pcp")).status_code == 403

@@ -219,3 +219,146 @@ def test_the_capability_statement_lists_every_type_with_read_and_search() -> Non
     patient = resources[0]
     assert patient["operation"][0]["name"] == "everything"
     assert statement["fhirVersion"] == "4.0.1"
+
+
+def referral(status: str, **overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": "r1",
+        "patient_id": PID,
+        "service": "psychotherapy",
+        "receiving_organisation_id": ORG,
+        "reason": "weekly sessions",
+        "requested_by": CM,
+        "status": status,
+        "requested_at": "2026-10-02T09:00:00+00:00",
+        "appointment_at": None,
+        "closed_at": None,
+        "report_back": False,
+    }
+    doc.update(overrides)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("requested", "draft"),
+        ("sent", "active"),
+        ("accepted", "active"),
+        ("scheduled", "active"),
+        ("completed", "completed"),
+        ("declined", "revoked"),
+        ("cancelled", "revoked"),
+    ],
+)
+def test_each_referral_status_maps_to_a_service_request_status(status: str, expected: str) -> None:
+    """A referral's loop position is one of R4's request statuses."""
+    request = mapping.service_request(referral(status))
+    assert request["status"] == expected
+    assert request["intent"] == "order"
+    assert request["code"] == {"text": "Psychotherapy"}
+    assert request["performer"][0]["identifier"]["value"] == f"urn:uuid:{ORG}"
+
+
+def test_a_referral_that_reported_back_says_so_in_a_note() -> None:
+    """Report back closes the loop: completed, with a dated note and the appointment."""
+    request = mapping.service_request(
+        referral(
+            "completed",
+            report_back=True,
+            closed_at="2026-11-02T09:00:00+00:00",
+            appointment_at="2026-10-20T09:00:00+00:00",
+        )
+    )
+    assert request["note"][0]["time"] == "2026-11-02T09:00:00+00:00"
+    assert request["occurrenceDateTime"] == "2026-10-20T09:00:00+00:00"
+
+
+PLAN_ID = "11111111-2222-4333-8444-555555555555"
+GOAL = "66666666-7777-4888-8999-aaaaaaaaaaaa"
+TARGET = "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff"
+
+
+def plan_doc(status: str = "active") -> dict[str, Any]:
+    return {
+        "id": PLAN_ID,
+        "patient_id": PID,
+        "episode_number": 1,
+        "author_id": PCP,
+        "status": status,
+        "created_at": "2026-10-03T09:00:00+00:00",
+        "closed_at": "2026-12-01T09:00:00+00:00" if status == "closed" else None,
+        "goals": [
+            {
+                "id": GOAL,
+                "description": "Sleep through the night",
+                "status": "achieved",
+                "added_at": "2026-10-03T09:00:00+00:00",
+            }
+        ],
+        "targets": [
+            {
+                "id": TARGET,
+                "instrument": "phq9",
+                "kind": "score_below",
+                "value": 5,
+                "due_on": "2027-01-01",
+                "set_at": "2026-10-03T09:00:00+00:00",
+                "removed": False,
+            }
+        ],
+        "interventions": [
+            {
+                "id": "i1",
+                "kind": "medication",
+                "name": "sertraline",
+                "dose": "50 mg",
+                "modality": None,
+                "status": "stopped",
+            }
+        ],
+    }
+
+
+def test_goal_ids_join_plan_and_goal_within_fhirs_64_characters_and_split_back() -> None:
+    """A Goal id carries its plan's id, so a read finds the plan; anything else is no id."""
+    value = mapping.goal_id(plan_doc(), GOAL)
+    assert len(value) == 64
+    assert mapping.split_goal_id(value) == (PLAN_ID, GOAL)
+    assert mapping.split_goal_id("not-a-goal") is None
+    assert mapping.split_goal_id("G" * 64) is None
+
+
+def test_goals_and_targets_are_goals_with_status_and_loinc_measure() -> None:
+    """An achieved goal is completed and achieved; a PHQ-9 target measures LOINC 44261-6."""
+    goal, target = mapping.goals(plan_doc())
+    assert goal["lifecycleStatus"] == "completed"
+    assert goal["achievementStatus"]["coding"][0]["code"] == "achieved"
+    assert goal["description"] == {"text": "Sleep through the night"}
+    assert target["lifecycleStatus"] == "active"
+    assert target["target"] == [
+        {
+            "measure": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+            "detailQuantity": {"value": 5, "comparator": "<"},
+            "dueDate": "2027-01-01",
+        }
+    ]
+
+
+def test_a_care_plan_references_its_goals_and_lists_its_treatments() -> None:
+    """A closed plan is completed with a period end; a stopped medication is a stopped
+    MedicationRequest activity."""
+    plan = mapping.care_plan(plan_doc("closed"))
+    assert plan["status"] == "completed"
+    assert plan["period"] == {
+        "start": "2026-10-03T09:00:00+00:00",
+        "end": "2026-12-01T09:00:00+00:00",
+    }
+    assert [g["reference"] for g in plan["goal"]] == [
+        f"Goal/{mapping.goal_id(plan_doc(), GOAL)}",
+        f"Goal/{mapping.goal_id(plan_doc(), TARGET)}",
+    ]
+    (activity,) = plan["activity"]
+    assert activity["detail"]["kind"] == "MedicationRequest"
+    assert activity["detail"]["status"] == "stopped"
+    assert activity["detail"]["description"] == "sertraline, 50 mg"
