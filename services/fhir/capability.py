@@ -18,6 +18,7 @@ SEARCH_PARAMETERS: Final[dict[str, dict[str, str]]] = {
     "CarePlan": {"patient": "reference"},
     "Goal": {"patient": "reference"},
     "ServiceRequest": {"patient": "reference"},
+    "AuditEvent": {"patient": "reference"},
 }
 
 # Parameters about the response's format, accepted on every interaction and ignored
@@ -27,7 +28,8 @@ JSON_FORMATS: Final = frozenset({"json", "application/json", "application/fhir+j
 
 SEARCH_DOCS: Final = {
     "_id": "The patient's id.",
-    "patient": "The patient the resources are about, as Patient/ID or ID. Required.",
+    "patient": "The patient the resources are about, as Patient/ID or ID. Required. "
+    "AuditEvent: who read this patient's record, for compliance.",
 }
 
 

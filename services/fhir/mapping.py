@@ -514,6 +514,57 @@ def care_plan(plan: dict[str, Any]) -> Resource:
     return resource
 
 
+# --- the access log: AuditEvent --------------------------------------------------------------
+
+DICOM: Final = "http://dicom.nema.org/resources/ontology/DCM"
+ACT_REASON: Final = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+# careteam's operation names (GraphQL fields and FHIR interactions) as a code system.
+OPERATION_SYSTEM: Final = "urn:careteam:operation"
+PURPOSE_OF_USE: Final = {
+    "TREATMENT": "TREAT",
+    "PAYMENT": "HPAYMT",
+    "OPERATIONS": "HOPERAT",
+    "AUDIT": "HCOMPL",
+    "EMERGENCY": "ETREAT",
+}
+
+
+def audit_event(row: dict[str, Any]) -> Resource:
+    """One access log row (a read of the patient's data, or a refusal) as an AuditEvent.
+
+    ``row``: id, at, actor_id, role, patient_id, operation, outcome (allowed or denied),
+    reason, purpose_of_use, fields. Every allowed row is a read (writes are events in the
+    log, not access rows); a refusal is a minor failure with its reason.
+    """
+    allowed = row["outcome"] == "allowed"
+    resource: Resource = {
+        "resourceType": "AuditEvent",
+        "id": str(row["id"]),
+        "type": {"system": DICOM, "code": "110110", "display": "Patient Record"},
+        "subtype": [{"system": OPERATION_SYSTEM, "code": row["operation"]}],
+        "action": "R",
+        "recorded": row["at"],
+        "outcome": "0" if allowed else "4",
+    }
+    if not allowed and row.get("reason"):
+        resource["outcomeDesc"] = row["reason"]
+    purpose = PURPOSE_OF_USE.get(row.get("purpose_of_use") or "")
+    if purpose is not None:
+        resource["purposeOfEvent"] = [{"coding": [{"system": ACT_REASON, "code": purpose}]}]
+    agent: dict[str, Any] = {"requestor": True}
+    if row.get("role"):
+        agent["role"] = [{"text": row["role"]}]
+    if row.get("actor_id"):
+        agent["who"] = _uuid_identifier(row["actor_id"], "Practitioner")
+    resource["agent"] = [agent]
+    resource["source"] = {"observer": {"display": "careteam"}}
+    entity: dict[str, Any] = {"what": _ref("Patient", row["patient_id"])}
+    if row.get("fields"):
+        entity["detail"] = [{"type": "fields", "valueString": ",".join(row["fields"])}]
+    resource["entity"] = [entity]
+    return resource
+
+
 def everything(
     doc: dict[str, Any],
     *,

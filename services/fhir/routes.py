@@ -47,8 +47,16 @@ from services.fhir.capability import (
 log = logging.getLogger("careteam.fhir")
 
 MEDIA_TYPE = "application/fhir+json"
-# The policy row every FHIR read is authorised under: reading a patient.
+# The policy row every FHIR read is authorised under: reading a patient; the access log
+# (AuditEvent) is compliance's, under the audit trail's row.
 READ_OPERATION = "patient"
+AUDIT_OPERATION = "auditTrail"
+
+
+def _operation_for(resource_type: str) -> str:
+    return AUDIT_OPERATION if resource_type == "AuditEvent" else READ_OPERATION
+
+
 # A parameter name is echoed in an error only this long (it is caller input).
 MAX_ECHO = 64
 
@@ -154,7 +162,7 @@ class FhirApi:
     def _base(request: Request) -> str:
         return f"{request.url.scheme}://{request.url.netloc}/fhir"
 
-    async def _context(self, request: Request) -> CareteamContext:
+    async def _context(self, request: Request, operation: str = READ_OPERATION) -> CareteamContext:
         runtime = self._runtime()
         if runtime is None:
             raise Refusal(503, "transient", "the server is starting")
@@ -171,10 +179,10 @@ class FhirApi:
             raise Refusal(401, "login", "authentication required: send a valid bearer token")
         ctx = CareteamContext(runtime=runtime, request=request, principal=principal)
         try:
-            check_role(principal, READ_OPERATION)
+            check_role(principal, operation)
         except Denied as denied:
             await self._record_denial(ctx, denied, None)
-            raise Refusal(403, "forbidden", "this role may not read patient records") from None
+            raise Refusal(403, "forbidden", "this role may not read these records") from None
         return ctx
 
     async def _record_denial(
@@ -207,7 +215,13 @@ class FhirApi:
             )
         return [r["doc"] for r in rows]
 
-    async def _refuse(self, ctx: CareteamContext, patient_id: UUID | None, what: str) -> Refusal:
+    async def _refuse(
+        self,
+        ctx: CareteamContext,
+        patient_id: UUID | None,
+        what: str,
+        operation: str = READ_OPERATION,
+    ) -> Refusal:
         """Why a patient's record was not found among the visible ones: a clinician of the
         organisation off the team gets 403 (audited), anyone else 404 (another
         organisation's patient is indistinguishable from no patient; audited too)."""
@@ -215,7 +229,7 @@ class FhirApi:
             try:
                 async with ctx.runtime.pool.acquire() as conn:
                     await check_patient_operation(
-                        conn, ctx.require_principal(), READ_OPERATION, patient_id
+                        conn, ctx.require_principal(), operation, patient_id
                     )
             except Denied as denied:
                 await self._record_denial(ctx, denied, patient_id)
@@ -303,6 +317,41 @@ class FhirApi:
             mapping.care_plan_doc(await ctx.runtime.app.load(CarePlan, r["stream_id"])) for r in ids
         ]
 
+    async def _audit_patient(self, ctx: CareteamContext, patient_id: UUID | None) -> UUID:
+        """The patient whose access log the caller may read (compliance, in SQL), or the
+        refusal (404 for another organisation or no such patient, 403 otherwise)."""
+        if patient_id is not None:
+            try:
+                async with ctx.runtime.pool.acquire() as conn:
+                    await check_patient_operation(
+                        conn, ctx.require_principal(), AUDIT_OPERATION, patient_id
+                    )
+                return patient_id
+            except Denied:
+                pass
+        raise await self._refuse(ctx, patient_id, "AuditEvent", AUDIT_OPERATION)
+
+    async def _access_rows(
+        self, ctx: CareteamContext, where: str, value: object
+    ) -> list[dict[str, Any]]:
+        async with ctx.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT id, at, actor_id, role, patient_id, operation, outcome, reason,
+                           purpose_of_use, fields
+                    FROM access_log WHERE {where} ORDER BY id""",
+                value,
+            )
+        return [
+            {
+                **dict(r),
+                "at": r["at"].isoformat(),
+                "actor_id": None if r["actor_id"] is None else str(r["actor_id"]),
+                "patient_id": str(r["patient_id"]),
+                "fields": list(r["fields"]),
+            }
+            for r in rows
+        ]
+
     async def _answer(
         self,
         ctx: CareteamContext,
@@ -336,7 +385,7 @@ class FhirApi:
             if resource_type not in SEARCH_PARAMETERS:
                 raise Refusal(404, "not-supported", "resource type not supported")
             _parameters(request, ())
-            ctx = await self._context(request)
+            ctx = await self._context(request, _operation_for(resource_type))
             resource, patient_id = await self._read(ctx, resource_type, raw_id)
             return await self._answer(ctx, "read", patient_id, resource, (resource_type,))
         except Refusal as refusal:
@@ -358,6 +407,16 @@ class FhirApi:
             if resource is None:
                 raise missing
             return resource, patient_id
+        if resource_type == "AuditEvent":
+            if not raw_id.isdigit() or len(raw_id) > 18:
+                raise missing
+            async with ctx.runtime.pool.acquire() as conn:
+                owner: UUID | None = await conn.fetchval(
+                    "SELECT patient_id FROM access_log WHERE id = $1", int(raw_id)
+                )
+            patient_id = await self._audit_patient(ctx, owner)
+            (row,) = await self._access_rows(ctx, "id = $1", int(raw_id))
+            return mapping.audit_event(row), patient_id
         if resource_type == "Goal":
             parts = mapping.split_goal_id(raw_id)
             plan = None if parts is None else await self._plan(ctx, UUID(parts[0]))
@@ -416,7 +475,14 @@ class FhirApi:
                     expression=key,
                 )
             patient_id = _patient_reference(key, params[key])
-            ctx = await self._context(request)
+            ctx = await self._context(request, _operation_for(resource_type))
+            if resource_type == "AuditEvent":
+                await self._audit_patient(ctx, patient_id)
+                rows = await self._access_rows(ctx, "patient_id = $1", patient_id)
+                bundle = mapping.searchset(
+                    self._base(request), str(request.url), [mapping.audit_event(r) for r in rows]
+                )
+                return await self._answer(ctx, "search", patient_id, bundle, (resource_type,))
             doc = await self._patient_doc(ctx, patient_id)
             if resource_type == "ServiceRequest":
                 resources = [mapping.service_request(r) for r in await self._referrals(ctx, doc)]

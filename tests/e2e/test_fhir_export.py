@@ -221,6 +221,12 @@ def test_every_exported_resource_type_passes_the_hapi_fhir_validator_without_err
             read = ok(fhir_get(server, f"{resource['resourceType']}/{resource['id']}", token))
             assert read == resource
             exported.append((f"p{n}-{i}-{resource['resourceType']}-read", read))
+    compliance = server.token("compliance")
+    audit = ok(fhir_get(server, "AuditEvent", compliance, patient=full.patient_id))
+    assert audit["total"] > 0
+    exported.append(("audit-search", audit))
+    first = audit["entry"][0]["resource"]
+    exported.append(("audit-read", ok(fhir_get(server, f"AuditEvent/{first['id']}", compliance))))
     unsupported = fhir_get(
         server, "Observation", full.care_manager, patient=full.patient_id, code="44261-6"
     )
@@ -235,6 +241,7 @@ def test_every_exported_resource_type_passes_the_hapi_fhir_validator_without_err
         exported_types |= {e["resource"]["resourceType"] for e in body.get("entry", [])}
     assert exported_types == {
         *RESOURCE_TYPES,
+        "AuditEvent",
         "Bundle",
         "CapabilityStatement",
         "OperationOutcome",
@@ -396,3 +403,29 @@ def test_referrals_and_care_plans_are_exported_with_their_loop_and_goals(
     assert fhir_get(server, plan["goal"][0]["reference"], other_org).status_code == 404
     assert fhir_get(server, f"ServiceRequest/{done['id']}", other_org).status_code == 404
     assert fhir_get(server, f"ServiceRequest/{done['id']}", server.token("pcp")).status_code == 403
+
+
+def test_audit_events_show_compliance_every_fhir_read_and_refusal_of_a_patient(
+    server: ServerProcess,
+) -> None:
+    """Compliance reads a patient's access log as AuditEvents; the care team may not."""
+    team = enrolled_patient(server, mrn="E2E-FHIR-4")
+    ok(fhir_get(server, f"Patient/{team.patient_id}", team.pcp))
+    assert fhir_get(server, f"Patient/{team.patient_id}", server.token("pcp")).status_code == 403
+    compliance = server.token("compliance")
+    events = ok(fhir_get(server, "AuditEvent", compliance, patient=team.patient_id))
+    by_operation = {
+        (e["resource"]["subtype"][0]["code"], e["resource"]["outcome"]) for e in events["entry"]
+    }
+    assert ("fhir:read", "0") in by_operation
+    assert ("patient", "4") in by_operation
+    read = next(
+        e["resource"] for e in events["entry"] if e["resource"]["subtype"][0]["code"] == "fhir:read"
+    )
+    assert read["agent"][0]["who"]["identifier"]["value"] == f"urn:uuid:{team.pcp_id}"
+    assert read["entity"][0]["what"] == {"reference": f"Patient/{team.patient_id}"}
+    refused = fhir_get(server, "AuditEvent", team.care_manager, patient=team.patient_id)
+    assert refused.status_code == 403
+    elsewhere = server.token("compliance", org=uuid4())
+    assert fhir_get(server, "AuditEvent", elsewhere, patient=team.patient_id).status_code == 404
+    assert fhir_get(server, f"AuditEvent/{read['id']}", elsewhere).status_code == 404

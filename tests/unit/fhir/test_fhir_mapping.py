@@ -362,3 +362,28 @@ def test_a_care_plan_references_its_goals_and_lists_its_treatments() -> None:
     assert activity["detail"]["kind"] == "MedicationRequest"
     assert activity["detail"]["status"] == "stopped"
     assert activity["detail"]["description"] == "sertraline, 50 mg"
+
+
+def test_an_allowed_read_and_a_refusal_become_audit_events_with_outcome_and_purpose() -> None:
+    """A read succeeds (0) with its purpose of use; a refusal is a minor failure (4) with
+    its reason; both name the reader and the patient."""
+    row = {
+        "id": 7,
+        "at": "2026-11-01T10:00:00+00:00",
+        "actor_id": CM,
+        "role": "care_manager",
+        "patient_id": PID,
+        "operation": "fhir:read",
+        "outcome": "allowed",
+        "reason": None,
+        "purpose_of_use": "EMERGENCY",
+        "fields": ["Patient"],
+    }
+    read = mapping.audit_event(row)
+    assert (read["id"], read["action"], read["outcome"]) == ("7", "R", "0")
+    assert read["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT"
+    assert read["agent"][0]["who"]["identifier"]["value"] == f"urn:uuid:{CM}"
+    assert read["entity"][0]["what"] == {"reference": f"Patient/{PID}"}
+    assert "outcomeDesc" not in read
+    refused = mapping.audit_event({**row, "outcome": "denied", "reason": "NOT_ON_CARE_TEAM"})
+    assert (refused["outcome"], refused["outcomeDesc"]) == ("4", "NOT_ON_CARE_TEAM")
