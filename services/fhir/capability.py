@@ -19,6 +19,7 @@ SEARCH_PARAMETERS: Final[dict[str, dict[str, str]]] = {
     "Goal": {"patient": "reference"},
     "ServiceRequest": {"patient": "reference"},
     "AuditEvent": {"patient": "reference"},
+    "Provenance": {"patient": "reference"},
 }
 
 # Parameters about the response's format, accepted on every interaction and ignored

@@ -565,6 +565,93 @@ def audit_event(row: dict[str, Any]) -> Resource:
     return resource
 
 
+# --- the event log: Provenance -----------------------------------------------------------------
+
+DATA_OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+PARTICIPANT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+EPISODE_EVENTS: Final = frozenset(
+    {
+        "patient.referred",
+        "patient.enrolled",
+        "patient.treatment_started",
+        "patient.relapse_prevention_started",
+        "patient.treatment_resumed",
+        "patient.discharged",
+        "patient.deactivated",
+    }
+)
+
+
+def provenance_targets(event: dict[str, Any]) -> list[str]:
+    """The exported resources (``Type/id``) an event of the log created or changed."""
+    kind = event["event_type"]
+    payload = event["payload"]
+    pid = event["patient_id"]
+    stream = event["stream_id"]
+    targets: list[str] = []
+    if kind in ("patient.registered", "patient.forgotten", "patient.deactivated"):
+        targets.append(f"Patient/{pid}")
+    if kind in EPISODE_EVENTS and payload.get("episode_number"):
+        targets.append(f"EpisodeOfCare/{pid}-{payload['episode_number']}")
+    if kind in ("patient.care_team_assigned", "patient.care_team_member_unassigned"):
+        targets.append(f"CareTeam/{pid}")
+    if kind in ("patient.consent_granted", "patient.consent_revoked"):
+        targets.append(f"Consent/{payload['consent_id']}")
+    if kind == "patient.screening_recorded":
+        sid = payload["screening_id"]
+        targets += [f"QuestionnaireResponse/{sid}", f"Observation/{sid}"]
+    if kind.startswith("care_plan."):
+        targets.append(f"CarePlan/{stream}")
+        item = payload.get("goal_id") or payload.get("target_id")
+        if item:
+            targets.append(f"Goal/{goal_id({'id': stream}, str(item))}")
+    if kind.startswith("referral."):
+        targets.append(f"ServiceRequest/{stream}")
+    return targets
+
+
+def provenance(event: dict[str, Any], exported: set[str]) -> Resource | None:
+    """Who recorded one event of the log, when and why, for the exported resources it
+    created or changed (``exported``: the ``Type/id`` of every resource served for the
+    patient); None when it touched none of them (flags, tasks, contacts, ...)."""
+    targets = [t for t in provenance_targets(event) if t in exported]
+    if not targets:
+        return None
+    metadata = event.get("metadata") or {}
+    operation = "CREATE" if event["stream_version"] == 1 else "UPDATE"
+    agent: dict[str, Any] = {
+        "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "author", "display": "Author"}]}
+    }
+    if metadata.get("role"):
+        agent["role"] = [{"text": metadata["role"]}]
+    actor = str(metadata.get("actor_id") or "")
+    if _is_uuid(actor):
+        agent["who"] = _uuid_identifier(actor, "Practitioner")
+    else:
+        agent["who"] = {"display": "careteam"}
+    resource: Resource = {
+        "resourceType": "Provenance",
+        "id": event["event_id"],
+        "target": [{"reference": t} for t in targets],
+        "occurredDateTime": event["occurred_at"],
+        "recorded": event["recorded_at"],
+    }
+    purpose = PURPOSE_OF_USE.get(metadata.get("purpose_of_use") or "")
+    if purpose is not None:
+        resource["reason"] = [{"coding": [{"system": ACT_REASON, "code": purpose}]}]
+    resource["activity"] = {
+        "coding": [{"system": DATA_OPERATION, "code": operation}],
+        "text": event["event_type"],
+    }
+    resource["agent"] = [agent]
+    return resource
+
+
+def _is_uuid(value: str) -> bool:
+    parts = value.split("-")
+    return len(value) == 36 and [len(p) for p in parts] == [8, 4, 4, 4, 12]
+
+
 def everything(
     doc: dict[str, Any],
     *,

@@ -352,6 +352,35 @@ class FhirApi:
             for r in rows
         ]
 
+    async def _exported_ids(self, ctx: CareteamContext, doc: dict[str, Any]) -> set[str]:
+        """``Type/id`` of every resource served for a visible patient."""
+        resources = mapping.everything(
+            doc, referrals=await self._referrals(ctx, doc), plans=await self._plans(ctx, doc)
+        )
+        return {f"{r['resourceType']}/{r['id']}" for r in resources}
+
+    async def _events(
+        self, ctx: CareteamContext, where: str, value: object
+    ) -> list[dict[str, Any]]:
+        async with ctx.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT event_id, stream_id, stream_version, patient_id, event_type, payload,
+                           metadata, occurred_at, recorded_at
+                    FROM events WHERE {where} ORDER BY position""",
+                value,
+            )
+        return [
+            {
+                **dict(r),
+                "event_id": str(r["event_id"]),
+                "stream_id": str(r["stream_id"]),
+                "patient_id": str(r["patient_id"]),
+                "occurred_at": r["occurred_at"].isoformat(),
+                "recorded_at": r["recorded_at"].isoformat(),
+            }
+            for r in rows
+        ]
+
     async def _answer(
         self,
         ctx: CareteamContext,
@@ -417,6 +446,20 @@ class FhirApi:
             patient_id = await self._audit_patient(ctx, owner)
             (row,) = await self._access_rows(ctx, "id = $1", int(raw_id))
             return mapping.audit_event(row), patient_id
+        if resource_type == "Provenance":
+            event_id = _uuid_id(raw_id)
+            holder = None
+            if event_id is not None:
+                holder = await self._owner_doc(
+                    ctx, "SELECT patient_id FROM events WHERE event_id = $1", event_id
+                )
+            if holder is None:
+                raise missing
+            (event,) = await self._events(ctx, "event_id = $1", event_id)
+            resource = mapping.provenance(event, await self._exported_ids(ctx, holder))
+            if resource is None:
+                raise missing
+            return resource, UUID(holder["id"])
         if resource_type == "Goal":
             parts = mapping.split_goal_id(raw_id)
             plan = None if parts is None else await self._plan(ctx, UUID(parts[0]))
@@ -484,7 +527,12 @@ class FhirApi:
                 )
                 return await self._answer(ctx, "search", patient_id, bundle, (resource_type,))
             doc = await self._patient_doc(ctx, patient_id)
-            if resource_type == "ServiceRequest":
+            if resource_type == "Provenance":
+                exported = await self._exported_ids(ctx, doc)
+                events = await self._events(ctx, "patient_id = $1", patient_id)
+                found = (mapping.provenance(e, exported) for e in events)
+                resources = [p for p in found if p is not None]
+            elif resource_type == "ServiceRequest":
                 resources = [mapping.service_request(r) for r in await self._referrals(ctx, doc)]
             elif resource_type in ("CarePlan", "Goal"):
                 plans = await self._plans(ctx, doc)

@@ -27,6 +27,7 @@ RESOURCE_TYPES = (
     "CarePlan",
     "Goal",
     "ServiceRequest",
+    "Provenance",
 )
 PATIENT_PAYLOAD = "... on PatientPayload { createdId }"
 
@@ -221,6 +222,16 @@ def test_every_exported_resource_type_passes_the_hapi_fhir_validator_without_err
             read = ok(fhir_get(server, f"{resource['resourceType']}/{resource['id']}", token))
             assert read == resource
             exported.append((f"p{n}-{i}-{resource['resourceType']}-read", read))
+    provenance = ok(fhir_get(server, "Provenance", full.care_manager, patient=full.patient_id))
+    targets = {t["reference"] for e in provenance["entry"] for t in e["resource"]["target"]}
+    everything_ids = {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in exported[1][1]["entry"]
+    }
+    assert targets == everything_ids
+    some = provenance["entry"][-1]["resource"]
+    exported.append(
+        ("provenance-read", ok(fhir_get(server, f"Provenance/{some['id']}", full.care_manager)))
+    )
     compliance = server.token("compliance")
     audit = ok(fhir_get(server, "AuditEvent", compliance, patient=full.patient_id))
     assert audit["total"] > 0

@@ -387,3 +387,47 @@ def test_an_allowed_read_and_a_refusal_become_audit_events_with_outcome_and_purp
     assert "outcomeDesc" not in read
     refused = mapping.audit_event({**row, "outcome": "denied", "reason": "NOT_ON_CARE_TEAM"})
     assert (refused["outcome"], refused["outcomeDesc"]) == ("4", "NOT_ON_CARE_TEAM")
+
+
+def event(kind: str, payload: dict[str, Any], version: int = 2) -> dict[str, Any]:
+    return {
+        "event_id": "e1",
+        "stream_id": PLAN_ID,
+        "stream_version": version,
+        "patient_id": PID,
+        "event_type": kind,
+        "payload": payload,
+        "metadata": {"actor_id": CM, "role": "care_manager", "purpose_of_use": "TREATMENT"},
+        "occurred_at": "2026-11-01T10:00:00+00:00",
+        "recorded_at": "2026-11-01T10:00:01+00:00",
+    }
+
+
+def test_a_screening_event_is_the_provenance_of_its_response_and_observation() -> None:
+    """The recorder is the author; only resources that are exported are targets."""
+    recorded = event("patient.screening_recorded", {"screening_id": "s1"})
+    both = mapping.provenance(recorded, {"QuestionnaireResponse/s1", "Observation/s1"})
+    assert both is not None
+    assert [t["reference"] for t in both["target"]] == [
+        "QuestionnaireResponse/s1",
+        "Observation/s1",
+    ]
+    assert both["agent"][0]["who"]["identifier"]["value"] == f"urn:uuid:{CM}"
+    assert both["activity"]["coding"][0]["code"] == "UPDATE"
+    only_response = mapping.provenance(recorded, {"QuestionnaireResponse/s1"})
+    assert only_response is not None and len(only_response["target"]) == 1
+
+
+def test_events_without_an_exported_resource_have_no_provenance() -> None:
+    """Flags, tasks and contacts are not exported, so neither is their provenance."""
+    assert mapping.provenance(event("patient.flag_raised", {}), {f"Patient/{PID}"}) is None
+
+
+def test_a_care_plan_goal_event_targets_the_plan_and_the_goal() -> None:
+    """A goal's event names the plan and the goal's composite id; creation is CREATE."""
+    added = event("care_plan.goal_added", {"goal_id": GOAL}, version=1)
+    goal = f"Goal/{mapping.goal_id(plan_doc(), GOAL)}"
+    found = mapping.provenance(added, {f"CarePlan/{PLAN_ID}", goal})
+    assert found is not None
+    assert [t["reference"] for t in found["target"]] == [f"CarePlan/{PLAN_ID}", goal]
+    assert found["activity"]["coding"][0]["code"] == "CREATE"
