@@ -51,7 +51,13 @@ def capability_statement(*, date: str, base_url: str, software_version: str) -> 
                 {
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                }
+                },
+                {
+                    "name": "export",
+                    "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+                    "documentation": "Bulk Data export of every patient the caller may read "
+                    "(Prefer: respond-async; NDJSON; the files need the same bearer token).",
+                },
             ]
         resources.append(entry)
     return {

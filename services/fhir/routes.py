@@ -12,11 +12,14 @@ and for a patient of another organisation. No message carries patient data.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import orjson
@@ -59,6 +62,37 @@ def _operation_for(resource_type: str) -> str:
 
 # A parameter name is echoed in an error only this long (it is caller input).
 MAX_ECHO = 64
+
+# Bulk Data $export: the resource types an export holds (AuditEvent is compliance's own
+# and Provenance is read per patient), the output formats accepted, and how many finished
+# exports one process keeps (the oldest is dropped first).
+EXPORT_TYPES: Final = (
+    "Patient",
+    "CareTeam",
+    "EpisodeOfCare",
+    "QuestionnaireResponse",
+    "Observation",
+    "Consent",
+    "CarePlan",
+    "Goal",
+    "ServiceRequest",
+)
+NDJSON_FORMATS: Final = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+MAX_EXPORTS: Final = 16
+
+
+@dataclass
+class ExportJob:
+    """One Bulk Data export: whose it is, its request, and, once built, one NDJSON file per
+    resource type with the patients in it (audited when the file is downloaded)."""
+
+    owner: tuple[UUID, UUID]
+    request_url: str
+    transaction_time: str
+    task: asyncio.Task[None] | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+    patients: dict[str, list[UUID]] = field(default_factory=dict)
+    failed: bool = False
 
 
 class FhirResponse(Response):
@@ -143,6 +177,7 @@ class FhirApi:
         self._runtime = runtime
         self._verifier = verifier
         self._started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._exports: dict[str, ExportJob] = {}
         try:
             self._version = metadata.version("careteam")
         except metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
@@ -151,6 +186,9 @@ class FhirApi:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/metadata", self.capabilities, methods=["GET"]),
+            Route("/Patient/$export", self.export_kickoff, methods=["GET"]),
+            Route("/$export-status/{job}", self.export_status, methods=["GET", "DELETE"]),
+            Route("/$export-file/{job}/{name}", self.export_file, methods=["GET"]),
             Route("/Patient/{id}/$everything", self.everything, methods=["GET"]),
             Route("/{type}/{id}", self.read, methods=["GET"]),
             Route("/{type}", self.search, methods=["GET"]),
@@ -546,6 +584,138 @@ class FhirApi:
             return await self._answer(ctx, "search", patient_id, bundle, (resource_type,))
         except Refusal as refusal:
             return refusal.response()
+
+    # --- Bulk Data $export (asynchronous request pattern) ---------------------------------
+
+    async def export_kickoff(self, request: Request) -> Response:
+        """``Patient/$export``: every patient the caller may read, one NDJSON file per
+        resource type. Answers 202 with the status URL in Content-Location."""
+        try:
+            params = _parameters(request, ("_type", "_outputFormat"))
+            prefer = request.headers.get("prefer", "")
+            if "respond-async" not in prefer.lower():
+                raise Refusal(
+                    400, "required", "Prefer: respond-async is required", expression="Prefer"
+                )
+            fmt = params.get("_outputFormat", "application/fhir+ndjson")
+            if fmt not in NDJSON_FORMATS:
+                raise Refusal(
+                    400, "not-supported", "_outputFormat: only NDJSON", expression="_outputFormat"
+                )
+            types: tuple[str, ...] = EXPORT_TYPES
+            if "_type" in params:
+                asked = tuple(t.strip() for t in params["_type"].split(",") if t.strip())
+                unknown = [t for t in asked if t not in EXPORT_TYPES]
+                if unknown or not asked:
+                    raise Refusal(
+                        400,
+                        "not-supported",
+                        f"_type: supported types are {', '.join(EXPORT_TYPES)}",
+                        expression="_type",
+                    )
+                types = asked
+            ctx = await self._context(request)
+        except Refusal as refusal:
+            return refusal.response()
+        principal = ctx.require_principal()
+        job_id = secrets.token_urlsafe(18)
+        job = ExportJob(
+            owner=(principal.user_id, principal.organisation_id),
+            request_url=str(request.url),
+            transaction_time=datetime.now(UTC).isoformat(),
+        )
+        job.task = asyncio.create_task(self._build_export(ctx, job, types))
+        self._exports[job_id] = job
+        while len(self._exports) > MAX_EXPORTS:
+            oldest = next(iter(self._exports))
+            self._drop_export(oldest)
+        status_url = f"{self._base(request)}/$export-status/{job_id}"
+        return Response(status_code=202, headers={"Content-Location": status_url})
+
+    async def _build_export(
+        self, ctx: CareteamContext, job: ExportJob, types: Sequence[str]
+    ) -> None:
+        try:
+            docs = await self._visible(ctx, "TRUE")
+            lines: dict[str, list[bytes]] = {t: [] for t in types}
+            patients: dict[str, list[UUID]] = {t: [] for t in types}
+            for doc in sorted(docs, key=lambda d: d["id"]):
+                resources = mapping.everything(
+                    doc,
+                    referrals=await self._referrals(ctx, doc),
+                    plans=await self._plans(ctx, doc),
+                )
+                for resource in resources:
+                    kind = resource["resourceType"]
+                    if kind in lines:
+                        lines[kind].append(orjson.dumps(resource))
+                        if not patients[kind] or patients[kind][-1] != UUID(doc["id"]):
+                            patients[kind].append(UUID(doc["id"]))
+            job.files = {t: b"\n".join(lines[t]) + b"\n" for t in types if lines[t]}
+            job.patients = patients
+        except Exception:
+            log.exception("fhir export failed")
+            job.failed = True
+
+    def _drop_export(self, job_id: str) -> None:
+        job = self._exports.pop(job_id, None)
+        if job is not None and job.task is not None and not job.task.done():
+            job.task.cancel()
+
+    async def _own_export(self, request: Request) -> tuple[CareteamContext, str, ExportJob]:
+        """The caller's own export job (another caller's is no job at all: 404)."""
+        ctx = await self._context(request)
+        principal = ctx.require_principal()
+        job_id: str = request.path_params["job"]
+        job = self._exports.get(job_id)
+        if job is None or job.owner != (principal.user_id, principal.organisation_id):
+            raise Refusal(404, "not-found", "no export with this id")
+        return ctx, job_id, job
+
+    async def export_status(self, request: Request) -> Response:
+        """202 while building; 200 with the manifest when done; DELETE cancels it."""
+        try:
+            _parameters(request, ())
+            _ctx, job_id, job = await self._own_export(request)
+        except Refusal as refusal:
+            return refusal.response()
+        if request.method == "DELETE":
+            self._drop_export(job_id)
+            return Response(status_code=202)
+        if job.task is not None and not job.task.done():
+            return Response(status_code=202, headers={"X-Progress": "building"})
+        if job.failed:
+            return Refusal(500, "exception", "the export failed; start a new one").response()
+        base = self._base(request)
+        manifest = {
+            "transactionTime": job.transaction_time,
+            "request": job.request_url,
+            "requiresAccessToken": True,
+            "output": [
+                {
+                    "type": kind,
+                    "url": f"{base}/$export-file/{job_id}/{kind}.ndjson",
+                    "count": body.count(b"\n"),
+                }
+                for kind, body in job.files.items()
+            ],
+            "error": [],
+        }
+        return Response(orjson.dumps(manifest), media_type="application/json")
+
+    async def export_file(self, request: Request) -> Response:
+        """One NDJSON file; the read of every patient in it is recorded before it is sent."""
+        try:
+            _parameters(request, ())
+            ctx, _job_id, job = await self._own_export(request)
+            kind = str(request.path_params["name"]).removesuffix(".ndjson")
+            body = job.files.get(kind)
+            if body is None:
+                raise Refusal(404, "not-found", "no such file in this export")
+        except Refusal as refusal:
+            return refusal.response()
+        await record_reads(ctx, "fhir:$export", job.patients.get(kind, []), (kind,))
+        return Response(body, media_type="application/fhir+ndjson")
 
     async def everything(self, request: Request) -> Response:
         try:

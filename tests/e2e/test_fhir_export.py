@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -440,3 +441,60 @@ def test_audit_events_show_compliance_every_fhir_read_and_refusal_of_a_patient(
     elsewhere = server.token("compliance", org=uuid4())
     assert fhir_get(server, "AuditEvent", elsewhere, patient=team.patient_id).status_code == 404
     assert fhir_get(server, f"AuditEvent/{read['id']}", elsewhere).status_code == 404
+
+
+async def test_a_bulk_export_holds_only_visible_patients_validates_and_audits_each_download(
+    server: ServerProcess, fhir_validator: FhirValidator, tmp_path: Path, db_dsn: str
+) -> None:
+    """Patient/$export: 202 and a status URL, then a manifest of NDJSON files holding only
+    the caller's patients; every resource validates; each download is audited."""
+    full = a_patient_with_a_full_record(server)
+    other = enrolled_patient(server, mrn="E2E-FHIR-5")
+    auth = {"Authorization": f"Bearer {full.care_manager}"}
+    stranger = {"Authorization": f"Bearer {other.care_manager}"}
+    kickoff_url = f"{server.url}/fhir/Patient/$export"
+    files: list[tuple[dict[str, Any], str]] = []
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        without_prefer = await client.get(kickoff_url, headers=auth)
+        assert without_prefer.status_code == 400
+        assert without_prefer.json()["issue"][0]["expression"] == ["Prefer"]
+        kick = await client.get(kickoff_url, headers={**auth, "Prefer": "respond-async"})
+        assert kick.status_code == 202, kick.text
+        status_url = kick.headers["content-location"]
+        status = await client.get(status_url, headers=auth)
+        for _ in range(600):
+            if status.status_code != 202:
+                break
+            await asyncio.sleep(0.1)
+            status = await client.get(status_url, headers=auth)
+        assert status.status_code == 200, status.text
+        manifest = status.json()
+        assert (await client.get(status_url, headers=stranger)).status_code == 404
+        first_file = manifest["output"][0]["url"]
+        assert (await client.get(first_file, headers=stranger)).status_code == 404
+        for output in manifest["output"]:
+            download = await client.get(output["url"], headers=auth)
+            assert download.status_code == 200
+            files.append((output, download.text))
+    assert manifest["requiresAccessToken"] is True
+    assert {o["type"] for o in manifest["output"]} == set(RESOURCE_TYPES) - {"Provenance"}
+    failures = []
+    for output, text in files:
+        lines = text.splitlines()
+        assert len(lines) == output["count"]
+        for i, line in enumerate(lines):
+            resource = json.loads(line)
+            assert resource["resourceType"] == output["type"]
+            assert other.patient_id not in line
+            path = tmp_path / f"export-{output['type']}-{i}.json"
+            path.write_text(line)
+            result = fhir_validator.validate(path)
+            if result["errors"]:
+                failures.append((path.name, result["issues"]))
+    assert failures == []
+    rows = await access_rows(db_dsn, full.patient_id)
+    exported = [r for r in rows if r["operation"] == "fhir:$export"]
+    assert len(exported) == len(manifest["output"])
+    assert all(r["actor_id"] == full.care_manager_id for r in exported)
+    others = await access_rows(db_dsn, other.patient_id)
+    assert not [r for r in others if r["operation"] == "fhir:$export"]
