@@ -1,13 +1,20 @@
-"""The FHIR R4 HTTP surface under ``/fhir``: thin routes over the patient view.
+"""The FHIR R4 HTTP surface under ``/fhir``: thin routes over careteam's records.
+
+What it reads: the patient view (Patient, CareTeam, EpisodeOfCare, QuestionnaireResponse,
+Observation, Consent), the referral tracker (ServiceRequest), care plan aggregates
+(CarePlan, Goal; as the GraphQL API, which has no care plan read model either), the event
+log's metadata (Provenance) and the access log (AuditEvent, compliance only). The mapping
+to resources is services.fhir.mapping (pure); this module authorises, loads and answers.
 
 Another face of the same read models as the GraphQL API, not a side door: the same
-bearer tokens (the app's TokenVerifier), the same policy row (``patient`` in POLICY,
-enforced in SQL by ``patient_scope_sql``), the same denial records (``record_access``)
-and the same read audit (``record_reads``: a response is sent only after the read of every
-patient in it is recorded). Errors are OperationOutcomes: 400 for an unsupported or
-malformed parameter, 401 without a valid token, 403 for a role that may not read patients
-or a clinician of the organisation who is not on the patient's team, 404 for an unknown id
-and for a patient of another organisation. No message carries patient data.
+bearer tokens (the app's TokenVerifier), the same policy rows (``patient``, and
+``auditTrail`` for AuditEvent, in POLICY, enforced in SQL), the same denial records
+(``record_access``) and the same read audit (``record_reads``: a response is sent only
+after the read of every patient in it is recorded). Errors are OperationOutcomes: 400 for
+an unsupported or malformed parameter, 401 without a valid token, 403 for a role that may
+not read these records or a clinician of the organisation who is not on the patient's
+team, 404 for an unknown id and for a patient of another organisation. No message carries
+patient data.
 """
 
 from __future__ import annotations
