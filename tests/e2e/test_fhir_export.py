@@ -43,6 +43,25 @@ def fhir_validator() -> Iterator[FhirValidator]:
         validator.close()
 
 
+def test_the_validator_reports_an_error_for_a_resource_that_breaks_r4(
+    fhir_validator: FhirValidator, tmp_path: Path
+) -> None:
+    """The validator is not vacuous: a wrong required code and a missing subject are errors."""
+    broken = {
+        "resourceType": "Observation",
+        "id": "x1",
+        "status": "done",
+        "code": {"text": "PHQ-9 total score"},
+        "valueInteger": "ten",
+    }
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    result = fhir_validator.validate(path)
+    assert result["errors"] >= 2
+    locations = {i["location"] for i in result["issues"] if i["severity"] == "error"}
+    assert "Observation.status" in locations
+
+
 def fhir_get(server: ServerProcess, path: str, token: str | None, **params: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.get(f"{server.url}/fhir/{path}", params=params, headers=headers, timeout=30.0)
