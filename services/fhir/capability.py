@@ -40,7 +40,8 @@ def capability_statement(*, date: str, base_url: str, software_version: str) -> 
     for resource_type, params in SEARCH_PARAMETERS.items():
         entry: dict[str, Any] = {
             "type": resource_type,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "interaction": [{"code": "read"}, {"code": "search-type"}]
+            + ([{"code": "create"}] if resource_type == "QuestionnaireResponse" else []),
             "searchParam": [
                 {"name": name, "type": kind, "documentation": SEARCH_DOCS[name]}
                 for name, kind in params.items()

@@ -23,11 +23,11 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, Final
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from starlette.requests import Request
@@ -35,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from domain.care_plan import CarePlan
+from domain.patient import Patient as PatientAggregate
 from services.api.authz import (
     Denied,
     check_patient_operation,
@@ -42,11 +43,20 @@ from services.api.authz import (
     patient_scope_sql,
     record_access,
 )
-from services.api.commanding import record_reads
+from services.api.commanding import Written, record_reads, run_command
 from services.api.context import CareteamContext
+from services.api.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidTransitionError,
+    NotAllowedError,
+    NotFoundError,
+    ValidationError,
+)
 from services.auth import AuthenticationError, Principal, TokenVerifier, bearer_token
 from services.bootstrap import Runtime
-from services.fhir import mapping
+from services.eventstore import EventMetadata
+from services.fhir import inbound, mapping
 from services.fhir.capability import (
     FORMAT_PARAMETERS,
     JSON_FORMATS,
@@ -107,6 +117,19 @@ class FhirResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+@dataclass
+class FhirContext(CareteamContext):
+    """The request context; events written through FHIR say so in their metadata."""
+
+    def metadata(self) -> EventMetadata:
+        return replace(super().metadata(), channel="fhir")
+
+
+# The largest request body accepted (a QuestionnaireResponse is a few KiB).
+MAX_BODY_BYTES: Final = 64 * 1024
+JSON_TYPES: Final = frozenset({"application/fhir+json", "application/json"})
 
 
 class Refusal(Exception):
@@ -197,6 +220,7 @@ class FhirApi:
             Route("/$export-status/{job}", self.export_status, methods=["GET", "DELETE"]),
             Route("/$export-file/{job}/{name}", self.export_file, methods=["GET"]),
             Route("/Patient/{id}/$everything", self.everything, methods=["GET"]),
+            Route("/QuestionnaireResponse", self.create_questionnaire_response, methods=["POST"]),
             Route("/{type}/{id}", self.read, methods=["GET"]),
             Route("/{type}", self.search, methods=["GET"]),
         ]
@@ -222,7 +246,7 @@ class FhirApi:
         if principal is None:
             log.info("fhir authentication failed reason=%s", reason)
             raise Refusal(401, "login", "authentication required: send a valid bearer token")
-        ctx = CareteamContext(runtime=runtime, request=request, principal=principal)
+        ctx = FhirContext(runtime=runtime, request=request, principal=principal)
         try:
             check_role(principal, operation)
         except Denied as denied:
@@ -592,6 +616,50 @@ class FhirApi:
         except Refusal as refusal:
             return refusal.response()
 
+    # --- FHIR in: a QuestionnaireResponse is a screening -------------------------------
+
+    async def create_questionnaire_response(self, request: Request) -> Response:
+        """``POST /fhir/QuestionnaireResponse``: records the screening through the same
+        command, policy row (``recordScreening``) and rules as GraphQL's recordScreening;
+        201 with the stored resource, or an OperationOutcome (nothing written)."""
+        try:
+            _parameters(request, ())
+            ctx = await self._context(request, "recordScreening")
+            body = await _json_body(request)
+            try:
+                screening = inbound.screening_input(body)
+            except inbound.InboundError as exc:
+                raise Refusal(
+                    400, "invalid", f"{exc.expression}: {exc.message}", expression=exc.expression
+                ) from None
+            screening_id = uuid4()
+            written = await run_command(
+                ctx,
+                "recordScreening",
+                aggregate_cls=PatientAggregate,
+                command=lambda now: (
+                    lambda p: p.record_screening(
+                        instrument=screening.instrument,
+                        answers=list(screening.answers),
+                        occurred_at=screening.occurred_at,
+                        now=now,
+                        screening_id=screening_id,
+                    )
+                ),
+                stream_id=screening.patient_id,
+                patient_id=screening.patient_id,
+            )
+            if not isinstance(written, Written):
+                raise _command_refusal(written)
+            doc = await self._patient_doc(ctx, screening.patient_id)
+            stored = next(s for s in doc["screenings"] if s["id"] == str(screening_id))
+            resource = mapping.questionnaire_response(doc, stored)
+        except Refusal as refusal:
+            return refusal.response()
+        await record_reads(ctx, "fhir:create", [screening.patient_id], ("QuestionnaireResponse",))
+        location = f"{self._base(request)}/QuestionnaireResponse/{screening_id}"
+        return FhirResponse(resource, status_code=201, headers={"Location": location})
+
     # --- Bulk Data $export (asynchronous request pattern) ---------------------------------
 
     async def export_kickoff(self, request: Request) -> Response:
@@ -742,6 +810,46 @@ class FhirApi:
             return await self._answer(ctx, "$everything", patient_id, bundle, types)
         except Refusal as refusal:
             return refusal.response()
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON resource (FHIR JSON, at most MAX_BODY_BYTES)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in JSON_TYPES:
+        raise Refusal(
+            415,
+            "not-supported",
+            "Content-Type must be application/fhir+json",
+            expression="Content-Type",
+        )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise Refusal(413, "too-costly", "the request body is too large")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise Refusal(413, "too-costly", "the request body is too large")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Refusal(400, "structure", "the request body must be a JSON resource") from None
+
+
+def _command_refusal(error: Any) -> Refusal:
+    """A command's typed error as an OperationOutcome; its code and field only (never a
+    message that could describe the patient)."""
+    code = getattr(error, "code", "ERROR")
+    if isinstance(error, NotFoundError):
+        return Refusal(404, "not-found", "no Patient with this id")
+    if isinstance(error, ForbiddenError):
+        return Refusal(403, "forbidden", code)
+    if isinstance(error, ValidationError):
+        where = "QuestionnaireResponse.item" if error.field == "answers" else None
+        return Refusal(400, "invalid", f"{code} ({error.field or 'input'})", expression=where)
+    if isinstance(error, InvalidTransitionError | NotAllowedError):
+        return Refusal(422, "business-rule", code)
+    if isinstance(error, ConflictError):
+        return Refusal(409, "conflict", code)
+    return Refusal(400, "invalid", code)
 
 
 def _of_type(doc: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:

@@ -46,7 +46,7 @@ def fhir_validator() -> Iterator[FhirValidator]:
 def test_the_validator_reports_an_error_for_a_resource_that_breaks_r4(
     fhir_validator: FhirValidator, tmp_path: Path
 ) -> None:
-    """The validator is not vacuous: a wrong required code and a missing subject are errors."""
+    """The validator is not vacuous: a wrong required code and a text integer are errors."""
     broken = {
         "resourceType": "Observation",
         "id": "x1",
