@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.fhir_validator import FhirValidator
-from tests.e2e.journey import CareTeam, command, enrolled_patient
+from tests.e2e.journey import CareTeam, command, enrolled_patient, event_count
 from tests.e2e.server import ServerProcess
 
 FHIR_JSON = "application/fhir+json"
@@ -517,3 +517,84 @@ async def test_a_bulk_export_holds_only_visible_patients_validates_and_audits_ea
     assert all(r["actor_id"] == full.care_manager_id for r in exported)
     others = await access_rows(db_dsn, other.patient_id)
     assert not [r for r in others if r["operation"] == "fhir:$export"]
+
+
+def post_response(server: ServerProcess, token: str, resource: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/fhir/QuestionnaireResponse",
+        content=json.dumps(resource),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON},
+        timeout=30.0,
+    )
+
+
+async def test_a_posted_questionnaire_response_is_recorded_as_a_screening_with_its_score(
+    server: ServerProcess, fhir_validator: FhirValidator, tmp_path: Path, db_dsn: str
+) -> None:
+    """A PHQ-9 QuestionnaireResponse posted by the care manager is scored and exported back;
+    bad input, other roles and other organisations are refused and write nothing."""
+    team = enrolled_patient(server, mrn="E2E-FHIR-6")
+    phq9 = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "http://loinc.org/q/44249-1",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{team.patient_id}"},
+        "authored": "2026-11-02T09:30:00+00:00",
+        "item": [{"linkId": str(n), "answer": [{"valueInteger": 2}]} for n in range(1, 10)],
+    }
+    before = await event_count(db_dsn, team.patient_id)
+    refusals = {
+        "psychiatrist": (post_response(server, team.psychiatrist, phq9), 403),
+        "other organisation": (
+            post_response(server, server.token("care_manager", org=uuid4()), phq9),
+            404,
+        ),
+        "out of range": (
+            post_response(
+                server,
+                team.care_manager,
+                {**phq9, "item": [{"linkId": "1", "answer": [{"valueInteger": 4}]}]},
+            ),
+            400,
+        ),
+        "unknown item": (
+            post_response(
+                server,
+                team.care_manager,
+                {**phq9, "item": [{"linkId": "12", "answer": [{"valueInteger": 1}]}]},
+            ),
+            400,
+        ),
+    }
+    for label, (response, status) in refusals.items():
+        assert response.status_code == status, (label, response.text)
+        assert response.json()["resourceType"] == "OperationOutcome", label
+    assert refusals["unknown item"][0].json()["issue"][0]["expression"] == [
+        "QuestionnaireResponse.item[0].linkId"
+    ]
+    assert "ANSWER_OUT_OF_RANGE" in refusals["out of range"][0].json()["issue"][0]["diagnostics"]
+    assert await event_count(db_dsn, team.patient_id) == before
+
+    created = post_response(server, team.care_manager, phq9)
+    assert created.status_code == 201, created.text
+    stored = created.json()
+    location = created.headers["location"]
+    assert location.endswith(f"/QuestionnaireResponse/{stored['id']}")
+    assert ok(fhir_get(server, f"QuestionnaireResponse/{stored['id']}", team.pcp)) == stored
+    assert [i["answer"] for i in stored["item"]] == [i["answer"] for i in phq9["item"]]
+    observation = ok(fhir_get(server, f"Observation/{stored['id']}", team.pcp))
+    assert observation["valueInteger"] == 18
+    assert observation["effectiveDateTime"].startswith("2026-11-02T09:30:00")
+    path = tmp_path / "created.json"
+    path.write_text(created.text)
+    assert fhir_validator.validate(path)["errors"] == 0
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        channel = await conn.fetchval(
+            """SELECT metadata->>'channel' FROM events
+               WHERE patient_id = $1 AND event_type = 'patient.screening_recorded'""",
+            UUID(team.patient_id),
+        )
+    finally:
+        await conn.close()
+    assert channel == "fhir"
