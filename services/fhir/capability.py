@@ -69,7 +69,7 @@ def capability_statement(*, date: str, base_url: str, software_version: str) -> 
         "kind": "instance",
         "software": {"name": "careteam", "version": software_version},
         "implementation": {
-            "description": "careteam collaborative care read models as FHIR R4 (read only)",
+            "description": "careteam collaborative care records as FHIR R4 (reads; screenings in)",
             "url": base_url,
         },
         "fhirVersion": FHIR_VERSION,
