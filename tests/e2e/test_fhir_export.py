@@ -598,3 +598,32 @@ async def test_a_posted_questionnaire_response_is_recorded_as_a_screening_with_i
     finally:
         await conn.close()
     assert channel == "fhir"
+
+
+BREAK_THE_GLASS = """mutation($id: UUID!) {
+  breakTheGlass(patientId: $id, reason: "unresponsive in ED", minutes: 30) { __typename } }"""
+
+
+async def test_break_the_glass_opens_fhir_reads_tagged_as_emergency_like_graphql(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """A clinician off the team is refused until they break the glass; then FHIR reads
+    succeed and are recorded with purpose EMERGENCY."""
+    team = enrolled_patient(server, mrn="E2E-FHIR-7")
+    doctor = uuid4()
+    outsider = server.token("pcp", user=doctor)
+    assert fhir_get(server, f"Patient/{team.patient_id}", outsider).status_code == 403
+    opened = server.graphql(BREAK_THE_GLASS, {"id": team.patient_id}, token=outsider)
+    assert opened["data"]["breakTheGlass"]["__typename"] == "EmergencyAccessPayload", opened
+    ok(fhir_get(server, f"Patient/{team.patient_id}/$everything", outsider))
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT outcome, purpose_of_use, reason FROM access_log
+               WHERE patient_id = $1 AND actor_id = $2 AND operation LIKE 'fhir:%'""",
+            UUID(team.patient_id),
+            doctor,
+        )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("allowed", "EMERGENCY", "BREAK_THE_GLASS")]
