@@ -27,9 +27,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from services.api.app import create_app
+    from services.fhir.routes import fhir_mount
 
     settings = _settings(args)
-    app = create_app(settings)
+    app = create_app(settings, mounts=(fhir_mount,))
     # No permessage-deflate: care events are small JSON messages, and compressing each
     # one for every subscriber cost more CPU than the bytes it saved (bench row 6), plus
     # a zlib context per WebSocket.

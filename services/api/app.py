@@ -9,7 +9,7 @@ import gc
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -45,13 +45,18 @@ from services.auth import (
     TokenVerifier,
     bearer_token,
 )
-from services.bootstrap import Clock, open_runtime, system_clock
+from services.bootstrap import Clock, Runtime, open_runtime, system_clock
 from services.database import pending_migrations
 from services.settings import Settings
 
 log = logging.getLogger("careteam.api")
 
 MAX_BODY_BYTES = 256 * 1024
+
+# Another surface over the same runtime and token verifier (e.g. services.fhir's /fhir):
+# given how to reach the running process's resources (None while starting) and the
+# verifier, it returns the route to mount.
+MountFactory = Callable[[Callable[[], Runtime | None], TokenVerifier], BaseRoute]
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
@@ -144,8 +149,11 @@ def create_app(
     *,
     clock: Clock = system_clock,
     run_projector: bool = True,
+    mounts: Sequence[MountFactory] = (),
 ) -> Starlette:
-    """Builds the app; the lifespan opens the database, the pool and the projector."""
+    """Builds the app; the lifespan opens the database, the pool and the projector.
+    ``mounts`` add surfaces that share its runtime and authentication (``careteam serve``
+    mounts the FHIR API)."""
     holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -266,6 +274,7 @@ def create_app(
                 if settings.is_production
                 else [Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="graphiql")]
             ),
+            *(mount(lambda: holder.get("runtime"), verifier) for mount in mounts),
         ],
         middleware=[
             Middleware(RequestIds),
