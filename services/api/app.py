@@ -25,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from services import jsontext
 from services.api.authz import record_access
+from services.api.console import console_route
 from services.api.context import CareteamContext
 from services.api.contract_routes import contract_routes
 from services.api.feed import EventFeed
@@ -275,6 +276,7 @@ def create_app(
                 else [Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="graphiql")]
             ),
             *(mount(lambda: holder.get("runtime"), verifier) for mount in mounts),
+            console_route(),
         ],
         middleware=[
             Middleware(RequestIds),

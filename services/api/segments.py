@@ -22,7 +22,8 @@ Part 2 read on consent or in an emergency is recorded with reason ``PART2_CONSEN
 
 Not yet: psychotherapy notes (45 CFR 164.508(a)(2)) have no record type of their own in
 careteam, so there is nothing to segment; the masks apply to care plans, referrals,
-consultation notes and the care event subscription, not yet to the FHIR face.
+consultation notes and the care event subscription; the FHIR face applies them to the one
+free text it exports (a ServiceRequest's reason).
 """
 
 from __future__ import annotations
@@ -243,26 +244,60 @@ async def enforce(ctx: CareteamContext, operation: str, view: Any) -> Any:
         records.append(
             (decision.part2_basis.value, tuple(sorted(SEGMENTS[Segment.PART2])), purpose)
         )
-    if records:
-        principal = ctx.require_principal()
-        await ctx.runtime.audit.record(
-            [
-                ReadRecord(
-                    at=ctx.runtime.clock(),
-                    actor_id=principal.user_id,
-                    role=principal.role.value,
-                    organisation_id=principal.organisation_id,
-                    patient_id=patient_id,
-                    operation=operation,
-                    purpose_of_use=purpose or ctx.purpose_of_use,
-                    request_id=ctx.request_id,
-                    fields=fields,
-                    reason=reason,
-                )
-                for reason, fields, purpose in records
-            ]
-        )
+    await _record(ctx, operation, patient_id, records)
     return _apply(view, frozenset(relevant))
+
+
+async def _record(
+    ctx: CareteamContext,
+    operation: str,
+    patient_id: UUID,
+    records: list[tuple[str, tuple[str, ...], str | None]],
+) -> None:
+    """One access-log row per (reason, fields, purpose) decision."""
+    if not records:
+        return
+    principal = ctx.require_principal()
+    await ctx.runtime.audit.record(
+        [
+            ReadRecord(
+                at=ctx.runtime.clock(),
+                actor_id=principal.user_id,
+                role=principal.role.value,
+                organisation_id=principal.organisation_id,
+                patient_id=patient_id,
+                operation=operation,
+                purpose_of_use=purpose or ctx.purpose_of_use,
+                request_id=ctx.request_id,
+                fields=fields,
+                reason=reason,
+            )
+            for reason, fields, purpose in records
+        ]
+    )
+
+
+async def referral_document(
+    ctx: CareteamContext, operation: str, doc: dict[str, Any]
+) -> dict[str, Any]:
+    """A referral tracker document (the FHIR face's source) with its reason removed when
+    the caller may not read it, by the same rules and with the same audit as ``enforce``."""
+    if not doc.get("reason"):
+        return doc
+    patient_id = UUID(doc["patient_id"])
+    role = ctx.require_principal().role
+    if role not in FIELD_READERS["Referral.reason"]:
+        await _record(ctx, operation, patient_id, [("MASKED", ("Referral.reason",), None)])
+        return {**doc, "reason": None}
+    if doc.get("service") not in PART2_SERVICES:
+        return doc
+    basis = await part2_basis(ctx, patient_id)
+    if basis is None:
+        await _record(ctx, operation, patient_id, [("PART2_WITHHELD", ("Referral.reason",), None)])
+        return {**doc, "reason": None}
+    purpose = "ETREAT" if basis is Basis.EMERGENCY else None
+    await _record(ctx, operation, patient_id, [(basis.value, ("Referral.reason",), purpose)])
+    return doc
 
 
 async def enforce_payload(ctx: CareteamContext, operation: str, payload: Any) -> Any:

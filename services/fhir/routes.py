@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from domain.care_plan import CarePlan
 from domain.patient import Patient as PatientAggregate
+from services.api import segments
 from services.api.authz import (
     Denied,
     check_patient_operation,
@@ -349,7 +350,9 @@ class FhirApi:
             found: dict[str, Any] | None = await conn.fetchval(
                 "SELECT doc FROM rm_referral_tracker WHERE key = $1", referral_id
             )
-        return found
+        if found is None:
+            return None
+        return await segments.referral_document(ctx, "fhir.ServiceRequest", found)
 
     async def _referrals(self, ctx: CareteamContext, doc: dict[str, Any]) -> list[dict[str, Any]]:
         """A visible patient's referrals, oldest first."""
@@ -359,7 +362,9 @@ class FhirApi:
                    ORDER BY doc->>'requested_at', key""",
                 UUID(doc["id"]),
             )
-        return [r["doc"] for r in rows]
+        return [
+            await segments.referral_document(ctx, "fhir.ServiceRequest", r["doc"]) for r in rows
+        ]
 
     async def _plan(self, ctx: CareteamContext, plan_id: UUID) -> dict[str, Any] | None:
         """One care plan as a document, once its patient is known to be visible (care plans

@@ -39,7 +39,7 @@ def test_the_console_shows_a_patients_history_with_names_and_open_reviews(
     assert 'class="review"' in dom and "Seen in the ED" in dom
     assert "Dr. Ivy Marsh" in dom
     assert dom.count('class="entry') >= 3
-    assert "breakTheGlass" in dom
+    assert "ETREAT" in dom and "emergency" in dom  # the grant, made for emergency treatment
     assert "Accounting of disclosures" in dom
 
 
