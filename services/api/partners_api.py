@@ -343,6 +343,16 @@ class Disclosure:
     attempt: int | None = strawberry.field(
         description="The webhook attempt number of a failed attempt."
     )
+    consent_ids: list[UUID] = strawberry.field(
+        description="The patient's consents the disclosure relied on."
+    )
+    recipient_address: str | None = strawberry.field(
+        description="Where it was sent: the partner's webhook URL or Kafka topic as registered "
+        "now (the partner history has earlier ones); null for a GraphQL subscription."
+    )
+    event_occurred_at: datetime | None = strawberry.field(
+        description="When the disclosed event happened (its clinical effective time)."
+    )
 
 
 @strawberry.type(description="Paging state of the accounting.")
@@ -603,6 +613,9 @@ class PartnerQuery:
                     part2=d.part2,
                     outcome=d.outcome,
                     attempt=d.attempt,
+                    consent_ids=list(d.consent_ids),
+                    recipient_address=d.recipient_address,
+                    event_occurred_at=d.event_occurred_at,
                 )
                 for d in page.disclosures
             ],

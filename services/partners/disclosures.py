@@ -51,6 +51,10 @@ class Disclosure:
     consent_ids: tuple[UUID, ...]
     outcome: str = DELIVERED
     attempt: int | None = None
+    # Where it went (the partner's webhook URL or Kafka topic, as registered now; the
+    # registry's chained history has every earlier address) and the event's own date.
+    recipient_address: str | None = None
+    event_occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -149,13 +153,17 @@ async def for_patient(
         if start_at is None:
             raise ValueError("not a disclosure cursor of this patient")
     rows = await conn.fetch(
-        """SELECT id, disclosed_at, patient_id, partner_id, recipient_organisation_id,
-                  recipient_name, description, purpose, channel, event_type, public_type,
-                  part2, consent_ids, outcome, attempt
-           FROM disclosures
-           WHERE patient_id = $1
-             AND ($2::timestamptz IS NULL OR (disclosed_at, id) > ($2, $3::bigint))
-           ORDER BY disclosed_at, id LIMIT $4""",
+        """SELECT d.id, d.disclosed_at, d.patient_id, d.partner_id,
+                  d.recipient_organisation_id, d.recipient_name, d.description, d.purpose,
+                  d.channel, d.event_type, d.public_type, d.part2, d.consent_ids, d.outcome,
+                  d.attempt, COALESCE(p.webhook_url, p.kafka_topic) AS recipient_address,
+                  e.occurred_at AS event_occurred_at
+           FROM disclosures d
+           LEFT JOIN partners p ON p.partner_id = d.partner_id
+           LEFT JOIN events e ON e.event_id = d.event_id
+           WHERE d.patient_id = $1
+             AND ($2::timestamptz IS NULL OR (d.disclosed_at, d.id) > ($2, $3::bigint))
+           ORDER BY d.disclosed_at, d.id LIMIT $4""",
         patient_id,
         start_at,
         after_id,
@@ -178,6 +186,8 @@ async def for_patient(
             consent_ids=tuple(r["consent_ids"]),
             outcome=r["outcome"],
             attempt=r["attempt"],
+            recipient_address=r["recipient_address"],
+            event_occurred_at=r["event_occurred_at"],
         )
         for r in rows[:first]
     ]

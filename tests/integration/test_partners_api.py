@@ -60,7 +60,8 @@ query ($patientId: UUID!, $after: String) {
     __typename
     ... on DisclosurePage {
       disclosures { disclosedAt recipientName recipientOrganisationId description purpose
-                    channel publicEventType part2 }
+                    channel publicEventType part2 consentIds recipientAddress
+                    eventOccurredAt }
       pageInfo { hasNextPage endCursor }
     }
     ... on ForbiddenError { code }
@@ -429,6 +430,10 @@ async def test_compliance_pages_through_a_patients_disclosures_oldest_first(
         for e in entries
     } == {("Community partner", str(PARTNER_ORG), "care coordination", "WEBHOOK")}
     assert all(e["description"].startswith("questionnaire result") for e in entries)
+    # The consent relied on, where it went and the event's own date (45 CFR 164.528(b)).
+    assert {e["recipientAddress"] for e in entries} == {receiver.url}
+    assert all(len(e["consentIds"]) == 1 for e in entries)
+    assert all(e["eventOccurredAt"] and e["eventOccurredAt"] <= e["disclosedAt"] for e in entries)
     reads = await access_rows(runtime, "disclosures")
     assert [(r["outcome"], r["patient_id"]) for r in reads][-1] == ("allowed", patient_id)
 

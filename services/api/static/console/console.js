@@ -147,7 +147,8 @@ async function disclosures(token, patientId) {
       token,
       `query($p: UUID!, $after: String) { disclosures(patientId: $p, first: 200, after: $after) {
          __typename ... on DisclosurePage { pageInfo { hasNextPage endCursor }
-           disclosures { disclosedAt recipientName description purpose channel outcome attempt } } } }`,
+           disclosures { disclosedAt eventOccurredAt recipientName recipientAddress description
+             purpose channel consentIds outcome attempt } } } }`,
       { p: patientId, after },
     );
     const result = data.disclosures;
@@ -156,9 +157,11 @@ async function disclosures(token, patientId) {
       const row = document.createElement("tr");
       row.className = "disclosure";
       cell(row, d.disclosedAt);
-      cell(row, d.recipientName);
+      cell(row, d.eventOccurredAt);
+      cell(row, d.recipientAddress ? `${d.recipientName} (${d.recipientAddress})` : d.recipientName);
       cell(row, d.description);
       cell(row, d.purpose);
+      cell(row, (d.consentIds || []).join(", "));
       cell(row, d.channel);
       cell(row, d.attempt ? `${d.outcome} (attempt ${d.attempt})` : d.outcome);
       body.appendChild(row);
