@@ -296,6 +296,10 @@ class CaseReview:
     consultation_note_id: UUID | None = None
 
 
+# Long enough for a session's notes; longer text belongs in a document system.
+PSYCHOTHERAPY_NOTE_MAX_LENGTH = 20_000
+
+
 @dataclass
 class RelapsePreventionPlan:
     """The plan written when the patient reaches remission."""
@@ -570,6 +574,18 @@ class Patient(Aggregate):
         episode_number: int
         warning_signs: list[str]
         strategies: list[str]
+        occurred_at: datetime
+
+    class PsychotherapyNoteRecorded(Aggregate.Event):
+        """A clinician recorded a psychotherapy note: their own notes of a counselling
+        session, kept apart from the rest of the record (45 CFR 164.501, 164.508(a)(2))."""
+
+        EVENT_NAME: ClassVar[str] = "patient.psychotherapy_note_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"text"})
+        note_id: UUID
+        author_id: UUID
+        text: str
         occurred_at: datetime
 
     class EmergencyAccessGranted(Aggregate.Event):
@@ -1321,6 +1337,27 @@ class Patient(Aggregate):
             )
         return new_id
 
+    # --- psychotherapy notes ----------------------------------------------------------------
+
+    def record_psychotherapy_note(
+        self, *, author_id: UUID, text: str, occurred_at: datetime, now: datetime
+    ) -> UUID:
+        """Record the author's psychotherapy note of a session; returns the note id. The
+        note is part of the log (encrypted with the patient's key) but of no view: only
+        its author reads it back (the API enforces it)."""
+        self._check_time(occurred_at, now)
+        require_uuid(author_id, "author_id")
+        body = require_text(text, "text", max_length=PSYCHOTHERAPY_NOTE_MAX_LENGTH)
+        note_id = uuid4()
+        self._psychotherapy_note_recorded(
+            note_id=note_id,
+            author_id=author_id,
+            text=body,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return note_id
+
     # --- erasure ---------------------------------------------------------------------------
 
     def forget(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
@@ -1862,6 +1899,18 @@ class Patient(Aggregate):
                 strategies=list(strategies or []),
             )
         )
+
+    @event(PsychotherapyNoteRecorded)
+    def _psychotherapy_note_recorded(
+        self,
+        note_id: UUID,
+        author_id: UUID,
+        text: str,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        # Kept apart from the patient's state on purpose: nothing derives from the note.
+        return None
 
     @event(InpatientAdmitted)
     def _inpatient_admitted(self, occurred_at: datetime, timestamp: datetime) -> None:

@@ -79,6 +79,11 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "recordCaseReview": (_g(Relation.TEAM, PSY),),
     # Written with the patient by the care manager, or by the PCP at a visit.
     "writeRelapsePreventionPlan": (_g(Relation.TEAM, CM, PCP),),
+    # Psychotherapy notes: written by the team's behavioural health clinicians (the care
+    # manager's brief therapy, the psychiatric consultant); each reads only their own
+    # (services/api/psychotherapy.py), so any team clinician may ask.
+    "recordPsychotherapyNote": (_g(Relation.TEAM, CM, PSY),),
+    "psychotherapyNotes": (_g(Relation.TEAM, CM, PCP, PSY),),
     # Hospital stays stop billable minutes; the care manager or PCP learns of them.
     "admitInpatient": (_g(Relation.TEAM, CM, PCP),),
     "dischargeInpatient": (_g(Relation.TEAM, CM, PCP),),

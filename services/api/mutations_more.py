@@ -10,10 +10,12 @@ from services.api.mutations_care_plan import CarePlanMutation
 from services.api.mutations_consultation import ConsultationMutation
 from services.api.mutations_patient import PatientCareMutation
 from services.api.mutations_referral import ReferralMutation
+from services.api.psychotherapy import PsychotherapyNoteMutation
 
 MORE_MUTATIONS: tuple[type, ...] = (
     PatientCareMutation,
     CarePlanMutation,
     ReferralMutation,
     ConsultationMutation,
+    PsychotherapyNoteMutation,
 )

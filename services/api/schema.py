@@ -47,6 +47,7 @@ from services.api.errors import (
 from services.api.mutations_more import MORE_MUTATIONS
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient_types import PatientPayload, PatientResult, load_patient_view
+from services.api.psychotherapy import PsychotherapyNoteQuery
 from services.api.queries_more import MORE_QUERIES
 from services.api.record_commands import patient_command
 from services.api.records_api import RecordQuery
@@ -390,6 +391,7 @@ Query = merge_root(
         RecordQuery,
         DirectoryQuery,
         WorklistQuery,
+        PsychotherapyNoteQuery,
         ComplianceQuery,
         EmergencyQuery,
         RegistryQuery,
@@ -468,7 +470,12 @@ class CareEventSubscription:
                     payload=cast(
                         JSON,
                         await care_event_payload(
-                            ctx, event.stream_type, event.stream_id, event.patient_id, event.payload
+                            ctx,
+                            event.stream_type,
+                            event.stream_id,
+                            event.patient_id,
+                            event.payload,
+                            event_type=event.event_type,
                         ),
                     ),
                 )

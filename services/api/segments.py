@@ -20,8 +20,9 @@ extra record with reason ``MASKED`` or ``PART2_WITHHELD`` says which were withhe
 Part 2 read on consent or in an emergency is recorded with reason ``PART2_CONSENT`` or
 ``PART2_EMERGENCY``.
 
-Not yet: psychotherapy notes (45 CFR 164.508(a)(2)) have no record type of their own in
-careteam, so there is nothing to segment; the masks apply to care plans, referrals,
+Psychotherapy notes (45 CFR 164.508(a)(2)) are a segment of their own, read only by their
+author (``services/api/psychotherapy.py``); the care event subscription drops their text
+here. The masks apply to care plans, referrals,
 consultation notes and the care event subscription; the FHIR face applies them to the one
 free text it exports (a ServiceRequest's reason).
 """
@@ -84,6 +85,10 @@ SEGMENTS: dict[Segment, frozenset[str]] = {
 PART2_EVENT_KEYS = frozenset(
     {"reason", "report_back_summary", "decline_reason", "cancel_reason", "summary"}
 )
+
+
+# Psychotherapy notes (services/api/psychotherapy.py): only their author reads the text.
+PSYCHOTHERAPY_NOTE_EVENT = "patient.psychotherapy_note_recorded"
 
 
 class Basis(enum.StrEnum):
@@ -310,11 +315,20 @@ async def enforce_payload(ctx: CareteamContext, operation: str, payload: Any) ->
 
 
 async def care_event_payload(
-    ctx: CareteamContext, stream_type: str, stream_id: UUID, patient_id: UUID, payload: Any
+    ctx: CareteamContext,
+    stream_type: str,
+    stream_id: UUID,
+    patient_id: UUID,
+    payload: Any,
+    *,
+    event_type: str = "",
 ) -> Any:
-    """A care event's data with the free text the subscriber may not read removed."""
+    """A care event's data with the free text the subscriber may not read removed (a
+    psychotherapy note's text always: its author reads it through psychotherapyNotes)."""
     if not isinstance(payload, dict):
         return payload
+    if event_type == PSYCHOTHERAPY_NOTE_EVENT:
+        return {k: v for k, v in payload.items() if k != "text"}
     role = ctx.require_principal().role
     text_keys = PART2_EVENT_KEYS | {
         "question",

@@ -157,6 +157,10 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
         "RespondToRecommendationInput",
         {"consultationNoteId": NOTE, "recommendationId": _some_id(), "response": "ACCEPTED"},
     ),
+    "recordPsychotherapyNote": (
+        "RecordPsychotherapyNoteInput",
+        {"patientId": PATIENT, "text": "session notes"},
+    ),
     "implementRecommendation": (
         "ImplementRecommendationInput",
         {"consultationNoteId": NOTE, "recommendationId": _some_id()},
