@@ -24,6 +24,7 @@ from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, ValidationError, result_union
 from services.api.purpose import shown
 from services.api.registry_types import CaseloadRowView
+from services.api.segments import without_clinical_text
 from services.api.types import Patient
 from services.database import Conn
 from services.eventstore import EventStore, RecordedEvent, row_to_event
@@ -210,7 +211,8 @@ async def changes_for(conn: Conn, rows: list[dict[str, Any]], store: EventStore)
         doc: dict[str, Any] | None = None
         for record in records:
             if record.stream_type != "patient":
-                result[record.position] = {"after": record.payload}
+                # Minimum necessary: who wrote what kind of change, not the clinical text.
+                result[record.position] = {"after": without_clinical_text(record.payload)}
                 continue
             before = doc
             doc = patient_view.evolve(doc, record)

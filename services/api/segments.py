@@ -91,6 +91,29 @@ PART2_EVENT_KEYS = frozenset(
 PSYCHOTHERAPY_NOTE_EVENT = "patient.psychotherapy_note_recorded"
 
 
+# The keys of event data that hold clinical free text (care plans, referrals, notes).
+CLINICAL_TEXT_KEYS = PART2_EVENT_KEYS | frozenset(
+    {
+        "question",
+        "content",
+        "text",
+        "response_text",
+        "description",
+        "withdraw_reason",
+        "stop_reason",
+        "close_reason",
+        "name",
+        "dose",
+        "change",
+    }
+)
+
+
+def without_clinical_text(payload: dict[str, Any]) -> dict[str, Any]:
+    """Event data as a reader outside ``CLINICIANS`` may see it: no clinical free text."""
+    return {k: v for k, v in payload.items() if k not in CLINICAL_TEXT_KEYS}
+
+
 class Basis(enum.StrEnum):
     CONSENT = "PART2_CONSENT"
     EMERGENCY = "PART2_EMERGENCY"
@@ -330,18 +353,8 @@ async def care_event_payload(
     if event_type == PSYCHOTHERAPY_NOTE_EVENT:
         return {k: v for k, v in payload.items() if k != "text"}
     role = ctx.require_principal().role
-    text_keys = PART2_EVENT_KEYS | {
-        "question",
-        "content",
-        "text",
-        "response_text",
-        "description",
-        "withdraw_reason",
-        "stop_reason",
-        "close_reason",
-    }
     if role not in CLINICIANS:
-        return {k: v for k, v in payload.items() if k not in text_keys}
+        return without_clinical_text(payload)
     if stream_type != "referral" or not PART2_EVENT_KEYS & payload.keys():
         return payload
     async with ctx.runtime.pool.acquire() as conn:

@@ -117,3 +117,23 @@ async def test_a_substance_use_referrals_reason_needs_part2_consent_or_the_glass
     ]
     emergency = [p for r, p, _ in logged if r == "PART2_EMERGENCY"]
     assert emergency and all(p in ("ETREAT", "EMERGENCY") for p in emergency)
+
+
+def test_the_audit_trail_shows_compliance_who_changed_a_referral_but_not_its_text(
+    server: ServerProcess,
+) -> None:
+    """Minimum necessary in the trail: the write, its actor and kind, never the reason."""
+    team = enrolled_patient(server)
+    reason = "Opioid use disorder, buprenorphine induction."
+    sud_referral(server, team, reason)
+    trail = server.graphql(
+        """query($id: UUID!) { auditTrail(patientId: $id, kinds: [WRITE]) {
+             ... on AuditTrail { entries { action streamType changes } } } }""",
+        {"id": team.patient_id},
+        token=server.token("compliance"),
+    )
+    entries = trail["data"]["auditTrail"]["entries"]
+    referral_writes = [e for e in entries if e["streamType"] == "referral"]
+    assert referral_writes, entries
+    assert all("reason" not in (e["changes"] or {}).get("after", {}) for e in referral_writes)
+    assert reason not in str(trail)
