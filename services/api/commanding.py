@@ -131,7 +131,7 @@ async def run_command(
     if idempotency is not None:
         first = await first_result(ctx, idempotency)
         if first is not None:
-            return _replayed(first)
+            return await _replayed(ctx, first)
     now = runtime.clock()
     metadata = ctx.metadata(purpose_of_use=purpose_of_use)
 
@@ -161,7 +161,7 @@ async def run_command(
         first = await first_result(ctx, idempotency)
         if first is None:
             return ConflictError(code="CONFLICT", message="changed by another writer; retry")
-        return _replayed(first)
+        return await _replayed(ctx, first)
     except domain_errors.DomainError as exc:
         return from_domain_error(exc)
     except StreamNotFoundError:
@@ -193,9 +193,17 @@ async def run_command(
     )
 
 
-def _replayed(first: Recorded | ConflictError) -> Written | ConflictError:
+async def _replayed(ctx: CareteamContext, first: Recorded | ConflictError) -> Any:
+    """The first command's result, once its events are in the read models (the repeat
+    reads them like the first answer did)."""
     if isinstance(first, ConflictError):
         return first
+    try:
+        await ctx.runtime.projector.wait_for(
+            first.position, ctx.runtime.settings.read_your_writes_timeout_seconds
+        )
+    except ProjectionLagTimeoutError:
+        log.warning("read-your-writes wait timed out position=%s", first.position.encode())
     return Written(
         stream_id=first.stream_id,
         patient_id=first.patient_id,

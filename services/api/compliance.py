@@ -212,7 +212,9 @@ async def changes_for(conn: Conn, rows: list[dict[str, Any]], store: EventStore)
         for record in records:
             if record.stream_type != "patient":
                 # Minimum necessary: who wrote what kind of change, not the clinical text.
-                result[record.position] = {"after": without_clinical_text(record.payload)}
+                result[record.position] = {
+                    "after": without_clinical_text(record.payload, record.event_type)
+                }
                 continue
             before = doc
             doc = patient_view.evolve(doc, record)

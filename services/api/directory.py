@@ -216,7 +216,7 @@ def _after(cursor: str) -> tuple[str, UUID] | None:
     try:
         name, user = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return str(name), UUID(user)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):
         return None
 
 
@@ -381,11 +381,10 @@ class DirectoryMutation:
                 """INSERT INTO staff (user_id, organisation_id, display_name, credentials,
                                       roles, active)
                    VALUES ($1, $2, $3, $4, $5, $6)
-                   ON CONFLICT (user_id) DO UPDATE
+                   ON CONFLICT (organisation_id, user_id) DO UPDATE
                    SET display_name = EXCLUDED.display_name,
                        credentials = EXCLUDED.credentials, roles = EXCLUDED.roles,
                        active = EXCLUDED.active, updated_at = now()
-                   WHERE staff.organisation_id = EXCLUDED.organisation_id
                    RETURNING *""",
                 input.user_id,
                 principal.organisation_id,
@@ -394,13 +393,7 @@ class DirectoryMutation:
                 [r.value for r in roles],
                 input.active,
             )
-            if row is None:
-                # Listed by another organisation: say nothing about it.
-                return ValidationError(
-                    code="USER_NOT_AVAILABLE",
-                    message="userId cannot be listed in your organisation",
-                    field="userId",
-                )
+            assert row is not None
             await _record_change(
                 conn,
                 principal,

@@ -3,7 +3,9 @@
 One task per process follows the log (woken by appends in this process, or a short poll)
 and hands each batch to every subscriber's bounded queue. A subscriber sees only the
 events of patients the caller may read; that is decided in SQL per batch, for the
-patients it has not decided yet, and re-decided when a care team changes. A subscriber
+patients it has not decided yet, and re-decided when a care team changes, when emergency
+access is granted or reviewed, and at the latest DECISION_SECONDS after it was made (so a
+break-the-glass grant that expires stops the events within that time). A subscriber
 that falls too far behind is disconnected rather than allowed to grow without bound.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -24,8 +27,16 @@ log = logging.getLogger("careteam.feed")
 
 QUEUE_LIMIT = 1_000
 _TEAM_EVENTS = frozenset(
-    {"patient.registered", "patient.care_team_assigned", "patient.care_team_member_unassigned"}
+    {
+        "patient.registered",
+        "patient.care_team_assigned",
+        "patient.care_team_member_unassigned",
+        "patient.emergency_access_granted",
+        "patient.emergency_access_reviewed",
+    }
 )
+# How long an allow/deny decision for one patient holds before it is made again.
+DECISION_SECONDS = 30.0
 
 
 class SubscriberTooSlowError(Exception):
@@ -100,7 +111,7 @@ class EventFeed:
         """Yields permitted events in log order: replayed from ``after`` (if given), then live."""
         sub = _Subscriber()
         self._subscribers.add(sub)
-        decided: dict[UUID, bool] = {}
+        decided: dict[UUID, tuple[bool, float]] = {}
         try:
             last = after
             if after is not None:
@@ -127,20 +138,26 @@ class EventFeed:
             self._subscribers.discard(sub)
 
     async def _permitted(
-        self, principal: Principal, events: list[RecordedEvent], decided: dict[UUID, bool]
+        self,
+        principal: Principal,
+        events: list[RecordedEvent],
+        decided: dict[UUID, tuple[bool, float]],
     ) -> list[RecordedEvent]:
         permitted: list[RecordedEvent] = []
+        now = time.monotonic()
+        for patient in [p for p, (_, at) in decided.items() if now - at > DECISION_SECONDS]:
+            del decided[patient]
         for event in events:
             if event.patient_id not in decided:
                 await self._decide(principal, {e.patient_id for e in events}, decided)
-            if decided.get(event.patient_id):
+            if decided.get(event.patient_id, (False, 0.0))[0]:
                 permitted.append(event)
             if event.event_type in _TEAM_EVENTS:
                 decided.pop(event.patient_id, None)  # the team changed: decide again
         return permitted
 
     async def _decide(
-        self, principal: Principal, ids: set[UUID], decided: dict[UUID, bool]
+        self, principal: Principal, ids: set[UUID], decided: dict[UUID, tuple[bool, float]]
     ) -> None:
         todo = [i for i in ids if i not in decided]
         predicate, params = patient_scope_sql("patient", principal, "p.id", 2)
@@ -149,8 +166,9 @@ class EventFeed:
                 f"SELECT p.id FROM unnest($1::uuid[]) AS p(id) WHERE {predicate}", todo, *params
             )
         allowed = {r["id"] for r in rows}
+        now = time.monotonic()
         for i in todo:
-            decided[i] = i in allowed
+            decided[i] = (i in allowed, now)
 
 
 def _wanted(event: RecordedEvent, patient_ids: set[UUID] | None, types: set[str] | None) -> bool:

@@ -8,10 +8,14 @@ and the same input writes nothing and answers with the first result (the record 
 stands now, the first command's log position and created id). The same key with a
 different input is a ``ConflictError`` (``IDEMPOTENCY_KEY_REUSED``), never a silent replay.
 
-Keys are kept for 24 hours: client libraries retry for seconds to minutes, and a portal
-that lost its answer (a laptop asleep, a network change) retries within the working day.
-That is the window Stripe and the IETF draft's examples use too; after it a key may be
-used again. Keys belong to one caller: another user's identical key is another key.
+A key applies to a request with one mutation field (more is a ``ValidationError``), and
+never over a WebSocket (its upgrade headers would cover every mutation on the connection).
+
+Keys are kept for 24 hours (every look-up also deletes a bounded batch of expired
+keys): client libraries retry for seconds to minutes, and a portal that lost its answer
+(a laptop asleep, a network change) retries within the working day. That is the window
+Stripe and the IETF draft's examples use too; after it a key may be used again. Keys
+belong to one caller: another user's identical key is another key.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from graphql import value_from_ast_untyped
+from starlette.websockets import WebSocket
 
 from services.api.context import CareteamContext
 from services.api.errors import ConflictError, ValidationError
@@ -50,10 +55,21 @@ def fingerprint(info: Any) -> str:
 def requested_key(ctx: CareteamContext, info: Any) -> IdempotencyKey | ValidationError | None:
     """The request's idempotency key for this mutation; a typed error when malformed."""
     request = ctx.request
+    if isinstance(request, WebSocket):
+        # A WebSocket's upgrade headers would apply to every mutation on the connection.
+        return None
     headers = getattr(request, "headers", None)
     raw = headers.get(HEADER.lower()) if headers is not None else None
     if raw is None:
         return None
+    operation = getattr(getattr(info, "_raw_info", info), "operation", None)
+    if operation is not None and len(operation.selection_set.selections) > 1:
+        return ValidationError(
+            code="IDEMPOTENCY_KEY_ONE_MUTATION",
+            message=f"{HEADER} applies to a request with one mutation field; send the others "
+            "in their own requests",
+            field=HEADER,
+        )
     if not (1 <= len(raw) <= MAX_LENGTH) or not all(0x21 <= ord(c) <= 0x7E for c in raw):
         return ValidationError(
             code="IDEMPOTENCY_KEY_INVALID",
@@ -72,11 +88,19 @@ async def first_result(ctx: CareteamContext, key: IdempotencyKey) -> Any | None:
     """What the first request with this key wrote (``Recorded``), a conflict when the key
     was used for a different input, or None when the key is new (or has expired)."""
     async with ctx.runtime.pool.acquire() as conn:
+        # Expired keys go: this caller's, then a bounded batch of anyone's (by age).
         await conn.execute(
             "DELETE FROM idempotency_keys WHERE actor_id = $1 AND key = $2 "
             "AND created_at <= now() - $3::interval",
             key.actor_id,
             key.key,
+            RETENTION,
+        )
+        await conn.execute(
+            """DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+                   SELECT ctid FROM idempotency_keys
+                   WHERE created_at <= now() - $1::interval
+                   ORDER BY created_at LIMIT 100))""",
             RETENTION,
         )
         row = await conn.fetchrow(

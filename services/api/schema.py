@@ -262,8 +262,15 @@ class PatientMutation:
         ctx = info.context
         problem = None
         principal = ctx.require_principal()
-        # Only callers the policy may allow get this far; the rest are refused as usual.
-        if principal.role in (Role.CARE_MANAGER, Role.ADMIN):
+        # The directory is consulted only for a caller the policy allows (refusals stay
+        # typed and audited by the command path below).
+        allowed = True
+        try:
+            async with ctx.runtime.pool.acquire() as conn:
+                await check_patient_operation(conn, principal, "assignCareTeam", input.patient_id)
+        except Denied:
+            allowed = False
+        if allowed:
             async with ctx.runtime.pool.acquire() as conn:
                 problem = await team_role_problem(
                     conn,

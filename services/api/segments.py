@@ -23,8 +23,9 @@ Part 2 read on consent or in an emergency is recorded with reason ``PART2_CONSEN
 Psychotherapy notes (45 CFR 164.508(a)(2)) are a segment of their own, read only by their
 author (``services/api/psychotherapy.py``); the care event subscription drops their text
 here. The masks apply to care plans, referrals,
-consultation notes and the care event subscription; the FHIR face applies them to the one
-free text it exports (a ServiceRequest's reason).
+consultation notes, the care event subscription and the audit trail; the FHIR face
+applies them to the free text it exports (a ServiceRequest's reason, goal descriptions,
+intervention names and doses).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
+from domain.registry import EVENT_CLASSES
 from services.api.context import CareteamContext
 from services.api.record_types import (
     CarePlanView,
@@ -60,6 +62,8 @@ FIELD_READERS: dict[str, frozenset[Role]] = {
     "CarePlan.closeReason": CLINICIANS,
     "CarePlan.goals.description": CLINICIANS,
     "CarePlan.goals.closeReason": CLINICIANS,
+    "CarePlan.interventions.name": CLINICIANS,
+    "CarePlan.interventions.dose": CLINICIANS,
     "CarePlan.interventions.stopReason": CLINICIANS,
     "CarePlan.revisions.reason": CLINICIANS,
 }
@@ -109,9 +113,14 @@ CLINICAL_TEXT_KEYS = PART2_EVENT_KEYS | frozenset(
 )
 
 
-def without_clinical_text(payload: dict[str, Any]) -> dict[str, Any]:
-    """Event data as a reader outside ``CLINICIANS`` may see it: no clinical free text."""
-    return {k: v for k, v in payload.items() if k not in CLINICAL_TEXT_KEYS}
+def without_clinical_text(payload: dict[str, Any], event_type: str = "") -> dict[str, Any]:
+    """Event data as a reader outside ``CLINICIANS`` may see it: none of the event class's
+    declared free text (``FREE_TEXT_FIELDS``), nor any key known to hold clinical text."""
+    declared: frozenset[str] = getattr(
+        EVENT_CLASSES.get(event_type), "FREE_TEXT_FIELDS", frozenset()
+    )
+    hidden = CLINICAL_TEXT_KEYS | declared
+    return {k: v for k, v in payload.items() if k not in hidden}
 
 
 class Basis(enum.StrEnum):
@@ -230,7 +239,14 @@ def _apply(view: Any, withheld: frozenset[str]) -> Any:
                 for g in view.goals
             ],
             interventions=[
-                replace(i, stop_reason=None) if hidden("CarePlan.interventions.stopReason") else i
+                replace(
+                    i,
+                    name=None if hidden("CarePlan.interventions.name") else i.name,
+                    dose=None if hidden("CarePlan.interventions.dose") else i.dose,
+                    stop_reason=None
+                    if hidden("CarePlan.interventions.stopReason")
+                    else i.stop_reason,
+                )
                 for i in view.interventions
             ],
             revisions=[
@@ -354,7 +370,7 @@ async def care_event_payload(
         return {k: v for k, v in payload.items() if k != "text"}
     role = ctx.require_principal().role
     if role not in CLINICIANS:
-        return without_clinical_text(payload)
+        return without_clinical_text(payload, event_type)
     if stream_type != "referral" or not PART2_EVENT_KEYS & payload.keys():
         return payload
     async with ctx.runtime.pool.acquire() as conn:
@@ -363,6 +379,29 @@ async def care_event_payload(
         )
     if service is None and "service" in payload:
         service = payload["service"]
-    if service not in PART2_SERVICES or await part2_basis(ctx, patient_id) is not None:
+    # An unknown service (the tracker row not written yet) is treated as Part 2: fail closed.
+    if service is not None and service not in PART2_SERVICES:
+        return payload
+    if await part2_basis(ctx, patient_id) is not None:
         return payload
     return {k: v for k, v in payload.items() if k not in PART2_EVENT_KEYS}
+
+
+async def care_plan_document(
+    ctx: CareteamContext, operation: str, doc: dict[str, Any]
+) -> dict[str, Any]:
+    """A care plan document (the FHIR face's source) without the clinical text a reader
+    outside ``FIELD_READERS`` may not see, recorded as ``MASKED`` like ``enforce``."""
+    if ctx.require_principal().role in CLINICIANS:
+        return doc
+    masked = (
+        "CarePlan.goals.description",
+        "CarePlan.interventions.name",
+        "CarePlan.interventions.dose",
+    )
+    await _record(ctx, operation, UUID(doc["patient_id"]), [("MASKED", masked, None)])
+    return {
+        **doc,
+        "goals": [{**g, "description": None} for g in doc.get("goals", [])],
+        "interventions": [{**i, "name": None, "dose": None} for i in doc.get("interventions", [])],
+    }

@@ -353,6 +353,15 @@ GOAL_STATUS: Final = {"open": "active", "achieved": "completed", "dropped": "can
 INTERVENTION_STATUS: Final = {"active": "in-progress", "stopped": "stopped"}
 
 
+def _masked() -> dict[str, Any]:
+    """FHIR's data-absent-reason: the value exists but this reader may not see it (minimum
+    necessary), or it was erased with the patient."""
+    return {
+        "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+        "valueCode": "masked",
+    }
+
+
 def care_plan_doc(plan: CarePlan) -> dict[str, Any]:
     """The care plan aggregate as a plain document (what the FHIR mappings read)."""
 
@@ -448,7 +457,11 @@ def goals(plan: dict[str, Any]) -> list[Resource]:
             }
         resource.update(
             {
-                "description": {"text": g["description"]},
+                "description": (
+                    {"text": g["description"]}
+                    if g["description"] is not None
+                    else {"extension": [_masked()]}
+                ),
                 "subject": subject,
                 "startDate": g["added_at"][:10],
             }
@@ -504,10 +517,11 @@ def care_plan(plan: dict[str, Any]) -> Resource:
             detail["kind"] = "MedicationRequest"
         detail["code"] = {"text": i["kind"]}
         detail["status"] = INTERVENTION_STATUS.get(i["status"], "unknown")
-        if i["kind"] == "medication":
+        if i["kind"] == "medication" and i["name"] is not None:
             detail["productCodeableConcept"] = {"text": i["name"]}
         words = [i["name"], i.get("dose"), i.get("modality")]
-        detail["description"] = ", ".join(w for w in words if w)
+        if any(words):
+            detail["description"] = ", ".join(w for w in words if w)
         activities.append({"detail": detail})
     if activities:
         resource["activity"] = activities

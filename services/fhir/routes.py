@@ -376,7 +376,8 @@ class FhirApi:
         )
         if doc is None:
             return None
-        return mapping.care_plan_doc(await ctx.runtime.app.load(CarePlan, plan_id))
+        plan = mapping.care_plan_doc(await ctx.runtime.app.load(CarePlan, plan_id))
+        return await segments.care_plan_document(ctx, "fhir.CarePlan", plan)
 
     async def _plans(self, ctx: CareteamContext, doc: dict[str, Any]) -> list[dict[str, Any]]:
         """A visible patient's care plans, oldest first."""
@@ -388,7 +389,12 @@ class FhirApi:
                 UUID(doc["id"]),
             )
         return [
-            mapping.care_plan_doc(await ctx.runtime.app.load(CarePlan, r["stream_id"])) for r in ids
+            await segments.care_plan_document(
+                ctx,
+                "fhir.CarePlan",
+                mapping.care_plan_doc(await ctx.runtime.app.load(CarePlan, r["stream_id"])),
+            )
+            for r in ids
         ]
 
     async def _audit_patient(self, ctx: CareteamContext, patient_id: UUID | None) -> UUID:

@@ -8,14 +8,16 @@ CREATE TABLE organisations (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- A person is listed per organisation: one organisation cannot claim another's user id.
 CREATE TABLE staff (
-    user_id uuid PRIMARY KEY,
+    user_id uuid NOT NULL,
     organisation_id uuid NOT NULL,
     display_name text NOT NULL,
     credentials text,
     roles text[] NOT NULL,
     active boolean NOT NULL DEFAULT true,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (organisation_id, user_id)
 );
 CREATE INDEX staff_by_organisation ON staff (organisation_id, lower(display_name), user_id);
 

@@ -160,7 +160,7 @@ def referrals(server: ServerProcess, team: CareTeam) -> None:
     for operation, extra in (
         ("sendReferral", {}),
         ("acceptReferral", {}),
-        ("scheduleReferral", {"appointmentAt": "2029-01-05T10:00:00+00:00"}),
+        ("scheduleReferral", {"appointmentAt": "2026-01-05T10:00:00+00:00"}),
         ("completeReferral", {"reportBackSummary": "seen twice"}),
     ):
         result = command(server, operation, {"referralId": ids[0], **extra}, team.care_manager, "")
@@ -417,7 +417,7 @@ def test_referrals_and_care_plans_are_exported_with_their_loop_and_goals(
     requests = ok(fhir_get(server, "ServiceRequest", token, patient=team.patient_id))
     assert sorted(e["resource"]["status"] for e in requests["entry"]) == ["completed", "draft"]
     done = next(e["resource"] for e in requests["entry"] if e["resource"]["status"] == "completed")
-    assert done["occurrenceDateTime"].startswith("2029-01-05")
+    assert done["occurrenceDateTime"].startswith("2026-01-05")
     assert "note" in done
     plans = ok(fhir_get(server, "CarePlan", token, patient=team.patient_id))
     (plan,) = [e["resource"] for e in plans["entry"]]
@@ -608,7 +608,7 @@ async def test_break_the_glass_opens_fhir_reads_tagged_as_emergency_like_graphql
     server: ServerProcess, db_dsn: str
 ) -> None:
     """A clinician off the team is refused until they break the glass; then FHIR reads
-    succeed and are recorded with purpose EMERGENCY."""
+    succeed and are recorded with purpose ETREAT."""
     team = enrolled_patient(server, mrn="E2E-FHIR-7")
     doctor = uuid4()
     outsider = server.token("pcp", user=doctor)
@@ -626,4 +626,4 @@ async def test_break_the_glass_opens_fhir_reads_tagged_as_emergency_like_graphql
         )
     finally:
         await conn.close()
-    assert [tuple(r) for r in rows] == [("allowed", "EMERGENCY", "BREAK_THE_GLASS")]
+    assert [tuple(r) for r in rows] == [("allowed", "ETREAT", "BREAK_THE_GLASS")]
