@@ -307,7 +307,16 @@ async def test_a_forgotten_patients_identity_and_free_text_are_nowhere_in_a_dump
     reviewed = server.graphql(REVIEW, review, token=compliance)["data"]["reviewEmergencyAccess"]
     assert reviewed["__typename"] == "EmergencyReviewPayload"
 
-    # Referrals: completed with a report back (substance use), declined, cancelled.
+    # Referrals: completed with a report back (substance use), declined, cancelled. The
+    # patient's Part 2 consent lets the team read them (services/api/segments.py).
+    part2 = step(
+        "grantConsent",
+        {**on_patient, "kind": "PART2", "method": "WRITTEN"},
+        cm,
+        "... on PatientPayload { createdId }",
+    )
+    ok(part2, "PatientPayload")
+
     def referral(reason: str) -> str:
         requested = step(
             "requestReferral",
@@ -326,7 +335,7 @@ async def test_a_forgotten_patients_identity_and_free_text_are_nowhere_in_a_dump
     first = {"referralId": referral(m["referral_reason"])}
     ok(step("sendReferral", first, pcp, REFERRAL), "ReferralPayload")
     ok(step("acceptReferral", first, cm, REFERRAL), "ReferralPayload")
-    scheduled = {**first, "appointmentAt": "2099-01-02T09:30:00+00:00"}
+    scheduled = {**first, "appointmentAt": "2026-01-02T09:30:00+00:00"}
     ok(step("scheduleReferral", scheduled, cm, REFERRAL), "ReferralPayload")
     completed = {**first, "reportBackSummary": m["report_back"]}
     ok(step("completeReferral", completed, cm, REFERRAL), "ReferralPayload", m["report_back"])
