@@ -28,7 +28,7 @@ from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, result_union
 from services.api.patient_types import PatientResult
 from services.api.record_commands import INPUT, occurred_at_field, patient_command
-from services.audit.reads import ReadRecord
+from services.api.segments import record_decisions
 from services.eventstore import row_to_event
 
 EVENT_TYPE = PatientAggregate.PsychotherapyNoteRecorded.EVENT_NAME
@@ -126,21 +126,8 @@ class PsychotherapyNoteQuery:
         if mine:
             await record_reads(ctx, operation, [patient_id], selected_fields(info))
         if withheld:
-            await ctx.runtime.audit.record(
-                [
-                    ReadRecord(
-                        at=ctx.runtime.clock(),
-                        actor_id=principal.user_id,
-                        role=principal.role.value,
-                        organisation_id=principal.organisation_id,
-                        patient_id=patient_id,
-                        operation=operation,
-                        purpose_of_use=ctx.purpose_of_use,
-                        request_id=ctx.request_id,
-                        fields=(f"withheld:{withheld}",),
-                        reason=WITHHELD,
-                    )
-                ]
+            await record_decisions(
+                ctx, operation, patient_id, [(WITHHELD, (f"withheld:{withheld}",), None)]
             )
         return PsychotherapyNotes(notes=[_note(r) for r in mine], withheld=withheld)
 

@@ -288,11 +288,11 @@ async def enforce(ctx: CareteamContext, operation: str, view: Any) -> Any:
         records.append(
             (decision.part2_basis.value, tuple(sorted(SEGMENTS[Segment.PART2])), purpose)
         )
-    await _record(ctx, operation, patient_id, records)
+    await record_decisions(ctx, operation, patient_id, records)
     return _apply(view, frozenset(relevant))
 
 
-async def _record(
+async def record_decisions(
     ctx: CareteamContext,
     operation: str,
     patient_id: UUID,
@@ -331,16 +331,20 @@ async def referral_document(
     patient_id = UUID(doc["patient_id"])
     role = ctx.require_principal().role
     if role not in FIELD_READERS["Referral.reason"]:
-        await _record(ctx, operation, patient_id, [("MASKED", ("Referral.reason",), None)])
+        await record_decisions(ctx, operation, patient_id, [("MASKED", ("Referral.reason",), None)])
         return {**doc, "reason": None}
     if doc.get("service") not in PART2_SERVICES:
         return doc
     basis = await part2_basis(ctx, patient_id)
     if basis is None:
-        await _record(ctx, operation, patient_id, [("PART2_WITHHELD", ("Referral.reason",), None)])
+        await record_decisions(
+            ctx, operation, patient_id, [("PART2_WITHHELD", ("Referral.reason",), None)]
+        )
         return {**doc, "reason": None}
     purpose = "ETREAT" if basis is Basis.EMERGENCY else None
-    await _record(ctx, operation, patient_id, [(basis.value, ("Referral.reason",), purpose)])
+    await record_decisions(
+        ctx, operation, patient_id, [(basis.value, ("Referral.reason",), purpose)]
+    )
     return doc
 
 
@@ -399,7 +403,7 @@ async def care_plan_document(
         "CarePlan.interventions.name",
         "CarePlan.interventions.dose",
     )
-    await _record(ctx, operation, UUID(doc["patient_id"]), [("MASKED", masked, None)])
+    await record_decisions(ctx, operation, UUID(doc["patient_id"]), [("MASKED", masked, None)])
     return {
         **doc,
         "goals": [{**g, "description": None} for g in doc.get("goals", [])],
