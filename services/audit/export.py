@@ -36,6 +36,7 @@ COLUMNS = (
     "table",
     "key",
     "actor_id",
+    "actor_name",
     "role",
     "organisation_id",
     "purpose_of_use",
@@ -93,8 +94,12 @@ def parse_request(
     )
 
 
+# ``actor_name``: the staff directory's name of the actor in their organisation, if listed.
 _SQL = """
-SELECT * FROM (
+SELECT t.kind, t.at, t."table", t.key, t.actor_id, s.display_name AS actor_name, t.role,
+       t.organisation_id, t.purpose_of_use, t.request_id, t.patient_id, t.action, t.outcome,
+       t.reason, t.subject_type, t.subject_id, t.recipient
+FROM (
     SELECT 'write' AS kind, e.recorded_at AS at, 'events' AS "table", e.position AS key,
            e.metadata->>'actor_id' AS actor_id, e.metadata->>'role' AS role,
            e.metadata->>'organisation_id' AS organisation_id,
@@ -121,6 +126,7 @@ SELECT * FROM (
            'partner', c.partner_id::text, NULL
     FROM partner_changes c
 ) t
+LEFT JOIN staff s ON s.user_id::text = t.actor_id AND s.organisation_id::text = t.organisation_id
 WHERE t.at >= $1 AND t.at < $2
   AND ($3::text IS NULL OR t.patient_id = $3)
   AND ($4::text IS NULL OR t.actor_id = $4)
@@ -232,7 +238,10 @@ def audit_event(entry: dict[str, Any]) -> dict[str, Any]:
             "type": {"coding": [_coding(_PARTICIPATION, "IRCP", "information recipient")]}
             if entry["kind"] == "disclosure"
             else {"coding": [_coding(_DCM, "110153", "Source Role ID")]},
-            "who": {"identifier": {"system": "urn:careteam:actor", "value": entry["actor_id"]}},
+            "who": {
+                "identifier": {"system": "urn:careteam:actor", "value": entry["actor_id"]},
+                **({"display": entry["actor_name"]} if entry.get("actor_name") else {}),
+            },
             "requestor": True,
         }
         if entry["role"]:

@@ -341,6 +341,24 @@ async def test_export_gives_csv_ndjson_and_fhir_audit_events_that_validate(
     assert {r["kind"] for r in rows} >= {"write", "read"}
     assert {r["patient_id"] for r in rows} == {pid}
 
+    # Names from the staff directory stand next to the actor ids once the actor is listed.
+    writer = next(r for r in rows if r["kind"] == "write")
+    assert writer["actor_name"] == ""
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO staff (user_id, organisation_id, display_name, roles) "
+            "VALUES ($1::uuid, $2::uuid, 'Dr. Test Listed', ARRAY['care_manager'])",
+            writer["actor_id"],
+            writer["organisation_id"],
+        )
+    finally:
+        await conn.close()
+    as_csv = _export(audit, *window, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    named = {r["actor_name"] for r in rows if r["actor_id"] == writer["actor_id"]}
+    assert named == {"Dr. Test Listed"}
+
     as_ndjson = _export(audit, *window, "--format", "ndjson")
     assert [json.loads(line)["key"] for line in as_ndjson.stdout.splitlines()] == [
         int(r["key"]) for r in rows
@@ -356,6 +374,13 @@ async def test_export_gives_csv_ndjson_and_fhir_audit_events_that_validate(
         R4BAuditEvent.model_validate(resource)
         assert {"reference": f"Patient/{pid}"} in [e["what"] for e in resource["entity"]]
     assert {r["action"] for r in resources} == {"C", "R"}
+    displays = {
+        agent["who"].get("display")
+        for resource in resources
+        for agent in resource["agent"]
+        if agent["who"].get("identifier", {}).get("value") == writer["actor_id"]
+    }
+    assert displays == {"Dr. Test Listed"}
 
 
 async def test_export_refuses_an_inverted_or_too_long_range_and_writes_nothing(
