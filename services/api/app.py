@@ -170,6 +170,7 @@ def create_app(
     clock: Clock = system_clock,
     run_projector: bool = True,
     mounts: Sequence[MountFactory] = (),
+    components: frozenset[str] | None = None,
 ) -> Starlette:
     """Builds the app; the lifespan opens the database, the pool and the projector.
     ``mounts`` add surfaces that share its runtime and authentication (``careteam serve``
@@ -178,7 +179,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with open_runtime(settings, clock=clock, run_projector=run_projector) as runtime:
+        async with open_runtime(
+            settings, clock=clock, run_projector=run_projector, components=components
+        ) as runtime:
             holder["runtime"] = runtime
             feed = EventFeed(
                 runtime.store,

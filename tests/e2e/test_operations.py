@@ -182,3 +182,91 @@ def test_no_embedded_postgres_outlives_a_sigkilled_serve(tmp_path: Path) -> None
             time.sleep(0.2)
     finally:
         server.stop(signal.SIGKILL)
+
+
+def _spawn_projector(data_dir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    import sys
+
+    with (data_dir / "projector.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "projector", "--data-dir", str(data_dir)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def _checkpoints(dsn: str) -> tuple[dict[str, int], int]:
+    """The read models' checkpoint positions and the log's last position."""
+    import asyncpg
+
+    from projections.registry import all_projections
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        names = [p.name for p in all_projections()]
+        rows = await conn.fetch(
+            "SELECT name, position FROM checkpoints WHERE name = ANY($1::text[])", names
+        )
+        last = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    finally:
+        await conn.close()
+    return {r["name"]: r["position"] for r in rows}, int(last)
+
+
+async def test_serve_api_only_leaves_projection_to_a_projector_process(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    server = ServerProcess(
+        data_dir=tmp_path,
+        env={"CARETEAM_DATABASE_URL": db_dsn, "CARETEAM_READ_YOUR_WRITES_TIMEOUT_SECONDS": "1"},
+        args=("--components", "api"),
+    )
+    server.start()
+    projector: subprocess.Popen[bytes] | None = None
+    try:
+        server.use(server.token("care_manager"))
+        await asyncio.to_thread(_post, server, REGISTER, {"input": _input(1)})
+        await asyncio.sleep(1.0)
+        positions, last = await _checkpoints(db_dsn)
+        assert last > 0
+        assert all(p == 0 for p in positions.values()), "an api-only serve projected"
+
+        projector = _spawn_projector(tmp_path, server.env)
+        deadline = time.monotonic() + 60
+        while True:
+            positions, last = await _checkpoints(db_dsn)
+            if positions and all(p == last for p in positions.values()):
+                break
+            assert time.monotonic() < deadline, "the projector process did not catch up"
+            await asyncio.sleep(0.2)
+
+        # With the projector running elsewhere, a command's read-your-writes wait succeeds.
+        response = await asyncio.to_thread(_post, server, REGISTER, {"input": _input(2)})
+        assert response.json()["data"]["registerPatient"]["__typename"] == "PatientPayload"
+    finally:
+        if projector is not None:
+            projector.send_signal(signal.SIGTERM)
+            projector.wait(30)
+        server.stop()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_an_unknown_component_is_refused_at_start_naming_the_setting(
+    how: str, tmp_path: Path
+) -> None:
+    import sys
+
+    args = [sys.executable, "-m", "services.cli", "serve", "--data-dir", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARETEAM_")}
+    if how == "flag":
+        args += ["--components", "api,bogus"]
+    else:
+        env["CARETEAM_COMPONENTS"] = "projector,bogus"
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "bogus" in done.stderr
+    assert "CARETEAM_COMPONENTS" in done.stderr and "--components" in done.stderr
+    assert not (tmp_path / "postgres").exists()
