@@ -115,14 +115,20 @@ def _outcomes(data: Any, errors: list[Any]) -> Iterator[str]:
         if key in failed:
             yield failed.pop(key)
         elif isinstance(value, dict):
+            # An error when it says so (__typename) or has an error's shape (code and
+            # message); only then is its ``code`` a label, so a payload's own field
+            # named code never becomes one.
             code = value.get("code")
             typename = value.get("__typename")
-            if isinstance(code, str) and _CODE.match(code):
-                yield code
-            elif isinstance(typename, str) and typename.endswith("Error"):
-                yield "UNKNOWN"
-            else:
+            is_error = (isinstance(typename, str) and typename.endswith("Error")) or (
+                typename is None and "code" in value and "message" in value
+            )
+            if not is_error:
                 yield "OK"
+            elif isinstance(code, str) and _CODE.match(code):
+                yield code
+            else:
+                yield "UNKNOWN"
         elif value is None:
             yield "UNKNOWN"
         else:
