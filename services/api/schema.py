@@ -345,7 +345,9 @@ UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 def is_unavailable(error: GraphQLError) -> bool:
     """The database could not be reached or dropped the connection (a restart, a
-    failover, a pool exhausted): retryable, nothing was committed by this field."""
+    failover, a pool exhausted): retryable. Usually nothing was committed; a connection
+    lost after a command's commit (while reading its response) leaves it recorded, which
+    an Idempotency-Key makes safe to retry."""
     original = error.original_error
     return original is not None and is_connection_failure(original)
 
@@ -362,8 +364,8 @@ class MaskUnexpectedErrors(MaskErrors):
         if not is_unavailable(error):
             return super().anonymise_error(error)
         return GraphQLError(
-            message="The service is briefly unavailable (database); nothing was written by "
-            "this field. Retry after retryAfterSeconds.",
+            message="The service is briefly unavailable (database). Retry after "
+            "retryAfterSeconds, with the same Idempotency-Key if the request had one.",
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
