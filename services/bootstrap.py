@@ -70,8 +70,19 @@ async def open_runtime(
     run_projector: bool = True,
     run_relay: bool = True,
     clock: Clock = system_clock,
+    components: frozenset[str] | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Starts (or connects to) PostgreSQL, migrates, opens the pool and the background loops."""
+    """Starts (or connects to) PostgreSQL, migrates, opens the pool and the background loops.
+
+    ``components`` (``serve --components``) names the loops to run: ``projector``,
+    ``relay`` (with Kafka configured), ``partners``, ``sealer``; ``api`` without
+    ``projector`` follows the checkpoints another process moves. Without it,
+    ``run_projector`` means projector, sealer and partner feeds, ``run_relay`` the relay."""
+    if components is None:
+        components = frozenset(
+            (["projector", "sealer", "partners"] if run_projector else [])
+            + (["relay"] if run_relay else [])
+        )
     async with database_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
@@ -102,13 +113,17 @@ async def open_runtime(
                 clock=clock,
             )
             runtime.tasks.append(asyncio.create_task(runtime.audit.run()))
-            if run_relay and settings.kafka_bootstrap_servers:
+            if "relay" in components and settings.kafka_bootstrap_servers:
                 runtime.tasks.append(asyncio.create_task(_keep_relay_running(settings, store)))
-            if run_projector:
+            if "projector" in components:
                 runtime.tasks.append(asyncio.create_task(runtime.projector.run()))
+            elif "api" in components:
+                runtime.tasks.append(asyncio.create_task(runtime.projector.follow()))
+            if "sealer" in components:
                 runtime.tasks.append(
                     asyncio.create_task(ChainSealer(pool, settings, runtime.chain_health).run())
                 )
+            if "partners" in components:
                 feeds = PartnerFeeds(
                     runtime.store,
                     runtime.dsn,

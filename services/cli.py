@@ -20,6 +20,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+        components=getattr(args, "components", None),
     )
 
 
@@ -30,7 +31,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from services.fhir.routes import fhir_mount
 
     settings = _settings(args)
-    app = create_app(settings, mounts=(fhir_mount,))
+    if "api" not in settings.components:
+        return _run_headless(settings)
+    app = create_app(settings, mounts=(fhir_mount,), components=settings.components)
     # No permessage-deflate: care events are small JSON messages, and compressing each
     # one for every subscriber cost more CPU than the bytes it saved (bench row 6), plus
     # a zlib context per WebSocket.
@@ -47,6 +50,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def _run_headless(settings: Settings) -> int:
+    """``serve --components`` without ``api``: the named loops, until SIGTERM."""
+    import signal
+
+    from services.bootstrap import open_runtime
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with open_runtime(settings, components=settings.components):
+            await stop.wait()
+        return 0
+
+    return asyncio.run(run())
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -242,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the GraphQL API and the projector")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--components",
+        help="comma-separated parts to run in this process: api, projector, relay, partners, "
+        "sealer (default all, or CARETEAM_COMPONENTS)",
+    )
     data_dir(serve)
     serve.set_defaults(func=_cmd_serve)
 

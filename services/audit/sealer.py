@@ -135,16 +135,3 @@ class ChainSealer:
     def _stop(self, reason: str, findings: int) -> None:
         self._health.broken(reason, findings)
         log.error("audit chain broken; sealing stopped findings=%s reason=%s", findings, reason)
-
-
-def audit_chain_metrics(health: ChainHealth) -> list[str]:
-    """Prometheus text lines for /metrics."""
-    return [
-        "# HELP careteam_audit_chain_intact 1 while no verification of the audit chain has "
-        "found anything; 0 once one has (sealing stops).",
-        "# TYPE careteam_audit_chain_intact gauge",
-        f"careteam_audit_chain_intact {1 if health.intact else 0}",
-        "# HELP careteam_audit_chain_findings Findings of the last failed verification.",
-        "# TYPE careteam_audit_chain_findings gauge",
-        f"careteam_audit_chain_findings {health.findings}",
-    ]

@@ -207,6 +207,32 @@ class ProjectionRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
 
+    async def follow(self) -> None:
+        """Instead of ``run`` in a process that serves the API while another process
+        projects (``serve --components api``): reads the checkpoints the other process
+        moves, so that read-your-writes waits and ``position`` see them. Writes nothing."""
+        names = [p.name for p in self._projections]
+        while True:
+            self._wake.clear()
+            try:
+                async with self._store.pool.acquire() as conn:
+                    rows = await conn.fetch(
+                        """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
+                           WHERE name = ANY($1::text[])""",
+                        names,
+                    )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("reading checkpoints failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
+            if any(self._positions.get(name) != pos for name, pos in current.items()):
+                self._positions.update(current)
+                async with self._progress:
+                    self._progress.notify_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+
     async def wait_for(self, position: LogPosition, timeout: float) -> None:  # noqa: ASYNC109
         """Returns once every projection has applied ``position`` (read-your-writes)."""
         self._wake.set()

