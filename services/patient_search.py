@@ -22,6 +22,8 @@ that is not a letter or a digit ("Zoë-Anne" gives the tokens "zoe" and "anne").
 Identity is set only by the registration (no event changes a name or a birth date), so the
 rows are written in the registration's transaction, with the MRN claim
 (``Application.create``), and deleted in the erasure's (``services/erasure.py``).
+Patients registered before migration 0052 are indexed by ``backfill`` (``careteam
+backfill-search-index``).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
 from services.database import Conn
+from services.eventstore import _COLUMNS, EventStore, row_to_event
 
 MIN_PREFIX = 2
 MAX_PREFIX = 20
@@ -128,3 +132,46 @@ class SearchIndex:
 async def release(conn: Conn, patient_id: UUID) -> None:
     """Deletes the patient's rows (erasure): a forgotten patient is found by nothing."""
     await conn.execute("DELETE FROM patient_search_index WHERE patient_id = $1", patient_id)
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    """What ``backfill`` did: patients indexed now, forgotten patients skipped."""
+
+    indexed: int
+    forgotten: int
+
+
+async def backfill(store: EventStore, index: SearchIndex) -> BackfillReport:
+    """Indexes every patient registered without search rows (before migration 0052).
+
+    Idempotent. Reads each registration's identity with the patient's key, so it runs in
+    a careteam process, not in SQL; a forgotten patient has no identity left and is
+    skipped. Each patient is indexed in its own short transaction.
+    """
+    indexed, forgotten = 0, 0
+    async with store.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"""SELECT {_COLUMNS} FROM events e
+                WHERE e.event_type = 'patient.registered'
+                  AND NOT EXISTS (SELECT 1 FROM patient_search_index i
+                                  WHERE i.patient_id = e.stream_id)
+                ORDER BY e.tx_id, e.position"""
+        )
+        for record in await store.decrypt([row_to_event(r) for r in rows], conn):
+            payload = record.payload
+            if payload.get("given_name") is None or payload.get("birth_date") is None:
+                forgotten += 1
+                continue
+            birth = payload["birth_date"]
+            async with conn.transaction():
+                await index.index(
+                    conn,
+                    organisation_id=UUID(str(payload["organisation_id"])),
+                    patient_id=record.stream_id,
+                    given_name=str(payload["given_name"]),
+                    family_name=str(payload["family_name"]),
+                    birth_date=birth if isinstance(birth, date) else date.fromisoformat(birth),
+                )
+            indexed += 1
+    return BackfillReport(indexed=indexed, forgotten=forgotten)
