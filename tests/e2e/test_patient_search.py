@@ -206,3 +206,33 @@ async def test_the_intake_queue_lists_registered_not_enrolled_patients_oldest_fi
     allowed = [r["patient_id"] for r in rows if r["outcome"] == "allowed"]
     assert sorted(allowed) == sorted([UUID(first), UUID(second), UUID(first), UUID(second)])
     assert sum(1 for r in rows if r["outcome"] == "denied") == 5
+
+
+BREAK = """mutation($id: UUID!, $reason: String!, $minutes: Int!) {
+  breakTheGlass(patientId: $id, reason: $reason, minutes: $minutes) { __typename } }"""
+
+
+async def test_a_clinician_off_the_team_finds_the_patient_only_under_break_the_glass(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """The search follows the ``patient`` policy exactly: an emergency grant makes the
+    patient findable by its holder, and that search is tagged for compliance's review."""
+    cm = server.token("care_manager")
+    pid = register(server, cm, "Glassfixture", "Synthetic", "SRCH-030")
+    outsider_id = uuid4()
+    outsider = server.token("psychiatrist", user=outsider_id)
+    assert found(search(server, outsider, mrn="SRCH-030")) == []
+    opened = server.graphql(
+        BREAK, {"id": pid, "reason": "synthetic emergency", "minutes": 30}, token=outsider
+    )
+    assert opened["data"]["breakTheGlass"]["__typename"] == "EmergencyAccessPayload", opened
+    assert found(search(server, outsider, mrn="SRCH-030")) == [pid]
+    assert found(search(server, server.token("psychiatrist"), mrn="SRCH-030")) == []
+    rows = await fetch(
+        db_dsn,
+        """SELECT reason FROM access_log WHERE operation = 'searchPatients'
+           AND patient_id = $1 AND actor_id = $2""",
+        UUID(pid),
+        outsider_id,
+    )
+    assert [r["reason"] for r in rows] == ["BREAK_THE_GLASS"]
