@@ -23,6 +23,7 @@ from services.eventstore import (
     RecordedEvent,
 )
 from services.mrn_index import MrnIndex
+from services.patient_search import SearchIndex
 
 log = logging.getLogger("careteam.application")
 
@@ -53,7 +54,13 @@ def patient_id_of(aggregate: Any) -> UUID:
 class Application:
     """Runs commands against the event store. Stateless beyond its store."""
 
-    def __init__(self, store: EventStore, *, mrn_index: MrnIndex | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        mrn_index: MrnIndex | None = None,
+        search_index: SearchIndex | None = None,
+    ) -> None:
         self.store = store
         # MRNs are unique per organisation wherever identity is encrypted: by default the
         # index key comes from the store's keyring (a store without one, in some tests
@@ -61,6 +68,11 @@ class Application:
         if mrn_index is None and store.keyring is not None:
             mrn_index = MrnIndex(store.keyring.blind_index_key())
         self.mrn_index = mrn_index
+        # Names and birth dates are found through keyed digests (services/patient_search.py),
+        # kept under the same condition as the MRN index.
+        if search_index is None and store.keyring is not None:
+            search_index = SearchIndex(store.keyring.blind_index_key())
+        self.search_index = search_index
 
     async def create(
         self,
@@ -74,7 +86,8 @@ class Application:
 
         A patient's registration also claims its MRN in the blind index, in the same
         transaction: ``DuplicateMrnError`` (nothing written) when the organisation has
-        another patient with that MRN.
+        another patient with that MRN. The search digests of its names and birth date are
+        written in that transaction too (services/patient_search.py).
         """
         events = aggregate.collect_events()
         append = {
@@ -88,16 +101,26 @@ class Application:
             "idempotency": idempotency,
         }
         registered = next((e for e in events if isinstance(e, Patient.Registered)), None)
-        if registered is None or self.mrn_index is None:
+        if registered is None or (self.mrn_index is None and self.search_index is None):
             recorded = await self.store.append(**append)
             return CommandResult(aggregate.id, recorded)
         async with self.store.pool.acquire() as conn, conn.transaction():
-            await self.mrn_index.claim(
-                conn,
-                organisation_id=registered.organisation_id,
-                mrn=registered.mrn,
-                patient_id=aggregate.id,
-            )
+            if self.mrn_index is not None:
+                await self.mrn_index.claim(
+                    conn,
+                    organisation_id=registered.organisation_id,
+                    mrn=registered.mrn,
+                    patient_id=aggregate.id,
+                )
+            if self.search_index is not None:
+                await self.search_index.index(
+                    conn,
+                    organisation_id=registered.organisation_id,
+                    patient_id=aggregate.id,
+                    given_name=registered.given_name,
+                    family_name=registered.family_name,
+                    birth_date=registered.birth_date,
+                )
             recorded = await self.store.append(**append, conn=conn)
         await self.store.notify_appended(recorded[-1].log_position)
         return CommandResult(aggregate.id, recorded)

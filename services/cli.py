@@ -196,6 +196,25 @@ def _cmd_backfill_mrn_index(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _cmd_backfill_search_index(args: argparse.Namespace) -> int:
+    from services.bootstrap import open_runtime
+    from services.patient_search import backfill
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        async with open_runtime(settings, run_projector=False, run_relay=False) as runtime:
+            index = runtime.app.search_index
+            if index is None:
+                print("careteam: no search index (no keyring)", file=sys.stderr)
+                return 1
+            report = await backfill(runtime.store, index)
+        print(f"indexed {report.indexed} patients; {report.forgotten} forgotten skipped")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _cmd_rebuild(args: argparse.Namespace) -> int:
     from projections.registry import all_projections, projection_tables
     from services.bootstrap import open_runtime
@@ -333,6 +352,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data_dir(mrn)
     mrn.set_defaults(func=_cmd_backfill_mrn_index)
+
+    search = sub.add_parser(
+        "backfill-search-index",
+        help="index the names and birth dates of patients registered before the search "
+        "index existed (idempotent)",
+    )
+    data_dir(search)
+    search.set_defaults(func=_cmd_backfill_search_index)
 
     exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     exp.set_defaults(func=_cmd_export_schema)

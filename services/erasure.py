@@ -1,5 +1,6 @@
 """Forgetting a patient: the ``patient.forgotten`` event, the key destruction, the
-removal of cached snapshots and of the patient's MRN index row commit in one
+removal of cached snapshots, of the patient's MRN index row and of their search index
+rows commit in one
 transaction, so there is no instant at which the log says "forgotten" while the key
 still exists, or the other way round."""
 
@@ -11,6 +12,7 @@ from uuid import UUID
 from domain.patient import Patient
 from services.eventstore import ConcurrencyConflictError, EventMetadata, EventStore, RecordedEvent
 from services.mrn_index import release as release_mrn
+from services.patient_search import release as release_search
 
 
 class ErasureUnavailableError(RuntimeError):
@@ -41,6 +43,8 @@ async def forget_patient(
                 await store.keyring.destroy(conn, patient_id)
                 # The forgotten patient's MRN is free again (docs/clinical-time.md).
                 await release_mrn(conn, patient_id)
+                # Nor is the patient found by name or birth date any more.
+                await release_search(conn, patient_id)
                 await conn.execute(
                     """DELETE FROM snapshots WHERE stream_id IN
                        (SELECT stream_id FROM streams WHERE patient_id = $1)""",

@@ -48,6 +48,7 @@ PLAINTEXT_TABLES: Final = (
     "patient_keys",
     # Keyed digests only, but a deleted digest should not outlive the erasure either.
     "patient_mrn_index",
+    "patient_search_index",
 )
 
 FORGOTTEN_EVENT: Final = "patient.forgotten"

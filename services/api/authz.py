@@ -147,6 +147,9 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "emergencyAccessReviews": (_g(Relation.ORG, COMP),),
     # The registry as it was known at an instant: compliance and administrators.
     "caseloadAsOf": (_g(Relation.ORG, COMP, ADMIN),),
+    # The intake queue (registered or referred, not enrolled) is the care managers' work
+    # list across the organisation; admins see it too (services/api/search_api.py).
+    "intakeQueue": (_g(Relation.ORG, CM, ADMIN),),
     # The audit trail is compliance's: who did what, who looked.
     "auditTrail": (_g(Relation.ORG, COMP),),
 }

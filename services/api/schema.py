@@ -52,6 +52,7 @@ from services.api.queries_more import MORE_QUERIES
 from services.api.record_commands import patient_command
 from services.api.records_api import RecordQuery
 from services.api.registry_queries import RegistryQuery
+from services.api.search_api import SearchQuery
 from services.api.segments import care_event_payload
 from services.api.types import CareEvent, Patient
 from services.api.worklist import WorklistQuery
@@ -442,6 +443,7 @@ Query = merge_root(
     (
         PatientQuery,
         RecordQuery,
+        SearchQuery,
         DirectoryQuery,
         WorklistQuery,
         PsychotherapyNoteQuery,
