@@ -11,32 +11,46 @@ import strawberry
 
 from domain import errors as domain_errors
 
+FIELD_DESCRIPTION = (
+    "The input field at fault as its path in the GraphQL input, in camelCase (e.g. "
+    "occurredAt), when one is; null when no single field is at fault."
+)
+
+
+@strawberry.interface(
+    description="What every typed error has: a stable code, a message for people (never "
+    "patient data) and the input field at fault, if any. Every type named *Error "
+    "implements it, so a client can select `... on Error { code message field }` once."
+)
+class Error:
+    code: str = strawberry.field(description="Stable machine-readable code.")
+    message: str = strawberry.field(description="What is wrong; never contains patient data.")
+    field: str | None = strawberry.field(default=None, description=FIELD_DESCRIPTION)
+
 
 @strawberry.type(
     description="The input was malformed or outside its allowed range; nothing was written."
 )
-class ValidationError:
+class ValidationError(Error):
     code: str = strawberry.field(
         description="Stable machine-readable code, e.g. ANSWER_OUT_OF_RANGE."
     )
     message: str = strawberry.field(
         description="What is wrong, for people; never contains patient data."
     )
-    field: str | None = strawberry.field(
-        default=None, description="The input field at fault, when one is."
-    )
+    field: str | None = strawberry.field(default=None, description=FIELD_DESCRIPTION)
 
 
 @strawberry.type(
     description="The record's current state does not allow this change; nothing was written."
 )
-class InvalidTransitionError:
+class InvalidTransitionError(Error):
     code: str = strawberry.field(description="Stable machine-readable code.")
     message: str = strawberry.field(description="What is wrong; never contains patient data.")
 
 
 @strawberry.type(description="The record named by an id does not exist (or is not visible to you).")
-class NotFoundError:
+class NotFoundError(Error):
     code: str = strawberry.field(description="Stable machine-readable code.")
     message: str = strawberry.field(description="What was not found.")
 
@@ -44,7 +58,7 @@ class NotFoundError:
 @strawberry.type(
     description="Another writer changed the record at the same time; retry on fresh data."
 )
-class ConflictError:
+class ConflictError(Error):
     code: str = strawberry.field(
         description="Stable machine-readable code, e.g. CONFLICT or DUPLICATE_MRN."
     )
@@ -57,7 +71,7 @@ class ConflictError:
 
 
 @strawberry.type(description="A process rule forbids this change here; nothing was written.")
-class NotAllowedError:
+class NotAllowedError(Error):
     code: str = strawberry.field(description="Stable machine-readable code.")
     message: str = strawberry.field(description="Why it is not allowed.")
 
@@ -65,7 +79,7 @@ class NotAllowedError:
 @strawberry.type(
     description="You may not do this (role, organisation or care team); the attempt is audited."
 )
-class ForbiddenError:
+class ForbiddenError(Error):
     code: str = strawberry.field(description="Stable machine-readable code, e.g. NOT_ON_CARE_TEAM.")
     message: str = strawberry.field(description="Why it was refused.")
 
