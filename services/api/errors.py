@@ -5,6 +5,7 @@ Unexpected exceptions are masked (MaskErrors) so no internals or patient data le
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import strawberry
@@ -87,15 +88,32 @@ class ForbiddenError(Error):
 DomainErrorType = ValidationError | InvalidTransitionError | NotFoundError | NotAllowedError
 
 
+_SNAKE_WORD = re.compile(r"_+([a-z0-9])")
+
+
+def camel_path(field: str | None) -> str | None:
+    """An input path as GraphQL spells it: each snake_case segment in camelCase.
+
+    The domain names fields as Python does (``occurred_at``, ``given_name``); clients see
+    the GraphQL input names (``occurredAt``, ``givenName``). Separators of a path
+    (``.``, ``[]``) are kept; camelCase or single-word names pass unchanged.
+    """
+    if field is None:
+        return None
+    return _SNAKE_WORD.sub(lambda m: m.group(1).upper(), field)
+
+
 def from_domain_error(exc: domain_errors.DomainError) -> DomainErrorType:
-    """Maps a domain rule violation to its GraphQL error type."""
+    """Maps a domain rule violation to its GraphQL error type; the field at fault, if any,
+    in camelCase (the one place domain field names become API input paths)."""
+    field = camel_path(getattr(exc, "field", None))
     if isinstance(exc, domain_errors.InvalidTransitionError):
-        return InvalidTransitionError(code=exc.code, message=exc.message)
+        return InvalidTransitionError(code=exc.code, message=exc.message, field=field)
     if isinstance(exc, domain_errors.NotFoundError):
-        return NotFoundError(code=exc.code, message=exc.message)
+        return NotFoundError(code=exc.code, message=exc.message, field=field)
     if isinstance(exc, domain_errors.NotAllowedError):
-        return NotAllowedError(code=exc.code, message=exc.message)
-    return ValidationError(code=exc.code, message=exc.message, field=getattr(exc, "field", None))
+        return NotAllowedError(code=exc.code, message=exc.message, field=field)
+    return ValidationError(code=exc.code, message=exc.message, field=field)
 
 
 # Every expected way a command can fail; each one writes nothing. A mutation's result is
