@@ -14,6 +14,7 @@ import enum
 import strawberry
 
 from domain.common import (
+    ActivityType,
     CarePlanStatus,
     CareTeamRole,
     ConsentKind,
@@ -24,11 +25,13 @@ from domain.common import (
     GoalStatus,
     InterventionKind,
     InterventionStatus,
+    Modality,
     NoteStatus,
     PsychotherapyModality,
     RecommendationResponse,
     ReferralService,
     ReferralStatus,
+    Sex,
     TargetKind,
     TaskKind,
     TreatmentDecision,
@@ -44,6 +47,11 @@ strawberry.enum(
     CareTeamRole, description="The three collaborative care roles on a patient's care team."
 )
 strawberry.enum(ConsentKind, description="What a consent covers.")
+strawberry.enum(
+    ActivityType, description="Care manager activities whose minutes count for CoCM billing."
+)
+strawberry.enum(Modality, description="How a contact took place.")
+strawberry.enum(Sex, description="Administrative sex as recorded at registration.")
 strawberry.enum(ConsentMethod, description="How a consent was obtained.")
 strawberry.enum(FlagKind, description="Kinds of registry flag.")
 strawberry.enum(TaskKind, description="Kinds of care team task.")
@@ -96,6 +104,7 @@ class TargetInstrument(enum.Enum):
 
 
 __all__ = [
+    "ActivityType",
     "CarePlanStatus",
     "CareTeamRole",
     "ConsentKind",
@@ -108,11 +117,13 @@ __all__ = [
     "GoalStatus",
     "InterventionKind",
     "InterventionStatus",
+    "Modality",
     "NoteStatus",
     "PsychotherapyModality",
     "RecommendationResponse",
     "ReferralService",
     "ReferralStatus",
+    "Sex",
     "TargetInstrument",
     "TargetKind",
     "TaskKind",

@@ -116,6 +116,29 @@ def from_domain_error(exc: domain_errors.DomainError) -> DomainErrorType:
     return ValidationError(code=exc.code, message=exc.message, field=field)
 
 
+def exactly_one(new_name: str, new: Any, old_name: str, old: Any) -> ValidationError | None:
+    """A typed error unless exactly one of an input's enum field and its deprecated String
+    twin is given (naming the enum field, the one to use)."""
+    if new is not None and old is not None:
+        return ValidationError(
+            code="CONFLICTING_FIELDS",
+            message=f"give {new_name} or the deprecated {old_name}, not both",
+            field=new_name,
+        )
+    if new is None and old is None:
+        return ValidationError(
+            code="FIELD_REQUIRED", message=f"{new_name} is required", field=new_name
+        )
+    return None
+
+
+def at_most_one(new_name: str, new: Any, old_name: str, old: Any) -> ValidationError | None:
+    """As :func:`exactly_one` for an optional field: both may be absent."""
+    if new is None and old is None:
+        return None
+    return exactly_one(new_name, new, old_name, old)
+
+
 # Every expected way a command can fail; each one writes nothing. A mutation's result is
 # declared as ``Annotated[Payload | CommandError, result_union("NameResult", "...")]``.
 CommandError = (

@@ -38,10 +38,13 @@ from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
 from services.api.directory import DirectoryMutation, DirectoryQuery, team_role_problem
 from services.api.emergency import EmergencyMutation, EmergencyQuery
+from services.api.enums import ActivityType, Modality, Sex
 from services.api.erasure_api import ErasureMutation
 from services.api.errors import (
     ForbiddenError,
     NotFoundError,
+    at_most_one,
+    exactly_one,
     result_union,
 )
 from services.api.mutations_more import MORE_MUTATIONS
@@ -83,7 +86,15 @@ class RegisterPatientInput:
     family_name: str = strawberry.field(description="Family name.")
     birth_date: date = strawberry.field(description="Date of birth.")
     mrn: str = strawberry.field(description="Medical record number in the organisation.")
-    sex: str | None = strawberry.field(default=None, description="female, male, other, unknown.")
+    administrative_sex: Sex | None = strawberry.field(
+        default=None, description="Administrative sex (optional)."
+    )
+    sex: str | None = strawberry.field(
+        default=None,
+        description="Administrative sex as its lower-case value; give administrativeSex "
+        "instead (not both).",
+        deprecation_reason="Use administrativeSex (an enum).",
+    )
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When it happened (default now; never in the future)."
     )
@@ -112,12 +123,25 @@ class RecordScreeningInput:
 @strawberry.input(description="A care manager activity with its minutes.")
 class LogContactInput:
     patient_id: UUID = strawberry.field(description="The patient.")
-    activity: str = strawberry.field(
-        description="contact, outreach, registry_review, case_review or coordination."
+    activity_kind: ActivityType | None = strawberry.field(
+        default=None,
+        description="The activity; required (unless the deprecated activity is given).",
+    )
+    activity: str | None = strawberry.field(
+        default=None,
+        description="The activity as its lower-case value; give activityKind instead "
+        "(exactly one of the two).",
+        deprecation_reason="Use activityKind (an enum).",
     )
     minutes: int = strawberry.field(description="Whole minutes spent, above 0.")
+    modality_kind: Modality | None = strawberry.field(
+        default=None,
+        description="How the contact took place; required for a contact or outreach.",
+    )
     modality: str | None = strawberry.field(
-        default=None, description="in_person, phone, video or message."
+        default=None,
+        description="The modality as its lower-case value; give modalityKind instead (not both).",
+        deprecation_reason="Use modalityKind (an enum).",
     )
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When it happened (default now; never in the future)."
@@ -185,7 +209,7 @@ def _register(ctx: CareteamContext, data: RegisterPatientInput, now: datetime) -
         birth_date=data.birth_date,
         mrn=data.mrn,
         organisation_id=principal.organisation_id,
-        sex=data.sex,
+        sex=data.administrative_sex or data.sex,
         occurred_at=occurred_at,
         now=now,
     )
@@ -226,6 +250,8 @@ class PatientMutation:
     async def register_patient(
         self, info: Info[CareteamContext, None], input: RegisterPatientInput
     ) -> PatientResult:
+        if problem := at_most_one("administrativeSex", input.administrative_sex, "sex", input.sex):
+            return problem
         return await _patient_command(
             info,
             "registerPatient",
@@ -323,14 +349,22 @@ class PatientMutation:
     async def log_contact(
         self, info: Info[CareteamContext, None], input: LogContactInput
     ) -> PatientResult:
+        problem = exactly_one(
+            "activityKind", input.activity_kind, "activity", input.activity
+        ) or at_most_one("modalityKind", input.modality_kind, "modality", input.modality)
+        if problem is not None:
+            return problem
+        activity = input.activity_kind or input.activity
+        assert activity is not None  # exactly one was given
+        modality = input.modality_kind or input.modality
         return await _patient_command(
             info,
             "logContact",
             input.patient_id,
             lambda now: (
                 lambda p: p.log_contact(
-                    activity=input.activity,
-                    modality=input.modality,
+                    activity=activity,
+                    modality=modality,
                     minutes=input.minutes,
                     occurred_at=input.occurred_at or now,
                     now=now,

@@ -110,16 +110,43 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
         ),
         "recordScreening",
     )
-    for dom, minutes in ((3, 20), (10, 16)):
+    # The enum fields, and (deprecated, still accepted) their lower-case String twins.
+    kinds = (
+        "activityKind: CONTACT, modalityKind: PHONE",
+        'activity: "contact", modality: "phone"',
+    )
+    for (dom, minutes), kind in zip(((3, 20), (10, 16)), kinds, strict=True):
         _ok(
             server.graphql(
                 "mutation($id: UUID!, $at: DateTime, $m: Int!) { logContact(input: "
-                '{patientId: $id, activity: "contact", modality: "phone", minutes: $m, '
+                f"{{patientId: $id, {kind}, minutes: $m, "
                 f"occurredAt: $at}}) {{ {PAYLOAD} }} }}",
                 {"id": pid, "at": _at(month, dom), "m": minutes},
             ),
             "logContact",
         )
+    # Exactly one of activityKind and activity; at most one of modalityKind and modality.
+    for fields, code, field in (
+        ("modalityKind: PHONE", "FIELD_REQUIRED", "activityKind"),
+        ('activityKind: CONTACT, activity: "contact"', "CONFLICTING_FIELDS", "activityKind"),
+        (
+            'activityKind: CONTACT, modalityKind: PHONE, modality: "phone"',
+            "CONFLICTING_FIELDS",
+            "modalityKind",
+        ),
+        ('activity: "chat", modalityKind: PHONE', "INVALID_ENUM_VALUE", "activity"),
+    ):
+        refused = server.graphql(
+            "mutation($id: UUID!) { logContact(input: "
+            f"{{patientId: $id, {fields}, minutes: 5}}) "
+            "{ __typename ... on Error { code field } } }",
+            {"id": pid},
+        )
+        assert refused["data"]["logContact"] == {
+            "__typename": "ValidationError",
+            "code": code,
+            "field": field,
+        }, (fields, refused)
 
     body = server.graphql(CASELOAD)
     assert "errors" not in body, body

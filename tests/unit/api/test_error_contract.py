@@ -13,7 +13,9 @@ from services.api.errors import (
     NotAllowedError,
     NotFoundError,
     ValidationError,
+    at_most_one,
     camel_path,
+    exactly_one,
     from_domain_error,
 )
 
@@ -66,3 +68,20 @@ def test_every_category_carries_the_camel_case_field(
     assert isinstance(error, kind)
     assert error.field == "goalId"
     assert from_domain_error(type(exc)("x")).field is None
+
+
+def test_an_enum_field_and_its_deprecated_string_twin_are_exclusive() -> None:
+    """Exactly one (or at most one, for an optional field), else a typed error naming the
+    enum field: the one a client should send."""
+    assert exactly_one("activityKind", "contact", "activity", None) is None
+    assert exactly_one("activityKind", None, "activity", "contact") is None
+    neither = exactly_one("activityKind", None, "activity", None)
+    both = exactly_one("activityKind", "contact", "activity", "contact")
+    assert neither is not None and (neither.code, neither.field) == (
+        "FIELD_REQUIRED",
+        "activityKind",
+    )
+    assert both is not None and (both.code, both.field) == ("CONFLICTING_FIELDS", "activityKind")
+    assert at_most_one("modalityKind", None, "modality", None) is None
+    clash = at_most_one("modalityKind", "phone", "modality", "phone")
+    assert clash is not None and clash.field == "modalityKind"
