@@ -10,6 +10,7 @@ enumerations are the API's own, the subsets a command accepts (``GoalOutcome``,
 from __future__ import annotations
 
 import enum
+from typing import TypeVar
 
 import strawberry
 
@@ -21,6 +22,7 @@ from domain.common import (
     ConsentMethod,
     DeactivationReason,
     DischargeReason,
+    EpisodeStatus,
     FlagKind,
     GoalStatus,
     InterventionKind,
@@ -37,6 +39,10 @@ from domain.common import (
     TreatmentDecision,
 )
 
+strawberry.enum(
+    EpisodeStatus,
+    description="Where a patient's current collaborative care episode stands (AIMS CMTS statuses).",
+)
 strawberry.enum(
     DischargeReason, description="Why a collaborative care episode ended with a discharge."
 )
@@ -89,6 +95,24 @@ strawberry.enum(RecommendationResponse, description="The PCP's answer to one rec
 ConsultationNoteStatus = NoteStatus
 
 
+@strawberry.enum(description="Validated questionnaires careteam scores.")
+class InstrumentCode(enum.Enum):
+    PHQ9 = "phq9"
+    PHQ_A = "phq_a"
+    PHQ2 = "phq2"
+    GAD7 = "gad7"
+    ASQ = "asq"
+
+
+M = TypeVar("M", bound=enum.Enum)
+
+
+def member(enum_cls: type[M], value: str | None) -> M | None:
+    """A read model's stored lower-case value as its enum member (None stays None): the
+    enum field served beside a deprecated String one."""
+    return None if value is None else enum_cls(value)
+
+
 @strawberry.enum(description="How a goal is closed: achieved, or dropped (with a reason).")
 class GoalOutcome(enum.Enum):
     ACHIEVED = "achieved"
@@ -112,9 +136,11 @@ __all__ = [
     "ConsultationNoteStatus",
     "DeactivationReason",
     "DischargeReason",
+    "EpisodeStatus",
     "FlagKind",
     "GoalOutcome",
     "GoalStatus",
+    "InstrumentCode",
     "InterventionKind",
     "InterventionStatus",
     "Modality",
@@ -128,4 +154,5 @@ __all__ = [
     "TargetKind",
     "TaskKind",
     "TreatmentDecision",
+    "member",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -38,7 +37,7 @@ from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
 from services.api.directory import DirectoryMutation, DirectoryQuery, team_role_problem
 from services.api.emergency import EmergencyMutation, EmergencyQuery
-from services.api.enums import ActivityType, Modality, Sex
+from services.api.enums import ActivityType, InstrumentCode, Modality, Sex
 from services.api.erasure_api import ErasureMutation
 from services.api.errors import (
     ForbiddenError,
@@ -63,15 +62,6 @@ from services.eventstore import LogPosition
 from services.logs import log_fields
 
 log = logging.getLogger("careteam.api")
-
-
-@strawberry.enum(description="Validated questionnaires careteam scores.")
-class InstrumentCode(enum.Enum):
-    PHQ9 = "phq9"
-    PHQ_A = "phq_a"
-    PHQ2 = "phq2"
-    GAD7 = "gad7"
-    ASQ = "asq"
 
 
 PatientLookup = Annotated[
@@ -542,13 +532,18 @@ _DepthValidator = depth_validator(MAX_DEPTH, None, None)
 
 class _SafeDepthValidator(_DepthValidator):  # type: ignore[misc, valid-type]
     """strawberry's depth rule looks fragments up without checking they exist; an unknown
-    fragment is reported by graphql-core's own KnownFragmentNames rule instead."""
+    fragment is reported by graphql-core's own KnownFragmentNames rule instead. It also
+    takes the max() of every selection set, which fails on an empty one (`{ a { } }`,
+    which graphql-core parses): that document is refused here."""
 
     def __init__(self, context: Any) -> None:
         try:
             super().__init__(context)
         except KeyError:
             ValidationRule.__init__(self, context)
+        except ValueError:
+            ValidationRule.__init__(self, context)
+            context.report_error(GraphQLError("a selection set must select at least one field"))
 
 
 _LIMIT_RULES: list[type[ASTValidationRule]] = [

@@ -27,17 +27,19 @@ def _ok(body: dict[str, Any], field: str) -> dict[str, Any]:
     assert "errors" not in body, body
     result: dict[str, Any] = body["data"][field]
     assert result["__typename"] == "PatientPayload", result
+    patient = result["patient"]  # the enum says what the deprecated String says
+    assert patient["episodeStatus"] == (patient["status"] and patient["status"].upper())
     return result
 
 
-PAYLOAD = "__typename ... on PatientPayload { patient { id status } }"
+PAYLOAD = "__typename ... on PatientPayload { patient { id status episodeStatus } }"
 
 CASELOAD = """
 { caseload(first: 10) {
     totalCount asOf pageInfo { hasNextPage }
     edges { node {
-      patientId status weeksInTreatment flagged
-      latestPhq9 { total } contactCount daysSinceLastContact
+      patientId status episodeStatus weeksInTreatment flagged
+      latestPhq9 { total instrument instrumentCode } contactCount daysSinceLastContact
       flags { kind ruleId ruleVersion inputs }
     } }
 } }"""
@@ -85,7 +87,8 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
     registered = _ok(
         server.graphql(
             'mutation($at: DateTime) { registerPatient(input: {givenName: "A", '
-            'familyName: "B", birthDate: "1980-01-01", mrn: "M-1", occurredAt: $at}) { '
+            'familyName: "B", birthDate: "1980-01-01", mrn: "M-1", administrativeSex: FEMALE, '
+            "occurredAt: $at}) { "
             f"{PAYLOAD} }} }}",
             {"at": _at(month, 1)},
         ),
@@ -125,6 +128,16 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
             ),
             "logContact",
         )
+    both_sexes = server.graphql(
+        'mutation { registerPatient(input: {givenName: "C", familyName: "D", '
+        'birthDate: "1980-01-01", mrn: "M-2", administrativeSex: MALE, sex: "male"}) '
+        "{ __typename ... on Error { code field } } }"
+    )
+    assert both_sexes["data"]["registerPatient"] == {
+        "__typename": "ValidationError",
+        "code": "CONFLICTING_FIELDS",
+        "field": "administrativeSex",
+    }, both_sexes
     # Exactly one of activityKind and activity; at most one of modalityKind and modality.
     for fields, code, field in (
         ("modalityKind: PHONE", "FIELD_REQUIRED", "activityKind"),
@@ -154,7 +167,9 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
     assert page["totalCount"] == 1 and not page["pageInfo"]["hasNextPage"]
     row = page["edges"][0]["node"]
     assert row["patientId"] == pid and row["status"] == "active_treatment"
-    assert row["latestPhq9"] == {"total": 13} and row["contactCount"] == 2
+    assert row["episodeStatus"] == "ACTIVE_TREATMENT"  # the enum beside the deprecated String
+    assert row["latestPhq9"] == {"total": 13, "instrument": "phq9", "instrumentCode": "PHQ9"}
+    assert row["contactCount"] == 2
     assert row["flagged"] and row["weeksInTreatment"] >= 3
     kinds = {f["kind"]: f for f in row["flags"]}
     assert kinds["safety_risk"]["ruleId"] == "flags.safety_risk"
