@@ -38,6 +38,8 @@ from domain.common import (
     TaskKind,
     TreatmentDecision,
 )
+from domain.rules.billing import RequiredElement
+from domain.rules.flags import ReviewReason
 
 strawberry.enum(
     EpisodeStatus,
@@ -90,6 +92,13 @@ strawberry.enum(
     description="Where a consultation note stands in the consultation loop.",
 )
 strawberry.enum(RecommendationResponse, description="The PCP's answer to one recommendation.")
+strawberry.enum(
+    ReviewReason, description="Why a patient needs the psychiatric consultant's review."
+)
+strawberry.enum(
+    RequiredElement,
+    description="Documentation a billed month needs (listed when missing, never silently fatal).",
+)
 
 # The GraphQL name of the domain's note status.
 ConsultationNoteStatus = NoteStatus
@@ -149,6 +158,8 @@ __all__ = [
     "RecommendationResponse",
     "ReferralService",
     "ReferralStatus",
+    "RequiredElement",
+    "ReviewReason",
     "Sex",
     "TargetInstrument",
     "TargetKind",

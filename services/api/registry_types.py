@@ -28,6 +28,8 @@ from services.api.enums import (
     EpisodeStatus,
     InstrumentCode,
     RecommendationResponse,
+    RequiredElement,
+    ReviewReason,
     member,
 )
 
@@ -178,10 +180,19 @@ class CaseloadRowView:
     flags: list[RegistryFlagView] = strawberry.field(description="Flags raised on asOf.")
     flagged: bool = strawberry.field(description="True when any flag is raised.")
     review_reasons: list[str] = strawberry.field(
-        description="Why a psychiatric review is needed (safety_risk, not_improving, "
-        "new_enrollment, team_request); empty when not."
+        description="Why a psychiatric review is needed, as lower-case values; empty when not.",
+        deprecation_reason="Use reviewReasonKinds (enums).",
     )
     as_of: date = strawberry.field(description="The day the row was evaluated for.")
+
+    @strawberry.field(
+        description="Why a psychiatric review is needed; empty when not. A reason an older "
+        "rule version recorded that the current rules do not know is left out (it stays "
+        "in the deprecated reviewReasons)."
+    )
+    def review_reason_kinds(self) -> list[ReviewReason]:
+        known = {r.value for r in ReviewReason}
+        return [ReviewReason(r) for r in self.review_reasons if r in known]
 
     @classmethod
     def build(cls, row: CaseloadRow) -> CaseloadRowView:
@@ -297,9 +308,14 @@ class BillingRowView:
     counted_minutes: int = strawberry.field(description="Minutes that count for billing.")
     codes: list[BillingCode] = strawberry.field(description="Codes the counted minutes support.")
     missing_documentation: list[str] = strawberry.field(
-        description="Required elements not documented (consent, initial_assessment, care_plan, "
-        "psychiatric_consultant_review, registry_tracking)."
+        description="Required elements not documented, as lower-case values.",
+        deprecation_reason="Use missingElements (enums).",
     )
+
+    @strawberry.field(description="Required elements not documented; empty when none.")
+    def missing_elements(self) -> list[RequiredElement]:
+        return [RequiredElement(m) for m in self.missing_documentation]
+
     billable: bool = strawberry.field(description="Consent in place and at least one code.")
     ready_to_submit: bool = strawberry.field(description="Billable with nothing missing.")
     rule_id: str | None = strawberry.field(description="The billing rule.")

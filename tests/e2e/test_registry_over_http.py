@@ -40,7 +40,7 @@ CASELOAD = """
     edges { node {
       patientId status episodeStatus weeksInTreatment flagged
       latestPhq9 { total instrument instrumentCode } contactCount daysSinceLastContact
-      flags { kind ruleId ruleVersion inputs }
+      flags { kind ruleId ruleVersion inputs } reviewReasons reviewReasonKinds
     } }
 } }"""
 
@@ -49,7 +49,7 @@ query($month: Date!) {
   billingSummary(month: $month) {
     month
     rows { patientId firstMonth loggedMinutes countedMinutes codes { code units }
-           missingDocumentation billable }
+           missingDocumentation missingElements billable }
   }
 }"""
 
@@ -175,6 +175,8 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
     assert kinds["safety_risk"]["ruleId"] == "flags.safety_risk"
     assert kinds["safety_risk"]["inputs"]["latest_item9"] == 1
     assert "needs_psychiatric_review" in kinds
+    assert row["reviewReasonKinds"] == [r.upper() for r in row["reviewReasons"]]
+    assert "SAFETY_RISK" in row["reviewReasonKinds"]
 
     def bill() -> dict[str, Any]:
         reply = server.graphql(BILLING, {"month": month.isoformat()})
@@ -193,3 +195,4 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
     assert billed["codes"] == [{"code": "99492", "units": 1}]
     # No care plan or case review was recorded: listed, and the code still stands.
     assert billed["missingDocumentation"] == ["care_plan", "psychiatric_consultant_review"]
+    assert billed["missingElements"] == ["CARE_PLAN", "PSYCHIATRIC_CONSULTANT_REVIEW"]
