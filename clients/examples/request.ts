@@ -69,7 +69,7 @@ export async function morning(session: Session, patientId: string): Promise<stri
   const page = await request(session, CaseloadDocument, { first: 25 });
   const flagged = page.caseload.edges.filter((edge) => edge.node.flagged);
   const logged = await request(session, LogContactDocument, {
-    input: { patientId, activity: "contact", minutes: 15, modality: "phone" },
+    input: { patientId, activityKind: "CONTACT", minutes: 15, modalityKind: "PHONE" },
   });
   return [...flagged.map((edge) => edge.node.patientId), describe(logged.logContact)];
 }

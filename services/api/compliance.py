@@ -21,7 +21,13 @@ from projections.caseload import CaseloadRow
 from services.api.authz import Denied, check_patient_operation, check_role, patient_scope_sql
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
-from services.api.errors import ForbiddenError, NotFoundError, ValidationError, result_union
+from services.api.errors import (
+    ForbiddenError,
+    NotFoundError,
+    ValidationError,
+    camel_path,
+    result_union,
+)
 from services.api.purpose import shown
 from services.api.registry_types import CaseloadRowView
 from services.api.segments import without_clinical_text
@@ -107,7 +113,7 @@ def _out_of_range(**instants: datetime | None) -> ValidationError | None:
         try:
             require_aware(value, name)
         except domain_errors.DomainError as exc:
-            return ValidationError(code=exc.code, message=exc.message, field=name)
+            return ValidationError(code=exc.code, message=exc.message, field=camel_path(name))
     return None
 
 

@@ -10,30 +10,41 @@ enumerations are the API's own, the subsets a command accepts (``GoalOutcome``,
 from __future__ import annotations
 
 import enum
+from typing import TypeVar
 
 import strawberry
 
 from domain.common import (
+    ActivityType,
     CarePlanStatus,
     CareTeamRole,
     ConsentKind,
     ConsentMethod,
     DeactivationReason,
     DischargeReason,
+    EpisodeStatus,
     FlagKind,
     GoalStatus,
     InterventionKind,
     InterventionStatus,
+    Modality,
     NoteStatus,
     PsychotherapyModality,
     RecommendationResponse,
     ReferralService,
     ReferralStatus,
+    Sex,
     TargetKind,
     TaskKind,
     TreatmentDecision,
 )
+from domain.rules.billing import RequiredElement
+from domain.rules.flags import ReviewReason
 
+strawberry.enum(
+    EpisodeStatus,
+    description="Where a patient's current collaborative care episode stands (AIMS CMTS statuses).",
+)
 strawberry.enum(
     DischargeReason, description="Why a collaborative care episode ended with a discharge."
 )
@@ -44,6 +55,11 @@ strawberry.enum(
     CareTeamRole, description="The three collaborative care roles on a patient's care team."
 )
 strawberry.enum(ConsentKind, description="What a consent covers.")
+strawberry.enum(
+    ActivityType, description="Care manager activities whose minutes count for CoCM billing."
+)
+strawberry.enum(Modality, description="How a contact took place.")
+strawberry.enum(Sex, description="Administrative sex as recorded at registration.")
 strawberry.enum(ConsentMethod, description="How a consent was obtained.")
 strawberry.enum(FlagKind, description="Kinds of registry flag.")
 strawberry.enum(TaskKind, description="Kinds of care team task.")
@@ -76,9 +92,34 @@ strawberry.enum(
     description="Where a consultation note stands in the consultation loop.",
 )
 strawberry.enum(RecommendationResponse, description="The PCP's answer to one recommendation.")
+strawberry.enum(
+    ReviewReason, description="Why a patient needs the psychiatric consultant's review."
+)
+strawberry.enum(
+    RequiredElement,
+    description="Documentation a billed month needs (listed when missing, never silently fatal).",
+)
 
 # The GraphQL name of the domain's note status.
 ConsultationNoteStatus = NoteStatus
+
+
+@strawberry.enum(description="Validated questionnaires careteam scores.")
+class InstrumentCode(enum.Enum):
+    PHQ9 = "phq9"
+    PHQ_A = "phq_a"
+    PHQ2 = "phq2"
+    GAD7 = "gad7"
+    ASQ = "asq"
+
+
+M = TypeVar("M", bound=enum.Enum)
+
+
+def member(enum_cls: type[M], value: str | None) -> M | None:
+    """A read model's stored lower-case value as its enum member (None stays None): the
+    enum field served beside a deprecated String one."""
+    return None if value is None else enum_cls(value)
 
 
 @strawberry.enum(description="How a goal is closed: achieved, or dropped (with a reason).")
@@ -96,6 +137,7 @@ class TargetInstrument(enum.Enum):
 
 
 __all__ = [
+    "ActivityType",
     "CarePlanStatus",
     "CareTeamRole",
     "ConsentKind",
@@ -103,18 +145,25 @@ __all__ = [
     "ConsultationNoteStatus",
     "DeactivationReason",
     "DischargeReason",
+    "EpisodeStatus",
     "FlagKind",
     "GoalOutcome",
     "GoalStatus",
+    "InstrumentCode",
     "InterventionKind",
     "InterventionStatus",
+    "Modality",
     "NoteStatus",
     "PsychotherapyModality",
     "RecommendationResponse",
     "ReferralService",
     "ReferralStatus",
+    "RequiredElement",
+    "ReviewReason",
+    "Sex",
     "TargetInstrument",
     "TargetKind",
     "TaskKind",
     "TreatmentDecision",
+    "member",
 ]

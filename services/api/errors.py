@@ -5,38 +5,53 @@ Unexpected exceptions are masked (MaskErrors) so no internals or patient data le
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import strawberry
 
 from domain import errors as domain_errors
 
+FIELD_DESCRIPTION = (
+    "The input field at fault as its path in the GraphQL input, in camelCase (e.g. "
+    "occurredAt), when one is; null when no single field is at fault."
+)
+
+
+@strawberry.interface(
+    description="What every typed error has: a stable code, a message for people (never "
+    "patient data) and the input field at fault, if any. Every type named *Error "
+    "implements it, so a client can select `... on Error { code message field }` once."
+)
+class Error:
+    code: str = strawberry.field(description="Stable machine-readable code.")
+    message: str = strawberry.field(description="What is wrong; never contains patient data.")
+    field: str | None = strawberry.field(default=None, description=FIELD_DESCRIPTION)
+
 
 @strawberry.type(
     description="The input was malformed or outside its allowed range; nothing was written."
 )
-class ValidationError:
+class ValidationError(Error):
     code: str = strawberry.field(
         description="Stable machine-readable code, e.g. ANSWER_OUT_OF_RANGE."
     )
     message: str = strawberry.field(
         description="What is wrong, for people; never contains patient data."
     )
-    field: str | None = strawberry.field(
-        default=None, description="The input field at fault, when one is."
-    )
+    field: str | None = strawberry.field(default=None, description=FIELD_DESCRIPTION)
 
 
 @strawberry.type(
     description="The record's current state does not allow this change; nothing was written."
 )
-class InvalidTransitionError:
+class InvalidTransitionError(Error):
     code: str = strawberry.field(description="Stable machine-readable code.")
     message: str = strawberry.field(description="What is wrong; never contains patient data.")
 
 
 @strawberry.type(description="The record named by an id does not exist (or is not visible to you).")
-class NotFoundError:
+class NotFoundError(Error):
     code: str = strawberry.field(description="Stable machine-readable code.")
     message: str = strawberry.field(description="What was not found.")
 
@@ -44,7 +59,7 @@ class NotFoundError:
 @strawberry.type(
     description="Another writer changed the record at the same time; retry on fresh data."
 )
-class ConflictError:
+class ConflictError(Error):
     code: str = strawberry.field(
         description="Stable machine-readable code, e.g. CONFLICT or DUPLICATE_MRN."
     )
@@ -57,7 +72,7 @@ class ConflictError:
 
 
 @strawberry.type(description="A process rule forbids this change here; nothing was written.")
-class NotAllowedError:
+class NotAllowedError(Error):
     code: str = strawberry.field(description="Stable machine-readable code.")
     message: str = strawberry.field(description="Why it is not allowed.")
 
@@ -65,7 +80,7 @@ class NotAllowedError:
 @strawberry.type(
     description="You may not do this (role, organisation or care team); the attempt is audited."
 )
-class ForbiddenError:
+class ForbiddenError(Error):
     code: str = strawberry.field(description="Stable machine-readable code, e.g. NOT_ON_CARE_TEAM.")
     message: str = strawberry.field(description="Why it was refused.")
 
@@ -73,15 +88,55 @@ class ForbiddenError:
 DomainErrorType = ValidationError | InvalidTransitionError | NotFoundError | NotAllowedError
 
 
+_SNAKE_WORD = re.compile(r"_+([a-z0-9])")
+
+
+def camel_path(field: str | None) -> str | None:
+    """An input path as GraphQL spells it: each snake_case segment in camelCase.
+
+    The domain names fields as Python does (``occurred_at``, ``given_name``); clients see
+    the GraphQL input names (``occurredAt``, ``givenName``). Separators of a path
+    (``.``, ``[]``) are kept; camelCase or single-word names pass unchanged.
+    """
+    if field is None:
+        return None
+    return _SNAKE_WORD.sub(lambda m: m.group(1).upper(), field)
+
+
 def from_domain_error(exc: domain_errors.DomainError) -> DomainErrorType:
-    """Maps a domain rule violation to its GraphQL error type."""
+    """Maps a domain rule violation to its GraphQL error type; the field at fault, if any,
+    in camelCase (the one place domain field names become API input paths)."""
+    field = camel_path(getattr(exc, "field", None))
     if isinstance(exc, domain_errors.InvalidTransitionError):
-        return InvalidTransitionError(code=exc.code, message=exc.message)
+        return InvalidTransitionError(code=exc.code, message=exc.message, field=field)
     if isinstance(exc, domain_errors.NotFoundError):
-        return NotFoundError(code=exc.code, message=exc.message)
+        return NotFoundError(code=exc.code, message=exc.message, field=field)
     if isinstance(exc, domain_errors.NotAllowedError):
-        return NotAllowedError(code=exc.code, message=exc.message)
-    return ValidationError(code=exc.code, message=exc.message, field=getattr(exc, "field", None))
+        return NotAllowedError(code=exc.code, message=exc.message, field=field)
+    return ValidationError(code=exc.code, message=exc.message, field=field)
+
+
+def exactly_one(new_name: str, new: Any, old_name: str, old: Any) -> ValidationError | None:
+    """A typed error unless exactly one of an input's enum field and its deprecated String
+    twin is given (naming the enum field, the one to use)."""
+    if new is not None and old is not None:
+        return ValidationError(
+            code="CONFLICTING_FIELDS",
+            message=f"give {new_name} or the deprecated {old_name}, not both",
+            field=new_name,
+        )
+    if new is None and old is None:
+        return ValidationError(
+            code="FIELD_REQUIRED", message=f"{new_name} is required", field=new_name
+        )
+    return None
+
+
+def at_most_one(new_name: str, new: Any, old_name: str, old: Any) -> ValidationError | None:
+    """As :func:`exactly_one` for an optional field: both may be absent."""
+    if new is None and old is None:
+        return None
+    return exactly_one(new_name, new, old_name, old)
 
 
 # Every expected way a command can fail; each one writes nothing. A mutation's result is

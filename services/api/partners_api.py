@@ -31,7 +31,13 @@ from strawberry.types import Info
 from services.api.authz import Denied, Grant, Relation, record_access
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
-from services.api.errors import ForbiddenError, NotFoundError, ValidationError, result_union
+from services.api.errors import (
+    ForbiddenError,
+    NotFoundError,
+    ValidationError,
+    camel_path,
+    result_union,
+)
 from services.api.purpose import PurposeOfUse
 from services.auth import Principal, Role
 from services.partners import disclosures as accounting
@@ -106,15 +112,9 @@ def _actor(ctx: CareteamContext, principal: Principal) -> Actor:
     )
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
 def _invalid(exc: PartnerRegistryError) -> ValidationError:
     """The registry's refusal, naming the input field as the API spells it (camelCase)."""
-    field = _camel(exc.field) if exc.field is not None else None
-    return ValidationError(code=exc.code, message=exc.message, field=field)
+    return ValidationError(code=exc.code, message=exc.message, field=camel_path(exc.field))
 
 
 def _registration(done: registry.Registered) -> PartnerRegistration:

@@ -22,6 +22,16 @@ from projections.outcomes import CareManagerOutcomes, EpisodeOutcome, MeasureSum
 from projections.panel import PanelPatient
 from projections.review_queue import ReviewEntry
 from projections.trackers import Step
+from services.api.enums import (
+    ActivityType,
+    ConsultationNoteStatus,
+    EpisodeStatus,
+    InstrumentCode,
+    RecommendationResponse,
+    RequiredElement,
+    ReviewReason,
+    member,
+)
 
 
 def _float(value: Fraction | None) -> float | None:
@@ -85,10 +95,17 @@ class RegistryFlagView:
     description="A complete score with the time it was taken.",
 )
 class ScoreView:
-    instrument: str = strawberry.field(description="phq9, phq_a or gad7.")
+    instrument: str = strawberry.field(
+        description="The questionnaire as its lower-case code.",
+        deprecation_reason="Use instrumentCode (an enum).",
+    )
     total: int = strawberry.field(description="Total score.")
     severity: str | None = strawberry.field(description="Severity band.")
     taken_at: datetime = strawberry.field(description="When it was taken (effective time).")
+
+    @strawberry.field(description="Which questionnaire (PHQ-9, PHQ-A or GAD-7).")
+    def instrument_code(self) -> InstrumentCode:
+        return InstrumentCode(self.instrument)
 
     @classmethod
     def build(cls, point: ScorePoint | None) -> ScoreView | None:
@@ -112,8 +129,14 @@ class CaseloadRowView:
     family_name: str | None = strawberry.field(description="Family name; null once forgotten.")
     mrn: str | None = strawberry.field(description="Medical record number; null once forgotten.")
     status: str | None = strawberry.field(
-        description="Episode status: enrolled, active_treatment, relapse_prevention, ..."
+        description="Episode status as its lower-case value.",
+        deprecation_reason="Use episodeStatus (an enum).",
     )
+
+    @strawberry.field(description="Where the patient's current episode stands.")
+    def episode_status(self) -> EpisodeStatus | None:
+        return member(EpisodeStatus, self.status)
+
     episode_number: int = strawberry.field(description="Current episode number.")
     enrolled_at: datetime | None = strawberry.field(description="Enrollment of this episode.")
     weeks_in_treatment: int | None = strawberry.field(
@@ -157,10 +180,19 @@ class CaseloadRowView:
     flags: list[RegistryFlagView] = strawberry.field(description="Flags raised on asOf.")
     flagged: bool = strawberry.field(description="True when any flag is raised.")
     review_reasons: list[str] = strawberry.field(
-        description="Why a psychiatric review is needed (safety_risk, not_improving, "
-        "new_enrollment, team_request); empty when not."
+        description="Why a psychiatric review is needed, as lower-case values; empty when not.",
+        deprecation_reason="Use reviewReasonKinds (enums).",
     )
     as_of: date = strawberry.field(description="The day the row was evaluated for.")
+
+    @strawberry.field(
+        description="Why a psychiatric review is needed; empty when not. A reason an older "
+        "rule version recorded that the current rules do not know is left out (it stays "
+        "in the deprecated reviewReasons)."
+    )
+    def review_reason_kinds(self) -> list[ReviewReason]:
+        known = {r.value for r in ReviewReason}
+        return [ReviewReason(r) for r in self.review_reasons if r in known]
 
     @classmethod
     def build(cls, row: CaseloadRow) -> CaseloadRowView:
@@ -241,7 +273,14 @@ class MinuteEntryView:
     contact_id: UUID = strawberry.field(description="The activity's id.")
     occurred_at: datetime = strawberry.field(description="When it took place.")
     minutes: int = strawberry.field(description="Minutes logged.")
-    activity: str = strawberry.field(description="contact, outreach, registry_review, ...")
+    activity: str = strawberry.field(
+        description="The activity as its lower-case value.",
+        deprecation_reason="Use activityKind (an enum).",
+    )
+
+    @strawberry.field(description="What the care manager did.")
+    def activity_kind(self) -> ActivityType:
+        return ActivityType(self.activity)
 
 
 @strawberry.type(
@@ -269,9 +308,14 @@ class BillingRowView:
     counted_minutes: int = strawberry.field(description="Minutes that count for billing.")
     codes: list[BillingCode] = strawberry.field(description="Codes the counted minutes support.")
     missing_documentation: list[str] = strawberry.field(
-        description="Required elements not documented (consent, initial_assessment, care_plan, "
-        "psychiatric_consultant_review, registry_tracking)."
+        description="Required elements not documented, as lower-case values.",
+        deprecation_reason="Use missingElements (enums).",
     )
+
+    @strawberry.field(description="Required elements not documented; empty when none.")
+    def missing_elements(self) -> list[RequiredElement]:
+        return [RequiredElement(m) for m in self.missing_documentation]
+
     billable: bool = strawberry.field(description="Consent in place and at least one code.")
     ready_to_submit: bool = strawberry.field(description="Billable with nothing missing.")
     rule_id: str | None = strawberry.field(description="The billing rule.")
@@ -556,9 +600,16 @@ class ReferralTrackerView:
 class RecommendationView:
     id: UUID = strawberry.field(description="Recommendation id.")
     text: str | None = strawberry.field(description="The recommendation; null once forgotten.")
-    response: str | None = strawberry.field(description="accepted, modified, declined or null.")
+    response: str | None = strawberry.field(
+        description="The PCP's answer as its lower-case value; null before one.",
+        deprecation_reason="Use responseKind (an enum).",
+    )
     responded_at: datetime | None = strawberry.field(description="When answered.")
     implemented_at: datetime | None = strawberry.field(description="When put into practice.")
+
+    @strawberry.field(description="The PCP's answer; null before one.")
+    def response_kind(self) -> RecommendationResponse | None:
+        return member(RecommendationResponse, self.response)
 
 
 @strawberry.type(
@@ -570,7 +621,8 @@ class ConsultationTrackerView:
     patient_id: UUID = strawberry.field(description="Patient id.")
     consultant_id: UUID | None = strawberry.field(description="Consultant asked (if named).")
     status: str = strawberry.field(
-        description="requested, drafted, signed, acknowledged or withdrawn."
+        description="Where the note stands, as its lower-case value.",
+        deprecation_reason="Use noteStatus (an enum).",
     )
     requested_at: datetime = strawberry.field(description="Requested.")
     drafted_at: datetime | None = strawberry.field(description="First draft.")
@@ -579,6 +631,10 @@ class ConsultationTrackerView:
     recommendations: list[RecommendationView] = strawberry.field(description="Recommendations.")
     steps: list[TrackerStep] = strawberry.field(description="Open steps with due days.")
     overdue: bool = strawberry.field(description="True when any open step is overdue.")
+
+    @strawberry.field(description="Where the note stands in the consultation loop.")
+    def note_status(self) -> ConsultationNoteStatus:
+        return ConsultationNoteStatus(self.status)
 
     @classmethod
     def build(cls, doc: dict[str, Any], steps: list[Step]) -> ConsultationTrackerView:

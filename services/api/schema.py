@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
@@ -38,10 +37,13 @@ from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
 from services.api.directory import DirectoryMutation, DirectoryQuery, team_role_problem
 from services.api.emergency import EmergencyMutation, EmergencyQuery
+from services.api.enums import ActivityType, InstrumentCode, Modality, Sex
 from services.api.erasure_api import ErasureMutation
 from services.api.errors import (
     ForbiddenError,
     NotFoundError,
+    at_most_one,
+    exactly_one,
     result_union,
 )
 from services.api.mutations_more import MORE_MUTATIONS
@@ -64,15 +66,6 @@ from services.logs import log_fields
 log = logging.getLogger("careteam.api")
 
 
-@strawberry.enum(description="Validated questionnaires careteam scores.")
-class InstrumentCode(enum.Enum):
-    PHQ9 = "phq9"
-    PHQ_A = "phq_a"
-    PHQ2 = "phq2"
-    GAD7 = "gad7"
-    ASQ = "asq"
-
-
 PatientLookup = Annotated[
     Patient | NotFoundError | ForbiddenError,
     result_union("PatientLookup", "A patient, or why it cannot be shown."),
@@ -85,7 +78,15 @@ class RegisterPatientInput:
     family_name: str = strawberry.field(description="Family name.")
     birth_date: date = strawberry.field(description="Date of birth.")
     mrn: str = strawberry.field(description="Medical record number in the organisation.")
-    sex: str | None = strawberry.field(default=None, description="female, male, other, unknown.")
+    administrative_sex: Sex | None = strawberry.field(
+        default=None, description="Administrative sex (optional)."
+    )
+    sex: str | None = strawberry.field(
+        default=None,
+        description="Administrative sex as its lower-case value; give administrativeSex "
+        "instead (not both).",
+        deprecation_reason="Use administrativeSex (an enum).",
+    )
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When it happened (default now; never in the future)."
     )
@@ -114,12 +115,25 @@ class RecordScreeningInput:
 @strawberry.input(description="A care manager activity with its minutes.")
 class LogContactInput:
     patient_id: UUID = strawberry.field(description="The patient.")
-    activity: str = strawberry.field(
-        description="contact, outreach, registry_review, case_review or coordination."
+    activity_kind: ActivityType | None = strawberry.field(
+        default=None,
+        description="The activity; required (unless the deprecated activity is given).",
+    )
+    activity: str | None = strawberry.field(
+        default=None,
+        description="The activity as its lower-case value; give activityKind instead "
+        "(exactly one of the two).",
+        deprecation_reason="Use activityKind (an enum).",
     )
     minutes: int = strawberry.field(description="Whole minutes spent, above 0.")
+    modality_kind: Modality | None = strawberry.field(
+        default=None,
+        description="How the contact took place; required for a contact or outreach.",
+    )
     modality: str | None = strawberry.field(
-        default=None, description="in_person, phone, video or message."
+        default=None,
+        description="The modality as its lower-case value; give modalityKind instead (not both).",
+        deprecation_reason="Use modalityKind (an enum).",
     )
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When it happened (default now; never in the future)."
@@ -187,7 +201,7 @@ def _register(ctx: CareteamContext, data: RegisterPatientInput, now: datetime) -
         birth_date=data.birth_date,
         mrn=data.mrn,
         organisation_id=principal.organisation_id,
-        sex=data.sex,
+        sex=data.administrative_sex or data.sex,
         occurred_at=occurred_at,
         now=now,
     )
@@ -228,6 +242,8 @@ class PatientMutation:
     async def register_patient(
         self, info: Info[CareteamContext, None], input: RegisterPatientInput
     ) -> PatientResult:
+        if problem := at_most_one("administrativeSex", input.administrative_sex, "sex", input.sex):
+            return problem
         return await _patient_command(
             info,
             "registerPatient",
@@ -325,14 +341,22 @@ class PatientMutation:
     async def log_contact(
         self, info: Info[CareteamContext, None], input: LogContactInput
     ) -> PatientResult:
+        problem = exactly_one(
+            "activityKind", input.activity_kind, "activity", input.activity
+        ) or at_most_one("modalityKind", input.modality_kind, "modality", input.modality)
+        if problem is not None:
+            return problem
+        activity = input.activity_kind or input.activity
+        assert activity is not None  # exactly one was given
+        modality = input.modality_kind or input.modality
         return await _patient_command(
             info,
             "logContact",
             input.patient_id,
             lambda now: (
                 lambda p: p.log_contact(
-                    activity=input.activity,
-                    modality=input.modality,
+                    activity=activity,
+                    modality=modality,
                     minutes=input.minutes,
                     occurred_at=input.occurred_at or now,
                     now=now,
@@ -556,13 +580,18 @@ _DepthValidator = depth_validator(MAX_DEPTH, None, None)
 
 class _SafeDepthValidator(_DepthValidator):  # type: ignore[misc, valid-type]
     """strawberry's depth rule looks fragments up without checking they exist; an unknown
-    fragment is reported by graphql-core's own KnownFragmentNames rule instead."""
+    fragment is reported by graphql-core's own KnownFragmentNames rule instead. It also
+    takes the max() of every selection set, which fails on an empty one (`{ a { } }`,
+    which graphql-core parses): that document is refused here."""
 
     def __init__(self, context: Any) -> None:
         try:
             super().__init__(context)
         except KeyError:
             ValidationRule.__init__(self, context)
+        except ValueError:
+            ValidationRule.__init__(self, context)
+            context.report_error(GraphQLError("a selection set must select at least one field"))
 
 
 _LIMIT_RULES: list[type[ASTValidationRule]] = [

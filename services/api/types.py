@@ -8,11 +8,16 @@ from uuid import UUID
 
 import strawberry
 
+from services.api.enums import EpisodeStatus, InstrumentCode, member
+
 
 @strawberry.type(description="One completed or partial questionnaire with every item answer.")
 class Screening:
     id: UUID = strawberry.field(description="Screening id.")
-    instrument: str = strawberry.field(description="phq9, gad7, phq_a, phq2 or asq.")
+    instrument: str = strawberry.field(
+        description="The questionnaire as its lower-case code.",
+        deprecation_reason="Use instrumentCode (an enum).",
+    )
     answers: list[int | None] = strawberry.field(
         description="Item answers in questionnaire order; null where an item was not answered."
     )
@@ -29,6 +34,10 @@ class Screening:
     loinc_total: str | None = strawberry.field(description="LOINC code of the total score.")
     occurred_at: datetime = strawberry.field(description="When the questionnaire was taken.")
     recorded_at: datetime = strawberry.field(description="When it was recorded in careteam.")
+
+    @strawberry.field(description="Which questionnaire.")
+    def instrument_code(self) -> InstrumentCode:
+        return InstrumentCode(self.instrument)
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> Screening:
@@ -89,8 +98,8 @@ class Patient:
     birth_date: date | None = strawberry.field(description="Date of birth; null once forgotten.")
     mrn: str | None = strawberry.field(description="Medical record number; null once forgotten.")
     status: str | None = strawberry.field(
-        description="Episode status: referred, enrolled, active_treatment, relapse_prevention, "
-        "discharged, deactivated; null before any episode."
+        description="Episode status as its lower-case value; null before any episode.",
+        deprecation_reason="Use episodeStatus (an enum).",
     )
     episode_number: int = strawberry.field(description="Current episode number (0 before any).")
     enrolled_at: datetime | None = strawberry.field(
@@ -115,6 +124,10 @@ class Patient:
         description="Effective time of the last contact."
     )
     version: int = strawberry.field(description="Stream version this view reflects.")
+
+    @strawberry.field(description="Where the current episode stands; null before any episode.")
+    def episode_status(self) -> EpisodeStatus | None:
+        return member(EpisodeStatus, self.status)
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> Patient:

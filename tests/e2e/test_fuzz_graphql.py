@@ -1160,7 +1160,7 @@ def _dated_writes(
         ),
         "logContact": (
             "logContact",
-            {"patientId": patient, "activity": "contact", "minutes": 5, "occurredAt": moment},
+            {"patientId": patient, "activityKind": "CONTACT", "minutes": 5, "occurredAt": moment},
         ),
         "createTask": ("createTask", {"patientId": patient, "kind": "OUTREACH", "dueOn": day}),
         "grantConsent": (

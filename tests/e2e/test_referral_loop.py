@@ -202,7 +202,7 @@ def test_bad_referral_input_and_unknown_referrals_get_typed_errors(server: Serve
     assert future == {
         "__typename": "ValidationError",
         "code": "OCCURRED_IN_FUTURE",
-        "field": "occurred_at",
+        "field": "occurredAt",
     }
 
     missing = step(

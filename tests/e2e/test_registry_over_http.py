@@ -27,18 +27,20 @@ def _ok(body: dict[str, Any], field: str) -> dict[str, Any]:
     assert "errors" not in body, body
     result: dict[str, Any] = body["data"][field]
     assert result["__typename"] == "PatientPayload", result
+    patient = result["patient"]  # the enum says what the deprecated String says
+    assert patient["episodeStatus"] == (patient["status"] and patient["status"].upper())
     return result
 
 
-PAYLOAD = "__typename ... on PatientPayload { patient { id status } }"
+PAYLOAD = "__typename ... on PatientPayload { patient { id status episodeStatus } }"
 
 CASELOAD = """
 { caseload(first: 10) {
     totalCount asOf pageInfo { hasNextPage }
     edges { node {
-      patientId status weeksInTreatment flagged
-      latestPhq9 { total } contactCount daysSinceLastContact
-      flags { kind ruleId ruleVersion inputs }
+      patientId status episodeStatus weeksInTreatment flagged
+      latestPhq9 { total instrument instrumentCode } contactCount daysSinceLastContact
+      flags { kind ruleId ruleVersion inputs } reviewReasons reviewReasonKinds
     } }
 } }"""
 
@@ -47,7 +49,7 @@ query($month: Date!) {
   billingSummary(month: $month) {
     month
     rows { patientId firstMonth loggedMinutes countedMinutes codes { code units }
-           missingDocumentation billable }
+           missingDocumentation missingElements billable }
   }
 }"""
 
@@ -85,7 +87,8 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
     registered = _ok(
         server.graphql(
             'mutation($at: DateTime) { registerPatient(input: {givenName: "A", '
-            'familyName: "B", birthDate: "1980-01-01", mrn: "M-1", occurredAt: $at}) { '
+            'familyName: "B", birthDate: "1980-01-01", mrn: "M-1", administrativeSex: FEMALE, '
+            "occurredAt: $at}) { "
             f"{PAYLOAD} }} }}",
             {"at": _at(month, 1)},
         ),
@@ -110,16 +113,53 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
         ),
         "recordScreening",
     )
-    for dom, minutes in ((3, 20), (10, 16)):
+    # The enum fields, and (deprecated, still accepted) their lower-case String twins.
+    kinds = (
+        "activityKind: CONTACT, modalityKind: PHONE",
+        'activity: "contact", modality: "phone"',
+    )
+    for (dom, minutes), kind in zip(((3, 20), (10, 16)), kinds, strict=True):
         _ok(
             server.graphql(
                 "mutation($id: UUID!, $at: DateTime, $m: Int!) { logContact(input: "
-                '{patientId: $id, activity: "contact", modality: "phone", minutes: $m, '
+                f"{{patientId: $id, {kind}, minutes: $m, "
                 f"occurredAt: $at}}) {{ {PAYLOAD} }} }}",
                 {"id": pid, "at": _at(month, dom), "m": minutes},
             ),
             "logContact",
         )
+    both_sexes = server.graphql(
+        'mutation { registerPatient(input: {givenName: "C", familyName: "D", '
+        'birthDate: "1980-01-01", mrn: "M-2", administrativeSex: MALE, sex: "male"}) '
+        "{ __typename ... on Error { code field } } }"
+    )
+    assert both_sexes["data"]["registerPatient"] == {
+        "__typename": "ValidationError",
+        "code": "CONFLICTING_FIELDS",
+        "field": "administrativeSex",
+    }, both_sexes
+    # Exactly one of activityKind and activity; at most one of modalityKind and modality.
+    for fields, code, field in (
+        ("modalityKind: PHONE", "FIELD_REQUIRED", "activityKind"),
+        ('activityKind: CONTACT, activity: "contact"', "CONFLICTING_FIELDS", "activityKind"),
+        (
+            'activityKind: CONTACT, modalityKind: PHONE, modality: "phone"',
+            "CONFLICTING_FIELDS",
+            "modalityKind",
+        ),
+        ('activity: "chat", modalityKind: PHONE', "INVALID_ENUM_VALUE", "activity"),
+    ):
+        refused = server.graphql(
+            "mutation($id: UUID!) { logContact(input: "
+            f"{{patientId: $id, {fields}, minutes: 5}}) "
+            "{ __typename ... on Error { code field } } }",
+            {"id": pid},
+        )
+        assert refused["data"]["logContact"] == {
+            "__typename": "ValidationError",
+            "code": code,
+            "field": field,
+        }, (fields, refused)
 
     body = server.graphql(CASELOAD)
     assert "errors" not in body, body
@@ -127,12 +167,16 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
     assert page["totalCount"] == 1 and not page["pageInfo"]["hasNextPage"]
     row = page["edges"][0]["node"]
     assert row["patientId"] == pid and row["status"] == "active_treatment"
-    assert row["latestPhq9"] == {"total": 13} and row["contactCount"] == 2
+    assert row["episodeStatus"] == "ACTIVE_TREATMENT"  # the enum beside the deprecated String
+    assert row["latestPhq9"] == {"total": 13, "instrument": "phq9", "instrumentCode": "PHQ9"}
+    assert row["contactCount"] == 2
     assert row["flagged"] and row["weeksInTreatment"] >= 3
     kinds = {f["kind"]: f for f in row["flags"]}
     assert kinds["safety_risk"]["ruleId"] == "flags.safety_risk"
     assert kinds["safety_risk"]["inputs"]["latest_item9"] == 1
     assert "needs_psychiatric_review" in kinds
+    assert row["reviewReasonKinds"] == [r.upper() for r in row["reviewReasons"]]
+    assert "SAFETY_RISK" in row["reviewReasonKinds"]
 
     def bill() -> dict[str, Any]:
         reply = server.graphql(BILLING, {"month": month.isoformat()})
@@ -151,3 +195,4 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
     assert billed["codes"] == [{"code": "99492", "units": 1}]
     # No care plan or case review was recorded: listed, and the code still stands.
     assert billed["missingDocumentation"] == ["care_plan", "psychiatric_consultant_review"]
+    assert billed["missingElements"] == ["CARE_PLAN", "PSYCHIATRIC_CONSULTANT_REVIEW"]

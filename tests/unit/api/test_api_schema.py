@@ -90,6 +90,13 @@ async def test_queries_deeper_than_the_limit_are_refused() -> None:
     assert shallow.errors is None
 
 
+async def test_an_empty_selection_set_is_refused_not_a_crash() -> None:
+    """graphql-core parses `{ }`; the depth rule must refuse it, not raise (a masked 500)."""
+    result = await build_schema().execute("{ caseload(first: 1) { } }")
+    assert result.errors is not None
+    assert "at least one field" in result.errors[0].message
+
+
 async def test_too_many_aliases_are_refused() -> None:
     """MAX_ALIASES + 1 aliases of __typename fail validation."""
     many = " ".join(f"a{i}: __typename" for i in range(MAX_ALIASES + 1))

@@ -381,9 +381,11 @@ def test_a_mutation_leaving_out_an_error_member_is_caught() -> None:
     no_field = parse(
         "mutation M($input: LogContactInput!) { logContact(input: $input) {"
         " ... on PatientPayload { logPosition } ... on ValidationError { code message }"
-        " ... on InvalidTransitionError { code message } ... on NotFoundError { code message }"
-        " ... on NotAllowedError { code message } ... on ConflictError { code message field }"
-        " ... on ForbiddenError { code message } } }"
+        " ... on InvalidTransitionError { code message field }"
+        " ... on NotFoundError { code message field }"
+        " ... on NotAllowedError { code message field }"
+        " ... on ConflictError { code message field }"
+        " ... on ForbiddenError { code message field } } }"
     )
     assert union_gaps(no_field) == ["logContact: ValidationError lacks ['field']"]
 
