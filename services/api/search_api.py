@@ -35,6 +35,7 @@ from strawberry.types import Info
 from services.api.authz import Denied, allowed_relations, patient_scope_sql, record_access
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
+from services.api.enums import EpisodeStatus, member
 from services.api.errors import ForbiddenError, ValidationError, result_union
 from services.api.registry_types import RegistryPageInfo
 from services.mrn_index import normalise_mrn
@@ -60,8 +61,8 @@ class PatientMatch:
     family_name: str | None = strawberry.field(description="Family name.")
     birth_date: date | None = strawberry.field(description="Date of birth.")
     mrn: str | None = strawberry.field(description="Medical record number.")
-    status: str | None = strawberry.field(
-        description="Episode status: null when registered only, else referred, enrolled, ..."
+    episode_status: EpisodeStatus | None = strawberry.field(
+        description="Where the patient's episode stands; null when registered only."
     )
     registered_at: datetime | None = strawberry.field(description="When they were registered.")
 
@@ -99,7 +100,7 @@ def _match(doc: dict[str, Any]) -> PatientMatch:
         family_name=family,
         birth_date=date.fromisoformat(birth) if birth else None,
         mrn=doc.get("mrn"),
-        status=doc.get("status"),
+        episode_status=member(EpisodeStatus, doc.get("status")),
         registered_at=datetime.fromisoformat(registered) if registered else None,
     )
 

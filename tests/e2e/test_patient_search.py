@@ -28,7 +28,7 @@ SEARCH = """query($mrn: String, $birthDate: Date, $name: String, $first: Int!, $
 INTAKE = """query($first: Int!, $after: String) { intakeQueue(first: $first, after: $after) {
     __typename
     ... on PatientMatchConnection {
-      edges { cursor node { patientId status registeredAt } }
+      edges { cursor node { patientId episodeStatus registeredAt } }
       pageInfo { hasNextPage endCursor }
     }
     ... on ValidationError { code field }
@@ -179,7 +179,7 @@ async def test_the_intake_queue_lists_registered_not_enrolled_patients_oldest_fi
     page = server.graphql(INTAKE, {"first": 1}, token=another_cm)["data"]["intakeQueue"]
     assert page["__typename"] == "PatientMatchConnection", page
     assert [e["node"]["patientId"] for e in page["edges"]] == [first]
-    assert page["edges"][0]["node"]["status"] is None
+    assert page["edges"][0]["node"]["episodeStatus"] is None
     assert page["pageInfo"]["hasNextPage"] is True
     rest = server.graphql(
         INTAKE, {"first": 10, "after": page["pageInfo"]["endCursor"]}, token=another_cm
