@@ -255,3 +255,29 @@ async def record_access(
         purpose_of_use,
         request_id,
     )
+
+
+# --- System actors (services/commands/handler.py, Actor.system) -----------------------
+# In-process actors no token can produce, allowed the operations listed: ``careteam seed``
+# writes its synthetic caseload through the same command path as every caller.
+SYSTEM_OPERATIONS: dict[str, frozenset[str]] = {
+    "seed": frozenset(
+        {
+            "registerPatient",
+            "enrollPatient",
+            "grantConsent",
+            "startTreatment",
+            "recordScreening",
+            "logContact",
+            "recordCaseReview",
+            "writeRelapsePreventionPlan",
+            "createCarePlan",
+            "requestConsultation",
+            "draftConsultationNote",
+            "addRecommendation",
+            "signConsultationNote",
+            "requestReferral",
+            "sendReferral",
+        }
+    ),
+}

@@ -17,14 +17,14 @@ from strawberry.types import Info
 
 from domain.patient import Patient as PatientAggregate
 from services.api.authz import Denied, check_role
-from services.api.commanding import Written, deny, run_command
+from services.api.commanding import Written, deny, run
 from services.api.context import CareteamContext
 from services.api.errors import (
     CommandError,
     ForbiddenError,
     result_union,
 )
-from services.api.purpose import PurposeOfUse
+from services.commands.commands import BreakTheGlass, ReviewEmergencyAccess
 
 
 @strawberry.enum(description="Compliance's verdict on an emergency access.")
@@ -102,41 +102,20 @@ class EmergencyMutation:
     ) -> BreakTheGlassResult:
         ctx = info.context
         principal = ctx.require_principal()
-        granted: dict[str, Any] = {}
-
-        def command(now: datetime) -> Any:
-            def run(patient: PatientAggregate) -> UUID:
-                grant_id = patient.grant_emergency_access(
-                    user_id=principal.user_id,
-                    role=principal.role.value,
-                    reason=reason,
-                    minutes=minutes,
-                    occurred_at=now,
-                    now=now,
-                )
-                granted["grant"] = patient.emergency_grants[grant_id]
-                return grant_id
-
-            return run
-
-        written = await run_command(
-            ctx,
-            "breakTheGlass",
-            aggregate_cls=PatientAggregate,
-            command=command,
-            stream_id=patient_id,
-            patient_id=patient_id,
-            info=info,
-            purpose_of_use=PurposeOfUse.ETREAT.value,
+        command = BreakTheGlass(
+            patient=patient_id,
+            user_id=principal.user_id,
+            role=principal.role.value,
+            reason=reason,
+            minutes=minutes,
         )
+        written = await run(ctx, command, info)
         if not isinstance(written, Written):
             return written
-        if written.replayed:
-            # A repeat of the same request: answer with the grant the first one made.
-            assert written.created_id is not None
-            patient = await ctx.runtime.app.load(PatientAggregate, patient_id)
-            granted["grant"] = patient.emergency_grants[written.created_id]
-        grant = granted["grant"]
+        assert written.created_id is not None
+        # A repeat of the same request answers with the grant the first one made.
+        patient = written.aggregate or await ctx.runtime.app.load(PatientAggregate, patient_id)
+        grant = patient.emergency_grants[written.created_id]
         return EmergencyAccessPayload(
             grant_id=grant.grant_id, expires_at=grant.expires_at, log_position=written.log_position
         )
@@ -152,24 +131,14 @@ class EmergencyMutation:
     ) -> ReviewEmergencyAccessResult:
         ctx = info.context
         reviewer = ctx.require_principal().user_id
-        written = await run_command(
-            ctx,
-            "reviewEmergencyAccess",
-            aggregate_cls=PatientAggregate,
-            command=lambda now: (
-                lambda p: p.review_emergency_access(
-                    grant_id=grant_id,
-                    reviewer_id=reviewer,
-                    outcome=outcome.value,
-                    note=note,
-                    occurred_at=now,
-                    now=now,
-                )
-            ),
-            stream_id=patient_id,
-            patient_id=patient_id,
-            info=info,
+        command = ReviewEmergencyAccess(
+            patient=patient_id,
+            grant_id=grant_id,
+            reviewer_id=reviewer,
+            outcome=outcome.value,
+            note=note,
         )
+        written = await run(ctx, command, info)
         if not isinstance(written, Written):
             return written
         return EmergencyReviewPayload(grant_id=grant_id, log_position=written.log_position)

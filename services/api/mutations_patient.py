@@ -26,7 +26,24 @@ from services.api.enums import (
     TreatmentDecision,
 )
 from services.api.patient_types import PatientResult
-from services.api.record_commands import INPUT, actor, occurred_at_field, patient_command
+from services.api.record_commands import INPUT, actor, answer_patient, occurred_at_field
+from services.commands.commands import (
+    AdmitInpatient,
+    ClearFlag,
+    CompleteTask,
+    CreateTask,
+    DeactivatePatient,
+    DischargeInpatient,
+    DischargePatient,
+    GrantConsent,
+    RaiseFlag,
+    RecordCaseReview,
+    ReferPatient,
+    ResumeTreatment,
+    RevokeConsent,
+    UnassignCareTeamMember,
+    WriteRelapsePreventionPlan,
+)
 
 # Provenance of a flag a team member raises by hand (rule-raised flags name their rule).
 TEAM_MEMBER_FLAG_RULE_ID = "team_member.manual"
@@ -177,36 +194,28 @@ class PatientCareMutation:
     async def refer_patient(
         self, info: Info[CareteamContext, None], input: Annotated[ReferPatientInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "referPatient",
-            input.patient_id,
-            lambda now: lambda p: p.refer(occurred_at=input.occurred_at or now, now=now),
+            ReferPatient(patient=input.patient_id, occurred_at=input.occurred_at),
         )
 
     @strawberry.mutation(description="Resume active treatment after relapse prevention.")
     async def resume_treatment(
         self, info: Info[CareteamContext, None], input: Annotated[ResumeTreatmentInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "resumeTreatment",
-            input.patient_id,
-            lambda now: lambda p: p.resume_treatment(occurred_at=input.occurred_at or now, now=now),
+            ResumeTreatment(patient=input.patient_id, occurred_at=input.occurred_at),
         )
 
     @strawberry.mutation(description="Discharge the patient: the episode ends.")
     async def discharge_patient(
         self, info: Info[CareteamContext, None], input: Annotated[DischargePatientInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "dischargePatient",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.discharge(
-                    reason=input.reason.value, occurred_at=input.occurred_at or now, now=now
-                )
+            DischargePatient(
+                patient=input.patient_id, reason=input.reason.value, occurred_at=input.occurred_at
             ),
         )
 
@@ -214,14 +223,10 @@ class PatientCareMutation:
     async def deactivate_patient(
         self, info: Info[CareteamContext, None], input: Annotated[DeactivatePatientInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "deactivatePatient",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.deactivate(
-                    reason=input.reason.value, occurred_at=input.occurred_at or now, now=now
-                )
+            DeactivatePatient(
+                patient=input.patient_id, reason=input.reason.value, occurred_at=input.occurred_at
             ),
         )
 
@@ -231,14 +236,10 @@ class PatientCareMutation:
         info: Info[CareteamContext, None],
         input: Annotated[UnassignCareTeamMemberInput, INPUT],
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "unassignCareTeamMember",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.unassign_care_team_member(
-                    role=input.role.value, occurred_at=input.occurred_at or now, now=now
-                )
+            UnassignCareTeamMember(
+                patient=input.patient_id, role=input.role.value, occurred_at=input.occurred_at
             ),
         )
 
@@ -246,20 +247,16 @@ class PatientCareMutation:
     async def grant_consent(
         self, info: Info[CareteamContext, None], input: Annotated[GrantConsentInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "grantConsent",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.grant_consent(
-                    kind=input.kind.value,
-                    method=input.method.value if input.method else None,
-                    cost_sharing_explained=input.cost_sharing_explained,
-                    partner_organisation_id=input.partner_organisation_id,
-                    expires_on=input.expires_on,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
+            GrantConsent(
+                patient=input.patient_id,
+                kind=input.kind.value,
+                method=input.method.value if input.method else None,
+                cost_sharing_explained=input.cost_sharing_explained,
+                partner_organisation_id=input.partner_organisation_id,
+                expires_on=input.expires_on,
+                occurred_at=input.occurred_at,
             ),
         )
 
@@ -267,14 +264,10 @@ class PatientCareMutation:
     async def revoke_consent(
         self, info: Info[CareteamContext, None], input: Annotated[RevokeConsentInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "revokeConsent",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.revoke_consent(
-                    consent_id=input.consent_id, occurred_at=input.occurred_at or now, now=now
-                )
+            RevokeConsent(
+                patient=input.patient_id, consent_id=input.consent_id, occurred_at=input.occurred_at
             ),
         )
 
@@ -287,19 +280,15 @@ class PatientCareMutation:
         inputs = {"raised_by": str(actor(info))}
         if input.note is not None:
             inputs["note"] = input.note
-        return await patient_command(
+        return await answer_patient(
             info,
-            "raiseFlag",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.raise_flag(
-                    kind=input.kind.value,
-                    rule_id=TEAM_MEMBER_FLAG_RULE_ID,
-                    rule_version=TEAM_MEMBER_FLAG_RULE_VERSION,
-                    inputs=inputs,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
+            RaiseFlag(
+                patient=input.patient_id,
+                kind=input.kind.value,
+                rule_id=TEAM_MEMBER_FLAG_RULE_ID,
+                rule_version=TEAM_MEMBER_FLAG_RULE_VERSION,
+                inputs=inputs,
+                occurred_at=input.occurred_at,
             ),
         )
 
@@ -307,17 +296,13 @@ class PatientCareMutation:
     async def clear_flag(
         self, info: Info[CareteamContext, None], input: Annotated[ClearFlagInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "clearFlag",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.clear_flag(
-                    flag_id=input.flag_id,
-                    reason=input.reason,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
+            ClearFlag(
+                patient=input.patient_id,
+                flag_id=input.flag_id,
+                reason=input.reason,
+                occurred_at=input.occurred_at,
             ),
         )
 
@@ -325,19 +310,15 @@ class PatientCareMutation:
     async def create_task(
         self, info: Info[CareteamContext, None], input: Annotated[CreateTaskInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "createTask",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.create_task(
-                    kind=input.kind.value,
-                    due_on=input.due_on,
-                    assignee_id=input.assignee_id,
-                    source_id=input.source_id,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
+            CreateTask(
+                patient=input.patient_id,
+                kind=input.kind.value,
+                due_on=input.due_on,
+                assignee_id=input.assignee_id,
+                source_id=input.source_id,
+                occurred_at=input.occurred_at,
             ),
         )
 
@@ -345,14 +326,10 @@ class PatientCareMutation:
     async def complete_task(
         self, info: Info[CareteamContext, None], input: Annotated[CompleteTaskInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "completeTask",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.complete_task(
-                    task_id=input.task_id, occurred_at=input.occurred_at or now, now=now
-                )
+            CompleteTask(
+                patient=input.patient_id, task_id=input.task_id, occurred_at=input.occurred_at
             ),
         )
 
@@ -363,18 +340,14 @@ class PatientCareMutation:
         self, info: Info[CareteamContext, None], input: Annotated[RecordCaseReviewInput, INPUT]
     ) -> PatientResult:
         consultant = actor(info)
-        return await patient_command(
+        return await answer_patient(
             info,
-            "recordCaseReview",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.record_case_review(
-                    consultant_id=consultant,
-                    decision=input.decision.value if input.decision else None,
-                    consultation_note_id=input.consultation_note_id,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
+            RecordCaseReview(
+                patient=input.patient_id,
+                consultant_id=consultant,
+                decision=input.decision.value if input.decision else None,
+                consultation_note_id=input.consultation_note_id,
+                occurred_at=input.occurred_at,
             ),
         )
 
@@ -387,17 +360,13 @@ class PatientCareMutation:
         info: Info[CareteamContext, None],
         input: Annotated[WriteRelapsePreventionPlanInput, INPUT],
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "writeRelapsePreventionPlan",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.write_relapse_prevention_plan(
-                    warning_signs=input.warning_signs,
-                    strategies=input.strategies,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
+            WriteRelapsePreventionPlan(
+                patient=input.patient_id,
+                warning_signs=tuple(input.warning_signs),
+                strategies=tuple(input.strategies),
+                occurred_at=input.occurred_at,
             ),
         )
 
@@ -407,22 +376,16 @@ class PatientCareMutation:
     async def admit_inpatient(
         self, info: Info[CareteamContext, None], input: Annotated[AdmitInpatientInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "admitInpatient",
-            input.patient_id,
-            lambda now: lambda p: p.admit_inpatient(occurred_at=input.occurred_at or now, now=now),
+            AdmitInpatient(patient=input.patient_id, occurred_at=input.occurred_at),
         )
 
     @strawberry.mutation(description="Record the end of a hospital stay.")
     async def discharge_inpatient(
         self, info: Info[CareteamContext, None], input: Annotated[DischargeInpatientInput, INPUT]
     ) -> PatientResult:
-        return await patient_command(
+        return await answer_patient(
             info,
-            "dischargeInpatient",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.discharge_inpatient(occurred_at=input.occurred_at or now, now=now)
-            ),
+            DischargeInpatient(patient=input.patient_id, occurred_at=input.occurred_at),
         )

@@ -27,8 +27,9 @@ from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, NotFoundError, result_union
 from services.api.patient_types import PatientResult
-from services.api.record_commands import INPUT, occurred_at_field, patient_command
+from services.api.record_commands import INPUT, answer_patient, occurred_at_field
 from services.api.segments import record_decisions
+from services.commands.commands import RecordPsychotherapyNote
 from services.eventstore import row_to_event
 
 EVENT_TYPE = PatientAggregate.PsychotherapyNoteRecorded.EVENT_NAME
@@ -79,19 +80,13 @@ class PsychotherapyNoteMutation:
         input: Annotated[RecordPsychotherapyNoteInput, INPUT],
     ) -> PatientResult:
         author = info.context.require_principal().user_id
-        return await patient_command(
-            info,
-            "recordPsychotherapyNote",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.record_psychotherapy_note(
-                    author_id=author,
-                    text=input.text,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = RecordPsychotherapyNote(
+            patient=input.patient_id,
+            author_id=author,
+            text=input.text,
+            occurred_at=input.occurred_at,
         )
+        return await answer_patient(info, command)
 
 
 @strawberry.type(description="Read your psychotherapy notes.")

@@ -1,8 +1,8 @@
 """Running a command from a resolver and answering with the record it changed.
 
-Both helpers go through ``run_command`` (authorisation in SQL, typed errors, audited
-denials, read-your-writes) and then load what the caller gets back: the patient's
-view for patient commands, the aggregate's own state for care plans, referrals and
+Both helpers go through ``commanding.run`` (the command handler: authorisation in SQL,
+typed errors, audited denials, read-your-writes) and then load what the caller gets back:
+the patient's view for patient commands, the aggregate's own state for care plans, referrals and
 consultation notes (mapped to a GraphQL shape, never returned as a domain object).
 Returning patient data is a read, so it is audited like any other.
 """
@@ -17,14 +17,14 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.patient import Patient as PatientAggregate
-from services.api.commanding import Written, record_reads, run_command, selected_fields
+from services.api.commanding import Written, record_reads, run, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import NotFoundError
 from services.api.patient_types import PatientPayload, load_patient_view
 from services.api.segments import enforce_payload
 from services.api.types import Patient
 from services.audit.reads import ReadRecord
+from services.commands.commands import Command, PatientStep, RecordCreate, RecordStep
 
 # The audit reason of a read that returns the result of the caller's own command.
 OWN_COMMAND_RESULT = "OWN_COMMAND_RESULT"
@@ -32,57 +32,38 @@ OWN_COMMAND_RESULT = "OWN_COMMAND_RESULT"
 A = TypeVar("A")
 P = TypeVar("P")
 
-# A command on a loaded aggregate, made for the request's ``now``; what it returns is
-# kept when it is an id (the goal, task, recommendation... the command created).
+# A command on a loaded patient, made for the request's ``now`` (the compatibility shape
+# of ``patient_command``; new code writes a command in services/commands/commands.py).
 Step = Callable[[datetime], Callable[[Any], object]]
 
 
-class _Created:
-    """The id a command created; a retried command overwrites it with the final run's."""
-
-    value: UUID | None = None
-
-    def wrap(self, step: Step) -> Step:
-        def made(now: datetime) -> Callable[[Any], object]:
-            run = step(now)
-
-            def apply(aggregate: Any) -> object:
-                result = run(aggregate)
-                self.value = result if isinstance(result, UUID) else None
-                return result
-
-            return apply
-
-        return made
+async def answer_patient(info: Info[CareteamContext, None], command: Command) -> Any:
+    """Runs a patient command (or a registration) and answers with the patient's view,
+    which already reflects it."""
+    ctx = info.context
+    operation = command.operation
+    written = await run(ctx, command, info)
+    if not isinstance(written, Written):
+        return written
+    patient_id = written.patient_id
+    fields = selected_fields(info)
+    view = await load_patient_view(ctx, patient_id)
+    if view is not None:
+        await record_reads(ctx, operation, [patient_id], fields)
+    elif command.stream_id is not None:
+        view = await _own_result_view(ctx, operation, patient_id, fields)
+    if view is None:
+        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
+    created_id = written.created_id if command.stream_id is not None else None
+    return PatientPayload(patient=view, log_position=written.log_position, created_id=created_id)
 
 
 async def patient_command(
     info: Info[CareteamContext, None], operation: str, patient_id: UUID, step: Step
 ) -> Any:
-    """Runs a command on a patient; answers with the patient's view including it."""
-    ctx = info.context
-    created = _Created()
-    written = await run_command(
-        ctx,
-        operation,
-        aggregate_cls=PatientAggregate,
-        command=created.wrap(step),
-        stream_id=patient_id,
-        patient_id=patient_id,
-        info=info,
-    )
-    if not isinstance(written, Written):
-        return written
-    fields = selected_fields(info)
-    view = await load_patient_view(ctx, patient_id)
-    if view is not None:
-        await record_reads(ctx, operation, [patient_id], fields)
-    else:
-        view = await _own_result_view(ctx, operation, patient_id, fields)
-    if view is None:
-        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
-    created_id = written.created_id if written.replayed else created.value
-    return PatientPayload(patient=view, log_position=written.log_position, created_id=created_id)
+    """Compatibility: runs ``step`` as a patient command (``PatientStep``). Moving to a
+    command class is one line: ``return await answer_patient(info, MyCommand(...))``."""
+    return await answer_patient(info, PatientStep(patient=patient_id, name=operation, step=step))
 
 
 async def _own_result_view(
@@ -127,32 +108,35 @@ async def record_command(
     create: Callable[[datetime], A] | None = None,
     patient_id: UUID | None = None,
 ) -> P | Any:
-    """Runs ``step`` on the record ``stream_id``, or ``create`` for ``patient_id``, and
-    answers with ``payload`` built from the record's state after the command."""
-    ctx = info.context
-    created = _Created()
-    command: Callable[[datetime], Any]
-    if step is not None:
-        command = created.wrap(step)
-    elif create is not None:
-        command = create
+    """Compatibility: runs ``step`` on the record ``stream_id`` (``RecordStep``), or
+    ``create`` for ``patient_id`` (``RecordCreate``), through ``answer_record``."""
+    command: Command
+    if step is not None and stream_id is not None:
+        command = RecordStep(name=operation, kind=aggregate_cls, record=stream_id, step=step)
+    elif create is not None and patient_id is not None:
+        command = RecordCreate(name=operation, kind=aggregate_cls, of=patient_id, make=create)
     else:
-        raise TypeError("record_command needs a step or a create")
-    written = await run_command(
-        ctx,
-        operation,
-        aggregate_cls=aggregate_cls,
-        command=command,
-        stream_id=stream_id,
-        patient_id=patient_id,
-        info=info,
-    )
+        raise TypeError("record_command needs a step and a stream, or a create and a patient")
+    return await answer_record(info, command, payload)
+
+
+async def answer_record(
+    info: Info[CareteamContext, None],
+    command: Command,
+    payload: Callable[[Any, Written, UUID | None], P],
+) -> P | Any:
+    """Runs ``command`` on a care plan, referral or note (or creates one) and answers with
+    ``payload`` built from the record's state after the command."""
+    ctx = info.context
+    written = await run(ctx, command, info)
     if not isinstance(written, Written):
         return written
-    record = await ctx.runtime.app.load(aggregate_cls, written.stream_id)
-    await record_reads(ctx, operation, [written.patient_id], selected_fields(info))
-    made = payload(record, written, written.created_id if written.replayed else created.value)
-    return await enforce_payload(ctx, operation, made)
+    record = written.aggregate
+    if record is None:  # a replay: the record as it stands now
+        record = await ctx.runtime.app.load(command.aggregate, written.stream_id)
+    await record_reads(ctx, command.operation, [written.patient_id], selected_fields(info))
+    made = payload(record, written, written.created_id)
+    return await enforce_payload(ctx, command.operation, made)
 
 
 OCCURRED_AT_DESCRIPTION = "When it happened (default now; never in the future)."

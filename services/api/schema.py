@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, cast
 from uuid import UUID
@@ -27,12 +27,11 @@ from strawberry.scalars import JSON
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 
-from domain.patient import Patient as PatientAggregate
 from services.api.authz import (
     Denied,
     check_patient_operation,
 )
-from services.api.commanding import Written, deny, record_reads, run_command, selected_fields
+from services.api.commanding import deny, record_reads, selected_fields
 from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
 from services.api.directory import DirectoryMutation, DirectoryQuery, team_role_problem
@@ -48,10 +47,10 @@ from services.api.errors import (
 )
 from services.api.mutations_more import MORE_MUTATIONS
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
-from services.api.patient_types import PatientPayload, PatientResult, load_patient_view
+from services.api.patient_types import PatientResult, load_patient_view
 from services.api.psychotherapy import PsychotherapyNoteQuery
 from services.api.queries_more import MORE_QUERIES
-from services.api.record_commands import patient_command
+from services.api.record_commands import answer_patient
 from services.api.records_api import RecordQuery
 from services.api.registry_queries import RegistryQuery
 from services.api.search_api import SearchQuery
@@ -59,6 +58,14 @@ from services.api.segments import care_event_payload
 from services.api.types import CareEvent, Patient
 from services.api.worklist import WorklistQuery
 from services.auth import Role
+from services.commands.commands import (
+    AssignCareTeam,
+    EnrollPatient,
+    LogContact,
+    RecordScreening,
+    RegisterPatient,
+    StartTreatment,
+)
 from services.database import RETRY_AFTER_SECONDS, is_connection_failure
 from services.eventstore import LogPosition
 from services.logs import log_fields
@@ -161,57 +168,21 @@ class StartTreatmentInput:
     )
 
 
-async def _patient_command(
-    info: Info[CareteamContext, None],
-    operation: str,
-    patient_id: UUID | None,
-    command: Callable[[datetime], Any],
-) -> Any:
-    """Runs a patient command (a registration when patient_id is None) and answers with
-    the patient's view, which already reflects the command."""
-    if patient_id is not None:
-        # One path for every command on an existing patient (record_commands), which also
-        # answers a caller who took themselves off the team with the written result.
-        return await patient_command(info, operation, patient_id, command)
-    ctx = info.context
-    written = await run_command(
-        ctx,
-        operation,
-        aggregate_cls=PatientAggregate,
-        command=command,
-        info=info,
-    )
-    if not isinstance(written, Written):
-        return written
-    view = await load_patient_view(ctx, written.stream_id)
-    if view is None:
-        return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {written.stream_id}")
-    await record_reads(ctx, operation, [written.stream_id], selected_fields(info))
-    return PatientPayload(patient=view, log_position=written.log_position)
-
-
-def _register(ctx: CareteamContext, data: RegisterPatientInput, now: datetime) -> PatientAggregate:
+def _register(ctx: CareteamContext, data: RegisterPatientInput) -> RegisterPatient:
     """Registers in the caller's organisation; a registering clinician joins the care team
     in their own role (otherwise nobody could enroll the new patient)."""
     principal = ctx.require_principal()
-    occurred_at = data.occurred_at or now
-    patient = PatientAggregate.register(
+    return RegisterPatient(
         given_name=data.given_name,
         family_name=data.family_name,
         birth_date=data.birth_date,
         mrn=data.mrn,
         organisation_id=principal.organisation_id,
         sex=data.administrative_sex or data.sex,
-        occurred_at=occurred_at,
-        now=now,
+        occurred_at=data.occurred_at,
+        care_manager_id=principal.user_id if principal.role is Role.CARE_MANAGER else None,
+        pcp_id=principal.user_id if principal.role is Role.PCP else None,
     )
-    if principal.role is Role.CARE_MANAGER:
-        patient.assign_care_team(
-            care_manager_id=principal.user_id, occurred_at=occurred_at, now=now
-        )
-    elif principal.role is Role.PCP:
-        patient.assign_care_team(pcp_id=principal.user_id, occurred_at=occurred_at, now=now)
-    return patient
 
 
 @strawberry.type(description="Read the care team's views.")
@@ -244,33 +215,22 @@ class PatientMutation:
     ) -> PatientResult:
         if problem := at_most_one("administrativeSex", input.administrative_sex, "sex", input.sex):
             return problem
-        return await _patient_command(
-            info,
-            "registerPatient",
-            None,
-            lambda now: _register(info.context, input, now),
-        )
+        return await answer_patient(info, _register(info.context, input))
 
     @strawberry.mutation(description="Enroll a patient in collaborative care (starts an episode).")
     async def enroll_patient(
         self, info: Info[CareteamContext, None], input: EnrollPatientInput
     ) -> PatientResult:
-        return await _patient_command(
-            info,
-            "enrollPatient",
-            input.patient_id,
-            lambda now: lambda p: p.enroll(occurred_at=input.occurred_at or now, now=now),
+        return await answer_patient(
+            info, EnrollPatient(patient=input.patient_id, occurred_at=input.occurred_at)
         )
 
     @strawberry.mutation(description="Move an enrolled patient into active treatment.")
     async def start_treatment(
         self, info: Info[CareteamContext, None], input: StartTreatmentInput
     ) -> PatientResult:
-        return await _patient_command(
-            info,
-            "startTreatment",
-            input.patient_id,
-            lambda now: lambda p: p.start_treatment(occurred_at=input.occurred_at or now, now=now),
+        return await answer_patient(
+            info, StartTreatment(patient=input.patient_id, occurred_at=input.occurred_at)
         )
 
     @strawberry.mutation(description="Assign members of the patient's care team.")
@@ -301,20 +261,14 @@ class PatientMutation:
                 )
         if problem is not None:
             return problem
-        return await _patient_command(
-            info,
-            "assignCareTeam",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.assign_care_team(
-                    care_manager_id=input.care_manager_id,
-                    pcp_id=input.pcp_id,
-                    psychiatric_consultant_id=input.psychiatric_consultant_id,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = AssignCareTeam(
+            patient=input.patient_id,
+            care_manager_id=input.care_manager_id,
+            pcp_id=input.pcp_id,
+            psychiatric_consultant_id=input.psychiatric_consultant_id,
+            occurred_at=input.occurred_at,
         )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(
         description="Record a questionnaire with every item answer; scores it, and raises the "
@@ -323,19 +277,13 @@ class PatientMutation:
     async def record_screening(
         self, info: Info[CareteamContext, None], input: RecordScreeningInput
     ) -> PatientResult:
-        return await _patient_command(
-            info,
-            "recordScreening",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.record_screening(
-                    instrument=input.instrument.value,
-                    answers=input.answers,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = RecordScreening(
+            patient=input.patient_id,
+            instrument=input.instrument.value,
+            answers=tuple(input.answers),
+            occurred_at=input.occurred_at,
         )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(description="Log a care manager contact or activity with its minutes.")
     async def log_contact(
@@ -349,20 +297,14 @@ class PatientMutation:
         activity = input.activity_kind or input.activity
         assert activity is not None  # exactly one was given
         modality = input.modality_kind or input.modality
-        return await _patient_command(
-            info,
-            "logContact",
-            input.patient_id,
-            lambda now: (
-                lambda p: p.log_contact(
-                    activity=activity,
-                    modality=modality,
-                    minutes=input.minutes,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = LogContact(
+            patient=input.patient_id,
+            activity=activity,
+            modality=modality,
+            minutes=input.minutes,
+            occurred_at=input.occurred_at,
         )
+        return await answer_patient(info, command)
 
 
 UNAVAILABLE = "SERVICE_UNAVAILABLE"

@@ -35,7 +35,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from domain.care_plan import CarePlan
-from domain.patient import Patient as PatientAggregate
 from services.api import segments
 from services.api.authz import (
     Denied,
@@ -44,7 +43,7 @@ from services.api.authz import (
     patient_scope_sql,
     record_access,
 )
-from services.api.commanding import Written, record_reads, run_command
+from services.api.commanding import Written, record_reads, run
 from services.api.context import CareteamContext
 from services.api.errors import (
     ConflictError,
@@ -56,6 +55,7 @@ from services.api.errors import (
 )
 from services.auth import AuthenticationError, Principal, TokenVerifier, bearer_token
 from services.bootstrap import Runtime
+from services.commands.commands import RecordScreening
 from services.eventstore import EventMetadata
 from services.fhir import inbound, mapping
 from services.fhir.capability import (
@@ -644,22 +644,14 @@ class FhirApi:
                     400, "invalid", f"{exc.expression}: {exc.message}", expression=exc.expression
                 ) from None
             screening_id = uuid4()
-            written = await run_command(
-                ctx,
-                "recordScreening",
-                aggregate_cls=PatientAggregate,
-                command=lambda now: (
-                    lambda p: p.record_screening(
-                        instrument=screening.instrument,
-                        answers=list(screening.answers),
-                        occurred_at=screening.occurred_at,
-                        now=now,
-                        screening_id=screening_id,
-                    )
-                ),
-                stream_id=screening.patient_id,
-                patient_id=screening.patient_id,
+            command = RecordScreening(
+                patient=screening.patient_id,
+                instrument=screening.instrument,
+                answers=tuple(screening.answers),
+                occurred_at=screening.occurred_at,
+                screening_id=screening_id,
             )
+            written = await run(ctx, command)
             if not isinstance(written, Written):
                 raise _command_refusal(written)
             doc = await self._patient_doc(ctx, screening.patient_id)

@@ -66,8 +66,8 @@ class Counter:
 
 
 def install(runtime: Runtime, counter: Counter) -> None:
-    holders = runtime.pool._holders  # noqa: SLF001 (test-only: every pooled connection)
-    connections = [h._con for h in holders if h._con is not None]  # noqa: SLF001
+    holders = runtime.pool._holders
+    connections = [h._con for h in holders if h._con is not None]
     assert len(connections) == len(holders)
     for conn in connections:
         conn.add_query_logger(counter)
