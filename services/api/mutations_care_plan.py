@@ -11,8 +11,6 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.care_plan import CarePlan
-from domain.errors import PatientNotEnrolledError
 from domain.patient import Patient as PatientAggregate
 from services.api.context import CareteamContext
 from services.api.enums import (
@@ -23,8 +21,21 @@ from services.api.enums import (
     TargetKind,
     TreatmentDecision,
 )
-from services.api.record_commands import INPUT, Step, actor, occurred_at_field, record_command
+from services.api.record_commands import INPUT, actor, answer_record, occurred_at_field
 from services.api.record_types import CarePlanPayload, CarePlanResult
+from services.commands.commands import (
+    AddGoal,
+    ChangeIntervention,
+    CloseCarePlan,
+    CloseGoal,
+    CreateCarePlan,
+    RemoveTarget,
+    ReviewCarePlan,
+    ReviseCarePlan,
+    SetTarget,
+    StartIntervention,
+    StopIntervention,
+)
 from services.eventstore import StreamNotFoundError
 
 _PLAN = "The care plan."
@@ -152,14 +163,6 @@ async def _on_caseload(info: Info[CareteamContext, None], patient_id: UUID) -> i
     return patient.episode_number if patient.is_enrolled else None
 
 
-async def _on_plan(
-    info: Info[CareteamContext, None], operation: str, plan_id: UUID, step: Step
-) -> CarePlanResult:
-    return await record_command(
-        info, operation, CarePlan, CarePlanPayload.build, stream_id=plan_id, step=step
-    )
-
-
 @strawberry.type(description="Care plan commands.")
 class CarePlanMutation:
     @strawberry.mutation(description="Create the care plan of the patient's current episode.")
@@ -167,155 +170,103 @@ class CarePlanMutation:
         self, info: Info[CareteamContext, None], input: Annotated[CreateCarePlanInput, INPUT]
     ) -> CarePlanResult:
         episode = await _on_caseload(info, input.patient_id)
-        author = actor(info)
-
-        def create(now: datetime) -> CarePlan:
-            if episode is None:
-                raise PatientNotEnrolledError("a care plan needs the patient on the caseload")
-            return CarePlan.create(
-                patient_id=input.patient_id,
-                episode_number=episode,
-                author_id=author,
-                occurred_at=input.occurred_at or now,
-                now=now,
-            )
-
-        return await record_command(
-            info,
-            "createCarePlan",
-            CarePlan,
-            CarePlanPayload.build,
-            create=create,
-            patient_id=input.patient_id,
+        command = CreateCarePlan(
+            patient=input.patient_id,
+            episode_number=episode,
+            author_id=actor(info),
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Add a goal; createdId is the goal's id.")
     async def add_goal(
         self, info: Info[CareteamContext, None], input: Annotated[AddGoalInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "addGoal",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.add_goal(
-                    description=input.description, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = AddGoal(
+            care_plan_id=input.care_plan_id,
+            description=input.description,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Close a goal as achieved, or dropped with a reason.")
     async def close_goal(
         self, info: Info[CareteamContext, None], input: Annotated[CloseGoalInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "closeGoal",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.close_goal(
-                    goal_id=input.goal_id,
-                    status=input.outcome.value,
-                    reason=input.reason,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = CloseGoal(
+            care_plan_id=input.care_plan_id,
+            goal_id=input.goal_id,
+            status=input.outcome.value,
+            reason=input.reason,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Set a measurable target; createdId is the target's id.")
     async def set_target(
         self, info: Info[CareteamContext, None], input: Annotated[SetTargetInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "setTarget",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.set_target(
-                    instrument=input.instrument.value,
-                    kind=input.kind.value,
-                    value=input.value,
-                    due_on=input.due_on,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = SetTarget(
+            care_plan_id=input.care_plan_id,
+            instrument=input.instrument.value,
+            kind=input.kind.value,
+            value=input.value,
+            due_on=input.due_on,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Remove a target.")
     async def remove_target(
         self, info: Info[CareteamContext, None], input: Annotated[RemoveTargetInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "removeTarget",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.remove_target(
-                    target_id=input.target_id, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = RemoveTarget(
+            care_plan_id=input.care_plan_id,
+            target_id=input.target_id,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Start an intervention; createdId is its id.")
     async def start_intervention(
         self, info: Info[CareteamContext, None], input: Annotated[StartInterventionInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "startIntervention",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.start_intervention(
-                    kind=input.kind.value,
-                    name=input.name,
-                    dose=input.dose,
-                    modality=input.modality.value if input.modality else None,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = StartIntervention(
+            care_plan_id=input.care_plan_id,
+            kind=input.kind.value,
+            name=input.name,
+            dose=input.dose,
+            modality=input.modality.value if input.modality else None,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Change an active intervention (e.g. a new dose).")
     async def change_intervention(
         self, info: Info[CareteamContext, None], input: Annotated[ChangeInterventionInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "changeIntervention",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.change_intervention(
-                    intervention_id=input.intervention_id,
-                    name=input.name,
-                    dose=input.dose,
-                    modality=input.modality.value if input.modality else None,
-                    reason=input.reason,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = ChangeIntervention(
+            care_plan_id=input.care_plan_id,
+            intervention_id=input.intervention_id,
+            name=input.name,
+            dose=input.dose,
+            modality=input.modality.value if input.modality else None,
+            reason=input.reason,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Stop an active intervention.")
     async def stop_intervention(
         self, info: Info[CareteamContext, None], input: Annotated[StopInterventionInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "stopIntervention",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.stop_intervention(
-                    intervention_id=input.intervention_id,
-                    reason=input.reason,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = StopIntervention(
+            care_plan_id=input.care_plan_id,
+            intervention_id=input.intervention_id,
+            reason=input.reason,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(
         description="Record your treat-to-target review and its decision; createdId is its id."
@@ -324,48 +275,30 @@ class CarePlanMutation:
         self, info: Info[CareteamContext, None], input: Annotated[ReviewCarePlanInput, INPUT]
     ) -> CarePlanResult:
         reviewer = actor(info)
-        return await _on_plan(
-            info,
-            "reviewCarePlan",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.review(
-                    decision=input.decision.value,
-                    reviewer_id=reviewer,
-                    baseline_total=input.baseline_total,
-                    latest_total=input.latest_total,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = ReviewCarePlan(
+            care_plan_id=input.care_plan_id,
+            decision=input.decision.value,
+            reviewer_id=reviewer,
+            baseline_total=input.baseline_total,
+            latest_total=input.latest_total,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Revise the care plan, with a reason.")
     async def revise_care_plan(
         self, info: Info[CareteamContext, None], input: Annotated[ReviseCarePlanInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "reviseCarePlan",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.revise(
-                    reason=input.reason, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = ReviseCarePlan(
+            care_plan_id=input.care_plan_id, reason=input.reason, occurred_at=input.occurred_at
         )
+        return await answer_record(info, command, CarePlanPayload.build)
 
     @strawberry.mutation(description="Close the care plan.")
     async def close_care_plan(
         self, info: Info[CareteamContext, None], input: Annotated[CloseCarePlanInput, INPUT]
     ) -> CarePlanResult:
-        return await _on_plan(
-            info,
-            "closeCarePlan",
-            input.care_plan_id,
-            lambda now: (
-                lambda c: c.close(
-                    reason=input.reason, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = CloseCarePlan(
+            care_plan_id=input.care_plan_id, reason=input.reason, occurred_at=input.occurred_at
         )
+        return await answer_record(info, command, CarePlanPayload.build)

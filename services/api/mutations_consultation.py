@@ -13,11 +13,22 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.consultation import ConsultationNote
 from services.api.context import CareteamContext
 from services.api.enums import RecommendationResponse
-from services.api.record_commands import INPUT, Step, actor, occurred_at_field, record_command
+from services.api.record_commands import INPUT, actor, answer_record, occurred_at_field
 from services.api.record_types import ConsultationNotePayload, ConsultationNoteResult
+from services.commands.commands import (
+    AcknowledgeConsultationNote,
+    AddAddendum,
+    AddRecommendation,
+    DraftConsultationNote,
+    ImplementRecommendation,
+    RemoveRecommendation,
+    RequestConsultation,
+    RespondToRecommendation,
+    SignConsultationNote,
+    WithdrawConsultation,
+)
 
 _NOTE = "The consultation note."
 
@@ -101,41 +112,20 @@ class ImplementRecommendationInput:
     occurred_at: datetime | None = occurred_at_field()
 
 
-async def _on_note(
-    info: Info[CareteamContext, None], operation: str, note_id: UUID, step: Step
-) -> ConsultationNoteResult:
-    return await record_command(
-        info,
-        operation,
-        ConsultationNote,
-        ConsultationNotePayload.build,
-        stream_id=note_id,
-        step=step,
-    )
-
-
 @strawberry.type(description="Consultation note commands.")
 class ConsultationMutation:
     @strawberry.mutation(description="Ask the psychiatric consultant a question (you ask).")
     async def request_consultation(
         self, info: Info[CareteamContext, None], input: Annotated[RequestConsultationInput, INPUT]
     ) -> ConsultationNoteResult:
-        requester = actor(info)
-        return await record_command(
-            info,
-            "requestConsultation",
-            ConsultationNote,
-            ConsultationNotePayload.build,
-            create=lambda now: ConsultationNote.request(
-                patient_id=input.patient_id,
-                requested_by=requester,
-                question=input.question,
-                consultant_id=input.consultant_id,
-                occurred_at=input.occurred_at or now,
-                now=now,
-            ),
-            patient_id=input.patient_id,
+        command = RequestConsultation(
+            patient=input.patient_id,
+            requested_by=actor(info),
+            question=input.question,
+            consultant_id=input.consultant_id,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(description="Write or rewrite the draft (you are its author).")
     async def draft_consultation_note(
@@ -144,34 +134,24 @@ class ConsultationMutation:
         input: Annotated[DraftConsultationNoteInput, INPUT],
     ) -> ConsultationNoteResult:
         author = actor(info)
-        return await _on_note(
-            info,
-            "draftConsultationNote",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.draft(
-                    author_id=author,
-                    content=input.content,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = DraftConsultationNote(
+            consultation_note_id=input.consultation_note_id,
+            author_id=author,
+            content=input.content,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(description="Add a recommendation to the draft; createdId is its id.")
     async def add_recommendation(
         self, info: Info[CareteamContext, None], input: Annotated[AddRecommendationInput, INPUT]
     ) -> ConsultationNoteResult:
-        return await _on_note(
-            info,
-            "addRecommendation",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.add_recommendation(
-                    text=input.text, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = AddRecommendation(
+            consultation_note_id=input.consultation_note_id,
+            text=input.text,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(description="Take a recommendation out of the unsigned note.")
     async def remove_recommendation(
@@ -179,18 +159,12 @@ class ConsultationMutation:
         info: Info[CareteamContext, None],
         input: Annotated[RemoveRecommendationInput, INPUT],
     ) -> ConsultationNoteResult:
-        return await _on_note(
-            info,
-            "removeRecommendation",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.remove_recommendation(
-                    recommendation_id=input.recommendation_id,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = RemoveRecommendation(
+            consultation_note_id=input.consultation_note_id,
+            recommendation_id=input.recommendation_id,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(description="Sign the note (you sign); corrections are addenda after.")
     async def sign_consultation_note(
@@ -199,14 +173,12 @@ class ConsultationMutation:
         input: Annotated[SignConsultationNoteInput, INPUT],
     ) -> ConsultationNoteResult:
         signer = actor(info)
-        return await _on_note(
-            info,
-            "signConsultationNote",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.sign(signed_by=signer, occurred_at=input.occurred_at or now, now=now)
-            ),
+        command = SignConsultationNote(
+            consultation_note_id=input.consultation_note_id,
+            signed_by=signer,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(description="Withdraw the request before the note is signed.")
     async def withdraw_consultation(
@@ -214,32 +186,25 @@ class ConsultationMutation:
         info: Info[CareteamContext, None],
         input: Annotated[WithdrawConsultationInput, INPUT],
     ) -> ConsultationNoteResult:
-        return await _on_note(
-            info,
-            "withdrawConsultation",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.withdraw(
-                    reason=input.reason, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = WithdrawConsultation(
+            consultation_note_id=input.consultation_note_id,
+            reason=input.reason,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(description="Add an addendum to the signed note; createdId is its id.")
     async def add_addendum(
         self, info: Info[CareteamContext, None], input: Annotated[AddAddendumInput, INPUT]
     ) -> ConsultationNoteResult:
         author = actor(info)
-        return await _on_note(
-            info,
-            "addAddendum",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.add_addendum(
-                    author_id=author, text=input.text, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = AddAddendum(
+            consultation_note_id=input.consultation_note_id,
+            author_id=author,
+            text=input.text,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(description="Acknowledge the signed note as the PCP (you acknowledge).")
     async def acknowledge_consultation_note(
@@ -248,14 +213,12 @@ class ConsultationMutation:
         input: Annotated[AcknowledgeConsultationNoteInput, INPUT],
     ) -> ConsultationNoteResult:
         pcp = actor(info)
-        return await _on_note(
-            info,
-            "acknowledgeConsultationNote",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.acknowledge(pcp_id=pcp, occurred_at=input.occurred_at or now, now=now)
-            ),
+        command = AcknowledgeConsultationNote(
+            consultation_note_id=input.consultation_note_id,
+            pcp_id=pcp,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(
         description="Accept, modify or decline (with a reason) one recommendation."
@@ -266,21 +229,15 @@ class ConsultationMutation:
         input: Annotated[RespondToRecommendationInput, INPUT],
     ) -> ConsultationNoteResult:
         responder = actor(info)
-        return await _on_note(
-            info,
-            "respondToRecommendation",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.respond_to_recommendation(
-                    recommendation_id=input.recommendation_id,
-                    response=input.response.value,
-                    responded_by=responder,
-                    text=input.text,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = RespondToRecommendation(
+            consultation_note_id=input.consultation_note_id,
+            recommendation_id=input.recommendation_id,
+            response=input.response.value,
+            responded_by=responder,
+            text=input.text,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)
 
     @strawberry.mutation(
         description="Record that an accepted or modified recommendation was put into practice."
@@ -290,15 +247,9 @@ class ConsultationMutation:
         info: Info[CareteamContext, None],
         input: Annotated[ImplementRecommendationInput, INPUT],
     ) -> ConsultationNoteResult:
-        return await _on_note(
-            info,
-            "implementRecommendation",
-            input.consultation_note_id,
-            lambda now: (
-                lambda n: n.implement_recommendation(
-                    recommendation_id=input.recommendation_id,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = ImplementRecommendation(
+            consultation_note_id=input.consultation_note_id,
+            recommendation_id=input.recommendation_id,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ConsultationNotePayload.build)

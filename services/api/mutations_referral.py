@@ -11,11 +11,19 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.referral import Referral
 from services.api.context import CareteamContext
 from services.api.enums import ReferralService
-from services.api.record_commands import INPUT, Step, actor, occurred_at_field, record_command
+from services.api.record_commands import INPUT, actor, answer_record, occurred_at_field
 from services.api.record_types import ReferralPayload, ReferralResult
+from services.commands.commands import (
+    AcceptReferral,
+    CancelReferral,
+    CompleteReferral,
+    DeclineReferral,
+    RequestReferral,
+    ScheduleReferral,
+    SendReferral,
+)
 
 _REFERRAL = "The referral."
 
@@ -76,92 +84,56 @@ class CancelReferralInput:
     occurred_at: datetime | None = occurred_at_field()
 
 
-async def _on_referral(
-    info: Info[CareteamContext, None], operation: str, referral_id: UUID, step: Step
-) -> ReferralResult:
-    return await record_command(
-        info, operation, Referral, ReferralPayload.build, stream_id=referral_id, step=step
-    )
-
-
 @strawberry.type(description="Referral commands.")
 class ReferralMutation:
     @strawberry.mutation(description="Request a referral to an outside service.")
     async def request_referral(
         self, info: Info[CareteamContext, None], input: Annotated[RequestReferralInput, INPUT]
     ) -> ReferralResult:
-        requester = actor(info)
-        return await record_command(
-            info,
-            "requestReferral",
-            Referral,
-            ReferralPayload.build,
-            create=lambda now: Referral.request(
-                patient_id=input.patient_id,
-                service=input.service.value,
-                reason=input.reason,
-                expected_by=input.expected_by,
-                receiving_organisation_id=input.receiving_organisation_id,
-                requested_by=requester,
-                occurred_at=input.occurred_at or now,
-                now=now,
-            ),
-            patient_id=input.patient_id,
+        command = RequestReferral(
+            patient=input.patient_id,
+            service=input.service.value,
+            reason=input.reason,
+            expected_by=input.expected_by,
+            receiving_organisation_id=input.receiving_organisation_id,
+            requested_by=actor(info),
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ReferralPayload.build)
 
     @strawberry.mutation(description="Record that the referral was sent.")
     async def send_referral(
         self, info: Info[CareteamContext, None], input: Annotated[SendReferralInput, INPUT]
     ) -> ReferralResult:
-        return await _on_referral(
-            info,
-            "sendReferral",
-            input.referral_id,
-            lambda now: lambda r: r.send(occurred_at=input.occurred_at or now, now=now),
-        )
+        command = SendReferral(referral_id=input.referral_id, occurred_at=input.occurred_at)
+        return await answer_record(info, command, ReferralPayload.build)
 
     @strawberry.mutation(description="Record that the receiving organisation accepted.")
     async def accept_referral(
         self, info: Info[CareteamContext, None], input: Annotated[AcceptReferralInput, INPUT]
     ) -> ReferralResult:
-        return await _on_referral(
-            info,
-            "acceptReferral",
-            input.referral_id,
-            lambda now: lambda r: r.accept(occurred_at=input.occurred_at or now, now=now),
-        )
+        command = AcceptReferral(referral_id=input.referral_id, occurred_at=input.occurred_at)
+        return await answer_record(info, command, ReferralPayload.build)
 
     @strawberry.mutation(description="Record that the receiving organisation declined, and why.")
     async def decline_referral(
         self, info: Info[CareteamContext, None], input: Annotated[DeclineReferralInput, INPUT]
     ) -> ReferralResult:
-        return await _on_referral(
-            info,
-            "declineReferral",
-            input.referral_id,
-            lambda now: (
-                lambda r: r.decline(
-                    reason=input.reason, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = DeclineReferral(
+            referral_id=input.referral_id, reason=input.reason, occurred_at=input.occurred_at
         )
+        return await answer_record(info, command, ReferralPayload.build)
 
     @strawberry.mutation(description="Record the appointment the receiving service gave.")
     async def schedule_referral(
         self, info: Info[CareteamContext, None], input: Annotated[ScheduleReferralInput, INPUT]
     ) -> ReferralResult:
-        return await _on_referral(
-            info,
-            "scheduleReferral",
-            input.referral_id,
-            lambda now: (
-                lambda r: r.schedule(
-                    appointment_at=input.appointment_at,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = ScheduleReferral(
+            referral_id=input.referral_id,
+            appointment_at=input.appointment_at,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ReferralPayload.build)
 
     @strawberry.mutation(
         description="Close the loop: the service happened and its report came back."
@@ -169,30 +141,18 @@ class ReferralMutation:
     async def complete_referral(
         self, info: Info[CareteamContext, None], input: Annotated[CompleteReferralInput, INPUT]
     ) -> ReferralResult:
-        return await _on_referral(
-            info,
-            "completeReferral",
-            input.referral_id,
-            lambda now: (
-                lambda r: r.complete(
-                    report_back_summary=input.report_back_summary,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-            ),
+        command = CompleteReferral(
+            referral_id=input.referral_id,
+            report_back_summary=input.report_back_summary,
+            occurred_at=input.occurred_at,
         )
+        return await answer_record(info, command, ReferralPayload.build)
 
     @strawberry.mutation(description="Cancel a referral that is not final yet, with a reason.")
     async def cancel_referral(
         self, info: Info[CareteamContext, None], input: Annotated[CancelReferralInput, INPUT]
     ) -> ReferralResult:
-        return await _on_referral(
-            info,
-            "cancelReferral",
-            input.referral_id,
-            lambda now: (
-                lambda r: r.cancel(
-                    reason=input.reason, occurred_at=input.occurred_at or now, now=now
-                )
-            ),
+        command = CancelReferral(
+            referral_id=input.referral_id, reason=input.reason, occurred_at=input.occurred_at
         )
+        return await answer_record(info, command, ReferralPayload.build)

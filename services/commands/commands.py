@@ -16,7 +16,11 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from domain.care_plan import CarePlan
+from domain.consultation import ConsultationNote
+from domain.errors import PatientNotEnrolledError
 from domain.patient import Patient
+from domain.referral import Referral
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -486,3 +490,426 @@ class ReviewEmergencyAccess(PatientCommand):
             occurred_at=now,
             now=now,
         )
+
+
+# --- Care plan -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateCarePlan(Creation):
+    """The care plan of the patient's current episode; ``episode_number`` None when the
+    patient is not on the caseload (the domain's refusal)."""
+
+    operation: ClassVar[str] = "createCarePlan"
+    aggregate: ClassVar[type[Any]] = CarePlan
+    patient: UUID
+    episode_number: int | None
+    author_id: UUID | None = None
+
+    @property
+    def patient_id(self) -> UUID | None:
+        return self.patient
+
+    def create(self, now: datetime) -> CarePlan:
+        if self.episode_number is None:
+            raise PatientNotEnrolledError("a care plan needs the patient on the caseload")
+        return CarePlan.create(
+            patient_id=self.patient,
+            episode_number=self.episode_number,
+            author_id=self.author_id,
+            occurred_at=self.at(now),
+            now=now,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordCommand(Command):
+    """A change to a care plan, referral or note: its ``method`` called with
+    ``arguments()``, the effective time and ``now``."""
+
+    method: ClassVar[str]
+
+    def arguments(self) -> dict[str, Any]:
+        return {}
+
+    def apply(self, aggregate: Any, now: datetime) -> object:
+        method = getattr(aggregate, self.method)
+        return method(**self.arguments(), occurred_at=self.at(now), now=now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CarePlanCommand(RecordCommand):
+    """A change to the care plan ``care_plan_id``."""
+
+    aggregate: ClassVar[type[Any]] = CarePlan
+    care_plan_id: UUID
+
+    @property
+    def stream_id(self) -> UUID | None:
+        return self.care_plan_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddGoal(CarePlanCommand):
+    operation: ClassVar[str] = "addGoal"
+    method: ClassVar[str] = "add_goal"
+    description: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"description": self.description}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseGoal(CarePlanCommand):
+    operation: ClassVar[str] = "closeGoal"
+    method: ClassVar[str] = "close_goal"
+    goal_id: UUID
+    status: str
+    reason: str | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id, "status": self.status, "reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetTarget(CarePlanCommand):
+    operation: ClassVar[str] = "setTarget"
+    method: ClassVar[str] = "set_target"
+    instrument: str
+    kind: str
+    value: int
+    due_on: date | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "instrument": self.instrument,
+            "kind": self.kind,
+            "value": self.value,
+            "due_on": self.due_on,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveTarget(CarePlanCommand):
+    operation: ClassVar[str] = "removeTarget"
+    method: ClassVar[str] = "remove_target"
+    target_id: UUID
+
+    def arguments(self) -> dict[str, Any]:
+        return {"target_id": self.target_id}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartIntervention(CarePlanCommand):
+    operation: ClassVar[str] = "startIntervention"
+    method: ClassVar[str] = "start_intervention"
+    kind: str
+    name: str
+    dose: str | None = None
+    modality: str | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "dose": self.dose, "modality": self.modality}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeIntervention(CarePlanCommand):
+    operation: ClassVar[str] = "changeIntervention"
+    method: ClassVar[str] = "change_intervention"
+    intervention_id: UUID
+    name: str | None = None
+    dose: str | None = None
+    modality: str | None = None
+    reason: str | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "intervention_id": self.intervention_id,
+            "name": self.name,
+            "dose": self.dose,
+            "modality": self.modality,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopIntervention(CarePlanCommand):
+    operation: ClassVar[str] = "stopIntervention"
+    method: ClassVar[str] = "stop_intervention"
+    intervention_id: UUID
+    reason: str | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {"intervention_id": self.intervention_id, "reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewCarePlan(CarePlanCommand):
+    operation: ClassVar[str] = "reviewCarePlan"
+    method: ClassVar[str] = "review"
+    decision: str
+    reviewer_id: UUID
+    baseline_total: int | None = None
+    latest_total: int | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "reviewer_id": self.reviewer_id,
+            "baseline_total": self.baseline_total,
+            "latest_total": self.latest_total,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviseCarePlan(CarePlanCommand):
+    operation: ClassVar[str] = "reviseCarePlan"
+    method: ClassVar[str] = "revise"
+    reason: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseCarePlan(CarePlanCommand):
+    operation: ClassVar[str] = "closeCarePlan"
+    method: ClassVar[str] = "close"
+    reason: str | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+# --- Referral ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestReferral(Creation):
+    operation: ClassVar[str] = "requestReferral"
+    aggregate: ClassVar[type[Any]] = Referral
+    patient: UUID
+    service: str
+    reason: str
+    expected_by: date
+    receiving_organisation_id: UUID | None = None
+    requested_by: UUID | None = None
+
+    @property
+    def patient_id(self) -> UUID | None:
+        return self.patient
+
+    def create(self, now: datetime) -> Referral:
+        return Referral.request(
+            patient_id=self.patient,
+            service=self.service,
+            reason=self.reason,
+            expected_by=self.expected_by,
+            receiving_organisation_id=self.receiving_organisation_id,
+            requested_by=self.requested_by,
+            occurred_at=self.at(now),
+            now=now,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferralCommand(RecordCommand):
+    """A change to the referral ``referral_id``."""
+
+    aggregate: ClassVar[type[Any]] = Referral
+    referral_id: UUID
+
+    @property
+    def stream_id(self) -> UUID | None:
+        return self.referral_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendReferral(ReferralCommand):
+    operation: ClassVar[str] = "sendReferral"
+    method: ClassVar[str] = "send"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceptReferral(ReferralCommand):
+    operation: ClassVar[str] = "acceptReferral"
+    method: ClassVar[str] = "accept"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeclineReferral(ReferralCommand):
+    operation: ClassVar[str] = "declineReferral"
+    method: ClassVar[str] = "decline"
+    reason: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleReferral(ReferralCommand):
+    operation: ClassVar[str] = "scheduleReferral"
+    method: ClassVar[str] = "schedule"
+    appointment_at: datetime
+
+    def arguments(self) -> dict[str, Any]:
+        return {"appointment_at": self.appointment_at}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteReferral(ReferralCommand):
+    operation: ClassVar[str] = "completeReferral"
+    method: ClassVar[str] = "complete"
+    report_back_summary: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"report_back_summary": self.report_back_summary}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelReferral(ReferralCommand):
+    operation: ClassVar[str] = "cancelReferral"
+    method: ClassVar[str] = "cancel"
+    reason: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+# --- Consultation note ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestConsultation(Creation):
+    operation: ClassVar[str] = "requestConsultation"
+    aggregate: ClassVar[type[Any]] = ConsultationNote
+    patient: UUID
+    requested_by: UUID
+    question: str
+    consultant_id: UUID | None = None
+
+    @property
+    def patient_id(self) -> UUID | None:
+        return self.patient
+
+    def create(self, now: datetime) -> ConsultationNote:
+        return ConsultationNote.request(
+            patient_id=self.patient,
+            requested_by=self.requested_by,
+            question=self.question,
+            consultant_id=self.consultant_id,
+            occurred_at=self.at(now),
+            now=now,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsultationCommand(RecordCommand):
+    """A change to the consultation note ``consultation_note_id``."""
+
+    aggregate: ClassVar[type[Any]] = ConsultationNote
+    consultation_note_id: UUID
+
+    @property
+    def stream_id(self) -> UUID | None:
+        return self.consultation_note_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class DraftConsultationNote(ConsultationCommand):
+    operation: ClassVar[str] = "draftConsultationNote"
+    method: ClassVar[str] = "draft"
+    author_id: UUID
+    content: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"author_id": self.author_id, "content": self.content}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddRecommendation(ConsultationCommand):
+    operation: ClassVar[str] = "addRecommendation"
+    method: ClassVar[str] = "add_recommendation"
+    text: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveRecommendation(ConsultationCommand):
+    operation: ClassVar[str] = "removeRecommendation"
+    method: ClassVar[str] = "remove_recommendation"
+    recommendation_id: UUID
+
+    def arguments(self) -> dict[str, Any]:
+        return {"recommendation_id": self.recommendation_id}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignConsultationNote(ConsultationCommand):
+    operation: ClassVar[str] = "signConsultationNote"
+    method: ClassVar[str] = "sign"
+    signed_by: UUID
+
+    def arguments(self) -> dict[str, Any]:
+        return {"signed_by": self.signed_by}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithdrawConsultation(ConsultationCommand):
+    operation: ClassVar[str] = "withdrawConsultation"
+    method: ClassVar[str] = "withdraw"
+    reason: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddAddendum(ConsultationCommand):
+    operation: ClassVar[str] = "addAddendum"
+    method: ClassVar[str] = "add_addendum"
+    author_id: UUID
+    text: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"author_id": self.author_id, "text": self.text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcknowledgeConsultationNote(ConsultationCommand):
+    operation: ClassVar[str] = "acknowledgeConsultationNote"
+    method: ClassVar[str] = "acknowledge"
+    pcp_id: UUID
+
+    def arguments(self) -> dict[str, Any]:
+        return {"pcp_id": self.pcp_id}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RespondToRecommendation(ConsultationCommand):
+    operation: ClassVar[str] = "respondToRecommendation"
+    method: ClassVar[str] = "respond_to_recommendation"
+    recommendation_id: UUID
+    response: str
+    responded_by: UUID
+    text: str | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "recommendation_id": self.recommendation_id,
+            "response": self.response,
+            "responded_by": self.responded_by,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImplementRecommendation(ConsultationCommand):
+    operation: ClassVar[str] = "implementRecommendation"
+    method: ClassVar[str] = "implement_recommendation"
+    recommendation_id: UUID
+
+    def arguments(self) -> dict[str, Any]:
+        return {"recommendation_id": self.recommendation_id}
