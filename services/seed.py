@@ -1,5 +1,7 @@
 """Demo data: a small synthetic caseload that shows every registry state, built through the
-same domain commands users call (so every read model fills in through the projector).
+same command handler users' requests go through (services/commands/handler.py: a system
+actor ``seed``, authorised and recorded like any caller), so every read model fills in
+through the projector.
 
 ``seed_demo`` writes, relative to ``now``: a patient with a safety answer, one not
 improving after eleven weeks, one newly enrolled, one improving and reviewed, one in
@@ -14,15 +16,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
-from domain.care_plan import CarePlan
-from domain.consultation import ConsultationNote
-from domain.patient import Patient
-from domain.referral import Referral
+from services.api.access import PolicyAccess
 from services.application import Application
-from services.eventstore import EventMetadata
+from services.commands.commands import (
+    AddRecommendation,
+    Command,
+    CreateCarePlan,
+    DraftConsultationNote,
+    EnrollPatient,
+    GrantConsent,
+    LogContact,
+    RecordCaseReview,
+    RecordScreening,
+    RegisterPatient,
+    RequestConsultation,
+    RequestReferral,
+    SendReferral,
+    SignConsultationNote,
+    StartTreatment,
+    WriteRelapsePreventionPlan,
+)
+from services.commands.handler import Actor, Written, handle
 
 
 @dataclass(frozen=True)
@@ -54,84 +70,93 @@ def _phq9(total: int, item9: int = 0) -> list[int | None]:
     return answers
 
 
+def seed_actor(team: DemoTeam) -> Actor:
+    """The seed's system actor: it writes as the team's care manager on channel ``seed``
+    and is authorised by ``SYSTEM_OPERATIONS["seed"]`` (services/api/authz.py)."""
+    return Actor(
+        user_id=team.care_manager_id,
+        role="care_manager",
+        organisation_id=team.organisation_id,
+        channel="seed",
+        system="seed",
+    )
+
+
 class _Seeder:
     def __init__(self, app: Application, team: DemoTeam, now: datetime) -> None:
         self.app = app
         self.team = team
         self.now = now
-        self.meta = EventMetadata(
-            actor_id=str(team.care_manager_id),
-            role="care_manager",
-            organisation_id=str(team.organisation_id),
-            channel="seed",
-        )
+        self.actor = seed_actor(team)
+        self.access = PolicyAccess(app.store.pool)
 
     def ago(self, days: int) -> datetime:
         return self.now - timedelta(days=days)
 
+    async def run(self, command: Command) -> Written:
+        """Every seed write goes through the command handler (authorised, audited)."""
+        outcome = await handle(command, self.actor, self.now, app=self.app, access=self.access)
+        if not isinstance(outcome, Written):
+            raise RuntimeError(f"seed command {command.operation} refused: {outcome.code}")
+        return outcome
+
     async def patient(self, letter: str, enrolled_days_ago: int, mrn: int) -> UUID:
         enrolled = self.ago(enrolled_days_ago)
-        patient = Patient.register(
-            given_name="Demo",
-            family_name=f"Patient {letter}",
-            birth_date=date(1970 + mrn % 30, 1 + mrn % 12, 1 + mrn % 28),
-            mrn=f"DEMO-{mrn:04d}",
-            organisation_id=self.team.organisation_id,
-            occurred_at=enrolled - timedelta(days=7),
-            now=self.now,
+        written = await self.run(
+            RegisterPatient(
+                given_name="Demo",
+                family_name=f"Patient {letter}",
+                birth_date=date(1970 + mrn % 30, 1 + mrn % 12, 1 + mrn % 28),
+                mrn=f"DEMO-{mrn:04d}",
+                organisation_id=self.team.organisation_id,
+                care_manager_id=self.team.care_manager_id,
+                pcp_id=self.team.pcp_id,
+                psychiatric_consultant_id=self.team.psychiatric_consultant_id,
+                occurred_at=enrolled - timedelta(days=7),
+            )
         )
-        patient.assign_care_team(
-            care_manager_id=self.team.care_manager_id,
-            pcp_id=self.team.pcp_id,
-            psychiatric_consultant_id=self.team.psychiatric_consultant_id,
-            occurred_at=enrolled - timedelta(days=7),
-            now=self.now,
+        pid = written.stream_id
+        await self.run(EnrollPatient(patient=pid, occurred_at=enrolled))
+        await self.run(
+            GrantConsent(
+                patient=pid,
+                kind="cocm_treatment",
+                method="verbal",
+                cost_sharing_explained=True,
+                occurred_at=enrolled,
+            )
         )
-        patient.enroll(occurred_at=enrolled, now=self.now)
-        patient.grant_consent(
-            kind="cocm_treatment",
-            method="verbal",
-            cost_sharing_explained=True,
-            occurred_at=enrolled,
-            now=self.now,
-        )
-        patient.start_treatment(occurred_at=enrolled, now=self.now)
-        await self.app.create(patient, metadata=self.meta, now=self.now)
-        return patient.id
-
-    async def on(self, patient_id: UUID, command: Callable[[Patient], Any]) -> None:
-        await self.app.execute(Patient, patient_id, command, metadata=self.meta, now=self.now)
+        await self.run(StartTreatment(patient=pid, occurred_at=enrolled))
+        return pid
 
     async def score(self, patient_id: UUID, days_ago: int, total: int, item9: int = 0) -> None:
-        await self.on(
-            patient_id,
-            lambda p: p.record_screening(
+        await self.run(
+            RecordScreening(
+                patient=patient_id,
                 instrument="phq9",
-                answers=_phq9(total, item9),
+                answers=tuple(_phq9(total, item9)),
                 occurred_at=self.ago(days_ago),
-                now=self.now,
-            ),
+            )
         )
 
     async def contact(self, patient_id: UUID, when: datetime, minutes: int) -> None:
-        await self.on(
-            patient_id,
-            lambda p: p.log_contact(
+        await self.run(
+            LogContact(
+                patient=patient_id,
                 activity="contact",
                 modality="phone",
                 minutes=minutes,
                 occurred_at=when,
-                now=self.now,
-            ),
+            )
         )
 
     async def review(self, patient_id: UUID, days_ago: int) -> None:
-        consultant = self.team.psychiatric_consultant_id
-        await self.on(
-            patient_id,
-            lambda p: p.record_case_review(
-                consultant_id=consultant, occurred_at=self.ago(days_ago), now=self.now
-            ),
+        await self.run(
+            RecordCaseReview(
+                patient=patient_id,
+                consultant_id=self.team.psychiatric_consultant_id,
+                occurred_at=self.ago(days_ago),
+            )
         )
 
 
@@ -170,14 +195,13 @@ async def seed_demo(app: Application, team: DemoTeam, *, now: datetime) -> SeedS
     await s.score(remitted, 119, 15)
     await s.review(remitted, 100)
     await s.score(remitted, 10, 3)
-    await s.on(
-        remitted,
-        lambda p: p.write_relapse_prevention_plan(
-            warning_signs=["poor sleep"],
-            strategies=["daily walk"],
+    await s.run(
+        WriteRelapsePreventionPlan(
+            patient=remitted,
+            warning_signs=("poor sleep",),
+            strategies=("daily walk",),
             occurred_at=s.ago(9),
-            now=now,
-        ),
+        )
     )
     out.patients["relapse_prevention"] = remitted
 
@@ -189,49 +213,53 @@ async def seed_demo(app: Application, team: DemoTeam, *, now: datetime) -> SeedS
         await s.score(pid, (now - start).days, 16)
         await s.contact(pid, start + timedelta(days=1), 20)
         await s.contact(pid, start + timedelta(days=8), minutes - 20)
-        await app.create(
-            CarePlan.create(patient_id=pid, episode_number=1, occurred_at=start, now=now),
-            metadata=s.meta,
-            now=now,
-        )
+        await s.run(CreateCarePlan(patient=pid, episode_number=1, occurred_at=start))
         out.patients[f"billing_{minutes}_minutes"] = pid
 
-    asked = ConsultationNote.request(
-        patient_id=slow,
-        requested_by=team.care_manager_id,
-        question="No response after ten weeks: change medication?",
-        occurred_at=s.ago(9),
-        now=now,
+    asked = await s.run(
+        RequestConsultation(
+            patient=slow,
+            requested_by=team.care_manager_id,
+            question="No response after ten weeks: change medication?",
+            occurred_at=s.ago(9),
+        )
     )
-    signed = ConsultationNote.request(
-        patient_id=safety,
-        requested_by=team.care_manager_id,
-        consultant_id=team.psychiatric_consultant_id,
-        question="Safety answer: adjust the plan?",
-        occurred_at=s.ago(5),
-        now=now,
+    signed = await s.run(
+        RequestConsultation(
+            patient=safety,
+            requested_by=team.care_manager_id,
+            consultant_id=team.psychiatric_consultant_id,
+            question="Safety answer: adjust the plan?",
+            occurred_at=s.ago(5),
+        )
     )
-    signed.draft(
-        author_id=team.psychiatric_consultant_id,
-        content="Reviewed with the care manager.",
-        occurred_at=s.ago(4),
-        now=now,
+    note = signed.stream_id
+    consultant = team.psychiatric_consultant_id
+    for command in (
+        DraftConsultationNote(
+            consultation_note_id=note,
+            author_id=consultant,
+            content="Reviewed with the care manager.",
+            occurred_at=s.ago(4),
+        ),
+        AddRecommendation(
+            consultation_note_id=note, text="Weekly contact for a month.", occurred_at=s.ago(4)
+        ),
+        SignConsultationNote(consultation_note_id=note, signed_by=consultant, occurred_at=s.ago(4)),
+    ):
+        await s.run(command)
+    referral = await s.run(
+        RequestReferral(
+            patient=slow,
+            service="psychotherapy",
+            reason="Add weekly psychotherapy.",
+            expected_by=(now - timedelta(days=2)).date(),
+            occurred_at=s.ago(30),
+        )
     )
-    signed.add_recommendation(text="Weekly contact for a month.", occurred_at=s.ago(4), now=now)
-    signed.sign(signed_by=team.psychiatric_consultant_id, occurred_at=s.ago(4), now=now)
-    referral = Referral.request(
-        patient_id=slow,
-        service="psychotherapy",
-        reason="Add weekly psychotherapy.",
-        expected_by=(now - timedelta(days=2)).date(),
-        occurred_at=s.ago(30),
-        now=now,
-    )
-    referral.send(occurred_at=s.ago(29), now=now)
-    for aggregate in (asked, signed, referral):
-        await app.create(aggregate, metadata=s.meta, now=now)
-    out.consultations.extend([asked.id, signed.id])
-    out.referrals.append(referral.id)
+    await s.run(SendReferral(referral_id=referral.stream_id, occurred_at=s.ago(29)))
+    out.consultations.extend([asked.stream_id, signed.stream_id])
+    out.referrals.append(referral.stream_id)
     return out
 
 
