@@ -31,6 +31,7 @@ from services.api.authz import (
     Denied,
     check_patient_operation,
 )
+from services.api.clinical_mutations import CLINICAL_MUTATIONS
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
@@ -45,11 +46,9 @@ from services.api.errors import (
     exactly_one,
     result_union,
 )
-from services.api.mutations_more import MORE_MUTATIONS
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient_types import PatientResult, load_patient_view
 from services.api.psychotherapy import PsychotherapyNoteQuery
-from services.api.queries_more import MORE_QUERIES
 from services.api.record_commands import answer_patient
 from services.api.records_api import RecordQuery
 from services.api.registry_queries import RegistryQuery
@@ -417,7 +416,6 @@ Query = merge_root(
         EmergencyQuery,
         RegistryQuery,
         PartnerQuery,
-        *MORE_QUERIES,
     ),
 )
 
@@ -430,7 +428,7 @@ Mutation = merge_root(
         EmergencyMutation,
         ErasureMutation,
         PartnerMutation,
-        *MORE_MUTATIONS,
+        *CLINICAL_MUTATIONS,
     ),
 )
 

@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 
 from services.api.authz import POLICY, Relation
-from services.api.mutations_more import MORE_MUTATIONS
+from services.api.clinical_mutations import CLINICAL_MUTATIONS
 from services.api.schema import PatientMutation, build_schema
 from services.auth import Role
 from tests.e2e.server import DEFAULT_ORG, ServerProcess
@@ -309,7 +309,7 @@ def camel(name: str) -> str:
 def test_the_table_covers_every_command_mutation_and_each_has_a_policy() -> None:
     """A new command mutation without a policy entry or a row here fails before any server
     starts (mutations with their own authorisation tests, such as break-the-glass, aside)."""
-    groups = (PatientMutation, *MORE_MUTATIONS)
+    groups = (PatientMutation, *CLINICAL_MUTATIONS)
     names = {
         camel(field.python_name)
         for group in groups

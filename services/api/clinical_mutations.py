@@ -1,7 +1,8 @@
-"""Mutations beyond the patient's first path: the rest of the four aggregates' commands.
+"""The clinical record's mutation groups beyond the patient's first path: the rest of the
+patient's commands, care plans, referrals, consultation notes and psychotherapy notes.
 
-Each group is a strawberry type; ``MORE_MUTATIONS`` lists them and schema.py merges them
-into the root Mutation type.
+Each group is a strawberry type; ``CLINICAL_MUTATIONS`` lists them and schema.py merges
+them into the root Mutation type.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from services.api.mutations_patient import PatientCareMutation
 from services.api.mutations_referral import ReferralMutation
 from services.api.psychotherapy import PsychotherapyNoteMutation
 
-MORE_MUTATIONS: tuple[type, ...] = (
+CLINICAL_MUTATIONS: tuple[type, ...] = (
     PatientCareMutation,
     CarePlanMutation,
     ReferralMutation,
