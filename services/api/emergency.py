@@ -114,7 +114,9 @@ class EmergencyMutation:
             return written
         assert written.created_id is not None
         # A repeat of the same request answers with the grant the first one made.
-        patient = written.aggregate or await ctx.runtime.app.load(PatientAggregate, patient_id)
+        patient = written.aggregate
+        if patient is None:
+            patient = await ctx.runtime.app.load(PatientAggregate, patient_id)
         grant = patient.emergency_grants[written.created_id]
         return EmergencyAccessPayload(
             grant_id=grant.grant_id, expires_at=grant.expires_at, log_position=written.log_position
