@@ -204,6 +204,40 @@ async def advance_checkpoint(conn: Conn, name: str, current: LogPosition, new: L
 
 # --- the loop -------------------------------------------------------------------------
 
+Step = Callable[[], Awaitable[int]]
+# Told each failure; returns the delay before the next try, or None for the backoff's.
+OnError = Callable[[BaseException], "float | None"]
+
+
+async def follow(
+    step: Step,
+    *,
+    wake: Wake,
+    poll_seconds: float,
+    backoff: Backoff,
+    stop: asyncio.Event | None = None,
+    errors: tuple[type[BaseException], ...] = (Exception,),
+    on_error: OnError | None = None,
+) -> None:
+    """The loop every follower runs: ``step`` handles the next page and returns how many
+    events it read; at the end of the log (0) it waits for an append in this process or
+    the poll; a failure in ``errors`` waits (backoff) and steps again. Anything else
+    ends the loop, as does ``stop``."""
+    while stop is None or not stop.is_set():
+        wake.clear()  # before the read: an append it cannot see yet wakes the next wait
+        try:
+            read = await step()
+        except asyncio.CancelledError:
+            raise
+        except errors as exc:
+            delay = on_error(exc) if on_error is not None else None
+            await sleep(backoff.next_delay() if delay is None else delay, stop)
+            continue
+        backoff.reset()
+        if read == 0:
+            await sleep(poll_seconds, stop, wake)
+
+
 PageHandler = Callable[[Conn, Sequence[RecordedEvent]], Awaitable[None]]
 
 
@@ -289,33 +323,38 @@ class LogFollower:
                 await sleep(self._backoff.next_delay(), stop)
 
     async def _follow(self, conn: Conn, stop: asyncio.Event) -> None:
-        position = await read_checkpoint(conn, self.name)
-        self.status.position = position
-        while not stop.is_set():
-            self._wake.clear()
-            moved = await self.step(conn, position)
-            if moved is None:
-                await sleep(self._poll, stop, self._wake)
-                continue
-            position = moved
+        self.status.position = await read_checkpoint(conn, self.name)
 
-    async def step(self, conn: Conn, position: LogPosition) -> LogPosition | None:
-        """Handles the page after ``position`` in one transaction with the checkpoint;
-        returns the new checkpoint, or None when the log had nothing more."""
+        async def page() -> int:
+            return await self.step(conn)
+
+        # A failure ends this lease's loop (run() backs off and takes the lease again).
+        await follow(
+            page,
+            wake=self._wake,
+            poll_seconds=self._poll,
+            backoff=self._backoff,
+            stop=stop,
+            errors=(),
+        )
+
+    async def step(self, conn: Conn) -> int:
+        """Handles the page after the checkpoint in one transaction that also moves the
+        checkpoint past it; returns how many events it handled (0 at the end of the log)."""
+        position = self.status.position
         async with conn.transaction():
             events = await self._store.read_log(
                 position, limit=self._page_size, conn=conn, decrypt=self._decrypt
             )
             if not events:
-                return None
+                return 0
             await self._handler(conn, events)
             end = events[-1].log_position
             await advance_checkpoint(conn, self.name, position, end)
-        self._backoff.reset()
         self.status.position = end
         self.status.pages += 1
         self.status.events += len(events)
-        return end
+        return len(events)
 
     def _failed(self, exc: BaseException) -> None:
         self.status.failures += 1
