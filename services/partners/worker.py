@@ -47,7 +47,7 @@ import httpx
 from services import locks
 from services.database import Conn, _init_connection
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
-from services.logfollow import DATABASE_ERRORS, Backoff, take_lease
+from services.logfollow import DATABASE_ERRORS, Backoff, Wake, sleep, take_lease
 from services.partners import disclosures
 from services.partners.contract import Pseudonyms, Publisher
 from services.partners.delivery import (
@@ -224,7 +224,7 @@ class PartnerWorker:
         self._http = http
         self._kafka = kafka_bootstrap
         self._clock = clock
-        self._wake = asyncio.Event()
+        self._wake = Wake()  # set by PartnerFeeds on this process's appends
         self.status = WorkerStatus()
 
     def wake(self) -> None:
@@ -351,15 +351,7 @@ class PartnerWorker:
                 await kafka.close(abandon=stop.is_set())
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        try:
-            await asyncio.wait(
-                waits, timeout=self._options.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for w in waits:
-                w.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+        await sleep(self._options.poll_seconds, stop, self._wake)
 
     async def _deliver_page(
         self,
