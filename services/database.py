@@ -22,7 +22,7 @@ from importlib import resources
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from services import jsontext
+from services import jsontext, locks
 from services.settings import Settings
 
 # A connection as handed out by a pool or opened directly: both run the same queries.
@@ -30,7 +30,7 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 
 log = logging.getLogger("careteam.database")
 
-MIGRATION_LOCK_KEY = 7_361_001  # arbitrary, fixed: the advisory lock that serialises migrate
+MIGRATION_LOCK_KEY = locks.MIGRATIONS  # the advisory lock that serialises migrate
 
 # Checksums of earlier texts of a migration that differ from today's file in comments
 # only. A database that ran the earlier text is still up to date; nothing is re-run.

@@ -22,6 +22,7 @@ from uuid import UUID
 from services.api.authz import patient_scope_sql
 from services.auth import Principal
 from services.eventstore import EventStore, LogPosition, RecordedEvent
+from services.logfollow import Backoff, Wake, follow
 
 log = logging.getLogger("careteam.feed")
 
@@ -65,40 +66,47 @@ class EventFeed:
         self._access_ready = access_ready
         self._poll = poll_seconds
         self._subscribers: set[_Subscriber] = set()
-        self._wake = asyncio.Event()
+        self._wake = Wake(store)
         self.position = LogPosition()
-        store.on_append(lambda _p: self._wake.set())
 
     async def run(self) -> None:
+        """Follows the log from its head (services/logfollow.py's loop); the checkpoint is
+        in memory: the feed is live only, a subscriber resumes with ``after``."""
         self.position = await self._store.head()
-        while True:
-            self._wake.clear()
+
+        def on_error(exc: BaseException) -> None:
+            log.exception("event feed read failed; retrying", exc_info=exc)
+
+        await follow(
+            self._page,
+            wake=self._wake,
+            poll_seconds=self._poll,
+            backoff=Backoff(1.0, 1.0, jitter=False),
+            on_error=on_error,
+        )
+
+    async def _page(self) -> int:
+        """Fans the next page of the log out to every subscriber; returns its length."""
+        batch = await self._store.read_log(self.position, limit=500)
+        if not batch:
+            return 0
+        self.position = batch[-1].log_position
+        if self._access_ready is not None:
+            # Decide access only once the access model has seen this batch, so a
+            # just-assigned team member is not refused their patient's events.
             try:
-                batch = await self._store.read_log(self.position, limit=500)
-            except Exception:
-                log.exception("event feed read failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if batch:
-                self.position = batch[-1].log_position
-                if self._access_ready is not None:
-                    # Decide access only once the access model has seen this batch, so a
-                    # just-assigned team member is not refused their patient's events.
-                    try:
-                        await self._access_ready(self.position)
-                    except TimeoutError:
-                        log.warning("access model lagging; delivering on current state")
-                for sub in list(self._subscribers):
-                    try:
-                        sub.queue.put_nowait(batch)
-                    except asyncio.QueueFull:
-                        sub.overflowed = True
-                        self._subscribers.discard(sub)
-                        with contextlib.suppress(asyncio.QueueFull):
-                            sub.queue.put_nowait(None)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                await self._access_ready(self.position)
+            except TimeoutError:
+                log.warning("access model lagging; delivering on current state")
+        for sub in list(self._subscribers):
+            try:
+                sub.queue.put_nowait(batch)
+            except asyncio.QueueFull:
+                sub.overflowed = True
+                self._subscribers.discard(sub)
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(None)
+        return len(batch)
 
     async def subscribe(
         self,

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from services import locks
 from services.audit.findings import Finding, FindingKind
 from services.database import Conn
 
@@ -235,7 +236,7 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
     added = 0
     async with conn.transaction():
         # One sealer at a time: the lock also orders links when several processes run one.
-        await conn.execute("SELECT pg_advisory_xact_lock(7361002)")
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", locks.AUDIT_CHAIN_SEAL)
         seq, previous = await head(conn)
         for source in SOURCES:
             if source.by_tx:

@@ -29,6 +29,7 @@ from services.audit.signing import (
     read_published,
     sign_head,
 )
+from services.logfollow import Backoff, Wake, follow
 from services.settings import Settings
 
 log = logging.getLogger("careteam.audit")
@@ -93,34 +94,48 @@ class ChainSealer:
             log.exception("audit chain start-up check failed; the first verification decides")
         next_verify = time.monotonic() + self._settings.audit_verify_seconds
         next_checkpoint = time.monotonic() + self._settings.audit_checkpoint_seconds
-        while self._health.intact:
-            added = 0
-            try:
-                async with self._pool.acquire() as conn:
-                    if time.monotonic() >= next_verify:
-                        result = await verify_all(conn, self._settings, pinned)
-                        next_verify = time.monotonic() + self._settings.audit_verify_seconds
-                        self._health.verified = True
-                        if not result.ok:
-                            self._stop(result.findings[0].sentence(), len(result.findings))
-                            return
-                    if not await self._still_through_seen_head(conn):
-                        return
-                    added = await seal_once(conn, limit=self._batch)
-                    self._seen = await head(conn)
-                    if time.monotonic() >= next_checkpoint and self._seen[0] != self._published_seq:
-                        token, body = await sign_head(conn, key)
-                        path = publish(checkpoint_dir(self._settings), token, body)
-                        self._published_seq = body["head_seq"]
-                        next_checkpoint = time.monotonic() + self._settings.audit_checkpoint_seconds
-                        log.info("audit checkpoint published file=%s", path.name)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("audit chain sealing failed; retrying")
-                added = 0
-            if added == 0:
-                await asyncio.sleep(self._poll)
+        broken = asyncio.Event()  # set once the chain is found broken: never seal again
+
+        async def round_() -> int:
+            """One round: verify when due, extend the chain, publish a checkpoint when due;
+            returns how many links it added."""
+            nonlocal next_verify, next_checkpoint
+            async with self._pool.acquire() as conn:
+                if time.monotonic() >= next_verify:
+                    result = await verify_all(conn, self._settings, pinned)
+                    next_verify = time.monotonic() + self._settings.audit_verify_seconds
+                    self._health.verified = True
+                    if not result.ok:
+                        self._stop(result.findings[0].sentence(), len(result.findings))
+                        broken.set()
+                        return 0
+                if not await self._still_through_seen_head(conn):
+                    broken.set()
+                    return 0
+                added = await seal_once(conn, limit=self._batch)
+                self._seen = await head(conn)
+                if time.monotonic() >= next_checkpoint and self._seen[0] != self._published_seq:
+                    token, body = await sign_head(conn, key)
+                    path = publish(checkpoint_dir(self._settings), token, body)
+                    self._published_seq = body["head_seq"]
+                    next_checkpoint = time.monotonic() + self._settings.audit_checkpoint_seconds
+                    log.info("audit checkpoint published file=%s", path.name)
+            return added
+
+        def on_error(exc: BaseException) -> float:
+            log.exception("audit chain sealing failed; retrying", exc_info=exc)
+            return self._poll
+
+        # The log follower's loop (services/logfollow.py); the sealer follows the
+        # evidence tables by its own marks (chain.py) and is woken only by the poll.
+        await follow(
+            round_,
+            wake=Wake(),
+            poll_seconds=self._poll,
+            backoff=Backoff(self._poll, self._poll, jitter=False),
+            stop=broken,
+            on_error=on_error,
+        )
 
     async def _still_through_seen_head(self, conn: Any) -> bool:
         if self._seen is None or self._seen[0] == 0:

@@ -44,8 +44,10 @@ from uuid import UUID
 import asyncpg
 import httpx
 
-from services.database import Conn, _init_connection, holds_session_state
+from services import locks
+from services.database import Conn, _init_connection
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
+from services.logfollow import DATABASE_ERRORS, Backoff, Wake, sleep, take_lease
 from services.partners import disclosures
 from services.partners.contract import Pseudonyms, Publisher
 from services.partners.delivery import (
@@ -73,15 +75,11 @@ from services.partners.registry import (
 log = logging.getLogger("careteam.partners")
 DEFAULT_PUBLISHER = Publisher()
 
-# First key of the two-key advisory lock that is a partner feed's lease (the relay uses
-# 7_361_002, migrations 7_361_001); the second is hashtext('partner:' || id).
-LEASE_LOCK_NAMESPACE = 7_361_003
+# First key of the two-key advisory lock that is a partner feed's lease; the second is
+# hashtext('partner:' || id) (services/locks.py).
+LEASE_LOCK_NAMESPACE = locks.PARTNER_LEASE
 
-_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
+_DATABASE_ERRORS = DATABASE_ERRORS
 
 Clock = Callable[[], datetime]
 
@@ -226,7 +224,7 @@ class PartnerWorker:
         self._http = http
         self._kafka = kafka_bootstrap
         self._clock = clock
-        self._wake = asyncio.Event()
+        self._wake = Wake()  # set by PartnerFeeds on this process's appends
         self.status = WorkerStatus()
 
     def wake(self) -> None:
@@ -234,7 +232,9 @@ class PartnerWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Runs until ``stop`` is set or the partner is deactivated."""
-        delay = self._options.backoff_initial_seconds
+        backoff = Backoff(
+            self._options.backoff_initial_seconds, self._options.backoff_max_seconds, jitter=False
+        )
         while not stop.is_set():
             try:
                 conn = await _connect(self._dsn)
@@ -247,7 +247,7 @@ class PartnerWorker:
                     self.status.leader = False
                     with contextlib.suppress(*_DATABASE_ERRORS):
                         await conn.close()
-                delay = self._options.backoff_initial_seconds
+                backoff.reset()
             except StaleFeedError:
                 log.info("partner feed moved; re-reading partner_id=%s", self.partner_id)
             except PartnerNotFoundError:
@@ -259,22 +259,19 @@ class PartnerWorker:
                     self.partner_id,
                     type(exc).__name__,
                 )
-                await sleep_or_stop(delay, stop)
-                delay = min(self._options.backoff_max_seconds, delay * 2)
+                await sleep_or_stop(backoff.next_delay(), stop)
 
     async def _take_lease(self, conn: Conn, stop: asyncio.Event) -> bool:
-        holds_session_state(conn)  # the pool releases the lease if we do not
-        while not stop.is_set():
-            taken = await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                LEASE_LOCK_NAMESPACE,
-                f"partner:{self.partner_id}",
-            )
-            if taken:
-                self.status.leader = True
-                return True
-            await sleep_or_stop(self._options.lease_poll_seconds, stop)
-        return False
+        if not await take_lease(
+            conn,
+            LEASE_LOCK_NAMESPACE,
+            f"partner:{self.partner_id}",
+            poll_seconds=self._options.lease_poll_seconds,
+            stop=stop,
+        ):
+            return False
+        self.status.leader = True
+        return True
 
     async def _follow(self, conn: Conn, stop: asyncio.Event) -> bool:
         """Delivers until stopped (False), deactivated (False) or reconfigured (True)."""
@@ -354,15 +351,7 @@ class PartnerWorker:
                 await kafka.close(abandon=stop.is_set())
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        try:
-            await asyncio.wait(
-                waits, timeout=self._options.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for w in waits:
-                w.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+        await sleep(self._options.poll_seconds, stop, self._wake)
 
     async def _deliver_page(
         self,

@@ -5,16 +5,16 @@ their checkpoints, so every event takes effect exactly once even if the process 
 any instant. The checkpoint updates are conditional on the previous positions, so two
 runners cannot both apply a page (the second one rolls back).
 
-Wake-ups: appends made in this process wake the runner at once (EventStore.on_append);
-appends from other processes are found by a short poll (CARETEAM_PROJECTOR_POLL_SECONDS).
-We chose not to NOTIFY from writers: a NOTIFY in a writing transaction takes a global
-lock at commit and serialises every writer (docs/architecture.md).
+The loop, wake-ups (an append in this process at once, other processes by the poll
+CARETEAM_PROJECTOR_POLL_SECONDS; no NOTIFY) and retries are services/logfollow.py's;
+the runner supplies ``step``, one page for every projection. It keeps one checkpoint per
+projection rather than the follower's one, and takes no lease: its conditional
+checkpoint updates already let only one runner apply a page (docs/log-followers.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -25,6 +25,7 @@ from projections.base import Projection
 from services.database import Conn
 from services.erasure_cleanup import holds_erasure, vacuum_after_erasure
 from services.eventstore import START, EventStore, LogPosition
+from services.logfollow import Backoff, Wake, follow, read_checkpoint
 
 log = logging.getLogger("careteam.projector")
 
@@ -35,15 +36,9 @@ class ProjectionLagTimeoutError(TimeoutError):
     code = "PROJECTION_TIMEOUT"
 
 
-async def read_checkpoint(conn: Conn, name: str) -> LogPosition:
-    await conn.execute(
-        "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
-    )
-    row = await conn.fetchrow(
-        "SELECT tx_id::text::bigint AS tx_id, position FROM checkpoints WHERE name = $1", name
-    )
-    assert row is not None
-    return LogPosition(row["tx_id"], row["position"])
+def _retry_every_second() -> Backoff:
+    """The projector's pause after a failed step: one second, every time."""
+    return Backoff(1.0, 1.0, jitter=False)
 
 
 class StaleCheckpointError(RuntimeError):
@@ -65,21 +60,17 @@ class ProjectionRunner:
         self._projections = list(projections)
         self._page_size = page_size
         self._poll = poll_seconds
-        self._wake = asyncio.Event()
+        self._wake = Wake(store)
         self._positions: dict[str, LogPosition] = {}
         self._progress = asyncio.Condition()
         self._last_applied_at: dict[str, float] = {}
         self._ensured = False
         # A page applied a patient.forgotten event and the VACUUM after it is still due.
         self._erasure_pending = False
-        store.on_append(self._on_append)
 
     @property
     def projections(self) -> list[Projection]:
         return list(self._projections)
-
-    def _on_append(self, _position: LogPosition) -> None:
-        self._wake.set()
 
     def position(self, name: str) -> LogPosition:
         return self._positions.get(name, START)
@@ -190,48 +181,55 @@ class ProjectionRunner:
                 return total
 
     async def run(self) -> None:
-        """Follows the log until cancelled."""
-        while True:
-            self._wake.clear()
-            try:
-                moved = await self.catch_up()
-            except StaleCheckpointError:
+        """Follows the log until cancelled (services/logfollow.py's loop, one page a step)."""
+
+        def on_error(exc: BaseException) -> float | None:
+            if isinstance(exc, StaleCheckpointError):
                 log.warning("checkpoint moved by another runner; re-reading")
-                await asyncio.sleep(self._poll)  # let the other runner's page commit
-                continue
-            except (OSError, asyncpg.PostgresError):
-                log.exception("projector step failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if moved == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                return self._poll  # let the other runner's page commit
+            log.exception("projector step failed; retrying", exc_info=exc)
+            return None
+
+        await follow(
+            self.step,
+            wake=self._wake,
+            poll_seconds=self._poll,
+            backoff=_retry_every_second(),
+            errors=(StaleCheckpointError, OSError, asyncpg.PostgresError),
+            on_error=on_error,
+        )
 
     async def follow(self) -> None:
         """Instead of ``run`` in a process that serves the API while another process
         projects (``serve --components api``): reads the checkpoints the other process
         moves, so that read-your-writes waits and ``position`` see them. Writes nothing."""
         names = [p.name for p in self._projections]
-        while True:
-            self._wake.clear()
-            try:
-                async with self._store.pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
-                           WHERE name = ANY($1::text[])""",
-                        names,
-                    )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning("reading checkpoints failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
+
+        async def read_checkpoints() -> int:
+            async with self._store.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
+                       WHERE name = ANY($1::text[])""",
+                    names,
+                )
             current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
             if any(self._positions.get(name) != pos for name, pos in current.items()):
                 self._positions.update(current)
                 async with self._progress:
                     self._progress.notify_all()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            return 0  # nothing read from the log: wait for a wake or the poll
+
+        def on_error(_exc: BaseException) -> None:
+            log.warning("reading checkpoints failed; retrying")
+
+        await follow(
+            read_checkpoints,
+            wake=self._wake,
+            poll_seconds=self._poll,
+            backoff=_retry_every_second(),
+            errors=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
+            on_error=on_error,
+        )
 
     async def wait_for(self, position: LogPosition, timeout: float) -> None:  # noqa: ASYNC109
         """Returns once every projection has applied ``position`` (read-your-writes)."""

@@ -44,10 +44,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +54,20 @@ import asyncpg
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from services.database import Conn, holds_session_state
+from services import locks
+from services.database import Conn
 from services.eventstore import START, EventStore, LogPosition
+from services.logfollow import (
+    DATABASE_ERRORS,
+    Backoff,
+    StaleCheckpointError,
+    Wake,
+    advance_checkpoint,
+    read_checkpoint,
+    release_lease,
+    sleep,
+    take_lease,
+)
 from services.relay.messages import messages_from_rows
 from services.settings import Settings, SettingsError
 
@@ -64,25 +75,13 @@ log = logging.getLogger("careteam.relay")
 
 DEFAULT_NAME = "relay:internal"
 # First key of the two-key advisory lock that is a relay's lease; the second key is
-# hashtext(checkpoint name). (The migration lock uses the one-key form.)
-LEASE_LOCK_NAMESPACE = 7_361_002
+# hashtext(checkpoint name) (services/locks.py).
+LEASE_LOCK_NAMESPACE = locks.RELAY_LEASE
 
 # What a broken connection to PostgreSQL raises; the relay reconnects after a pause.
-_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
+_DATABASE_ERRORS = DATABASE_ERRORS
 # What a failed page raises; the relay replaces the producer and sends the page again.
 _PUBLISH_ERRORS: tuple[type[BaseException], ...] = (KafkaError, TimeoutError, OSError)
-
-
-class StaleCheckpointError(RuntimeError):
-    """The relay's checkpoint moved under it (an operator reset it); it re-reads it."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"checkpoint {name} moved under the relay")
-        self.name = name
 
 
 # What ends the pages in flight (and their producer) before the relay reconnects.
@@ -151,33 +150,6 @@ class RelayStatus:
     last_published_at: float | None = None  # time.monotonic()
 
 
-async def read_checkpoint(conn: Conn, name: str) -> LogPosition:
-    """The relay's checkpoint, created at the start of the log if missing."""
-    await conn.execute(
-        "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
-    )
-    row = await conn.fetchrow(
-        "SELECT tx_id::text::bigint AS tx_id, position FROM checkpoints WHERE name = $1", name
-    )
-    assert row is not None
-    return LogPosition(row["tx_id"], row["position"])
-
-
-async def advance_checkpoint(conn: Conn, name: str, current: LogPosition, new: LogPosition) -> None:
-    """Moves the checkpoint from ``current`` to ``new``; raises if it was not at ``current``."""
-    status = await conn.execute(
-        """UPDATE checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now()
-           WHERE name = $1 AND tx_id = $4::text::xid8 AND position = $5""",
-        name,
-        str(new.tx_id),
-        new.position,
-        str(current.tx_id),
-        current.position,
-    )
-    if status != "UPDATE 1":
-        raise StaleCheckpointError(name)
-
-
 async def relay_lag(pool: asyncpg.Pool, name: str = DEFAULT_NAME) -> RelayLag:
     """The checkpoint, the head of the log and how many events lie between them."""
     async with pool.acquire() as conn:
@@ -201,23 +173,6 @@ async def relay_lag(pool: asyncpg.Pool, name: str = DEFAULT_NAME) -> RelayLag:
         head=START if head is None else LogPosition(head["tx_id"], head["position"]),
         events_behind=int(behind),
     )
-
-
-class _Backoff:
-    """Exponential backoff with a cap and jitter (half to all of the current step)."""
-
-    def __init__(self, initial: float, cap: float) -> None:
-        self._initial = initial
-        self._cap = cap
-        self._step = initial
-
-    def next_delay(self) -> float:
-        delay = self._step * random.uniform(0.5, 1.0)
-        self._step = min(self._cap, self._step * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._step = self._initial
 
 
 ProducerFactory = Callable[[], Any]
@@ -244,12 +199,11 @@ class Relay:
         self._factory = producer_factory or self._new_producer
         self._producer: Any = None
         self._page_in_flight = False
-        self._wake = asyncio.Event()
-        self._backoff = _Backoff(
+        self._wake = Wake(store)
+        self._backoff = Backoff(
             self._options.backoff_initial_seconds, self._options.backoff_max_seconds
         )
         self.status = RelayStatus()
-        store.on_append(self._on_append)
 
     @classmethod
     def from_settings(
@@ -275,9 +229,6 @@ class Relay:
 
     async def lag(self) -> RelayLag:
         return await relay_lag(self._store.pool, self._name)
-
-    def _on_append(self, _position: LogPosition) -> None:
-        self._wake.set()
 
     def _new_producer(self) -> Any:
         o = self._options
@@ -306,12 +257,7 @@ class Relay:
                             await self._follow(conn, stop)
                         finally:
                             self.status.leader = False
-                            with contextlib.suppress(*_DATABASE_ERRORS):
-                                await conn.execute(
-                                    "SELECT pg_advisory_unlock($1, hashtext($2))",
-                                    LEASE_LOCK_NAMESPACE,
-                                    self._name,
-                                )
+                            await release_lease(conn, LEASE_LOCK_NAMESPACE, self._name)
                 except StaleCheckpointError:
                     log.warning("relay checkpoint moved; re-reading name=%s", self._name)
                 except _DATABASE_ERRORS as exc:
@@ -328,21 +274,20 @@ class Relay:
             await self._close_producer(abandon=self._page_in_flight)
 
     async def _take_lease(self, conn: Conn, stop: asyncio.Event) -> bool:
-        holds_session_state(conn)  # the pool releases the lease if we do not
-        waiting_logged = False
-        while not stop.is_set():
-            taken = await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))", LEASE_LOCK_NAMESPACE, self._name
-            )
-            if taken:
-                self.status.leader = True
-                log.info("relay lease taken name=%s topic=%s", self._name, self._topic)
-                return True
-            if not waiting_logged:
-                log.info("relay standing by; another relay holds the lease name=%s", self._name)
-                waiting_logged = True
-            await self._sleep(self._options.lease_poll_seconds, stop)
-        return False
+        if not await take_lease(
+            conn,
+            LEASE_LOCK_NAMESPACE,
+            self._name,
+            poll_seconds=self._options.lease_poll_seconds,
+            stop=stop,
+            on_standby=lambda: log.info(
+                "relay standing by; another relay holds the lease name=%s", self._name
+            ),
+        ):
+            return False
+        self.status.leader = True
+        log.info("relay lease taken name=%s topic=%s", self._name, self._topic)
+        return True
 
     async def _follow(self, conn: Conn, stop: asyncio.Event) -> None:
         pipe = _Pipeline(await read_checkpoint(conn, self._name))
@@ -559,16 +504,7 @@ class Relay:
 
     async def _sleep(self, seconds: float, stop: asyncio.Event, *, wake: bool = False) -> None:
         """Waits ``seconds``, or less if stopped (or, with ``wake``, if an append arrives)."""
-        waits: list[Coroutine[Any, Any, Any]] = [stop.wait()]
-        if wake:
-            waits.append(self._wake.wait())
-        tasks = [asyncio.ensure_future(w) for w in waits]
-        try:
-            await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await sleep(seconds, stop, self._wake if wake else None)
 
 
 def _settle(futures: Sequence[asyncio.Future[Any]]) -> None:

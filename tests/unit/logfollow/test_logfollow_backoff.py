@@ -1,0 +1,137 @@
+"""The log follower's pure parts: the backoff schedule and the loop's pauses."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services import locks
+from services.logfollow import Backoff, Wake, follow
+
+
+def test_backoff_doubles_from_the_initial_delay_up_to_the_cap_and_stays_there() -> None:
+    backoff = Backoff(0.2, 1.0, jitter=False)
+    assert [backoff.next_delay() for _ in range(6)] == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+
+
+def test_reset_starts_the_schedule_over() -> None:
+    backoff = Backoff(0.5, 10.0, jitter=False)
+    backoff.next_delay()
+    backoff.next_delay()
+    backoff.reset()
+    assert backoff.next_delay() == 0.5
+
+
+def test_jitter_draws_between_half_and_all_of_each_step() -> None:
+    drawn: list[tuple[float, float]] = []
+
+    def lowest(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return low
+
+    backoff = Backoff(1.0, 4.0, uniform=lowest)
+    assert [backoff.next_delay() for _ in range(4)] == [0.5, 1.0, 2.0, 2.0]
+    assert drawn == [(0.5, 1.0)] * 4
+
+
+def test_real_jitter_stays_within_the_step() -> None:
+    backoff = Backoff(2.0, 2.0)
+    assert all(1.0 <= backoff.next_delay() <= 2.0 for _ in range(200))
+
+
+@pytest.mark.parametrize(("initial", "cap"), [(0.0, 1.0), (1.0, 0.0), (-1.0, 1.0)])
+def test_backoff_times_must_be_positive(initial: float, cap: float) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Backoff(initial, cap)
+
+
+def test_lock_keys_keep_the_values_the_running_processes_use() -> None:
+    """A rolling deploy runs old and new processes side by side: a changed key would let
+    two leaders of one follower run at once."""
+    assert locks.MIGRATIONS == 7_361_001
+    assert locks.AUDIT_CHAIN_SEAL == 7_361_002  # one-key space
+    assert locks.RELAY_LEASE == 7_361_002  # two-key space: never meets the one above
+    assert locks.PARTNER_LEASE == 7_361_003
+    two_key = [locks.RELAY_LEASE, locks.PARTNER_LEASE, locks.FOLLOWER_LEASE]
+    assert len(set(two_key)) == len(two_key)
+
+
+async def test_the_loop_backs_off_after_each_failure_and_resets_after_a_success() -> None:
+    """Two failures, one page, two failures: the pauses restart from the initial delay."""
+    outcomes: list[int | Exception] = [
+        RuntimeError("1"),
+        RuntimeError("2"),
+        5,
+        RuntimeError("3"),
+        RuntimeError("4"),
+        0,
+    ]
+    delays: list[float | None] = []
+    stop = asyncio.Event()
+
+    async def step() -> int:
+        outcome = outcomes.pop(0)
+        if not outcomes:
+            stop.set()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    backoff = Backoff(0.01, 1.0, jitter=False)
+    schedule: list[float] = []
+    real_next = backoff.next_delay
+
+    def recorded() -> float:
+        delay = real_next()
+        schedule.append(delay)
+        return delay
+
+    backoff.next_delay = recorded  # type: ignore[method-assign]
+
+    def on_error(exc: BaseException) -> None:
+        delays.append(None)
+
+    await follow(
+        step, wake=Wake(), poll_seconds=0.01, backoff=backoff, stop=stop, on_error=on_error
+    )
+    assert schedule == [0.01, 0.02, 0.01, 0.02]
+    assert len(delays) == 4
+
+
+async def test_an_error_outside_the_retried_ones_ends_the_loop() -> None:
+    async def step() -> int:
+        raise KeyError("not a retried error")
+
+    with pytest.raises(KeyError):
+        await follow(
+            step,
+            wake=Wake(),
+            poll_seconds=0.01,
+            backoff=Backoff(0.01, 0.01),
+            errors=(OSError,),
+        )
+
+
+async def test_at_the_end_of_the_log_a_wake_cuts_the_poll_short() -> None:
+    wake = Wake()
+    stop = asyncio.Event()
+    steps = 0
+
+    async def step() -> int:
+        nonlocal steps
+        steps += 1
+        if steps == 2:
+            stop.set()
+        return 0
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.create_task(
+        follow(step, wake=wake, poll_seconds=30.0, backoff=Backoff(1.0, 1.0), stop=stop)
+    )
+    await asyncio.sleep(0.05)
+    wake.set()
+    await asyncio.wait_for(task, timeout=5.0)
+    assert steps == 2
+    assert loop.time() - started < 5.0
