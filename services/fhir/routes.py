@@ -192,6 +192,17 @@ def _patient_reference(name: str, value: str) -> UUID:
         ) from None
 
 
+def _instant(name: str, value: str) -> datetime:
+    """A FHIR instant (a date-time with seconds and its offset); a 400 naming ``name``."""
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        found = None
+    if found is None or found.tzinfo is None or len(value) < 20:
+        raise Refusal(400, "value", f"{name}: expected an instant with its offset", expression=name)
+    return found
+
+
 def _uuid_id(value: str) -> UUID | None:
     """A logical id that is a UUID, or None (such an id names nothing here)."""
     try:
@@ -219,6 +230,7 @@ class FhirApi:
         return [
             Route("/metadata", self.capabilities, methods=["GET"]),
             Route("/Patient/$export", self.export_kickoff, methods=["GET"]),
+            Route("/Group/{id}/$export", self.export_kickoff, methods=["GET"]),
             Route("/$import", self.import_kickoff, methods=["POST"]),
             Route("/$import-status/{job}", self.import_status, methods=["GET"]),
             Route("/$export-status/{job}", self.export_status, methods=["GET", "DELETE"]),
@@ -677,10 +689,13 @@ class FhirApi:
     # --- Bulk Data $export (asynchronous request pattern) ---------------------------------
 
     async def export_kickoff(self, request: Request) -> Response:
-        """``Patient/$export``: every patient the caller may read, one NDJSON file per
-        resource type. Answers 202 with the status URL in Content-Location."""
+        """``Patient/$export`` (every patient the caller may read) or ``Group/{id}/$export``
+        (a Group is an organisation's caseload: its id is the organisation's; only the
+        caller's own organisation exists, any other id is 404), one NDJSON file per
+        resource type; ``_since`` keeps the patients with a change recorded after it.
+        Answers 202 with the status URL in Content-Location."""
         try:
-            params = _parameters(request, ("_type", "_outputFormat"))
+            params = _parameters(request, ("_type", "_outputFormat", "_since"))
             prefer = request.headers.get("prefer", "")
             if "respond-async" not in prefer.lower():
                 raise Refusal(
@@ -703,7 +718,11 @@ class FhirApi:
                         expression="_type",
                     )
                 types = asked
+            since = _instant("_since", params["_since"]) if "_since" in params else None
             ctx = await self._context(request)
+            group = request.path_params.get("id")
+            if group is not None and _uuid_id(group) != ctx.require_principal().organisation_id:
+                raise Refusal(404, "not-found", "no Group with this id")
         except Refusal as refusal:
             return refusal.response()
         principal = ctx.require_principal()
@@ -713,7 +732,16 @@ class FhirApi:
             request_url=str(request.url),
             transaction_time=datetime.now(UTC).isoformat(),
         )
-        job.task = asyncio.create_task(self._build_export(ctx, job, types))
+        where, args = "TRUE", list[Any]()
+        if group is not None:
+            where, args = "v.organisation_id = $1", [principal.organisation_id]
+        if since is not None:
+            args.append(since)
+            where += (
+                " AND EXISTS (SELECT 1 FROM events e WHERE e.patient_id = v.key"
+                f" AND e.recorded_at > ${len(args)})"
+            )
+        job.task = asyncio.create_task(self._build_export(ctx, job, types, where, args))
         self._exports[job_id] = job
         while len(self._exports) > MAX_EXPORTS:
             oldest = next(iter(self._exports))
@@ -722,10 +750,15 @@ class FhirApi:
         return Response(status_code=202, headers={"Content-Location": status_url})
 
     async def _build_export(
-        self, ctx: CareteamContext, job: ExportJob, types: Sequence[str]
+        self,
+        ctx: CareteamContext,
+        job: ExportJob,
+        types: Sequence[str],
+        where: str,
+        args: Sequence[Any],
     ) -> None:
         try:
-            docs = await self._visible(ctx, "TRUE")
+            docs = await self._visible(ctx, where, *args)
             lines: dict[str, list[bytes]] = {t: [] for t in types}
             patients: dict[str, list[UUID]] = {t: [] for t in types}
             for doc in sorted(docs, key=lambda d: d["id"]):
