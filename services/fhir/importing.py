@@ -176,9 +176,14 @@ def _csv_row(ref: str, header: list[str], row: dict[str, Any]) -> PatientRecord 
         if when is None:
             draft.problems.append(Problem("INVALID_DATE", name))
             continue
-        answers = _answers(spec, rest.replace(",", " ").split())
+        parts = rest.replace(",", " ").split()
+        answers = _answers(spec, parts)
         if answers is None:
-            draft.problems.append(Problem("INVALID_ANSWERS", name))
+            # A lone number is a total from a totals-only registry: say so (see above).
+            alone = len(parts) == 1 and spec.item_count > 1 and parts[0].isdigit()
+            draft.problems.append(
+                Problem("TOTAL_WITHOUT_ANSWERS" if alone else "INVALID_ANSWERS", name)
+            )
             continue
         measures.append(Measure(spec.instrument.value, answers, when, name))
     if draft.problems:

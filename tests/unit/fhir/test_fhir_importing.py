@@ -49,6 +49,8 @@ def test_a_date_time_keeps_its_offset_and_commas_separate_answers_too() -> None:
         ("M1,Ann,Lee,1980-02-03,,,,2026-06-02 1 1 x 1 1 1 1\n",
          Problem("INVALID_ANSWERS", "gad7_1")),
         ("M1,Ann,Lee,1980-02-03,,,,,extra\n", Problem("TOO_MANY_CELLS", "row")),
+        ("M1,Ann,Lee,1980-02-03,,,2026-06-02 14,\n",
+         Problem("TOTAL_WITHOUT_ANSWERS", "phq9_1")),  # a totals-only registry
     ],
 )  # fmt: skip
 def test_a_bad_cell_refuses_its_row_naming_the_column(row: str, problem: Problem) -> None:
