@@ -320,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_relay_cli(sub)
     add_partners_cli(sub)
     add_audit_cli(sub, _settings, data_dir)
+    # fhir-import (services/fhir/cli.py): onboarding import over HTTP.
+    from services.fhir.cli import add_cli as add_fhir_cli
+
+    add_fhir_cli(sub)
 
     seed = sub.add_parser(
         "seed", help="create a realistic synthetic caseload through the domain commands"

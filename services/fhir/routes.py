@@ -57,7 +57,7 @@ from services.auth import AuthenticationError, Principal, TokenVerifier, bearer_
 from services.bootstrap import Runtime
 from services.commands.commands import RecordScreening
 from services.eventstore import EventMetadata
-from services.fhir import inbound, mapping
+from services.fhir import import_job, importing, inbound, mapping
 from services.fhir.capability import (
     FORMAT_PARAMETERS,
     JSON_FORMATS,
@@ -192,6 +192,17 @@ def _patient_reference(name: str, value: str) -> UUID:
         ) from None
 
 
+def _instant(name: str, value: str) -> datetime:
+    """A FHIR instant (a date-time with seconds and its offset); a 400 naming ``name``."""
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        found = None
+    if found is None or found.tzinfo is None or len(value) < 20:
+        raise Refusal(400, "value", f"{name}: expected an instant with its offset", expression=name)
+    return found
+
+
 def _uuid_id(value: str) -> UUID | None:
     """A logical id that is a UUID, or None (such an id names nothing here)."""
     try:
@@ -209,6 +220,7 @@ class FhirApi:
         self._verifier = verifier
         self._started = datetime.now(UTC).isoformat(timespec="seconds")
         self._exports: dict[str, ExportJob] = {}
+        self._imports: dict[str, import_job.ImportJob] = {}
         try:
             self._version = metadata.version("careteam")
         except metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
@@ -218,6 +230,9 @@ class FhirApi:
         return [
             Route("/metadata", self.capabilities, methods=["GET"]),
             Route("/Patient/$export", self.export_kickoff, methods=["GET"]),
+            Route("/Group/{id}/$export", self.export_kickoff, methods=["GET"]),
+            Route("/$import", self.import_kickoff, methods=["POST"]),
+            Route("/$import-status/{job}", self.import_status, methods=["GET"]),
             Route("/$export-status/{job}", self.export_status, methods=["GET", "DELETE"]),
             Route("/$export-file/{job}/{name}", self.export_file, methods=["GET"]),
             Route("/Patient/{id}/$everything", self.everything, methods=["GET"]),
@@ -666,10 +681,13 @@ class FhirApi:
     # --- Bulk Data $export (asynchronous request pattern) ---------------------------------
 
     async def export_kickoff(self, request: Request) -> Response:
-        """``Patient/$export``: every patient the caller may read, one NDJSON file per
-        resource type. Answers 202 with the status URL in Content-Location."""
+        """``Patient/$export`` (every patient the caller may read) or ``Group/{id}/$export``
+        (a Group is an organisation's caseload: its id is the organisation's; only the
+        caller's own organisation exists, any other id is 404), one NDJSON file per
+        resource type; ``_since`` keeps the patients with a change recorded after it.
+        Answers 202 with the status URL in Content-Location."""
         try:
-            params = _parameters(request, ("_type", "_outputFormat"))
+            params = _parameters(request, ("_type", "_outputFormat", "_since"))
             prefer = request.headers.get("prefer", "")
             if "respond-async" not in prefer.lower():
                 raise Refusal(
@@ -692,7 +710,11 @@ class FhirApi:
                         expression="_type",
                     )
                 types = asked
+            since = _instant("_since", params["_since"]) if "_since" in params else None
             ctx = await self._context(request)
+            group = request.path_params.get("id")
+            if group is not None and _uuid_id(group) != ctx.require_principal().organisation_id:
+                raise Refusal(404, "not-found", "no Group with this id")
         except Refusal as refusal:
             return refusal.response()
         principal = ctx.require_principal()
@@ -702,7 +724,16 @@ class FhirApi:
             request_url=str(request.url),
             transaction_time=datetime.now(UTC).isoformat(),
         )
-        job.task = asyncio.create_task(self._build_export(ctx, job, types))
+        where, args = "TRUE", list[Any]()
+        if group is not None:
+            where, args = "v.organisation_id = $1", [principal.organisation_id]
+        if since is not None:
+            args.append(since)
+            where += (
+                " AND EXISTS (SELECT 1 FROM events e WHERE e.patient_id = v.key"
+                f" AND e.recorded_at > ${len(args)})"
+            )
+        job.task = asyncio.create_task(self._build_export(ctx, job, types, where, args))
         self._exports[job_id] = job
         while len(self._exports) > MAX_EXPORTS:
             oldest = next(iter(self._exports))
@@ -711,10 +742,15 @@ class FhirApi:
         return Response(status_code=202, headers={"Content-Location": status_url})
 
     async def _build_export(
-        self, ctx: CareteamContext, job: ExportJob, types: Sequence[str]
+        self,
+        ctx: CareteamContext,
+        job: ExportJob,
+        types: Sequence[str],
+        where: str,
+        args: Sequence[Any],
     ) -> None:
         try:
-            docs = await self._visible(ctx, "TRUE")
+            docs = await self._visible(ctx, where, *args)
             lines: dict[str, list[bytes]] = {t: [] for t in types}
             patients: dict[str, list[UUID]] = {t: [] for t in types}
             for doc in sorted(docs, key=lambda d: d["id"]):
@@ -795,6 +831,57 @@ class FhirApi:
         await record_reads(ctx, "fhir:$export", job.patients.get(kind, []), (kind,))
         return Response(body, media_type="application/fhir+ndjson")
 
+    # --- onboarding import (CSV or Bundle; asynchronous, with a report) ----------------
+
+    async def import_kickoff(self, request: Request) -> Response:
+        """``POST /fhir/$import`` (``dryRun=true`` to validate only): a registry CSV
+        (``text/csv``) or a Bundle (``application/fhir+json``). 202 with the status URL."""
+        try:
+            params = _parameters(request, ("dryRun",))
+            dry = params.get("dryRun", "false")
+            if dry not in ("true", "false"):
+                raise Refusal(400, "value", "dryRun: true or false", expression="dryRun")
+            ctx = await self._context(request, "registerPatient")
+            denied = import_job.import_role_problem(ctx)
+            if denied is not None:
+                await self._record_denial(ctx, denied, None)
+                raise Refusal(403, "forbidden", "only a care manager or a PCP may import")
+            records = await _import_records(request)
+        except Refusal as refusal:
+            return refusal.response()
+        principal = ctx.require_principal()
+        job_id = secrets.token_urlsafe(18)
+        job = import_job.ImportJob(
+            owner=(principal.user_id, principal.organisation_id),
+            dry_run=dry == "true",
+            total=len(records),
+        )
+        job.task = asyncio.create_task(import_job.run_import(ctx, job, records))
+        self._imports[job_id] = job
+        finished = [k for k, j in self._imports.items() if j.task is None or j.task.done()]
+        for old in finished[: max(0, len(self._imports) - MAX_EXPORTS)]:
+            self._imports.pop(old)
+        status_url = f"{self._base(request)}/$import-status/{job_id}"
+        return Response(status_code=202, headers={"Content-Location": status_url})
+
+    async def import_status(self, request: Request) -> Response:
+        """202 with ``X-Progress: done/total`` while importing; 200 with the report."""
+        try:
+            _parameters(request, ())
+            ctx = await self._context(request, "registerPatient")
+            principal = ctx.require_principal()
+            job = self._imports.get(request.path_params["job"])
+            if job is None or job.owner != (principal.user_id, principal.organisation_id):
+                raise Refusal(404, "not-found", "no import with this id")
+        except Refusal as refusal:
+            return refusal.response()
+        progress = {"X-Progress": f"{job.done}/{job.total}"}
+        if job.task is not None and not job.task.done():
+            return Response(status_code=202, headers=progress)
+        if job.failed:
+            return Refusal(500, "exception", "the import stopped; start it again").response()
+        return Response(orjson.dumps(job.report()), media_type="application/json", headers=progress)
+
     async def everything(self, request: Request) -> Response:
         try:
             _parameters(request, ())
@@ -835,6 +922,39 @@ async def _json_body(request: Request) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise Refusal(400, "structure", "the request body must be a JSON resource") from None
+
+
+# The largest import file accepted (a CSV of 1,000 patients with their history is ~200 KiB).
+MAX_IMPORT_BYTES: Final = 16 * 1024 * 1024
+
+
+async def _import_records(
+    request: Request,
+) -> list[importing.PatientRecord | importing.Refused]:
+    """The import body as patient records; a 400 naming the field for an unreadable file."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in JSON_TYPES and kind != "text/csv":
+        raise Refusal(
+            415,
+            "not-supported",
+            "Content-Type must be text/csv or application/fhir+json",
+            expression="Content-Type",
+        )
+    body = await request.body()
+    if len(body) > MAX_IMPORT_BYTES:
+        raise Refusal(413, "too-costly", "the file is too large")
+    try:
+        if kind == "text/csv":
+            return importing.parse_csv(body.decode("utf-8-sig"))
+        try:
+            bundle = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Refusal(400, "structure", "the body must be a JSON Bundle") from None
+        return importing.parse_bundle(bundle)
+    except UnicodeDecodeError:
+        raise Refusal(400, "structure", "the file must be UTF-8") from None
+    except importing.FileError as exc:
+        raise Refusal(400, "invalid", f"{exc.code} ({exc.field})", expression=exc.field) from None
 
 
 def _command_refusal(error: Any) -> Refusal:

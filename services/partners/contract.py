@@ -129,6 +129,10 @@ class PublicEventType:
     source: str  # the internal event type it projects
     description: str  # what it discloses, in words (for the accounting of disclosures)
     project: Projection
+    # --- FHIR payloads (docs/partners.md): a FHIR type's data is the resource itself,
+    # not careteam's frame; its media type says so.
+    media_type: str = "application/json"
+    fhir: bool = False
 
     @property
     def key(self) -> str:
@@ -151,6 +155,8 @@ class PublicEventType:
         """The public, minimum-necessary data for ``event``."""
         decoded = event.to_domain_event()
         source = Source(event.stream_type, event.stream_id, pseudonyms)
+        if self.fhir:
+            return _fhir_frame(self.project(decoded, source), event, decoded, pseudonyms, part2)
         data: dict[str, Any] = {
             "patient": pseudonyms.patient(event.patient_id),
             "occurred_at": rfc3339(decoded.occurred_at),
@@ -239,6 +245,82 @@ def _note_signed(e: ConsultationNote.Signed, s: Source) -> dict[str, Any]:
     return {"consultation_note": s.record, "recommendation_count": len(e.recommendation_ids)}
 
 
+# --- FHIR R4 payloads: the same minimum necessary as the JSON types, as resources ---------
+
+FHIR_MEDIA_TYPE = "application/fhir+json"
+PSEUDONYM_SYSTEM = "urn:careteam:partner-pseudonym"
+_LOINC = "http://loinc.org"
+
+
+def _fhir_frame(
+    resource: dict[str, Any],
+    event: RecordedEvent,
+    decoded: Any,
+    pseudonyms: Pseudonyms,
+    part2: bool,
+) -> dict[str, Any]:
+    """The subject (the partner's pseudonym, a logical reference: no Patient resource is
+    sent), the effective time, and on Part 2 data its security label and notice."""
+    pseudonym = pseudonyms.patient(event.patient_id)
+    framed = {
+        **resource,
+        "subject": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": pseudonym}},
+        "effectiveDateTime": rfc3339(decoded.occurred_at),
+        "issued": rfc3339(event.recorded_at),
+    }
+    if part2:
+        framed["meta"] = {
+            "security": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "42CFRPart2",
+                }
+            ]
+        }
+        framed["note"] = [{"text": REDISCLOSURE_NOTICE}]
+    return framed
+
+
+def _fhir_observation(e: Patient.ScreeningRecorded, s: Source) -> dict[str, Any]:
+    """A questionnaire's total as a survey Observation: the LOINC total code, the total,
+    the severity band as text. No item answers and no QuestionnaireResponse (item 9 stays
+    with the care team, as in patient.screening_recorded.v1); an incomplete or unscored
+    questionnaire has no value (dataAbsentReason)."""
+    code: dict[str, Any] = {"text": f"{e.instrument} total score"}
+    if e.loinc_total:
+        code["coding"] = [{"system": _LOINC, "code": e.loinc_total}]
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": s.pseudonyms.of("screening", e.screening_id),
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                    }
+                ]
+            }
+        ],
+        "code": code,
+    }
+    if e.total is not None:
+        resource["valueInteger"] = e.total
+    else:
+        resource["dataAbsentReason"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                    "code": "not-performed" if not e.complete else "unknown",
+                }
+            ]
+        }
+    if e.severity:
+        resource["interpretation"] = [{"text": e.severity}]
+    return resource
+
+
 def _t(name: str, source: str, description: str, project: Projection) -> PublicEventType:
     return PublicEventType(name, 1, source, description, project)
 
@@ -321,6 +403,20 @@ CATALOGUE: tuple[PublicEventType, ...] = (
         "consultation_note.signed",
         "psychiatric consultation signed (number of recommendations, date)",
         _note_signed,
+    ),
+)
+
+# FHIR R4 payloads beside the JSON types: a partner chooses by the types it accepts.
+CATALOGUE += (
+    PublicEventType(
+        "fhir.observation",
+        1,
+        _P + "screening_recorded",
+        "questionnaire result as a FHIR R4 Observation (LOINC total code, total, severity "
+        "band, date)",
+        _fhir_observation,
+        media_type=FHIR_MEDIA_TYPE,
+        fhir=True,
     ),
 )
 

@@ -99,9 +99,10 @@ class PartnerMessage:
     def kafka_record(self) -> KafkaMessage:
         """Binary mode: ``ce_`` headers, the data as the value, the pseudonym as the key."""
         headers = [(f"ce_{name}", value.encode()) for name, value in self.attributes().items()]
-        headers.append(("content-type", DATA_CONTENT_TYPE.encode()))
+        headers.append(("content-type", self.public.media_type.encode()))
         return KafkaMessage(key=self.subject.encode(), value=_json(self.data), headers=headers)
 
     def webhook_body(self) -> bytes:
         """Structured mode: the whole CloudEvent as one JSON document."""
-        return _json({**self.attributes(), "datacontenttype": DATA_CONTENT_TYPE, "data": self.data})
+        content_type = self.public.media_type  # application/fhir+json for a FHIR payload
+        return _json({**self.attributes(), "datacontenttype": content_type, "data": self.data})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -15,7 +16,7 @@ import pytest
 
 from tests.e2e.fhir_validator import FhirValidator
 from tests.e2e.journey import CareTeam, command, enrolled_patient, event_count
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import DEFAULT_ORG, ServerProcess
 
 FHIR_JSON = "application/fhir+json"
 RESOURCE_TYPES = (
@@ -627,3 +628,75 @@ async def test_break_the_glass_opens_fhir_reads_tagged_as_emergency_like_graphql
     finally:
         await conn.close()
     assert [tuple(r) for r in rows] == [("allowed", "ETREAT", "BREAK_THE_GLASS")]
+
+
+async def bulk_export(
+    server: ServerProcess, token: str, path: str, **params: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Runs one Bulk Data export to the end; its resources by type."""
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        kick = await client.get(
+            f"{server.url}/fhir/{path}",
+            params=params,
+            headers={**auth, "Prefer": "respond-async"},
+        )
+        assert kick.status_code == 202, kick.text
+        status = await client.get(kick.headers["content-location"], headers=auth)
+        for _ in range(600):
+            if status.status_code != 202:
+                break
+            await asyncio.sleep(0.1)
+            status = await client.get(kick.headers["content-location"], headers=auth)
+        assert status.status_code == 200, status.text
+        out: dict[str, list[dict[str, Any]]] = {}
+        for output in status.json()["output"]:
+            text = (await client.get(output["url"], headers=auth)).text
+            out[output["type"]] = [json.loads(line) for line in text.splitlines()]
+    return out
+
+
+async def test_since_keeps_the_patients_changed_after_it_and_a_group_is_the_organisation(
+    server: ServerProcess, fhir_validator: FhirValidator, tmp_path: Path
+) -> None:
+    """_since: only patients with an event recorded after the instant; Group/{org}/$export:
+    the organisation's caseload as the caller may read it; any other Group is 404."""
+    compliance = server.token("compliance")
+    before = enrolled_patient(server, mrn="E2E-FHIR-S1")
+    screen(server, before, "PHQ9", [1, 1, 1, 1, 1, 1, 1, 1, 0])
+    await asyncio.sleep(1.1)
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    await asyncio.sleep(1.1)
+    after = enrolled_patient(server, mrn="E2E-FHIR-S2")
+    screen(server, after, "GAD7", [1, 1, 1, 1, 1, 1, 1])
+    recent = await bulk_export(server, compliance, "Patient/$export", _since=since)
+    assert [p["id"] for p in recent["Patient"]] == [after.patient_id]
+    # A later event of the first patient brings it back in.
+    screen(server, before, "PHQ2", [1, 0])
+    again = await bulk_export(server, compliance, "Patient/$export", _since=since)
+    assert {p["id"] for p in again["Patient"]} == {before.patient_id, after.patient_id}
+    group = await bulk_export(server, compliance, f"Group/{DEFAULT_ORG}/$export")
+    assert {p["id"] for p in group["Patient"]} == {before.patient_id, after.patient_id}
+    mine = await bulk_export(server, after.care_manager, f"Group/{DEFAULT_ORG}/$export")
+    assert [p["id"] for p in mine["Patient"]] == [after.patient_id]  # the caller's scope
+    failures = []
+    for kind, resources in recent.items():
+        for i, resource in enumerate(resources):
+            path = tmp_path / f"since-{kind}-{i}.json"
+            path.write_text(json.dumps(resource))
+            result = fhir_validator.validate(path)
+            if result["errors"]:
+                failures.append((path.name, result["issues"]))
+    assert failures == []
+    auth = {"Authorization": f"Bearer {compliance}", "Prefer": "respond-async"}
+    for url, params, status in (
+        (f"Group/{uuid4()}/$export", {}, 404),
+        ("Group/not-a-uuid/$export", {}, 404),
+        ("Patient/$export", {"_since": "2026-01-01"}, 400),
+        ("Patient/$export", {"_since": "yesterday"}, 400),
+    ):
+        refused = httpx.get(  # noqa: ASYNC210 (a test client)
+            f"{server.url}/fhir/{url}", params=params, headers=auth, timeout=30.0
+        )
+        assert refused.status_code == status, (url, refused.text)
+        assert refused.json()["resourceType"] == "OperationOutcome"

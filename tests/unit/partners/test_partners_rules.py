@@ -310,7 +310,9 @@ def test_every_public_type_projects_data_that_validates_against_its_schema() -> 
     for m in messages:
         schema = json.loads((SCHEMAS / f"{m.public.key}.json").read_text())
         assert list(Draft202012Validator(schema).iter_errors(m.data)) == [], m.public.key
-        assert m.data["confidentiality"]["notice"] == REDISCLOSURE_NOTICE
+        # A FHIR payload (fhir.*) carries the notice as a note and a security label.
+        notice = m.data["note"][0]["text"] if m.public.fhir else m.data["confidentiality"]["notice"]
+        assert notice == REDISCLOSURE_NOTICE
 
 
 def test_no_projection_carries_names_mrn_free_text_internal_ids_or_actors() -> None:

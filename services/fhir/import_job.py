@@ -1,0 +1,306 @@
+"""Onboarding import, the commands: each parsed patient through careteam's command path.
+
+Per patient, all or nothing: a new patient (no patient of the organisation holds the MRN,
+found by the MRN blind index) is one ``registerPatient`` command whose aggregate also
+carries the care team assignment of the importing clinician (as GraphQL's registration
+does), the enrollment and every measure, appended in one transaction with the MRN claim;
+an existing patient gets one ``recordScreening`` (or ``enrollPatient``) command with
+what is new. Authorisation, typed refusals, audited denials, event metadata (the importer
+as actor, ``channel: fhir``) and read-your-writes are ``run_command``'s, as for GraphQL.
+
+Idempotent: a measure's id is derived from the patient id, the instrument and the instant
+(UUIDv5), so the same measure imported again is found and left alone; an enrollment is
+added only to a patient without an episode. Before writing, the same domain methods run
+on an in-memory copy, one step at a time, so a refusal names the step's field (a dry run
+stops there). Nothing in the log or the report is patient data: rows are named by their
+number, patients by their careteam id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID, uuid4, uuid5
+
+from domain.errors import DomainError, InvalidBirthDateError
+from domain.patient import Patient as PatientAggregate
+from services.api.authz import Denied, check_patient_operation, check_role, record_access
+from services.api.commanding import Written, run_command
+from services.api.context import CareteamContext
+from services.auth import Principal, Role
+from services.fhir.importing import Measure, PatientRecord, Problem, Refused
+
+log = logging.getLogger("careteam.fhir.import")
+
+# The operations an import runs; the caller's role must hold every one.
+OPERATIONS: Final = ("registerPatient", "enrollPatient", "recordScreening")
+# The namespace of measure ids (UUIDv5 of the patient id, instrument and instant).
+MEASURE_NAMESPACE: Final = UUID("6f1d8a52-6c1e-4d0e-9a43-0f3c1b7e5d21")
+
+
+@dataclass
+class Outcome:
+    """The report line of one CSV row or Bundle entry."""
+
+    ref: str
+    outcome: str  # created, updated, unchanged, rejected
+    patient_id: UUID | None = None
+    measures_created: int = 0
+    measures_unchanged: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "outcome": self.outcome,
+            "patientId": None if self.patient_id is None else str(self.patient_id),
+            "measuresCreated": self.measures_created,
+            "measuresUnchanged": self.measures_unchanged,
+            "errors": [{"code": p.code, "field": p.field} for p in self.problems],
+        }
+
+
+@dataclass
+class ImportJob:
+    owner: tuple[UUID, UUID]
+    dry_run: bool
+    total: int
+    done: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    failed: bool = False
+
+    def report(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            counts[o.outcome] = counts.get(o.outcome, 0) + 1
+        return {
+            "dryRun": self.dry_run,
+            "total": self.total,
+            "counts": counts,
+            "entries": [o.as_json() for o in self.outcomes],
+        }
+
+
+def import_role_problem(ctx: CareteamContext) -> Denied | None:
+    """The role-level refusal, before any row: an importer registers, enrolls and screens,
+    so only a care manager or a PCP may import (an admin may register but not screen)."""
+    principal = ctx.require_principal()
+    for operation in OPERATIONS:
+        try:
+            check_role(principal, operation)
+        except Denied as denied:
+            return denied
+    return None
+
+
+def measure_id(patient_id: UUID, measure: Measure) -> UUID:
+    return uuid5(patient_id, f"{measure.instrument}|{measure.occurred_at.timestamp():.0f}")
+
+
+async def run_import(
+    ctx: CareteamContext, job: ImportJob, records: list[PatientRecord | Refused]
+) -> None:
+    """Imports ``records`` one after the other, filling ``job`` as it goes."""
+    try:
+        seen: set[bytes] = set()
+        for record in records:
+            if isinstance(record, Refused):
+                outcome = Outcome(record.ref, "rejected", problems=list(record.problems))
+            else:
+                outcome = await _one(ctx, job.dry_run, record, seen)
+            job.outcomes.append(outcome)
+            job.done += 1
+        counts = job.report()["counts"]
+        log.info("fhir import done dry_run=%s counts=%s", job.dry_run, counts)
+    except Exception:
+        log.exception("fhir import failed")
+        job.failed = True
+
+
+async def _one(
+    ctx: CareteamContext, dry_run: bool, record: PatientRecord, seen: set[bytes]
+) -> Outcome:
+    runtime = ctx.runtime
+    principal = ctx.require_principal()
+    org = principal.organisation_id
+    mrn_index = runtime.app.mrn_index
+    if mrn_index is None:
+        return Outcome(record.ref, "rejected", problems=[Problem("IMPORT_UNAVAILABLE", "mrn")])
+    digest = mrn_index.digest(org, record.mrn)
+    if digest in seen:
+        return Outcome(record.ref, "rejected", problems=[Problem("DUPLICATE_MRN_IN_FILE", "mrn")])
+    seen.add(digest)
+    async with runtime.pool.acquire() as conn:
+        existing: UUID | None = await conn.fetchval(
+            "SELECT patient_id FROM patient_mrn_index WHERE organisation_id = $1 "
+            "AND mrn_digest = $2",
+            org,
+            digest,
+        )
+    now = runtime.clock()
+    ordered = sorted(record.measures, key=lambda m: m.occurred_at)
+    if existing is None:
+        patient_id = uuid4()
+        try:
+            made = _register(record, principal, patient_id, now)
+            outcome = Outcome(record.ref, "created", patient_id)
+            _steps(made, record, ordered, now, outcome)
+        except _Refusal as refusal:
+            return Outcome(record.ref, "rejected", problems=[refusal.problem])
+        if dry_run:
+            outcome.patient_id = None  # nothing was registered
+            return outcome
+
+        def create(now: datetime) -> PatientAggregate:
+            patient = _register(record, principal, patient_id, now)
+            _steps(patient, record, ordered, now, Outcome(record.ref, "created"))
+            return patient
+
+        return await _written(ctx, "registerPatient", None, create, outcome)
+    # An existing patient: the caller must be on its team (an audited denial otherwise).
+    try:
+        async with runtime.pool.acquire() as conn:
+            for operation in ("enrollPatient", "recordScreening"):
+                await check_patient_operation(conn, principal, operation, existing)
+    except Denied as denied:
+        async with runtime.pool.acquire() as conn:
+            await record_access(
+                conn,
+                principal=principal,
+                operation=denied.operation,
+                patient_id=existing,
+                outcome="denied",
+                reason=denied.reason,
+                purpose_of_use=ctx.purpose_of_use,
+                request_id=ctx.request_id,
+            )
+        code = "PATIENT_NOT_FOUND" if denied.not_found else "NOT_ON_CARE_TEAM"
+        return Outcome(record.ref, "rejected", problems=[Problem(code, "mrn")])
+    loaded = await runtime.app.load(PatientAggregate, existing)
+    outcome = Outcome(record.ref, "unchanged", existing)
+    try:
+        if loaded.birth_date != record.birth_date:
+            raise _Refusal(Problem("IDENTITY_MISMATCH", "birth_date"))
+        _steps(loaded, record, ordered, now, outcome)
+    except _Refusal as refusal:
+        return Outcome(record.ref, "rejected", existing, problems=[refusal.problem])
+    if outcome.measures_created == 0 and outcome.outcome == "unchanged":
+        return outcome
+    outcome.outcome = "updated"
+    if dry_run:
+        return outcome
+    operation = "recordScreening" if outcome.measures_created else "enrollPatient"
+
+    def step(now: datetime) -> Callable[[PatientAggregate], None]:
+        def apply(patient: PatientAggregate) -> None:
+            _steps(patient, record, ordered, now, Outcome(record.ref, "updated"))
+
+        return apply
+
+    return await _written(ctx, operation, existing, step, outcome)
+
+
+class _Refusal(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.code)
+        self.problem = problem
+
+
+def _register(
+    record: PatientRecord, principal: Principal, patient_id: UUID, now: datetime
+) -> PatientAggregate:
+    """The registration, at the earliest instant of the record, with the importing
+    clinician on the team in their own role (as GraphQL's registerPatient)."""
+    instants = [m.occurred_at for m in record.measures]
+    if record.enrolled_at is not None:
+        instants.append(record.enrolled_at)
+    occurred_at = min(instants, default=now)
+    try:
+        patient = PatientAggregate.register(
+            given_name=record.given_name,
+            family_name=record.family_name,
+            birth_date=record.birth_date,
+            mrn=record.mrn,
+            organisation_id=principal.organisation_id,
+            sex=record.sex,
+            occurred_at=occurred_at,
+            now=now,
+            id=patient_id,
+        )
+        role = "care_manager_id" if principal.role is Role.CARE_MANAGER else "pcp_id"
+        team = {role: principal.user_id}
+        patient.assign_care_team(occurred_at=occurred_at, now=now, **team)
+    except DomainError as exc:
+        where = "birth_date" if isinstance(exc, InvalidBirthDateError) else exc.field
+        raise _Refusal(Problem(exc.code, where or "record")) from None
+    return patient
+
+
+def _steps(
+    patient: PatientAggregate,
+    record: PatientRecord,
+    ordered: list[Measure],
+    now: datetime,
+    outcome: Outcome,
+) -> None:
+    """Enrollment (once, for a patient without an episode), then each measure not yet
+    recorded, oldest first; a refusal names the column or element of the step."""
+    if record.enrolled_at is not None and patient.current_episode is None:
+        try:
+            patient.enroll(occurred_at=record.enrolled_at, now=now)
+        except DomainError as exc:
+            raise _Refusal(Problem(exc.code, "enrolled_on")) from None
+        outcome.outcome = "created" if outcome.outcome == "created" else "updated"
+    recorded = {s.screening_id: s for s in patient.screenings}
+    for measure in ordered:
+        screening_id = measure_id(patient.id, measure)
+        previous = recorded.get(screening_id)
+        if previous is not None:
+            if tuple(previous.answers) != measure.answers:
+                raise _Refusal(Problem("MEASURE_CONFLICT", measure.field))
+            outcome.measures_unchanged += 1
+            continue
+        try:
+            patient.record_screening(
+                instrument=measure.instrument,
+                answers=list(measure.answers),
+                occurred_at=measure.occurred_at,
+                now=now,
+                screening_id=screening_id,
+            )
+        except DomainError as exc:
+            raise _Refusal(Problem(exc.code, measure.field)) from None
+        outcome.measures_created += 1
+
+
+async def _written(
+    ctx: CareteamContext,
+    operation: str,
+    patient_id: UUID | None,
+    command: Callable[[datetime], Any],
+    outcome: Outcome,
+) -> Outcome:
+    """The one call of the command path (keep it the only one: commands are moving to
+    commands-as-data)."""
+    written = await run_command(
+        ctx,
+        operation,
+        aggregate_cls=PatientAggregate,
+        command=command,
+        stream_id=patient_id,
+        patient_id=patient_id,
+    )
+    if isinstance(written, Written):
+        return outcome
+    code = getattr(written, "code", "ERROR")
+    return Outcome(
+        outcome.ref,
+        "rejected",
+        patient_id,
+        problems=[Problem(str(code), str(getattr(written, "field", None) or "record"))],
+    )
