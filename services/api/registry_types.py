@@ -230,7 +230,9 @@ class CaseloadRowView:
 
 
 @strawberry.type(
-    name="RegistryPageInfo", description="Where a page ends and whether another follows."
+    name="PageInfo",
+    description="Where a page ends and whether another follows: the one paging state of "
+    "every connection (pass `endCursor` as `after` for the next page).",
 )
 class RegistryPageInfo:
     has_next_page: bool = strawberry.field(description="True when more rows follow.")
@@ -254,6 +256,10 @@ class CaseloadConnection:
     max_page_size: int = strawberry.field(
         default=caseload_model.MAX_PAGE_SIZE, description="The largest `first` accepted."
     )
+
+
+PageInfo = RegistryPageInfo
+"""The one GraphQL `PageInfo` (the Python name RegistryPageInfo stays for importers)."""
 
 
 # --- billing -----------------------------------------------------------------------------

@@ -1,0 +1,116 @@
+"""One PageInfo and Relay-style connections for the lists a portal pages through, over HTTP.
+
+Issue 13: every growing list is a connection (edges with node and cursor, pageInfo with
+hasNextPage and endCursor, `first`/`after`, a stated maxPageSize), and the paging state is
+one type, PageInfo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.server import ServerProcess
+
+REGISTER = """mutation { registerPatient(input: {givenName: "A", familyName: "B",
+  birthDate: "1990-01-01", mrn: "M-1"}) { ... on PatientPayload { patient { id } } } }"""
+ENROLL = "mutation($id: UUID!) { enrollPatient(input: {patientId: $id}) { __typename } }"
+TRAIL = """query($id: UUID, $first: Int!, $after: String) {
+  auditTrail(patientId: $id, first: $first, after: $after, kinds: [WRITE]) {
+    __typename
+    ... on AuditTrail {
+      edges { cursor node { action } } entries { action }
+      pageInfo { hasNextPage endCursor } maxPageSize }
+    ... on ValidationError { code field message }
+  } }"""
+DISCLOSURES = """query($id: UUID!, $first: Int!) { disclosures(patientId: $id, first: $first) {
+  __typename
+  ... on DisclosurePage { edges { cursor node { id } } pageInfo { hasNextPage endCursor }
+                          maxPageSize }
+  ... on ValidationError { code field }
+} }"""
+TYPES = (
+    """{ __schema { types { name kind fields { name type { kind name ofType { name } } } } } }"""
+)
+
+
+def _types(server: ServerProcess) -> dict[str, Any]:
+    data = server.graphql(TYPES, token=server.token("care_manager"))["data"]
+    return {t["name"]: t for t in data["__schema"]["types"]}
+
+
+def test_the_schema_has_one_page_info_and_every_page_info_field_is_of_it(
+    server: ServerProcess,
+) -> None:
+    types = _types(server)
+    page_infos = sorted(n for n in types if n.endswith("PageInfo"))
+    assert page_infos == ["PageInfo"]
+    assert [f["name"] for f in types["PageInfo"]["fields"]] == ["hasNextPage", "endCursor"]
+    holders = {
+        name: field
+        for name, t in types.items()
+        if t["kind"] == "OBJECT" and not name.startswith("__")
+        for field in t["fields"] or []
+        if field["name"] == "pageInfo"
+    }
+    assert {"AuditTrail", "DisclosurePage", "CaseloadConnection", "WorklistConnection"} <= set(
+        holders
+    )
+    for field in holders.values():
+        assert field["type"]["kind"] == "NON_NULL"
+        assert field["type"]["ofType"]["name"] == "PageInfo"
+
+
+def test_the_audit_trail_pages_by_edge_cursors(server: ServerProcess) -> None:
+    cm = server.token("care_manager")
+    pid = server.graphql(REGISTER, token=cm)["data"]["registerPatient"]["patient"]["id"]
+    server.graphql(ENROLL, {"id": pid}, token=cm)
+    compliance = server.token("compliance")
+
+    whole = server.graphql(TRAIL, {"id": pid, "first": 10}, token=compliance)["data"]
+    trail = whole["auditTrail"]
+    actions = [e["node"]["action"] for e in trail["edges"]]
+    assert actions == ["patient.registered", "patient.care_team_assigned", "patient.enrolled"]
+    assert [e["action"] for e in trail["entries"]] == actions  # the deprecated list agrees
+    assert trail["pageInfo"] == {"hasNextPage": False, "endCursor": trail["edges"][-1]["cursor"]}
+    assert trail["maxPageSize"] == 500
+
+    # Resuming after the first edge's cursor gives the rest, one page of one at a time.
+    after = trail["edges"][0]["cursor"]
+    one = server.graphql(TRAIL, {"id": pid, "first": 1, "after": after}, token=compliance)
+    page = one["data"]["auditTrail"]
+    assert [e["node"]["action"] for e in page["edges"]] == ["patient.care_team_assigned"]
+    assert page["pageInfo"]["hasNextPage"] is True
+    last = server.graphql(
+        TRAIL, {"id": pid, "first": 1, "after": page["pageInfo"]["endCursor"]}, token=compliance
+    )["data"]["auditTrail"]
+    assert [e["node"]["action"] for e in last["edges"]] == ["patient.enrolled"]
+    assert last["pageInfo"]["hasNextPage"] is False
+
+
+def test_a_page_size_out_of_range_is_a_typed_error_naming_first(server: ServerProcess) -> None:
+    cm = server.token("care_manager")
+    pid = server.graphql(REGISTER, token=cm)["data"]["registerPatient"]["patient"]["id"]
+    compliance = server.token("compliance")
+    for first in (0, 501):
+        bad = server.graphql(TRAIL, {"id": pid, "first": first}, token=compliance)["data"]
+        assert bad["auditTrail"]["__typename"] == "ValidationError"
+        assert (bad["auditTrail"]["code"], bad["auditTrail"]["field"]) == ("PAGE_SIZE", "first")
+    for first in (0, 201):
+        bad = server.graphql(DISCLOSURES, {"id": pid, "first": first}, token=compliance)["data"]
+        assert bad["disclosures"] == {
+            "__typename": "ValidationError",
+            "code": "PAGE_SIZE",
+            "field": "first",
+        }
+
+
+def test_an_empty_accounting_is_an_empty_connection(server: ServerProcess) -> None:
+    cm = server.token("care_manager")
+    pid = server.graphql(REGISTER, token=cm)["data"]["registerPatient"]["patient"]["id"]
+    page = server.graphql(DISCLOSURES, {"id": pid, "first": 200}, token=server.token("compliance"))
+    assert page["data"]["disclosures"] == {
+        "__typename": "DisclosurePage",
+        "edges": [],
+        "pageInfo": {"hasNextPage": False, "endCursor": None},
+        "maxPageSize": 200,
+    }
