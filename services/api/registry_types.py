@@ -750,10 +750,30 @@ class PanelPatientView:
         )
 
 
+@strawberry.type(description="One panel patient and its cursor.")
+class PanelPatientEdge:
+    cursor: str = strawberry.field(description="Opaque position of this patient (an `after`).")
+    node: PanelPatientView = strawberry.field(description="The patient.")
+
+
+@strawberry.type(description="A page of the PCP's panel, safety alerts first, then by name.")
+class PanelPatientConnection:
+    edges: list[PanelPatientEdge] = strawberry.field(description="The patients of this page.")
+    page_info: RegistryPageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Patients on the panel, all pages.")
+    max_page_size: int = strawberry.field(description="The largest `first` accepted.")
+
+
 @strawberry.type(description="The PCP's collaborative care panel.")
 class Panel:
     as_of: date = strawberry.field(description="The day evaluated.")
-    patients: list[PanelPatientView] = strawberry.field(description="Safety alerts first.")
+    patients: list[PanelPatientView] = strawberry.field(
+        description="Safety alerts first; at most 500.",
+        deprecation_reason="Capped at 500: use patientPage (paged with panel's first/after).",
+    )
+    patient_page: PanelPatientConnection = strawberry.field(
+        description="The page of the panel asked for with panel's `first` and `after`."
+    )
     consultations_awaiting: list[ConsultationTrackerView] = strawberry.field(
         description="Signed notes to acknowledge, recommendations to answer or implement."
     )

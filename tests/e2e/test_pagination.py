@@ -8,7 +8,9 @@ one type, PageInfo.
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
+from tests.e2e.journey import command
 from tests.e2e.server import ServerProcess
 
 REGISTER = """mutation { registerPatient(input: {givenName: "A", familyName: "B",
@@ -52,9 +54,13 @@ def test_the_schema_has_one_page_info_and_every_page_info_field_is_of_it(
         for field in t["fields"] or []
         if field["name"] == "pageInfo"
     }
-    assert {"AuditTrail", "DisclosurePage", "CaseloadConnection", "WorklistConnection"} <= set(
-        holders
-    )
+    assert {
+        "AuditTrail",
+        "DisclosurePage",
+        "CaseloadConnection",
+        "WorklistConnection",
+        "PanelPatientConnection",
+    } <= set(holders)
     for field in holders.values():
         assert field["type"]["kind"] == "NON_NULL"
         assert field["type"]["ofType"]["name"] == "PageInfo"
@@ -114,3 +120,57 @@ def test_an_empty_accounting_is_an_empty_connection(server: ServerProcess) -> No
         "pageInfo": {"hasNextPage": False, "endCursor": None},
         "maxPageSize": 200,
     }
+
+
+PANEL = """query($first: Int!, $after: String) { panel(first: $first, after: $after) {
+  patientPage { totalCount maxPageSize edges { cursor node { patientId familyName } }
+                pageInfo { hasNextPage endCursor } } } }"""
+
+
+def test_the_pcps_panel_is_paged_beyond_the_old_cap(server: ServerProcess) -> None:
+    """`panel.patients` was one list capped at 500; `patientPage` pages the whole panel."""
+    pcp_id = uuid4()
+    cm = server.token("care_manager")
+    ids = []
+    for n, family in enumerate(["Cole", "Abel", "Bale"]):
+        registered = command(
+            server,
+            "registerPatient",
+            {"givenName": "P", "familyName": family, "birthDate": "1980-05-05", "mrn": f"PG-{n}"},
+            cm,
+            "... on PatientPayload { patient { id } }",
+        )
+        pid = registered["patient"]["id"]
+        command(server, "assignCareTeam", {"patientId": pid, "pcpId": str(pcp_id)}, cm, "")
+        assert command(server, "enrollPatient", {"patientId": pid}, cm, "")["__typename"] == (
+            "PatientPayload"
+        )
+        ids.append(pid)
+    pcp = server.token("pcp", user=pcp_id)
+
+    seen: list[str] = []
+    after = None
+    for _ in range(5):
+        body = server.graphql(PANEL, {"first": 2, "after": after}, token=pcp)
+        page = body["data"]["panel"]["patientPage"]
+        assert (page["totalCount"], page["maxPageSize"]) == (3, 200)
+        assert len(page["edges"]) <= 2
+        seen.extend(e["node"]["familyName"] for e in page["edges"])
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+        assert after == page["edges"][-1]["cursor"]
+    assert seen == ["Abel", "Bale", "Cole"]  # no safety alert: by family name, each once
+
+    for bad, code, field in ((0, "PAGE_SIZE", "first"), (201, "PAGE_SIZE", "first")):
+        refused = server.graphql(PANEL, {"first": bad}, token=pcp)
+        assert refused["data"] is None
+        extensions = refused["errors"][0]["extensions"]
+        assert (extensions["code"], extensions["field"]) == (code, field)
+    forged = server.graphql(PANEL, {"first": 2, "after": "bm90LWEtY3Vyc29y"}, token=pcp)
+    assert forged["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+
+    # An outsider PCP's panel is empty, not an error.
+    other = server.graphql(PANEL, {"first": 2}, token=server.token("pcp"))
+    assert other["data"]["panel"]["patientPage"]["edges"] == []
+    assert other["data"]["panel"]["patientPage"]["totalCount"] == 0
