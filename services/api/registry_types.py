@@ -21,6 +21,7 @@ from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint
 from projections.outcomes import CareManagerOutcomes, EpisodeOutcome, MeasureSummary
 from projections.panel import PanelPatient
 from projections.review_queue import ReviewEntry
+from projections.trackers import Actor as TrackerActor
 from projections.trackers import Step
 from services.api.enums import (
     ActivityType,
@@ -521,15 +522,37 @@ class OutcomesReport:
 # --- trackers, review queue, panel -------------------------------------------------------
 
 
+@strawberry.enum(description="A step of a referral or consultation loop.")
+class TrackerStepKind(enum.Enum):
+    SEND = "send"
+    ANSWER = "answer"
+    SCHEDULE = "schedule"
+    REPORT_BACK = "report_back"
+    DRAFT = "draft"
+    SIGN = "sign"
+    ACKNOWLEDGE = "acknowledge"
+    RESPOND = "respond"
+    IMPLEMENT = "implement"
+
+
+strawberry.enum(TrackerActor, name="TrackerActor", description="Whose move a loop's step is.")
+
+
 @strawberry.type(description="A step still to be taken in a loop, with its due day.")
 class TrackerStep:
     name: str = strawberry.field(
-        description="send, answer, schedule, report_back (referral); draft, sign, acknowledge, "
-        "respond, implement (consultation)."
+        description="The step in lower case.",
+        deprecation_reason="Use step (TrackerStepKind).",
+    )
+    step: TrackerStepKind = strawberry.field(
+        description="The step: SEND, ANSWER, SCHEDULE, REPORT_BACK (referral); DRAFT, SIGN, "
+        "ACKNOWLEDGE, RESPOND, IMPLEMENT (consultation)."
     )
     actor: str = strawberry.field(
-        description="care_manager, receiving_organisation, psychiatric_consultant or pcp."
+        description="Whose move, in lower case.",
+        deprecation_reason="Use actorKind (TrackerActor).",
     )
+    actor_kind: TrackerActor = strawberry.field(description="Whose move it is.")
     due_on: date = strawberry.field(description="The last day it is on time.")
     overdue: bool = strawberry.field(description="True after the due day.")
     rule_id: str = strawberry.field(description="The step-limit rule.")
@@ -540,7 +563,9 @@ class TrackerStep:
     def build(cls, s: Step) -> TrackerStep:
         return cls(
             name=s.name,
+            step=TrackerStepKind(s.name),
             actor=s.actor.value,
+            actor_kind=TrackerActor(s.actor),
             due_on=s.due_on,
             overdue=s.overdue,
             rule_id=s.rule_id,

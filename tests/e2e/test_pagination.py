@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from tests.e2e.journey import command
+from tests.e2e.journey import command, enrolled_patient
 from tests.e2e.server import ServerProcess
 
 REGISTER = """mutation { registerPatient(input: {givenName: "A", familyName: "B",
@@ -174,3 +174,34 @@ def test_the_pcps_panel_is_paged_beyond_the_old_cap(server: ServerProcess) -> No
     other = server.graphql(PANEL, {"first": 2}, token=server.token("pcp"))
     assert other["data"]["panel"]["patientPage"]["edges"] == []
     assert other["data"]["panel"]["patientPage"]["totalCount"] == 0
+
+
+def test_a_loops_open_steps_are_enums_beside_their_deprecated_strings(
+    server: ServerProcess,
+) -> None:
+    """TrackerStep.step (TrackerStepKind) and actorKind (TrackerActor), issue 13's closed
+    sets as enums; the lower-case name and actor stay, deprecated, and agree."""
+    team = enrolled_patient(server, mrn="PG-STEP")
+    requested = command(
+        server,
+        "requestConsultation",
+        {"patientId": team.patient_id, "question": "next step?"},
+        team.care_manager,
+        "",
+    )
+    assert requested["__typename"] == "ConsultationNotePayload"
+    body = server.graphql(
+        """query($id: UUID!) { consultationTracker(patientId: $id) {
+             steps { step actorKind name actor } } }""",
+        {"id": team.patient_id},
+        token=team.care_manager,
+    )
+    steps = [s for t in body["data"]["consultationTracker"] for s in t["steps"]]
+    assert steps == [
+        {
+            "step": "DRAFT",
+            "actorKind": "PSYCHIATRIC_CONSULTANT",
+            "name": "draft",
+            "actor": "psychiatric_consultant",
+        }
+    ]

@@ -149,8 +149,6 @@ KNOWN_STRING_SETS = frozenset(
         "RegistryFlag.kind",  # open, as Flag.kind
         "MeasureSummary.measure",
         "WindowMeasure.measure",
-        "TrackerStep.actor",
-        "TrackerStep.name",
         "PartnerChange.change",
         "CareEvent.streamType",
     }
