@@ -387,12 +387,23 @@ class DatedScoreView:
     total: int = strawberry.field(description="Total.")
 
 
+@strawberry.enum(description="An outcome measure over a window after the index score.")
+class OutcomeMeasure(enum.Enum):
+    TWELVE_WEEKS = "twelve_weeks"
+    DRR_E = "drr_e"
+    CMS159 = "cms159"
+
+
 @strawberry.type(
     name="WindowMeasure",
     description="A window measure for one episode.",
 )
 class WindowMeasureView:
-    measure: str = strawberry.field(description="twelve_weeks, drr_e or cms159.")
+    measure: str = strawberry.field(
+        description="The measure in lower case.",
+        deprecation_reason="Use measureKind (OutcomeMeasure).",
+    )
+    measure_kind: OutcomeMeasure = strawberry.field(description="The measure.")
     rule_version: str = strawberry.field(description="Outcome rule version.")
     eligible: bool = strawberry.field(description="In the measure's denominator.")
     ineligible_reason: str | None = strawberry.field(description="Why not, when not.")
@@ -411,6 +422,7 @@ class WindowMeasureView:
             counted = DatedScoreView(taken_on=w.counted.day, total=w.counted.total)
         return cls(
             measure=w.measure,
+            measure_kind=OutcomeMeasure(w.measure),
             rule_version=w.rule_version,
             eligible=w.eligible,
             ineligible_reason=w.ineligible.value if w.ineligible else None,
@@ -474,7 +486,11 @@ class EpisodeOutcomeView:
     description="A measure over many episodes; rates count closed windows only.",
 )
 class MeasureSummaryView:
-    measure: str = strawberry.field(description="twelve_weeks, drr_e or cms159.")
+    measure: str = strawberry.field(
+        description="The measure in lower case.",
+        deprecation_reason="Use measureKind (OutcomeMeasure).",
+    )
+    measure_kind: OutcomeMeasure = strawberry.field(description="The measure.")
     episodes: int = strawberry.field(description="Episodes with an index score.")
     eligible: int = strawberry.field(description="Episodes in the denominator.")
     in_progress: int = strawberry.field(description="Eligible episodes with an open window.")
@@ -485,7 +501,7 @@ class MeasureSummaryView:
 
     @classmethod
     def build(cls, s: MeasureSummary) -> MeasureSummaryView:
-        return cls(**s.__dict__)
+        return cls(**s.__dict__, measure_kind=OutcomeMeasure(s.measure))
 
 
 @strawberry.type(

@@ -205,3 +205,31 @@ def test_a_loops_open_steps_are_enums_beside_their_deprecated_strings(
             "actor": "psychiatric_consultant",
         }
     ]
+
+
+OUTCOMES = """{ outcomes {
+  episodes { patientId twelveWeeks { measure measureKind } drrE { measure measureKind }
+             cms159 { measure measureKind } }
+  byCareManager { twelveWeeks { measure measureKind } drrE { measure measureKind }
+                  cms159 { measure measureKind } } } }"""
+SCREEN = """mutation($id: UUID!) { recordScreening(input: {patientId: $id, instrument: PHQ9,
+  answers: [2,2,2,2,2,2,2,2,0]}) { __typename } }"""
+
+
+def test_outcome_measures_are_enums_beside_their_deprecated_strings(
+    server: ServerProcess,
+) -> None:
+    team = enrolled_patient(server, mrn="PG-OUT")
+    screened = server.graphql(SCREEN, {"id": team.patient_id}, token=team.care_manager)
+    assert screened["data"]["recordScreening"]["__typename"] == "PatientPayload"
+    report = server.graphql(OUTCOMES, token=team.care_manager)["data"]["outcomes"]
+    expected = {
+        "twelveWeeks": {"measure": "twelve_weeks", "measureKind": "TWELVE_WEEKS"},
+        "drrE": {"measure": "drr_e", "measureKind": "DRR_E"},
+        "cms159": {"measure": "cms159", "measureKind": "CMS159"},
+    }
+    mine = [e for e in report["episodes"] if e["patientId"] == team.patient_id]
+    assert mine == [{"patientId": team.patient_id, **expected}]
+    assert report["byCareManager"]
+    for row in report["byCareManager"]:
+        assert row == expected
