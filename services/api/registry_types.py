@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import strawberry
+from strawberry.types import Info
 
 from domain.rules.outcomes import EpisodeOutcomes, WindowOutcome
 from projections import caseload as caseload_model
@@ -33,6 +34,7 @@ from services.api.enums import (
     ReviewReason,
     member,
 )
+from services.api.types import staff_name
 
 
 def _float(value: Fraction | None) -> float | None:
@@ -169,6 +171,21 @@ class CaseloadRowView:
     care_manager_id: UUID | None = strawberry.field(description="Care manager.")
     pcp_id: UUID | None = strawberry.field(description="Primary care provider.")
     psychiatric_consultant_id: UUID | None = strawberry.field(description="Psychiatric consultant.")
+
+    @strawberry.field(description="The care manager's display name from the staff directory.")
+    async def care_manager_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.care_manager_id)
+
+    @strawberry.field(description="The PCP's display name from the staff directory.")
+    async def pcp_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.pcp_id)
+
+    @strawberry.field(
+        description="The psychiatric consultant's display name from the staff directory."
+    )
+    async def psychiatric_consultant_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.psychiatric_consultant_id)
+
     relapse_prevention_plan: RelapsePreventionPlanStatus = strawberry.field(
         description="written; due (the treatment rule says relapse prevention); not_due."
     )

@@ -83,7 +83,7 @@ class Task:
     )
 
 
-async def _staff_name(info: Info[Any, None], user_id: UUID | None) -> str | None:
+async def staff_name(info: Info[Any, None], user_id: UUID | None) -> str | None:
     """A colleague's display name from the caller's organisation's staff directory (staff
     names are not patient data); null when the id is not in the directory."""
     if user_id is None:
@@ -106,17 +106,17 @@ class CareTeam:
 
     @strawberry.field(description="The care manager's display name from the staff directory.")
     async def care_manager_name(self, info: Info[Any, None]) -> str | None:
-        return await _staff_name(info, self.care_manager_id)
+        return await staff_name(info, self.care_manager_id)
 
     @strawberry.field(description="The PCP's display name from the staff directory.")
     async def pcp_name(self, info: Info[Any, None]) -> str | None:
-        return await _staff_name(info, self.pcp_id)
+        return await staff_name(info, self.pcp_id)
 
     @strawberry.field(
         description="The psychiatric consultant's display name from the staff directory."
     )
     async def psychiatric_consultant_name(self, info: Info[Any, None]) -> str | None:
-        return await _staff_name(info, self.psychiatric_consultant_id)
+        return await staff_name(info, self.psychiatric_consultant_id)
 
 
 @strawberry.type(description="A patient's current state, as the care team sees it.")

@@ -179,3 +179,12 @@ def test_a_care_team_role_goes_only_to_listed_staff_holding_it(server: ServerPro
         "pcpName": "Ana Ruiz",
         "psychiatricConsultantName": None,
     }
+    enrolled = command(server, "enrollPatient", {"patientId": patient}, care_manager, "")
+    assert enrolled["__typename"] == "PatientPayload", enrolled
+    rows = server.graphql(
+        "{ caseload { edges { node { patientId careManagerName pcpName } } } }",
+        token=care_manager,
+    )["data"]["caseload"]["edges"]
+    assert [r["node"] for r in rows] == [
+        {"patientId": patient, "careManagerName": "Ben Okafor", "pcpName": "Ana Ruiz"}
+    ]
