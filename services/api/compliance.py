@@ -29,7 +29,7 @@ from services.api.errors import (
     result_union,
 )
 from services.api.purpose import shown
-from services.api.registry_types import CaseloadRowView
+from services.api.registry_types import CaseloadRowView, PageInfo
 from services.api.segments import without_clinical_text
 from services.api.types import Patient
 from services.database import Conn
@@ -80,16 +80,29 @@ class AuditEntry:
     reason: str | None = strawberry.field(description="For denials: why it was refused.")
 
 
-@strawberry.type(description="Paging state of a connection.")
-class AuditPageInfo:
-    has_next_page: bool = strawberry.field(description="More entries follow.")
-    end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
+# The audit trail pages with the one PageInfo of every connection (issue 13).
+AuditPageInfo = PageInfo
 
 
-@strawberry.type(description="One page of the audit trail, oldest first.")
+@strawberry.type(description="One audit entry and its cursor.")
+class AuditEntryEdge:
+    cursor: str = strawberry.field(description="Opaque position of this entry (an `after`).")
+    node: AuditEntry = strawberry.field(description="The entry.")
+
+
+@strawberry.type(description="One page of the audit trail, oldest first (a connection).")
 class AuditTrail:
-    entries: list[AuditEntry] = strawberry.field(description="The entries of this page.")
-    page_info: AuditPageInfo = strawberry.field(description="How to get the next page.")
+    edges: list[AuditEntryEdge] = strawberry.field(
+        description="The entries of this page with their cursors."
+    )
+    entries: list[AuditEntry] = strawberry.field(
+        description="The entries of this page.",
+        deprecation_reason="Use edges { node } (a Relay-style connection).",
+    )
+    page_info: PageInfo = strawberry.field(description="How to get the next page.")
+    max_page_size: int = strawberry.field(
+        default=MAX_PAGE, description="The largest `first` accepted."
+    )
 
 
 AuditTrailResult = Annotated[
@@ -334,12 +347,13 @@ class ComplianceQuery:
             )
             for r in page
         ]
-        end = page[-1] if page else None
+        cursors = [_cursor(as_of, r["at"], r["kind"], r["key"]) for r in page]
         return AuditTrail(
+            edges=[AuditEntryEdge(cursor=c, node=e) for c, e in zip(cursors, entries, strict=True)],
             entries=entries,
-            page_info=AuditPageInfo(
+            page_info=PageInfo(
                 has_next_page=len(rows) > first,
-                end_cursor=_cursor(as_of, end["at"], end["kind"], end["key"]) if end else None,
+                end_cursor=cursors[-1] if cursors else None,
             ),
         )
 

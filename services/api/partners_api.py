@@ -39,6 +39,7 @@ from services.api.errors import (
     result_union,
 )
 from services.api.purpose import PurposeOfUse
+from services.api.registry_types import PageInfo
 from services.auth import Principal, Role
 from services.partners import disclosures as accounting
 from services.partners import registry
@@ -355,16 +356,31 @@ class Disclosure:
     )
 
 
-@strawberry.type(description="Paging state of the accounting.")
-class DisclosurePageInfo:
-    has_next_page: bool = strawberry.field(description="More entries follow.")
-    end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
+# The accounting pages with the one PageInfo of every connection (issue 13).
+DisclosurePageInfo = PageInfo
 
 
-@strawberry.type(description="One page of a patient's accounting of disclosures, oldest first.")
+@strawberry.type(description="One disclosure and its cursor.")
+class DisclosureEdge:
+    cursor: str = strawberry.field(description="Opaque position of this entry (an `after`).")
+    node: Disclosure = strawberry.field(description="The disclosure.")
+
+
+@strawberry.type(
+    description="One page of a patient's accounting of disclosures, oldest first (a connection)."
+)
 class DisclosurePage:
-    disclosures: list[Disclosure] = strawberry.field(description="This page.")
-    page_info: DisclosurePageInfo = strawberry.field(description="How to get the next page.")
+    edges: list[DisclosureEdge] = strawberry.field(
+        description="This page's disclosures with their cursors."
+    )
+    disclosures: list[Disclosure] = strawberry.field(
+        description="This page.",
+        deprecation_reason="Use edges { node } (a Relay-style connection).",
+    )
+    page_info: PageInfo = strawberry.field(description="How to get the next page.")
+    max_page_size: int = strawberry.field(
+        default=MAX_PAGE, description="The largest `first` accepted."
+    )
 
 
 @strawberry.type(description="One event of a partner's feed (a CloudEvent).")
@@ -578,6 +594,10 @@ class PartnerQuery:
         principal = ctx.require_principal()
         if not _allowed(principal, "disclosures"):
             return await deny(ctx, Denied("disclosures", "ROLE_NOT_PERMITTED"), patient_id)
+        if not 1 <= first <= MAX_PAGE:
+            return ValidationError(
+                code="PAGE_SIZE", message=f"first must be 1..{MAX_PAGE}", field="first"
+            )
         async with ctx.runtime.pool.acquire() as conn:
             in_org = await conn.fetchval(
                 """SELECT EXISTS (SELECT 1 FROM rm_patient_access
@@ -589,9 +609,7 @@ class PartnerQuery:
                 denied = Denied("disclosures", "PATIENT_NOT_IN_ORGANISATION", not_found=True)
                 return await deny(ctx, denied, patient_id)
             try:
-                page = await accounting.for_patient(
-                    conn, patient_id, first=max(1, min(first, MAX_PAGE)), after=after
-                )
+                page = await accounting.for_patient(conn, patient_id, first=first, after=after)
             except ValueError:
                 return ValidationError(
                     code="INVALID_CURSOR",
@@ -599,29 +617,31 @@ class PartnerQuery:
                     field="after",
                 )
         await record_reads(ctx, "disclosures", [patient_id], selected_fields(info))
+        disclosures = [
+            Disclosure(
+                id=d.id,
+                disclosed_at=d.disclosed_at,
+                recipient_organisation_id=d.recipient_organisation_id,
+                recipient_name=d.recipient_name,
+                description=d.description,
+                purpose=d.purpose,
+                channel=PartnerDelivery(d.channel.value),
+                public_event_type=d.public_type,
+                part2=d.part2,
+                outcome=d.outcome,
+                attempt=d.attempt,
+                consent_ids=list(d.consent_ids),
+                recipient_address=d.recipient_address,
+                event_occurred_at=d.event_occurred_at,
+            )
+            for d in page.disclosures
+        ]
         return DisclosurePage(
-            disclosures=[
-                Disclosure(
-                    id=d.id,
-                    disclosed_at=d.disclosed_at,
-                    recipient_organisation_id=d.recipient_organisation_id,
-                    recipient_name=d.recipient_name,
-                    description=d.description,
-                    purpose=d.purpose,
-                    channel=PartnerDelivery(d.channel.value),
-                    public_event_type=d.public_type,
-                    part2=d.part2,
-                    outcome=d.outcome,
-                    attempt=d.attempt,
-                    consent_ids=list(d.consent_ids),
-                    recipient_address=d.recipient_address,
-                    event_occurred_at=d.event_occurred_at,
-                )
-                for d in page.disclosures
+            edges=[
+                DisclosureEdge(cursor=accounting.encode_cursor(d.id), node=d) for d in disclosures
             ],
-            page_info=DisclosurePageInfo(
-                has_next_page=page.has_next_page, end_cursor=page.end_cursor
-            ),
+            disclosures=disclosures,
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 
 

@@ -10,6 +10,7 @@ the SQL and the derivations live in the projection modules.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Final
@@ -45,6 +46,8 @@ from services.api.registry_types import (
     EpisodeOutcomeView,
     OutcomesReport,
     Panel,
+    PanelPatientConnection,
+    PanelPatientEdge,
     PanelPatientView,
     ProjectionLagView,
     ReferralTrackerView,
@@ -112,6 +115,92 @@ async def _rows(conn: Conn, page: caseload_model.Page, today: date) -> list[Case
         caseload_model.caseload_row(doc, today, minutes.get(UUID(doc["id"]), 0))
         for _, doc in page.rows
     ]
+
+
+# --- the PCP's panel, paged (issue 13: `panel.patients` was capped at 500) -------------
+PANEL_DEFAULT_PAGE: Final = 50
+PANEL_MAX_PAGE: Final = 200
+
+
+def _panel_cursor(offset: int) -> str:
+    """The position of the row at ``offset`` (0-based) in the panel's order. An offset, not
+    a keyset: the order (safety alert first, then family name) reads encrypted-at-rest names
+    that a forgotten patient loses, so a page boundary may shift by a row when the panel
+    changes between pages; a portal refreshing the panel starts from the first page."""
+    return base64.urlsafe_b64encode(f"panel:{offset}".encode()).decode()
+
+
+def _panel_start(first: int, after: str | None) -> int:
+    if not 1 <= first <= PANEL_MAX_PAGE:
+        raise GraphQLError(
+            f"first must be between 1 and {PANEL_MAX_PAGE}",
+            extensions={"code": "PAGE_SIZE", "field": "first"},
+        )
+    if after is None:
+        return 0
+    try:
+        kind, _, number = base64.urlsafe_b64decode(after.encode()).decode().partition(":")
+        offset = int(number)
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        offset = -1
+        kind = ""
+    if kind != "panel" or offset < 0:
+        raise GraphQLError(
+            "after is not a cursor of the panel",
+            extensions={"code": "INVALID_CURSOR", "field": "after"},
+        )
+    return offset + 1
+
+
+async def _panel_page_docs(
+    conn: Conn, *, today: date, pcp_id: UUID, scope: Scope, first: int, start: int
+) -> tuple[list[Doc], int]:
+    """One page of the PCP's patients on the caseload in the panel's order, and how many
+    there are in all (the same rows and order as ``panel_model.fetch_panel_docs``)."""
+    scope_sql, scope_args = scope("key", 3)
+    where = f"pcp_id = $1 AND on_caseload AND {scope_sql}"
+    rows = await conn.fetch(
+        f"""SELECT doc FROM {caseload_model.TABLE}
+            WHERE {where} AND $2::date IS NOT NULL
+            ORDER BY (safety_risk_on IS NOT NULL AND safety_risk_on <= $2) DESC,
+                     lower(family_name), key
+            LIMIT {int(first)} OFFSET {int(start)}""",
+        pcp_id,
+        today,
+        *scope_args,
+    )
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM {caseload_model.TABLE} WHERE {where} AND $2::date IS NOT NULL",
+        pcp_id,
+        today,
+        *scope_args,
+    )
+    return [r["doc"] for r in rows], int(total)
+
+
+def _panel_patients(
+    docs: list[Doc], notes: list[Doc], referrals: list[ReferralTrackerView], today: date
+) -> list[PanelPatientView]:
+    patients = []
+    for doc in docs:
+        row = caseload_model.caseload_row(doc, today)
+        mine = [r for r in referrals if r.patient_id == row.patient_id]
+        patients.append(
+            PanelPatientView.build(
+                panel_model.PanelPatient(
+                    row=row,
+                    safety_risk=any(f.kind == "safety_risk" for f in row.flags),
+                    recommendations_awaiting=sum(
+                        trackers.recommendations_awaiting(n)
+                        for n in notes
+                        if n["patient_id"] == str(row.patient_id)
+                    ),
+                    open_referrals=len(mine),
+                    overdue_referrals=sum(r.overdue for r in mine),
+                )
+            )
+        )
+    return patients
 
 
 def _page_info(page: caseload_model.Page) -> RegistryPageInfo:
@@ -304,15 +393,33 @@ class RegistryQuery:
         "recommendations awaiting the PCP, open and overdue referrals. The PCP defaults to the "
         "caller when the caller is a PCP."
     )
-    async def panel(self, info: Info[CareteamContext, None], pcp_id: UUID | None = None) -> Panel:
+    async def panel(
+        self,
+        info: Info[CareteamContext, None],
+        pcp_id: UUID | None = None,
+        first: int = PANEL_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Panel:
         ctx = info.context
         today = _today(ctx)
         pcp = pcp_id or _caller_if(ctx, Role.PCP)
         if pcp is None:
             raise GraphQLError("pcpId is required", extensions={"code": "PCP_REQUIRED"})
+        start = _panel_start(first, after)
         scope = _scope(ctx)
+        paths = _selected_paths(info.selected_fields, "")
+        wants_all = any(p.startswith(f"{info.field_name}.patients.") for p in paths)
         async with ctx.runtime.pool.acquire() as conn:
-            docs = await panel_model.fetch_panel_docs(conn, today=today, pcp_id=pcp, scope=scope)
+            page_docs, total = await _panel_page_docs(
+                conn, today=today, pcp_id=pcp, scope=scope, first=first, start=start
+            )
+            # The deprecated capped list only when a portal still asks for it, so a paged
+            # portal's read audit lists only the patients of its page.
+            docs = (
+                await panel_model.fetch_panel_docs(conn, today=today, pcp_id=pcp, scope=scope)
+                if wants_all
+                else []
+            )
             notes = await trackers.fetch_consultations(
                 conn, pcp_id=pcp, statuses=["signed", "acknowledged"], scope=scope
             )
@@ -324,33 +431,32 @@ class RegistryQuery:
             )
             for d in referral_docs
         ]
-        patients = []
-        for doc in docs:
-            row = caseload_model.caseload_row(doc, today)
-            mine = [r for r in referrals if r.patient_id == row.patient_id]
-            patients.append(
-                PanelPatientView.build(
-                    panel_model.PanelPatient(
-                        row=row,
-                        safety_risk=any(f.kind == "safety_risk" for f in row.flags),
-                        recommendations_awaiting=sum(
-                            trackers.recommendations_awaiting(n)
-                            for n in notes
-                            if n["patient_id"] == str(row.patient_id)
-                        ),
-                        open_referrals=len(mine),
-                        overdue_referrals=sum(r.overdue for r in mine),
-                    )
-                )
-            )
+        patients = _panel_patients(docs, notes, referrals, today)
+        page = _panel_patients(page_docs, notes, referrals, today)
+        edges = [
+            PanelPatientEdge(cursor=_panel_cursor(start + i), node=p) for i, p in enumerate(page)
+        ]
         await _audit(
             info,
             [p.patient_id for p in patients]
+            + [p.patient_id for p in page]
             + [n.patient_id for n in awaiting]
             + [r.patient_id for r in referrals],
         )
         return Panel(
-            as_of=today, patients=patients, consultations_awaiting=awaiting, referrals=referrals
+            as_of=today,
+            patients=patients,
+            patient_page=PanelPatientConnection(
+                edges=edges,
+                page_info=RegistryPageInfo(
+                    has_next_page=start + len(page) < total,
+                    end_cursor=edges[-1].cursor if edges else None,
+                ),
+                total_count=total,
+                max_page_size=PANEL_MAX_PAGE,
+            ),
+            consultations_awaiting=awaiting,
+            referrals=referrals,
         )
 
     @strawberry.field(

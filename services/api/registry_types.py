@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import strawberry
+from strawberry.types import Info
 
 from domain.rules.outcomes import EpisodeOutcomes, WindowOutcome
 from projections import caseload as caseload_model
@@ -21,6 +22,7 @@ from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint
 from projections.outcomes import CareManagerOutcomes, EpisodeOutcome, MeasureSummary
 from projections.panel import PanelPatient
 from projections.review_queue import ReviewEntry
+from projections.trackers import Actor as TrackerActor
 from projections.trackers import Step
 from services.api.enums import (
     ActivityType,
@@ -32,6 +34,7 @@ from services.api.enums import (
     ReviewReason,
     member,
 )
+from services.api.types import staff_name
 
 
 def _float(value: Fraction | None) -> float | None:
@@ -168,6 +171,21 @@ class CaseloadRowView:
     care_manager_id: UUID | None = strawberry.field(description="Care manager.")
     pcp_id: UUID | None = strawberry.field(description="Primary care provider.")
     psychiatric_consultant_id: UUID | None = strawberry.field(description="Psychiatric consultant.")
+
+    @strawberry.field(description="The care manager's display name from the staff directory.")
+    async def care_manager_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.care_manager_id)
+
+    @strawberry.field(description="The PCP's display name from the staff directory.")
+    async def pcp_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.pcp_id)
+
+    @strawberry.field(
+        description="The psychiatric consultant's display name from the staff directory."
+    )
+    async def psychiatric_consultant_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.psychiatric_consultant_id)
+
     relapse_prevention_plan: RelapsePreventionPlanStatus = strawberry.field(
         description="written; due (the treatment rule says relapse prevention); not_due."
     )
@@ -230,7 +248,9 @@ class CaseloadRowView:
 
 
 @strawberry.type(
-    name="RegistryPageInfo", description="Where a page ends and whether another follows."
+    name="PageInfo",
+    description="Where a page ends and whether another follows: the one paging state of "
+    "every connection (pass `endCursor` as `after` for the next page).",
 )
 class RegistryPageInfo:
     has_next_page: bool = strawberry.field(description="True when more rows follow.")
@@ -254,6 +274,10 @@ class CaseloadConnection:
     max_page_size: int = strawberry.field(
         default=caseload_model.MAX_PAGE_SIZE, description="The largest `first` accepted."
     )
+
+
+PageInfo = RegistryPageInfo
+"""The one GraphQL `PageInfo` (the Python name RegistryPageInfo stays for importers)."""
 
 
 # --- billing -----------------------------------------------------------------------------
@@ -380,12 +404,23 @@ class DatedScoreView:
     total: int = strawberry.field(description="Total.")
 
 
+@strawberry.enum(description="An outcome measure over a window after the index score.")
+class OutcomeMeasure(enum.Enum):
+    TWELVE_WEEKS = "twelve_weeks"
+    DRR_E = "drr_e"
+    CMS159 = "cms159"
+
+
 @strawberry.type(
     name="WindowMeasure",
     description="A window measure for one episode.",
 )
 class WindowMeasureView:
-    measure: str = strawberry.field(description="twelve_weeks, drr_e or cms159.")
+    measure: str = strawberry.field(
+        description="The measure in lower case.",
+        deprecation_reason="Use measureKind (OutcomeMeasure).",
+    )
+    measure_kind: OutcomeMeasure = strawberry.field(description="The measure.")
     rule_version: str = strawberry.field(description="Outcome rule version.")
     eligible: bool = strawberry.field(description="In the measure's denominator.")
     ineligible_reason: str | None = strawberry.field(description="Why not, when not.")
@@ -404,6 +439,7 @@ class WindowMeasureView:
             counted = DatedScoreView(taken_on=w.counted.day, total=w.counted.total)
         return cls(
             measure=w.measure,
+            measure_kind=OutcomeMeasure(w.measure),
             rule_version=w.rule_version,
             eligible=w.eligible,
             ineligible_reason=w.ineligible.value if w.ineligible else None,
@@ -467,7 +503,11 @@ class EpisodeOutcomeView:
     description="A measure over many episodes; rates count closed windows only.",
 )
 class MeasureSummaryView:
-    measure: str = strawberry.field(description="twelve_weeks, drr_e or cms159.")
+    measure: str = strawberry.field(
+        description="The measure in lower case.",
+        deprecation_reason="Use measureKind (OutcomeMeasure).",
+    )
+    measure_kind: OutcomeMeasure = strawberry.field(description="The measure.")
     episodes: int = strawberry.field(description="Episodes with an index score.")
     eligible: int = strawberry.field(description="Episodes in the denominator.")
     in_progress: int = strawberry.field(description="Eligible episodes with an open window.")
@@ -478,7 +518,7 @@ class MeasureSummaryView:
 
     @classmethod
     def build(cls, s: MeasureSummary) -> MeasureSummaryView:
-        return cls(**s.__dict__)
+        return cls(**s.__dict__, measure_kind=OutcomeMeasure(s.measure))
 
 
 @strawberry.type(
@@ -515,15 +555,37 @@ class OutcomesReport:
 # --- trackers, review queue, panel -------------------------------------------------------
 
 
+@strawberry.enum(description="A step of a referral or consultation loop.")
+class TrackerStepKind(enum.Enum):
+    SEND = "send"
+    ANSWER = "answer"
+    SCHEDULE = "schedule"
+    REPORT_BACK = "report_back"
+    DRAFT = "draft"
+    SIGN = "sign"
+    ACKNOWLEDGE = "acknowledge"
+    RESPOND = "respond"
+    IMPLEMENT = "implement"
+
+
+strawberry.enum(TrackerActor, name="TrackerActor", description="Whose move a loop's step is.")
+
+
 @strawberry.type(description="A step still to be taken in a loop, with its due day.")
 class TrackerStep:
     name: str = strawberry.field(
-        description="send, answer, schedule, report_back (referral); draft, sign, acknowledge, "
-        "respond, implement (consultation)."
+        description="The step in lower case.",
+        deprecation_reason="Use step (TrackerStepKind).",
+    )
+    step: TrackerStepKind = strawberry.field(
+        description="The step: SEND, ANSWER, SCHEDULE, REPORT_BACK (referral); DRAFT, SIGN, "
+        "ACKNOWLEDGE, RESPOND, IMPLEMENT (consultation)."
     )
     actor: str = strawberry.field(
-        description="care_manager, receiving_organisation, psychiatric_consultant or pcp."
+        description="Whose move, in lower case.",
+        deprecation_reason="Use actorKind (TrackerActor).",
     )
+    actor_kind: TrackerActor = strawberry.field(description="Whose move it is.")
     due_on: date = strawberry.field(description="The last day it is on time.")
     overdue: bool = strawberry.field(description="True after the due day.")
     rule_id: str = strawberry.field(description="The step-limit rule.")
@@ -534,7 +596,9 @@ class TrackerStep:
     def build(cls, s: Step) -> TrackerStep:
         return cls(
             name=s.name,
+            step=TrackerStepKind(s.name),
             actor=s.actor.value,
+            actor_kind=TrackerActor(s.actor),
             due_on=s.due_on,
             overdue=s.overdue,
             rule_id=s.rule_id,
@@ -744,10 +808,30 @@ class PanelPatientView:
         )
 
 
+@strawberry.type(description="One panel patient and its cursor.")
+class PanelPatientEdge:
+    cursor: str = strawberry.field(description="Opaque position of this patient (an `after`).")
+    node: PanelPatientView = strawberry.field(description="The patient.")
+
+
+@strawberry.type(description="A page of the PCP's panel, safety alerts first, then by name.")
+class PanelPatientConnection:
+    edges: list[PanelPatientEdge] = strawberry.field(description="The patients of this page.")
+    page_info: RegistryPageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Patients on the panel, all pages.")
+    max_page_size: int = strawberry.field(description="The largest `first` accepted.")
+
+
 @strawberry.type(description="The PCP's collaborative care panel.")
 class Panel:
     as_of: date = strawberry.field(description="The day evaluated.")
-    patients: list[PanelPatientView] = strawberry.field(description="Safety alerts first.")
+    patients: list[PanelPatientView] = strawberry.field(
+        description="Safety alerts first; at most 500.",
+        deprecation_reason="Capped at 500: use patientPage (paged with panel's first/after).",
+    )
+    patient_page: PanelPatientConnection = strawberry.field(
+        description="The page of the panel asked for with panel's `first` and `after`."
+    )
     consultations_awaiting: list[ConsultationTrackerView] = strawberry.field(
         description="Signed notes to acknowledge, recommendations to answer or implement."
     )

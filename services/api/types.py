@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import strawberry
+from strawberry.types import Info
 
 from services.api.enums import EpisodeStatus, InstrumentCode, member
 
@@ -82,11 +83,40 @@ class Task:
     )
 
 
+async def staff_name(info: Info[Any, None], user_id: UUID | None) -> str | None:
+    """A colleague's display name from the caller's organisation's staff directory (staff
+    names are not patient data); null when the id is not in the directory."""
+    if user_id is None:
+        return None
+    ctx = info.context
+    async with ctx.runtime.pool.acquire() as conn:
+        name: str | None = await conn.fetchval(
+            "SELECT display_name FROM staff WHERE organisation_id = $1 AND user_id = $2",
+            ctx.require_principal().organisation_id,
+            user_id,
+        )
+    return name
+
+
 @strawberry.type(description="The patient's collaborative care team.")
 class CareTeam:
     care_manager_id: UUID | None = strawberry.field(description="Behavioral health care manager.")
     pcp_id: UUID | None = strawberry.field(description="Primary care provider.")
     psychiatric_consultant_id: UUID | None = strawberry.field(description="Psychiatric consultant.")
+
+    @strawberry.field(description="The care manager's display name from the staff directory.")
+    async def care_manager_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.care_manager_id)
+
+    @strawberry.field(description="The PCP's display name from the staff directory.")
+    async def pcp_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.pcp_id)
+
+    @strawberry.field(
+        description="The psychiatric consultant's display name from the staff directory."
+    )
+    async def psychiatric_consultant_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.psychiatric_consultant_id)
 
 
 @strawberry.type(description="A patient's current state, as the care team sees it.")

@@ -166,3 +166,25 @@ def test_a_care_team_role_goes_only_to_listed_staff_holding_it(server: ServerPro
         server, "assignCareTeam", {"patientId": patient, "pcpId": str(pcp)}, care_manager, payload
     )
     assert done["patient"]["careTeam"]["pcpId"] == str(pcp)
+    # The patient view carries the team's display names from the directory (issue 13), so
+    # a portal need not look each colleague up; one not in the directory reads as null.
+    names = server.graphql(
+        """query($id: UUID!) { patient(id: $id) { ... on Patient { careTeam {
+             careManagerName pcpName psychiatricConsultantName } } } }""",
+        {"id": patient},
+        token=care_manager,
+    )["data"]["patient"]["careTeam"]
+    assert names == {
+        "careManagerName": "Ben Okafor",
+        "pcpName": "Ana Ruiz",
+        "psychiatricConsultantName": None,
+    }
+    enrolled = command(server, "enrollPatient", {"patientId": patient}, care_manager, "")
+    assert enrolled["__typename"] == "PatientPayload", enrolled
+    rows = server.graphql(
+        "{ caseload { edges { node { patientId careManagerName pcpName } } } }",
+        token=care_manager,
+    )["data"]["caseload"]["edges"]
+    assert [r["node"] for r in rows] == [
+        {"patientId": patient, "careManagerName": "Ben Okafor", "pcpName": "Ana Ruiz"}
+    ]

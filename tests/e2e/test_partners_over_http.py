@@ -124,9 +124,14 @@ async def test_a_webhook_partner_receives_a_consented_screening_and_it_is_accoun
         server,
         compliance,
         """query ($id: UUID!) { disclosures(patientId: $id) { ... on DisclosurePage {
-             disclosures { recipientName recipientOrganisationId purpose channel } } } }""",
+             disclosures { recipientName recipientOrganisationId purpose channel }
+             edges { cursor node { recipientName recipientOrganisationId purpose channel } }
+           } } }""",
         id=patient_id,
     )
+    edges = accounting["disclosures"]["edges"]
+    assert [e["node"] for e in edges] == accounting["disclosures"]["disclosures"]
+    assert all(e["cursor"] for e in edges)
     assert accounting["disclosures"]["disclosures"] == [
         {
             "recipientName": "Community partner",

@@ -147,10 +147,6 @@ KNOWN_STRING_SETS = frozenset(
     {
         "Flag.kind",  # open: a team may define its own flag kinds
         "RegistryFlag.kind",  # open, as Flag.kind
-        "MeasureSummary.measure",
-        "WindowMeasure.measure",
-        "TrackerStep.actor",
-        "TrackerStep.name",
         "PartnerChange.change",
         "CareEvent.streamType",
     }
