@@ -62,7 +62,8 @@ def actor_of(ctx: CareteamContext) -> Actor:
         organisation_id=principal.organisation_id,
         purpose_of_use=ctx.purpose_of_use,
         request_id=ctx.request_id,
-        channel="graphql",
+        # The request's channel (graphql, fhir, patient_reported...), as its context says.
+        channel=ctx.metadata().channel,
         principal=principal,
     )
 

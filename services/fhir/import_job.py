@@ -6,7 +6,8 @@ carries the care team assignment of the importing clinician (as GraphQL's regist
 does), the enrollment and every measure, appended in one transaction with the MRN claim;
 an existing patient gets one ``recordScreening`` (or ``enrollPatient``) command with
 what is new. Authorisation, typed refusals, audited denials, event metadata (the importer
-as actor, ``channel: fhir``) and read-your-writes are ``run_command``'s, as for GraphQL.
+as actor, ``channel: fhir``) and read-your-writes are the command path's
+(``services/commands``), as for GraphQL.
 
 Idempotent: a measure's id is derived from the patient id, the instrument and the instant
 (UUIDv5), so the same measure imported again is found and left alone; an enrollment is
@@ -20,18 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from uuid import UUID, uuid4, uuid5
 
 from domain.errors import DomainError, InvalidBirthDateError
 from domain.patient import Patient as PatientAggregate
 from services.api.authz import Denied, check_patient_operation, check_role, record_access
-from services.api.commanding import Written, run_command
+from services.api.commanding import Written, run
 from services.api.context import CareteamContext
 from services.auth import Principal, Role
+from services.commands.commands import Command, Creation, PatientCommand
 from services.fhir.importing import Measure, PatientRecord, Problem, Refused
 
 log = logging.getLogger("careteam.fhir.import")
@@ -156,12 +157,9 @@ async def _one(
             outcome.patient_id = None  # nothing was registered
             return outcome
 
-        def create(now: datetime) -> PatientAggregate:
-            patient = _register(record, principal, patient_id, now)
-            _steps(patient, record, ordered, now, Outcome(record.ref, "created"))
-            return patient
-
-        return await _written(ctx, "registerPatient", None, create, outcome)
+        return await _written(
+            ctx, ImportNewPatient(record=record, principal=principal, new_id=patient_id), outcome
+        )
     # An existing patient: the caller must be on its team (an audited denial otherwise).
     try:
         async with runtime.pool.acquire() as conn:
@@ -194,15 +192,54 @@ async def _one(
     outcome.outcome = "updated"
     if dry_run:
         return outcome
-    operation = "recordScreening" if outcome.measures_created else "enrollPatient"
+    command: Command = (
+        ImportMeasures(patient=existing, record=record)
+        if outcome.measures_created
+        else ImportEnrollment(patient=existing, record=record)
+    )
+    return await _written(ctx, command, outcome)
 
-    def step(now: datetime) -> Callable[[PatientAggregate], None]:
-        def apply(patient: PatientAggregate) -> None:
-            _steps(patient, record, ordered, now, Outcome(record.ref, "updated"))
 
-        return apply
+# --- the import's commands (commands as data; services/commands runs them) -----------
 
-    return await _written(ctx, operation, existing, step, outcome)
+
+@dataclass(frozen=True, kw_only=True)
+class ImportNewPatient(Creation):
+    """Registers an imported patient with the importer on the care team, enrolls it and
+    records every measure, in one append (all or nothing)."""
+
+    operation: ClassVar[str] = "registerPatient"
+    aggregate: ClassVar[type[Any]] = PatientAggregate
+    record: PatientRecord = field(compare=False)
+    principal: Principal = field(compare=False)
+    new_id: UUID
+
+    def create(self, now: datetime) -> PatientAggregate:
+        patient = _register(self.record, self.principal, self.new_id, now)
+        ordered = sorted(self.record.measures, key=lambda m: m.occurred_at)
+        _steps(patient, self.record, ordered, now, Outcome(self.record.ref, "created"))
+        return patient
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportMeasures(PatientCommand):
+    """Enrolls (when needed) an existing patient and records the imported measures that
+    are new."""
+
+    operation: ClassVar[str] = "recordScreening"
+    record: PatientRecord = field(compare=False)
+
+    def apply(self, aggregate: Any, now: datetime) -> object:
+        ordered = sorted(self.record.measures, key=lambda m: m.occurred_at)
+        _steps(aggregate, self.record, ordered, now, Outcome(self.record.ref, "updated"))
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportEnrollment(ImportMeasures):
+    """An existing patient's import that only enrolls it (no new measure)."""
+
+    operation: ClassVar[str] = "enrollPatient"
 
 
 class _Refusal(Exception):
@@ -278,29 +315,15 @@ def _steps(
         outcome.measures_created += 1
 
 
-async def _written(
-    ctx: CareteamContext,
-    operation: str,
-    patient_id: UUID | None,
-    command: Callable[[datetime], Any],
-    outcome: Outcome,
-) -> Outcome:
-    """The one call of the command path (keep it the only one: commands are moving to
-    commands-as-data)."""
-    written = await run_command(
-        ctx,
-        operation,
-        aggregate_cls=PatientAggregate,
-        command=command,
-        stream_id=patient_id,
-        patient_id=patient_id,
-    )
+async def _written(ctx: CareteamContext, command: Command, outcome: Outcome) -> Outcome:
+    """Runs one import command through the command path (``commanding.run``)."""
+    written = await run(ctx, command)
     if isinstance(written, Written):
         return outcome
     code = getattr(written, "code", "ERROR")
     return Outcome(
         outcome.ref,
         "rejected",
-        patient_id,
+        command.patient_id,
         problems=[Problem(str(code), str(getattr(written, "field", None) or "record"))],
     )
