@@ -61,7 +61,8 @@ def _do(server: ServerProcess, token: str, mutation: str, args: str, values: Any
 def _patient(server: ServerProcess, cm: str, enrolled_at: str) -> str:
     """Registered, enrolled and consented (verbal, cost sharing explained) at ``enrolled_at``."""
     reply = server.graphql(
-        'mutation($at: DateTime, $mrn: String!) { registerPatient(input: {givenName: "A", familyName: "B", '
+        "mutation($at: DateTime, $mrn: String!) { registerPatient(input: "
+        '{givenName: "A", familyName: "B", '
         'birthDate: "1970-01-01", mrn: $mrn, administrativeSex: FEMALE, occurredAt: $at}) '
         f"{{ {PAYLOAD} }} }}",
         {"at": enrolled_at, "mrn": f"M-{uuid4().hex[:8]}"},
