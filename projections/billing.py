@@ -72,6 +72,9 @@ ASSESSMENT_INSTRUMENTS: Final = frozenset({"phq9", "phq_a", "gad7"})
 # (CMS Behavioral Health Integration booklet; docs/billing-programs.md).
 QUALIFYING_ROLES: Final = frozenset({"care_manager"})
 PROGRAMS_TABLE = "organisation_billing_programs"
+# The widest UTC offsets in use (UTC-12 to UTC+14): the instant range read for a month in
+# any zone, narrowed to each patient's clinic month in Python.
+_WIDEST_OFFSET: Final = timedelta(hours=15)
 
 
 # --- evolve: facts ---------------------------------------------------------------------
@@ -424,17 +427,24 @@ def bill_patient_month(
 
 
 async def minutes_in_month(conn: Conn, patient_ids: Sequence[UUID], day: date) -> dict[UUID, int]:
-    """Logged minutes per patient in the clinic month containing ``day``."""
+    """Logged minutes per patient in the month containing ``day``, each month cut in the
+    patient's organisation's zone."""
     start, end = month_range(day)
     rows = await conn.fetch(
-        f"""SELECT patient_id, sum(minutes)::integer AS minutes FROM {MINUTES_TABLE}
-            WHERE patient_id = ANY($1::uuid[]) AND occurred_at >= $2 AND occurred_at < $3
-            GROUP BY patient_id""",
+        f"""SELECT m.patient_id, m.occurred_at, m.minutes, f.organisation_id
+            FROM {MINUTES_TABLE} m JOIN {FACTS_TABLE} f ON f.key = m.patient_id
+            WHERE m.patient_id = ANY($1::uuid[]) AND m.occurred_at >= $2 AND m.occurred_at < $3""",
         list(patient_ids),
-        start,
-        end,
+        start - _WIDEST_OFFSET,
+        end + _WIDEST_OFFSET,
     )
-    return {r["patient_id"]: r["minutes"] for r in rows}
+    clinics = await fetch_clinics(conn, sorted({r["organisation_id"] for r in rows}))
+    first, last = month_start(day), billing_rules.month_end(day)
+    totals: dict[UUID, int] = {}
+    for r in rows:
+        if first <= day_of(r["occurred_at"], clinics[r["organisation_id"]].zone) <= last:
+            totals[r["patient_id"]] = totals.get(r["patient_id"], 0) + r["minutes"]
+    return totals
 
 
 async def fetch_clinics(conn: Conn, organisation_ids: Sequence[UUID]) -> dict[UUID, Clinic]:
@@ -459,11 +469,6 @@ async def fetch_clinics(conn: Conn, organisation_ids: Sequence[UUID]) -> dict[UU
         oid = r["organisation_id"]
         clinics[oid] = Clinic(zone=ZoneInfo(r["time_zone"]), programs=clinics[oid].programs)
     return clinics
-
-
-# The widest UTC offsets in use (UTC-12 to UTC+14): the instant range read for a month in
-# any zone, narrowed to each patient's clinic month in Python.
-_WIDEST_OFFSET = timedelta(hours=15)
 
 
 async def fetch_billing_month(
