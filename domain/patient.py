@@ -492,7 +492,7 @@ class Patient(Aggregate):
 
         EVENT_NAME: ClassVar[str] = "patient.contact_logged"
         TOPIC: ClassVar[str] = EVENT_NAME
-        class_version: ClassVar[int] = 2
+        class_version: ClassVar[int] = 3
         contact_id: UUID
         activity: str
         modality: str | None
@@ -500,11 +500,18 @@ class Patient(Aggregate):
         occurred_at: datetime
         episode_number: int
         performed_by: UUID | None
+        # issue 18 (billing programs): version 3 adds the performer's role.
+        performer_role: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             """v1 -> v2: add ``performed_by`` (unknown for old entries)."""
             state["performed_by"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """v2 -> v3: add ``performer_role`` (unknown for old entries)."""
+            state["performer_role"] = None
 
     class FlagRaised(Aggregate.Event):
         """A registry flag was raised by a rule or a team member."""
@@ -1070,6 +1077,7 @@ class Patient(Aggregate):
         modality: Modality | str | None = None,
         performed_by: UUID | None = None,
         contact_id: UUID | None = None,
+        performer_role: str | None = None,  # issue 18: the performer's role
     ) -> UUID:
         """Log a care manager activity and its minutes; returns the contact id.
 
@@ -1116,6 +1124,7 @@ class Patient(Aggregate):
             occurred_at=occurred_at,
             episode_number=episode.number,
             performed_by=performed_by,
+            performer_role=performer_role,
             timestamp=_ts(now),
         )
         return new_id
@@ -1783,6 +1792,7 @@ class Patient(Aggregate):
         occurred_at: datetime,
         episode_number: int,
         performed_by: UUID | None,
+        performer_role: str | None,
         timestamp: datetime,
     ) -> None:
         self.contacts.append(

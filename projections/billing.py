@@ -24,22 +24,37 @@ How the facts become a ``PatientMonth`` (choices, docs/clinical-rules.md "Billin
   month's end; psychiatric consultant review = a case review of the episode within the
   month (CoCM's weekly caseload review, so each month needs one); registry tracking =
   the episode was enrolled by the month's end (careteam is the registry).
-- Every month is billed as collaborative care (``BillingMode.COCM``): nothing records
-  a practice's choice of general BHI (99484) yet.
+- Clinic calendar and program (docs/clinical-time.md, docs/billing-programs.md): the
+  facts keep instants, never days, so the day of every instant is taken on read in the
+  patient's organisation's zone (``organisations.time_zone``), and the month is billed
+  under the program the organisation runs from a date on or before the month's first
+  day (``organisation_billing_programs``; collaborative care when none is recorded).
+  The query reads both with the rows; changing either re-derives every month at once.
+- Qualifying time: only care manager time counts (``QUALIFYING_ROLES``); a minute entry
+  performed by anyone in another role is shown apart, by role, and never counted.
+  Entries recorded before the performer was kept (performer_role null) are care
+  manager time, as only a care manager could log them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from domain.care_plan import CarePlan
 from domain.patient import Patient
 from domain.rules import billing as billing_rules
-from domain.rules.billing import ActivityType, MinuteEntry, MonthBilling, PatientMonth
+from domain.rules.billing import (
+    ActivityType,
+    BillingProgram,
+    MinuteEntry,
+    MonthBilling,
+    PatientMonth,
+)
 from projections.clinic_calendar import day_of, month_range, month_start, parse_instant
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
@@ -51,6 +66,15 @@ FACTS_TABLE = "rm_billing_facts"
 MINUTES_TABLE = "rm_billing_minutes"
 
 ASSESSMENT_INSTRUMENTS: Final = frozenset({"phq9", "phq_a", "gad7"})
+# Whose time counts toward CoCM and general BHI minutes: the behavioral health care
+# manager's (clinical staff under the billing practitioner's direction). The billing
+# practitioner's (PCP's) own time and the psychiatric consultant's time do not count
+# (CMS Behavioral Health Integration booklet; docs/billing-programs.md).
+QUALIFYING_ROLES: Final = frozenset({"care_manager"})
+PROGRAMS_TABLE = "organisation_billing_programs"
+# The widest UTC offsets in use (UTC-12 to UTC+14): the instant range read for a month in
+# any zone, narrowed to each patient's clinic month in Python.
+_WIDEST_OFFSET: Final = timedelta(hours=15)
 
 
 # --- evolve: facts ---------------------------------------------------------------------
@@ -185,9 +209,10 @@ class BillingProjection:
             await conn.execute(
                 f"""INSERT INTO {MINUTES_TABLE}
                         (contact_id, patient_id, occurred_at, minutes, activity, episode_number,
-                         performed_by)
+                         performed_by, performer_role)
                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[],
-                                         $4::integer[], $5::text[], $6::integer[], $7::uuid[])
+                                         $4::integer[], $5::text[], $6::integer[], $7::uuid[],
+                                         $8::text[])
                     ON CONFLICT (contact_id) DO NOTHING""",
                 [ev.contact_id for _, ev in entries],
                 [pid for pid, _ in entries],
@@ -196,6 +221,7 @@ class BillingProjection:
                 [ev.activity for _, ev in entries],
                 [ev.episode_number for _, ev in entries],
                 [ev.performed_by for _, ev in entries],
+                [getattr(ev, "performer_role", None) for _, ev in entries],
             )
 
     async def reset(self, conn: Conn) -> None:
@@ -217,6 +243,32 @@ class LoggedMinutes:
     minutes: int
     activity: str
     episode_number: int
+    performed_by: UUID | None = None
+    performer_role: str | None = None
+
+    @property
+    def qualifies(self) -> bool:
+        """Care manager time (or an entry from before performers were kept)."""
+        return self.performer_role is None or self.performer_role in QUALIFYING_ROLES
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """An organisation's calendar zone and its billing programs by start date."""
+
+    zone: tzinfo = UTC
+    programs: tuple[tuple[date, BillingProgram], ...] = ()
+
+    def program_on(self, month: date) -> BillingProgram | None:
+        """The program in force on the month's first day; None when none is recorded."""
+        chosen = None
+        for since, program in sorted(self.programs):
+            if since <= month:
+                chosen = program
+        return chosen
+
+
+UTC_CLINIC = Clinic()
 
 
 @dataclass(frozen=True)
@@ -231,14 +283,17 @@ class BillingRow:
     minutes_after_revocation: int
     entries: tuple[LoggedMinutes, ...]
     billing: MonthBilling | None
+    # Minutes by performer role that did not count (not qualifying time), sorted by role.
+    non_qualifying_minutes: tuple[tuple[str, int], ...] = ()
+    time_zone: str = "UTC"
 
 
-def _days_in(items: list[dict[str, Any]], key: str, episode: int) -> list[date]:
-    return [day_of(parse_instant(i[key])) for i in items if i["episode"] == episode]
+def _days_in(items: list[dict[str, Any]], key: str, episode: int, zone: tzinfo = UTC) -> list[date]:
+    return [day_of(parse_instant(i[key]), zone) for i in items if i["episode"] == episode]
 
 
 def _choose_episode(
-    facts: Doc, entries: Sequence[LoggedMinutes], first: date, last: date
+    facts: Doc, entries: Sequence[LoggedMinutes], first: date, last: date, zone: tzinfo = UTC
 ) -> dict[str, Any] | None:
     if entries:
         number = max(entries, key=lambda e: e.occurred_at).episode_number
@@ -247,21 +302,25 @@ def _choose_episode(
     for episode in facts["episodes"]:
         if episode["enrolled_at"] is None:
             continue
-        enrolled = day_of(parse_instant(episode["enrolled_at"]))
+        enrolled = day_of(parse_instant(episode["enrolled_at"]), zone)
         ended = episode["ended_at"]
-        if enrolled <= last and (ended is None or day_of(parse_instant(ended)) >= first):
+        if enrolled <= last and (ended is None or day_of(parse_instant(ended), zone) >= first):
             chosen = episode
     return chosen
 
 
-def _consent(facts: Doc, first: date, last: date) -> tuple[date | None, date | None]:
+def _consent(
+    facts: Doc, first: date, last: date, zone: tzinfo = UTC
+) -> tuple[date | None, date | None]:
     """The grant day of the consent that covers the month, and its revocation day if any."""
     best: tuple[date, date | None] | None = None
     for consent in facts["consents"]:
         if consent["method"] is None or not consent["cost_sharing_explained"]:
             continue
-        granted = day_of(parse_instant(consent["granted_at"]))
-        revoked = day_of(parse_instant(consent["revoked_at"])) if consent["revoked_at"] else None
+        granted = day_of(parse_instant(consent["granted_at"]), zone)
+        revoked = (
+            day_of(parse_instant(consent["revoked_at"]), zone) if consent["revoked_at"] else None
+        )
         if granted > last or (revoked is not None and revoked < first):
             continue
         if best is None or granted < best[0]:
@@ -283,20 +342,32 @@ def bill_patient_month(
     entries: Sequence[LoggedMinutes],
     month: date,
     rules: billing_rules.BillingRules | None = None,
+    clinic: Clinic = UTC_CLINIC,
 ) -> BillingRow:
-    """Pure: the billing row of one patient for the month containing ``month``."""
+    """Pure: the billing row of one patient for the month containing ``month``.
+
+    Every day is the clinic's (``clinic.zone``); the program is the clinic's program in
+    force on the month's first day (none recorded: collaborative care as before, with
+    ``rules`` as given).
+    """
+    zone = clinic.zone
     first = month_start(month)
     last = billing_rules.month_end(first)
-    in_month = [e for e in entries if first <= day_of(e.occurred_at) <= last]
+    in_month = [e for e in entries if first <= day_of(e.occurred_at, zone) <= last]
     manager = facts["care_manager_id"]
-    episode = _choose_episode(facts, in_month, first, last)
-    consent_on, revoked_on = _consent(facts, first, last)
-    kept = [e for e in in_month if revoked_on is None or day_of(e.occurred_at) < revoked_on]
+    episode = _choose_episode(facts, in_month, first, last, zone)
+    consent_on, revoked_on = _consent(facts, first, last, zone)
+    kept = [e for e in in_month if revoked_on is None or day_of(e.occurred_at, zone) < revoked_on]
     after_revocation = sum(e.minutes for e in in_month) - sum(e.minutes for e in kept)
+    not_qualifying: dict[str, int] = {}
+    for e in kept:
+        if not e.qualifies:
+            role = e.performer_role or ""
+            not_qualifying[role] = not_qualifying.get(role, 0) + e.minutes
     if episode is None or episode["enrolled_at"] is None:
         started_on = None
     else:
-        started_on = day_of(parse_instant(episode["enrolled_at"]))
+        started_on = day_of(parse_instant(episode["enrolled_at"]), zone)
     row = BillingRow(
         patient_id=UUID(facts["id"]),
         care_manager_id=None if manager is None else UUID(manager),
@@ -306,6 +377,8 @@ def bill_patient_month(
         minutes_after_revocation=after_revocation,
         entries=tuple(sorted(in_month, key=lambda e: e.occurred_at)),
         billing=None,
+        non_qualifying_minutes=tuple(sorted(not_qualifying.items())),
+        time_zone=str(zone),
     )
     if episode is None or started_on is None or month_start(started_on) > first:
         return row
@@ -315,24 +388,38 @@ def bill_patient_month(
         episode_started_on=started_on,
         entries=tuple(
             MinuteEntry(
-                on=day_of(e.occurred_at),
+                on=day_of(e.occurred_at, zone),
                 minutes=e.minutes,
                 activity=ActivityType(e.activity),
                 inpatient=_inpatient(facts, e.occurred_at),
             )
             for e in kept
+            if e.qualifies
         ),
         consent_on=consent_on,
         initial_assessment_documented=any(
-            d <= last for d in _days_in(facts["assessments"], "at", number)
+            d <= last for d in _days_in(facts["assessments"], "at", number, zone)
         ),
-        care_plan_documented=any(d <= last for d in _days_in(facts["care_plans"], "at", number)),
+        care_plan_documented=any(
+            d <= last for d in _days_in(facts["care_plans"], "at", number, zone)
+        ),
         psychiatric_review_documented=any(
-            first <= d <= last for d in _days_in(facts["case_reviews"], "at", number)
+            first <= d <= last for d in _days_in(facts["case_reviews"], "at", number, zone)
         ),
         registry_tracking_documented=started_on <= last,
     )
-    billed = billing_rules.bill_month(patient_month, rules)
+    program = clinic.program_on(first)
+    if rules is not None:  # an explicit rule version (tests, a payer that differs)
+        billed = billing_rules.bill_month(patient_month, rules)
+    elif program is None:  # nothing recorded: collaborative care, reported as no program
+        billed = replace(
+            billing_rules.bill_program_month(
+                patient_month, billing_rules.BillingProgram.COLLABORATIVE_CARE
+            ),
+            program=None,
+        )
+    else:
+        billed = billing_rules.bill_program_month(patient_month, program)
     return replace(row, billing=billed)
 
 
@@ -340,17 +427,48 @@ def bill_patient_month(
 
 
 async def minutes_in_month(conn: Conn, patient_ids: Sequence[UUID], day: date) -> dict[UUID, int]:
-    """Logged minutes per patient in the clinic month containing ``day``."""
+    """Logged minutes per patient in the month containing ``day``, each month cut in the
+    patient's organisation's zone."""
     start, end = month_range(day)
     rows = await conn.fetch(
-        f"""SELECT patient_id, sum(minutes)::integer AS minutes FROM {MINUTES_TABLE}
-            WHERE patient_id = ANY($1::uuid[]) AND occurred_at >= $2 AND occurred_at < $3
-            GROUP BY patient_id""",
+        f"""SELECT m.patient_id, m.occurred_at, m.minutes, f.organisation_id
+            FROM {MINUTES_TABLE} m JOIN {FACTS_TABLE} f ON f.key = m.patient_id
+            WHERE m.patient_id = ANY($1::uuid[]) AND m.occurred_at >= $2 AND m.occurred_at < $3""",
         list(patient_ids),
-        start,
-        end,
+        start - _WIDEST_OFFSET,
+        end + _WIDEST_OFFSET,
     )
-    return {r["patient_id"]: r["minutes"] for r in rows}
+    clinics = await fetch_clinics(conn, sorted({r["organisation_id"] for r in rows}))
+    first, last = month_start(day), billing_rules.month_end(day)
+    totals: dict[UUID, int] = {}
+    for r in rows:
+        if first <= day_of(r["occurred_at"], clinics[r["organisation_id"]].zone) <= last:
+            totals[r["patient_id"]] = totals.get(r["patient_id"], 0) + r["minutes"]
+    return totals
+
+
+async def fetch_clinics(conn: Conn, organisation_ids: Sequence[UUID]) -> dict[UUID, Clinic]:
+    """Each organisation's zone and programs, as the directory keeps them (default UTC)."""
+    zones = await conn.fetch(
+        "SELECT organisation_id, time_zone FROM organisations"
+        " WHERE organisation_id = ANY($1::uuid[])",
+        list(organisation_ids),
+    )
+    programs = await conn.fetch(
+        f"""SELECT organisation_id, effective_from, program FROM {PROGRAMS_TABLE}
+            WHERE organisation_id = ANY($1::uuid[]) ORDER BY effective_from""",
+        list(organisation_ids),
+    )
+    by_org: dict[UUID, list[tuple[date, BillingProgram]]] = {}
+    for r in programs:
+        by_org.setdefault(r["organisation_id"], []).append(
+            (r["effective_from"], BillingProgram(r["program"]))
+        )
+    clinics = {oid: Clinic(programs=tuple(by_org.get(oid, ()))) for oid in organisation_ids}
+    for r in zones:
+        oid = r["organisation_id"]
+        clinics[oid] = Clinic(zone=ZoneInfo(r["time_zone"]), programs=clinics[oid].programs)
+    return clinics
 
 
 async def fetch_billing_month(
@@ -361,12 +479,14 @@ async def fetch_billing_month(
     patient_id: UUID | None = None,
     scope: Scope = unrestricted,
 ) -> list[BillingRow]:
-    """Billing rows of the month: every patient with minutes in it or an episode open in it."""
+    """Billing rows of the month: every patient with minutes in it or an episode open in it,
+    each in its organisation's calendar and under its organisation's program."""
     start, end = month_range(month)
+    start, end = start - _WIDEST_OFFSET, end + _WIDEST_OFFSET
     scope_sql, scope_args = scope("m.patient_id", 5)
     minute_rows = await conn.fetch(
         f"""SELECT m.contact_id, m.patient_id, m.occurred_at, m.minutes, m.activity,
-                   m.episode_number
+                   m.episode_number, m.performed_by, m.performer_role
             FROM {MINUTES_TABLE} m JOIN {FACTS_TABLE} f ON f.key = m.patient_id
             WHERE m.occurred_at >= $1 AND m.occurred_at < $2
               AND ($3::uuid IS NULL OR f.care_manager_id = $3::uuid)
@@ -382,7 +502,13 @@ async def fetch_billing_month(
     for r in minute_rows:
         by_patient.setdefault(r["patient_id"], []).append(
             LoggedMinutes(
-                r["contact_id"], r["occurred_at"], r["minutes"], r["activity"], r["episode_number"]
+                r["contact_id"],
+                r["occurred_at"],
+                r["minutes"],
+                r["activity"],
+                r["episode_number"],
+                r["performed_by"],
+                r["performer_role"],
             )
         )
     scope_sql, scope_args = scope("key", 3)
@@ -398,12 +524,20 @@ async def fetch_billing_month(
     )
     first = month_start(month)
     last = billing_rules.month_end(first)
+    clinics = await fetch_clinics(
+        conn, sorted({UUID(r["doc"]["organisation_id"]) for r in fact_rows})
+    )
     rows = []
     for r in fact_rows:
-        entries = by_patient.get(r["key"], [])
-        if not entries and _choose_episode(r["doc"], [], first, last) is None:
+        clinic = clinics[UUID(r["doc"]["organisation_id"])]
+        entries = [
+            e
+            for e in by_patient.get(r["key"], [])
+            if first <= day_of(e.occurred_at, clinic.zone) <= last
+        ]
+        if not entries and _choose_episode(r["doc"], [], first, last, clinic.zone) is None:
             continue
-        rows.append(bill_patient_month(r["doc"], entries, first))
+        rows.append(bill_patient_month(r["doc"], entries, first, clinic=clinic))
     return sorted(rows, key=lambda row: str(row.patient_id))
 
 

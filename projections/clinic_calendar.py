@@ -5,9 +5,12 @@ reads a datetime in its own zone). Events carry aware instants in whatever offse
 client sent, so every read model turns an instant into a day through ``day_of`` with one
 zone, and every query turns its clock reading into "today" the same way.
 
-Choice: one zone for the whole deployment, UTC until a per-organisation time zone exists
-(an organisation aggregate does not exist yet). Changing the zone changes stored dates
-(flag onset days), so it needs a projection rebuild.
+Choice (docs/clinical-time.md, section 9): a read model that stores instants takes the
+day on read in the patient's organisation's zone, handed to its pure derivation by the
+query (the billing summary: ``projections.billing.Clinic``). Read models that store days
+(the caseload's flag onset days) and the views' "today" still use ``CLINIC_ZONE`` (UTC)
+until the organisation's zone is recorded in the log for them to evolve on; changing it
+then needs a projection rebuild.
 """
 
 from __future__ import annotations

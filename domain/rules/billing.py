@@ -8,7 +8,24 @@ Rule versions (``RULE_BOOK``), chosen by the first day of the billed month:
     2017.1  from 2017-01-01  G0502 / G0503 / G0504 and G0507 (general BHI)
     2018.1  from 2018-01-01  CPT 99492 / 99493 / 99494 and 99484
     2021.1  from 2021-01-01  adds G2214 (the month's first 30 minutes when the base
-                             threshold is not met); the version in force today
+                             threshold is not met)
+    2026.1  from 2026-01-01  CY2026 PFS final rule (CMS-1832-F): CoCM codes and thresholds
+                             unchanged; adds G0568-G0570 (behavioral health add-ons to
+                             APCM base codes G0556-G0558, no time requirement), which
+                             careteam never derives (see ``APCM_ADD_ON_CODES``)
+
+Billing programs (``BillingProgram``, chosen by the organisation, by date of service;
+docs/billing-programs.md). Each program other than CoCM has its own rule book:
+    billing.bhi_cp_csw  2024.1 from 2024-01-01  G0323 (general BHI directed by a clinical
+                        psychologist or clinical social worker; CY2024 PFS final rule,
+                        CMS-1784-F), from 20 minutes, like 99484
+    billing.fqhc_rhc    2018.1 from 2018-01-01  G0512 (FQHC/RHC psychiatric CoCM; CY2018
+                        PFS final rule and CMS FQHC/RHC care management guidance): one
+                        unit per month from 70 minutes in the first month, 60 in later
+                        months (the code's stated minimum, no midpoint rule)
+                        2026.1 from 2026-01-01  G0512 discontinued (CMS-1832-F; NARHC CY26
+                        summary; AHRQ Academy 2026 news): FQHCs and RHCs bill 99492,
+                        99493, 99494 and G2214 under billing.cocm with the midpoint rule
 
 Thresholds (the midpoint rule: a time-based unit is billable once more than half of
 its typical time has passed, so 70 typical -> from 36, 60 -> from 31, 30 -> from 16):
@@ -25,7 +42,7 @@ override the version (tests, or a payer that differs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import NamedTuple
@@ -34,10 +51,14 @@ from domain.common import ActivityType
 from domain.rules import RuleBook, calendar_day
 
 __all__ = [
+    "APCM_ADD_ON_CODES",
+    "BHI_DIRECTED_BOOK",
+    "FQHC_BOOK",
     "RULE_BOOK",
     "RULE_ID",
     "ActivityType",
     "BillingMode",
+    "BillingProgram",
     "BillingRules",
     "CodeUnits",
     "EntryOutsideMonthError",
@@ -48,8 +69,11 @@ __all__ = [
     "NegativeMinutesError",
     "PatientMonth",
     "RequiredElement",
+    "Shortfall",
     "bill_month",
+    "bill_program_month",
     "month_end",
+    "program_rules_for",
     "rules_for",
 ]
 
@@ -71,6 +95,15 @@ class BillingMode(StrEnum):
 
 
 # ActivityType is the domain's own enumeration (domain/common.py), re-exported here.
+class BillingProgram(StrEnum):
+    """The billing program an organisation runs from a date (docs/billing-programs.md)."""
+
+    COLLABORATIVE_CARE = "collaborative_care"
+    GENERAL_BHI = "general_bhi"
+    GENERAL_BHI_CP_CSW = "general_bhi_cp_csw"
+    FQHC_RHC = "fqhc_rhc"
+
+
 class RequiredElement(StrEnum):
     """Documentation a billed month needs; absent ones are listed, not silently fatal."""
 
@@ -190,7 +223,17 @@ RULES_2021 = BillingRules(
     required_bhi=_REQUIRED_BHI,
 )
 
-RULE_BOOK: RuleBook[BillingRules] = RuleBook(RULE_ID, (RULES_2017, RULES_2018, RULES_2021))
+RULES_2026 = replace(
+    RULES_2021,
+    version="2026.1",
+    effective_from=date(2026, 1, 1),
+    source="CMS PFS CY2026 final rule (CMS-1832-F): CoCM codes unchanged; FQHC/RHC bill them "
+    "too; G0568-G0570 added as APCM add-ons",
+)
+
+RULE_BOOK: RuleBook[BillingRules] = RuleBook(
+    RULE_ID, (RULES_2017, RULES_2018, RULES_2021, RULES_2026)
+)
 
 
 def rules_for(month: date) -> BillingRules:
@@ -273,6 +316,14 @@ class PatientMonth:
 
 
 @dataclass(frozen=True)
+class Shortfall:
+    """What a code still lacks this month: ``minutes`` more counted minutes."""
+
+    code: str
+    minutes: int
+
+
+@dataclass(frozen=True)
 class MonthBilling:
     """What one patient-month bills, and why.
 
@@ -295,6 +346,8 @@ class MonthBilling:
     codes: tuple[CodeUnits, ...]
     missing_documentation: tuple[RequiredElement, ...]
     billable: bool
+    program: BillingProgram | None = None
+    shortfalls: tuple[Shortfall, ...] = ()
 
     @property
     def ready_to_submit(self) -> bool:
@@ -405,3 +458,151 @@ def _bhi_codes(minutes: int, rules: BillingRules) -> tuple[CodeUnits, ...]:
     if minutes >= rules.bhi_from:
         return (CodeUnits(rules.bhi_code, 1),)
     return ()
+
+
+# --- billing programs (docs/billing-programs.md) ----------------------------------------
+
+# G0568-G0570 are billed only in a month in which an APCM base code (G0556-G0558) is
+# billed, and have no time requirement (CMS-1832-F). Choice: careteam records no APCM
+# enrolment, so these codes are never derived from minutes; the billing row says so
+# (``apcm_add_ons_possible`` is false) instead of guessing.
+APCM_ADD_ON_CODES = ("G0568", "G0569", "G0570")
+APCM_BASE_CODES = ("G0556", "G0557", "G0558")
+
+
+@dataclass(frozen=True)
+class ProgramRules:
+    """One version of a program's own code: ``code`` None means "bill as CoCM"."""
+
+    version: str
+    effective_from: date
+    source: str
+    code: str | None
+    first_month_from: int
+    later_month_from: int
+
+
+BHI_DIRECTED_BOOK: RuleBook[ProgramRules] = RuleBook(
+    "billing.bhi_cp_csw",
+    (
+        ProgramRules(
+            version="2024.1",
+            effective_from=date(2024, 1, 1),
+            source="CMS PFS CY2024 final rule (CMS-1784-F): G0323, general BHI directed by a "
+            "clinical psychologist or clinical social worker, 20 minutes a month",
+            code="G0323",
+            first_month_from=20,
+            later_month_from=20,
+        ),
+    ),
+)
+
+FQHC_BOOK: RuleBook[ProgramRules] = RuleBook(
+    "billing.fqhc_rhc",
+    (
+        ProgramRules(
+            version="2018.1",
+            effective_from=date(2018, 1, 1),
+            source="CMS PFS CY2018 final rule: G0512, FQHC/RHC psychiatric CoCM, at least 70 "
+            "minutes in the first month and 60 in later months",
+            code="G0512",
+            first_month_from=70,
+            later_month_from=60,
+        ),
+        ProgramRules(
+            version="2026.1",
+            effective_from=date(2026, 1, 1),
+            source="CMS PFS CY2026 final rule (CMS-1832-F): G0512 discontinued; FQHCs and RHCs "
+            "bill 99492, 99493, 99494 and G2214",
+            code=None,
+            first_month_from=0,
+            later_month_from=0,
+        ),
+    ),
+)
+
+
+def program_rules_for(program: BillingProgram, month: date) -> tuple[str, str]:
+    """The (rule id, version) that decides ``program`` in the month of ``month``.
+
+    Raises ``NoRuleInForceError`` when the program has no rule for that date of service
+    (e.g. FQHC/RHC before 2018, G0323 before 2024): the program is unknown for that date.
+    """
+    first = calendar_day(month).replace(day=1)
+    if program is BillingProgram.FQHC_RHC:
+        return FQHC_BOOK.rule_id, FQHC_BOOK.in_force(first).version
+    if program is BillingProgram.GENERAL_BHI_CP_CSW:
+        return BHI_DIRECTED_BOOK.rule_id, BHI_DIRECTED_BOOK.in_force(first).version
+    return RULE_ID, rules_for(first).version
+
+
+def _shortfalls(billed: MonthBilling, rules: BillingRules) -> tuple[Shortfall, ...]:
+    """CoCM or BHI: the minutes each next code still needs."""
+    counted = billed.counted_minutes
+    if billed.mode is BillingMode.GENERAL_BHI:
+        need = [(rules.bhi_code, rules.bhi_from)]
+    elif billed.first_month:
+        need = [(rules.first_month_code, rules.first_month_from)]
+        need.append((rules.add_on_code, rules.first_month_add_on_from))
+    else:
+        need = [(rules.later_month_code, rules.later_month_from)]
+        need.append((rules.add_on_code, rules.later_month_add_on_from))
+    if rules.partial_month_code is not None and billed.mode is BillingMode.COCM:
+        need.insert(0, (rules.partial_month_code, rules.partial_month_from))
+    return tuple(Shortfall(code, start - counted) for code, start in need if counted < start)
+
+
+def bill_program_month(facts: PatientMonth, program: BillingProgram) -> MonthBilling:
+    """Bill a patient-month under the organisation's program in force for that month.
+
+    The minutes that count (consent, inpatient) are decided by ``bill_month`` for every
+    program; the program decides the codes and the rule (id, version) reported.
+    """
+    month = calendar_day(facts.month)
+    if program is BillingProgram.COLLABORATIVE_CARE:
+        mode = BillingMode.COCM
+    elif program is BillingProgram.FQHC_RHC:
+        fqhc = FQHC_BOOK.in_force(month.replace(day=1))
+        if fqhc.code is not None:
+            return _bill_fqhc(facts, fqhc)
+        billed = bill_month(replace(facts, mode=BillingMode.COCM))
+        return replace(
+            billed,
+            rule_id=FQHC_BOOK.rule_id,
+            rule_version=fqhc.version,
+            program=program,
+            shortfalls=_shortfalls(billed, rules_for(month)),
+        )
+    else:
+        mode = BillingMode.GENERAL_BHI
+    billed = bill_month(replace(facts, mode=mode))
+    shortfalls = _shortfalls(billed, rules_for(month))
+    if program is BillingProgram.GENERAL_BHI_CP_CSW:
+        directed = BHI_DIRECTED_BOOK.in_force(month.replace(day=1))
+        codes = tuple(CodeUnits(directed.code or "", c.units) for c in billed.codes)
+        return replace(
+            billed,
+            codes=codes,
+            rule_id=BHI_DIRECTED_BOOK.rule_id,
+            rule_version=directed.version,
+            program=program,
+            shortfalls=tuple(replace(s, code=directed.code or "") for s in shortfalls),
+        )
+    return replace(billed, program=program, shortfalls=shortfalls)
+
+
+def _bill_fqhc(facts: PatientMonth, fqhc: ProgramRules) -> MonthBilling:
+    billed = bill_month(replace(facts, mode=BillingMode.COCM))
+    start = fqhc.first_month_from if billed.first_month else fqhc.later_month_from
+    counted = billed.counted_minutes
+    codes = (CodeUnits(fqhc.code or "", 1),) if counted >= start else ()
+    consented = RequiredElement.CONSENT not in billed.missing_documentation
+    return replace(
+        billed,
+        rule_id=FQHC_BOOK.rule_id,
+        rule_version=fqhc.version,
+        codes=codes,
+        billable=consented and bool(codes),
+        program=BillingProgram.FQHC_RHC,
+        shortfalls=() if counted >= start else (Shortfall(fqhc.code or "", start - counted),),
+    )

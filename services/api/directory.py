@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -20,13 +21,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import strawberry
 from strawberry.types import Info
 
+from domain.rules import NoRuleInForceError
+from domain.rules.billing import BillingProgram, program_rules_for
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, ValidationError, result_union
 from services.api.registry_types import RegistryPageInfo
 from services.auth import Principal, Role
 from services.database import Conn
 
-strawberry.enum(Role, name="StaffRole", description="What a member of staff may do in careteam.")
+# StaffRole and BillingProgram are registered as GraphQL enums in services.api.registry_types.
 
 MAX_NAME = 200
 MAX_CREDENTIALS = 100
@@ -41,6 +44,14 @@ TEAM_SLOT_ROLE = {
 }
 
 
+@strawberry.type(description="A billing program an organisation runs from a date of service.")
+class BillingProgramPeriod:
+    program: BillingProgram = strawberry.field(description="The program.")
+    effective_from: date = strawberry.field(
+        description="First day of the first month billed under it (until the next period)."
+    )
+
+
 @strawberry.type(description="A clinic or health system: its name and its calendar.")
 class Organisation:
     id: UUID = strawberry.field(description="Organisation id (the tokens' organisation).")
@@ -48,6 +59,26 @@ class Organisation:
     time_zone: str = strawberry.field(
         description="IANA time zone of the clinic, e.g. America/Los_Angeles."
     )
+
+    @strawberry.field(
+        description="Billing programs by start date, oldest first; none means collaborative "
+        "care for every month."
+    )
+    async def billing_programs(
+        self, info: Info[CareteamContext, None]
+    ) -> list[BillingProgramPeriod]:
+        async with info.context.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT program, effective_from FROM organisation_billing_programs
+                   WHERE organisation_id = $1 ORDER BY effective_from""",
+                self.id,
+            )
+        return [
+            BillingProgramPeriod(
+                program=BillingProgram(r["program"]), effective_from=r["effective_from"]
+            )
+            for r in rows
+        ]
 
 
 @strawberry.type(description="A member of staff as the directory lists them.")
@@ -105,6 +136,22 @@ class SetOrganisationInput:
     time_zone: str = strawberry.field(description="An IANA time zone name.")
 
 
+@strawberry.input(description="Run a billing program from the first day of a month.")
+class SetBillingProgramInput:
+    program: BillingProgram = strawberry.field(description="The program.")
+    effective_from: date = strawberry.field(
+        description="First day of the first month it applies to (a date of service)."
+    )
+
+
+BillingProgramsResult = Annotated[
+    Organisation | ValidationError | ForbiddenError,
+    result_union(
+        "BillingProgramsResult", "The organisation with its programs, or why nothing changed."
+    ),
+]
+
+
 @strawberry.input(description="A member of staff: added, or updated when already listed.")
 class PutStaffMemberInput:
     user_id: UUID = strawberry.field(description="The person's user id (the tokens' subject).")
@@ -145,6 +192,55 @@ def time_zone_problem(name: str) -> ValidationError | None:
             field="timeZone",
         )
     return None
+
+
+def billing_program_problem(program: BillingProgram, since: date) -> ValidationError | None:
+    """A typed error unless ``program`` has a rule in force from ``since`` (a month's 1st)."""
+    if since.day != 1:
+        return ValidationError(
+            code="NOT_FIRST_OF_MONTH",
+            message="effectiveFrom must be the first day of a month (billing is monthly)",
+            field="effectiveFrom",
+        )
+    try:
+        program_rules_for(program, since)
+    except NoRuleInForceError as exc:
+        return ValidationError(
+            code="PROGRAM_NOT_IN_FORCE",
+            message=f"program has no billing rule for this date of service: {exc}",
+            field="effectiveFrom",
+        )
+    return None
+
+
+async def minute_performer(
+    info: Info[CareteamContext, None], performed_by: UUID | None
+) -> tuple[UUID, str] | ValidationError:
+    """Who did the work of a minute entry and in what role (issue 18).
+
+    Default: the caller, in the role of their token. Another person must be listed,
+    active staff of the caller's organisation (a caregiver or anyone else is not staff:
+    ``NOT_STAFF`` naming ``performedBy``); their role is care_manager when they hold it,
+    else their first listed role, so a PCP's own time is recorded as PCP time and does
+    not count toward care manager minutes.
+    """
+    principal = info.context.require_principal()
+    if performed_by is None or performed_by == principal.user_id:
+        return principal.user_id, principal.role.value
+    async with info.context.runtime.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT roles, active FROM staff WHERE organisation_id = $1 AND user_id = $2",
+            principal.organisation_id,
+            performed_by,
+        )
+    if row is None or not row["active"] or not row["roles"]:
+        return ValidationError(
+            code="NOT_STAFF",
+            message="performedBy must be listed, active staff of your organisation",
+            field="performedBy",
+        )
+    roles = list(row["roles"])
+    return performed_by, (Role.CARE_MANAGER.value if Role.CARE_MANAGER.value in roles else roles[0])
 
 
 def _member(row: Any) -> StaffMember:
@@ -407,3 +503,43 @@ class DirectoryMutation:
                 },
             )
         return _member(row)
+
+    @strawberry.mutation(
+        description="Run a billing program from a month on (administrators); every month from "
+        "then is re-derived under it."
+    )
+    async def set_billing_program(
+        self, info: Info[CareteamContext, None], input: SetBillingProgramInput
+    ) -> BillingProgramsResult:
+        principal = info.context.require_principal()
+        if principal.role is not Role.ADMIN:
+            return _forbidden("setBillingProgram")
+        if problem := billing_program_problem(input.program, input.effective_from):
+            return problem
+        async with info.context.runtime.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO organisation_billing_programs
+                       (organisation_id, effective_from, program)
+                   VALUES ($1, $2, $3)
+                   ON CONFLICT (organisation_id, effective_from) DO UPDATE
+                   SET program = EXCLUDED.program, updated_at = now()""",
+                principal.organisation_id,
+                input.effective_from,
+                input.program.value,
+            )
+            await _record_change(
+                conn,
+                principal,
+                "billing_program_set",
+                principal.organisation_id,
+                {"program": input.program.value, "effectiveFrom": input.effective_from.isoformat()},
+            )
+            org = await conn.fetchrow(
+                "SELECT * FROM organisations WHERE organisation_id = $1",
+                principal.organisation_id,
+            )
+        return Organisation(
+            id=principal.organisation_id,
+            name=org["name"] if org else "",
+            time_zone=org["time_zone"] if org else "UTC",
+        )

@@ -15,6 +15,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from domain.rules.billing import BillingProgram
 from domain.rules.outcomes import EpisodeOutcomes, WindowOutcome
 from projections import caseload as caseload_model
 from projections.billing import BillingRow
@@ -35,6 +36,7 @@ from services.api.enums import (
     member,
 )
 from services.api.types import staff_name
+from services.auth import Role
 
 
 def _float(value: Fraction | None) -> float | None:
@@ -282,6 +284,15 @@ PageInfo = RegistryPageInfo
 
 # --- billing -----------------------------------------------------------------------------
 
+# Registered here, before any type below uses it (services.api.directory imports this
+# module first); strawberry would otherwise wrap the plain enum under another name.
+strawberry.enum(Role, name="StaffRole", description="What a member of staff may do in careteam.")
+strawberry.enum(
+    BillingProgram,
+    description="How an organisation bills behavioral health integration "
+    "(docs/billing-programs.md).",
+)
+
 
 @strawberry.type(name="BillingCode", description="A billing code with its units.")
 class BillingCode:
@@ -305,6 +316,24 @@ class MinuteEntryView:
     @strawberry.field(description="What the care manager did.")
     def activity_kind(self) -> ActivityType:
         return ActivityType(self.activity)
+
+
+@strawberry.type(
+    name="MinutesByRole",
+    description="Minutes in the month performed by staff in one role.",
+)
+class MinutesByRoleView:
+    role: Role = strawberry.field(description="The performer's role when the work was logged.")
+    minutes: int = strawberry.field(description="Their minutes.")
+
+
+@strawberry.type(
+    name="BillingShortfall",
+    description="A code the month does not reach yet, and the counted minutes it still needs.",
+)
+class BillingShortfallView:
+    code: str = strawberry.field(description="CPT/HCPCS code, e.g. 99493.")
+    minutes_needed: int = strawberry.field(description="Counted minutes still needed.")
 
 
 @strawberry.type(
@@ -345,12 +374,57 @@ class BillingRowView:
     rule_id: str | None = strawberry.field(description="The billing rule.")
     rule_version: str | None = strawberry.field(description="Its version in force that month.")
     entries: list[MinuteEntryView] = strawberry.field(description="The month's minute entries.")
+    # --- issue 18: clinic calendar, program, qualifying time, what is missing ---
+    time_zone: str = strawberry.field(
+        default="UTC", description="The clinic zone whose calendar cut the month."
+    )
+    program: BillingProgram | None = strawberry.field(
+        default=None,
+        description="The organisation's program that decided the codes; null when the "
+        "organisation records none (collaborative care).",
+    )
+    counted_minutes_by_role: list[MinutesByRoleView] = strawberry.field(
+        default_factory=list,
+        description="Minutes that qualified, by the performer's role (care manager time).",
+    )
+    non_qualifying_minutes_by_role: list[MinutesByRoleView] = strawberry.field(
+        default_factory=list,
+        description="Minutes that never count, by the performer's role (e.g. the billing "
+        "practitioner's own time).",
+    )
+    shortfalls: list[BillingShortfallView] = strawberry.field(
+        default_factory=list,
+        description="Codes not reached this month and the counted minutes each still needs.",
+    )
+    apcm_add_ons_possible: bool = strawberry.field(
+        default=False,
+        description="False: G0568-G0570 need an APCM base code (G0556-G0558) billed the same "
+        "month, and careteam records no APCM enrolment, so they are never derived.",
+    )
 
     @classmethod
     def build(cls, row: BillingRow, month: date) -> BillingRowView:
         billed = row.billing
         logged = sum(e.minutes for e in row.entries)
+        counted_by_role: dict[str, int] = {}
+        if billed is not None and billed.counted_minutes:
+            # Counted minutes are qualifying (care manager) time by construction.
+            counted_by_role[Role.CARE_MANAGER.value] = billed.counted_minutes
         return cls(
+            time_zone=row.time_zone,
+            program=billed.program if billed else None,
+            counted_minutes_by_role=[
+                MinutesByRoleView(role=Role(r), minutes=m) for r, m in counted_by_role.items()
+            ],
+            non_qualifying_minutes_by_role=[
+                MinutesByRoleView(role=Role(r), minutes=m)
+                for r, m in row.non_qualifying_minutes
+                if r in Role.__members__.values()
+            ],
+            shortfalls=[
+                BillingShortfallView(code=s.code, minutes_needed=s.minutes)
+                for s in (billed.shortfalls if billed else ())
+            ],
             patient_id=row.patient_id,
             care_manager_id=row.care_manager_id,
             month=month,

@@ -35,13 +35,19 @@ from services.api.clinical_mutations import CLINICAL_MUTATIONS
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.compliance import ComplianceQuery
 from services.api.context import CareteamContext
-from services.api.directory import DirectoryMutation, DirectoryQuery, team_role_problem
+from services.api.directory import (
+    DirectoryMutation,
+    DirectoryQuery,
+    minute_performer,
+    team_role_problem,
+)
 from services.api.emergency import EmergencyMutation, EmergencyQuery
 from services.api.enums import ActivityType, InstrumentCode, Modality, Sex
 from services.api.erasure_api import ErasureMutation
 from services.api.errors import (
     ForbiddenError,
     NotFoundError,
+    ValidationError,
     at_most_one,
     exactly_one,
     result_union,
@@ -143,6 +149,12 @@ class LogContactInput:
     )
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When it happened (default now; never in the future)."
+    )
+    # issue 18: who did the work (default: you); only care manager time counts.
+    performed_by: UUID | None = strawberry.field(
+        default=None,
+        description="The member of staff who did the work (default: you); must be listed, "
+        "active staff of your organisation. Only care manager time counts for billing.",
     )
 
 
@@ -296,12 +308,17 @@ class PatientMutation:
         activity = input.activity_kind or input.activity
         assert activity is not None  # exactly one was given
         modality = input.modality_kind or input.modality
+        performer = await minute_performer(info, input.performed_by)
+        if isinstance(performer, ValidationError):
+            return performer
         command = LogContact(
             patient=input.patient_id,
             activity=activity,
             modality=modality,
             minutes=input.minutes,
             occurred_at=input.occurred_at,
+            performed_by=performer[0],
+            performer_role=performer[1],
         )
         return await answer_patient(info, command)
 

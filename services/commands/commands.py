@@ -244,6 +244,9 @@ class LogContact(PatientCommand):
     activity: str
     modality: str | None
     minutes: int
+    # Who did the work and in what role (billing counts only qualifying time).
+    performed_by: UUID | None = None
+    performer_role: str | None = None
 
     def apply(self, aggregate: Any, now: datetime) -> object:
         return aggregate.log_contact(
@@ -252,6 +255,8 @@ class LogContact(PatientCommand):
             minutes=self.minutes,
             occurred_at=self.at(now),
             now=now,
+            performed_by=self.performed_by,
+            performer_role=self.performer_role,
         )
 
 

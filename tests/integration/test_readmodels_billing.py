@@ -101,7 +101,7 @@ async def test_thirty_five_minutes_bill_g2214_and_thirty_six_bill_99492_in_a_fir
     assert rows[short]["codes"] == [{"code": "G2214", "units": 1}]
     assert rows[enough]["codes"] == [{"code": "99492", "units": 1}]
     assert rows[enough]["firstMonth"] and rows[enough]["readyToSubmit"]
-    assert rows[enough]["ruleVersion"] == "2021.1"
+    assert rows[enough]["ruleVersion"] == "2026.1"
     assert [e["minutes"] for e in rows[enough]["entries"]] == [20, 16]
 
 

@@ -976,9 +976,10 @@ def test_contact_logged_v1_upcasts_to_v2_without_performer() -> None:
         "occurred_at": day(2),
         "episode_number": 1,
     }
-    assert Patient.ContactLogged.class_version == 2
+    assert Patient.ContactLogged.class_version == 3
     Patient.ContactLogged.upcast_v1_v2(state)
-    assert state["performed_by"] is None
+    Patient.ContactLogged.upcast_v2_v3(state)
+    assert state["performed_by"] is None and state["performer_role"] is None
     patient = enrolled_patient()
     ev = Patient.ContactLogged(
         originator_id=patient.id,

@@ -305,7 +305,9 @@ def test_rules_for_picks_the_version_by_the_month_of_any_day() -> None:
     """Any day of a month selects that month's rule version."""
     assert rules_for(date(2020, 12, 31)).version == "2018.1"
     assert rules_for(date(2021, 1, 31)).version == "2021.1"
-    assert [v.version for v in RULE_BOOK.versions] == ["2017.1", "2018.1", "2021.1"]
+    assert rules_for(date(2025, 12, 31)).version == "2021.1"
+    assert rules_for(date(2026, 1, 1)).version == "2026.1"
+    assert [v.version for v in RULE_BOOK.versions] == ["2017.1", "2018.1", "2021.1", "2026.1"]
 
 
 def test_an_explicit_rule_set_overrides_the_date_lookup() -> None:
