@@ -49,6 +49,7 @@ from services.api.errors import (
 from services.api.mutations_more import MORE_MUTATIONS
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient_types import PatientPayload, PatientResult, load_patient_view
+from services.api.pcbh import PcbhMutation, PcbhQuery  # the wider team and PCBH
 from services.api.psychotherapy import PsychotherapyNoteQuery
 from services.api.queries_more import MORE_QUERIES
 from services.api.record_commands import patient_command
@@ -475,6 +476,7 @@ Query = merge_root(
         EmergencyQuery,
         RegistryQuery,
         PartnerQuery,
+        PcbhQuery,
         *MORE_QUERIES,
     ),
 )
@@ -488,6 +490,7 @@ Mutation = merge_root(
         EmergencyMutation,
         ErasureMutation,
         PartnerMutation,
+        PcbhMutation,
         *MORE_MUTATIONS,
     ),
 )
