@@ -43,6 +43,7 @@ from projections.clinic_calendar import day_of, parse_instant
 from services.api.authz import Denied, check_patient_operation, check_role, patient_scope_sql
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
+from services.api.enums import ReferralService
 from services.api.errors import ForbiddenError, NotFoundError, result_union
 from services.api.patient_types import PatientResult
 from services.api.record_commands import INPUT, occurred_at_field, patient_command
@@ -92,10 +93,18 @@ class AddCaregiverInput:
 
 
 @strawberry.input(description="The patient or guardian lets a caregiver see one scope.")
-class CaregiverAccessInput:
+class GrantCaregiverAccessInput:
     patient_id: UUID = strawberry.field(description=_PATIENT)
     caregiver_id: UUID = strawberry.field(description="The caregiver.")
     scope: CaregiverScope = strawberry.field(description="What they may see.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="The patient or guardian withdraws one scope from a caregiver.")
+class RevokeCaregiverAccessInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    caregiver_id: UUID = strawberry.field(description="The caregiver.")
+    scope: CaregiverScope = strawberry.field(description="What they may no longer see.")
     occurred_at: datetime | None = occurred_at_field()
 
 
@@ -106,8 +115,15 @@ class OfferWarmHandoffInput:
     occurred_at: datetime | None = occurred_at_field()
 
 
-@strawberry.input(description="A warm handoff: accepted by the BHC, or missed.")
-class WarmHandoffInput:
+@strawberry.input(description="You (the BHC) saw the patient handed to you.")
+class AcceptWarmHandoffInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    handoff_id: UUID = strawberry.field(description="The warm handoff.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(description="The warm handoff did not happen.")
+class MissWarmHandoffInput:
     patient_id: UUID = strawberry.field(description=_PATIENT)
     handoff_id: UUID = strawberry.field(description="The warm handoff.")
     occurred_at: datetime | None = occurred_at_field()
@@ -209,7 +225,7 @@ class CaregiverPortal:
 
 @strawberry.type(description="How one community service closes its referral loops.")
 class CommunityServiceLoop:
-    service: str = strawberry.field(description="The community service (ReferralService value).")
+    service: ReferralService = strawberry.field(description="The community service.")
     receiving_organisation_id: UUID | None = strawberry.field(
         description="The receiving organisation, when named."
     )
@@ -394,7 +410,7 @@ class PcbhMutation:
         description="Record that the patient or guardian lets a caregiver see one scope."
     )
     async def grant_caregiver_access(
-        self, info: Info[CareteamContext, None], input: Annotated[CaregiverAccessInput, INPUT]
+        self, info: Info[CareteamContext, None], input: Annotated[GrantCaregiverAccessInput, INPUT]
     ) -> PatientResult:
         def step(now: datetime) -> _Apply:
             def apply(p: PatientAggregate) -> None:
@@ -411,7 +427,7 @@ class PcbhMutation:
 
     @strawberry.mutation(description="Withdraw one scope from a caregiver.")
     async def revoke_caregiver_access(
-        self, info: Info[CareteamContext, None], input: Annotated[CaregiverAccessInput, INPUT]
+        self, info: Info[CareteamContext, None], input: Annotated[RevokeCaregiverAccessInput, INPUT]
     ) -> PatientResult:
         def step(now: datetime) -> _Apply:
             def apply(p: PatientAggregate) -> None:
@@ -450,7 +466,7 @@ class PcbhMutation:
 
     @strawberry.mutation(description="You (the BHC) saw the patient handed to you.")
     async def accept_warm_handoff(
-        self, info: Info[CareteamContext, None], input: Annotated[WarmHandoffInput, INPUT]
+        self, info: Info[CareteamContext, None], input: Annotated[AcceptWarmHandoffInput, INPUT]
     ) -> PatientResult:
         def step(now: datetime) -> _Apply:
             def apply(p: PatientAggregate) -> None:
@@ -464,7 +480,7 @@ class PcbhMutation:
 
     @strawberry.mutation(description="The warm handoff did not happen.")
     async def miss_warm_handoff(
-        self, info: Info[CareteamContext, None], input: Annotated[WarmHandoffInput, INPUT]
+        self, info: Info[CareteamContext, None], input: Annotated[MissWarmHandoffInput, INPUT]
     ) -> PatientResult:
         def step(now: datetime) -> _Apply:
             def apply(p: PatientAggregate) -> None:
@@ -645,7 +661,7 @@ class PcbhQuery:
             docs = await trackers.fetch_community_referrals(conn, scope=scope)
         rows = [
             CommunityServiceLoop(
-                service=s.service,
+                service=ReferralService(s.service),
                 receiving_organisation_id=s.receiving_organisation_id,
                 referrals=s.referrals,
                 sent=s.sent,
