@@ -81,6 +81,50 @@ class CareTeamRole(enum.StrEnum):
     PSYCHIATRIC_CONSULTANT = "psychiatric_consultant"
 
 
+# --- the wider team (issue 18, items 3-5; owner: pcbh) -------------------------------
+# Primary Care Behavioral Health: Reiter, Dobmeyer & Hunter 2018, "The Primary Care
+# Behavioral Health (PCBH) Model: An Overview and Operational Definition", J Clin Psychol
+# Med Settings 25(2):109-126. docs/team-roles.md and docs/pcbh.md.
+
+
+class WiderTeamRole(enum.StrEnum):
+    """Staff roles that can be on a care team beside the three CoCM roles."""
+
+    BEHAVIORAL_HEALTH_CONSULTANT = "behavioral_health_consultant"
+    SOCIAL_WORKER = "social_worker"
+    THERAPIST = "therapist"
+    PEER_SPECIALIST = "peer_specialist"
+    COMMUNITY_HEALTH_WORKER = "community_health_worker"
+
+
+class CaregiverRelationship(enum.StrEnum):
+    """How a participant who is not staff relates to the patient."""
+
+    PARENT = "parent"
+    GUARDIAN = "guardian"
+    OTHER_CAREGIVER = "other_caregiver"
+
+
+class CaregiverScope(enum.StrEnum):
+    """What a caregiver may be allowed to see, one grant per scope (default: nothing)."""
+
+    # Who is on the care team (names of staff roles and user ids).
+    CARE_TEAM = "care_team"
+    # When the patient's brief visits and warm handoffs took place (no content).
+    VISITS = "visits"
+
+
+class WarmHandoffStatus(enum.StrEnum):
+    """A warm handoff from the PCP to the BHC during the visit."""
+
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    MISSED = "missed"
+
+
+# --- end of the wider-team block -------------------------------------------------------
+
+
 class ConsentKind(enum.StrEnum):
     """What a consent covers."""
 
@@ -209,6 +253,28 @@ class ReferralService(enum.StrEnum):
     SUBSTANCE_USE_TREATMENT = "substance_use_treatment"
     COMMUNITY_SERVICES = "community_services"
     OTHER = "other"
+    # Community services (issue 18, item 5; owner: pcbh): social needs met outside the
+    # clinic, with the same closed loop (docs/pcbh.md, 'Community services').
+    HOUSING_SUPPORT = "housing_support"
+    FOOD_ASSISTANCE = "food_assistance"
+    TRANSPORTATION = "transportation"
+    BENEFITS_ASSISTANCE = "benefits_assistance"
+    PEER_SUPPORT = "peer_support"
+    LEGAL_AID = "legal_aid"
+
+
+COMMUNITY_SERVICES: Final = frozenset(
+    {
+        ReferralService.COMMUNITY_SERVICES,
+        ReferralService.HOUSING_SUPPORT,
+        ReferralService.FOOD_ASSISTANCE,
+        ReferralService.TRANSPORTATION,
+        ReferralService.BENEFITS_ASSISTANCE,
+        ReferralService.PEER_SUPPORT,
+        ReferralService.LEGAL_AID,
+    }
+)
+"""Referral services that are community services (the tracker groups them)."""
 
 
 class ReferralStatus(enum.StrEnum):

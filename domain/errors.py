@@ -473,3 +473,48 @@ class RecommendationAlreadyImplementedError(InvalidTransitionError):
     """The recommendation was implemented already."""
 
     code = "RECOMMENDATION_ALREADY_IMPLEMENTED"
+
+
+# --- the wider team and PCBH (issue 18; owner: pcbh) --------------------------------
+
+
+class StaffRoleNotHeldError(NotAllowedError):
+    """The staff member does not hold the team role they were given (directory)."""
+
+    code = "NOT_IN_ROLE"
+
+
+class CaregiverNotStaffError(ValidationError):
+    """A caregiver (parent, guardian, other) was given a staff role, or the reverse."""
+
+    code = "CAREGIVER_NOT_STAFF"
+
+
+class NotABehavioralHealthConsultantError(NotAllowedError):
+    """A warm handoff went to someone who is not a BHC on the patient's team."""
+
+    code = "NOT_A_BHC"
+
+
+class BriefVisitDurationError(ValidationError):
+    """A brief visit's minutes lie outside the PCBH bounds (15-30)."""
+
+    code = "BRIEF_VISIT_DURATION"
+
+
+class WarmHandoffNotFoundError(NotFoundError):
+    """No warm handoff with this id on the patient."""
+
+    code = "WARM_HANDOFF_NOT_FOUND"
+
+
+class WarmHandoffClosedError(InvalidTransitionError):
+    """The warm handoff was already accepted or marked missed."""
+
+    code = "WARM_HANDOFF_CLOSED"
+
+
+class CaregiverNotFoundError(NotFoundError):
+    """No caregiver with this id on the patient."""
+
+    code = "CAREGIVER_NOT_FOUND"

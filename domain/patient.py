@@ -28,9 +28,12 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
+# pcbh block imports (the wider team and PCBH, issue 18)
 from domain.common import (
     MAX_SHORT_TEXT_LENGTH,
     ActivityType,
+    CaregiverRelationship,
+    CaregiverScope,
     CareTeamRole,
     ConsentKind,
     ConsentMethod,
@@ -42,6 +45,8 @@ from domain.common import (
     Sex,
     TaskKind,
     TreatmentDecision,
+    WarmHandoffStatus,
+    WiderTeamRole,
     check_occurred_at,
     check_payload_mapping,
     optional_text,
@@ -55,6 +60,9 @@ from domain.common import (
 from domain.errors import (
     AlreadyInpatientError,
     AlreadyOnCareTeamError,
+    BriefVisitDurationError,
+    CaregiverNotFoundError,
+    CaregiverNotStaffError,
     CareTeamMemberNotAssignedError,
     ConsentAlreadyRevokedError,
     ConsentMethodRequiredError,
@@ -76,13 +84,17 @@ from domain.errors import (
     InvalidMinutesError,
     InvalidPayloadValueError,
     ModalityRequiredError,
+    NotABehavioralHealthConsultantError,
     NotInpatientError,
     OccurredBeforeBirthError,
     OutOfOrderError,
     PartnerOrganisationRequiredError,
     PatientNotEnrolledError,
+    StaffRoleNotHeldError,
     TaskAlreadyCompletedError,
     TaskNotFoundError,
+    WarmHandoffClosedError,
+    WarmHandoffNotFoundError,
 )
 from domain.instruments import (
     RULES_VERSION,
@@ -319,6 +331,63 @@ class InpatientStay:
     discharged_at: datetime | None = None
 
 
+# === the wider team and PCBH: state (issue 18, items 3-4; owner: pcbh) =================
+# Reiter, Dobmeyer & Hunter 2018, "The Primary Care Behavioral Health (PCBH) Model: An
+# Overview and Operational Definition", J Clin Psychol Med Settings 25(2):109-126.
+# docs/team-roles.md, docs/pcbh.md.
+
+BRIEF_VISIT_MIN_MINUTES: Final = 15
+BRIEF_VISIT_MAX_MINUTES: Final = 30
+"""A PCBH brief visit lasts 15 to 30 minutes, both bounds included (docs/pcbh.md)."""
+
+
+@dataclass
+class WarmHandoff:
+    """The PCP hands the patient to the BHC during the visit."""
+
+    handoff_id: UUID
+    from_user_id: UUID
+    to_user_id: UUID
+    offered_at: datetime
+    status: WarmHandoffStatus = WarmHandoffStatus.OFFERED
+    closed_at: datetime | None = None
+
+
+@dataclass
+class BriefVisit:
+    """A brief BHC visit (15-30 minutes)."""
+
+    visit_id: UUID
+    bhc_id: UUID
+    minutes: int
+    occurred_at: datetime
+    episode_number: int
+    handoff_id: UUID | None = None
+
+
+@dataclass
+class Caregiver:
+    """A parent, guardian or other caregiver: a participant, never staff."""
+
+    caregiver_id: UUID
+    relationship: CaregiverRelationship
+    scopes: list[CaregiverScope] = field(default_factory=list)
+
+
+@dataclass
+class IntegratedCare:
+    """The wider team, warm handoffs, brief visits and caregivers of one patient."""
+
+    # user id -> the wider-team role they hold on this patient's team
+    members: dict[UUID, WiderTeamRole] = field(default_factory=dict)
+    handoffs: dict[UUID, WarmHandoff] = field(default_factory=dict)
+    brief_visits: list[BriefVisit] = field(default_factory=list)
+    caregivers: dict[UUID, Caregiver] = field(default_factory=dict)
+
+
+# === end of the wider team and PCBH: state =============================================
+
+
 def _ts(now: datetime) -> datetime:
     """The event timestamp: the caller's clock, checked aware (no clock read here)."""
     require_aware(now, "now")
@@ -330,7 +399,7 @@ class Patient(Aggregate):
 
     STREAM_TYPE: ClassVar[str] = "patient"
     # Bumped when the state's shape changes, so older snapshots are ignored and replayed.
-    SNAPSHOT_VERSION: ClassVar[int] = 2
+    SNAPSHOT_VERSION: ClassVar[int] = 3
     # Explicit topics make the stored names stable strings instead of Python paths.
     TOPIC: ClassVar[str] = STREAM_TYPE
 
@@ -677,6 +746,7 @@ class Patient(Aggregate):
         self.relapse_prevention_plans: list[RelapsePreventionPlan] = []
         self.inpatient_stays: list[InpatientStay] = []
         self.emergency_grants: dict[UUID, EmergencyGrant] = {}
+        self.integrated_care: IntegratedCare = IntegratedCare()  # pcbh block
 
     @classmethod
     def register(
@@ -1498,6 +1568,420 @@ class Patient(Aggregate):
         grant.reviewed_by = reviewer_id
         grant.review_note = note
 
+    # === the wider team and PCBH (issue 18, items 3-4; owner: pcbh) =====================
+    # Events, commands and their apply methods in one place. Rules (docs/pcbh.md):
+    # - a wider-team role is given only to a staff member the directory lists in it
+    #   (``held_roles`` comes from the directory), never to a caregiver;
+    # - a caregiver is a participant, not staff: no staff role, and sees nothing until the
+    #   patient or guardian grants a scope (CaregiverAccessGranted), one grant per scope;
+    # - a warm handoff goes to a BHC on the patient's team; it is then accepted or missed;
+    # - a brief visit lasts 15-30 minutes, both included, and is the BHC's own.
+
+    class WiderTeamMemberAdded(Aggregate.Event):
+        """A staff member joined the patient's team in a wider-team role."""
+
+        EVENT_NAME: ClassVar[str] = "patient.wider_team_member_added"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        user_id: UUID
+        role: str
+        occurred_at: datetime
+
+    class WiderTeamMemberRemoved(Aggregate.Event):
+        """A wider-team member left the patient's team."""
+
+        EVENT_NAME: ClassVar[str] = "patient.wider_team_member_removed"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        user_id: UUID
+        occurred_at: datetime
+
+    class CaregiverAdded(Aggregate.Event):
+        """A parent, guardian or other caregiver became a participant (sees nothing yet)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.caregiver_added"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        caregiver_id: UUID
+        relationship: str
+        occurred_at: datetime
+
+    class CaregiverAccessGranted(Aggregate.Event):
+        """The patient or guardian allowed a caregiver to see one scope."""
+
+        EVENT_NAME: ClassVar[str] = "patient.caregiver_access_granted"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        caregiver_id: UUID
+        scope: str
+        occurred_at: datetime
+
+    class CaregiverAccessRevoked(Aggregate.Event):
+        """The patient or guardian withdrew a caregiver's scope."""
+
+        EVENT_NAME: ClassVar[str] = "patient.caregiver_access_revoked"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        caregiver_id: UUID
+        scope: str
+        occurred_at: datetime
+
+    class WarmHandoffOffered(Aggregate.Event):
+        """The PCP handed the patient to the BHC during the visit."""
+
+        EVENT_NAME: ClassVar[str] = "patient.warm_handoff_offered"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        handoff_id: UUID
+        from_user_id: UUID
+        to_user_id: UUID
+        occurred_at: datetime
+
+    class WarmHandoffAccepted(Aggregate.Event):
+        """The BHC saw the patient handed over."""
+
+        EVENT_NAME: ClassVar[str] = "patient.warm_handoff_accepted"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        handoff_id: UUID
+        occurred_at: datetime
+
+    class WarmHandoffMissed(Aggregate.Event):
+        """The handoff did not happen (the BHC was not free, the patient left)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.warm_handoff_missed"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        handoff_id: UUID
+        occurred_at: datetime
+
+    class BriefVisitRecorded(Aggregate.Event):
+        """A brief BHC visit of 15-30 minutes."""
+
+        EVENT_NAME: ClassVar[str] = "patient.brief_visit_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        visit_id: UUID
+        bhc_id: UUID
+        minutes: int
+        handoff_id: UUID | None
+        occurred_at: datetime
+
+    def wider_team_role_of(self, user_id: UUID) -> WiderTeamRole | None:
+        """The wider-team role ``user_id`` holds on this patient's team, if any."""
+        return self.integrated_care.members.get(user_id)
+
+    def add_wider_team_member(
+        self,
+        *,
+        user_id: UUID,
+        role: WiderTeamRole | str,
+        held_roles: frozenset[str],
+        occurred_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Put a staff member on the team in ``role``, which the directory lists them in
+        (``held_roles``). A caregiver relationship is not a staff role."""
+        self._check_time(occurred_at, now)
+        require_uuid(user_id, "user_id")
+        if str(role) in {r.value for r in CaregiverRelationship}:
+            raise CaregiverNotStaffError(
+                "a caregiver relationship is not a staff role", aggregate_id=self.id, field="role"
+            )
+        which = require_enum(WiderTeamRole, role, "role")
+        if user_id in self.integrated_care.caregivers:
+            raise CaregiverNotStaffError(
+                "a caregiver cannot hold a staff role", aggregate_id=self.id, field="userId"
+            )
+        if which.value not in held_roles:
+            raise StaffRoleNotHeldError(
+                f"the staff member does not hold {which.value}",
+                aggregate_id=self.id,
+                field="userId",
+            )
+        self._wider_team_member_added(
+            user_id=user_id, role=which.value, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def remove_wider_team_member(
+        self, *, user_id: UUID, occurred_at: datetime, now: datetime
+    ) -> None:
+        """Take a wider-team member off the team."""
+        self._check_time(occurred_at, now)
+        if user_id not in self.integrated_care.members:
+            raise CareTeamMemberNotAssignedError(
+                "no wider-team member with this id", aggregate_id=self.id, field="userId"
+            )
+        self._wider_team_member_removed(
+            user_id=user_id, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def add_caregiver(
+        self,
+        *,
+        caregiver_id: UUID,
+        relationship: CaregiverRelationship | str,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Add a parent, guardian or other caregiver as a participant with no access."""
+        self._check_time(occurred_at, now)
+        require_uuid(caregiver_id, "caregiver_id")
+        if str(relationship) in {r.value for r in WiderTeamRole}:
+            raise CaregiverNotStaffError(
+                "a caregiver cannot be given a staff role",
+                aggregate_id=self.id,
+                field="relationship",
+            )
+        which = require_enum(CaregiverRelationship, relationship, "relationship")
+        if caregiver_id in self.integrated_care.members or caregiver_id in _team_ids(
+            self.care_team
+        ):
+            raise CaregiverNotStaffError(
+                "a staff member on the team cannot be a caregiver",
+                aggregate_id=self.id,
+                field="caregiverId",
+            )
+        if caregiver_id in self.integrated_care.caregivers:
+            raise DuplicateIdError(
+                "caregiver already added", aggregate_id=self.id, field="caregiverId"
+            )
+        self._caregiver_added(
+            caregiver_id=caregiver_id,
+            relationship=which.value,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def grant_caregiver_access(
+        self,
+        *,
+        caregiver_id: UUID,
+        scope: CaregiverScope | str,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> None:
+        """The patient or guardian lets a caregiver see one scope (idempotent per scope)."""
+        self._check_time(occurred_at, now)
+        which = require_enum(CaregiverScope, scope, "scope")
+        carer = self._caregiver(caregiver_id)
+        if which in carer.scopes:
+            return
+        self._caregiver_access_granted(
+            caregiver_id=caregiver_id,
+            scope=which.value,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def revoke_caregiver_access(
+        self,
+        *,
+        caregiver_id: UUID,
+        scope: CaregiverScope | str,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Withdraw one scope from a caregiver (nothing happens if it was not granted)."""
+        self._check_time(occurred_at, now)
+        which = require_enum(CaregiverScope, scope, "scope")
+        carer = self._caregiver(caregiver_id)
+        if which not in carer.scopes:
+            return
+        self._caregiver_access_revoked(
+            caregiver_id=caregiver_id,
+            scope=which.value,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+
+    def offer_warm_handoff(
+        self,
+        *,
+        from_user_id: UUID,
+        to_user_id: UUID,
+        occurred_at: datetime,
+        now: datetime,
+        handoff_id: UUID | None = None,
+    ) -> UUID:
+        """The PCP hands the patient to a BHC on the team; returns the handoff id."""
+        self._check_time(occurred_at, now)
+        require_uuid(from_user_id, "from_user_id")
+        require_uuid(to_user_id, "to_user_id")
+        if self.wider_team_role_of(to_user_id) is not WiderTeamRole.BEHAVIORAL_HEALTH_CONSULTANT:
+            raise NotABehavioralHealthConsultantError(
+                "a warm handoff goes to a BHC on the patient's team",
+                aggregate_id=self.id,
+                field="toUserId",
+            )
+        new_id = self._new_id(handoff_id, self.integrated_care.handoffs, "handoffId")
+        self._warm_handoff_offered(
+            handoff_id=new_id,
+            from_user_id=from_user_id,
+            to_user_id=to_user_id,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return new_id
+
+    def accept_warm_handoff(
+        self, *, handoff_id: UUID, occurred_at: datetime, now: datetime
+    ) -> None:
+        """The BHC saw the patient."""
+        self._open_handoff(handoff_id, occurred_at, now)
+        self._warm_handoff_accepted(
+            handoff_id=handoff_id, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def miss_warm_handoff(self, *, handoff_id: UUID, occurred_at: datetime, now: datetime) -> None:
+        """The handoff did not happen."""
+        self._open_handoff(handoff_id, occurred_at, now)
+        self._warm_handoff_missed(
+            handoff_id=handoff_id, occurred_at=occurred_at, timestamp=_ts(now)
+        )
+
+    def record_brief_visit(
+        self,
+        *,
+        bhc_id: UUID,
+        minutes: int,
+        occurred_at: datetime,
+        now: datetime,
+        handoff_id: UUID | None = None,
+        visit_id: UUID | None = None,
+    ) -> UUID:
+        """A BHC on the team saw the patient for 15-30 minutes; returns the visit id."""
+        self._check_time(occurred_at, now)
+        if self.wider_team_role_of(bhc_id) is not WiderTeamRole.BEHAVIORAL_HEALTH_CONSULTANT:
+            raise NotABehavioralHealthConsultantError(
+                "a brief visit is recorded by a BHC on the patient's team",
+                aggregate_id=self.id,
+                field="bhcId",
+            )
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int)
+            or not BRIEF_VISIT_MIN_MINUTES <= minutes <= BRIEF_VISIT_MAX_MINUTES
+        ):
+            raise BriefVisitDurationError(
+                f"minutes must be {BRIEF_VISIT_MIN_MINUTES}-{BRIEF_VISIT_MAX_MINUTES}",
+                aggregate_id=self.id,
+                field="minutes",
+            )
+        if handoff_id is not None and handoff_id not in self.integrated_care.handoffs:
+            raise WarmHandoffNotFoundError(
+                "no warm handoff with this id", aggregate_id=self.id, field="handoffId"
+            )
+        new_id = self._new_id(
+            visit_id, {v.visit_id for v in self.integrated_care.brief_visits}, "visitId"
+        )
+        self._brief_visit_recorded(
+            visit_id=new_id,
+            bhc_id=bhc_id,
+            minutes=minutes,
+            handoff_id=handoff_id,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return new_id
+
+    def _caregiver(self, caregiver_id: UUID) -> Caregiver:
+        found = self.integrated_care.caregivers.get(caregiver_id)
+        if found is None:
+            raise CaregiverNotFoundError(
+                "no caregiver with this id", aggregate_id=self.id, field="caregiverId"
+            )
+        return found
+
+    def _open_handoff(self, handoff_id: UUID, occurred_at: datetime, now: datetime) -> WarmHandoff:
+        self._check_time(occurred_at, now)
+        found = self.integrated_care.handoffs.get(handoff_id)
+        if found is None:
+            raise WarmHandoffNotFoundError(
+                "no warm handoff with this id", aggregate_id=self.id, field="handoffId"
+            )
+        if found.status is not WarmHandoffStatus.OFFERED:
+            raise WarmHandoffClosedError(
+                f"the warm handoff is already {found.status.value}",
+                aggregate_id=self.id,
+                field="handoffId",
+            )
+        if occurred_at < found.offered_at:
+            raise OutOfOrderError(
+                "occurredAt lies before the handoff was offered",
+                aggregate_id=self.id,
+                field="occurredAt",
+            )
+        return found
+
+    @event(WiderTeamMemberAdded)
+    def _wider_team_member_added(
+        self, user_id: UUID, role: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.integrated_care.members[user_id] = WiderTeamRole(role)
+
+    @event(WiderTeamMemberRemoved)
+    def _wider_team_member_removed(
+        self, user_id: UUID, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.integrated_care.members.pop(user_id, None)
+
+    @event(CaregiverAdded)
+    def _caregiver_added(
+        self, caregiver_id: UUID, relationship: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.integrated_care.caregivers[caregiver_id] = Caregiver(
+            caregiver_id, CaregiverRelationship(relationship)
+        )
+
+    @event(CaregiverAccessGranted)
+    def _caregiver_access_granted(
+        self, caregiver_id: UUID, scope: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.integrated_care.caregivers[caregiver_id].scopes.append(CaregiverScope(scope))
+
+    @event(CaregiverAccessRevoked)
+    def _caregiver_access_revoked(
+        self, caregiver_id: UUID, scope: str, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        self.integrated_care.caregivers[caregiver_id].scopes.remove(CaregiverScope(scope))
+
+    @event(WarmHandoffOffered)
+    def _warm_handoff_offered(
+        self,
+        handoff_id: UUID,
+        from_user_id: UUID,
+        to_user_id: UUID,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.integrated_care.handoffs[handoff_id] = WarmHandoff(
+            handoff_id, from_user_id, to_user_id, occurred_at
+        )
+
+    @event(WarmHandoffAccepted)
+    def _warm_handoff_accepted(
+        self, handoff_id: UUID, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        found = self.integrated_care.handoffs[handoff_id]
+        found.status = WarmHandoffStatus.ACCEPTED
+        found.closed_at = occurred_at
+
+    @event(WarmHandoffMissed)
+    def _warm_handoff_missed(
+        self, handoff_id: UUID, occurred_at: datetime, timestamp: datetime
+    ) -> None:
+        found = self.integrated_care.handoffs[handoff_id]
+        found.status = WarmHandoffStatus.MISSED
+        found.closed_at = occurred_at
+
+    @event(BriefVisitRecorded)
+    def _brief_visit_recorded(
+        self,
+        visit_id: UUID,
+        bhc_id: UUID,
+        minutes: int,
+        handoff_id: UUID | None,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.integrated_care.brief_visits.append(
+            BriefVisit(visit_id, bhc_id, minutes, occurred_at, self.episode_number, handoff_id)
+        )
+
+    # === end of the wider team and PCBH ==================================================
+
     # --- snapshot ---------------------------------------------------------------------
 
     _SNAPSHOT_FIELDS: ClassVar[Mapping[str, Any]] = {
@@ -1519,6 +2003,7 @@ class Patient(Aggregate):
         "relapse_prevention_plans": list[RelapsePreventionPlan],
         "inpatient_stays": list[InpatientStay],
         "emergency_grants": dict[UUID, EmergencyGrant],
+        "integrated_care": IntegratedCare,  # pcbh block
     }
 
     def snapshot_state(self) -> dict[str, Any]:
@@ -1954,6 +2439,10 @@ def counts_for_episode(taken_at: datetime, episode_started_at: datetime) -> bool
     ``episode_started_at``: taken at or after the start less the intake look-back (30
     days, the boundary included). Pure, shared with the read models."""
     return taken_at >= episode_started_at - INTAKE_LOOKBACK
+
+
+def _team_ids(team: CareTeam) -> set[UUID]:  # pcbh block
+    return {u for u in (team.care_manager_id, team.pcp_id, team.psychiatric_consultant_id) if u}
 
 
 def _member(team: CareTeam, role: CareTeamRole) -> UUID | None:

@@ -6,6 +6,11 @@ Status machine (docs/clinical-rules.md, 'Referrals')::
                      \\-> declined (reason required)
     any of requested, sent, accepted, scheduled -> cancelled (reason required)
 
+A referral to a community service (``domain.common.COMMUNITY_SERVICES``: housing, food,
+transportation, benefits, peer support, legal aid) may also go accepted -> completed: a
+food bank or a benefits office often gives no appointment, so the loop is sent,
+accepted, report back (docs/pcbh.md, 'Community services').
+
 completed, declined and cancelled are final. A referral that is not final after its
 expected-by date is overdue.
 
@@ -22,6 +27,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.common import (
+    COMMUNITY_SERVICES,
     MAX_SHORT_TEXT_LENGTH,
     ReferralService,
     ReferralStatus,
@@ -328,9 +334,20 @@ class Referral(Aggregate):
 
     # --- helpers ----------------------------------------------------------------------
 
+    @property
+    def is_community_service(self) -> bool:
+        """A referral to a community service (its loop may close without an appointment)."""
+        return self.service in COMMUNITY_SERVICES
+
+    def _allowed(self) -> frozenset[ReferralStatus]:
+        allowed = TRANSITIONS[self.status]
+        if self.is_community_service and self.status is ReferralStatus.ACCEPTED:
+            allowed = allowed | {ReferralStatus.COMPLETED}
+        return allowed
+
     def _check(self, target: ReferralStatus, occurred_at: datetime, now: datetime) -> None:
         check_occurred_at(occurred_at, now)
-        if target not in TRANSITIONS[self.status]:
+        if target not in self._allowed():
             raise InvalidReferralTransitionError(
                 f"cannot move referral from {self.status.value} to {target.value}",
                 aggregate_id=self.id,

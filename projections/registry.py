@@ -8,6 +8,7 @@ from projections.caseload import projection as registry
 from projections.emergency_access import projection as emergency_access
 from projections.patient_access import projection as patient_access
 from projections.patient_view import projection as patient_view
+from projections.pcbh import projection as pcbh  # the wider team and PCBH
 from projections.trackers import consultation_projection, referral_projection
 
 
@@ -20,6 +21,7 @@ def all_projections() -> list[Projection]:
         billing,
         referral_projection,
         consultation_projection,
+        pcbh,
     ]
 
 
@@ -33,4 +35,5 @@ def projection_tables() -> dict[str, tuple[str, ...]]:
         billing.name: ("rm_billing_facts", "rm_billing_minutes"),
         referral_projection.name: ("rm_referral_tracker",),
         consultation_projection.name: ("rm_consultation_tracker",),
+        pcbh.name: ("rm_pcbh",),
     }

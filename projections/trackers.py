@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
 
+from domain.common import COMMUNITY_SERVICES
 from domain.consultation import ConsultationNote
 from domain.referral import Referral
 from projections.clinic_calendar import day_of, parse_instant
@@ -33,6 +34,7 @@ CONSULTATION_NAME = "consultation_tracker"
 CONSULTATION_TABLE = "rm_consultation_tracker"
 
 REFERRAL_FINAL: Final = frozenset({"completed", "declined", "cancelled"})
+_COMMUNITY: Final = frozenset(s.value for s in COMMUNITY_SERVICES)
 
 
 class Actor(StrEnum):
@@ -140,6 +142,10 @@ def referral_next_step(doc: Doc, today: date) -> Step | None:
     elif status == "sent":
         name, actor = "answer", Actor.RECEIVING_ORGANISATION
         due = _at(doc, "sent_at") + timedelta(days=rules.referral_answer_days)
+    elif status == "accepted" and doc["service"] in _COMMUNITY:
+        # A community service may report back without an appointment (domain.referral).
+        name, actor = "report_back", Actor.RECEIVING_ORGANISATION
+        due = _at(doc, "accepted_at") + timedelta(days=rules.referral_report_back_days)
     elif status == "accepted":
         name, actor = "schedule", Actor.RECEIVING_ORGANISATION
         due = _at(doc, "accepted_at") + timedelta(days=rules.referral_schedule_days)
@@ -436,6 +442,94 @@ async def fetch_consultations(
         pcp_id,
         None if statuses is None else list(statuses),
         open_only,
+        limit,
+        *scope_args,
+    )
+    return [r["doc"] for r in rows]
+
+
+# --- community services (issue 18, item 5; owner: pcbh) ----------------------------------
+
+
+@dataclass(frozen=True)
+class CommunityServiceLoopStats:
+    """How one community service (and receiving organisation) closes its loops.
+
+    ``closed_loop_share`` is completed-with-report-back over referrals sent (a referral
+    never sent has not reached the service); the medians count clinic days
+    (``clinic_calendar.day_of``) from sent to accepted and from sent to the report back,
+    over the referrals that reached that step. docs/pcbh.md, 'Community services'.
+    """
+
+    service: str
+    receiving_organisation_id: UUID | None
+    referrals: int
+    sent: int
+    closed_with_report: int
+    declined_or_cancelled: int
+    open: int
+    closed_loop_share: float | None
+    median_days_to_accept: float | None
+    median_days_to_report_back: float | None
+
+
+def _median(values: list[int]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[mid])
+    return (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _days(doc: Doc, start: str, end: str) -> int | None:
+    if doc.get(start) is None or doc.get(end) is None:
+        return None
+    return (_at(doc, end) - _at(doc, start)).days
+
+
+def community_service_loops(docs: Sequence[Doc]) -> list[CommunityServiceLoopStats]:
+    """Pure: per (community service, receiving organisation), the loop figures."""
+    groups: dict[tuple[str, str | None], list[Doc]] = {}
+    for doc in docs:
+        if doc["service"] not in _COMMUNITY:
+            continue
+        groups.setdefault((doc["service"], doc["receiving_organisation_id"]), []).append(doc)
+    out = []
+    for (service, org), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        sent = [d for d in group if d["sent_at"] is not None]
+        done = [d for d in group if d["status"] == "completed"]
+        accept_days = [x for d in sent if (x := _days(d, "sent_at", "accepted_at")) is not None]
+        report_days = [x for d in done if (x := _days(d, "sent_at", "closed_at")) is not None]
+        out.append(
+            CommunityServiceLoopStats(
+                service=service,
+                receiving_organisation_id=None if org is None else UUID(org),
+                referrals=len(group),
+                sent=len(sent),
+                closed_with_report=len(done),
+                declined_or_cancelled=sum(d["status"] in ("declined", "cancelled") for d in group),
+                open=sum(d["status"] not in REFERRAL_FINAL for d in group),
+                closed_loop_share=None if not sent else len(done) / len(sent),
+                median_days_to_accept=_median(accept_days),
+                median_days_to_report_back=_median(report_days),
+            )
+        )
+    return out
+
+
+async def fetch_community_referrals(
+    conn: Conn, *, limit: int = 5000, scope: Scope = unrestricted
+) -> list[Doc]:
+    """Referral documents to community services in scope, oldest request first."""
+    scope_sql, scope_args = scope("t.patient_id", 3)
+    rows = await conn.fetch(
+        f"""SELECT t.doc FROM {REFERRAL_TABLE} t
+            WHERE t.doc->>'service' = ANY($1::text[]) AND {scope_sql}
+            ORDER BY t.doc->>'requested_at', t.key
+            LIMIT $2""",
+        sorted(_COMMUNITY),
         limit,
         *scope_args,
     )

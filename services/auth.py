@@ -42,6 +42,15 @@ class Role(StrEnum):
     COMPLIANCE = "compliance"
     PARTNER = "partner"
     ADMIN = "admin"
+    # The wider team (issue 18; docs/team-roles.md): staff who can be on a care team.
+    BEHAVIORAL_HEALTH_CONSULTANT = "behavioral_health_consultant"
+    SOCIAL_WORKER = "social_worker"
+    THERAPIST = "therapist"
+    PEER_SPECIALIST = "peer_specialist"
+    COMMUNITY_HEALTH_WORKER = "community_health_worker"
+    # A parent, guardian or other caregiver: a participant, never staff; reaches only the
+    # scopes the patient or guardian granted (services/api/pcbh.py).
+    CAREGIVER = "caregiver"
 
 
 CLINICAL_ROLES = frozenset({Role.PCP, Role.CARE_MANAGER, Role.PSYCHIATRIST})

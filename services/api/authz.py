@@ -29,6 +29,9 @@ class Relation(Enum):
     OWN_ORG = "own_org"
     # Break-the-glass: an unexpired emergency grant for this patient (reads only).
     EMERGENCY = "emergency"
+    # A parent, guardian or other caregiver listed on the patient (projections/pcbh.py);
+    # what they then see is limited further to the scopes granted (services/api/pcbh.py).
+    CAREGIVER = "caregiver"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ def _g(relation: Relation, *roles: Role) -> Grant:
 
 CM, PCP, PSY = Role.CARE_MANAGER, Role.PCP, Role.PSYCHIATRIST
 COMP, ADMIN = Role.COMPLIANCE, Role.ADMIN
+# The wider team (issue 18, docs/team-roles.md): on a patient's team through
+# addWiderTeamMember, in the role the directory lists them in.
+BHC, SW, THER = Role.BEHAVIORAL_HEALTH_CONSULTANT, Role.SOCIAL_WORKER, Role.THERAPIST
+PEER, CHW, CARER = Role.PEER_SPECIALIST, Role.COMMUNITY_HEALTH_WORKER, Role.CAREGIVER
+WIDER_TEAM_ROLES = frozenset({BHC, SW, THER, PEER, CHW})
 
 # operation -> the grants that allow it (any one suffices).
 POLICY: dict[str, tuple[Grant, ...]] = {
@@ -152,6 +160,37 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "intakeQueue": (_g(Relation.ORG, CM, ADMIN),),
     # The audit trail is compliance's: who did what, who looked.
     "auditTrail": (_g(Relation.ORG, COMP),),
+    # --- the wider team and PCBH (issue 18; services/api/pcbh.py, docs/team-roles.md) ---
+    # The wider-team roles reach a patient only through the operations below (minimum
+    # necessary): none of the CoCM operations above is granted to them.
+    # The care manager builds the team, as for assignCareTeam; an admin may fix it.
+    "addWiderTeamMember": (_g(Relation.TEAM, CM), _g(Relation.ORG, ADMIN)),
+    "removeWiderTeamMember": (_g(Relation.TEAM, CM), _g(Relation.ORG, ADMIN)),
+    # Caregivers are recorded, and their access granted or withdrawn, by the care manager
+    # or the PCP on the patient's (or guardian's) word; an admin may too. A caregiver never
+    # grants access to anyone.
+    "addCaregiver": (_g(Relation.TEAM, CM, PCP), _g(Relation.ORG, ADMIN)),
+    "grantCaregiverAccess": (_g(Relation.TEAM, CM, PCP), _g(Relation.ORG, ADMIN)),
+    "revokeCaregiverAccess": (_g(Relation.TEAM, CM, PCP), _g(Relation.ORG, ADMIN)),
+    # PCBH: the PCP hands the patient to the BHC during the visit; the BHC accepts; either
+    # may record that it was missed; the brief visit is the BHC's own.
+    "offerWarmHandoff": (_g(Relation.TEAM, PCP),),
+    "acceptWarmHandoff": (_g(Relation.TEAM, BHC),),
+    "missWarmHandoff": (_g(Relation.TEAM, BHC, PCP),),
+    "recordBriefVisit": (_g(Relation.TEAM, BHC),),
+    # The patient's wider team, handoffs and brief visits: the whole team, the wider team
+    # included; compliance and admins across their organisation.
+    "integratedCare": (
+        _g(Relation.TEAM, CM, PCP, PSY, BHC, SW, THER, PEER, CHW),
+        _g(Relation.ORG, COMP, ADMIN),
+    ),
+    # The BHC's and the PCP's handoff list with the same-day measure (their patients).
+    "warmHandoffs": (_g(Relation.TEAM, PCP, BHC, CM), _g(Relation.ORG, COMP, ADMIN)),
+    # A caregiver's view: only the scopes granted, only for patients they are listed on.
+    "caregiverView": (_g(Relation.CAREGIVER, CARER),),
+    # Which community services close their loops and how fast (no patient data): those
+    # who refer and coordinate, and the organisation's oversight.
+    "communityServiceLoops": (_g(Relation.ORG, CM, PCP, SW, CHW, COMP, ADMIN),),
 }
 
 
@@ -174,6 +213,19 @@ def patient_scope_sql(
             f"(a.organisation_id = {org} AND {user} IN "
             "(a.care_manager_id, a.pcp_id, a.psychiatric_consultant_id))"
         )
+    wider = principal.role in WIDER_TEAM_ROLES and Relation.TEAM in relations
+    if wider:
+        # A wider-team member is on the team in the role their token carries.
+        clauses.append(
+            f"(a.organisation_id = {org} AND EXISTS (SELECT 1 FROM rm_pcbh w "
+            f"WHERE w.key = a.patient_id "
+            f"AND w.doc->'members'->>({user}::uuid::text) = ${first + 2}))"
+        )
+    if Relation.CAREGIVER in relations:
+        clauses.append(
+            f"(a.organisation_id = {org} AND EXISTS (SELECT 1 FROM rm_pcbh w "
+            f"WHERE w.key = a.patient_id AND w.doc->'caregivers' ? ({user}::uuid::text)))"
+        )
     if Relation.EMERGENCY in relations:
         clauses.append(
             f"(a.organisation_id = {org} AND EXISTS (SELECT 1 FROM rm_emergency_access g "
@@ -187,8 +239,10 @@ def patient_scope_sql(
         f"AND ({' OR '.join(clauses)}))"
     )
     params: list[object] = [principal.organisation_id]
-    if relations & {Relation.TEAM, Relation.EMERGENCY}:
+    if relations & {Relation.TEAM, Relation.EMERGENCY, Relation.CAREGIVER}:
         params.append(principal.user_id)
+    if wider:
+        params.append(principal.role.value)
     return predicate, params
 
 

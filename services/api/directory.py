@@ -35,7 +35,7 @@ MAX_NAME = 200
 MAX_CREDENTIALS = 100
 MAX_PAGE = 200
 # The roles a person on staff can hold (a partner is an outside organisation's system).
-STAFF_ROLES = frozenset(Role) - {Role.PARTNER}
+STAFF_ROLES = frozenset(Role) - {Role.PARTNER, Role.CAREGIVER}  # a caregiver is not staff
 # Which directory role each care-team slot needs.
 TEAM_SLOT_ROLE = {
     "careManagerId": Role.CARE_MANAGER,
@@ -156,7 +156,9 @@ BillingProgramsResult = Annotated[
 class PutStaffMemberInput:
     user_id: UUID = strawberry.field(description="The person's user id (the tokens' subject).")
     display_name: str = strawberry.field(description="Name to show, 1 to 200 characters.")
-    roles: list[Role] = strawberry.field(description="Roles held; at least one, not PARTNER.")
+    roles: list[Role] = strawberry.field(
+        description="Roles held; at least one, not PARTNER or CAREGIVER."
+    )
     credentials: str | None = strawberry.field(
         default=None, description="Credentials, at most 100 characters."
     )
@@ -469,7 +471,7 @@ class DirectoryMutation:
         if not roles or any(r not in STAFF_ROLES for r in roles):
             return ValidationError(
                 code="INVALID_ROLES",
-                message="roles must list at least one staff role (not PARTNER)",
+                message="roles must list at least one staff role (not PARTNER or CAREGIVER)",
                 field="roles",
             )
         async with info.context.runtime.pool.acquire() as conn, conn.transaction():

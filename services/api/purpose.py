@@ -42,6 +42,13 @@ PERMITTED: Mapping[Role, tuple[PurposeOfUse, ...]] = {
     Role.COMPLIANCE: (PurposeOfUse.HOPERAT, PurposeOfUse.HLEGAL),
     Role.ADMIN: (PurposeOfUse.HOPERAT,),
     Role.PARTNER: (PurposeOfUse.COC, PurposeOfUse.HPAYMT, PurposeOfUse.HOPERAT),
+    # The wider team (issue 18) treats and coordinates; a caregiver coordinates only.
+    Role.BEHAVIORAL_HEALTH_CONSULTANT: (PurposeOfUse.TREAT, PurposeOfUse.COC),
+    Role.SOCIAL_WORKER: (PurposeOfUse.TREAT, PurposeOfUse.COC),
+    Role.THERAPIST: (PurposeOfUse.TREAT, PurposeOfUse.COC),
+    Role.PEER_SPECIALIST: (PurposeOfUse.TREAT, PurposeOfUse.COC),
+    Role.COMMUNITY_HEALTH_WORKER: (PurposeOfUse.TREAT, PurposeOfUse.COC),
+    Role.CAREGIVER: (PurposeOfUse.COC,),
 }
 
 # Values stored before purpose codes were HL7 (events and access rows are immutable and

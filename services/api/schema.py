@@ -54,6 +54,7 @@ from services.api.errors import (
 )
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient_types import PatientResult, load_patient_view
+from services.api.pcbh import PcbhMutation, PcbhQuery  # the wider team and PCBH
 from services.api.psychotherapy import PsychotherapyNoteQuery
 from services.api.record_commands import answer_patient
 from services.api.records_api import RecordQuery
@@ -433,6 +434,7 @@ Query = merge_root(
         EmergencyQuery,
         RegistryQuery,
         PartnerQuery,
+        PcbhQuery,
     ),
 )
 
@@ -446,6 +448,7 @@ Mutation = merge_root(
         ErasureMutation,
         PartnerMutation,
         *CLINICAL_MUTATIONS,
+        PcbhMutation,
     ),
 )
 

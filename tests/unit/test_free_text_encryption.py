@@ -57,6 +57,11 @@ CODED_TEXT_FIELDS = frozenset(
         ("care_plan.reviewed", "suggested_decision"),
         ("care_plan.reviewed", "rules_version"),
         ("referral.requested", "service"),
+        # the wider team and PCBH (issue 18): codes from domain.common enumerations
+        ("patient.wider_team_member_added", "role"),
+        ("patient.caregiver_added", "relationship"),
+        ("patient.caregiver_access_granted", "scope"),
+        ("patient.caregiver_access_revoked", "scope"),
     }
 )
 
