@@ -48,6 +48,7 @@ from services.api.errors import (
 )
 from services.api.mutations_more import MORE_MUTATIONS
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
+from services.api.patient_reported import PatientReportedMutation  # patient channel (#19)
 from services.api.patient_types import PatientPayload, PatientResult, load_patient_view
 from services.api.psychotherapy import PsychotherapyNoteQuery
 from services.api.queries_more import MORE_QUERIES
@@ -488,6 +489,7 @@ Mutation = merge_root(
         EmergencyMutation,
         ErasureMutation,
         PartnerMutation,
+        PatientReportedMutation,
         *MORE_MUTATIONS,
     ),
 )

@@ -1,0 +1,229 @@
+"""Patient-reported measures over HTTP: a care manager issues a single-use link, the
+patient answers a PHQ-9 through it, and the care team sees it at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import websockets
+
+from tests.e2e.journey import ERRORS, enrolled_patient
+from tests.e2e.server import ServerProcess
+from tests.e2e.test_worklist import worklist
+
+ISSUE = f"""mutation($input: IssuePatientLinkInput!) {{ issuePatientLink(input: $input) {{
+  __typename ... on PatientLinkPayload {{ linkId token instrument reporter expiresAt }} {ERRORS}
+}} }}"""
+SUBSCRIBE = """subscription { careEvents { patientId eventType streamVersion position } }"""
+PHQ9_ITEM9_POSITIVE = [1, 1, 1, 1, 0, 0, 0, 0, 2]
+
+
+def issue(server: ServerProcess, token: str, **input: Any) -> dict[str, Any]:
+    body = server.graphql(ISSUE, {"input": input}, token=token)
+    assert "errors" not in body, body
+    result: dict[str, Any] = body["data"]["issuePatientLink"]
+    return result
+
+
+def post(server: ServerProcess, path: str, body: dict[str, Any]) -> httpx.Response:
+    """A request from the patient's device: no bearer token, the link token only."""
+    return httpx.post(f"{server.url}/patient-reported/{path}", json=body, timeout=30.0)
+
+
+async def _recv_events(socket: Any, wait: float) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(wait):
+            while True:
+                message = json.loads(await socket.recv())
+                if message["type"] == "next":
+                    events.append(message["payload"]["data"]["careEvents"])
+    except TimeoutError:
+        pass
+    return events
+
+
+async def test_a_patient_answers_a_phq9_with_item_9_and_the_care_team_knows_within_a_second(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    team = enrolled_patient(server)
+    link = issue(server, team.care_manager, patientId=team.patient_id, instrument="PHQ9")
+    assert link["__typename"] == "PatientLinkPayload", link
+    assert link["instrument"] == "PHQ9" and link["reporter"] == "PATIENT"
+
+    # The patient sees which questionnaire, and nothing about anybody.
+    opened = post(server, "questionnaire", {"token": link["token"]})
+    assert opened.status_code == 200
+    assert opened.json()["instrument"] == "phq9" and opened.json()["itemCount"] == 9
+    assert team.patient_id not in opened.text
+
+    socket = await websockets.connect(
+        f"ws://127.0.0.1:{server.port}/graphql", subprotocols=["graphql-transport-ws"]
+    )
+    try:
+        await socket.send(
+            json.dumps(
+                {
+                    "type": "connection_init",
+                    "payload": {"Authorization": f"Bearer {team.care_manager}"},
+                }
+            )
+        )
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await socket.send(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+        )
+        await asyncio.sleep(0.3)
+        # Events so far (registration, team, enrollment) may replay first; drain them.
+        await _recv_events(socket, 0.5)
+
+        started = time.monotonic()
+        submitting = asyncio.create_task(
+            asyncio.to_thread(
+                post, server, "submit", {"token": link["token"], "answers": PHQ9_ITEM9_POSITIVE}
+            )
+        )
+        arrived: float | None = None
+        events: list[dict[str, Any]] = []
+        async with asyncio.timeout(5.0):
+            while arrived is None:
+                message = json.loads(await socket.recv())
+                if message["type"] != "next":
+                    continue
+                event = message["payload"]["data"]["careEvents"]
+                events.append(event)
+                if event["eventType"] == "patient.screening_recorded":
+                    arrived = time.monotonic() - started
+        answered = await submitting
+        events += await _recv_events(socket, 0.5)
+    finally:
+        await socket.close()
+    assert answered.status_code == 201, answered.text
+    assert "988" in answered.json()["message"]
+    # From the patient pressing submit to the care manager's subscription: under a second.
+    assert arrived < 1.0, arrived
+    kinds = [e["eventType"] for e in events if e["patientId"] == team.patient_id]
+    assert "patient.screening_recorded" in kinds, events
+    assert "patient.flag_raised" in kinds and "patient.task_created" in kinds
+
+    # The worklist shows the safety alert and the same-day suicide risk assessment task.
+    page = worklist(server, team.care_manager)
+    nodes = [e["node"] for e in page["edges"] if e["node"]["patientId"] == team.patient_id]
+    today = datetime.now(UTC).date().isoformat()
+    assert any(n["kind"] == "SAFETY_ALERT" for n in nodes), nodes
+    assert any(
+        n["kind"] == "TASK" and n["taskKind"] == "suicide_risk_assessment" and n["dueOn"] == today
+        for n in nodes
+    ), nodes
+
+    # The events carry the patient-reported channel.
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        channels = await conn.fetch(
+            """SELECT DISTINCT metadata->>'channel' AS channel, metadata->>'actor_id' AS actor
+               FROM events WHERE stream_id = $1 AND event_type = 'patient.screening_recorded'""",
+            UUID(team.patient_id),
+        )
+        stored = await conn.fetchrow(
+            "SELECT token_hash, used_at, screening_id FROM patient_links WHERE link_id = $1",
+            UUID(link["linkId"]),
+        )
+    finally:
+        await conn.close()
+    assert [r["channel"] for r in channels] == ["patient_reported"]
+    assert channels[0]["actor"] == f"patient-link:{link['linkId']}"
+    assert stored["used_at"] is not None and stored["screening_id"] is not None
+    assert link["token"].encode() not in bytes(stored["token_hash"])
+
+    # The link does not work twice, and says what to do without revealing anything.
+    again = post(server, "submit", {"token": link["token"], "answers": [0] * 9})
+    unknown = post(server, "submit", {"token": "x" * 43, "answers": [0] * 9})
+    assert again.status_code == unknown.status_code == 410
+    assert again.json() == unknown.json()
+    assert again.json()["error"]["code"] == "LINK_NOT_USABLE"
+    assert "contact your clinic" in again.json()["error"]["message"]
+    assert post(server, "questionnaire", {"token": link["token"]}).status_code == 410
+
+
+async def test_bad_answers_write_nothing_and_leave_the_link_usable(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    team = enrolled_patient(server)
+    other = enrolled_patient(server, mrn="E2E-2")
+    link = issue(server, team.care_manager, patientId=team.patient_id, instrument="GAD7")
+
+    async def screenings() -> int:
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            count: int = await conn.fetchval(
+                """SELECT count(*) FROM events
+                   WHERE event_type = 'patient.screening_recorded'
+                     AND stream_id = ANY($1::uuid[])""",
+                [UUID(team.patient_id), UUID(other.patient_id)],
+            )
+        finally:
+            await conn.close()
+        return count
+
+    out_of_range = post(server, "submit", {"token": link["token"], "answers": [0] * 6 + [4]})
+    assert out_of_range.status_code == 422
+    assert out_of_range.json()["error"]["code"] == "ANSWER_OUT_OF_RANGE"
+    assert out_of_range.json()["error"]["field"] == "answers"
+    too_few = post(server, "submit", {"token": link["token"], "answers": [0] * 9})
+    assert too_few.json()["error"]["code"] == "WRONG_ANSWER_COUNT"
+    for_another = post(
+        server,
+        "submit",
+        {"token": link["token"], "patientId": other.patient_id, "answers": [0] * 7},
+    )
+    assert for_another.status_code == 422
+    assert for_another.json()["error"] == {
+        "code": "WRONG_PATIENT",
+        "message": "this link is for another patient",
+        "field": "patientId",
+    }
+    wrong_form = post(
+        server, "submit", {"token": link["token"], "instrument": "phq9", "answers": [0] * 7}
+    )
+    assert wrong_form.json()["error"]["field"] == "instrument"
+    assert await screenings() == 0
+
+    # Still usable after refused answers.
+    ok = post(server, "submit", {"token": link["token"], "answers": [0] * 7})
+    assert ok.status_code == 201, ok.text
+    assert await screenings() == 1
+
+
+def test_only_the_care_team_issues_links_and_every_issue_is_audited(
+    server: ServerProcess,
+) -> None:
+    team = enrolled_patient(server)
+    stranger = server.token("care_manager", user=uuid4())
+    refused = issue(server, stranger, patientId=team.patient_id, instrument="PHQ9")
+    assert refused["__typename"] == "ForbiddenError", refused
+    bad_hours = issue(
+        server, team.care_manager, patientId=team.patient_id, instrument="PHQ9", validHours=0
+    )
+    assert bad_hours["code"] == "VALID_HOURS_OUT_OF_RANGE"
+    assert bad_hours["field"] == "validHours"
+    # The adult patient is outside PHQ-A's validated ages (11-17).
+    too_old = issue(server, team.care_manager, patientId=team.patient_id, instrument="PHQ_A")
+    assert too_old["code"] == "INSTRUMENT_NOT_FOR_AGE" and too_old["field"] == "instrument"
+    issued = issue(server, team.care_manager, patientId=team.patient_id, instrument="PHQ9")
+    trail = server.graphql(
+        """query($id: UUID!) { auditTrail(patientId: $id) {
+             ... on AuditTrail { entries { action actorId } } } }""",
+        {"id": team.patient_id},
+        token=server.token("compliance"),
+    )
+    assert "errors" not in trail, trail
+    actions = [e["action"] for e in trail["data"]["auditTrail"]["entries"]]
+    assert "issuePatientLink" in actions, actions
+    assert issued["__typename"] == "PatientLinkPayload"
