@@ -92,6 +92,16 @@ from domain.instruments import (
     score,
     spec_for,
 )
+from domain.minors import (  # minors block (issue #19)
+    DEFAULT_GUARDIAN_CONSENT_UNDER,
+    MAX_GIVER_NAME_LENGTH,
+    ConsentGiver,
+    GuardianConsentRequiredError,
+    GuardianDetailsRequiredError,
+    GuardianRelationship,
+    check_age_rule,
+    needs_guardian,
+)
 
 # Longest single activity we accept, in minutes: a whole working day plus margin.
 # (Policy choice: larger entries are almost always typing errors.)
@@ -1488,6 +1498,94 @@ class Patient(Aggregate):
         grant.review_outcome = outcome
         grant.reviewed_by = reviewer_id
         grant.review_note = note
+
+    # --- minors: consent given by a guardian (issue #19; docs/minors.md) ---------------
+    # One block: the event, the command and its apply. The consent itself is the usual
+    # ConsentGranted; ConsentGiverRecorded says who gave it and, for a guardian, their
+    # relationship and name (encrypted with the patient's key).
+
+    class ConsentGiverRecorded(Aggregate.Event):
+        """Who gave a consent: the patient, or a guardian (with relationship and name)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.consent_giver_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"giver_name"})
+        consent_id: UUID
+        given_by: str
+        relationship: str | None
+        giver_name: str | None
+        guardian_consent_under: int
+        occurred_at: datetime
+
+    def grant_consent_given_by(
+        self,
+        *,
+        given_by: ConsentGiver | str,
+        kind: ConsentKind | str,
+        occurred_at: datetime,
+        now: datetime,
+        relationship: GuardianRelationship | str | None = None,
+        giver_name: str | None = None,
+        guardian_consent_under: int = DEFAULT_GUARDIAN_CONSENT_UNDER,
+        **consent: Any,
+    ) -> UUID:
+        """Record a consent and who gave it; returns the consent's id.
+
+        For a patient younger than ``guardian_consent_under`` (the organisation's rule)
+        on the day it is given, treatment and data-sharing consent must come from a
+        guardian; a guardian's consent names the guardian and their relationship.
+        """
+        self._check_time(occurred_at, now)
+        age_rule = check_age_rule(guardian_consent_under)
+        who = require_enum(ConsentGiver, given_by, "given_by")
+        what = require_enum(ConsentKind, kind, "kind")
+        age = self.age_on(occurred_at.date()) if self.birth_date is not None else None
+        if who is ConsentGiver.PATIENT and needs_guardian(what, age, age_rule):
+            raise GuardianConsentRequiredError(
+                f"{what.value} consent for a patient under {age_rule} must be given by a guardian",
+                aggregate_id=self.id,
+                field="given_by",
+            )
+        related: GuardianRelationship | None = None
+        name: str | None = None
+        if who is ConsentGiver.GUARDIAN:
+            if relationship is None:
+                raise GuardianDetailsRequiredError(
+                    "a guardian's consent needs their relationship", field="relationship"
+                )
+            if giver_name is None:
+                raise GuardianDetailsRequiredError(
+                    "a guardian's consent needs their name", field="giver_name"
+                )
+            related = require_enum(GuardianRelationship, relationship, "relationship")
+            name = require_text(giver_name, "giver_name", max_length=MAX_GIVER_NAME_LENGTH)
+        consent_id = self.grant_consent(kind=what, occurred_at=occurred_at, now=now, **consent)
+        self._consent_giver_recorded(
+            consent_id=consent_id,
+            given_by=who.value,
+            relationship=related.value if related is not None else None,
+            giver_name=name,
+            guardian_consent_under=age_rule,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return consent_id
+
+    @event(ConsentGiverRecorded)
+    def _consent_giver_recorded(
+        self,
+        consent_id: UUID,
+        given_by: str,
+        relationship: str | None,
+        giver_name: str | None,
+        guardian_consent_under: int,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        # The giver lives in the log (and the audit); no aggregate rule reads it back.
+        return None
+
+    # --- end of the minors block -------------------------------------------------------
 
     # --- snapshot ---------------------------------------------------------------------
 

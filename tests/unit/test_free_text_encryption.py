@@ -31,6 +31,8 @@ CODED_TEXT_FIELDS = frozenset(
         ("patient.consent_granted", "kind"),
         ("patient.consent_granted", "method"),
         ("patient.consent_revoked", "kind"),
+        ("patient.consent_giver_recorded", "given_by"),
+        ("patient.consent_giver_recorded", "relationship"),
         ("patient.screening_recorded", "instrument"),
         ("patient.screening_recorded", "severity"),
         ("patient.screening_recorded", "rules_version"),
