@@ -46,6 +46,7 @@ from services.api.errors import (
     exactly_one,
     result_union,
 )
+from services.api.minors_api import MinorsMutation  # minors (#19)
 from services.api.mutations_more import MORE_MUTATIONS
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient_reported import PatientReportedMutation  # patient channel (#19)
@@ -490,6 +491,7 @@ Mutation = merge_root(
         ErasureMutation,
         PartnerMutation,
         PatientReportedMutation,
+        MinorsMutation,
         *MORE_MUTATIONS,
     ),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import websockets
 
-from tests.e2e.journey import ERRORS, enrolled_patient
+from tests.e2e.journey import ERRORS, command, enrolled_patient, event_count
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_worklist import worklist
 
@@ -227,3 +227,83 @@ def test_only_the_care_team_issues_links_and_every_issue_is_audited(
     actions = [e["action"] for e in trail["data"]["auditTrail"]["entries"]]
     assert "issuePatientLink" in actions, actions
     assert issued["__typename"] == "PatientLinkPayload"
+
+
+def _minor(server: ServerProcess, token: str, age: int = 15) -> str:
+    today = datetime.now(UTC).date()
+    born = today.replace(year=today.year - age) - timedelta(days=30)
+    registered = command(
+        server,
+        "registerPatient",
+        {"givenName": "Young", "familyName": "Person", "birthDate": born.isoformat(),
+         "mrn": f"MINOR-{uuid4().hex[:8]}"},
+        token,
+        "... on PatientPayload { patient { id } }",
+    )  # fmt: skip
+    patient_id: str = registered["patient"]["id"]
+    assert (
+        command(server, "enrollPatient", {"patientId": patient_id}, token, "")["__typename"]
+        == "PatientPayload"
+    )
+    return patient_id
+
+
+async def test_a_minors_consent_comes_from_a_guardian_and_phq_a_and_asq_raise_the_safety_task(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    cm = server.token("care_manager", user=uuid4())
+    patient_id = _minor(server, cm)
+    share = {"patientId": patient_id, "kind": "DATA_SHARING", "partnerOrganisationId": str(uuid4())}
+    before = await event_count(db_dsn, patient_id)
+    refused = command(server, "grantConsentGivenBy", share | {"givenBy": "PATIENT"}, cm, "")
+    assert refused == {"__typename": "NotAllowedError", "code": "GUARDIAN_CONSENT_REQUIRED"}
+    no_details = command(server, "grantConsentGivenBy", share | {"givenBy": "GUARDIAN"}, cm, "")
+    assert no_details["code"] == "GUARDIAN_DETAILS_REQUIRED"
+    assert no_details["field"] == "relationship"
+    assert await event_count(db_dsn, patient_id) == before
+    given = command(
+        server,
+        "grantConsentGivenBy",
+        share | {"givenBy": "GUARDIAN", "relationship": "PARENT", "giverName": "A Parent"},
+        cm,
+        "... on PatientPayload { createdId }",
+    )
+    assert given["__typename"] == "PatientPayload" and given["createdId"]
+    assert await event_count(db_dsn, patient_id) == before + 2
+
+    # PHQ-A answered by the adolescent: a yes to the past-month suicidal thoughts question
+    # (item 12) is a safety alert even with item 9 at 0.
+    phq_a = issue(server, cm, patientId=patient_id, instrument="PHQ_A")
+    answered = post(server, "submit", {"token": phq_a["token"], "answers": [0] * 9 + [0, 0, 1, 0]})
+    assert answered.status_code == 201, answered.text
+    # ASQ through a link the guardian opens: a yes raises the same-day assessment too.
+    asq = issue(server, cm, patientId=patient_id, instrument="ASQ", reporter="GUARDIAN")
+    assert asq["reporter"] == "GUARDIAN"
+    assert (
+        post(server, "submit", {"token": asq["token"], "answers": [0, 1, 0, 0, 0]}).status_code
+        == 201
+    )
+    # PHQ-A is for 11-17: out-of-range answers to its yes/no items are typed errors.
+    again = issue(server, cm, patientId=patient_id, instrument="PHQ_A")
+    bad = post(server, "submit", {"token": again["token"], "answers": [0] * 9 + [2, 0, 0, 0]})
+    assert bad.json()["error"]["code"] == "ANSWER_OUT_OF_RANGE"
+
+    page = worklist(server, cm)
+    tasks = [
+        e["node"]
+        for e in page["edges"]
+        if e["node"]["patientId"] == patient_id and e["node"]["kind"] == "TASK"
+    ]
+    assert [t["taskKind"] for t in tasks] == ["suicide_risk_assessment"] * 2, tasks
+    assert {t["dueOn"] for t in tasks} == {datetime.now(UTC).date().isoformat()}
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        roles = await conn.fetch(
+            """SELECT metadata->>'role' AS role FROM events
+               WHERE stream_id = $1 AND event_type = 'patient.screening_recorded'
+               ORDER BY stream_version""",
+            UUID(patient_id),
+        )
+    finally:
+        await conn.close()
+    assert [r["role"] for r in roles] == ["patient", "guardian"]
