@@ -59,6 +59,13 @@ class GuardianDetailsRequiredError(ValidationError):
     code = "GUARDIAN_DETAILS_REQUIRED"
 
 
+class MeasurementNotDueError(NotAllowedError):
+    """A reminder for a measure that is not due (used by the patient channel's reminders;
+    kept here beside the other issue #19 domain errors)."""
+
+    code = "MEASUREMENT_NOT_DUE"
+
+
 class ConsentAgeRuleError(ValidationError):
     """An organisation's guardian-consent age is outside the allowed range."""
 

@@ -99,6 +99,7 @@ from domain.minors import (  # minors block (issue #19)
     GuardianConsentRequiredError,
     GuardianDetailsRequiredError,
     GuardianRelationship,
+    MeasurementNotDueError,
     check_age_rule,
     needs_guardian,
 )
@@ -1585,7 +1586,76 @@ class Patient(Aggregate):
         # The giver lives in the log (and the audit); no aggregate rule reads it back.
         return None
 
-    # --- end of the minors block -------------------------------------------------------
+    # --- patient channel: measurement reminders (issue #19; docs/patient-channel.md) ----
+
+    class MeasurementReminderDue(Aggregate.Event):
+        """A measure is due: a messaging partner may remind the patient (careteam sends
+        no message itself). Public to partners as ``patient.measurement_reminder_due``."""
+
+        EVENT_NAME: ClassVar[str] = "patient.measurement_reminder_due"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        reminder_id: UUID
+        instrument: str
+        due_on: date
+        occurred_at: datetime
+
+    def remind_measurement(
+        self,
+        *,
+        instrument: Instrument | str,
+        due_after_days: int,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> UUID:
+        """Emit a reminder that ``instrument`` is due; returns the reminder's id.
+
+        Due when the enrolled patient has no complete screening of the instrument (for
+        PHQ-9, a PHQ-A counts too) within ``due_after_days`` before ``occurred_at``
+        (the registry's measurement interval); otherwise ``MeasurementNotDueError``.
+        """
+        self._check_time(occurred_at, now)
+        self._require_enrolled(occurred_at)
+        spec = spec_for(instrument)
+        counts = {spec.instrument}
+        if spec.instrument is Instrument.PHQ9:
+            counts.add(Instrument.PHQ_A)
+        last = max(
+            (
+                s.occurred_at
+                for s in self.screenings
+                if s.instrument in counts and s.complete and s.occurred_at <= occurred_at
+            ),
+            default=None,
+        )
+        if last is not None and (occurred_at.date() - last.date()).days <= due_after_days:
+            raise MeasurementNotDueError(
+                f"{spec.title} is not due: measured within {due_after_days} days",
+                aggregate_id=self.id,
+                field="instrument",
+            )
+        reminder_id = uuid4()
+        self._measurement_reminder_due(
+            reminder_id=reminder_id,
+            instrument=spec.instrument.value,
+            due_on=occurred_at.date(),
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return reminder_id
+
+    @event(MeasurementReminderDue)
+    def _measurement_reminder_due(
+        self,
+        reminder_id: UUID,
+        instrument: str,
+        due_on: date,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        # The reminder lives in the log and goes to partners; no aggregate rule reads it.
+        return None
+
+    # --- end of the issue #19 blocks (minors, patient channel) -----------------------
 
     # --- snapshot ---------------------------------------------------------------------
 

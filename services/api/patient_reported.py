@@ -36,12 +36,15 @@ from strawberry.types import Info
 from domain import errors as domain_errors
 from domain.instruments import spec_for
 from domain.patient import Patient as PatientAggregate
+from domain.rules.flags import rules_for
 from services import patient_links
 from services.api.authz import Denied, check_patient_operation, record_access
 from services.api.commanding import deny
 from services.api.context import CareteamContext
 from services.api.enums import InstrumentCode
 from services.api.errors import CommandError, ValidationError, camel_path, result_union
+from services.api.patient_types import PatientResult
+from services.api.record_commands import patient_command
 from services.auth import TokenVerifier
 from services.bootstrap import Runtime
 from services.eventstore import EventMetadata, StreamNotFoundError
@@ -102,8 +105,40 @@ IssuePatientLinkResult = Annotated[
 ]
 
 
+@strawberry.input(description="A reminder that a measure is due, for a messaging partner.")
+class RemindMeasurementInput:
+    patient_id: UUID = strawberry.field(description="The patient.")
+    instrument: InstrumentCode = strawberry.field(description="The questionnaire that is due.")
+
+
 @strawberry.type(description="Patient-reported measures.")
 class PatientReportedMutation:
+    @strawberry.mutation(
+        description="Emit a measurement reminder (event patient.measurement_reminder_due) for "
+        "a messaging partner to deliver through its feed; careteam sends no message itself. "
+        "Refused with MEASUREMENT_NOT_DUE when the instrument was measured within the "
+        "registry's measurement interval. createdId is the reminder's id."
+    )
+    async def remind_measurement(
+        self,
+        info: Info[CareteamContext, None],
+        input: Annotated[RemindMeasurementInput, strawberry.argument(description="What is due.")],
+    ) -> PatientResult:
+        def step(now: datetime) -> Any:
+            interval = rules_for(now.date()).measurement_due_after_days
+
+            def apply(patient: PatientAggregate) -> UUID:
+                return patient.remind_measurement(
+                    instrument=input.instrument.value,
+                    due_after_days=interval,
+                    occurred_at=now,
+                    now=now,
+                )
+
+            return apply
+
+        return await patient_command(info, _ISSUE_PERMISSION, input.patient_id, step)
+
     @strawberry.mutation(
         description="Issue a single-use, expiring link through which the patient (or, for a "
         "minor, a guardian or caregiver) answers one questionnaire. Needs the permission to "

@@ -307,3 +307,40 @@ async def test_a_minors_consent_comes_from_a_guardian_and_phq_a_and_asq_raise_th
     finally:
         await conn.close()
     assert [r["role"] for r in roles] == ["patient", "guardian"]
+
+
+async def test_a_measurement_reminder_is_emitted_when_due_and_refused_when_not(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    team = enrolled_patient(server)
+    created = "... on PatientPayload { createdId }"
+    due = command(
+        server,
+        "remindMeasurement",
+        {"patientId": team.patient_id, "instrument": "PHQ9"},
+        team.care_manager,
+        created,
+    )
+    assert due["__typename"] == "PatientPayload" and due["createdId"], due
+    link = issue(server, team.care_manager, patientId=team.patient_id, instrument="PHQ9")
+    assert post(server, "submit", {"token": link["token"], "answers": [0] * 9}).status_code == 201
+    before = await event_count(db_dsn, team.patient_id)
+    not_due = command(
+        server,
+        "remindMeasurement",
+        {"patientId": team.patient_id, "instrument": "PHQ9"},
+        team.care_manager,
+        created,
+    )
+    assert not_due == {"__typename": "NotAllowedError", "code": "MEASUREMENT_NOT_DUE"}
+    assert await event_count(db_dsn, team.patient_id) == before
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        reminders = await conn.fetchval(
+            """SELECT count(*) FROM events
+               WHERE stream_id = $1 AND event_type = 'patient.measurement_reminder_due'""",
+            UUID(team.patient_id),
+        )
+    finally:
+        await conn.close()
+    assert reminders == 1

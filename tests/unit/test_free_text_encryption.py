@@ -33,6 +33,7 @@ CODED_TEXT_FIELDS = frozenset(
         ("patient.consent_revoked", "kind"),
         ("patient.consent_giver_recorded", "given_by"),
         ("patient.consent_giver_recorded", "relationship"),
+        ("patient.measurement_reminder_due", "instrument"),
         ("patient.screening_recorded", "instrument"),
         ("patient.screening_recorded", "severity"),
         ("patient.screening_recorded", "rules_version"),

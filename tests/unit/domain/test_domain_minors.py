@@ -100,3 +100,37 @@ def test_a_guardians_consent_names_the_guardian_and_relationship(
     with pytest.raises(GuardianDetailsRequiredError) as missing:
         _share(patient, "guardian", **more)
     assert missing.value.field == field
+
+
+# --- measurement reminders (patient channel) -------------------------------------------
+
+
+def test_a_reminder_is_emitted_only_when_the_measure_is_due() -> None:
+    from datetime import timedelta
+
+    from domain.minors import MeasurementNotDueError
+    from tests.unit.domain.domain_support import day, enrolled_patient
+
+    patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=[1] * 9, occurred_at=day(2), now=NOW)
+    patient.collect_events()
+    # 30 days after the last PHQ-9 it is not due yet; on day 31 it is.
+    with pytest.raises(MeasurementNotDueError) as early:
+        patient.remind_measurement(
+            instrument="phq9", due_after_days=30, occurred_at=day(32), now=NOW
+        )
+    assert early.value.field == "instrument" and patient.collect_events() == []
+    reminder = patient.remind_measurement(
+        instrument="phq9", due_after_days=30, occurred_at=day(33), now=NOW
+    )
+    (event,) = patient.collect_events()
+    assert isinstance(event, Patient.MeasurementReminderDue)
+    assert (event.reminder_id, event.instrument, event.due_on) == (
+        reminder,
+        "phq9",
+        (day(33)).date(),
+    )
+    # A GAD-7 never measured is due at once.
+    assert patient.remind_measurement(
+        instrument="gad7", due_after_days=30, occurred_at=day(3) + timedelta(hours=1), now=NOW
+    )
