@@ -86,10 +86,14 @@ from domain.errors import (
 )
 from domain.instruments import (
     RULES_VERSION,
+    SDQ_AGES,
     Instrument,
     ScoreResult,
+    SdqInformant,
+    SdqScore,
     Severity,
     score,
+    score_sdq,
     spec_for,
 )
 from domain.minors import (  # minors block (issue #19)
@@ -1653,6 +1657,72 @@ class Patient(Aggregate):
         timestamp: datetime,
     ) -> None:
         # The reminder lives in the log and goes to partners; no aggregate rule reads it.
+        return None
+
+    # --- children and adolescents: the SDQ (issue #19; docs/minors.md) ----------------
+
+    class SdqRecorded(Aggregate.Event):
+        """An SDQ form with every answer and its scores (subscales, total difficulties,
+        impact) and bands, per the official key (domain/instruments.py)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.sdq_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        sdq_id: UUID
+        informant: str
+        items: list[int | None]
+        impact: dict[str, int]
+        scores: dict[str, int | None]
+        bands: dict[str, str | None]
+        rules_version: str
+        occurred_at: datetime
+
+    def record_sdq(
+        self,
+        *,
+        informant: SdqInformant | str,
+        items: Sequence[int | None],
+        occurred_at: datetime,
+        now: datetime,
+        impact: Mapping[str, int | None] | None = None,
+    ) -> SdqScore:
+        """Record and score one SDQ form; the child's age on the day must fit the form
+        (parent and teacher 4-17, self-report 11-17)."""
+        self._check_time(occurred_at, now)
+        result = score_sdq(informant, items, impact)
+        low, high = SDQ_AGES[result.informant]
+        if self.birth_date is not None and not low <= self.age_on(occurred_at.date()) <= high:
+            raise InstrumentNotForAgeError(
+                f"the SDQ {result.informant.value} form is for ages {low}-{high}",
+                aggregate_id=self.id,
+                field="occurredAt",
+            )
+        self._sdq_recorded(
+            sdq_id=uuid4(),
+            informant=result.informant.value,
+            items=list(result.items),
+            impact=dict(result.impact_answers),
+            scores={k.value: v for k, v in result.scores.items()},
+            bands={k.value: (b.value if b is not None else None) for k, b in result.bands.items()},
+            rules_version=RULES_VERSION,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return result
+
+    @event(SdqRecorded)
+    def _sdq_recorded(
+        self,
+        sdq_id: UUID,
+        informant: str,
+        items: list[int | None],
+        impact: dict[str, int],
+        scores: dict[str, int | None],
+        bands: dict[str, str | None],
+        rules_version: str,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        # Kept in the log (and for partners, nothing: not a public type).
         return None
 
     # --- end of the issue #19 blocks (minors, patient channel) -----------------------

@@ -187,3 +187,27 @@ def test_answers_out_of_range_or_miscounted_are_typed_errors() -> None:
         score_sdq(PARENT, [0] * 25, {"overall": 4})
     with pytest.raises(WrongAnswerCountError):
         score_sdq(SELF, [0] * 24)
+
+
+def test_an_sdq_is_recorded_with_its_scores_and_the_forms_ages_are_enforced() -> None:
+    from datetime import date
+
+    from domain.errors import InstrumentNotForAgeError
+    from domain.patient import Patient
+    from tests.unit.domain.domain_support import NOW, T0, new_patient
+
+    child = new_patient(birth_date=date(2018, 1, 1))  # 8 on T0
+    child.collect_events()
+    child.record_sdq(informant="parent", items=[1] * 25, impact={"overall": 0}, occurred_at=T0,
+                     now=NOW)  # fmt: skip
+    (event,) = child.collect_events()
+    assert isinstance(event, Patient.SdqRecorded)
+    assert event.informant == "parent" and event.scores["total_difficulties"] == 20
+    assert event.bands["total_difficulties"] == "very_high" and event.scores["impact"] == 0
+    # The self-report form is for 11-17.
+    with pytest.raises(InstrumentNotForAgeError):
+        child.record_sdq(informant="self", items=[1] * 25, occurred_at=T0, now=NOW)
+    with pytest.raises(WrongInformantItemError):
+        child.record_sdq(informant="teacher", items=[1] * 25, impact={"home_life": 1},
+                         occurred_at=T0, now=NOW)  # fmt: skip
+    assert child.collect_events() == []
