@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from strawberry.types import Info
 
 from domain import errors as domain_errors
-from domain.instruments import spec_for
+from domain.instruments import SDQ_AGES, SDQ_IMPACT_ITEMS, SDQ_ITEM_COUNT, SdqInformant, spec_for
 from domain.patient import Patient as PatientAggregate
 from domain.rules.flags import rules_for
 from services import patient_links
@@ -66,6 +66,14 @@ SAFETY_MESSAGE = (
 )
 THANKS_MESSAGE = "Thank you. Your answers were sent to your care team."
 MAX_SUBMIT_BYTES = 16 * 1024
+# SDQ links store the form as ``sdq_<informant>`` in ``patient_links.instrument``.
+_SDQ_PREFIX = "sdq_"
+# Who answers which SDQ form: caregivers report on the parent form.
+_SDQ_REPORTERS = {
+    SdqInformant.PARENT: frozenset({"guardian", "caregiver"}),
+    SdqInformant.TEACHER: frozenset({"teacher"}),
+    SdqInformant.SELF: frozenset({"patient"}),
+}
 
 
 @strawberry.enum(description="Who is expected to answer a patient link.")
@@ -73,6 +81,7 @@ class PatientLinkReporter(enum.Enum):
     PATIENT = "patient"
     GUARDIAN = "guardian"
     CAREGIVER = "caregiver"
+    TEACHER = "teacher"
 
 
 @strawberry.input(description="A link for a patient (or guardian) to answer one questionnaire.")
@@ -98,6 +107,41 @@ class PatientLinkPayload:
     reporter: PatientLinkReporter = strawberry.field(description="Who answers.")
     expires_at: datetime = strawberry.field(description="When the link stops working.")
 
+
+@strawberry.enum(description="Whose SDQ form: parent (or caregiver), teacher, or self-report.")
+class SdqForm(enum.Enum):
+    PARENT = "parent"
+    TEACHER = "teacher"
+    SELF = "self"
+
+
+@strawberry.input(description="A link for one SDQ form about a child or adolescent.")
+class IssueSdqLinkInput:
+    patient_id: UUID = strawberry.field(description="The child or adolescent.")
+    informant: SdqForm = strawberry.field(description="Which form.")
+    reporter: PatientLinkReporter = strawberry.field(
+        description="Who answers: GUARDIAN or CAREGIVER (parent form), PATIENT (self-report), "
+        "TEACHER (teacher form)."
+    )
+    valid_hours: int = strawberry.field(
+        default=patient_links.DEFAULT_VALID_HOURS,
+        description=f"How long the link works, 1 to {patient_links.MAX_VALID_HOURS} hours.",
+    )
+
+
+@strawberry.type(description="An issued SDQ link. The token is shown only in this answer.")
+class SdqLinkPayload:
+    link_id: UUID = strawberry.field(description="The link (for the audit trail).")
+    token: str = strawberry.field(description="The opaque single-use token. Never stored.")
+    informant: SdqForm = strawberry.field(description="The form.")
+    reporter: PatientLinkReporter = strawberry.field(description="Who answers.")
+    expires_at: datetime = strawberry.field(description="When the link stops working.")
+
+
+IssueSdqLinkResult = Annotated[
+    SdqLinkPayload | CommandError,
+    result_union("IssueSdqLinkResult", "The link, or why not."),
+]
 
 IssuePatientLinkResult = Annotated[
     PatientLinkPayload | CommandError,
@@ -149,54 +193,19 @@ class PatientReportedMutation:
         info: Info[CareteamContext, None],
         input: Annotated[IssuePatientLinkInput, strawberry.argument(description="The link.")],
     ) -> IssuePatientLinkResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-        if not 1 <= input.valid_hours <= patient_links.MAX_VALID_HOURS:
-            return ValidationError(
-                code="VALID_HOURS_OUT_OF_RANGE",
-                message=f"validHours must be between 1 and {patient_links.MAX_VALID_HOURS}",
-                field="validHours",
-            )
-        async with ctx.runtime.pool.acquire() as conn:
-            try:
-                await check_patient_operation(conn, principal, _ISSUE_PERMISSION, input.patient_id)
-            except Denied as denied:
-                refused = Denied(ISSUE_OPERATION, denied.reason, not_found=denied.not_found)
-                return await deny(ctx, refused, input.patient_id)
-        now = ctx.runtime.clock()
         spec = spec_for(input.instrument.value)
-        try:
-            patient = await ctx.runtime.app.load(PatientAggregate, input.patient_id)
-        except StreamNotFoundError:
-            return ValidationError(code="PATIENT_NOT_FOUND", message="no such patient",
-                                   field="patientId")  # fmt: skip
-        if patient.birth_date is not None and not spec.allows_age(patient.age_on(now.date())):
-            return ValidationError(
-                code="INSTRUMENT_NOT_FOR_AGE",
-                message=f"{spec.title} is not validated for the patient's age",
-                field="instrument",
-            )
-        async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-            link, token = await patient_links.issue(
-                conn,
-                organisation_id=principal.organisation_id,
-                patient_id=input.patient_id,
-                instrument=spec.instrument.value,
-                reporter=input.reporter.value,
-                issued_by=principal.user_id,
-                at=now,
-                valid_hours=input.valid_hours,
-            )
-            await record_access(
-                conn,
-                principal=principal,
-                operation=ISSUE_OPERATION,
-                patient_id=input.patient_id,
-                outcome="allowed",
-                reason=f"LINK:{link.link_id}",
-                purpose_of_use=ctx.purpose_of_use,
-                request_id=ctx.request_id,
-            )
+        issued = await _issue(
+            info.context,
+            input.patient_id,
+            spec.instrument.value,
+            input.reporter,
+            input.valid_hours,
+            spec.allows_age,
+            spec.title,
+        )
+        if not isinstance(issued, tuple):
+            return issued
+        link, token = issued
         return PatientLinkPayload(
             link_id=link.link_id,
             token=token,
@@ -204,6 +213,104 @@ class PatientReportedMutation:
             reporter=input.reporter,
             expires_at=link.expires_at,
         )
+
+    @strawberry.mutation(
+        description="Issue a single-use, expiring link for one SDQ form: the parent form is "
+        "answered by a guardian or caregiver, the self-report form (11-17) by the young "
+        "person, the teacher form by a teacher. Same permission and audit as "
+        "issuePatientLink."
+    )
+    async def issue_sdq_link(
+        self,
+        info: Info[CareteamContext, None],
+        input: Annotated[IssueSdqLinkInput, strawberry.argument(description="The link.")],
+    ) -> IssueSdqLinkResult:
+        informant = SdqInformant(input.informant.value)
+        if input.reporter.value not in _SDQ_REPORTERS[informant]:
+            return ValidationError(
+                code="WRONG_REPORTER_FOR_FORM",
+                message=f"the SDQ {informant.value} form is not answered by that reporter",
+                field="reporter",
+            )
+        low, high = SDQ_AGES[informant]
+        issued = await _issue(
+            info.context,
+            input.patient_id,
+            f"{_SDQ_PREFIX}{informant.value}",
+            input.reporter,
+            input.valid_hours,
+            lambda age: low <= age <= high,
+            f"the SDQ {informant.value} form",
+        )
+        if not isinstance(issued, tuple):
+            return issued
+        link, token = issued
+        return SdqLinkPayload(
+            link_id=link.link_id,
+            token=token,
+            informant=input.informant,
+            reporter=input.reporter,
+            expires_at=link.expires_at,
+        )
+
+
+async def _issue(
+    ctx: CareteamContext,
+    patient_id: UUID,
+    code: str,
+    reporter: PatientLinkReporter,
+    valid_hours: int,
+    allows_age: Callable[[int], bool],
+    title: str,
+) -> tuple[patient_links.PatientLink, str] | Any:
+    """Checks, stores and audits a link; returns it with its token, or a typed error."""
+    principal = ctx.require_principal()
+    if not 1 <= valid_hours <= patient_links.MAX_VALID_HOURS:
+        return ValidationError(
+            code="VALID_HOURS_OUT_OF_RANGE",
+            message=f"validHours must be between 1 and {patient_links.MAX_VALID_HOURS}",
+            field="validHours",
+        )
+    async with ctx.runtime.pool.acquire() as conn:
+        try:
+            await check_patient_operation(conn, principal, _ISSUE_PERMISSION, patient_id)
+        except Denied as denied:
+            refused = Denied(ISSUE_OPERATION, denied.reason, not_found=denied.not_found)
+            return await deny(ctx, refused, patient_id)
+    now = ctx.runtime.clock()
+    try:
+        patient = await ctx.runtime.app.load(PatientAggregate, patient_id)
+    except StreamNotFoundError:
+        return ValidationError(code="PATIENT_NOT_FOUND", message="no such patient",
+                               field="patientId")  # fmt: skip
+    if patient.birth_date is not None and not allows_age(patient.age_on(now.date())):
+        return ValidationError(
+            code="INSTRUMENT_NOT_FOR_AGE",
+            message=f"{title} is not validated for the patient's age",
+            field="instrument" if not code.startswith(_SDQ_PREFIX) else "informant",
+        )
+    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+        link, token = await patient_links.issue(
+            conn,
+            organisation_id=principal.organisation_id,
+            patient_id=patient_id,
+            instrument=code,
+            reporter=reporter.value,
+            issued_by=principal.user_id,
+            at=now,
+            valid_hours=valid_hours,
+        )
+        await record_access(
+            conn,
+            principal=principal,
+            operation=ISSUE_OPERATION,
+            patient_id=patient_id,
+            outcome="allowed",
+            reason=f"LINK:{link.link_id}",
+            purpose_of_use=ctx.purpose_of_use,
+            request_id=ctx.request_id,
+        )
+    return link, token
 
 
 # --- HTTP, authorised by the link token only ------------------------------------------
@@ -266,8 +373,22 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
         if link is None or not link.usable(runtime.clock()):
             await _audit(runtime, request, None, "denied", "LINK_NOT_USABLE")
             return _not_usable()
-        spec = spec_for(link.instrument)
         await _audit(runtime, request, link.patient_id, "allowed", f"OPENED:{link.link_id}")
+        if link.instrument.startswith(_SDQ_PREFIX):
+            informant = SdqInformant(link.instrument.removeprefix(_SDQ_PREFIX))
+            return JSONResponse(
+                {
+                    "instrument": link.instrument,
+                    "title": f"SDQ ({informant.value} form)",
+                    "reporter": link.reporter,
+                    "itemCount": SDQ_ITEM_COUNT,
+                    "itemMax": [2] * SDQ_ITEM_COUNT,
+                    "impactItems": list(SDQ_IMPACT_ITEMS[informant]),
+                    "impactMax": 3,
+                    "expiresAt": link.expires_at.isoformat(),
+                }
+            )
+        spec = spec_for(link.instrument)
         return JSONResponse(
             {
                 "instrument": spec.instrument.value,
@@ -318,7 +439,21 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
         )
         recorded: dict[str, Any] = {}
 
+        impact = body.get("impact")
+        if impact is not None and not isinstance(impact, dict):
+            return _error(422, "INVALID_IMPACT", "impact must be an object", "impact")
+
         def run(patient: PatientAggregate) -> None:
+            if link.instrument.startswith(_SDQ_PREFIX):
+                patient.record_sdq(
+                    informant=link.instrument.removeprefix(_SDQ_PREFIX),
+                    items=answers,
+                    impact=impact,
+                    occurred_at=now,
+                    now=now,
+                )
+                recorded["result"], recorded["id"] = None, None
+                return
             before = {s.screening_id for s in patient.screenings}
             recorded["result"] = patient.record_screening(
                 instrument=link.instrument, answers=answers, occurred_at=now, now=now
@@ -340,8 +475,9 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
             async with runtime.pool.acquire() as conn:
                 await patient_links.release(conn, link.link_id)
             raise
-        async with runtime.pool.acquire() as conn:
-            await patient_links.record_screening(conn, link.link_id, recorded["id"])
+        if recorded["id"] is not None:
+            async with runtime.pool.acquire() as conn:
+                await patient_links.record_screening(conn, link.link_id, recorded["id"])
         await _audit(runtime, request, link.patient_id, "allowed", f"SUBMITTED:{link.link_id}")
         if result.position is not None:
             try:
@@ -350,7 +486,7 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
                 )
             except ProjectionLagTimeoutError:
                 log.warning("read-your-writes wait timed out after a patient report")
-        safety = bool(recorded["result"].safety_alert)
+        safety = recorded["result"] is not None and bool(recorded["result"].safety_alert)
         return JSONResponse(
             {"status": "received", "message": SAFETY_MESSAGE if safety else THANKS_MESSAGE},
             status_code=201,

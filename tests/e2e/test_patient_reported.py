@@ -344,3 +344,59 @@ async def test_a_measurement_reminder_is_emitted_when_due_and_refused_when_not(
     finally:
         await conn.close()
     assert reminders == 1
+
+
+ISSUE_SDQ = f"""mutation($input: IssueSdqLinkInput!) {{ issueSdqLink(input: $input) {{
+  __typename ... on SdqLinkPayload {{ linkId token informant reporter }} {ERRORS}
+}} }}"""
+
+
+def issue_sdq(server: ServerProcess, token: str, **input: Any) -> dict[str, Any]:
+    body = server.graphql(ISSUE_SDQ, {"input": input}, token=token)
+    assert "errors" not in body, body
+    result: dict[str, Any] = body["data"]["issueSdqLink"]
+    return result
+
+
+async def test_a_caregiver_answers_the_sdq_parent_form_and_wrong_form_items_are_refused(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    cm = server.token("care_manager", user=uuid4())
+    child = _minor(server, cm, age=8)
+    # The self-report form is for 11-17; the parent form is answered by a caregiver.
+    too_young = issue_sdq(server, cm, patientId=child, informant="SELF", reporter="PATIENT")
+    assert too_young["code"] == "INSTRUMENT_NOT_FOR_AGE" and too_young["field"] == "informant"
+    wrong_reporter = issue_sdq(server, cm, patientId=child, informant="PARENT", reporter="PATIENT")
+    assert wrong_reporter["field"] == "reporter"
+    link = issue_sdq(server, cm, patientId=child, informant="PARENT", reporter="CAREGIVER")
+    assert link["__typename"] == "SdqLinkPayload", link
+    opened = post(server, "questionnaire", {"token": link["token"]}).json()
+    assert opened["itemCount"] == 25 and "home_life" in opened["impactItems"]
+
+    before = await event_count(db_dsn, child)
+    wrong_form = post(
+        server,
+        "submit",
+        {"token": link["token"], "answers": [1] * 25, "impact": {"peer_relationships": 1}},
+    )
+    assert wrong_form.status_code == 422
+    assert wrong_form.json()["error"]["code"] == "SDQ_ITEM_NOT_ON_FORM"
+    assert wrong_form.json()["error"]["field"] == "answers.impact.peerRelationships"
+    out_of_range = post(server, "submit", {"token": link["token"], "answers": [3] + [1] * 24})
+    assert out_of_range.json()["error"]["code"] == "ANSWER_OUT_OF_RANGE"
+    assert await event_count(db_dsn, child) == before
+    answered = post(
+        server, "submit", {"token": link["token"], "answers": [1] * 25, "impact": {"overall": 0}}
+    )
+    assert answered.status_code == 201, answered.text
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        row = await conn.fetchrow(
+            """SELECT metadata->>'role' AS role, metadata->>'channel' AS channel FROM events
+               WHERE stream_id = $1 AND event_type = 'patient.sdq_recorded'""",
+            UUID(child),
+        )
+    finally:
+        await conn.close()
+    assert (row["role"], row["channel"]) == ("caregiver", "patient_reported")
+    assert post(server, "submit", {"token": link["token"], "answers": [1] * 25}).status_code == 410
