@@ -400,3 +400,32 @@ async def test_a_caregiver_answers_the_sdq_parent_form_and_wrong_form_items_are_
         await conn.close()
     assert (row["role"], row["channel"]) == ("caregiver", "patient_reported")
     assert post(server, "submit", {"token": link["token"], "answers": [1] * 25}).status_code == 410
+
+
+async def test_an_expired_link_answers_like_a_used_one_and_writes_nothing(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    team = enrolled_patient(server)
+    link = issue(server, team.care_manager, patientId=team.patient_id, instrument="GAD7",
+                 validHours=1)  # fmt: skip
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        # An hour and a second later (moved in the database: the server's clock is real).
+        await conn.execute(
+            """UPDATE patient_links SET issued_at = issued_at - interval '1 hour 1 second',
+                                        expires_at = expires_at - interval '1 hour 1 second'
+               WHERE link_id = $1""",
+            UUID(link["linkId"]),
+        )
+    finally:
+        await conn.close()
+    before = await event_count(db_dsn, team.patient_id)
+    expired = post(server, "submit", {"token": link["token"], "answers": [0] * 7})
+    assert expired.status_code == 410
+    assert expired.json()["error"] == {
+        "code": "LINK_NOT_USABLE",
+        "message": "This link can no longer be used. Please contact your clinic or care team "
+        "for a new one.",
+        "field": "token",
+    }
+    assert await event_count(db_dsn, team.patient_id) == before
