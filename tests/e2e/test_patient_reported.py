@@ -139,6 +139,7 @@ async def test_a_patient_answers_a_phq9_with_item_9_and_the_care_team_knows_with
         await conn.close()
     assert [r["channel"] for r in channels] == ["patient_reported"]
     assert channels[0]["actor"] == f"patient-link:{link['linkId']}"
+    assert stored is not None
     assert stored["used_at"] is not None and stored["screening_id"] is not None
     assert link["token"].encode() not in bytes(stored["token_hash"])
 
@@ -398,6 +399,7 @@ async def test_a_caregiver_answers_the_sdq_parent_form_and_wrong_form_items_are_
         )
     finally:
         await conn.close()
+    assert row is not None
     assert (row["role"], row["channel"]) == ("caregiver", "patient_reported")
     assert post(server, "submit", {"token": link["token"], "answers": [1] * 25}).status_code == 410
 
