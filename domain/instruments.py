@@ -363,3 +363,293 @@ def _score_asq(spec: InstrumentSpec, answers: tuple[int | None, ...]) -> ScoreRe
         loinc_total=spec.loinc_total,
         safety_items=yes,
     )
+
+
+# --- SDQ (Strengths and Difficulties Questionnaire) ------------------------------------
+#
+# Sources: Goodman R. (1997) J Child Psychol Psychiatry 38:581-586; Goodman R. (2001)
+# J Am Acad Child Adolesc Psychiatry 40:1337-1345; the official scoring instructions
+# for the SDQ for 4-17 year olds (sdqinfo.org, "Scoring the SDQ"), whose four-band
+# categorisation is used here. The SDQ is copyrighted: careteam stores item positions
+# and answer values only, never item text.
+#
+# 25 items, each 0 (not true), 1 (somewhat true), 2 (certainly true), in the form's
+# order. Five subscales of five items; five items are reverse-scored (2-answer). Total
+# difficulties = emotional + conduct + hyperactivity + peer (0-40; prosocial is not part
+# of it). The impact supplement follows the 25 items; its answers are kept as given
+# (0-3) and scored per the official key (see ``_SDQ_IMPACT``).
+
+
+class SdqInformant(enum.StrEnum):
+    """Whose form: the parent (or caregiver) and teacher forms cover ages 4-17, the
+    self-report form ages 11-17."""
+
+    PARENT = "parent"
+    TEACHER = "teacher"
+    SELF = "self"
+
+
+class SdqScale(enum.StrEnum):
+    """The SDQ subscales, total difficulties and the impact score."""
+
+    EMOTIONAL = "emotional"
+    CONDUCT = "conduct"
+    HYPERACTIVITY = "hyperactivity"
+    PEER = "peer"
+    PROSOCIAL = "prosocial"
+    TOTAL_DIFFICULTIES = "total_difficulties"
+    IMPACT = "impact"
+
+
+class SdqBand(enum.StrEnum):
+    """The four bands of the official scoring instructions. Prosocial is a strength:
+    its low bands are "slightly lowered", "low" and "very low"."""
+
+    CLOSE_TO_AVERAGE = "close_to_average"
+    SLIGHTLY_RAISED = "slightly_raised"
+    HIGH = "high"
+    VERY_HIGH = "very_high"
+    SLIGHTLY_LOWERED = "slightly_lowered"
+    LOW = "low"
+    VERY_LOW = "very_low"
+
+
+SDQ_ITEM_COUNT: Final = 25
+
+# 1-based item numbers of each subscale, per the official scoring key.
+SDQ_SUBSCALE_ITEMS: Final[Mapping[SdqScale, tuple[int, ...]]] = {
+    SdqScale.EMOTIONAL: (3, 8, 13, 16, 24),
+    SdqScale.CONDUCT: (5, 7, 12, 18, 22),
+    SdqScale.HYPERACTIVITY: (2, 10, 15, 21, 25),
+    SdqScale.PEER: (6, 11, 14, 19, 23),
+    SdqScale.PROSOCIAL: (1, 4, 9, 17, 20),
+}
+# Reverse-scored items (official key): scored 2 - answer.
+SDQ_REVERSED_ITEMS: Final = frozenset({7, 11, 14, 21, 25})
+_SDQ_PROBLEM_SCALES: Final = (
+    SdqScale.EMOTIONAL,
+    SdqScale.CONDUCT,
+    SdqScale.HYPERACTIVITY,
+    SdqScale.PEER,
+)
+
+# Impact supplement item codes per informant, in form order (after item 25). Every
+# answer is 0-3. ``overall`` is "does the child have difficulties" (0 no, 1-3 yes: minor,
+# definite, severe); ``chronicity`` and ``burden`` are asked but not scored; the others
+# ("not at all", "only a little", "quite a lot", "a great deal") score 0, 0, 1, 2.
+SDQ_IMPACT_ITEMS: Final[Mapping[SdqInformant, tuple[str, ...]]] = {
+    SdqInformant.PARENT: (
+        "overall",
+        "chronicity",
+        "distress",
+        "home_life",
+        "friendships",
+        "classroom_learning",
+        "leisure_activities",
+        "burden",
+    ),
+    SdqInformant.TEACHER: (
+        "overall",
+        "chronicity",
+        "distress",
+        "peer_relationships",
+        "classroom_learning",
+        "burden",
+    ),
+    SdqInformant.SELF: (
+        "overall",
+        "chronicity",
+        "distress",
+        "home_life",
+        "friendships",
+        "classroom_learning",
+        "leisure_activities",
+        "burden",
+    ),
+}
+_SDQ_IMPACT_UNSCORED: Final = frozenset({"overall", "chronicity", "burden"})
+# "not at all" 0, "only a little" 0, "quite a lot" 1, "a great deal" 2.
+_SDQ_IMPACT_POINTS: Final = (0, 0, 1, 2)
+
+SDQ_AGES: Final[Mapping[SdqInformant, tuple[int, int]]] = {
+    SdqInformant.PARENT: (4, 17),
+    SdqInformant.TEACHER: (4, 17),
+    SdqInformant.SELF: (11, 17),
+}
+
+
+@dataclass(frozen=True)
+class SdqCut:
+    """Upper bounds of the first three bands (inclusive); the fourth runs to the top.
+    For prosocial the bands run downward: lower bounds of the first three."""
+
+    first: int
+    second: int
+    third: int
+
+
+# Four-band cut-offs of the official scoring instructions (sdqinfo, 4-17 year olds).
+SDQ_CUTS: Final[Mapping[SdqInformant, Mapping[SdqScale, SdqCut]]] = {
+    SdqInformant.PARENT: {
+        SdqScale.TOTAL_DIFFICULTIES: SdqCut(13, 16, 19),
+        SdqScale.EMOTIONAL: SdqCut(3, 4, 6),
+        SdqScale.CONDUCT: SdqCut(2, 3, 5),
+        SdqScale.HYPERACTIVITY: SdqCut(5, 7, 8),
+        SdqScale.PEER: SdqCut(2, 3, 4),
+        SdqScale.PROSOCIAL: SdqCut(8, 7, 6),
+        SdqScale.IMPACT: SdqCut(0, 1, 2),
+    },
+    SdqInformant.TEACHER: {
+        SdqScale.TOTAL_DIFFICULTIES: SdqCut(11, 15, 18),
+        SdqScale.EMOTIONAL: SdqCut(3, 4, 5),
+        SdqScale.CONDUCT: SdqCut(2, 3, 4),
+        SdqScale.HYPERACTIVITY: SdqCut(5, 7, 8),
+        SdqScale.PEER: SdqCut(2, 4, 5),
+        SdqScale.PROSOCIAL: SdqCut(6, 5, 4),
+        SdqScale.IMPACT: SdqCut(0, 1, 2),
+    },
+    SdqInformant.SELF: {
+        SdqScale.TOTAL_DIFFICULTIES: SdqCut(14, 17, 19),
+        SdqScale.EMOTIONAL: SdqCut(4, 5, 6),
+        SdqScale.CONDUCT: SdqCut(2, 3, 4),
+        SdqScale.HYPERACTIVITY: SdqCut(5, 6, 7),
+        SdqScale.PEER: SdqCut(2, 3, 4),
+        SdqScale.PROSOCIAL: SdqCut(7, 6, 5),
+        SdqScale.IMPACT: SdqCut(0, 1, 2),
+    },
+}
+
+
+class WrongInformantItemError(AnswerOutOfRangeError):
+    """An SDQ answer names an item that is not on the informant's form."""
+
+    code = "SDQ_ITEM_NOT_ON_FORM"
+
+
+@dataclass(frozen=True)
+class SdqScore:
+    """A scored SDQ: each scale's score and band (None when an item of it is missing)."""
+
+    informant: SdqInformant
+    items: tuple[int | None, ...]
+    impact_answers: Mapping[str, int]
+    scores: Mapping[SdqScale, int | None]
+    bands: Mapping[SdqScale, SdqBand | None]
+
+    @property
+    def total_difficulties(self) -> int | None:
+        """Emotional + conduct + hyperactivity + peer problems (0-40)."""
+        return self.scores[SdqScale.TOTAL_DIFFICULTIES]
+
+
+def sdq_band(informant: SdqInformant, scale: SdqScale, value: int) -> SdqBand:
+    """The band of one scale's score for one informant (official four-band scheme)."""
+    cut = SDQ_CUTS[informant][scale]
+    if scale is SdqScale.PROSOCIAL:
+        if value >= cut.first:
+            return SdqBand.CLOSE_TO_AVERAGE
+        if value >= cut.second:
+            return SdqBand.SLIGHTLY_LOWERED
+        if value >= cut.third:
+            return SdqBand.LOW
+        return SdqBand.VERY_LOW
+    if value <= cut.first:
+        return SdqBand.CLOSE_TO_AVERAGE
+    if value <= cut.second:
+        return SdqBand.SLIGHTLY_RAISED
+    if value <= cut.third:
+        return SdqBand.HIGH
+    return SdqBand.VERY_HIGH
+
+
+def sdq_informant(value: SdqInformant | str) -> SdqInformant:
+    """The informant given as member or code; a typed error naming ``informant``."""
+    try:
+        return SdqInformant(value)
+    except ValueError:
+        raise UnknownInstrumentError("unknown SDQ informant", field="informant") from None
+
+
+def score_sdq(
+    informant: SdqInformant | str,
+    items: Sequence[int | None],
+    impact: Mapping[str, int | None] | None = None,
+) -> SdqScore:
+    """Score an SDQ form (pure).
+
+    ``items``: the 25 answers 0-2 in form order (None for a missing one). ``impact``: the
+    impact supplement answers 0-3 by item code (``SDQ_IMPACT_ITEMS``); a code from
+    another informant's form is a typed error (``WrongInformantItemError``) naming
+    ``answers.impact.<code>``.
+
+    A scale with a missing item has no score (our choice: the official key prorates a
+    subscale with three or four answers; careteam does not guess, docs/clinical-rules.md).
+    Impact: "no difficulties" (overall 0) scores 0; otherwise the sum of the scored
+    impact items, or None when one is missing or ``overall`` was not answered.
+    """
+    who = sdq_informant(informant)
+    spec = InstrumentSpec(
+        instrument=Instrument.PHQ9,  # unused: validate_answers reads title and maxima only
+        title=f"SDQ ({who.value})",
+        item_max=(2,) * SDQ_ITEM_COUNT,
+        scored_items=SDQ_ITEM_COUNT,
+        bands=(),
+        loinc_panel=None,
+        loinc_total=None,
+    )
+    checked = validate_answers(spec, items)
+    allowed = SDQ_IMPACT_ITEMS[who]
+    given: dict[str, int] = {}
+    for code, answer in (impact or {}).items():
+        if code not in allowed:
+            raise WrongInformantItemError(
+                f"SDQ impact item {code} is not on the {who.value} form",
+                field=f"answers.impact.{code}",
+            )
+        if answer is None:
+            continue
+        if isinstance(answer, bool) or not isinstance(answer, int):
+            raise AnswerNotIntegerError(
+                f"SDQ impact item {code} must be an integer or null",
+                field=f"answers.impact.{code}",
+            )
+        if not 0 <= answer <= 3:
+            raise AnswerOutOfRangeError(
+                f"SDQ impact item {code} must be between 0 and 3",
+                field=f"answers.impact.{code}",
+            )
+        given[code] = answer
+
+    scores: dict[SdqScale, int | None] = {}
+    for scale, numbers in SDQ_SUBSCALE_ITEMS.items():
+        values = [checked[n - 1] for n in numbers]
+        if any(v is None for v in values):
+            scores[scale] = None
+            continue
+        scores[scale] = sum(
+            (2 - v) if n in SDQ_REVERSED_ITEMS else v
+            for n, v in zip(numbers, values, strict=True)
+            if v is not None
+        )
+    problems = [scores[s] for s in _SDQ_PROBLEM_SCALES]
+    scores[SdqScale.TOTAL_DIFFICULTIES] = (
+        None if any(p is None for p in problems) else sum(p for p in problems if p is not None)
+    )
+    scores[SdqScale.IMPACT] = _sdq_impact(allowed, given)
+    bands = {
+        scale: (None if value is None else sdq_band(who, scale, value))
+        for scale, value in scores.items()
+    }
+    return SdqScore(informant=who, items=checked, impact_answers=given, scores=scores, bands=bands)
+
+
+def _sdq_impact(allowed: tuple[str, ...], given: Mapping[str, int]) -> int | None:
+    overall = given.get("overall")
+    if overall is None:
+        return None
+    if overall == 0:
+        return 0
+    scored = [code for code in allowed if code not in _SDQ_IMPACT_UNSCORED]
+    if any(code not in given for code in scored):
+        return None
+    return sum(_SDQ_IMPACT_POINTS[given[code]] for code in scored)

@@ -98,11 +98,26 @@ from domain.errors import (
 )
 from domain.instruments import (
     RULES_VERSION,
+    SDQ_AGES,
     Instrument,
     ScoreResult,
+    SdqInformant,
+    SdqScore,
     Severity,
     score,
+    score_sdq,
     spec_for,
+)
+from domain.minors import (  # minors block (issue #19)
+    DEFAULT_GUARDIAN_CONSENT_UNDER,
+    MAX_GIVER_NAME_LENGTH,
+    ConsentGiver,
+    GuardianConsentRequiredError,
+    GuardianDetailsRequiredError,
+    GuardianRelationship,
+    MeasurementNotDueError,
+    check_age_rule,
+    needs_guardian,
 )
 
 # Longest single activity we accept, in minutes: a whole working day plus margin.
@@ -1568,7 +1583,7 @@ class Patient(Aggregate):
         grant.reviewed_by = reviewer_id
         grant.review_note = note
 
-    # === the wider team and PCBH (issue 18, items 3-4; owner: pcbh) =====================
+    # === the wider team and PCBH (issue 18, items 3-4; owner: pcbh) ==============
     # Events, commands and their apply methods in one place. Rules (docs/pcbh.md):
     # - a wider-team role is given only to a staff member the directory lists in it
     #   (``held_roles`` comes from the directory), never to a caregiver;
@@ -1981,6 +1996,229 @@ class Patient(Aggregate):
         )
 
     # === end of the wider team and PCBH ==================================================
+
+    # --- minors: consent given by a guardian (issue #19; docs/minors.md) ---------------
+    # One block: the event, the command and its apply. The consent itself is the usual
+    # ConsentGranted; ConsentGiverRecorded says who gave it and, for a guardian, their
+    # relationship and name (encrypted with the patient's key).
+
+    class ConsentGiverRecorded(Aggregate.Event):
+        """Who gave a consent: the patient, or a guardian (with relationship and name)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.consent_giver_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        FREE_TEXT_FIELDS: ClassVar[frozenset[str]] = frozenset({"giver_name"})
+        consent_id: UUID
+        given_by: str
+        relationship: str | None
+        giver_name: str | None
+        guardian_consent_under: int
+        occurred_at: datetime
+
+    def grant_consent_given_by(
+        self,
+        *,
+        given_by: ConsentGiver | str,
+        kind: ConsentKind | str,
+        occurred_at: datetime,
+        now: datetime,
+        relationship: GuardianRelationship | str | None = None,
+        giver_name: str | None = None,
+        guardian_consent_under: int = DEFAULT_GUARDIAN_CONSENT_UNDER,
+        **consent: Any,
+    ) -> UUID:
+        """Record a consent and who gave it; returns the consent's id.
+
+        For a patient younger than ``guardian_consent_under`` (the organisation's rule)
+        on the day it is given, treatment and data-sharing consent must come from a
+        guardian; a guardian's consent names the guardian and their relationship.
+        """
+        self._check_time(occurred_at, now)
+        age_rule = check_age_rule(guardian_consent_under)
+        who = require_enum(ConsentGiver, given_by, "given_by")
+        what = require_enum(ConsentKind, kind, "kind")
+        age = self.age_on(occurred_at.date()) if self.birth_date is not None else None
+        if who is ConsentGiver.PATIENT and needs_guardian(what, age, age_rule):
+            raise GuardianConsentRequiredError(
+                f"{what.value} consent for a patient under {age_rule} must be given by a guardian",
+                aggregate_id=self.id,
+                field="given_by",
+            )
+        related: GuardianRelationship | None = None
+        name: str | None = None
+        if who is ConsentGiver.GUARDIAN:
+            if relationship is None:
+                raise GuardianDetailsRequiredError(
+                    "a guardian's consent needs their relationship", field="relationship"
+                )
+            if giver_name is None:
+                raise GuardianDetailsRequiredError(
+                    "a guardian's consent needs their name", field="giver_name"
+                )
+            related = require_enum(GuardianRelationship, relationship, "relationship")
+            name = require_text(giver_name, "giver_name", max_length=MAX_GIVER_NAME_LENGTH)
+        consent_id = self.grant_consent(kind=what, occurred_at=occurred_at, now=now, **consent)
+        self._consent_giver_recorded(
+            consent_id=consent_id,
+            given_by=who.value,
+            relationship=related.value if related is not None else None,
+            giver_name=name,
+            guardian_consent_under=age_rule,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return consent_id
+
+    @event(ConsentGiverRecorded)
+    def _consent_giver_recorded(
+        self,
+        consent_id: UUID,
+        given_by: str,
+        relationship: str | None,
+        giver_name: str | None,
+        guardian_consent_under: int,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        # The giver lives in the log (and the audit); no aggregate rule reads it back.
+        return None
+
+    # --- patient channel: measurement reminders (issue #19; docs/patient-channel.md) ----
+
+    class MeasurementReminderDue(Aggregate.Event):
+        """A measure is due: a messaging partner may remind the patient (careteam sends
+        no message itself). Public to partners as ``patient.measurement_reminder_due``."""
+
+        EVENT_NAME: ClassVar[str] = "patient.measurement_reminder_due"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        reminder_id: UUID
+        instrument: str
+        due_on: date
+        occurred_at: datetime
+
+    def remind_measurement(
+        self,
+        *,
+        instrument: Instrument | str,
+        due_after_days: int,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> UUID:
+        """Emit a reminder that ``instrument`` is due; returns the reminder's id.
+
+        Due when the enrolled patient has no complete screening of the instrument (for
+        PHQ-9, a PHQ-A counts too) within ``due_after_days`` before ``occurred_at``
+        (the registry's measurement interval); otherwise ``MeasurementNotDueError``.
+        """
+        self._check_time(occurred_at, now)
+        self._require_enrolled(occurred_at)
+        spec = spec_for(instrument)
+        counts = {spec.instrument}
+        if spec.instrument is Instrument.PHQ9:
+            counts.add(Instrument.PHQ_A)
+        last = max(
+            (
+                s.occurred_at
+                for s in self.screenings
+                if s.instrument in counts and s.complete and s.occurred_at <= occurred_at
+            ),
+            default=None,
+        )
+        if last is not None and (occurred_at.date() - last.date()).days <= due_after_days:
+            raise MeasurementNotDueError(
+                f"{spec.title} is not due: measured within {due_after_days} days",
+                aggregate_id=self.id,
+                field="instrument",
+            )
+        reminder_id = uuid4()
+        self._measurement_reminder_due(
+            reminder_id=reminder_id,
+            instrument=spec.instrument.value,
+            due_on=occurred_at.date(),
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return reminder_id
+
+    @event(MeasurementReminderDue)
+    def _measurement_reminder_due(
+        self,
+        reminder_id: UUID,
+        instrument: str,
+        due_on: date,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        # The reminder lives in the log and goes to partners; no aggregate rule reads it.
+        return None
+
+    # --- children and adolescents: the SDQ (issue #19; docs/minors.md) ----------------
+
+    class SdqRecorded(Aggregate.Event):
+        """An SDQ form with every answer and its scores (subscales, total difficulties,
+        impact) and bands, per the official key (domain/instruments.py)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.sdq_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        sdq_id: UUID
+        informant: str
+        items: list[int | None]
+        impact: dict[str, int]
+        scores: dict[str, int | None]
+        bands: dict[str, str | None]
+        rules_version: str
+        occurred_at: datetime
+
+    def record_sdq(
+        self,
+        *,
+        informant: SdqInformant | str,
+        items: Sequence[int | None],
+        occurred_at: datetime,
+        now: datetime,
+        impact: Mapping[str, int | None] | None = None,
+    ) -> SdqScore:
+        """Record and score one SDQ form; the child's age on the day must fit the form
+        (parent and teacher 4-17, self-report 11-17)."""
+        self._check_time(occurred_at, now)
+        result = score_sdq(informant, items, impact)
+        low, high = SDQ_AGES[result.informant]
+        if self.birth_date is not None and not low <= self.age_on(occurred_at.date()) <= high:
+            raise InstrumentNotForAgeError(
+                f"the SDQ {result.informant.value} form is for ages {low}-{high}",
+                aggregate_id=self.id,
+                field="occurredAt",
+            )
+        self._sdq_recorded(
+            sdq_id=uuid4(),
+            informant=result.informant.value,
+            items=list(result.items),
+            impact=dict(result.impact_answers),
+            scores={k.value: v for k, v in result.scores.items()},
+            bands={k.value: (b.value if b is not None else None) for k, b in result.bands.items()},
+            rules_version=RULES_VERSION,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return result
+
+    @event(SdqRecorded)
+    def _sdq_recorded(
+        self,
+        sdq_id: UUID,
+        informant: str,
+        items: list[int | None],
+        impact: dict[str, int],
+        scores: dict[str, int | None],
+        bands: dict[str, str | None],
+        rules_version: str,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        # Kept in the log (and for partners, nothing: not a public type).
+        return None
+
+    # --- end of the issue #19 blocks (minors, patient channel) -----------------------
 
     # --- snapshot ---------------------------------------------------------------------
 

@@ -28,12 +28,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from services.api.app import create_app
+    from services.api.patient_reported import patient_reported_mount
     from services.fhir.routes import fhir_mount
 
     settings = _settings(args)
     if "api" not in settings.components:
         return _run_headless(settings)
-    app = create_app(settings, mounts=(fhir_mount,), components=settings.components)
+    mounts = (fhir_mount, patient_reported_mount)
+    app = create_app(settings, mounts=mounts, components=settings.components)
     # No permessage-deflate: care events are small JSON messages, and compressing each
     # one for every subscriber cost more CPU than the bytes it saved (bench row 6), plus
     # a zlib context per WebSocket.

@@ -52,7 +52,9 @@ from services.api.errors import (
     exactly_one,
     result_union,
 )
+from services.api.minors_api import MinorsMutation  # minors (#19)
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
+from services.api.patient_reported import PatientReportedMutation  # patient channel (#19)
 from services.api.patient_types import PatientResult, load_patient_view
 from services.api.pcbh import PcbhMutation, PcbhQuery  # the wider team and PCBH
 from services.api.psychotherapy import PsychotherapyNoteQuery
@@ -449,6 +451,8 @@ Mutation = merge_root(
         PartnerMutation,
         *CLINICAL_MUTATIONS,
         PcbhMutation,
+        PatientReportedMutation,
+        MinorsMutation,
     ),
 )
 

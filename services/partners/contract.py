@@ -211,6 +211,15 @@ def _screening(e: Patient.ScreeningRecorded, s: Source) -> dict[str, Any]:
     }
 
 
+def _reminder(e: Patient.MeasurementReminderDue, s: Source) -> dict[str, Any]:
+    # What is due and since when; a messaging partner maps the pseudonym to its contact.
+    return {
+        "reminder": s.pseudonyms.of("reminder", e.reminder_id),
+        "instrument": e.instrument,
+        "due_on": e.due_on.isoformat(),
+    }
+
+
 def _referral_requested(e: Referral.Requested, s: Source) -> dict[str, Any]:
     # No reason and no requester: free text and staff identities are not needed.
     return {
@@ -374,6 +383,12 @@ CATALOGUE: tuple[PublicEventType, ...] = (
         _P + "screening_recorded",
         "questionnaire result (instrument, total, severity band, LOINC codes, date)",
         _screening,
+    ),
+    _t(  # patient channel (issue #19): reminders a messaging partner delivers
+        "patient.measurement_reminder_due",
+        _P + "measurement_reminder_due",
+        "a measure is due: remind the patient (instrument, due date)",
+        _reminder,
     ),
     _t(
         "referral.requested",

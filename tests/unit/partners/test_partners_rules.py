@@ -243,6 +243,8 @@ def _every_public_event() -> Log:
     p.record_screening(
         instrument="gad7", answers=[1, 1, 0, None, 1, 1, 1], occurred_at=day(2), now=day(2)
     )
+    # A measurement reminder (patient channel, issue #19): no PHQ-2 yet, so it is due.
+    p.remind_measurement(instrument="phq2", due_after_days=30, occurred_at=day(2), now=day(2))
     p.write_relapse_prevention_plan(
         warning_signs=["sleep"], strategies=["walk"], occurred_at=day(3), now=day(3)
     )
