@@ -65,6 +65,8 @@ CODED_TEXT_FIELDS = frozenset(
         ("care_plan.reviewed", "suggested_decision"),
         ("care_plan.reviewed", "rules_version"),
         ("referral.requested", "service"),
+        # billing programs (issue 18): the performer's staff role, a services.auth.Role code
+        ("patient.contact_logged", "performer_role"),
         # the wider team and PCBH (issue 18): codes from domain.common enumerations
         ("patient.wider_team_member_added", "role"),
         ("patient.caregiver_added", "relationship"),
