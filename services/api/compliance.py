@@ -394,9 +394,7 @@ class ComplianceQuery:
         first: Annotated[
             int, arg(f"How many rows in this page (1 to {MAX_AS_OF_PAGE}).")
         ] = MAX_AS_OF_PAGE,
-        after: Annotated[
-            str | None, arg("The endCursor of the previous page (same `at`).")
-        ] = None,
+        after: Annotated[str | None, arg("The endCursor of the previous page (same `at`).")] = None,
     ) -> CaseloadAsOfResult:
         ctx = info.context
         if (bad := _out_of_range(at=at)) is not None:

@@ -167,7 +167,8 @@ async def test_small_pages_equal_the_old_whole_organisation_replay(
     assert set(ids) == {str(p) for p in seeded} | {str(template)}
     assert pages == 6  # 41 rows, 7 a page
     one_manager, _ = _page_through(server, compliance, at.isoformat(), 4, managers[1])
-    assert [r["patientId"] for r in one_manager] == await _old_replay(db_dsn, at, managers[1], template)
+    old = await _old_replay(db_dsn, at, managers[1], template)
+    assert [r["patientId"] for r in one_manager] == old
     assert {r["careManagerId"] for r in one_manager} == {str(managers[1])}
     assert len(one_manager) == 13  # seeded copies 1, 4, ..., 37
 
@@ -191,4 +192,3 @@ def test_a_bad_page_size_or_cursor_is_a_typed_error(server: ServerProcess) -> No
         assert "errors" not in got, got
         assert got["data"]["caseloadAsOf"]["__typename"] == "ValidationError"
         assert got["data"]["caseloadAsOf"]["field"] == field
-
