@@ -492,7 +492,7 @@ def _decode_caseload_cursor(text: str, at: datetime) -> UUID | None:
         if datetime.fromisoformat(data["at"]) != at:
             return None
         return UUID(data["after"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

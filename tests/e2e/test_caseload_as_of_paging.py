@@ -7,6 +7,7 @@ the API would take longer than the test is worth; the query itself goes over HTT
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -187,7 +188,18 @@ async def test_pages_through_twenty_thousand_patients(server: ServerProcess, db_
 def test_a_bad_page_size_or_cursor_is_a_typed_error(server: ServerProcess) -> None:
     token = server.token("compliance")
     at = datetime.now(UTC).isoformat()
-    for first, after, field in ((0, None, "first"), (501, None, "first"), (5, "nope", "after")):
+
+    def cursor(when: str, after: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps({"at": when, "after": after}).encode()).decode()
+
+    cases = (
+        (0, None, "first"),
+        (501, None, "first"),
+        (5, "nope", "after"),
+        (5, cursor(at, 5), "after"),
+        (5, cursor("2020-01-01T00:00:00+00:00", str(uuid4())), "after"),
+    )
+    for first, after, field in cases:
         got = server.graphql(PAGE, {"at": at, "first": first, "after": after}, token=token)
         assert "errors" not in got, got
         assert got["data"]["caseloadAsOf"]["__typename"] == "ValidationError"
