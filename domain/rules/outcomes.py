@@ -34,6 +34,8 @@ from domain.rules import DatedScore, RuleBook, calendar_day, improvement
 
 __all__ = [
     "RULE_BOOK",
+    "CohortUtilisation",
+    "EnrolledPatient",
     "EpisodeFacts",
     "EpisodeOutcomes",
     "Ineligibility",
@@ -42,18 +44,24 @@ __all__ = [
     "PeriodUtilisation",
     "ScreenFollowUp",
     "Utilisation",
+    "UtilisationKind",
+    "UtilisationWindow",
     "WindowOutcome",
     "baseline",
     "cms159",
+    "cohort_utilisation",
     "dms_e",
     "drr_e",
     "dsf_e",
     "episode_outcomes",
+    "gad7_remission",
+    "gad7_response",
     "is_remission",
     "is_response",
     "rules_for",
     "twelve_week_outcome",
     "utilisation_period",
+    "utilisation_window",
 ]
 
 
@@ -477,3 +485,127 @@ def episode_outcomes(
         drr_e=drr_e(facts.scores, facts.age_at_index, day, rules),
         cms159=cms159(facts.scores, facts.age_at_index, day, rules),
     )
+
+
+# --- Outcomes over time (issue #19 item 3): GAD-7 and system-level utilisation ----------
+#
+# GAD-7 (Spitzer RL, Kroenke K, Williams JBW, Loewe B. "A brief measure for assessing
+# generalized anxiety disorder: the GAD-7." Arch Intern Med 2006;166:1092-1097): cut
+# points 5, 10 and 15 for mild, moderate and severe anxiety. Response and remission
+# mirror the PHQ-9 definitions above, the convention of measurement-based collaborative
+# care (University of Washington AIMS Center, "treat to target"):
+#   GAD-7 response   a GAD-7 at least 50% below the episode's first GAD-7 (never for a
+#                    baseline of 0, as for the PHQ-9);
+#   GAD-7 remission  a GAD-7 below 5 (below the "mild" cut point).
+#
+# System-level utilisation (emergency department visits, hospitalisations, specialty
+# mental-health referrals), each an event with its own effective day, counted per 1,000
+# enrolled patients of an enrollment-month cohort:
+#   before  the 365 days before the enrollment day (days -365 to -1);
+#   after   the 365 days after it (days 1 to 365).
+# The enrollment day itself is in neither window: an emergency visit that day is often
+# the reason for the referral and cannot be an effect of care. A patient counts in the
+# "after" denominator only once their after-window has closed (day 365 has passed on the
+# as-of day), so a young cohort's rate is never diluted by follow-up still to come.
+
+GAD7_RESPONSE_IMPROVEMENT = Fraction(1, 2)
+GAD7_REMISSION_BELOW = 5
+UTILISATION_WINDOW_DAYS = 365
+PER_PATIENTS = 1000
+
+
+class UtilisationKind(StrEnum):
+    """A use of the wider health system a collaborative-care program means to change."""
+
+    EMERGENCY_VISIT = "emergency_visit"
+    HOSPITALISATION = "hospitalisation"
+    SPECIALTY_MENTAL_HEALTH_REFERRAL = "specialty_mental_health_referral"
+
+
+class UtilisationWindow(StrEnum):
+    """Where an event's effective day lies relative to the patient's enrollment day."""
+
+    BEFORE = "before"
+    AFTER = "after"
+
+
+def gad7_response(baseline_total: int, total: int) -> bool:
+    """A GAD-7 at least 50% below the baseline GAD-7 (never for a baseline of 0)."""
+    gain = improvement(baseline_total, total)
+    return gain is not None and gain >= GAD7_RESPONSE_IMPROVEMENT
+
+
+def gad7_remission(total: int) -> bool:
+    """A GAD-7 below 5."""
+    return total < GAD7_REMISSION_BELOW
+
+
+def utilisation_window(enrolled_on: date, effective_on: date) -> UtilisationWindow | None:
+    """The window of an event day, or None (the enrollment day, or outside both)."""
+    days = (effective_on - enrolled_on).days
+    if -UTILISATION_WINDOW_DAYS <= days <= -1:
+        return UtilisationWindow.BEFORE
+    if 1 <= days <= UTILISATION_WINDOW_DAYS:
+        return UtilisationWindow.AFTER
+    return None
+
+
+@dataclass(frozen=True)
+class EnrolledPatient:
+    """One enrolled patient's enrollment day and their utilisation events (kind, day)."""
+
+    enrolled_on: date
+    events: tuple[tuple[UtilisationKind, date], ...] = ()
+
+
+@dataclass(frozen=True)
+class CohortUtilisation:
+    """One kind of utilisation for the patients enrolled in one month."""
+
+    year: int
+    month: int
+    kind: UtilisationKind
+    enrolled: int
+    before_events: int
+    # Patients whose after-window has closed on the as-of day, and their events after.
+    after_patients: int
+    after_events: int
+
+    @property
+    def before_per_1000(self) -> Fraction | None:
+        return (
+            None
+            if not self.enrolled
+            else Fraction(self.before_events * PER_PATIENTS, self.enrolled)
+        )
+
+    @property
+    def after_per_1000(self) -> Fraction | None:
+        if not self.after_patients:
+            return None
+        return Fraction(self.after_events * PER_PATIENTS, self.after_patients)
+
+
+def cohort_utilisation(
+    patients: Iterable[EnrolledPatient], kind: UtilisationKind, as_of: date
+) -> list[CohortUtilisation]:
+    """Per enrollment month (oldest first): events of ``kind`` before and after enrollment,
+    counting only patients enrolled and events effective on or before ``as_of``."""
+    groups: dict[tuple[int, int], list[EnrolledPatient]] = {}
+    for p in patients:
+        if p.enrolled_on <= as_of:
+            groups.setdefault((p.enrolled_on.year, p.enrolled_on.month), []).append(p)
+    out = []
+    for (year, month), cohort in sorted(groups.items()):
+        before = after = closed = 0
+        for p in cohort:
+            window_closed = (as_of - p.enrolled_on).days > UTILISATION_WINDOW_DAYS
+            closed += window_closed
+            for event_kind, day in p.events:
+                if event_kind is not kind or day > as_of:
+                    continue
+                where = utilisation_window(p.enrolled_on, day)
+                before += where is UtilisationWindow.BEFORE
+                after += where is UtilisationWindow.AFTER and window_closed
+        out.append(CohortUtilisation(year, month, kind, len(cohort), before, closed, after))
+    return out

@@ -36,6 +36,9 @@ from services.database import Conn
 from services.eventstore import EventStore, RecordedEvent, row_to_event
 
 MAX_PAGE = 500
+# caseloadAsOf: rows a page, and patients read (and replayed) per batch.
+MAX_AS_OF_PAGE = 500
+AS_OF_BATCH = 500
 
 
 def arg(description: str) -> Any:
@@ -402,29 +405,57 @@ class ComplianceQuery:
         info: Info[CareteamContext, None],
         at: Annotated[datetime, arg("The instant (recorded time).")],
         care_manager_id: Annotated[UUID | None, arg("One care manager's caseload.")] = None,
+        first: Annotated[
+            int, arg(f"How many rows in this page (1 to {MAX_AS_OF_PAGE}).")
+        ] = MAX_AS_OF_PAGE,
+        after: Annotated[str | None, arg("The endCursor of the previous page (same `at`).")] = None,
     ) -> CaseloadAsOfResult:
         ctx = info.context
         if (bad := _out_of_range(at=at)) is not None:
             return bad
+        if not 1 <= first <= MAX_AS_OF_PAGE:
+            return ValidationError(
+                code="PAGE_SIZE_OUT_OF_RANGE",
+                message=f"first must be between 1 and {MAX_AS_OF_PAGE}",
+                field="first",
+            )
+        start: UUID | None = None
+        if after is not None:
+            start = _decode_caseload_cursor(after, at)
+            if start is None:
+                return ValidationError(
+                    code="INVALID_CURSOR",
+                    message="after is not a cursor of this query for this instant",
+                    field="after",
+                )
         try:
             check_role(ctx.require_principal(), "caseloadAsOf")
         except Denied as denied:
             return await deny(ctx, denied, None)
-        rows = await load_caseload_as_of(ctx, at, care_manager_id)
+        rows, more = await load_caseload_page(ctx, at, care_manager_id, first, start)
         await record_reads(ctx, "caseloadAsOf", [r.patient_id for r in rows], ("caseloadAsOf",))
-        return CaseloadAsOf(at=at, rows=[CaseloadRowView.build(r) for r in rows])
+        end = _caseload_cursor(at, rows[-1].patient_id) if rows and more else None
+        return CaseloadAsOf(
+            at=at,
+            rows=[CaseloadRowView.build(r) for r in rows],
+            page_info=AuditPageInfo(has_next_page=more, end_cursor=end),
+        )
 
 
-MAX_AS_OF_PATIENTS = 1_000
+# --- caseloadAsOf, paged (issue #19 item 4) -------------------------------------------
+# One page is a keyset range of patient ids: the patients whose stream existed by ``at``
+# are read in batches in patient-id order, and only each batch's events are replayed
+# (per patient, as of ``at``), so memory is bounded by the page, never the organisation.
 
 
 @strawberry.type(description="The registry as careteam knew it at an instant (recorded time).")
 class CaseloadAsOf:
     at: datetime = strawberry.field(description="The instant asked about.")
     rows: list[CaseloadRowView] = strawberry.field(
-        description="One row per patient enrolled then (with flags as of that day), by "
-        "enrollment date; at most 1,000."
+        description="One row per patient enrolled then (with flags as of that day), in "
+        "patient id order; at most `first` a page."
     )
+    page_info: AuditPageInfo = strawberry.field(description="How to get the next page.")
 
 
 CaseloadAsOfResult = Annotated[
@@ -462,21 +493,68 @@ def caseload_as_of(
     return rows
 
 
-async def load_caseload_as_of(
-    ctx: CareteamContext, at: datetime, care_manager_id: UUID | None
-) -> list[CaseloadRow]:
+def _caseload_cursor(at: datetime, patient_id: UUID) -> str:
+    text = json.dumps({"at": at.isoformat(), "after": str(patient_id)})
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _decode_caseload_cursor(text: str, at: datetime) -> UUID | None:
+    """The patient id a cursor continues after, or None when it is not a cursor of a
+    caseloadAsOf page for this same instant."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(text.encode()))
+        if datetime.fromisoformat(data["at"]) != at:
+            return None
+        return UUID(data["after"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+async def load_caseload_page(
+    ctx: CareteamContext,
+    at: datetime,
+    care_manager_id: UUID | None,
+    first: int,
+    after: UUID | None,
+) -> tuple[list[CaseloadRow], bool]:
+    """One page of the registry as of ``at``: at most ``first`` rows after the patient id
+    ``after``, in patient id order, and whether more rows follow. Reads patients in
+    batches of ``AS_OF_BATCH`` (keyset on the stream id) and replays only their events."""
     principal = ctx.require_principal()
-    predicate, params = patient_scope_sql("caseloadAsOf", principal, "e.patient_id", 2)
+    predicate, params = patient_scope_sql("caseloadAsOf", principal, "s.patient_id", 4)
+    rows: list[CaseloadRow] = []
+    cursor = after
     async with ctx.runtime.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"""SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
-                       stream_type, stream_version, patient_id, event_type, event_version,
-                       payload, metadata, occurred_at, recorded_at
-                FROM events e
-                WHERE e.stream_type = 'patient' AND e.recorded_at <= $1 AND {predicate}
-                ORDER BY e.tx_id, e.position""",
-            at,
-            *params,
-        )
-        records = await ctx.runtime.store.decrypt([row_to_event(r) for r in rows], conn)
-    return caseload_as_of(records, at, care_manager_id)[:MAX_AS_OF_PATIENTS]
+        while len(rows) <= first:
+            ids = [
+                r["stream_id"]
+                for r in await conn.fetch(
+                    f"""SELECT s.stream_id FROM streams s
+                        WHERE s.stream_type = 'patient' AND s.created_at <= $1
+                          AND ($2::uuid IS NULL OR s.stream_id > $2::uuid) AND {predicate}
+                        ORDER BY s.stream_id LIMIT $3""",
+                    at,
+                    cursor,
+                    AS_OF_BATCH,
+                    *params,
+                )
+            ]
+            if not ids:
+                return rows, False
+            events = await conn.fetch(
+                """SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
+                          stream_type, stream_version, patient_id, event_type, event_version,
+                          payload, metadata, occurred_at, recorded_at
+                   FROM events e
+                   WHERE e.stream_id = ANY($2::uuid[]) AND e.recorded_at <= $1
+                   ORDER BY e.tx_id, e.position""",
+                at,
+                ids,
+            )
+            records = await ctx.runtime.store.decrypt([row_to_event(r) for r in events], conn)
+            batch = caseload_as_of(records, at, care_manager_id)
+            rows.extend(sorted(batch, key=lambda r: str(r.patient_id)))
+            cursor = ids[-1]
+            if len(ids) < AS_OF_BATCH and len(rows) <= first:
+                return rows, False
+    return rows[:first], True
