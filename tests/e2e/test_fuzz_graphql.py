@@ -94,6 +94,10 @@ ROLES = (
     "compliance",
     "admin",
     "partner",
+    # the wider team and caregivers (docs/team-roles.md)
+    "behavioral_health_consultant",
+    "social_worker",
+    "caregiver",
     "outsider",
 )
 
@@ -407,14 +411,8 @@ class Retarget(graphql.Visitor):
         return self._swap(node)
 
 
-ROLE_LABELS = {
-    Role.CARE_MANAGER: "care_manager",
-    Role.PCP: "pcp",
-    Role.PSYCHIATRIST: "psychiatrist",
-    Role.COMPLIANCE: "compliance",
-    Role.ADMIN: "admin",
-    Role.PARTNER: "partner",
-}
+# Every role of the policy, by the label the fuzzer's callers use (its value).
+ROLE_LABELS = {role: role.value for role in Role}
 
 
 def callers(document: str) -> st.SearchStrategy[str]:
@@ -781,6 +779,8 @@ def _seed(server: ServerProcess) -> tuple[dict[str, str], dict[str, list[UUID]]]
         "outsider": server.token("care_manager"),
         "expired": server.token("care_manager", ttl_seconds=-3600),
     }
+    for role in Role:  # the wider team and caregivers: not on this patient's team
+        tokens.setdefault(role.value, server.token(role.value))
     named = {
         "patientId": [patient, other.patient_id],
         "carePlanId": [plan_id],
