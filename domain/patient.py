@@ -87,6 +87,7 @@ from domain.errors import (
     NotABehavioralHealthConsultantError,
     NotInpatientError,
     OccurredBeforeBirthError,
+    OccurredInFutureError,
     OutOfOrderError,
     PartnerOrganisationRequiredError,
     PatientNotEnrolledError,
@@ -119,10 +120,16 @@ from domain.minors import (  # minors block (issue #19)
     check_age_rule,
     needs_guardian,
 )
+from domain.rules.outcomes import (  # utilisation block (issue #19 item 3)
+    UtilisationKind,
+    UtilisationSource,
+)
 
 # Longest single activity we accept, in minutes: a whole working day plus margin.
 # (Policy choice: larger entries are almost always typing errors.)
 MAX_CONTACT_MINUTES: Final = 600
+# A day is "in the future" once it has begun nowhere on Earth (UTC+14): utilisation block.
+LATEST_UTC_OFFSET: Final = timedelta(hours=14)
 # Oldest plausible age at registration, in years.
 MAX_AGE_YEARS: Final = 130
 # Due dates of tasks raised by a screening (policy choices; the same-day risk
@@ -2217,6 +2224,84 @@ class Patient(Aggregate):
     ) -> None:
         # Kept in the log (and for partners, nothing: not a public type).
         return None
+
+    # --- system-level utilisation (issue #19 item 3; docs/outcomes.md) ---------------
+    # An emergency department visit, a hospitalisation or a specialty mental-health
+    # referral the patient had, with the day it took place and where careteam learned of
+    # it. Recorded for any registered patient, before or after enrollment (the "before"
+    # window is the point: domain/rules/outcomes.py, cohort_utilisation). A day in the
+    # future (after today anywhere on Earth: UTC+14) or before the patient's birth is a
+    # ValidationError on ``effectiveOn``.
+
+    class UtilisationRecorded(Aggregate.Event):
+        """A use of the wider health system (kind, effective day, source)."""
+
+        EVENT_NAME: ClassVar[str] = "patient.utilisation_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        utilisation_id: UUID
+        kind: str
+        source: str
+        effective_on: date
+        occurred_at: datetime
+
+    def record_utilisation(
+        self,
+        *,
+        kind: UtilisationKind | str,
+        source: UtilisationSource | str,
+        effective_on: date,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> UUID:
+        """Record one utilisation event; returns its id."""
+        self._check_time(occurred_at, now)
+        try:
+            kind = UtilisationKind(kind)
+        except ValueError:
+            raise InvalidEnumValueError("kind is not a utilisation kind", field="kind") from None
+        try:
+            source = UtilisationSource(source)
+        except ValueError:
+            raise InvalidEnumValueError(
+                "source is not a utilisation source", field="source"
+            ) from None
+        if isinstance(effective_on, datetime) or not isinstance(effective_on, date):
+            raise InvalidPayloadValueError("effectiveOn must be a date", field="effectiveOn")
+        if effective_on > (now + LATEST_UTC_OFFSET).date():
+            raise OccurredInFutureError(
+                "effectiveOn lies in the future", aggregate_id=self.id, field="effectiveOn"
+            )
+        if self.birth_date is not None and effective_on < self.birth_date:
+            raise OccurredBeforeBirthError(
+                "effectiveOn lies before the patient's birth date",
+                aggregate_id=self.id,
+                field="effectiveOn",
+            )
+        utilisation_id = uuid4()
+        self._utilisation_recorded(
+            utilisation_id=utilisation_id,
+            kind=kind.value,
+            source=source.value,
+            effective_on=effective_on,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
+        return utilisation_id
+
+    @event(UtilisationRecorded)
+    def _utilisation_recorded(
+        self,
+        utilisation_id: UUID,
+        kind: str,
+        source: str,
+        effective_on: date,
+        occurred_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        # Counted by the outcomes read model (projections/outcomes_series.py); no rule here.
+        return None
+
+    # --- end of the utilisation block -----------------------------------------------
 
     # --- end of the issue #19 blocks (minors, patient channel) -----------------------
 

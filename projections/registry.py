@@ -6,6 +6,7 @@ from projections.base import Projection
 from projections.billing import projection as billing
 from projections.caseload import projection as registry
 from projections.emergency_access import projection as emergency_access
+from projections.outcomes_series import projection as outcomes_series  # issue #19
 from projections.patient_access import projection as patient_access
 from projections.patient_view import projection as patient_view
 from projections.pcbh import projection as pcbh  # the wider team and PCBH
@@ -22,6 +23,7 @@ def all_projections() -> list[Projection]:
         referral_projection,
         consultation_projection,
         pcbh,
+        outcomes_series,
     ]
 
 
@@ -36,4 +38,5 @@ def projection_tables() -> dict[str, tuple[str, ...]]:
         referral_projection.name: ("rm_referral_tracker",),
         consultation_projection.name: ("rm_consultation_tracker",),
         pcbh.name: ("rm_pcbh",),
+        outcomes_series.name: ("rm_outcomes_series",),
     }

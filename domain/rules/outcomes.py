@@ -522,6 +522,15 @@ class UtilisationKind(StrEnum):
     SPECIALTY_MENTAL_HEALTH_REFERRAL = "specialty_mental_health_referral"
 
 
+class UtilisationSource(StrEnum):
+    """Where careteam learned of a utilisation event (a closed set)."""
+
+    CLAIMS = "claims"
+    EHR = "ehr"
+    HEALTH_INFORMATION_EXCHANGE = "health_information_exchange"
+    PATIENT_REPORT = "patient_report"
+
+
 class UtilisationWindow(StrEnum):
     """Where an event's effective day lies relative to the patient's enrollment day."""
 
@@ -608,4 +617,61 @@ def cohort_utilisation(
                 before += where is UtilisationWindow.BEFORE
                 after += where is UtilisationWindow.AFTER and window_closed
         out.append(CohortUtilisation(year, month, kind, len(cohort), before, closed, after))
+    return out
+
+
+# GAD-7 per enrollment-month cohort (docs/outcomes.md, "Outcomes over time"): a patient's
+# baseline is their first complete GAD-7 taken from 30 days before the enrollment day on
+# (the intake look-back of docs/clinical-time.md); their latest is the last complete
+# GAD-7 after the baseline day, on or before the as-of day. Response and remission are
+# judged on the latest score (gad7_response, gad7_remission), among the patients with a
+# follow-up score; a patient with a baseline only counts in ``with_baseline``.
+GAD7_BASELINE_LOOKBACK_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Gad7Course:
+    """One enrolled patient's enrollment day and complete GAD-7 totals (day, total)."""
+
+    enrolled_on: date
+    scores: tuple[tuple[date, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class CohortGad7:
+    """GAD-7 outcomes of the patients enrolled in one month, as of a day."""
+
+    year: int
+    month: int
+    enrolled: int
+    with_baseline: int
+    followed_up: int
+    response: int
+    remission: int
+
+
+def cohort_gad7(patients: Iterable[Gad7Course], as_of: date) -> list[CohortGad7]:
+    """Per enrollment month (oldest first), counting patients enrolled by ``as_of``."""
+    groups: dict[tuple[int, int], list[Gad7Course]] = {}
+    for p in patients:
+        if p.enrolled_on <= as_of:
+            groups.setdefault((p.enrolled_on.year, p.enrolled_on.month), []).append(p)
+    out = []
+    for (year, month), cohort in sorted(groups.items()):
+        baseline_n = followed = responded = remitted = 0
+        for p in cohort:
+            start = p.enrolled_on - timedelta(days=GAD7_BASELINE_LOOKBACK_DAYS)
+            scores = sorted(s for s in p.scores if start <= s[0] <= as_of)
+            if not scores:
+                continue
+            baseline_n += 1
+            base_day, base_total = scores[0]
+            later = [s for s in scores if s[0] > base_day]
+            if not later:
+                continue
+            followed += 1
+            latest = later[-1][1]
+            responded += gad7_response(base_total, latest)
+            remitted += gad7_remission(latest)
+        out.append(CohortGad7(year, month, len(cohort), baseline_n, followed, responded, remitted))
     return out

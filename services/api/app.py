@@ -33,6 +33,7 @@ from services.api.feed import EventFeed
 from services.api.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
 from services.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from services.api.metrics import Metrics
+from services.api.outcomes_page import outcomes_routes  # outcomes over time (#19)
 from services.api.purpose import HEADER as PURPOSE_HEADER
 from services.api.purpose import NOT_PERMITTED, PurposeOfUseError, resolve_purpose
 from services.api.requestlog import RequestIds
@@ -302,6 +303,7 @@ def create_app(
             ),
             *(mount(lambda: holder.get("runtime"), verifier) for mount in mounts),
             console_route(),
+            outcomes_routes(lambda: holder.get("runtime"), verifier),  # issue #19
         ],
         middleware=[
             Middleware(RequestIds),

@@ -191,6 +191,14 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     # Which community services close their loops and how fast (no patient data): those
     # who refer and coordinate, and the organisation's oversight.
     "communityServiceLoops": (_g(Relation.ORG, CM, PCP, SW, CHW, COMP, ADMIN),),
+    # --- outcomes over time (issue #19 item 3; services/api/outcomes_api.py) ---
+    # Emergency visits, hospitalisations, specialty referrals: learned of by the care
+    # manager or the PCP, as for admitInpatient.
+    "recordUtilisation": (_g(Relation.TEAM, CM, PCP),),
+    # The organisation's series per enrollment month (aggregate counts): compliance and
+    # administrators (program managers), as for caseloadAsOf. Clinicians are left out: a
+    # clinician's read of patients off their team is tagged as break-the-glass.
+    "outcomesOverTime": (_g(Relation.ORG, COMP, ADMIN),),
 }
 
 

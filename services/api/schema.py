@@ -53,6 +53,7 @@ from services.api.errors import (
     result_union,
 )
 from services.api.minors_api import MinorsMutation  # minors (#19)
+from services.api.outcomes_api import OutcomesMutation, OutcomesQuery  # outcomes (#19)
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient_reported import PatientReportedMutation  # patient channel (#19)
 from services.api.patient_types import PatientResult, load_patient_view
@@ -437,6 +438,7 @@ Query = merge_root(
         RegistryQuery,
         PartnerQuery,
         PcbhQuery,
+        OutcomesQuery,
     ),
 )
 
@@ -453,6 +455,7 @@ Mutation = merge_root(
         PcbhMutation,
         PatientReportedMutation,
         MinorsMutation,
+        OutcomesMutation,
     ),
 )
 

@@ -72,6 +72,9 @@ CODED_TEXT_FIELDS = frozenset(
         ("patient.caregiver_added", "relationship"),
         ("patient.caregiver_access_granted", "scope"),
         ("patient.caregiver_access_revoked", "scope"),
+        # outcomes over time (issue #19): domain.rules.outcomes UtilisationKind / Source
+        ("patient.utilisation_recorded", "kind"),
+        ("patient.utilisation_recorded", "source"),
     }
 )
 

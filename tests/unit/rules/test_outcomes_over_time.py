@@ -8,9 +8,12 @@ from fractions import Fraction
 import pytest
 
 from domain.rules.outcomes import (
+    CohortGad7,
     EnrolledPatient,
+    Gad7Course,
     UtilisationKind,
     UtilisationWindow,
+    cohort_gad7,
     cohort_utilisation,
     gad7_remission,
     gad7_response,
@@ -96,3 +99,32 @@ def test_events_after_the_as_of_day_are_not_counted() -> None:
     day_29 = cohort_utilisation([patient], ED, enrolled + timedelta(days=29))
     assert day_29[0].after_patients == 0
     assert cohort_utilisation([patient], ED, enrolled + timedelta(days=366))[0].after_events == 1
+
+
+# --- GAD-7 per enrollment-month cohort ---------------------------------------------------
+
+
+def test_gad7_cohort_counts_baseline_follow_up_response_and_remission() -> None:
+    jan = date(2025, 1, 15)
+    patients = [
+        # baseline 16 (30 days before enrollment still counts), latest 4: both.
+        Gad7Course(
+            jan, ((jan - timedelta(days=30), 16), (date(2025, 3, 1), 9), (date(2025, 4, 1), 4))
+        ),
+        # a score 31 days before enrollment is no baseline: the baseline is 10, latest 5.
+        Gad7Course(jan, ((jan - timedelta(days=31), 20), (jan, 10), (date(2025, 4, 1), 5))),
+        # baseline only.
+        Gad7Course(jan, ((jan, 8),)),
+        # nothing.
+        Gad7Course(date(2025, 1, 31)),
+        # enrolled after the as-of day: not counted.
+        Gad7Course(date(2025, 5, 1), ((date(2025, 5, 1), 12),)),
+    ]
+    assert cohort_gad7(patients, date(2025, 4, 30)) == [CohortGad7(2025, 1, 4, 3, 2, 2, 1)]
+
+
+def test_gad7_cohort_ignores_scores_after_the_as_of_day() -> None:
+    jan = date(2025, 1, 15)
+    course = Gad7Course(jan, ((jan, 16), (date(2025, 6, 1), 2)))
+    assert cohort_gad7([course], date(2025, 5, 31)) == [CohortGad7(2025, 1, 1, 1, 0, 0, 0)]
+    assert cohort_gad7([course], date(2025, 6, 1)) == [CohortGad7(2025, 1, 1, 1, 1, 1, 1)]
