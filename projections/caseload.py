@@ -686,6 +686,27 @@ def _uuid(value: str | None) -> UUID | None:
     return None if value is None else UUID(value)
 
 
+# The stored onset column of each rule flag kind (rm_registry).
+ONSET_COLUMNS: Final[Mapping[str, str]] = {
+    FlagKind.SAFETY_RISK.value: "safety_risk_on",
+    FlagKind.NOT_IMPROVING.value: "not_improving_on",
+    FlagKind.OVERDUE_CONTACT.value: "overdue_contact_on",
+    FlagKind.MEASUREMENT_DUE.value: "measurement_due_on",
+    FlagKind.NEEDS_PSYCHIATRIC_REVIEW.value: "needs_review_on",
+}
+
+
+def onsets_in_zone(doc: Doc, zone: tzinfo) -> dict[str, date | None]:
+    """The onset columns as they would be with the facts' days taken in ``zone``.
+
+    The stored columns are derived in ``CLINIC_ZONE`` (UTC) when the row evolves; a day
+    read in another zone is the UTC day or the one next to it, so a stored onset can be
+    a day off only when it falls within a day of "today". Queries re-derive just those
+    rows with this (docs/clinical-time.md, section 9)."""
+    onsets = flag_onsets(doc, registry_snapshot(doc, zone))
+    return {column: onsets[kind] for kind, column in ONSET_COLUMNS.items()}
+
+
 # --- the writer --------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, tzinfo
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from projections import trackers
+from projections import caseload, trackers
 from projections.clinic_calendar import CLINIC_ZONE, day_of, parse_instant
 from services.api.clinic_day import clinic_day
 from services.api.commanding import record_reads, selected_fields
@@ -115,6 +116,23 @@ class _Item:
             str(self.patient_id),
             str(self.task_id or self.recommendation_id or self.record_id or ""),
         )
+
+
+# Any stored onset within a day of today ($3; NULL in a UTC clinic, where none is off).
+_NEAR_TODAY = " OR ".join(
+    f"{c} BETWEEN $3::date - 1 AND $3::date + 1" for c in caseload.ONSET_COLUMNS.values()
+)
+
+
+def _is_utc(zone: tzinfo) -> bool:
+    return str(zone) in ("UTC", "Etc/UTC")
+
+
+def _local_onsets(row: Any, zone: tzinfo) -> Mapping[str, Any]:
+    """The row's onsets in the clinic zone: stored ones, or re-derived near today."""
+    if row["near_doc"] is None:
+        return row
+    return {"key": row["key"], **caseload.onsets_in_zone(row["near_doc"], zone)}
 
 
 def _on(value: date | None, today: date) -> bool:
@@ -243,13 +261,17 @@ class WorklistQuery:
         async with ctx.runtime.pool.acquire() as conn:
             clinic = await clinic_day(ctx, conn)  # the caller's clinic zone, read once
             today = clinic.today
+            # The stored onsets are UTC days; a row with one within a day of today is
+            # re-derived in the clinic zone (its document comes along only then).
             rows = await conn.fetch(
                 f"""SELECT key, safety_risk_on, overdue_contact_on, measurement_due_on,
-                           needs_review_on
+                           needs_review_on,
+                           CASE WHEN {_NEAR_TODAY} THEN doc END AS near_doc
                     FROM rm_registry
                     WHERE organisation_id = $1 AND {slot} = $2 AND on_caseload""",
                 org,
                 me,
+                None if _is_utc(clinic.zone) else today,
             )
             docs = await conn.fetch(
                 f"""SELECT v.key, v.doc FROM rm_patient_view v
@@ -268,7 +290,8 @@ class WorklistQuery:
                     conn, consultant_id=me, statuses=["requested", "drafted"]
                 )
         team = {r["key"] for r in docs}
-        items = _flag_items(list(rows), today, principal.role)
+        local = [_local_onsets(r, clinic.zone) for r in rows]
+        items = _flag_items(local, today, principal.role)
         items += _task_items(
             [(r["key"], r["doc"]) for r in docs], today, me, principal.role is Role.CARE_MANAGER
         )

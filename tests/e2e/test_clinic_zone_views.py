@@ -30,7 +30,7 @@ ROW = """query($id: UUID!) { registryRow(patientId: $id) {
     asOf daysSinceLastContact lastContactAt } }"""
 CASELOAD = "query { caseload { asOf } }"
 WORKLIST = """query { worklist { __typename ... on WorklistConnection {
-    asOf edges { node { kind taskId dueOn overdue urgency } } } } }"""
+    asOf edges { node { kind patientId taskId dueOn overdue urgency } } } } }"""
 PATIENT = "... on PatientPayload { patient { id } }"
 CREATED = "... on PatientPayload { createdId }"
 
@@ -46,6 +46,7 @@ class DstDay:
     enrolled_at: str
     contact_yesterday: str  # 10:00 local the day before: two UTC days before the clock
     contact_on_the_day: str  # early on the DST day itself, around the change
+    contact_15_days_ago: str  # 20:00 local, 15 local days before: overdue from today
 
 
 SPRING = DstDay(
@@ -56,6 +57,7 @@ SPRING = DstDay(
     enrolled_at="2026-02-02T10:00:00-08:00",
     contact_yesterday="2026-03-07T10:00:00-08:00",
     contact_on_the_day="2026-03-08T01:59:00-08:00",  # the last PST minute
+    contact_15_days_ago="2026-02-21T20:00:00-08:00",  # 22 February in UTC
 )
 AUTUMN = DstDay(
     name="dst-ends",
@@ -65,6 +67,7 @@ AUTUMN = DstDay(
     enrolled_at="2026-10-01T10:00:00-07:00",
     contact_yesterday="2026-10-31T10:00:00-07:00",
     contact_on_the_day="2026-11-01T01:30:00-08:00",  # the second 01:30 (PST)
+    contact_15_days_ago="2026-10-17T20:00:00-07:00",  # 18 October in UTC
 )
 
 
@@ -142,17 +145,17 @@ def _row(server: ServerProcess, token: str, pid: str) -> dict[str, Any]:
         time.sleep(0.2)
 
 
-def _tasks(server: ServerProcess, token: str, wanted: int) -> tuple[str, list[dict[str, Any]]]:
-    """The worklist's asOf and its task items, once ``wanted`` tasks are shown."""
+def _worklist(server: ServerProcess, token: str, wanted: int) -> tuple[str, list[dict[str, Any]]]:
+    """The worklist's asOf and its items, once ``wanted`` tasks are shown."""
     deadline = time.monotonic() + 15
     while True:
         body = server.graphql(WORKLIST, token=token)
         assert "errors" not in body, body
         page = body["data"]["worklist"]
         assert page["__typename"] == "WorklistConnection", page
-        tasks = [e["node"] for e in page["edges"] if e["node"]["kind"] == "TASK"]
-        if len(tasks) >= wanted or time.monotonic() > deadline:
-            return page["asOf"], tasks
+        items = [e["node"] for e in page["edges"]]
+        if sum(i["kind"] == "TASK" for i in items) >= wanted or time.monotonic() > deadline:
+            return page["asOf"], items
         time.sleep(0.2)
 
 
@@ -169,12 +172,15 @@ def test_today_days_since_contact_and_due_tasks_follow_the_clinics_local_day(
 
     before = _patient(server, cm, day, day.contact_yesterday)
     same_day = _patient(server, cm, day, day.contact_on_the_day)
+    overdue = _patient(server, cm, day, day.contact_15_days_ago)
 
     # "Today" is the local day; the contacts' days are local days (UTC: 2 and 1).
     yesterday_row = _row(server, cm, before)
     assert (yesterday_row["asOf"], yesterday_row["daysSinceLastContact"]) == (day.local_today, 1)
     same_day_row = _row(server, cm, same_day)
     assert (same_day_row["asOf"], same_day_row["daysSinceLastContact"]) == (day.local_today, 0)
+    overdue_row = _row(server, cm, overdue)
+    assert overdue_row["daysSinceLastContact"] == 15  # over 14: overdue (UTC: 14, not yet)
     caseload = server.graphql(CASELOAD, token=cm)
     assert caseload["data"]["caseload"]["asOf"] == day.local_today, caseload
 
@@ -198,13 +204,19 @@ def test_today_days_since_contact_and_due_tasks_follow_the_clinics_local_day(
             CREATED,
         )
     )["createdId"]
-    as_of, tasks = _tasks(server, cm, 2)
+    as_of, items = _worklist(server, cm, 2)
     assert as_of == day.local_today
+    tasks = [i for i in items if i["kind"] == "TASK"]
     shown = {t["taskId"]: (t["dueOn"], t["overdue"], t["urgency"]) for t in tasks}
     assert shown == {
         due_yesterday: (day.yesterday, True, 1),
         due_today: (day.local_today, False, 5),
     }
+
+    # Outreach is due from the local day the contact became 15 days old: today, though
+    # the stored (UTC) onset is tomorrow; the others were contacted too recently.
+    outreach = [(i["patientId"], i["dueOn"]) for i in items if i["kind"] == "OUTREACH_DUE"]
+    assert outreach == [(overdue, day.local_today)]
 
 
 def test_a_clinic_without_a_zone_keeps_utc_days(

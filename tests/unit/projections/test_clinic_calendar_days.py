@@ -124,3 +124,15 @@ def test_tracker_due_days_start_from_the_local_day() -> None:
     local = trackers.consultation_steps(note, date(2026, 3, 8), LA)
     utc = trackers.consultation_steps(note, date(2026, 3, 8))
     assert local and [s.due_on for s in local] == [s.due_on - timedelta(days=1) for s in utc]
+
+
+def test_onsets_near_today_are_re_derived_in_the_clinic_zone() -> None:
+    # Last contact 20:00 PST on 21 February (22 February in UTC): overdue after 14 days,
+    # from 8 March in Los Angeles; the stored (UTC) column says 9 March.
+    doc = _doc(
+        last_contact=datetime(2026, 2, 21, 20, 0, tzinfo=PST),
+        enrolled=datetime(2026, 2, 2, 10, 0, tzinfo=PST),
+    )
+    assert caseload.derive_columns(doc)["overdue_contact_on"] == date(2026, 3, 9)
+    assert caseload.onsets_in_zone(doc, LA)["overdue_contact_on"] == date(2026, 3, 8)
+    assert caseload.onsets_in_zone(doc, UTC)["overdue_contact_on"] == date(2026, 3, 9)
