@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any, Final
@@ -55,7 +55,7 @@ from domain.rules import flags as flag_rules
 from domain.rules import outcomes as outcome_rules
 from domain.rules.flags import EpisodeStatus, FlagKind, RegistrySnapshot
 from domain.rules.treatment import TreatmentAction, decide_treatment
-from projections.clinic_calendar import day_of, in_zone, parse_instant
+from projections.clinic_calendar import CLINIC_ZONE, day_of, days_between, in_zone, parse_instant
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.keyset import (
@@ -301,11 +301,13 @@ def _episode_screenings(
     ]
 
 
-def episode_scores(doc: Doc, instruments: Iterable[str], episode: int | None) -> list[DatedScore]:
+def episode_scores(
+    doc: Doc, instruments: Iterable[str], episode: int | None, zone: tzinfo = CLINIC_ZONE
+) -> list[DatedScore]:
     """Complete totals of ``instruments`` in ``episode``, by effective time (recorded order
     breaks ties). The times are read in the clinic zone, as the rules count days."""
     return [
-        DatedScore(in_zone(parse_instant(s["taken_at"])), s["total"])
+        DatedScore(in_zone(parse_instant(s["taken_at"]), zone), s["total"])
         for s in _episode_screenings(doc, instruments, episode)
     ]
 
@@ -322,31 +324,32 @@ def _latest_screening(doc: Doc, instruments: frozenset[str], field: str) -> dict
     return found[-1] if found else None
 
 
-def registry_snapshot(doc: Doc) -> RegistrySnapshot | None:
-    """The facts ``evaluate_flags`` reads; None before the first episode."""
+def registry_snapshot(doc: Doc, zone: tzinfo = CLINIC_ZONE) -> RegistrySnapshot | None:
+    """The facts ``evaluate_flags`` reads, their days in ``zone``; None before the first
+    episode."""
     episode = current_episode(doc)
     if episode is None:
         return None
     number = episode["number"]
-    phq9 = episode_scores(doc, PHQ9_SCALES, number)
+    phq9 = episode_scores(doc, PHQ9_SCALES, number, zone)
     item9 = _latest_screening(doc, PHQ9_SCALES, "item9")
     asq = _latest_screening(doc, frozenset({"asq"}), "positive")
     return RegistrySnapshot(
         status=EpisodeStatus(episode["status"]),
-        enrolled_on=_day(episode["enrolled_at"]),
+        enrolled_on=_day(episode["enrolled_at"], zone),
         latest_item9=item9["item9"] if item9 is not None else None,
-        latest_item9_on=_day(item9["taken_at"]) if item9 is not None else None,
+        latest_item9_on=_day(item9["taken_at"], zone) if item9 is not None else None,
         asq_positive=bool(asq is not None and asq["positive"]),
         baseline_phq9=outcome_rules.baseline(phq9),
         latest_phq9=_latest(phq9),
-        last_contact_on=_day(doc["last_contact_at"]),
-        last_case_review_on=_day(doc["last_case_review_at"]),
+        last_contact_on=_day(doc["last_contact_at"], zone),
+        last_case_review_on=_day(doc["last_case_review_at"], zone),
         review_requested_by_team=any(f["kind"] in TEAM_REVIEW_KINDS for f in doc["recorded_flags"]),
     )
 
 
-def _day(iso: str | None) -> date | None:
-    return None if iso is None else day_of(parse_instant(iso))
+def _day(iso: str | None, zone: tzinfo = CLINIC_ZONE) -> date | None:
+    return None if iso is None else day_of(parse_instant(iso), zone)
 
 
 # --- flags ---------------------------------------------------------------------------
@@ -396,11 +399,11 @@ def evaluation_day(snapshot: RegistrySnapshot | None, today: date) -> date:
     return max(today, floor)
 
 
-def flags_on(doc: Doc, today: date) -> list[RegistryFlag]:
-    """Every flag of the row on ``today``: the rules' flags, then recorded ones not also
-    raised by a rule."""
+def flags_on(doc: Doc, today: date, zone: tzinfo = CLINIC_ZONE) -> list[RegistryFlag]:
+    """Every flag of the row on ``today`` (a day in ``zone``): the rules' flags, then
+    recorded ones not also raised by a rule."""
     out: list[RegistryFlag] = []
-    snapshot = registry_snapshot(doc)
+    snapshot = registry_snapshot(doc, zone)
     if snapshot is not None:
         for flag in flag_rules.evaluate_flags(snapshot, evaluation_day(snapshot, today)):
             out.append(
@@ -568,7 +571,7 @@ def _points(doc: Doc, instruments: frozenset[str], episode: int | None) -> list[
 
 
 def _baseline_and_latest(
-    points: list[ScorePoint],
+    points: list[ScorePoint], zone: tzinfo = CLINIC_ZONE
 ) -> tuple[ScorePoint | None, ScorePoint | None, Fraction | None]:
     """Baseline (first by effective time, via the outcome rule), latest, percent change.
 
@@ -576,7 +579,7 @@ def _baseline_and_latest(
     """
     if not points:
         return None, None, None
-    scores = [DatedScore(in_zone(p.taken_at), p.total) for p in points]
+    scores = [DatedScore(in_zone(p.taken_at, zone), p.total) for p in points]
     first = outcome_rules.baseline(scores)
     base = points[scores.index(first)] if first is not None else None
     latest = points[-1]
@@ -599,25 +602,30 @@ def _relapse_plan(
     return RelapsePlanStatus.NOT_DUE
 
 
-def _weeks(episode: dict[str, Any] | None, today: date) -> int | None:
+def _weeks(episode: dict[str, Any] | None, today: date, zone: tzinfo) -> int | None:
     if episode is None or episode["enrolled_at"] is None:
         return None
-    enrolled = day_of(parse_instant(episode["enrolled_at"]))
-    end = today if episode["ended_at"] is None else min(today, _day(episode["ended_at"]) or today)
+    enrolled = day_of(parse_instant(episode["enrolled_at"]), zone)
+    ended = _day(episode["ended_at"], zone)
+    end = today if ended is None else min(today, ended)
     return flag_rules.weeks_in_treatment(enrolled, end) if end >= enrolled else 0
 
 
-def caseload_row(doc: Doc, today: date, minutes_this_month: int = 0) -> CaseloadRow:
-    """Pure: the registry row of one patient's facts on ``today``."""
+def caseload_row(
+    doc: Doc, today: date, minutes_this_month: int = 0, zone: tzinfo = CLINIC_ZONE
+) -> CaseloadRow:
+    """Pure: the registry row of one patient's facts on ``today``, a calendar day in the
+    clinic's ``zone``; every stored instant (enrollment, contacts, reviews, scores) is read
+    as a day in the same zone (docs/clinical-time.md, section 9)."""
     episode = current_episode(doc)
     number = episode["number"] if episode is not None else None
     phq = _points(doc, PHQ9_SCALES, number)
     gad = _points(doc, frozenset({"gad7"}), number)
-    phq_base, phq_latest, phq_change = _baseline_and_latest(phq)
-    gad_base, gad_latest, gad_change = _baseline_and_latest(gad)
+    phq_base, phq_latest, phq_change = _baseline_and_latest(phq, zone)
+    gad_base, gad_latest, gad_change = _baseline_and_latest(gad, zone)
     last_contact = parse_instant(doc["last_contact_at"]) if doc["last_contact_at"] else None
     team = doc["care_team"]
-    flags = tuple(flags_on(doc, today))
+    flags = tuple(flags_on(doc, today, zone))
     reasons = review_reasons(flags)
     return CaseloadRow(
         patient_id=UUID(doc["id"]),
@@ -630,7 +638,7 @@ def caseload_row(doc: Doc, today: date, minutes_this_month: int = 0) -> Caseload
         enrolled_at=parse_instant(episode["enrolled_at"])
         if episode is not None and episode["enrolled_at"]
         else None,
-        weeks_in_treatment=_weeks(episode, today),
+        weeks_in_treatment=_weeks(episode, today, zone),
         baseline_phq9=phq_base,
         latest_phq9=phq_latest,
         phq9_percent_change=phq_change,
@@ -640,7 +648,7 @@ def caseload_row(doc: Doc, today: date, minutes_this_month: int = 0) -> Caseload
         contact_count=doc["contact_count"],
         outreach_count=doc["outreach_count"],
         last_contact_at=last_contact,
-        days_since_last_contact=(today - day_of(last_contact)).days if last_contact else None,
+        days_since_last_contact=days_between(last_contact, today, zone) if last_contact else None,
         last_case_review_at=parse_instant(doc["last_case_review_at"])
         if doc["last_case_review_at"]
         else None,
@@ -676,6 +684,27 @@ def review_reasons(flags: Sequence[RegistryFlag]) -> tuple[str, ...]:
 
 def _uuid(value: str | None) -> UUID | None:
     return None if value is None else UUID(value)
+
+
+# The stored onset column of each rule flag kind (rm_registry).
+ONSET_COLUMNS: Final[Mapping[str, str]] = {
+    FlagKind.SAFETY_RISK.value: "safety_risk_on",
+    FlagKind.NOT_IMPROVING.value: "not_improving_on",
+    FlagKind.OVERDUE_CONTACT.value: "overdue_contact_on",
+    FlagKind.MEASUREMENT_DUE.value: "measurement_due_on",
+    FlagKind.NEEDS_PSYCHIATRIC_REVIEW.value: "needs_review_on",
+}
+
+
+def onsets_in_zone(doc: Doc, zone: tzinfo) -> dict[str, date | None]:
+    """The onset columns as they would be with the facts' days taken in ``zone``.
+
+    The stored columns are derived in ``CLINIC_ZONE`` (UTC) when the row evolves; a day
+    read in another zone is the UTC day or the one next to it, so a stored onset can be
+    a day off only when it falls within a day of "today". Queries re-derive just those
+    rows with this (docs/clinical-time.md, section 9)."""
+    onsets = flag_onsets(doc, registry_snapshot(doc, zone))
+    return {column: onsets[kind] for kind, column in ONSET_COLUMNS.items()}
 
 
 # --- the writer --------------------------------------------------------------------------

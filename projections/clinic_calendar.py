@@ -7,8 +7,10 @@ zone, and every query turns its clock reading into "today" the same way.
 
 Choice (docs/clinical-time.md, section 9): a read model that stores instants takes the
 day on read in the patient's organisation's zone, handed to its pure derivation by the
-query (the billing summary: ``projections.billing.Clinic``). Read models that store days
-(the caseload's flag onset days) and the views' "today" still use ``CLINIC_ZONE`` (UTC)
+query (the billing summary: ``projections.billing.Clinic``; the registry row, trackers
+and worklist: ``zone=``). Every view's "today" is the clock's instant in the caller's
+organisation's zone (``today_in``), read once per request. Read models that store days
+computed while evolving (the caseload's flag onset days) still use ``CLINIC_ZONE`` (UTC)
 until the organisation's zone is recorded in the log for them to evolve on; changing it
 then needs a projection rebuild.
 """
@@ -17,8 +19,32 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CLINIC_ZONE: Final[tzinfo] = UTC
+
+
+def zone_named(name: str | None) -> tzinfo:
+    """The IANA zone an organisation recorded; UTC when none is set (or, defensively, when
+    the name is no longer known to the zone database: the directory refuses unknown names)."""
+    if not name:
+        return CLINIC_ZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return CLINIC_ZONE
+
+
+def today_in(now: datetime, zone: tzinfo = CLINIC_ZONE) -> date:
+    """A view's "today": the clock's instant read as a calendar day in the clinic zone."""
+    return day_of(now, zone)
+
+
+def days_between(earlier: datetime, today: date, zone: tzinfo = CLINIC_ZONE) -> int:
+    """Calendar days from an instant's clinic day to ``today`` (0 on the same local day).
+    Counted on local dates, so a day on which daylight saving time starts (23 hours) or
+    ends (25 hours) is still one day."""
+    return (today - day_of(earlier, zone)).days
 
 
 def day_of(instant: datetime, zone: tzinfo = CLINIC_ZONE) -> date:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
@@ -21,7 +21,7 @@ from uuid import UUID
 from domain.common import COMMUNITY_SERVICES
 from domain.consultation import ConsultationNote
 from domain.referral import Referral
-from projections.clinic_calendar import day_of, parse_instant
+from projections.clinic_calendar import CLINIC_ZONE, day_of, parse_instant
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.keyset import Scope, unrestricted
@@ -126,32 +126,34 @@ def erase_referral(doc: Doc) -> Doc:
     return doc
 
 
-def _at(doc: Doc, key: str) -> date:
-    return day_of(parse_instant(doc[key]))
+def _at(doc: Doc, key: str, zone: tzinfo = CLINIC_ZONE) -> date:
+    """The clinic day (in ``zone``) of a stored instant."""
+    return day_of(parse_instant(doc[key]), zone)
 
 
-def referral_next_step(doc: Doc, today: date) -> Step | None:
-    """The referral's next step with its due day (None once it is final)."""
-    rules = rules_for(_at(doc, "requested_at"))
+def referral_next_step(doc: Doc, today: date, zone: tzinfo = CLINIC_ZONE) -> Step | None:
+    """The referral's next step with its due day (None once it is final); days are counted
+    from the stored instants' days in the clinic ``zone``, as ``today`` is."""
+    rules = rules_for(_at(doc, "requested_at", zone))
     status = doc["status"]
     if status in REFERRAL_FINAL:
         return None
     if status == "requested":
         name, actor = "send", Actor.CARE_MANAGER
-        due = _at(doc, "requested_at") + timedelta(days=rules.referral_send_days)
+        due = _at(doc, "requested_at", zone) + timedelta(days=rules.referral_send_days)
     elif status == "sent":
         name, actor = "answer", Actor.RECEIVING_ORGANISATION
-        due = _at(doc, "sent_at") + timedelta(days=rules.referral_answer_days)
+        due = _at(doc, "sent_at", zone) + timedelta(days=rules.referral_answer_days)
     elif status == "accepted" and doc["service"] in _COMMUNITY:
         # A community service may report back without an appointment (domain.referral).
         name, actor = "report_back", Actor.RECEIVING_ORGANISATION
-        due = _at(doc, "accepted_at") + timedelta(days=rules.referral_report_back_days)
+        due = _at(doc, "accepted_at", zone) + timedelta(days=rules.referral_report_back_days)
     elif status == "accepted":
         name, actor = "schedule", Actor.RECEIVING_ORGANISATION
-        due = _at(doc, "accepted_at") + timedelta(days=rules.referral_schedule_days)
+        due = _at(doc, "accepted_at", zone) + timedelta(days=rules.referral_schedule_days)
     else:
         name, actor = "report_back", Actor.RECEIVING_ORGANISATION
-        due = _at(doc, "appointment_at") + timedelta(days=rules.referral_report_back_days)
+        due = _at(doc, "appointment_at", zone) + timedelta(days=rules.referral_report_back_days)
     return Step(name, actor, due, today > due, RULE_ID, rules.version)
 
 
@@ -290,13 +292,14 @@ def erase_consultation(doc: Doc) -> Doc:
     return doc
 
 
-def consultation_steps(doc: Doc, today: date) -> list[Step]:
-    """The note's open steps (one per recommendation once the PCP has acknowledged)."""
-    rules = rules_for(_at(doc, "requested_at"))
+def consultation_steps(doc: Doc, today: date, zone: tzinfo = CLINIC_ZONE) -> list[Step]:
+    """The note's open steps (one per recommendation once the PCP has acknowledged); due
+    days counted from the stored instants' days in the clinic ``zone``."""
+    rules = rules_for(_at(doc, "requested_at", zone))
     status = doc["status"]
 
     def step(name: str, actor: Actor, since: str, days: int, rec: str | None = None) -> Step:
-        due = day_of(parse_instant(since)) + timedelta(days=days)
+        due = day_of(parse_instant(since), zone) + timedelta(days=days)
         recommendation = None if rec is None else UUID(rec)
         return Step(name, actor, due, today > due, RULE_ID, rules.version, recommendation)
 

@@ -32,6 +32,19 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def clock_from(start: datetime | None) -> Clock:
+    """The system clock, or (tests only: ``CARETEAM_TEST_CLOCK_START``) a clock that reads
+    ``start`` when made and runs on at the system clock's pace."""
+    if start is None:
+        return system_clock
+    began = datetime.now(UTC)
+
+    def shifted() -> datetime:
+        return start.astimezone(UTC) + (datetime.now(UTC) - began)
+
+    return shifted
+
+
 @dataclass
 class Runtime:
     """The open resources of one careteam process."""

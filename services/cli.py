@@ -35,7 +35,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if "api" not in settings.components:
         return _run_headless(settings)
     mounts = (fhir_mount, patient_reported_mount)
-    app = create_app(settings, mounts=mounts, components=settings.components)
+    from services.bootstrap import clock_from
+
+    clock = clock_from(settings.test_clock_start)  # the system clock unless a test sets one
+    app = create_app(settings, clock=clock, mounts=mounts, components=settings.components)
     # No permessage-deflate: care events are small JSON messages, and compressing each
     # one for every subscriber cost more CPU than the bytes it saved (bench row 6), plus
     # a zlib context per WebSocket.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -62,6 +63,17 @@ def parse_components(raw: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _aware_instant(name: str, raw: str) -> datetime:
+    """An ISO 8601 instant with its offset, e.g. 2026-03-09T06:30:00+00:00."""
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"CARETEAM_{name} must be an ISO 8601 instant") from None
+    if value.utcoffset() is None:
+        raise SettingsError(f"CARETEAM_{name} needs an offset (e.g. +00:00)")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a careteam process needs to know about where it runs."""
@@ -98,6 +110,9 @@ class Settings:
     public_base_url: str | None = None
     # What ``careteam serve`` runs in this process (default all of COMPONENTS).
     components: frozenset[str] = frozenset(COMPONENTS)
+    # Test only (issue 18, clinic calendars): the injected clock starts at this aware
+    # instant and runs on from there; refused in production.
+    test_clock_start: datetime | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -192,10 +207,14 @@ class Settings:
                 values[attr] = value
         if (raw := text("COMPONENTS")) is not None:
             values["components"] = parse_components(raw)
+        if (raw := text("TEST_CLOCK_START")) is not None:
+            values["test_clock_start"] = _aware_instant("TEST_CLOCK_START", raw)
         if isinstance(overrides.get("components"), str):
             overrides = {**overrides, "components": parse_components(str(overrides["components"]))}
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
+        if settings.is_production and settings.test_clock_start is not None:
+            raise SettingsError("CARETEAM_TEST_CLOCK_START is for tests, not production")
         if settings.is_production:
             for attr in (
                 "database_url",

@@ -2,17 +2,18 @@
 
 Every query evaluates time-dependent values (flags, weeks, days since, overdue steps,
 "this month") for "today" read from the injected clock (``runtime.clock()``), turned
-into a clinic calendar day (projections.clinic_calendar). Every query is restricted in
-SQL to the patients the caller may read (services.api.authz, the ``patient`` grant: the
-care team, or the organisation for compliance and admin roles). Resolvers stay short:
-the SQL and the derivations live in the projection modules.
+into a calendar day in the caller's organisation's zone, and reads stored instants as
+days in the same zone (services.api.clinic_day, one zone lookup per query). Every query
+is restricted in SQL to the patients the caller may read (services.api.authz, the
+``patient`` grant: the care team, or the organisation for compliance and admin roles).
+Resolvers stay short: the SQL and the derivations live in the projection modules.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, tzinfo
 from typing import Final
 from uuid import UUID
 
@@ -27,10 +28,11 @@ from projections import caseload as caseload_model
 from projections import outcomes as outcomes_model
 from projections import panel as panel_model
 from projections.caseload import CaseloadRow
-from projections.clinic_calendar import day_of, month_start
+from projections.clinic_calendar import month_start
 from projections.document import Doc
 from projections.keyset import InvalidCursorError, Scope
 from services.api.authz import patient_scope_sql
+from services.api.clinic_day import clinic_day
 from services.api.commanding import record_reads
 from services.api.context import CareteamContext
 from services.api.registry_types import (
@@ -63,8 +65,10 @@ from services.database import Conn
 READ_OPERATION: Final = "patient"
 
 
-def _today(ctx: CareteamContext) -> date:
-    return day_of(ctx.runtime.clock())
+async def _today(ctx: CareteamContext) -> tuple[date, tzinfo]:
+    """Today in the caller's clinic zone, and the zone (issue 18: clinic calendars)."""
+    day = await clinic_day(ctx)
+    return day.today, day.zone
 
 
 def _scope(ctx: CareteamContext) -> Scope:
@@ -107,12 +111,14 @@ def _caller_if(ctx: CareteamContext, role: Role) -> UUID | None:
     return principal.user_id if principal.role is role else None
 
 
-async def _rows(conn: Conn, page: caseload_model.Page, today: date) -> list[CaseloadRow]:
+async def _rows(
+    conn: Conn, page: caseload_model.Page, today: date, zone: tzinfo
+) -> list[CaseloadRow]:
     """The page's registry rows for today, with this month's minutes."""
     ids = [UUID(doc["id"]) for _, doc in page.rows]
     minutes = await billing.minutes_in_month(conn, ids, today)
     return [
-        caseload_model.caseload_row(doc, today, minutes.get(UUID(doc["id"]), 0))
+        caseload_model.caseload_row(doc, today, minutes.get(UUID(doc["id"]), 0), zone)
         for _, doc in page.rows
     ]
 
@@ -179,11 +185,15 @@ async def _panel_page_docs(
 
 
 def _panel_patients(
-    docs: list[Doc], notes: list[Doc], referrals: list[ReferralTrackerView], today: date
+    docs: list[Doc],
+    notes: list[Doc],
+    referrals: list[ReferralTrackerView],
+    today: date,
+    zone: tzinfo,
 ) -> list[PanelPatientView]:
     patients = []
     for doc in docs:
-        row = caseload_model.caseload_row(doc, today)
+        row = caseload_model.caseload_row(doc, today, zone=zone)
         mine = [r for r in referrals if r.patient_id == row.patient_id]
         patients.append(
             PanelPatientView.build(
@@ -208,8 +218,12 @@ def _page_info(page: caseload_model.Page) -> RegistryPageInfo:
     return RegistryPageInfo(has_next_page=page.has_next_page, end_cursor=end)
 
 
-def _consultation_views(docs: list[Doc], today: date) -> list[ConsultationTrackerView]:
-    return [ConsultationTrackerView.build(d, trackers.consultation_steps(d, today)) for d in docs]
+def _consultation_views(
+    docs: list[Doc], today: date, zone: tzinfo
+) -> list[ConsultationTrackerView]:
+    return [
+        ConsultationTrackerView.build(d, trackers.consultation_steps(d, today, zone)) for d in docs
+    ]
 
 
 @strawberry.type(description="The role read models: registry, billing, outcomes, queues, trackers.")
@@ -230,7 +244,7 @@ class RegistryQuery:
         after: str | None = None,
     ) -> CaseloadConnection:
         ctx = info.context
-        today = _today(ctx)
+        today, zone = await _today(ctx)
         care_manager_id = care_manager_id or _caller_if(ctx, Role.CARE_MANAGER)
         async with ctx.runtime.pool.acquire() as conn:
             try:
@@ -246,7 +260,7 @@ class RegistryQuery:
                 )
             except (caseload_model.PageSizeError, InvalidCursorError) as exc:
                 raise _bad_request(exc) from None
-            rows = await _rows(conn, page, today)
+            rows = await _rows(conn, page, today, zone)
         edges = [
             CaseloadEdge(cursor=cursor, node=CaseloadRowView.build(row))
             for (cursor, _), row in zip(page.rows, rows, strict=True)
@@ -261,13 +275,13 @@ class RegistryQuery:
         self, info: Info[CareteamContext, None], patient_id: UUID
     ) -> CaseloadRowView | None:
         ctx = info.context
-        today = _today(ctx)
+        today, zone = await _today(ctx)
         async with ctx.runtime.pool.acquire() as conn:
             docs = await caseload_model.fetch_docs(conn, [patient_id], _scope(ctx))
             minutes = await billing.minutes_in_month(conn, [patient_id], today)
         if patient_id not in docs:
             return None
-        row = caseload_model.caseload_row(docs[patient_id], today, minutes.get(patient_id, 0))
+        row = caseload_model.caseload_row(docs[patient_id], today, minutes.get(patient_id, 0), zone)
         await _audit(info, [patient_id])
         return CaseloadRowView.build(row)
 
@@ -319,7 +333,7 @@ class RegistryQuery:
         as_of: date | None = None,
     ) -> OutcomesReport:
         ctx = info.context
-        day = as_of or _today(ctx)
+        day = as_of or (await _today(ctx))[0]
         async with ctx.runtime.pool.acquire() as conn:
             episodes = await outcomes_model.fetch_outcomes(
                 conn, day, care_manager_id=care_manager_id, scope=_scope(ctx)
@@ -346,7 +360,7 @@ class RegistryQuery:
         after: str | None = None,
     ) -> ReviewQueue:
         ctx = info.context
-        today = _today(ctx)
+        today, zone = await _today(ctx)
         consultant = psychiatric_consultant_id or _caller_if(ctx, Role.PSYCHIATRIST)
         scope = _scope(ctx)
         async with ctx.runtime.pool.acquire() as conn:
@@ -361,7 +375,7 @@ class RegistryQuery:
                 )
             except (caseload_model.PageSizeError, InvalidCursorError) as exc:
                 raise _bad_request(exc) from None
-            rows = await _rows(conn, page, today)
+            rows = await _rows(conn, page, today, zone)
             to_draft = await trackers.fetch_consultations(
                 conn, consultant_id=consultant, statuses=["requested"], scope=scope
             )
@@ -384,8 +398,8 @@ class RegistryQuery:
             patients=entries,
             page_info=_page_info(page),
             total_count=page.total_count,
-            notes_to_draft=_consultation_views(to_draft, today),
-            notes_to_sign=_consultation_views(to_sign, today),
+            notes_to_draft=_consultation_views(to_draft, today, zone),
+            notes_to_sign=_consultation_views(to_sign, today, zone),
         )
 
     @strawberry.field(
@@ -401,7 +415,7 @@ class RegistryQuery:
         after: str | None = None,
     ) -> Panel:
         ctx = info.context
-        today = _today(ctx)
+        today, zone = await _today(ctx)
         pcp = pcp_id or _caller_if(ctx, Role.PCP)
         if pcp is None:
             raise GraphQLError("pcpId is required", extensions={"code": "PCP_REQUIRED"})
@@ -424,15 +438,15 @@ class RegistryQuery:
                 conn, pcp_id=pcp, statuses=["signed", "acknowledged"], scope=scope
             )
             referral_docs = await trackers.fetch_referrals(conn, pcp_id=pcp, scope=scope)
-        awaiting = _consultation_views(notes, today)
+        awaiting = _consultation_views(notes, today, zone)
         referrals = [
             ReferralTrackerView.build(
-                d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today)
+                d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today, zone)
             )
             for d in referral_docs
         ]
-        patients = _panel_patients(docs, notes, referrals, today)
-        page = _panel_patients(page_docs, notes, referrals, today)
+        patients = _panel_patients(docs, notes, referrals, today, zone)
+        page = _panel_patients(page_docs, notes, referrals, today, zone)
         edges = [
             PanelPatientEdge(cursor=_panel_cursor(start + i), node=p) for i, p in enumerate(page)
         ]
@@ -470,14 +484,14 @@ class RegistryQuery:
         overdue_only: bool = False,
     ) -> list[ReferralTrackerView]:
         ctx = info.context
-        today = _today(ctx)
+        today, zone = await _today(ctx)
         async with ctx.runtime.pool.acquire() as conn:
             docs = await trackers.fetch_referrals(
                 conn, patient_id=patient_id, open_only=open_only, scope=_scope(ctx)
             )
         views = [
             ReferralTrackerView.build(
-                d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today)
+                d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today, zone)
             )
             for d in docs
         ]
@@ -497,7 +511,7 @@ class RegistryQuery:
         overdue_only: bool = False,
     ) -> list[ConsultationTrackerView]:
         ctx = info.context
-        today = _today(ctx)
+        today, zone = await _today(ctx)
         async with ctx.runtime.pool.acquire() as conn:
             docs = await trackers.fetch_consultations(
                 conn,
@@ -506,7 +520,7 @@ class RegistryQuery:
                 open_only=open_only,
                 scope=_scope(ctx),
             )
-        views = _consultation_views(docs, today)
+        views = _consultation_views(docs, today, zone)
         shown = [v for v in views if v.overdue] if overdue_only else views
         await _audit(info, (v.patient_id for v in shown))
         return shown

@@ -9,7 +9,10 @@
 
 Urgency, in this order: safety alert; overdue task; recommendation awaiting response;
 review needed; consultation requested; task due today; outreach due; measurement due; a
-task due later. Within one urgency, the earliest due day first, then the patient. The
+task due later. Within one urgency, the earliest due day first, then the patient.
+"Today" is the clock's instant in the caller's organisation's zone (services.api.
+clinic_day, read once per request), so a task due on a day is due on that local day and
+overdue from the next; consultation days are the stored instants' local days. The
 flags come from the registry's stored flag onsets for the clinic's "today" (the same
 rule modules and rows as the caseload); tasks from the patient view. Every patient on
 the page is recorded as read.
@@ -19,16 +22,18 @@ from __future__ import annotations
 
 import base64
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, tzinfo
 from typing import Annotated, Any
 from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
-from projections import trackers
-from projections.clinic_calendar import day_of
+from projections import caseload, trackers
+from projections.clinic_calendar import CLINIC_ZONE, day_of, parse_instant
+from services.api.clinic_day import clinic_day
 from services.api.commanding import record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, ValidationError, result_union
@@ -113,6 +118,23 @@ class _Item:
         )
 
 
+# Any stored onset within a day of today ($3; NULL in a UTC clinic, where none is off).
+_NEAR_TODAY = " OR ".join(
+    f"{c} BETWEEN $3::date - 1 AND $3::date + 1" for c in caseload.ONSET_COLUMNS.values()
+)
+
+
+def _is_utc(zone: tzinfo) -> bool:
+    return str(zone) in ("UTC", "Etc/UTC")
+
+
+def _local_onsets(row: Any, zone: tzinfo) -> Mapping[str, Any]:
+    """The row's onsets in the clinic zone: stored ones, or re-derived near today."""
+    if row["near_doc"] is None:
+        return row
+    return {"key": row["key"], **caseload.onsets_in_zone(row["near_doc"], zone)}
+
+
 def _on(value: date | None, today: date) -> bool:
     return value is not None and value <= today
 
@@ -159,12 +181,12 @@ def _task_items(docs: list[Any], today: date, me: UUID, team_tasks: bool) -> lis
     return items
 
 
-def _consultation_items(docs: list[Any], role: Role) -> list[_Item]:
+def _consultation_items(docs: list[Any], role: Role, zone: tzinfo = CLINIC_ZONE) -> list[_Item]:
     items: list[_Item] = []
     for doc in docs:
         pid, note = UUID(doc["patient_id"]), UUID(doc["id"])
         if role is Role.PCP and doc["status"] in ("signed", "acknowledged"):
-            signed = date.fromisoformat(doc["signed_at"][:10]) if doc.get("signed_at") else None
+            signed = day_of(parse_instant(doc["signed_at"]), zone) if doc.get("signed_at") else None
             for rec in doc["recommendations"]:
                 if rec["response"] is None:
                     items.append(
@@ -178,7 +200,7 @@ def _consultation_items(docs: list[Any], role: Role) -> list[_Item]:
                         )
                     )
         if role is Role.PSYCHIATRIST and doc["status"] in ("requested", "drafted"):
-            asked = date.fromisoformat(doc["requested_at"][:10])
+            asked = day_of(parse_instant(doc["requested_at"]), zone)
             items.append(
                 _Item(4, asked, pid, WorklistItemKind.CONSULTATION_REQUESTED, record_id=note)
             )
@@ -235,16 +257,21 @@ class WorklistQuery:
                     code="INVALID_CURSOR", message="after is not a cursor", field="after"
                 )
             start = offset
-        today = day_of(ctx.runtime.clock())
         me, org = principal.user_id, principal.organisation_id
         async with ctx.runtime.pool.acquire() as conn:
+            clinic = await clinic_day(ctx, conn)  # the caller's clinic zone, read once
+            today = clinic.today
+            # The stored onsets are UTC days; a row with one within a day of today is
+            # re-derived in the clinic zone (its document comes along only then).
             rows = await conn.fetch(
                 f"""SELECT key, safety_risk_on, overdue_contact_on, measurement_due_on,
-                           needs_review_on
+                           needs_review_on,
+                           CASE WHEN {_NEAR_TODAY} THEN doc END AS near_doc
                     FROM rm_registry
                     WHERE organisation_id = $1 AND {slot} = $2 AND on_caseload""",
                 org,
                 me,
+                None if _is_utc(clinic.zone) else today,
             )
             docs = await conn.fetch(
                 f"""SELECT v.key, v.doc FROM rm_patient_view v
@@ -263,11 +290,16 @@ class WorklistQuery:
                     conn, consultant_id=me, statuses=["requested", "drafted"]
                 )
         team = {r["key"] for r in docs}
-        items = _flag_items(list(rows), today, principal.role)
+        local = [_local_onsets(r, clinic.zone) for r in rows]
+        items = _flag_items(local, today, principal.role)
         items += _task_items(
             [(r["key"], r["doc"]) for r in docs], today, me, principal.role is Role.CARE_MANAGER
         )
-        items += [i for i in _consultation_items(notes, principal.role) if i.patient_id in team]
+        items += [
+            i
+            for i in _consultation_items(notes, principal.role, clinic.zone)
+            if i.patient_id in team
+        ]
         items.sort(key=_Item.key)
         page = items[start : start + first]
         edges = [
