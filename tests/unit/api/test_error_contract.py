@@ -25,12 +25,13 @@ from graphql import (
 from graphql import build_schema as parse_sdl
 
 from domain import errors as domain_errors
-from domain.common import check_occurred_at, require_text
+from domain.common import Problems, check_occurred_at, require_text
 from services.api.errors import (
     InvalidTransitionError,
     NotAllowedError,
     NotFoundError,
     ValidationError,
+    all_problems,
     at_most_one,
     camel_path,
     exactly_one,
@@ -104,6 +105,45 @@ def test_an_enum_field_and_its_deprecated_string_twin_are_exclusive() -> None:
     assert at_most_one("modalityKind", None, "modality", None) is None
     clash = at_most_one("modalityKind", "phone", "modality", "phone")
     assert clash is not None and clash.field == "modalityKind"
+
+
+def test_every_field_problem_is_listed_in_camel_case_with_the_first_on_top() -> None:
+    """issue 13: one ValidationError lists every problem; code/message/field stay those of
+    the first (compatible with clients that read only them)."""
+    problems = Problems()
+    problems.check(require_text, " ", "given_name")
+    problems.check(require_text, "", "mrn")
+    with pytest.raises(domain_errors.ValidationError) as raised:
+        problems.raise_any()
+    error = from_domain_error(raised.value)
+    assert isinstance(error, ValidationError)
+    assert (error.code, error.field) == ("BLANK_VALUE", "givenName")
+    assert [(p.code, p.field) for p in error.problems()] == [
+        ("BLANK_VALUE", "givenName"),
+        ("BLANK_VALUE", "mrn"),
+    ]
+
+
+def test_a_lone_error_lists_itself_as_its_only_problem() -> None:
+    lone = ValidationError(
+        code="INVALID_PAGE_SIZE", message="first must be 1 to 100", field="first"
+    )
+    assert [(p.code, p.message, p.field) for p in lone.problems()] == [
+        ("INVALID_PAGE_SIZE", "first must be 1 to 100", "first")
+    ]
+    single = from_domain_error(domain_errors.ValidationError("x", field="occurred_at"))
+    assert isinstance(single, ValidationError)
+    assert [p.field for p in single.problems()] == ["occurredAt"]
+
+
+def test_api_layer_checks_combine_into_one_error() -> None:
+    a = ValidationError(code="A", message="a", field="name")
+    b = ValidationError(code="B", message="b", field="timeZone")
+    assert all_problems(None, None) is None
+    assert all_problems(None, a) is not None
+    both = all_problems(a, None, b)
+    assert both is not None and (both.code, both.field) == ("A", "name")
+    assert [p.field for p in both.problems()] == ["name", "timeZone"]
 
 
 # --- the schema keeps the contract (regressions fail here) ---------------------------
