@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -224,12 +225,22 @@ def _uuid(value: str | None) -> UUID | None:
     return None if value is None else UUID(value)
 
 
+@strawberry.enum(description="The kind of record an event of the care log belongs to.")
+class StreamKind(enum.Enum):
+    # One member per aggregate's STREAM_TYPE (tests/unit/api/test_error_contract.py pins it).
+    PATIENT = "patient"
+    CARE_PLAN = "care_plan"
+    REFERRAL = "referral"
+    CONSULTATION_NOTE = "consultation_note"
+
+
 @strawberry.type(description="One event from the care log, as a subscriber receives it.")
 class CareEvent:
     event_id: UUID = strawberry.field(description="Stable event id (deduplicate by it).")
     patient_id: UUID = strawberry.field(description="The patient the event concerns.")
     stream_type: str = strawberry.field(
-        description="patient, care_plan, referral or consultation_note."
+        description="patient, care_plan, referral or consultation_note.",
+        deprecation_reason="Use streamKind (an enum).",
     )
     stream_id: UUID = strawberry.field(description="The record the event belongs to.")
     stream_version: int = strawberry.field(description="The record's version after the event.")
@@ -239,3 +250,7 @@ class CareEvent:
     recorded_at: datetime = strawberry.field(description="When careteam recorded it.")
     position: str = strawberry.field(description="Log position; pass as `after` to resume.")
     payload: strawberry.scalars.JSON = strawberry.field(description="The event's data.")
+
+    @strawberry.field(description="The kind of record the event belongs to.")
+    def stream_kind(self) -> StreamKind:
+        return StreamKind(self.stream_type)

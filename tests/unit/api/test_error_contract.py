@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from graphql import (
@@ -187,8 +188,6 @@ KNOWN_STRING_SETS = frozenset(
     {
         "Flag.kind",  # open: a team may define its own flag kinds
         "RegistryFlag.kind",  # open, as Flag.kind
-        "PartnerChange.change",
-        "CareEvent.streamType",
     }
 )
 
@@ -246,3 +245,47 @@ def test_no_current_string_lists_its_allowed_values() -> None:
     }
     assert listing - KNOWN_STRING_SETS == set()
     assert KNOWN_STRING_SETS - listing == set(), "fixed: remove it from KNOWN_STRING_SETS"
+
+
+def test_enum_twins_of_the_last_closed_string_sets_match_their_values() -> None:
+    """CareEvent.streamKind has one member per aggregate's stream type, and each serves the
+    value of its deprecated String twin; PartnerChange.changeKind likewise."""
+    from domain.registry import AGGREGATES
+    from services.api.partners_api import PartnerChange
+    from services.api.types import CareEvent, StreamKind
+    from services.partners.registry import ChangeKind
+
+    assert {k.value for k in StreamKind} == set(AGGREGATES)
+    for kind in StreamKind:
+        event = CareEvent(
+            event_id=uuid4(),
+            patient_id=uuid4(),
+            stream_type=kind.value,
+            stream_id=uuid4(),
+            stream_version=1,
+            event_type="x",
+            event_version=1,
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+            recorded_at=datetime(2026, 1, 1, tzinfo=UTC),
+            position="p",
+            payload={},
+        )
+        assert event.stream_kind() is kind
+    for change in ChangeKind:
+        row = PartnerChange(
+            at=datetime(2026, 1, 1, tzinfo=UTC),
+            change=change.value,
+            version=1,
+            actor_id=None,
+            role=None,
+            request_id=None,
+            details={},
+        )
+        assert row.change_kind() is change
+    schema = served()
+    for type_name, old, new in (
+        ("CareEvent", "streamType", "streamKind"),
+        ("PartnerChange", "change", "changeKind"),
+    ):
+        fields = schema.get_type(type_name).fields  # type: ignore[union-attr]
+        assert fields[old].deprecation_reason and not fields[new].deprecation_reason
