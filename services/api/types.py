@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from services.api.enums import EpisodeStatus, InstrumentCode, member
@@ -86,17 +87,39 @@ class Task:
 
 async def staff_name(info: Info[Any, None], user_id: UUID | None) -> str | None:
     """A colleague's display name from the caller's organisation's staff directory (staff
-    names are not patient data); null when the id is not in the directory."""
+    names are not patient data); null when the id is not in the directory.
+
+    Batched: the names a page asks for in one pass of resolution (every row's care team)
+    are read with one query per request tick, not one per name (see ``staff_names``)."""
     if user_id is None:
         return None
-    ctx = info.context
-    async with ctx.runtime.pool.acquire() as conn:
-        name: str | None = await conn.fetchval(
-            "SELECT display_name FROM staff WHERE organisation_id = $1 AND user_id = $2",
-            ctx.require_principal().organisation_id,
-            user_id,
-        )
-    return name
+    return await staff_names(info.context).load(user_id)
+
+
+_STAFF_NAMES = "_careteam_staff_names"
+
+
+def staff_names(ctx: Any) -> DataLoader[UUID, str | None]:
+    """The request's loader of staff display names (created on first use, kept on the
+    context). Not caching: each batch reads the directory afresh, so a long-lived
+    subscription context never serves a stale name; batching alone makes a page one query."""
+    loader: DataLoader[UUID, str | None] | None = getattr(ctx, _STAFF_NAMES, None)
+    if loader is None:
+
+        async def load(user_ids: list[UUID]) -> list[str | None]:
+            async with ctx.runtime.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT user_id, display_name FROM staff "
+                    "WHERE organisation_id = $1 AND user_id = ANY($2::uuid[])",
+                    ctx.require_principal().organisation_id,
+                    list(dict.fromkeys(user_ids)),
+                )
+            names = {r["user_id"]: r["display_name"] for r in rows}
+            return [names.get(u) for u in user_ids]
+
+        loader = DataLoader(load_fn=load, cache=False)
+        setattr(ctx, _STAFF_NAMES, loader)
+    return loader
 
 
 @strawberry.type(description="The patient's collaborative care team.")
