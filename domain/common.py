@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -28,6 +28,7 @@ from domain.errors import (
     InvalidPayloadValueError,
     NaiveDatetimeError,
     OccurredInFutureError,
+    ValidationError,
     ValueTooLongError,
 )
 
@@ -439,6 +440,59 @@ def check_payload_mapping(values: Mapping[str, Any], field: str) -> dict[str, An
         raise InvalidPayloadValueError(f"{field} must be a mapping")
     checked: dict[str, Any] = check(values, field)
     return checked
+
+
+# --- every field problem at once (issue 13) ------------------------------------------
+
+
+R = TypeVar("R")
+
+
+class Problems:
+    """Collects the validation problems of a command's input so all are reported at once.
+
+    Each field is checked with :meth:`check` (any ``require_*`` helper or other check that
+    raises a :class:`~domain.errors.ValidationError`); a failing check is recorded and
+    returns None instead of raising. :meth:`raise_any` then raises the first problem,
+    carrying every problem found in its ``problems`` (in the order checked), before
+    anything is written. Only validation problems are collected: a state or process rule
+    (invalid transition, not found, not allowed) still stops at once, and so does a
+    check made after :meth:`raise_any`.
+
+    Usage::
+
+        problems = Problems()
+        given = problems.check(require_text, given_name, "given_name")
+        mrn = problems.check(require_text, mrn, "mrn")
+        problems.raise_any()
+    """
+
+    def __init__(self) -> None:
+        self.found: list[ValidationError] = []
+
+    def check(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R | None:
+        """``fn(*args, **kwargs)``, or None after recording its validation problem."""
+        try:
+            return fn(*args, **kwargs)
+        except ValidationError as exc:
+            self.add(exc)
+            return None
+
+    def add(self, exc: ValidationError) -> None:
+        """Records a problem (and any it carries already)."""
+        listed = exc.problems or (exc,)
+        self.found.extend(p for p in listed if isinstance(p, ValidationError))
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def raise_any(self) -> None:
+        """Raises the first problem with all of them in ``problems``; None when there are none."""
+        if not self.found:
+            return
+        first = self.found[0]
+        first.problems = tuple(self.found)
+        raise first
 
 
 # --- snapshot codec -------------------------------------------------------------------

@@ -33,6 +33,9 @@ class DomainError(Exception):
         self.aggregate_id = aggregate_id
         # The input field at fault, when one is (the API returns it to the client).
         self.field = field
+        # Every problem of the input when several were found at once (this error first);
+        # empty when this error is the only one (see domain.common.Problems).
+        self.problems: tuple[DomainError, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -42,6 +42,7 @@ from domain.common import (
     EpisodeStatus,
     FlagKind,
     Modality,
+    Problems,
     Sex,
     TaskKind,
     TreatmentDecision,
@@ -785,20 +786,22 @@ class Patient(Aggregate):
         id: UUID | None = None,  # the library's name for the aggregate id
     ) -> Self:
         """Register a patient with minimal identity; ``id`` lets the caller choose the id."""
-        check_occurred_at(occurred_at, now)
-        given = require_text(given_name, "given_name", max_length=MAX_SHORT_TEXT_LENGTH)
-        family = require_text(family_name, "family_name", max_length=MAX_SHORT_TEXT_LENGTH)
-        record_number = require_text(mrn, "mrn", max_length=MAX_SHORT_TEXT_LENGTH)
-        require_uuid(organisation_id, "organisation_id")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(check_occurred_at, occurred_at, now)
+        short = MAX_SHORT_TEXT_LENGTH
+        given = problems.check(require_text, given_name, "given_name", max_length=short)
+        family = problems.check(require_text, family_name, "family_name", max_length=short)
+        record_number = problems.check(require_text, mrn, "mrn", max_length=short)
+        problems.check(require_uuid, organisation_id, "organisation_id")
         if id is not None:
-            require_uuid(id, "id")
-        if isinstance(birth_date, datetime) or not isinstance(birth_date, date):
-            raise InvalidBirthDateError("birth_date must be a date")
-        if birth_date > occurred_at.date():
-            raise InvalidBirthDateError("birth_date lies after the registration")
-        if _age_on(birth_date, occurred_at.date()) > MAX_AGE_YEARS:
-            raise InvalidBirthDateError(f"birth_date implies an age over {MAX_AGE_YEARS}")
-        sex_value = require_enum(Sex, sex, "sex").value if sex is not None else None
+            problems.check(require_uuid, id, "id")
+        problems.check(_check_birth_date, birth_date, occurred_at)
+        sex_value = None
+        if sex is not None:
+            member = problems.check(require_enum, Sex, sex, "sex")
+            sex_value = member.value if member is not None else None
+        problems.raise_any()
         return cls._create(
             cls.Registered,
             id=id,
@@ -1102,9 +1105,18 @@ class Patient(Aggregate):
         assessment task; a PHQ-9 total of 20 or more raises a follow-up task; a positive
         PHQ-2 raises a task to complete a full PHQ-9 (NCQA DSF-E, 30 days).
         """
-        self._check_time(occurred_at, now)
-        spec = spec_for(instrument)
-        result = score(spec.instrument, answers)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        checked_spec = problems.check(spec_for, instrument)
+        scored = (
+            problems.check(score, checked_spec.instrument, answers)
+            if checked_spec is not None
+            else None
+        )
+        problems.raise_any()
+        assert checked_spec is not None and scored is not None  # checked above
+        spec, result = checked_spec, scored
         # The age on the day it was taken (not today): a PHQ-A taken at 17 stays valid.
         if self.birth_date is not None and not spec.allows_age(self.age_on(occurred_at.date())):
             raise InstrumentNotForAgeError(
@@ -1176,23 +1188,39 @@ class Patient(Aggregate):
         Only while the patient is on the caseload and not before the enrollment of the
         current episode; never for a discharged or deactivated episode.
         """
-        self._check_time(occurred_at, now)
-        kind = require_enum(ActivityType, activity, "activity")
-        how = require_enum(Modality, modality, "modality") if modality is not None else None
-        if kind in _MODALITY_REQUIRED and how is None:
-            raise ModalityRequiredError(f"a {kind.value} needs a modality", aggregate_id=self.id)
-        if isinstance(minutes, bool) or not isinstance(minutes, int):
-            raise InvalidMinutesError(
-                "minutes must be a whole number", aggregate_id=self.id, field="minutes"
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        kind = problems.check(require_enum, ActivityType, activity, "activity")
+        how = (
+            problems.check(require_enum, Modality, modality, "modality")
+            if modality is not None
+            else None
+        )
+        if kind in _MODALITY_REQUIRED and how is None and modality is None:
+            problems.add(
+                ModalityRequiredError(
+                    f"a {kind.value} needs a modality", aggregate_id=self.id, field="modality"
+                )
             )
-        if not 0 < minutes <= MAX_CONTACT_MINUTES:
-            raise InvalidMinutesError(
-                f"minutes must be between 1 and {MAX_CONTACT_MINUTES}",
-                aggregate_id=self.id,
-                field="minutes",
+        if isinstance(minutes, bool) or not isinstance(minutes, int):
+            problems.add(
+                InvalidMinutesError(
+                    "minutes must be a whole number", aggregate_id=self.id, field="minutes"
+                )
+            )
+        elif not 0 < minutes <= MAX_CONTACT_MINUTES:
+            problems.add(
+                InvalidMinutesError(
+                    f"minutes must be between 1 and {MAX_CONTACT_MINUTES}",
+                    aggregate_id=self.id,
+                    field="minutes",
+                )
             )
         if performed_by is not None:
-            require_uuid(performed_by, "performed_by")
+            problems.check(require_uuid, performed_by, "performed_by")
+        problems.raise_any()
+        assert kind is not None  # checked above
         episode = self.current_episode
         if episode is None or episode.status is EpisodeStatus.REFERRED:
             raise ContactBeforeEnrollmentError(
@@ -2774,6 +2802,18 @@ def _member(team: CareTeam, role: CareTeamRole) -> UUID | None:
     if role is CareTeamRole.PCP:
         return team.pcp_id
     return team.psychiatric_consultant_id
+
+
+def _check_birth_date(birth_date: date, occurred_at: datetime) -> None:
+    """A date, not after the registration, and no age over the plausible maximum."""
+    if isinstance(birth_date, datetime) or not isinstance(birth_date, date):
+        raise InvalidBirthDateError("birth_date must be a date", field="birth_date")
+    if birth_date > occurred_at.date():
+        raise InvalidBirthDateError("birth_date lies after the registration", field="birth_date")
+    if _age_on(birth_date, occurred_at.date()) > MAX_AGE_YEARS:
+        raise InvalidBirthDateError(
+            f"birth_date implies an age over {MAX_AGE_YEARS}", field="birth_date"
+        )
 
 
 def _age_on(birth_date: date, day: date) -> int:

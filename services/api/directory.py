@@ -24,7 +24,7 @@ from strawberry.types import Info
 from domain.rules import NoRuleInForceError
 from domain.rules.billing import BillingProgram, program_rules_for
 from services.api.context import CareteamContext
-from services.api.errors import ForbiddenError, ValidationError, result_union
+from services.api.errors import ForbiddenError, ValidationError, all_problems, result_union
 from services.api.registry_types import RegistryPageInfo
 from services.auth import Principal, Role
 from services.database import Conn
@@ -427,9 +427,10 @@ class DirectoryMutation:
         principal = info.context.require_principal()
         if principal.role is not Role.ADMIN:
             return _forbidden("setOrganisation")
-        if problem := _text_problem(input.name, "name", MAX_NAME):
-            return problem
-        if problem := time_zone_problem(input.time_zone):
+        # Every field problem at once (issue 13).
+        if problem := all_problems(
+            _text_problem(input.name, "name", MAX_NAME), time_zone_problem(input.time_zone)
+        ):
             return problem
         async with info.context.runtime.pool.acquire() as conn, conn.transaction():
             await conn.execute(
@@ -461,19 +462,22 @@ class DirectoryMutation:
         principal = info.context.require_principal()
         if principal.role is not Role.ADMIN:
             return _forbidden("putStaffMember")
-        if problem := _text_problem(input.display_name, "displayName", MAX_NAME):
-            return problem
-        if input.credentials is not None and (
-            problem := _text_problem(input.credentials, "credentials", MAX_CREDENTIALS)
-        ):
-            return problem
         roles = sorted(set(input.roles), key=lambda r: r.value)
-        if not roles or any(r not in STAFF_ROLES for r in roles):
-            return ValidationError(
+        # Every field problem at once (issue 13).
+        if problem := all_problems(
+            _text_problem(input.display_name, "displayName", MAX_NAME),
+            _text_problem(input.credentials, "credentials", MAX_CREDENTIALS)
+            if input.credentials is not None
+            else None,
+            ValidationError(
                 code="INVALID_ROLES",
                 message="roles must list at least one staff role (not PARTNER or CAREGIVER)",
                 field="roles",
             )
+            if not roles or any(r not in STAFF_ROLES for r in roles)
+            else None,
+        ):
+            return problem
         async with info.context.runtime.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 """INSERT INTO staff (user_id, organisation_id, display_name, credentials,

@@ -30,7 +30,19 @@ class Error:
 
 
 @strawberry.type(
-    description="The input was malformed or outside its allowed range; nothing was written."
+    description="One problem of an input: the field at fault, a stable code and a message "
+    "(never patient data)."
+)
+class FieldProblem:
+    code: str = strawberry.field(description="Stable machine-readable code, e.g. BLANK_VALUE.")
+    message: str = strawberry.field(description="What is wrong; never contains patient data.")
+    field: str | None = strawberry.field(default=None, description=FIELD_DESCRIPTION)
+
+
+@strawberry.type(
+    description="The input was malformed or outside its allowed range; nothing was written. "
+    "`code`, `message` and `field` are those of the first problem; `problems` lists every "
+    "problem found in the input at once."
 )
 class ValidationError(Error):
     code: str = strawberry.field(
@@ -40,6 +52,17 @@ class ValidationError(Error):
         description="What is wrong, for people; never contains patient data."
     )
     field: str | None = strawberry.field(default=None, description=FIELD_DESCRIPTION)
+    # Every problem when several were found (the first is this error's own); see problems.
+    listed: strawberry.Private[tuple[FieldProblem, ...]] = ()
+
+    @strawberry.field(
+        description="Every problem of the input, the first being this error's own code, "
+        "message and field; at least one. Fix them all before sending again."
+    )
+    def problems(self) -> list[FieldProblem]:
+        if self.listed:
+            return list(self.listed)
+        return [FieldProblem(code=self.code, message=self.message, field=self.field)]
 
 
 @strawberry.type(
@@ -113,7 +136,30 @@ def from_domain_error(exc: domain_errors.DomainError) -> DomainErrorType:
         return NotFoundError(code=exc.code, message=exc.message, field=field)
     if isinstance(exc, domain_errors.NotAllowedError):
         return NotAllowedError(code=exc.code, message=exc.message, field=field)
-    return ValidationError(code=exc.code, message=exc.message, field=field)
+    return ValidationError(
+        code=exc.code,
+        message=exc.message,
+        field=field,
+        listed=tuple(
+            FieldProblem(code=p.code, message=p.message, field=camel_path(p.field))
+            for p in exc.problems
+        ),
+    )
+
+
+def all_problems(*errors: ValidationError | None) -> ValidationError | None:
+    """One ValidationError listing every problem of ``errors`` (the first one's code, message
+    and field on top); None when there is none. For checks made in the API layer."""
+    found = [e for e in errors if e is not None]
+    if not found:
+        return None
+    first = found[0]
+    return ValidationError(
+        code=first.code,
+        message=first.message,
+        field=first.field,
+        listed=tuple(p for e in found for p in e.problems()),
+    )
 
 
 def exactly_one(new_name: str, new: Any, old_name: str, old: Any) -> ValidationError | None:

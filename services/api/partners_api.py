@@ -152,18 +152,30 @@ class PartnerDeadLetterStatus(enum.Enum):
     WITHHELD = "withheld"
 
 
+PartnerChangeKind = strawberry.enum(
+    registry.ChangeKind,
+    name="PartnerChangeKind",
+    description="What a change to a partner's registration, or an action on its feed, was.",
+)
+
+
 @strawberry.type(description="One change to a partner's registration, or an action on its feed.")
 class PartnerChange:
     at: datetime = strawberry.field(description="When it was made.")
     change: str = strawberry.field(
         description="registered, updated, deactivated, reactivated, secret_rotated, replayed "
-        "or redelivery_requested."
+        "or redelivery_requested.",
+        deprecation_reason="Use changeKind (an enum).",
     )
     version: int = strawberry.field(description="The registration's version after it.")
     actor_id: UUID | None = strawberry.field(description="Who made it.")
     role: str | None = strawberry.field(description="In which role.")
     request_id: str | None = strawberry.field(description="The API request it belongs to.")
     details: JSON = strawberry.field(description="The configuration or action (never secrets).")
+
+    @strawberry.field(description="What the change was.")
+    def change_kind(self) -> registry.ChangeKind:
+        return registry.ChangeKind(self.change)
 
 
 @strawberry.type(description="Where a partner's feed stands in the log.")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from services.api.enums import EpisodeStatus, InstrumentCode, member
@@ -85,17 +87,39 @@ class Task:
 
 async def staff_name(info: Info[Any, None], user_id: UUID | None) -> str | None:
     """A colleague's display name from the caller's organisation's staff directory (staff
-    names are not patient data); null when the id is not in the directory."""
+    names are not patient data); null when the id is not in the directory.
+
+    Batched: the names a page asks for in one pass of resolution (every row's care team)
+    are read with one query per request tick, not one per name (see ``staff_names``)."""
     if user_id is None:
         return None
-    ctx = info.context
-    async with ctx.runtime.pool.acquire() as conn:
-        name: str | None = await conn.fetchval(
-            "SELECT display_name FROM staff WHERE organisation_id = $1 AND user_id = $2",
-            ctx.require_principal().organisation_id,
-            user_id,
-        )
-    return name
+    return await staff_names(info.context).load(user_id)
+
+
+_STAFF_NAMES = "_careteam_staff_names"
+
+
+def staff_names(ctx: Any) -> DataLoader[UUID, str | None]:
+    """The request's loader of staff display names (created on first use, kept on the
+    context). Not caching: each batch reads the directory afresh, so a long-lived
+    subscription context never serves a stale name; batching alone makes a page one query."""
+    loader: DataLoader[UUID, str | None] | None = getattr(ctx, _STAFF_NAMES, None)
+    if loader is None:
+
+        async def load(user_ids: list[UUID]) -> list[str | None]:
+            async with ctx.runtime.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT user_id, display_name FROM staff "
+                    "WHERE organisation_id = $1 AND user_id = ANY($2::uuid[])",
+                    ctx.require_principal().organisation_id,
+                    list(dict.fromkeys(user_ids)),
+                )
+            names = {r["user_id"]: r["display_name"] for r in rows}
+            return [names.get(u) for u in user_ids]
+
+        loader = DataLoader(load_fn=load, cache=False)
+        setattr(ctx, _STAFF_NAMES, loader)
+    return loader
 
 
 @strawberry.type(description="The patient's collaborative care team.")
@@ -224,12 +248,22 @@ def _uuid(value: str | None) -> UUID | None:
     return None if value is None else UUID(value)
 
 
+@strawberry.enum(description="The kind of record an event of the care log belongs to.")
+class StreamKind(enum.Enum):
+    # One member per aggregate's STREAM_TYPE (tests/unit/api/test_error_contract.py pins it).
+    PATIENT = "patient"
+    CARE_PLAN = "care_plan"
+    REFERRAL = "referral"
+    CONSULTATION_NOTE = "consultation_note"
+
+
 @strawberry.type(description="One event from the care log, as a subscriber receives it.")
 class CareEvent:
     event_id: UUID = strawberry.field(description="Stable event id (deduplicate by it).")
     patient_id: UUID = strawberry.field(description="The patient the event concerns.")
     stream_type: str = strawberry.field(
-        description="patient, care_plan, referral or consultation_note."
+        description="patient, care_plan, referral or consultation_note.",
+        deprecation_reason="Use streamKind (an enum).",
     )
     stream_id: UUID = strawberry.field(description="The record the event belongs to.")
     stream_version: int = strawberry.field(description="The record's version after the event.")
@@ -239,3 +273,7 @@ class CareEvent:
     recorded_at: datetime = strawberry.field(description="When careteam recorded it.")
     position: str = strawberry.field(description="Log position; pass as `after` to resume.")
     payload: strawberry.scalars.JSON = strawberry.field(description="The event's data.")
+
+    @strawberry.field(description="The kind of record the event belongs to.")
+    def stream_kind(self) -> StreamKind:
+        return StreamKind(self.stream_type)

@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from graphql import (
@@ -25,12 +26,13 @@ from graphql import (
 from graphql import build_schema as parse_sdl
 
 from domain import errors as domain_errors
-from domain.common import check_occurred_at, require_text
+from domain.common import Problems, check_occurred_at, require_text
 from services.api.errors import (
     InvalidTransitionError,
     NotAllowedError,
     NotFoundError,
     ValidationError,
+    all_problems,
     at_most_one,
     camel_path,
     exactly_one,
@@ -106,6 +108,45 @@ def test_an_enum_field_and_its_deprecated_string_twin_are_exclusive() -> None:
     assert clash is not None and clash.field == "modalityKind"
 
 
+def test_every_field_problem_is_listed_in_camel_case_with_the_first_on_top() -> None:
+    """issue 13: one ValidationError lists every problem; code/message/field stay those of
+    the first (compatible with clients that read only them)."""
+    problems = Problems()
+    problems.check(require_text, " ", "given_name")
+    problems.check(require_text, "", "mrn")
+    with pytest.raises(domain_errors.ValidationError) as raised:
+        problems.raise_any()
+    error = from_domain_error(raised.value)
+    assert isinstance(error, ValidationError)
+    assert (error.code, error.field) == ("BLANK_VALUE", "givenName")
+    assert [(p.code, p.field) for p in error.problems()] == [
+        ("BLANK_VALUE", "givenName"),
+        ("BLANK_VALUE", "mrn"),
+    ]
+
+
+def test_a_lone_error_lists_itself_as_its_only_problem() -> None:
+    lone = ValidationError(
+        code="INVALID_PAGE_SIZE", message="first must be 1 to 100", field="first"
+    )
+    assert [(p.code, p.message, p.field) for p in lone.problems()] == [
+        ("INVALID_PAGE_SIZE", "first must be 1 to 100", "first")
+    ]
+    single = from_domain_error(domain_errors.ValidationError("x", field="occurred_at"))
+    assert isinstance(single, ValidationError)
+    assert [p.field for p in single.problems()] == ["occurredAt"]
+
+
+def test_api_layer_checks_combine_into_one_error() -> None:
+    a = ValidationError(code="A", message="a", field="name")
+    b = ValidationError(code="B", message="b", field="timeZone")
+    assert all_problems(None, None) is None
+    assert all_problems(None, a) is not None
+    both = all_problems(a, None, b)
+    assert both is not None and (both.code, both.field) == ("A", "name")
+    assert [p.field for p in both.problems()] == ["name", "timeZone"]
+
+
 # --- the schema keeps the contract (regressions fail here) ---------------------------
 
 
@@ -147,8 +188,6 @@ KNOWN_STRING_SETS = frozenset(
     {
         "Flag.kind",  # open: a team may define its own flag kinds
         "RegistryFlag.kind",  # open, as Flag.kind
-        "PartnerChange.change",
-        "CareEvent.streamType",
     }
 )
 
@@ -206,3 +245,47 @@ def test_no_current_string_lists_its_allowed_values() -> None:
     }
     assert listing - KNOWN_STRING_SETS == set()
     assert KNOWN_STRING_SETS - listing == set(), "fixed: remove it from KNOWN_STRING_SETS"
+
+
+def test_enum_twins_of_the_last_closed_string_sets_match_their_values() -> None:
+    """CareEvent.streamKind has one member per aggregate's stream type, and each serves the
+    value of its deprecated String twin; PartnerChange.changeKind likewise."""
+    from domain.registry import AGGREGATES
+    from services.api.partners_api import PartnerChange
+    from services.api.types import CareEvent, StreamKind
+    from services.partners.registry import ChangeKind
+
+    assert {k.value for k in StreamKind} == set(AGGREGATES)
+    for kind in StreamKind:
+        event = CareEvent(
+            event_id=uuid4(),
+            patient_id=uuid4(),
+            stream_type=kind.value,
+            stream_id=uuid4(),
+            stream_version=1,
+            event_type="x",
+            event_version=1,
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+            recorded_at=datetime(2026, 1, 1, tzinfo=UTC),
+            position="p",
+            payload={},
+        )
+        assert event.stream_kind() is kind
+    for change in ChangeKind:
+        row = PartnerChange(
+            at=datetime(2026, 1, 1, tzinfo=UTC),
+            change=change.value,
+            version=1,
+            actor_id=None,
+            role=None,
+            request_id=None,
+            details={},
+        )
+        assert row.change_kind() is change
+    schema = served()
+    for type_name, old, new in (
+        ("CareEvent", "streamType", "streamKind"),
+        ("PartnerChange", "change", "changeKind"),
+    ):
+        fields = schema.get_type(type_name).fields  # type: ignore[union-attr]
+        assert fields[old].deprecation_reason and not fields[new].deprecation_reason
