@@ -1,9 +1,9 @@
 """The one JSON codec (domain.codec): values, event payloads, snapshots, and the stored
 forms written before the codec was merged.
 
-``stored/stored_events.json`` holds one event of every type as the store kept it before
+``tests/stored/stored_events.json`` holds one event of every type as the store kept it before
 this codec replaced the two older ones (payload, name, version), with the repr of what the
-old decoder made of it; ``stored/stored_snapshots.json`` holds snapshots written then.
+old decoder made of it; ``tests/stored/stored_snapshots.json`` holds snapshots written then.
 """
 
 import json
@@ -34,7 +34,7 @@ from domain.registry import (
     decode_event,
 )
 
-_STORED = Path(__file__).parent / "stored"
+_STORED = Path(__file__).parents[2] / "stored"
 STORED_EVENTS: list[dict[str, Any]] = json.loads((_STORED / "stored_events.json").read_text())
 STORED_SNAPSHOTS: list[dict[str, Any]] = json.loads((_STORED / "stored_snapshots.json").read_text())
 _LIBRARY_ATTRIBUTES = {"_id", "_version", "_created_on", "_modified_on", "_pending_events"}
