@@ -296,18 +296,16 @@ class CarePlan(Snapshotting, Aggregate):
         reason: str | None
         occurred_at: datetime
 
-    def __init__(
-        self,
-        patient_id: UUID,
-        episode_number: int,
-        author_id: UUID | None,
-        occurred_at: datetime,
-    ) -> None:
-        """Initial state from :class:`Created` (runs on replay too: no checks here)."""
-        self.patient_id = patient_id
-        self.episode_number = episode_number
-        self.author_id = author_id
-        self.created_at = occurred_at
+    def __init__(self) -> None:
+        """Nothing: the state is set from the creation event by :meth:`_created`."""
+
+    @applies(Created)
+    def _created(self, e: Created) -> None:
+        """Initial state (runs on replay too: no checks here)."""
+        self.patient_id = e.patient_id
+        self.episode_number = e.episode_number
+        self.author_id = e.author_id
+        self.created_at = e.occurred_at
         self.status = CarePlanStatus.ACTIVE
         self.closed_at = None
         self.close_reason = None

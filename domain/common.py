@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
+from eventsourcing.domain import CanInitAggregate
+
 from domain.errors import (
     BlankValueError,
     ControlCharacterError,
@@ -503,10 +505,13 @@ class Trigger:
 
     def __init__(self, event_cls: type[Any]) -> None:
         self._name = event_cls.__name__
+        self._creates = issubclass(event_cls, CanInitAggregate)
 
     def __get__(self, instance: Any, owner: type[Any] | None = None) -> Callable[..., None]:
         if instance is None:
             raise AttributeError("an event is triggered on an aggregate, not its class")
+        if self._creates:
+            raise AttributeError("a creation event is triggered by the aggregate's class method")
         # The library redefines each event class on its aggregate; trigger that one.
         trigger: Callable[..., None] = functools.partial(
             instance.trigger_event, getattr(type(instance), self._name)
@@ -525,6 +530,9 @@ def applies(event_cls: type[Ev]) -> Callable[[Callable[[Any, Ev], None]], Trigge
         @applies(Referred)
         def _referred(self, e: Referred) -> None:
             self.episodes.append(...)
+
+    A creation event (the aggregate's first) is applied the same way, after the library
+    has called the aggregate's ``__init__``, which is then empty.
     """
 
     def decorate(apply_to: Callable[[Any, Ev], None]) -> Trigger:

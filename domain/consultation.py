@@ -245,21 +245,18 @@ class ConsultationNote(Snapshotting, Aggregate):
         reason: str
         occurred_at: datetime
 
-    def __init__(
-        self,
-        patient_id: UUID,
-        requested_by: UUID,
-        consultant_id: UUID | None,
-        question: str,
-        occurred_at: datetime,
-    ) -> None:
-        """Initial state from :class:`Requested` (runs on replay too: no checks here)."""
-        self.patient_id = patient_id
-        self.requested_by = requested_by
-        self.consultant_id = consultant_id
-        self.question = question
-        self.requested_at = occurred_at
-        self.last_change_at = occurred_at
+    def __init__(self) -> None:
+        """Nothing: the state is set from the creation event by :meth:`_requested`."""
+
+    @applies(Requested)
+    def _requested(self, e: Requested) -> None:
+        """Initial state (runs on replay too: no checks here)."""
+        self.patient_id = e.patient_id
+        self.requested_by = e.requested_by
+        self.consultant_id = e.consultant_id
+        self.question = e.question
+        self.requested_at = e.occurred_at
+        self.last_change_at = e.occurred_at
         self.status = NoteStatus.REQUESTED
         self.author_id = None
         self.content = None

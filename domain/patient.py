@@ -765,24 +765,19 @@ class Patient(Snapshotting, Aggregate):
 
     # --- creation ---------------------------------------------------------------------
 
-    def __init__(
-        self,
-        given_name: str,
-        family_name: str,
-        birth_date: date,
-        sex: str | None,
-        mrn: str,
-        organisation_id: UUID,
-        occurred_at: datetime,
-    ) -> None:
-        """Initial state from :class:`Registered` (runs on replay too: no checks here)."""
-        self.given_name = given_name
-        self.family_name = family_name
-        self.birth_date = birth_date
-        self.sex = Sex(sex) if sex is not None else None
-        self.mrn = mrn
-        self.organisation_id = organisation_id
-        self.registered_at = occurred_at
+    def __init__(self) -> None:
+        """Nothing: the state is set from the creation event by :meth:`_registered`."""
+
+    @applies(Registered)
+    def _registered(self, e: Registered) -> None:
+        """Initial state (runs on replay too: no checks here)."""
+        self.given_name = e.given_name
+        self.family_name = e.family_name
+        self.birth_date = e.birth_date
+        self.sex = Sex(e.sex) if e.sex is not None else None
+        self.mrn = e.mrn
+        self.organisation_id = e.organisation_id
+        self.registered_at = e.occurred_at
         self.episodes = []
         self.care_team = CareTeam()
         self.consents = {}

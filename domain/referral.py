@@ -173,26 +173,21 @@ class Referral(Snapshotting, Aggregate):
         reason: str
         occurred_at: datetime
 
-    def __init__(
-        self,
-        patient_id: UUID,
-        service: str,
-        receiving_organisation_id: UUID | None,
-        reason: str,
-        expected_by: date,
-        requested_by: UUID | None,
-        occurred_at: datetime,
-    ) -> None:
-        """Initial state from :class:`Requested` (runs on replay too: no checks here)."""
-        self.patient_id = patient_id
-        self.service = ReferralService(service)
-        self.receiving_organisation_id = receiving_organisation_id
-        self.reason = reason
-        self.expected_by = expected_by
-        self.requested_by = requested_by
+    def __init__(self) -> None:
+        """Nothing: the state is set from the creation event by :meth:`_requested`."""
+
+    @applies(Requested)
+    def _requested(self, e: Requested) -> None:
+        """Initial state (runs on replay too: no checks here)."""
+        self.patient_id = e.patient_id
+        self.service = ReferralService(e.service)
+        self.receiving_organisation_id = e.receiving_organisation_id
+        self.reason = e.reason
+        self.expected_by = e.expected_by
+        self.requested_by = e.requested_by
         self.status = ReferralStatus.REQUESTED
-        self.requested_at = occurred_at
-        self.last_change_at = occurred_at
+        self.requested_at = e.occurred_at
+        self.last_change_at = e.occurred_at
         self.sent_at = None
         self.accepted_at = None
         self.scheduled_at = None

@@ -122,3 +122,19 @@ def test_an_event_is_triggered_on_an_aggregate_not_its_class() -> None:
     """The class attribute of an apply method is no callable of its own."""
     with pytest.raises(AttributeError):
         Patient._referred  # noqa: B018
+
+
+def test_a_creation_event_is_not_triggered_on_an_existing_aggregate() -> None:
+    """The creation event's apply method is no trigger: the class method creates."""
+    patient = Patient.register(
+        given_name="Test",
+        family_name="Person",
+        birth_date=date(1980, 5, 17),
+        mrn="MRN-1",
+        organisation_id=uuid4(),
+        occurred_at=T0,
+        now=NOW,
+    )
+    with pytest.raises(AttributeError):
+        patient._registered  # noqa: B018
+    assert patient.given_name == "Test"
