@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,7 +21,7 @@ from services.crypto import KeyRing
 from services.database import create_pool
 from services.eventstore import EventMetadata, EventStore
 from services.settings import Settings
-from tests.factories import ORG
+from tests.factories import ORG, new_patient
 
 STORED_SNAPSHOTS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parents[1] / "stored" / "stored_snapshots.json").read_text()
@@ -65,15 +65,7 @@ async def test_loading_from_a_snapshot_equals_replaying_the_events(store: EventS
     snapshot and applies the events after it gives the aggregate the whole log gives."""
     app = Application(store)
     now = datetime.now(UTC)
-    patient = Patient.register(
-        given_name="Test",
-        family_name="Person",
-        birth_date=date(1980, 5, 17),
-        mrn="MRN-SNAP-1",
-        organisation_id=ORG,
-        occurred_at=now,
-        now=now,
-    )
+    patient = new_patient(now=now)
     patient.enroll(occurred_at=now, now=now)
     await app.create(patient, metadata=META, now=now)
     await app.execute(

@@ -24,9 +24,9 @@ from domain.errors import (
     ValueTooLongError,
 )
 from domain.patient import Patient
+from tests.factories import new_patient
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -99,20 +99,12 @@ def test_payload_mapping_refuses_unstorable_values(bad: dict[str, Any]) -> None:
 def test_an_event_is_triggered_only_with_the_fields_its_class_declares() -> None:
     """A private apply method triggers its event class: a field the class does not declare,
     or one it lacks, is refused and nothing is applied or kept pending."""
-    patient = Patient.register(
-        given_name="Test",
-        family_name="Person",
-        birth_date=date(1980, 5, 17),
-        mrn="MRN-1",
-        organisation_id=uuid4(),
-        occurred_at=T0,
-        now=NOW,
-    )
+    patient = new_patient(now=NOW)
     version = patient.version
     with pytest.raises(TypeError):
-        patient._referred(episode_number=1, occurred_at=T0, timestamp=NOW, extra=1)
+        patient._referred(episode_number=1, occurred_at=NOW, timestamp=NOW, extra=1)
     with pytest.raises(TypeError):
-        patient._referred(occurred_at=T0, timestamp=NOW)
+        patient._referred(occurred_at=NOW, timestamp=NOW)
     assert patient.version == version
     assert patient.episodes == []
     assert [type(e).__name__ for e in patient.collect_events()] == ["Registered"]
@@ -126,15 +118,7 @@ def test_an_event_is_triggered_on_an_aggregate_not_its_class() -> None:
 
 def test_a_creation_event_is_not_triggered_on_an_existing_aggregate() -> None:
     """The creation event's apply method is no trigger: the class method creates."""
-    patient = Patient.register(
-        given_name="Test",
-        family_name="Person",
-        birth_date=date(1980, 5, 17),
-        mrn="MRN-1",
-        organisation_id=uuid4(),
-        occurred_at=T0,
-        now=NOW,
-    )
+    patient = new_patient(now=NOW)
     with pytest.raises(AttributeError):
         patient._registered  # noqa: B018
     assert patient.given_name == "Test"
