@@ -44,7 +44,7 @@ from bench.environment import (
 )
 from bench.results import Check, Comparison, RowResult, Series, Target
 from bench.workload import META, STREAM_TYPE, Command, make_streams, split_among_writers
-from services import codec
+from domain import codec
 from services.database import create_pool
 from services.eventstore import START, EventStore, LogPosition
 from services.settings import Settings

@@ -68,8 +68,8 @@ from bench.results import Check, Comparison, Profile, RowResult, Series, Target
 from bench.row3_caseload import CASELOAD
 from bench.row4_lag import REQUEST_TIMEOUT, ApiServer, api_server, feature_missing
 from bench.workload import META, ORG, STREAM_TYPE, Command, Team, patient_journey
+from domain import codec
 from projections.registry import all_projections
-from services import codec
 from services.audit.chain import seal_once
 from services.crypto import KeyRing, encrypt_fields, patient_key_fields
 from services.database import create_pool

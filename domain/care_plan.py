@@ -7,14 +7,14 @@ algorithm (Trials 2014, 15:351), to change treatment (under 50% improvement), ke
 :func:`suggest_decision` computes that suggestion. A closed plan accepts no changes.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Final, Self
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate
 
+from domain.codec import Snapshotting
 from domain.common import (
     CarePlanStatus,
     GoalStatus,
@@ -23,14 +23,13 @@ from domain.common import (
     PsychotherapyModality,
     TargetKind,
     TreatmentDecision,
+    applies,
     check_occurred_at,
     optional_text,
     require_aware,
     require_enum,
     require_text,
     require_uuid,
-    restore_aggregate,
-    snapshot_aggregate,
 )
 from domain.errors import (
     BlankValueError,
@@ -143,11 +142,26 @@ def _ts(now: datetime) -> datetime:
     return now
 
 
-class CarePlan(Aggregate):
+class CarePlan(Snapshotting, Aggregate):
     """The treatment plan of one patient for one episode."""
 
     STREAM_TYPE: ClassVar[str] = "care_plan"
     TOPIC: ClassVar[str] = STREAM_TYPE
+
+    # --- state: declared once; snapshots and their codec derive from it (domain.codec) --
+
+    patient_id: UUID
+    episode_number: int
+    author_id: UUID | None
+    created_at: datetime
+    status: CarePlanStatus
+    closed_at: datetime | None
+    close_reason: str | None
+    goals: dict[UUID, Goal]
+    targets: dict[UUID, Target]
+    interventions: dict[UUID, Intervention]
+    reviews: list[Review]
+    revisions: list[Revision]
 
     class Event(Aggregate.Event):
         """Base of the care plan's events."""
@@ -282,26 +296,24 @@ class CarePlan(Aggregate):
         reason: str | None
         occurred_at: datetime
 
-    def __init__(
-        self,
-        patient_id: UUID,
-        episode_number: int,
-        author_id: UUID | None,
-        occurred_at: datetime,
-    ) -> None:
-        """Initial state from :class:`Created` (runs on replay too: no checks here)."""
-        self.patient_id: UUID = patient_id
-        self.episode_number: int = episode_number
-        self.author_id: UUID | None = author_id
-        self.created_at: datetime = occurred_at
-        self.status: CarePlanStatus = CarePlanStatus.ACTIVE
-        self.closed_at: datetime | None = None
-        self.close_reason: str | None = None
-        self.goals: dict[UUID, Goal] = {}
-        self.targets: dict[UUID, Target] = {}
-        self.interventions: dict[UUID, Intervention] = {}
-        self.reviews: list[Review] = []
-        self.revisions: list[Revision] = []
+    def __init__(self) -> None:
+        """Nothing: the state is set from the creation event by :meth:`_created`."""
+
+    @applies(Created)
+    def _created(self, e: Created) -> None:
+        """Initial state (runs on replay too: no checks here)."""
+        self.patient_id = e.patient_id
+        self.episode_number = e.episode_number
+        self.author_id = e.author_id
+        self.created_at = e.occurred_at
+        self.status = CarePlanStatus.ACTIVE
+        self.closed_at = None
+        self.close_reason = None
+        self.goals = {}
+        self.targets = {}
+        self.interventions = {}
+        self.reviews = []
+        self.revisions = []
 
     @classmethod
     def create(
@@ -624,32 +636,6 @@ class CarePlan(Aggregate):
             timestamp=_ts(now),
         )
 
-    # --- snapshot ---------------------------------------------------------------------
-
-    _SNAPSHOT_FIELDS: ClassVar[Mapping[str, Any]] = {
-        "patient_id": UUID,
-        "episode_number": int,
-        "author_id": UUID | None,
-        "created_at": datetime,
-        "status": CarePlanStatus,
-        "closed_at": datetime | None,
-        "close_reason": str | None,
-        "goals": dict[UUID, Goal],
-        "targets": dict[UUID, Target],
-        "interventions": dict[UUID, Intervention],
-        "reviews": list[Review],
-        "revisions": list[Revision],
-    }
-
-    def snapshot_state(self) -> dict[str, Any]:
-        """The whole state as JSON-native values."""
-        return snapshot_aggregate(self, self._SNAPSHOT_FIELDS)
-
-    @classmethod
-    def from_snapshot_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild the aggregate from :meth:`snapshot_state` output."""
-        return restore_aggregate(cls, state, cls._SNAPSHOT_FIELDS)
-
     # --- helpers ----------------------------------------------------------------------
 
     def _check_open(self, occurred_at: datetime, now: datetime) -> None:
@@ -702,161 +688,88 @@ class CarePlan(Aggregate):
 
     # --- apply (state changes only: these run again on replay) ------------------------
 
-    @event(GoalAdded)
-    def _goal_added(
-        self,
-        patient_id: UUID,
-        goal_id: UUID,
-        description: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.goals[goal_id] = Goal(goal_id=goal_id, description=description, added_at=occurred_at)
-
-    @event(GoalClosed)
-    def _goal_closed(
-        self,
-        patient_id: UUID,
-        goal_id: UUID,
-        status: str,
-        reason: str | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        goal = self.goals[goal_id]
-        goal.status = GoalStatus(status)
-        goal.closed_at = occurred_at
-        goal.close_reason = reason
-
-    @event(TargetSet)
-    def _target_set(
-        self,
-        patient_id: UUID,
-        target_id: UUID,
-        instrument: str,
-        kind: str,
-        value: int,
-        due_on: date | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.targets[target_id] = Target(
-            target_id=target_id,
-            instrument=Instrument(instrument),
-            kind=TargetKind(kind),
-            value=value,
-            due_on=due_on,
-            set_at=occurred_at,
+    @applies(GoalAdded)
+    def _goal_added(self, e: GoalAdded) -> None:
+        self.goals[e.goal_id] = Goal(
+            goal_id=e.goal_id, description=e.description, added_at=e.occurred_at
         )
 
-    @event(TargetRemoved)
-    def _target_removed(
-        self, patient_id: UUID, target_id: UUID, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        self.targets[target_id].removed_at = occurred_at
+    @applies(GoalClosed)
+    def _goal_closed(self, e: GoalClosed) -> None:
+        goal = self.goals[e.goal_id]
+        goal.status = GoalStatus(e.status)
+        goal.closed_at = e.occurred_at
+        goal.close_reason = e.reason
 
-    @event(InterventionStarted)
-    def _intervention_started(
-        self,
-        patient_id: UUID,
-        intervention_id: UUID,
-        kind: str,
-        name: str,
-        dose: str | None,
-        modality: str | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.interventions[intervention_id] = Intervention(
-            intervention_id=intervention_id,
-            kind=InterventionKind(kind),
-            name=name,
-            dose=dose,
-            modality=PsychotherapyModality(modality) if modality is not None else None,
-            started_at=occurred_at,
+    @applies(TargetSet)
+    def _target_set(self, e: TargetSet) -> None:
+        self.targets[e.target_id] = Target(
+            target_id=e.target_id,
+            instrument=Instrument(e.instrument),
+            kind=TargetKind(e.kind),
+            value=e.value,
+            due_on=e.due_on,
+            set_at=e.occurred_at,
         )
 
-    @event(InterventionChanged)
-    def _intervention_changed(
-        self,
-        patient_id: UUID,
-        intervention_id: UUID,
-        name: str,
-        dose: str | None,
-        modality: str | None,
-        reason: str | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        item = self.interventions[intervention_id]
-        item.name = name
-        item.dose = dose
-        item.modality = PsychotherapyModality(modality) if modality is not None else None
-        item.changed_at = occurred_at
+    @applies(TargetRemoved)
+    def _target_removed(self, e: TargetRemoved) -> None:
+        self.targets[e.target_id].removed_at = e.occurred_at
+
+    @applies(InterventionStarted)
+    def _intervention_started(self, e: InterventionStarted) -> None:
+        self.interventions[e.intervention_id] = Intervention(
+            intervention_id=e.intervention_id,
+            kind=InterventionKind(e.kind),
+            name=e.name,
+            dose=e.dose,
+            modality=PsychotherapyModality(e.modality) if e.modality is not None else None,
+            started_at=e.occurred_at,
+        )
+
+    @applies(InterventionChanged)
+    def _intervention_changed(self, e: InterventionChanged) -> None:
+        item = self.interventions[e.intervention_id]
+        item.name = e.name
+        item.dose = e.dose
+        item.modality = PsychotherapyModality(e.modality) if e.modality is not None else None
+        item.changed_at = e.occurred_at
         item.change_count += 1
 
-    @event(InterventionStopped)
-    def _intervention_stopped(
-        self,
-        patient_id: UUID,
-        intervention_id: UUID,
-        reason: str | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        item = self.interventions[intervention_id]
+    @applies(InterventionStopped)
+    def _intervention_stopped(self, e: InterventionStopped) -> None:
+        item = self.interventions[e.intervention_id]
         item.status = InterventionStatus.STOPPED
-        item.stopped_at = occurred_at
-        item.stop_reason = reason
+        item.stopped_at = e.occurred_at
+        item.stop_reason = e.reason
 
-    @event(Reviewed)
-    def _reviewed(
-        self,
-        patient_id: UUID,
-        review_id: UUID,
-        decision: str,
-        reviewer_id: UUID | None,
-        baseline_total: int | None,
-        latest_total: int | None,
-        suggested_decision: str | None,
-        rules_version: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(Reviewed)
+    def _reviewed(self, e: Reviewed) -> None:
         self.reviews.append(
             Review(
-                review_id=review_id,
-                decision=TreatmentDecision(decision),
-                reviewed_at=occurred_at,
-                reviewer_id=reviewer_id,
-                baseline_total=baseline_total,
-                latest_total=latest_total,
+                review_id=e.review_id,
+                decision=TreatmentDecision(e.decision),
+                reviewed_at=e.occurred_at,
+                reviewer_id=e.reviewer_id,
+                baseline_total=e.baseline_total,
+                latest_total=e.latest_total,
                 suggested_decision=(
-                    TreatmentDecision(suggested_decision) if suggested_decision else None
+                    TreatmentDecision(e.suggested_decision) if e.suggested_decision else None
                 ),
             )
         )
 
-    @event(Revised)
-    def _revised(
-        self,
-        patient_id: UUID,
-        revision_number: int,
-        reason: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(Revised)
+    def _revised(self, e: Revised) -> None:
         self.revisions.append(
-            Revision(revision_number=revision_number, reason=reason, revised_at=occurred_at)
+            Revision(revision_number=e.revision_number, reason=e.reason, revised_at=e.occurred_at)
         )
 
-    @event(Closed)
-    def _closed(
-        self, patient_id: UUID, reason: str | None, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(Closed)
+    def _closed(self, e: Closed) -> None:
         self.status = CarePlanStatus.CLOSED
-        self.closed_at = occurred_at
-        self.close_reason = reason
+        self.closed_at = e.occurred_at
+        self.close_reason = e.reason
 
 
 def _new_id(given: UUID | None, existing: Any, field_name: str) -> UUID:

@@ -1,4 +1,4 @@
-"""Shared enumerations, value checks and the snapshot codec of the domain.
+"""Shared enumerations and value checks of the domain (the JSON codec is domain.codec).
 
 Enumerations are ``StrEnum`` so their values are the stable strings stored in events;
 events carry the plain string and apply code converts back with ``Kind(value)``,
@@ -9,16 +9,14 @@ effective time) and ``now`` (the caller's current time), both timezone-aware;
 :func:`check_occurred_at` enforces that.
 """
 
-import dataclasses
 import enum
-import types
-import typing
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import CanInitAggregate
 
 from domain.errors import (
     BlankValueError,
@@ -495,101 +493,54 @@ class Problems:
         raise first
 
 
-# --- snapshot codec -------------------------------------------------------------------
+# --- applying events ----------------------------------------------------------------
+
+Ev = TypeVar("Ev")
 
 
-def to_json(value: Any) -> Any:
-    """Turn domain state into JSON-native values (ISO strings for times, str for UUIDs)."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(to_json(k)): to_json(v) for k, v in value.items()}
-    raise TypeError(f"cannot snapshot a {type(value).__name__}")
+class Trigger:
+    """What :func:`applies` leaves on the aggregate class: ``self._x(**fields)`` triggers
+    the event (the library builds it, applies it and keeps it pending). Unknown or missing
+    fields fail as the event class's own constructor fails (TypeError)."""
+
+    def __init__(self, event_cls: type[Any]) -> None:
+        self._name = event_cls.__name__
+        self._creates = issubclass(event_cls, CanInitAggregate)
+
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Callable[..., None]:
+        if instance is None:
+            raise AttributeError("an event is triggered on an aggregate, not its class")
+        if self._creates:
+            raise AttributeError("a creation event is triggered by the aggregate's class method")
+        # The library redefines each event class on its aggregate; trigger that one.
+        trigger: Callable[..., None] = functools.partial(
+            instance.trigger_event, getattr(type(instance), self._name)
+        )
+        return trigger
 
 
-def from_json(hint: Any, value: Any) -> Any:
-    """Inverse of :func:`to_json`, driven by a type hint."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) != 1:
-            raise TypeError("snapshot unions must be 'X | None'")
-        return from_json(inner[0], value)
-    if origin is list:
-        return [from_json(args[0], v) for v in value]
-    if origin is tuple:
-        return tuple(from_json(args[0], v) for v in value)
-    if origin is dict:
-        return {from_json(args[0], k): from_json(args[1], v) for k, v in value.items()}
-    if isinstance(hint, type):
-        if issubclass(hint, enum.Enum):
-            return hint(value)
-        if hint is datetime:
-            return datetime.fromisoformat(value)
-        if hint is date:
-            return date.fromisoformat(value)
-        if hint is UUID:
-            return UUID(value)
-        if dataclasses.is_dataclass(hint):
-            hints = typing.get_type_hints(hint)
-            return hint(
-                **{
-                    f.name: from_json(hints[f.name], value[f.name])
-                    for f in dataclasses.fields(hint)
-                }
-            )
-        if hint in (str, int, bool, float):
-            return value
-    raise TypeError(f"cannot restore a snapshot value of type {hint!r}")
+def applies(event_cls: type[Ev]) -> Callable[[Callable[[Any, Ev], None]], Trigger]:
+    """Declares how an event changes its aggregate, once, with the event as the argument.
 
+    The event class stays the one declaration of the event's fields: the decorated
+    function reads them from the event (``e.occurred_at``) instead of repeating them as
+    parameters. It runs when the event is triggered and again on every replay, so it only
+    changes state. Usage, inside the aggregate class::
 
-A = TypeVar("A", bound=Aggregate)
+        @applies(Referred)
+        def _referred(self, e: Referred) -> None:
+            self.episodes.append(...)
 
-SNAPSHOT_FORMAT = 1
+    A creation event (the aggregate's first) is applied the same way, after the library
+    has called the aggregate's ``__init__``, which is then empty.
+    """
 
+    def decorate(apply_to: Callable[[Any, Ev], None]) -> Trigger:
+        def apply(event: Ev, aggregate: Any) -> None:
+            apply_to(aggregate, event)
 
-def snapshot_aggregate(agg: Aggregate, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The library fields plus the named attributes of ``agg``, as JSON-native values."""
-    return {
-        "snapshot_format": SNAPSHOT_FORMAT,
-        "id": str(agg.id),
-        "version": agg.version,
-        "created_on": agg.created_on.isoformat(),
-        "modified_on": agg.modified_on.isoformat(),
-        "state": {name: to_json(getattr(agg, name)) for name in fields},
-    }
+        # The library calls an event's ``apply(aggregate)`` from ``mutate``.
+        event_cls.apply = apply  # type: ignore[attr-defined]
+        return Trigger(event_cls)
 
-
-def restore_aggregate(cls: type[A], state: Mapping[str, Any], fields: Mapping[str, Any]) -> A:
-    """Rebuild an aggregate from :func:`snapshot_aggregate` output without replaying."""
-    if state.get("snapshot_format") != SNAPSHOT_FORMAT:
-        raise ValueError("unsupported snapshot format")
-    agg = object.__new__(cls)
-    # The library keeps its fields in these private attributes (BaseAggregate.__base_init__);
-    # setting them directly mirrors what its own Snapshot.mutate does.
-    agg.__dict__.update(
-        _id=UUID(state["id"]),
-        _version=int(state["version"]),
-        _created_on=datetime.fromisoformat(state["created_on"]),
-        _modified_on=datetime.fromisoformat(state["modified_on"]),
-        _pending_events=[],
-    )
-    values = state["state"]
-    for name, hint in fields.items():
-        setattr(agg, name, from_json(hint, values[name]))
-    return agg
+    return decorate

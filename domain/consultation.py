@@ -14,24 +14,23 @@ Steps (docs/clinical-rules.md, 'Consultation loop')::
 An unsigned request can be withdrawn (with a reason); a withdrawn note is final.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Final, Self
+from typing import ClassVar, Final, Self
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate
 
+from domain.codec import Snapshotting
 from domain.common import (
     NoteStatus,
     RecommendationResponse,
+    applies,
     check_occurred_at,
     require_aware,
     require_enum,
     require_text,
     require_uuid,
-    restore_aggregate,
-    snapshot_aggregate,
 )
 from domain.errors import (
     BlankValueError,
@@ -83,11 +82,33 @@ def _ts(now: datetime) -> datetime:
     return now
 
 
-class ConsultationNote(Aggregate):
+class ConsultationNote(Snapshotting, Aggregate):
     """A psychiatric consultant's note on one patient, with its recommendations."""
 
     STREAM_TYPE: ClassVar[str] = "consultation_note"
     TOPIC: ClassVar[str] = STREAM_TYPE
+
+    # --- state: declared once; snapshots and their codec derive from it (domain.codec) --
+
+    patient_id: UUID
+    requested_by: UUID
+    consultant_id: UUID | None
+    question: str
+    requested_at: datetime
+    last_change_at: datetime
+    status: NoteStatus
+    author_id: UUID | None
+    content: str | None
+    draft_number: int
+    drafted_at: datetime | None
+    signed_by: UUID | None
+    signed_at: datetime | None
+    acknowledged_by: UUID | None
+    acknowledged_at: datetime | None
+    withdrawn_at: datetime | None
+    withdraw_reason: str | None
+    recommendations: dict[UUID, Recommendation]
+    addenda: list[Addendum]
 
     class Event(Aggregate.Event):
         """Base of the consultation note's events."""
@@ -224,34 +245,31 @@ class ConsultationNote(Aggregate):
         reason: str
         occurred_at: datetime
 
-    def __init__(
-        self,
-        patient_id: UUID,
-        requested_by: UUID,
-        consultant_id: UUID | None,
-        question: str,
-        occurred_at: datetime,
-    ) -> None:
-        """Initial state from :class:`Requested` (runs on replay too: no checks here)."""
-        self.patient_id: UUID = patient_id
-        self.requested_by: UUID = requested_by
-        self.consultant_id: UUID | None = consultant_id
-        self.question: str = question
-        self.requested_at: datetime = occurred_at
-        self.last_change_at: datetime = occurred_at
-        self.status: NoteStatus = NoteStatus.REQUESTED
-        self.author_id: UUID | None = None
-        self.content: str | None = None
-        self.draft_number: int = 0
-        self.drafted_at: datetime | None = None
-        self.signed_by: UUID | None = None
-        self.signed_at: datetime | None = None
-        self.acknowledged_by: UUID | None = None
-        self.acknowledged_at: datetime | None = None
-        self.withdrawn_at: datetime | None = None
-        self.withdraw_reason: str | None = None
-        self.recommendations: dict[UUID, Recommendation] = {}
-        self.addenda: list[Addendum] = []
+    def __init__(self) -> None:
+        """Nothing: the state is set from the creation event by :meth:`_requested`."""
+
+    @applies(Requested)
+    def _requested(self, e: Requested) -> None:
+        """Initial state (runs on replay too: no checks here)."""
+        self.patient_id = e.patient_id
+        self.requested_by = e.requested_by
+        self.consultant_id = e.consultant_id
+        self.question = e.question
+        self.requested_at = e.occurred_at
+        self.last_change_at = e.occurred_at
+        self.status = NoteStatus.REQUESTED
+        self.author_id = None
+        self.content = None
+        self.draft_number = 0
+        self.drafted_at = None
+        self.signed_by = None
+        self.signed_at = None
+        self.acknowledged_by = None
+        self.acknowledged_at = None
+        self.withdrawn_at = None
+        self.withdraw_reason = None
+        self.recommendations = {}
+        self.addenda = []
 
     @classmethod
     def request(
@@ -563,39 +581,6 @@ class ConsultationNote(Aggregate):
             timestamp=_ts(now),
         )
 
-    # --- snapshot ---------------------------------------------------------------------
-
-    _SNAPSHOT_FIELDS: ClassVar[Mapping[str, Any]] = {
-        "patient_id": UUID,
-        "requested_by": UUID,
-        "consultant_id": UUID | None,
-        "question": str,
-        "requested_at": datetime,
-        "last_change_at": datetime,
-        "status": NoteStatus,
-        "author_id": UUID | None,
-        "content": str | None,
-        "draft_number": int,
-        "drafted_at": datetime | None,
-        "signed_by": UUID | None,
-        "signed_at": datetime | None,
-        "acknowledged_by": UUID | None,
-        "acknowledged_at": datetime | None,
-        "withdrawn_at": datetime | None,
-        "withdraw_reason": str | None,
-        "recommendations": dict[UUID, Recommendation],
-        "addenda": list[Addendum],
-    }
-
-    def snapshot_state(self) -> dict[str, Any]:
-        """The whole state as JSON-native values."""
-        return snapshot_aggregate(self, self._SNAPSHOT_FIELDS)
-
-    @classmethod
-    def from_snapshot_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild the aggregate from :meth:`snapshot_state` output."""
-        return restore_aggregate(cls, state, cls._SNAPSHOT_FIELDS)
-
     # --- helpers ----------------------------------------------------------------------
 
     def _check_time(self, occurred_at: datetime, now: datetime) -> None:
@@ -632,87 +617,52 @@ class ConsultationNote(Aggregate):
 
     # --- apply (state changes only: these run again on replay) ------------------------
 
-    @event(Drafted)
-    def _drafted(
-        self,
-        patient_id: UUID,
-        author_id: UUID,
-        draft_number: int,
-        content: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(Drafted)
+    def _drafted(self, e: Drafted) -> None:
         self.status = NoteStatus.DRAFTED
-        self.author_id = author_id
-        self.draft_number = draft_number
-        self.content = content
-        self.drafted_at = occurred_at
-        self.last_change_at = occurred_at
+        self.author_id = e.author_id
+        self.draft_number = e.draft_number
+        self.content = e.content
+        self.drafted_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(RecommendationAdded)
-    def _recommendation_added(
-        self,
-        patient_id: UUID,
-        recommendation_id: UUID,
-        text: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.recommendations[recommendation_id] = Recommendation(
-            recommendation_id=recommendation_id, text=text, added_at=occurred_at
+    @applies(RecommendationAdded)
+    def _recommendation_added(self, e: RecommendationAdded) -> None:
+        self.recommendations[e.recommendation_id] = Recommendation(
+            recommendation_id=e.recommendation_id, text=e.text, added_at=e.occurred_at
         )
-        self.last_change_at = occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(RecommendationRemoved)
-    def _recommendation_removed(
-        self,
-        patient_id: UUID,
-        recommendation_id: UUID,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.recommendations.pop(recommendation_id, None)
-        self.last_change_at = occurred_at
+    @applies(RecommendationRemoved)
+    def _recommendation_removed(self, e: RecommendationRemoved) -> None:
+        self.recommendations.pop(e.recommendation_id, None)
+        self.last_change_at = e.occurred_at
 
-    @event(Signed)
-    def _signed(
-        self,
-        patient_id: UUID,
-        signed_by: UUID,
-        recommendation_ids: list[UUID],
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(Signed)
+    def _signed(self, e: Signed) -> None:
         self.status = NoteStatus.SIGNED
-        self.signed_by = signed_by
-        self.signed_at = occurred_at
-        self.last_change_at = occurred_at
+        self.signed_by = e.signed_by
+        self.signed_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(AddendumAdded)
-    def _addendum_added(
-        self,
-        patient_id: UUID,
-        addendum_id: UUID,
-        author_id: UUID,
-        text: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(AddendumAdded)
+    def _addendum_added(self, e: AddendumAdded) -> None:
         self.addenda.append(
             Addendum(
-                addendum_id=addendum_id, author_id=author_id, text=text, written_at=occurred_at
+                addendum_id=e.addendum_id,
+                author_id=e.author_id,
+                text=e.text,
+                written_at=e.occurred_at,
             )
         )
-        self.last_change_at = occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(Acknowledged)
-    def _acknowledged(
-        self, patient_id: UUID, pcp_id: UUID, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(Acknowledged)
+    def _acknowledged(self, e: Acknowledged) -> None:
         self.status = NoteStatus.ACKNOWLEDGED
-        self.acknowledged_by = pcp_id
-        self.acknowledged_at = occurred_at
-        self.last_change_at = occurred_at
+        self.acknowledged_by = e.pcp_id
+        self.acknowledged_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
     def _answer(
         self,
@@ -729,63 +679,44 @@ class ConsultationNote(Aggregate):
         rec.responded_at = occurred_at
         self.last_change_at = occurred_at
 
-    @event(RecommendationAccepted)
-    def _recommendation_accepted(
-        self,
-        patient_id: UUID,
-        recommendation_id: UUID,
-        responded_by: UUID,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(RecommendationAccepted)
+    def _recommendation_accepted(self, e: RecommendationAccepted) -> None:
         self._answer(
-            recommendation_id, RecommendationResponse.ACCEPTED, responded_by, None, occurred_at
+            e.recommendation_id,
+            RecommendationResponse.ACCEPTED,
+            e.responded_by,
+            None,
+            e.occurred_at,
         )
 
-    @event(RecommendationModified)
-    def _recommendation_modified(
-        self,
-        patient_id: UUID,
-        recommendation_id: UUID,
-        responded_by: UUID,
-        change: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(RecommendationModified)
+    def _recommendation_modified(self, e: RecommendationModified) -> None:
         self._answer(
-            recommendation_id, RecommendationResponse.MODIFIED, responded_by, change, occurred_at
+            e.recommendation_id,
+            RecommendationResponse.MODIFIED,
+            e.responded_by,
+            e.change,
+            e.occurred_at,
         )
 
-    @event(RecommendationDeclined)
-    def _recommendation_declined(
-        self,
-        patient_id: UUID,
-        recommendation_id: UUID,
-        responded_by: UUID,
-        reason: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(RecommendationDeclined)
+    def _recommendation_declined(self, e: RecommendationDeclined) -> None:
         self._answer(
-            recommendation_id, RecommendationResponse.DECLINED, responded_by, reason, occurred_at
+            e.recommendation_id,
+            RecommendationResponse.DECLINED,
+            e.responded_by,
+            e.reason,
+            e.occurred_at,
         )
 
-    @event(RecommendationImplemented)
-    def _recommendation_implemented(
-        self,
-        patient_id: UUID,
-        recommendation_id: UUID,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.recommendations[recommendation_id].implemented_at = occurred_at
-        self.last_change_at = occurred_at
+    @applies(RecommendationImplemented)
+    def _recommendation_implemented(self, e: RecommendationImplemented) -> None:
+        self.recommendations[e.recommendation_id].implemented_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(Withdrawn)
-    def _withdrawn(
-        self, patient_id: UUID, reason: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(Withdrawn)
+    def _withdrawn(self, e: Withdrawn) -> None:
         self.status = NoteStatus.WITHDRAWN
-        self.withdrawn_at = occurred_at
-        self.withdraw_reason = reason
-        self.last_change_at = occurred_at
+        self.withdrawn_at = e.occurred_at
+        self.withdraw_reason = e.reason
+        self.last_change_at = e.occurred_at

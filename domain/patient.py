@@ -1,8 +1,11 @@
 """The Patient aggregate: identity, enrollment episodes, care team, consent, measurement,
 contacts and minutes, flags, tasks, case reviews, relapse prevention and discharge.
 
-Commands (public methods) validate and then call a private ``@event`` method; those
-bodies only change state, because they run again on every replay. Times: every command
+Each event is declared once, as a class with annotated fields below; the state is
+declared once, as annotations on :class:`Patient` (snapshots derive from both, see
+:mod:`domain.codec`). Commands (public methods) validate and then trigger an event by
+calling a private method declared with :func:`~domain.common.applies`, which takes the
+event; those bodies only change state, because they run again on every replay. Times: every command
 takes ``occurred_at`` (clinical effective time) and ``now`` (the caller's clock), both
 timezone-aware; the event ``timestamp`` is ``now`` (when it was recorded).
 
@@ -26,9 +29,10 @@ from datetime import date, datetime, timedelta
 from typing import Any, ClassVar, Final, Self
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate
 
 # pcbh block imports (the wider team and PCBH, issue 18)
+from domain.codec import Snapshotting
 from domain.common import (
     MAX_SHORT_TEXT_LENGTH,
     ActivityType,
@@ -48,6 +52,7 @@ from domain.common import (
     TreatmentDecision,
     WarmHandoffStatus,
     WiderTeamRole,
+    applies,
     check_occurred_at,
     check_payload_mapping,
     optional_text,
@@ -55,8 +60,6 @@ from domain.common import (
     require_enum,
     require_text,
     require_uuid,
-    restore_aggregate,
-    snapshot_aggregate,
 )
 from domain.errors import (
     AlreadyInpatientError,
@@ -417,7 +420,7 @@ def _ts(now: datetime) -> datetime:
     return now
 
 
-class Patient(Aggregate):
+class Patient(Snapshotting, Aggregate):
     """A person in collaborative care, with every episode of their care."""
 
     STREAM_TYPE: ClassVar[str] = "patient"
@@ -425,6 +428,28 @@ class Patient(Aggregate):
     SNAPSHOT_VERSION: ClassVar[int] = 3
     # Explicit topics make the stored names stable strings instead of Python paths.
     TOPIC: ClassVar[str] = STREAM_TYPE
+
+    # --- state: declared once; snapshots and their codec derive from it (domain.codec) --
+
+    given_name: str
+    family_name: str
+    birth_date: date
+    sex: Sex | None
+    mrn: str
+    organisation_id: UUID
+    registered_at: datetime
+    episodes: list[Episode]
+    care_team: CareTeam
+    consents: dict[UUID, Consent]
+    screenings: list[Screening]
+    contacts: list[Contact]
+    flags: dict[UUID, Flag]
+    tasks: dict[UUID, Task]
+    case_reviews: list[CaseReview]
+    relapse_prevention_plans: list[RelapsePreventionPlan]
+    inpatient_stays: list[InpatientStay]
+    emergency_grants: dict[UUID, EmergencyGrant]
+    integrated_care: IntegratedCare
 
     class Event(Aggregate.Event):
         """Base of the patient's events."""
@@ -740,36 +765,31 @@ class Patient(Aggregate):
 
     # --- creation ---------------------------------------------------------------------
 
-    def __init__(
-        self,
-        given_name: str,
-        family_name: str,
-        birth_date: date,
-        sex: str | None,
-        mrn: str,
-        organisation_id: UUID,
-        occurred_at: datetime,
-    ) -> None:
-        """Initial state from :class:`Registered` (runs on replay too: no checks here)."""
-        self.given_name: str = given_name
-        self.family_name: str = family_name
-        self.birth_date: date = birth_date
-        self.sex: Sex | None = Sex(sex) if sex is not None else None
-        self.mrn: str = mrn
-        self.organisation_id: UUID = organisation_id
-        self.registered_at: datetime = occurred_at
-        self.episodes: list[Episode] = []
-        self.care_team: CareTeam = CareTeam()
-        self.consents: dict[UUID, Consent] = {}
-        self.screenings: list[Screening] = []
-        self.contacts: list[Contact] = []
-        self.flags: dict[UUID, Flag] = {}
-        self.tasks: dict[UUID, Task] = {}
-        self.case_reviews: list[CaseReview] = []
-        self.relapse_prevention_plans: list[RelapsePreventionPlan] = []
-        self.inpatient_stays: list[InpatientStay] = []
-        self.emergency_grants: dict[UUID, EmergencyGrant] = {}
-        self.integrated_care: IntegratedCare = IntegratedCare()  # pcbh block
+    def __init__(self) -> None:
+        """Nothing: the state is set from the creation event by :meth:`_registered`."""
+
+    @applies(Registered)
+    def _registered(self, e: Registered) -> None:
+        """Initial state (runs on replay too: no checks here)."""
+        self.given_name = e.given_name
+        self.family_name = e.family_name
+        self.birth_date = e.birth_date
+        self.sex = Sex(e.sex) if e.sex is not None else None
+        self.mrn = e.mrn
+        self.organisation_id = e.organisation_id
+        self.registered_at = e.occurred_at
+        self.episodes = []
+        self.care_team = CareTeam()
+        self.consents = {}
+        self.screenings = []
+        self.contacts = []
+        self.flags = {}
+        self.tasks = {}
+        self.case_reviews = []
+        self.relapse_prevention_plans = []
+        self.inpatient_stays = []
+        self.emergency_grants = {}
+        self.integrated_care = IntegratedCare()  # pcbh block
 
     @classmethod
     def register(
@@ -1496,8 +1516,8 @@ class Patient(Aggregate):
             reason=require_text(reason, "reason"), occurred_at=occurred_at, timestamp=_ts(now)
         )
 
-    @event(Forgotten)
-    def _forgotten(self, reason: str, occurred_at: datetime, timestamp: datetime) -> None:
+    @applies(Forgotten)
+    def _forgotten(self, e: Forgotten) -> None:
         self.given_name = None  # type: ignore[assignment]
         self.family_name = None  # type: ignore[assignment]
         self.birth_date = None  # type: ignore[assignment]
@@ -1583,40 +1603,23 @@ class Patient(Aggregate):
             timestamp=_ts(now),
         )
 
-    @event(EmergencyAccessGranted)
-    def _emergency_access_granted(
-        self,
-        grant_id: UUID,
-        user_id: UUID,
-        role: str,
-        reason: str,
-        expires_at: datetime,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.emergency_grants[grant_id] = EmergencyGrant(
-            grant_id=grant_id,
-            user_id=user_id,
-            role=role,
-            reason=reason,
-            granted_at=occurred_at,
-            expires_at=expires_at,
+    @applies(EmergencyAccessGranted)
+    def _emergency_access_granted(self, e: EmergencyAccessGranted) -> None:
+        self.emergency_grants[e.grant_id] = EmergencyGrant(
+            grant_id=e.grant_id,
+            user_id=e.user_id,
+            role=e.role,
+            reason=e.reason,
+            granted_at=e.occurred_at,
+            expires_at=e.expires_at,
         )
 
-    @event(EmergencyAccessReviewed)
-    def _emergency_access_reviewed(
-        self,
-        grant_id: UUID,
-        reviewer_id: UUID,
-        outcome: str,
-        note: str | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        grant = self.emergency_grants[grant_id]
-        grant.review_outcome = outcome
-        grant.reviewed_by = reviewer_id
-        grant.review_note = note
+    @applies(EmergencyAccessReviewed)
+    def _emergency_access_reviewed(self, e: EmergencyAccessReviewed) -> None:
+        grant = self.emergency_grants[e.grant_id]
+        grant.review_outcome = e.outcome
+        grant.reviewed_by = e.reviewer_id
+        grant.review_note = e.note
 
     # === the wider team and PCBH (issue 18, items 3-4; owner: pcbh) ==============
     # Events, commands and their apply methods in one place. Rules (docs/pcbh.md):
@@ -1955,79 +1958,52 @@ class Patient(Aggregate):
             )
         return found
 
-    @event(WiderTeamMemberAdded)
-    def _wider_team_member_added(
-        self, user_id: UUID, role: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        self.integrated_care.members[user_id] = WiderTeamRole(role)
+    @applies(WiderTeamMemberAdded)
+    def _wider_team_member_added(self, e: WiderTeamMemberAdded) -> None:
+        self.integrated_care.members[e.user_id] = WiderTeamRole(e.role)
 
-    @event(WiderTeamMemberRemoved)
-    def _wider_team_member_removed(
-        self, user_id: UUID, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        self.integrated_care.members.pop(user_id, None)
+    @applies(WiderTeamMemberRemoved)
+    def _wider_team_member_removed(self, e: WiderTeamMemberRemoved) -> None:
+        self.integrated_care.members.pop(e.user_id, None)
 
-    @event(CaregiverAdded)
-    def _caregiver_added(
-        self, caregiver_id: UUID, relationship: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        self.integrated_care.caregivers[caregiver_id] = Caregiver(
-            caregiver_id, CaregiverRelationship(relationship)
+    @applies(CaregiverAdded)
+    def _caregiver_added(self, e: CaregiverAdded) -> None:
+        self.integrated_care.caregivers[e.caregiver_id] = Caregiver(
+            e.caregiver_id, CaregiverRelationship(e.relationship)
         )
 
-    @event(CaregiverAccessGranted)
-    def _caregiver_access_granted(
-        self, caregiver_id: UUID, scope: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        self.integrated_care.caregivers[caregiver_id].scopes.append(CaregiverScope(scope))
+    @applies(CaregiverAccessGranted)
+    def _caregiver_access_granted(self, e: CaregiverAccessGranted) -> None:
+        self.integrated_care.caregivers[e.caregiver_id].scopes.append(CaregiverScope(e.scope))
 
-    @event(CaregiverAccessRevoked)
-    def _caregiver_access_revoked(
-        self, caregiver_id: UUID, scope: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        self.integrated_care.caregivers[caregiver_id].scopes.remove(CaregiverScope(scope))
+    @applies(CaregiverAccessRevoked)
+    def _caregiver_access_revoked(self, e: CaregiverAccessRevoked) -> None:
+        self.integrated_care.caregivers[e.caregiver_id].scopes.remove(CaregiverScope(e.scope))
 
-    @event(WarmHandoffOffered)
-    def _warm_handoff_offered(
-        self,
-        handoff_id: UUID,
-        from_user_id: UUID,
-        to_user_id: UUID,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.integrated_care.handoffs[handoff_id] = WarmHandoff(
-            handoff_id, from_user_id, to_user_id, occurred_at
+    @applies(WarmHandoffOffered)
+    def _warm_handoff_offered(self, e: WarmHandoffOffered) -> None:
+        self.integrated_care.handoffs[e.handoff_id] = WarmHandoff(
+            e.handoff_id, e.from_user_id, e.to_user_id, e.occurred_at
         )
 
-    @event(WarmHandoffAccepted)
-    def _warm_handoff_accepted(
-        self, handoff_id: UUID, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        found = self.integrated_care.handoffs[handoff_id]
+    @applies(WarmHandoffAccepted)
+    def _warm_handoff_accepted(self, e: WarmHandoffAccepted) -> None:
+        found = self.integrated_care.handoffs[e.handoff_id]
         found.status = WarmHandoffStatus.ACCEPTED
-        found.closed_at = occurred_at
+        found.closed_at = e.occurred_at
 
-    @event(WarmHandoffMissed)
-    def _warm_handoff_missed(
-        self, handoff_id: UUID, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        found = self.integrated_care.handoffs[handoff_id]
+    @applies(WarmHandoffMissed)
+    def _warm_handoff_missed(self, e: WarmHandoffMissed) -> None:
+        found = self.integrated_care.handoffs[e.handoff_id]
         found.status = WarmHandoffStatus.MISSED
-        found.closed_at = occurred_at
+        found.closed_at = e.occurred_at
 
-    @event(BriefVisitRecorded)
-    def _brief_visit_recorded(
-        self,
-        visit_id: UUID,
-        bhc_id: UUID,
-        minutes: int,
-        handoff_id: UUID | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(BriefVisitRecorded)
+    def _brief_visit_recorded(self, e: BriefVisitRecorded) -> None:
         self.integrated_care.brief_visits.append(
-            BriefVisit(visit_id, bhc_id, minutes, occurred_at, self.episode_number, handoff_id)
+            BriefVisit(
+                e.visit_id, e.bhc_id, e.minutes, e.occurred_at, self.episode_number, e.handoff_id
+            )
         )
 
     # === end of the wider team and PCBH ==================================================
@@ -2104,18 +2080,8 @@ class Patient(Aggregate):
         )
         return consent_id
 
-    @event(ConsentGiverRecorded)
-    def _consent_giver_recorded(
-        self,
-        consent_id: UUID,
-        given_by: str,
-        relationship: str | None,
-        giver_name: str | None,
-        guardian_consent_under: int,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        # The giver lives in the log (and the audit); no aggregate rule reads it back.
+    @applies(ConsentGiverRecorded)
+    def _consent_giver_recorded(self, e: ConsentGiverRecorded) -> None:
         return None
 
     # --- patient channel: measurement reminders (issue #19; docs/patient-channel.md) ----
@@ -2175,16 +2141,8 @@ class Patient(Aggregate):
         )
         return reminder_id
 
-    @event(MeasurementReminderDue)
-    def _measurement_reminder_due(
-        self,
-        reminder_id: UUID,
-        instrument: str,
-        due_on: date,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        # The reminder lives in the log and goes to partners; no aggregate rule reads it.
+    @applies(MeasurementReminderDue)
+    def _measurement_reminder_due(self, e: MeasurementReminderDue) -> None:
         return None
 
     # --- children and adolescents: the SDQ (issue #19; docs/minors.md) ----------------
@@ -2237,20 +2195,8 @@ class Patient(Aggregate):
         )
         return result
 
-    @event(SdqRecorded)
-    def _sdq_recorded(
-        self,
-        sdq_id: UUID,
-        informant: str,
-        items: list[int | None],
-        impact: dict[str, int],
-        scores: dict[str, int | None],
-        bands: dict[str, str | None],
-        rules_version: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        # Kept in the log (and for partners, nothing: not a public type).
+    @applies(SdqRecorded)
+    def _sdq_recorded(self, e: SdqRecorded) -> None:
         return None
 
     # --- system-level utilisation (issue #19 item 3; docs/outcomes.md) ---------------
@@ -2316,55 +2262,13 @@ class Patient(Aggregate):
         )
         return utilisation_id
 
-    @event(UtilisationRecorded)
-    def _utilisation_recorded(
-        self,
-        utilisation_id: UUID,
-        kind: str,
-        source: str,
-        effective_on: date,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        # Counted by the outcomes read model (projections/outcomes_series.py); no rule here.
+    @applies(UtilisationRecorded)
+    def _utilisation_recorded(self, e: UtilisationRecorded) -> None:
         return None
 
     # --- end of the utilisation block -----------------------------------------------
 
     # --- end of the issue #19 blocks (minors, patient channel) -----------------------
-
-    # --- snapshot ---------------------------------------------------------------------
-
-    _SNAPSHOT_FIELDS: ClassVar[Mapping[str, Any]] = {
-        "given_name": str,
-        "family_name": str,
-        "birth_date": date,
-        "sex": Sex | None,
-        "mrn": str,
-        "organisation_id": UUID,
-        "registered_at": datetime,
-        "episodes": list[Episode],
-        "care_team": CareTeam,
-        "consents": dict[UUID, Consent],
-        "screenings": list[Screening],
-        "contacts": list[Contact],
-        "flags": dict[UUID, Flag],
-        "tasks": dict[UUID, Task],
-        "case_reviews": list[CaseReview],
-        "relapse_prevention_plans": list[RelapsePreventionPlan],
-        "inpatient_stays": list[InpatientStay],
-        "emergency_grants": dict[UUID, EmergencyGrant],
-        "integrated_care": IntegratedCare,  # pcbh block
-    }
-
-    def snapshot_state(self) -> dict[str, Any]:
-        """The whole state as JSON-native values."""
-        return snapshot_aggregate(self, self._SNAPSHOT_FIELDS)
-
-    @classmethod
-    def from_snapshot_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild the aggregate from :meth:`snapshot_state` output."""
-        return restore_aggregate(cls, state, cls._SNAPSHOT_FIELDS)
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -2446,103 +2350,81 @@ class Patient(Aggregate):
 
     # --- apply (state changes only: these run again on replay) ------------------------
 
-    @event(Referred)
-    def _referred(self, episode_number: int, occurred_at: datetime, timestamp: datetime) -> None:
+    @applies(Referred)
+    def _referred(self, e: Referred) -> None:
         self.episodes.append(
             Episode(
-                number=episode_number,
+                number=e.episode_number,
                 status=EpisodeStatus.REFERRED,
-                started_at=occurred_at,
-                last_change_at=occurred_at,
-                referred_at=occurred_at,
+                started_at=e.occurred_at,
+                last_change_at=e.occurred_at,
+                referred_at=e.occurred_at,
             )
         )
 
-    @event(Enrolled)
-    def _enrolled(
-        self, episode_number: int, new_episode: bool, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        if new_episode:
+    @applies(Enrolled)
+    def _enrolled(self, e: Enrolled) -> None:
+        if e.new_episode:
             self.episodes.append(
                 Episode(
-                    number=episode_number,
+                    number=e.episode_number,
                     status=EpisodeStatus.ENROLLED,
-                    started_at=occurred_at,
-                    last_change_at=occurred_at,
+                    started_at=e.occurred_at,
+                    last_change_at=e.occurred_at,
                 )
             )
         episode = self.episodes[-1]
         episode.status = EpisodeStatus.ENROLLED
-        episode.enrolled_at = occurred_at
-        episode.last_change_at = occurred_at
+        episode.enrolled_at = e.occurred_at
+        episode.last_change_at = e.occurred_at
 
-    @event(TreatmentStarted)
-    def _treatment_started(
-        self, episode_number: int, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(TreatmentStarted)
+    def _treatment_started(self, e: TreatmentStarted) -> None:
         episode = self.episodes[-1]
         episode.status = EpisodeStatus.ACTIVE_TREATMENT
-        episode.treatment_started_at = occurred_at
-        episode.last_change_at = occurred_at
+        episode.treatment_started_at = e.occurred_at
+        episode.last_change_at = e.occurred_at
 
-    @event(RelapsePreventionStarted)
-    def _relapse_prevention_started(
-        self, episode_number: int, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(RelapsePreventionStarted)
+    def _relapse_prevention_started(self, e: RelapsePreventionStarted) -> None:
         episode = self.episodes[-1]
         episode.status = EpisodeStatus.RELAPSE_PREVENTION
-        episode.relapse_prevention_at = occurred_at
-        episode.last_change_at = occurred_at
+        episode.relapse_prevention_at = e.occurred_at
+        episode.last_change_at = e.occurred_at
 
-    @event(TreatmentResumed)
-    def _treatment_resumed(
-        self, episode_number: int, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(TreatmentResumed)
+    def _treatment_resumed(self, e: TreatmentResumed) -> None:
         episode = self.episodes[-1]
         episode.status = EpisodeStatus.ACTIVE_TREATMENT
-        episode.last_change_at = occurred_at
+        episode.last_change_at = e.occurred_at
 
-    @event(Discharged)
-    def _discharged(
-        self, episode_number: int, reason: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(Discharged)
+    def _discharged(self, e: Discharged) -> None:
         episode = self.episodes[-1]
         episode.status = EpisodeStatus.DISCHARGED
-        episode.discharge_reason = DischargeReason(reason)
-        episode.ended_at = occurred_at
-        episode.last_change_at = occurred_at
+        episode.discharge_reason = DischargeReason(e.reason)
+        episode.ended_at = e.occurred_at
+        episode.last_change_at = e.occurred_at
 
-    @event(Deactivated)
-    def _deactivated(
-        self, episode_number: int, reason: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(Deactivated)
+    def _deactivated(self, e: Deactivated) -> None:
         episode = self.episodes[-1]
         episode.status = EpisodeStatus.DEACTIVATED
-        episode.deactivation_reason = DeactivationReason(reason)
-        episode.ended_at = occurred_at
-        episode.last_change_at = occurred_at
+        episode.deactivation_reason = DeactivationReason(e.reason)
+        episode.ended_at = e.occurred_at
+        episode.last_change_at = e.occurred_at
 
-    @event(CareTeamAssigned)
-    def _care_team_assigned(
-        self,
-        care_manager_id: UUID | None,
-        pcp_id: UUID | None,
-        psychiatric_consultant_id: UUID | None,
-        changed_roles: list[str],
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(CareTeamAssigned)
+    def _care_team_assigned(self, e: CareTeamAssigned) -> None:
         self.care_team = CareTeam(
-            care_manager_id=care_manager_id,
-            pcp_id=pcp_id,
-            psychiatric_consultant_id=psychiatric_consultant_id,
+            care_manager_id=e.care_manager_id,
+            pcp_id=e.pcp_id,
+            psychiatric_consultant_id=e.psychiatric_consultant_id,
         )
 
-    @event(CareTeamMemberUnassigned)
-    def _care_team_member_unassigned(
-        self, role: str, user_id: UUID, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        which = CareTeamRole(role)
+    @applies(CareTeamMemberUnassigned)
+    def _care_team_member_unassigned(self, e: CareTeamMemberUnassigned) -> None:
+        which = CareTeamRole(e.role)
         if which is CareTeamRole.CARE_MANAGER:
             self.care_team.care_manager_id = None
         elif which is CareTeamRole.PCP:
@@ -2550,221 +2432,128 @@ class Patient(Aggregate):
         else:
             self.care_team.psychiatric_consultant_id = None
 
-    @event(ConsentGranted)
-    def _consent_granted(
-        self,
-        consent_id: UUID,
-        kind: str,
-        method: str | None,
-        cost_sharing_explained: bool,
-        partner_organisation_id: UUID | None,
-        expires_on: date | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.consents[consent_id] = Consent(
-            consent_id=consent_id,
-            kind=ConsentKind(kind),
-            method=ConsentMethod(method) if method is not None else None,
-            cost_sharing_explained=cost_sharing_explained,
-            partner_organisation_id=partner_organisation_id,
-            granted_at=occurred_at,
-            expires_on=expires_on,
+    @applies(ConsentGranted)
+    def _consent_granted(self, e: ConsentGranted) -> None:
+        self.consents[e.consent_id] = Consent(
+            consent_id=e.consent_id,
+            kind=ConsentKind(e.kind),
+            method=ConsentMethod(e.method) if e.method is not None else None,
+            cost_sharing_explained=e.cost_sharing_explained,
+            partner_organisation_id=e.partner_organisation_id,
+            granted_at=e.occurred_at,
+            expires_on=e.expires_on,
         )
 
-    @event(ConsentRevoked)
-    def _consent_revoked(
-        self, consent_id: UUID, kind: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        self.consents[consent_id].revoked_at = occurred_at
+    @applies(ConsentRevoked)
+    def _consent_revoked(self, e: ConsentRevoked) -> None:
+        self.consents[e.consent_id].revoked_at = e.occurred_at
 
-    @event(ScreeningRecorded)
-    def _screening_recorded(
-        self,
-        screening_id: UUID,
-        instrument: str,
-        answers: list[int | None],
-        occurred_at: datetime,
-        episode_number: int | None,
-        complete: bool,
-        total: int | None,
-        severity: str | None,
-        positive: bool | None,
-        safety_alert: bool,
-        needs_follow_up: bool,
-        rules_version: str,
-        loinc_panel: str | None,
-        loinc_total: str | None,
-        safety_items: list[int],
-        timestamp: datetime,
-    ) -> None:
+    @applies(ScreeningRecorded)
+    def _screening_recorded(self, e: ScreeningRecorded) -> None:
         self.screenings.append(
             Screening(
-                screening_id=screening_id,
-                instrument=Instrument(instrument),
-                occurred_at=occurred_at,
-                episode_number=episode_number,
-                answers=list(answers),
-                complete=complete,
-                total=total,
-                severity=Severity(severity) if severity is not None else None,
-                positive=positive,
-                safety_alert=safety_alert,
-                needs_follow_up=needs_follow_up,
-                rules_version=rules_version,
-                loinc_panel=loinc_panel,
-                loinc_total=loinc_total,
-                safety_items=list(safety_items),
+                screening_id=e.screening_id,
+                instrument=Instrument(e.instrument),
+                occurred_at=e.occurred_at,
+                episode_number=e.episode_number,
+                answers=list(e.answers),
+                complete=e.complete,
+                total=e.total,
+                severity=Severity(e.severity) if e.severity is not None else None,
+                positive=e.positive,
+                safety_alert=e.safety_alert,
+                needs_follow_up=e.needs_follow_up,
+                rules_version=e.rules_version,
+                loinc_panel=e.loinc_panel,
+                loinc_total=e.loinc_total,
+                safety_items=list(e.safety_items),
             )
         )
 
-    @event(ContactLogged)
-    def _contact_logged(
-        self,
-        contact_id: UUID,
-        activity: str,
-        modality: str | None,
-        minutes: int,
-        occurred_at: datetime,
-        episode_number: int,
-        performed_by: UUID | None,
-        performer_role: str | None,
-        timestamp: datetime,
-    ) -> None:
+    @applies(ContactLogged)
+    def _contact_logged(self, e: ContactLogged) -> None:
         self.contacts.append(
             Contact(
-                contact_id=contact_id,
-                activity=ActivityType(activity),
-                modality=Modality(modality) if modality is not None else None,
-                minutes=minutes,
-                occurred_at=occurred_at,
-                episode_number=episode_number,
-                performed_by=performed_by,
+                contact_id=e.contact_id,
+                activity=ActivityType(e.activity),
+                modality=Modality(e.modality) if e.modality is not None else None,
+                minutes=e.minutes,
+                occurred_at=e.occurred_at,
+                episode_number=e.episode_number,
+                performed_by=e.performed_by,
             )
         )
 
-    @event(FlagRaised)
-    def _flag_raised(
-        self,
-        flag_id: UUID,
-        kind: str,
-        rule_id: str,
-        rule_version: str,
-        inputs: dict[str, Any],
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.flags[flag_id] = Flag(
-            flag_id=flag_id,
-            kind=FlagKind(kind),
-            rule_id=rule_id,
-            rule_version=rule_version,
+    @applies(FlagRaised)
+    def _flag_raised(self, e: FlagRaised) -> None:
+        self.flags[e.flag_id] = Flag(
+            flag_id=e.flag_id,
+            kind=FlagKind(e.kind),
+            rule_id=e.rule_id,
+            rule_version=e.rule_version,
             # None on replay once the patient is forgotten (the inputs hold free text).
-            inputs=dict(inputs or {}),
-            raised_at=occurred_at,
+            inputs=dict(e.inputs or {}),
+            raised_at=e.occurred_at,
         )
 
-    @event(FlagCleared)
-    def _flag_cleared(
-        self,
-        flag_id: UUID,
-        kind: str,
-        reason: str | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        flag = self.flags[flag_id]
-        flag.cleared_at = occurred_at
-        flag.clear_reason = reason
+    @applies(FlagCleared)
+    def _flag_cleared(self, e: FlagCleared) -> None:
+        flag = self.flags[e.flag_id]
+        flag.cleared_at = e.occurred_at
+        flag.clear_reason = e.reason
 
-    @event(TaskCreated)
-    def _task_created(
-        self,
-        task_id: UUID,
-        kind: str,
-        due_on: date,
-        source_id: UUID | None,
-        assignee_id: UUID | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        self.tasks[task_id] = Task(
-            task_id=task_id,
-            kind=TaskKind(kind),
-            due_on=due_on,
-            created_at=occurred_at,
-            source_id=source_id,
-            assignee_id=assignee_id,
+    @applies(TaskCreated)
+    def _task_created(self, e: TaskCreated) -> None:
+        self.tasks[e.task_id] = Task(
+            task_id=e.task_id,
+            kind=TaskKind(e.kind),
+            due_on=e.due_on,
+            created_at=e.occurred_at,
+            source_id=e.source_id,
+            assignee_id=e.assignee_id,
         )
 
-    @event(TaskCompleted)
-    def _task_completed(
-        self, task_id: UUID, kind: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
-        self.tasks[task_id].completed_at = occurred_at
+    @applies(TaskCompleted)
+    def _task_completed(self, e: TaskCompleted) -> None:
+        self.tasks[e.task_id].completed_at = e.occurred_at
 
-    @event(PsychiatricCaseReviewRecorded)
-    def _case_review_recorded(
-        self,
-        review_id: UUID,
-        consultant_id: UUID,
-        episode_number: int,
-        decision: str | None,
-        consultation_note_id: UUID | None,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(PsychiatricCaseReviewRecorded)
+    def _case_review_recorded(self, e: PsychiatricCaseReviewRecorded) -> None:
         self.case_reviews.append(
             CaseReview(
-                review_id=review_id,
-                consultant_id=consultant_id,
-                occurred_at=occurred_at,
-                episode_number=episode_number,
-                decision=TreatmentDecision(decision) if decision is not None else None,
-                consultation_note_id=consultation_note_id,
+                review_id=e.review_id,
+                consultant_id=e.consultant_id,
+                occurred_at=e.occurred_at,
+                episode_number=e.episode_number,
+                decision=TreatmentDecision(e.decision) if e.decision is not None else None,
+                consultation_note_id=e.consultation_note_id,
             )
         )
 
-    @event(RelapsePreventionPlanWritten)
-    def _relapse_prevention_plan_written(
-        self,
-        plan_id: UUID,
-        episode_number: int,
-        warning_signs: list[str],
-        strategies: list[str],
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(RelapsePreventionPlanWritten)
+    def _relapse_prevention_plan_written(self, e: RelapsePreventionPlanWritten) -> None:
         self.relapse_prevention_plans.append(
             RelapsePreventionPlan(
-                plan_id=plan_id,
-                written_at=occurred_at,
-                episode_number=episode_number,
+                plan_id=e.plan_id,
+                written_at=e.occurred_at,
+                episode_number=e.episode_number,
                 # None on replay once the patient is forgotten (free text).
-                warning_signs=list(warning_signs or []),
-                strategies=list(strategies or []),
+                warning_signs=list(e.warning_signs or []),
+                strategies=list(e.strategies or []),
             )
         )
 
-    @event(PsychotherapyNoteRecorded)
-    def _psychotherapy_note_recorded(
-        self,
-        note_id: UUID,
-        author_id: UUID,
-        text: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
-        # Kept apart from the patient's state on purpose: nothing derives from the note.
+    @applies(PsychotherapyNoteRecorded)
+    def _psychotherapy_note_recorded(self, e: PsychotherapyNoteRecorded) -> None:
         return None
 
-    @event(InpatientAdmitted)
-    def _inpatient_admitted(self, occurred_at: datetime, timestamp: datetime) -> None:
-        self.inpatient_stays.append(InpatientStay(admitted_at=occurred_at))
+    @applies(InpatientAdmitted)
+    def _inpatient_admitted(self, e: InpatientAdmitted) -> None:
+        self.inpatient_stays.append(InpatientStay(admitted_at=e.occurred_at))
 
-    @event(InpatientDischarged)
-    def _inpatient_discharged(self, occurred_at: datetime, timestamp: datetime) -> None:
-        self.inpatient_stays[-1].discharged_at = occurred_at
+    @applies(InpatientDischarged)
+    def _inpatient_discharged(self, e: InpatientDischarged) -> None:
+        self.inpatient_stays[-1].discharged_at = e.occurred_at
 
 
 _TRANSITIONS: Final[Mapping[EpisodeStatus | None, frozenset[EpisodeStatus]]] = {

@@ -21,23 +21,23 @@ service cannot have been delivered, nor its report written, before it took place
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, ClassVar, Final, Self
+from typing import ClassVar, Final, Self
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate
 
+from domain.codec import Snapshotting
 from domain.common import (
     COMMUNITY_SERVICES,
     MAX_SHORT_TEXT_LENGTH,
     ReferralService,
     ReferralStatus,
+    applies,
     check_occurred_at,
     require_aware,
     require_enum,
     require_text,
     require_uuid,
-    restore_aggregate,
-    snapshot_aggregate,
 )
 from domain.errors import (
     BlankValueError,
@@ -72,11 +72,31 @@ def _ts(now: datetime) -> datetime:
     return now
 
 
-class Referral(Aggregate):
+class Referral(Snapshotting, Aggregate):
     """A referral of one patient to an outside service, tracked until the loop closes."""
 
     STREAM_TYPE: ClassVar[str] = "referral"
     TOPIC: ClassVar[str] = STREAM_TYPE
+
+    # --- state: declared once; snapshots and their codec derive from it (domain.codec) --
+
+    patient_id: UUID
+    service: ReferralService
+    receiving_organisation_id: UUID | None
+    reason: str
+    expected_by: date
+    requested_by: UUID | None
+    status: ReferralStatus
+    requested_at: datetime
+    last_change_at: datetime
+    sent_at: datetime | None
+    accepted_at: datetime | None
+    scheduled_at: datetime | None
+    appointment_at: datetime | None
+    closed_at: datetime | None
+    decline_reason: str | None
+    cancel_reason: str | None
+    report_back_summary: str | None
 
     class Event(Aggregate.Event):
         """Base of the referral's events."""
@@ -153,34 +173,29 @@ class Referral(Aggregate):
         reason: str
         occurred_at: datetime
 
-    def __init__(
-        self,
-        patient_id: UUID,
-        service: str,
-        receiving_organisation_id: UUID | None,
-        reason: str,
-        expected_by: date,
-        requested_by: UUID | None,
-        occurred_at: datetime,
-    ) -> None:
-        """Initial state from :class:`Requested` (runs on replay too: no checks here)."""
-        self.patient_id: UUID = patient_id
-        self.service: ReferralService = ReferralService(service)
-        self.receiving_organisation_id: UUID | None = receiving_organisation_id
-        self.reason: str = reason
-        self.expected_by: date = expected_by
-        self.requested_by: UUID | None = requested_by
-        self.status: ReferralStatus = ReferralStatus.REQUESTED
-        self.requested_at: datetime = occurred_at
-        self.last_change_at: datetime = occurred_at
-        self.sent_at: datetime | None = None
-        self.accepted_at: datetime | None = None
-        self.scheduled_at: datetime | None = None
-        self.appointment_at: datetime | None = None
-        self.closed_at: datetime | None = None
-        self.decline_reason: str | None = None
-        self.cancel_reason: str | None = None
-        self.report_back_summary: str | None = None
+    def __init__(self) -> None:
+        """Nothing: the state is set from the creation event by :meth:`_requested`."""
+
+    @applies(Requested)
+    def _requested(self, e: Requested) -> None:
+        """Initial state (runs on replay too: no checks here)."""
+        self.patient_id = e.patient_id
+        self.service = ReferralService(e.service)
+        self.receiving_organisation_id = e.receiving_organisation_id
+        self.reason = e.reason
+        self.expected_by = e.expected_by
+        self.requested_by = e.requested_by
+        self.status = ReferralStatus.REQUESTED
+        self.requested_at = e.occurred_at
+        self.last_change_at = e.occurred_at
+        self.sent_at = None
+        self.accepted_at = None
+        self.scheduled_at = None
+        self.appointment_at = None
+        self.closed_at = None
+        self.decline_reason = None
+        self.cancel_reason = None
+        self.report_back_summary = None
 
     @classmethod
     def request(
@@ -301,37 +316,6 @@ class Referral(Aggregate):
             patient_id=self.patient_id, reason=why, occurred_at=occurred_at, timestamp=_ts(now)
         )
 
-    # --- snapshot ---------------------------------------------------------------------
-
-    _SNAPSHOT_FIELDS: ClassVar[Mapping[str, Any]] = {
-        "patient_id": UUID,
-        "service": ReferralService,
-        "receiving_organisation_id": UUID | None,
-        "reason": str,
-        "expected_by": date,
-        "requested_by": UUID | None,
-        "status": ReferralStatus,
-        "requested_at": datetime,
-        "last_change_at": datetime,
-        "sent_at": datetime | None,
-        "accepted_at": datetime | None,
-        "scheduled_at": datetime | None,
-        "appointment_at": datetime | None,
-        "closed_at": datetime | None,
-        "decline_reason": str | None,
-        "cancel_reason": str | None,
-        "report_back_summary": str | None,
-    }
-
-    def snapshot_state(self) -> dict[str, Any]:
-        """The whole state as JSON-native values."""
-        return snapshot_aggregate(self, self._SNAPSHOT_FIELDS)
-
-    @classmethod
-    def from_snapshot_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild the aggregate from :meth:`snapshot_state` output."""
-        return restore_aggregate(cls, state, cls._SNAPSHOT_FIELDS)
-
     # --- helpers ----------------------------------------------------------------------
 
     @property
@@ -359,61 +343,45 @@ class Referral(Aggregate):
 
     # --- apply (state changes only: these run again on replay) ------------------------
 
-    @event(Sent)
-    def _sent(self, patient_id: UUID, occurred_at: datetime, timestamp: datetime) -> None:
+    @applies(Sent)
+    def _sent(self, e: Sent) -> None:
         self.status = ReferralStatus.SENT
-        self.sent_at = occurred_at
-        self.last_change_at = occurred_at
+        self.sent_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(Accepted)
-    def _accepted(self, patient_id: UUID, occurred_at: datetime, timestamp: datetime) -> None:
+    @applies(Accepted)
+    def _accepted(self, e: Accepted) -> None:
         self.status = ReferralStatus.ACCEPTED
-        self.accepted_at = occurred_at
-        self.last_change_at = occurred_at
+        self.accepted_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(Declined)
-    def _declined(
-        self, patient_id: UUID, reason: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(Declined)
+    def _declined(self, e: Declined) -> None:
         self.status = ReferralStatus.DECLINED
-        self.decline_reason = reason
-        self.closed_at = occurred_at
-        self.last_change_at = occurred_at
+        self.decline_reason = e.reason
+        self.closed_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(Scheduled)
-    def _scheduled(
-        self,
-        patient_id: UUID,
-        appointment_at: datetime,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(Scheduled)
+    def _scheduled(self, e: Scheduled) -> None:
         self.status = ReferralStatus.SCHEDULED
-        self.scheduled_at = occurred_at
-        self.appointment_at = appointment_at
-        self.last_change_at = occurred_at
+        self.scheduled_at = e.occurred_at
+        self.appointment_at = e.appointment_at
+        self.last_change_at = e.occurred_at
 
-    @event(Completed)
-    def _completed(
-        self,
-        patient_id: UUID,
-        report_back_summary: str,
-        occurred_at: datetime,
-        timestamp: datetime,
-    ) -> None:
+    @applies(Completed)
+    def _completed(self, e: Completed) -> None:
         self.status = ReferralStatus.COMPLETED
-        self.report_back_summary = report_back_summary
-        self.closed_at = occurred_at
-        self.last_change_at = occurred_at
+        self.report_back_summary = e.report_back_summary
+        self.closed_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
-    @event(Cancelled)
-    def _cancelled(
-        self, patient_id: UUID, reason: str, occurred_at: datetime, timestamp: datetime
-    ) -> None:
+    @applies(Cancelled)
+    def _cancelled(self, e: Cancelled) -> None:
         self.status = ReferralStatus.CANCELLED
-        self.cancel_reason = reason
-        self.closed_at = occurred_at
-        self.last_change_at = occurred_at
+        self.cancel_reason = e.reason
+        self.closed_at = e.occurred_at
+        self.last_change_at = e.occurred_at
 
 
 def _reason(reason: str) -> str:

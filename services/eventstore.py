@@ -28,7 +28,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from services import codec
+from domain import codec
+from domain.registry import decode_event
 from services.crypto import (
     RECORD_VERSION,
     KeyRing,
@@ -155,7 +156,7 @@ class RecordedEvent:
 
     @functools.cached_property
     def _domain_event(self) -> Any:
-        return codec.decode_event(
+        return decode_event(
             event_type=self.event_type,
             event_version=self.event_version,
             payload=self.payload,

@@ -1,7 +1,6 @@
 """Shared builders for the domain unit tests: fixed times, replay and JSON round trips."""
 
 import json
-import typing
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -9,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 
-from domain.common import from_json, to_json
+from domain.codec import decode_payload, encode_payload, event_version
 from domain.patient import Patient
 
 A = TypeVar("A", bound=Aggregate)
@@ -72,11 +71,8 @@ def json_round_trip(events: Sequence[CanMutateAggregate[Any]]) -> list[CanMutate
     out: list[CanMutateAggregate[Any]] = []
     for ev in events:
         cls = type(ev)
-        hints = typing.get_type_hints(cls)
-        payload = json.loads(
-            json.dumps({k: to_json(v) for k, v in vars(ev).items() if k not in _ENVELOPE})
-        )
-        decoded = {k: from_json(hints[k], v) for k, v in payload.items()}
+        payload = json.loads(json.dumps(encode_payload(ev)))
+        decoded = decode_payload(cls, event_version(ev), payload)
         for k in _ENVELOPE:
             if k in vars(ev):
                 decoded[k] = vars(ev)[k]

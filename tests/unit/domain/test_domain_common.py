@@ -1,10 +1,9 @@
-"""Shared checks and the snapshot codec."""
+"""Shared checks of the domain."""
 
 import enum
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
@@ -12,11 +11,9 @@ from domain.common import (
     FlagKind,
     check_occurred_at,
     check_payload_mapping,
-    from_json,
     optional_text,
     require_enum,
     require_text,
-    to_json,
 )
 from domain.errors import (
     BlankValueError,
@@ -26,39 +23,10 @@ from domain.errors import (
     OccurredInFutureError,
     ValueTooLongError,
 )
+from domain.patient import Patient
+from tests.factories import new_patient
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-@dataclass
-class Sample:
-    """A record with every snapshot type."""
-
-    when: datetime
-    day: date
-    ref: UUID
-    kind: FlagKind
-    maybe: int | None
-    items: list[int | None]
-    by_id: dict[UUID, str]
-
-
-def test_to_json_and_from_json_round_trip_a_dataclass() -> None:
-    """Datetimes, dates, UUIDs, enums, optionals, lists and UUID-keyed dicts survive."""
-    key = uuid4()
-    sample = Sample(
-        NOW, date(2026, 1, 2), uuid4(), FlagKind.SAFETY_RISK, None, [1, None], {key: "x"}
-    )
-    data = to_json(sample)
-    assert data["when"] == NOW.isoformat()
-    assert data["by_id"] == {str(key): "x"}
-    assert from_json(Sample, data) == sample
-
-
-def test_to_json_refuses_unknown_objects() -> None:
-    """Only known types are snapshotted."""
-    with pytest.raises(TypeError):
-        to_json(object())
 
 
 @pytest.mark.parametrize(
@@ -126,3 +94,31 @@ def test_payload_mapping_refuses_unstorable_values(bad: dict[str, Any]) -> None:
     """Objects, non-str keys, naive datetimes and sets are refused."""
     with pytest.raises((InvalidPayloadValueError, NaiveDatetimeError)):
         check_payload_mapping(bad, "inputs")
+
+
+def test_an_event_is_triggered_only_with_the_fields_its_class_declares() -> None:
+    """A private apply method triggers its event class: a field the class does not declare,
+    or one it lacks, is refused and nothing is applied or kept pending."""
+    patient = new_patient(now=NOW)
+    version = patient.version
+    with pytest.raises(TypeError):
+        patient._referred(episode_number=1, occurred_at=NOW, timestamp=NOW, extra=1)
+    with pytest.raises(TypeError):
+        patient._referred(occurred_at=NOW, timestamp=NOW)
+    assert patient.version == version
+    assert patient.episodes == []
+    assert [type(e).__name__ for e in patient.collect_events()] == ["Registered"]
+
+
+def test_an_event_is_triggered_on_an_aggregate_not_its_class() -> None:
+    """The class attribute of an apply method is no callable of its own."""
+    with pytest.raises(AttributeError):
+        Patient._referred  # noqa: B018
+
+
+def test_a_creation_event_is_not_triggered_on_an_existing_aggregate() -> None:
+    """The creation event's apply method is no trigger: the class method creates."""
+    patient = new_patient(now=NOW)
+    with pytest.raises(AttributeError):
+        patient._registered  # noqa: B018
+    assert patient.given_name == "Test"

@@ -12,11 +12,11 @@ import pytest
 from eventsourcing.domain import Aggregate
 from jsonschema import Draft202012Validator
 
+from domain import codec
 from domain.care_plan import CarePlan
 from domain.consultation import ConsultationNote
 from domain.patient import Patient
 from domain.referral import Referral
-from services import codec
 from services.application import patient_id_of
 from services.eventstore import RecordedEvent
 from services.partners.contract import (

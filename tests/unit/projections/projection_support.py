@@ -17,8 +17,8 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
+from domain import codec
 from domain.patient import Patient
-from services import codec
 from services.application import patient_id_of
 from services.eventstore import RecordedEvent
 
