@@ -9,11 +9,16 @@ bash deploy/ensure-chromium.sh
 
 export CARETEAM_KAFKA_BOOTSTRAP_SERVERS="${CARETEAM_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 started_kafka=0
+# A private temporary folder per run: pytest's shared numbered folders
+# (/tmp/pytest-of-USER/pytest-N) are pruned by any other pytest run of the same user,
+# which would delete a running test's embedded PostgreSQL data.
+basetemp="$(mktemp -d "${TMPDIR:-/tmp}/careteam-pytest.XXXXXX")"
 if [ "${CARETEAM_KAFKA_EXTERNAL:-0}" != "1" ]; then
     bash deploy/kafka/kafka.sh start
     started_kafka=1
 fi
 cleanup() {
+    rm -rf "$basetemp"
     if [ "$started_kafka" = 1 ]; then bash deploy/kafka/kafka.sh stop || true; fi
 }
 trap cleanup EXIT
@@ -22,4 +27,4 @@ uv run ruff check .
 uv run ruff format --check .
 uv run mypy
 uv run lint-imports
-uv run pytest "$@"
+uv run pytest --basetemp "$basetemp" "$@"
