@@ -3,10 +3,13 @@
 
 ``rm_outcomes_series`` keeps, per patient, the organisation, the first enrollment day
 (clinic calendar), the utilisation events (kind and effective day) and the complete GAD-7
-totals (clinic day and total). No names, no free text: codes, days and totals. The series
-is computed on read by the pure rules of ``domain.rules.outcomes`` (``cohort_utilisation``,
-``cohort_gad7``) over the documents the caller may reach, so a late-recorded event counts
-at its effective day the next time the series is asked.
+totals (clinic day and total), and for the care-team measures per month
+(projections/care_team_series.py) the care manager assignments, episodes, contact and
+psychiatric review days, PHQ-9 / PHQ-A / PHQ-2 screens and the birth date (for the DRR-E
+age; dropped when the patient is forgotten). No names, no free text: codes, days and
+totals. The series is computed on read by the pure rules of ``domain.rules.outcomes``
+(``cohort_utilisation``, ``cohort_gad7``) over the documents the caller may reach, so a
+late-recorded event counts at its effective day the next time the series is asked.
 
 Choice: a patient's cohort is the month of their *first* enrollment; a re-enrollment
 after a discharge does not move them (utilisation windows are a year long, and counting a
