@@ -12,7 +12,7 @@ the access log as read. The same numbers as CSV and chart: services/api/outcomes
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated
 from uuid import UUID
@@ -29,6 +29,7 @@ from services.api.commanding import deny, record_reads
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, ValidationError, result_union
 from services.api.registry_types import MeasureSummaryView
+from services.api.types import staff_names
 
 OPERATION = "careTeamOverTime"
 
@@ -74,6 +75,8 @@ class CareTeamResult:
     as_of: date
     by: SeriesDimension
     series: list[CareTeamSeries]
+    # Care managers' display names from the staff directory (staff, not patient data).
+    names: dict[UUID, str | None] = field(default_factory=dict)
 
 
 async def load_care_team(
@@ -101,7 +104,9 @@ async def load_care_team(
     )
     if counted:
         await record_reads(ctx, OPERATION, sorted(counted, key=str), fields)
-    return CareTeamResult(day, by, series)
+    managers = [s.care_manager_id for s in series if s.care_manager_id is not None]
+    names = await staff_names(ctx).load_many(managers) if managers else []
+    return CareTeamResult(day, by, series, dict(zip(managers, names, strict=True)))
 
 
 def share(part: int, whole: int) -> float | None:
@@ -191,6 +196,10 @@ class CareTeamSeriesView:
         description="The care manager; null for the whole organisation (by ORGANISATION) "
         "or for patients without a care manager (by CARE_MANAGER)."
     )
+    care_manager_name: str | None = strawberry.field(
+        description="The care manager's display name from the staff directory; null when "
+        "not listed (or for the organisation and the unassigned)."
+    )
     months: list[CareTeamMonthView] = strawberry.field(description="Every month asked for.")
 
 
@@ -211,6 +220,9 @@ class CareTeamOverTime:
             series=[
                 CareTeamSeriesView(
                     care_manager_id=s.care_manager_id,
+                    care_manager_name=None
+                    if s.care_manager_id is None
+                    else result.names.get(s.care_manager_id),
                     months=[CareTeamMonthView.build(m) for m in s.months],
                 )
                 for s in result.series

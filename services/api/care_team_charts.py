@@ -186,9 +186,13 @@ def care_team_svg(result: CareTeamResult, measure: str) -> str:
         colour = PALETTE[n % len(PALETTE)]
         name = "organisation" if result.by.value == "organisation" else "unassigned"
         name = name if series.care_manager_id is None else str(series.care_manager_id)
+        # The legend shows the directory name when the care manager is listed.
+        shown = (
+            result.names.get(series.care_manager_id) if series.care_manager_id else None
+        ) or name
         parts.append(
-            f'<text x="{left + 10}" y="{top + 14 + 14 * n}" font-family="sans-serif" '
-            f'font-size="11" fill="{colour}">{escape(name)}</text>'
+            f'<text class="legend" x="{left + 10}" y="{top + 14 + 14 * n}" '
+            f'font-family="sans-serif" font-size="11" fill="{colour}">{escape(shown)}</text>'
         )
         points: list[tuple[float, float]] = []
         for i, m in enumerate(series.months):
@@ -203,7 +207,7 @@ def care_team_svg(result: CareTeamResult, measure: str) -> str:
             parts.append(
                 f'<circle class="point" data-series="{escape(name)}" data-month="{label}" '
                 f'data-value="{value:.3f}" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
-                f"<title>{escape(name)} {label}: {value:.3g}</title></circle>"
+                f"<title>{escape(shown)} {label}: {value:.3g}</title></circle>"
             )
         _line(parts, points, colour)
     parts.append("</svg>")

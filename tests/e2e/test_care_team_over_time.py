@@ -29,7 +29,7 @@ SUMMARY = "episodes eligible inProgress final followUp response remission"
 STATUS = "eligible met open notMet"
 QUERY = f"""query($by: SeriesDimension, $from: Date, $to: Date, $asOf: Date) {{
   careTeamOverTime(by: $by, fromMonth: $from, toMonth: $to, asOf: $asOf) {{ __typename
-    ... on CareTeamOverTime {{ asOf by series {{ careManagerId months {{
+    ... on CareTeamOverTime {{ asOf by series {{ careManagerId careManagerName months {{
       year month caseload contacted contactedShare enrolled reviewed
       medianDaysToPsychiatricReview
       phq9At12Weeks {{ {SUMMARY} }} phq9At6Months {{ {SUMMARY} }} drrE {{ {SUMMARY} }}
@@ -353,6 +353,19 @@ async def test_care_team_measures_per_care_manager_and_month_equal_the_hand_comp
     other.enroll(elsewhere, "2026-01-10")
 
     admin = s.tokens["admin"]
+    # A is listed in the staff directory (a name shown on the charts); B is not.
+    put = server.graphql(
+        "mutation($i: PutStaffMemberInput!) { putStaffMember(input: $i) { __typename } }",
+        {
+            "i": {
+                "userId": str(s.ids["a"]),
+                "displayName": "Casey Manager",
+                "roles": ["CARE_MANAGER"],
+            }
+        },
+        token=admin,
+    )
+    assert put["data"]["putStaffMember"]["__typename"] == "StaffMember", put
     window = {"from": FROM, "to": TO, "asOf": AS_OF}
     body = server.graphql(QUERY, {"by": "CARE_MANAGER", **window}, token=admin)
     assert "errors" not in body, body
@@ -366,6 +379,8 @@ async def test_care_team_measures_per_care_manager_and_month_equal_the_hand_comp
         {"careManagerId": None, "months": EXPECTED_UNASSIGNED},
     ]
     assert [x["careManagerId"] for x in got["series"]] == [x["careManagerId"] for x in expected]
+    names = {x["careManagerId"]: x["careManagerName"] for x in got["series"]}
+    assert names == {a: "Casey Manager", b: None, None: None}
     for series, want in zip(got["series"], expected, strict=True):
         for m, w in zip(series["months"], want["months"], strict=True):
             assert m == w, (series["careManagerId"], m["month"])
@@ -437,6 +452,8 @@ async def test_care_team_measures_per_care_manager_and_month_equal_the_hand_comp
     assert f'data-series="{a}" data-month="2026-02" data-value="0.667"' in svg.text
     assert f'data-series="{b}" data-month="2026-04" data-value="0.000"' in svg.text
     assert 'data-series="unassigned"' not in svg.text  # no caseload, no share
+    # The legend names a listed care manager; one not in the directory by id.
+    assert ">Casey Manager</text>" in svg.text and f">{b}</text>" in svg.text
 
     # The page, in a browser that cannot reach the internet: three utilisation charts and
     # ten care-team charts, each drawn by careteam.
