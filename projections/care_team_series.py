@@ -139,49 +139,84 @@ def _episode_scores(doc: Doc, episode: Doc) -> list[DatedScore]:
     )
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A month as the rules see it on the as-of day: its days up to ``last``."""
+
+    year: int
+    month: int
+    first: date
+    last: date
+    # The first day of the DMS-E four-month period holding the month.
+    period_start: date
+
+
+def _frames(wanted: Sequence[tuple[int, int]], as_of: date) -> list[_Frame]:
+    """The wanted months that have begun by ``as_of``, each ending at ``as_of`` at the latest."""
+    rules = outcome_rules.rules_for(max(as_of, OUTCOME_RULES_START))
+    return [
+        _Frame(
+            y,
+            m,
+            months_rules.month_start(y, m),
+            min(months_rules.month_end(y, m), as_of),
+            outcome_rules.utilisation_period(months_rules.month_start(y, m), rules)[2],
+        )
+        for y, m in wanted
+        if months_rules.month_start(y, m) <= as_of
+    ]
+
+
 def _patient_months(
-    doc: Doc, wanted: Sequence[tuple[int, int]], as_of: date, by_care_manager: bool
+    doc: Doc, frames: Sequence[_Frame], as_of: date, by_care_manager: bool
 ) -> Iterable[tuple[UUID | None, tuple[int, int], _Acc]]:
-    """One patient's contribution to each month it counts in (an accumulator of one)."""
+    """One patient's contribution to each month it counts in (an accumulator of one).
+    Every fact is parsed once per patient, and DMS-E is evaluated once per patient over
+    all the months' encounters (its four-month periods are independent of each other)."""
     birth = doc.get("birth_date")
     managers = [(_day(d), None if m is None else UUID(m)) for d, m in doc.get("managers", [])]
-    episodes = [e for e in doc.get("episodes", []) if e["enrolled_on"] is not None]
+    episodes = [
+        (e, _day(e["enrolled_on"]), None if e["ended_on"] is None else _day(e["ended_on"]))
+        for e in doc.get("episodes", [])
+        if e["enrolled_on"] is not None
+    ]
     contacts = [(_day(d), n) for d, n in doc.get("contacts", [])]
     reviews = [(_day(d), n) for d, n in doc.get("reviews", [])]
     screens = doc.get("screens", [])
-    phq9 = [
-        DatedScore(in_zone(parse_instant(t)), total)
-        for t, instrument, total, _, _ in screens
-        if instrument in PHQ9_SCALES
+    phq9_days = [
+        day_of(parse_instant(t)) for t, instrument, _, _, _ in screens if instrument in PHQ9_SCALES
     ]
-    phq9_days = [s.day for s in phq9]
     positive_phq2 = sorted(
         day_of(parse_instant(t))
         for t, instrument, _, positive, _ in screens
         if instrument == "phq2" and positive
     )
     rules_day = max(as_of, OUTCOME_RULES_START)
-    for year, month in wanted:
-        first = months_rules.month_start(year, month)
-        if first > as_of:
-            continue
-        last = min(months_rules.month_end(year, month), as_of)
-        acc = _Acc()
+    rules = outcome_rules.rules_for(rules_day)
+    in_range = [d for d, _ in contacts if frames and frames[0].first <= d <= frames[-1].last]
+    # DMS-E reads days only: a PHQ-9 anywhere in the period meets it.
+    periods = {
+        p.start: p.status
+        for p in outcome_rules.dms_e(
+            in_range, [DatedScore(d, 0) for d in phq9_days], rules_day, rules
+        ).periods
+    }
+    for frame in frames:
+        first, last = frame.first, frame.last
         live = [
             e["number"]
-            for e in episodes
-            if months_rules.on_caseload_in(
-                _day(e["enrolled_on"]),
-                None if e["ended_on"] is None else _day(e["ended_on"]),
-                first,
-                last,
-            )
+            for e, enrolled_on, ended_on in episodes
+            if months_rules.on_caseload_in(enrolled_on, ended_on, first, last)
         ]
+        encountered = any(first <= d <= last for d in in_range)
+        screened = [d for d in positive_phq2 if first <= d <= last]
+        if not (live or encountered or screened):
+            continue  # nothing of this patient in the month (no enrollment without a live one)
+        acc = _Acc()
         if live:
             acc.caseload = 1
             acc.contacted = int(any(first <= d <= last and n in live for d, n in contacts))
-        for episode in episodes:
-            enrolled_on = _day(episode["enrolled_on"])
+        for episode, enrolled_on, _ in episodes:
             if not first <= enrolled_on <= last:
                 continue
             acc.enrolled += 1
@@ -194,20 +229,17 @@ def _patient_months(
             if not scores:
                 continue  # no index score: in no window measure (as in the outcomes query)
             age = 0 if birth is None else age_on(_day(birth), scores[0].day)
-            acc.twelve_weeks.append(outcome_rules.twelve_week_outcome(scores, rules_day))
-            acc.six_months.append(outcome_rules.six_month_outcome(scores, rules_day))
-            acc.drr_e.append(outcome_rules.drr_e(scores, age, rules_day))
-        encounters = [d for d, _ in contacts if first <= d <= last]
-        if encounters:
-            (period,) = outcome_rules.dms_e(encounters, phq9, rules_day).periods
-            acc.dms_e = acc.dms_e.add(period.status)
-        screened = [d for d in positive_phq2 if first <= d <= last]
+            acc.twelve_weeks.append(outcome_rules.twelve_week_outcome(scores, rules_day, rules))
+            acc.six_months.append(outcome_rules.six_month_outcome(scores, rules_day, rules))
+            acc.drr_e.append(outcome_rules.drr_e(scores, age, rules_day, rules))
+        if encountered:
+            acc.dms_e = acc.dms_e.add(periods[frame.period_start])
         if screened:
-            follow_up = outcome_rules.dsf_e(screened[0], phq9_days, rules_day)
+            follow_up = outcome_rules.dsf_e(screened[0], phq9_days, rules_day, rules)
             acc.dsf_e = acc.dsf_e.add(follow_up.status)
         if acc.counted():
             manager = months_rules.care_manager_on(managers, last) if by_care_manager else None
-            yield manager, (year, month), acc
+            yield manager, (frame.year, frame.month), acc
 
 
 def _merge(into: _Acc, one: _Acc) -> None:
@@ -244,11 +276,12 @@ def care_team_series(
     counted: set[UUID] = set()
     if not by_care_manager:
         groups[None] = {}
+    frames = _frames(wanted, as_of)
     for doc in docs:
-        for manager, month, acc in _patient_months(doc, wanted, as_of, by_care_manager):
+        for manager, month, acc in _patient_months(doc, frames, as_of, by_care_manager):
             _merge(groups.setdefault(manager, {}).setdefault(month, _Acc()), acc)
             counted.add(UUID(doc["patient_id"]))
-    shown = [m for m in wanted if months_rules.month_start(*m) <= as_of]
+    shown = [(f.year, f.month) for f in frames]
     series = [
         CareTeamSeries(
             manager,
