@@ -60,8 +60,8 @@ _EVENTS: Final = frozenset(
         Patient.Forgotten.EVENT_NAME,
     }
 )
-# Keys of the care-team facts; a document stored before they existed lacks them until
-# the projection is rebuilt (``careteam rebuild outcomes_series``), and reads as empty.
+# Keys of the care-team facts; a document stored before they existed lacks the facts of
+# its earlier events until the projection is rebuilt (``careteam rebuild outcomes_series``).
 CARE_TEAM_KEYS: Final = ("birth_date", "managers", "episodes", "contacts", "reviews", "screens")
 PHQ9_SCALES: Final = frozenset({Instrument.PHQ9.value, Instrument.PHQ_A.value})
 
