@@ -15,7 +15,8 @@ Mounted at ``/outcomes``:
   (services/api/care_team_charts.py).
 - ``GET /outcomes/``: a small static page (``static/outcomes/``, no CDN, a strict
   Content-Security-Policy) that takes the bearer token from the URL fragment
-  (``#token=...``, never sent to the server), fetches the chart with it and shows it.
+  (``#token=...``, never sent to the server), fetches the charts with it (three of
+  utilisation, ten care-team charts by care manager) and shows them.
 """
 
 from __future__ import annotations
