@@ -69,7 +69,7 @@ class CareManagerOutcomes:
     cms159: MeasureSummary
 
 
-def _age_on(birth: date, day: date) -> int:
+def age_on(birth: date, day: date) -> int:
     years = day.year - birth.year
     return years - 1 if (day.month, day.day) < (birth.month, birth.day) else years
 
@@ -84,7 +84,7 @@ def episode_outcomes(doc: Doc, as_of: date) -> list[EpisodeOutcome]:
         index = outcome_rules.baseline(scores, day)
         if index is None:
             continue
-        age = _age_on(date.fromisoformat(doc["birth_date"]), index.day)
+        age = age_on(date.fromisoformat(doc["birth_date"]), index.day)
         out.append(
             EpisodeOutcome(
                 patient_id=UUID(doc["id"]),

@@ -3,10 +3,13 @@
 
 ``rm_outcomes_series`` keeps, per patient, the organisation, the first enrollment day
 (clinic calendar), the utilisation events (kind and effective day) and the complete GAD-7
-totals (clinic day and total). No names, no free text: codes, days and totals. The series
-is computed on read by the pure rules of ``domain.rules.outcomes`` (``cohort_utilisation``,
-``cohort_gad7``) over the documents the caller may reach, so a late-recorded event counts
-at its effective day the next time the series is asked.
+totals (clinic day and total), and for the care-team measures per month
+(projections/care_team_series.py) the care manager assignments, episodes, contact and
+psychiatric review days, PHQ-9 / PHQ-A / PHQ-2 screens and the birth date (for the DRR-E
+age; dropped when the patient is forgotten). No names, no free text: codes, days and
+totals. The series is computed on read by the pure rules of ``domain.rules.outcomes``
+(``cohort_utilisation``, ``cohort_gad7``) over the documents the caller may reach, so a
+late-recorded event counts at its effective day the next time the series is asked.
 
 Choice: a patient's cohort is the month of their *first* enrollment; a re-enrollment
 after a discharge does not move them (utilisation windows are a year long, and counting a
@@ -46,8 +49,21 @@ _EVENTS: Final = frozenset(
         Patient.Enrolled.EVENT_NAME,
         Patient.ScreeningRecorded.EVENT_NAME,
         Patient.UtilisationRecorded.EVENT_NAME,
+        # The care-team measures per month (projections/care_team_series.py).
+        Patient.Referred.EVENT_NAME,
+        Patient.Discharged.EVENT_NAME,
+        Patient.Deactivated.EVENT_NAME,
+        Patient.CareTeamAssigned.EVENT_NAME,
+        Patient.CareTeamMemberUnassigned.EVENT_NAME,
+        Patient.ContactLogged.EVENT_NAME,
+        Patient.PsychiatricCaseReviewRecorded.EVENT_NAME,
+        Patient.Forgotten.EVENT_NAME,
     }
 )
+# Keys of the care-team facts; a document stored before they existed lacks the facts of
+# its earlier events until the projection is rebuilt (``careteam rebuild outcomes_series``).
+CARE_TEAM_KEYS: Final = ("birth_date", "managers", "episodes", "contacts", "reviews", "screens")
+PHQ9_SCALES: Final = frozenset({Instrument.PHQ9.value, Instrument.PHQ_A.value})
 
 
 def _key(record: RecordedEvent) -> UUID | None:
@@ -66,24 +82,71 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
             "enrolled_on": None,
             "events": [],
             "gad7": [],
+            "birth_date": None if ev.birth_date is None else ev.birth_date.isoformat(),
+            # [day, care manager id or None] in recorded order.
+            "managers": [],
+            # {number, started_at (instant), enrolled_on, ended_on} per episode.
+            "episodes": [],
+            # [day, episode] of contacts with the patient and of psychiatric case reviews.
+            "contacts": [],
+            "reviews": [],
+            # [instant, instrument, total or None, positive, episode or None] of complete
+            # PHQ-9 / PHQ-A and of every PHQ-2.
+            "screens": [],
         }
     if doc is None:
         return None
+    doc = copy_doc(doc)
+    for key in CARE_TEAM_KEYS:
+        doc.setdefault(key, None if key == "birth_date" else [])
     match ev:
-        case Patient.Enrolled() if doc["enrolled_on"] is None:
-            doc = copy_doc(doc)
-            doc["enrolled_on"] = day_of(ev.occurred_at).isoformat()
+        case Patient.Enrolled():
+            day = day_of(ev.occurred_at).isoformat()
+            if doc["enrolled_on"] is None:
+                doc["enrolled_on"] = day
+            if ev.new_episode or not doc["episodes"]:
+                doc["episodes"].append(_episode(ev.episode_number, ev.occurred_at.isoformat()))
+            doc["episodes"][-1]["enrolled_on"] = day
+        case Patient.Referred():
+            doc["episodes"].append(_episode(ev.episode_number, ev.occurred_at.isoformat()))
+        case Patient.Discharged() | Patient.Deactivated() if doc["episodes"]:
+            doc["episodes"][-1]["ended_on"] = day_of(ev.occurred_at).isoformat()
+        case Patient.CareTeamAssigned():
+            manager = None if ev.care_manager_id is None else str(ev.care_manager_id)
+            doc["managers"].append([day_of(ev.occurred_at).isoformat(), manager])
+        case Patient.CareTeamMemberUnassigned() if ev.role == "care_manager":
+            doc["managers"].append([day_of(ev.occurred_at).isoformat(), None])
+        case Patient.ContactLogged() if ev.activity == "contact":
+            doc["contacts"].append([day_of(ev.occurred_at).isoformat(), ev.episode_number])
+        case Patient.PsychiatricCaseReviewRecorded():
+            doc["reviews"].append([day_of(ev.occurred_at).isoformat(), ev.episode_number])
         case Patient.ScreeningRecorded() if (
             ev.instrument == Instrument.GAD7.value and ev.complete and ev.total is not None
         ):
-            doc = copy_doc(doc)
             doc["gad7"].append([day_of(ev.occurred_at).isoformat(), ev.total])
+        case Patient.ScreeningRecorded() if ev.instrument == Instrument.PHQ2.value or (
+            ev.instrument in PHQ9_SCALES and ev.complete and ev.total is not None
+        ):
+            doc["screens"].append(
+                [
+                    ev.occurred_at.isoformat(),
+                    ev.instrument,
+                    ev.total,
+                    bool(ev.positive),
+                    ev.episode_number,
+                ]
+            )
         case Patient.UtilisationRecorded():
-            doc = copy_doc(doc)
             doc["events"].append([ev.kind, ev.effective_on.isoformat()])
+        case Patient.Forgotten():
+            doc["birth_date"] = None  # the only identifying fact kept here
         case _:
             pass
     return doc
+
+
+def _episode(number: int, started_at: str) -> Doc:
+    return {"number": number, "started_at": started_at, "enrolled_on": None, "ended_on": None}
 
 
 def _columns(doc: Doc) -> dict[str, Any]:

@@ -8,6 +8,7 @@ version appended with its effective date, never an edit of an old one.
 
 Modules:
     billing    -- CoCM / BHI codes for one patient-month (99492, 99493, 99494, G2214, 99484)
+    care_team_months -- per month: care manager of a patient, caseload, contact, review
     flags      -- registry flags (safety risk, not improving, overdue contact, ...)
     outcomes   -- baseline, response, remission, NCQA DRR-E / DMS-E / DSF-E, CMS159
     treatment  -- the GermanIMPACT treatment decision at a case review

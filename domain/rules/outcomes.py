@@ -9,7 +9,8 @@ Rule versions (``RULE_BOOK``), chosen by the as-of day:
     2024.1  from 2024-01-01  response 50% below baseline, remission below 5; 12-week
                              window days 70-98; DRR-E ages 12+, index above 9, days
                              120-240; CMS159 index above 9, 12 months +/- 60 days;
-                             DMS-E periods Jan-Apr, May-Aug, Sep-Dec; DSF-E 30 days
+                             DMS-E periods Jan-Apr, May-Aug, Sep-Dec; DSF-E 30 days;
+                             6-month window days 120-240
 
 Every rule reads the *effective* day of a score (when it was taken), never when it was
 recorded, so a late-recorded score changes the results when they are recomputed, e.g.
@@ -59,6 +60,7 @@ __all__ = [
     "is_remission",
     "is_response",
     "rules_for",
+    "six_month_outcome",
     "twelve_week_outcome",
     "utilisation_period",
     "utilisation_window",
@@ -107,6 +109,9 @@ class OutcomeRules:
     cms159_tolerance_days: int
     dms_period_months: int
     dsf_follow_up_days: int
+    # Response / remission "at 6 months": days after the index score, inclusive.
+    six_month_from_day: int
+    six_month_to_day: int
 
 
 RULES_2024 = OutcomeRules(
@@ -132,6 +137,13 @@ RULES_2024 = OutcomeRules(
     cms159_tolerance_days=60,
     dms_period_months=4,
     dsf_follow_up_days=30,
+    # Choice: "at 6 months" is the most recent score taken on days 120-240 after the
+    # index score (month 6 +/- 2 months, i.e. day 180 +/- 60): the follow-up period of
+    # NCQA HEDIS DRR-E ("4-8 months after the index episode start"), without DRR-E's
+    # age and index limits, so every episode with an index score has a 6-month result,
+    # as every one has a 12-week result.
+    six_month_from_day=120,
+    six_month_to_day=240,
 )
 
 RULE_BOOK: RuleBook[OutcomeRules] = RuleBook("outcomes", (RULES_2024,))
@@ -310,11 +322,34 @@ def twelve_week_outcome(
     """Response and remission at 12 weeks: the latest score on days 70-98 after the index."""
     day = calendar_day(as_of)
     rules = rules if rules is not None else rules_for(day)
+    return _index_window(
+        "twelve_weeks", scores, day, rules, rules.twelve_week_from_day, rules.twelve_week_to_day
+    )
+
+
+def _index_window(
+    measure: str,
+    scores: Sequence[DatedScore],
+    day: date,
+    rules: OutcomeRules,
+    from_day: int,
+    to_day: int,
+) -> WindowOutcome:
+    """A window measure with no eligibility limit: days ``from_day``-``to_day`` after the index."""
     ordered = _taken_by(scores, day)
-    bounds = None
-    if ordered:
-        bounds = _days_after(ordered[0], rules.twelve_week_from_day, rules.twelve_week_to_day)
-    return _window("twelve_weeks", rules, ordered, day, None, bounds)
+    bounds = _days_after(ordered[0], from_day, to_day) if ordered else None
+    return _window(measure, rules, ordered, day, None, bounds)
+
+
+def six_month_outcome(
+    scores: Sequence[DatedScore], as_of: date, rules: OutcomeRules | None = None
+) -> WindowOutcome:
+    """Response and remission at 6 months: the latest score on days 120-240 after the index."""
+    day = calendar_day(as_of)
+    rules = rules if rules is not None else rules_for(day)
+    return _index_window(
+        "six_months", scores, day, rules, rules.six_month_from_day, rules.six_month_to_day
+    )
 
 
 def drr_e(

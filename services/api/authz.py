@@ -199,6 +199,10 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     # administrators (program managers), as for caseloadAsOf. Clinicians are left out: a
     # clinician's read of patients off their team is tagged as break-the-glass.
     "outcomesOverTime": (_g(Relation.ORG, COMP, ADMIN),),
+    # The care-team measures per month (docs/outcomes.md): the same people. Care managers
+    # do not read even their own series: their reach is their current care team, so their
+    # past months would silently miss the patients handed to a colleague.
+    "careTeamOverTime": (_g(Relation.ORG, COMP, ADMIN),),
 }
 
 

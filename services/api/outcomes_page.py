@@ -9,9 +9,14 @@ Mounted at ``/outcomes``:
 - ``GET /outcomes/chart.svg?asOf=...&kind=emergency_visit``: the same series as a plain
   SVG bar chart drawn here in Python (no script, no external resource): per enrollment
   month, the events per 1,000 patients before and after enrollment.
+- ``GET /outcomes/care-team.csv?by=care_manager&fromMonth=...&toMonth=...&asOf=...``
+  (``suppressBelow=11`` blanks small counts) and ``/outcomes/care-team.svg?measure=...``:
+  the ``careTeamOverTime`` measures as CSV and as a line chart per group
+  (services/api/care_team_charts.py).
 - ``GET /outcomes/``: a small static page (``static/outcomes/``, no CDN, a strict
   Content-Security-Policy) that takes the bearer token from the URL fragment
-  (``#token=...``, never sent to the server), fetches the chart with it and shows it.
+  (``#token=...``, never sent to the server), fetches the charts with it (three of
+  utilisation, ten care-team charts by care manager) and shows them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,13 @@ from starlette.staticfiles import StaticFiles
 
 from domain.rules.outcomes import CohortUtilisation, UtilisationKind
 from services.api.authz import Denied
+from services.api.care_team_api import CareTeamResult, RangeError, SeriesDimension, load_care_team
+from services.api.care_team_charts import (
+    CHART_MEASURES,
+    MAX_SUPPRESS_BELOW,
+    care_team_csv_text,
+    care_team_svg,
+)
 from services.api.commanding import deny
 from services.api.context import CareteamContext
 from services.api.outcomes_api import Series, load_series
@@ -158,6 +170,11 @@ def series_svg(series: Series, kind: UtilisationKind) -> str:
     return "\n".join(parts)
 
 
+def _date_param(request: Request, name: str) -> date | None:
+    raw = request.query_params.get(name)
+    return None if raw is None else date.fromisoformat(raw)
+
+
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
     extensions = {"code": code} if field is None else {"code": code, "field": field}
     return JSONResponse({"errors": [{"message": message, "extensions": extensions}]}, status)
@@ -166,7 +183,7 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
 def outcomes_routes(runtime_of: Callable[[], Runtime | None], verifier: TokenVerifier) -> Mount:
     """``/outcomes``: the CSV, the chart and the page."""
 
-    async def _series(request: Request, fields: tuple[str, ...]) -> Series | Response:
+    async def _context(request: Request) -> CareteamContext | Response:
         runtime = runtime_of()
         if runtime is None:
             return _error(503, "STARTING", "careteam is starting")
@@ -181,19 +198,78 @@ def outcomes_routes(runtime_of: Callable[[], Runtime | None], verifier: TokenVer
             purpose = resolve_purpose(request.headers.get("x-purpose-of-use"), principal.role)
         except PurposeOfUseError as exc:
             return _error(400, exc.code, str(exc), "X-Purpose-Of-Use")
-        raw = request.query_params.get("asOf")
-        try:
-            as_of = None if raw is None else date.fromisoformat(raw)
-        except ValueError:
-            return _error(400, "VALIDATION_ERROR", "asOf must be a date (YYYY-MM-DD)", "asOf")
-        ctx = CareteamContext(
+        return CareteamContext(
             runtime=runtime, request=request, principal=principal, purpose=purpose.value
         )
+
+    async def _series(request: Request, fields: tuple[str, ...]) -> Series | Response:
+        ctx = await _context(request)
+        if isinstance(ctx, Response):
+            return ctx
+        try:
+            as_of = _date_param(request, "asOf")
+        except ValueError:
+            return _error(400, "VALIDATION_ERROR", "asOf must be a date (YYYY-MM-DD)", "asOf")
         try:
             return await load_series(ctx, as_of, fields)
         except Denied as denied:
             refused = await deny(ctx, denied, None)
             return _error(403, refused.code, refused.message)
+
+    async def _care_team(request: Request, fields: tuple[str, ...]) -> CareTeamResult | Response:
+        ctx = await _context(request)
+        if isinstance(ctx, Response):
+            return ctx
+        dates = {}
+        for name in ("asOf", "fromMonth", "toMonth"):
+            try:
+                dates[name] = _date_param(request, name)
+            except ValueError:
+                return _error(400, "VALIDATION_ERROR", f"{name} must be a date", name)
+        try:
+            by = SeriesDimension(request.query_params.get("by", "organisation"))
+        except ValueError:
+            return _error(400, "VALIDATION_ERROR", "by is organisation or care_manager", "by")
+        try:
+            return await load_care_team(
+                ctx, by, dates["fromMonth"], dates["toMonth"], dates["asOf"], fields
+            )
+        except RangeError as bad:
+            return _error(400, bad.code, bad.message, bad.field)
+        except Denied as denied:
+            refused = await deny(ctx, denied, None)
+            return _error(403, refused.code, refused.message)
+
+    async def care_team_csv(request: Request) -> Response:
+        raw = request.query_params.get("suppressBelow", "0")
+        if not raw.isdigit() or int(raw) > MAX_SUPPRESS_BELOW:
+            return _error(
+                400, "VALIDATION_ERROR", "suppressBelow is a whole number 0-100", "suppressBelow"
+            )
+        result = await _care_team(request, ("careTeamOverTime.csv",))
+        if isinstance(result, Response):
+            return result
+        return Response(
+            care_team_csv_text(result, int(raw)),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": 'attachment; filename="care-team-over-time.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def care_team_chart(request: Request) -> Response:
+        measure = request.query_params.get("measure", "contacted_share")
+        if measure not in CHART_MEASURES:
+            return _error(400, "VALIDATION_ERROR", "measure is not a charted measure", "measure")
+        result = await _care_team(request, ("careTeamOverTime.chart",))
+        if isinstance(result, Response):
+            return result
+        return Response(
+            care_team_svg(result, measure),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def csv_export(request: Request) -> Response:
         series = await _series(request, ("outcomesOverTime.csv",))
@@ -228,6 +304,8 @@ def outcomes_routes(runtime_of: Callable[[], Runtime | None], verifier: TokenVer
         routes=[
             Route("/series.csv", csv_export),
             Route("/chart.svg", chart),
+            Route("/care-team.csv", care_team_csv),
+            Route("/care-team.svg", care_team_chart),
             Mount("/", StaticFiles(directory=PAGE_DIR, html=True), name="outcomes"),
         ],
     )

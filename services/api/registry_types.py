@@ -481,6 +481,7 @@ class DatedScoreView:
 @strawberry.enum(description="An outcome measure over a window after the index score.")
 class OutcomeMeasure(enum.Enum):
     TWELVE_WEEKS = "twelve_weeks"
+    SIX_MONTHS = "six_months"
     DRR_E = "drr_e"
     CMS159 = "cms159"
 

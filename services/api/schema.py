@@ -31,6 +31,7 @@ from services.api.authz import (
     Denied,
     check_patient_operation,
 )
+from services.api.care_team_api import CareTeamQuery  # care-team measures per month (#19)
 from services.api.clinical_mutations import CLINICAL_MUTATIONS
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.compliance import ComplianceQuery
@@ -439,6 +440,7 @@ Query = merge_root(
         PartnerQuery,
         PcbhQuery,
         OutcomesQuery,
+        CareTeamQuery,
     ),
 )
 

@@ -1,5 +1,6 @@
 // Outcomes over time: shows the charts careteam draws (plain SVG, /outcomes/chart.svg)
-// with the bearer token taken once from the URL fragment (#token=...&asOf=YYYY-MM-DD),
+// with the bearer token taken once from the URL fragment (#token=...&asOf=YYYY-MM-DD, and
+// optionally fromMonth and toMonth for the care-team charts),
 // which the browser never sends to the server; the fragment is then cleared.
 "use strict";
 
@@ -28,5 +29,40 @@
     const svg = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
     document.getElementById(kind).appendChild(document.importNode(svg.documentElement, true));
   }
-  status.textContent = "Per enrollment month: events per 1,000 patients in the year before and after enrollment.";
+  // The care-team measures per care manager and month (/outcomes/care-team.svg).
+  const measures = [
+    "caseload",
+    "contacted_share",
+    "median_days_to_psychiatric_review",
+    "phq9_response_12_weeks",
+    "phq9_remission_12_weeks",
+    "phq9_response_6_months",
+    "phq9_remission_6_months",
+    "drr_e_remission",
+    "dms_e",
+    "dsf_e",
+  ];
+  const careTeam = document.getElementById("care-team");
+  for (const measure of measures) {
+    const query = new URLSearchParams({ measure, by: "care_manager" });
+    for (const name of ["asOf", "fromMonth", "toMonth"]) {
+      if (params.get(name)) query.set(name, params.get(name));
+    }
+    const response = await fetch(`care-team.svg?${query}`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (!response.ok) {
+      status.textContent = `Not shown (HTTP ${response.status}).`;
+      return;
+    }
+    const section = document.createElement("section");
+    section.id = `care-team-${measure}`;
+    section.className = "chart";
+    const svg = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
+    section.appendChild(document.importNode(svg.documentElement, true));
+    careTeam.appendChild(section);
+  }
+  status.textContent =
+    "Per enrollment month: events per 1,000 patients in the year before and after enrollment. " +
+    "Per care manager and month: caseload, contact, psychiatric review and PHQ-9 outcomes.";
 })();
