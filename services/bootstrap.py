@@ -16,7 +16,7 @@ from services.application import Application
 from services.audit.reads import AuditWriter
 from services.audit.sealer import ChainHealth, ChainSealer
 from services.crypto import KeyRing, load_master_key
-from services.database import create_pool, database_dsn, migrate
+from services.database import create_pool, database_dsn, prepare_schema
 from services.eventstore import EventStore
 from services.partners import PartnerFeeds, PartnerOptions
 from services.partners.contract import Publisher
@@ -99,7 +99,7 @@ async def open_runtime(
     async with database_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await prepare_schema(conn, settings)
         finally:
             await conn.close()
         pool = await create_pool(dsn, settings)

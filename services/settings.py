@@ -19,6 +19,11 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable, never its value."""
 
 
+class StartupError(RuntimeError):
+    """The process cannot start as configured (the database or Kafka disagrees with it);
+    the message names the setting or the migration, never a secret. Exit code 2."""
+
+
 class Secret:
     """A string that never shows itself in a repr, a log line or a traceback."""
 
@@ -61,6 +66,15 @@ def parse_components(raw: str) -> frozenset[str]:
             f"choose from {', '.join(COMPONENTS)} (default: all)"
         )
     return frozenset(names)
+
+
+def _boolean(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"CARETEAM_{name} must be true or false")
 
 
 def _aware_instant(name: str, raw: str) -> datetime:
@@ -110,6 +124,10 @@ class Settings:
     public_base_url: str | None = None
     # What ``careteam serve`` runs in this process (default all of COMPONENTS).
     components: frozenset[str] = frozenset(COMPONENTS)
+    # Whether a starting process applies pending migrations (CARETEAM_MIGRATE_ON_START);
+    # from_env's default: yes in development, no in production, where `careteam migrate`
+    # runs as its own deploy step and replicas only check the schema.
+    migrate_on_start: bool = True
     # Test only (issue 18, clinic calendars): the injected clock starts at this aware
     # instant and runs on from there; refused in production.
     test_clock_start: datetime | None = None
@@ -207,6 +225,12 @@ class Settings:
                 values[attr] = value
         if (raw := text("COMPONENTS")) is not None:
             values["components"] = parse_components(raw)
+        raw = text("MIGRATE_ON_START")
+        values["migrate_on_start"] = (
+            _boolean("MIGRATE_ON_START", raw)
+            if raw is not None
+            else values.get("environment", Environment.DEVELOPMENT) is not Environment.PRODUCTION
+        )
         if (raw := text("TEST_CLOCK_START")) is not None:
             values["test_clock_start"] = _aware_instant("TEST_CLOCK_START", raw)
         if isinstance(overrides.get("components"), str):

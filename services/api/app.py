@@ -51,7 +51,7 @@ from services.auth import (
 )
 from services.bootstrap import Clock, Runtime, open_runtime, system_clock
 from services.database import CONNECTION_FAILURES, RETRY_AFTER_SECONDS, pending_migrations
-from services.settings import Settings
+from services.settings import Settings, StartupError
 
 log = logging.getLogger("careteam.api")
 
@@ -179,10 +179,17 @@ def create_app(
     holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with open_runtime(
-            settings, clock=clock, run_projector=run_projector, components=components
-        ) as runtime:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                runtime = await stack.enter_async_context(
+                    open_runtime(
+                        settings, clock=clock, run_projector=run_projector, components=components
+                    )
+                )
+            except StartupError as exc:
+                app.state.startup_error = exc  # `careteam serve` prints it, exit code 2
+                raise
             holder["runtime"] = runtime
             feed = EventFeed(
                 runtime.store,

@@ -54,7 +54,7 @@ def _status_command(args: argparse.Namespace) -> int:
 async def _run(settings: Settings) -> None:
     import asyncpg
 
-    from services.database import create_pool, database_dsn, migrate
+    from services.database import create_pool, database_dsn, prepare_schema
     from services.eventstore import EventStore
     from services.partners.contract import Publisher
     from services.partners.delivery import PartnerOptions
@@ -68,7 +68,7 @@ async def _run(settings: Settings) -> None:
     async with database_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await prepare_schema(conn, settings)
         finally:
             await conn.close()
         pool = await create_pool(dsn, settings)

@@ -103,7 +103,7 @@ async def _lag(settings: Settings) -> dict[str, object]:
 async def _run(settings: Settings, options: RelayOptions) -> None:
     import asyncpg
 
-    from services.database import create_pool, database_dsn, migrate
+    from services.database import create_pool, database_dsn, prepare_schema
     from services.eventstore import EventStore
 
     stop = asyncio.Event()
@@ -113,7 +113,7 @@ async def _run(settings: Settings, options: RelayOptions) -> None:
     async with database_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await prepare_schema(conn, settings)
         finally:
             await conn.close()
         pool = await create_pool(dsn, settings)
