@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.logs import configure_logging
-from services.settings import Settings, SettingsError, StartupError
+from services.settings import Settings, SettingsError, StartupError, log_format_from
 
 # The longest lifetime ``careteam token`` mints: one working day and then some.
 MAX_TOKEN_TTL_SECONDS = 24 * 3600
@@ -383,7 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
+    import os
+
+    try:
+        configure_logging(log_format=log_format_from(os.environ))
+    except SettingsError as exc:
+        print(f"careteam: configuration error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -68,6 +68,17 @@ def parse_components(raw: str) -> frozenset[str]:
     return frozenset(names)
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def log_format_from(env: Mapping[str, str]) -> str:
+    """``CARETEAM_LOG_FORMAT``: ``text`` (default) or ``json``."""
+    raw = (env.get("CARETEAM_LOG_FORMAT") or "text").strip().lower()
+    if raw not in LOG_FORMATS:
+        raise SettingsError("CARETEAM_LOG_FORMAT must be text or json")
+    return raw
+
+
 def _boolean(name: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -128,6 +139,8 @@ class Settings:
     # from_env's default: yes in development, no in production, where `careteam migrate`
     # runs as its own deploy step and replicas only check the schema.
     migrate_on_start: bool = True
+    # Log lines as key=value words (text) or one JSON object each (json).
+    log_format: str = "text"
     # Test only (issue 18, clinic calendars): the injected clock starts at this aware
     # instant and runs on from there; refused in production.
     test_clock_start: datetime | None = None
@@ -225,6 +238,7 @@ class Settings:
                 values[attr] = value
         if (raw := text("COMPONENTS")) is not None:
             values["components"] = parse_components(raw)
+        values["log_format"] = log_format_from(env)
         raw = text("MIGRATE_ON_START")
         values["migrate_on_start"] = (
             _boolean("MIGRATE_ON_START", raw)
