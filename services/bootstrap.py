@@ -102,6 +102,9 @@ async def open_runtime(
             await prepare_schema(conn, settings)
         finally:
             await conn.close()
+        from services.kafka import prepare_kafka
+
+        kafka_options = await prepare_kafka(settings, relay="relay" in components)
         pool = await create_pool(dsn, settings)
         try:
             master = settings.master_key.reveal() if settings.master_key else None
@@ -141,6 +144,7 @@ async def open_runtime(
                     runtime.store,
                     runtime.dsn,
                     kafka_bootstrap=settings.kafka_bootstrap_servers,
+                    kafka_options=kafka_options,
                     options=PartnerOptions.from_env(),
                     clock=runtime.clock,
                     publisher=Publisher(settings.public_url),

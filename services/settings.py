@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -79,6 +79,87 @@ def log_format_from(env: Mapping[str, str]) -> str:
     return raw
 
 
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _kafka_security(text: Callable[[str], str | None]) -> dict[str, object]:
+    """The CARETEAM_KAFKA_* security settings, consistent with each other. Whether the
+    TLS files exist and load is checked when a process opens Kafka (services/kafka.py)."""
+    values: dict[str, object] = {}
+    protocol = (text("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+    if protocol not in KAFKA_SECURITY_PROTOCOLS:
+        raise SettingsError(
+            f"CARETEAM_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}"
+        )
+    values["kafka_security_protocol"] = protocol
+    tls = protocol in ("SSL", "SASL_SSL")
+    sasl = protocol.startswith("SASL_")
+    for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"):
+        if (raw := text(name)) is not None:
+            if not tls:
+                raise SettingsError(
+                    f"CARETEAM_{name} needs CARETEAM_KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL"
+                )
+            values[name.lower()] = Path(raw)
+    if tls and "kafka_ssl_cafile" not in values:
+        raise SettingsError(f"CARETEAM_KAFKA_SSL_CAFILE is required with {protocol}")
+    if ("kafka_ssl_certfile" in values) != ("kafka_ssl_keyfile" in values):
+        raise SettingsError(
+            "CARETEAM_KAFKA_SSL_CERTFILE and CARETEAM_KAFKA_SSL_KEYFILE go together"
+        )
+    if (raw := text("KAFKA_SSL_KEY_PASSWORD")) is not None:
+        values["kafka_ssl_key_password"] = Secret(raw)
+    sasl_values = {
+        "kafka_sasl_mechanism": text("KAFKA_SASL_MECHANISM"),
+        "kafka_sasl_username": text("KAFKA_SASL_USERNAME"),
+        "kafka_sasl_password": text("KAFKA_SASL_PASSWORD"),
+    }
+    given = [k for k, v in sasl_values.items() if v is not None]
+    if given and not sasl:
+        raise SettingsError(
+            f"CARETEAM_{given[0].upper()} needs CARETEAM_KAFKA_SECURITY_PROTOCOL "
+            "SASL_PLAINTEXT or SASL_SSL"
+        )
+    if sasl:
+        for key, value in sasl_values.items():
+            if value is None:
+                raise SettingsError(f"CARETEAM_{key.upper()} is required with {protocol}")
+        mechanism = str(sasl_values["kafka_sasl_mechanism"]).upper()
+        if mechanism not in KAFKA_SASL_MECHANISMS:
+            raise SettingsError(
+                f"CARETEAM_KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_SASL_MECHANISMS)}"
+            )
+        values["kafka_sasl_mechanism"] = mechanism
+        values["kafka_sasl_username"] = sasl_values["kafka_sasl_username"]
+        values["kafka_sasl_password"] = Secret(str(sasl_values["kafka_sasl_password"]))
+    return values
+
+
+def _check_kafka_topic(settings: Settings) -> None:
+    sizes = {
+        "CARETEAM_KAFKA_TOPIC_PARTITIONS": settings.kafka_topic_partitions,
+        "CARETEAM_KAFKA_TOPIC_REPLICATION_FACTOR": settings.kafka_topic_replication_factor,
+        "CARETEAM_KAFKA_TOPIC_MIN_INSYNC_REPLICAS": settings.kafka_topic_min_insync_replicas,
+    }
+    for name, value in sizes.items():
+        if value is not None and value < 1:
+            raise SettingsError(f"{name} must be at least 1")
+        if value is None and settings.is_production and settings.kafka_bootstrap_servers:
+            raise SettingsError(
+                f"{name} is required when CARETEAM_ENV=production and Kafka is configured"
+            )
+    replicas, insync = (
+        settings.kafka_topic_replication_factor,
+        settings.kafka_topic_min_insync_replicas,
+    )
+    if replicas is not None and insync is not None and insync > replicas:
+        raise SettingsError(
+            "CARETEAM_KAFKA_TOPIC_MIN_INSYNC_REPLICAS must not exceed "
+            "CARETEAM_KAFKA_TOPIC_REPLICATION_FACTOR"
+        )
+
+
 def _boolean(name: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -110,6 +191,20 @@ class Settings:
     port: int = 8000
     kafka_bootstrap_servers: str | None = None
     kafka_topic: str = "careteam.events.v1"
+    # Kafka security (services/kafka.py): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: Secret | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: Secret | None = None
+    # The internal topic as careteam creates or checks it at start; None = not checked
+    # (a new topic gets 1 partition and 1 replica). Required in production.
+    kafka_topic_partitions: int | None = None
+    kafka_topic_replication_factor: int | None = None
+    kafka_topic_min_insync_replicas: int | None = None
     projector_poll_seconds: float = 0.1
     projector_page_size: int = 500
     read_your_writes_timeout_seconds: float = 5.0
@@ -218,6 +313,7 @@ class Settings:
                 values[name.lower()] = Path(raw)
         if (raw := text("KAFKA_TOPIC")) is not None:
             values["kafka_topic"] = raw
+        values.update(_kafka_security(text))
         if (raw := text("PUBLIC_BASE_URL")) is not None:
             if not raw.startswith(("https://", "http://")):
                 raise SettingsError("CARETEAM_PUBLIC_BASE_URL must be an http(s) URL")
@@ -232,6 +328,9 @@ class Settings:
             ("SNAPSHOT_EVERY", "snapshot_every", int),
             ("AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds", float),
             ("AUDIT_VERIFY_SECONDS", "audit_verify_seconds", float),
+            ("KAFKA_TOPIC_PARTITIONS", "kafka_topic_partitions", int),
+            ("KAFKA_TOPIC_REPLICATION_FACTOR", "kafka_topic_replication_factor", int),
+            ("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "kafka_topic_min_insync_replicas", int),
         ):
             value = number(name, kind)
             if value is not None:
@@ -286,6 +385,7 @@ class Settings:
                 raise SettingsError(
                     "CARETEAM_AUDIT_SIGNING_KEY_FILE must be outside CARETEAM_DATA_DIR"
                 )
+        _check_kafka_topic(settings)
         if settings.oidc_jwks_url is not None and (
             settings.oidc_issuer is None or settings.oidc_audience is None
         ):

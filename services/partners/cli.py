@@ -71,6 +71,9 @@ async def _run(settings: Settings) -> None:
             await prepare_schema(conn, settings)
         finally:
             await conn.close()
+        from services.kafka import prepare_kafka
+
+        kafka_options = await prepare_kafka(settings, relay=False)
         pool = await create_pool(dsn, settings)
         try:
             store = EventStore(pool, snapshot_every=settings.snapshot_every)
@@ -78,6 +81,7 @@ async def _run(settings: Settings) -> None:
                 store,
                 dsn,
                 kafka_bootstrap=settings.kafka_bootstrap_servers,
+                kafka_options=kafka_options,
                 options=options,
                 publisher=Publisher(settings.public_url),
             )

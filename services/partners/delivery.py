@@ -188,8 +188,13 @@ class KafkaSink:
         *,
         client_id: str,
         producer_factory: Callable[[], Any] | None = None,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        # TLS and SASL (services/kafka.py client_options), beside the bootstrap servers.
+        self._client_options = {
+            k: v for k, v in (client_options or {}).items() if k != "bootstrap_servers"
+        }
         self._topic = topic
         self._options = options
         self._client_id = client_id
@@ -201,6 +206,7 @@ class KafkaSink:
     def _new_producer(self) -> Any:
         return AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
+            **self._client_options,
             client_id=self._client_id,
             enable_idempotence=True,
             acks="all",

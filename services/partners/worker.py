@@ -39,6 +39,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -215,8 +216,10 @@ class PartnerWorker:
         kafka_bootstrap: str | None,
         clock: Clock = _now,
         publisher: Publisher = DEFAULT_PUBLISHER,
+        kafka_options: dict[str, Any] | None = None,
     ) -> None:
         self.partner_id = partner_id
+        self._kafka_options = kafka_options
         self._publisher = publisher
         self._store = store
         self._dsn = dsn
@@ -291,6 +294,7 @@ class PartnerWorker:
                 partner.kafka_topic,
                 self._options,
                 client_id=f"careteam-partner-{self.partner_id}",
+                client_options=self._kafka_options,
             )
         else:
             if partner.webhook_url is None or keys.webhook_secret is None:
@@ -690,7 +694,9 @@ class PartnerFeeds:
         options: PartnerOptions | None = None,
         clock: Clock = _now,
         publisher: Publisher = DEFAULT_PUBLISHER,
+        kafka_options: dict[str, Any] | None = None,
     ) -> None:
+        self._kafka_options = kafka_options
         self._publisher = publisher
         self._store = store
         self._dsn = dsn
@@ -770,6 +776,7 @@ class PartnerFeeds:
                 kafka_bootstrap=self._kafka,
                 clock=self._clock,
                 publisher=self._publisher,
+                kafka_options=self._kafka_options,
             )
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(stop), name=f"partner-feed-{partner_id}")

@@ -116,6 +116,9 @@ async def _run(settings: Settings, options: RelayOptions) -> None:
             await prepare_schema(conn, settings)
         finally:
             await conn.close()
+        from services.kafka import prepare_kafka
+
+        await prepare_kafka(settings, relay=True)
         pool = await create_pool(dsn, settings)
         try:
             store = EventStore(pool, snapshot_every=settings.snapshot_every)
