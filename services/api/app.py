@@ -32,7 +32,7 @@ from services.api.contract_routes import contract_routes
 from services.api.feed import EventFeed
 from services.api.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
 from services.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from services.api.metrics import Metrics
+from services.api.metrics import Metrics, runtime_gauges
 from services.api.outcomes_page import outcomes_routes  # outcomes over time (#19)
 from services.api.purpose import HEADER as PURPOSE_HEADER
 from services.api.purpose import NOT_PERMITTED, PurposeOfUseError, resolve_purpose
@@ -266,8 +266,18 @@ def create_app(
             return PlainTextResponse("", status_code=503)
         lag = await runtime.projector.lag()
         health = runtime.chain_health
+        feed = holder.get("feed")
+        gauges = await runtime_gauges(
+            runtime.pool,
+            pool_max=settings.db_pool_max,
+            subscribers=feed.subscriber_count if feed is not None else None,
+            relay=bool(settings.kafka_bootstrap_servers),
+        )
         body = app_metrics.render(
-            {name: v["events_behind"] for name, v in lag.items()}, health.intact, health.findings
+            {name: v["events_behind"] for name, v in lag.items()},
+            health.intact,
+            health.findings,
+            gauges,
         )
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server import ServerProcess
 
@@ -71,6 +72,13 @@ def _post(server: ServerProcess, headers: dict[str, str], mrn: str = MRN) -> htt
     )
 
 
+def _relay_lag(server: ServerProcess) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    value: float = families["careteam_relay_events_behind"].samples[0].value
+    return value
+
+
 async def _record_of(bootstrap: str, topic: str, request_id: str) -> Any:
     """The first record on ``topic`` whose ``ce_requestid`` is ``request_id``."""
     consumer = AIOKafkaConsumer(
@@ -112,6 +120,14 @@ async def test_one_request_s_id_is_in_its_response_its_json_logs_and_its_cloudev
     value = json.loads(record.value)
     assert value["metadata"]["request_id"] == request_id
     assert value["metadata"]["traceparent"] == response.headers["traceparent"]
+
+    # The relay has published it: its lag gauge comes down to nothing behind.
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        if _relay_lag(server) == 0:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "relay lag never reached 0"
+        await asyncio.sleep(0.2)
 
     server.stop()
     text = server.log_path.read_text()
