@@ -114,6 +114,10 @@ _WEBHOOK_HEADERS = {
             "space-separated, during a secret rotation's overlap."
         ),
         "X-Careteam-Delivery-Attempt": _string("1 for the first attempt, then 2, 3, ..."),
+        "traceparent": _string(
+            "W3C trace context of the request that wrote the event, when one did (the "
+            "CloudEvent's traceparent attribute)."
+        ),
     },
 }
 

@@ -160,6 +160,9 @@ class WebhookSink:
             ),
             ATTEMPT_HEADER: str(attempt),
         }
+        if traceparent := message.attributes().get("traceparent"):
+            # W3C trace context over HTTP too, so the partner's HTTP tracing joins it.
+            headers["traceparent"] = traceparent
         try:
             response = await self._client.post(
                 self._url,

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import httpx
 import pytest
 
 from services.eventstore import EventMetadata, RecordedEvent
@@ -83,13 +84,13 @@ def test_the_relay_s_cloudevent_carries_traceparent_and_requestid_extensions() -
     assert "ce_traceparent" not in bare and "ce_requestid" not in bare
 
 
-def test_a_partner_cloudevent_carries_the_traceparent_but_not_the_request_id() -> None:
+def _partner_message(extra_metadata: dict[str, str]) -> PartnerMessage:
     record = next(
         r for r in _every_public_event().records if any(p.source == r.event_type for p in CATALOGUE)
     )
     public = next(p for p in CATALOGUE if p.source == record.event_type)
-    traced = replace(record, metadata={**record.metadata, "traceparent": VALID, "request_id": "r"})
-    message = PartnerMessage.build(
+    traced = replace(record, metadata={**record.metadata, **extra_metadata})
+    return PartnerMessage.build(
         traced,
         public,
         Pseudonyms(KEY),
@@ -98,11 +99,43 @@ def test_a_partner_cloudevent_carries_the_traceparent_but_not_the_request_id() -
         publisher=PUBLISHER,
         organisation_id=OWNER,
     )
+
+
+def test_a_partner_cloudevent_carries_the_traceparent_but_not_the_request_id() -> None:
+    message = _partner_message({"traceparent": VALID, "request_id": "r"})
     assert json.loads(message.webhook_body())["traceparent"] == VALID
     headers = dict(message.kafka_record().headers)
     assert headers["ce_traceparent"] == VALID.encode()
     assert not any(name.startswith("ce_request") for name in headers)
     assert "requestid" not in message.attributes()
+
+
+async def test_a_webhook_carries_the_traceparent_as_an_http_header_too() -> None:
+    from services.partners.delivery import PartnerOptions, WebhookSink
+    from services.partners.registry import PartnerKeys
+    from services.partners.signing import new_secret
+    from services.settings import Secret
+
+    message = _partner_message({"traceparent": VALID})
+    seen: list[httpx.Request] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receive)) as client:
+        sink = WebhookSink(
+            "https://partner.example/events",
+            PartnerKeys(pseudonym_key=KEY, webhook_secret=Secret(new_secret())),
+            PartnerOptions(),
+            client,
+            clock=lambda: datetime.now(UTC),
+        )
+        await sink.attempt(message, 1)
+        await sink.attempt(_partner_message({}), 1)
+    assert seen[0].headers["traceparent"] == VALID
+    assert json.loads(seen[0].content)["traceparent"] == VALID
+    assert "traceparent" not in seen[1].headers
 
 
 def test_a_json_log_line_is_one_object_with_the_request_and_trace_ids() -> None:
