@@ -102,7 +102,7 @@ async def open_runtime(
             await prepare_schema(conn, settings)
         finally:
             await conn.close()
-        from services.kafka import prepare_kafka
+        from services.kafka import partner_topic_maker, prepare_kafka
 
         kafka_options = await prepare_kafka(settings, relay="relay" in components)
         pool = await create_pool(dsn, settings)
@@ -145,6 +145,11 @@ async def open_runtime(
                     runtime.dsn,
                     kafka_bootstrap=settings.kafka_bootstrap_servers,
                     kafka_options=kafka_options,
+                    make_topic=(
+                        partner_topic_maker(settings, kafka_options)
+                        if kafka_options is not None
+                        else None
+                    ),
                     options=PartnerOptions.from_env(),
                     clock=runtime.clock,
                     publisher=Publisher(settings.public_url),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,15 @@ def internal_topic(settings: Settings) -> TopicSpec:
 
 
 async def ensure_topic(
-    options: dict[str, Any], spec: TopicSpec, *, timeout_seconds: float = 30.0
+    options: dict[str, Any],
+    spec: TopicSpec,
+    *,
+    timeout_seconds: float = 30.0,
+    check_existing: bool = True,
 ) -> bool:
-    """Creates the topic as ``spec`` says, or checks the one there; True when created.
+    """Creates the topic as ``spec`` says, or checks the one there (unless
+    ``check_existing`` is False: a partner's own topic is the partner's to size); True
+    when created.
 
     Creates first, then describes: asking a broker that auto-creates topics about a
     missing one would create it with the broker's defaults."""
@@ -135,6 +142,8 @@ async def ensure_topic(
                     "CARETEAM_KAFKA_TOPIC_REPLICATION_FACTOR and "
                     "CARETEAM_KAFKA_TOPIC_MIN_INSYNC_REPLICAS against the cluster"
                 )
+            if not check_existing and not created:
+                return False
             # A topic just made may not be in every broker's metadata yet.
             while True:
                 (topic,) = await admin.describe_topics([spec.name])
@@ -217,3 +226,22 @@ async def prepare_kafka(settings: Settings, *, relay: bool) -> dict[str, Any] | 
 
 
 START_CHECK_SECONDS = 15.0
+
+
+TopicMaker = Callable[[str], Awaitable[bool]]
+
+
+def partner_topic_maker(settings: Settings, options: dict[str, Any]) -> TopicMaker:
+    """What a partner feed calls before its first record: creates the partner's topic
+    with the internal topic's sizes when it is missing; an existing one is left as it is."""
+
+    async def make(topic: str) -> bool:
+        spec = TopicSpec(
+            topic,
+            settings.kafka_topic_partitions,
+            settings.kafka_topic_replication_factor,
+            settings.kafka_topic_min_insync_replicas,
+        )
+        return await ensure_topic(options, spec, check_existing=False)
+
+    return make

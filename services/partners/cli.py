@@ -71,7 +71,7 @@ async def _run(settings: Settings) -> None:
             await prepare_schema(conn, settings)
         finally:
             await conn.close()
-        from services.kafka import prepare_kafka
+        from services.kafka import partner_topic_maker, prepare_kafka
 
         kafka_options = await prepare_kafka(settings, relay=False)
         pool = await create_pool(dsn, settings)
@@ -82,6 +82,11 @@ async def _run(settings: Settings) -> None:
                 dsn,
                 kafka_bootstrap=settings.kafka_bootstrap_servers,
                 kafka_options=kafka_options,
+                make_topic=(
+                    partner_topic_maker(settings, kafka_options)
+                    if kafka_options is not None
+                    else None
+                ),
                 options=options,
                 publisher=Publisher(settings.public_url),
             )

@@ -48,6 +48,7 @@ import httpx
 from services import locks
 from services.database import Conn, _init_connection
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
+from services.kafka import TopicMaker
 from services.logfollow import DATABASE_ERRORS, Backoff, Wake, sleep, take_lease
 from services.partners import disclosures
 from services.partners.contract import Pseudonyms, Publisher
@@ -217,9 +218,11 @@ class PartnerWorker:
         clock: Clock = _now,
         publisher: Publisher = DEFAULT_PUBLISHER,
         kafka_options: dict[str, Any] | None = None,
+        make_topic: TopicMaker | None = None,
     ) -> None:
         self.partner_id = partner_id
         self._kafka_options = kafka_options
+        self._make_topic = make_topic
         self._publisher = publisher
         self._store = store
         self._dsn = dsn
@@ -295,6 +298,7 @@ class PartnerWorker:
                 self._options,
                 client_id=f"careteam-partner-{self.partner_id}",
                 client_options=self._kafka_options,
+                make_topic=self._make_topic,
             )
         else:
             if partner.webhook_url is None or keys.webhook_secret is None:
@@ -695,8 +699,10 @@ class PartnerFeeds:
         clock: Clock = _now,
         publisher: Publisher = DEFAULT_PUBLISHER,
         kafka_options: dict[str, Any] | None = None,
+        make_topic: TopicMaker | None = None,
     ) -> None:
         self._kafka_options = kafka_options
+        self._make_topic = make_topic
         self._publisher = publisher
         self._store = store
         self._dsn = dsn
@@ -777,6 +783,7 @@ class PartnerFeeds:
                 clock=self._clock,
                 publisher=self._publisher,
                 kafka_options=self._kafka_options,
+                make_topic=self._make_topic,
             )
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(stop), name=f"partner-feed-{partner_id}")

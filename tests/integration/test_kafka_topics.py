@@ -4,6 +4,7 @@ that differs is refused naming the setting."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -11,7 +12,16 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from services.kafka import KafkaTopicError, TopicSpec, ensure_topic
+from services.kafka import (
+    KafkaTopicError,
+    TopicSpec,
+    client_options,
+    ensure_topic,
+    partner_topic_maker,
+)
+from services.partners.delivery import KafkaSink, PartnerOptions
+from services.settings import Settings
+from tests.unit.test_request_tracing import _partner_message
 
 
 @pytest.fixture
@@ -84,3 +94,36 @@ async def test_a_replication_factor_the_cluster_cannot_give_is_a_named_error(
     spec = TopicSpec(name, 1, brokers + 1, 1)
     with pytest.raises(KafkaTopicError, match=r"could not be created.*REPLICATION_FACTOR"):
         await ensure_topic({"bootstrap_servers": kafka_bootstrap}, spec)
+
+
+async def test_a_partner_topic_is_made_before_the_first_record_and_never_resized(
+    kafka_bootstrap: str, admin: AIOKafkaAdminClient, name: str
+) -> None:
+    """A partner feed's sink creates its missing topic with the configured sizes, then
+    publishes; an existing partner topic is the partner's and is left as it is."""
+    env = {
+        "CARETEAM_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CARETEAM_KAFKA_TOPIC_PARTITIONS": "2",
+        "CARETEAM_KAFKA_TOPIC_REPLICATION_FACTOR": "1",
+        "CARETEAM_KAFKA_TOPIC_MIN_INSYNC_REPLICAS": "1",
+    }
+    settings = Settings.from_env(env)
+    options = client_options(settings)
+    sink = KafkaSink(
+        kafka_bootstrap,
+        name,
+        PartnerOptions(),
+        client_id="careteam-test",
+        client_options=options,
+        make_topic=partner_topic_maker(settings, options),
+    )
+    try:
+        assert await sink.publish([_partner_message({})], asyncio.Event()) is True
+    finally:
+        await sink.close()
+    (topic,) = await admin.describe_topics([name])
+    assert len(topic["partitions"]) == 2
+    resized = Settings.from_env({**env, "CARETEAM_KAFKA_TOPIC_PARTITIONS": "4"})
+    assert await partner_topic_maker(resized, options)(name) is False
+    (topic,) = await admin.describe_topics([name])
+    assert len(topic["partitions"]) == 2
