@@ -5,6 +5,7 @@ that differs is refused naming the setting."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -127,3 +128,23 @@ async def test_a_partner_topic_is_made_before_the_first_record_and_never_resized
     assert await partner_topic_maker(resized, options)(name) is False
     (topic,) = await admin.describe_topics([name])
     assert len(topic["partitions"]) == 2
+
+
+async def test_a_broker_that_does_not_answer_at_start_is_not_waited_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The relay retries on its own; the start goes on and says the topic was not checked."""
+    from services.kafka import prepare_kafka
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens once the socket is closed
+    settings = Settings.from_env(
+        {
+            "CARETEAM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+            "CARETEAM_KAFKA_TOPIC_PARTITIONS": "3",
+        }
+    )
+    options = await prepare_kafka(settings, relay=True)
+    assert options is not None and options["bootstrap_servers"] == f"127.0.0.1:{port}"
+    assert "kafka unreachable at start; topic not checked" in caplog.text
