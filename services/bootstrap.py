@@ -16,7 +16,7 @@ from services.application import Application
 from services.audit.reads import AuditWriter
 from services.audit.sealer import ChainHealth, ChainSealer
 from services.crypto import KeyRing, load_master_key
-from services.database import create_pool, database_dsn, migrate
+from services.database import create_pool, database_dsn, prepare_schema
 from services.eventstore import EventStore
 from services.partners import PartnerFeeds, PartnerOptions
 from services.partners.contract import Publisher
@@ -99,9 +99,12 @@ async def open_runtime(
     async with database_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await prepare_schema(conn, settings)
         finally:
             await conn.close()
+        from services.kafka import partner_topic_maker, prepare_kafka
+
+        kafka_options = await prepare_kafka(settings, relay="relay" in components)
         pool = await create_pool(dsn, settings)
         try:
             master = settings.master_key.reveal() if settings.master_key else None
@@ -141,6 +144,12 @@ async def open_runtime(
                     runtime.store,
                     runtime.dsn,
                     kafka_bootstrap=settings.kafka_bootstrap_servers,
+                    kafka_options=kafka_options,
+                    make_topic=(
+                        partner_topic_maker(settings, kafka_options)
+                        if kafka_options is not None
+                        else None
+                    ),
                     options=PartnerOptions.from_env(),
                     clock=runtime.clock,
                     publisher=Publisher(settings.public_url),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.logs import configure_logging
-from services.settings import Settings, SettingsError
+from services.settings import Settings, SettingsError, StartupError, log_format_from
 
 # The longest lifetime ``careteam token`` mints: one working day and then some.
 MAX_TOKEN_TTL_SECONDS = 24 * 3600
@@ -42,18 +42,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # No permessage-deflate: care events are small JSON messages, and compressing each
     # one for every subscriber cost more CPU than the bytes it saved (bench row 6), plus
     # a zlib context per WebSocket.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        lifespan="on",
-        ws_per_message_deflate=False,
-        # careteam's own logging (services/logs.py): uvicorn's access log writes each
-        # request's path and query string; ours writes one line per request without them.
-        log_config=None,
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            lifespan="on",
+            ws_per_message_deflate=False,
+            # careteam's own logging (services/logs.py): uvicorn's access log writes each
+            # request's path and query string; ours writes one line per request without them.
+            log_config=None,
+            access_log=False,
+        )
+    except SystemExit:
+        # uvicorn exits 3 when the lifespan failed; a refusal careteam explains is ours.
+        error = getattr(app.state, "startup_error", None)
+        if isinstance(error, StartupError):
+            raise error from None
+        raise
     return 0
 
 
@@ -376,13 +383,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
+    import os
+
+    try:
+        configure_logging(log_format=log_format_from(os.environ))
+    except SettingsError as exc:
+        print(f"careteam: configuration error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
     except SettingsError as exc:
         print(f"careteam: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"careteam: cannot start: {exc}", file=sys.stderr)
         return 2
     return code
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import warnings
 import weakref
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from services import jsontext, locks
-from services.settings import Settings
+from services.settings import Settings, StartupError
 
 # A connection as handed out by a pool or opened directly: both run the same queries.
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -40,6 +41,15 @@ COMMENT_ONLY_EDITS: dict[int, frozenset[str]] = {
 }
 
 
+# Every migration numbered above this one declares, in a line of its own, whether an
+# older release keeps working against a database that ran it (tests/unit check this):
+#   -- careteam-migration: expand     adds only (tables, nullable columns, indexes, rows)
+#   -- careteam-migration: contract   removes, renames or tightens what older code uses
+# A migration without the line counts as ``contract``: an older process refuses it.
+DECLARATIONS_REQUIRED_AFTER = 75
+_DECLARATION = re.compile(r"^--\s*careteam-migration:\s*(expand|contract)\s*$", re.MULTILINE)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -50,9 +60,21 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
+    @property
+    def declared(self) -> str | None:
+        """``expand`` or ``contract`` as the file declares it, else None."""
+        found = _DECLARATION.search(self.sql)
+        return found.group(1) if found else None
 
-class MigrationError(RuntimeError):
-    """An applied migration no longer matches its file, or the database is ahead of the code."""
+    @property
+    def compatible(self) -> bool:
+        """Whether the previous release keeps working once this migration ran."""
+        return self.declared == "expand"
+
+
+class MigrationError(StartupError):
+    """An applied migration no longer matches its file, the database is ahead of the code
+    in a way the code cannot work with, or behind it while migrating on start is off."""
 
 
 def load_migrations() -> list[Migration]:
@@ -71,37 +93,82 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+async def _ensure_table(conn: Conn) -> None:
+    await conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+               version integer PRIMARY KEY,
+               name text NOT NULL,
+               checksum text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    # Whether the release before the one that applied it keeps working (expand) or not
+    # (contract); rows from before this column existed are all known to today's code.
+    await conn.execute(
+        "ALTER TABLE schema_migrations "
+        "ADD COLUMN IF NOT EXISTS compatible boolean NOT NULL DEFAULT false"
+    )
+
+
+async def _applied(conn: Conn) -> list[asyncpg.Record]:
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return []
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM schema_migrations ORDER BY version"
+    )
+    return rows
+
+
+def _check_applied(rows: list[asyncpg.Record], migrations: list[Migration]) -> None:
+    """Refuses a changed applied file, and a newer migration this code cannot work with;
+    a newer one declared ``expand`` is logged and accepted (a rolling deploy's old
+    replica restarting after the new release migrated)."""
+    by_version = {m.version: m for m in migrations}
+    newer: list[str] = []
+    for row in rows:
+        m = by_version.get(row["version"])
+        if m is None:
+            label = f"{row['version']} ({row['name']})"
+            if not row.get("compatible", False):
+                raise MigrationError(
+                    f"the database holds migration {label}, newer than this release and "
+                    "declared incompatible with it (contract): run the release that "
+                    "applied it, or a newer one"
+                )
+            newer.append(label)
+            continue
+        accepted = {m.checksum} | COMMENT_ONLY_EDITS.get(m.version, frozenset())
+        if row["checksum"] not in accepted:
+            raise MigrationError(f"migration {m.version} ({m.name}) changed after it ran")
+    if newer:
+        log.warning(
+            "database holds newer migrations declared compatible versions=%s",
+            ",".join(label.split(" ", 1)[0] for label in newer),
+        )
+
+
 async def migrate(conn: Conn) -> list[int]:
     """Applies every pending migration; returns the versions applied now."""
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
-        await conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version integer PRIMARY KEY,
-                   name text NOT NULL,
-                   checksum text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
-        rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
-        done = {r["version"]: r["checksum"] for r in rows}
+        await _ensure_table(conn)
         migrations = load_migrations()
-        known = {m.version for m in migrations}
-        if ahead := sorted(set(done) - known):
-            raise MigrationError(f"database has migrations this code does not know: {ahead}")
+        rows = await _applied(conn)
+        _check_applied(rows, migrations)
+        done = {r["version"] for r in rows}
         for m in migrations:
             if m.version in done:
-                accepted = {m.checksum} | COMMENT_ONLY_EDITS.get(m.version, frozenset())
-                if done[m.version] not in accepted:
-                    raise MigrationError(f"migration {m.version} ({m.name}) changed after it ran")
                 continue
             async with conn.transaction():
                 await conn.execute(m.sql)
                 await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    "INSERT INTO schema_migrations (version, name, checksum, compatible) "
+                    "VALUES ($1, $2, $3, $4)",
                     m.version,
                     m.name,
                     m.checksum,
+                    m.compatible,
                 )
             log.info("migration applied version=%s name=%s", m.version, m.name)
             applied_now.append(m.version)
@@ -110,12 +177,31 @@ async def migrate(conn: Conn) -> list[int]:
     return applied_now
 
 
+async def check_schema(conn: Conn) -> None:
+    """What a process that does not migrate on start checks instead: every migration it
+    knows has run (unchanged), and nothing newer is incompatible with it."""
+    migrations = load_migrations()
+    rows = await _applied(conn)
+    _check_applied(rows, migrations)
+    done = {r["version"] for r in rows}
+    if missing := [m.version for m in migrations if m.version not in done]:
+        raise MigrationError(
+            f"the database lacks migrations {missing}: run `careteam migrate` first, or set "
+            "CARETEAM_MIGRATE_ON_START=true"
+        )
+
+
+async def prepare_schema(conn: Conn, settings: Settings) -> None:
+    """At start: migrate (``CARETEAM_MIGRATE_ON_START``) or only check."""
+    if settings.migrate_on_start:
+        await migrate(conn)
+    else:
+        await check_schema(conn)
+
+
 async def pending_migrations(conn: Conn) -> list[int]:
     """Versions not applied yet (for /readyz)."""
-    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    done: set[int] = set()
-    if exists:
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    done = {r["version"] for r in await _applied(conn)}
     return [m.version for m in load_migrations() if m.version not in done]
 
 

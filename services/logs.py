@@ -1,4 +1,6 @@
-"""Logs without patient data: one ``key=value`` line per event, with the request id.
+"""Logs without patient data: one line per event, with the request id: ``key=value``
+words (``CARETEAM_LOG_FORMAT=text``, the default) or one JSON object
+(``CARETEAM_LOG_FORMAT=json``) with the same fields.
 
 What a line may carry (docs/privacy.md has the policy):
 
@@ -12,8 +14,8 @@ What a line may carry (docs/privacy.md has the policy):
 - an exception: its type, the types of its causes, and the frames of careteam's own code
   (file, line, function), never its message, never local values, never library frames.
 
-The request id comes from a context variable that the HTTP middleware sets, so every line
-logged while a request is served carries it.
+The request id (and the W3C trace id) come from context variables that the HTTP middleware
+sets, so every line logged while a request is served carries them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from services.tracing import TRACEPARENT, trace_id_of
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("careteam_request_id", default=None)
 
@@ -120,36 +124,58 @@ def _type_name(exc: BaseException) -> str:
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
+def record_fields(record: logging.LogRecord) -> list[tuple[str, object]]:
+    """What one line says: ts, level, logger, request_id, trace_id, then the message's
+    fields (see the module for what each may hold)."""
+    stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+    fields: list[tuple[str, object]] = [
+        ("ts", stamp.replace("+00:00", "Z")),
+        ("level", record.levelname),
+        ("logger", record.name),
+    ]
+    request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
+    if request_id:
+        fields.append(("request_id", request_id))
+    if traceparent := TRACEPARENT.get():
+        fields.append(("trace_id", trace_id_of(traceparent)))
+    if record.name == "careteam" or record.name.startswith("careteam."):
+        fields += _own_message(record)
+    else:
+        fields.append(("msg", library_message(record)))
+    extra = getattr(record, "fields", None)
+    if isinstance(extra, dict):
+        fields += list(extra.items())
+    if record.exc_info and record.exc_info[1] is not None:
+        fields += exception_fields(record.exc_info[1])
+    return fields
+
+
 class KeyValueFormatter(logging.Formatter):
-    """One line per record: ts, level, logger, request_id, then the message's fields."""
+    """One line per record: ``key=value`` words (``record_fields``)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        fields: list[tuple[str, object]] = [
-            ("ts", stamp.replace("+00:00", "Z")),
-            ("level", record.levelname),
-            ("logger", record.name),
-        ]
-        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
-        if request_id:
-            fields.append(("request_id", request_id))
-        if record.name == "careteam" or record.name.startswith("careteam."):
-            fields += _own_message(record)
-        else:
-            fields.append(("msg", library_message(record)))
-        extra = getattr(record, "fields", None)
-        if isinstance(extra, dict):
-            fields += list(extra.items())
-        if record.exc_info and record.exc_info[1] is not None:
-            fields += exception_fields(record.exc_info[1])
-        return " ".join(f"{key}={_value(value)}" for key, value in fields)
+        return " ".join(f"{key}={_value(value)}" for key, value in record_fields(record))
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Every logger of the process through the key=value formatter on stderr; uncaught
-    exceptions (main thread and others) logged the same way instead of printed."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line with the fields of ``record_fields`` (a repeated key
+    keeps its last value); numbers, booleans and null stay JSON values, anything else
+    becomes its text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {}
+        for key, value in record_fields(record):
+            plain = value is None or isinstance(value, bool | int | float | str)
+            out[key] = value if plain else str(value)
+        return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def configure_logging(level: int = logging.INFO, log_format: str = "text") -> None:
+    """Every logger of the process through one formatter on stderr (``text``: key=value,
+    ``json``: one object per line); uncaught exceptions (main thread and others) logged
+    the same way instead of printed."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else KeyValueFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

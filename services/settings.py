@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +17,11 @@ class Environment(StrEnum):
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable, never its value."""
+
+
+class StartupError(RuntimeError):
+    """The process cannot start as configured (the database or Kafka disagrees with it);
+    the message names the setting or the migration, never a secret. Exit code 2."""
 
 
 class Secret:
@@ -63,6 +68,107 @@ def parse_components(raw: str) -> frozenset[str]:
     return frozenset(names)
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def log_format_from(env: Mapping[str, str]) -> str:
+    """``CARETEAM_LOG_FORMAT``: ``text`` (default) or ``json``."""
+    raw = (env.get("CARETEAM_LOG_FORMAT") or "text").strip().lower()
+    if raw not in LOG_FORMATS:
+        raise SettingsError("CARETEAM_LOG_FORMAT must be text or json")
+    return raw
+
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _kafka_security(text: Callable[[str], str | None]) -> dict[str, object]:
+    """The CARETEAM_KAFKA_* security settings, consistent with each other. Whether the
+    TLS files exist and load is checked when a process opens Kafka (services/kafka.py)."""
+    values: dict[str, object] = {}
+    protocol = (text("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+    if protocol not in KAFKA_SECURITY_PROTOCOLS:
+        raise SettingsError(
+            f"CARETEAM_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}"
+        )
+    values["kafka_security_protocol"] = protocol
+    tls = protocol in ("SSL", "SASL_SSL")
+    sasl = protocol.startswith("SASL_")
+    for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"):
+        if (raw := text(name)) is not None:
+            if not tls:
+                raise SettingsError(
+                    f"CARETEAM_{name} needs CARETEAM_KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL"
+                )
+            values[name.lower()] = Path(raw)
+    if tls and "kafka_ssl_cafile" not in values:
+        raise SettingsError(f"CARETEAM_KAFKA_SSL_CAFILE is required with {protocol}")
+    if ("kafka_ssl_certfile" in values) != ("kafka_ssl_keyfile" in values):
+        raise SettingsError(
+            "CARETEAM_KAFKA_SSL_CERTFILE and CARETEAM_KAFKA_SSL_KEYFILE go together"
+        )
+    if (raw := text("KAFKA_SSL_KEY_PASSWORD")) is not None:
+        values["kafka_ssl_key_password"] = Secret(raw)
+    sasl_values = {
+        "kafka_sasl_mechanism": text("KAFKA_SASL_MECHANISM"),
+        "kafka_sasl_username": text("KAFKA_SASL_USERNAME"),
+        "kafka_sasl_password": text("KAFKA_SASL_PASSWORD"),
+    }
+    given = [k for k, v in sasl_values.items() if v is not None]
+    if given and not sasl:
+        raise SettingsError(
+            f"CARETEAM_{given[0].upper()} needs CARETEAM_KAFKA_SECURITY_PROTOCOL "
+            "SASL_PLAINTEXT or SASL_SSL"
+        )
+    if sasl:
+        for key, value in sasl_values.items():
+            if value is None:
+                raise SettingsError(f"CARETEAM_{key.upper()} is required with {protocol}")
+        mechanism = str(sasl_values["kafka_sasl_mechanism"]).upper()
+        if mechanism not in KAFKA_SASL_MECHANISMS:
+            raise SettingsError(
+                f"CARETEAM_KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_SASL_MECHANISMS)}"
+            )
+        values["kafka_sasl_mechanism"] = mechanism
+        values["kafka_sasl_username"] = sasl_values["kafka_sasl_username"]
+        values["kafka_sasl_password"] = Secret(str(sasl_values["kafka_sasl_password"]))
+    return values
+
+
+def _check_kafka_topic(settings: Settings) -> None:
+    sizes = {
+        "CARETEAM_KAFKA_TOPIC_PARTITIONS": settings.kafka_topic_partitions,
+        "CARETEAM_KAFKA_TOPIC_REPLICATION_FACTOR": settings.kafka_topic_replication_factor,
+        "CARETEAM_KAFKA_TOPIC_MIN_INSYNC_REPLICAS": settings.kafka_topic_min_insync_replicas,
+    }
+    for name, value in sizes.items():
+        if value is not None and value < 1:
+            raise SettingsError(f"{name} must be at least 1")
+        if value is None and settings.is_production and settings.kafka_bootstrap_servers:
+            raise SettingsError(
+                f"{name} is required when CARETEAM_ENV=production and Kafka is configured"
+            )
+    replicas, insync = (
+        settings.kafka_topic_replication_factor,
+        settings.kafka_topic_min_insync_replicas,
+    )
+    if replicas is not None and insync is not None and insync > replicas:
+        raise SettingsError(
+            "CARETEAM_KAFKA_TOPIC_MIN_INSYNC_REPLICAS must not exceed "
+            "CARETEAM_KAFKA_TOPIC_REPLICATION_FACTOR"
+        )
+
+
+def _boolean(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"CARETEAM_{name} must be true or false")
+
+
 def _aware_instant(name: str, raw: str) -> datetime:
     """An ISO 8601 instant with its offset, e.g. 2026-03-09T06:30:00+00:00."""
     try:
@@ -85,6 +191,20 @@ class Settings:
     port: int = 8000
     kafka_bootstrap_servers: str | None = None
     kafka_topic: str = "careteam.events.v1"
+    # Kafka security (services/kafka.py): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: Secret | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: Secret | None = None
+    # The internal topic as careteam creates or checks it at start; None = not checked
+    # (a new topic gets 1 partition and 1 replica). Required in production.
+    kafka_topic_partitions: int | None = None
+    kafka_topic_replication_factor: int | None = None
+    kafka_topic_min_insync_replicas: int | None = None
     projector_poll_seconds: float = 0.1
     projector_page_size: int = 500
     read_your_writes_timeout_seconds: float = 5.0
@@ -110,6 +230,12 @@ class Settings:
     public_base_url: str | None = None
     # What ``careteam serve`` runs in this process (default all of COMPONENTS).
     components: frozenset[str] = frozenset(COMPONENTS)
+    # Whether a starting process applies pending migrations (CARETEAM_MIGRATE_ON_START);
+    # from_env's default: yes in development, no in production, where `careteam migrate`
+    # runs as its own deploy step and replicas only check the schema.
+    migrate_on_start: bool = True
+    # Log lines as key=value words (text) or one JSON object each (json).
+    log_format: str = "text"
     # Test only (issue 18, clinic calendars): the injected clock starts at this aware
     # instant and runs on from there; refused in production.
     test_clock_start: datetime | None = None
@@ -187,6 +313,7 @@ class Settings:
                 values[name.lower()] = Path(raw)
         if (raw := text("KAFKA_TOPIC")) is not None:
             values["kafka_topic"] = raw
+        values.update(_kafka_security(text))
         if (raw := text("PUBLIC_BASE_URL")) is not None:
             if not raw.startswith(("https://", "http://")):
                 raise SettingsError("CARETEAM_PUBLIC_BASE_URL must be an http(s) URL")
@@ -201,12 +328,22 @@ class Settings:
             ("SNAPSHOT_EVERY", "snapshot_every", int),
             ("AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds", float),
             ("AUDIT_VERIFY_SECONDS", "audit_verify_seconds", float),
+            ("KAFKA_TOPIC_PARTITIONS", "kafka_topic_partitions", int),
+            ("KAFKA_TOPIC_REPLICATION_FACTOR", "kafka_topic_replication_factor", int),
+            ("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "kafka_topic_min_insync_replicas", int),
         ):
             value = number(name, kind)
             if value is not None:
                 values[attr] = value
         if (raw := text("COMPONENTS")) is not None:
             values["components"] = parse_components(raw)
+        values["log_format"] = log_format_from(env)
+        raw = text("MIGRATE_ON_START")
+        values["migrate_on_start"] = (
+            _boolean("MIGRATE_ON_START", raw)
+            if raw is not None
+            else values.get("environment", Environment.DEVELOPMENT) is not Environment.PRODUCTION
+        )
         if (raw := text("TEST_CLOCK_START")) is not None:
             values["test_clock_start"] = _aware_instant("TEST_CLOCK_START", raw)
         if isinstance(overrides.get("components"), str):
@@ -248,6 +385,7 @@ class Settings:
                 raise SettingsError(
                     "CARETEAM_AUDIT_SIGNING_KEY_FILE must be outside CARETEAM_DATA_DIR"
                 )
+        _check_kafka_topic(settings)
         if settings.oidc_jwks_url is not None and (
             settings.oidc_issuer is None or settings.oidc_audience is None
         ):

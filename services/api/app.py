@@ -32,7 +32,7 @@ from services.api.contract_routes import contract_routes
 from services.api.feed import EventFeed
 from services.api.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
 from services.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from services.api.metrics import Metrics
+from services.api.metrics import Metrics, runtime_gauges
 from services.api.outcomes_page import outcomes_routes  # outcomes over time (#19)
 from services.api.purpose import HEADER as PURPOSE_HEADER
 from services.api.purpose import NOT_PERMITTED, PurposeOfUseError, resolve_purpose
@@ -51,7 +51,7 @@ from services.auth import (
 )
 from services.bootstrap import Clock, Runtime, open_runtime, system_clock
 from services.database import CONNECTION_FAILURES, RETRY_AFTER_SECONDS, pending_migrations
-from services.settings import Settings
+from services.settings import Settings, StartupError
 
 log = logging.getLogger("careteam.api")
 
@@ -179,10 +179,17 @@ def create_app(
     holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with open_runtime(
-            settings, clock=clock, run_projector=run_projector, components=components
-        ) as runtime:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                runtime = await stack.enter_async_context(
+                    open_runtime(
+                        settings, clock=clock, run_projector=run_projector, components=components
+                    )
+                )
+            except StartupError as exc:
+                app.state.startup_error = exc  # `careteam serve` prints it, exit code 2
+                raise
             holder["runtime"] = runtime
             feed = EventFeed(
                 runtime.store,
@@ -259,8 +266,18 @@ def create_app(
             return PlainTextResponse("", status_code=503)
         lag = await runtime.projector.lag()
         health = runtime.chain_health
+        feed = holder.get("feed")
+        gauges = await runtime_gauges(
+            runtime.pool,
+            pool_max=settings.db_pool_max,
+            subscribers=feed.subscriber_count if feed is not None else None,
+            relay=bool(settings.kafka_bootstrap_servers),
+        )
         body = app_metrics.render(
-            {name: v["events_behind"] for name, v in lag.items()}, health.intact, health.findings
+            {name: v["events_behind"] for name, v in lag.items()},
+            health.intact,
+            health.findings,
+            gauges,
         )
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
@@ -317,9 +334,10 @@ def create_app(
                     "content-type",
                     "x-purpose-of-use",
                     "x-request-id",
+                    "traceparent",
                     "idempotency-key",
                 ],
-                expose_headers=["x-request-id"],
+                expose_headers=["x-request-id", "traceparent"],
             ),
         ],
         lifespan=lifespan,

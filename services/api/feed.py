@@ -69,6 +69,10 @@ class EventFeed:
         self._wake = Wake(store)
         self.position = LogPosition()
 
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
     async def run(self) -> None:
         """Follows the log from its head (services/logfollow.py's loop); the checkpoint is
         in memory: the feed is live only, a subscriber resumes with ``after``."""

@@ -6,7 +6,10 @@
   operations over HTTP (query, mutation; subscriptions are not timed);
 - ``careteam_mutation_outcomes_total{code}``: each root mutation field's outcome: ``OK``,
   the typed error's ``code`` when the client selected it, ``SERVICE_UNAVAILABLE`` or
-  another GraphQL error code, or ``UNKNOWN`` when the result says neither.
+  another GraphQL error code, or ``UNKNOWN`` when the result says neither;
+- ``runtime_gauges``, read at each scrape: the connection pool, WebSocket subscribers, the
+  relay's lag (with Kafka configured), the slowest partner feed's lag and the partner
+  messages set aside by status (retrying, held, dead, redelivery requested).
 
 Labels are constants (operation types, error codes matching ``[A-Z][A-Z0-9_]*``), never
 ids, names or documents.
@@ -35,6 +38,7 @@ class _Snapshot(Collector):
         self.lag: dict[str, int] = {}
         self.chain_intact: bool | None = None
         self.chain_findings = 0
+        self.gauges: list[Metric] = []
 
     def collect(self) -> Iterable[Metric]:
         behind = GaugeMetricFamily(
@@ -57,6 +61,7 @@ class _Snapshot(Collector):
                 "Findings of the last failed verification.",
                 value=self.chain_findings,
             )
+        yield from self.gauges
 
 
 class Metrics:
@@ -79,10 +84,17 @@ class Metrics:
             registry=self.registry,
         )
 
-    def render(self, lag: dict[str, int], chain_intact: bool | None, chain_findings: int) -> bytes:
+    def render(
+        self,
+        lag: dict[str, int],
+        chain_intact: bool | None,
+        chain_findings: int,
+        gauges: list[Metric] | None = None,
+    ) -> bytes:
         self._snapshot.lag = lag
         self._snapshot.chain_intact = chain_intact
         self._snapshot.chain_findings = chain_findings
+        self._snapshot.gauges = gauges or []
         return generate_latest(self.registry)
 
     def extension(self) -> type[SchemaExtension]:
@@ -134,3 +146,80 @@ def _outcomes(data: Any, errors: list[Any]) -> Iterator[str]:
         else:
             yield "OK"
     yield from failed.values()
+
+
+# Partner messages a webhook feed set aside and still holds (services/partners/worker.py).
+OPEN_PARTNER_STATUSES = ("retrying", "held", "dead", "redelivery_requested")
+
+
+async def runtime_gauges(
+    pool: Any, *, pool_max: int, subscribers: int | None, relay: bool
+) -> list[Metric]:
+    """Gauges read from the process and the database at a scrape (counts only)."""
+    size, idle = pool.get_size(), pool.get_idle_size()
+    connections = GaugeMetricFamily(
+        "careteam_db_pool_connections",
+        "Connections of this process's pool, by state.",
+        labels=["state"],
+    )
+    connections.add_metric(["in_use"], size - idle)
+    connections.add_metric(["idle"], idle)
+    gauges: list[Metric] = [
+        connections,
+        GaugeMetricFamily(
+            "careteam_db_pool_max_connections",
+            "The pool's maximum size (CARETEAM_DB_POOL_MAX).",
+            value=pool_max,
+        ),
+    ]
+    if subscribers is not None:
+        gauges.append(
+            GaugeMetricFamily(
+                "careteam_websocket_subscribers",
+                "GraphQL subscriptions this process is serving.",
+                value=subscribers,
+            )
+        )
+    if relay:  # Kafka configured: the internal relay's checkpoint
+        from services.relay.relay import DEFAULT_NAME, relay_lag
+
+        gauges.append(
+            GaugeMetricFamily(
+                "careteam_relay_events_behind",
+                "Events in the log the relay has not published to Kafka yet.",
+                value=(await relay_lag(pool, DEFAULT_NAME)).events_behind,
+            )
+        )
+    async with pool.acquire() as conn:
+        slowest = await conn.fetchval(
+            """SELECT count(*) FROM events e,
+                   (SELECT f.tx_id, f.position FROM partner_feeds f
+                    JOIN partners p USING (partner_id)
+                    WHERE p.active AND p.delivery <> 'graphql'
+                    ORDER BY f.tx_id, f.position LIMIT 1) s
+               WHERE (e.tx_id, e.position) > (s.tx_id, s.position)"""
+        )
+        by_status = {
+            r["status"]: r["n"]
+            for r in await conn.fetch(
+                """SELECT status, count(*) AS n FROM partner_dead_letters
+                   WHERE status = ANY($1::text[]) GROUP BY status""",
+                list(OPEN_PARTNER_STATUSES),
+            )
+        }
+    gauges.append(
+        GaugeMetricFamily(
+            "careteam_partner_feed_events_behind",
+            "Events in the log the slowest active partner feed has not passed yet.",
+            value=slowest or 0,
+        )
+    )
+    held = GaugeMetricFamily(
+        "careteam_partner_messages_set_aside",
+        "Partner webhook messages set aside, by status (dead: every attempt failed).",
+        labels=["status"],
+    )
+    for status in OPEN_PARTNER_STATUSES:
+        held.add_metric([status], by_status.get(status, 0))
+    gauges.append(held)
+    return gauges

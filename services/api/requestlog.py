@@ -1,10 +1,15 @@
-"""Request ids and the access line: one log line per HTTP request or WebSocket, no data.
+"""Request ids, trace context and the access line: one log line per HTTP request or
+WebSocket, no data.
 
 A client may send ``X-Request-Id`` (8 to 64 letters, digits, ``.``, ``_`` or ``-``; it
-is logged and stored in the audit trail, so it must be opaque); otherwise the server makes
-one (a UUID). Either way it is returned in the ``X-Request-Id`` response header, set for
-every line logged while the request is served, and recorded with every event and audit
-row the request writes.
+is logged and stored in the audit trail, so it must be opaque); otherwise, or when it is
+malformed, the server makes one (a UUID). Either way it is returned in the
+``X-Request-Id`` response header, set for every line logged while the request is served,
+and recorded with every event and audit row the request writes.
+
+A W3C ``traceparent`` is continued (services/tracing.py): the response carries this
+server's ``traceparent`` (same trace id, its own span id), log lines carry the trace id,
+and the events the request writes carry the ``traceparent`` into the relay's CloudEvents.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from uuid import uuid4
 
 from services.logs import REQUEST_ID, log_fields
+from services.tracing import TRACEPARENT, TRACEPARENT_HEADER, continue_trace
 
 log = logging.getLogger("careteam.http")
 
@@ -25,14 +31,19 @@ _WELL_FORMED = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
 
 
+def _header(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
+    wanted = name.encode()
+    for key, value in headers:
+        if key.lower() == wanted:
+            return value.decode("latin-1")
+    return None
+
+
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     """The client's X-Request-Id when well-formed, else a new UUID."""
-    for key, value in headers:
-        if key.lower() == REQUEST_ID_HEADER.encode():
-            text = value.decode("latin-1")
-            if _WELL_FORMED.match(text):
-                return text
-            break
+    text = _header(headers, REQUEST_ID_HEADER)
+    if text is not None and _WELL_FORMED.match(text):
+        return text
     return str(uuid4())
 
 
@@ -49,9 +60,14 @@ class RequestIds:
         if scope["type"] not in ("http", "websocket"):
             await self._app(scope, receive, send)
             return
-        request_id = request_id_from(list(scope.get("headers") or []))
+        headers = list(scope.get("headers") or [])
+        request_id = request_id_from(headers)
+        traceparent = continue_trace(_header(headers, TRACEPARENT_HEADER))
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        added = [
+            (REQUEST_ID_HEADER.encode(), request_id.encode()),
+            (TRACEPARENT_HEADER.encode(), traceparent.encode()),
+        ]
         status: int | str = "none"
 
         async def send_with_id(message: Any) -> None:
@@ -62,12 +78,13 @@ class RequestIds:
                     status = message["status"]
                 else:
                     status = "accepted"
-                message = {**message, "headers": [*message.get("headers", []), header]}
+                message = {**message, "headers": [*message.get("headers", []), *added]}
             elif kind == "websocket.close":
                 status = f"closed_{message.get('code', 1000)}"
             await send(message)
 
         token = REQUEST_ID.set(request_id)
+        trace_token = TRACEPARENT.set(traceparent)
         started = time.perf_counter()
         try:
             await self._app(scope, receive, send_with_id)
@@ -84,3 +101,4 @@ class RequestIds:
                 ),
             )
             REQUEST_ID.reset(token)
+            TRACEPARENT.reset(trace_token)

@@ -21,7 +21,7 @@ from services.partners.signing import DEFAULT_TOLERANCE_SECONDS
 
 ASYNCAPI_VERSION = "3.0.0"
 # The contract's own version: minor for additions, major for a breaking change.
-CONTRACT_VERSION = "2.0.0"
+CONTRACT_VERSION = "2.1.0"
 INTERNAL_SCHEMA_PATH = "/schemas/internal/event.v1.json"
 DEFAULT_TOPIC = "careteam.events.v1"
 
@@ -46,6 +46,15 @@ def _ce_headers(ce_type: dict[str, Any], subject: str, *, partner: bool) -> dict
         "content-type": _string("The data's media type.", const="application/json"),
     }
     required = [*properties]
+    properties["ce_traceparent"] = _string(
+        "W3C trace context of the request that wrote the event (distributed-tracing "
+        "extension); absent when no request did.",
+        pattern="^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+    )
+    if not partner:
+        properties["ce_requestid"] = _string(
+            "X-Request-Id of the request that wrote the event; absent when no request did."
+        )
     if partner:
         properties["ce_dataschema"] = _string("The URL of the data's JSON Schema.", format="uri")
         properties["ce_confidentiality"] = _string(
@@ -83,6 +92,9 @@ def _webhook_body(public: PublicEventType, publisher: Publisher) -> dict[str, An
             "dataschema": {"const": publisher.schema_url(public.key)},
             "datacontenttype": {"const": "application/json"},
             "confidentiality": {"const": "42-CFR-Part-2"},
+            "traceparent": _string(
+                "W3C trace context of the request that wrote the event, when one did."
+            ),
             "data": {"$ref": publisher.schema_url(public.key)},
         },
     }
@@ -102,6 +114,10 @@ _WEBHOOK_HEADERS = {
             "space-separated, during a secret rotation's overlap."
         ),
         "X-Careteam-Delivery-Attempt": _string("1 for the first attempt, then 2, 3, ..."),
+        "traceparent": _string(
+            "W3C trace context of the request that wrote the event, when one did (the "
+            "CloudEvent's traceparent attribute)."
+        ),
     },
 }
 

@@ -54,7 +54,7 @@ def _status_command(args: argparse.Namespace) -> int:
 async def _run(settings: Settings) -> None:
     import asyncpg
 
-    from services.database import create_pool, database_dsn, migrate
+    from services.database import create_pool, database_dsn, prepare_schema
     from services.eventstore import EventStore
     from services.partners.contract import Publisher
     from services.partners.delivery import PartnerOptions
@@ -68,9 +68,12 @@ async def _run(settings: Settings) -> None:
     async with database_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await prepare_schema(conn, settings)
         finally:
             await conn.close()
+        from services.kafka import partner_topic_maker, prepare_kafka
+
+        kafka_options = await prepare_kafka(settings, relay=False)
         pool = await create_pool(dsn, settings)
         try:
             store = EventStore(pool, snapshot_every=settings.snapshot_every)
@@ -78,6 +81,12 @@ async def _run(settings: Settings) -> None:
                 store,
                 dsn,
                 kafka_bootstrap=settings.kafka_bootstrap_servers,
+                kafka_options=kafka_options,
+                make_topic=(
+                    partner_topic_maker(settings, kafka_options)
+                    if kafka_options is not None
+                    else None
+                ),
                 options=options,
                 publisher=Publisher(settings.public_url),
             )

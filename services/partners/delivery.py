@@ -23,7 +23,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
@@ -33,6 +33,7 @@ import httpx
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
+from services.kafka import KafkaTopicError
 from services.partners.messages import STRUCTURED_CONTENT_TYPE, PartnerMessage
 from services.partners.registry import PartnerKeys
 from services.partners.signing import signed_headers
@@ -41,6 +42,8 @@ from services.settings import SettingsError
 log = logging.getLogger("careteam.partners")
 
 _PUBLISH_ERRORS: tuple[type[BaseException], ...] = (KafkaError, TimeoutError, OSError)
+# A partner topic that could not be created is retried like a broker that did not answer.
+_PUBLISH_OR_TOPIC_ERRORS: tuple[type[BaseException], ...] = (*_PUBLISH_ERRORS, KafkaTopicError)
 USER_AGENT = "careteam-partner-feed/1"
 ATTEMPT_HEADER = "X-Careteam-Delivery-Attempt"
 
@@ -160,6 +163,9 @@ class WebhookSink:
             ),
             ATTEMPT_HEADER: str(attempt),
         }
+        if traceparent := message.attributes().get("traceparent"):
+            # W3C trace context over HTTP too, so the partner's HTTP tracing joins it.
+            headers["traceparent"] = traceparent
         try:
             response = await self._client.post(
                 self._url,
@@ -188,8 +194,16 @@ class KafkaSink:
         *,
         client_id: str,
         producer_factory: Callable[[], Any] | None = None,
+        client_options: dict[str, Any] | None = None,
+        make_topic: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        # Creates the topic when missing, before the first record (services/kafka.py).
+        self._make_topic = make_topic
+        # TLS and SASL (services/kafka.py client_options), beside the bootstrap servers.
+        self._client_options = {
+            k: v for k, v in (client_options or {}).items() if k != "bootstrap_servers"
+        }
         self._topic = topic
         self._options = options
         self._client_id = client_id
@@ -201,6 +215,7 @@ class KafkaSink:
     def _new_producer(self) -> Any:
         return AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
+            **self._client_options,
             client_id=self._client_id,
             enable_idempotence=True,
             acks="all",
@@ -214,6 +229,9 @@ class KafkaSink:
             futures: list[asyncio.Future[Any]] = []
             try:
                 async with asyncio.timeout(self._options.publish_timeout_seconds):
+                    if self._make_topic is not None:
+                        await self._make_topic(self._topic)
+                        self._make_topic = None
                     if self._producer is None:
                         self._producer = self._factory()
                         await self._producer.start()
@@ -227,7 +245,7 @@ class KafkaSink:
                 for result in results:
                     if isinstance(result, BaseException):
                         raise result
-            except _PUBLISH_ERRORS as exc:
+            except _PUBLISH_OR_TOPIC_ERRORS as exc:
                 for future in futures:
                     if future.done() and not future.cancelled():
                         future.exception()

@@ -14,6 +14,9 @@ Attributes (the same on both channels):
 - ``dataschema``: ``<CARETEAM_PUBLIC_BASE_URL>/schemas/partners/<name>.v<N>.json``, served
   without authentication
 - ``confidentiality``: ``42-CFR-Part-2`` on Part 2 data (the notice itself is in the data)
+- ``traceparent``: the W3C trace context of the request that wrote the event (the
+  CloudEvents distributed-tracing extension), when one did; hex digits only. The
+  request's own id is not disclosed to partners (a client chooses it).
 
 Kafka records are keyed by the patient's pseudonym (one patient's events stay in one
 partition and in order); the value is the data as JSON. Webhook bodies are the whole
@@ -94,6 +97,9 @@ class PartnerMessage:
         }
         if self.part2:
             attrs["confidentiality"] = PART2_CONFIDENTIALITY_CODE
+        metadata = self.event.metadata
+        if isinstance(metadata, dict) and (traceparent := metadata.get("traceparent")):
+            attrs["traceparent"] = str(traceparent)
         return attrs
 
     def kafka_record(self) -> KafkaMessage:

@@ -39,6 +39,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -47,6 +48,7 @@ import httpx
 from services import locks
 from services.database import Conn, _init_connection
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
+from services.kafka import TopicMaker
 from services.logfollow import DATABASE_ERRORS, Backoff, Wake, sleep, take_lease
 from services.partners import disclosures
 from services.partners.contract import Pseudonyms, Publisher
@@ -215,8 +217,12 @@ class PartnerWorker:
         kafka_bootstrap: str | None,
         clock: Clock = _now,
         publisher: Publisher = DEFAULT_PUBLISHER,
+        kafka_options: dict[str, Any] | None = None,
+        make_topic: TopicMaker | None = None,
     ) -> None:
         self.partner_id = partner_id
+        self._kafka_options = kafka_options
+        self._make_topic = make_topic
         self._publisher = publisher
         self._store = store
         self._dsn = dsn
@@ -291,6 +297,8 @@ class PartnerWorker:
                 partner.kafka_topic,
                 self._options,
                 client_id=f"careteam-partner-{self.partner_id}",
+                client_options=self._kafka_options,
+                make_topic=self._make_topic,
             )
         else:
             if partner.webhook_url is None or keys.webhook_secret is None:
@@ -690,7 +698,11 @@ class PartnerFeeds:
         options: PartnerOptions | None = None,
         clock: Clock = _now,
         publisher: Publisher = DEFAULT_PUBLISHER,
+        kafka_options: dict[str, Any] | None = None,
+        make_topic: TopicMaker | None = None,
     ) -> None:
+        self._kafka_options = kafka_options
+        self._make_topic = make_topic
         self._publisher = publisher
         self._store = store
         self._dsn = dsn
@@ -770,6 +782,8 @@ class PartnerFeeds:
                 kafka_bootstrap=self._kafka,
                 clock=self._clock,
                 publisher=self._publisher,
+                kafka_options=self._kafka_options,
+                make_topic=self._make_topic,
             )
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(stop), name=f"partner-feed-{partner_id}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from services.logs import configure_logging
 from services.relay.relay import DEFAULT_NAME, RelayOptions, relay_lag, run_relay
-from services.settings import Settings, SettingsError
+from services.settings import Settings, SettingsError, StartupError, log_format_from
 
 _DESCRIPTION = (
     "Publish every event of the log to the Kafka topic CARETEAM_KAFKA_TOPIC as a CloudEvent, "
@@ -103,7 +103,7 @@ async def _lag(settings: Settings) -> dict[str, object]:
 async def _run(settings: Settings, options: RelayOptions) -> None:
     import asyncpg
 
-    from services.database import create_pool, database_dsn, migrate
+    from services.database import create_pool, database_dsn, prepare_schema
     from services.eventstore import EventStore
 
     stop = asyncio.Event()
@@ -113,9 +113,12 @@ async def _run(settings: Settings, options: RelayOptions) -> None:
     async with database_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await prepare_schema(conn, settings)
         finally:
             await conn.close()
+        from services.kafka import prepare_kafka
+
+        await prepare_kafka(settings, relay=True)
         pool = await create_pool(dsn, settings)
         try:
             store = EventStore(pool, snapshot_every=settings.snapshot_every)
@@ -126,7 +129,13 @@ async def _run(settings: Settings, options: RelayOptions) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m services.relay``: the relay command without the rest of careteam's CLI."""
-    configure_logging()
+    import os
+
+    try:
+        configure_logging(log_format=log_format_from(os.environ))
+    except SettingsError as exc:
+        print(f"careteam relay: configuration error: {exc}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="careteam relay", description=_DESCRIPTION)
     configure_parser(parser)
     args = parser.parse_args(argv)
@@ -134,5 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except SettingsError as exc:
         print(f"careteam relay: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"careteam relay: cannot start: {exc}", file=sys.stderr)
         return 2
     return code

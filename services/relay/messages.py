@@ -15,6 +15,10 @@ the value. Headers (UTF-8):
 - ``ce_sequence`` the log position, zero-padded so that it sorts as text (the CloudEvents
   sequence extension); ``LogPosition.decode`` reads it back
 - ``content-type`` ``application/json`` (the binding's home for ``datacontenttype``)
+- ``ce_traceparent`` the W3C trace context of the request that wrote the event (the
+  CloudEvents distributed-tracing extension), and ``ce_requestid`` that request's
+  ``X-Request-Id`` (an extension attribute: CloudEvents names are lower-case letters and
+  digits only); both only on events written while serving a request
 
 The key is the patient id (an opaque UUID, no patient data), so one patient's events
 share a partition and keep their order. The value is JSON with a small envelope around
@@ -214,20 +218,29 @@ def _message(
             payload,
         )
     )
-    return KafkaMessage(
-        key=patient_id.encode(),
-        value=value,
-        headers=[
-            _SPEC_HEADER,
-            ("ce_id", event_id.encode()),
-            ("ce_source", cloudevent_source(stream_type, stream_id).encode()),
-            ("ce_type", cloudevent_type(event_type, event_version).encode()),
-            ("ce_subject", patient_id.encode()),
-            ("ce_time", recorded_text),
-            ("ce_sequence", sequence.encode()),
-            _CONTENT_TYPE_HEADER,
-        ],
-    )
+    headers = [
+        _SPEC_HEADER,
+        ("ce_id", event_id.encode()),
+        ("ce_source", cloudevent_source(stream_type, stream_id).encode()),
+        ("ce_type", cloudevent_type(event_type, event_version).encode()),
+        ("ce_subject", patient_id.encode()),
+        ("ce_time", recorded_text),
+        ("ce_sequence", sequence.encode()),
+        _CONTENT_TYPE_HEADER,
+    ]
+    if isinstance(metadata, dict):
+        headers += tracing_headers(metadata)
+    return KafkaMessage(key=patient_id.encode(), value=value, headers=headers)
+
+
+def tracing_headers(metadata: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """``ce_traceparent`` and ``ce_requestid`` from an event's write metadata, when set."""
+    out: list[tuple[str, bytes]] = []
+    if traceparent := metadata.get("traceparent"):
+        out.append(("ce_traceparent", str(traceparent).encode()))
+    if request_id := metadata.get("request_id"):
+        out.append(("ce_requestid", str(request_id).encode()))
+    return out
 
 
 def to_kafka_message(event: RecordedEvent) -> KafkaMessage:

@@ -190,9 +190,14 @@ class Relay:
         name: str = DEFAULT_NAME,
         options: RelayOptions | None = None,
         producer_factory: ProducerFactory | None = None,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
         self._store = store
         self._bootstrap = bootstrap_servers
+        # TLS and SASL (services/kafka.py client_options), beside the bootstrap servers.
+        self._client_options = {
+            k: v for k, v in (client_options or {}).items() if k != "bootstrap_servers"
+        }
         self._topic = topic
         self._name = name
         self._options = options or RelayOptions()
@@ -212,11 +217,14 @@ class Relay:
         """The internal relay for ``settings``; fails when Kafka is not configured."""
         if settings.kafka_bootstrap_servers is None:
             raise SettingsError("CARETEAM_KAFKA_BOOTSTRAP_SERVERS is required to run the relay")
+        from services.kafka import client_options
+
         return cls(
             store,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.kafka_topic,
             options=options,
+            client_options=client_options(settings),
         )
 
     @property
@@ -234,6 +242,7 @@ class Relay:
         o = self._options
         return AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
+            **self._client_options,
             client_id=f"careteam-{self._name.replace(':', '-')}",
             enable_idempotence=True,
             acks="all",

@@ -3,6 +3,8 @@ outlives the ``serve`` that started it; /metrics is what a Prometheus parser acc
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.database import EmbeddedPostgres
@@ -106,6 +109,52 @@ def test_metrics_parse_with_the_prometheus_parser(server: ServerProcess) -> None
     outcomes = families["careteam_mutation_outcomes"]
     ok = [s for s in outcomes.samples if s.name.endswith("_total") and s.labels["code"] == "OK"]
     assert ok and ok[0].value >= 1
+
+    pool = {s.labels["state"]: s.value for s in families["careteam_db_pool_connections"].samples}
+    assert set(pool) == {"in_use", "idle"}
+    assert pool["in_use"] + pool["idle"] >= 2  # CARETEAM_DB_POOL_MIN
+    assert families["careteam_db_pool_max_connections"].samples[0].value == 10
+    assert families["careteam_partner_feed_events_behind"].samples[0].value == 0
+    set_aside = families["careteam_partner_messages_set_aside"]
+    assert {s.labels["status"]: s.value for s in set_aside.samples} == {
+        "retrying": 0,
+        "held": 0,
+        "dead": 0,
+        "redelivery_requested": 0,
+    }
+    # Without Kafka there is no relay to measure.
+    assert "careteam_relay_events_behind" not in families
+
+
+async def test_metrics_count_websocket_subscribers(server: ServerProcess) -> None:
+    def subscribers() -> float:
+        text = httpx.get(f"{server.url}/metrics").text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        value: float = families["careteam_websocket_subscribers"].samples[0].value
+        return value
+
+    assert subscribers() == 0
+    socket = await websockets.connect(
+        f"ws://127.0.0.1:{server.port}/graphql", subprotocols=["graphql-transport-ws"]
+    )
+    try:
+        token = server.token("care_manager")
+        await socket.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        query = "subscription { careEvents { patientId } }"
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        deadline = time.monotonic() + 10
+        while subscribers() != 1:
+            assert time.monotonic() < deadline, "the subscription was not counted"
+            await asyncio.sleep(0.1)
+    finally:
+        await socket.close()
+    deadline = time.monotonic() + 10
+    while subscribers() != 0:
+        assert time.monotonic() < deadline, "the closed subscription was still counted"
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
