@@ -11,12 +11,12 @@ from uuid import uuid4
 import httpx
 
 from tests.e2e.fhir_validator import FhirValidator
-from tests.e2e.journey import command
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_fhir_export import fhir_validator, ok  # noqa: F401 (a fixture)
 from tests.e2e.test_fhir_import import (
     HEADER,
     OUTCOMES,
+    by_graphql,
     csv_text,
     registry,
     run_import,
@@ -49,60 +49,14 @@ def totals_row(i: int) -> dict[str, str]:
     }
 
 
-def answers_for(instrument: str, total: int) -> list[int]:
-    """Item answers summing to ``total``, PHQ-9 item 9 = 0 (so at most 24)."""
+def answers_for(instrument: str, cells: list[str]) -> list[int]:
+    """Item answers summing to the cell's total, PHQ-9 item 9 = 0 (so at most 24)."""
+    (text,) = cells
+    total = int(text)
     scored = 8 if instrument == "PHQ9" else 7
     answers = [min(3, max(0, total - 3 * k)) for k in range(scored)]
     assert sum(answers) == total
     return answers + ([0] if instrument == "PHQ9" else [])
-
-
-def typed_with_answers(server: ServerProcess, token: str, row: dict[str, str]) -> str:
-    """The same history through GraphQL: register, enroll, then recordScreening with
-    answers summing to each total, oldest first."""
-    registered = command(
-        server,
-        "registerPatient",
-        {
-            "givenName": row["given_name"],
-            "familyName": row["family_name"],
-            "birthDate": row["birth_date"],
-            "mrn": row["mrn"] + "-G",
-            "occurredAt": "2026-06-01T12:00:00+00:00",
-        },
-        token,
-        "... on PatientPayload { patient { id } }",
-    )
-    patient_id: str = registered["patient"]["id"]
-    enrolled = command(
-        server,
-        "enrollPatient",
-        {"patientId": patient_id, "occurredAt": "2026-06-01T12:00:00+00:00"},
-        token,
-        "",
-    )
-    assert enrolled["__typename"] == "PatientPayload", enrolled
-    measures = []
-    for name in TOTALS:
-        when, total = row[name].split()
-        at = when if "T" in when else when + "T12:00:00+00:00"
-        instrument = name.split("_")[0].upper()
-        measures.append((at, instrument, answers_for(instrument, int(total))))
-    for at, instrument, answers in sorted(measures, key=lambda m: m[0]):
-        result = command(
-            server,
-            "recordScreening",
-            {
-                "patientId": patient_id,
-                "instrument": instrument,
-                "answers": answers,
-                "occurredAt": at,
-            },
-            token,
-            "",
-        )
-        assert result["__typename"] == "PatientPayload", result
-    return patient_id
 
 
 SCREENINGS = """
@@ -137,7 +91,7 @@ async def test_a_totals_only_registry_imports_with_the_registry_of_the_same_hist
 
     for row, entry in zip(rows, report["entries"], strict=True):
         imported = registry(server, importer, entry["patientId"])
-        typed = registry(server, typist, typed_with_answers(server, typist, row))
+        typed = registry(server, typist, by_graphql(server, typist, row, TOTALS, answers_for))
         assert imported == typed, entry["ref"]
     kinds = {
         json.dumps(registry(server, importer, e["patientId"])["flags"]) for e in report["entries"]
