@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import httpx
 
 from tests.e2e.fhir_validator import FhirValidator
@@ -160,6 +161,12 @@ async def test_bad_totals_are_refused_per_row_and_a_bundle_total_exports_as_vali
         ("row 5", "rejected", [{"code": "OCCURRED_IN_FUTURE", "field": "gad7_2"}]),
         ("row 6", "rejected", [{"code": "INVALID_BIRTH_DATE", "field": "birth_date"}]),
     ]
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        streams = await conn.fetchval("SELECT count(DISTINCT stream_id) FROM events")
+    finally:
+        await conn.close()
+    assert streams == 1  # only the good row's patient: a refused row left nothing behind
     written = await total_events(db_dsn)
     # The same instant with another total is a conflict, and nothing is written.
     changed = run_import(
