@@ -165,6 +165,19 @@ class AnswerOutOfRangeError(ValidationError):
     code = "ANSWER_OUT_OF_RANGE"
 
 
+class TotalOutOfRangeError(ValidationError):
+    """A total given without its answers lies outside the instrument's range (or is not
+    an integer)."""
+
+    code = "TOTAL_OUT_OF_RANGE"
+
+
+class InstrumentWithoutTotalError(ValidationError):
+    """A total was given for an instrument that has none (the ASQ)."""
+
+    code = "INSTRUMENT_WITHOUT_TOTAL"
+
+
 class InstrumentNotForAgeError(NotAllowedError):
     """The instrument is not validated for the patient's age on the day it was taken."""
 

@@ -31,6 +31,9 @@ Policy choices (ours, docs/clinical-rules.md):
   either PHQ-A suicide question or any ASQ yes.
 - A PHQ-9 / PHQ-A total of 20 or more needs a follow-up task; a positive PHQ-2 needs a
   follow-up (a full PHQ-9 within 30 days, NCQA DSF-E).
+- A total known without its answers (a registry's history, ``score_total``) gets its
+  severity, positivity and follow-up from the same thresholds as a scored one; having no
+  answers, it has no safety alert (item 9 is unknown, not 0).
 
 Everything here is pure: no I/O, no clock.
 """
@@ -44,6 +47,8 @@ from typing import Any, Final
 from domain.errors import (
     AnswerNotIntegerError,
     AnswerOutOfRangeError,
+    InstrumentWithoutTotalError,
+    TotalOutOfRangeError,
     UnknownInstrumentError,
     WrongAnswerCountError,
 )
@@ -303,11 +308,7 @@ def score(instrument: Instrument | str, answers: Sequence[int | None]) -> ScoreR
     needs_follow_up = False
     if complete:
         total = sum(a for a in scored if a is not None)
-        severity = _band(spec, total)
-        if spec.positive_at is not None:
-            positive = total >= spec.positive_at
-        if spec.follow_up_at is not None:
-            needs_follow_up = total >= spec.follow_up_at
+        severity, positive, needs_follow_up = _judge_total(spec, total)
     return ScoreResult(
         instrument=spec.instrument,
         rules_version=RULES_VERSION,
@@ -321,6 +322,45 @@ def score(instrument: Instrument | str, answers: Sequence[int | None]) -> ScoreR
         loinc_panel=spec.loinc_panel,
         loinc_total=spec.loinc_total,
         safety_items=safety,
+    )
+
+
+def _judge_total(spec: InstrumentSpec, total: int) -> tuple[Severity, bool | None, bool]:
+    """Severity band, positivity and follow-up of a total: the one place the thresholds
+    are applied, for a scored questionnaire and a total alike."""
+    positive = total >= spec.positive_at if spec.positive_at is not None else None
+    needs_follow_up = spec.follow_up_at is not None and total >= spec.follow_up_at
+    return _band(spec, total), positive, needs_follow_up
+
+
+def score_total(instrument: Instrument | str, total: int) -> ScoreResult:
+    """A total known without its item answers (a registry's history), judged by the
+    instrument's thresholds: complete, with its band, positivity and follow-up; no
+    answers, so no safety alert (the safety items are unknown, not 0). Pure.
+
+    Refused: an instrument without a total (the ASQ), a total that is not an integer or
+    outside 0..the instrument's maximum (PHQ-9 and PHQ-A 27, GAD-7 21, PHQ-2 6)."""
+    spec = spec_for(instrument)
+    if spec.scored_items == 0 or not spec.bands:
+        raise InstrumentWithoutTotalError(f"{spec.title} has no total", field="instrument")
+    if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total <= spec.max_total:
+        raise TotalOutOfRangeError(
+            f"{spec.title} total must be an integer between 0 and {spec.max_total}",
+            field="total",
+        )
+    severity, positive, needs_follow_up = _judge_total(spec, total)
+    return ScoreResult(
+        instrument=spec.instrument,
+        rules_version=RULES_VERSION,
+        answers=(),
+        complete=True,
+        total=total,
+        severity=severity,
+        positive=positive,
+        safety_alert=False,
+        needs_follow_up=needs_follow_up,
+        loinc_panel=spec.loinc_panel,
+        loinc_total=spec.loinc_total,
     )
 
 

@@ -24,7 +24,7 @@ next episode number.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar, Final, Self
 from uuid import UUID, uuid4
@@ -111,6 +111,7 @@ from domain.instruments import (
     Severity,
     score,
     score_sdq,
+    score_total,
     spec_for,
 )
 from domain.minors import (  # minors block (issue #19)
@@ -245,6 +246,13 @@ class Screening:
     loinc_panel: str | None
     loinc_total: str | None
     safety_items: list[int] = field(default_factory=list)
+
+    @property
+    def total_only(self) -> bool:
+        """A total imported without its answers (``Patient.import_measure_total``): a
+        questionnaire always has one answer (or None) per item, so no answers means none
+        were given. Derived, so the snapshot's shape is unchanged."""
+        return not self.answers
 
 
 @dataclass
@@ -580,7 +588,12 @@ class Patient(Snapshotting, Aggregate):
         occurred_at: datetime
 
     class ScreeningRecorded(Aggregate.Event):
-        """A questionnaire was recorded with every item answer and its computed score."""
+        """A questionnaire was recorded with every item answer and its computed score.
+
+        ``total_only`` (added with a default, so stored events without it decode as
+        False): an imported historical total without item answers (``answers`` empty,
+        no safety alert); see ``Patient.import_measure_total``.
+        """
 
         EVENT_NAME: ClassVar[str] = "patient.screening_recorded"
         TOPIC: ClassVar[str] = EVENT_NAME
@@ -599,6 +612,7 @@ class Patient(Snapshotting, Aggregate):
         loinc_panel: str | None
         loinc_total: str | None
         safety_items: list[int]
+        total_only: bool = False
 
     class ContactLogged(Aggregate.Event):
         """A care manager activity was logged with its minutes.
@@ -1137,6 +1151,74 @@ class Patient(Snapshotting, Aggregate):
         problems.raise_any()
         assert checked_spec is not None and scored is not None  # checked above
         spec, result = checked_spec, scored
+        new_id = self._append_screening(result, occurred_at, now, screening_id)
+        if result.safety_alert:
+            if self.active_flag(FlagKind.SAFETY_RISK) is None:
+                self._flag_raised(
+                    flag_id=uuid4(),
+                    kind=FlagKind.SAFETY_RISK.value,
+                    rule_id=SAFETY_RULE_ID,
+                    rule_version=RULES_VERSION,
+                    inputs={
+                        "screening_id": str(new_id),
+                        "instrument": spec.instrument.value,
+                        "safety_items": list(result.safety_items),
+                    },
+                    occurred_at=occurred_at,
+                    timestamp=_ts(now),
+                )
+            # Same day as it becomes known: the caller's ``now`` date, never earlier.
+            self._add_task(TaskKind.SUICIDE_RISK_ASSESSMENT, now.date(), new_id, occurred_at, now)
+        if result.needs_follow_up:
+            if spec.instrument is Instrument.PHQ2:
+                kind, days = TaskKind.POSITIVE_SCREEN_FOLLOW_UP, POSITIVE_SCREEN_FOLLOW_UP_DAYS
+            else:
+                kind, days = TaskKind.SEVERE_SCORE_FOLLOW_UP, SEVERE_FOLLOW_UP_DAYS
+            self._add_task(kind, now.date() + timedelta(days=days), new_id, occurred_at, now)
+        return result
+
+    def import_measure_total(
+        self,
+        *,
+        instrument: Instrument | str,
+        total: int,
+        occurred_at: datetime,
+        now: datetime,
+        screening_id: UUID | None = None,
+    ) -> ScoreResult:
+        """Record a historical total brought in without its item answers (a registry
+        that kept totals only), as a screening marked ``total_only``.
+
+        The same rules as :meth:`record_screening` for what can be checked: the total in
+        the instrument's range (``score_total``: severity and positivity from the same
+        thresholds), the time rules (aware, not in the future, not before birth), the
+        instrument valid for the age on the day, and the episode it belongs to (taken in
+        the current episode or its intake look-back). Nothing else happens: no safety
+        flag and no task. The safety items are unknown, not 0; a clinician did not see
+        the answers when it was imported; history is not a new screening, and the next
+        real screening decides (docs/clinical-rules.md). Its ``needs_follow_up`` is
+        therefore stored false: it raised no follow-up.
+        """
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        scored = problems.check(score_total, instrument, total)
+        problems.raise_any()
+        assert scored is not None  # checked above
+        result = replace(scored, needs_follow_up=False)
+        self._append_screening(result, occurred_at, now, screening_id, total_only=True)
+        return result
+
+    def _append_screening(
+        self,
+        result: ScoreResult,
+        occurred_at: datetime,
+        now: datetime,
+        screening_id: UUID | None,
+        *,
+        total_only: bool = False,
+    ) -> UUID:
+        """The age rule, the id and the episode of a scored questionnaire, then its event."""
+        spec = spec_for(result.instrument)
         # The age on the day it was taken (not today): a PHQ-A taken at 17 stays valid.
         if self.birth_date is not None and not spec.allows_age(self.age_on(occurred_at.date())):
             raise InstrumentNotForAgeError(
@@ -1162,32 +1244,10 @@ class Patient(Snapshotting, Aggregate):
             occurred_at=occurred_at,
             episode_number=episode_number,
             timestamp=_ts(now),
+            total_only=total_only,
             **result.to_payload(),
         )
-        if result.safety_alert:
-            if self.active_flag(FlagKind.SAFETY_RISK) is None:
-                self._flag_raised(
-                    flag_id=uuid4(),
-                    kind=FlagKind.SAFETY_RISK.value,
-                    rule_id=SAFETY_RULE_ID,
-                    rule_version=RULES_VERSION,
-                    inputs={
-                        "screening_id": str(new_id),
-                        "instrument": spec.instrument.value,
-                        "safety_items": list(result.safety_items),
-                    },
-                    occurred_at=occurred_at,
-                    timestamp=_ts(now),
-                )
-            # Same day as it becomes known: the caller's ``now`` date, never earlier.
-            self._add_task(TaskKind.SUICIDE_RISK_ASSESSMENT, now.date(), new_id, occurred_at, now)
-        if result.needs_follow_up:
-            if spec.instrument is Instrument.PHQ2:
-                kind, days = TaskKind.POSITIVE_SCREEN_FOLLOW_UP, POSITIVE_SCREEN_FOLLOW_UP_DAYS
-            else:
-                kind, days = TaskKind.SEVERE_SCORE_FOLLOW_UP, SEVERE_FOLLOW_UP_DAYS
-            self._add_task(kind, now.date() + timedelta(days=days), new_id, occurred_at, now)
-        return result
+        return new_id
 
     # --- contacts and minutes ---------------------------------------------------------
 

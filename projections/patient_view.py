@@ -133,6 +133,8 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
                     "rules_version": ev.rules_version,
                     "loinc_panel": ev.loinc_panel,
                     "loinc_total": ev.loinc_total,
+                    # An imported total without answers (answers empty, no safety alert).
+                    "total_only": ev.total_only,
                     "episode_number": ev.episode_number,
                     "occurred_at": _iso(ev.occurred_at),
                     "recorded_at": _iso(record.recorded_at),

@@ -22,7 +22,16 @@ class Screening:
         deprecation_reason="Use instrumentCode (an enum).",
     )
     answers: list[int | None] = strawberry.field(
-        description="Item answers in questionnaire order; null where an item was not answered."
+        description=(
+            "Item answers in questionnaire order; null where an item was not answered. "
+            "Empty for a total imported without its answers (totalOnly)."
+        )
+    )
+    total_only: bool = strawberry.field(
+        description=(
+            "True for a historical total imported without its item answers (onboarding "
+            "import): no answers, no safety alert, no tasks; its total counts as any other."
+        )
     )
     complete: bool = strawberry.field(description="False when an item is missing: then no total.")
     total: int | None = strawberry.field(description="Total score; null when incomplete.")
@@ -48,6 +57,7 @@ class Screening:
             id=UUID(d["id"]),
             instrument=d["instrument"],
             answers=d["answers"],
+            total_only=bool(d.get("total_only")),
             complete=d["complete"],
             total=d["total"],
             severity=d["severity"],

@@ -9,6 +9,9 @@ what is new. Authorisation, typed refusals, audited denials, event metadata (the
 as actor, ``channel: fhir``) and read-your-writes are the command path's
 (``services/commands``), as for GraphQL.
 
+A measure is a screening with its answers (``record_screening``) or a total alone
+(``import_measure_total``: no answers, so no safety flag or task).
+
 Idempotent: a measure's id is derived from the patient id, the instrument and the instant
 (UUIDv5), so the same measure imported again is found and left alone; an enrollment is
 added only to a patient without an episode. Before writing, the same domain methods run
@@ -298,18 +301,32 @@ def _steps(
         screening_id = measure_id(patient.id, measure)
         previous = recorded.get(screening_id)
         if previous is not None:
-            if tuple(previous.answers) != measure.answers:
+            same = (
+                previous.total_only and previous.total == measure.total
+                if measure.total is not None
+                else not previous.total_only and tuple(previous.answers) == measure.answers
+            )
+            if not same:
                 raise _Refusal(Problem("MEASURE_CONFLICT", measure.field))
             outcome.measures_unchanged += 1
             continue
         try:
-            patient.record_screening(
-                instrument=measure.instrument,
-                answers=list(measure.answers),
-                occurred_at=measure.occurred_at,
-                now=now,
-                screening_id=screening_id,
-            )
+            if measure.total is not None:  # a total alone: no answers, no safety item
+                patient.import_measure_total(
+                    instrument=measure.instrument,
+                    total=measure.total,
+                    occurred_at=measure.occurred_at,
+                    now=now,
+                    screening_id=screening_id,
+                )
+            else:
+                patient.record_screening(
+                    instrument=measure.instrument,
+                    answers=list(measure.answers),
+                    occurred_at=measure.occurred_at,
+                    now=now,
+                    screening_id=screening_id,
+                )
         except DomainError as exc:
             raise _Refusal(Problem(exc.code, measure.field)) from None
         outcome.measures_created += 1

@@ -1,15 +1,16 @@
 """Onboarding import, the pure half: a registry CSV or a FHIR Bundle as patient records.
 
-Each patient becomes one :class:`PatientRecord` (identity, enrollment, dated measures with
-every item answer) or one :class:`Refused` with typed reasons naming the field (a CSV
-column, or the FHIRPath of a Bundle element). Nothing here touches the database; the
-commands and the report are services/fhir/import_job.py. docs/fhir.md lists the columns.
+Each patient becomes one :class:`PatientRecord` (identity, enrollment, dated measures:
+every item answer, or a total alone) or one :class:`Refused` with typed reasons naming
+the field (a CSV column, or the FHIRPath of a Bundle element). Nothing here touches the
+database; the commands and the report are services/fhir/import_job.py. docs/fhir.md
+lists the columns.
 
-Why item answers and not totals: careteam scores a questionnaire from its answers (the
-safety item, PHQ-9 item 9, raises a flag whatever the total), so a total alone cannot be
-recorded as a screening without inventing answers. A CSV measure is therefore a date and
-the item answers; a Bundle's Observation (a total) is accepted only as the total of a
-QuestionnaireResponse in the same Bundle (``derivedFrom``), and must equal its score.
+Answers or a total: a CSV measure is a date and either every item answer (scored as a
+screening) or one number, the total a registry kept (an imported total: no answers, so
+no safety item, ``Patient.import_measure_total``). A Bundle's Observation with a known
+LOINC total code is either the total of a QuestionnaireResponse of the Bundle
+(``derivedFrom``, equal to its score) or, without ``derivedFrom``, an imported total.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ SEXES: Final = frozenset({"female", "male", "other", "unknown"})
 MRN_SYSTEM: Final = "urn:careteam:mrn"
 BUNDLE_TYPES: Final = frozenset({"transaction", "batch", "collection"})
 LOINC_TOTALS: Final = {spec.loinc_total: spec for spec in SPECS.values() if spec.loinc_total}
+# A total alone in a measure cell (a sign is read, so -1 is out of range, not malformed).
+TOTAL: Final = re.compile(r"^-?[0-9]{1,3}$")
+# The statuses of an Observation that say its value stands.
+OBSERVATION_STATUSES: Final = frozenset({"final", "amended", "corrected"})
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,14 @@ class Problem:
 
 @dataclass(frozen=True)
 class Measure:
-    """A dated questionnaire with every item answer (None: unanswered)."""
+    """A dated questionnaire with every item answer (None: unanswered), or a total alone
+    (``total`` set, ``answers`` empty)."""
 
     instrument: str
     answers: tuple[int | None, ...]
     occurred_at: datetime
     field: str
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,16 @@ def _day(text: str) -> date | None:
         return date.fromisoformat(text.strip()) if len(text.strip()) == 10 else None
     except ValueError:
         return None
+
+
+def _total_problem(spec: InstrumentSpec, total: int) -> str | None:
+    """Why a total alone cannot be imported for this instrument, or None. The domain
+    checks again (``score_total``); this names the column before any command runs."""
+    if spec.loinc_total is None or not spec.bands:
+        return "INSTRUMENT_WITHOUT_TOTAL"
+    if not 0 <= total <= spec.max_total:
+        return "TOTAL_OUT_OF_RANGE"
+    return None
 
 
 def _answers(spec: InstrumentSpec, parts: list[str]) -> tuple[int | None, ...] | None:
@@ -177,13 +194,17 @@ def _csv_row(ref: str, header: list[str], row: dict[str, Any]) -> PatientRecord 
             draft.problems.append(Problem("INVALID_DATE", name))
             continue
         parts = rest.replace(",", " ").split()
+        if len(parts) == 1 and spec.item_count > 1 and TOTAL.match(parts[0]):
+            # A lone number is a total from a totals-only registry (see above).
+            problem = _total_problem(spec, int(parts[0]))
+            if problem is not None:
+                draft.problems.append(Problem(problem, name))
+                continue
+            measures.append(Measure(spec.instrument.value, (), when, name, int(parts[0])))
+            continue
         answers = _answers(spec, parts)
         if answers is None:
-            # A lone number is a total from a totals-only registry: say so (see above).
-            alone = len(parts) == 1 and spec.item_count > 1 and parts[0].isdigit()
-            draft.problems.append(
-                Problem("TOTAL_WITHOUT_ANSWERS" if alone else "INVALID_ANSWERS", name)
-            )
+            draft.problems.append(Problem("INVALID_ANSWERS", name))
             continue
         measures.append(Measure(spec.instrument.value, answers, when, name))
     if draft.problems:
@@ -298,12 +319,15 @@ def _bundle_patient(
                 measures[full_url if isinstance(full_url, str) else at] = measure
                 if isinstance(resource.get("id"), str):
                     measures[f"QuestionnaireResponse/{resource['id']}"] = measure
+    alone: list[Measure] = []
     for i, resource in totals:
-        _check_total(resource, f"Bundle.entry[{i}].resource", measures, draft)
+        found = _check_total(resource, f"Bundle.entry[{i}].resource", measures, draft)
+        if found is not None:
+            alone.append(found)
     if draft.problems:
         return Refused(draft.ref, tuple(draft.problems))
     assert mrn is not None and family and given and born is not None
-    unique = {id(m): m for m in measures.values()}
+    unique = {id(m): m for m in [*measures.values(), *alone]}
     return PatientRecord(
         ref=draft.ref,
         mrn=mrn,
@@ -345,9 +369,11 @@ def _questionnaire(resource: dict[str, Any], at: str, draft: _Draft) -> Measure 
 
 def _check_total(
     resource: dict[str, Any], at: str, measures: dict[str, Measure], draft: _Draft
-) -> None:
-    """An Observation is a questionnaire's total: a known LOINC total code, an integer in
-    range, ``derivedFrom`` a QuestionnaireResponse of the Bundle, equal to its score."""
+) -> Measure | None:
+    """An Observation is a questionnaire's total: a known LOINC total code and an integer
+    in range. With ``derivedFrom`` it is the total of a QuestionnaireResponse of the
+    Bundle and must equal its score (nothing new to record); without, it is an imported
+    total (returned), which needs a final status and ``effectiveDateTime``."""
     codings = (resource.get("code") or {}).get("coding") or []
     spec = next(
         (
@@ -359,26 +385,44 @@ def _check_total(
     )
     if spec is None:
         draft.problems.append(Problem("UNKNOWN_CODE", f"{at}.code"))
-        return
+        return None
     value = resource.get("valueInteger")
     if not isinstance(value, int) or isinstance(value, bool):
         draft.problems.append(Problem("FIELD_REQUIRED", f"{at}.valueInteger"))
-        return
+        return None
     if not 0 <= value <= spec.max_total:
         draft.problems.append(Problem("TOTAL_OUT_OF_RANGE", f"{at}.valueInteger"))
-        return
-    sources = resource.get("derivedFrom") or []
+        return None
+    sources = resource.get("derivedFrom")
+    if not sources:
+        return _imported_total(resource, at, spec, value, draft)
     refs = [s.get("reference") for s in sources if isinstance(s, dict)]
     measure = next((measures[r] for r in refs if r in measures), None)
-    if measure is None:
+    if measure is None:  # derived from answers the Bundle does not hold
         draft.problems.append(Problem("TOTAL_WITHOUT_ANSWERS", f"{at}.derivedFrom"))
-        return
+        return None
     if measure.instrument != spec.instrument.value:
         draft.problems.append(Problem("TOTAL_MISMATCH", f"{at}.code"))
-        return
+        return None
     try:
         total = score(spec.instrument, list(measure.answers)).total
     except DomainError:  # the domain refuses the answers: reported with the measure
-        return
+        return None
     if total != value:
         draft.problems.append(Problem("TOTAL_MISMATCH", f"{at}.valueInteger"))
+    return None
+
+
+def _imported_total(
+    resource: dict[str, Any], at: str, spec: InstrumentSpec, value: int, draft: _Draft
+) -> Measure | None:
+    """An Observation without ``derivedFrom``: a total the source kept without answers."""
+    if resource.get("status") not in OBSERVATION_STATUSES:
+        draft.problems.append(Problem("INVALID_RESOURCE", f"{at}.status"))
+        return None
+    raw = resource.get("effectiveDateTime")
+    when = _when(raw) if isinstance(raw, str) else None
+    if when is None:
+        draft.problems.append(Problem("INVALID_DATE", f"{at}.effectiveDateTime"))
+        return None
+    return Measure(spec.instrument.value, (), when, at, value)

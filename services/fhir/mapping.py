@@ -8,7 +8,9 @@ which codes are used, and what is left out on purpose.
 Ids: a Patient, its CareTeam and its EpisodeOfCare take the patient's id (one team and
 one current episode per patient; the episode's id carries its number); an Observation
 and the QuestionnaireResponse it is derived from both take the screening's id (ids are
-unique per resource type); a Consent takes the consent's id.
+unique per resource type); a Consent takes the consent's id. A total imported without
+its answers (``total_only``) is an Observation with no QuestionnaireResponse and no
+``derivedFrom``.
 """
 
 from __future__ import annotations
@@ -100,6 +102,11 @@ def _spec(screening: dict[str, Any]) -> Any:
     return SPECS[Instrument(screening["instrument"])]
 
 
+def total_only(screening: dict[str, Any]) -> bool:
+    """A total imported without its answers: it has no QuestionnaireResponse."""
+    return bool(screening.get("total_only"))
+
+
 def questionnaire_response(doc: dict[str, Any], screening: dict[str, Any]) -> Resource:
     """A screening's item answers. Items are numbered 1..n in the instrument's order;
     an unanswered item is left out; yes/no items (0-1) are booleans."""
@@ -155,7 +162,8 @@ def observation(doc: dict[str, Any], screening: dict[str, Any]) -> Resource | No
     }
     if screening.get("severity"):
         resource["interpretation"] = [{"text": screening["severity"].replace("_", " ")}]
-    resource["derivedFrom"] = [_ref("QuestionnaireResponse", screening["id"])]
+    if not total_only(screening):
+        resource["derivedFrom"] = [_ref("QuestionnaireResponse", screening["id"])]
     return resource
 
 
@@ -166,8 +174,9 @@ def observations(doc: dict[str, Any]) -> list[Resource]:
 
 
 def questionnaire_responses(doc: dict[str, Any]) -> list[Resource]:
-    """Every screening of the patient as a QuestionnaireResponse."""
-    return [questionnaire_response(doc, s) for s in doc.get("screenings", [])]
+    """Every screening of the patient with answers as a QuestionnaireResponse (an
+    imported total has none)."""
+    return [questionnaire_response(doc, s) for s in doc.get("screenings", []) if not total_only(s)]
 
 
 def care_team(doc: dict[str, Any]) -> Resource | None:
@@ -613,7 +622,9 @@ def provenance_targets(event: dict[str, Any]) -> list[str]:
         targets.append(f"Consent/{payload['consent_id']}")
     if kind == "patient.screening_recorded":
         sid = payload["screening_id"]
-        targets += [f"QuestionnaireResponse/{sid}", f"Observation/{sid}"]
+        if not payload.get("total_only"):
+            targets.append(f"QuestionnaireResponse/{sid}")
+        targets.append(f"Observation/{sid}")
     if kind.startswith("care_plan."):
         targets.append(f"CarePlan/{stream}")
         item = payload.get("goal_id") or payload.get("target_id")

@@ -587,8 +587,10 @@ class FhirApi:
             screening = next(s for s in doc["screenings"] if s["id"] == str(item_id))
             if resource_type == "Observation":
                 resource = mapping.observation(doc, screening)
-            else:
+            elif not mapping.total_only(screening):
                 resource = mapping.questionnaire_response(doc, screening)
+            else:  # an imported total has no answers to serve
+                resource = None
         else:  # Consent
             doc = await self._doc_holding(ctx, "consents", item_id, resource_type)
             granted = next(c for c in doc["consents"] if c["id"] == str(item_id))

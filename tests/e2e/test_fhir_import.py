@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -112,8 +113,20 @@ def registry(server: ServerProcess, token: str, patient_id: str) -> dict[str, An
     return row
 
 
-def by_graphql(server: ServerProcess, token: str, row: dict[str, str]) -> str:
-    """The same history entered through GraphQL: register, enroll, each measure in order."""
+def cell_answers(_instrument: str, cells: list[str]) -> list[int]:
+    """The item answers a CSV measure cell holds after its date."""
+    return [int(a) for a in cells]
+
+
+def by_graphql(
+    server: ServerProcess,
+    token: str,
+    row: dict[str, str],
+    columns: list[str] = MEASURES,
+    answers_of: Callable[[str, list[str]], list[int]] = cell_answers,
+) -> str:
+    """The same history entered through GraphQL: register, enroll, each measure of
+    ``columns`` in order, its answers ``answers_of(instrument, cells after the date)``."""
     registered = command(
         server,
         "registerPatient",
@@ -137,10 +150,11 @@ def by_graphql(server: ServerProcess, token: str, row: dict[str, str]) -> str:
     )
     assert enrolled["__typename"] == "PatientPayload", enrolled
     measures = []
-    for name in MEASURES:
+    for name in columns:
         when, *cells = row[name].split()
         at = when if "T" in when else when + "T12:00:00+00:00"
-        measures.append((at, name.split("_")[0].upper(), [int(a) for a in cells]))
+        instrument = name.split("_")[0].upper()
+        measures.append((at, instrument, answers_of(instrument, cells)))
     for at, instrument, answers in sorted(measures, key=lambda m: m[0]):
         result = command(
             server,

@@ -49,12 +49,63 @@ def test_a_date_time_keeps_its_offset_and_commas_separate_answers_too() -> None:
         ("M1,Ann,Lee,1980-02-03,,,,2026-06-02 1 1 x 1 1 1 1\n",
          Problem("INVALID_ANSWERS", "gad7_1")),
         ("M1,Ann,Lee,1980-02-03,,,,,extra\n", Problem("TOO_MANY_CELLS", "row")),
-        ("M1,Ann,Lee,1980-02-03,,,2026-06-02 14,\n",
-         Problem("TOTAL_WITHOUT_ANSWERS", "phq9_1")),  # a totals-only registry
+        ("M1,Ann,Lee,1980-02-03,,,2026-06-02 28,\n", Problem("TOTAL_OUT_OF_RANGE", "phq9_1")),
+        ("M1,Ann,Lee,1980-02-03,,,2026-06-02 -1,\n", Problem("TOTAL_OUT_OF_RANGE", "phq9_1")),
+        ("M1,Ann,Lee,1980-02-03,,,,2026-06-02 22\n", Problem("TOTAL_OUT_OF_RANGE", "gad7_1")),
+        ("M1,Ann,Lee,1980-02-03,,,2026-06-02 1x,\n", Problem("INVALID_ANSWERS", "phq9_1")),
+        ("M1,Ann,Lee,1980-02-03,,,2026-06-02,\n", Problem("INVALID_ANSWERS", "phq9_1")),
     ],
 )  # fmt: skip
 def test_a_bad_cell_refuses_its_row_naming_the_column(row: str, problem: Problem) -> None:
     assert one(row) == Refused("row 2", (problem,))
+
+
+@pytest.mark.parametrize(
+    ("header", "cell", "total"),
+    [
+        ("phq9_1", "2026-06-02 0", 0),
+        ("phq9_1", "2026-06-02 27", 27),
+        ("gad7_1", "2026-06-02 21", 21),
+        ("phq2_1", "2026-06-02 6", 6),
+        ("phq_a_1", "2026-06-02 27", 27),
+    ],
+)
+def test_a_lone_number_is_a_total_in_the_instruments_range(
+    header: str, cell: str, total: int
+) -> None:
+    """A totals-only registry: a date and one number is the total, no answers."""
+    (record,) = importing.parse_csv(
+        f"mrn,given_name,family_name,birth_date,{header}\nM1,Ann,Lee,1980-02-03,{cell}\n"
+    )
+    assert isinstance(record, PatientRecord)
+    (measure,) = record.measures
+    assert (measure.total, measure.answers, measure.field) == (total, (), header)
+    assert measure.occurred_at == datetime(2026, 6, 2, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "cell", "problem"),
+    [
+        ("phq2_1", "2026-06-02 7", "TOTAL_OUT_OF_RANGE"),
+        ("phq_a_1", "2026-06-02 28", "TOTAL_OUT_OF_RANGE"),
+        ("asq_1", "2026-06-02 1", "INSTRUMENT_WITHOUT_TOTAL"),
+    ],
+)
+def test_a_total_the_instrument_cannot_have_names_the_column(
+    header: str, cell: str, problem: str
+) -> None:
+    (record,) = importing.parse_csv(
+        f"mrn,given_name,family_name,birth_date,{header}\nM1,Ann,Lee,1980-02-03,{cell}\n"
+    )
+    assert record == Refused("row 2", (Problem(problem, header),))
+
+
+def test_answers_and_totals_mix_in_one_row() -> None:
+    record = one("M1,Ann,Lee,1980-02-03,,,2026-06-02 1 1 1 1 1 1 1 0 0,2026-06-03 9\n")
+    assert isinstance(record, PatientRecord)
+    phq9, gad7 = record.measures
+    assert phq9.total is None and len(phq9.answers) == 9
+    assert (gad7.total, gad7.answers) == (9, ())
 
 
 def test_one_bad_row_leaves_the_others_alone() -> None:
@@ -138,7 +189,7 @@ def test_a_bundle_patient_takes_its_questionnaires_and_a_matching_total() -> Non
          Problem("TOTAL_OUT_OF_RANGE", "Bundle.entry[2].resource.valueInteger")),
         (_total("55758-7", 2), Problem("TOTAL_MISMATCH", "Bundle.entry[2].resource.valueInteger")),
         (_total("44261-6", 3), Problem("TOTAL_MISMATCH", "Bundle.entry[2].resource.code")),
-        (_total("55758-7", 3, None),
+        (_total("55758-7", 3, "urn:uuid:elsewhere"),
          Problem("TOTAL_WITHOUT_ANSWERS", "Bundle.entry[2].resource.derivedFrom")),
     ],
 )  # fmt: skip
@@ -148,6 +199,51 @@ def test_a_total_that_is_not_its_questionnaires_refuses_the_patient(
     assert importing.parse_bundle(_bundle(PATIENT, QR, observation)) == [
         Refused("entry 0", (problem,))
     ]
+
+
+def _alone(code: str, value: Any, **changes: Any) -> dict[str, Any]:
+    entry = _total(code, value, None)
+    resource = {**entry["resource"], "effectiveDateTime": "2026-04-01T09:00:00-04:00"}
+    return {**entry, "resource": {**resource, **changes}}
+
+
+def test_an_observation_without_derived_from_is_an_imported_total() -> None:
+    """A known LOINC total without derivedFrom: a total alone, taken at its
+    effectiveDateTime (a date alone at noon UTC)."""
+    (record,) = importing.parse_bundle(
+        _bundle(
+            PATIENT, _alone("44261-6", 27), _alone("70274-6", 0, effectiveDateTime="2026-04-02")
+        )
+    )
+    assert isinstance(record, PatientRecord)
+    phq9, gad7 = record.measures
+    assert (phq9.instrument, phq9.total, phq9.answers) == ("phq9", 27, ())
+    assert phq9.occurred_at == datetime(2026, 4, 1, 13, tzinfo=UTC)
+    assert phq9.field == "Bundle.entry[1].resource"
+    assert (gad7.instrument, gad7.total) == ("gad7", 0)
+    assert gad7.occurred_at == datetime(2026, 4, 2, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("observation", "problem"),
+    [
+        (_alone("44261-6", 28),
+         Problem("TOTAL_OUT_OF_RANGE", "Bundle.entry[1].resource.valueInteger")),
+        (_alone("70274-6", 22),
+         Problem("TOTAL_OUT_OF_RANGE", "Bundle.entry[1].resource.valueInteger")),
+        (_alone("44261-6", 3, effectiveDateTime="2026-04-01T09:00:00"),
+         Problem("INVALID_DATE", "Bundle.entry[1].resource.effectiveDateTime")),
+        (_alone("44261-6", 3, effectiveDateTime=None),
+         Problem("INVALID_DATE", "Bundle.entry[1].resource.effectiveDateTime")),
+        (_alone("44261-6", 3, status="preliminary"),
+         Problem("INVALID_RESOURCE", "Bundle.entry[1].resource.status")),
+        (_alone("12345-6", 3), Problem("UNKNOWN_CODE", "Bundle.entry[1].resource.code")),
+    ],
+)  # fmt: skip
+def test_an_imported_total_that_cannot_be_read_refuses_the_patient(
+    observation: dict[str, Any], problem: Problem
+) -> None:
+    assert importing.parse_bundle(_bundle(PATIENT, observation)) == [Refused("entry 0", (problem,))]
 
 
 def test_a_malformed_bundle_is_a_file_level_fault() -> None:

@@ -431,3 +431,19 @@ def test_a_care_plan_goal_event_targets_the_plan_and_the_goal() -> None:
     assert found is not None
     assert [t["reference"] for t in found["target"]] == [f"CarePlan/{PLAN_ID}", goal]
     assert found["activity"]["coding"][0]["code"] == "CREATE"
+
+
+def test_an_imported_total_is_an_observation_without_derived_from_or_response() -> None:
+    """A total imported without answers: its Observation has no derivedFrom, there is no
+    QuestionnaireResponse, and its event's provenance names only the Observation."""
+    alone = {**screening("t1", "phq9", [], 21), "total_only": True}
+    scored = screening("s1", "gad7", [1] * 7, 7)
+    doc = view(screenings=[alone, scored])
+    observations = mapping.observations(doc)
+    assert [o["id"] for o in observations] == ["t1", "s1"]
+    assert observations[0]["valueInteger"] == 21 and "derivedFrom" not in observations[0]
+    assert observations[0]["code"]["coding"] == [{"system": mapping.LOINC, "code": "44261-6"}]
+    assert observations[1]["derivedFrom"] == [{"reference": "QuestionnaireResponse/s1"}]
+    assert [r["id"] for r in mapping.questionnaire_responses(doc)] == ["s1"]
+    recorded = event("patient.screening_recorded", {"screening_id": "t1", "total_only": True})
+    assert mapping.provenance_targets(recorded) == ["Observation/t1"]
