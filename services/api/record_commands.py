@@ -41,9 +41,10 @@ async def answer_patient(info: Info[CareteamContext, None], command: Command) ->
         return written
     patient_id = written.patient_id
     fields = selected_fields(info)
-    view = await load_patient_view(ctx, patient_id)
+    view, on_team = await load_patient_view(ctx, patient_id)
     if view is not None:
-        await record_reads(ctx, operation, [patient_id], fields)
+        team = {patient_id} if on_team else set()
+        await record_reads(ctx, operation, [patient_id], fields, on_team=team)
     elif command.stream_id is not None:
         view = await _own_result_view(ctx, operation, patient_id, fields)
     if view is None:
