@@ -1,8 +1,8 @@
 """The command handler's authorisation decided in the load's own statement
 (``LoadCheck``, services/eventstore.py): the same answers, refusals and audit rows as a
-check of its own, nothing read when it refuses, identifying fields decrypted with the key
-read in that statement, and two writers at once on one patient both written (the
-conflict's retry decides the check again)."""
+check of its own and nothing written when it refuses, identifying fields decrypted with
+the key read in that statement, and two writers at once on one patient both written, one
+after the other."""
 
 from __future__ import annotations
 
