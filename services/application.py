@@ -19,6 +19,7 @@ from services.eventstore import (
     EventMetadata,
     EventStore,
     IdempotencyKey,
+    LoadCheck,
     LogPosition,
     RecordedEvent,
 )
@@ -137,10 +138,12 @@ class Application:
         metadata: EventMetadata,
         now: datetime,
         idempotency: IdempotencyKey | None = None,
+        check: LoadCheck | None = None,
     ) -> CommandResult:
-        """Loads, runs ``command(aggregate)``, appends; retries once after a conflict."""
+        """Loads, runs ``command(aggregate)``, appends; retries once after a conflict.
+        ``check`` (the caller's authorisation in SQL) is decided by each load's statement."""
         for attempt in (1, 2):
-            aggregate: Any = await self.store.load(cls, stream_id)
+            aggregate: Any = await self.store.load(cls, stream_id, check=check)
             command(aggregate)
             events = aggregate.collect_events()
             if not events:

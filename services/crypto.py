@@ -120,6 +120,10 @@ class KeyRing:
         nonce = os.urandom(12)
         return nonce + self._master.encrypt(nonce, data_key, patient_id.bytes)
 
+    def unwrap(self, patient_id: UUID, wrapped: bytes) -> bytes:
+        """The data key from its wrapped form as ``patient_keys`` stores it."""
+        return self._unwrap(patient_id, wrapped)
+
     def _unwrap(self, patient_id: UUID, wrapped: bytes) -> bytes:
         return self._master.decrypt(wrapped[:12], wrapped[12:], patient_id.bytes)
 

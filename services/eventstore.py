@@ -219,6 +219,52 @@ _READ_LOG_ROWS_SQL = f"""SELECT position, tx_id::text::bigint AS tx_id, event_id
 AppendListener = Callable[[LogPosition], Awaitable[None] | None]
 
 
+@dataclass(frozen=True)
+class LoadCheck:
+    """A condition decided in the load's own statement (the command handler's
+    authorisation in SQL): one round trip instead of a check and then a load.
+
+    ``sql(first)`` gives a one-row SELECT with one text column ``refused`` (NULL when the
+    load may go ahead, else the reason) and its parameters, numbered from ``$first``.
+    When it refuses, no snapshot, event or key is read and ``refuse(reason)`` is raised.
+    """
+
+    sql: Callable[[int], tuple[str, list[Any]]]
+    refuse: Callable[[str], Exception]
+
+
+# One statement: the check, the snapshot (of the current state version), the patient's
+# wrapped data key and the events after the snapshot; the first row carries the check,
+# the snapshot and the key, the others are the events. Nothing is read when refused.
+_CHECKED_LOAD_SQL = """WITH guard AS ({check}),
+snap AS (
+    SELECT stream_version, state FROM snapshots
+    WHERE stream_id = $1 AND state_version = $2 AND (SELECT refused FROM guard) IS NULL
+)
+SELECT 0 AS part, (SELECT refused FROM guard) AS refused,
+       snap.stream_version AS snap_version, snap.state AS snap_state,
+       (SELECT s.patient_id FROM streams s
+        WHERE s.stream_id = $1 AND (SELECT refused FROM guard) IS NULL) AS key_patient_id,
+       (SELECT k.wrapped_key FROM streams s JOIN patient_keys k ON k.patient_id = s.patient_id
+        WHERE s.stream_id = $1 AND (SELECT refused FROM guard) IS NULL) AS wrapped_key,
+       NULL::bigint AS position, NULL::bigint AS tx_id, NULL::uuid AS event_id,
+       NULL::uuid AS stream_id, NULL::text AS stream_type, NULL::integer AS stream_version,
+       NULL::uuid AS patient_id, NULL::text AS event_type, NULL::integer AS event_version,
+       NULL::jsonb AS payload, NULL::jsonb AS metadata, NULL::timestamptz AS occurred_at,
+       NULL::timestamptz AS recorded_at
+FROM (SELECT 1) AS one LEFT JOIN snap ON TRUE
+UNION ALL
+SELECT 1, NULL, NULL, NULL, NULL, NULL, e.position, e.tx_id::text::bigint, e.event_id,
+       e.stream_id, e.stream_type, e.stream_version, e.patient_id, e.event_type,
+       e.event_version, e.payload, e.metadata, e.occurred_at, e.recorded_at
+FROM events e
+WHERE e.stream_id = $1 AND (SELECT refused FROM guard) IS NULL
+  AND e.stream_version > COALESCE((SELECT stream_version FROM snap), 0)
+ORDER BY part, stream_version"""
+
+_EVENT_FIELDS = tuple(f.name for f in fields(RecordedEvent))
+
+
 def row_to_event(row: asyncpg.Record) -> RecordedEvent:
     return RecordedEvent(**dict(row))
 
@@ -463,8 +509,13 @@ class EventStore:
             )
         return START if row is None else LogPosition(row["tx_id"], row["position"])
 
-    async def load(self, aggregate_cls: type[A], stream_id: UUID) -> A:
-        """Rebuilds an aggregate from its latest snapshot and the events after it."""
+    async def load(
+        self, aggregate_cls: type[A], stream_id: UUID, *, check: LoadCheck | None = None
+    ) -> A:
+        """Rebuilds an aggregate from its latest snapshot and the events after it; with
+        ``check``, only when the check allows it, decided in the same statement."""
+        if check is not None:
+            return await self._checked_load(aggregate_cls, stream_id, check)
         async with self._pool.acquire() as c:
             snap = await c.fetchrow(
                 "SELECT stream_version, state_version, state FROM snapshots WHERE stream_id = $1",
@@ -476,6 +527,13 @@ class EventStore:
                 aggregate = aggregate_cls.from_snapshot_state(snap["state"])  # type: ignore[attr-defined]
                 after = snap["stream_version"]
             records = await self.read_stream(stream_id, after_version=after, conn=c)
+        return await self._rebuild(aggregate_cls, stream_id, aggregate, records)
+
+    async def _rebuild(
+        self, aggregate_cls: type[A], stream_id: UUID, aggregate: Any, records: list[RecordedEvent]
+    ) -> A:
+        """The aggregate (from its snapshot, or None) with ``records`` applied; a new
+        snapshot when many were."""
         if aggregate is None and not records:
             raise StreamNotFoundError(stream_id)
         for record in records:
@@ -485,6 +543,46 @@ class EventStore:
         if self._snapshot_every and len(records) >= self._snapshot_every:
             await self.save_snapshot(aggregate)
         return aggregate
+
+    async def _checked_load(self, aggregate_cls: type[A], stream_id: UUID, check: LoadCheck) -> A:
+        guard, params = check.sql(3)
+        sql = _CHECKED_LOAD_SQL.format(check=guard)
+        async with self._pool.acquire() as c:
+            rows = await c.fetch(sql, stream_id, _state_version(aggregate_cls), *params)
+        head, events = rows[0], rows[1:]
+        if head["refused"] is not None:
+            raise check.refuse(head["refused"])
+        aggregate: Any = None
+        if head["snap_version"] is not None:
+            aggregate = aggregate_cls.from_snapshot_state(head["snap_state"])  # type: ignore[attr-defined]
+        records = [RecordedEvent(**{name: row[name] for name in _EVENT_FIELDS}) for row in events]
+        records = self._decrypt_with(records, head["key_patient_id"], head["wrapped_key"])
+        return await self._rebuild(aggregate_cls, stream_id, aggregate, records)
+
+    def _decrypt_with(
+        self, records: list[RecordedEvent], patient_id: UUID | None, wrapped: bytes | None
+    ) -> list[RecordedEvent]:
+        """``decrypt`` with the stream's patient's wrapped key already read (None: the
+        patient has no key, or it was destroyed: forgotten)."""
+        if self._keyring is None or not records:
+            return records
+        record_key = self._keyring.record_key
+        key = (
+            None
+            if wrapped is None or patient_id is None
+            else self._keyring.unwrap(patient_id, bytes(wrapped))
+        )
+        return [
+            replace(
+                r,
+                payload=decrypt_fields(
+                    r.payload, r.patient_id, key if r.patient_id == patient_id else None, record_key
+                ),
+            )
+            if any(map(is_encrypted, r.payload.values()))
+            else r
+            for r in records
+        ]
 
     async def save_snapshot(self, aggregate: Any) -> None:
         state = aggregate.snapshot_state()

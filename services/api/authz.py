@@ -268,27 +268,35 @@ class Denied(Exception):
         self.not_found = not_found
 
 
+NOT_IN_ORGANISATION = "PATIENT_NOT_IN_ORGANISATION"
+
+
+def patient_operation_sql(
+    principal: Principal, operation: str, first: int
+) -> tuple[str, list[object]]:
+    """A one-row SELECT of one text column ``refused``: NULL when the caller may perform
+    ``operation`` on the patient ``$first``, else why not (``NOT_IN_ORGANISATION`` for a
+    patient of another organisation, or none: hidden; ``NOT_ON_CARE_TEAM``). The
+    parameters after the patient id are returned, numbered from ``$first + 1``."""
+    predicate, params = patient_scope_sql(operation, principal, f"${first}", first + 2)
+    sql = f"""SELECT CASE WHEN {predicate} THEN NULL
+                   WHEN EXISTS (SELECT 1 FROM rm_patient_access a
+                                WHERE a.patient_id = ${first} AND a.organisation_id = ${first + 1})
+                   THEN 'NOT_ON_CARE_TEAM'
+                   ELSE '{NOT_IN_ORGANISATION}' END AS refused"""
+    return sql, [principal.organisation_id, *params]
+
+
 async def check_patient_operation(
     conn: Conn, principal: Principal, operation: str, patient_id: UUID
 ) -> None:
     """Raises Denied unless the caller may perform ``operation`` on ``patient_id``."""
     if not allowed_relations(operation, principal.role):
         raise Denied(operation, "ROLE_NOT_PERMITTED")
-    predicate, params = patient_scope_sql(operation, principal, "$1", 3)
-    row = await conn.fetchrow(
-        f"""SELECT {predicate} AS allowed,
-                   EXISTS (SELECT 1 FROM rm_patient_access a
-                           WHERE a.patient_id = $1 AND a.organisation_id = $2) AS in_org""",
-        patient_id,
-        principal.organisation_id,
-        *params,
-    )
-    assert row is not None
-    if row["allowed"]:
-        return
-    if not row["in_org"]:
-        raise Denied(operation, "PATIENT_NOT_IN_ORGANISATION", not_found=True)
-    raise Denied(operation, "NOT_ON_CARE_TEAM")
+    sql, params = patient_operation_sql(principal, operation, 1)
+    refused: str | None = await conn.fetchval(sql, patient_id, *params)
+    if refused is not None:
+        raise Denied(operation, refused, not_found=refused == NOT_IN_ORGANISATION)
 
 
 def check_role(principal: Principal, operation: str) -> None:

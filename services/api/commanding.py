@@ -145,13 +145,22 @@ def selected_fields(info: Any) -> tuple[str, ...]:
 
 
 async def record_reads(
-    ctx: CareteamContext, operation: str, patient_ids: list[UUID], fields: tuple[str, ...]
+    ctx: CareteamContext,
+    operation: str,
+    patient_ids: list[UUID],
+    fields: tuple[str, ...],
+    *,
+    on_team: set[UUID] | None = None,
 ) -> None:
-    """Durably records that these patients' data is about to be returned (see audit/reads)."""
+    """Durably records that these patients' data is about to be returned (see audit/reads).
+    ``on_team``: those of them whose CoCM care team the caller is on, when the caller's
+    read already knows (else it is looked up here)."""
     principal = ctx.require_principal()
     at = ctx.runtime.clock()
     emergency: set[UUID] = set()
-    if principal.is_clinician and patient_ids:
+    if principal.is_clinician and patient_ids and on_team is not None:
+        emergency = set(patient_ids) - on_team
+    elif principal.is_clinician and patient_ids:
         # A clinician reading a patient whose care team they are not on can only be doing so
         # under break-the-glass: tag those reads for compliance's review.
         async with ctx.runtime.pool.acquire() as conn:

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
 from domain.minors import DEFAULT_GUARDIAN_CONSENT_UNDER
-from domain.patient import Patient as PatientAggregate
 from services.api.context import CareteamContext
 from services.api.enums import ConsentKind, ConsentMethod
 from services.api.patient_types import PatientResult
-from services.api.record_commands import INPUT, occurred_at_field, patient_command
+from services.api.record_commands import INPUT, answer_patient, occurred_at_field
+from services.commands.commands import GrantConsent
 
 
 @strawberry.enum(description="Who gave a consent.")
@@ -85,24 +85,17 @@ class MinorsMutation:
     async def grant_consent_given_by(
         self, info: Info[CareteamContext, None], input: Annotated[GrantConsentGivenByInput, INPUT]
     ) -> PatientResult:
-        age_rule = await guardian_consent_under(info.context)
-
-        def step(now: datetime) -> Any:
-            def apply(patient: PatientAggregate) -> UUID:
-                return patient.grant_consent_given_by(
-                    given_by=input.given_by.value,
-                    relationship=input.relationship.value if input.relationship else None,
-                    giver_name=input.giver_name,
-                    guardian_consent_under=age_rule,
-                    kind=input.kind.value,
-                    method=input.method.value if input.method else None,
-                    cost_sharing_explained=input.cost_sharing_explained,
-                    partner_organisation_id=input.partner_organisation_id,
-                    expires_on=input.expires_on,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-
-            return apply
-
-        return await patient_command(info, "grantConsent", input.patient_id, step)
+        command = GrantConsent(
+            patient=input.patient_id,
+            kind=input.kind.value,
+            method=input.method.value if input.method else None,
+            cost_sharing_explained=input.cost_sharing_explained,
+            partner_organisation_id=input.partner_organisation_id,
+            expires_on=input.expires_on,
+            given_by=input.given_by.value,
+            relationship=input.relationship.value if input.relationship else None,
+            giver_name=input.giver_name,
+            guardian_consent_under=await guardian_consent_under(info.context),
+            occurred_at=input.occurred_at,
+        )
+        return await answer_patient(info, command)

@@ -36,7 +36,6 @@ from strawberry.types import Info
 from domain import errors as domain_errors
 from domain.instruments import SDQ_AGES, SDQ_IMPACT_ITEMS, SDQ_ITEM_COUNT, SdqInformant, spec_for
 from domain.patient import Patient as PatientAggregate
-from domain.rules.flags import rules_for
 from services import patient_links
 from services.api.authz import Denied, check_patient_operation, record_access
 from services.api.commanding import deny
@@ -44,9 +43,10 @@ from services.api.context import CareteamContext
 from services.api.enums import InstrumentCode
 from services.api.errors import CommandError, ValidationError, camel_path, result_union
 from services.api.patient_types import PatientResult
-from services.api.record_commands import patient_command
+from services.api.record_commands import answer_patient
 from services.auth import TokenVerifier
 from services.bootstrap import Runtime
+from services.commands.commands import RemindMeasurement
 from services.eventstore import EventMetadata, StreamNotFoundError
 from services.projector.runner import ProjectionLagTimeoutError
 
@@ -168,20 +168,8 @@ class PatientReportedMutation:
         info: Info[CareteamContext, None],
         input: Annotated[RemindMeasurementInput, strawberry.argument(description="What is due.")],
     ) -> PatientResult:
-        def step(now: datetime) -> Any:
-            interval = rules_for(now.date()).measurement_due_after_days
-
-            def apply(patient: PatientAggregate) -> UUID:
-                return patient.remind_measurement(
-                    instrument=input.instrument.value,
-                    due_after_days=interval,
-                    occurred_at=now,
-                    now=now,
-                )
-
-            return apply
-
-        return await patient_command(info, _ISSUE_PERMISSION, input.patient_id, step)
+        command = RemindMeasurement(patient=input.patient_id, instrument=input.instrument.value)
+        return await answer_patient(info, command)
 
     @strawberry.mutation(
         description="Issue a single-use, expiring link through which the patient (or, for a "

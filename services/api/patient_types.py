@@ -38,14 +38,23 @@ PatientResult = Annotated[
 ]
 
 
-async def load_patient_view(ctx: CareteamContext, patient_id: UUID) -> Patient | None:
-    """The patient's view if the caller may read it (the restriction is in the SQL)."""
+async def load_patient_view(ctx: CareteamContext, patient_id: UUID) -> tuple[Patient | None, bool]:
+    """The patient's view if the caller may read it (the restriction is in the SQL), and
+    whether the caller is on the patient's CoCM care team, from the same statement (the
+    read audit's ``on_team``: a clinician reading off the team is break-the-glass)."""
     principal = ctx.require_principal()
-    predicate, params = patient_scope_sql("patient", principal, "v.key", 2)
+    predicate, params = patient_scope_sql("patient", principal, "v.key", 3)
     async with ctx.runtime.pool.acquire() as conn:
-        doc = await conn.fetchval(
-            f"SELECT v.doc FROM rm_patient_view v WHERE v.key = $1 AND {predicate}",
+        row = await conn.fetchrow(
+            f"""SELECT v.doc, EXISTS (SELECT 1 FROM rm_patient_access t
+                                       WHERE t.patient_id = v.key AND $2 IN
+                                       (t.care_manager_id, t.pcp_id, t.psychiatric_consultant_id))
+                       AS on_team
+                FROM rm_patient_view v WHERE v.key = $1 AND {predicate}""",
             patient_id,
+            principal.user_id,
             *params,
         )
-    return None if doc is None else Patient.from_doc(doc)
+    if row is None:
+        return None, False
+    return Patient.from_doc(row["doc"]), bool(row["on_team"])

@@ -22,7 +22,6 @@ Health (PCBH) Model: An Overview and Operational Definition", J Clin Psychol Med
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -36,7 +35,6 @@ from domain.common import (
     WarmHandoffStatus,
     WiderTeamRole,
 )
-from domain.patient import Patient as PatientAggregate
 from projections import pcbh as model
 from projections import trackers
 from projections.clinic_calendar import day_of, parse_instant
@@ -46,8 +44,19 @@ from services.api.context import CareteamContext
 from services.api.enums import ReferralService
 from services.api.errors import ForbiddenError, NotFoundError, result_union
 from services.api.patient_types import PatientResult
-from services.api.record_commands import INPUT, occurred_at_field, patient_command
+from services.api.record_commands import INPUT, actor, answer_patient, occurred_at_field
 from services.auth import Role
+from services.commands.pcbh import (
+    AcceptWarmHandoff,
+    AddCaregiver,
+    AddWiderTeamMember,
+    GrantCaregiverAccess,
+    MissWarmHandoff,
+    OfferWarmHandoff,
+    RecordBriefVisit,
+    RemoveWiderTeamMember,
+    RevokeCaregiverAccess,
+)
 
 strawberry.enum(
     WiderTeamRole, description="Staff roles on a care team beyond the three CoCM roles."
@@ -59,7 +68,6 @@ strawberry.enum(CaregiverScope, description="What a caregiver may be allowed to 
 strawberry.enum(WarmHandoffStatus, description="Where a warm handoff stands.")
 
 _PATIENT = "The patient."
-_Apply = Callable[[PatientAggregate], object]
 
 
 # --- inputs ------------------------------------------------------------------------------
@@ -354,20 +362,14 @@ class PcbhMutation:
         self, info: Info[CareteamContext, None], input: Annotated[AddWiderTeamMemberInput, INPUT]
     ) -> PatientResult:
         held = await _held_roles(info, input.user_id)
-
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> None:
-                p.add_wider_team_member(
-                    user_id=input.user_id,
-                    role=input.role,
-                    held_roles=held,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-
-            return apply
-
-        return await patient_command(info, "addWiderTeamMember", input.patient_id, step)
+        command = AddWiderTeamMember(
+            patient=input.patient_id,
+            user_id=input.user_id,
+            role=input.role.value,
+            held_roles=held,
+            occurred_at=input.occurred_at,
+        )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(description="Take a wider-team member off the patient's team.")
     async def remove_wider_team_member(
@@ -375,15 +377,10 @@ class PcbhMutation:
         info: Info[CareteamContext, None],
         input: Annotated[RemoveWiderTeamMemberInput, INPUT],
     ) -> PatientResult:
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> None:
-                p.remove_wider_team_member(
-                    user_id=input.user_id, occurred_at=input.occurred_at or now, now=now
-                )
-
-            return apply
-
-        return await patient_command(info, "removeWiderTeamMember", input.patient_id, step)
+        command = RemoveWiderTeamMember(
+            patient=input.patient_id, user_id=input.user_id, occurred_at=input.occurred_at
+        )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(
         description="Add a parent, guardian or other caregiver as a participant: not staff, "
@@ -393,18 +390,13 @@ class PcbhMutation:
     async def add_caregiver(
         self, info: Info[CareteamContext, None], input: Annotated[AddCaregiverInput, INPUT]
     ) -> PatientResult:
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> None:
-                p.add_caregiver(
-                    caregiver_id=input.caregiver_id,
-                    relationship=input.relationship,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-
-            return apply
-
-        return await patient_command(info, "addCaregiver", input.patient_id, step)
+        command = AddCaregiver(
+            patient=input.patient_id,
+            caregiver_id=input.caregiver_id,
+            relationship=input.relationship.value,
+            occurred_at=input.occurred_at,
+        )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(
         description="Record that the patient or guardian lets a caregiver see one scope."
@@ -412,35 +404,25 @@ class PcbhMutation:
     async def grant_caregiver_access(
         self, info: Info[CareteamContext, None], input: Annotated[GrantCaregiverAccessInput, INPUT]
     ) -> PatientResult:
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> None:
-                p.grant_caregiver_access(
-                    caregiver_id=input.caregiver_id,
-                    scope=input.scope,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-
-            return apply
-
-        return await patient_command(info, "grantCaregiverAccess", input.patient_id, step)
+        command = GrantCaregiverAccess(
+            patient=input.patient_id,
+            caregiver_id=input.caregiver_id,
+            scope=input.scope.value,
+            occurred_at=input.occurred_at,
+        )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(description="Withdraw one scope from a caregiver.")
     async def revoke_caregiver_access(
         self, info: Info[CareteamContext, None], input: Annotated[RevokeCaregiverAccessInput, INPUT]
     ) -> PatientResult:
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> None:
-                p.revoke_caregiver_access(
-                    caregiver_id=input.caregiver_id,
-                    scope=input.scope,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-
-            return apply
-
-        return await patient_command(info, "revokeCaregiverAccess", input.patient_id, step)
+        command = RevokeCaregiverAccess(
+            patient=input.patient_id,
+            caregiver_id=input.caregiver_id,
+            scope=input.scope.value,
+            occurred_at=input.occurred_at,
+        )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(
         description="Hand the patient to a BHC on the team during your visit (you are the "
@@ -449,48 +431,31 @@ class PcbhMutation:
     async def offer_warm_handoff(
         self, info: Info[CareteamContext, None], input: Annotated[OfferWarmHandoffInput, INPUT]
     ) -> PatientResult:
-        me = info.context.require_principal().user_id
-
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> object:
-                return p.offer_warm_handoff(
-                    from_user_id=me,
-                    to_user_id=input.to_user_id,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-
-            return apply
-
-        return await patient_command(info, "offerWarmHandoff", input.patient_id, step)
+        command = OfferWarmHandoff(
+            patient=input.patient_id,
+            from_user_id=actor(info),
+            to_user_id=input.to_user_id,
+            occurred_at=input.occurred_at,
+        )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(description="You (the BHC) saw the patient handed to you.")
     async def accept_warm_handoff(
         self, info: Info[CareteamContext, None], input: Annotated[AcceptWarmHandoffInput, INPUT]
     ) -> PatientResult:
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> None:
-                p.accept_warm_handoff(
-                    handoff_id=input.handoff_id, occurred_at=input.occurred_at or now, now=now
-                )
-
-            return apply
-
-        return await patient_command(info, "acceptWarmHandoff", input.patient_id, step)
+        command = AcceptWarmHandoff(
+            patient=input.patient_id, handoff_id=input.handoff_id, occurred_at=input.occurred_at
+        )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(description="The warm handoff did not happen.")
     async def miss_warm_handoff(
         self, info: Info[CareteamContext, None], input: Annotated[MissWarmHandoffInput, INPUT]
     ) -> PatientResult:
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> None:
-                p.miss_warm_handoff(
-                    handoff_id=input.handoff_id, occurred_at=input.occurred_at or now, now=now
-                )
-
-            return apply
-
-        return await patient_command(info, "missWarmHandoff", input.patient_id, step)
+        command = MissWarmHandoff(
+            patient=input.patient_id, handoff_id=input.handoff_id, occurred_at=input.occurred_at
+        )
+        return await answer_patient(info, command)
 
     @strawberry.mutation(
         description="Record your brief visit (you are the BHC): 15 to 30 minutes "
@@ -499,21 +464,14 @@ class PcbhMutation:
     async def record_brief_visit(
         self, info: Info[CareteamContext, None], input: Annotated[RecordBriefVisitInput, INPUT]
     ) -> PatientResult:
-        me = info.context.require_principal().user_id
-
-        def step(now: datetime) -> _Apply:
-            def apply(p: PatientAggregate) -> object:
-                return p.record_brief_visit(
-                    bhc_id=me,
-                    minutes=input.minutes,
-                    handoff_id=input.handoff_id,
-                    occurred_at=input.occurred_at or now,
-                    now=now,
-                )
-
-            return apply
-
-        return await patient_command(info, "recordBriefVisit", input.patient_id, step)
+        command = RecordBriefVisit(
+            patient=input.patient_id,
+            bhc_id=actor(info),
+            minutes=input.minutes,
+            handoff_id=input.handoff_id,
+            occurred_at=input.occurred_at,
+        )
+        return await answer_patient(info, command)
 
 
 # --- queries -----------------------------------------------------------------------------

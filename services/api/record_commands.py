@@ -10,7 +10,6 @@ Returning patient data is a read, so it is audited like any other.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -24,17 +23,12 @@ from services.api.patient_types import PatientPayload, load_patient_view
 from services.api.segments import enforce_payload
 from services.api.types import Patient
 from services.audit.reads import ReadRecord
-from services.commands.commands import Command, PatientStep, RecordCreate, RecordStep
+from services.commands.commands import Command
 
 # The audit reason of a read that returns the result of the caller's own command.
 OWN_COMMAND_RESULT = "OWN_COMMAND_RESULT"
 
-A = TypeVar("A")
 P = TypeVar("P")
-
-# A command on a loaded patient, made for the request's ``now`` (the compatibility shape
-# of ``patient_command``; new code writes a command in services/commands/commands.py).
-Step = Callable[[datetime], Callable[[Any], object]]
 
 
 async def answer_patient(info: Info[CareteamContext, None], command: Command) -> Any:
@@ -47,23 +41,16 @@ async def answer_patient(info: Info[CareteamContext, None], command: Command) ->
         return written
     patient_id = written.patient_id
     fields = selected_fields(info)
-    view = await load_patient_view(ctx, patient_id)
+    view, on_team = await load_patient_view(ctx, patient_id)
     if view is not None:
-        await record_reads(ctx, operation, [patient_id], fields)
+        team = {patient_id} if on_team else set()
+        await record_reads(ctx, operation, [patient_id], fields, on_team=team)
     elif command.stream_id is not None:
         view = await _own_result_view(ctx, operation, patient_id, fields)
     if view is None:
         return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
     created_id = written.created_id if command.stream_id is not None else None
     return PatientPayload(patient=view, log_position=written.log_position, created_id=created_id)
-
-
-async def patient_command(
-    info: Info[CareteamContext, None], operation: str, patient_id: UUID, step: Step
-) -> Any:
-    """Compatibility: runs ``step`` as a patient command (``PatientStep``). Moving to a
-    command class is one line: ``return await answer_patient(info, MyCommand(...))``."""
-    return await answer_patient(info, PatientStep(patient=patient_id, name=operation, step=step))
 
 
 async def _own_result_view(
@@ -95,29 +82,6 @@ async def _own_result_view(
         ]
     )
     return Patient.from_doc(doc)
-
-
-async def record_command(
-    info: Info[CareteamContext, None],
-    operation: str,
-    aggregate_cls: type[A],
-    payload: Callable[[A, Written, UUID | None], P],
-    *,
-    step: Step | None = None,
-    stream_id: UUID | None = None,
-    create: Callable[[datetime], A] | None = None,
-    patient_id: UUID | None = None,
-) -> P | Any:
-    """Compatibility: runs ``step`` on the record ``stream_id`` (``RecordStep``), or
-    ``create`` for ``patient_id`` (``RecordCreate``), through ``answer_record``."""
-    command: Command
-    if step is not None and stream_id is not None:
-        command = RecordStep(name=operation, kind=aggregate_cls, record=stream_id, step=step)
-    elif create is not None and patient_id is not None:
-        command = RecordCreate(name=operation, kind=aggregate_cls, of=patient_id, make=create)
-    else:
-        raise TypeError("record_command needs a step and a stream, or a create and a patient")
-    return await answer_record(info, command, payload)
 
 
 async def answer_record(

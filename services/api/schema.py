@@ -209,9 +209,10 @@ class PatientQuery:
     )
     async def patient(self, info: Info[CareteamContext, None], id: UUID) -> PatientLookup:
         ctx = info.context
-        view = await load_patient_view(ctx, id)
+        view, on_team = await load_patient_view(ctx, id)
         if view is not None:
-            await record_reads(ctx, "patient", [id], selected_fields(info))
+            team = {id} if on_team else set()
+            await record_reads(ctx, "patient", [id], selected_fields(info), on_team=team)
             return view
         try:
             async with ctx.runtime.pool.acquire() as conn:

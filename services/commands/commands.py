@@ -10,7 +10,7 @@ itself to the loaded aggregate at ``now`` (``apply``; a creation has ``create``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -21,6 +21,7 @@ from domain.consultation import ConsultationNote
 from domain.errors import PatientNotEnrolledError
 from domain.patient import Patient
 from domain.referral import Referral
+from domain.rules.flags import rules_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,75 +78,6 @@ class PatientCommand(Command):
     @property
     def patient_id(self) -> UUID | None:
         return self.patient
-
-
-@dataclass(frozen=True, kw_only=True)
-class PatientStep(PatientCommand):
-    """Compatibility for mutations written against ``record_commands.patient_command``:
-    ``step(now)`` returns the function applied to the patient. New code writes a command
-    class instead (docs/architecture.md, 'How to add a command')."""
-
-    name: str
-    step: Callable[[datetime], Callable[[Any], object]] = field(compare=False)
-
-    @property
-    def operation(self) -> str:  # type: ignore[override]
-        return self.name
-
-    def apply(self, aggregate: Any, now: datetime) -> object:
-        return self.step(now)(aggregate)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecordStep(Command):
-    """Compatibility for ``record_commands.record_command``: ``step(now)`` applied to the
-    care plan, referral or note ``record``."""
-
-    name: str
-    kind: type[Any] = field(compare=False)
-    record: UUID
-    step: Callable[[datetime], Callable[[Any], object]] = field(compare=False)
-
-    @property
-    def operation(self) -> str:  # type: ignore[override]
-        return self.name
-
-    @property
-    def aggregate(self) -> type[Any]:  # type: ignore[override]
-        return self.kind
-
-    @property
-    def stream_id(self) -> UUID | None:
-        return self.record
-
-    def apply(self, aggregate: Any, now: datetime) -> object:
-        return self.step(now)(aggregate)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecordCreate(Creation):
-    """Compatibility for ``record_commands.record_command``: ``make(now)`` creates a record
-    of patient ``of``."""
-
-    name: str
-    kind: type[Any] = field(compare=False)
-    of: UUID
-    make: Callable[[datetime], Any] = field(compare=False)
-
-    @property
-    def operation(self) -> str:  # type: ignore[override]
-        return self.name
-
-    @property
-    def aggregate(self) -> type[Any]:  # type: ignore[override]
-        return self.kind
-
-    @property
-    def patient_id(self) -> UUID | None:
-        return self.of
-
-    def create(self, now: datetime) -> Any:
-        return self.make(now)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,22 +239,40 @@ class UnassignCareTeamMember(PatientCommand):
 
 @dataclass(frozen=True, kw_only=True)
 class GrantConsent(PatientCommand):
+    """Records a consent; with ``given_by`` also who gave it (the patient, or a guardian
+    with ``relationship`` and ``giver_name``), under the organisation's age rule
+    ``guardian_consent_under`` (docs/minors.md; the domain's default when None)."""
+
     operation: ClassVar[str] = "grantConsent"
     kind: str
     method: str | None = None
     cost_sharing_explained: bool = False
     partner_organisation_id: UUID | None = None
     expires_on: date | None = None
+    given_by: str | None = None
+    relationship: str | None = None
+    giver_name: str | None = None
+    guardian_consent_under: int | None = None
 
     def apply(self, aggregate: Any, now: datetime) -> object:
-        return aggregate.grant_consent(
-            kind=self.kind,
-            method=self.method,
-            cost_sharing_explained=self.cost_sharing_explained,
-            partner_organisation_id=self.partner_organisation_id,
-            expires_on=self.expires_on,
-            occurred_at=self.at(now),
-            now=now,
+        consent: dict[str, Any] = {
+            "kind": self.kind,
+            "method": self.method,
+            "cost_sharing_explained": self.cost_sharing_explained,
+            "partner_organisation_id": self.partner_organisation_id,
+            "expires_on": self.expires_on,
+            "occurred_at": self.at(now),
+            "now": now,
+        }
+        if self.given_by is None:
+            return aggregate.grant_consent(**consent)
+        if self.guardian_consent_under is not None:
+            consent["guardian_consent_under"] = self.guardian_consent_under
+        return aggregate.grant_consent_given_by(
+            given_by=self.given_by,
+            relationship=self.relationship,
+            giver_name=self.giver_name,
+            **consent,
         )
 
 
@@ -492,6 +442,25 @@ class ReviewEmergencyAccess(PatientCommand):
             reviewer_id=self.reviewer_id,
             outcome=self.outcome,
             note=self.note,
+            occurred_at=now,
+            now=now,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemindMeasurement(PatientCommand):
+    """A reminder that ``instrument`` is due, for a messaging partner to deliver
+    (docs/patient-channel.md); due after the registry's measurement interval of the rules
+    in force on the day. Authorised as ``recordScreening``: whoever may record the
+    screening may remind the patient of it."""
+
+    operation: ClassVar[str] = "recordScreening"
+    instrument: str
+
+    def apply(self, aggregate: Any, now: datetime) -> object:
+        return aggregate.remind_measurement(
+            instrument=self.instrument,
+            due_after_days=rules_for(now.date()).measurement_due_after_days,
             occurred_at=now,
             now=now,
         )

@@ -2,10 +2,13 @@
 
 1. authorise the actor for the command's operation on its patient (in SQL, through the
    ``AccessPolicy`` the caller passes: services/api/access.py; a refusal is recorded in
-   ``access_log`` and answered as a ``Refusal``);
+   ``access_log`` and answered as a ``Refusal``). For a change to a known patient's
+   stream without an idempotency key the check is part of the load's statement
+   (``LoadCheck``: nothing is read when it refuses), else a statement of its own;
 2. answer a repeated idempotency key with the first result (nothing written);
 3. load the aggregate, apply the command with ``now``, append (retried once on a
-   conflict, services/application.py), or create a new stream;
+   conflict, services/application.py, the check decided again by the second load), or
+   create a new stream;
 4. wait for the read models to reach the append (read-your-writes, bounded);
 5. return ``Written`` or a typed ``Refusal``.
 
@@ -30,6 +33,7 @@ from services.eventstore import (
     DuplicateCommandError,
     EventMetadata,
     IdempotencyKey,
+    LoadCheck,
     LogPosition,
     StreamNotFoundError,
 )
@@ -117,6 +121,11 @@ class AccessPolicy(Protocol):
     async def patient_of(self, stream_id: UUID) -> UUID | None:
         """The patient a stream belongs to, or None when there is no such stream."""
 
+    def in_load(self, actor: Actor, operation: str, patient_id: UUID) -> LoadCheck | None:
+        """The check ``authorise`` makes, as a ``LoadCheck`` the load decides in its own
+        statement (its refusal raises ``Denial``), or None when no SQL is needed (a system
+        actor). Raises ``Denial`` at once when the role alone refuses."""
+
 
 # The first result of a repeated idempotency key: a replayed Written, a Refusal (the key
 # was used for another input), or None (a new key).
@@ -150,8 +159,15 @@ async def handle(
             except Denial as denial:
                 return await _refuse(access, actor, denial, None)
             return not_found
+    # A change to a known patient's stream with no idempotency key is authorised in the
+    # load's own statement (one round trip); otherwise first, as its own statement (a
+    # repeated key is answered only to a caller authorised now).
+    check: LoadCheck | None = None
     try:
-        await access.authorise(actor, operation, patient_id)
+        if idempotency is None and stream_id is not None and patient_id is not None:
+            check = access.in_load(actor, operation, patient_id)
+        else:
+            await access.authorise(actor, operation, patient_id)
     except Denial as denial:
         return await _refuse(access, actor, denial, patient_id)
     if isinstance(idempotency, Refusal):
@@ -179,8 +195,16 @@ async def handle(
         else:
             assert stream_id is not None
             result = await app.execute(
-                command.aggregate, stream_id, run, metadata=metadata, now=now, idempotency=key
+                command.aggregate,
+                stream_id,
+                run,
+                metadata=metadata,
+                now=now,
+                idempotency=key,
+                check=check,
             )
+    except Denial as denial:  # refused by the check in the load's statement
+        return await _refuse(access, actor, denial, patient_id)
     except DuplicateCommandError:
         # Another request with the same key was written between our look-up and append.
         assert key is not None and first_result is not None

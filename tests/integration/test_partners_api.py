@@ -22,6 +22,7 @@ from services.auth import Principal, Role
 from services.bootstrap import Runtime, open_runtime
 from services.eventstore import EventMetadata
 from services.settings import Secret, Settings
+from tests.integration.graphql_support import execute_as
 from tests.integration.test_partners_feeds import (
     FAST,
     GIVEN,
@@ -82,11 +83,7 @@ async def run(
     runtime: Runtime, principal: Principal, query: str, **variables: Any
 ) -> dict[str, Any]:
     """Executes one operation as ``principal``; fails on unexpected GraphQL errors."""
-    ctx = CareteamContext(runtime=runtime, request=None, principal=principal)
-    result = await SCHEMA.execute(query, variable_values=variables, context_value=ctx)
-    assert result.errors is None, result.errors
-    assert result.data is not None
-    return result.data
+    return await execute_as(SCHEMA, runtime, principal, query, **variables)
 
 
 def webhook_input(url: str, **overrides: Any) -> dict[str, Any]:

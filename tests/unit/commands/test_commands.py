@@ -11,7 +11,7 @@ import pytest
 
 from domain.patient import Patient
 from services.api.authz import POLICY, SYSTEM_OPERATIONS
-from services.commands import commands
+from services.commands import commands, pcbh
 from services.commands.commands import Command, Creation, EnrollPatient, RegisterPatient
 
 NOW = datetime(2026, 3, 2, 10, tzinfo=UTC)
@@ -19,16 +19,16 @@ NOW = datetime(2026, 3, 2, 10, tzinfo=UTC)
 
 def concrete() -> list[type[Command]]:
     found = []
-    for value in vars(commands).values():
+    for value in [*vars(commands).values(), *vars(pcbh).values()]:
         if isinstance(value, type) and issubclass(value, Command):
             if isinstance(value.__dict__.get("operation"), str):
                 found.append(value)
-    return found
+    return list(dict.fromkeys(found))
 
 
 def test_every_command_names_a_policy_row_and_is_frozen() -> None:
     classes = concrete()
-    assert len(classes) >= 45
+    assert len(classes) >= 55
     for cls in classes:
         assert cls.operation in POLICY, cls.__name__
         assert cls.__dataclass_params__.frozen, cls.__name__  # type: ignore[attr-defined]

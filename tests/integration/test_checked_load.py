@@ -1,0 +1,147 @@
+"""The command handler's authorisation decided in the load's own statement
+(``LoadCheck``, services/eventstore.py): the same answers, refusals and audit rows as a
+check of its own and nothing written when it refuses, identifying fields decrypted with
+the key read in that statement, and two writers at once on one patient both written, one
+after the other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from domain.patient import Patient
+from services.api.schema import build_schema
+from services.auth import Principal, Role
+from services.bootstrap import Runtime, open_runtime
+from services.eventstore import LoadCheck
+from services.settings import Secret, Settings
+from tests.integration.graphql_support import execute_as
+
+ORG = uuid4()
+CARE_MANAGER = Principal(uuid4(), Role.CARE_MANAGER, ORG)
+OTHER_CARE_MANAGER = Principal(uuid4(), Role.CARE_MANAGER, ORG)
+ELSEWHERE = Principal(uuid4(), Role.CARE_MANAGER, uuid4())
+SCHEMA = build_schema()
+
+REGISTER = """mutation ($mrn: String!) { registerPatient(input: {givenName: "Ann",
+  familyName: "Example", birthDate: "1980-01-02", mrn: $mrn}) {
+  __typename ... on PatientPayload { patient { id } } } }"""
+ENROLL = """mutation ($id: UUID!) { enrollPatient(input: {patientId: $id}) { __typename } }"""
+CONTACT = """mutation ($id: UUID!) { logContact(input: {patientId: $id,
+  activityKind: CONTACT, modalityKind: PHONE, minutes: 20}) {
+  __typename ... on PatientPayload { logPosition }
+  ... on ForbiddenError { code } ... on NotFoundError { code } } }"""
+
+
+@pytest.fixture
+async def runtime(db_dsn: str, tmp_path: Path) -> AsyncIterator[Runtime]:
+    settings = Settings(database_url=Secret(db_dsn), data_dir=tmp_path)
+    async with open_runtime(settings, run_relay=False) as rt:
+        yield rt
+
+
+async def execute(
+    runtime: Runtime, principal: Principal, query: str, **variables: Any
+) -> dict[str, Any]:
+    data = await execute_as(SCHEMA, runtime, principal, query, **variables)
+    return dict(next(iter(data.values())))
+
+
+async def enrolled(runtime: Runtime) -> UUID:
+    mrn = f"MRN-{uuid4().hex[:8]}"
+    registered = await execute(runtime, CARE_MANAGER, REGISTER, mrn=mrn)
+    patient_id = UUID(registered["patient"]["id"])
+    await execute(runtime, CARE_MANAGER, ENROLL, id=str(patient_id))
+    return patient_id
+
+
+async def versions(runtime: Runtime, patient_id: UUID) -> list[int]:
+    async with runtime.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT stream_version FROM events WHERE stream_id = $1 ORDER BY 1", patient_id
+        )
+    return [r["stream_version"] for r in rows]
+
+
+async def denials(runtime: Runtime, actor: UUID) -> list[tuple[str, str, UUID | None]]:
+    async with runtime.pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT operation, reason, patient_id FROM access_log
+               WHERE actor_id = $1 AND outcome = 'denied'""",
+            actor,
+        )
+    return [(r["operation"], r["reason"], r["patient_id"]) for r in rows]
+
+
+async def test_refusals_are_answered_and_audited_as_before_and_write_nothing(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+    before = await versions(runtime, patient_id)
+    off_team = await execute(runtime, OTHER_CARE_MANAGER, CONTACT, id=str(patient_id))
+    assert off_team == {"__typename": "ForbiddenError", "code": "NOT_ON_CARE_TEAM"}
+    hidden = await execute(runtime, ELSEWHERE, CONTACT, id=str(patient_id))
+    assert hidden == {"__typename": "NotFoundError", "code": "PATIENT_NOT_FOUND"}
+    assert await versions(runtime, patient_id) == before
+    assert await denials(runtime, OTHER_CARE_MANAGER.user_id) == [
+        ("logContact", "NOT_ON_CARE_TEAM", patient_id)
+    ]
+    assert await denials(runtime, ELSEWHERE.user_id) == [
+        ("logContact", "PATIENT_NOT_IN_ORGANISATION", patient_id)
+    ]
+
+
+async def test_two_writers_at_once_are_both_written_one_after_the_other(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+    before = await versions(runtime, patient_id)
+    answers = await asyncio.gather(
+        *(execute(runtime, CARE_MANAGER, CONTACT, id=str(patient_id)) for _ in range(2))
+    )
+    assert [a["__typename"] for a in answers] == ["PatientPayload", "PatientPayload"]
+    after = await versions(runtime, patient_id)
+    assert after == [*before, before[-1] + 1, before[-1] + 2]
+
+
+class Refused(Exception):
+    pass
+
+
+def check(refused: str | None) -> LoadCheck:
+    def sql(first: int) -> tuple[str, list[object]]:
+        return f"SELECT ${first}::text AS refused", [refused]
+
+    return LoadCheck(sql=sql, refuse=Refused)
+
+
+async def test_the_checked_load_rebuilds_what_the_plain_load_does_or_reads_nothing(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+    store = runtime.store
+    plain = await store.load(Patient, patient_id)
+    checked = await store.load(Patient, patient_id, check=check(None))
+    # The name is an identifying field, stored encrypted: decrypted with the key the
+    # checked load's own statement read.
+    assert checked.given_name == plain.given_name == "Ann"
+    assert checked.snapshot_state() == plain.snapshot_state()
+    with pytest.raises(Refused, match="NOT_ON_CARE_TEAM"):
+        await store.load(Patient, patient_id, check=check("NOT_ON_CARE_TEAM"))
+
+
+async def test_a_forgotten_patients_fields_stay_unreadable_through_the_checked_load(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+    assert runtime.store.keyring is not None
+    async with runtime.pool.acquire() as conn:
+        await runtime.store.keyring.destroy(conn, patient_id)
+    plain = await runtime.store.load(Patient, patient_id)
+    checked = await runtime.store.load(Patient, patient_id, check=check(None))
+    assert checked.given_name is None and plain.given_name is None
