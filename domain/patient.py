@@ -1286,11 +1286,17 @@ class Patient(Aggregate):
 
         At most one active flag per kind: the registry shows a flag, not a count.
         """
-        self._check_time(occurred_at, now)
-        what = require_enum(FlagKind, kind, "kind")
-        rule = require_text(rule_id, "rule_id", max_length=MAX_SHORT_TEXT_LENGTH)
-        version = require_text(rule_version, "rule_version", max_length=MAX_SHORT_TEXT_LENGTH)
-        checked = check_payload_mapping(inputs, "inputs")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        what = problems.check(require_enum, FlagKind, kind, "kind")
+        short = MAX_SHORT_TEXT_LENGTH
+        rule = problems.check(require_text, rule_id, "rule_id", max_length=short)
+        version = problems.check(require_text, rule_version, "rule_version", max_length=short)
+        checked = problems.check(check_payload_mapping, inputs, "inputs")
+        problems.raise_any()
+        assert what is not None and rule is not None and version is not None  # checked above
+        assert checked is not None
         if self.active_flag(what) is not None:
             raise FlagAlreadyRaisedError(f"a {what.value} flag is active", aggregate_id=self.id)
         new_id = self._new_id(flag_id, self.flags, "flag_id")
@@ -1344,13 +1350,17 @@ class Patient(Aggregate):
         task_id: UUID | None = None,
     ) -> UUID:
         """Create a task for the care team; returns its id."""
-        self._check_time(occurred_at, now)
-        what = require_enum(TaskKind, kind, "kind")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        what = problems.check(require_enum, TaskKind, kind, "kind")
         if isinstance(due_on, datetime) or not isinstance(due_on, date):
-            raise InvalidPayloadValueError("due_on must be a date")
+            problems.add(InvalidPayloadValueError("due_on must be a date", field="due_on"))
         for name, value in (("source_id", source_id), ("assignee_id", assignee_id)):
             if value is not None:
-                require_uuid(value, name)
+                problems.check(require_uuid, value, name)
+        problems.raise_any()
+        assert what is not None  # checked above
         new_id = self._new_id(task_id, self.tasks, "task_id")
         self._task_created(
             task_id=new_id,
