@@ -302,3 +302,40 @@ async def test_consultation_inputs_report_every_bad_field(
     )
     assert fields(addendum) == [("occurredAt", "OCCURRED_IN_FUTURE"), ("text", "BLANK_VALUE")]
     assert await event_count(db_dsn, note_id) == written
+
+
+async def test_patient_commands_with_lists_and_conditional_fields_report_every_problem(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """A relapse prevention plan names each blank item by its index; a consent for
+    collaborative care without its method and a future time names both."""
+    team = enrolled_patient(server, mrn="FP-6")
+    before = await event_count(db_dsn, team.patient_id)
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    plan = mutate(
+        server,
+        "writeRelapsePreventionPlan",
+        {
+            "patientId": team.patient_id,
+            "warningSigns": ["Sleeping badly", " "],
+            "strategies": [],
+            "occurredAt": future,
+        },
+        team.care_manager,
+    )
+    assert fields(plan) == [
+        ("occurredAt", "OCCURRED_IN_FUTURE"),
+        ("warningSigns[1]", "BLANK_VALUE"),
+        ("strategies", "INVALID_PAYLOAD_VALUE"),
+    ]
+    consent = mutate(
+        server,
+        "grantConsent",
+        {"patientId": team.patient_id, "kind": "COCM_TREATMENT", "occurredAt": future},
+        team.care_manager,
+    )
+    assert fields(consent) == [
+        ("occurredAt", "OCCURRED_IN_FUTURE"),
+        ("method", "CONSENT_METHOD_REQUIRED"),
+    ]
+    assert await event_count(db_dsn, team.patient_id) == before

@@ -315,3 +315,46 @@ def test_a_task_and_a_flag_report_every_field_and_write_nothing() -> None:
         ("CONTROL_CHARACTER", "inputs.note"),
     ]
     assert patient.collect_events() == []
+
+
+def test_patient_commands_report_every_problem_before_their_state_rules() -> None:
+    patient = enrolled_patient()
+    patient.collect_events()
+    with pytest.raises(ValidationError) as caught:
+        patient.grant_consent(kind="data_sharing", expires_on="soon", occurred_at=LATER, now=NOW)  # type: ignore[arg-type]
+    assert _problems(caught) == [
+        ("OCCURRED_IN_FUTURE", "occurred_at"),
+        ("PARTNER_ORGANISATION_REQUIRED", "partner_organisation_id"),
+        ("INVALID_PAYLOAD_VALUE", "expires_on"),
+    ]
+    with pytest.raises(ValidationError) as caught:
+        patient.grant_emergency_access(
+            user_id=uuid4(), role="pcp", reason=" ", minutes=0, occurred_at=LATER, now=NOW
+        )
+    assert _problems(caught) == [
+        ("OCCURRED_IN_FUTURE", "occurred_at"),
+        ("BLANK_VALUE", "reason"),
+        ("INVALID_EMERGENCY_WINDOW", "minutes"),
+    ]
+    with pytest.raises(ValidationError) as caught:
+        patient.record_utilisation(
+            kind="emergency_visit",
+            source="pigeon",
+            effective_on=NOW.date() + timedelta(days=3),
+            occurred_at=LATER,
+            now=NOW,
+        )
+    assert _problems(caught) == [
+        ("OCCURRED_IN_FUTURE", "occurred_at"),
+        ("INVALID_ENUM_VALUE", "source"),
+        ("OCCURRED_IN_FUTURE", "effectiveOn"),
+    ]
+    with pytest.raises(ValidationError) as caught:
+        patient.write_relapse_prevention_plan(
+            warning_signs=[], strategies=["Walk", ""], occurred_at=day(5), now=NOW
+        )
+    assert _problems(caught) == [
+        ("INVALID_PAYLOAD_VALUE", "warning_signs"),
+        ("BLANK_VALUE", "strategies[1]"),
+    ]
+    assert patient.collect_events() == []
