@@ -50,6 +50,7 @@ from services.api.registry_types import (
     ConsultationTrackerView,
     EpisodeOutcomeView,
     OutcomesReport,
+    PageOf,
     Panel,
     PanelPatientConnection,
     PanelPatientEdge,
@@ -60,6 +61,7 @@ from services.api.registry_types import (
     ReferralTrackerView,
     RegistryPageInfo,
     ReviewQueue,
+    ReviewQueueEdge,
     ReviewQueueEntry,
 )
 from services.auth import Role
@@ -484,18 +486,48 @@ class RegistryQuery:
             )
             for (cursor, _), row in zip(page.rows, rows, strict=True)
         ]
+        # The deprecated note lists are recorded as read only when selected; their paged
+        # successors record the patients of their page when read.
+        selected = {p.split(".")[1] for p in _selected_paths(info.selected_fields, "") if "." in p}
         await _audit(
             info,
             [row.patient_id for row in rows]
-            + [UUID(d["patient_id"]) for d in (*to_draft, *to_sign)],
+            + ([UUID(d["patient_id"]) for d in to_draft] if "notesToDraft" in selected else [])
+            + ([UUID(d["patient_id"]) for d in to_sign] if "notesToSign" in selected else []),
         )
+
+        def notes_page(status: str) -> PageOf[ConsultationTrackerConnection]:
+            async def read(
+                sub: Info[Any, None], first: int, after: str | None
+            ) -> ConsultationTrackerConnection:
+                async with ctx.runtime.pool.acquire() as conn:
+                    try:
+                        tracked = await trackers.page_consultations(
+                            conn,
+                            first=first,
+                            after=after,
+                            consultant_id=consultant,
+                            statuses=[status],
+                            scope=scope,
+                        )
+                    except (trackers.TrackerPageSizeError, InvalidCursorError) as exc:
+                        raise _page_error(exc) from None
+                found = _consultation_connection(tracked, today, zone)
+                await _audit_under(sub, info.field_name, (e.node.patient_id for e in found.edges))
+                return found
+
+            return read
+
         return ReviewQueue(
             as_of=today,
             patients=entries,
+            edges=[ReviewQueueEdge(cursor=e.cursor, node=e) for e in entries],
             page_info=_page_info(page),
             total_count=page.total_count,
             notes_to_draft=_consultation_views(to_draft, today, zone),
             notes_to_sign=_consultation_views(to_sign, today, zone),
+            to_draft_page_of=notes_page("requested"),
+            to_sign_page_of=notes_page("drafted"),
         )
 
     @strawberry.field(

@@ -829,18 +829,62 @@ class ReviewQueueEntry:
         )
 
 
+@strawberry.type(description="One patient of the review queue and its cursor.")
+class ReviewQueueEdge:
+    cursor: str = strawberry.field(description="Opaque position of this entry (an `after`).")
+    node: ReviewQueueEntry = strawberry.field(description="The patient and why they are here.")
+
+
 @strawberry.type(description="The psychiatric consultant's queue for the caseload review.")
 class ReviewQueue:
     as_of: date = strawberry.field(description="The day evaluated.")
-    patients: list[ReviewQueueEntry] = strawberry.field(description="Patients, most urgent first.")
+    patients: list[ReviewQueueEntry] = strawberry.field(
+        description="Patients, most urgent first.",
+        deprecation_reason="Use edges { node } (a Relay-style connection).",
+    )
+    edges: list[ReviewQueueEdge] = strawberry.field(
+        description="The patients of this page, most urgent first."
+    )
+    max_page_size: int = strawberry.field(
+        default=caseload_model.MAX_PAGE_SIZE, description="The largest `first` accepted."
+    )
     page_info: RegistryPageInfo = strawberry.field(description="Paging state of `patients`.")
     total_count: int = strawberry.field(description="Patients on the queue, all pages.")
     notes_to_draft: list[ConsultationTrackerView] = strawberry.field(
-        description="Requested consultations waiting for a draft."
+        description="Requested consultations waiting for a draft; at most 500.",
+        deprecation_reason="Capped at 500: use notesToDraftPage (paged with its own first/after).",
     )
     notes_to_sign: list[ConsultationTrackerView] = strawberry.field(
-        description="Drafted notes waiting for a signature."
+        description="Drafted notes waiting for a signature; at most 500.",
+        deprecation_reason="Capped at 500: use notesToSignPage (paged with its own first/after).",
     )
+    # How the two note pages are read when selected (services.api.registry_queries).
+    to_draft_page_of: strawberry.Private[PageOf[ConsultationTrackerConnection]]
+    to_sign_page_of: strawberry.Private[PageOf[ConsultationTrackerConnection]]
+
+    @strawberry.field(
+        description="Requested consultations waiting for a draft, oldest request first, a "
+        "page at a time (`first` 1 to 200)."
+    )
+    async def notes_to_draft_page(
+        self,
+        info: Info[Any, None],
+        first: int = trackers_model.TRACKER_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ConsultationTrackerConnection:
+        return await self.to_draft_page_of(info, first, after)
+
+    @strawberry.field(
+        description="Drafted notes waiting for a signature, oldest request first, a page at "
+        "a time (`first` 1 to 200)."
+    )
+    async def notes_to_sign_page(
+        self,
+        info: Info[Any, None],
+        first: int = trackers_model.TRACKER_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ConsultationTrackerConnection:
+        return await self.to_sign_page_of(info, first, after)
 
 
 @strawberry.type(

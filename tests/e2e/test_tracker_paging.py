@@ -148,3 +148,49 @@ def test_the_consultation_tracker_and_the_panels_lists_page(server: ServerProces
     )
     again = server.graphql(PANEL, {"first": 2}, token=team.pcp)["data"]["panel"]
     assert again["consultationsAwaitingPage"]["totalCount"] == 3
+
+
+REVIEW = """query($first: Int!, $after: String) { reviewQueue {
+  maxPageSize
+  edges { cursor node { priority patient { patientId } } }
+  notesToDraftPage(first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id noteStatus } }
+  }
+  notesToSignPage(first: $first) { totalCount edges { node { id noteStatus } } }
+} }"""
+
+
+def test_the_review_queues_notes_are_paged(server: ServerProcess) -> None:
+    team = enrolled_patient(server)
+    asked = [
+        command(
+            server,
+            "requestConsultation",
+            {"patientId": team.patient_id, "question": f"Question {n}?"},
+            team.care_manager,
+            "... on ConsultationNotePayload { consultationNote { id } }",
+        )["consultationNote"]["id"]
+        for n in range(3)
+    ]
+    body = server.graphql(REVIEW, {"first": 2}, token=team.psychiatrist)
+    assert "errors" not in body, body
+    queue = body["data"]["reviewQueue"]
+    assert queue["maxPageSize"] == 200
+    assert [e["node"]["patient"]["patientId"] for e in queue["edges"]] == [team.patient_id]
+    drafts = queue["notesToDraftPage"]
+    assert (drafts["totalCount"], len(drafts["edges"]), drafts["pageInfo"]["hasNextPage"]) == (
+        3,
+        2,
+        True,
+    )
+    rest = server.graphql(
+        REVIEW, {"first": 2, "after": drafts["pageInfo"]["endCursor"]}, token=team.psychiatrist
+    )["data"]["reviewQueue"]["notesToDraftPage"]
+    assert not rest["pageInfo"]["hasNextPage"]
+    seen = [e["node"]["id"] for e in drafts["edges"] + rest["edges"]]
+    assert sorted(seen) == sorted(asked)
+    assert {e["node"]["noteStatus"] for e in drafts["edges"]} == {"REQUESTED"}
+    assert queue["notesToSignPage"] == {"totalCount": 0, "edges": []}
+    refused = server.graphql(REVIEW, {"first": 0}, token=team.psychiatrist)
+    extensions = refused["errors"][0]["extensions"]
+    assert (extensions["code"], extensions["field"]) == ("PAGE_SIZE", "first")
