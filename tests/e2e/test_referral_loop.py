@@ -111,7 +111,7 @@ async def test_a_referral_closes_only_with_its_report_back(
         assert no_report == {
             "__typename": "ValidationError",
             "code": "REPORT_BACK_REQUIRED",
-            "field": None,
+            "field": "reportBackSummary",
         }
     assert await event_count(db_dsn, referral_id) == 4
 
