@@ -1942,22 +1942,28 @@ class Patient(Aggregate):
         visit_id: UUID | None = None,
     ) -> UUID:
         """A BHC on the team saw the patient for 15-30 minutes; returns the visit id."""
-        self._check_time(occurred_at, now)
-        if self.wider_team_role_of(bhc_id) is not WiderTeamRole.BEHAVIORAL_HEALTH_CONSULTANT:
-            raise NotABehavioralHealthConsultantError(
-                "a brief visit is recorded by a BHC on the patient's team",
-                aggregate_id=self.id,
-                field="bhcId",
-            )
+        # issue 13: every field problem at once (domain.common.Problems), nothing written;
+        # who may record the visit is checked once the input is valid.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
         if (
             isinstance(minutes, bool)
             or not isinstance(minutes, int)
             or not BRIEF_VISIT_MIN_MINUTES <= minutes <= BRIEF_VISIT_MAX_MINUTES
         ):
-            raise BriefVisitDurationError(
-                f"minutes must be {BRIEF_VISIT_MIN_MINUTES}-{BRIEF_VISIT_MAX_MINUTES}",
+            problems.add(
+                BriefVisitDurationError(
+                    f"minutes must be {BRIEF_VISIT_MIN_MINUTES}-{BRIEF_VISIT_MAX_MINUTES}",
+                    aggregate_id=self.id,
+                    field="minutes",
+                )
+            )
+        problems.raise_any()
+        if self.wider_team_role_of(bhc_id) is not WiderTeamRole.BEHAVIORAL_HEALTH_CONSULTANT:
+            raise NotABehavioralHealthConsultantError(
+                "a brief visit is recorded by a BHC on the patient's team",
                 aggregate_id=self.id,
-                field="minutes",
+                field="bhcId",
             )
         if handoff_id is not None and handoff_id not in self.integrated_care.handoffs:
             raise WarmHandoffNotFoundError(

@@ -357,4 +357,11 @@ def test_patient_commands_report_every_problem_before_their_state_rules() -> Non
         ("INVALID_PAYLOAD_VALUE", "warning_signs"),
         ("BLANK_VALUE", "strategies[1]"),
     ]
+    # The input of a brief visit before who may record it (nobody here is a BHC).
+    with pytest.raises(ValidationError) as caught:
+        patient.record_brief_visit(bhc_id=uuid4(), minutes=14, occurred_at=LATER, now=NOW)
+    assert _problems(caught) == [
+        ("OCCURRED_IN_FUTURE", "occurred_at"),
+        ("BRIEF_VISIT_DURATION", "minutes"),
+    ]
     assert patient.collect_events() == []
