@@ -12,9 +12,9 @@ Resolvers stay short: the SQL and the derivations live in the projection modules
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, tzinfo
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -66,6 +66,8 @@ from services.api.registry_types import (
 )
 from services.auth import Role
 from services.database import Conn
+
+C = TypeVar("C", ReferralTrackerConnection, ConsultationTrackerConnection)
 
 # The authorisation grant every read model here is checked against: reading a registry
 # row, a bill or a tracker is reading that patient's data.
@@ -314,6 +316,31 @@ async def _audit_under(info: Info[Any, None], operation: str, patient_ids: Itera
         await record_reads(info.context, operation, ids, fields)
 
 
+def _loops_page_of(
+    ctx: CareteamContext,
+    parent: str,
+    fetch: Callable[..., Awaitable[trackers.TrackerPage]],
+    connection: Callable[[trackers.TrackerPage, date, tzinfo], C],
+    today: date,
+    zone: tzinfo,
+    **filters: Any,
+) -> PageOf[C]:
+    """Reads a page of referral or consultation loops inside ``parent`` (the panel or the
+    review queue) when a portal selects it: refused pages are `errors` entries naming the
+    argument, and the patients of the page are recorded as read under ``parent``."""
+
+    async def read(sub: Info[Any, None], first: int, after: str | None) -> C:
+        async with ctx.runtime.pool.acquire() as conn:
+            try:
+                page = await fetch(conn, first=first, after=after, scope=_scope(ctx), **filters)
+            except (trackers.TrackerPageSizeError, InvalidCursorError) as exc:
+                raise _page_error(exc) from None
+        await _audit_under(sub, parent, (UUID(d["patient_id"]) for d in page.docs))
+        return connection(page, today, zone)
+
+    return read
+
+
 ReferralTrackerResult = Annotated[
     ReferralTrackerConnection | ValidationError,
     result_union("ReferralTrackerResult", "A page of referral loops, or why not."),
@@ -496,28 +523,6 @@ class RegistryQuery:
             + ([UUID(d["patient_id"]) for d in to_sign] if "notesToSign" in selected else []),
         )
 
-        def notes_page(status: str) -> PageOf[ConsultationTrackerConnection]:
-            async def read(
-                sub: Info[Any, None], first: int, after: str | None
-            ) -> ConsultationTrackerConnection:
-                async with ctx.runtime.pool.acquire() as conn:
-                    try:
-                        tracked = await trackers.page_consultations(
-                            conn,
-                            first=first,
-                            after=after,
-                            consultant_id=consultant,
-                            statuses=[status],
-                            scope=scope,
-                        )
-                    except (trackers.TrackerPageSizeError, InvalidCursorError) as exc:
-                        raise _page_error(exc) from None
-                found = _consultation_connection(tracked, today, zone)
-                await _audit_under(sub, info.field_name, (e.node.patient_id for e in found.edges))
-                return found
-
-            return read
-
         return ReviewQueue(
             as_of=today,
             patients=entries,
@@ -526,8 +531,26 @@ class RegistryQuery:
             total_count=page.total_count,
             notes_to_draft=_consultation_views(to_draft, today, zone),
             notes_to_sign=_consultation_views(to_sign, today, zone),
-            to_draft_page_of=notes_page("requested"),
-            to_sign_page_of=notes_page("drafted"),
+            to_draft_page_of=_loops_page_of(
+                ctx,
+                info.field_name,
+                trackers.page_consultations,
+                _consultation_connection,
+                today,
+                zone,
+                consultant_id=consultant,
+                statuses=["requested"],
+            ),
+            to_sign_page_of=_loops_page_of(
+                ctx,
+                info.field_name,
+                trackers.page_consultations,
+                _consultation_connection,
+                today,
+                zone,
+                consultant_id=consultant,
+                statuses=["drafted"],
+            ),
         )
 
     @strawberry.field(
@@ -584,39 +607,6 @@ class RegistryQuery:
             + ([r.patient_id for r in referrals] if "referrals" in selected else []),
         )
 
-        async def consultations_page(
-            sub: Info[Any, None], first: int, after: str | None
-        ) -> ConsultationTrackerConnection:
-            async with ctx.runtime.pool.acquire() as conn:
-                try:
-                    tracked = await trackers.page_consultations(
-                        conn,
-                        first=first,
-                        after=after,
-                        pcp_id=pcp,
-                        statuses=["signed", "acknowledged"],
-                        scope=scope,
-                    )
-                except (trackers.TrackerPageSizeError, InvalidCursorError) as exc:
-                    raise _page_error(exc) from None
-            found = _consultation_connection(tracked, today, zone)
-            await _audit_under(sub, info.field_name, (e.node.patient_id for e in found.edges))
-            return found
-
-        async def referrals_page(
-            sub: Info[Any, None], first: int, after: str | None
-        ) -> ReferralTrackerConnection:
-            async with ctx.runtime.pool.acquire() as conn:
-                try:
-                    tracked = await trackers.page_referrals(
-                        conn, first=first, after=after, pcp_id=pcp, scope=scope
-                    )
-                except (trackers.TrackerPageSizeError, InvalidCursorError) as exc:
-                    raise _page_error(exc) from None
-            found = _referral_connection(tracked, today, zone)
-            await _audit_under(sub, info.field_name, (e.node.patient_id for e in found.edges))
-            return found
-
         return Panel(
             as_of=today,
             patients=patients,
@@ -631,8 +621,25 @@ class RegistryQuery:
             ),
             consultations_awaiting=awaiting,
             referrals=referrals,
-            consultations_page_of=consultations_page,
-            referrals_page_of=referrals_page,
+            consultations_page_of=_loops_page_of(
+                ctx,
+                info.field_name,
+                trackers.page_consultations,
+                _consultation_connection,
+                today,
+                zone,
+                pcp_id=pcp,
+                statuses=["signed", "acknowledged"],
+            ),
+            referrals_page_of=_loops_page_of(
+                ctx,
+                info.field_name,
+                trackers.page_referrals,
+                _referral_connection,
+                today,
+                zone,
+                pcp_id=pcp,
+            ),
         )
 
     @strawberry.field(
