@@ -149,6 +149,18 @@ def test_the_consultation_tracker_and_the_panels_lists_page(server: ServerProces
     again = server.graphql(PANEL, {"first": 2}, token=team.pcp)["data"]["panel"]
     assert again["consultationsAwaitingPage"]["totalCount"] == 3
 
+    # Each page read is recorded under the panel, with the fields the portal selected.
+    reads = server.graphql(
+        """query($id: UUID!) { auditTrail(patientId: $id, kinds: [READ], first: 500) {
+             ... on AuditTrail { edges { node { action fields } } } } }""",
+        {"id": team.patient_id},
+        token=server.token("compliance"),
+    )["data"]["auditTrail"]["edges"]
+    panel_fields = {f for e in reads if e["node"]["action"] == "panel" for f in e["node"]["fields"]}
+    assert "panel.referralPage.edges.node.id" in panel_fields
+    assert "panel.consultationsAwaitingPage.edges.node.id" in panel_fields
+    assert any(e["node"]["action"] == "consultationTrackerPage" for e in reads)
+
 
 REVIEW = """query($first: Int!, $after: String) { reviewQueue {
   maxPageSize
