@@ -15,6 +15,7 @@ from projections.trackers import (
     check_tracker_page,
     tracker_cursor,
 )
+from services.api.emergency import _grant_after, _grant_cursor
 from services.api.errors import ValidationError
 from services.api.registry_queries import _page_error, _page_refused
 
@@ -62,3 +63,15 @@ def test_a_forged_cursor_or_one_of_another_list_is_refused_naming_after(after: s
         check_tracker_page(10, after)
     answer = _page_refused(refused.value)
     assert (answer.code, answer.field) == ("INVALID_CURSOR", "after")
+
+
+def test_an_emergency_grant_cursor_resumes_after_its_grant_and_refuses_a_forged_one() -> None:
+    grant = uuid4()
+    cursor = _grant_cursor({"granted_at": REQUESTED, "grant_id": grant})
+    assert _grant_after(cursor) == (REQUESTED, grant)
+    assert _grant_after(None) is None
+    for forged in ("", "eA", tracker_cursor({"requested_at": REQUESTED, "id": str(grant)})):
+        with pytest.raises(InvalidCursorError):
+            _grant_after(forged)
+    with pytest.raises(InvalidCursorError):
+        _grant_after(encode_cursor("emergency:granted_at,grant_id", ["yesterday", str(grant)]))
