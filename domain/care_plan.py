@@ -20,6 +20,7 @@ from domain.common import (
     GoalStatus,
     InterventionKind,
     InterventionStatus,
+    Problems,
     PsychotherapyModality,
     TargetKind,
     TreatmentDecision,
@@ -45,8 +46,9 @@ from domain.errors import (
     OutOfOrderError,
     ReasonRequiredError,
     TargetNotFoundError,
+    ValidationError,
 )
-from domain.instruments import Instrument, spec_for
+from domain.instruments import Instrument, InstrumentSpec, spec_for
 
 RULES_VERSION: Final = "germanimpact-2014"
 # GermanIMPACT thresholds: remission below 5; response at 50% improvement.
@@ -369,8 +371,12 @@ class CarePlan(Snapshotting, Aggregate):
         self, *, description: str, occurred_at: datetime, now: datetime, goal_id: UUID | None = None
     ) -> UUID:
         """Add a goal; returns its id."""
-        self._check_open(occurred_at, now)
-        text = require_text(description, "description")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        text = problems.check(require_text, description, "description")
+        problems.raise_any()
+        assert text is not None  # checked above
         new_id = _new_id(goal_id, self.goals, "goal_id")
         self._goal_added(
             patient_id=self.patient_id,
@@ -391,8 +397,20 @@ class CarePlan(Snapshotting, Aggregate):
         reason: str | None = None,
     ) -> None:
         """Mark a goal achieved or dropped (a dropped goal needs a reason)."""
-        self._check_open(occurred_at, now)
-        new_status = require_enum(GoalStatus, status, "status")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written;
+        # the input is checked whole before the goal is looked up.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        new_status = problems.check(require_enum, GoalStatus, status, "status")
+        seen = len(problems.found)
+        why = problems.check(optional_text, reason, "reason")
+        if new_status is GoalStatus.DROPPED and why is None and len(problems.found) == seen:
+            problems.add(
+                ReasonRequiredError(
+                    "dropping a goal needs a reason", aggregate_id=self.id, field="reason"
+                )
+            )
+        problems.raise_any()
         if new_status is GoalStatus.OPEN:
             raise GoalAlreadyClosedError("a goal can be closed as achieved or dropped only")
         goal = self.goals.get(goal_id)
@@ -400,9 +418,7 @@ class CarePlan(Snapshotting, Aggregate):
             raise GoalNotFoundError(f"no goal {goal_id}", aggregate_id=self.id)
         if goal.status is not GoalStatus.OPEN:
             raise GoalAlreadyClosedError(f"goal {goal_id} is closed already", aggregate_id=self.id)
-        why = optional_text(reason, "reason")
-        if new_status is GoalStatus.DROPPED and why is None:
-            raise ReasonRequiredError("dropping a goal needs a reason", aggregate_id=self.id)
+        assert new_status is not None  # checked above
         self._goal_closed(
             patient_id=self.patient_id,
             goal_id=goal_id,
@@ -426,22 +442,20 @@ class CarePlan(Snapshotting, Aggregate):
         """Set a target such as PHQ-9 below 5 (``score_below``, 5) or a 50% reduction
         (``reduction_percent``, 50); returns its id.
         """
-        self._check_open(occurred_at, now)
-        spec = spec_for(instrument)
-        what = require_enum(TargetKind, kind, "kind")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidTargetError("the target value must be an integer", aggregate_id=self.id)
-        if spec.scored_items == 0:
-            raise InvalidTargetError(f"{spec.title} has no total to target", aggregate_id=self.id)
-        if what is TargetKind.SCORE_BELOW and not 1 <= value <= spec.max_total:
-            raise InvalidTargetError(
-                f"a {spec.title} threshold must be between 1 and {spec.max_total}",
-                aggregate_id=self.id,
-            )
-        if what is TargetKind.REDUCTION_PERCENT and not 1 <= value <= 100:
-            raise InvalidTargetError("a reduction must be 1-100 percent", aggregate_id=self.id)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        checked_spec = problems.check(spec_for, instrument)
+        checked_kind = problems.check(require_enum, TargetKind, kind, "kind")
+        if checked_spec is not None and checked_kind is not None:
+            problems.check(_check_target_value, checked_spec, checked_kind, value, self.id)
         if due_on is not None and (isinstance(due_on, datetime) or not isinstance(due_on, date)):
-            raise InvalidTargetError("due_on must be a date", aggregate_id=self.id)
+            problems.add(
+                InvalidTargetError("due_on must be a date", aggregate_id=self.id, field="due_on")
+            )
+        problems.raise_any()
+        assert checked_spec is not None and checked_kind is not None  # checked above
+        spec, what = checked_spec, checked_kind
         new_id = _new_id(target_id, self.targets, "target_id")
         self._target_set(
             patient_id=self.patient_id,
@@ -486,9 +500,18 @@ class CarePlan(Snapshotting, Aggregate):
         A medication needs a name and a dose; a psychotherapy needs a modality (its
         ``name`` describes it, e.g. the provider or programme); other needs a name.
         """
-        self._check_open(occurred_at, now)
-        what = require_enum(InterventionKind, kind, "kind")
-        label, amount, how = self._intervention_details(what, name, dose, modality)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        what = problems.check(require_enum, InterventionKind, kind, "kind")
+        details = (
+            problems.check(self._intervention_details, what, name, dose, modality)
+            if what is not None
+            else None
+        )
+        problems.raise_any()
+        assert what is not None and details is not None  # checked above
+        label, amount, how = details
         new_id = _new_id(intervention_id, self.interventions, "intervention_id")
         self._intervention_started(
             patient_id=self.patient_id,
@@ -514,14 +537,25 @@ class CarePlan(Snapshotting, Aggregate):
         reason: str | None = None,
     ) -> None:
         """Change an active intervention (None keeps a detail as it is)."""
-        self._check_open(occurred_at, now)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written;
+        # the details are checked against the intervention when it is there and active.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        why = problems.check(optional_text, reason, "reason")
+        found = self.interventions.get(intervention_id)
+        details = None
+        if found is not None and found.status is InterventionStatus.ACTIVE:
+            details = problems.check(
+                self._intervention_details,
+                found.kind,
+                name if name is not None else found.name,
+                dose if dose is not None else found.dose,
+                modality if modality is not None else found.modality,
+            )
+        problems.raise_any()
         current = self._active_intervention(intervention_id)
-        label, amount, how = self._intervention_details(
-            current.kind,
-            name if name is not None else current.name,
-            dose if dose is not None else current.dose,
-            modality if modality is not None else current.modality,
-        )
+        assert details is not None  # checked above
+        label, amount, how = details
         if (label, amount, how) == (current.name, current.dose, current.modality):
             raise InterventionDetailsError("the change changes nothing", aggregate_id=self.id)
         self._intervention_changed(
@@ -530,7 +564,7 @@ class CarePlan(Snapshotting, Aggregate):
             name=label,
             dose=amount,
             modality=how.value if how is not None else None,
-            reason=optional_text(reason, "reason"),
+            reason=why,
             occurred_at=occurred_at,
             timestamp=_ts(now),
         )
@@ -544,14 +578,20 @@ class CarePlan(Snapshotting, Aggregate):
         reason: str | None = None,
     ) -> None:
         """Stop an active intervention."""
-        self._check_open(occurred_at, now)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        why = problems.check(optional_text, reason, "reason")
+        problems.raise_any()
         current = self._active_intervention(intervention_id)
         if occurred_at < current.started_at:
-            raise OutOfOrderError("the stop precedes the start", aggregate_id=self.id)
+            raise OutOfOrderError(
+                "the stop precedes the start", aggregate_id=self.id, field="occurred_at"
+            )
         self._intervention_stopped(
             patient_id=self.patient_id,
             intervention_id=intervention_id,
-            reason=optional_text(reason, "reason"),
+            reason=why,
             occurred_at=occurred_at,
             timestamp=_ts(now),
         )
@@ -574,10 +614,12 @@ class CarePlan(Snapshotting, Aggregate):
         When both PHQ-9 totals are given, the GermanIMPACT suggestion is stored beside
         the team's decision, so a report can show where the team chose otherwise.
         """
-        self._check_open(occurred_at, now)
-        what = require_enum(TreatmentDecision, decision, "decision")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        checked = problems.check(require_enum, TreatmentDecision, decision, "decision")
         if reviewer_id is not None:
-            require_uuid(reviewer_id, "reviewer_id")
+            problems.check(require_uuid, reviewer_id, "reviewer_id")
         phq9_max = spec_for(Instrument.PHQ9).max_total
         for field_name, total in (
             ("baseline_total", baseline_total),
@@ -586,9 +628,16 @@ class CarePlan(Snapshotting, Aggregate):
             if total is not None and (
                 isinstance(total, bool) or not isinstance(total, int) or not 0 <= total <= phq9_max
             ):
-                raise InvalidTargetError(
-                    f"{field_name} must be a PHQ-9 total 0-{phq9_max}", aggregate_id=self.id
+                problems.add(
+                    InvalidTargetError(
+                        f"{field_name} must be a PHQ-9 total 0-{phq9_max}",
+                        aggregate_id=self.id,
+                        field=field_name,
+                    )
                 )
+        problems.raise_any()
+        assert checked is not None  # checked above
+        what = checked
         suggestion = (
             suggest_decision(baseline_total, latest_total)
             if baseline_total is not None and latest_total is not None
@@ -611,11 +660,12 @@ class CarePlan(Snapshotting, Aggregate):
 
     def revise(self, *, reason: str, occurred_at: datetime, now: datetime) -> int:
         """Record a revision of the plan with its reason; returns the revision number."""
-        self._check_open(occurred_at, now)
-        try:
-            why = require_text(reason, "reason")
-        except BlankValueError:
-            raise ReasonRequiredError("a revision needs a reason", aggregate_id=self.id) from None
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        why = problems.check(_required_reason, reason, "a revision needs a reason", self.id)
+        problems.raise_any()
+        assert why is not None  # checked above
         number = self.revision_number + 1
         self._revised(
             patient_id=self.patient_id,
@@ -628,10 +678,14 @@ class CarePlan(Snapshotting, Aggregate):
 
     def close(self, *, occurred_at: datetime, now: datetime, reason: str | None = None) -> None:
         """Close the plan; it accepts no further changes."""
-        self._check_open(occurred_at, now)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_open, occurred_at, now)
+        why = problems.check(optional_text, reason, "reason")
+        problems.raise_any()
         self._closed(
             patient_id=self.patient_id,
-            reason=optional_text(reason, "reason"),
+            reason=why,
             occurred_at=occurred_at,
             timestamp=_ts(now),
         )
@@ -643,7 +697,9 @@ class CarePlan(Snapshotting, Aggregate):
         if self.is_closed:
             raise CarePlanClosedError("the care plan is closed", aggregate_id=self.id)
         if occurred_at < self.created_at:
-            raise OutOfOrderError("the change precedes the plan", aggregate_id=self.id)
+            raise OutOfOrderError(
+                "the change precedes the plan", aggregate_id=self.id, field="occurred_at"
+            )
 
     def _active_intervention(self, intervention_id: UUID) -> Intervention:
         current = self.interventions.get(intervention_id)
@@ -664,26 +720,38 @@ class CarePlan(Snapshotting, Aggregate):
         dose: str | None,
         modality: PsychotherapyModality | str | None,
     ) -> tuple[str, str | None, PsychotherapyModality | None]:
+        """The checked name, dose and modality for ``kind``; every problem at once."""
+        problems = Problems()
+        details = InterventionDetailsError
         try:
             label = require_text(name, "name")
         except BlankValueError:
-            raise InterventionDetailsError(
-                "an intervention needs a name", aggregate_id=self.id
-            ) from None
-        amount = optional_text(dose, "dose")
+            problems.add(
+                details("an intervention needs a name", aggregate_id=self.id, field="name")
+            )
+        except ValidationError as exc:
+            problems.add(exc)
+        dose_problems = len(problems.found)
+        amount = problems.check(optional_text, dose, "dose")
+        bad_dose = len(problems.found) > dose_problems
         how = (
-            require_enum(PsychotherapyModality, modality, "modality")
+            problems.check(require_enum, PsychotherapyModality, modality, "modality")
             if modality is not None
             else None
         )
-        if kind is InterventionKind.MEDICATION and amount is None:
-            raise InterventionDetailsError("a medication needs a dose", aggregate_id=self.id)
-        if kind is InterventionKind.PSYCHOTHERAPY and how is None:
-            raise InterventionDetailsError("a psychotherapy needs a modality", aggregate_id=self.id)
-        if kind is not InterventionKind.PSYCHOTHERAPY and how is not None:
-            raise InterventionDetailsError(
-                "only a psychotherapy has a modality", aggregate_id=self.id
+        if kind is InterventionKind.MEDICATION and amount is None and not bad_dose:
+            problems.add(details("a medication needs a dose", aggregate_id=self.id, field="dose"))
+        if kind is InterventionKind.PSYCHOTHERAPY and how is None and modality is None:
+            problems.add(
+                details("a psychotherapy needs a modality", aggregate_id=self.id, field="modality")
             )
+        if kind is not InterventionKind.PSYCHOTHERAPY and modality is not None:
+            problems.add(
+                details(
+                    "only a psychotherapy has a modality", aggregate_id=self.id, field="modality"
+                )
+            )
+        problems.raise_any()
         return label, amount, how
 
     # --- apply (state changes only: these run again on replay) ------------------------
@@ -770,6 +838,39 @@ class CarePlan(Snapshotting, Aggregate):
         self.status = CarePlanStatus.CLOSED
         self.closed_at = e.occurred_at
         self.close_reason = e.reason
+
+
+def _check_target_value(
+    spec: InstrumentSpec, kind: TargetKind, value: int, plan_id: UUID | None
+) -> None:
+    """A whole number the instrument's total can be compared with (a threshold in its
+    range, or a reduction of 1-100 percent)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidTargetError(
+            "the target value must be an integer", aggregate_id=plan_id, field="value"
+        )
+    if spec.scored_items == 0:
+        raise InvalidTargetError(
+            f"{spec.title} has no total to target", aggregate_id=plan_id, field="instrument"
+        )
+    if kind is TargetKind.SCORE_BELOW and not 1 <= value <= spec.max_total:
+        raise InvalidTargetError(
+            f"a {spec.title} threshold must be between 1 and {spec.max_total}",
+            aggregate_id=plan_id,
+            field="value",
+        )
+    if kind is TargetKind.REDUCTION_PERCENT and not 1 <= value <= 100:
+        raise InvalidTargetError(
+            "a reduction must be 1-100 percent", aggregate_id=plan_id, field="value"
+        )
+
+
+def _required_reason(reason: str, message: str, plan_id: UUID | None) -> str:
+    """A reason that must be given: blank is ReasonRequiredError naming ``reason``."""
+    try:
+        return require_text(reason, "reason")
+    except BlankValueError:
+        raise ReasonRequiredError(message, aggregate_id=plan_id, field="reason") from None
 
 
 def _new_id(given: UUID | None, existing: Any, field_name: str) -> UUID:

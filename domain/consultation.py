@@ -24,6 +24,7 @@ from eventsourcing.domain import Aggregate
 from domain.codec import Snapshotting
 from domain.common import (
     NoteStatus,
+    Problems,
     RecommendationResponse,
     applies,
     check_occurred_at,
@@ -80,6 +81,19 @@ class Addendum:
 def _ts(now: datetime) -> datetime:
     require_aware(now, "now")
     return now
+
+
+def _required_text(
+    value: str,
+    field: str,
+    message: str,
+    blank: type[BlankValueError] | type[ReasonRequiredError] = ReasonRequiredError,
+) -> str:
+    """Text that must be given: blank is ``blank`` (with ``message``) naming ``field``."""
+    try:
+        return require_text(value, field)
+    except BlankValueError:
+        raise blank(message, field=field) from None
 
 
 class ConsultationNote(Snapshotting, Aggregate):
@@ -284,13 +298,17 @@ class ConsultationNote(Snapshotting, Aggregate):
         id: UUID | None = None,  # the library's name for the aggregate id
     ) -> Self:
         """The care manager asks the psychiatric consultant about a patient."""
-        check_occurred_at(occurred_at, now)
-        require_uuid(patient_id, "patient_id")
-        require_uuid(requested_by, "requested_by")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(check_occurred_at, occurred_at, now)
+        problems.check(require_uuid, patient_id, "patient_id")
+        problems.check(require_uuid, requested_by, "requested_by")
         for name, value in (("consultant_id", consultant_id), ("id", id)):
             if value is not None:
-                require_uuid(value, name)
-        text = require_text(question, "question")
+                problems.check(require_uuid, value, name)
+        text = problems.check(require_text, question, "question")
+        problems.raise_any()
+        assert text is not None  # checked above
         return cls._create(
             cls.Requested,
             id=id,
@@ -320,9 +338,13 @@ class ConsultationNote(Snapshotting, Aggregate):
 
     def draft(self, *, author_id: UUID, content: str, occurred_at: datetime, now: datetime) -> None:
         """Write or rewrite the draft (allowed until the note is signed)."""
-        self._check_unsigned(occurred_at, now)
-        require_uuid(author_id, "author_id")
-        text = require_text(content, "content")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_unsigned, occurred_at, now)
+        problems.check(require_uuid, author_id, "author_id")
+        text = problems.check(require_text, content, "content")
+        problems.raise_any()
+        assert text is not None  # checked above
         self._drafted(
             patient_id=self.patient_id,
             author_id=author_id,
@@ -341,10 +363,14 @@ class ConsultationNote(Snapshotting, Aggregate):
         recommendation_id: UUID | None = None,
     ) -> UUID:
         """Add a recommendation to the drafted, unsigned note; returns its id."""
-        self._check_unsigned(occurred_at, now)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_unsigned, occurred_at, now)
+        body = problems.check(require_text, text, "text")
+        problems.raise_any()
+        assert body is not None  # checked above
         if self.status is not NoteStatus.DRAFTED:
             raise NoteNotDraftedError("write a draft before recommendations", aggregate_id=self.id)
-        body = require_text(text, "text")
         if recommendation_id is None:
             new_id = uuid4()
         else:
@@ -391,11 +417,12 @@ class ConsultationNote(Snapshotting, Aggregate):
 
     def withdraw(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
         """Withdraw the request before the note is signed."""
-        self._check_unsigned(occurred_at, now)
-        try:
-            why = require_text(reason, "reason")
-        except BlankValueError:
-            raise ReasonRequiredError("withdrawing needs a reason", aggregate_id=self.id) from None
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_unsigned, occurred_at, now)
+        why = problems.check(_required_text, reason, "reason", "withdrawing needs a reason")
+        problems.raise_any()
+        assert why is not None  # checked above
         self._withdrawn(
             patient_id=self.patient_id, reason=why, occurred_at=occurred_at, timestamp=_ts(now)
         )
@@ -412,9 +439,13 @@ class ConsultationNote(Snapshotting, Aggregate):
         addendum_id: UUID | None = None,
     ) -> UUID:
         """Add a correction or addition to the signed note; returns its id."""
-        self._check_signed(occurred_at, now)
-        require_uuid(author_id, "author_id")
-        body = require_text(text, "text")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_signed, occurred_at, now)
+        problems.check(require_uuid, author_id, "author_id")
+        body = problems.check(require_text, text, "text")
+        problems.raise_any()
+        assert body is not None  # checked above
         if addendum_id is None:
             new_id = uuid4()
         else:
@@ -456,9 +487,26 @@ class ConsultationNote(Snapshotting, Aggregate):
         """The PCP accepts, modifies (``text`` = the change) or declines (``text`` = the
         reason) one recommendation of the acknowledged note.
         """
-        self._check_signed(occurred_at, now)
-        answer = require_enum(RecommendationResponse, response, "response")
-        require_uuid(responded_by, "responded_by")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_signed, occurred_at, now)
+        checked = problems.check(require_enum, RecommendationResponse, response, "response")
+        problems.check(require_uuid, responded_by, "responded_by")
+        if checked is RecommendationResponse.MODIFIED:
+            problems.check(
+                _required_text,
+                text or "",
+                "text",
+                "a modified recommendation needs the change text",
+                BlankValueError,
+            )
+        elif checked is RecommendationResponse.DECLINED:
+            problems.check(
+                _required_text, text or "", "text", "declining a recommendation needs a reason"
+            )
+        problems.raise_any()
+        assert checked is not None  # checked above
+        answer = checked
         if self.status is not NoteStatus.ACKNOWLEDGED:
             raise NoteNotAcknowledgedError(
                 "the PCP must acknowledge the note first", aggregate_id=self.id
@@ -586,7 +634,9 @@ class ConsultationNote(Snapshotting, Aggregate):
     def _check_time(self, occurred_at: datetime, now: datetime) -> None:
         check_occurred_at(occurred_at, now)
         if occurred_at < self.requested_at:
-            raise OutOfOrderError("the step precedes the request", aggregate_id=self.id)
+            raise OutOfOrderError(
+                "the step precedes the request", aggregate_id=self.id, field="occurred_at"
+            )
 
     def _check_unsigned(self, occurred_at: datetime, now: datetime) -> None:
         """Edits are allowed only before signing, and never on a withdrawn note."""
@@ -605,7 +655,9 @@ class ConsultationNote(Snapshotting, Aggregate):
         if self.status not in _SIGNED:
             raise NoteNotSignedError("the note is not signed yet", aggregate_id=self.id)
         if self.signed_at is not None and occurred_at < self.signed_at:
-            raise OutOfOrderError("the step precedes the signature", aggregate_id=self.id)
+            raise OutOfOrderError(
+                "the step precedes the signature", aggregate_id=self.id, field="occurred_at"
+            )
 
     def _recommendation(self, recommendation_id: UUID) -> Recommendation:
         rec = self.recommendations.get(recommendation_id)

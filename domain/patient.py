@@ -26,7 +26,7 @@ next episode number.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any, ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Self, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
@@ -1070,25 +1070,43 @@ class Patient(Snapshotting, Aggregate):
         whether cost sharing was explained: billing reads both (docs/clinical-rules.md).
         Data-sharing consent names its partner organisation.
         """
-        self._check_time(occurred_at, now)
-        what = require_enum(ConsentKind, kind, "kind")
-        how = require_enum(ConsentMethod, method, "method") if method is not None else None
-        if what is ConsentKind.COCM_TREATMENT and how is None:
-            raise ConsentMethodRequiredError(
-                "cocm_treatment consent needs a method", aggregate_id=self.id
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        what = problems.check(require_enum, ConsentKind, kind, "kind")
+        how = (
+            problems.check(require_enum, ConsentMethod, method, "method")
+            if method is not None
+            else None
+        )
+        if what is ConsentKind.COCM_TREATMENT and method is None:
+            problems.add(
+                ConsentMethodRequiredError(
+                    "cocm_treatment consent needs a method", aggregate_id=self.id, field="method"
+                )
             )
         if what is ConsentKind.DATA_SHARING and partner_organisation_id is None:
-            raise PartnerOrganisationRequiredError(
-                "data_sharing consent needs a partner organisation", aggregate_id=self.id
+            problems.add(
+                PartnerOrganisationRequiredError(
+                    "data_sharing consent needs a partner organisation",
+                    aggregate_id=self.id,
+                    field="partner_organisation_id",
+                )
             )
         if partner_organisation_id is not None:
-            require_uuid(partner_organisation_id, "partner_organisation_id")
+            problems.check(require_uuid, partner_organisation_id, "partner_organisation_id")
         if not isinstance(cost_sharing_explained, bool):
-            raise InvalidPayloadValueError("cost_sharing_explained must be a boolean")
+            problems.add(
+                InvalidPayloadValueError(
+                    "cost_sharing_explained must be a boolean", field="cost_sharing_explained"
+                )
+            )
         if expires_on is not None and (
             isinstance(expires_on, datetime) or not isinstance(expires_on, date)
         ):
-            raise InvalidPayloadValueError("expires_on must be a date")
+            problems.add(InvalidPayloadValueError("expires_on must be a date", field="expires_on"))
+        problems.raise_any()
+        assert what is not None  # checked above
         new_id = self._new_id(consent_id, self.consents, "consent_id")
         self._consent_granted(
             consent_id=new_id,
@@ -1366,11 +1384,17 @@ class Patient(Snapshotting, Aggregate):
 
         At most one active flag per kind: the registry shows a flag, not a count.
         """
-        self._check_time(occurred_at, now)
-        what = require_enum(FlagKind, kind, "kind")
-        rule = require_text(rule_id, "rule_id", max_length=MAX_SHORT_TEXT_LENGTH)
-        version = require_text(rule_version, "rule_version", max_length=MAX_SHORT_TEXT_LENGTH)
-        checked = check_payload_mapping(inputs, "inputs")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        what = problems.check(require_enum, FlagKind, kind, "kind")
+        short = MAX_SHORT_TEXT_LENGTH
+        rule = problems.check(require_text, rule_id, "rule_id", max_length=short)
+        version = problems.check(require_text, rule_version, "rule_version", max_length=short)
+        checked = problems.check(check_payload_mapping, inputs, "inputs")
+        problems.raise_any()
+        assert what is not None and rule is not None and version is not None  # checked above
+        assert checked is not None
         if self.active_flag(what) is not None:
             raise FlagAlreadyRaisedError(f"a {what.value} flag is active", aggregate_id=self.id)
         new_id = self._new_id(flag_id, self.flags, "flag_id")
@@ -1394,7 +1418,11 @@ class Patient(Snapshotting, Aggregate):
         reason: str | None = None,
     ) -> None:
         """Clear a raised flag (a rule no longer holds, or a team member resolved it)."""
-        self._check_time(occurred_at, now)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        why = problems.check(optional_text, reason, "reason", max_length=MAX_SHORT_TEXT_LENGTH)
+        problems.raise_any()
         flag = self.flags.get(flag_id)
         if flag is None:
             raise FlagNotFoundError(f"no flag {flag_id}", aggregate_id=self.id)
@@ -1407,7 +1435,7 @@ class Patient(Snapshotting, Aggregate):
         self._flag_cleared(
             flag_id=flag_id,
             kind=flag.kind.value,
-            reason=optional_text(reason, "reason", max_length=MAX_SHORT_TEXT_LENGTH),
+            reason=why,
             occurred_at=occurred_at,
             timestamp=_ts(now),
         )
@@ -1424,13 +1452,17 @@ class Patient(Snapshotting, Aggregate):
         task_id: UUID | None = None,
     ) -> UUID:
         """Create a task for the care team; returns its id."""
-        self._check_time(occurred_at, now)
-        what = require_enum(TaskKind, kind, "kind")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        what = problems.check(require_enum, TaskKind, kind, "kind")
         if isinstance(due_on, datetime) or not isinstance(due_on, date):
-            raise InvalidPayloadValueError("due_on must be a date")
+            problems.add(InvalidPayloadValueError("due_on must be a date", field="due_on"))
         for name, value in (("source_id", source_id), ("assignee_id", assignee_id)):
             if value is not None:
-                require_uuid(value, name)
+                problems.check(require_uuid, value, name)
+        problems.raise_any()
+        assert what is not None  # checked above
         new_id = self._new_id(task_id, self.tasks, "task_id")
         self._task_created(
             task_id=new_id,
@@ -1521,13 +1553,13 @@ class Patient(Snapshotting, Aggregate):
         """Write the relapse prevention plan; from active treatment this also moves the
         episode to relapse prevention (GermanIMPACT: PHQ-9 below 5). Returns the plan id.
         """
-        self._check_time(occurred_at, now)
-        signs = [require_text(s, "warning_signs[]") for s in _text_list(warning_signs)]
-        steps = [require_text(s, "strategies[]") for s in _text_list(strategies)]
-        if not signs or not steps:
-            raise InvalidPayloadValueError(
-                "a relapse prevention plan needs warning signs and strategies"
-            )
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        signs = problems.check(_required_texts, warning_signs, "warning_signs")
+        steps = problems.check(_required_texts, strategies, "strategies")
+        problems.raise_any()
+        assert signs is not None and steps is not None  # checked above
         episode = self._require_enrolled(occurred_at)
         new_id = self._new_id(
             plan_id, {p.plan_id for p in self.relapse_prevention_plans}, "plan_id"
@@ -1554,9 +1586,14 @@ class Patient(Snapshotting, Aggregate):
         """Record the author's psychotherapy note of a session; returns the note id. The
         note is part of the log (encrypted with the patient's key) but of no view: only
         its author reads it back (the API enforces it)."""
-        self._check_time(occurred_at, now)
-        require_uuid(author_id, "author_id")
-        body = require_text(text, "text", max_length=PSYCHOTHERAPY_NOTE_MAX_LENGTH)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        problems.check(require_uuid, author_id, "author_id")
+        longest = PSYCHOTHERAPY_NOTE_MAX_LENGTH
+        body = problems.check(require_text, text, "text", max_length=longest)
+        problems.raise_any()
+        assert body is not None  # checked above
         note_id = uuid4()
         self._psychotherapy_note_recorded(
             note_id=note_id,
@@ -1571,10 +1608,13 @@ class Patient(Snapshotting, Aggregate):
 
     def forget(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
         """Erase the patient's identity: the event store destroys their data key with it."""
-        self._check_time(occurred_at, now)
-        self._forgotten(
-            reason=require_text(reason, "reason"), occurred_at=occurred_at, timestamp=_ts(now)
-        )
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        why = problems.check(require_text, reason, "reason")
+        problems.raise_any()
+        assert why is not None  # checked above
+        self._forgotten(reason=why, occurred_at=occurred_at, timestamp=_ts(now))
 
     @applies(Forgotten)
     def _forgotten(self, e: Forgotten) -> None:
@@ -1602,21 +1642,31 @@ class Patient(Snapshotting, Aggregate):
         already, and a grant would tag their ordinary reads as emergency reads and put a
         needless item on compliance's review queue.
         """
-        self._check_time(occurred_at, now)
-        require_uuid(user_id, "user_id")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        problems.check(require_uuid, user_id, "user_id")
+        why = problems.check(require_text, reason, "reason")
+        if isinstance(minutes, bool) or not isinstance(minutes, int):
+            problems.add(
+                InvalidEmergencyWindowError("minutes must be a whole number", field="minutes")
+            )
+        elif not 1 <= minutes <= MAX_EMERGENCY_MINUTES:
+            problems.add(
+                InvalidEmergencyWindowError(
+                    f"minutes must be 1..{MAX_EMERGENCY_MINUTES}",
+                    aggregate_id=self.id,
+                    field="minutes",
+                )
+            )
+        problems.raise_any()
+        assert why is not None  # checked above
         team = self.care_team
         if user_id in (team.care_manager_id, team.pcp_id, team.psychiatric_consultant_id):
             raise AlreadyOnCareTeamError(
                 "a care team member has access already; break-the-glass is for clinicians "
                 "outside the care team",
                 aggregate_id=self.id,
-            )
-        why = require_text(reason, "reason")
-        if isinstance(minutes, bool) or not isinstance(minutes, int):
-            raise InvalidEmergencyWindowError("minutes must be a whole number")
-        if not 1 <= minutes <= MAX_EMERGENCY_MINUTES:
-            raise InvalidEmergencyWindowError(
-                f"minutes must be 1..{MAX_EMERGENCY_MINUTES}", aggregate_id=self.id
             )
         new_id = self._new_id(grant_id, self.emergency_grants, "grant_id")
         self._emergency_access_granted(
@@ -1955,22 +2005,28 @@ class Patient(Snapshotting, Aggregate):
         visit_id: UUID | None = None,
     ) -> UUID:
         """A BHC on the team saw the patient for 15-30 minutes; returns the visit id."""
-        self._check_time(occurred_at, now)
-        if self.wider_team_role_of(bhc_id) is not WiderTeamRole.BEHAVIORAL_HEALTH_CONSULTANT:
-            raise NotABehavioralHealthConsultantError(
-                "a brief visit is recorded by a BHC on the patient's team",
-                aggregate_id=self.id,
-                field="bhcId",
-            )
+        # issue 13: every field problem at once (domain.common.Problems), nothing written;
+        # who may record the visit is checked once the input is valid.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
         if (
             isinstance(minutes, bool)
             or not isinstance(minutes, int)
             or not BRIEF_VISIT_MIN_MINUTES <= minutes <= BRIEF_VISIT_MAX_MINUTES
         ):
-            raise BriefVisitDurationError(
-                f"minutes must be {BRIEF_VISIT_MIN_MINUTES}-{BRIEF_VISIT_MAX_MINUTES}",
+            problems.add(
+                BriefVisitDurationError(
+                    f"minutes must be {BRIEF_VISIT_MIN_MINUTES}-{BRIEF_VISIT_MAX_MINUTES}",
+                    aggregate_id=self.id,
+                    field="minutes",
+                )
+            )
+        problems.raise_any()
+        if self.wider_team_role_of(bhc_id) is not WiderTeamRole.BEHAVIORAL_HEALTH_CONSULTANT:
+            raise NotABehavioralHealthConsultantError(
+                "a brief visit is recorded by a BHC on the patient's team",
                 aggregate_id=self.id,
-                field="minutes",
+                field="bhcId",
             )
         if handoff_id is not None and handoff_id not in self.integrated_care.handoffs:
             raise WarmHandoffNotFoundError(
@@ -2278,27 +2334,8 @@ class Patient(Snapshotting, Aggregate):
         effective_on: date
         occurred_at: datetime
 
-    def record_utilisation(
-        self,
-        *,
-        kind: UtilisationKind | str,
-        source: UtilisationSource | str,
-        effective_on: date,
-        occurred_at: datetime,
-        now: datetime,
-    ) -> UUID:
-        """Record one utilisation event; returns its id."""
-        self._check_time(occurred_at, now)
-        try:
-            kind = UtilisationKind(kind)
-        except ValueError:
-            raise InvalidEnumValueError("kind is not a utilisation kind", field="kind") from None
-        try:
-            source = UtilisationSource(source)
-        except ValueError:
-            raise InvalidEnumValueError(
-                "source is not a utilisation source", field="source"
-            ) from None
+    def _check_effective_on(self, effective_on: date, now: datetime) -> None:
+        """A date, not in the future and not before the patient's birth."""
         if isinstance(effective_on, datetime) or not isinstance(effective_on, date):
             raise InvalidPayloadValueError("effectiveOn must be a date", field="effectiveOn")
         if effective_on > (now + LATEST_UTC_OFFSET).date():
@@ -2311,6 +2348,26 @@ class Patient(Snapshotting, Aggregate):
                 aggregate_id=self.id,
                 field="effectiveOn",
             )
+
+    def record_utilisation(
+        self,
+        *,
+        kind: UtilisationKind | str,
+        source: UtilisationSource | str,
+        effective_on: date,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> UUID:
+        """Record one utilisation event; returns its id."""
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        problems.check(_utilisation_member, UtilisationKind, kind, "kind")
+        problems.check(_utilisation_member, UtilisationSource, source, "source")
+        problems.check(self._check_effective_on, effective_on, now)
+        problems.raise_any()
+        kind = UtilisationKind(kind)
+        source = UtilisationSource(source)
         utilisation_id = uuid4()
         self._utilisation_recorded(
             utilisation_id=utilisation_id,
@@ -2651,6 +2708,32 @@ def _member(team: CareTeam, role: CareTeamRole) -> UUID | None:
     if role is CareTeamRole.PCP:
         return team.pcp_id
     return team.psychiatric_consultant_id
+
+
+def _required_texts(values: Sequence[str], field: str) -> list[str]:
+    """At least one text, each not blank: every bad item at once (``field[i]``)."""
+    problems = Problems()
+    items = _text_list(values)
+    checked = [problems.check(require_text, v, f"{field}[{i}]") for i, v in enumerate(items)]
+    if not items:
+        problems.add(
+            InvalidPayloadValueError(
+                "a relapse prevention plan needs warning signs and strategies", field=field
+            )
+        )
+    problems.raise_any()
+    return [c for c in checked if c is not None]
+
+
+M = TypeVar("M", UtilisationKind, UtilisationSource)
+
+
+def _utilisation_member(enum_cls: type[M], value: M | str, field: str) -> M:
+    """``value`` as a member of ``enum_cls`` (a utilisation kind or source)."""
+    try:
+        return enum_cls(value)
+    except ValueError:
+        raise InvalidEnumValueError(f"{field} is not a utilisation {field}", field=field) from None
 
 
 def _check_birth_date(birth_date: date, occurred_at: datetime) -> None:

@@ -30,6 +30,7 @@ from domain.codec import Snapshotting
 from domain.common import (
     COMMUNITY_SERVICES,
     MAX_SHORT_TEXT_LENGTH,
+    Problems,
     ReferralService,
     ReferralStatus,
     applies,
@@ -212,21 +213,22 @@ class Referral(Snapshotting, Aggregate):
         id: UUID | None = None,  # the library's name for the aggregate id
     ) -> Self:
         """Request a referral for a patient, due back by ``expected_by``."""
-        check_occurred_at(occurred_at, now)
-        require_uuid(patient_id, "patient_id")
-        what = require_enum(ReferralService, service, "service")
-        why = require_text(reason, "reason")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(check_occurred_at, occurred_at, now)
+        problems.check(require_uuid, patient_id, "patient_id")
+        what = problems.check(require_enum, ReferralService, service, "service")
+        why = problems.check(require_text, reason, "reason")
         for name, value in (
             ("receiving_organisation_id", receiving_organisation_id),
             ("requested_by", requested_by),
             ("id", id),
         ):
             if value is not None:
-                require_uuid(value, name)
-        if isinstance(expected_by, datetime) or not isinstance(expected_by, date):
-            raise InvalidExpectedByError("expected_by must be a date")
-        if expected_by < occurred_at.date():
-            raise InvalidExpectedByError("expected_by lies before the request")
+                problems.check(require_uuid, value, name)
+        problems.check(_check_expected_by, expected_by, occurred_at)
+        problems.raise_any()
+        assert what is not None and why is not None  # checked above
         return cls._create(
             cls.Requested,
             id=id,
@@ -265,16 +267,23 @@ class Referral(Snapshotting, Aggregate):
 
     def decline(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
         """Record that the receiving organisation declined, and why."""
-        self._check(ReferralStatus.DECLINED, occurred_at, now)
-        why = _reason(reason)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check, ReferralStatus.DECLINED, occurred_at, now)
+        why = problems.check(_reason, reason)
+        problems.raise_any()
+        assert why is not None  # checked above
         self._declined(
             patient_id=self.patient_id, reason=why, occurred_at=occurred_at, timestamp=_ts(now)
         )
 
     def schedule(self, *, appointment_at: datetime, occurred_at: datetime, now: datetime) -> None:
         """Record the appointment the receiving service gave."""
-        self._check(ReferralStatus.SCHEDULED, occurred_at, now)
-        require_aware(appointment_at, "appointment_at")
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check, ReferralStatus.SCHEDULED, occurred_at, now)
+        problems.check(require_aware, appointment_at, "appointment_at")
+        problems.raise_any()
         self._scheduled(
             patient_id=self.patient_id,
             appointment_at=appointment_at,
@@ -288,19 +297,21 @@ class Referral(Snapshotting, Aggregate):
         Refused before the appointment (``CompletedBeforeAppointmentError`` naming
         ``occurredAt``); at the appointment's own instant it is allowed.
         """
-        self._check(ReferralStatus.COMPLETED, occurred_at, now)
-        if self.appointment_at is not None and occurred_at < self.appointment_at:
-            raise CompletedBeforeAppointmentError(
-                "occurredAt lies before the referral's appointment",
-                aggregate_id=self.id,
-                field="occurredAt",
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check, ReferralStatus.COMPLETED, occurred_at, now)
+        timely = not problems  # the appointment is compared with a well-formed time only
+        if timely and self.appointment_at is not None and occurred_at < self.appointment_at:
+            problems.add(
+                CompletedBeforeAppointmentError(
+                    "occurredAt lies before the referral's appointment",
+                    aggregate_id=self.id,
+                    field="occurredAt",
+                )
             )
-        try:
-            summary = require_text(report_back_summary, "report_back_summary")
-        except BlankValueError:
-            raise ReportBackRequiredError(
-                "a referral is completed only with a report back", aggregate_id=self.id
-            ) from None
+        summary = problems.check(_report_back, report_back_summary, self.id)
+        problems.raise_any()
+        assert summary is not None  # checked above
         self._completed(
             patient_id=self.patient_id,
             report_back_summary=summary,
@@ -310,8 +321,12 @@ class Referral(Snapshotting, Aggregate):
 
     def cancel(self, *, reason: str, occurred_at: datetime, now: datetime) -> None:
         """Cancel a referral that is not final yet."""
-        self._check(ReferralStatus.CANCELLED, occurred_at, now)
-        why = _reason(reason)
+        # issue 13: every field problem at once (domain.common.Problems), nothing written.
+        problems = Problems()
+        problems.check(self._check, ReferralStatus.CANCELLED, occurred_at, now)
+        why = problems.check(_reason, reason)
+        problems.raise_any()
+        assert why is not None  # checked above
         self._cancelled(
             patient_id=self.patient_id, reason=why, occurred_at=occurred_at, timestamp=_ts(now)
         )
@@ -338,7 +353,9 @@ class Referral(Snapshotting, Aggregate):
             )
         if occurred_at < self.last_change_at:
             raise OutOfOrderError(
-                f"{target.value} precedes the referral's previous step", aggregate_id=self.id
+                f"{target.value} precedes the referral's previous step",
+                aggregate_id=self.id,
+                field="occurred_at",
             )
 
     # --- apply (state changes only: these run again on replay) ------------------------
@@ -388,4 +405,23 @@ def _reason(reason: str) -> str:
     try:
         return require_text(reason, "reason", max_length=MAX_SHORT_TEXT_LENGTH * 10)
     except BlankValueError:
-        raise ReasonRequiredError("a reason is required") from None
+        raise ReasonRequiredError("a reason is required", field="reason") from None
+
+
+def _report_back(summary: str, referral_id: UUID | None) -> str:
+    try:
+        return require_text(summary, "report_back_summary")
+    except BlankValueError:
+        raise ReportBackRequiredError(
+            "a referral is completed only with a report back",
+            aggregate_id=referral_id,
+            field="report_back_summary",
+        ) from None
+
+
+def _check_expected_by(expected_by: date, occurred_at: datetime) -> None:
+    """A date, not before the request's day."""
+    if isinstance(expected_by, datetime) or not isinstance(expected_by, date):
+        raise InvalidExpectedByError("expected_by must be a date", field="expected_by")
+    if isinstance(occurred_at, datetime) and expected_by < occurred_at.date():
+        raise InvalidExpectedByError("expected_by lies before the request", field="expected_by")

@@ -11,7 +11,7 @@ is recorded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -24,7 +24,13 @@ from domain.referral import Referral
 from projections.clinic_calendar import CLINIC_ZONE, day_of, parse_instant
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
-from projections.keyset import Scope, unrestricted
+from projections.keyset import (
+    InvalidCursorError,
+    Scope,
+    decode_cursor,
+    encode_cursor,
+    unrestricted,
+)
 from projections.source import Conn, RecordedEvent
 from projections.tracker_rules import RULE_ID, rules_for
 
@@ -382,6 +388,58 @@ consultation_projection = KeyedDocumentProjection(
 _REGISTRY = "rm_registry"
 
 
+def _referral_filter(
+    *,
+    patient_id: UUID | None,
+    pcp_id: UUID | None,
+    care_manager_id: UUID | None,
+    open_only: bool,
+    scope: Scope,
+) -> tuple[str, list[object]]:
+    """The WHERE condition (over ``t`` and the registry ``r``) and its parameters $1...."""
+    scope_sql, scope_args = scope("t.patient_id", 5)
+    return (
+        f"""($1::uuid IS NULL OR t.patient_id = $1::uuid)
+            AND ($2::uuid IS NULL OR r.pcp_id = $2::uuid)
+            AND ($3::uuid IS NULL OR r.care_manager_id = $3::uuid)
+            AND (NOT $4::boolean OR t.open)
+            AND {scope_sql}""",
+        [patient_id, pcp_id, care_manager_id, open_only, *scope_args],
+    )
+
+
+def _consultation_filter(
+    *,
+    patient_id: UUID | None,
+    consultant_id: UUID | None,
+    pcp_id: UUID | None,
+    statuses: Sequence[str] | None,
+    open_only: bool,
+    scope: Scope,
+) -> tuple[str, list[object]]:
+    """The WHERE condition (over ``t`` and the registry ``r``) and its parameters $1....
+
+    A request that names no consultant goes to the patient's psychiatric consultant."""
+    scope_sql, scope_args = scope("t.patient_id", 6)
+    return (
+        f"""($1::uuid IS NULL OR t.patient_id = $1::uuid)
+            AND ($2::uuid IS NULL
+                 OR COALESCE(t.consultant_id, r.psychiatric_consultant_id) = $2::uuid)
+            AND ($3::uuid IS NULL OR r.pcp_id = $3::uuid)
+            AND ($4::text[] IS NULL OR t.status = ANY($4::text[]))
+            AND (NOT $5::boolean OR t.open)
+            AND {scope_sql}""",
+        [
+            patient_id,
+            consultant_id,
+            pcp_id,
+            None if statuses is None else list(statuses),
+            open_only,
+            *scope_args,
+        ],
+    )
+
+
 async def fetch_referrals(
     conn: Conn,
     *,
@@ -393,22 +451,19 @@ async def fetch_referrals(
     scope: Scope = unrestricted,
 ) -> list[Doc]:
     """Referral documents, oldest request first, filtered by patient or care team member."""
-    scope_sql, scope_args = scope("t.patient_id", 6)
+    where, args = _referral_filter(
+        patient_id=patient_id,
+        pcp_id=pcp_id,
+        care_manager_id=care_manager_id,
+        open_only=open_only,
+        scope=scope,
+    )
     rows = await conn.fetch(
         f"""SELECT t.doc FROM {REFERRAL_TABLE} t JOIN {_REGISTRY} r ON r.key = t.patient_id
-            WHERE ($1::uuid IS NULL OR t.patient_id = $1::uuid)
-              AND ($2::uuid IS NULL OR r.pcp_id = $2::uuid)
-              AND ($3::uuid IS NULL OR r.care_manager_id = $3::uuid)
-              AND (NOT $4::boolean OR t.open)
-              AND {scope_sql}
+            WHERE {where}
             ORDER BY t.doc->>'requested_at', t.key
-            LIMIT $5""",
-        patient_id,
-        pcp_id,
-        care_manager_id,
-        open_only,
-        limit,
-        *scope_args,
+            LIMIT {int(limit)}""",
+        *args,
     )
     return [r["doc"] for r in rows]
 
@@ -428,27 +483,175 @@ async def fetch_consultations(
 
     A request that names no consultant goes to the patient's psychiatric consultant.
     """
-    scope_sql, scope_args = scope("t.patient_id", 7)
+    where, args = _consultation_filter(
+        patient_id=patient_id,
+        consultant_id=consultant_id,
+        pcp_id=pcp_id,
+        statuses=statuses,
+        open_only=open_only,
+        scope=scope,
+    )
     rows = await conn.fetch(
         f"""SELECT t.doc FROM {CONSULTATION_TABLE} t JOIN {_REGISTRY} r ON r.key = t.patient_id
-            WHERE ($1::uuid IS NULL OR t.patient_id = $1::uuid)
-              AND ($2::uuid IS NULL
-                   OR COALESCE(t.consultant_id, r.psychiatric_consultant_id) = $2::uuid)
-              AND ($3::uuid IS NULL OR r.pcp_id = $3::uuid)
-              AND ($4::text[] IS NULL OR t.status = ANY($4::text[]))
-              AND (NOT $5::boolean OR t.open)
-              AND {scope_sql}
+            WHERE {where}
             ORDER BY t.doc->>'requested_at', t.key
-            LIMIT $6""",
-        patient_id,
-        consultant_id,
-        pcp_id,
-        None if statuses is None else list(statuses),
-        open_only,
-        limit,
-        *scope_args,
+            LIMIT {int(limit)}""",
+        *args,
     )
     return [r["doc"] for r in rows]
+
+
+# --- tracker pages (issue 13: every list that can grow is a connection) -------------------
+
+TRACKER_DEFAULT_PAGE: Final = 50
+TRACKER_MAX_PAGE: Final = 200
+# One ordering for both kinds of loop: oldest request first, then the record id. The
+# request instant is compared as text in the "C" collation (byte order), so SQL, the
+# cursor and the Python filter below agree on one total order whatever the database's
+# default collation is.
+_TRACKER_ORDER: Final = "tracker:requested_at,key"
+
+
+class TrackerPageSizeError(ValueError):
+    """``first`` outside 1..TRACKER_MAX_PAGE."""
+
+    code = "PAGE_SIZE"
+
+
+@dataclass(frozen=True)
+class TrackerPage:
+    """One page of loops in their order, with the cursor of each and the total count."""
+
+    docs: list[Doc]
+    cursors: list[str]
+    has_next_page: bool
+    total_count: int
+
+
+def tracker_cursor(doc: Doc) -> str:
+    """The opaque position of a loop (a referral or a consultation note) in the order."""
+    return encode_cursor(_TRACKER_ORDER, [doc["requested_at"], doc["id"]])
+
+
+def _tracker_after(after: str | None) -> tuple[str, UUID] | None:
+    if after is None:
+        return None
+    requested_at, key = decode_cursor(_TRACKER_ORDER, after, 2)
+    if requested_at is None or key is None:
+        raise InvalidCursorError("the cursor is not valid")
+    try:
+        return requested_at, UUID(key)
+    except ValueError:
+        raise InvalidCursorError("the cursor is not valid") from None
+
+
+def check_tracker_page(first: int, after: str | None) -> tuple[str, UUID] | None:
+    """The position to start after; raises TrackerPageSizeError or InvalidCursorError."""
+    if not 1 <= first <= TRACKER_MAX_PAGE:
+        raise TrackerPageSizeError(f"first must be between 1 and {TRACKER_MAX_PAGE}")
+    return _tracker_after(after)
+
+
+async def _tracker_page(
+    conn: Conn,
+    table: str,
+    where: str,
+    args: list[object],
+    *,
+    first: int,
+    after: str | None,
+    keep: Callable[[Doc], bool] | None,
+) -> TrackerPage:
+    start = check_tracker_page(first, after)
+    order = """ORDER BY t.doc->>'requested_at' COLLATE "C", t.key"""
+    source = f"FROM {table} t JOIN {_REGISTRY} r ON r.key = t.patient_id WHERE {where}"
+    if keep is None:
+        # Keyset in SQL: only the page (and one row more) is read, and a count.
+        n = len(args)
+        beyond = (
+            f"""AND (t.doc->>'requested_at' COLLATE "C", t.key)
+                    > (${n + 1}::text COLLATE "C", ${n + 2}::uuid)"""
+            if start is not None
+            else ""
+        )
+        rows = await conn.fetch(
+            f"SELECT t.doc {source} {beyond} {order} LIMIT {int(first) + 1}",
+            *args,
+            *(start or ()),
+        )
+        total = int(await conn.fetchval(f"SELECT count(*) {source}", *args))
+        docs = [r["doc"] for r in rows]
+    else:
+        # A filter only Python can apply (whether a step is late depends on today, the
+        # clinic zone and the rules in force when the loop began): every matching loop
+        # is read to count them, and the page is cut after the cursor's position.
+        kept = [r["doc"] for r in await conn.fetch(f"SELECT t.doc {source} {order}", *args)]
+        kept = [d for d in kept if keep(d)]
+        total = len(kept)
+        if start is not None:
+            kept = [d for d in kept if (d["requested_at"], UUID(d["id"])) > start]
+        docs = kept[: first + 1]
+    page = docs[:first]
+    return TrackerPage(
+        docs=page,
+        cursors=[tracker_cursor(d) for d in page],
+        has_next_page=len(docs) > first,
+        total_count=total,
+    )
+
+
+async def page_referrals(
+    conn: Conn,
+    *,
+    first: int,
+    after: str | None,
+    patient_id: UUID | None = None,
+    pcp_id: UUID | None = None,
+    care_manager_id: UUID | None = None,
+    open_only: bool = True,
+    keep: Callable[[Doc], bool] | None = None,
+    scope: Scope = unrestricted,
+) -> TrackerPage:
+    """A page of referral documents, oldest request first, after the cursor ``after``
+    (of ``tracker_cursor``); ``keep`` filters documents SQL cannot (e.g. overdue)."""
+    where, args = _referral_filter(
+        patient_id=patient_id,
+        pcp_id=pcp_id,
+        care_manager_id=care_manager_id,
+        open_only=open_only,
+        scope=scope,
+    )
+    return await _tracker_page(
+        conn, REFERRAL_TABLE, where, args, first=first, after=after, keep=keep
+    )
+
+
+async def page_consultations(
+    conn: Conn,
+    *,
+    first: int,
+    after: str | None,
+    patient_id: UUID | None = None,
+    consultant_id: UUID | None = None,
+    pcp_id: UUID | None = None,
+    statuses: Sequence[str] | None = None,
+    open_only: bool = True,
+    keep: Callable[[Doc], bool] | None = None,
+    scope: Scope = unrestricted,
+) -> TrackerPage:
+    """A page of consultation documents, oldest request first, after the cursor ``after``
+    (of ``tracker_cursor``); ``keep`` filters documents SQL cannot (e.g. overdue)."""
+    where, args = _consultation_filter(
+        patient_id=patient_id,
+        consultant_id=consultant_id,
+        pcp_id=pcp_id,
+        statuses=statuses,
+        open_only=open_only,
+        scope=scope,
+    )
+    return await _tracker_page(
+        conn, CONSULTATION_TABLE, where, args, first=first, after=after, keep=keep
+    )
 
 
 # --- community services (issue 18, item 5; owner: pcbh) ----------------------------------

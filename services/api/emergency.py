@@ -8,6 +8,7 @@ with purpose ETREAT in the access log; compliance reviews each grant (another ev
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -16,14 +17,17 @@ import strawberry
 from strawberry.types import Info
 
 from domain.patient import Patient as PatientAggregate
+from projections.keyset import InvalidCursorError, decode_cursor, encode_cursor
 from services.api.authz import Denied, check_role
 from services.api.commanding import Written, deny, run
 from services.api.context import CareteamContext
 from services.api.errors import (
     CommandError,
     ForbiddenError,
+    ValidationError,
     result_union,
 )
+from services.api.registry_types import PageInfo
 from services.commands.commands import BreakTheGlass, ReviewEmergencyAccess
 
 
@@ -72,15 +76,79 @@ ReviewEmergencyAccessResult = Annotated[
 ]
 
 
-@strawberry.type(description="Emergency access grants, newest first.")
+MAX_GRANT_PAGE = 200
+
+
+@strawberry.type(description="One emergency access grant and its cursor.")
+class EmergencyGrantEdge:
+    cursor: str = strawberry.field(description="Opaque position of this grant (an `after`).")
+    node: EmergencyGrant = strawberry.field(description="The grant.")
+
+
+@strawberry.type(description="Emergency access grants, newest first, a page at a time.")
 class EmergencyGrants:
-    grants: list[EmergencyGrant] = strawberry.field(description="The grants.")
+    edges: list[EmergencyGrantEdge] = strawberry.field(description="The grants of this page.")
+    page_info: PageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Grants matching the filter, all pages.")
+    max_page_size: int = strawberry.field(
+        default=MAX_GRANT_PAGE, description="The largest `first` accepted."
+    )
+    # The deprecated capped list, read only when a portal still selects it.
+    all_grants: strawberry.Private[Callable[[], Awaitable[list[EmergencyGrant]]]]
+
+    @strawberry.field(
+        description="The grants, newest first; at most 500.",
+        deprecation_reason="Capped at 500: use edges { node } (paged with first/after).",
+    )
+    async def grants(self) -> list[EmergencyGrant]:
+        return await self.all_grants()
 
 
 EmergencyGrantsResult = Annotated[
-    EmergencyGrants | ForbiddenError,
+    EmergencyGrants | ValidationError | ForbiddenError,
     result_union("EmergencyGrantsResult", "The grants, or why not."),
 ]
+
+_GRANT_ORDER = "emergency:granted_at,grant_id"
+_GRANTS = """SELECT g.*, (SELECT count(*) FROM access_log l
+                         WHERE l.actor_id = g.user_id AND l.patient_id = g.patient_id
+                           AND l.outcome = 'allowed'
+                           AND l.at >= g.granted_at AND l.at < g.expires_at) AS reads
+            FROM rm_emergency_access g
+            WHERE g.organisation_id = $1 AND (NOT $2 OR g.review_outcome IS NULL)"""
+
+
+def _grant(r: Any) -> EmergencyGrant:
+    return EmergencyGrant(
+        grant_id=r["grant_id"],
+        patient_id=r["patient_id"],
+        user_id=r["user_id"],
+        role=r["role"],
+        reason=r["reason"],
+        granted_at=r["granted_at"],
+        expires_at=r["expires_at"],
+        reads=r["reads"],
+        review_outcome=r["review_outcome"],
+        reviewed_by=r["reviewed_by"],
+    )
+
+
+def _grant_cursor(r: Any) -> str:
+    return encode_cursor(_GRANT_ORDER, [r["granted_at"], r["grant_id"]])
+
+
+def _grant_after(after: str | None) -> tuple[str, UUID] | None:
+    """The (granted_at, grant_id) a page starts after; InvalidCursorError when forged."""
+    if after is None:
+        return None
+    granted_at, grant_id = decode_cursor(_GRANT_ORDER, after, 2)
+    try:
+        if granted_at is None or grant_id is None:
+            raise ValueError
+        datetime.fromisoformat(granted_at)
+        return granted_at, UUID(grant_id)
+    except ValueError:
+        raise InvalidCursorError("the cursor is not valid") from None
 
 
 def _arg(description: str) -> Any:
@@ -156,6 +224,8 @@ class EmergencyQuery:
         self,
         info: Info[CareteamContext, None],
         only_open: Annotated[bool, _arg("Only grants not yet reviewed.")] = True,
+        first: Annotated[int, _arg(f"How many grants in this page (1 to {MAX_GRANT_PAGE}).")] = 50,
+        after: Annotated[str | None, _arg("The endCursor of the previous page.")] = None,
     ) -> EmergencyGrantsResult:
         ctx = info.context
         principal = ctx.require_principal()
@@ -163,32 +233,47 @@ class EmergencyQuery:
             check_role(principal, "emergencyAccessReviews")
         except Denied as denied:
             return await deny(ctx, denied, None)
+        if not 1 <= first <= MAX_GRANT_PAGE:
+            return ValidationError(
+                code="PAGE_SIZE", message=f"first must be 1..{MAX_GRANT_PAGE}", field="first"
+            )
+        try:
+            start = _grant_after(after)
+        except InvalidCursorError:
+            return ValidationError(
+                code="INVALID_CURSOR", message="after is not a cursor of this list", field="after"
+            )
+        org = principal.organisation_id
+        beyond = "AND (g.granted_at, g.grant_id) < ($3::timestamptz, $4::uuid)" if start else ""
         async with ctx.runtime.pool.acquire() as conn:
             rows = await conn.fetch(
-                """SELECT g.*, (SELECT count(*) FROM access_log l
-                                WHERE l.actor_id = g.user_id AND l.patient_id = g.patient_id
-                                  AND l.outcome = 'allowed'
-                                  AND l.at >= g.granted_at AND l.at < g.expires_at) AS reads
-                   FROM rm_emergency_access g
-                   WHERE g.organisation_id = $1 AND (NOT $2 OR g.review_outcome IS NULL)
-                   ORDER BY g.granted_at DESC LIMIT 500""",
-                principal.organisation_id,
+                f"""{_GRANTS} {beyond}
+                    ORDER BY g.granted_at DESC, g.grant_id DESC LIMIT {first + 1}""",
+                org,
+                only_open,
+                *((datetime.fromisoformat(start[0]), start[1]) if start else ()),
+            )
+            total = await conn.fetchval(
+                """SELECT count(*) FROM rm_emergency_access g
+                   WHERE g.organisation_id = $1 AND (NOT $2 OR g.review_outcome IS NULL)""",
+                org,
                 only_open,
             )
-        return EmergencyGrants(
-            grants=[
-                EmergencyGrant(
-                    grant_id=r["grant_id"],
-                    patient_id=r["patient_id"],
-                    user_id=r["user_id"],
-                    role=r["role"],
-                    reason=r["reason"],
-                    granted_at=r["granted_at"],
-                    expires_at=r["expires_at"],
-                    reads=r["reads"],
-                    review_outcome=r["review_outcome"],
-                    reviewed_by=r["reviewed_by"],
+        page = rows[:first]
+        edges = [EmergencyGrantEdge(cursor=_grant_cursor(r), node=_grant(r)) for r in page]
+
+        async def all_grants() -> list[EmergencyGrant]:
+            async with ctx.runtime.pool.acquire() as conn:
+                capped = await conn.fetch(
+                    f"{_GRANTS} ORDER BY g.granted_at DESC LIMIT 500", org, only_open
                 )
-                for r in rows
-            ]
+            return [_grant(r) for r in capped]
+
+        return EmergencyGrants(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
+            ),
+            total_count=int(total),
+            all_grants=all_grants,
         )

@@ -12,9 +12,9 @@ Resolvers stay short: the SQL and the derivations live in the projection modules
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, tzinfo
-from typing import Final
+from typing import Annotated, Any, Final, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -35,6 +35,7 @@ from services.api.authz import patient_scope_sql
 from services.api.clinic_day import clinic_day
 from services.api.commanding import record_reads
 from services.api.context import CareteamContext
+from services.api.errors import ValidationError, result_union
 from services.api.registry_types import (
     BillingCode,
     BillingRowView,
@@ -44,21 +45,29 @@ from services.api.registry_types import (
     CaseloadEdge,
     CaseloadRowView,
     CaseloadSortKey,
+    ConsultationTrackerConnection,
+    ConsultationTrackerEdge,
     ConsultationTrackerView,
     EpisodeOutcomeView,
     OutcomesReport,
+    PageOf,
     Panel,
     PanelPatientConnection,
     PanelPatientEdge,
     PanelPatientView,
     ProjectionLagView,
+    ReferralTrackerConnection,
+    ReferralTrackerEdge,
     ReferralTrackerView,
     RegistryPageInfo,
     ReviewQueue,
+    ReviewQueueEdge,
     ReviewQueueEntry,
 )
 from services.auth import Role
 from services.database import Conn
+
+C = TypeVar("C", ReferralTrackerConnection, ConsultationTrackerConnection)
 
 # The authorisation grant every read model here is checked against: reading a registry
 # row, a bill or a tracker is reading that patient's data.
@@ -226,6 +235,122 @@ def _consultation_views(
     ]
 
 
+def _referral_views(docs: list[Doc], today: date, zone: tzinfo) -> list[ReferralTrackerView]:
+    return [
+        ReferralTrackerView.build(
+            d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today, zone)
+        )
+        for d in docs
+    ]
+
+
+def _referral_overdue(today: date, zone: tzinfo) -> Callable[[Doc], bool]:
+    """The tracker's `overdue` (past expected-by, or its next step late) as a filter."""
+    return lambda d: _referral_views([d], today, zone)[0].overdue
+
+
+def _consultation_overdue(today: date, zone: tzinfo) -> Callable[[Doc], bool]:
+    """The tracker's `overdue` (any open step late) as a filter."""
+    return lambda d: any(s.overdue for s in trackers.consultation_steps(d, today, zone))
+
+
+def _page_field(exc: Exception) -> str:
+    """The argument a refused page names: the size or the cursor."""
+    return "first" if isinstance(exc, trackers.TrackerPageSizeError) else "after"
+
+
+def _page_error(exc: Exception) -> GraphQLError:
+    """A refused page of a list the panel returns itself: an entry in `errors` with the
+    code and the argument at fault, as for the panel's patientPage."""
+    return GraphQLError(
+        str(exc),
+        extensions={"code": getattr(exc, "code", "BAD_REQUEST"), "field": _page_field(exc)},
+    )
+
+
+def _page_refused(exc: Exception) -> ValidationError:
+    return ValidationError(
+        code=getattr(exc, "code", "BAD_REQUEST"), message=str(exc), field=_page_field(exc)
+    )
+
+
+def _page_info_of(page: trackers.TrackerPage) -> RegistryPageInfo:
+    return RegistryPageInfo(
+        has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if page.cursors else None
+    )
+
+
+def _referral_connection(
+    page: trackers.TrackerPage, today: date, zone: tzinfo
+) -> ReferralTrackerConnection:
+    views = _referral_views(page.docs, today, zone)
+    return ReferralTrackerConnection(
+        edges=[
+            ReferralTrackerEdge(cursor=c, node=v) for c, v in zip(page.cursors, views, strict=True)
+        ],
+        page_info=_page_info_of(page),
+        total_count=page.total_count,
+    )
+
+
+def _consultation_connection(
+    page: trackers.TrackerPage, today: date, zone: tzinfo
+) -> ConsultationTrackerConnection:
+    views = _consultation_views(page.docs, today, zone)
+    return ConsultationTrackerConnection(
+        edges=[
+            ConsultationTrackerEdge(cursor=c, node=v)
+            for c, v in zip(page.cursors, views, strict=True)
+        ],
+        page_info=_page_info_of(page),
+        total_count=page.total_count,
+    )
+
+
+async def _audit_under(info: Info[Any, None], operation: str, patient_ids: Iterable[UUID]) -> None:
+    """Like ``_audit`` for a paged list under ``operation`` (e.g. the panel's referrals): the
+    field paths start with the operation and the list's field."""
+    ids = list(dict.fromkeys(patient_ids))
+    if ids:
+        fields = tuple(dict.fromkeys(_selected_paths(info.selected_fields, operation)))
+        await record_reads(info.context, operation, ids, fields)
+
+
+def _loops_page_of(
+    ctx: CareteamContext,
+    parent: str,
+    fetch: Callable[..., Awaitable[trackers.TrackerPage]],
+    connection: Callable[[trackers.TrackerPage, date, tzinfo], C],
+    today: date,
+    zone: tzinfo,
+    **filters: Any,
+) -> PageOf[C]:
+    """Reads a page of referral or consultation loops inside ``parent`` (the panel or the
+    review queue) when a portal selects it: refused pages are `errors` entries naming the
+    argument, and the patients of the page are recorded as read under ``parent``."""
+
+    async def read(sub: Info[Any, None], first: int, after: str | None) -> C:
+        async with ctx.runtime.pool.acquire() as conn:
+            try:
+                page = await fetch(conn, first=first, after=after, scope=_scope(ctx), **filters)
+            except (trackers.TrackerPageSizeError, InvalidCursorError) as exc:
+                raise _page_error(exc) from None
+        await _audit_under(sub, parent, (UUID(d["patient_id"]) for d in page.docs))
+        return connection(page, today, zone)
+
+    return read
+
+
+ReferralTrackerResult = Annotated[
+    ReferralTrackerConnection | ValidationError,
+    result_union("ReferralTrackerResult", "A page of referral loops, or why not."),
+]
+ConsultationTrackerResult = Annotated[
+    ConsultationTrackerConnection | ValidationError,
+    result_union("ConsultationTrackerResult", "A page of consultation loops, or why not."),
+]
+
+
 @strawberry.type(description="The role read models: registry, billing, outcomes, queues, trackers.")
 class RegistryQuery:
     @strawberry.field(
@@ -388,18 +513,44 @@ class RegistryQuery:
             )
             for (cursor, _), row in zip(page.rows, rows, strict=True)
         ]
+        # The deprecated note lists are recorded as read only when selected; their paged
+        # successors record the patients of their page when read.
+        selected = {p.split(".")[1] for p in _selected_paths(info.selected_fields, "") if "." in p}
         await _audit(
             info,
             [row.patient_id for row in rows]
-            + [UUID(d["patient_id"]) for d in (*to_draft, *to_sign)],
+            + ([UUID(d["patient_id"]) for d in to_draft] if "notesToDraft" in selected else [])
+            + ([UUID(d["patient_id"]) for d in to_sign] if "notesToSign" in selected else []),
         )
+
         return ReviewQueue(
             as_of=today,
             patients=entries,
+            edges=[ReviewQueueEdge(cursor=e.cursor, node=e) for e in entries],
             page_info=_page_info(page),
             total_count=page.total_count,
             notes_to_draft=_consultation_views(to_draft, today, zone),
             notes_to_sign=_consultation_views(to_sign, today, zone),
+            to_draft_page_of=_loops_page_of(
+                ctx,
+                info.field_name,
+                trackers.page_consultations,
+                _consultation_connection,
+                today,
+                zone,
+                consultant_id=consultant,
+                statuses=["requested"],
+            ),
+            to_sign_page_of=_loops_page_of(
+                ctx,
+                info.field_name,
+                trackers.page_consultations,
+                _consultation_connection,
+                today,
+                zone,
+                consultant_id=consultant,
+                statuses=["drafted"],
+            ),
         )
 
     @strawberry.field(
@@ -439,24 +590,23 @@ class RegistryQuery:
             )
             referral_docs = await trackers.fetch_referrals(conn, pcp_id=pcp, scope=scope)
         awaiting = _consultation_views(notes, today, zone)
-        referrals = [
-            ReferralTrackerView.build(
-                d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today, zone)
-            )
-            for d in referral_docs
-        ]
+        referrals = _referral_views(referral_docs, today, zone)
         patients = _panel_patients(docs, notes, referrals, today, zone)
         page = _panel_patients(page_docs, notes, referrals, today, zone)
         edges = [
             PanelPatientEdge(cursor=_panel_cursor(start + i), node=p) for i, p in enumerate(page)
         ]
+        # The deprecated lists are recorded as read only when a portal still selects them;
+        # their paged successors record the patients of their page when read.
+        selected = {p.split(".")[1] for p in paths if p.count(".") >= 1}
         await _audit(
             info,
             [p.patient_id for p in patients]
             + [p.patient_id for p in page]
-            + [n.patient_id for n in awaiting]
-            + [r.patient_id for r in referrals],
+            + ([n.patient_id for n in awaiting] if "consultationsAwaiting" in selected else [])
+            + ([r.patient_id for r in referrals] if "referrals" in selected else []),
         )
+
         return Panel(
             as_of=today,
             patients=patients,
@@ -471,10 +621,32 @@ class RegistryQuery:
             ),
             consultations_awaiting=awaiting,
             referrals=referrals,
+            consultations_page_of=_loops_page_of(
+                ctx,
+                info.field_name,
+                trackers.page_consultations,
+                _consultation_connection,
+                today,
+                zone,
+                pcp_id=pcp,
+                statuses=["signed", "acknowledged"],
+            ),
+            referrals_page_of=_loops_page_of(
+                ctx,
+                info.field_name,
+                trackers.page_referrals,
+                _referral_connection,
+                today,
+                zone,
+                pcp_id=pcp,
+            ),
         )
 
     @strawberry.field(
-        description="Referral loops with their next step and due day; open ones by default."
+        description="Referral loops with their next step and due day; open ones by default; "
+        "at most 500.",
+        deprecation_reason="Capped at 500: use referralTrackerPage (a connection with "
+        "first/after and totalCount).",
     )
     async def referral_tracker(
         self,
@@ -489,18 +661,49 @@ class RegistryQuery:
             docs = await trackers.fetch_referrals(
                 conn, patient_id=patient_id, open_only=open_only, scope=_scope(ctx)
             )
-        views = [
-            ReferralTrackerView.build(
-                d, trackers.referral_overdue(d, today), trackers.referral_next_step(d, today, zone)
-            )
-            for d in docs
-        ]
+        views = _referral_views(docs, today, zone)
         shown = [v for v in views if v.overdue] if overdue_only else views
         await _audit(info, (v.patient_id for v in shown))
         return shown
 
     @strawberry.field(
-        description="Consultation loops with their open steps and due days; open ones by default."
+        description="Referral loops with their next step and due day, oldest request first, "
+        "a page at a time (`first` 1 to 200; pass `pageInfo.endCursor` as `after`); open ones "
+        "by default. Every patient on the page is recorded as read."
+    )
+    async def referral_tracker_page(
+        self,
+        info: Info[CareteamContext, None],
+        patient_id: UUID | None = None,
+        open_only: bool = True,
+        overdue_only: bool = False,
+        first: int = trackers.TRACKER_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ReferralTrackerResult:
+        ctx = info.context
+        today, zone = await _today(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            try:
+                page = await trackers.page_referrals(
+                    conn,
+                    first=first,
+                    after=after,
+                    patient_id=patient_id,
+                    open_only=open_only,
+                    keep=_referral_overdue(today, zone) if overdue_only else None,
+                    scope=_scope(ctx),
+                )
+            except (trackers.TrackerPageSizeError, InvalidCursorError) as exc:
+                return _page_refused(exc)
+        found = _referral_connection(page, today, zone)
+        await _audit(info, (e.node.patient_id for e in found.edges))
+        return found
+
+    @strawberry.field(
+        description="Consultation loops with their open steps and due days; open ones by "
+        "default; at most 500.",
+        deprecation_reason="Capped at 500: use consultationTrackerPage (a connection with "
+        "first/after and totalCount).",
     )
     async def consultation_tracker(
         self,
@@ -524,6 +727,41 @@ class RegistryQuery:
         shown = [v for v in views if v.overdue] if overdue_only else views
         await _audit(info, (v.patient_id for v in shown))
         return shown
+
+    @strawberry.field(
+        description="Consultation loops with their open steps and due days, oldest request "
+        "first, a page at a time (`first` 1 to 200; pass `pageInfo.endCursor` as `after`); "
+        "open ones by default. Every patient on the page is recorded as read."
+    )
+    async def consultation_tracker_page(
+        self,
+        info: Info[CareteamContext, None],
+        patient_id: UUID | None = None,
+        psychiatric_consultant_id: UUID | None = None,
+        open_only: bool = True,
+        overdue_only: bool = False,
+        first: int = trackers.TRACKER_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ConsultationTrackerResult:
+        ctx = info.context
+        today, zone = await _today(ctx)
+        async with ctx.runtime.pool.acquire() as conn:
+            try:
+                page = await trackers.page_consultations(
+                    conn,
+                    first=first,
+                    after=after,
+                    patient_id=patient_id,
+                    consultant_id=psychiatric_consultant_id,
+                    open_only=open_only,
+                    keep=_consultation_overdue(today, zone) if overdue_only else None,
+                    scope=_scope(ctx),
+                )
+            except (trackers.TrackerPageSizeError, InvalidCursorError) as exc:
+                return _page_refused(exc)
+        found = _consultation_connection(page, today, zone)
+        await _audit(info, (e.node.patient_id for e in found.edges))
+        return found
 
     @strawberry.field(description="How many log events each read model has not applied yet.")
     async def projection_lag(self, info: Info[CareteamContext, None]) -> list[ProjectionLagView]:

@@ -7,9 +7,10 @@ the pure row the projection module derives for the query's day.
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -18,6 +19,7 @@ from strawberry.types import Info
 from domain.rules.billing import BillingProgram
 from domain.rules.outcomes import EpisodeOutcomes, WindowOutcome
 from projections import caseload as caseload_model
+from projections import trackers as trackers_model
 from projections.billing import BillingRow
 from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint
 from projections.outcomes import CareManagerOutcomes, EpisodeOutcome, MeasureSummary
@@ -37,6 +39,8 @@ from services.api.enums import (
 )
 from services.api.types import staff_name
 from services.auth import Role
+
+T = TypeVar("T")
 
 
 def _float(value: Fraction | None) -> float | None:
@@ -826,18 +830,62 @@ class ReviewQueueEntry:
         )
 
 
+@strawberry.type(description="One patient of the review queue and its cursor.")
+class ReviewQueueEdge:
+    cursor: str = strawberry.field(description="Opaque position of this entry (an `after`).")
+    node: ReviewQueueEntry = strawberry.field(description="The patient and why they are here.")
+
+
 @strawberry.type(description="The psychiatric consultant's queue for the caseload review.")
 class ReviewQueue:
     as_of: date = strawberry.field(description="The day evaluated.")
-    patients: list[ReviewQueueEntry] = strawberry.field(description="Patients, most urgent first.")
+    patients: list[ReviewQueueEntry] = strawberry.field(
+        description="Patients, most urgent first.",
+        deprecation_reason="Use edges { node } (a Relay-style connection).",
+    )
+    edges: list[ReviewQueueEdge] = strawberry.field(
+        description="The patients of this page, most urgent first."
+    )
+    max_page_size: int = strawberry.field(
+        default=caseload_model.MAX_PAGE_SIZE, description="The largest `first` accepted."
+    )
     page_info: RegistryPageInfo = strawberry.field(description="Paging state of `patients`.")
     total_count: int = strawberry.field(description="Patients on the queue, all pages.")
     notes_to_draft: list[ConsultationTrackerView] = strawberry.field(
-        description="Requested consultations waiting for a draft."
+        description="Requested consultations waiting for a draft; at most 500.",
+        deprecation_reason="Capped at 500: use notesToDraftPage (paged with its own first/after).",
     )
     notes_to_sign: list[ConsultationTrackerView] = strawberry.field(
-        description="Drafted notes waiting for a signature."
+        description="Drafted notes waiting for a signature; at most 500.",
+        deprecation_reason="Capped at 500: use notesToSignPage (paged with its own first/after).",
     )
+    # How the two note pages are read when selected (services.api.registry_queries).
+    to_draft_page_of: strawberry.Private[PageOf[ConsultationTrackerConnection]]
+    to_sign_page_of: strawberry.Private[PageOf[ConsultationTrackerConnection]]
+
+    @strawberry.field(
+        description="Requested consultations waiting for a draft, oldest request first, a "
+        "page at a time (`first` 1 to 200)."
+    )
+    async def notes_to_draft_page(
+        self,
+        info: Info[Any, None],
+        first: int = trackers_model.TRACKER_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ConsultationTrackerConnection:
+        return await self.to_draft_page_of(info, first, after)
+
+    @strawberry.field(
+        description="Drafted notes waiting for a signature, oldest request first, a page at "
+        "a time (`first` 1 to 200)."
+    )
+    async def notes_to_sign_page(
+        self,
+        info: Info[Any, None],
+        first: int = trackers_model.TRACKER_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ConsultationTrackerConnection:
+        return await self.to_sign_page_of(info, first, after)
 
 
 @strawberry.type(
@@ -897,6 +945,42 @@ class PanelPatientConnection:
     max_page_size: int = strawberry.field(description="The largest `first` accepted.")
 
 
+@strawberry.type(description="One referral loop and its cursor.")
+class ReferralTrackerEdge:
+    cursor: str = strawberry.field(description="Opaque position of this loop (an `after`).")
+    node: ReferralTrackerView = strawberry.field(description="The referral loop.")
+
+
+@strawberry.type(description="A page of referral loops, oldest request first.")
+class ReferralTrackerConnection:
+    edges: list[ReferralTrackerEdge] = strawberry.field(description="The loops of this page.")
+    page_info: RegistryPageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Loops matching the filter, all pages.")
+    max_page_size: int = strawberry.field(
+        default=trackers_model.TRACKER_MAX_PAGE, description="The largest `first` accepted."
+    )
+
+
+@strawberry.type(description="One consultation loop and its cursor.")
+class ConsultationTrackerEdge:
+    cursor: str = strawberry.field(description="Opaque position of this loop (an `after`).")
+    node: ConsultationTrackerView = strawberry.field(description="The consultation loop.")
+
+
+@strawberry.type(description="A page of consultation loops, oldest request first.")
+class ConsultationTrackerConnection:
+    edges: list[ConsultationTrackerEdge] = strawberry.field(description="The loops of this page.")
+    page_info: RegistryPageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Loops matching the filter, all pages.")
+    max_page_size: int = strawberry.field(
+        default=trackers_model.TRACKER_MAX_PAGE, description="The largest `first` accepted."
+    )
+
+
+PageOf = Callable[[Info[Any, None], int, str | None], Awaitable[T]]
+"""Reads one page of a list on demand: (info, first, after) to the connection."""
+
+
 @strawberry.type(description="The PCP's collaborative care panel.")
 class Panel:
     as_of: date = strawberry.field(description="The day evaluated.")
@@ -908,11 +992,42 @@ class Panel:
         description="The page of the panel asked for with panel's `first` and `after`."
     )
     consultations_awaiting: list[ConsultationTrackerView] = strawberry.field(
-        description="Signed notes to acknowledge, recommendations to answer or implement."
+        description="Signed notes to acknowledge, recommendations to answer or implement; "
+        "at most 500.",
+        deprecation_reason="Capped at 500: use consultationsAwaitingPage (paged with its own "
+        "first/after).",
     )
     referrals: list[ReferralTrackerView] = strawberry.field(
-        description="Open referrals of the panel, oldest first."
+        description="Open referrals of the panel, oldest first; at most 500.",
+        deprecation_reason="Capped at 500: use referralPage (paged with its own first/after).",
     )
+    # How the two tracker pages are read when selected (services.api.registry_queries).
+    consultations_page_of: strawberry.Private[PageOf[ConsultationTrackerConnection]]
+    referrals_page_of: strawberry.Private[PageOf[ReferralTrackerConnection]]
+
+    @strawberry.field(
+        description="Signed notes to acknowledge, recommendations to answer or implement, "
+        "oldest request first, a page at a time (`first` 1 to 200)."
+    )
+    async def consultations_awaiting_page(
+        self,
+        info: Info[Any, None],
+        first: int = trackers_model.TRACKER_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ConsultationTrackerConnection:
+        return await self.consultations_page_of(info, first, after)
+
+    @strawberry.field(
+        description="Open referrals of the panel, oldest request first, a page at a time "
+        "(`first` 1 to 200)."
+    )
+    async def referral_page(
+        self,
+        info: Info[Any, None],
+        first: int = trackers_model.TRACKER_DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ReferralTrackerConnection:
+        return await self.referrals_page_of(info, first, after)
 
 
 @strawberry.type(

@@ -38,6 +38,7 @@ from services.api.commanding import record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, ValidationError, result_union
 from services.api.registry_types import RegistryPageInfo
+from services.api.types import staff_name
 from services.auth import Role
 
 MAX_PAGE = 200
@@ -68,6 +69,14 @@ class WorklistItem:
     assignee_id: UUID | None = strawberry.field(
         description="Who the task is assigned to; null for the whole team."
     )
+
+    @strawberry.field(
+        description="The assignee's display name from the staff directory; null for the "
+        "whole team or an assignee not in the directory."
+    )
+    async def assignee_name(self, info: Info[Any, None]) -> str | None:
+        return await staff_name(info, self.assignee_id)
+
     record_id: UUID | None = strawberry.field(
         description="The consultation note, for recommendation and consultation items."
     )

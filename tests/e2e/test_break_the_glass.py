@@ -100,3 +100,52 @@ async def test_a_pcp_on_the_care_team_cannot_break_the_glass_on_their_own_patien
     outsider = server.token("pcp", user=uuid4())
     opened = server.graphql(BREAK, {"id": pid, "reason": "ED", "minutes": 30}, token=outsider)
     assert opened["data"]["breakTheGlass"]["__typename"] == "EmergencyAccessPayload"
+
+
+GRANTS = """query($first: Int!, $after: String) {
+  emergencyAccessReviews(onlyOpen: false, first: $first, after: $after) {
+    __typename
+    ... on EmergencyGrants {
+      totalCount maxPageSize pageInfo { hasNextPage endCursor }
+      edges { cursor node { grantId grantedAt } }
+    }
+    ... on ValidationError { code field }
+  } }"""
+
+
+def test_emergency_grants_are_paged_newest_first(server: ServerProcess) -> None:
+    """Three grants, two a page: every grant once, newest first, with totalCount."""
+    made = []
+    for n in range(3):
+        pid = server.graphql(REGISTER.replace('"M-1"', f'"G-{n}"'))["data"]["registerPatient"][
+            "patient"
+        ]["id"]
+        opened = server.graphql(
+            BREAK,
+            {"id": pid, "reason": "unresponsive in ED", "minutes": 30},
+            token=server.token("pcp"),
+        )["data"]["breakTheGlass"]
+        assert opened["__typename"] == "EmergencyAccessPayload", opened
+        made.append(opened["grantId"])
+    compliance = server.token("compliance")
+    seen, after = [], None
+    while True:
+        page = server.graphql(GRANTS, {"first": 2, "after": after}, token=compliance)["data"][
+            "emergencyAccessReviews"
+        ]
+        assert (page["totalCount"], page["maxPageSize"]) == (3, 200)
+        seen.extend(e["node"] for e in page["edges"])
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert sorted(n["grantId"] for n in seen) == sorted(made)
+    assert [n["grantedAt"] for n in seen] == sorted((n["grantedAt"] for n in seen), reverse=True)
+    for first in (0, 201):
+        refused = server.graphql(GRANTS, {"first": first}, token=compliance)
+        assert refused["data"]["emergencyAccessReviews"] == {
+            "__typename": "ValidationError",
+            "code": "PAGE_SIZE",
+            "field": "first",
+        }
+    forged = server.graphql(GRANTS, {"first": 2, "after": "eA"}, token=compliance)
+    assert forged["data"]["emergencyAccessReviews"]["field"] == "after"

@@ -245,7 +245,7 @@ async def test_a_signed_note_is_immutable_and_every_refused_step_writes_nothing(
         assert no_reason == {
             "__typename": "ValidationError",
             "code": "REASON_REQUIRED",
-            "field": None,
+            "field": "text",
         }
 
     not_yet = step(
@@ -291,7 +291,7 @@ async def test_a_withdrawn_request_takes_no_draft_and_unknown_notes_are_not_foun
         {"consultationNoteId": note_id, "reason": " "},
         team.care_manager,
     )
-    assert blank == {"__typename": "ValidationError", "code": "REASON_REQUIRED", "field": None}
+    assert blank == {"__typename": "ValidationError", "code": "REASON_REQUIRED", "field": "reason"}
     unsigned = step(
         server, "signConsultationNote", {"consultationNoteId": note_id}, team.psychiatrist
     )

@@ -12,6 +12,7 @@ import asyncpg
 
 from tests.e2e.journey import enrolled_patient, event_count
 from tests.e2e.server import ServerProcess
+from tests.e2e.test_consultation_loop import signed_note
 
 PROBLEMS = """... on ValidationError { code field message problems { field code message } }"""
 
@@ -151,3 +152,190 @@ async def test_put_staff_member_reports_three_bad_fields_at_once(
     org = mutate(server, "setOrganisation", {"name": "", "timeZone": "Mars/Olympus"}, admin)
     assert fields(org) == [("name", "INVALID_TEXT"), ("timeZone", "UNKNOWN_TIME_ZONE")]
     assert await directory_rows(db_dsn) == before
+
+
+# --- care plans, referrals, consultation notes (every other multi-field input) -----------
+
+
+async def test_a_care_plan_review_reports_three_bad_fields_at_once(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    team = enrolled_patient(server, mrn="FP-3")
+    created = server.graphql(
+        """mutation($i: CreateCarePlanInput!) { createCarePlan(input: $i) {
+             ... on CarePlanPayload { carePlan { id } } } }""",
+        {"i": {"patientId": team.patient_id}},
+        token=team.pcp,
+    )
+    plan_id = created["data"]["createCarePlan"]["carePlan"]["id"]
+    before = await event_count(db_dsn, plan_id)
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    review = mutate(
+        server,
+        "reviewCarePlan",
+        {
+            "carePlanId": plan_id,
+            "decision": "CHANGE",
+            "baselineTotal": 99,
+            "latestTotal": -1,
+            "occurredAt": future,
+        },
+        team.pcp,
+    )
+    assert review["__typename"] == "ValidationError", review
+    assert fields(review) == [
+        ("occurredAt", "OCCURRED_IN_FUTURE"),
+        ("baselineTotal", "INVALID_TARGET"),
+        ("latestTotal", "INVALID_TARGET"),
+    ]
+    # A medication with a blank name, no dose and a psychotherapy's modality: each named.
+    started = mutate(
+        server,
+        "startIntervention",
+        {
+            "carePlanId": plan_id,
+            "kind": "MEDICATION",
+            "name": " ",
+            "modality": "INTERPERSONAL_THERAPY",
+        },
+        team.pcp,
+    )
+    assert fields(started) == [
+        ("name", "INTERVENTION_DETAILS"),
+        ("dose", "INTERVENTION_DETAILS"),
+        ("modality", "INTERVENTION_DETAILS"),
+    ]
+    target = mutate(
+        server,
+        "setTarget",
+        {
+            "carePlanId": plan_id,
+            "instrument": "PHQ9",
+            "kind": "REDUCTION_PERCENT",
+            "value": 150,
+            "occurredAt": future,
+        },
+        team.pcp,
+    )
+    assert fields(target) == [("occurredAt", "OCCURRED_IN_FUTURE"), ("value", "INVALID_TARGET")]
+    goal = mutate(
+        server,
+        "addGoal",
+        {"carePlanId": plan_id, "description": "", "occurredAt": future},
+        team.pcp,
+    )
+    assert fields(goal) == [("occurredAt", "OCCURRED_IN_FUTURE"), ("description", "BLANK_VALUE")]
+    assert await event_count(db_dsn, plan_id) == before
+
+
+async def test_a_referral_request_reports_three_bad_fields_at_once(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    team = enrolled_patient(server, mrn="FP-4")
+    before = await all_events(db_dsn)
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    result = mutate(
+        server,
+        "requestReferral",
+        {
+            "patientId": team.patient_id,
+            "service": "PSYCHOTHERAPY",
+            "reason": "   ",
+            "expectedBy": "2000-01-01",
+            "occurredAt": future,
+        },
+        team.care_manager,
+    )
+    assert result["__typename"] == "ValidationError", result
+    assert fields(result) == [
+        ("occurredAt", "OCCURRED_IN_FUTURE"),
+        ("reason", "BLANK_VALUE"),
+        ("expectedBy", "INVALID_EXPECTED_BY"),
+    ]
+    assert await all_events(db_dsn) == before
+
+
+async def test_consultation_inputs_report_every_bad_field(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    team = enrolled_patient(server, mrn="FP-5")
+    before = await all_events(db_dsn)
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    asked = mutate(
+        server,
+        "requestConsultation",
+        {"patientId": team.patient_id, "question": " ", "occurredAt": future},
+        team.care_manager,
+    )
+    assert fields(asked) == [("occurredAt", "OCCURRED_IN_FUTURE"), ("question", "BLANK_VALUE")]
+    assert await all_events(db_dsn) == before
+
+    note_id, (rec_id,) = signed_note(server, team, ["Increase the dose."])
+    acknowledged = server.graphql(
+        """mutation($i: AcknowledgeConsultationNoteInput!) {
+             acknowledgeConsultationNote(input: $i) { __typename } }""",
+        {"i": {"consultationNoteId": note_id}},
+        token=team.pcp,
+    )
+    assert acknowledged["data"]["acknowledgeConsultationNote"]["__typename"] == (
+        "ConsultationNotePayload"
+    ), acknowledged
+    written = await event_count(db_dsn, note_id)
+    declined = mutate(
+        server,
+        "respondToRecommendation",
+        {
+            "consultationNoteId": note_id,
+            "recommendationId": rec_id,
+            "response": "DECLINED",
+            "text": "",
+            "occurredAt": future,
+        },
+        team.pcp,
+    )
+    assert fields(declined) == [("occurredAt", "OCCURRED_IN_FUTURE"), ("text", "REASON_REQUIRED")]
+    addendum = mutate(
+        server,
+        "addAddendum",
+        {"consultationNoteId": note_id, "text": "", "occurredAt": future},
+        team.psychiatrist,
+    )
+    assert fields(addendum) == [("occurredAt", "OCCURRED_IN_FUTURE"), ("text", "BLANK_VALUE")]
+    assert await event_count(db_dsn, note_id) == written
+
+
+async def test_patient_commands_with_lists_and_conditional_fields_report_every_problem(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """A relapse prevention plan names each blank item by its index; a consent for
+    collaborative care without its method and a future time names both."""
+    team = enrolled_patient(server, mrn="FP-6")
+    before = await event_count(db_dsn, team.patient_id)
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    plan = mutate(
+        server,
+        "writeRelapsePreventionPlan",
+        {
+            "patientId": team.patient_id,
+            "warningSigns": ["Sleeping badly", " "],
+            "strategies": [],
+            "occurredAt": future,
+        },
+        team.care_manager,
+    )
+    assert fields(plan) == [
+        ("occurredAt", "OCCURRED_IN_FUTURE"),
+        ("warningSigns[1]", "BLANK_VALUE"),
+        ("strategies", "INVALID_PAYLOAD_VALUE"),
+    ]
+    consent = mutate(
+        server,
+        "grantConsent",
+        {"patientId": team.patient_id, "kind": "COCM_TREATMENT", "occurredAt": future},
+        team.care_manager,
+    )
+    assert fields(consent) == [
+        ("occurredAt", "OCCURRED_IN_FUTURE"),
+        ("method", "CONSENT_METHOD_REQUIRED"),
+    ]
+    assert await event_count(db_dsn, team.patient_id) == before

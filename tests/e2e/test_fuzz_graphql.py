@@ -1115,6 +1115,21 @@ VIEWS = (
     ("pcp", "{ panel { __typename } }"),
     ("psychiatrist", "{ reviewQueue { __typename } }"),
     ("compliance", "{ auditTrail { __typename } }"),
+    (
+        "care_manager",
+        "{ referralTrackerPage(openOnly: false) { ... on ReferralTrackerConnection "
+        "{ totalCount edges { node { overdue nextStep { dueOn } } } } } }",
+    ),
+    (
+        "care_manager",
+        "{ consultationTrackerPage(openOnly: false, overdueOnly: true) { "
+        "... on ConsultationTrackerConnection { totalCount edges { node { overdue } } } } }",
+    ),
+    ("pcp", "{ panel { referralPage { totalCount } consultationsAwaitingPage { totalCount } } }"),
+    (
+        "psychiatrist",
+        "{ reviewQueue { notesToDraftPage { totalCount } notesToSignPage { totalCount } } }",
+    ),
 )
 
 

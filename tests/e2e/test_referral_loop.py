@@ -111,7 +111,7 @@ async def test_a_referral_closes_only_with_its_report_back(
         assert no_report == {
             "__typename": "ValidationError",
             "code": "REPORT_BACK_REQUIRED",
-            "field": None,
+            "field": "reportBackSummary",
         }
     assert await event_count(db_dsn, referral_id) == 4
 
@@ -152,7 +152,11 @@ async def test_a_declined_or_cancelled_referral_needs_a_reason_and_is_final(
     no_reason = step(
         server, "declineReferral", {"referralId": declined_id, "reason": " "}, team.care_manager
     )
-    assert no_reason == {"__typename": "ValidationError", "code": "REASON_REQUIRED", "field": None}
+    assert no_reason == {
+        "__typename": "ValidationError",
+        "code": "REASON_REQUIRED",
+        "field": "reason",
+    }
     assert await event_count(db_dsn, declined_id) == 2
 
     declined = referral_of(
@@ -172,7 +176,7 @@ async def test_a_declined_or_cancelled_referral_needs_a_reason_and_is_final(
     unsent = step(server, "acceptReferral", {"referralId": cancelled_id}, team.care_manager)
     assert unsent == {"__typename": "InvalidTransitionError", "code": "INVALID_REFERRAL_TRANSITION"}
     blank = step(server, "cancelReferral", {"referralId": cancelled_id, "reason": ""}, team.pcp)
-    assert blank == {"__typename": "ValidationError", "code": "REASON_REQUIRED", "field": None}
+    assert blank == {"__typename": "ValidationError", "code": "REASON_REQUIRED", "field": "reason"}
     cancelled = referral_of(
         step(
             server,
@@ -191,7 +195,11 @@ def test_bad_referral_input_and_unknown_referrals_get_typed_errors(server: Serve
     base = {"patientId": team.patient_id, "service": "OTHER", "reason": "Housing support."}
 
     past = step(server, "requestReferral", {**base, "expectedBy": "2000-01-01"}, team.care_manager)
-    assert past == {"__typename": "ValidationError", "code": "INVALID_EXPECTED_BY", "field": None}
+    assert past == {
+        "__typename": "ValidationError",
+        "code": "INVALID_EXPECTED_BY",
+        "field": "expectedBy",
+    }
 
     future = step(
         server,

@@ -125,3 +125,59 @@ def test_the_pcp_sees_recommendations_awaiting_and_the_psychiatrist_open_request
     psychiatrist = worklist(server, team.psychiatrist)
     assert "CONSULTATION_REQUESTED" in [e["node"]["kind"] for e in psychiatrist["edges"]]
     assert "RECOMMENDATION_AWAITING" not in [e["node"]["kind"] for e in psychiatrist["edges"]]
+
+
+PUT_STAFF = """mutation($i: PutStaffMemberInput!) { putStaffMember(input: $i) { __typename } }"""
+
+NAMES = """{ worklist { ... on WorklistConnection {
+  edges { node { kind taskId assigneeId assigneeName } } } } }"""
+
+
+def test_a_worklist_task_shows_its_assignees_display_name(server: ServerProcess) -> None:
+    """The assignee's name comes from the staff directory, like careManagerName on the
+    caseload; a team task (no assignee) reads null."""
+    team = enrolled_patient(server)
+    admin = server.token("admin")
+    put = server.graphql(
+        PUT_STAFF,
+        {
+            "i": {
+                "userId": str(team.care_manager_id),
+                "displayName": "Ben Okafor",
+                "roles": ["CARE_MANAGER"],
+            }
+        },
+        token=admin,
+    )
+    assert put["data"]["putStaffMember"]["__typename"] == "StaffMember", put
+    today = datetime.now(UTC).date().isoformat()
+    mine = command(
+        server,
+        "createTask",
+        {
+            "patientId": team.patient_id,
+            "kind": "OTHER",
+            "dueOn": today,
+            "assigneeId": str(team.care_manager_id),
+        },
+        team.care_manager,
+        TASK,
+    )["createdId"]
+    everyone = command(
+        server,
+        "createTask",
+        {"patientId": team.patient_id, "kind": "OUTREACH", "dueOn": today},
+        team.care_manager,
+        TASK,
+    )["createdId"]
+    body = server.graphql(NAMES, token=team.care_manager)
+    assert "errors" not in body, body
+    tasks = {
+        e["node"]["taskId"]: (e["node"]["assigneeId"], e["node"]["assigneeName"])
+        for e in body["data"]["worklist"]["edges"]
+        if e["node"]["kind"] == "TASK"
+    }
+    assert tasks == {
+        mine: (str(team.care_manager_id), "Ben Okafor"),
+        everyone: (None, None),
+    }

@@ -283,3 +283,37 @@ async def test_the_demo_seed_fills_every_role_view(clinic: Clinic) -> None:
     assert codes[str(seeded.patients["billing_36_minutes"])] == ["99492"]
     panel = (await clinic.query(PANEL, role=Role.PCP, user=PCP))["panel"]
     assert panel["referrals"][0]["overdue"] and panel["consultationsAwaiting"]
+
+
+async def test_the_paged_tracker_pages_through_overdue_loops_only(clinic: Clinic) -> None:
+    """overdueOnly is decided for today in Python (lateness grows with the clock), so the
+    page, its cursor and totalCount count only the late loops, oldest request first."""
+    pid = await clinic.patient()
+    ids = []
+    for n, expected in enumerate((on(20), on(40), on(20), on(20))):
+        referral = Referral.request(
+            patient_id=pid,
+            service="specialty_psychiatry",
+            reason="assessment",
+            expected_by=expected,
+            occurred_at=day(n),
+            now=NOW,
+        )
+        await clinic.create(referral)
+        # Sent on day 10: the receiving side's answer is due on day 24, so on day 21 only
+        # the expected-by day (on(20)) makes a loop late.
+        await clinic.run(Referral, referral.id, lambda r: r.send(occurred_at=day(10), now=NOW))
+        ids.append(str(referral.id))
+    await clinic.catch_up()
+    query = """query($after: String) { referralTrackerPage(overdueOnly: true, first: 2,
+      after: $after) { ... on ReferralTrackerConnection { totalCount
+        pageInfo { hasNextPage endCursor } edges { node { id overdue } } } } }"""
+    first = (await clinic.query(query, at=day(21)))["referralTrackerPage"]
+    assert first["totalCount"] == 3 and first["pageInfo"]["hasNextPage"]
+    rest = (await clinic.query(query, {"after": first["pageInfo"]["endCursor"]}, at=day(21)))[
+        "referralTrackerPage"
+    ]
+    assert rest["totalCount"] == 3 and not rest["pageInfo"]["hasNextPage"]
+    seen = [e["node"] for e in first["edges"] + rest["edges"]]
+    assert [n["id"] for n in seen] == [ids[0], ids[2], ids[3]]  # the second is not late
+    assert all(n["overdue"] for n in seen)

@@ -73,25 +73,37 @@ async function names(token) {
 }
 
 async function reviews(token, nameOf) {
-  const data = await graphql(
-    token,
-    `{ emergencyAccessReviews(onlyOpen: true) { __typename
-        ... on EmergencyGrants { grants { grantedAt patientId userId role reason reads } }
-        ... on ForbiddenError { code } } }`,
-  );
   const body = $("reviews").tBodies[0];
   body.replaceChildren();
-  const result = data.emergencyAccessReviews;
-  for (const grant of result.grants || []) {
-    const row = document.createElement("tr");
-    row.className = "review";
-    cell(row, grant.grantedAt);
-    cell(row, grant.patientId);
-    cell(row, nameOf(grant.userId));
-    cell(row, grant.role);
-    cell(row, grant.reason);
-    cell(row, grant.reads);
-    body.appendChild(row);
+  // Every open grant, a page of 200 at a time (newest first).
+  let after = null;
+  for (;;) {
+    const data = await graphql(
+      token,
+      `query($after: String) { emergencyAccessReviews(onlyOpen: true, first: 200, after: $after) {
+          __typename
+          ... on EmergencyGrants {
+            edges { node { grantedAt patientId userId role reason reads } }
+            pageInfo { hasNextPage endCursor } }
+          ... on ForbiddenError { code } } }`,
+      { after },
+    );
+    const result = data.emergencyAccessReviews;
+    if (result.__typename !== "EmergencyGrants") break;
+    for (const edge of result.edges) {
+      const grant = edge.node;
+      const row = document.createElement("tr");
+      row.className = "review";
+      cell(row, grant.grantedAt);
+      cell(row, grant.patientId);
+      cell(row, nameOf(grant.userId));
+      cell(row, grant.role);
+      cell(row, grant.reason);
+      cell(row, grant.reads);
+      body.appendChild(row);
+    }
+    if (!result.pageInfo.hasNextPage) break;
+    after = result.pageInfo.endCursor;
   }
 }
 
