@@ -71,6 +71,11 @@ class ChainSealer:
         self._seen: tuple[int, bytes] | None = None
         self._published_seq = -1
 
+    @property
+    def sealed_through(self) -> int:
+        """The last link this sealer has seen in the chain (0 before its first look)."""
+        return 0 if self._seen is None else self._seen[0]
+
     async def run(self) -> None:
         try:
             key = load_signing_key(self._settings, create=True)

@@ -327,19 +327,20 @@ async def test_the_sealer_stops_and_reports_when_the_chain_is_truncated_under_it
     """The in-process sealer notices the chain lost links it had sealed and seals no more."""
     pool = await create_pool(evidence.dsn, Settings())
     health = ChainHealth()
-    task = asyncio.create_task(
-        ChainSealer(pool, evidence.settings, health, poll_seconds=0.05).run()
-    )
+    sealer = ChainSealer(pool, evidence.settings, health, poll_seconds=0.05)
+    task = asyncio.create_task(sealer.run())
     try:
-        for _ in range(200):
-            if health.verified:
+        # Until the sealer has seen links of its own: a sealer that has seen none cannot
+        # tell a truncated chain from a new one (under load its first round can be late).
+        for _ in range(600):
+            if health.verified and sealer.sealed_through > 0:
                 break
             await asyncio.sleep(0.05)
-        assert health.verified and health.intact
+        assert health.verified and health.intact and sealer.sealed_through > 0
         await seal_once(evidence.conn)
         await _behind_the_back(evidence.conn, "TRUNCATE audit_chain", table="audit_chain")
         await evidence.conn.execute("DELETE FROM checkpoints WHERE name LIKE 'audit_chain:%'")
-        for _ in range(200):
+        for _ in range(600):
             if not health.intact:
                 break
             await asyncio.sleep(0.05)
