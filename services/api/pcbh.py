@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.types import Info
 
 from domain.common import (
@@ -38,6 +39,7 @@ from domain.common import (
 from projections import pcbh as model
 from projections import trackers
 from projections.clinic_calendar import day_of, parse_instant
+from projections.keyset import InvalidCursorError, decode_cursor, encode_cursor
 from services.api.authz import Denied, check_patient_operation, check_role, patient_scope_sql
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
@@ -45,6 +47,7 @@ from services.api.enums import ReferralService
 from services.api.errors import ForbiddenError, NotFoundError, result_union
 from services.api.patient_types import PatientResult
 from services.api.record_commands import INPUT, actor, answer_patient, occurred_at_field
+from services.api.registry_types import PageInfo
 from services.auth import Role
 from services.commands.pcbh import (
     AcceptWarmHandoff,
@@ -204,16 +207,118 @@ class SameDayHandoffs:
     share: float | None = strawberry.field(description="seenSameDay / handoffs; null if none.")
 
 
+BOARD_DEFAULT_PAGE = 50
+BOARD_MAX_PAGE = 200
+_HANDOFF_ORDER = "board:handoffs:offered_at,id"
+_VISIT_ORDER = "board:visits:occurred_at,id"
+
+
+@strawberry.type(description="One warm handoff and its cursor.")
+class WarmHandoffEdge:
+    cursor: str = strawberry.field(description="Opaque position of this handoff (an `after`).")
+    node: WarmHandoffView = strawberry.field(description="The handoff.")
+
+
+@strawberry.type(description="A page of warm handoffs, oldest offer first.")
+class WarmHandoffConnection:
+    edges: list[WarmHandoffEdge] = strawberry.field(description="The handoffs of this page.")
+    page_info: PageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Handoffs on the board, all pages.")
+    max_page_size: int = strawberry.field(
+        default=BOARD_MAX_PAGE, description="The largest `first` accepted."
+    )
+
+
+@strawberry.type(description="One brief visit and its cursor.")
+class BriefVisitEdge:
+    cursor: str = strawberry.field(description="Opaque position of this visit (an `after`).")
+    node: BriefVisitView = strawberry.field(description="The visit.")
+
+
+@strawberry.type(description="A page of brief visits, oldest first.")
+class BriefVisitConnection:
+    edges: list[BriefVisitEdge] = strawberry.field(description="The visits of this page.")
+    page_info: PageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Visits on the board, all pages.")
+    max_page_size: int = strawberry.field(
+        default=BOARD_MAX_PAGE, description="The largest `first` accepted."
+    )
+
+
+def _board_page(
+    items: list[Any], ordering: str, first: int, after: str | None
+) -> tuple[list[tuple[str, Any]], PageInfo]:
+    """The page of ``items`` (sorted by (time, id)) after ``after``: (cursor, item) pairs and
+    the paging state. A bad size or cursor is a GraphQL error naming the argument."""
+    if not 1 <= first <= BOARD_MAX_PAGE:
+        raise GraphQLError(
+            f"first must be between 1 and {BOARD_MAX_PAGE}",
+            extensions={"code": "PAGE_SIZE", "field": "first"},
+        )
+
+    def key(item: Any) -> tuple[datetime, UUID]:
+        return (item.offered_at if ordering == _HANDOFF_ORDER else item.occurred_at, item.id)
+
+    start = 0
+    if after is not None:
+        try:
+            at, item_id = decode_cursor(ordering, after, 2)
+            if at is None or item_id is None:
+                raise InvalidCursorError("the cursor is not valid")
+            mark = (datetime.fromisoformat(at), UUID(item_id))
+        except (InvalidCursorError, ValueError):
+            raise GraphQLError(
+                "after is not a cursor of this list",
+                extensions={"code": "INVALID_CURSOR", "field": "after"},
+            ) from None
+        start = next((i for i, item in enumerate(items) if key(item) > mark), len(items))
+    chosen = items[start : start + first]
+    pairs = [(encode_cursor(ordering, list(key(item))), item) for item in chosen]
+    info = PageInfo(
+        has_next_page=start + first < len(items), end_cursor=pairs[-1][0] if pairs else None
+    )
+    return pairs, info
+
+
 @strawberry.type(description="Your warm handoffs and brief visits, with the same-day measure.")
 class WarmHandoffBoard:
     as_of: date = strawberry.field(description="The clinic day the board is for.")
     handoffs: list[WarmHandoffView] = strawberry.field(
-        description="A BHC: handoffs to you; a PCP: handoffs you made; others: all in reach."
+        description="A BHC: handoffs to you; a PCP: handoffs you made; others: all in reach.",
+        deprecation_reason="Unbounded; use handoffPage.",
     )
     brief_visits: list[BriefVisitView] = strawberry.field(
-        description="A BHC: your visits; others: the visits of patients in reach."
+        description="A BHC: your visits; others: the visits of patients in reach.",
+        deprecation_reason="Unbounded; use briefVisitPage.",
     )
     same_day: SameDayHandoffs = strawberry.field(description="Over the handoffs listed.")
+
+    @strawberry.field(
+        description="The board's handoffs, oldest offer first, a page at a time (`first` 1 "
+        "to 200): a BHC's are those handed to them, a PCP's those they handed over."
+    )
+    def handoff_page(
+        self, first: int = BOARD_DEFAULT_PAGE, after: str | None = None
+    ) -> WarmHandoffConnection:
+        pairs, page_info = _board_page(self.handoffs, _HANDOFF_ORDER, first, after)
+        return WarmHandoffConnection(
+            edges=[WarmHandoffEdge(cursor=c, node=n) for c, n in pairs],
+            page_info=page_info,
+            total_count=len(self.handoffs),
+        )
+
+    @strawberry.field(
+        description="The board's brief visits, oldest first, a page at a time (`first` 1 to 200)."
+    )
+    def brief_visit_page(
+        self, first: int = BOARD_DEFAULT_PAGE, after: str | None = None
+    ) -> BriefVisitConnection:
+        pairs, page_info = _board_page(self.brief_visits, _VISIT_ORDER, first, after)
+        return BriefVisitConnection(
+            edges=[BriefVisitEdge(cursor=c, node=n) for c, n in pairs],
+            page_info=page_info,
+            total_count=len(self.brief_visits),
+        )
 
 
 @strawberry.type(description="A caregiver's view: only what the patient or guardian granted.")

@@ -420,3 +420,60 @@ def test_community_service_loops_close_with_a_report_back_and_the_tracker_says_h
     assert by_service["TRANSPORTATION"]["open"] == 1
     # Which services close their loops is the organisation's figure: a caregiver may not ask.
     assert read(server, LOOPS, server.token("caregiver"))["__typename"] == "ForbiddenError"
+
+
+BOARD_PAGE = """query($first: Int!, $after: String) { warmHandoffs { __typename
+    ... on WarmHandoffBoard {
+      handoffPage(first: $first, after: $after) {
+        totalCount maxPageSize pageInfo { hasNextPage endCursor }
+        edges { cursor node { id patientId status } }
+      }
+      briefVisitPage(first: 1) { totalCount edges { node { id } } }
+    }
+} }"""
+
+
+def test_the_warm_handoff_board_pages_its_handoffs_oldest_offer_first(
+    server: ServerProcess,
+) -> None:
+    team, bhc, bhc_token = with_bhc(server)
+    offered = [
+        run(
+            server,
+            "offerWarmHandoff",
+            {"patientId": team.patient_id, "toUserId": str(bhc)},
+            team.pcp,
+            CREATED,
+        )["createdId"]
+        for _ in range(5)
+    ]
+
+    seen: list[str] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        board = read(server, BOARD_PAGE, bhc_token, first=2, after=after)
+        page = board["handoffPage"]
+        assert page["totalCount"] == 5 and page["maxPageSize"] == 200
+        assert len(page["edges"]) == (2 if pages < 2 else 1)
+        assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        seen += [edge["node"]["id"] for edge in page["edges"]]
+        pages += 1
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert pages == 3
+    assert seen == offered  # oldest offer first, each once
+    assert board["briefVisitPage"] == {"totalCount": 0, "edges": []}
+    # The PCP who offered them sees the same five.
+    assert read(server, BOARD_PAGE, team.pcp, first=200)["handoffPage"]["totalCount"] == 5
+
+    # A page size out of range and a cursor of another list: errors naming the argument.
+    for variables, code, field in (
+        ({"first": 0}, "PAGE_SIZE", "first"),
+        ({"first": 201}, "PAGE_SIZE", "first"),
+        ({"first": 2, "after": "bm90IGEgY3Vyc29y"}, "INVALID_CURSOR", "after"),
+    ):
+        body = server.graphql(BOARD_PAGE, variables, token=bhc_token)
+        extensions = body["errors"][0]["extensions"]
+        assert (extensions["code"], extensions["field"]) == (code, field), body
