@@ -806,11 +806,16 @@ _KEY: Final = SortKey("key", False, "uuid", "'00000000-0000-0000-0000-0000000000
 
 @dataclass(frozen=True)
 class Page:
-    """One page of rows with the cursor of each and whether more follow."""
+    """One page of rows with the cursor of each and whether more follow.
 
-    rows: list[tuple[str, Doc]]
+    Each row's document is decoded, or its JSON text when the page was fetched with
+    ``as_text`` (a caller that memoises rows by their text decodes only the new ones)."""
+
+    rows: list[tuple[str, Any]]
     has_next_page: bool
     total_count: int
+    # The patient id of each row, in the same order.
+    keys: tuple[UUID, ...] = ()
 
 
 def check_page_size(first: int) -> int:
@@ -839,8 +844,10 @@ async def fetch_page(
     first: int,
     after: str | None,
     scope: Scope = unrestricted,
+    as_text: bool = False,
 ) -> Page:
-    """A keyset page of registry rows; ``where`` may use $1 (today) and $2.. for its args."""
+    """A keyset page of registry rows; ``where`` may use $1 (today) and $2.. for its args.
+    With ``as_text`` the documents are returned as their JSON text, undecoded."""
     check_page_size(first)
     keys = [*keys, _KEY]
     args: list[Any] = [today, *where_args]
@@ -855,7 +862,7 @@ async def fetch_page(
         conditions.append(after_clause(keys, len(args) - len(keys) + 1))
     selects = ", ".join(f"{k.expr} AS s{i}" for i, k in enumerate(keys))
     rows = await conn.fetch(
-        f"""SELECT doc, {selects} FROM {TABLE}
+        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects} FROM {TABLE}
             WHERE {" AND ".join(conditions)}
             ORDER BY {order_by(keys)}
             LIMIT {first + 1}""",
@@ -865,7 +872,8 @@ async def fetch_page(
         (encode_cursor(ordering, [r[f"s{i}"] for i in range(len(keys))]), r["doc"])
         for r in rows[:first]
     ]
-    return Page(page, len(rows) > first, int(total))
+    last = f"s{len(keys) - 1}"  # the last sort key is the patient id (``_KEY``)
+    return Page(page, len(rows) > first, int(total), tuple(r[last] for r in rows[:first]))
 
 
 async def fetch_caseload(
@@ -878,6 +886,7 @@ async def fetch_caseload(
     first: int,
     after: str | None,
     scope: Scope = unrestricted,
+    as_text: bool = False,
 ) -> Page:
     """The caseload (enrolled, active treatment, relapse prevention), one keyset page."""
     keys = [FLAGGED_TODAY, _SORTS[sort]] if flagged_first else [_SORTS[sort]]
@@ -892,6 +901,7 @@ async def fetch_caseload(
         first=first,
         after=after,
         scope=scope,
+        as_text=as_text,
     )
 
 
