@@ -20,7 +20,7 @@ before. tests/e2e/test_caseload_equivalence.py compares the answers field by fie
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from typing import Any, Final
 
 from graphql import (
@@ -44,6 +44,63 @@ LEAN_TYPES: Final = frozenset(
 )
 
 
+# The types whose completed lean fields are memoised per object and selection: the
+# caseload rows, which services.api.registry_queries memoises per document and day, so
+# the same row object is answered again to the next caller of the same caseload.
+MEMO_TYPES: Final = frozenset({"CaseloadRow"})
+# Distinct selections remembered at most (documents times variable values); past it the
+# memo starts afresh, so a client varying its documents cannot grow it without bound.
+MAX_SELECTIONS: Final = 256
+# Resolvers that read only their own object (no context, no I/O): memoisable with it.
+PURE_FIELDS: Final = frozenset(
+    {
+        ("CaseloadRow", "episodeStatus"),
+        ("CaseloadRow", "reviewReasonKinds"),
+        ("RegistryScore", "instrumentCode"),
+    }
+)
+
+
+class _Memo:
+    """Completed fields per object and selection, kept on the object itself (so they go
+    when the row memo lets the object go) under the current generation."""
+
+    generation = 0
+    # The field nodes of each selection remembered in this generation, kept alive so
+    # that the node ids in a key cannot be reused by another document meanwhile.
+    kept: Final[dict[Hashable, FieldDetailsList]] = {}
+
+
+_ATTRIBUTE: Final = "_careteam_completed"
+
+
+def _recall(obj: Any, key: Hashable) -> dict[str, Any] | None:
+    stored = getattr(obj, _ATTRIBUTE, None)
+    if stored is None or stored[0] != _Memo.generation:
+        return None
+    values: dict[str, Any] | None = stored[1].get(key)
+    return values
+
+
+def _remember(
+    obj: Any, key: Hashable, values: dict[str, Any], field_details_list: FieldDetailsList
+) -> None:
+    """Memoises an object's completed fields for a selection; a new generation starts
+    (forgetting every object's entries) when it would exceed MAX_SELECTIONS selections."""
+    if key not in _Memo.kept and len(_Memo.kept) >= MAX_SELECTIONS:
+        _Memo.kept.clear()
+        _Memo.generation += 1
+    _Memo.kept.setdefault(key, field_details_list)
+    stored: tuple[int, dict[Hashable, dict[str, Any]]] | None = getattr(obj, _ATTRIBUTE, None)
+    if stored is None or stored[0] != _Memo.generation:
+        stored = (_Memo.generation, {})
+        try:
+            setattr(obj, _ATTRIBUTE, stored)
+        except AttributeError:  # an object without attributes of its own: not memoised
+            return
+    stored[1][key] = values
+
+
 def _named(type_: GraphQLOutputType) -> Any:
     while isinstance(type_, GraphQLNonNull | GraphQLList):
         type_ = type_.of_type
@@ -65,6 +122,9 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """strawberry's execution context with the lean path for ``LEAN_TYPES``."""
 
     _lean: dict[tuple[str, str], bool] = {}  # noqa: RUF012 - one table per process
+    # Fields resolved the general way that are not PURE_FIELDS, counted: a memoised
+    # completion must not contain one (a display name, for one, is read per request).
+    _impure = 0
 
     def execute_field(
         self,
@@ -74,19 +134,12 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any,
     ) -> AwaitableOrValue[Any] | UndefinedType:
-        if parent_type.name in LEAN_TYPES:
-            node = field_details_list[0].node
-            name = node.name.value
-            field = parent_type.fields.get(name)
-            if field is not None and not node.arguments and not node.directives:
-                key = (parent_type.name, name)
-                lean = self._lean.get(key)
-                if lean is None:
-                    lean = self._lean[key] = _lean_field(parent_type, name, field)
-                if lean:
-                    return self._execute_lean(
-                        parent_type, name, field, source, field_details_list, path
-                    )
+        if parent_type.name in LEAN_TYPES and self._is_lean(parent_type, field_details_list):
+            name = field_details_list[0].node.name.value
+            field = parent_type.fields[name]
+            return self._execute_lean(parent_type, name, field, source, field_details_list, path)
+        if (parent_type.name, field_details_list[0].node.name.value) not in PURE_FIELDS:
+            self._impure += 1
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
@@ -162,9 +215,96 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if return_type.is_type_of and not return_type.is_type_of(result, None):  # type: ignore[arg-type]
             raise invalid_return_type_error(return_type, result, field_details_list)
         grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
+        if return_type.name in MEMO_TYPES and not new_defer_usages:
+            return self._complete_memoised(return_type, result, path, grouped, field_details_list)
         return self.execute_collected_subfields(
             return_type, result, path, grouped, new_defer_usages, None
         )
+
+    def _selection_key(self, field_details_list: FieldDetailsList) -> Hashable | None:
+        """What the completed fields of an object depend on besides the object: the field
+        nodes (of one parsed document, kept alive by the memo) and the variables."""
+        if any(d.fragment_variable_values is not None for d in field_details_list):
+            return None
+        variables = tuple(sorted(self.variable_values.coerced.items()))
+        try:
+            hash(variables)
+        except TypeError:
+            return None
+        return (id(self.schema), tuple(id(d.node) for d in field_details_list), variables)
+
+    def _complete_memoised(
+        self,
+        return_type: GraphQLObjectType,
+        result: Any,
+        path: Path,
+        grouped: Any,
+        field_details_list: FieldDetailsList,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """The object's fields, its lean ones from the memo when this object was completed
+        for this selection before; the others (a display name, a computed enum) as usual."""
+        key = self._selection_key(field_details_list)
+        lean_values = _recall(result, key) if key is not None else None
+        if lean_values is None:
+            errors, impure = len(self.collected_errors.errors), self._impure
+            lean_values = {}
+            for name, details in grouped.items():
+                if self._is_pure(return_type, details):
+                    value = self.execute_field(
+                        return_type, result, details, Path(path, name, return_type.name), None
+                    )
+                    if value is not Undefined:
+                        lean_values[name] = value
+            clean = len(self.collected_errors.errors) == errors and self._impure == impure
+            if key is not None and clean and not any(map(self.is_awaitable, lean_values.values())):
+                _remember(result, key, lean_values, field_details_list)
+        if len(lean_values) == len(grouped):
+            return lean_values
+        results: dict[str, Any] = {}
+        pending: list[str] = []
+        for name, details in grouped.items():
+            if name in lean_values:
+                results[name] = lean_values[name]
+                continue
+            value = self.execute_field(
+                return_type, result, details, Path(path, name, return_type.name), None
+            )
+            if value is Undefined:
+                continue
+            results[name] = value
+            if self.is_awaitable(value):
+                pending.append(name)
+        if not pending:
+            return results
+
+        async def gathered() -> dict[str, Any]:
+            values = await gather(*(results[name] for name in pending))
+            results.update(zip(pending, values, strict=True))
+            return results
+
+        return gathered()
+
+    def _is_pure(self, parent_type: GraphQLObjectType, details: FieldDetailsList) -> bool:
+        """A lean field, or one of ``PURE_FIELDS`` (a resolver reading only its object)."""
+        if self._is_lean(parent_type, details):
+            return True
+        node = details[0].node
+        return (
+            (parent_type.name, node.name.value) in PURE_FIELDS
+            and not node.arguments
+            and not node.directives
+        )
+
+    def _is_lean(self, parent_type: GraphQLObjectType, details: FieldDetailsList) -> bool:
+        node = details[0].node
+        field = parent_type.fields.get(node.name.value)
+        if field is None or node.arguments or node.directives:
+            return False
+        key = (parent_type.name, node.name.value)
+        lean = self._lean.get(key)
+        if lean is None:
+            lean = self._lean[key] = _lean_field(parent_type, node.name.value, field)
+        return lean
 
     def _complete_list(
         self,
