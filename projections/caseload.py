@@ -856,18 +856,25 @@ async def fetch_page(
     # "$1 IS NOT NULL" gives $1 its type even when no condition or key reads it.
     conditions = ["$1::date IS NOT NULL", f"({where})", scope_sql]
     filtered = " AND ".join(conditions)
-    total = await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE {filtered}", *args)
+    total: int | None = None
     if after is not None:
+        total = await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE {filtered}", *args)
         args.extend(decode_cursor(ordering, after, len(keys)))
         conditions.append(after_clause(keys, len(args) - len(keys) + 1))
     selects = ", ".join(f"{k.expr} AS s{i}" for i, k in enumerate(keys))
+    # The first page counts the matching rows in the same statement (the window is
+    # computed before LIMIT); no row means none match. A later page's count is apart,
+    # as its cursor condition would narrow the window.
+    counted = ", count(*) OVER () AS total" if after is None else ""
     rows = await conn.fetch(
-        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects} FROM {TABLE}
+        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects}{counted} FROM {TABLE}
             WHERE {" AND ".join(conditions)}
             ORDER BY {order_by(keys)}
             LIMIT {first + 1}""",
         *args,
     )
+    if total is None:
+        total = rows[0]["total"] if rows else 0
     page = [
         (encode_cursor(ordering, [r[f"s{i}"] for i in range(len(keys))]), r["doc"])
         for r in rows[:first]

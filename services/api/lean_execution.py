@@ -15,7 +15,16 @@ same leaf serialisers (``coerce_output_value``), the same sub-field collection
 error handling (``handle_field_error``, with the same messages and paths). Any other
 field (a resolver, arguments, a directive on the field, another type) goes through
 graphql-core unchanged, so a display name's DataLoader or a computed enum runs as
-before. tests/e2e/test_caseload_equivalence.py compares the answers field by field.
+before.
+
+For the caseload's rows (``MEMO_TYPES``) the completed lean fields, with the resolvers of
+``PURE_FIELDS`` that read only their own row, are also memoised on the row object per
+selection: services.api.registry_queries hands the same row object to every request for
+the same document, day, zone and minutes, so an unchanged row is completed once. Fields
+that read the request (the staff display names) are resolved per request and merged in
+selection order. docs/performance.md gives the measurements;
+tests/e2e/test_caseload_equivalence.py compares the answers field by field with a replay
+of the log.
 """
 
 from __future__ import annotations
