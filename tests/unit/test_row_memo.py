@@ -32,3 +32,18 @@ def test_the_least_recently_used_row_leaves_first() -> None:
 def test_capacity_must_hold_a_row() -> None:
     with pytest.raises(ValueError, match="capacity"):
         RowMemo(capacity=0)
+
+
+def test_a_row_expires_after_its_time_to_live() -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    memo: RowMemo[str] = RowMemo(capacity=8, ttl_seconds=600, clock=clock)
+    memo.put("kept", "row")
+    now[0] = 599.0
+    assert memo.get("kept") == "row"
+    now[0] = 600.0
+    assert memo.get("kept") is None
+    assert len(memo) == 0
