@@ -320,13 +320,13 @@ def _summarise(
 
 LIMITS = """Per request, not per field (docs/performance.md): the read audit of 150 patients
 (the COPY of 150 audit rows and the audit chain sealer hashing them, in the same
-process) and about six statements with PostgreSQL on the same core (the clinic zone,
-the page with its count, the month's minutes, the audit's care-team check). Rows are
-memoised per document, day, zone and minutes, and their completed fields per selection,
-so GraphQL execution and row derivation are now small; the first read of a row on a day
-still derives it. Closing the rest needs a cheaper audit record for a list (one row per
-request naming the patients) or the sealer outside the API process, and fewer
-statements."""
+process) and five statements with PostgreSQL on the same core (the clinic zone, the
+page with its count, the month's minutes, the audit's care-team check, the audit's
+COPY). Rows are memoised per document, day, zone and minutes, and their completed
+fields per selection, so GraphQL execution and row derivation are now small; the first
+read of a row on a day still derives it. Closing the rest needs a cheaper audit record
+for a list (one row per request naming the patients) or the sealer outside the API
+process, and fewer statements."""
 
 
 SPEC = RowSpec(
