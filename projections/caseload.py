@@ -856,25 +856,27 @@ async def fetch_page(
     # "$1 IS NOT NULL" gives $1 its type even when no condition or key reads it.
     conditions = ["$1::date IS NOT NULL", f"({where})", scope_sql]
     filtered = " AND ".join(conditions)
-    total: int | None = None
+    count = f"SELECT count(*) FROM {TABLE} WHERE {filtered}"
     if after is not None:
-        total = await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE {filtered}", *args)
         args.extend(decode_cursor(ordering, after, len(keys)))
         conditions.append(after_clause(keys, len(args) - len(keys) + 1))
     selects = ", ".join(f"{k.expr} AS s{i}" for i, k in enumerate(keys))
-    # The first page counts the matching rows in the same statement (the window is
-    # computed before LIMIT); no row means none match. A later page's count is apart,
-    # as its cursor condition would narrow the window.
-    counted = ", count(*) OVER () AS total" if after is None else ""
+    # The count of every matching row (without the cursor's condition) comes with the
+    # page, as an uncorrelated subquery PostgreSQL runs once: one statement, not two.
     rows = await conn.fetch(
-        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects}{counted} FROM {TABLE}
+        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects}, ({count}) AS total
+            FROM {TABLE}
             WHERE {" AND ".join(conditions)}
             ORDER BY {order_by(keys)}
             LIMIT {first + 1}""",
         *args,
     )
-    if total is None:
-        total = rows[0]["total"] if rows else 0
+    if rows:
+        total = rows[0]["total"]
+    elif after is None:
+        total = 0  # the first page is empty: nothing matches
+    else:  # past the last page: the count on its own
+        total = await conn.fetchval(count, *args[: len(args) - len(keys)])
     page = [
         (encode_cursor(ordering, [r[f"s{i}"] for i in range(len(keys))]), r["doc"])
         for r in rows[:first]
