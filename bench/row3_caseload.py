@@ -318,12 +318,15 @@ def _summarise(
     )
 
 
-LIMITS = """About 90 ms of server CPU per request for 150 rows: GraphQL execution of about 5,000
-fields (graphql-core and strawberry), deriving each row's flags and scores for today from
-its document (projections and domain rules), decoding the documents, and the audit
-record of 150 reads before the answer is sent. The raw endpoint returns the stored JSON
-as it is. Closing the gap needs rows derived at projection time (leaving only the
-time-dependent flags to the query) and a cheaper execution path for large lists."""
+LIMITS = """Per request, not per field (docs/performance.md): the read audit of 150 patients
+(the COPY of 150 audit rows and the audit chain sealer hashing them, in the same
+process) and five statements with PostgreSQL on the same core (the clinic zone, the
+page with its count, the month's minutes, the audit's care-team check, the audit's
+COPY). Rows are memoised per document, day, zone and minutes, and their completed
+fields per selection, so GraphQL execution and row derivation are now small; the first
+read of a row on a day still derives it. Closing the rest needs a cheaper audit record
+for a list (one row per request naming the patients) or the sealer outside the API
+process, and fewer statements."""
 
 
 SPEC = RowSpec(

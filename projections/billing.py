@@ -430,19 +430,24 @@ async def minutes_in_month(conn: Conn, patient_ids: Sequence[UUID], day: date) -
     """Logged minutes per patient in the month containing ``day``, each month cut in the
     patient's organisation's zone."""
     start, end = month_range(day)
+    # One statement: the organisation's zone comes with each row (as fetch_clinics reads
+    # it: the directory's zone, UTC when none is recorded).
     rows = await conn.fetch(
-        f"""SELECT m.patient_id, m.occurred_at, m.minutes, f.organisation_id
+        f"""SELECT m.patient_id, m.occurred_at, m.minutes, o.time_zone
             FROM {MINUTES_TABLE} m JOIN {FACTS_TABLE} f ON f.key = m.patient_id
+            LEFT JOIN organisations o ON o.organisation_id = f.organisation_id
             WHERE m.patient_id = ANY($1::uuid[]) AND m.occurred_at >= $2 AND m.occurred_at < $3""",
         list(patient_ids),
         start - _WIDEST_OFFSET,
         end + _WIDEST_OFFSET,
     )
-    clinics = await fetch_clinics(conn, sorted({r["organisation_id"] for r in rows}))
+    zones: dict[str | None, tzinfo] = {None: Clinic().zone}
     first, last = month_start(day), billing_rules.month_end(day)
     totals: dict[UUID, int] = {}
     for r in rows:
-        if first <= day_of(r["occurred_at"], clinics[r["organisation_id"]].zone) <= last:
+        name = r["time_zone"]
+        zone = zones.get(name) or zones.setdefault(name, ZoneInfo(name))
+        if first <= day_of(r["occurred_at"], zone) <= last:
             totals[r["patient_id"]] = totals.get(r["patient_id"], 0) + r["minutes"]
     return totals
 

@@ -806,11 +806,16 @@ _KEY: Final = SortKey("key", False, "uuid", "'00000000-0000-0000-0000-0000000000
 
 @dataclass(frozen=True)
 class Page:
-    """One page of rows with the cursor of each and whether more follow."""
+    """One page of rows with the cursor of each and whether more follow.
 
-    rows: list[tuple[str, Doc]]
+    Each row's document is decoded, or its JSON text when the page was fetched with
+    ``as_text`` (a caller that memoises rows by their text decodes only the new ones)."""
+
+    rows: list[tuple[str, Any]]
     has_next_page: bool
     total_count: int
+    # The patient id of each row, in the same order.
+    keys: tuple[UUID, ...] = ()
 
 
 def check_page_size(first: int) -> int:
@@ -839,8 +844,10 @@ async def fetch_page(
     first: int,
     after: str | None,
     scope: Scope = unrestricted,
+    as_text: bool = False,
 ) -> Page:
-    """A keyset page of registry rows; ``where`` may use $1 (today) and $2.. for its args."""
+    """A keyset page of registry rows; ``where`` may use $1 (today) and $2.. for its args.
+    With ``as_text`` the documents are returned as their JSON text, undecoded."""
     check_page_size(first)
     keys = [*keys, _KEY]
     args: list[Any] = [today, *where_args]
@@ -849,23 +856,33 @@ async def fetch_page(
     # "$1 IS NOT NULL" gives $1 its type even when no condition or key reads it.
     conditions = ["$1::date IS NOT NULL", f"({where})", scope_sql]
     filtered = " AND ".join(conditions)
-    total = await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE {filtered}", *args)
+    count = f"SELECT count(*) FROM {TABLE} WHERE {filtered}"
     if after is not None:
         args.extend(decode_cursor(ordering, after, len(keys)))
         conditions.append(after_clause(keys, len(args) - len(keys) + 1))
     selects = ", ".join(f"{k.expr} AS s{i}" for i, k in enumerate(keys))
+    # The count of every matching row (without the cursor's condition) comes with the
+    # page, as an uncorrelated subquery PostgreSQL runs once: one statement, not two.
     rows = await conn.fetch(
-        f"""SELECT doc, {selects} FROM {TABLE}
+        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects}, ({count}) AS total
+            FROM {TABLE}
             WHERE {" AND ".join(conditions)}
             ORDER BY {order_by(keys)}
             LIMIT {first + 1}""",
         *args,
     )
+    if rows:
+        total = rows[0]["total"]
+    elif after is None:
+        total = 0  # the first page is empty: nothing matches
+    else:  # past the last page: the count on its own
+        total = await conn.fetchval(count, *args[: len(args) - len(keys)])
     page = [
         (encode_cursor(ordering, [r[f"s{i}"] for i in range(len(keys))]), r["doc"])
         for r in rows[:first]
     ]
-    return Page(page, len(rows) > first, int(total))
+    last = f"s{len(keys) - 1}"  # the last sort key is the patient id (``_KEY``)
+    return Page(page, len(rows) > first, int(total), tuple(r[last] for r in rows[:first]))
 
 
 async def fetch_caseload(
@@ -878,6 +895,7 @@ async def fetch_caseload(
     first: int,
     after: str | None,
     scope: Scope = unrestricted,
+    as_text: bool = False,
 ) -> Page:
     """The caseload (enrolled, active treatment, relapse prevention), one keyset page."""
     keys = [FLAGGED_TODAY, _SORTS[sort]] if flagged_first else [_SORTS[sort]]
@@ -892,6 +910,7 @@ async def fetch_caseload(
         first=first,
         after=after,
         scope=scope,
+        as_text=as_text,
     )
 
 

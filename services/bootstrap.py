@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -21,6 +22,7 @@ from services.eventstore import EventStore
 from services.partners import PartnerFeeds, PartnerOptions
 from services.partners.contract import Publisher
 from services.projector.runner import ProjectionRunner
+from services.row_memo import RowMemo
 from services.settings import Settings
 
 log = logging.getLogger("careteam.bootstrap")
@@ -59,6 +61,8 @@ class Runtime:
     clock: Clock = system_clock
     chain_health: ChainHealth = field(default_factory=ChainHealth)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Caseload rows derived for a day, keyed by their inputs (services.row_memo).
+    caseload_rows: RowMemo[Any] = field(default_factory=RowMemo)
 
 
 async def _keep_relay_running(settings: Settings, store: EventStore) -> None:

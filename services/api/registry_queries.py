@@ -31,6 +31,7 @@ from projections.caseload import CaseloadRow
 from projections.clinic_calendar import month_start
 from projections.document import Doc
 from projections.keyset import InvalidCursorError, Scope
+from services import jsontext
 from services.api.authz import patient_scope_sql
 from services.api.clinic_day import clinic_day
 from services.api.commanding import record_reads
@@ -130,6 +131,29 @@ async def _rows(
         caseload_model.caseload_row(doc, today, minutes.get(UUID(doc["id"]), 0), zone)
         for _, doc in page.rows
     ]
+
+
+async def _caseload_views(
+    ctx: CareteamContext, conn: Conn, page: caseload_model.Page, today: date, zone: tzinfo
+) -> list[CaseloadRowView]:
+    """The rows of a caseload page fetched ``as_text``, for today with this month's minutes.
+
+    Each row is derived by ``caseload_row`` from its document, or taken from the
+    process's memo when the same document was derived for the same day, zone and
+    minutes before (services.row_memo): only new documents are decoded and derived."""
+    minutes = await billing.minutes_in_month(conn, list(page.keys), today)
+    memo = ctx.runtime.caseload_rows
+    views: list[CaseloadRowView] = []
+    for patient_id, (_, text) in zip(page.keys, page.rows, strict=True):
+        month = minutes.get(patient_id, 0)
+        key = (text, today, zone, month)
+        view = memo.get(key)
+        if view is None:
+            row = caseload_model.caseload_row(jsontext.loads(text), today, month, zone)
+            view = CaseloadRowView.build(row)
+            memo.put(key, view)
+        views.append(view)
+    return views
 
 
 # --- the PCP's panel, paged (issue 13: `panel.patients` was capped at 500) -------------
@@ -382,15 +406,16 @@ class RegistryQuery:
                     first=first,
                     after=after,
                     scope=_scope(ctx),
+                    as_text=True,
                 )
             except (caseload_model.PageSizeError, InvalidCursorError) as exc:
                 raise _bad_request(exc) from None
-            rows = await _rows(conn, page, today, zone)
+            views = await _caseload_views(ctx, conn, page, today, zone)
         edges = [
-            CaseloadEdge(cursor=cursor, node=CaseloadRowView.build(row))
-            for (cursor, _), row in zip(page.rows, rows, strict=True)
+            CaseloadEdge(cursor=cursor, node=view)
+            for (cursor, _), view in zip(page.rows, views, strict=True)
         ]
-        await _audit(info, (row.patient_id for row in rows))
+        await _audit(info, (view.patient_id for view in views))
         return CaseloadConnection(
             edges=edges, page_info=_page_info(page), total_count=page.total_count, as_of=today
         )

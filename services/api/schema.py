@@ -53,6 +53,7 @@ from services.api.errors import (
     exactly_one,
     result_union,
 )
+from services.api.lean_execution import LeanExecutionContext
 from services.api.minors_api import MinorsMutation  # minors (#19)
 from services.api.outcomes_api import OutcomesMutation, OutcomesQuery  # outcomes (#19)
 from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
@@ -599,6 +600,7 @@ def build_schema(*, production: bool = False, extensions: Sequence[Any] = ()) ->
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        execution_context_class=LeanExecutionContext,
         extensions=[
             *extensions,
             MaskUnexpectedErrors,

@@ -95,6 +95,9 @@ async def test_paging_with_cursors_returns_every_row_once_in_order(clinic: Clini
             break
         after = page["pageInfo"]["endCursor"]
     assert seen == [str(pid) for pid in reversed(ids)]
+    # Past the last row: no row, and still the count of every matching row.
+    beyond = await caseload(clinic, first=2, after=page["pageInfo"]["endCursor"], flagged=False)
+    assert (beyond["edges"], beyond["totalCount"]) == ([], 5)
 
 
 async def test_flagged_patients_come_first_and_the_flag_explains_itself(clinic: Clinic) -> None:

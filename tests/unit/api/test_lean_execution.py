@@ -1,0 +1,99 @@
+"""The lean execution path answers exactly as graphql-core does, errors included.
+
+A small schema whose types carry the caseload's type names (so the lean path and the
+row memo apply) is executed with strawberry's own execution context and with
+``LeanExecutionContext``; data and errors (messages, paths) must be the same, also when
+a non-null field is null, a list item is null, and when the same row objects are
+answered twice (the second answer from the memo)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import strawberry
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from services.api.lean_execution import LeanExecutionContext
+
+
+@strawberry.type(name="RegistryScore")
+class Score:
+    total: int
+    severity: str | None
+
+    @strawberry.field
+    def doubled(self) -> int:
+        return self.total * 2
+
+
+@strawberry.type(name="CaseloadRow")
+class Row:
+    patient: str
+    scores: list[Score]
+    maybe: list[int | None]
+    required: list[int]
+
+    @strawberry.field
+    async def name(self) -> str | None:  # resolved per request, never memoised
+        await asyncio.sleep(0)
+        return f"name of {self.patient}"
+
+
+@strawberry.type(name="CaseloadConnection")
+class Connection:
+    rows: list[Row]
+
+
+ROWS = [
+    Row(
+        patient="a",
+        scores=[Score(total=5, severity="mild"), Score(total=12, severity=None)],
+        maybe=[1, None],
+        required=[1, 2],
+    ),
+    Row(patient="b", scores=[], maybe=[], required=[3]),
+    # A null item in a list of non-null integers: graphql-core's error.
+    Row(patient="c", scores=[Score(total=1, severity=None)], maybe=[None], required=[4, None]),  # type: ignore[list-item]
+]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def caseload(self) -> Connection:
+        return Connection(rows=ROWS)
+
+
+QUERIES = [
+    "{ caseload { rows { patient scores { total severity } maybe } } }",
+    "{ caseload { rows { patient required } } }",
+    """query($s: Boolean!) { caseload { rows { ...r x: patient @skip(if: $s) name } } }
+       fragment r on CaseloadRow { scores { total doubled } }""",
+]
+
+
+def _run(context: Any, query: str) -> dict[str, Any]:
+    schema = strawberry.Schema(query=Query, execution_context_class=context)
+    result = asyncio.run(schema.execute(query, variable_values={"s": False}))
+    return {
+        "data": result.data,
+        "errors": [(e.message, e.path) for e in result.errors or []],
+    }
+
+
+def test_lean_answers_equal_graphql_cores() -> None:
+    for query in QUERIES:
+        expected = _run(StrawberryGraphQLCoreExecutionContext, query)
+        assert _run(LeanExecutionContext, query) == expected
+        assert _run(LeanExecutionContext, query) == expected  # again, from the memo
+
+
+def test_a_null_in_a_non_null_list_is_the_same_error() -> None:
+    lean = _run(LeanExecutionContext, QUERIES[1])
+    assert lean["errors"] == [
+        (
+            "Cannot return null for non-nullable field CaseloadRow.required.",
+            ["caseload", "rows", 2, "required", 1],
+        )
+    ]

@@ -1,0 +1,49 @@
+"""The row memo: a bounded, least-recently-used map of derived rows by their inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.row_memo import RowMemo
+
+
+def test_a_row_is_found_under_its_inputs_only() -> None:
+    memo: RowMemo[str] = RowMemo(capacity=4)
+    memo.put(("doc text", "2026-03-31", 30), "row of March")
+    assert memo.get(("doc text", "2026-03-31", 30)) == "row of March"
+    assert memo.get(("doc text", "2026-04-01", 30)) is None  # another day
+    assert memo.get(("doc text", "2026-03-31", 45)) is None  # other minutes
+    assert memo.get(("changed text", "2026-03-31", 30)) is None  # another document
+    assert (memo.hits, memo.misses) == (1, 3)
+
+
+def test_the_least_recently_used_row_leaves_first() -> None:
+    memo: RowMemo[int] = RowMemo(capacity=2)
+    memo.put("a", 1)
+    memo.put("b", 2)
+    assert memo.get("a") == 1  # "b" is now the least recently used
+    memo.put("c", 3)
+    assert len(memo) == 2
+    assert memo.get("b") is None
+    assert memo.get("a") == 1
+    assert memo.get("c") == 3
+
+
+def test_capacity_must_hold_a_row() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        RowMemo(capacity=0)
+
+
+def test_a_row_expires_after_its_time_to_live() -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    memo: RowMemo[str] = RowMemo(capacity=8, ttl_seconds=600, clock=clock)
+    memo.put("kept", "row")
+    now[0] = 599.0
+    assert memo.get("kept") == "row"
+    now[0] = 600.0
+    assert memo.get("kept") is None
+    assert len(memo) == 0
