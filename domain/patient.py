@@ -428,6 +428,14 @@ def _ts(now: datetime) -> datetime:
     return now
 
 
+def _consent_kind_or_none(kind: str) -> ConsentKind | None:
+    """The consent kind, or None when it is not one (the full check reports that)."""
+    try:
+        return ConsentKind(kind)
+    except (ValueError, TypeError):
+        return None
+
+
 class Patient(Snapshotting, Aggregate):
     """A person in collaborative care, with every episode of their care."""
 
@@ -1053,6 +1061,34 @@ class Patient(Snapshotting, Aggregate):
         )
 
     def grant_consent(
+        self,
+        *,
+        kind: ConsentKind | str,
+        occurred_at: datetime,
+        now: datetime,
+        guardian_consent_under: int = DEFAULT_GUARDIAN_CONSENT_UNDER,
+        **consent: Any,
+    ) -> UUID:
+        """Record a consent without saying who gave it; returns its id.
+
+        A consent a guardian must give (treatment or data sharing, for a patient younger
+        than ``guardian_consent_under`` on the day: the organisation's rule) is refused
+        here: it is recorded with who gave it, by ``grant_consent_given_by``
+        (docs/minors.md).
+        """
+        what = kind if isinstance(kind, ConsentKind) else _consent_kind_or_none(kind)
+        if what is not None and isinstance(occurred_at, datetime) and self.birth_date is not None:
+            age_rule = check_age_rule(guardian_consent_under)
+            if needs_guardian(what, self.age_on(occurred_at.date()), age_rule):
+                raise GuardianConsentRequiredError(
+                    f"{what.value} consent for a patient under {age_rule} must be given by a "
+                    "guardian: record it with who gave it (grantConsentGivenBy)",
+                    aggregate_id=self.id,
+                    field="kind",
+                )
+        return self._record_consent(kind=kind, occurred_at=occurred_at, now=now, **consent)
+
+    def _record_consent(
         self,
         *,
         kind: ConsentKind | str,
@@ -2184,7 +2220,7 @@ class Patient(Snapshotting, Aggregate):
                 )
             related = require_enum(GuardianRelationship, relationship, "relationship")
             name = require_text(giver_name, "giver_name", max_length=MAX_GIVER_NAME_LENGTH)
-        consent_id = self.grant_consent(kind=what, occurred_at=occurred_at, now=now, **consent)
+        consent_id = self._record_consent(kind=what, occurred_at=occurred_at, now=now, **consent)
         self._consent_giver_recorded(
             consent_id=consent_id,
             given_by=who.value,

@@ -25,6 +25,7 @@ from services.api.enums import (
     TaskKind,
     TreatmentDecision,
 )
+from services.api.minors_api import guardian_consent_under
 from services.api.patient_types import PatientResult
 from services.api.record_commands import INPUT, actor, answer_patient, occurred_at_field
 from services.commands.commands import (
@@ -243,7 +244,11 @@ class PatientCareMutation:
             ),
         )
 
-    @strawberry.mutation(description="Record a consent; createdId is the consent's id.")
+    @strawberry.mutation(
+        description="Record a consent; createdId is the consent's id. A minor's (under the "
+        "organisation's age, default 18) treatment and data-sharing consent is refused here "
+        "(GUARDIAN_CONSENT_REQUIRED on kind): record it with grantConsentGivenBy."
+    )
     async def grant_consent(
         self, info: Info[CareteamContext, None], input: Annotated[GrantConsentInput, INPUT]
     ) -> PatientResult:
@@ -256,6 +261,7 @@ class PatientCareMutation:
                 cost_sharing_explained=input.cost_sharing_explained,
                 partner_organisation_id=input.partner_organisation_id,
                 expires_on=input.expires_on,
+                guardian_consent_under=await guardian_consent_under(info.context),
                 occurred_at=input.occurred_at,
             ),
         )

@@ -264,10 +264,10 @@ class GrantConsent(PatientCommand):
             "occurred_at": self.at(now),
             "now": now,
         }
-        if self.given_by is None:
-            return aggregate.grant_consent(**consent)
         if self.guardian_consent_under is not None:
             consent["guardian_consent_under"] = self.guardian_consent_under
+        if self.given_by is None:
+            return aggregate.grant_consent(**consent)
         return aggregate.grant_consent_given_by(
             given_by=self.given_by,
             relationship=self.relationship,

@@ -258,6 +258,9 @@ async def test_a_minors_consent_comes_from_a_guardian_and_phq_a_and_asq_raise_th
     before = await event_count(db_dsn, patient_id)
     refused = command(server, "grantConsentGivenBy", share | {"givenBy": "PATIENT"}, cm, "")
     assert refused == {"__typename": "NotAllowedError", "code": "GUARDIAN_CONSENT_REQUIRED"}
+    # The plain grantConsent, which does not say who gave it, is refused for a minor too.
+    plain = command(server, "grantConsent", share, cm, "")
+    assert plain == {"__typename": "NotAllowedError", "code": "GUARDIAN_CONSENT_REQUIRED"}
     no_details = command(server, "grantConsentGivenBy", share | {"givenBy": "GUARDIAN"}, cm, "")
     assert no_details["code"] == "GUARDIAN_DETAILS_REQUIRED"
     assert no_details["field"] == "relationship"

@@ -42,6 +42,28 @@ def test_a_minors_data_sharing_consent_given_by_the_minor_is_refused_and_nothing
     assert patient.collect_events() == [] and patient.consents == {}
 
 
+@pytest.mark.parametrize("kind", ["data_sharing", "cocm_treatment"])
+def test_a_consent_that_does_not_say_who_gave_it_is_refused_for_a_minor(kind: str) -> None:
+    patient = new_patient(birth_date=SEVENTEEN)
+    patient.collect_events()
+    with pytest.raises(GuardianConsentRequiredError) as refused:
+        patient.grant_consent(
+            kind=kind, method="written", partner_organisation_id=PARTNER, occurred_at=T0, now=NOW
+        )
+    assert refused.value.field == "kind"
+    assert patient.collect_events() == [] and patient.consents == {}
+    # The organisation's rule decides here too: under 17 only, so 17 consents alone.
+    consent_id = patient.grant_consent(
+        kind=kind,
+        method="written",
+        partner_organisation_id=PARTNER,
+        occurred_at=T0,
+        now=NOW,
+        guardian_consent_under=17,
+    )
+    assert patient.consents[consent_id].is_active()
+
+
 def test_on_the_eighteenth_birthday_the_patient_consents_for_themselves() -> None:
     patient = new_patient(birth_date=EIGHTEEN)
     consent_id = _share(patient, "patient")
