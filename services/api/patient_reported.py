@@ -339,7 +339,7 @@ async def _audit(
             outcome=outcome,
             reason=reason,
             purpose_of_use="PATRQT" if outcome == "allowed" else None,
-            request_id=request.headers.get("x-request-id"),
+            request_id=request.scope.get("state", {}).get("request_id"),
         )
 
 
@@ -422,7 +422,7 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
             role=link.reporter,
             organisation_id=str(link.organisation_id),
             purpose_of_use="PATRQT",
-            request_id=request.headers.get("x-request-id"),
+            request_id=request.scope.get("state", {}).get("request_id"),
             channel=CHANNEL,
         )
         recorded: dict[str, Any] = {}

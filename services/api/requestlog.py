@@ -42,7 +42,7 @@ def _header(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     """The client's X-Request-Id when well-formed, else a new UUID."""
     text = _header(headers, REQUEST_ID_HEADER)
-    if text is not None and _WELL_FORMED.match(text):
+    if text is not None and _WELL_FORMED.fullmatch(text):
         return text
     return str(uuid4())
 

@@ -8,11 +8,12 @@ import json
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
+from services.api.requestlog import request_id_from
 from services.eventstore import EventMetadata, RecordedEvent
 from services.logs import REQUEST_ID, JsonFormatter, KeyValueFormatter
 from services.partners.contract import CATALOGUE, Pseudonyms
@@ -163,3 +164,16 @@ def test_the_log_format_setting_is_text_or_json() -> None:
     assert Settings.from_env({"CARETEAM_LOG_FORMAT": "JSON"}).log_format == "json"
     with pytest.raises(SettingsError, match="CARETEAM_LOG_FORMAT"):
         Settings.from_env({"CARETEAM_LOG_FORMAT": "xml"})
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["abcdefgh\n", "abcdefgh\nforged", "short", "x" * 65, "has space1", "naïve-ident"],
+)
+def test_a_malformed_request_id_is_replaced_not_kept(sent: str) -> None:
+    chosen = request_id_from([(b"x-request-id", sent.encode())])
+    assert chosen != sent and UUID(chosen)
+
+
+def test_a_well_formed_request_id_is_kept() -> None:
+    assert request_id_from([(b"x-request-id", b"portal-1234.abc_DEF")]) == "portal-1234.abc_DEF"
