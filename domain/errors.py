@@ -512,6 +512,12 @@ class NotABehavioralHealthConsultantError(NotAllowedError):
     code = "NOT_A_BHC"
 
 
+class NotTheHandoffsConsultantError(NotAllowedError):
+    """A warm handoff was accepted by someone other than the BHC it was offered to."""
+
+    code = "NOT_THE_HANDOFFS_BHC"
+
+
 class BriefVisitDurationError(ValidationError):
     """A brief visit's minutes lie outside the PCBH bounds (15-30)."""
 

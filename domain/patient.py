@@ -90,6 +90,7 @@ from domain.errors import (
     ModalityRequiredError,
     NotABehavioralHealthConsultantError,
     NotInpatientError,
+    NotTheHandoffsConsultantError,
     OccurredBeforeBirthError,
     OccurredInFutureError,
     OutOfOrderError,
@@ -2015,10 +2016,16 @@ class Patient(Snapshotting, Aggregate):
         return new_id
 
     def accept_warm_handoff(
-        self, *, handoff_id: UUID, occurred_at: datetime, now: datetime
+        self, *, handoff_id: UUID, accepted_by: UUID, occurred_at: datetime, now: datetime
     ) -> None:
-        """The BHC saw the patient."""
-        self._open_handoff(handoff_id, occurred_at, now)
+        """The BHC the handoff was offered to (``accepted_by``) saw the patient."""
+        handoff = self._open_handoff(handoff_id, occurred_at, now)
+        if accepted_by != handoff.to_user_id:
+            raise NotTheHandoffsConsultantError(
+                "only the BHC the handoff was offered to can accept it",
+                aggregate_id=self.id,
+                field="handoffId",
+            )
         self._warm_handoff_accepted(
             handoff_id=handoff_id, occurred_at=occurred_at, timestamp=_ts(now)
         )

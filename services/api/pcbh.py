@@ -549,7 +549,10 @@ class PcbhMutation:
         self, info: Info[CareteamContext, None], input: Annotated[AcceptWarmHandoffInput, INPUT]
     ) -> PatientResult:
         command = AcceptWarmHandoff(
-            patient=input.patient_id, handoff_id=input.handoff_id, occurred_at=input.occurred_at
+            patient=input.patient_id,
+            handoff_id=input.handoff_id,
+            accepted_by=actor(info),
+            occurred_at=input.occurred_at,
         )
         return await answer_patient(info, command)
 

@@ -103,12 +103,18 @@ class OfferWarmHandoff(PatientCommand):
 
 @dataclass(frozen=True, kw_only=True)
 class AcceptWarmHandoff(PatientCommand):
+    """The BHC ``accepted_by`` (the caller, from the verified token) accepts the handoff."""
+
     operation: ClassVar[str] = "acceptWarmHandoff"
     handoff_id: UUID
+    accepted_by: UUID
 
     def apply(self, aggregate: Any, now: datetime) -> object:
         return aggregate.accept_warm_handoff(
-            handoff_id=self.handoff_id, occurred_at=self.at(now), now=now
+            handoff_id=self.handoff_id,
+            accepted_by=self.accepted_by,
+            occurred_at=self.at(now),
+            now=now,
         )
 
 

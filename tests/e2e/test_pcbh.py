@@ -172,6 +172,28 @@ async def test_a_bhc_takes_a_warm_handoff_and_a_brief_visit_shows_in_both_views(
         {"patientId": team.patient_id, "handoffId": handoff},
         outsider,
     ) == {"__typename": "ForbiddenError", "code": "NOT_ON_CARE_TEAM"}
+    # A second BHC on the team, not the one it was offered to: refused, nothing written.
+    second_bhc = uuid4()
+    list_staff(server, second_bhc, "BEHAVIORAL_HEALTH_CONSULTANT")
+    added = run(
+        server,
+        "addWiderTeamMember",
+        {
+            "patientId": team.patient_id,
+            "userId": str(second_bhc),
+            "role": "BEHAVIORAL_HEALTH_CONSULTANT",
+        },
+        team.care_manager,
+    )
+    assert added["__typename"] == "PatientPayload", added
+    before_other = await event_count(db_dsn, team.patient_id)
+    assert run(
+        server,
+        "acceptWarmHandoff",
+        {"patientId": team.patient_id, "handoffId": handoff},
+        server.token("behavioral_health_consultant", user=second_bhc),
+    ) == {"__typename": "NotAllowedError", "code": "NOT_THE_HANDOFFS_BHC", "field": "handoffId"}
+    assert await event_count(db_dsn, team.patient_id) == before_other
     accepted = run(
         server, "acceptWarmHandoff", {"patientId": team.patient_id, "handoffId": handoff}, bhc_token
     )
@@ -240,6 +262,7 @@ async def test_a_bhc_takes_a_warm_handoff_and_a_brief_visit_shows_in_both_views(
         assert record["__typename"] == "IntegratedCare", record
         assert {(m["userId"], m["role"]) for m in record["members"]} == {
             (str(bhc), "BEHAVIORAL_HEALTH_CONSULTANT"),
+            (str(second_bhc), "BEHAVIORAL_HEALTH_CONSULTANT"),
             (str(social_worker), "SOCIAL_WORKER"),
         }
         assert [h["status"] for h in record["handoffs"]] == ["ACCEPTED", "MISSED"]

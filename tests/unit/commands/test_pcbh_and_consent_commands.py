@@ -107,7 +107,7 @@ def test_the_pcbh_route_offer_accept_and_a_brief_visit_at_now() -> None:
     offer = OfferWarmHandoff(patient=patient.id, from_user_id=PCP_USER, to_user_id=BHC)
     handoff = offer.apply(patient, NOW)
     assert isinstance(handoff, UUID)
-    AcceptWarmHandoff(patient=patient.id, handoff_id=handoff).apply(patient, NOW)
+    AcceptWarmHandoff(patient=patient.id, handoff_id=handoff, accepted_by=BHC).apply(patient, NOW)
     visit = RecordBriefVisit(patient=patient.id, bhc_id=BHC, minutes=20, handoff_id=handoff)
     visit_id = visit.apply(patient, NOW)
     events = patient.collect_events()

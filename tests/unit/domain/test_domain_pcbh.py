@@ -20,6 +20,7 @@ from domain.errors import (
     CaregiverNotStaffError,
     InvalidEnumValueError,
     NotABehavioralHealthConsultantError,
+    NotTheHandoffsConsultantError,
     OutOfOrderError,
     StaffRoleNotHeldError,
     WarmHandoffClosedError,
@@ -171,15 +172,25 @@ def test_a_warm_handoff_is_accepted_or_missed_once() -> None:
         from_user_id=PCP, to_user_id=BHC, occurred_at=day(4), now=NOW
     )
     with pytest.raises(OutOfOrderError):
-        patient.accept_warm_handoff(handoff_id=seen, occurred_at=day(2), now=NOW)
-    patient.accept_warm_handoff(handoff_id=seen, occurred_at=day(3, 1), now=NOW)
+        patient.accept_warm_handoff(handoff_id=seen, accepted_by=BHC, occurred_at=day(2), now=NOW)
+    # Only the BHC it was offered to accepts it: another user (even the PCP) is refused.
+    for other in (PCP, uuid4()):
+        with pytest.raises(NotTheHandoffsConsultantError) as refused:
+            patient.accept_warm_handoff(
+                handoff_id=seen, accepted_by=other, occurred_at=day(3, 1), now=NOW
+            )
+        assert refused.value.field == "handoffId"
+    assert patient.integrated_care.handoffs[seen].status is WarmHandoffStatus.OFFERED
+    patient.accept_warm_handoff(handoff_id=seen, accepted_by=BHC, occurred_at=day(3, 1), now=NOW)
     patient.miss_warm_handoff(handoff_id=missed, occurred_at=day(4, 8), now=NOW)
     assert patient.integrated_care.handoffs[seen].status is WarmHandoffStatus.ACCEPTED
     assert patient.integrated_care.handoffs[missed].status is WarmHandoffStatus.MISSED
     with pytest.raises(WarmHandoffClosedError):
         patient.miss_warm_handoff(handoff_id=seen, occurred_at=day(5), now=NOW)
     with pytest.raises(WarmHandoffNotFoundError):
-        patient.accept_warm_handoff(handoff_id=uuid4(), occurred_at=day(5), now=NOW)
+        patient.accept_warm_handoff(
+            handoff_id=uuid4(), accepted_by=BHC, occurred_at=day(5), now=NOW
+        )
 
 
 @pytest.mark.parametrize(
@@ -222,7 +233,7 @@ def test_the_wider_team_replays_and_snapshots() -> None:
     handoff = patient.offer_warm_handoff(
         from_user_id=PCP, to_user_id=BHC, occurred_at=day(3), now=NOW
     )
-    patient.accept_warm_handoff(handoff_id=handoff, occurred_at=day(3, 1), now=NOW)
+    patient.accept_warm_handoff(handoff_id=handoff, accepted_by=BHC, occurred_at=day(3, 1), now=NOW)
     patient.record_brief_visit(
         bhc_id=BHC, minutes=25, occurred_at=day(3, 1), now=NOW, handoff_id=handoff
     )
