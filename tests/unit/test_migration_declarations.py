@@ -3,6 +3,8 @@ setting, on in development and off in production."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from services.database import DECLARATIONS_REQUIRED_AFTER, Migration, load_migrations
@@ -58,3 +60,47 @@ def test_migrating_on_start_is_on_in_development_and_off_in_production() -> None
 def test_a_malformed_migrate_on_start_names_the_setting() -> None:
     with pytest.raises(SettingsError, match="CARETEAM_MIGRATE_ON_START"):
         Settings.from_env({"CARETEAM_MIGRATE_ON_START": "sometimes"})
+
+
+# What an old release cannot live with: a migration declared `expand` must not contain it.
+_NOT_EXPAND = re.compile(
+    r"\bDROP\s+(TABLE|COLUMN|VIEW|INDEX|TYPE|FUNCTION|SCHEMA)\b|\bRENAME\b|\bSET\s+NOT\s+NULL\b"
+    r"|\bALTER\s+COLUMN\s+\w+\s+(SET\s+DATA\s+)?TYPE\b"
+    r"|\bADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)?\w+\s+[^,;]*\bNOT\s+NULL\b(?![^,;]*\bDEFAULT\b)",
+    re.IGNORECASE,
+)
+
+
+def contract_statements(sql: str) -> list[str]:
+    """The statements of ``sql`` (comments removed) an older release could not live with."""
+    code = re.sub(r"--[^\n]*", "", sql)
+    return [m.group(0) for m in _NOT_EXPAND.finditer(code)]
+
+
+@pytest.mark.parametrize(
+    ("sql", "found"),
+    [
+        ("CREATE TABLE t (a int NOT NULL);", False),
+        ("ALTER TABLE t ADD COLUMN b int;", False),
+        ("ALTER TABLE t ADD COLUMN b int NOT NULL DEFAULT 0;", False),
+        ("CREATE INDEX t_b ON t (b);", False),
+        ("-- DROP TABLE t is what the next release does\nSELECT 1;", False),
+        ("ALTER TABLE t ADD COLUMN b int NOT NULL;", True),
+        ("ALTER TABLE t DROP COLUMN a;", True),
+        ("DROP TABLE t;", True),
+        ("ALTER TABLE t RENAME COLUMN a TO b;", True),
+        ("ALTER TABLE t ALTER COLUMN a SET NOT NULL;", True),
+        ("ALTER TABLE t ALTER COLUMN a TYPE bigint;", True),
+    ],
+)
+def test_the_expand_check_tells_additions_from_removals(sql: str, found: bool) -> None:
+    assert bool(contract_statements(sql)) is found
+
+
+def test_no_migration_declared_expand_removes_or_tightens_anything() -> None:
+    offending = {
+        f"{m.version:04d}_{m.name}.sql": contract_statements(m.sql)
+        for m in load_migrations()
+        if m.declared == "expand" and contract_statements(m.sql)
+    }
+    assert offending == {}, "declare these `contract`: an older release cannot run on them"
