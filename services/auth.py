@@ -49,7 +49,7 @@ class Role(StrEnum):
     PEER_SPECIALIST = "peer_specialist"
     COMMUNITY_HEALTH_WORKER = "community_health_worker"
     # A parent, guardian or other caregiver: a participant, never staff; reaches only the
-    # scopes the patient or guardian granted (services/api/pcbh.py).
+    # scopes the patient or guardian granted (services/api/team/pcbh.py).
     CAREGIVER = "caregiver"
 
 

@@ -28,7 +28,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from services.api.app import create_app
-    from services.api.patient_reported import patient_reported_mount
+    from services.api.patient.reported import patient_reported_mount
     from services.fhir.routes import fhir_mount
 
     settings = _settings(args)

@@ -26,18 +26,18 @@ from strawberry.types.execution import ExecutionResult
 
 from services import jsontext
 from services.api.authz import record_access
-from services.api.console import console_route
 from services.api.context import CareteamContext
-from services.api.contract_routes import contract_routes
 from services.api.feed import EventFeed
-from services.api.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
-from services.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from services.api.metrics import Metrics, runtime_gauges
-from services.api.outcomes_page import outcomes_routes  # outcomes over time (#19)
+from services.api.partners.contract_routes import contract_routes
 from services.api.purpose import HEADER as PURPOSE_HEADER
 from services.api.purpose import NOT_PERMITTED, PurposeOfUseError, resolve_purpose
-from services.api.requestlog import RequestIds
+from services.api.registry.outcomes_page import outcomes_routes  # outcomes over time (#19)
 from services.api.schema import UNAVAILABLE, build_schema
+from services.api.web.console import console_route
+from services.api.web.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
+from services.api.web.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from services.api.web.metrics import Metrics, runtime_gauges
+from services.api.web.requestlog import RequestIds
 from services.auth import (
     DEV_AUDIENCE,
     DEV_ISSUER,

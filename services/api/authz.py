@@ -30,7 +30,7 @@ class Relation(Enum):
     # Break-the-glass: an unexpired emergency grant for this patient (reads only).
     EMERGENCY = "emergency"
     # A parent, guardian or other caregiver listed on the patient (projections/pcbh.py);
-    # what they then see is limited further to the scopes granted (services/api/pcbh.py).
+    # what they then see is limited further to the scopes granted (services/api/team/pcbh.py).
     CAREGIVER = "caregiver"
 
 
@@ -89,7 +89,7 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "writeRelapsePreventionPlan": (_g(Relation.TEAM, CM, PCP),),
     # Psychotherapy notes: written by the team's behavioural health clinicians (the care
     # manager's brief therapy, the psychiatric consultant); each reads only their own
-    # (services/api/psychotherapy.py), so any team clinician may ask.
+    # (services/api/patient/psychotherapy.py), so any team clinician may ask.
     "recordPsychotherapyNote": (_g(Relation.TEAM, CM, PSY),),
     "psychotherapyNotes": (_g(Relation.TEAM, CM, PCP, PSY),),
     # Hospital stays stop billable minutes; the care manager or PCP learns of them.
@@ -156,11 +156,11 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     # The registry as it was known at an instant: compliance and administrators.
     "caseloadAsOf": (_g(Relation.ORG, COMP, ADMIN),),
     # The intake queue (registered or referred, not enrolled) is the care managers' work
-    # list across the organisation; admins see it too (services/api/search_api.py).
+    # list across the organisation; admins see it too (services/api/patient/search.py).
     "intakeQueue": (_g(Relation.ORG, CM, ADMIN),),
     # The audit trail is compliance's: who did what, who looked.
     "auditTrail": (_g(Relation.ORG, COMP),),
-    # --- the wider team and PCBH (issue 18; services/api/pcbh.py, docs/team-roles.md) ---
+    # --- the wider team and PCBH (issue 18; services/api/team/pcbh.py, docs/team-roles.md) ---
     # The wider-team roles reach a patient only through the operations below (minimum
     # necessary): none of the CoCM operations above is granted to them.
     # The care manager builds the team, as for assignCareTeam; an admin may fix it.
@@ -191,7 +191,7 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     # Which community services close their loops and how fast (no patient data): those
     # who refer and coordinate, and the organisation's oversight.
     "communityServiceLoops": (_g(Relation.ORG, CM, PCP, SW, CHW, COMP, ADMIN),),
-    # --- outcomes over time (issue #19 item 3; services/api/outcomes_api.py) ---
+    # --- outcomes over time (issue #19 item 3; services/api/registry/outcomes.py) ---
     # Emergency visits, hospitalisations, specialty referrals: learned of by the care
     # manager or the PCP, as for admitInpatient.
     "recordUtilisation": (_g(Relation.TEAM, CM, PCP),),

@@ -19,7 +19,7 @@ before.
 
 For the caseload's rows (``MEMO_TYPES``) the completed lean fields, with the resolvers of
 ``PURE_FIELDS`` that read only their own row, are also memoised on the row object per
-selection: services.api.registry_queries hands the same row object to every request for
+selection: services.api.registry.queries hands the same row object to every request for
 the same document, day, zone and minutes, so an unchanged row is completed once. Fields
 that read the request (the staff display names) are resolved per request and merged in
 selection order. docs/performance.md gives the measurements;
@@ -54,7 +54,7 @@ LEAN_TYPES: Final = frozenset(
 
 
 # The types whose completed lean fields are memoised per object and selection: the
-# caseload rows, which services.api.registry_queries memoises per document and day, so
+# caseload rows, which services.api.registry.queries memoises per document and day, so
 # the same row object is answered again to the next caller of the same caseload.
 MEMO_TYPES: Final = frozenset({"CaseloadRow"})
 # Distinct selections remembered at most (documents times variable values); past it the

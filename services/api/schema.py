@@ -31,20 +31,11 @@ from services.api.authz import (
     Denied,
     check_patient_operation,
 )
-from services.api.care_team_api import CareTeamQuery  # care-team measures per month (#19)
-from services.api.clinical_mutations import CLINICAL_MUTATIONS
 from services.api.commanding import deny, record_reads, selected_fields
-from services.api.compliance import ComplianceQuery
+from services.api.compliance.erasure import ErasureMutation
+from services.api.compliance.queries import ComplianceQuery
 from services.api.context import CareteamContext
-from services.api.directory import (
-    DirectoryMutation,
-    DirectoryQuery,
-    minute_performer,
-    team_role_problem,
-)
-from services.api.emergency import EmergencyMutation, EmergencyQuery
 from services.api.enums import ActivityType, InstrumentCode, Modality, Sex
-from services.api.erasure_api import ErasureMutation
 from services.api.errors import (
     ForbiddenError,
     NotFoundError,
@@ -54,20 +45,29 @@ from services.api.errors import (
     result_union,
 )
 from services.api.lean_execution import LeanExecutionContext
-from services.api.minors_api import MinorsMutation  # minors (#19)
-from services.api.outcomes_api import OutcomesMutation, OutcomesQuery  # outcomes (#19)
-from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
-from services.api.patient_reported import PatientReportedMutation  # patient channel (#19)
+from services.api.partners.api import PartnerMutation, PartnerQuery, PartnerSubscription
+from services.api.patient.emergency import EmergencyMutation, EmergencyQuery
+from services.api.patient.minors import MinorsMutation  # minors (#19)
+from services.api.patient.psychotherapy import PsychotherapyNoteQuery
+from services.api.patient.reported import PatientReportedMutation  # patient channel (#19)
+from services.api.patient.search import SearchQuery
 from services.api.patient_types import PatientResult, load_patient_view
-from services.api.pcbh import PcbhMutation, PcbhQuery  # the wider team and PCBH
-from services.api.psychotherapy import PsychotherapyNoteQuery
 from services.api.record_commands import answer_patient
-from services.api.records_api import RecordQuery
-from services.api.registry_queries import RegistryQuery
-from services.api.search_api import SearchQuery
+from services.api.records.mutations import CLINICAL_MUTATIONS
+from services.api.records.queries import RecordQuery
+from services.api.registry.care_team import CareTeamQuery  # care-team measures per month (#19)
+from services.api.registry.outcomes import OutcomesMutation, OutcomesQuery  # outcomes (#19)
+from services.api.registry.queries import RegistryQuery
+from services.api.registry.worklist import WorklistQuery
 from services.api.segments import care_event_payload
+from services.api.team.directory import (
+    DirectoryMutation,
+    DirectoryQuery,
+    minute_performer,
+    team_role_problem,
+)
+from services.api.team.pcbh import PcbhMutation, PcbhQuery  # the wider team and PCBH
 from services.api.types import CareEvent, Patient
-from services.api.worklist import WorklistQuery
 from services.auth import Role
 from services.commands.commands import (
     AssignCareTeam,

@@ -21,7 +21,7 @@ Part 2 read on consent or in an emergency is recorded with reason ``PART2_CONSEN
 ``PART2_EMERGENCY``.
 
 Psychotherapy notes (45 CFR 164.508(a)(2)) are a segment of their own, read only by their
-author (``services/api/psychotherapy.py``); the care event subscription drops their text
+author (``services/api/patient/psychotherapy.py``); the care event subscription drops their text
 here. The masks apply to care plans, referrals,
 consultation notes, the care event subscription and the audit trail; the FHIR face
 applies them to the free text it exports (a ServiceRequest's reason, goal descriptions,
@@ -91,7 +91,7 @@ PART2_EVENT_KEYS = frozenset(
 )
 
 
-# Psychotherapy notes (services/api/psychotherapy.py): only their author reads the text.
+# Psychotherapy notes (services/api/patient/psychotherapy.py): only their author reads the text.
 PSYCHOTHERAPY_NOTE_EVENT = "patient.psychotherapy_note_recorded"
 
 

@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 
 from services.api.authz import POLICY, Relation
-from services.api.clinical_mutations import CLINICAL_MUTATIONS
+from services.api.records.mutations import CLINICAL_MUTATIONS
 from services.api.schema import PatientMutation, build_schema
 from services.auth import Role
 from tests.e2e.server import DEFAULT_ORG, ServerProcess

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from services.api.compliance import caseload_as_of
+from services.api.compliance.queries import caseload_as_of
 from services.eventstore import row_to_event
 from tests.e2e.server import DEFAULT_ORG, ServerProcess
 

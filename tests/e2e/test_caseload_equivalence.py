@@ -8,7 +8,7 @@ and answers the caseload over HTTP twice (the second answer comes from the serve
 memo) and once more with aliases, a fragment and `@include`. Every field of every row is
 compared with the reference: the patient's events read back from the log, folded by the
 registry projection's ``evolve`` and evaluated for that day by the rule modules
-(``services.api.compliance.caseload_as_of``, the replay `caseloadAsOf` answers with),
+(``services.api.compliance.queries.caseload_as_of``, the replay `caseloadAsOf` answers with),
 serialised here by hand.
 """
 
@@ -26,9 +26,9 @@ from typing import Any
 from uuid import UUID
 
 from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint
-from services.api.compliance import caseload_as_of
+from services.api.compliance.queries import caseload_as_of
 from services.api.enums import EpisodeStatus, InstrumentCode, ReviewReason
-from services.api.registry_types import RelapsePreventionPlanStatus
+from services.api.registry.types import RelapsePreventionPlanStatus
 from services.crypto import KeyRing, load_master_key
 from services.database import create_pool
 from services.eventstore import EventStore, row_to_event

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from strawberry.http.ides import get_graphql_ide_html
 
-from services.api.graphiql import local_graphiql_html
+from services.api.web.graphiql import local_graphiql_html
 from tests.e2e.browser import dump_dom
 from tests.e2e.server import ServerProcess
 

@@ -17,7 +17,7 @@ import strawberry
 from domain.patient import Patient
 from projections.registry import all_projections
 from services.api.context import CareteamContext
-from services.api.registry_queries import RegistryQuery
+from services.api.registry.queries import RegistryQuery
 from services.application import Application
 from services.audit.reads import AuditWriter
 from services.auth import Principal, Role

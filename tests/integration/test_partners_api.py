@@ -17,7 +17,7 @@ import strawberry
 
 from domain.patient import Patient
 from services.api.context import CareteamContext
-from services.api.partners_api import PartnerMutation, PartnerQuery, PartnerSubscription
+from services.api.partners.api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.auth import Principal, Role
 from services.bootstrap import Runtime, open_runtime
 from services.eventstore import EventMetadata

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
-from services.api.search_api import decode_cursor, encode_cursor, search_problem
+from services.api.patient.search import decode_cursor, encode_cursor, search_problem
 from services.patient_search import (
     MAX_PREFIX,
     SearchIndex,

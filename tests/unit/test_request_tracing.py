@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from services.api.requestlog import request_id_from
+from services.api.web.requestlog import request_id_from
 from services.eventstore import EventMetadata, RecordedEvent
 from services.logs import REQUEST_ID, JsonFormatter, KeyValueFormatter
 from services.partners.contract import CATALOGUE, Pseudonyms

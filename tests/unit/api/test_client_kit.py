@@ -42,7 +42,7 @@ from graphql.language.source import Source
 from graphql.language.token_kind import TokenKind
 
 from services.api.authz import POLICY
-from services.api.partners_api import PARTNER_POLICY
+from services.api.partners.api import PARTNER_POLICY
 from services.api.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from services.auth import Role
 

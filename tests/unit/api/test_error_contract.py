@@ -251,7 +251,7 @@ def test_enum_twins_of_the_last_closed_string_sets_match_their_values() -> None:
     """CareEvent.streamKind has one member per aggregate's stream type, and each serves the
     value of its deprecated String twin; PartnerChange.changeKind likewise."""
     from domain.registry import AGGREGATES
-    from services.api.partners_api import PartnerChange
+    from services.api.partners.api import PartnerChange
     from services.api.types import CareEvent, StreamKind
     from services.partners.registry import ChangeKind
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from graphql import GraphQLError
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.api.metrics import Metrics, _outcomes
+from services.api.web.metrics import Metrics, _outcomes
 
 
 def test_outcomes_are_ok_the_error_code_or_unknown() -> None:

@@ -7,7 +7,7 @@ import base64
 import pytest
 from graphql import GraphQLError
 
-from services.api.registry_queries import PANEL_MAX_PAGE, _panel_cursor, _panel_start
+from services.api.registry.queries import PANEL_MAX_PAGE, _panel_cursor, _panel_start
 
 
 def test_a_cursor_resumes_after_its_row() -> None:

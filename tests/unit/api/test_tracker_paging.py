@@ -15,9 +15,9 @@ from projections.trackers import (
     check_tracker_page,
     tracker_cursor,
 )
-from services.api.emergency import _grant_after, _grant_cursor
 from services.api.errors import ValidationError
-from services.api.registry_queries import _page_error, _page_refused
+from services.api.patient.emergency import _grant_after, _grant_cursor
+from services.api.registry.queries import _page_error, _page_refused
 
 REQUESTED = "2026-03-01T09:30:00+00:00"
 

@@ -11,9 +11,9 @@ from bench import profiling
 
 COLLAPSED = "\n".join(
     [
-        "main (services/cli.py:10);caseload (services/api/registry_queries.py:40);"
+        "main (services/cli.py:10);caseload (services/api/registry/queries.py:40);"
         "loads (json/decoder.py:337) 6",
-        "main (services/cli.py:10);caseload (services/api/registry_queries.py:41);"
+        "main (services/cli.py:10);caseload (services/api/registry/queries.py:41);"
         "caseload_row (projections/caseload.py:600) 3",
         "run (asyncio/runners.py:118);select (selectors.py:468) 1",
         "not a stack line",
@@ -30,7 +30,7 @@ def test_own_time_is_the_frame_on_top_and_lines_are_merged() -> None:
 
 def test_inclusive_time_lists_careteam_code_without_the_entry_point() -> None:
     _samples, _own, inclusive = profiling.summarise(COLLAPSED)
-    assert inclusive[0] == ("caseload (services/api/registry_queries.py)", 90.0)
+    assert inclusive[0] == ("caseload (services/api/registry/queries.py)", 90.0)
     assert all("cli.py" not in name and "asyncio" not in name for name, _ in inclusive)
 
 

@@ -1,4 +1,4 @@
-"""The RecordUtilisation command (services/api/outcomes_api.py): a frozen dataclass with
+"""The RecordUtilisation command (services/api/registry/outcomes.py): a frozen dataclass with
 a policy row, applied to the patient with its effective time defaulting to now."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import date
 from domain.patient import Patient
 from domain.rules.outcomes import UtilisationKind, UtilisationSource
 from services.api.authz import POLICY
-from services.api.outcomes_api import RecordUtilisation
+from services.api.registry.outcomes import RecordUtilisation
 from tests.unit.domain.domain_support import NOW, new_patient
 
 

@@ -13,13 +13,13 @@ import pytest
 from projections.care_team_series import care_team_series
 from projections.clinic_calendar import day_of
 from projections.outcomes_series import evolve
-from services.api.care_team_api import (
+from services.api.registry.care_team import (
     CareTeamResult,
     RangeError,
     SeriesDimension,
     month_range,
 )
-from services.api.care_team_charts import care_team_csv_text, care_team_svg
+from services.api.registry.care_team_charts import care_team_csv_text, care_team_svg
 from tests.unit.projections.projection_support import (
     CARE_MANAGER,
     NOW,

@@ -9,8 +9,8 @@ from datetime import date
 from domain.rules.outcomes import UtilisationKind, UtilisationSource
 from projections.clinic_calendar import day_of
 from projections.outcomes_series import evolve, gad7_series, utilisation_series
-from services.api.outcomes_api import Series
-from services.api.outcomes_page import CSV_COLUMNS, series_csv, series_svg
+from services.api.registry.outcomes import Series
+from services.api.registry.outcomes_page import CSV_COLUMNS, series_csv, series_svg
 from tests.unit.projections.projection_support import (
     NOW,
     T0,

@@ -39,7 +39,7 @@ from services.api.errors import (
     result_union,
 )
 from services.api.purpose import PurposeOfUse
-from services.api.registry_types import PageInfo
+from services.api.registry.types import PageInfo
 from services.auth import Principal, Role
 from services.partners import disclosures as accounting
 from services.partners import registry

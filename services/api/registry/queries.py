@@ -37,7 +37,7 @@ from services.api.clinic_day import clinic_day
 from services.api.commanding import record_reads
 from services.api.context import CareteamContext
 from services.api.errors import ValidationError, result_union
-from services.api.registry_types import (
+from services.api.registry.types import (
     BillingCode,
     BillingRowView,
     BillingSummary,

@@ -29,7 +29,7 @@ from services.api.errors import (
     result_union,
 )
 from services.api.purpose import shown
-from services.api.registry_types import CaseloadRowView, PageInfo
+from services.api.registry.types import CaseloadRowView, PageInfo
 from services.api.segments import without_clinical_text
 from services.api.types import Patient
 from services.database import Conn

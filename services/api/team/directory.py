@@ -25,11 +25,11 @@ from domain.rules import NoRuleInForceError
 from domain.rules.billing import BillingProgram, program_rules_for
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, ValidationError, all_problems, result_union
-from services.api.registry_types import RegistryPageInfo
+from services.api.registry.types import RegistryPageInfo
 from services.auth import Principal, Role
 from services.database import Conn
 
-# StaffRole and BillingProgram are registered as GraphQL enums in services.api.registry_types.
+# StaffRole and BillingProgram are registered as GraphQL enums in services.api.registry.types.
 
 MAX_NAME = 200
 MAX_CREDENTIALS = 100

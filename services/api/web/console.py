@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 CONSOLE_PATH = "/console"
-CONSOLE_DIR = Path(__file__).parent / "static" / "console"
+CONSOLE_DIR = Path(__file__).parent.parent / "static" / "console"
 
 
 def console_route() -> Mount:

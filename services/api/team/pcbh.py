@@ -47,7 +47,7 @@ from services.api.enums import ReferralService
 from services.api.errors import ForbiddenError, NotFoundError, result_union
 from services.api.patient_types import PatientResult
 from services.api.record_commands import INPUT, actor, answer_patient, occurred_at_field
-from services.api.registry_types import PageInfo
+from services.api.registry.types import PageInfo
 from services.auth import Role
 from services.commands.pcbh import (
     AcceptWarmHandoff,

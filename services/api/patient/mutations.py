@@ -25,7 +25,7 @@ from services.api.enums import (
     TaskKind,
     TreatmentDecision,
 )
-from services.api.minors_api import guardian_consent_under
+from services.api.patient.minors import guardian_consent_under
 from services.api.patient_types import PatientResult
 from services.api.record_commands import INPUT, actor, answer_patient, occurred_at_field
 from services.commands.commands import (

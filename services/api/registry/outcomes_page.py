@@ -12,7 +12,7 @@ Mounted at ``/outcomes``:
 - ``GET /outcomes/care-team.csv?by=care_manager&fromMonth=...&toMonth=...&asOf=...``
   (``suppressBelow=11`` blanks small counts) and ``/outcomes/care-team.svg?measure=...``:
   the ``careTeamOverTime`` measures as CSV and as a line chart per group
-  (services/api/care_team_charts.py).
+  (services/api/registry/care_team_charts.py).
 - ``GET /outcomes/``: a small static page (``static/outcomes/``, no CDN, a strict
   Content-Security-Policy) that takes the bearer token from the URL fragment
   (``#token=...``, never sent to the server), fetches the charts with it (three of
@@ -35,22 +35,27 @@ from starlette.staticfiles import StaticFiles
 
 from domain.rules.outcomes import CohortUtilisation, UtilisationKind
 from services.api.authz import Denied
-from services.api.care_team_api import CareTeamResult, RangeError, SeriesDimension, load_care_team
-from services.api.care_team_charts import (
+from services.api.commanding import deny
+from services.api.context import CareteamContext
+from services.api.purpose import PurposeOfUseError, resolve_purpose
+from services.api.registry.care_team import (
+    CareTeamResult,
+    RangeError,
+    SeriesDimension,
+    load_care_team,
+)
+from services.api.registry.care_team_charts import (
     CHART_MEASURES,
     MAX_SUPPRESS_BELOW,
     care_team_csv_text,
     care_team_svg,
 )
-from services.api.commanding import deny
-from services.api.context import CareteamContext
-from services.api.outcomes_api import Series, load_series
-from services.api.purpose import PurposeOfUseError, resolve_purpose
+from services.api.registry.outcomes import Series, load_series
 from services.auth import AuthenticationError, TokenVerifier, bearer_token
 from services.bootstrap import Runtime
 
 OUTCOMES_PATH = "/outcomes"
-PAGE_DIR = Path(__file__).parent / "static" / "outcomes"
+PAGE_DIR = Path(__file__).parent.parent / "static" / "outcomes"
 
 CSV_COLUMNS = (
     "as_of",

@@ -6,7 +6,7 @@ organisation, or per care manager and month, the caseload size, the share contac
 the time to first psychiatric review, PHQ-9 response and remission at 12 weeks and 6
 months, NCQA DRR-E, DMS-E and DSF-E (``projections/care_team_series.py``). Bounded: at
 most 36 months a request. Aggregate counts only; every patient counted is recorded in
-the access log as read. The same numbers as CSV and chart: services/api/outcomes_page.py.
+the access log as read. The same numbers as CSV and chart: services/api/registry/outcomes_page.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from services.api.authz import Denied, check_role, patient_scope_sql
 from services.api.commanding import deny, record_reads
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, ValidationError, result_union
-from services.api.registry_types import MeasureSummaryView
+from services.api.registry.types import MeasureSummaryView
 from services.api.types import staff_names
 
 OPERATION = "careTeamOverTime"

@@ -37,7 +37,7 @@ from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.enums import EpisodeStatus, member
 from services.api.errors import ForbiddenError, ValidationError, result_union
-from services.api.registry_types import RegistryPageInfo
+from services.api.registry.types import RegistryPageInfo
 from services.mrn_index import normalise_mrn
 from services.patient_search import MIN_PREFIX, name_tokens
 

@@ -37,7 +37,7 @@ from services.api.clinic_day import clinic_day
 from services.api.commanding import record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.errors import ForbiddenError, ValidationError, result_union
-from services.api.registry_types import RegistryPageInfo
+from services.api.registry.types import RegistryPageInfo
 from services.api.types import staff_name
 from services.auth import Role
 

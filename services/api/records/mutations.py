@@ -7,11 +7,11 @@ them into the root Mutation type.
 
 from __future__ import annotations
 
-from services.api.mutations_care_plan import CarePlanMutation
-from services.api.mutations_consultation import ConsultationMutation
-from services.api.mutations_patient import PatientCareMutation
-from services.api.mutations_referral import ReferralMutation
-from services.api.psychotherapy import PsychotherapyNoteMutation
+from services.api.patient.mutations import PatientCareMutation
+from services.api.patient.psychotherapy import PsychotherapyNoteMutation
+from services.api.records.care_plan import CarePlanMutation
+from services.api.records.consultation import ConsultationMutation
+from services.api.records.referral import ReferralMutation
 
 CLINICAL_MUTATIONS: tuple[type, ...] = (
     PatientCareMutation,

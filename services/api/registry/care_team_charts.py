@@ -1,6 +1,6 @@
 """The care-team measures per month as CSV and as a line chart (issue #19 item 3;
 docs/outcomes.md, "Care-team measures per month"). Pure text out of a
-``CareTeamResult``; served by services/api/outcomes_page.py.
+``CareTeamResult``; served by services/api/registry/outcomes_page.py.
 
 Small cells: ``suppressBelow=k`` blanks every count from 1 to k-1 in the CSV, and every
 share or median computed from a blanked count (primary suppression only: a blanked cell
@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from projections.care_team_series import CareTeamMonth
 from projections.outcomes import MeasureSummary
-from services.api.care_team_api import CareTeamResult, share
+from services.api.registry.care_team import CareTeamResult, share
 
 MAX_SUPPRESS_BELOW = 100
 

@@ -27,7 +27,7 @@ from services.api.errors import (
     ValidationError,
     result_union,
 )
-from services.api.registry_types import PageInfo
+from services.api.registry.types import PageInfo
 from services.commands.commands import BreakTheGlass, ReviewEmergencyAccess
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from strawberry.http.ides import get_graphql_ide_html
 
 ASSETS_PATH = "/graphiql/assets"
-ASSETS_DIR = Path(__file__).parent / "static" / "graphiql"
+ASSETS_DIR = Path(__file__).parent.parent / "static" / "graphiql"
 
 _CDN_ASSET = re.compile(r'"https://unpkg\.com/(@?[^@"]+)@([^/"]+)/([^"]+)"')
 

@@ -288,7 +288,7 @@ PageInfo = RegistryPageInfo
 
 # --- billing -----------------------------------------------------------------------------
 
-# Registered here, before any type below uses it (services.api.directory imports this
+# Registered here, before any type below uses it (services.api.team.directory imports this
 # module first); strawberry would otherwise wrap the plain enum under another name.
 strawberry.enum(Role, name="StaffRole", description="What a member of staff may do in careteam.")
 strawberry.enum(
@@ -859,7 +859,7 @@ class ReviewQueue:
         description="Drafted notes waiting for a signature; at most 500.",
         deprecation_reason="Capped at 500: use notesToSignPage (paged with its own first/after).",
     )
-    # How the two note pages are read when selected (services.api.registry_queries).
+    # How the two note pages are read when selected (services.api.registry.queries).
     to_draft_page_of: strawberry.Private[PageOf[ConsultationTrackerConnection]]
     to_sign_page_of: strawberry.Private[PageOf[ConsultationTrackerConnection]]
 
@@ -1001,7 +1001,7 @@ class Panel:
         description="Open referrals of the panel, oldest first; at most 500.",
         deprecation_reason="Capped at 500: use referralPage (paged with its own first/after).",
     )
-    # How the two tracker pages are read when selected (services.api.registry_queries).
+    # How the two tracker pages are read when selected (services.api.registry.queries).
     consultations_page_of: strawberry.Private[PageOf[ConsultationTrackerConnection]]
     referrals_page_of: strawberry.Private[PageOf[ReferralTrackerConnection]]
 
