@@ -145,3 +145,78 @@ async def test_a_forgotten_patients_fields_stay_unreadable_through_the_checked_l
     plain = await runtime.store.load(Patient, patient_id)
     checked = await runtime.store.load(Patient, patient_id, check=check(None))
     assert checked.given_name is None and plain.given_name is None
+
+
+async def test_a_retry_after_a_conflict_is_checked_again_and_refused_writes_nothing(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real conflict: another writer appends between this command's load and its append,
+    and the caller loses access at the same moment. The retry's load decides again."""
+    from datetime import UTC, datetime
+
+    from services.eventstore import EventMetadata
+
+    patient_id = await enrolled(runtime)
+    flag = f"t_refusal_{uuid4().hex}"  # a plain table: every pooled connection sees it
+    async with runtime.pool.acquire() as conn:
+        await conn.execute(f"CREATE TABLE {flag} (reason text)")
+    # The check reads a flag the test turns on while the other writer writes (a stand-in
+    # for the caller leaving the team; the policy SQL itself is tested above).
+    decided: list[str | None] = []
+
+    def flag_check(first: int) -> tuple[str, list[object]]:
+        return f"SELECT (SELECT reason FROM {flag} LIMIT 1) AS refused", []
+
+    refusing = LoadCheck(sql=flag_check, refuse=Refused)
+    store = runtime.store
+    real_append = store.append
+    real_load = store.load
+    now = datetime.now(UTC)
+    other = EventMetadata(actor_id=str(CARE_MANAGER.user_id), role="care_manager")
+
+    async def load_and_note(*args: Any, **kwargs: Any) -> Any:
+        try:
+            aggregate = await real_load(*args, **kwargs)
+        except Refused:
+            decided.append("refused")
+            raise
+        decided.append("allowed")
+        return aggregate
+
+    async def append_after_another_writer(**kwargs: Any) -> Any:
+        if len(decided) == 1:  # the first attempt: someone else writes first
+            rival = await real_load(Patient, patient_id)
+            rival.log_contact(
+                activity="contact", modality="phone", minutes=5, occurred_at=now, now=now
+            )
+            events = rival.collect_events()
+            await real_append(
+                stream_type="patient",
+                stream_id=patient_id,
+                patient_id=patient_id,
+                expected_version=rival.version - len(events),
+                events=events,
+                metadata=other,
+                now=now,
+            )
+            async with runtime.pool.acquire() as conn:
+                await conn.execute(f"INSERT INTO {flag} VALUES ('NOT_ON_CARE_TEAM')")
+        return await real_append(**kwargs)
+
+    monkeypatch.setattr(store, "load", load_and_note)
+    monkeypatch.setattr(store, "append", append_after_another_writer)
+    before = await versions(runtime, patient_id)
+
+    def contact(patient: Patient) -> object:
+        return patient.log_contact(
+            activity="contact", modality="phone", minutes=20, occurred_at=now, now=now
+        )
+
+    with pytest.raises(Refused, match="NOT_ON_CARE_TEAM"):
+        await runtime.app.execute(
+            Patient, patient_id, contact, metadata=other, now=now, check=refusing
+        )
+    assert decided == ["allowed", "refused"]  # the retry's load checked again
+    assert await versions(runtime, patient_id) == [*before, before[-1] + 1]  # the rival's only
+    async with runtime.pool.acquire() as conn:
+        await conn.execute(f"DROP TABLE {flag}")
