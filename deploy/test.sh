@@ -27,4 +27,7 @@ uv run ruff check .
 uv run ruff format --check .
 uv run mypy
 uv run lint-imports
-uv run pytest --basetemp "$basetemp" "$@"
+# Test files run in parallel worker processes (pytest-xdist), a whole file per worker so
+# a file's module fixtures are built once; each worker has its own PostgreSQL server.
+# CARETEAM_TEST_WORKERS=0 runs them in this process, one after another.
+uv run pytest --basetemp "$basetemp" -n "${CARETEAM_TEST_WORKERS:-2}" --dist loadfile "$@"
