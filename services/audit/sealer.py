@@ -118,7 +118,14 @@ class ChainSealer:
                     broken.set()
                     return 0
                 added = await seal_once(conn, limit=self._batch)
-                self._seen = await head(conn)
+                now_seen = await head(conn)
+                if self._seen is not None and now_seen[0] < self._seen[0]:
+                    # The chain only grows: a shorter one was truncated between this
+                    # round's check and its read of the head.
+                    self._stop(f"audit chain shrank from link {self._seen[0]} to {now_seen[0]}", 1)
+                    broken.set()
+                    return 0
+                self._seen = now_seen
                 if time.monotonic() >= next_checkpoint and self._seen[0] != self._published_seq:
                     token, body = await sign_head(conn, key)
                     path = publish(checkpoint_dir(self._settings), token, body)
