@@ -16,7 +16,7 @@ from projections.registry import all_projections
 from services.application import Application
 from services.audit.reads import AuditWriter
 from services.audit.sealer import ChainHealth, ChainSealer
-from services.crypto import KeyRing, load_master_key
+from services.crypto import KeyRing, load_master_key, load_previous_master_keys
 from services.database import create_pool, database_dsn, prepare_schema
 from services.eventstore import EventStore
 from services.partners import PartnerFeeds, PartnerOptions
@@ -111,11 +111,10 @@ async def open_runtime(
         kafka_options = await prepare_kafka(settings, relay="relay" in components)
         pool = await create_pool(dsn, settings)
         try:
-            master = settings.master_key.reveal() if settings.master_key else None
             store = EventStore(
                 pool,
                 snapshot_every=settings.snapshot_every,
-                keyring=KeyRing(load_master_key(master, settings.data_dir)),
+                keyring=await open_keyring(pool, settings),
             )
             runtime = Runtime(
                 settings=settings,
@@ -170,3 +169,15 @@ async def open_runtime(
                         await task
         finally:
             await pool.close()
+
+
+async def open_keyring(pool: asyncpg.Pool, settings: Settings) -> KeyRing:
+    """The key ring from CARETEAM_MASTER_KEY (or the development key in the data folder)
+    and CARETEAM_MASTER_KEY_PREVIOUS, with the derived keys stored in the database;
+    refuses to start when the stored keys were wrapped by a master key not given."""
+    master = settings.master_key.reveal() if settings.master_key else None
+    previous = settings.master_key_previous.reveal() if settings.master_key_previous else None
+    async with pool.acquire() as conn:
+        return await KeyRing.open(
+            conn, load_master_key(master, settings.data_dir), load_previous_master_keys(previous)
+        )

@@ -227,6 +227,38 @@ def _cmd_backfill_search_index(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from services.bootstrap import open_runtime
+    from services.crypto import master_key_status, rotate_master_key
+
+    settings = _settings(args)
+    if args.batch_size < 1:
+        print("careteam: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        async with open_runtime(settings, run_projector=False, run_relay=False) as runtime:
+            keyring = runtime.store.keyring
+            assert keyring is not None  # open_runtime always gives the store one
+            if args.action == "rotate-master":
+                report = await rotate_master_key(runtime.pool, keyring, batch_size=args.batch_size)
+                print(
+                    f"re-wrapped {report.rewrapped} patient keys; "
+                    f"{report.already_current} already current; "
+                    f"{report.changed_meanwhile} changed meanwhile (forgotten or re-wrapped)"
+                )
+            async with runtime.pool.acquire() as conn:
+                status = await master_key_status(conn, keyring)
+        print(
+            f"master key {keyring.current_key_id.hex()}: wraps {status['current']} patient "
+            f"keys; {status['other']} wrapped by another master key; {status['destroyed']} "
+            f"destroyed; {status['derived_keys_other']} derived keys wrapped by another"
+        )
+        return 0 if status["other"] == 0 and status["derived_keys_other"] == 0 else 1
+
+    return asyncio.run(run())
+
+
 def _cmd_rebuild(args: argparse.Namespace) -> int:
     from projections.registry import all_projections, projection_tables
     from services.bootstrap import open_runtime
@@ -376,6 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data_dir(search)
     search.set_defaults(func=_cmd_backfill_search_index)
+
+    keys = sub.add_parser(
+        "keys",
+        help="master key rotation: re-wrap every stored key by CARETEAM_MASTER_KEY, or count "
+        "the keys each master key wraps",
+    )
+    keys.add_argument("action", choices=("rotate-master", "status"))
+    keys.add_argument("--batch-size", type=int, default=500, help="patients' keys per transaction")
+    data_dir(keys)
+    keys.set_defaults(func=_cmd_keys)
 
     exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     exp.set_defaults(func=_cmd_export_schema)

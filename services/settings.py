@@ -217,6 +217,9 @@ class Settings:
     oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
     allowed_origins: tuple[str, ...] = ()
     master_key: Secret | None = None
+    # Master keys being rotated away from (base64, comma-separated, newest first): they
+    # only unwrap keys they wrapped; CARETEAM_MASTER_KEY wraps every new one.
+    master_key_previous: Secret | None = None
     # Audit evidence (docs/compliance.md): the checkpoint signing key lives outside the
     # data folder, verifiers pin the public keys, checkpoints are published to a folder.
     audit_signing_key: Secret | None = None
@@ -306,6 +309,8 @@ class Settings:
             values["allowed_origins"] = tuple(o.strip() for o in raw.split(",") if o.strip())
         if (raw := text("MASTER_KEY")) is not None:
             values["master_key"] = Secret(raw)
+        if (raw := text("MASTER_KEY_PREVIOUS")) is not None:
+            values["master_key_previous"] = Secret(raw)
         if (raw := text("AUDIT_SIGNING_KEY")) is not None:
             values["audit_signing_key"] = Secret(raw)
         for name in ("AUDIT_SIGNING_KEY_FILE", "AUDIT_PUBLIC_KEYS_FILE", "AUDIT_CHECKPOINT_DIR"):
