@@ -69,6 +69,7 @@ def parse_components(raw: str) -> frozenset[str]:
 
 
 LOG_FORMATS = ("text", "json")
+TRACES_EXPORTERS = ("none", "otlp")
 
 
 def log_format_from(env: Mapping[str, str]) -> str:
@@ -239,6 +240,9 @@ class Settings:
     migrate_on_start: bool = True
     # Log lines as key=value words (text) or one JSON object each (json).
     log_format: str = "text"
+    # CARETEAM_TRACES_EXPORTER: none, or otlp (OpenTelemetry spans over OTLP/HTTP to the
+    # collector in OTEL_EXPORTER_OTLP_ENDPOINT; services/tracing.py).
+    traces_exporter: str = "none"
     # Test only (issue 18, clinic calendars): the injected clock starts at this aware
     # instant and runs on from there; refused in production.
     test_clock_start: datetime | None = None
@@ -343,6 +347,10 @@ class Settings:
         if (raw := text("COMPONENTS")) is not None:
             values["components"] = parse_components(raw)
         values["log_format"] = log_format_from(env)
+        if (raw := text("TRACES_EXPORTER")) is not None:
+            if raw.lower() not in TRACES_EXPORTERS:
+                raise SettingsError("CARETEAM_TRACES_EXPORTER must be none or otlp")
+            values["traces_exporter"] = raw.lower()
         raw = text("MIGRATE_ON_START")
         values["migrate_on_start"] = (
             _boolean("MIGRATE_ON_START", raw)

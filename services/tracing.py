@@ -7,13 +7,26 @@ request writes, so the relay's CloudEvents carry it (the CloudEvents distributed
 extension). A request without one, or with a malformed one, starts a new trace (as the
 W3C recommendation says for a header that does not parse). Only hex digits: no patient
 data can travel in it.
+
+**OpenTelemetry, as an option.** With ``CARETEAM_TRACES_EXPORTER=otlp`` (``configure``,
+called when the API starts) each request is an OpenTelemetry server span and each
+command a child span, exported over OTLP/HTTP to the collector the standard
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) names, with the standard
+``OTEL_SERVICE_NAME``, ``OTEL_TRACES_SAMPLER`` and batch settings. The span ids are the
+ones careteam returns and stores: the response's ``traceparent`` names the request's
+span. Spans carry names and codes only (method, careteam's own path or ``other``,
+status, the command's operation name and its outcome code), never ids, query strings
+or input.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 TRACEPARENT_HEADER = "traceparent"
 TRACEPARENT: ContextVar[str | None] = ContextVar("careteam_traceparent", default=None)
@@ -55,3 +68,68 @@ def trace_id_of(traceparent: str) -> str:
 def current_traceparent() -> str | None:
     """The ``traceparent`` of the request being served, if any (events' metadata)."""
     return TRACEPARENT.get()
+
+
+# The tracer when spans are exported (set by ``configure`` at start, never at import).
+_tracer: Any = None
+
+
+def configure(exporter: str) -> Callable[[], None] | None:
+    """Starts exporting spans when ``exporter`` is ``otlp``; returns the function that
+    flushes and stops the exporter (None when nothing is exported)."""
+    global _tracer
+    if exporter != "otlp":
+        _tracer = None
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "careteam"}))
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    _tracer = provider.get_tracer("careteam")
+
+    def shutdown() -> None:
+        global _tracer
+        _tracer = None
+        provider.shutdown()
+
+    return shutdown
+
+
+@contextmanager
+def request_span(name: str, incoming: str | None) -> Iterator[tuple[str, Any]]:
+    """This server's ``traceparent`` for a request and, when spans are exported, the
+    request's server span (current while the request is served), continuing the
+    caller's trace when ``incoming`` is a valid ``traceparent``."""
+    if _tracer is None:
+        yield continue_trace(incoming), None
+        return
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier = {TRACEPARENT_HEADER: incoming} if incoming and parse(incoming) else {}
+    parent = TraceContextTextMapPropagator().extract(carrier)
+    # Exceptions are not recorded: their messages may hold data (the status says error).
+    with _tracer.start_as_current_span(
+        name, context=parent, kind=SpanKind.SERVER, record_exception=False
+    ) as span:
+        ids = span.get_span_context()
+        yield f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{int(ids.trace_flags):02x}", span
+
+
+@contextmanager
+def span(name: str, **attributes: str) -> Iterator[Callable[[str, str], None]]:
+    """A child span of the current one when spans are exported (else nothing); yields a
+    function that sets one more attribute."""
+    if _tracer is None:
+        yield lambda _key, _value: None
+        return
+    with _tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False
+    ) as current:
+        yield current.set_attribute

@@ -24,7 +24,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.execution import ExecutionResult
 
-from services import jsontext
+from services import jsontext, tracing
 from services.api.authz import record_access
 from services.api.context import CareteamContext
 from services.api.feed import EventFeed
@@ -181,6 +181,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            stop_tracing = tracing.configure(settings.traces_exporter)
+            if stop_tracing is not None:
+                stack.callback(stop_tracing)
             try:
                 runtime = await stack.enter_async_context(
                     open_runtime(

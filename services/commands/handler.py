@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain import errors as domain_errors
+from services import tracing
 from services.application import Application
 from services.commands.commands import Command, Creation
 from services.crypto import PatientForgottenError
@@ -146,7 +147,35 @@ async def handle(
     idempotency: IdempotencyKey | Refusal | None = None,
     first_result: FirstResult | None = None,
 ) -> Written | Refusal:
-    """Runs ``command`` for ``actor`` at ``now``; see the module docstring."""
+    """Runs ``command`` for ``actor`` at ``now``; see the module docstring. A span of its
+    own when traces are exported: the operation and the outcome code, nothing else."""
+    name = command.operation
+    with tracing.span(f"command {name}", **{"careteam.command": name}) as set_attribute:
+        result = await _handle(
+            command,
+            actor,
+            now,
+            app=app,
+            access=access,
+            read_models=read_models,
+            idempotency=idempotency,
+            first_result=first_result,
+        )
+        set_attribute("careteam.outcome", result.code if isinstance(result, Refusal) else "WRITTEN")
+        return result
+
+
+async def _handle(
+    command: Command,
+    actor: Actor,
+    now: datetime,
+    *,
+    app: Application,
+    access: AccessPolicy,
+    read_models: ReadModels | None,
+    idempotency: IdempotencyKey | Refusal | None,
+    first_result: FirstResult | None,
+) -> Written | Refusal:
     operation = command.operation
     stream_id = command.stream_id
     patient_id = command.patient_id

@@ -21,7 +21,7 @@ from typing import Any
 from uuid import uuid4
 
 from services.logs import REQUEST_ID, log_fields
-from services.tracing import TRACEPARENT, TRACEPARENT_HEADER, continue_trace
+from services.tracing import TRACEPARENT, TRACEPARENT_HEADER, request_span
 
 log = logging.getLogger("careteam.http")
 
@@ -62,7 +62,26 @@ class RequestIds:
             return
         headers = list(scope.get("headers") or [])
         request_id = request_id_from(headers)
-        traceparent = continue_trace(_header(headers, TRACEPARENT_HEADER))
+        method = scope.get("method", "WS")
+        path = scope.get("path", "")
+        label = path if path in KNOWN_PATHS else "other"
+        with request_span(f"{method} {label}", _header(headers, TRACEPARENT_HEADER)) as (
+            traceparent,
+            server_span,
+        ):
+            status = await self._serve(scope, receive, send, request_id, traceparent)
+            if server_span is not None:
+                server_span.set_attribute("http.request.method", method)
+                server_span.set_attribute("url.path", label)
+                server_span.set_attribute("http.response.status_code", str(status))
+                if isinstance(status, int) and status >= 500:
+                    from opentelemetry.trace import StatusCode
+
+                    server_span.set_status(StatusCode.ERROR)
+
+    async def _serve(
+        self, scope: Any, receive: Any, send: Any, request_id: str, traceparent: str
+    ) -> int | str:
         scope.setdefault("state", {})["request_id"] = request_id
         added = [
             (REQUEST_ID_HEADER.encode(), request_id.encode()),
@@ -102,3 +121,4 @@ class RequestIds:
             )
             REQUEST_ID.reset(token)
             TRACEPARENT.reset(trace_token)
+        return status
