@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.database import EmbeddedPostgres
 from tests.e2e.server import ServerProcess
+from tests.integration.readmodels_support import read_model_positions
 
 REGISTER = """
 mutation($input: RegisterPatientInput!) {
@@ -249,18 +250,13 @@ async def _checkpoints(dsn: str) -> tuple[dict[str, int], int]:
     """The read models' checkpoint positions and the log's last position."""
     import asyncpg
 
-    from projections.registry import all_projections
-
     conn = await asyncpg.connect(dsn)
     try:
-        names = [p.name for p in all_projections()]
-        rows = await conn.fetch(
-            "SELECT name, position FROM checkpoints WHERE name = ANY($1::text[])", names
-        )
+        positions = await read_model_positions(conn)
         last = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
     finally:
         await conn.close()
-    return {r["name"]: r["position"] for r in rows}, int(last)
+    return positions, int(last)
 
 
 async def test_serve_api_only_leaves_projection_to_a_projector_process(
