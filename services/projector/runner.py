@@ -82,6 +82,8 @@ class ProjectionRunner:
         # What ``run`` owns now (empty while standing by or between leases).
         self.owned: frozenset[int] = frozenset()
         self.slot: int | None = None
+        # Whether ``run`` (a worker) runs in this process.
+        self.working = False
 
     @property
     def projections(self) -> list[Projection]:
@@ -250,6 +252,7 @@ class ProjectionRunner:
         worker joins again after a second."""
         stop = stop or asyncio.Event()
         await self.prepare()
+        self.working = True
         while not stop.is_set():
             try:
                 async with self._store.pool.acquire() as conn:
@@ -305,13 +308,20 @@ class ProjectionRunner:
                 await self._refresh(conn)
             return read
 
+        def moved_under_us(_exc: BaseException) -> float:
+            log.warning("checkpoint moved by another runner; re-reading")
+            return self._poll
+
+        # A checkpoint moved by another runner (a tool's catch-up, a rebuild) is re-read
+        # at the next page; anything else (a lost connection) ends this worker's leases.
         await follow(
             page,
             wake=self._wake,
             poll_seconds=min(self._poll, self._lease_seconds),
             backoff=_retry_every_second(),
             stop=stop,
-            errors=(),
+            errors=(StaleCheckpointError,),
+            on_error=moved_under_us,
         )
 
     async def _refresh(self, conn: Conn) -> None:
@@ -394,14 +404,22 @@ class ProjectionRunner:
     async def lag(self) -> dict[str, dict[str, int]]:
         """Per projection: how many events in the log it has not applied yet (over every
         partition) and its lowest checkpoint position."""
-        result: dict[str, dict[str, int]] = {}
-        for name, by_partition in (await self.lag_by_partition()).items():
-            positions = [pos.position for _, pos in by_partition.values()]
-            result[name] = {
-                "events_behind": sum(behind for behind, _ in by_partition.values()),
-                "position": min(positions) if positions else 0,
-            }
-        return result
+        return summarise_lag(await self.lag_by_partition())
+
+
+def summarise_lag(
+    by_partition: dict[str, dict[int, tuple[int, LogPosition]]],
+) -> dict[str, dict[str, int]]:
+    """``lag_by_partition`` per projection: events behind summed over the partitions,
+    and the lowest checkpoint position."""
+    result: dict[str, dict[str, int]] = {}
+    for name, partitions in by_partition.items():
+        positions = [pos.position for _, pos in partitions.values()]
+        result[name] = {
+            "events_behind": sum(behind for behind, _ in partitions.values()),
+            "position": min(positions) if positions else 0,
+        }
+    return result
 
 
 def _of(

@@ -107,6 +107,13 @@ def test_metrics_parse_with_the_prometheus_parser(server: ServerProcess) -> None
         if s.name.endswith("_count") and s.labels["operation_type"] == "mutation"
     ]
     assert counts and counts[0].value >= 1
+    # By the operation's root field, a name from the schema (never the client's own name).
+    assert {s.labels["operation"] for s in counts} == {"registerPatient"}
+    by_partition = families["careteam_projection_partition_events_behind"]
+    assert by_partition.type == "gauge"
+    assert {s.labels["partition"] for s in by_partition.samples} == {str(p) for p in range(16)}
+    # serve runs the projector: its worker owns every partition (no other worker).
+    assert families["careteam_projector_partitions_owned"].samples[0].value == 16
     outcomes = families["careteam_mutation_outcomes"]
     ok = [s for s in outcomes.samples if s.name.endswith("_total") and s.labels["code"] == "OK"]
     assert ok and ok[0].value >= 1

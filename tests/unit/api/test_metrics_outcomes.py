@@ -30,10 +30,15 @@ def test_outcomes_are_ok_the_error_code_or_unknown() -> None:
 
 def test_render_parses_with_the_prometheus_parser() -> None:
     metrics = Metrics()
-    metrics.request_seconds.labels("query").observe(0.01)
+    metrics.request_seconds.labels("query", "patient").observe(0.01)
     metrics.mutation_outcomes.labels("OK").inc()
-    text = metrics.render({"patient_view": 3}, True, 0).decode()
+    text = metrics.render(
+        {"patient_view": 3}, True, 0, partition_lag={0: 1, 1: 2}, owned=2
+    ).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["careteam_projection_events_behind"].samples[0].value == 3
+    by_partition = families["careteam_projection_partition_events_behind"].samples
+    assert {s.labels["partition"]: s.value for s in by_partition} == {"0": 1, "1": 2}
+    assert families["careteam_projector_partitions_owned"].samples[0].value == 2
     assert families["careteam_audit_chain_intact"].samples[0].value == 1
     assert families["careteam_mutation_outcomes"].type == "counter"
