@@ -36,7 +36,8 @@ pytestmark = pytest.mark.slow
 
 MASTER = os.urandom(32)
 PARTITIONS = 8
-LEASE_SECONDS = 0.5
+# The default lease period (CARETEAM_PROJECTOR_LEASE_SECONDS), as deployed.
+LEASE_SECONDS = Settings().projector_lease_seconds
 # What the test allows for a takeover on a shared, loaded machine; the bound the docs
 # state is the lease period plus one page plus the database noticing the dead
 # connection (docs/scaling.md). The measured times are printed.
