@@ -208,7 +208,7 @@ class Settings:
     projector_poll_seconds: float = 0.1
     projector_page_size: int = 500
     # The log split by patient (services/projector/partitions.py): how many partitions,
-    # fixed in the database by the first projector, and how often a worker rebalances
+    # fixed in the database by the first process to start, and how often a worker rebalances
     # (takes a dead worker's partitions, hands some to a new one).
     projector_partitions: int = 16
     projector_lease_seconds: float = 1.0

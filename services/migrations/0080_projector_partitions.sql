@@ -1,6 +1,6 @@
 -- careteam-migration: expand
 -- The projector's partition count (services/projector/partitions.py): one row, fixed by
--- the first partitioned projector; a process configured with another count refuses to
+-- the first process of this release to start; one configured with another count refuses to
 -- start. The read models' checkpoints become one row per read model and partition
 -- (``<name>@<partition>``) in ``checkpoints``.
 CREATE TABLE projector_partitions (

@@ -8,7 +8,7 @@ worker at a time.
   row belongs to one patient, so a partition's events touch only its own rows.
 - **Checkpoints**: one row of ``checkpoints`` per read model and partition, named
   ``<read model>@<partition>``, moved in the transaction that applies the page.
-- **Count**: fixed in ``projector_partitions`` by the first projector that starts; a
+- **Count**: fixed in ``projector_partitions`` by the first process that starts; a
   process configured with another count stops at start, naming the setting. When the
   table is first filled, the read models' unpartitioned checkpoints (the previous
   release's) are split into one per partition at the same position and set past any
