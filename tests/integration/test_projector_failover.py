@@ -181,3 +181,29 @@ async def test_a_killed_projector_process_hands_its_partitions_to_the_other(
     await rebuild(store, all_projections(), projection_tables())
     async with store.pool.acquire() as c:
         assert await _dump(c) == live
+
+
+@pytest.mark.parametrize("command", [["projector"], ["serve", "--port", "0"]])
+async def test_a_process_with_another_partition_count_stops_at_start_naming_the_setting(
+    store: EventStore, db_dsn: str, tmp_path: Path, command: list[str]
+) -> None:
+    await ProjectionRunner(store, all_projections(), partitions=PARTITIONS).prepare()
+    env = {
+        **os.environ,
+        "CARETEAM_DATABASE_URL": db_dsn,
+        "CARETEAM_DATA_DIR": str(tmp_path),
+        "CARETEAM_MASTER_KEY": base64.b64encode(MASTER).decode(),
+        "CARETEAM_PROJECTOR_PARTITIONS": str(PARTITIONS * 2),
+    }
+    env.pop("CARETEAM_KAFKA_BOOTSTRAP_SERVERS", None)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "CARETEAM_PROJECTOR_PARTITIONS" in done.stderr
+    assert f"split in {PARTITIONS} partitions" in done.stderr
