@@ -119,7 +119,9 @@ class ProjectionRunner:
     async def _ensure_checkpoints(self, conn: Conn) -> None:
         if self._ensured:
             return
-        await self.prepare()
+        if not self._prepared:  # on this connection: a second one could wait on the pool
+            await parts.prepare(conn, self._count, [p.name for p in self._projections])
+            self._prepared = True
         await conn.execute(
             """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
                ON CONFLICT (name) DO NOTHING""",
