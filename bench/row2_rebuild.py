@@ -77,8 +77,10 @@ def table_of(projection: Projection) -> str | None:
 async def reset(conn: Conn, projections: Sequence[Projection]) -> None:
     for p in projections:
         await p.reset(conn)
+    # Every partition's checkpoint (``<name>@<partition>``) of these read models.
     await conn.execute(
-        "DELETE FROM checkpoints WHERE name = ANY($1::text[])", [p.name for p in projections]
+        "DELETE FROM checkpoints WHERE split_part(name, '@', 1) = ANY($1::text[])",
+        [p.name for p in projections],
     )
 
 

@@ -127,10 +127,15 @@ async def open_runtime(
                     all_projections(),
                     poll_seconds=settings.projector_poll_seconds,
                     page_size=settings.projector_page_size,
+                    partitions=settings.projector_partitions,
+                    lease_seconds=settings.projector_lease_seconds,
                 ),
                 audit=AuditWriter(pool),
                 clock=clock,
             )
+            # The partition count fixed in the database must be this process's (a
+            # mismatch stops the start, naming CARETEAM_PROJECTOR_PARTITIONS).
+            await runtime.projector.prepare()
             runtime.tasks.append(asyncio.create_task(runtime.audit.run()))
             if "relay" in components and settings.kafka_bootstrap_servers:
                 runtime.tasks.append(asyncio.create_task(_keep_relay_running(settings, store)))

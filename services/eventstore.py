@@ -210,6 +210,11 @@ LIMIT $3
 
 _READ_LOG_SQL = f"SELECT {_COLUMNS} {_LOG_PAGE}"
 
+# A page's keys only (``read_log_of``), then the kept events in full, in log order.
+_LOG_PAGE_KEYS_SQL = f"SELECT position, tx_id::text::bigint AS tx_id, patient_id {_LOG_PAGE}"
+_READ_POSITIONS_SQL = f"""SELECT {_COLUMNS} FROM events WHERE position = ANY($1::bigint[])
+ORDER BY events.tx_id, events.position"""
+
 # The same columns with payload and metadata as JSON text (jsonb's own text form).
 _READ_LOG_ROWS_SQL = f"""SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id,
     stream_type, stream_version, patient_id, event_type, event_version,
@@ -483,6 +488,32 @@ class EventStore:
             rows = await conn.fetch(_READ_LOG_SQL, str(after.tx_id), after.position, limit)
         records = [row_to_event(r) for r in rows]
         return await self.decrypt(records, conn) if decrypt else records
+
+    async def read_log_of(
+        self,
+        after: LogPosition,
+        keep: Callable[[UUID], bool],
+        *,
+        limit: int = 500,
+        conn: Conn,
+    ) -> tuple[list[RecordedEvent], LogPosition | None, int]:
+        """``read_log`` of the patients ``keep`` accepts: the events of the next ``limit``
+        committed events after ``after`` (the same page, the same gap safety) whose
+        patient ``keep`` accepts; the position of the page's last event (None at the end
+        of the log), up to which a reader of those patients has seen everything; and how
+        many events the page held.
+
+        The page is read without its payloads first; only the kept events are read in
+        full and decrypted (a partition's worker reads its share, not the whole log)."""
+        page = await conn.fetch(_LOG_PAGE_KEYS_SQL, str(after.tx_id), after.position, limit)
+        if not page:
+            return [], None, 0
+        last = LogPosition(page[-1]["tx_id"], page[-1]["position"])
+        wanted = [r["position"] for r in page if keep(r["patient_id"])]
+        if not wanted:
+            return [], last, len(page)
+        rows = await conn.fetch(_READ_POSITIONS_SQL, wanted)
+        return await self.decrypt([row_to_event(r) for r in rows], conn), last, len(page)
 
     async def read_log_rows(
         self, after: LogPosition = START, *, limit: int = 500, conn: Conn | None = None

@@ -19,3 +19,7 @@ AUDIT_CHAIN_SEAL = 7_361_002  # one chain sealer at a time, transaction lock (au
 RELAY_LEASE = 7_361_002  # hashtext(relay checkpoint name), e.g. 'relay:internal'
 PARTNER_LEASE = 7_361_003  # hashtext('partner:' || partner id)
 FOLLOWER_LEASE = 7_361_004  # hashtext(checkpoint name) of a ``LogFollower`` without its own
+# The partitioned projector (services/projector/partitions.py): the second key is the
+# worker slot (members) or the partition number, not a hashtext.
+PROJECTOR_MEMBER = 7_361_005  # one slot per live projector worker
+PROJECTOR_PARTITION = 7_361_006  # the worker that applies one partition of the read models

@@ -208,6 +208,11 @@ class Settings:
     kafka_topic_min_insync_replicas: int | None = None
     projector_poll_seconds: float = 0.1
     projector_page_size: int = 500
+    # The log split by patient (services/projector/partitions.py): how many partitions,
+    # fixed in the database by the first process to start, and how often a worker rebalances
+    # (takes a dead worker's partitions, hands some to a new one).
+    projector_partitions: int = 16
+    projector_lease_seconds: float = 1.0
     read_your_writes_timeout_seconds: float = 5.0
     db_pool_min: int = 2
     db_pool_max: int = 10
@@ -331,6 +336,8 @@ class Settings:
             ("PORT", "port", int),
             ("PROJECTOR_POLL_SECONDS", "projector_poll_seconds", float),
             ("PROJECTOR_PAGE_SIZE", "projector_page_size", int),
+            ("PROJECTOR_PARTITIONS", "projector_partitions", int),
+            ("PROJECTOR_LEASE_SECONDS", "projector_lease_seconds", float),
             ("READ_YOUR_WRITES_TIMEOUT_SECONDS", "read_your_writes_timeout_seconds", float),
             ("DB_POOL_MIN", "db_pool_min", int),
             ("DB_POOL_MAX", "db_pool_max", int),
@@ -399,6 +406,10 @@ class Settings:
                     "CARETEAM_AUDIT_SIGNING_KEY_FILE must be outside CARETEAM_DATA_DIR"
                 )
         _check_kafka_topic(settings)
+        if not 1 <= settings.projector_partitions <= 1024:
+            raise SettingsError("CARETEAM_PROJECTOR_PARTITIONS must be between 1 and 1024")
+        if settings.projector_lease_seconds <= 0:
+            raise SettingsError("CARETEAM_PROJECTOR_LEASE_SECONDS must be positive")
         if settings.oidc_jwks_url is not None and (
             settings.oidc_issuer is None or settings.oidc_audience is None
         ):

@@ -51,6 +51,7 @@ from services.auth import (
 )
 from services.bootstrap import Clock, Runtime, open_runtime, system_clock
 from services.database import CONNECTION_FAILURES, RETRY_AFTER_SECONDS, pending_migrations
+from services.projector.runner import summarise_lag
 from services.settings import Settings, StartupError
 
 log = logging.getLogger("careteam.api")
@@ -262,12 +263,14 @@ def create_app(
     app_metrics = Metrics()
 
     async def metrics(_request: Request) -> Response:
-        """Prometheus text format (prometheus-client): projection lag per read model, the
+        """Prometheus text format (prometheus-client): projection lag per read model and
+        per partition, the
         audit chain, GraphQL latency and mutation outcomes (no patient data)."""
         runtime = holder.get("runtime")
         if runtime is None:
             return PlainTextResponse("", status_code=503)
-        lag = await runtime.projector.lag()
+        projector = runtime.projector
+        by_partition = await projector.lag_by_partition()
         health = runtime.chain_health
         feed = holder.get("feed")
         gauges = await runtime_gauges(
@@ -277,10 +280,16 @@ def create_app(
             relay=bool(settings.kafka_bootstrap_servers),
         )
         body = app_metrics.render(
-            {name: v["events_behind"] for name, v in lag.items()},
+            {name: v["events_behind"] for name, v in summarise_lag(by_partition).items()},
             health.intact,
             health.findings,
             gauges,
+            partition_lag={
+                k: max(parts[k][0] for parts in by_partition.values())
+                for k in range(projector.partitions)
+                if all(k in parts for parts in by_partition.values())
+            },
+            owned=len(projector.owned) if projector.working else None,
         )
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 

@@ -91,10 +91,10 @@ async def run(ctx: CareteamContext, command: Command, info: Any = None) -> Writt
             created_id=found.created_id,
         )
 
-    async def read_models(position: LogPosition) -> None:
+    async def read_models(position: LogPosition, patient_id: UUID | None) -> None:
         try:
             await runtime.projector.wait_for(
-                position, runtime.settings.read_your_writes_timeout_seconds
+                position, runtime.settings.read_your_writes_timeout_seconds, patient_id
             )
         except ProjectionLagTimeoutError:
             log.warning("read-your-writes wait timed out position=%s", position.encode())

@@ -131,7 +131,8 @@ class AccessPolicy(Protocol):
 # The first result of a repeated idempotency key: a replayed Written, a Refusal (the key
 # was used for another input), or None (a new key).
 FirstResult = Callable[[IdempotencyKey], Awaitable[Written | Refusal | None]]
-ReadModels = Callable[[LogPosition], Awaitable[None]]
+# Waits until the read models hold a position (in the partition of the patient, if known).
+ReadModels = Callable[[LogPosition, UUID | None], Awaitable[None]]
 
 CONFLICT = Refusal("CONFLICT", "CONFLICT", "changed by another writer; retry")
 
@@ -257,9 +258,9 @@ async def _handle(
             "the patient was forgotten: no new text can be recorded for them",
         )
     position = result.position
-    if position is not None and read_models is not None:
-        await read_models(position)
     last = result.events[-1] if result.events else None
+    if position is not None and read_models is not None:
+        await read_models(position, last.patient_id if last else patient_id)
     return Written(
         stream_id=result.stream_id,
         patient_id=last.patient_id if last else (patient_id or result.stream_id),
@@ -283,5 +284,5 @@ async def _waited(first: Written | Refusal, read_models: ReadModels | None) -> W
     """The first command's result, once its events are in the read models (the repeat
     reads them like the first answer did)."""
     if isinstance(first, Written) and first.position is not None and read_models is not None:
-        await read_models(first.position)
+        await read_models(first.position, first.patient_id)
     return first

@@ -3,8 +3,9 @@
 The new tables live in a scratch schema while they are filled (the projections' SQL
 uses unqualified table names, so ``search_path`` points their writes there); the old
 tables keep serving reads until the swap. The swap locks the old tables, applies the
-last events that arrived meanwhile, replaces the tables and moves the checkpoints, all
-in one transaction, so readers see either the old tables or the complete new ones.
+last events that arrived meanwhile, replaces the tables and moves the checkpoints (every
+partition's, services/projector/partitions.py), all in one transaction, so readers see
+either the old tables or the complete new ones.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from uuid import uuid4
 
 from projections.base import Projection
 from services.eventstore import START, EventStore, LogPosition
+from services.projector import partitions
 
 log = logging.getLogger("careteam.rebuild")
 
@@ -41,6 +43,12 @@ async def rebuild(
     tables = [t for name in names for t in tables_of[name]]
     scratch = f"careteam_rebuild_{uuid4().hex[:12]}"
     async with store.pool.acquire() as conn:
+        count = await partitions.stored_count(conn)
+        if count is None:  # no projector has run yet: fix the default count now
+            count = partitions.DEFAULT_PARTITIONS
+            await partitions.prepare(conn, count, names)
+        # Every partition's checkpoint of each rebuilt read model moves to the position.
+        checkpoints = partitions.checkpoint_names(names, count)
         total = int(await conn.fetchval("SELECT count(*) FROM events"))
         await conn.execute(f"CREATE SCHEMA {scratch}")
         try:
@@ -73,23 +81,23 @@ async def rebuild(
                 for table in tables:
                     await conn.execute(f"LOCK TABLE public.{table} IN ACCESS EXCLUSIVE MODE")
                 await conn.execute(
-                    "SELECT 1 FROM checkpoints WHERE name = ANY($1::text[]) FOR UPDATE", names
+                    "SELECT 1 FROM checkpoints WHERE name = ANY($1::text[]) FOR UPDATE",
+                    checkpoints,
                 )
                 while await apply_page():
                     pass
                 for table in tables:
                     await conn.execute(f"DROP TABLE public.{table}")
                     await conn.execute(f"ALTER TABLE {scratch}.{table} SET SCHEMA public")
-                for name in names:
-                    await conn.execute(
-                        """INSERT INTO checkpoints (name, tx_id, position)
-                           VALUES ($1, $2::text::xid8, $3)
-                           ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id,
-                             position = EXCLUDED.position, updated_at = now()""",
-                        name,
-                        str(position.tx_id),
-                        position.position,
-                    )
+                await conn.execute(
+                    """INSERT INTO checkpoints (name, tx_id, position)
+                       SELECT unnest($1::text[]), $2::text::xid8, $3
+                       ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id,
+                         position = EXCLUDED.position, updated_at = now()""",
+                    checkpoints,
+                    str(position.tx_id),
+                    position.position,
+                )
         finally:
             await conn.execute(f"DROP SCHEMA IF EXISTS {scratch} CASCADE")
     log.info("rebuilt projections=%s events=%s", ",".join(names), done)

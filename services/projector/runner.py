@@ -1,31 +1,38 @@
-"""Runs projections: catch up from each checkpoint in pages, then follow the log live.
+"""Runs projections: catch up from each checkpoint in pages, then follow the log live,
+with the log split by patient into partitions that workers share.
 
-Each page of the log is applied to every projection in one transaction that also moves
-their checkpoints, so every event takes effect exactly once even if the process dies at
-any instant. The checkpoint updates are conditional on the previous positions, so two
-runners cannot both apply a page (the second one rolls back).
+Each read model has one checkpoint per partition (services/projector/partitions.py).
+A page of the log is applied to the partitions a worker owns, for every projection, in
+one transaction that also moves those partitions' checkpoints (conditionally on their
+previous positions), so every event takes effect exactly once even if the process dies
+at any instant, and two workers cannot both apply a page (the second one rolls back).
+
+``run`` takes a worker slot and partition leases on its own connection and applies only
+the partitions it owns; ownership moves between pages when a worker dies or joins.
+``catch_up`` (tools and tests) applies every partition without leases: the conditional
+checkpoint updates keep it exact next to a running worker.
 
 The loop, wake-ups (an append in this process at once, other processes by the poll
-CARETEAM_PROJECTOR_POLL_SECONDS; no NOTIFY) and retries are services/logfollow.py's;
-the runner supplies ``step``, one page for every projection. It keeps one checkpoint per
-projection rather than the follower's one, and takes no lease: its conditional
-checkpoint updates already let only one runner apply a page (docs/log-followers.md).
+CARETEAM_PROJECTOR_POLL_SECONDS; no NOTIFY) and retries are services/logfollow.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from uuid import UUID
 
 import asyncpg
 
 from projections.base import Projection
 from services.database import Conn
 from services.erasure_cleanup import holds_erasure, vacuum_after_erasure
-from services.eventstore import START, EventStore, LogPosition
-from services.logfollow import Backoff, Wake, follow, read_checkpoint
+from services.eventstore import START, EventStore, LogPosition, RecordedEvent
+from services.logfollow import DATABASE_ERRORS, Backoff, Wake, follow, sleep
+from services.projector import partitions as parts
 
 log = logging.getLogger("careteam.projector")
 
@@ -55,124 +62,184 @@ class ProjectionRunner:
         *,
         page_size: int = 500,
         poll_seconds: float = 0.1,
+        partitions: int = parts.DEFAULT_PARTITIONS,
+        lease_seconds: float = 1.0,
     ) -> None:
+        parts.check_count(partitions)
         self._store = store
         self._projections = list(projections)
         self._page_size = page_size
         self._poll = poll_seconds
+        self._count = partitions
+        self._lease_seconds = lease_seconds
         self._wake = Wake(store)
         self._positions: dict[str, LogPosition] = {}
         self._progress = asyncio.Condition()
-        self._last_applied_at: dict[str, float] = {}
         self._ensured = False
+        self._prepared = False
         # A page applied a patient.forgotten event and the VACUUM after it is still due.
         self._erasure_pending = False
+        # What ``run`` owns now (empty while standing by or between leases).
+        self.owned: frozenset[int] = frozenset()
+        self.slot: int | None = None
+        # Whether ``run`` (a worker) runs in this process.
+        self.working = False
 
     @property
     def projections(self) -> list[Projection]:
         return list(self._projections)
 
-    def position(self, name: str) -> LogPosition:
-        return self._positions.get(name, START)
+    @property
+    def partitions(self) -> int:
+        return self._count
+
+    def partition_of(self, patient_id: UUID) -> int:
+        return parts.partition_of(patient_id, self._count)
+
+    def position(self, name: str, partition: int | None = None) -> LogPosition:
+        """A read model's checkpoint in ``partition``, or its lowest over all of them."""
+        if partition is not None:
+            return self._positions.get(parts.checkpoint_name(name, partition), START)
+        return min(
+            self._positions.get(parts.checkpoint_name(name, p), START) for p in range(self._count)
+        )
+
+    def _names(self, partitions: Collection[int] | None = None) -> list[str]:
+        chosen = range(self._count) if partitions is None else sorted(partitions)
+        return [parts.checkpoint_name(p.name, k) for p in self._projections for k in chosen]
+
+    async def prepare(self) -> None:
+        """Fixes or checks the partition count (``PartitionCountError`` on a mismatch)."""
+        if self._prepared:
+            return
+        async with self._store.pool.acquire() as conn:
+            await parts.prepare(conn, self._count, [p.name for p in self._projections])
+        self._prepared = True
 
     async def _ensure_checkpoints(self, conn: Conn) -> None:
         if self._ensured:
             return
+        if not self._prepared:  # on this connection: a second one could wait on the pool
+            await parts.prepare(conn, self._count, [p.name for p in self._projections])
+            self._prepared = True
         await conn.execute(
             """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
                ON CONFLICT (name) DO NOTHING""",
-            [p.name for p in self._projections],
+            self._names(),
         )
         self._ensured = True
 
-    async def step(self) -> int:
-        """Applies at most one page of the log to every projection, in one transaction
-        that also moves every checkpoint that moved; returns how many events it read.
+    async def step(
+        self, conn: Conn | None = None, partitions: Collection[int] | None = None
+    ) -> int:
+        """Applies at most one page of the log to ``partitions`` (default all) of every
+        projection, in one transaction that also moves their checkpoints; returns how
+        many events of the log it read (0 at the end of the log).
 
-        Projections at the same checkpoint (all of them, normally) share one log read,
-        one decode and one commit, instead of one of each per projection. Projections at
-        different checkpoints (one just added, or reset) each get a page from their own
-        checkpoint in the same transaction, so one catching up from the start of the log
-        never holds the others back; they meet at the end of the log."""
+        Checkpoints at the same position (all of them, normally) share one read of the
+        log, one decode and one commit. Every checkpoint of a group moves to the page's
+        last event, whether or not its partition had events in the page, so idle
+        partitions keep up and the next read starts where this one ended."""
+        if conn is None:
+            async with self._store.pool.acquire() as own:
+                return await self._step(own, partitions)
+        return await self._step(conn, partitions)
+
+    async def _step(self, conn: Conn, partitions: Collection[int] | None) -> int:
         if not self._projections:
             return 0
-        names = [p.name for p in self._projections]
+        chosen = frozenset(range(self._count) if partitions is None else partitions)
         read = 0
         full_page = False
         moved: list[tuple[str, LogPosition, LogPosition]] = []
-        async with self._store.pool.acquire() as conn:
-            await self._ensure_checkpoints(conn)
-            async with conn.transaction():
-                rows = await conn.fetch(
-                    """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
-                       WHERE name = ANY($1::text[])""",
-                    names,
+        await self._ensure_checkpoints(conn)
+        async with conn.transaction():
+            rows = await conn.fetch(
+                """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
+                   WHERE name = ANY($1::text[])""",
+                self._names(),
+            )
+            current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
+            mine = self._names(chosen)
+            missing = [name for name in mine if name not in current]
+            if missing:  # deleted meanwhile (a reset): such a checkpoint starts over
+                await conn.execute(
+                    """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
+                       ON CONFLICT (name) DO NOTHING""",
+                    missing,
                 )
-                current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
-                missing = [name for name in names if name not in current]
-                if missing:  # deleted meanwhile (a reset): such a projection starts over
-                    await conn.execute(
-                        """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
-                           ON CONFLICT (name) DO NOTHING""",
-                        missing,
+                current.update(dict.fromkeys(missing, START))
+            # start -> projection -> partitions at that start
+            groups: dict[LogPosition, dict[int, set[int]]] = {}
+            for index, projection in enumerate(self._projections):
+                for k in chosen:
+                    start = current[parts.checkpoint_name(projection.name, k)]
+                    groups.setdefault(start, {}).setdefault(index, set()).add(k)
+            for start in sorted(groups):
+                group = groups[start]
+                wanted = frozenset().union(*group.values())
+                events, last, scanned = await self._store.read_log_of(
+                    start,
+                    functools.partial(_holds, wanted, self._count),
+                    limit=self._page_size,
+                    conn=conn,
+                )
+                if last is None:
+                    continue
+                read += scanned
+                full_page = full_page or scanned >= self._page_size
+                if holds_erasure(e.event_type for e in events):
+                    self._erasure_pending = True
+                for index, ks in group.items():
+                    projection = self._projections[index]
+                    own = _of(events, ks, self._count)
+                    if own:
+                        await projection.apply(conn, own)
+                    moved.extend(
+                        (parts.checkpoint_name(projection.name, k), start, last) for k in ks
                     )
-                    current.update(dict.fromkeys(missing, START))
-                groups: dict[LogPosition, list[Projection]] = {}
-                for projection in self._projections:
-                    groups.setdefault(current[projection.name], []).append(projection)
-                for start in sorted(groups):
-                    events = await self._store.read_log(start, limit=self._page_size, conn=conn)
-                    read += len(events)
-                    if not events:
-                        continue
-                    last = events[-1].log_position
-                    full_page = full_page or len(events) >= self._page_size
-                    if holds_erasure(e.event_type for e in events):
-                        self._erasure_pending = True
-                    for projection in groups[start]:
-                        await projection.apply(conn, events)
-                        moved.append((projection.name, start, last))
-                if moved:
-                    status = await conn.execute(
-                        """UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,
-                                  position = m.new_position, updated_at = now()
-                           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
-                                       $5::bigint[])
-                                AS m(name, new_tx, new_position, old_tx, old_position)
-                           WHERE c.name = m.name AND c.tx_id = m.old_tx::text::xid8
-                             AND c.position = m.old_position""",
-                        [name for name, _, _ in moved],
-                        [str(after.tx_id) for _, _, after in moved],
-                        [after.position for _, _, after in moved],
-                        [str(before.tx_id) for _, before, _ in moved],
-                        [before.position for _, before, _ in moved],
-                    )
-                    if status != f"UPDATE {len(moved)}":
-                        raise StaleCheckpointError(",".join(name for name, _, _ in moved))
-                    for name, _, after in moved:
-                        current[name] = after
-            if self._erasure_pending and not full_page:
-                # The rewritten rows' old versions still hold the forgotten patient's
-                # plaintext: VACUUM them after the commit, before waiters are woken. Once
-                # per catch-up (at the end of the log), not once per page of a replay.
-                self._erasure_pending = False
-                try:
-                    await vacuum_after_erasure(conn)
-                except (OSError, asyncpg.PostgresError):  # autovacuum gets there later
-                    log.exception("VACUUM after an erasure failed")
-        changed = any(self._positions.get(name) != position for name, position in current.items())
-        self._positions.update(current)
-        now = time.monotonic()
-        for name, _, _ in moved:
-            self._last_applied_at[name] = now
-        if changed:  # also when another runner moved them: waiters must see it
-            async with self._progress:
-                self._progress.notify_all()
+            if moved:
+                status = await conn.execute(
+                    """UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,
+                              position = m.new_position, updated_at = now()
+                       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
+                                   $5::bigint[])
+                            AS m(name, new_tx, new_position, old_tx, old_position)
+                       WHERE c.name = m.name AND c.tx_id = m.old_tx::text::xid8
+                         AND c.position = m.old_position""",
+                    [name for name, _, _ in moved],
+                    [str(after.tx_id) for _, _, after in moved],
+                    [after.position for _, _, after in moved],
+                    [str(before.tx_id) for _, before, _ in moved],
+                    [before.position for _, before, _ in moved],
+                )
+                if status != f"UPDATE {len(moved)}":
+                    raise StaleCheckpointError(",".join(sorted({n for n, _, _ in moved})))
+                for name, _, after in moved:
+                    current[name] = after
+        if self._erasure_pending and not full_page:
+            # The rewritten rows' old versions still hold the forgotten patient's
+            # plaintext: VACUUM them after the commit, before waiters are woken. Once
+            # per catch-up (at the end of the log), not once per page of a replay.
+            self._erasure_pending = False
+            try:
+                await vacuum_after_erasure(conn)
+            except (OSError, asyncpg.PostgresError):  # autovacuum gets there later
+                log.exception("VACUUM after an erasure failed")
+        await self._publish(current)
         return read
 
+    async def _publish(self, current: dict[str, LogPosition]) -> None:
+        """Takes the checkpoints just read or moved; wakes waiters if any changed."""
+        changed = any(self._positions.get(name) != position for name, position in current.items())
+        self._positions.update(current)
+        if changed:  # also when another worker moved them: waiters must see it
+            async with self._progress:
+                self._progress.notify_all()
+
     async def catch_up(self) -> int:
-        """Steps until every projection has read everything there is; returns how many
-        events were read."""
+        """Steps every partition until every projection has read everything there is;
+        returns how many events were read."""
         total = 0
         while True:
             moved = await self.step()
@@ -180,43 +247,102 @@ class ProjectionRunner:
             if moved == 0:
                 return total
 
-    async def run(self) -> None:
-        """Follows the log until cancelled (services/logfollow.py's loop, one page a step)."""
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Works as one of the projector's workers until cancelled (or ``stop``): takes a
+        worker slot and the partitions it should own, on one connection held for the
+        purpose, and applies pages to them; a lost connection drops every lease, and the
+        worker joins again after a second."""
+        stop = stop or asyncio.Event()
+        await self.prepare()
+        self.working = True
+        while not stop.is_set():
+            try:
+                async with self._store.pool.acquire() as conn:
+                    await self._work(conn, stop)
+            except asyncio.CancelledError:
+                raise
+            except (
+                StaleCheckpointError,
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+            ) as exc:
+                log.warning(
+                    "projector worker lost its connection or a page; rejoining error=%s",
+                    type(exc).__name__,
+                )
+                await sleep(1.0, stop)
+            finally:
+                if self.owned:
+                    log.info("projector partitions released count=%s", len(self.owned))
+                self.owned = frozenset()
+                self.slot = None
 
-        def on_error(exc: BaseException) -> float | None:
-            if isinstance(exc, StaleCheckpointError):
-                log.warning("checkpoint moved by another runner; re-reading")
-                return self._poll  # let the other runner's page commit
-            log.exception("projector step failed; retrying", exc_info=exc)
-            return None
+    async def _work(self, conn: Conn, stop: asyncio.Event) -> None:
+        slot = await parts.join(conn)
+        while slot is None:  # every slot is taken: stand by
+            await sleep(self._lease_seconds, stop)
+            if stop.is_set():
+                return
+            slot = await parts.join(conn)
+        self.slot = slot
+        log.info("projector worker joined slot=%s", slot)
+        balanced = 0.0
 
+        async def page() -> int:
+            nonlocal balanced
+            now = time.monotonic()
+            if now - balanced >= self._lease_seconds:
+                owned = await parts.rebalance(conn, self._count, slot, set(self.owned))
+                if owned != self.owned:
+                    log.info(
+                        "projector partitions now owned slot=%s partitions=%s",
+                        slot,
+                        ",".join(str(k) for k in sorted(owned)) or "-",
+                    )
+                self.owned = frozenset(owned)
+                balanced = now
+            if not self.owned:
+                await self._refresh(conn)
+                return 0
+            read = await self._step(conn, self.owned)
+            if read == 0:
+                await self._refresh(conn)
+            return read
+
+        def moved_under_us(_exc: BaseException) -> float:
+            log.warning("checkpoint moved by another runner; re-reading")
+            return self._poll
+
+        # A checkpoint moved by another runner (a tool's catch-up, a rebuild) is re-read
+        # at the next page; anything else (a lost connection) ends this worker's leases.
         await follow(
-            self.step,
+            page,
             wake=self._wake,
-            poll_seconds=self._poll,
+            poll_seconds=min(self._poll, self._lease_seconds),
             backoff=_retry_every_second(),
-            errors=(StaleCheckpointError, OSError, asyncpg.PostgresError),
-            on_error=on_error,
+            stop=stop,
+            errors=(StaleCheckpointError,),
+            on_error=moved_under_us,
         )
+
+    async def _refresh(self, conn: Conn) -> None:
+        rows = await conn.fetch(
+            """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
+               WHERE name = ANY($1::text[])""",
+            self._names(),
+        )
+        await self._publish({r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows})
 
     async def follow(self) -> None:
         """Instead of ``run`` in a process that serves the API while another process
         projects (``serve --components api``): reads the checkpoints the other process
         moves, so that read-your-writes waits and ``position`` see them. Writes nothing."""
-        names = [p.name for p in self._projections]
+        await self.prepare()
 
         async def read_checkpoints() -> int:
             async with self._store.pool.acquire() as conn:
-                rows = await conn.fetch(
-                    """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
-                       WHERE name = ANY($1::text[])""",
-                    names,
-                )
-            current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
-            if any(self._positions.get(name) != pos for name, pos in current.items()):
-                self._positions.update(current)
-                async with self._progress:
-                    self._progress.notify_all()
+                await self._refresh(conn)
             return 0  # nothing read from the log: wait for a wake or the poll
 
         def on_error(_exc: BaseException) -> None:
@@ -227,16 +353,23 @@ class ProjectionRunner:
             wake=self._wake,
             poll_seconds=self._poll,
             backoff=_retry_every_second(),
-            errors=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
+            errors=DATABASE_ERRORS,
             on_error=on_error,
         )
 
-    async def wait_for(self, position: LogPosition, timeout: float) -> None:  # noqa: ASYNC109
-        """Returns once every projection has applied ``position`` (read-your-writes)."""
+    async def wait_for(
+        self,
+        position: LogPosition,
+        timeout: float,  # noqa: ASYNC109
+        patient_id: UUID | None = None,
+    ) -> None:
+        """Returns once every projection has applied ``position`` in the partition of
+        ``patient_id`` (every partition without one): read-your-writes."""
         self._wake.set()
+        partition = None if patient_id is None else self.partition_of(patient_id)
 
         def reached() -> bool:
-            return all(self.position(p.name) >= position for p in self._projections)
+            return all(self.position(p.name, partition) >= position for p in self._projections)
 
         async with self._progress:
             try:
@@ -244,17 +377,58 @@ class ProjectionRunner:
             except TimeoutError:
                 raise ProjectionLagTimeoutError(position.encode()) from None
 
-    async def lag(self) -> dict[str, dict[str, int]]:
-        """Per projection: how many events in the log it has not applied yet."""
-        result: dict[str, dict[str, int]] = {}
+    async def lag_by_partition(self) -> dict[str, dict[int, tuple[int, LogPosition]]]:
+        """Per projection and partition: how many of the partition's events in the log
+        it has not applied yet, and its checkpoint (one statement)."""
+        names = self._names()
         async with self._store.pool.acquire() as conn:
-            for projection in self._projections:
-                cp = await read_checkpoint(conn, projection.name)
-                behind = await conn.fetchval(
-                    """SELECT count(*) FROM events
-                       WHERE (tx_id, position) > ($1::text::xid8, $2::bigint)""",
-                    str(cp.tx_id),
-                    cp.position,
-                )
-                result[projection.name] = {"events_behind": int(behind), "position": cp.position}
+            # A checkpoint not made yet is at the start of the log.
+            rows = await conn.fetch(
+                f"""SELECT n.name, coalesce(c.tx_id, '0'::xid8)::text::bigint AS tx_id,
+                           coalesce(c.position, 0) AS position,
+                           (SELECT count(*) FROM events e
+                            WHERE (e.tx_id, e.position)
+                                  > (coalesce(c.tx_id, '0'::xid8), coalesce(c.position, 0))
+                              AND {parts.partition_sql("e.patient_id", "$2")}
+                                  = split_part(n.name, '@', 2)::integer) AS behind
+                    FROM unnest($1::text[]) AS n(name) LEFT JOIN checkpoints c USING (name)""",
+                names,
+                self._count,
+            )
+        result: dict[str, dict[int, tuple[int, LogPosition]]] = {
+            p.name: {} for p in self._projections
+        }
+        for r in rows:
+            name, _, k = r["name"].rpartition("@")
+            result[name][int(k)] = (int(r["behind"]), LogPosition(r["tx_id"], r["position"]))
         return result
+
+    async def lag(self) -> dict[str, dict[str, int]]:
+        """Per projection: how many events in the log it has not applied yet (over every
+        partition) and its lowest checkpoint position."""
+        return summarise_lag(await self.lag_by_partition())
+
+
+def summarise_lag(
+    by_partition: dict[str, dict[int, tuple[int, LogPosition]]],
+) -> dict[str, dict[str, int]]:
+    """``lag_by_partition`` per projection: events behind summed over the partitions,
+    and the lowest checkpoint position."""
+    result: dict[str, dict[str, int]] = {}
+    for name, partitions in by_partition.items():
+        positions = [pos.position for _, pos in partitions.values()]
+        result[name] = {
+            "events_behind": sum(behind for behind, _ in partitions.values()),
+            "position": min(positions) if positions else 0,
+        }
+    return result
+
+
+def _of(
+    events: Sequence[RecordedEvent], partitions: Collection[int], count: int
+) -> list[RecordedEvent]:
+    return [e for e in events if parts.partition_of(e.patient_id, count) in partitions]
+
+
+def _holds(partitions: frozenset[int], count: int, patient_id: UUID) -> bool:
+    return parts.partition_of(patient_id, count) in partitions

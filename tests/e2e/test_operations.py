@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.database import EmbeddedPostgres
 from tests.e2e.server import ServerProcess
+from tests.integration.readmodels_support import read_model_positions
 
 REGISTER = """
 mutation($input: RegisterPatientInput!) {
@@ -106,6 +107,13 @@ def test_metrics_parse_with_the_prometheus_parser(server: ServerProcess) -> None
         if s.name.endswith("_count") and s.labels["operation_type"] == "mutation"
     ]
     assert counts and counts[0].value >= 1
+    # By the operation's root field, a name from the schema (never the client's own name).
+    assert {s.labels["operation"] for s in counts} == {"registerPatient"}
+    by_partition = families["careteam_projection_partition_events_behind"]
+    assert by_partition.type == "gauge"
+    assert {s.labels["partition"] for s in by_partition.samples} == {str(p) for p in range(16)}
+    # serve runs the projector: its worker owns every partition (no other worker).
+    assert families["careteam_projector_partitions_owned"].samples[0].value == 16
     outcomes = families["careteam_mutation_outcomes"]
     ok = [s for s in outcomes.samples if s.name.endswith("_total") and s.labels["code"] == "OK"]
     assert ok and ok[0].value >= 1
@@ -249,18 +257,13 @@ async def _checkpoints(dsn: str) -> tuple[dict[str, int], int]:
     """The read models' checkpoint positions and the log's last position."""
     import asyncpg
 
-    from projections.registry import all_projections
-
     conn = await asyncpg.connect(dsn)
     try:
-        names = [p.name for p in all_projections()]
-        rows = await conn.fetch(
-            "SELECT name, position FROM checkpoints WHERE name = ANY($1::text[])", names
-        )
+        positions = await read_model_positions(conn)
         last = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
     finally:
         await conn.close()
-    return {r["name"]: r["position"] for r in rows}, int(last)
+    return positions, int(last)
 
 
 async def test_serve_api_only_leaves_projection_to_a_projector_process(

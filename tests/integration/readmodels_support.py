@@ -178,3 +178,16 @@ async def open_clinic(db_dsn: str) -> AsyncIterator[Clinic]:
             with contextlib.suppress(asyncio.CancelledError):
                 await audit_task
         await pool.close()
+
+
+async def read_model_positions(conn: Any) -> dict[str, int]:
+    """Each read model's checkpoint position, the lowest over its partitions (read models
+    without partition checkpoints yet are absent)."""
+    names = [p.name for p in all_projections()]
+    rows = await conn.fetch(
+        """SELECT split_part(name, '@', 1) AS name, min(position) AS position FROM checkpoints
+           WHERE name LIKE '%@%' AND split_part(name, '@', 1) = ANY($1::text[])
+           GROUP BY 1""",
+        names,
+    )
+    return {r["name"]: int(r["position"]) for r in rows}

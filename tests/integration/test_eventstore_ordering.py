@@ -198,3 +198,24 @@ async def test_log_rows_are_the_log_with_payload_and_metadata_as_stored_json_tex
         )
     # What the relay sends from the rows is what the decoded events give, byte for byte.
     assert messages_from_rows(rows) == [to_kafka_message(e) for e in events]
+
+
+async def test_a_partitions_reader_holds_back_behind_an_open_writer_like_the_log_reader(
+    store: EventStore,
+) -> None:
+    """``read_log_of`` (a projector partition's reads) sees nothing past an open writer,
+    then the late event and the early one in log order, each patient kept or not."""
+    pool = store.pool
+    async with pool.acquire() as slow, pool.acquire() as reader:
+        tx = slow.transaction()
+        await tx.start()
+        late = await _append_new_patient(store, conn=slow)
+        early = await _append_new_patient(store)
+        assert await store.read_log_of(START, lambda _p: True, conn=reader) == ([], None, 0)
+        await tx.commit()
+        kept = {late[0].patient_id}
+        events, last, scanned = await store.read_log_of(START, lambda p: p in kept, conn=reader)
+        everything = await store.read_log(START)
+    assert scanned == len(everything) and last == everything[-1].log_position
+    assert [e.event_id for e in events] == [e.event_id for e in late]
+    assert [e.log_position for e in everything] == sorted(e.log_position for e in late + early)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ from services.partners.registry import (
 from services.partners.rules import REDISCLOSURE_NOTICE
 from services.partners.worker import PartnerFeeds
 from services.settings import Settings
+from tests.integration.standbys import Standbys, child_env
 
 ORG = UUID("00000000-0000-4000-8000-000000000001")
 PARTNER_ORG = UUID("00000000-0000-4000-8000-0000000000b1")
@@ -55,7 +57,8 @@ OTHER_ORG = UUID("00000000-0000-4000-8000-0000000000b2")
 ADMIN = Actor(actor_id=uuid4(), role="admin", organisation_id=ORG, request_id="test")
 META = EventMetadata(actor_id=str(uuid4()), role="care_manager", organisation_id=str(ORG))
 GIVEN, FAMILY, MRN = "Zebulon", "Quixworth", "MRN-7734119"
-SCHEMAS = Path(__file__).resolve().parents[2] / "services" / "partners" / "schemas"
+REPO = Path(__file__).resolve().parents[2]
+SCHEMAS = REPO / "services" / "partners" / "schemas"
 FAST = PartnerOptions(
     poll_seconds=0.05,
     refresh_seconds=0.05,
@@ -665,3 +668,74 @@ async def test_a_kafka_feed_carries_only_allowed_consented_types_keyed_by_pseudo
     assert len(rows) == 5
     assert sum(r["part2"] for r in rows) == 2
     assert {r["channel"] for r in rows} == {"kafka"}
+
+
+# --- failover between processes ---------------------------------------------------------
+
+
+async def test_killing_the_partner_worker_process_hands_the_feed_to_a_standby_in_order(
+    store: EventStore, receiver: Receiver, db_dsn: str, tmp_path: Path
+) -> None:
+    """Two ``careteam partners run`` processes: one holds the partner's lease, one stands
+    by. Under a stream of screenings the holder is killed with SIGKILL three times (a new
+    standby started each time): a standby takes the feed each time, and the receiver has
+    every screening of every patient, none missing, in each patient's order."""
+    clinic = Clinic(store)
+    partner = await webhook_partner(store, receiver)
+    patients = [await clinic.patient() for _ in range(4)]
+    for patient in patients:
+        await clinic.grant(patient)
+    copies = Standbys(
+        [sys.executable, "-m", "services.cli", "partners", "run"],
+        child_env(
+            CARETEAM_DATABASE_URL=db_dsn,
+            CARETEAM_DATA_DIR=str(tmp_path),
+            CARETEAM_PARTNERS_POLL_SECONDS="0.05",
+            CARETEAM_PARTNERS_REFRESH_SECONDS="0.2",
+            CARETEAM_PARTNERS_LEASE_POLL_SECONDS="0.2",
+        ),
+        tmp_path,
+        "partner feed following the log",
+        REPO,
+    )
+    written: dict[UUID, list[int]] = {p: [] for p in patients}
+    stop = asyncio.Event()
+
+    async def stream() -> None:
+        rounds = 0
+        while not stop.is_set():
+            rounds += 1
+            for index, patient in enumerate(patients):  # a sequence of totals per patient
+                total = (rounds * (index + 1)) % 16 + 1
+                await clinic.screening(patient, total)
+                written[patient].append(total)
+
+    writing = asyncio.create_task(stream())
+    takeovers: list[float] = []
+    try:
+        copies.start()
+        copies.start()
+        for _ in range(3):
+            await asyncio.sleep(0.5)
+            takeovers.append(await copies.kill_leader())
+            copies.start()
+        await asyncio.sleep(0.3)
+        stop.set()
+        await writing
+        await eventually(lambda: caught_up(store, partner))
+    finally:
+        stop.set()
+        await asyncio.gather(writing, return_exceptions=True)
+        await copies.stop()
+    print(
+        f"partner takeover seconds after SIGKILL: {[round(t, 2) for t in takeovers]}; "
+        f"{sum(map(len, written.values()))} screenings, {len(receiver.accepted)} deliveries"
+    )
+    # Duplicates (a page delivered, then killed before its checkpoint) drop by id.
+    seen: set[str] = set()
+    by_subject: dict[str, list[int]] = {}
+    for event in receiver.accepted:
+        if event["id"] not in seen:
+            seen.add(event["id"])
+            by_subject.setdefault(event["subject"], []).append(event["data"]["total"])
+    assert sorted(by_subject.values()) == sorted(written.values())

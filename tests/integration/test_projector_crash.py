@@ -24,6 +24,7 @@ from services.database import create_pool
 from services.eventstore import EventStore
 from services.seed import DemoTeam, seed_caseload
 from services.settings import Settings
+from tests.integration.readmodels_support import read_model_positions
 
 MASTER = os.urandom(32)
 TEAM = DemoTeam(
@@ -61,10 +62,7 @@ def _projector(db_dsn: str, data_dir: Path) -> subprocess.Popen[bytes]:
 
 
 async def _positions(conn: asyncpg.Connection) -> dict[str, int]:
-    rows = await conn.fetch(
-        "SELECT name, position FROM checkpoints WHERE name = ANY($1)", list(projection_tables())
-    )
-    return {r["name"]: r["position"] for r in rows}
+    return await read_model_positions(conn)
 
 
 async def test_a_projector_killed_mid_catch_up_and_restarted_has_exact_totals(

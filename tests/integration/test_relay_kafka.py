@@ -36,6 +36,7 @@ from services.relay import Relay, RelayOptions, relay_lag
 from services.relay.messages import sequence_of
 from services.relay.relay import _Page, _Pipeline, read_checkpoint
 from tests.factories import new_patient
+from tests.integration.standbys import Standbys, child_env
 
 pytestmark = pytest.mark.kafka
 
@@ -670,3 +671,54 @@ async def test_the_checkpoint_moves_only_over_leading_pages_acknowledged_in_full
         assert len(pipe.pages) == 2
         pipe.discard()
         assert pipe.read_to == LogPosition(1, 20)
+
+
+async def test_killing_the_leading_relay_process_hands_the_stream_to_a_standby(
+    store: EventStore, topic: str, kafka_bootstrap: str, db_dsn: str, tmp_path: Path
+) -> None:
+    """Two relay processes, one leading and one standing by, under a stream of commands;
+    the leader is killed with SIGKILL three times (a new standby started each time): a
+    standby takes the lease each time, and the topic holds exactly the log after
+    dropping duplicates, each patient's events in log order."""
+    patients = _Patients(store)
+    await patients.enroll(12)
+    copies = Standbys(
+        [sys.executable, "-m", "services.relay", "--page-size", "5", "--poll-seconds", "0.05"],
+        child_env(
+            CARETEAM_DATABASE_URL=db_dsn,
+            CARETEAM_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+            CARETEAM_KAFKA_TOPIC=topic,
+        ),
+        tmp_path,
+        "relay lease taken",
+        REPO,
+    )
+    stop = asyncio.Event()
+
+    async def stream() -> None:
+        while not stop.is_set():
+            await patients.log_contacts(1)
+
+    writing = asyncio.create_task(stream())
+    takeovers: list[float] = []
+    try:
+        copies.start()
+        copies.start()
+        for _ in range(3):
+            await asyncio.sleep(0.3)  # the stream runs on under the leader a while
+            takeovers.append(await copies.kill_leader())
+            copies.start()
+        await asyncio.sleep(0.3)
+        stop.set()
+        await writing
+        await _wait_until_caught_up(store)
+    finally:
+        writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+        await copies.stop()
+    print(
+        f"relay takeover seconds after SIGKILL: {[round(t, 2) for t in takeovers]}; "
+        f"{len(patients.events)} events"
+    )
+    records = await _consume_ids(kafka_bootstrap, topic, {str(e.event_id) for e in patients.events})
+    _assert_exactly_the_log_in_patient_order(records, patients.events)

@@ -82,7 +82,7 @@ class ErasureMutation:
         position = recorded[-1].log_position
         try:
             await runtime.projector.wait_for(
-                position, runtime.settings.read_your_writes_timeout_seconds
+                position, runtime.settings.read_your_writes_timeout_seconds, patient_id
             )
         except ProjectionLagTimeoutError:
             pass

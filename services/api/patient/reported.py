@@ -470,7 +470,9 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
         if result.position is not None:
             try:
                 await runtime.projector.wait_for(
-                    result.position, runtime.settings.read_your_writes_timeout_seconds
+                    result.position,
+                    runtime.settings.read_your_writes_timeout_seconds,
+                    link.patient_id,
                 )
             except ProjectionLagTimeoutError:
                 log.warning("read-your-writes wait timed out after a patient report")

@@ -1,9 +1,13 @@
 """``/metrics`` through ``prometheus-client``: one registry per app, no patient data.
 
-- ``careteam_projection_events_behind{projection}`` and ``careteam_audit_chain_intact`` /
+- ``careteam_projection_events_behind{projection}`` (over every partition),
+  ``careteam_projection_partition_events_behind{partition}`` (the read model furthest
+  behind in each partition), ``careteam_projector_partitions_owned`` (this process's
+  projector worker, when it runs one) and ``careteam_audit_chain_intact`` /
   ``careteam_audit_chain_findings``: gauges read when ``/metrics`` is scraped;
-- ``careteam_graphql_request_duration_seconds{operation_type}``: a histogram of GraphQL
-  operations over HTTP (query, mutation; subscriptions are not timed);
+- ``careteam_graphql_request_duration_seconds{operation_type,operation}``: a histogram
+  of GraphQL operations over HTTP (query, mutation; subscriptions are not timed) by the
+  operation's root field (``multiple`` for several, ``invalid`` for none the schema has);
 - ``careteam_mutation_outcomes_total{code}``: each root mutation field's outcome: ``OK``,
   the typed error's ``code`` when the client selected it, ``SERVICE_UNAVAILABLE`` or
   another GraphQL error code, or ``UNKNOWN`` when the result says neither;
@@ -22,6 +26,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from graphql import FieldNode, OperationDefinitionNode, OperationType
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -36,6 +41,8 @@ class _Snapshot(Collector):
 
     def __init__(self) -> None:
         self.lag: dict[str, int] = {}
+        self.partition_lag: dict[int, int] = {}
+        self.owned: int | None = None
         self.chain_intact: bool | None = None
         self.chain_findings = 0
         self.gauges: list[Metric] = []
@@ -49,6 +56,21 @@ class _Snapshot(Collector):
         for name, value in sorted(self.lag.items()):
             behind.add_metric([name], value)
         yield behind
+        by_partition = GaugeMetricFamily(
+            "careteam_projection_partition_events_behind",
+            "Events of one partition of the log (patients by id) that the read model "
+            "furthest behind in it has not applied yet.",
+            labels=["partition"],
+        )
+        for partition, value in sorted(self.partition_lag.items()):
+            by_partition.add_metric([str(partition)], value)
+        yield by_partition
+        if self.owned is not None:
+            yield GaugeMetricFamily(
+                "careteam_projector_partitions_owned",
+                "Partitions this process's projector worker owns now.",
+                value=self.owned,
+            )
         if self.chain_intact is not None:
             yield GaugeMetricFamily(
                 "careteam_audit_chain_intact",
@@ -73,8 +95,8 @@ class Metrics:
         self.registry.register(self._snapshot)
         self.request_seconds = Histogram(
             "careteam_graphql_request_duration_seconds",
-            "GraphQL operations over HTTP, by operation type.",
-            ["operation_type"],
+            "GraphQL operations over HTTP, by operation type and root field.",
+            ["operation_type", "operation"],
             registry=self.registry,
         )
         self.mutation_outcomes = Counter(
@@ -90,8 +112,13 @@ class Metrics:
         chain_intact: bool | None,
         chain_findings: int,
         gauges: list[Metric] | None = None,
+        *,
+        partition_lag: dict[int, int] | None = None,
+        owned: int | None = None,
     ) -> bytes:
         self._snapshot.lag = lag
+        self._snapshot.partition_lag = partition_lag or {}
+        self._snapshot.owned = owned
         self._snapshot.chain_intact = chain_intact
         self._snapshot.chain_findings = chain_findings
         self._snapshot.gauges = gauges or []
@@ -108,12 +135,41 @@ class Metrics:
                 kind = getattr(context.operation_type, "value", None) or "unknown"
                 if kind == "subscription":
                     return
-                metrics.request_seconds.labels(kind).observe(time.perf_counter() - started)
+                metrics.request_seconds.labels(kind, _operation(context)).observe(
+                    time.perf_counter() - started
+                )
                 if kind == "mutation" and context.result is not None:
                     for code in _outcomes(context.result.data, context.result.errors or []):
                         metrics.mutation_outcomes.labels(code).inc()
 
         return _Measure
+
+
+def _operation(context: Any) -> str:
+    """The operation's root field when it has one (a name from the schema, so the label
+    set is bounded by the schema), ``multiple`` for several, ``invalid`` when the
+    document named none the schema has (a client's operation name is never a label)."""
+    document = context.graphql_document
+    kind = getattr(context.operation_type, "value", None)
+    root_type = None
+    if isinstance(kind, str):
+        root_type = context.schema._schema.get_root_type(OperationType(kind))
+    if document is None or root_type is None:
+        return "invalid"
+    wanted = context.operation_name
+    names: set[str] = set()
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        if wanted is not None and (definition.name is None or definition.name.value != wanted):
+            continue
+        for selection in definition.selection_set.selections:
+            if isinstance(selection, FieldNode) and selection.name.value != "__typename":
+                names.add(selection.name.value)
+        break
+    if not names or not names <= set(root_type.fields):
+        return "invalid"
+    return next(iter(names)) if len(names) == 1 else "multiple"
 
 
 def _outcomes(data: Any, errors: list[Any]) -> Iterator[str]:

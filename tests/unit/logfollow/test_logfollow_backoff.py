@@ -53,7 +53,15 @@ def test_lock_keys_keep_the_values_the_running_processes_use() -> None:
     assert locks.AUDIT_CHAIN_SEAL == 7_361_002  # one-key space
     assert locks.RELAY_LEASE == 7_361_002  # two-key space: never meets the one above
     assert locks.PARTNER_LEASE == 7_361_003
-    two_key = [locks.RELAY_LEASE, locks.PARTNER_LEASE, locks.FOLLOWER_LEASE]
+    assert locks.PROJECTOR_MEMBER == 7_361_005
+    assert locks.PROJECTOR_PARTITION == 7_361_006
+    two_key = [
+        locks.RELAY_LEASE,
+        locks.PARTNER_LEASE,
+        locks.FOLLOWER_LEASE,
+        locks.PROJECTOR_MEMBER,
+        locks.PROJECTOR_PARTITION,
+    ]
     assert len(set(two_key)) == len(two_key)
 
 

@@ -1,0 +1,169 @@
+"""The projector's partitions on the real PostgreSQL: the partition of a patient is the
+same in SQL and in Python, workers split the partitions and take a leaving worker's,
+the count is fixed in the database, the previous release's checkpoints are split, and
+read-your-writes waits for the patient's partition only."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import pytest
+
+from projections.registry import all_projections, projection_tables
+from services.application import Application
+from services.crypto import KeyRing
+from services.database import create_pool
+from services.eventstore import EventStore, LogPosition
+from services.projector import partitions as parts
+from services.projector.rebuild import rebuild
+from services.projector.runner import ProjectionLagTimeoutError, ProjectionRunner
+from services.seed import DemoTeam, seed_caseload
+from services.settings import Settings
+from tests.integration.test_rebuild import _dump
+
+TEAM = DemoTeam(
+    organisation_id=UUID("00000000-0000-4000-8000-000000000001"),
+    care_manager_id=UUID("00000000-0000-4000-8000-0000000000c1"),
+    pcp_id=UUID("00000000-0000-4000-8000-0000000000b1"),
+    psychiatric_consultant_id=UUID("00000000-0000-4000-8000-0000000000a1"),
+)
+
+
+@pytest.fixture
+async def store(db_dsn: str) -> AsyncIterator[EventStore]:
+    pool = await create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=8))
+    try:
+        yield EventStore(pool, keyring=KeyRing(os.urandom(32)))
+    finally:
+        await pool.close()
+
+
+async def test_the_partition_of_a_patient_is_the_same_in_sql_and_python(
+    store: EventStore,
+) -> None:
+    ids = [uuid4() for _ in range(300)] + [UUID(int=0), UUID(int=2**128 - 1)]
+    async with store.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT id, {parts.partition_sql('id', '$2')} AS p FROM unnest($1::uuid[]) AS id",
+            ids,
+            7,
+        )
+    assert {r["id"]: r["p"] for r in rows} == {i: parts.partition_of(i, 7) for i in ids}
+    assert {parts.partition_of(i, 7) for i in ids} == set(range(7))
+
+
+async def _until(check: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_workers_split_the_partitions_and_take_a_leaving_workers_share(
+    store: EventStore,
+) -> None:
+    """Two workers own disjoint halves; a third joins and gets a share; when two leave,
+    the one left owns everything; read models then equal a rebuild from the log."""
+    await seed_caseload(Application(store), TEAM, patients=12, now=datetime.now(UTC))
+
+    def worker() -> ProjectionRunner:
+        return ProjectionRunner(store, all_projections(), partitions=8, lease_seconds=0.1)
+
+    workers = [worker(), worker()]
+    stops = [asyncio.Event(), asyncio.Event()]
+    tasks = [asyncio.create_task(w.run(s)) for w, s in zip(workers, stops, strict=True)]
+    try:
+        await _until(lambda: all(len(w.owned) == 4 for w in workers))
+        assert workers[0].owned.isdisjoint(workers[1].owned)
+
+        third, third_stop = worker(), asyncio.Event()
+        workers.append(third)
+        stops.append(third_stop)
+        tasks.append(asyncio.create_task(third.run(third_stop)))
+        await _until(lambda: sorted(len(w.owned) for w in workers) == [2, 3, 3])
+        owned = [w.owned for w in workers]
+        assert frozenset().union(*owned) == frozenset(range(8))
+
+        stops[0].set()
+        stops[2].set()
+        await asyncio.gather(tasks[0], tasks[2])
+        await _until(lambda: workers[1].owned == frozenset(range(8)))
+        other = DemoTeam(
+            organisation_id=uuid4(),
+            care_manager_id=TEAM.care_manager_id,
+            pcp_id=TEAM.pcp_id,
+            psychiatric_consultant_id=TEAM.psychiatric_consultant_id,
+        )
+        await seed_caseload(Application(store), other, patients=4, now=datetime.now(UTC))
+        head = await store.head()
+        await _until(lambda: all(workers[1].position(p.name) >= head for p in all_projections()))
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks)
+    async with store.pool.acquire() as conn:
+        live = await _dump(conn)
+    await rebuild(store, all_projections(), projection_tables())
+    async with store.pool.acquire() as conn:
+        assert await _dump(conn) == live
+
+
+async def test_the_count_is_fixed_and_the_previous_checkpoints_are_split(
+    store: EventStore,
+) -> None:
+    """The first start splits each read model's single checkpoint into one per partition
+    at its position and retires it; another count is refused, naming the setting."""
+    await seed_caseload(Application(store), TEAM, patients=2, now=datetime.now(UTC))
+    head = await store.head()
+    async with store.pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO checkpoints (name, tx_id, position)
+               VALUES ('registry', $1::text::xid8, $2)""",
+            str(head.tx_id),
+            head.position,
+        )
+    runner = ProjectionRunner(store, all_projections(), partitions=4)
+    await runner.prepare()
+    async with store.pool.acquire() as conn:
+        rows = {
+            r["name"]: LogPosition(r["tx_id"], r["position"])
+            for r in await conn.fetch(
+                """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
+                   WHERE name LIKE 'registry%'"""
+            )
+        }
+    assert rows == {"registry": parts.RETIRED, **{f"registry@{p}": head for p in range(4)}}
+    with pytest.raises(parts.PartitionCountError, match="CARETEAM_PROJECTOR_PARTITIONS"):
+        await ProjectionRunner(store, all_projections(), partitions=5).prepare()
+    # The registry starts where it was; the read models without a checkpoint start over.
+    await runner.catch_up()
+    assert runner.position("registry") == head
+    assert all(runner.position(p.name) == head for p in all_projections())
+
+
+async def test_read_your_writes_waits_for_the_patients_partition_only(
+    store: EventStore,
+) -> None:
+    """A worker owning only the patient's partition is enough for the patient's command;
+    a wait for every partition times out while the others have no worker."""
+    made = await seed_caseload(Application(store), TEAM, patients=1, now=datetime.now(UTC))
+    patient = made[0]
+    head = await store.head()
+    reader = ProjectionRunner(store, all_projections(), partitions=4)
+    following = asyncio.create_task(reader.follow())
+    try:
+        async with store.pool.acquire() as conn:
+            await ProjectionRunner(store, all_projections(), partitions=4).step(
+                conn, {parts.partition_of(patient, 4)}
+            )
+        await reader.wait_for(head, 10.0, patient)
+        with pytest.raises(ProjectionLagTimeoutError):
+            await reader.wait_for(head, 0.5)
+    finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
