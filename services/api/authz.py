@@ -56,6 +56,8 @@ WIDER_TEAM_ROLES = frozenset({BHC, SW, THER, PEER, CHW})
 POLICY: dict[str, tuple[Grant, ...]] = {
     # Care managers and PCPs bring patients into collaborative care; an admin may too.
     "registerPatient": (_g(Relation.OWN_ORG, CM, PCP, ADMIN),),
+    # The organisation's name and calendar (its zone, in the log: domain/organisation.py).
+    "setOrganisation": (_g(Relation.OWN_ORG, ADMIN),),
     # The care manager builds the team; an admin may fix it.
     "assignCareTeam": (_g(Relation.TEAM, CM), _g(Relation.ORG, ADMIN)),
     "enrollPatient": (_g(Relation.TEAM, CM, PCP),),

@@ -32,6 +32,9 @@ class Command:
     aggregate: ClassVar[type[Any]]
     # Overrides the actor's purpose of use for the events written (break-the-glass: ETREAT).
     purpose_of_use: ClassVar[str | None] = None
+    # False for a stream of no patient (an organisation's calendar): the handler then
+    # authorises by role alone and looks up no patient (services/commands/organisation.py).
+    patient_scoped: ClassVar[bool] = True
 
     occurred_at: datetime | None = None
 
