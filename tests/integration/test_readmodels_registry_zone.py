@@ -95,9 +95,7 @@ async def test_a_zone_in_the_log_re_derives_the_stored_days_and_a_rebuild_agrees
     assert await _onsets(clinic) == live
     async with clinic.runtime.pool.acquire() as conn:
         zones = await conn.fetch("SELECT organisation_id, time_zone FROM rm_registry_zones")
-    assert [(r["organisation_id"], r["time_zone"]) for r in zones] == [
-        (ORG, "America/Los_Angeles")
-    ]
+    assert [(r["organisation_id"], r["time_zone"]) for r in zones] == [(ORG, "America/Los_Angeles")]
 
 
 async def test_another_organisations_zone_leaves_the_rows_in_their_own_zone(
