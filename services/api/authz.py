@@ -87,6 +87,8 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "completeTask": (_g(Relation.TEAM, CM, PCP, PSY),),
     # The consultant's own review; the consultant id is the caller's.
     "recordCaseReview": (_g(Relation.TEAM, PSY),),
+    # The billing practitioner's initiating visit (CoCM and general BHI billing): the PCP.
+    "recordInitiatingVisit": (_g(Relation.TEAM, PCP),),
     # Written with the patient by the care manager, or by the PCP at a visit.
     "writeRelapsePreventionPlan": (_g(Relation.TEAM, CM, PCP),),
     # Psychotherapy notes: written by the team's behavioural health clinicians (the care

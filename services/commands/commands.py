@@ -367,6 +367,23 @@ class RecordCaseReview(PatientCommand):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RecordInitiatingVisit(PatientCommand):
+    """The billing practitioner (the caller, from the token) records their initiating visit."""
+
+    operation: ClassVar[str] = "recordInitiatingVisit"
+    practitioner_id: UUID
+    visit_kind: str
+
+    def apply(self, aggregate: Any, now: datetime) -> object:
+        return aggregate.record_initiating_visit(
+            practitioner_id=self.practitioner_id,
+            visit_kind=self.visit_kind,
+            occurred_at=self.at(now),
+            now=now,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class WriteRelapsePreventionPlan(PatientCommand):
     operation: ClassVar[str] = "writeRelapsePreventionPlan"
     warning_signs: Sequence[str]
