@@ -823,9 +823,15 @@ class ZonedRegistryProjection:
             )
         if not changed and not any(_key(e) is not None for e in events):
             return
+        # FOR SHARE: a zone change committed by another projector transaction meanwhile
+        # (a partitioned projector) is waited for and read, never overtaken by rows derived
+        # in the old zone. One projector today; an organisation's first zone (a new row)
+        # is not covered by the lock (docs/clinical-time.md, section 9).
         zones = {
             r["organisation_id"]: zone_named(r["time_zone"])
-            for r in await conn.fetch(f"SELECT organisation_id, time_zone FROM {ZONES_TABLE}")
+            for r in await conn.fetch(
+                f"SELECT organisation_id, time_zone FROM {ZONES_TABLE} FOR SHARE"
+            )
         }
 
         def derive(doc: Doc) -> dict[str, Any]:
