@@ -11,7 +11,8 @@
   missed (the patient is in the clinic: as urgent as a safety alert on the clinic day of
   the offer, overdue from the next); every wider-team member the tasks assigned to them.
 
-Urgency, in this order: safety alert; overdue task; recommendation awaiting response;
+Urgency, in this order: safety alert (and a warm handoff offered today); overdue task
+(and a warm handoff left open from an earlier day); recommendation awaiting response;
 review needed; consultation requested; task due today; outreach due; measurement due; a
 task due later. Within one urgency, the earliest due day first, then the patient.
 "Today" is the clock's instant in the caller's organisation's zone (services.api.
@@ -323,8 +324,10 @@ class WorklistQuery:
         async with ctx.runtime.pool.acquire() as conn:
             clinic = await clinic_day(ctx, conn)  # the caller's clinic zone, read once
             today = clinic.today
-            # The stored onsets are UTC days; a row with one within a day of today is
-            # re-derived in the clinic zone (its document comes along only then).
+            # The stored onsets are days in the zone the organisation's stream recorded
+            # (UTC before it records one, e.g. a zone set before the zone went into the
+            # log): a row with one within a day of today is re-derived in the clinic zone
+            # (its document comes along only then), exact whatever the stored zone.
             rows = await conn.fetch(
                 f"""SELECT key, safety_risk_on, overdue_contact_on, measurement_due_on,
                            needs_review_on,
