@@ -358,4 +358,6 @@ SYSTEM_OPERATIONS: dict[str, frozenset[str]] = {
             "sendReferral",
         }
     ),
+    # services/clinic_zones.py: puts the directory's zones into the log, once.
+    "backfill-clinic-zones": frozenset({"setOrganisation"}),
 }

@@ -15,6 +15,7 @@ import pytest
 
 from domain.organisation import Organisation
 from projections.registry import all_projections, projection_tables
+from services.clinic_zones import backfill
 from services.projector.rebuild import rebuild
 from tests.integration.readmodels_support import NOW, ORG, Clinic, open_clinic
 
@@ -110,3 +111,32 @@ async def test_another_organisations_zone_leaves_the_rows_in_their_own_zone(
     )
     await clinic.catch_up()
     assert (await _onsets(clinic))[str(pid)] == UTC_ONSET
+
+
+async def test_a_zone_set_before_it_was_logged_is_backfilled_once(clinic: Clinic) -> None:
+    """An organisation whose zone is only in the directory (set before the zone went into
+    the log) counts its stored days in UTC until the backfill opens its calendar stream;
+    a second run writes nothing."""
+    async with clinic.runtime.pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO organisations (organisation_id, name, time_zone)
+               VALUES ($1, 'C', 'America/Los_Angeles')""",
+            ORG,
+        )
+    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
+    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
+    await clinic.catch_up()
+    assert (await _onsets(clinic))[str(pid)] == UTC_ONSET
+
+    assert await backfill(clinic.app, NOW) == [ORG]
+    await clinic.catch_up()
+    assert (await _onsets(clinic))[str(pid)] == LOCAL_ONSET
+    assert await backfill(clinic.app, NOW) == []
+    async with clinic.runtime.pool.acquire() as conn:
+        events = await conn.fetch(
+            "SELECT event_type, metadata->>'channel' AS channel FROM events WHERE stream_id = $1",
+            ORG,
+        )
+    assert [(e["event_type"], e["channel"]) for e in events] == [
+        ("organisation.calendar_opened", "backfill-clinic-zones")
+    ]
