@@ -183,6 +183,17 @@ class TaskKind(enum.StrEnum):
     OTHER = "other"
 
 
+class InitiatingVisitKind(enum.StrEnum):
+    """The billing practitioner's visit that initiates CoCM or general BHI (CMS booklet
+    "Behavioral Health Integration Services", MLN909432; CY2017 PFS final rule,
+    CMS-1654-F): a comprehensive evaluation and management visit, an annual wellness
+    visit or an initial preventive physical examination."""
+
+    EVALUATION_AND_MANAGEMENT = "evaluation_and_management"
+    ANNUAL_WELLNESS_VISIT = "annual_wellness_visit"
+    INITIAL_PREVENTIVE_PHYSICAL_EXAM = "initial_preventive_physical_exam"
+
+
 class TreatmentDecision(enum.StrEnum):
     """Decision at a review (GermanIMPACT algorithm, Trials 2014, 15:351)."""
 

@@ -45,6 +45,7 @@ from domain.common import (
     DischargeReason,
     EpisodeStatus,
     FlagKind,
+    InitiatingVisitKind,
     Modality,
     Problems,
     Sex,
@@ -709,6 +710,17 @@ class Patient(Snapshotting, Aggregate):
         episode_number: int
         decision: str | None
         consultation_note_id: UUID | None
+        occurred_at: datetime
+
+    class InitiatingVisitRecorded(Aggregate.Event):
+        """The billing practitioner's initiating visit (an E/M visit, annual wellness
+        visit or initial preventive physical examination) that CoCM and general BHI
+        billing requires (docs/clinical-rules.md, "Billing")."""
+
+        EVENT_NAME: ClassVar[str] = "patient.initiating_visit_recorded"
+        TOPIC: ClassVar[str] = EVENT_NAME
+        visit_kind: str
+        practitioner_id: UUID
         occurred_at: datetime
 
     class RelapsePreventionPlanWritten(Aggregate.Event):
@@ -1527,6 +1539,29 @@ class Patient(Snapshotting, Aggregate):
         )
 
     # --- review and relapse prevention ------------------------------------------------
+
+    def record_initiating_visit(
+        self,
+        *,
+        practitioner_id: UUID,
+        visit_kind: InitiatingVisitKind | str,
+        occurred_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Record the billing practitioner's initiating visit (any time: it may precede the
+        episode, by up to a year for billing, docs/clinical-rules.md)."""
+        problems = Problems()
+        problems.check(self._check_time, occurred_at, now)
+        problems.check(require_uuid, practitioner_id, "practitioner_id")
+        kind = problems.check(require_enum, InitiatingVisitKind, visit_kind, "visit_kind")
+        problems.raise_any()
+        assert kind is not None
+        self._initiating_visit_recorded(
+            visit_kind=kind.value,
+            practitioner_id=practitioner_id,
+            occurred_at=occurred_at,
+            timestamp=_ts(now),
+        )
 
     def record_case_review(
         self,
@@ -2676,6 +2711,10 @@ class Patient(Snapshotting, Aggregate):
     @applies(TaskCompleted)
     def _task_completed(self, e: TaskCompleted) -> None:
         self.tasks[e.task_id].completed_at = e.occurred_at
+
+    @applies(InitiatingVisitRecorded)
+    def _initiating_visit_recorded(self, e: InitiatingVisitRecorded) -> None:
+        """No state: billing reads the visit from the log (projections/billing.py)."""
 
     @applies(PsychiatricCaseReviewRecorded)
     def _case_review_recorded(self, e: PsychiatricCaseReviewRecorded) -> None:

@@ -18,10 +18,17 @@ from eventsourcing.utils import get_topic
 from domain.care_plan import CarePlan
 from domain.codec import decode_payload
 from domain.consultation import ConsultationNote
+from domain.organisation import Organisation
 from domain.patient import Patient
 from domain.referral import Referral
 
-AGGREGATE_CLASSES: tuple[type[Aggregate], ...] = (Patient, CarePlan, Referral, ConsultationNote)
+AGGREGATE_CLASSES: tuple[type[Aggregate], ...] = (
+    Patient,
+    CarePlan,
+    Referral,
+    ConsultationNote,
+    Organisation,
+)
 
 
 def event_classes_of(aggregate_cls: type[Aggregate]) -> list[type[CanMutateAggregate[Any]]]:

@@ -91,6 +91,7 @@ def _new_facts(record: RecordedEvent, ev: Patient.Registered) -> Doc:
         "care_plans": [],
         "case_reviews": [],
         "inpatient_stays": [],
+        "initiating_visits": [],
     }
 
 
@@ -155,6 +156,9 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
             doc["case_reviews"].append(
                 {"episode": ev.episode_number, "at": ev.occurred_at.isoformat()}
             )
+        case Patient.InitiatingVisitRecorded():
+            # Documents older than this event type have no list: rebuilt or added here.
+            doc.setdefault("initiating_visits", []).append({"at": ev.occurred_at.isoformat()})
         case Patient.InpatientAdmitted():
             doc["inpatient_stays"].append(
                 {"admitted_at": ev.occurred_at.isoformat(), "discharged_at": None}
@@ -407,6 +411,12 @@ def bill_patient_month(
             first <= d <= last for d in _days_in(facts["case_reviews"], "at", number, zone)
         ),
         registry_tracking_documented=started_on <= last,
+        initiating_visit_documented=any(
+            started_on - timedelta(days=billing_rules.INITIATING_VISIT_LOOKBACK_DAYS) <= d <= last
+            for d in (
+                day_of(parse_instant(v["at"]), zone) for v in facts.get("initiating_visits", [])
+            )
+        ),
     )
     program = clinic.program_on(first)
     if rules is not None:  # an explicit rule version (tests, a payer that differs)

@@ -42,20 +42,28 @@ the last contact with the patient.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any, Final
 from uuid import UUID
 
+from domain.organisation import Organisation
 from domain.patient import Patient, counts_for_episode
 from domain.rules import DatedScore
 from domain.rules import flags as flag_rules
 from domain.rules import outcomes as outcome_rules
 from domain.rules.flags import EpisodeStatus, FlagKind, RegistrySnapshot
 from domain.rules.treatment import TreatmentAction, decide_treatment
-from projections.clinic_calendar import CLINIC_ZONE, day_of, days_between, in_zone, parse_instant
+from projections.clinic_calendar import (
+    CLINIC_ZONE,
+    day_of,
+    days_between,
+    in_zone,
+    parse_instant,
+    zone_named,
+)
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.keyset import (
@@ -710,11 +718,12 @@ def onsets_in_zone(doc: Doc, zone: tzinfo) -> dict[str, date | None]:
 # --- the writer --------------------------------------------------------------------------
 
 
-def derive_columns(doc: Doc) -> dict[str, Any]:
-    """The indexed columns of a registry row, derived from its facts."""
+def derive_columns(doc: Doc, zone: tzinfo = CLINIC_ZONE) -> dict[str, Any]:
+    """The indexed columns of a registry row, derived from its facts, with every day
+    (the flag onsets) taken in the clinic zone ``zone``."""
     episode = current_episode(doc)
     team = doc["care_team"]
-    snapshot = registry_snapshot(doc)
+    snapshot = registry_snapshot(doc, zone)
     onsets = flag_onsets(doc, snapshot)
     latest = snapshot.latest_phq9 if snapshot is not None else None
     present = [d for d in onsets.values() if d is not None]
@@ -768,9 +777,82 @@ def _key(record: RecordedEvent) -> UUID | None:
     return record.patient_id if record.stream_type == "patient" else None
 
 
-projection = KeyedDocumentProjection(
+rows = KeyedDocumentProjection(
     name=NAME, table=TABLE, key_of=_key, evolve=evolve, columns=COLUMNS, derive=derive_columns
 )
+
+# The clinic zone each organisation's stream last recorded (domain/organisation.py).
+ZONES_TABLE: Final = "rm_registry_zones"
+ZONE_EVENTS: Final = frozenset(
+    {Organisation.CalendarOpened.EVENT_NAME, Organisation.TimeZoneSet.EVENT_NAME}
+)
+
+
+@dataclass(frozen=True)
+class ZonedRegistryProjection:
+    """The registry rows, with their stored days in each patient's clinic zone.
+
+    The onset columns are days, so they depend on the zone of the patient's organisation
+    (docs/clinical-time.md, section 9). The zone is in the log (the organisation's
+    stream); this projection keeps the last one per organisation (``rm_registry_zones``)
+    and derives every row's columns in it. A new zone re-derives the columns of every row
+    of that organisation in the same transaction, so a row is always derived in its
+    organisation's latest zone, whatever the batches: a rebuild from the log gives the
+    same rows. An organisation with no zone in the log counts in UTC."""
+
+    rows: KeyedDocumentProjection
+
+    @property
+    def name(self) -> str:
+        return self.rows.name
+
+    async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        # The last zone each organisation recorded in this batch.
+        changed: dict[UUID, str] = {
+            e.stream_id: e.to_domain_event().time_zone
+            for e in events
+            if e.stream_type == Organisation.STREAM_TYPE and e.event_type in ZONE_EVENTS
+        }
+        if changed:
+            await conn.execute(
+                f"""INSERT INTO {ZONES_TABLE} (organisation_id, time_zone)
+                    SELECT * FROM unnest($1::uuid[], $2::text[])
+                    ON CONFLICT (organisation_id) DO UPDATE SET time_zone = EXCLUDED.time_zone""",
+                list(changed),
+                list(changed.values()),
+            )
+        if not changed and not any(_key(e) is not None for e in events):
+            return
+        # FOR SHARE: a zone change committed by another projector transaction meanwhile
+        # (a partitioned projector) is waited for and read, never overtaken by rows derived
+        # in the old zone. One projector today; an organisation's first zone (a new row)
+        # is not covered by the lock (docs/clinical-time.md, section 9).
+        zones = {
+            r["organisation_id"]: zone_named(r["time_zone"])
+            for r in await conn.fetch(
+                f"SELECT organisation_id, time_zone FROM {ZONES_TABLE} FOR SHARE"
+            )
+        }
+
+        def derive(doc: Doc) -> dict[str, Any]:
+            return derive_columns(doc, zones.get(UUID(doc["organisation_id"]), CLINIC_ZONE))
+
+        zoned = replace(self.rows, derive=derive)
+        await zoned.apply(conn, events)
+        if changed:
+            again = await conn.fetch(
+                f"SELECT key, doc FROM {TABLE} WHERE organisation_id = ANY($1::uuid[])",
+                list(changed),
+            )
+            if again:
+                await zoned.write(conn, [(r["key"], r["doc"]) for r in again])
+
+    async def reset(self, conn: Conn) -> None:
+        await self.rows.reset(conn)
+        await conn.execute(f"TRUNCATE {ZONES_TABLE}")
+
+
+projection = ZonedRegistryProjection(rows)
 
 
 # --- queries -----------------------------------------------------------------------------

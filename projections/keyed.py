@@ -89,6 +89,11 @@ class KeyedDocumentProjection:
         if gone:
             await conn.execute(f"DELETE FROM {self.table} WHERE key = ANY($1::uuid[])", gone)
 
+    async def write(self, conn: Conn, changed: list[tuple[UUID, Doc]]) -> None:
+        """Writes these documents with their derived columns (their columns derived
+        again, e.g. by a projection whose derivation depends on more than the document)."""
+        await self._upsert(conn, changed)
+
     async def _upsert(self, conn: Conn, changed: list[tuple[UUID, Doc]]) -> None:
         names = list(self.columns)
         derived = [self.derive(doc) for _, doc in changed]

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, tzinfo
 from uuid import UUID
 
 from domain.rules import outcomes as outcome_rules
 from domain.rules.outcomes import EpisodeFacts, EpisodeOutcomes, WindowOutcome
 from projections.caseload import PHQ9_SCALES, TABLE, episode_scores
+from projections.clinic_calendar import CLINIC_ZONE
 from projections.document import Doc
 from projections.keyset import Scope, unrestricted
 from projections.source import Conn
@@ -74,13 +75,15 @@ def age_on(birth: date, day: date) -> int:
     return years - 1 if (day.month, day.day) < (birth.month, birth.day) else years
 
 
-def episode_outcomes(doc: Doc, as_of: date) -> list[EpisodeOutcome]:
-    """Pure: the outcomes of every episode of the patient that has a complete PHQ-9."""
+def episode_outcomes(doc: Doc, as_of: date, zone: tzinfo = CLINIC_ZONE) -> list[EpisodeOutcome]:
+    """Pure: the outcomes of every episode of the patient that has a complete PHQ-9; the
+    scores' days, and so every window (12 weeks, response and remission, CMS159), are
+    calendar days in the clinic ``zone`` (docs/clinical-time.md, section 9)."""
     team = doc["care_team"]["care_manager_id"]
     day = max(as_of, OUTCOME_RULES_START)
     out = []
     for episode in doc["episodes"]:
-        scores = tuple(episode_scores(doc, PHQ9_SCALES, episode["number"]))
+        scores = tuple(episode_scores(doc, PHQ9_SCALES, episode["number"], zone))
         index = outcome_rules.baseline(scores, day)
         if index is None:
             continue
@@ -140,6 +143,7 @@ async def fetch_outcomes(
     *,
     care_manager_id: UUID | None = None,
     scope: Scope = unrestricted,
+    zone: tzinfo = CLINIC_ZONE,
 ) -> list[EpisodeOutcome]:
     """Outcomes of every episode of the care manager's patients (or of everyone in scope)."""
     scope_sql, scope_args = scope("key", 2)
@@ -153,5 +157,5 @@ async def fetch_outcomes(
     )
     out: list[EpisodeOutcome] = []
     for r in rows:
-        out.extend(episode_outcomes(r["doc"], as_of))
+        out.extend(episode_outcomes(r["doc"], as_of, zone))
     return out

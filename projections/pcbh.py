@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, tzinfo
 from typing import Any, Final
 from uuid import UUID
 
 from domain.patient import Patient
-from projections.clinic_calendar import day_of, parse_instant
+from projections.clinic_calendar import CLINIC_ZONE, day_of, parse_instant
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
 from projections.source import RecordedEvent
@@ -134,19 +134,20 @@ projection = KeyedDocumentProjection(
 # --- the same-day measure ----------------------------------------------------------------
 
 
-def seen_same_day(handoff: Doc) -> bool:
-    """Accepted on the clinic day it was offered."""
+def seen_same_day(handoff: Doc, zone: tzinfo = CLINIC_ZONE) -> bool:
+    """Accepted on the clinic day (in the clinic ``zone``) it was offered."""
     return (
         handoff["status"] == "accepted"
         and handoff["closed_at"] is not None
-        and day_of(parse_instant(handoff["closed_at"]))
-        == day_of(parse_instant(handoff["offered_at"]))
+        and day_of(parse_instant(handoff["closed_at"]), zone)
+        == day_of(parse_instant(handoff["offered_at"]), zone)
     )
 
 
-def decided(handoff: Doc, today: date) -> bool:
+def decided(handoff: Doc, today: date, zone: tzinfo = CLINIC_ZONE) -> bool:
     """Accepted, missed, or offered on a clinic day that has ended by ``today``."""
-    return handoff["status"] != "offered" or day_of(parse_instant(handoff["offered_at"])) < today
+    offered = day_of(parse_instant(handoff["offered_at"]), zone)
+    return handoff["status"] != "offered" or offered < today
 
 
 @dataclass(frozen=True)
@@ -162,13 +163,16 @@ class SameDayMeasure:
         return None if self.handoffs == 0 else self.seen_same_day / self.handoffs
 
 
-def same_day_share(handoffs: Iterable[Doc], today: date) -> SameDayMeasure:
-    """Pure: the PCBH same-day measure over ``handoffs`` as of the clinic day ``today``."""
+def same_day_share(
+    handoffs: Iterable[Doc], today: date, zone: tzinfo = CLINIC_ZONE
+) -> SameDayMeasure:
+    """Pure: the PCBH same-day measure over ``handoffs`` as of the clinic day ``today``,
+    every day read in the clinic ``zone`` (docs/clinical-time.md, section 9)."""
     counted = seen = pending = 0
     for handoff in handoffs:
-        if not decided(handoff, today):
+        if not decided(handoff, today, zone):
             pending += 1
             continue
         counted += 1
-        seen += seen_same_day(handoff)
+        seen += seen_same_day(handoff, zone)
     return SameDayMeasure(handoffs=counted, seen_same_day=seen, pending=pending)

@@ -33,7 +33,7 @@ def projection_tables() -> dict[str, tuple[str, ...]]:
         patient_access.name: ("rm_patient_access",),
         emergency_access.name: ("rm_emergency_access",),
         patient_view.name: ("rm_patient_view",),
-        registry.name: ("rm_registry",),
+        registry.name: ("rm_registry", "rm_registry_zones"),
         billing.name: ("rm_billing_facts", "rm_billing_minutes"),
         referral_projection.name: ("rm_referral_tracker",),
         consultation_projection.name: ("rm_consultation_tracker",),

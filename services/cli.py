@@ -259,6 +259,22 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _cmd_backfill_clinic_zones(args: argparse.Namespace) -> int:
+    from services.bootstrap import open_runtime
+    from services.clinic_zones import backfill
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        async with open_runtime(settings, run_relay=False) as runtime:
+            written = await backfill(runtime.app, runtime.clock())
+            await runtime.projector.catch_up()
+        print(f"recorded the zone of {len(written)} organisations in the log")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _cmd_rebuild(args: argparse.Namespace) -> int:
     from projections.registry import all_projections, projection_tables
     from services.bootstrap import open_runtime
@@ -418,6 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--batch-size", type=int, default=500, help="patients' keys per transaction")
     data_dir(keys)
     keys.set_defaults(func=_cmd_keys)
+
+    zones = sub.add_parser(
+        "backfill-clinic-zones",
+        help="record in the log the time zones organisations set before the zone was kept "
+        "there, so the registry re-derives their days (idempotent)",
+    )
+    data_dir(zones)
+    zones.set_defaults(func=_cmd_backfill_clinic_zones)
 
     exp = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     exp.set_defaults(func=_cmd_export_schema)

@@ -45,7 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from domain.common import ActivityType
 from domain.rules import RuleBook, calendar_day
@@ -112,6 +112,10 @@ class RequiredElement(StrEnum):
     CARE_PLAN = "care_plan"
     PSYCHIATRIC_CONSULTANT_REVIEW = "psychiatric_consultant_review"
     REGISTRY_TRACKING = "registry_tracking"
+    # The billing practitioner's initiating visit (an E/M visit, AWV or IPPE) within the
+    # year before the episode started, or since (CMS booklet "Behavioral Health
+    # Integration Services", MLN909432; CY2017 PFS final rule, CMS-1654-F).
+    INITIATING_VISIT = "initiating_visit"
 
 
 class CodeUnits(NamedTuple):
@@ -156,12 +160,20 @@ _REQUIRED_COCM = (
     RequiredElement.CARE_PLAN,
     RequiredElement.PSYCHIATRIC_CONSULTANT_REVIEW,
     RequiredElement.REGISTRY_TRACKING,
+    RequiredElement.INITIATING_VISIT,
 )
 _REQUIRED_BHI = (
     RequiredElement.CONSENT,
     RequiredElement.INITIAL_ASSESSMENT,
     RequiredElement.CARE_PLAN,
+    RequiredElement.INITIATING_VISIT,
 )
+# How long before the episode's start an initiating visit still initiates it: CMS
+# requires one for new patients and for patients the billing practitioner has not seen
+# within a year before BHI services begin (MLN909432). Choice: a recorded visit counts
+# when it falls within 365 days before the episode's start day or any day since, up to
+# the month's last day.
+INITIATING_VISIT_LOOKBACK_DAYS: Final = 365
 
 RULES_2017 = BillingRules(
     version="2017.1",
@@ -313,6 +325,8 @@ class PatientMonth:
     psychiatric_review_documented: bool
     registry_tracking_documented: bool
     mode: BillingMode = BillingMode.COCM
+    # A recorded initiating visit in the look-back window (INITIATING_VISIT_LOOKBACK_DAYS).
+    initiating_visit_documented: bool = False
 
 
 @dataclass(frozen=True)
@@ -415,6 +429,7 @@ def bill_month(facts: PatientMonth, rules: BillingRules | None = None) -> MonthB
         RequiredElement.CARE_PLAN: facts.care_plan_documented,
         RequiredElement.PSYCHIATRIC_CONSULTANT_REVIEW: facts.psychiatric_review_documented,
         RequiredElement.REGISTRY_TRACKING: facts.registry_tracking_documented,
+        RequiredElement.INITIATING_VISIT: facts.initiating_visit_documented,
     }
     missing = tuple(element for element in required if not documented[element])
 

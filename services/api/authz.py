@@ -56,6 +56,8 @@ WIDER_TEAM_ROLES = frozenset({BHC, SW, THER, PEER, CHW})
 POLICY: dict[str, tuple[Grant, ...]] = {
     # Care managers and PCPs bring patients into collaborative care; an admin may too.
     "registerPatient": (_g(Relation.OWN_ORG, CM, PCP, ADMIN),),
+    # The organisation's name and calendar (its zone, in the log: domain/organisation.py).
+    "setOrganisation": (_g(Relation.OWN_ORG, ADMIN),),
     # The care manager builds the team; an admin may fix it.
     "assignCareTeam": (_g(Relation.TEAM, CM), _g(Relation.ORG, ADMIN)),
     "enrollPatient": (_g(Relation.TEAM, CM, PCP),),
@@ -85,6 +87,8 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "completeTask": (_g(Relation.TEAM, CM, PCP, PSY),),
     # The consultant's own review; the consultant id is the caller's.
     "recordCaseReview": (_g(Relation.TEAM, PSY),),
+    # The billing practitioner's initiating visit (CoCM and general BHI billing): the PCP.
+    "recordInitiatingVisit": (_g(Relation.TEAM, PCP),),
     # Written with the patient by the care manager, or by the PCP at a visit.
     "writeRelapsePreventionPlan": (_g(Relation.TEAM, CM, PCP),),
     # Psychotherapy notes: written by the team's behavioural health clinicians (the care
@@ -354,4 +358,6 @@ SYSTEM_OPERATIONS: dict[str, frozenset[str]] = {
             "sendReferral",
         }
     ),
+    # services/clinic_zones.py: puts the directory's zones into the log, once.
+    "backfill-clinic-zones": frozenset({"setOrganisation"}),
 }

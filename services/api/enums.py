@@ -25,6 +25,7 @@ from domain.common import (
     EpisodeStatus,
     FlagKind,
     GoalStatus,
+    InitiatingVisitKind,
     InterventionKind,
     InterventionStatus,
     Modality,
@@ -63,6 +64,12 @@ strawberry.enum(Sex, description="Administrative sex as recorded at registration
 strawberry.enum(ConsentMethod, description="How a consent was obtained.")
 strawberry.enum(FlagKind, description="Kinds of registry flag.")
 strawberry.enum(TaskKind, description="Kinds of care team task.")
+strawberry.enum(
+    InitiatingVisitKind,
+    description="The billing practitioner's visit that initiates CoCM or general BHI (an "
+    "evaluation and management visit, annual wellness visit or initial preventive physical "
+    "examination).",
+)
 strawberry.enum(
     TreatmentDecision,
     description="Treat-to-target decision at a review (GermanIMPACT): change treatment, keep "
@@ -149,6 +156,7 @@ __all__ = [
     "FlagKind",
     "GoalOutcome",
     "GoalStatus",
+    "InitiatingVisitKind",
     "InstrumentCode",
     "InterventionKind",
     "InterventionStatus",

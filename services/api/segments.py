@@ -142,8 +142,11 @@ async def part2_basis(ctx: CareteamContext, patient_id: UUID) -> Basis | None:
     principal = ctx.require_principal()
     if principal.role not in CLINICIANS:
         return None
-    today = ctx.runtime.clock().date()
+    now = ctx.runtime.clock()
     async with ctx.runtime.pool.acquire() as conn:
+        # A consent's last day is a day of the patient's clinic (the caller's organisation,
+        # whose zone the directory keeps; UTC until set): today is read there, in the
+        # same statement (docs/clinical-time.md, section 9).
         row = await conn.fetchrow(
             """SELECT
                  EXISTS (SELECT 1 FROM rm_patient_view v,
@@ -151,14 +154,17 @@ async def part2_basis(ctx: CareteamContext, patient_id: UUID) -> Basis | None:
                          WHERE v.key = $1 AND c->>'kind' = 'part2'
                            AND c->>'revoked_at' IS NULL
                            AND (c->>'expires_on' IS NULL
-                                OR (c->>'expires_on')::date >= $2)
+                                OR (c->>'expires_on')::date >= ($2::timestamptz
+                                    AT TIME ZONE COALESCE((SELECT o.time_zone
+                                        FROM organisations o
+                                        WHERE o.organisation_id = $3), 'UTC'))::date)
                            AND (c->>'partner_organisation_id' IS NULL
                                 OR (c->>'partner_organisation_id')::uuid = $3)) AS consent,
                  EXISTS (SELECT 1 FROM rm_emergency_access g
                          WHERE g.patient_id = $1 AND g.user_id = $4
                            AND g.granted_at <= now() AND g.expires_at > now()) AS emergency""",
             patient_id,
-            today,
+            now,
             principal.organisation_id,
             principal.user_id,
         )

@@ -32,6 +32,9 @@ class Command:
     aggregate: ClassVar[type[Any]]
     # Overrides the actor's purpose of use for the events written (break-the-glass: ETREAT).
     purpose_of_use: ClassVar[str | None] = None
+    # False for a stream of no patient (an organisation's calendar): the handler then
+    # authorises by role alone and looks up no patient (services/commands/organisation.py).
+    patient_scoped: ClassVar[bool] = True
 
     occurred_at: datetime | None = None
 
@@ -358,6 +361,23 @@ class RecordCaseReview(PatientCommand):
             consultant_id=self.consultant_id,
             decision=self.decision,
             consultation_note_id=self.consultation_note_id,
+            occurred_at=self.at(now),
+            now=now,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordInitiatingVisit(PatientCommand):
+    """The billing practitioner (the caller, from the token) records their initiating visit."""
+
+    operation: ClassVar[str] = "recordInitiatingVisit"
+    practitioner_id: UUID
+    visit_kind: str
+
+    def apply(self, aggregate: Any, now: datetime) -> object:
+        return aggregate.record_initiating_visit(
+            practitioner_id=self.practitioner_id,
+            visit_kind=self.visit_kind,
             occurred_at=self.at(now),
             now=now,
         )

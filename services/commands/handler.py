@@ -181,7 +181,7 @@ async def _handle(
     stream_id = command.stream_id
     patient_id = command.patient_id
     not_found = Refusal("NOT_FOUND", "NOT_FOUND", f"no record {stream_id}")
-    if stream_id is not None and patient_id is None:
+    if stream_id is not None and patient_id is None and command.patient_scoped:
         patient_id = await access.patient_of(stream_id)
         if patient_id is None:
             try:

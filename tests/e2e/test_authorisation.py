@@ -74,6 +74,10 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "completeTask": ("CompleteTaskInput", {"patientId": PATIENT, "taskId": _some_id()}),
     "recordCaseReview": ("RecordCaseReviewInput", {"patientId": PATIENT, "decision": "KEEP"}),
+    "recordInitiatingVisit": (
+        "RecordInitiatingVisitInput",
+        {"patientId": PATIENT, "visitKind": "ANNUAL_WELLNESS_VISIT"},
+    ),
     "writeRelapsePreventionPlan": (
         "WriteRelapsePreventionPlanInput",
         {"patientId": PATIENT, "warningSigns": ["sleep"], "strategies": ["call"]},

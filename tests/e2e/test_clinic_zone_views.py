@@ -96,7 +96,9 @@ def _ok(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _patient(server: ServerProcess, cm: str, day: DstDay, contact_at: str) -> str:
+def _patient(
+    server: ServerProcess, cm: str, day: DstDay, contact_at: str, family_name: str = "Test"
+) -> str:
     """A patient of ``cm`` enrolled a month before, with one contact at ``contact_at``."""
     pid: str = _ok(
         command(
@@ -104,7 +106,7 @@ def _patient(server: ServerProcess, cm: str, day: DstDay, contact_at: str) -> st
             "registerPatient",
             {
                 "givenName": "Zone",
-                "familyName": "Test",
+                "familyName": family_name,
                 "birthDate": "1980-05-05",
                 "mrn": f"Z-{uuid4().hex[:8]}",
                 "occurredAt": day.enrolled_at,
@@ -229,3 +231,60 @@ def test_a_clinic_without_a_zone_keeps_utc_days(
     pid = _patient(server, cm, SPRING, SPRING.contact_yesterday)
     row = _row(server, cm, pid)
     assert (row["asOf"], row["daysSinceLastContact"]) == ("2026-03-09", 2)
+
+
+ORDERED = """query { caseload(sortBy: FAMILY_NAME) { asOf
+    edges { node { patientId flagged flags { kind } } } } }"""
+SCREEN = "... on PatientPayload { patient { id } }"
+
+
+def _screened(server: ServerProcess, cm: str, psy: tuple[str, str], pid: str, at: str) -> None:
+    """A low PHQ-9 (5, item 9 answered 0) and the psychiatric consultant's case review,
+    both at ``at``: no measurement due and no review needed, so only Overdue contact
+    can flag."""
+    answers = [1, 1, 1, 1, 1, 0, 0, 0, 0]
+    input = {"patientId": pid, "instrument": "PHQ9", "answers": answers, "occurredAt": at}
+    _ok(command(server, "recordScreening", input, cm, SCREEN))
+    psy_id, psy_token = psy
+    team = {"patientId": pid, "psychiatricConsultantId": psy_id}
+    _ok(command(server, "assignCareTeam", team, cm, ""))
+    _ok(command(server, "recordCaseReview", {"patientId": pid, "occurredAt": at}, psy_token, ""))
+
+
+@pytest.mark.parametrize("day", [SPRING, AUTUMN], ids=lambda d: d.name)
+def test_the_flagged_first_order_follows_the_local_day_once_the_zone_is_set(
+    clinic_server: Callable[[DstDay], ServerProcess], day: DstDay
+) -> None:
+    """The caseload's "flagged first" order reads the stored onset days: they are derived
+    in the zone the organisation recorded in the log, and setting the zone re-derives
+    the rows written before it. The patient whose last contact became overdue today
+    (local) is flagged first; in UTC days the onset is tomorrow and they would sort by
+    name after the other."""
+    server = clinic_server(day)
+    org, cm_id = uuid4(), uuid4()
+    admin = server.token("admin", org=org)
+    cm = server.token("care_manager", org=org, user=cm_id)
+    psy_id = uuid4()
+    psy = (str(psy_id), server.token("psychiatrist", org=org, user=psy_id))
+    # Written while the organisation has no zone (UTC days).
+    recent = _patient(server, cm, day, day.contact_yesterday, family_name="Aaa")
+    _screened(server, cm, psy, recent, day.contact_yesterday)
+    overdue = _patient(server, cm, day, day.contact_15_days_ago, family_name="Zzz")
+    _screened(server, cm, psy, overdue, day.contact_15_days_ago)
+
+    set_org = server.graphql(SET_ORG, {"i": {"name": "Clinic", "timeZone": ZONE}}, token=admin)
+    assert set_org["data"]["setOrganisation"]["__typename"] == "Organisation", set_org
+    body = server.graphql(ORDERED, token=cm)
+    assert "errors" not in body, body
+    page = body["data"]["caseload"]
+    assert page["asOf"] == day.local_today
+    rows = [(e["node"]["patientId"], e["node"]["flagged"]) for e in page["edges"]]
+    assert rows == [(overdue, True), (recent, False)], page
+
+    # The zone back to UTC re-derives again: today is the next day there, both contacts
+    # are older by the UTC calendar, and only the overdue one is flagged.
+    utc = server.graphql(SET_ORG, {"i": {"name": "Clinic", "timeZone": "UTC"}}, token=admin)
+    assert utc["data"]["setOrganisation"]["__typename"] == "Organisation", utc
+    again = server.graphql(ORDERED, token=cm)["data"]["caseload"]
+    assert again["asOf"] == day.clock[:10]
+    assert [(e["node"]["patientId"], e["node"]["flagged"]) for e in again["edges"]] == rows

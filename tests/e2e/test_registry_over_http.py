@@ -193,6 +193,15 @@ async def test_a_care_manager_sees_the_caseload_row_and_the_first_month_bill(
     billed = _wait_for(bill, lambda r: r["billable"])
     assert billed["firstMonth"] and billed["countedMinutes"] == 36
     assert billed["codes"] == [{"code": "99492", "units": 1}]
-    # No care plan or case review was recorded: listed, and the code still stands.
-    assert billed["missingDocumentation"] == ["care_plan", "psychiatric_consultant_review"]
-    assert billed["missingElements"] == ["CARE_PLAN", "PSYCHIATRIC_CONSULTANT_REVIEW"]
+    # No care plan, case review or initiating visit was recorded: listed, and the code
+    # still stands.
+    assert billed["missingDocumentation"] == [
+        "care_plan",
+        "psychiatric_consultant_review",
+        "initiating_visit",
+    ]
+    assert billed["missingElements"] == [
+        "CARE_PLAN",
+        "PSYCHIATRIC_CONSULTANT_REVIEW",
+        "INITIATING_VISIT",
+    ]

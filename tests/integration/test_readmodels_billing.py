@@ -12,6 +12,7 @@ import pytest
 from domain.care_plan import CarePlan
 from tests.integration.readmodels_support import (
     NOW,
+    PCP,
     PSYCHIATRIST,
     Clinic,
     open_clinic,
@@ -44,8 +45,15 @@ def at(month: int, dom: int) -> datetime:
 
 
 async def documented_patient(clinic: Clinic, *, consent: bool = True) -> UUID:
-    """Enrolled 2 March with consent, a PHQ-9, a care plan and a case review in March."""
+    """Enrolled 2 March with the PCP's initiating visit (1 March), consent, a PHQ-9, a care
+    plan and a case review in March."""
     pid = await clinic.patient(enrolled_at=at(3, 2))
+    await clinic.on_patient(
+        pid,
+        lambda p: p.record_initiating_visit(
+            practitioner_id=PCP, visit_kind="annual_wellness_visit", occurred_at=at(3, 1), now=NOW
+        ),
+    )
     if consent:
         await clinic.on_patient(
             pid,

@@ -72,6 +72,12 @@ CODED_TEXT_FIELDS = frozenset(
         ("patient.caregiver_added", "relationship"),
         ("patient.caregiver_access_granted", "scope"),
         ("patient.caregiver_access_revoked", "scope"),
+        # the billing practitioner's initiating visit (issue 18): InitiatingVisitKind
+        ("patient.initiating_visit_recorded", "visit_kind"),
+        # the organisation's calendar (issue 18): an IANA zone name, checked against the
+        # zone database (domain/organisation.py); no patient's, and no one's words
+        ("organisation.calendar_opened", "time_zone"),
+        ("organisation.time_zone_set", "time_zone"),
         # outcomes over time (issue #19): domain.rules.outcomes UtilisationKind / Source
         ("patient.utilisation_recorded", "kind"),
         ("patient.utilisation_recorded", "source"),

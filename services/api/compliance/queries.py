@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Annotated, Any, cast
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from domain.common import require_aware
 from projections import caseload as caseload_model
 from projections import patient_view
 from projections.caseload import CaseloadRow
+from projections.clinic_calendar import CLINIC_ZONE, day_of, zone_named
 from services.api.authz import Denied, check_patient_operation, check_role, patient_scope_sql
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
@@ -465,17 +466,21 @@ CaseloadAsOfResult = Annotated[
 
 
 def caseload_as_of(
-    records: list[RecordedEvent], at: datetime, care_manager_id: UUID | None
+    records: list[RecordedEvent],
+    at: datetime,
+    care_manager_id: UUID | None,
+    zone: tzinfo = CLINIC_ZONE,
 ) -> list[CaseloadRow]:
     """Pure: registry rows from the events recorded by ``at`` (already filtered), with the
-    time-dependent values (weeks, flags, minutes this month) evaluated for that day."""
+    time-dependent values (weeks, flags, minutes this month) evaluated for that day, a
+    calendar day in the clinic ``zone`` (docs/clinical-time.md, section 9)."""
     docs: dict[UUID, dict[str, Any] | None] = {}
     minutes: dict[UUID, int] = {}
-    day = at.date()
+    day = day_of(at, zone)
     for record in records:
         docs[record.patient_id] = caseload_model.evolve(docs.get(record.patient_id), record)
         if record.event_type == "patient.contact_logged":
-            when = record.to_domain_event().occurred_at
+            when = day_of(record.to_domain_event().occurred_at, zone)
             if (when.year, when.month) == (day.year, day.month):
                 minutes[record.patient_id] = minutes.get(record.patient_id, 0) + int(
                     record.payload["minutes"]
@@ -488,7 +493,7 @@ def caseload_as_of(
             care_manager_id
         ):
             continue
-        rows.append(caseload_model.caseload_row(doc, day, minutes.get(pid, 0)))
+        rows.append(caseload_model.caseload_row(doc, day, minutes.get(pid, 0), zone))
     rows.sort(key=lambda r: (r.enrolled_at or at, str(r.patient_id)))
     return rows
 
@@ -525,6 +530,16 @@ async def load_caseload_page(
     rows: list[CaseloadRow] = []
     cursor = after
     async with ctx.runtime.pool.acquire() as conn:
+        # The clinic zone as the log knew it at ``at`` (the organisation's stream).
+        zone = zone_named(
+            await conn.fetchval(
+                """SELECT payload->>'time_zone' FROM events
+                   WHERE stream_id = $1 AND stream_type = 'organisation' AND recorded_at <= $2
+                   ORDER BY stream_version DESC LIMIT 1""",
+                principal.organisation_id,
+                at,
+            )
+        )
         while len(rows) <= first:
             ids = [
                 r["stream_id"]
@@ -552,7 +567,7 @@ async def load_caseload_page(
                 ids,
             )
             records = await ctx.runtime.store.decrypt([row_to_event(r) for r in events], conn)
-            batch = caseload_as_of(records, at, care_manager_id)
+            batch = caseload_as_of(records, at, care_manager_id, zone)
             rows.extend(sorted(batch, key=lambda r: str(r.patient_id)))
             cursor = ids[-1]
             if len(ids) < AS_OF_BATCH and len(rows) <= first:

@@ -22,6 +22,7 @@ from services.api.enums import (
     DeactivationReason,
     DischargeReason,
     FlagKind,
+    InitiatingVisitKind,
     TaskKind,
     TreatmentDecision,
 )
@@ -39,6 +40,7 @@ from services.commands.commands import (
     GrantConsent,
     RaiseFlag,
     RecordCaseReview,
+    RecordInitiatingVisit,
     ReferPatient,
     ResumeTreatment,
     RevokeConsent,
@@ -148,6 +150,16 @@ class CreateTaskInput:
 class CompleteTaskInput:
     patient_id: UUID = strawberry.field(description=_PATIENT)
     task_id: UUID = strawberry.field(description="The task done.")
+    occurred_at: datetime | None = occurred_at_field()
+
+
+@strawberry.input(
+    description="The billing practitioner's initiating visit for CoCM or general BHI (the "
+    "practitioner is the caller, the patient's PCP)."
+)
+class RecordInitiatingVisitInput:
+    patient_id: UUID = strawberry.field(description=_PATIENT)
+    visit_kind: InitiatingVisitKind = strawberry.field(description="Which visit it was.")
     occurred_at: datetime | None = occurred_at_field()
 
 
@@ -336,6 +348,26 @@ class PatientCareMutation:
             info,
             CompleteTask(
                 patient=input.patient_id, task_id=input.task_id, occurred_at=input.occurred_at
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Record your initiating visit with the patient (as their PCP, the billing "
+        "practitioner): CoCM and general BHI billing list it as missing without one within "
+        "the year before the episode started or since."
+    )
+    async def record_initiating_visit(
+        self,
+        info: Info[CareteamContext, None],
+        input: Annotated[RecordInitiatingVisitInput, INPUT],
+    ) -> PatientResult:
+        return await answer_patient(
+            info,
+            RecordInitiatingVisit(
+                patient=input.patient_id,
+                practitioner_id=actor(info),
+                visit_kind=input.visit_kind.value,
+                occurred_at=input.occurred_at,
             ),
         )
 

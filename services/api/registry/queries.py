@@ -483,10 +483,11 @@ class RegistryQuery:
         as_of: date | None = None,
     ) -> OutcomesReport:
         ctx = info.context
-        day = as_of or (await _today(ctx))[0]
+        today, zone = await _today(ctx)
+        day = as_of or today
         async with ctx.runtime.pool.acquire() as conn:
             episodes = await outcomes_model.fetch_outcomes(
-                conn, day, care_manager_id=care_manager_id, scope=_scope(ctx)
+                conn, day, care_manager_id=care_manager_id, scope=_scope(ctx), zone=zone
             )
         await _audit(info, (e.patient_id for e in episodes))
         return OutcomesReport(

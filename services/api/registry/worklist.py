@@ -6,8 +6,13 @@
   tasks assigned to them.
 - A psychiatric consultant: patients needing psychiatric review, consultation requests
   to answer, and tasks assigned to them.
+- The wider team (docs/team-roles.md), on the patients whose team they are on: a
+  behavioral health consultant the warm handoffs offered to them and not yet accepted or
+  missed (the patient is in the clinic: as urgent as a safety alert on the clinic day of
+  the offer, overdue from the next); every wider-team member the tasks assigned to them.
 
-Urgency, in this order: safety alert; overdue task; recommendation awaiting response;
+Urgency, in this order: safety alert (and a warm handoff offered today); overdue task
+(and a warm handoff left open from an earlier day); recommendation awaiting response;
 review needed; consultation requested; task due today; outreach due; measurement due; a
 task due later. Within one urgency, the earliest due day first, then the patient.
 "Today" is the clock's instant in the caller's organisation's zone (services.api.
@@ -31,8 +36,9 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from projections import caseload, trackers
+from projections import caseload, pcbh, trackers
 from projections.clinic_calendar import CLINIC_ZONE, day_of, parse_instant
+from services.api.authz import WIDER_TEAM_ROLES, patient_scope_sql
 from services.api.clinic_day import clinic_day
 from services.api.commanding import record_reads, selected_fields
 from services.api.context import CareteamContext
@@ -53,6 +59,8 @@ class WorklistItemKind(enum.Enum):
     CONSULTATION_REQUESTED = "consultation_requested"
     OUTREACH_DUE = "outreach_due"
     MEASUREMENT_DUE = "measurement_due"
+    # A warm handoff offered to the caller (a BHC) that is neither accepted nor missed.
+    HANDOFF_AWAITING = "handoff_awaiting"
 
 
 @strawberry.type(description="One thing to do for one patient.")
@@ -78,7 +86,8 @@ class WorklistItem:
         return await staff_name(info, self.assignee_id)
 
     record_id: UUID | None = strawberry.field(
-        description="The consultation note, for recommendation and consultation items."
+        description="The consultation note, for recommendation and consultation items; the "
+        "warm handoff, for HANDOFF_AWAITING items."
     )
     recommendation_id: UUID | None = strawberry.field(
         description="The recommendation awaiting a response."
@@ -216,6 +225,44 @@ def _consultation_items(docs: list[Any], role: Role, zone: tzinfo = CLINIC_ZONE)
     return items
 
 
+def _handoff_items(docs: list[Any], me: UUID, today: date, zone: tzinfo) -> list[_Item]:
+    """The warm handoffs offered to ``me`` and still open, from the patients' PCBH docs."""
+    items: list[_Item] = []
+    for doc in docs:
+        for handoff in doc["handoffs"]:
+            if handoff["to_user_id"] != str(me) or handoff["status"] != "offered":
+                continue
+            offered = day_of(parse_instant(handoff["offered_at"]), zone)
+            items.append(
+                _Item(
+                    0 if offered >= today else 1,
+                    offered,
+                    UUID(doc["patient_id"]),
+                    WorklistItemKind.HANDOFF_AWAITING,
+                    record_id=UUID(handoff["id"]),
+                    overdue=offered < today,
+                )
+            )
+    return items
+
+
+async def _wider_team_items(conn: Any, principal: Any, today: date, zone: tzinfo) -> list[_Item]:
+    """A wider-team member's items on the patients whose team they are on (the scope of
+    ``integratedCare``): their open warm handoffs (a BHC) and the tasks assigned to them."""
+    predicate, params = patient_scope_sql("integratedCare", principal, "p.key", 1)
+    rows = await conn.fetch(
+        f"""SELECT p.key, p.doc AS pcbh, v.doc AS view FROM {pcbh.TABLE} p
+            LEFT JOIN rm_patient_view v ON v.key = p.key
+            WHERE {predicate}""",
+        *params,
+    )
+    me = principal.user_id
+    items = _task_items([(r["key"], r["view"]) for r in rows if r["view"]], today, me, False)
+    if principal.role is Role.BEHAVIORAL_HEALTH_CONSULTANT:
+        items += _handoff_items([r["pcbh"] for r in rows], me, today, zone)
+    return items
+
+
 def _cursor(index: int) -> str:
     return base64.urlsafe_b64encode(f"w:{index}".encode()).decode()
 
@@ -244,7 +291,9 @@ class WorklistQuery:
         "WorklistItem.urgency): for care managers tasks, safety alerts, outreach and "
         "measurement due; for PCPs safety alerts, recommendations awaiting your response and "
         "your tasks; for psychiatric consultants reviews needed, consultation requests and "
-        "your tasks. Clinicians only."
+        "your tasks; for the wider team, on the patients whose team you are on, the tasks "
+        "assigned to you and, for a behavioral health consultant, the warm handoffs offered "
+        "to you and still open. Clinicians and the wider team only."
     )
     async def worklist(
         self, info: Info[CareteamContext, None], first: int = 50, after: str | None = None
@@ -252,7 +301,7 @@ class WorklistQuery:
         ctx = info.context
         principal = ctx.require_principal()
         slot = _SLOT.get(principal.role)
-        if slot is None:
+        if slot is None and principal.role not in WIDER_TEAM_ROLES:
             return ForbiddenError(code="ROLE_NOT_PERMITTED", message="worklist is not permitted")
         if not 1 <= first <= MAX_PAGE:
             return ValidationError(
@@ -267,11 +316,18 @@ class WorklistQuery:
                 )
             start = offset
         me, org = principal.user_id, principal.organisation_id
+        if slot is None:
+            async with ctx.runtime.pool.acquire() as conn:
+                clinic = await clinic_day(ctx, conn)
+                items = await _wider_team_items(conn, principal, clinic.today, clinic.zone)
+            return await _page(info, items, start, first, clinic.today)
         async with ctx.runtime.pool.acquire() as conn:
             clinic = await clinic_day(ctx, conn)  # the caller's clinic zone, read once
             today = clinic.today
-            # The stored onsets are UTC days; a row with one within a day of today is
-            # re-derived in the clinic zone (its document comes along only then).
+            # The stored onsets are days in the zone the organisation's stream recorded
+            # (UTC before it records one, e.g. a zone set before the zone went into the
+            # log): a row with one within a day of today is re-derived in the clinic zone
+            # (its document comes along only then), exact whatever the stored zone.
             rows = await conn.fetch(
                 f"""SELECT key, safety_risk_on, overdue_contact_on, measurement_due_on,
                            needs_review_on,
@@ -309,35 +365,43 @@ class WorklistQuery:
             for i in _consultation_items(notes, principal.role, clinic.zone)
             if i.patient_id in team
         ]
-        items.sort(key=_Item.key)
-        page = items[start : start + first]
-        edges = [
-            WorklistEdge(
-                cursor=_cursor(start + n),
-                node=WorklistItem(
-                    kind=i.kind,
-                    urgency=i.urgency,
-                    patient_id=i.patient_id,
-                    due_on=i.due_on,
-                    overdue=i.overdue,
-                    task_id=i.task_id,
-                    task_kind=i.task_kind,
-                    assignee_id=i.assignee_id,
-                    record_id=i.record_id,
-                    recommendation_id=i.recommendation_id,
-                ),
-            )
-            for n, i in enumerate(page)
-        ]
-        patients = list(dict.fromkeys(i.patient_id for i in page))
-        if patients:
-            await record_reads(ctx, "worklist", patients, selected_fields(info))
-        return WorklistConnection(
-            edges=edges,
-            page_info=RegistryPageInfo(
-                has_next_page=start + first < len(items),
-                end_cursor=edges[-1].cursor if edges else None,
+        return await _page(info, items, start, first, today)
+
+
+async def _page(
+    info: Info[CareteamContext, None], items: list[_Item], start: int, first: int, today: date
+) -> WorklistConnection:
+    """The page of ``items`` (most urgent first) from ``start``; its patients are audited."""
+    ctx = info.context
+    items.sort(key=_Item.key)
+    page = items[start : start + first]
+    edges = [
+        WorklistEdge(
+            cursor=_cursor(start + n),
+            node=WorklistItem(
+                kind=i.kind,
+                urgency=i.urgency,
+                patient_id=i.patient_id,
+                due_on=i.due_on,
+                overdue=i.overdue,
+                task_id=i.task_id,
+                task_kind=i.task_kind,
+                assignee_id=i.assignee_id,
+                record_id=i.record_id,
+                recommendation_id=i.recommendation_id,
             ),
-            total_count=len(items),
-            as_of=today,
         )
+        for n, i in enumerate(page)
+    ]
+    patients = list(dict.fromkeys(i.patient_id for i in page))
+    if patients:
+        await record_reads(ctx, "worklist", patients, selected_fields(info))
+    return WorklistConnection(
+        edges=edges,
+        page_info=RegistryPageInfo(
+            has_next_page=start + first < len(items),
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=len(items),
+        as_of=today,
+    )

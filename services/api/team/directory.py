@@ -23,10 +23,20 @@ from strawberry.types import Info
 
 from domain.rules import NoRuleInForceError
 from domain.rules.billing import BillingProgram, program_rules_for
+from services.api.commanding import run
 from services.api.context import CareteamContext
-from services.api.errors import ForbiddenError, ValidationError, all_problems, result_union
+from services.api.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationError,
+    all_problems,
+    result_union,
+)
 from services.api.registry.types import RegistryPageInfo
 from services.auth import Principal, Role
+from services.commands.handler import Written
+from services.commands.organisation import OpenOrganisationCalendar, SetOrganisationTimeZone
 from services.database import Conn
 
 # StaffRole and BillingProgram are registered as GraphQL enums in services.api.registry.types.
@@ -121,7 +131,7 @@ StaffResult = Annotated[
     result_union("StaffResult", "A page of the staff directory, or why not."),
 ]
 OrganisationResult = Annotated[
-    Organisation | ValidationError | ForbiddenError,
+    Organisation | ValidationError | ForbiddenError | ConflictError,
     result_union("OrganisationResult", "The organisation as saved, or why nothing changed."),
 ]
 StaffMemberResult = Annotated[
@@ -432,6 +442,20 @@ class DirectoryMutation:
             _text_problem(input.name, "name", MAX_NAME), time_zone_problem(input.time_zone)
         ):
             return problem
+        # The zone goes into the log first (the organisation's stream, created the first
+        # time): the read models that store days derive them in it (docs/clinical-time.md,
+        # section 9). The same zone again writes no event.
+        org_id = principal.organisation_id
+        recorded = await run(
+            info.context, SetOrganisationTimeZone(organisation=org_id, time_zone=input.time_zone)
+        )
+        if isinstance(recorded, NotFoundError):
+            recorded = await run(
+                info.context,
+                OpenOrganisationCalendar(organisation=org_id, time_zone=input.time_zone),
+            )
+        if not isinstance(recorded, Written):
+            return recorded
         async with info.context.runtime.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 """INSERT INTO organisations (organisation_id, name, time_zone)

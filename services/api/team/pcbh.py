@@ -22,7 +22,7 @@ Health (PCBH) Model: An Overview and Operational Definition", J Clin Psychol Med
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -38,9 +38,10 @@ from domain.common import (
 )
 from projections import pcbh as model
 from projections import trackers
-from projections.clinic_calendar import day_of, parse_instant
+from projections.clinic_calendar import parse_instant
 from projections.keyset import InvalidCursorError, decode_cursor, encode_cursor
 from services.api.authz import Denied, check_patient_operation, check_role, patient_scope_sql
+from services.api.clinic_day import clinic_day
 from services.api.commanding import deny, record_reads, selected_fields
 from services.api.context import CareteamContext
 from services.api.enums import ReferralService
@@ -389,7 +390,7 @@ CommunityServiceLoopsResult = Annotated[
 # --- building views ----------------------------------------------------------------------
 
 
-def _handoff(patient_id: UUID, h: dict[str, Any]) -> WarmHandoffView:
+def _handoff(patient_id: UUID, h: dict[str, Any], zone: tzinfo) -> WarmHandoffView:
     return WarmHandoffView(
         id=UUID(h["id"]),
         patient_id=patient_id,
@@ -398,7 +399,7 @@ def _handoff(patient_id: UUID, h: dict[str, Any]) -> WarmHandoffView:
         offered_at=parse_instant(h["offered_at"]),
         status=WarmHandoffStatus(h["status"]),
         closed_at=None if h["closed_at"] is None else parse_instant(h["closed_at"]),
-        seen_same_day=model.seen_same_day(h),
+        seen_same_day=model.seen_same_day(h, zone),
     )
 
 
@@ -420,7 +421,7 @@ def _members(doc: dict[str, Any]) -> list[WiderTeamMember]:
     ]
 
 
-def _integrated(doc: dict[str, Any]) -> IntegratedCare:
+def _integrated(doc: dict[str, Any], zone: tzinfo) -> IntegratedCare:
     pid = UUID(doc["patient_id"])
     return IntegratedCare(
         patient_id=pid,
@@ -433,7 +434,7 @@ def _integrated(doc: dict[str, Any]) -> IntegratedCare:
             )
             for c, v in sorted(doc["caregivers"].items())
         ],
-        handoffs=[_handoff(pid, h) for h in doc["handoffs"]],
+        handoffs=[_handoff(pid, h, zone) for h in doc["handoffs"]],
         brief_visits=[_visit(pid, v) for v in doc["visits"]],
     )
 
@@ -604,12 +605,13 @@ class PcbhQuery:
             async with ctx.runtime.pool.acquire() as conn:
                 await check_patient_operation(conn, principal, "integratedCare", patient_id)
                 doc = await _doc(conn, patient_id)
+                zone = (await clinic_day(ctx, conn)).zone
         except Denied as denied:
             return await deny(ctx, denied, patient_id)
         if doc is None:
             return NotFoundError(code="NOT_FOUND", message=f"no record {patient_id}")
         await record_reads(ctx, "integratedCare", [patient_id], selected_fields(info))
-        return _integrated(doc)
+        return _integrated(doc, zone)
 
     @strawberry.field(
         description="Your warm handoffs and brief visits with the share seen the same "
@@ -625,6 +627,7 @@ class PcbhQuery:
             return await deny(ctx, denied, None)
         predicate, params = patient_scope_sql(operation, principal, "p.key", 1)
         async with ctx.runtime.pool.acquire() as conn:
+            clinic = await clinic_day(ctx, conn)  # the caller's clinic zone and today
             rows = await conn.fetch(
                 f"SELECT p.doc FROM {model.TABLE} p WHERE {predicate} ORDER BY p.key", *params
             )
@@ -641,13 +644,13 @@ class PcbhQuery:
                 if principal.role is Role.PCP and h["from_user_id"] != me:
                     continue
                 raw.append(h)
-                handoffs.append(_handoff(pid, h))
+                handoffs.append(_handoff(pid, h, clinic.zone))
             for v in doc["visits"]:
                 if principal.role is Role.BEHAVIORAL_HEALTH_CONSULTANT and v["bhc_id"] != me:
                     continue
                 visits.append(_visit(pid, v))
-        today = day_of(ctx.runtime.clock())
-        measure = model.same_day_share(raw, today)
+        today = clinic.today
+        measure = model.same_day_share(raw, today, clinic.zone)
         patients = list(
             dict.fromkeys([h.patient_id for h in handoffs] + [v.patient_id for v in visits])
         )
@@ -740,4 +743,4 @@ class PcbhQuery:
             )
             for s in trackers.community_service_loops(docs)
         ]
-        return CommunityServiceLoops(as_of=day_of(ctx.runtime.clock()), services=rows)
+        return CommunityServiceLoops(as_of=(await clinic_day(ctx)).today, services=rows)

@@ -11,7 +11,7 @@ import pytest
 
 from domain.patient import Patient
 from services.api.authz import POLICY, SYSTEM_OPERATIONS
-from services.commands import commands, pcbh
+from services.commands import commands, organisation, pcbh
 from services.commands.commands import Command, Creation, EnrollPatient, RegisterPatient
 
 NOW = datetime(2026, 3, 2, 10, tzinfo=UTC)
@@ -19,7 +19,7 @@ NOW = datetime(2026, 3, 2, 10, tzinfo=UTC)
 
 def concrete() -> list[type[Command]]:
     found = []
-    for value in [*vars(commands).values(), *vars(pcbh).values()]:
+    for value in [*vars(commands).values(), *vars(pcbh).values(), *vars(organisation).values()]:
         if isinstance(value, type) and issubclass(value, Command):
             if isinstance(value.__dict__.get("operation"), str):
                 found.append(value)

@@ -20,8 +20,15 @@ ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topi
 
 
 def test_every_aggregate_is_registered_by_its_stream_type() -> None:
-    """The four aggregates are keyed by patient, care_plan, referral, consultation_note."""
-    assert set(AGGREGATES) == {"patient", "care_plan", "referral", "consultation_note"}
+    """The four aggregates of a patient's care are keyed by patient, care_plan, referral,
+    consultation_note; the organisation's calendar by organisation."""
+    assert set(AGGREGATES) == {
+        "patient",
+        "care_plan",
+        "referral",
+        "consultation_note",
+        "organisation",
+    }
     for stream_type, cls in AGGREGATES.items():
         assert cls.STREAM_TYPE == stream_type  # type: ignore[attr-defined]
         assert get_topic(cls) == stream_type

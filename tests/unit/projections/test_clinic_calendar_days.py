@@ -136,3 +136,29 @@ def test_onsets_near_today_are_re_derived_in_the_clinic_zone() -> None:
     assert caseload.derive_columns(doc)["overdue_contact_on"] == date(2026, 3, 9)
     assert caseload.onsets_in_zone(doc, LA)["overdue_contact_on"] == date(2026, 3, 8)
     assert caseload.onsets_in_zone(doc, UTC)["overdue_contact_on"] == date(2026, 3, 9)
+
+
+@pytest.mark.parametrize(
+    ("contact", "local_onset", "utc_onset"),
+    [
+        # 20:00 PST on 21 February: overdue (over 14 days) from 8 March, the day daylight
+        # saving time starts; the UTC day of the contact is the 22nd.
+        (datetime(2026, 2, 21, 20, 0, tzinfo=PST), date(2026, 3, 8), date(2026, 3, 9)),
+        # 01:59 PST on 8 March, the last standard-time minute: 23 March either way.
+        (datetime(2026, 3, 8, 1, 59, tzinfo=PST), date(2026, 3, 23), date(2026, 3, 23)),
+        # The second 01:30 of 1 November (PST) is 1 November: 16 November either way;
+        # 20:00 PDT on 17 October is the 18th in UTC: overdue from 1 November locally.
+        (datetime(2026, 11, 1, 1, 30, tzinfo=PST), date(2026, 11, 16), date(2026, 11, 16)),
+        (datetime(2026, 10, 17, 20, 0, tzinfo=PDT), date(2026, 11, 1), date(2026, 11, 2)),
+    ],
+)
+def test_stored_onsets_are_derived_in_the_zone_the_projection_is_given(
+    contact: datetime, local_onset: date, utc_onset: date
+) -> None:
+    """The registry writer derives its stored onset columns in the organisation's zone
+    (recorded in the log); without one, in UTC."""
+    doc = _doc(last_contact=contact, enrolled=contact - timedelta(days=20))
+    local = caseload.derive_columns(doc, LA)
+    assert local["overdue_contact_on"] == local_onset
+    assert caseload.derive_columns(doc)["overdue_contact_on"] == utc_onset
+    assert local == {**local, **caseload.onsets_in_zone(doc, LA)}

@@ -7,11 +7,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
+import pytest
+
 from domain.care_plan import CarePlan
 from domain.patient import Patient
 from projections.billing import LoggedMinutes, bill_patient_month, code_summary, evolve
 from tests.unit.projections.projection_support import (
     NOW,
+    PCP,
     PSYCHIATRIST,
     Log,
     enrolled_patient,
@@ -27,9 +30,16 @@ def at(month: date, day_of_month: int) -> datetime:
     return datetime(month.year, month.month, day_of_month, 10, 0, tzinfo=UTC)
 
 
-def documented_patient(*, consent: bool = True) -> Patient:
-    """Enrolled 2 March 2026 with consent, an initial PHQ-9 and a March case review."""
+def documented_patient(*, consent: bool = True, visit: datetime | None = None) -> Patient:
+    """Enrolled 2 March 2026 with the PCP's initiating visit (``visit``, default 1 March),
+    consent, an initial PHQ-9 and a March case review."""
     patient = enrolled_patient()
+    patient.record_initiating_visit(
+        practitioner_id=PCP,
+        visit_kind="evaluation_and_management",
+        occurred_at=visit or at(MARCH, 1),
+        now=NOW,
+    )
     if consent:
         patient.grant_consent(
             kind="cocm_treatment",
@@ -201,3 +211,37 @@ def test_the_code_summary_adds_units_of_billable_rows_only() -> None:
         facts_of(documented_patient(consent=False)), minutes((at(MARCH, 10), 120)), MARCH
     )
     assert code_summary([billable, unconsented]) == {"99492": 1, "99494": 2}
+
+
+@pytest.mark.parametrize(
+    ("visit", "documented"),
+    [
+        # 365 days before the episode's start (2 March 2026): still initiates it.
+        (datetime(2025, 3, 2, 10, 0, tzinfo=UTC), True),
+        # One day more than a year before: the patient needs a new initiating visit.
+        (datetime(2025, 3, 1, 10, 0, tzinfo=UTC), False),
+        # After the start, within the billed month: documented from then on.
+        (datetime(2026, 3, 31, 10, 0, tzinfo=UTC), True),
+    ],
+)
+def test_an_initiating_visit_counts_within_a_year_before_the_episode_or_since(
+    visit: datetime, documented: bool
+) -> None:
+    """CMS (MLN909432): an initiating visit for patients not seen within a year before BHI
+    services start; without one the month lists it as missing and is not ready."""
+    row = bill_patient_month(
+        facts_of(documented_patient(visit=visit)), minutes((at(MARCH, 10), 40)), MARCH
+    )
+    assert row.billing is not None and [tuple(c) for c in row.billing.codes] == [("99492", 1)]
+    missing = [m.value for m in row.billing.missing_documentation]
+    assert missing == ([] if documented else ["initiating_visit"])
+    assert row.billing.ready_to_submit is documented
+
+
+def test_an_initiating_visit_after_the_month_does_not_document_it() -> None:
+    """A visit recorded on 1 April does not initiate March's services."""
+    row = bill_patient_month(
+        facts_of(documented_patient(visit=at(APRIL, 1))), minutes((at(MARCH, 10), 40)), MARCH
+    )
+    assert row.billing is not None
+    assert [m.value for m in row.billing.missing_documentation] == ["initiating_visit"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from projections.caseload import evolve
 from projections.outcomes import by_care_manager, episode_outcomes
@@ -94,3 +95,25 @@ def test_an_as_of_day_before_a_score_leaves_that_score_out() -> None:
     assert episode.outcomes.latest is None and not episode.outcomes.remission
     baseline = episode.outcomes.baseline
     assert baseline is not None and baseline.day == date(2026, 3, 2)
+
+
+def test_the_twelve_week_window_is_cut_on_the_clinics_local_days() -> None:
+    """Index at 10:00 on 3 March 2026 in Los Angeles; the follow-up at 20:00 local 98 days
+    later (after the change to daylight saving time) is on day 98, the window's last, in
+    the clinic's calendar, though it is day 99 in UTC: it counts in Los Angeles only."""
+    la = ZoneInfo("America/Los_Angeles")
+    index = datetime(2026, 3, 3, 10, 0, tzinfo=la)
+    follow_up = datetime(2026, 6, 9, 20, 0, tzinfo=la)  # 03:00 UTC on 10 June
+    assert (follow_up.date() - index.date()).days == 98
+    patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=phq9(18), occurred_at=index, now=NOW)
+    patient.record_screening(instrument="phq9", answers=phq9(4), occurred_at=follow_up, now=NOW)
+    log = Log()
+    log.take(patient)
+    doc = fold(evolve, log.records)
+    (local,) = episode_outcomes(doc, date(2026, 7, 31), la)
+    (utc,) = episode_outcomes(doc, date(2026, 7, 31))
+    assert local.outcomes.twelve_weeks.window_end == date(2026, 6, 9)
+    assert local.outcomes.twelve_weeks.remission
+    assert utc.outcomes.twelve_weeks.window_end == date(2026, 6, 9)
+    assert not utc.outcomes.twelve_weeks.remission

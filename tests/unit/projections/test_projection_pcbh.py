@@ -2,6 +2,7 @@
 
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from projections.pcbh import same_day_share, seen_same_day
 from projections.trackers import community_service_loops, referral_next_step
@@ -29,6 +30,20 @@ def test_same_day_counts_acceptances_on_the_clinic_day_of_the_offer() -> None:
 def test_no_decided_handoff_has_no_share() -> None:
     measure = same_day_share([handoff("2026-03-10T09:00:00+00:00")], date(2026, 3, 10))
     assert (measure.handoffs, measure.pending, measure.share) == (0, 1, None)
+
+
+def test_same_day_is_the_clinics_local_day_on_the_day_daylight_saving_time_starts() -> None:
+    """Offered at 16:00 PDT on 8 March 2026 (23:00 UTC), accepted at 17:30 PDT (00:30 UTC on
+    the 9th): the same day in Los Angeles, two days in UTC. At 23:30 PDT that day a
+    handoff offered at 01:59 PST (the last standard-time minute) is still pending."""
+    la = ZoneInfo("America/Los_Angeles")
+    accepted = handoff("2026-03-08T23:00:00+00:00", "accepted", "2026-03-09T00:30:00+00:00")
+    open_today = handoff("2026-03-08T09:59:00+00:00")
+    assert seen_same_day(accepted, la) and not seen_same_day(accepted)
+    local = same_day_share([accepted, open_today], date(2026, 3, 8), la)
+    assert (local.handoffs, local.seen_same_day, local.pending) == (1, 1, 1)
+    utc = same_day_share([accepted, open_today], date(2026, 3, 9))
+    assert (utc.handoffs, utc.seen_same_day, utc.pending) == (2, 0, 0)
 
 
 def referral(service: str, status: str, **times: str | None) -> dict[str, Any]:

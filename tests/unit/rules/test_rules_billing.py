@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
@@ -62,6 +63,7 @@ def patient_month(
         psychiatric_review_documented=documented,
         registry_tracking_documented=documented,
         mode=mode,
+        initiating_visit_documented=documented,
     )
 
 
@@ -218,15 +220,17 @@ def test_missing_elements_are_listed_without_hiding_the_code() -> None:
         RequiredElement.CARE_PLAN,
         RequiredElement.PSYCHIATRIC_CONSULTANT_REVIEW,
         RequiredElement.REGISTRY_TRACKING,
+        RequiredElement.INITIATING_VISIT,
     )
 
 
 def test_general_bhi_does_not_ask_for_psychiatric_review_or_registry() -> None:
-    """A BHI month lists only consent, assessment and care plan as required."""
+    """A BHI month lists only consent, assessment, care plan and initiating visit."""
     result = bill(25, mode=BillingMode.GENERAL_BHI, documented=False)
     assert result.missing_documentation == (
         RequiredElement.INITIAL_ASSESSMENT,
         RequiredElement.CARE_PLAN,
+        RequiredElement.INITIATING_VISIT,
     )
 
 
@@ -253,6 +257,7 @@ def test_first_month_is_the_calendar_month_in_which_services_started() -> None:
                 care_plan_documented=True,
                 psychiatric_review_documented=True,
                 registry_tracking_documented=True,
+                initiating_visit_documented=True,
             )
         )
 
@@ -383,3 +388,13 @@ def test_aware_datetimes_are_read_as_their_calendar_day() -> None:
 def test_month_end_is_the_last_calendar_day(month: date, last: date) -> None:
     """month_end handles leap years and December."""
     assert month_end(month) == last
+
+
+def test_without_an_initiating_visit_the_code_stays_but_the_month_is_not_ready() -> None:
+    """CMS requires the billing practitioner's initiating visit (MLN909432): the minutes
+    still support the code, the visit is listed as missing, and the month is not ready."""
+    facts = replace(patient_month((entry(40, 3),)), initiating_visit_documented=False)
+    result = bill_month(facts)
+    assert result.codes == (("99492", 1),) and result.billable
+    assert result.missing_documentation == (RequiredElement.INITIATING_VISIT,)
+    assert not result.ready_to_submit

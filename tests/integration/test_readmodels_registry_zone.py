@@ -1,0 +1,142 @@
+"""The registry's stored days in the clinic zone the log records, on real PostgreSQL
+(docs/clinical-time.md, section 9): the organisation's zone is an event on its own
+stream; the flag onset columns are derived in it, a new zone re-derives every row of the
+organisation without any patient event, and a rebuild from the log gives the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Any
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from domain.organisation import Organisation
+from projections.registry import all_projections, projection_tables
+from services.clinic_zones import backfill
+from services.projector.rebuild import rebuild
+from tests.integration.readmodels_support import NOW, ORG, Clinic, open_clinic
+
+LA = ZoneInfo("America/Los_Angeles")
+# 20:00 PST on 21 February 2026 is 04:00 UTC on 22 February: the last contact is overdue
+# (over 14 days) from 8 March in Los Angeles, from 9 March in UTC.
+EVENING_CONTACT = datetime(2026, 2, 21, 20, 0, tzinfo=LA)
+LOCAL_ONSET, UTC_ONSET = date(2026, 3, 8), date(2026, 3, 9)
+
+
+@pytest.fixture
+async def clinic(db_dsn: str) -> AsyncIterator[Clinic]:
+    async with open_clinic(db_dsn) as opened:
+        yield opened
+
+
+def _contact(at: datetime) -> Any:
+    return lambda p: p.log_contact(
+        activity="contact", modality="phone", minutes=10, occurred_at=at, now=NOW
+    )
+
+
+async def _onsets(clinic: Clinic) -> dict[str, date | None]:
+    """The stored onset day of Overdue contact of each row."""
+    async with clinic.runtime.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT key, overdue_contact_on FROM rm_registry")
+    return {str(r["key"]): r["overdue_contact_on"] for r in rows}
+
+
+async def _zone(clinic: Clinic, name: str) -> None:
+    async with clinic.runtime.pool.acquire() as conn:
+        opened = await conn.fetchval("SELECT 1 FROM streams WHERE stream_id = $1", ORG)
+    if opened:
+        await clinic.run(
+            Organisation,
+            ORG,
+            lambda o: o.set_time_zone(time_zone=name, occurred_at=NOW, now=NOW),
+        )
+    else:
+        await clinic.create(
+            Organisation.open_calendar(
+                organisation_id=ORG, time_zone=name, occurred_at=NOW, now=NOW
+            )
+        )
+    await clinic.catch_up()
+
+
+async def test_a_zone_in_the_log_re_derives_the_stored_days_and_a_rebuild_agrees(
+    clinic: Clinic,
+) -> None:
+    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
+    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
+    await clinic.catch_up()
+    key = str(pid)
+    # No zone in the log: UTC days.
+    assert (await _onsets(clinic))[key] == UTC_ONSET
+
+    # The organisation records Los Angeles: the row is derived again, no patient event.
+    await _zone(clinic, "America/Los_Angeles")
+    assert (await _onsets(clinic))[key] == LOCAL_ONSET
+
+    # A patient's later event is derived in the organisation's zone too.
+    later = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
+    await clinic.on_patient(later, _contact(EVENING_CONTACT))
+    await clinic.catch_up()
+    assert (await _onsets(clinic))[str(later)] == LOCAL_ONSET
+
+    # Back to UTC and to Los Angeles again: each change re-derives, nothing is lost.
+    await _zone(clinic, "UTC")
+    assert set((await _onsets(clinic)).values()) == {UTC_ONSET}
+    await _zone(clinic, "America/Los_Angeles")
+    live = await _onsets(clinic)
+    assert set(live.values()) == {LOCAL_ONSET}
+
+    # A rebuild from the log gives the same rows and the same zone.
+    registry = [p for p in all_projections() if "rm_registry" in projection_tables()[p.name]]
+    await rebuild(clinic.runtime.store, registry, projection_tables())
+    assert await _onsets(clinic) == live
+    async with clinic.runtime.pool.acquire() as conn:
+        zones = await conn.fetch("SELECT organisation_id, time_zone FROM rm_registry_zones")
+    assert [(r["organisation_id"], r["time_zone"]) for r in zones] == [(ORG, "America/Los_Angeles")]
+
+
+async def test_another_organisations_zone_leaves_the_rows_in_their_own_zone(
+    clinic: Clinic,
+) -> None:
+    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
+    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
+    await clinic.create(
+        Organisation.open_calendar(
+            organisation_id=uuid4(), time_zone="America/Los_Angeles", occurred_at=NOW, now=NOW
+        )
+    )
+    await clinic.catch_up()
+    assert (await _onsets(clinic))[str(pid)] == UTC_ONSET
+
+
+async def test_a_zone_set_before_it_was_logged_is_backfilled_once(clinic: Clinic) -> None:
+    """An organisation whose zone is only in the directory (set before the zone went into
+    the log) counts its stored days in UTC until the backfill opens its calendar stream;
+    a second run writes nothing."""
+    async with clinic.runtime.pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO organisations (organisation_id, name, time_zone)
+               VALUES ($1, 'C', 'America/Los_Angeles')""",
+            ORG,
+        )
+    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
+    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
+    await clinic.catch_up()
+    assert (await _onsets(clinic))[str(pid)] == UTC_ONSET
+
+    assert await backfill(clinic.app, NOW) == [ORG]
+    await clinic.catch_up()
+    assert (await _onsets(clinic))[str(pid)] == LOCAL_ONSET
+    assert await backfill(clinic.app, NOW) == []
+    async with clinic.runtime.pool.acquire() as conn:
+        events = await conn.fetch(
+            "SELECT event_type, metadata->>'channel' AS channel FROM events WHERE stream_id = $1",
+            ORG,
+        )
+    assert [(e["event_type"], e["channel"]) for e in events] == [
+        ("organisation.calendar_opened", "backfill-clinic-zones")
+    ]
