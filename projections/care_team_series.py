@@ -10,7 +10,8 @@ patient; days, codes and totals only) and computed on read with the pure rules o
 - of the episodes enrolled that month: how many, how many have had a first psychiatric
   case review by the as-of day and the median days to it; PHQ-9 response and remission
   at 12 weeks and at 6 months, and NCQA DRR-E (``projections.outcomes.summarise``:
-  rates over closed windows only);
+  rates over closed windows only); GAD-7 response and remission at 12 weeks and at 6
+  months (the same windows after the episode's first complete GAD-7);
 - NCQA DMS-E: patients with a depression encounter (a contact) that month, and whether
   the four-month period holding it has a complete PHQ-9;
 - NCQA DSF-E: patients whose first positive PHQ-2 of the month was followed by a
@@ -27,6 +28,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+from domain.instruments import Instrument
 from domain.patient import counts_for_episode
 from domain.rules import DatedScore
 from domain.rules import care_team_months as months_rules
@@ -38,6 +40,8 @@ from projections.keyset import Scope, unrestricted
 from projections.outcomes import OUTCOME_RULES_START, MeasureSummary, age_on, summarise
 from projections.outcomes_series import PHQ9_SCALES, TABLE
 from projections.source import Conn
+
+GAD7_SCALES: frozenset[str] = frozenset({Instrument.GAD7.value})
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class CareTeamMonth:
     drr_e: MeasureSummary
     dms_e: StatusCount
     dsf_e: StatusCount
+    gad7_twelve_weeks: MeasureSummary
+    gad7_six_months: MeasureSummary
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class _Acc:
     twelve_weeks: list[WindowOutcome] = field(default_factory=list)
     six_months: list[WindowOutcome] = field(default_factory=list)
     drr_e: list[WindowOutcome] = field(default_factory=list)
+    gad7_twelve_weeks: list[WindowOutcome] = field(default_factory=list)
+    gad7_six_months: list[WindowOutcome] = field(default_factory=list)
     dms_e: StatusCount = StatusCount()
     dsf_e: StatusCount = StatusCount()
 
@@ -116,6 +124,8 @@ class _Acc:
             drr_e=summarise("drr_e", self.drr_e),
             dms_e=self.dms_e,
             dsf_e=self.dsf_e,
+            gad7_twelve_weeks=summarise("gad7_twelve_weeks", self.gad7_twelve_weeks),
+            gad7_six_months=summarise("gad7_six_months", self.gad7_six_months),
         )
 
 
@@ -123,15 +133,17 @@ def _day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def _episode_scores(doc: Doc, episode: Doc) -> list[DatedScore]:
-    """Complete PHQ-9 / PHQ-A totals of the episode, taken no earlier than its intake
-    look-back (as the registry reads them), by effective time."""
+def _episode_scores(
+    doc: Doc, episode: Doc, scales: frozenset[str] = PHQ9_SCALES
+) -> list[DatedScore]:
+    """Complete totals of ``scales`` (PHQ-9 / PHQ-A, or GAD-7) of the episode, taken no
+    earlier than its intake look-back (as the registry reads them), by effective time."""
     started = parse_instant(episode["started_at"])
     return sorted(
         (
             DatedScore(in_zone(parse_instant(taken)), total)
             for taken, instrument, total, _, number in doc["screens"]
-            if instrument in PHQ9_SCALES
+            if instrument in scales
             and number == episode["number"]
             and counts_for_episode(parse_instant(taken), started)
         ),
@@ -225,6 +237,14 @@ def _patient_months(
             )
             if days is not None:
                 acc.review_days.append(days)
+            anxiety = _episode_scores(doc, episode, GAD7_SCALES)
+            if anxiety:  # no index GAD-7: in neither GAD-7 window measure
+                acc.gad7_twelve_weeks.append(
+                    outcome_rules.gad7_twelve_week_outcome(anxiety, rules_day, rules)
+                )
+                acc.gad7_six_months.append(
+                    outcome_rules.gad7_six_month_outcome(anxiety, rules_day, rules)
+                )
             scores = _episode_scores(doc, episode)
             if not scores:
                 continue  # no index score: in no window measure (as in the outcomes query)
@@ -250,6 +270,8 @@ def _merge(into: _Acc, one: _Acc) -> None:
     into.twelve_weeks.extend(one.twelve_weeks)
     into.six_months.extend(one.six_months)
     into.drr_e.extend(one.drr_e)
+    into.gad7_twelve_weeks.extend(one.gad7_twelve_weeks)
+    into.gad7_six_months.extend(one.gad7_six_months)
     into.dms_e = StatusCount(
         into.dms_e.eligible + one.dms_e.eligible,
         into.dms_e.met + one.dms_e.met,

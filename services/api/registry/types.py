@@ -488,6 +488,8 @@ class OutcomeMeasure(enum.Enum):
     SIX_MONTHS = "six_months"
     DRR_E = "drr_e"
     CMS159 = "cms159"
+    GAD7_TWELVE_WEEKS = "gad7_twelve_weeks"
+    GAD7_SIX_MONTHS = "gad7_six_months"
 
 
 @strawberry.type(
