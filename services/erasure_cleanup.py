@@ -44,6 +44,9 @@ PLAINTEXT_TABLES: Final = (
     "rm_referral_tracker",
     "rm_consultation_tracker",
     "rm_emergency_access",
+    # The birth date (for the DRR-E age), set to null on erasure.
+    "rm_outcomes_series",
+    "rm_care_team_facts",
     "snapshots",
     "patient_keys",
     # Keyed digests only, but a deleted digest should not outlive the erasure either.

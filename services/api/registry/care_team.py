@@ -21,7 +21,7 @@ import strawberry
 from strawberry.types import Info
 
 from domain.rules.care_team_months import MAX_MONTHS, months_from_to
-from projections import care_team_series as model
+from projections import care_team_months as model
 from projections.care_team_series import CareTeamMonth, CareTeamSeries, StatusCount
 from projections.clinic_calendar import day_of
 from services.api.authz import Denied, check_role, patient_scope_sql
@@ -98,10 +98,14 @@ async def load_care_team(
         return patient_scope_sql(OPERATION, principal, key, first)
 
     async with ctx.runtime.pool.acquire() as conn:
-        docs = await model.fetch_patients(conn, principal.organisation_id, scope=scope)
-    series, counted = model.care_team_series(
-        docs, months, day, by_care_manager=by is SeriesDimension.CARE_MANAGER
-    )
+        series, counted = await model.fetch_series(
+            conn,
+            principal.organisation_id,
+            months,
+            day,
+            by_care_manager=by is SeriesDimension.CARE_MANAGER,
+            scope=scope,
+        )
     if counted:
         await record_reads(ctx, OPERATION, sorted(counted, key=str), fields)
     managers = [s.care_manager_id for s in series if s.care_manager_id is not None]
