@@ -52,6 +52,8 @@ PLAINTEXT_TABLES: Final = (
     # Keyed digests only, but a deleted digest should not outlive the erasure either.
     "patient_mrn_index",
     "patient_search_index",
+    # Token digests and the patient id of their questionnaire links, deleted on erasure.
+    "patient_links",
 )
 
 FORGOTTEN_EVENT: Final = "patient.forgotten"

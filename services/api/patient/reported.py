@@ -41,7 +41,13 @@ from services.api.authz import Denied, check_patient_operation, record_access
 from services.api.commanding import deny
 from services.api.context import CareteamContext
 from services.api.enums import InstrumentCode
-from services.api.errors import CommandError, ValidationError, camel_path, result_union
+from services.api.errors import (
+    CommandError,
+    NotAllowedError,
+    ValidationError,
+    camel_path,
+    result_union,
+)
 from services.api.patient_types import PatientResult
 from services.api.record_commands import answer_patient
 from services.auth import TokenVerifier
@@ -271,6 +277,10 @@ async def _issue(
     except StreamNotFoundError:
         return ValidationError(code="PATIENT_NOT_FOUND", message="no such patient",
                                field="patientId")  # fmt: skip
+    if patient.family_name is None:  # forgotten (crypto-shredding): no new links
+        return NotAllowedError(
+            code="PATIENT_FORGOTTEN", message="the patient was forgotten (erased)"
+        )
     if patient.birth_date is not None and not allows_age(patient.age_on(now.date())):
         return ValidationError(
             code="INSTRUMENT_NOT_FOR_AGE",
@@ -306,6 +316,10 @@ async def _issue(
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status)
+
+
+class _LinkGoneError(Exception):
+    """The link's patient was forgotten while the submission ran (nothing is written)."""
 
 
 def _not_usable() -> JSONResponse:
@@ -432,6 +446,9 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
             return _error(422, "INVALID_IMPACT", "impact must be an object", "impact")
 
         def run(patient: PatientAggregate) -> None:
+            if patient.family_name is None:
+                # Forgotten after this link was claimed: its row went with the erasure.
+                raise _LinkGoneError
             if link.instrument.startswith(_SDQ_PREFIX):
                 patient.record_sdq(
                     informant=link.instrument.removeprefix(_SDQ_PREFIX),
@@ -454,6 +471,9 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
             result = await runtime.app.execute(
                 PatientAggregate, link.patient_id, run, metadata=metadata, now=now
             )
+        except _LinkGoneError:
+            await _audit(runtime, request, link.patient_id, "denied", "LINK_NOT_USABLE")
+            return _not_usable()
         except domain_errors.DomainError as exc:
             async with runtime.pool.acquire() as conn:
                 await patient_links.release(conn, link.link_id)
