@@ -406,6 +406,27 @@ async def test_a_caregiver_answers_the_sdq_parent_form_and_wrong_form_items_are_
     assert (row["role"], row["channel"]) == ("caregiver", "patient_reported")
     assert post(server, "submit", {"token": link["token"], "answers": [1] * 25}).status_code == 410
 
+    # The registry row shows the latest SDQ: every item "somewhat true" is a total
+    # difficulties of 20, "very high" (parent four bands: 20-40) and "abnormal" (three
+    # bands: 17-40).
+    query = """query($id: UUID!) { registryRow(patientId: $id) {
+      latestSdq { informant totalDifficulties band category takenAt } } }"""
+    deadline = time.monotonic() + 10
+    while True:
+        body = server.graphql(query, {"id": child}, token=cm)
+        assert "errors" not in body, body
+        sdq = body["data"]["registryRow"]["latestSdq"]
+        if sdq is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert sdq is not None
+    assert {k: sdq[k] for k in ("informant", "totalDifficulties", "band", "category")} == {
+        "informant": "PARENT",
+        "totalDifficulties": 20,
+        "band": "VERY_HIGH",
+        "category": "ABNORMAL",
+    }
+
 
 async def test_an_expired_link_answers_like_a_used_one_and_writes_nothing(
     server: ServerProcess, db_dsn: str

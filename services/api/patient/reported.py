@@ -40,7 +40,7 @@ from services import patient_links
 from services.api.authz import Denied, check_patient_operation, record_access
 from services.api.commanding import deny
 from services.api.context import CareteamContext
-from services.api.enums import InstrumentCode
+from services.api.enums import InstrumentCode, SdqForm
 from services.api.errors import (
     CommandError,
     NotAllowedError,
@@ -112,13 +112,6 @@ class PatientLinkPayload:
     instrument: InstrumentCode = strawberry.field(description="The questionnaire.")
     reporter: PatientLinkReporter = strawberry.field(description="Who answers.")
     expires_at: datetime = strawberry.field(description="When the link stops working.")
-
-
-@strawberry.enum(description="Whose SDQ form: parent (or caregiver), teacher, or self-report.")
-class SdqForm(enum.Enum):
-    PARENT = "parent"
-    TEACHER = "teacher"
-    SELF = "self"
 
 
 @strawberry.input(description="A link for one SDQ form about a child or adolescent.")

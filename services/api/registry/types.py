@@ -21,7 +21,7 @@ from domain.rules.outcomes import EpisodeOutcomes, WindowOutcome
 from projections import caseload as caseload_model
 from projections import trackers as trackers_model
 from projections.billing import BillingRow
-from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint
+from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint, SdqPoint
 from projections.outcomes import CareManagerOutcomes, EpisodeOutcome, MeasureSummary
 from projections.panel import PanelPatient
 from projections.review_queue import ReviewEntry
@@ -35,6 +35,9 @@ from services.api.enums import (
     RecommendationResponse,
     RequiredElement,
     ReviewReason,
+    SdqBandKind,
+    SdqCategoryKind,
+    SdqForm,
     member,
 )
 from services.api.types import staff_name
@@ -129,6 +132,37 @@ class ScoreView:
 
 
 @strawberry.type(
+    name="RegistrySdq",
+    description="The patient's latest SDQ (any form): total difficulties and its bands.",
+)
+class SdqView:
+    informant: SdqForm = strawberry.field(description="Whose form it was.")
+    total_difficulties: int | None = strawberry.field(
+        description="Emotional + conduct + hyperactivity + peer problems (0-40); null when "
+        "an item of those subscales was not answered."
+    )
+    band: SdqBandKind | None = strawberry.field(
+        description="The total's band in the official four-band scheme for that form."
+    )
+    category: SdqCategoryKind | None = strawberry.field(
+        description="The total's band in the original three-band scheme for that form."
+    )
+    taken_at: datetime = strawberry.field(description="When it was answered.")
+
+    @classmethod
+    def build(cls, point: SdqPoint | None) -> SdqView | None:
+        if point is None:
+            return None
+        return cls(
+            informant=SdqForm(point.informant),
+            total_difficulties=point.total_difficulties,
+            band=None if point.band is None else SdqBandKind(point.band),
+            category=None if point.category is None else SdqCategoryKind(point.category),
+            taken_at=point.taken_at,
+        )
+
+
+@strawberry.type(
     name="CaseloadRow",
     description="One patient's registry row; time-dependent values are for asOf.",
 )
@@ -164,6 +198,9 @@ class CaseloadRowView:
     latest_gad7: ScoreView | None = strawberry.field(description="Most recent complete GAD-7.")
     gad7_percent_change: float | None = strawberry.field(
         description="GAD-7 percent change from baseline (negative is better)."
+    )
+    latest_sdq: SdqView | None = strawberry.field(
+        description="Latest SDQ (Strengths and Difficulties Questionnaire, any form)."
     )
     contact_count: int = strawberry.field(description="Contacts with the patient this episode.")
     outreach_count: int = strawberry.field(description="Outreach attempts this episode.")
@@ -235,6 +272,7 @@ class CaseloadRowView:
             baseline_gad7=ScoreView.build(row.baseline_gad7),
             latest_gad7=ScoreView.build(row.latest_gad7),
             gad7_percent_change=_float(row.gad7_percent_change),
+            latest_sdq=SdqView.build(row.latest_sdq),
             contact_count=row.contact_count,
             outreach_count=row.outreach_count,
             last_contact_at=row.last_contact_at,
