@@ -592,6 +592,14 @@ class EpisodeOutcomeView:
     twelve_weeks: WindowMeasureView = strawberry.field(description="At 12 weeks (days 70-98).")
     drr_e: WindowMeasureView = strawberry.field(description="NCQA DRR-E (days 120-240).")
     cms159: WindowMeasureView = strawberry.field(description="CMS159 (12 months +/- 60 days).")
+    gad7_at_12_weeks: WindowMeasureView | None = strawberry.field(
+        description="GAD-7 response (at least 50% below the episode's first complete GAD-7) "
+        "and remission (below 5) on the most recent GAD-7 on days 70-98 after that first "
+        "one; null without a GAD-7 in the episode."
+    )
+    gad7_at_6_months: WindowMeasureView | None = strawberry.field(
+        description="The same on days 120-240; null without a GAD-7 in the episode."
+    )
 
     @classmethod
     def build(cls, e: EpisodeOutcome) -> EpisodeOutcomeView:
@@ -614,6 +622,12 @@ class EpisodeOutcomeView:
             twelve_weeks=WindowMeasureView.build(o.twelve_weeks),
             drr_e=WindowMeasureView.build(o.drr_e),
             cms159=WindowMeasureView.build(o.cms159),
+            gad7_at_12_weeks=None
+            if e.gad7_twelve_weeks is None
+            else WindowMeasureView.build(e.gad7_twelve_weeks),
+            gad7_at_6_months=None
+            if e.gad7_six_months is None
+            else WindowMeasureView.build(e.gad7_six_months),
         )
 
 
@@ -650,6 +664,12 @@ class CareManagerOutcomesView:
     twelve_weeks: MeasureSummaryView = strawberry.field(description="At 12 weeks.")
     drr_e: MeasureSummaryView = strawberry.field(description="NCQA DRR-E.")
     cms159: MeasureSummaryView = strawberry.field(description="CMS159.")
+    gad7_at_12_weeks: MeasureSummaryView = strawberry.field(
+        description="GAD-7 at 12 weeks, over the episodes with a GAD-7."
+    )
+    gad7_at_6_months: MeasureSummaryView = strawberry.field(
+        description="GAD-7 at 6 months, over the episodes with a GAD-7."
+    )
 
     @classmethod
     def build(cls, c: CareManagerOutcomes) -> CareManagerOutcomesView:
@@ -659,6 +679,8 @@ class CareManagerOutcomesView:
             twelve_weeks=MeasureSummaryView.build(c.twelve_weeks),
             drr_e=MeasureSummaryView.build(c.drr_e),
             cms159=MeasureSummaryView.build(c.cms159),
+            gad7_at_12_weeks=MeasureSummaryView.build(c.gad7_twelve_weeks),
+            gad7_at_6_months=MeasureSummaryView.build(c.gad7_six_months),
         )
 
 
