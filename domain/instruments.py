@@ -560,6 +560,70 @@ SDQ_CUTS: Final[Mapping[SdqInformant, Mapping[SdqScale, SdqCut]]] = {
 }
 
 
+class SdqCategory(enum.StrEnum):
+    """The original three bands of the official scoring instructions (for prosocial,
+    "abnormal" is a low score)."""
+
+    NORMAL = "normal"
+    BORDERLINE = "borderline"
+    ABNORMAL = "abnormal"
+
+
+@dataclass(frozen=True)
+class SdqThreeBandCut:
+    """The last score of the normal and of the borderline band (inclusive); abnormal runs
+    to the top. For prosocial the bands run downward: their lowest scores."""
+
+    normal: int
+    borderline: int
+
+
+# Original three-band cut-offs of the official scoring instructions (sdqinfo, 4-17 year
+# olds), kept beside the four bands because most published studies and many services
+# still report "normal / borderline / abnormal".
+SDQ_THREE_BAND_CUTS: Final[Mapping[SdqInformant, Mapping[SdqScale, SdqThreeBandCut]]] = {
+    SdqInformant.PARENT: {
+        SdqScale.TOTAL_DIFFICULTIES: SdqThreeBandCut(13, 16),
+        SdqScale.EMOTIONAL: SdqThreeBandCut(3, 4),
+        SdqScale.CONDUCT: SdqThreeBandCut(2, 3),
+        SdqScale.HYPERACTIVITY: SdqThreeBandCut(5, 6),
+        SdqScale.PEER: SdqThreeBandCut(2, 3),
+        SdqScale.PROSOCIAL: SdqThreeBandCut(6, 5),
+        SdqScale.IMPACT: SdqThreeBandCut(0, 1),
+    },
+    SdqInformant.TEACHER: {
+        SdqScale.TOTAL_DIFFICULTIES: SdqThreeBandCut(11, 15),
+        SdqScale.EMOTIONAL: SdqThreeBandCut(4, 5),
+        SdqScale.CONDUCT: SdqThreeBandCut(2, 3),
+        SdqScale.HYPERACTIVITY: SdqThreeBandCut(5, 6),
+        SdqScale.PEER: SdqThreeBandCut(3, 4),
+        SdqScale.PROSOCIAL: SdqThreeBandCut(6, 5),
+        SdqScale.IMPACT: SdqThreeBandCut(0, 1),
+    },
+    SdqInformant.SELF: {
+        SdqScale.TOTAL_DIFFICULTIES: SdqThreeBandCut(15, 19),
+        SdqScale.EMOTIONAL: SdqThreeBandCut(5, 6),
+        SdqScale.CONDUCT: SdqThreeBandCut(3, 4),
+        SdqScale.HYPERACTIVITY: SdqThreeBandCut(5, 6),
+        SdqScale.PEER: SdqThreeBandCut(3, 5),
+        SdqScale.PROSOCIAL: SdqThreeBandCut(6, 5),
+        SdqScale.IMPACT: SdqThreeBandCut(0, 1),
+    },
+}
+
+
+def sdq_category(informant: SdqInformant, scale: SdqScale, value: int) -> SdqCategory:
+    """The band of one scale's score in the original three-band scheme."""
+    cut = SDQ_THREE_BAND_CUTS[informant][scale]
+    if scale is SdqScale.PROSOCIAL:
+        if value >= cut.normal:
+            return SdqCategory.NORMAL
+        return SdqCategory.BORDERLINE if value >= cut.borderline else SdqCategory.ABNORMAL
+    if value <= cut.normal:
+        return SdqCategory.NORMAL
+    return SdqCategory.BORDERLINE if value <= cut.borderline else SdqCategory.ABNORMAL
+
+
 class WrongInformantItemError(AnswerOutOfRangeError):
     """An SDQ answer names an item that is not on the informant's form."""
 
@@ -580,6 +644,14 @@ class SdqScore:
     def total_difficulties(self) -> int | None:
         """Emotional + conduct + hyperactivity + peer problems (0-40)."""
         return self.scores[SdqScale.TOTAL_DIFFICULTIES]
+
+    @property
+    def categories(self) -> Mapping[SdqScale, SdqCategory | None]:
+        """Each scale's band in the original three-band scheme (None when unscored)."""
+        return {
+            scale: None if value is None else sdq_category(self.informant, scale, value)
+            for scale, value in self.scores.items()
+        }
 
 
 def sdq_band(informant: SdqInformant, scale: SdqScale, value: int) -> SdqBand:

@@ -1,16 +1,20 @@
 """Care-team measures per month, for the organisation or per care manager (issue #19
 item 3; docs/outcomes.md, "Care-team measures per month").
 
-Read from the documents of ``rm_outcomes_series`` (projections/outcomes_series.py: the
-care manager history, episodes, contacts, psychiatric reviews and PHQ screens of each
-patient; days, codes and totals only) and computed on read with the pure rules of
-``domain.rules.care_team_months`` and ``domain.rules.outcomes``. Per month:
+Computed from a patient's facts document (projections/outcomes_series.py: the care
+manager history, episodes, contacts, psychiatric reviews and PHQ / GAD-7 screens; days,
+codes and totals only) with the pure rules of ``domain.rules.care_team_months`` and
+``domain.rules.outcomes``. ``PatientFacts.contribution`` is what the read model
+projections/care_team_months.py stores per patient, month and stretch of as-of days (the
+query sums those rows); ``care_team_series`` is the same over a list of documents, the
+reference the tests compare that read model with. Per month:
 
 - caseload size and how many of those patients were contacted that month;
 - of the episodes enrolled that month: how many, how many have had a first psychiatric
   case review by the as-of day and the median days to it; PHQ-9 response and remission
   at 12 weeks and at 6 months, and NCQA DRR-E (``projections.outcomes.summarise``:
-  rates over closed windows only);
+  rates over closed windows only); GAD-7 response and remission at 12 weeks and at 6
+  months (the same windows after the episode's first complete GAD-7);
 - NCQA DMS-E: patients with a depression encounter (a contact) that month, and whether
   the four-month period holding it has a complete PHQ-9;
 - NCQA DSF-E: patients whose first positive PHQ-2 of the month was followed by a
@@ -24,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 from uuid import UUID
 
+from domain.instruments import Instrument
 from domain.patient import counts_for_episode
 from domain.rules import DatedScore
 from domain.rules import care_team_months as months_rules
@@ -34,10 +38,10 @@ from domain.rules import outcomes as outcome_rules
 from domain.rules.outcomes import MeasureStatus, WindowOutcome
 from projections.clinic_calendar import day_of, in_zone, parse_instant
 from projections.document import Doc
-from projections.keyset import Scope, unrestricted
 from projections.outcomes import OUTCOME_RULES_START, MeasureSummary, age_on, summarise
-from projections.outcomes_series import PHQ9_SCALES, TABLE
-from projections.source import Conn
+from projections.outcomes_series import PHQ9_SCALES
+
+GAD7_SCALES: frozenset[str] = frozenset({Instrument.GAD7.value})
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class CareTeamMonth:
     drr_e: MeasureSummary
     dms_e: StatusCount
     dsf_e: StatusCount
+    gad7_twelve_weeks: MeasureSummary
+    gad7_six_months: MeasureSummary
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ class CareTeamSeries:
 
 
 @dataclass
-class _Acc:
+class MonthAcc:
     caseload: int = 0
     contacted: int = 0
     enrolled: int = 0
@@ -96,6 +102,8 @@ class _Acc:
     twelve_weeks: list[WindowOutcome] = field(default_factory=list)
     six_months: list[WindowOutcome] = field(default_factory=list)
     drr_e: list[WindowOutcome] = field(default_factory=list)
+    gad7_twelve_weeks: list[WindowOutcome] = field(default_factory=list)
+    gad7_six_months: list[WindowOutcome] = field(default_factory=list)
     dms_e: StatusCount = StatusCount()
     dsf_e: StatusCount = StatusCount()
 
@@ -116,6 +124,8 @@ class _Acc:
             drr_e=summarise("drr_e", self.drr_e),
             dms_e=self.dms_e,
             dsf_e=self.dsf_e,
+            gad7_twelve_weeks=summarise("gad7_twelve_weeks", self.gad7_twelve_weeks),
+            gad7_six_months=summarise("gad7_six_months", self.gad7_six_months),
         )
 
 
@@ -123,15 +133,17 @@ def _day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def _episode_scores(doc: Doc, episode: Doc) -> list[DatedScore]:
-    """Complete PHQ-9 / PHQ-A totals of the episode, taken no earlier than its intake
-    look-back (as the registry reads them), by effective time."""
+def _episode_scores(
+    doc: Doc, episode: Doc, scales: frozenset[str] = PHQ9_SCALES
+) -> list[DatedScore]:
+    """Complete totals of ``scales`` (PHQ-9 / PHQ-A, or GAD-7) of the episode, taken no
+    earlier than its intake look-back (as the registry reads them), by effective time."""
     started = parse_instant(episode["started_at"])
     return sorted(
         (
             DatedScore(in_zone(parse_instant(taken)), total)
             for taken, instrument, total, _, number in doc["screens"]
-            if instrument in PHQ9_SCALES
+            if instrument in scales
             and number == episode["number"]
             and counts_for_episode(parse_instant(taken), started)
         ),
@@ -140,7 +152,7 @@ def _episode_scores(doc: Doc, episode: Doc) -> list[DatedScore]:
 
 
 @dataclass(frozen=True)
-class _Frame:
+class MonthFrame:
     """A month as the rules see it on the as-of day: its days up to ``last``."""
 
     year: int
@@ -151,11 +163,11 @@ class _Frame:
     period_start: date
 
 
-def _frames(wanted: Sequence[tuple[int, int]], as_of: date) -> list[_Frame]:
+def _frames(wanted: Sequence[tuple[int, int]], as_of: date) -> list[MonthFrame]:
     """The wanted months that have begun by ``as_of``, each ending at ``as_of`` at the latest."""
     rules = outcome_rules.rules_for(max(as_of, OUTCOME_RULES_START))
     return [
-        _Frame(
+        MonthFrame(
             y,
             m,
             months_rules.month_start(y, m),
@@ -167,82 +179,110 @@ def _frames(wanted: Sequence[tuple[int, int]], as_of: date) -> list[_Frame]:
     ]
 
 
-def _patient_months(
-    doc: Doc, frames: Sequence[_Frame], as_of: date, by_care_manager: bool
-) -> Iterable[tuple[UUID | None, tuple[int, int], _Acc]]:
-    """One patient's contribution to each month it counts in (an accumulator of one).
-    Every fact is parsed once per patient, and DMS-E is evaluated once per patient over
-    all the months' encounters (its four-month periods are independent of each other)."""
-    birth = doc.get("birth_date")
-    managers = [(_day(d), None if m is None else UUID(m)) for d, m in doc.get("managers", [])]
-    episodes = [
-        (e, _day(e["enrolled_on"]), None if e["ended_on"] is None else _day(e["ended_on"]))
-        for e in doc.get("episodes", [])
-        if e["enrolled_on"] is not None
-    ]
-    contacts = [(_day(d), n) for d, n in doc.get("contacts", [])]
-    reviews = [(_day(d), n) for d, n in doc.get("reviews", [])]
-    screens = doc.get("screens", [])
-    phq9_days = [
-        day_of(parse_instant(t)) for t, instrument, _, _, _ in screens if instrument in PHQ9_SCALES
-    ]
-    positive_phq2 = sorted(
-        day_of(parse_instant(t))
-        for t, instrument, _, positive, _ in screens
-        if instrument == "phq2" and positive
-    )
-    rules_day = max(as_of, OUTCOME_RULES_START)
-    rules = outcome_rules.rules_for(rules_day)
-    in_range = [d for d, _ in contacts if frames and frames[0].first <= d <= frames[-1].last]
-    # DMS-E reads days only: a PHQ-9 anywhere in the period meets it.
-    periods = {
-        p.start: p.status
-        for p in outcome_rules.dms_e(
-            in_range, [DatedScore(d, 0) for d in phq9_days], rules_day, rules
-        ).periods
-    }
-    for frame in frames:
+class PatientFacts:
+    """One patient's document parsed once: the facts every month's contribution reads."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.doc = doc
+        self.patient_id = UUID(doc["patient_id"])
+        birth = doc.get("birth_date")
+        self.birth = None if birth is None else _day(birth)
+        self.managers = [
+            (_day(d), None if m is None else UUID(m)) for d, m in doc.get("managers", [])
+        ]
+        self.episodes = [
+            (e, _day(e["enrolled_on"]), None if e["ended_on"] is None else _day(e["ended_on"]))
+            for e in doc.get("episodes", [])
+            if e["enrolled_on"] is not None
+        ]
+        self.contacts = [(_day(d), n) for d, n in doc.get("contacts", [])]
+        self.reviews = [(_day(d), n) for d, n in doc.get("reviews", [])]
+        screens = doc.get("screens", [])
+        self.phq9_days = [
+            day_of(parse_instant(t))
+            for t, instrument, _, _, _ in screens
+            if instrument in PHQ9_SCALES
+        ]
+        self.positive_phq2 = sorted(
+            day_of(parse_instant(t))
+            for t, instrument, _, positive, _ in screens
+            if instrument == "phq2" and positive
+        )
+        # Per episode number: its PHQ-9 and GAD-7 scores (as the registry reads them).
+        self.scores = {
+            e["number"]: (_episode_scores(doc, e), _episode_scores(doc, e, GAD7_SCALES))
+            for e, _, _ in self.episodes
+        }
+
+    def contribution(self, frame: MonthFrame, as_of: date) -> tuple[UUID | None, MonthAcc] | None:
+        """The patient's contribution to one month on ``as_of`` (an accumulator of one) and
+        the care manager it counts under, or None when nothing of theirs is in the month."""
+        rules_day = max(as_of, OUTCOME_RULES_START)
+        rules = outcome_rules.rules_for(rules_day)
         first, last = frame.first, frame.last
         live = [
             e["number"]
-            for e, enrolled_on, ended_on in episodes
+            for e, enrolled_on, ended_on in self.episodes
             if months_rules.on_caseload_in(enrolled_on, ended_on, first, last)
         ]
-        encountered = any(first <= d <= last for d in in_range)
-        screened = [d for d in positive_phq2 if first <= d <= last]
-        if not (live or encountered or screened):
-            continue  # nothing of this patient in the month (no enrollment without a live one)
-        acc = _Acc()
+        encounters = [d for d, _ in self.contacts if first <= d <= last]
+        screened = [d for d in self.positive_phq2 if first <= d <= last]
+        if not (live or encounters or screened):
+            return None  # nothing of this patient in the month (no enrollment without a live one)
+        acc = MonthAcc()
         if live:
             acc.caseload = 1
-            acc.contacted = int(any(first <= d <= last and n in live for d, n in contacts))
-        for episode, enrolled_on, _ in episodes:
+            acc.contacted = int(any(first <= d <= last and n in live for d, n in self.contacts))
+        for episode, enrolled_on, _ in self.episodes:
             if not first <= enrolled_on <= last:
                 continue
             acc.enrolled += 1
             days = months_rules.days_to_first_review(
-                enrolled_on, [d for d, n in reviews if n == episode["number"]], as_of
+                enrolled_on, [d for d, n in self.reviews if n == episode["number"]], as_of
             )
             if days is not None:
                 acc.review_days.append(days)
-            scores = _episode_scores(doc, episode)
+            scores, anxiety = self.scores[episode["number"]]
+            if anxiety:  # no index GAD-7: in neither GAD-7 window measure
+                acc.gad7_twelve_weeks.append(
+                    outcome_rules.gad7_twelve_week_outcome(anxiety, rules_day, rules)
+                )
+                acc.gad7_six_months.append(
+                    outcome_rules.gad7_six_month_outcome(anxiety, rules_day, rules)
+                )
             if not scores:
                 continue  # no index score: in no window measure (as in the outcomes query)
-            age = 0 if birth is None else age_on(_day(birth), scores[0].day)
+            age = 0 if self.birth is None else age_on(self.birth, scores[0].day)
             acc.twelve_weeks.append(outcome_rules.twelve_week_outcome(scores, rules_day, rules))
             acc.six_months.append(outcome_rules.six_month_outcome(scores, rules_day, rules))
             acc.drr_e.append(outcome_rules.drr_e(scores, age, rules_day, rules))
-        if encountered:
-            acc.dms_e = acc.dms_e.add(periods[frame.period_start])
+        if encounters:
+            # DMS-E reads days only: a PHQ-9 anywhere in the four-month period meets it.
+            (period,) = outcome_rules.dms_e(
+                encounters, [DatedScore(d, 0) for d in self.phq9_days], rules_day, rules
+            ).periods
+            acc.dms_e = acc.dms_e.add(period.status)
         if screened:
-            follow_up = outcome_rules.dsf_e(screened[0], phq9_days, rules_day, rules)
+            follow_up = outcome_rules.dsf_e(screened[0], self.phq9_days, rules_day, rules)
             acc.dsf_e = acc.dsf_e.add(follow_up.status)
-        if acc.counted():
-            manager = months_rules.care_manager_on(managers, last) if by_care_manager else None
-            yield manager, (frame.year, frame.month), acc
+        if not acc.counted():
+            return None
+        return months_rules.care_manager_on(self.managers, last), acc
 
 
-def _merge(into: _Acc, one: _Acc) -> None:
+def _patient_months(
+    doc: Doc, frames: Sequence[MonthFrame], as_of: date, by_care_manager: bool
+) -> Iterable[tuple[UUID | None, tuple[int, int], MonthAcc]]:
+    """One patient's contribution to each month it counts in (an accumulator of one)."""
+    facts = PatientFacts(doc)
+    for frame in frames:
+        found = facts.contribution(frame, as_of)
+        if found is not None:
+            manager, acc = found
+            yield manager if by_care_manager else None, (frame.year, frame.month), acc
+
+
+def _merge(into: MonthAcc, one: MonthAcc) -> None:
     into.caseload += one.caseload
     into.contacted += one.contacted
     into.enrolled += one.enrolled
@@ -250,6 +290,8 @@ def _merge(into: _Acc, one: _Acc) -> None:
     into.twelve_weeks.extend(one.twelve_weeks)
     into.six_months.extend(one.six_months)
     into.drr_e.extend(one.drr_e)
+    into.gad7_twelve_weeks.extend(one.gad7_twelve_weeks)
+    into.gad7_six_months.extend(one.gad7_six_months)
     into.dms_e = StatusCount(
         into.dms_e.eligible + one.dms_e.eligible,
         into.dms_e.met + one.dms_e.met,
@@ -272,38 +314,21 @@ def care_team_series(
     """The series per group (organisation: one; care managers by id, unassigned last),
     each with every wanted month up to ``as_of`` (zeros included), and the patients
     counted anywhere in it (for the read audit)."""
-    groups: dict[UUID | None, dict[tuple[int, int], _Acc]] = {}
+    groups: dict[UUID | None, dict[tuple[int, int], MonthAcc]] = {}
     counted: set[UUID] = set()
     if not by_care_manager:
         groups[None] = {}
     frames = _frames(wanted, as_of)
     for doc in docs:
         for manager, month, acc in _patient_months(doc, frames, as_of, by_care_manager):
-            _merge(groups.setdefault(manager, {}).setdefault(month, _Acc()), acc)
+            _merge(groups.setdefault(manager, {}).setdefault(month, MonthAcc()), acc)
             counted.add(UUID(doc["patient_id"]))
     shown = [(f.year, f.month) for f in frames]
     series = [
         CareTeamSeries(
             manager,
-            [months.get(m, _Acc()).build(*m) for m in shown],
+            [months.get(m, MonthAcc()).build(*m) for m in shown],
         )
         for manager, months in sorted(groups.items(), key=lambda g: (g[0] is None, str(g[0])))
     ]
     return series, counted
-
-
-async def fetch_patients(
-    conn: Conn, organisation_id: UUID, *, scope: Scope = unrestricted
-) -> list[Doc]:
-    """Every document of the organisation's patients in scope (screened patients count in
-    DSF-E before any enrollment)."""
-    scope_sql, scope_args = scope("t.patient_id", 2)
-    rows = await conn.fetch(
-        f"""SELECT t.doc FROM {TABLE} t
-            WHERE t.organisation_id = $1 AND {scope_sql}
-            ORDER BY t.key""",
-        organisation_id,
-        *scope_args,
-    )
-    docs: list[dict[str, Any]] = [r["doc"] for r in rows]
-    return docs

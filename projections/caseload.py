@@ -49,6 +49,7 @@ from fractions import Fraction
 from typing import Any, Final
 from uuid import UUID
 
+from domain.instruments import SdqInformant, SdqScale, sdq_category
 from domain.organisation import Organisation
 from domain.patient import Patient, counts_for_episode
 from domain.rules import DatedScore
@@ -238,6 +239,17 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
             doc["screenings"].sort(
                 key=lambda s: (parse_instant(s["taken_at"]), parse_instant(s["recorded_at"]))
             )
+        case Patient.SdqRecorded():
+            # The most recently taken SDQ (any form); a tie keeps the later recorded.
+            taken = ev.occurred_at.isoformat()
+            latest = doc.get("latest_sdq")
+            if latest is None or parse_instant(taken) >= parse_instant(latest["taken_at"]):
+                doc["latest_sdq"] = {
+                    "taken_at": taken,
+                    "informant": ev.informant,
+                    "total": ev.scores.get(SdqScale.TOTAL_DIFFICULTIES.value),
+                    "band": ev.bands.get(SdqScale.TOTAL_DIFFICULTIES.value),
+                }
         case Patient.ContactLogged() if ev.episode_number == _current_number(doc):
             if ev.activity == "contact":
                 doc["contact_count"] += 1
@@ -534,6 +546,35 @@ class ScorePoint:
 
 
 @dataclass(frozen=True)
+class SdqPoint:
+    """The latest SDQ: its form, total difficulties (None when an item was missing) and
+    that total's band in the four-band and the original three-band schemes."""
+
+    informant: str
+    total_difficulties: int | None
+    band: str | None
+    category: str | None
+    taken_at: datetime
+
+
+def _sdq_point(doc: Doc) -> SdqPoint | None:
+    latest = doc.get("latest_sdq")  # absent in a document stored before SDQs were kept
+    if latest is None:
+        return None
+    total = latest["total"]
+    informant = SdqInformant(latest["informant"])
+    return SdqPoint(
+        informant=informant.value,
+        total_difficulties=total,
+        band=latest["band"],
+        category=None
+        if total is None
+        else sdq_category(informant, SdqScale.TOTAL_DIFFICULTIES, total).value,
+        taken_at=parse_instant(latest["taken_at"]),
+    )
+
+
+@dataclass(frozen=True)
 class CaseloadRow:
     """One registry row as of ``as_of`` (every time-dependent value is for that day)."""
 
@@ -552,6 +593,7 @@ class CaseloadRow:
     baseline_gad7: ScorePoint | None
     latest_gad7: ScorePoint | None
     gad7_percent_change: Fraction | None
+    latest_sdq: SdqPoint | None
     contact_count: int
     outreach_count: int
     last_contact_at: datetime | None
@@ -653,6 +695,7 @@ def caseload_row(
         baseline_gad7=gad_base,
         latest_gad7=gad_latest,
         gad7_percent_change=gad_change,
+        latest_sdq=_sdq_point(doc),
         contact_count=doc["contact_count"],
         outreach_count=doc["outreach_count"],
         last_contact_at=last_contact,

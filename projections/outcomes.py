@@ -1,7 +1,8 @@
 """Outcome measures per episode and per care manager, for the team and quality reporting.
 
 Answers "how are our patients doing against the targets?": per episode, the baseline,
-latest score, response and remission now, at 12 weeks, NCQA DRR-E and CMS159; per care
+latest score, response and remission now, at 12 weeks, NCQA DRR-E and CMS159, and GAD-7
+response and remission at 12 weeks and 6 months (after the episode's first GAD-7); per care
 manager, how many episodes each measure counts and how many met it. Computed on read
 from the registry's stored scores (projections.caseload) with domain.rules.outcomes for
 the asked day, by effective time: a score recorded late lands in its own place in time
@@ -29,6 +30,7 @@ from projections.document import Doc
 from projections.keyset import Scope, unrestricted
 from projections.source import Conn
 
+GAD7_SCALES = frozenset({"gad7"})
 # The first day the outcome rules are in force; earlier as-of days use that version.
 OUTCOME_RULES_START = outcome_rules.RULE_BOOK.versions[0].effective_from
 
@@ -43,6 +45,10 @@ class EpisodeOutcome:
     status: str
     age_at_index: int
     outcomes: EpisodeOutcomes
+    # GAD-7 at 12 weeks and 6 months after the episode's first complete GAD-7; None
+    # without a GAD-7 in the episode (docs/clinical-rules.md, "Outcomes over time").
+    gad7_twelve_weeks: WindowOutcome | None = None
+    gad7_six_months: WindowOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,9 @@ class CareManagerOutcomes:
     twelve_weeks: MeasureSummary
     drr_e: MeasureSummary
     cms159: MeasureSummary
+    # Over the episodes with a GAD-7.
+    gad7_twelve_weeks: MeasureSummary
+    gad7_six_months: MeasureSummary
 
 
 def age_on(birth: date, day: date) -> int:
@@ -88,6 +97,7 @@ def episode_outcomes(doc: Doc, as_of: date, zone: tzinfo = CLINIC_ZONE) -> list[
         if index is None:
             continue
         age = age_on(date.fromisoformat(doc["birth_date"]), index.day)
+        anxiety = episode_scores(doc, GAD7_SCALES, episode["number"])
         out.append(
             EpisodeOutcome(
                 patient_id=UUID(doc["id"]),
@@ -96,6 +106,12 @@ def episode_outcomes(doc: Doc, as_of: date, zone: tzinfo = CLINIC_ZONE) -> list[
                 status=episode["status"],
                 age_at_index=age,
                 outcomes=outcome_rules.episode_outcomes(EpisodeFacts(age, scores), day),
+                gad7_twelve_weeks=outcome_rules.gad7_twelve_week_outcome(anxiety, day)
+                if anxiety
+                else None,
+                gad7_six_months=outcome_rules.gad7_six_month_outcome(anxiety, day)
+                if anxiety
+                else None,
             )
         )
     return out
@@ -132,6 +148,14 @@ def by_care_manager(episodes: Iterable[EpisodeOutcome]) -> list[CareManagerOutco
                 twelve_weeks=summarise("twelve_weeks", [e.outcomes.twelve_weeks for e in items]),
                 drr_e=summarise("drr_e", [e.outcomes.drr_e for e in items]),
                 cms159=summarise("cms159", [e.outcomes.cms159 for e in items]),
+                gad7_twelve_weeks=summarise(
+                    "gad7_twelve_weeks",
+                    [e.gad7_twelve_weeks for e in items if e.gad7_twelve_weeks is not None],
+                ),
+                gad7_six_months=summarise(
+                    "gad7_six_months",
+                    [e.gad7_six_months for e in items if e.gad7_six_months is not None],
+                ),
             )
         )
     return out

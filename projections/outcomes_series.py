@@ -5,7 +5,7 @@
 (clinic calendar), the utilisation events (kind and effective day) and the complete GAD-7
 totals (clinic day and total), and for the care-team measures per month
 (projections/care_team_series.py) the care manager assignments, episodes, contact and
-psychiatric review days, PHQ-9 / PHQ-A / PHQ-2 screens and the birth date (for the DRR-E
+psychiatric review days, PHQ-9 / PHQ-A / GAD-7 / PHQ-2 screens and the birth date (for the DRR-E
 age; dropped when the patient is forgotten). No names, no free text: codes, days and
 totals. The series is computed on read by the pure rules of ``domain.rules.outcomes``
 (``cohort_utilisation``, ``cohort_gad7``) over the documents the caller may reach, so a
@@ -64,6 +64,8 @@ _EVENTS: Final = frozenset(
 # its earlier events until the projection is rebuilt (``careteam rebuild outcomes_series``).
 CARE_TEAM_KEYS: Final = ("birth_date", "managers", "episodes", "contacts", "reviews", "screens")
 PHQ9_SCALES: Final = frozenset({Instrument.PHQ9.value, Instrument.PHQ_A.value})
+# Complete totals kept in ``screens`` (with every PHQ-2): the PHQ-9 scales and the GAD-7.
+SERIES_SCALES: Final = PHQ9_SCALES | {Instrument.GAD7.value}
 
 
 def _key(record: RecordedEvent) -> UUID | None:
@@ -91,7 +93,7 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
             "contacts": [],
             "reviews": [],
             # [instant, instrument, total or None, positive, episode or None] of complete
-            # PHQ-9 / PHQ-A and of every PHQ-2.
+            # PHQ-9 / PHQ-A / GAD-7 and of every PHQ-2.
             "screens": [],
         }
     if doc is None:
@@ -120,13 +122,11 @@ def evolve(doc: Doc | None, record: RecordedEvent) -> Doc | None:
             doc["contacts"].append([day_of(ev.occurred_at).isoformat(), ev.episode_number])
         case Patient.PsychiatricCaseReviewRecorded():
             doc["reviews"].append([day_of(ev.occurred_at).isoformat(), ev.episode_number])
-        case Patient.ScreeningRecorded() if (
-            ev.instrument == Instrument.GAD7.value and ev.complete and ev.total is not None
-        ):
-            doc["gad7"].append([day_of(ev.occurred_at).isoformat(), ev.total])
         case Patient.ScreeningRecorded() if ev.instrument == Instrument.PHQ2.value or (
-            ev.instrument in PHQ9_SCALES and ev.complete and ev.total is not None
+            ev.instrument in SERIES_SCALES and ev.complete and ev.total is not None
         ):
+            if ev.instrument == Instrument.GAD7.value:
+                doc["gad7"].append([day_of(ev.occurred_at).isoformat(), ev.total])
             doc["screens"].append(
                 [
                     ev.occurred_at.isoformat(),

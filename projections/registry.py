@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.billing import projection as billing
+from projections.care_team_months import projection as care_team_months  # issue #19
 from projections.caseload import projection as registry
 from projections.emergency_access import projection as emergency_access
 from projections.outcomes_series import projection as outcomes_series  # issue #19
@@ -24,6 +25,7 @@ def all_projections() -> list[Projection]:
         consultation_projection,
         pcbh,
         outcomes_series,
+        care_team_months,
     ]
 
 
@@ -39,4 +41,5 @@ def projection_tables() -> dict[str, tuple[str, ...]]:
         consultation_projection.name: ("rm_consultation_tracker",),
         pcbh.name: ("rm_pcbh",),
         outcomes_series.name: ("rm_outcomes_series",),
+        care_team_months.name: ("rm_care_team_facts", "rm_care_team_months"),
     }

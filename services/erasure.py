@@ -1,6 +1,6 @@
 """Forgetting a patient: the ``patient.forgotten`` event, the key destruction, the
-removal of cached snapshots, of the patient's MRN index row and of their search index
-rows commit in one
+removal of cached snapshots, of the patient's MRN index row, of their search index
+rows and of their patient-reported links commit in one
 transaction, so there is no instant at which the log says "forgotten" while the key
 still exists, or the other way round."""
 
@@ -10,6 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from domain.patient import Patient
+from services import patient_links
 from services.eventstore import ConcurrencyConflictError, EventMetadata, EventStore, RecordedEvent
 from services.mrn_index import release as release_mrn
 from services.patient_search import release as release_search
@@ -45,6 +46,8 @@ async def forget_patient(
                 await release_mrn(conn, patient_id)
                 # Nor is the patient found by name or birth date any more.
                 await release_search(conn, patient_id)
+                # Their links to questionnaires stop working and their details go.
+                await patient_links.erase(conn, patient_id)
                 await conn.execute(
                     """DELETE FROM snapshots WHERE stream_id IN
                        (SELECT stream_id FROM streams WHERE patient_id = $1)""",

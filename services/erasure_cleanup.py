@@ -44,11 +44,16 @@ PLAINTEXT_TABLES: Final = (
     "rm_referral_tracker",
     "rm_consultation_tracker",
     "rm_emergency_access",
+    # The birth date (for the DRR-E age), set to null on erasure.
+    "rm_outcomes_series",
+    "rm_care_team_facts",
     "snapshots",
     "patient_keys",
     # Keyed digests only, but a deleted digest should not outlive the erasure either.
     "patient_mrn_index",
     "patient_search_index",
+    # Token digests and the patient id of their questionnaire links, deleted on erasure.
+    "patient_links",
 )
 
 FORGOTTEN_EVENT: Final = "patient.forgotten"

@@ -125,3 +125,13 @@ async def record_screening(conn: Any, link_id: UUID, screening_id: UUID) -> None
     await conn.execute(
         "UPDATE patient_links SET screening_id = $2 WHERE link_id = $1", link_id, screening_id
     )
+
+
+async def erase(conn: Any, patient_id: UUID) -> int:
+    """Deletes every link of a patient being forgotten (docs/erasure.md): an unused one
+    stops working at once (its token then reads as never issued) and no row keeps the
+    patient id, instrument, reporter or issuer. Returns how many went."""
+    deleted = await conn.fetch(
+        "DELETE FROM patient_links WHERE patient_id = $1 RETURNING link_id", patient_id
+    )
+    return len(deleted)

@@ -57,6 +57,8 @@ __all__ = [
     "episode_outcomes",
     "gad7_remission",
     "gad7_response",
+    "gad7_six_month_outcome",
+    "gad7_twelve_week_outcome",
     "is_remission",
     "is_response",
     "rules_for",
@@ -279,6 +281,7 @@ def _window(
     as_of: date,
     ineligible: Ineligibility | None,
     bounds: tuple[date, date] | None,
+    scale: str = "phq9",
 ) -> WindowOutcome:
     index = ordered[0] if ordered else None
     if index is None or bounds is None or ineligible is not None:
@@ -307,9 +310,19 @@ def _window(
         window_end=end,
         window_closed=as_of > end,
         counted=counted,
-        response=counted is not None and is_response(index.total, counted.total, rules),
-        remission=counted is not None and is_remission(counted.total, rules),
+        response=counted is not None and _responds(scale, index.total, counted.total, rules),
+        remission=counted is not None and _remits(scale, counted.total, rules),
     )
+
+
+def _responds(scale: str, baseline_total: int, total: int, rules: OutcomeRules) -> bool:
+    if scale == "gad7":
+        return gad7_response(baseline_total, total)
+    return is_response(baseline_total, total, rules)
+
+
+def _remits(scale: str, total: int, rules: OutcomeRules) -> bool:
+    return gad7_remission(total) if scale == "gad7" else is_remission(total, rules)
 
 
 def _days_after(index: DatedScore, from_day: int, to_day: int) -> tuple[date, date]:
@@ -334,11 +347,12 @@ def _index_window(
     rules: OutcomeRules,
     from_day: int,
     to_day: int,
+    scale: str = "phq9",
 ) -> WindowOutcome:
     """A window measure with no eligibility limit: days ``from_day``-``to_day`` after the index."""
     ordered = _taken_by(scores, day)
     bounds = _days_after(ordered[0], from_day, to_day) if ordered else None
-    return _window(measure, rules, ordered, day, None, bounds)
+    return _window(measure, rules, ordered, day, None, bounds, scale)
 
 
 def six_month_outcome(
@@ -349,6 +363,43 @@ def six_month_outcome(
     rules = rules if rules is not None else rules_for(day)
     return _index_window(
         "six_months", scores, day, rules, rules.six_month_from_day, rules.six_month_to_day
+    )
+
+
+def gad7_twelve_week_outcome(
+    scores: Sequence[DatedScore], as_of: date, rules: OutcomeRules | None = None
+) -> WindowOutcome:
+    """GAD-7 response and remission at 12 weeks: the latest complete GAD-7 on days 70-98
+    after the episode's first (index) GAD-7, judged with the GAD-7 thresholds (at least
+    50% below the index; below 5). The window is the PHQ-9's, so the two read alike."""
+    day = calendar_day(as_of)
+    rules = rules if rules is not None else rules_for(day)
+    return _index_window(
+        "gad7_twelve_weeks",
+        scores,
+        day,
+        rules,
+        rules.twelve_week_from_day,
+        rules.twelve_week_to_day,
+        "gad7",
+    )
+
+
+def gad7_six_month_outcome(
+    scores: Sequence[DatedScore], as_of: date, rules: OutcomeRules | None = None
+) -> WindowOutcome:
+    """GAD-7 response and remission at 6 months: the latest complete GAD-7 on days 120-240
+    after the index GAD-7 (the PHQ-9's 6-month window), GAD-7 thresholds."""
+    day = calendar_day(as_of)
+    rules = rules if rules is not None else rules_for(day)
+    return _index_window(
+        "gad7_six_months",
+        scores,
+        day,
+        rules,
+        rules.six_month_from_day,
+        rules.six_month_to_day,
+        "gad7",
     )
 
 

@@ -123,6 +123,34 @@ class InstrumentCode(enum.Enum):
 M = TypeVar("M", bound=enum.Enum)
 
 
+@strawberry.enum(description="Whose SDQ form: parent (or caregiver), teacher, or self-report.")
+class SdqForm(enum.Enum):
+    PARENT = "parent"
+    TEACHER = "teacher"
+    SELF = "self"
+
+
+@strawberry.enum(
+    description="An SDQ score's band in the official four-band scheme (prosocial runs "
+    "downward: slightly lowered, low, very low)."
+)
+class SdqBandKind(enum.Enum):
+    CLOSE_TO_AVERAGE = "close_to_average"
+    SLIGHTLY_RAISED = "slightly_raised"
+    HIGH = "high"
+    VERY_HIGH = "very_high"
+    SLIGHTLY_LOWERED = "slightly_lowered"
+    LOW = "low"
+    VERY_LOW = "very_low"
+
+
+@strawberry.enum(description="An SDQ score's band in the original three-band scheme.")
+class SdqCategoryKind(enum.Enum):
+    NORMAL = "normal"
+    BORDERLINE = "borderline"
+    ABNORMAL = "abnormal"
+
+
 def member(enum_cls: type[M], value: str | None) -> M | None:
     """A read model's stored lower-case value as its enum member (None stays None): the
     enum field served beside a deprecated String one."""
@@ -168,6 +196,9 @@ __all__ = [
     "ReferralStatus",
     "RequiredElement",
     "ReviewReason",
+    "SdqBandKind",
+    "SdqCategoryKind",
+    "SdqForm",
     "Sex",
     "TargetInstrument",
     "TargetKind",

@@ -33,7 +33,8 @@ QUERY = f"""query($by: SeriesDimension, $from: Date, $to: Date, $asOf: Date) {{
       year month caseload contacted contactedShare enrolled reviewed
       medianDaysToPsychiatricReview
       phq9At12Weeks {{ {SUMMARY} }} phq9At6Months {{ {SUMMARY} }} drrE {{ {SUMMARY} }}
-      dmsE {{ {STATUS} }} dsfE {{ {STATUS} }} }} }} }}
+      dmsE {{ {STATUS} }} dsfE {{ {STATUS} }}
+      gad7At12Weeks {{ {SUMMARY} }} gad7At6Months {{ {SUMMARY} }} }} }} }}
     ... on ValidationError {{ code field }}
     ... on ForbiddenError {{ code }}
 }} }}"""
@@ -49,6 +50,16 @@ def phq9(total: int) -> list[int]:
         total -= answers[-1]
     assert total == 0
     return [*answers, 0]
+
+
+def gad7(total: int) -> list[int]:
+    """GAD-7 answers with ``total``."""
+    answers = []
+    for _ in range(7):
+        answers.append(min(3, total))
+        total -= answers[-1]
+    assert total == 0
+    return answers
 
 
 def at(day: str, hour: int = 16) -> str:
@@ -149,6 +160,11 @@ def seed(server: ServerProcess, org: UUID) -> tuple[Seeder, list[str]]:
     s.contact(p1, "a", "2026-02-20")
     s.phq9(p1, "2026-04-04", 8)
     s.phq9(p1, "2026-07-10", 4)
+    # P1's GAD-7: 12 at enrollment, 6 on day 84 (exactly half: response; 6 is not below
+    # 5: no remission), 4 on day 181 (response and remission at 6 months).
+    s.screen(p1, "2026-01-10", "GAD7", gad7(12))
+    s.screen(p1, "2026-04-04", "GAD7", gad7(6))
+    s.screen(p1, "2026-07-10", "GAD7", gad7(4))
     # P2, A then B from 15 March: enrolled 20 Jan with 12, reviewed on day 30, contacted
     # 25 Jan (by A) and 20 Mar (by B); PHQ-9 10 on day 80 (neither), nothing at 6 months.
     p2 = s.register()
@@ -170,6 +186,11 @@ def seed(server: ServerProcess, org: UUID) -> tuple[Seeder, list[str]]:
     s.phq9(p3, "2026-03-10", 8)
     s.contact(p3, "b", "2026-03-12")
     s.phq9(p3, "2026-05-25", 3)
+    # P3's GAD-7: 9 at enrollment, 5 on day 76 (not half of 9; 5 is not below 5: neither),
+    # then 4 on day 98, the window's last day (both); nothing at 6 months.
+    s.screen(p3, "2026-03-10", "GAD7", gad7(9))
+    s.screen(p3, "2026-05-25", "GAD7", gad7(5))
+    s.screen(p3, "2026-06-16", "GAD7", gad7(4))
     # P4, B: enrolled in December 2025 with 15, contacted 8 Jan, discharged 10 Feb.
     p4 = s.register()
     s.assign(p4, "b", "2025-12-15")
@@ -232,6 +253,8 @@ def month(
     drr: dict[str, int] | None = None,
     dms: dict[str, int] | None = None,
     dsf: dict[str, int] | None = None,
+    g12: dict[str, int] | None = None,
+    g6: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     year, number = name.split("-")
     return {
@@ -248,6 +271,8 @@ def month(
         "drrE": drr or summary(),
         "dmsE": dms or status(),
         "dsfE": dsf or status(),
+        "gad7At12Weeks": g12 or summary(),
+        "gad7At6Months": g6 or summary(),
     }
 
 
@@ -263,9 +288,31 @@ JAN_6M = summary(2, follow_up=1, response=1, remission=1)
 MAR_12W = summary(1, follow_up=1, response=1, remission=1)  # P3 8 -> 3
 MAR_6M = summary(1, follow_up=0)
 MAR_DRR = summary(1, eligible=0)  # P3's index of 8 is not above 9
+# GAD-7 (same windows after the first complete GAD-7; response at least 50% below it,
+# remission below 5): P1 in January 12 -> 6 at 12 weeks, 4 at 6 months; P2 and P5 have
+# no GAD-7 (in neither measure). P3 in March 9 -> 4 on day 98 (the most recent in the
+# window counts, not the 5 of day 76), nothing at 6 months.
+JAN_G12 = summary(1, follow_up=1, response=1, remission=0)
+JAN_G6 = summary(1, follow_up=1, response=1, remission=1)
+MAR_G12 = summary(1, follow_up=1, response=1, remission=1)
+MAR_G6 = summary(1, follow_up=0)
 
 EXPECTED_A = [
-    month("2026-01", 2, 2, 2, 2, 18.5, JAN_12W, JAN_6M, JAN_6M, status(2, 2), status(1, 1)),
+    month(
+        "2026-01",
+        2,
+        2,
+        2,
+        2,
+        18.5,
+        JAN_12W,
+        JAN_6M,
+        JAN_6M,
+        status(2, 2),
+        status(1, 1),
+        JAN_G12,
+        JAN_G6,
+    ),
     month("2026-02", 3, 2, 1, 1, 4.0, dms=status(2, 1)),  # P1, P2, P5; P5 enrolled
     month("2026-03", 2, 1, dms=status(1, 0)),  # P1, P5 (P2 is B's now); P5 contacted
     month("2026-04", 2, 1, dms=status(1, 0)),
@@ -273,7 +320,20 @@ EXPECTED_A = [
 EXPECTED_B = [
     month("2026-01", 1, 1, dms=status(1, 0)),  # P4, contacted 8 Jan
     month("2026-02", 1, 0),  # P4 until the discharge on 10 Feb
-    month("2026-03", 2, 2, 1, 0, None, MAR_12W, MAR_6M, MAR_DRR, status(2, 2)),  # P2, P3
+    month(  # P2, P3
+        "2026-03",
+        2,
+        2,
+        1,
+        0,
+        None,
+        MAR_12W,
+        MAR_6M,
+        MAR_DRR,
+        status(2, 2),
+        g12=MAR_G12,
+        g6=MAR_G6,
+    ),
     month("2026-04", 2, 0),
 ]
 EXPECTED_UNASSIGNED = [
@@ -284,9 +344,36 @@ EXPECTED_UNASSIGNED = [
 ]
 # The organisation: the sums (medians over all the month's reviewed episodes).
 EXPECTED_ORG = [
-    month("2026-01", 3, 3, 2, 2, 18.5, JAN_12W, JAN_6M, JAN_6M, status(3, 2), status(1, 1)),
+    month(
+        "2026-01",
+        3,
+        3,
+        2,
+        2,
+        18.5,
+        JAN_12W,
+        JAN_6M,
+        JAN_6M,
+        status(3, 2),
+        status(1, 1),
+        JAN_G12,
+        JAN_G6,
+    ),
     month("2026-02", 4, 2, 1, 1, 4.0, dms=status(2, 1), dsf=status(1, 0)),
-    month("2026-03", 4, 3, 1, 0, None, MAR_12W, MAR_6M, MAR_DRR, status(3, 2)),
+    month(
+        "2026-03",
+        4,
+        3,
+        1,
+        0,
+        None,
+        MAR_12W,
+        MAR_6M,
+        MAR_DRR,
+        status(3, 2),
+        g12=MAR_G12,
+        g6=MAR_G6,
+    ),
     month("2026-04", 4, 1, dms=status(1, 0)),
 ]
 
@@ -327,6 +414,8 @@ def _csv_month(row: dict[str, str], m: dict[str, Any]) -> None:
         ("phq9_12_weeks", "phq9At12Weeks"),
         ("phq9_6_months", "phq9At6Months"),
         ("drr_e", "drrE"),
+        ("gad7_12_weeks", "gad7At12Weeks"),
+        ("gad7_6_months", "gad7At6Months"),
     ):
         for column, field in (
             ("episodes", "episodes"),
@@ -455,15 +544,27 @@ async def test_care_team_measures_per_care_manager_and_month_equal_the_hand_comp
     # The legend names a listed care manager; one not in the directory by id.
     assert ">Casey Manager</text>" in svg.text and f">{b}</text>" in svg.text
 
+    # GAD-7 on the charts: A's January 12-week response is 1 of 1.
+    gad7_svg = get(
+        f"{server.url}/outcomes/care-team.svg",
+        token=admin,
+        measure="gad7_response_12_weeks",
+        **params,
+    )
+    assert gad7_svg.status_code == 200
+    assert f'data-series="{a}" data-month="2026-01" data-value="1.000"' in gad7_svg.text
+    assert f'data-series="{b}" data-month="2026-03" data-value="1.000"' in gad7_svg.text
+
     # The page, in a browser that cannot reach the internet: three utilisation charts and
-    # ten care-team charts, each drawn by careteam.
+    # fourteen care-team charts, each drawn by careteam.
     dom = dump_dom(
         f"{server.url}/outcomes/#token={admin}&asOf={AS_OF}&fromMonth={FROM}&toMonth={TO}",
         budget_ms=20000,
     )
     assert "Not shown" not in dom, dom[-2000:]
-    assert dom.count("<svg") == 13, dom[-2000:]
+    assert dom.count("<svg") == 17, dom[-2000:]
     assert 'id="care-team-median_days_to_psychiatric_review"' in dom
+    assert 'id="care-team-gad7_remission_6_months"' in dom
     assert f'data-series="{a}" data-month="2026-01" data-value="18.500"' in dom
 
 

@@ -292,9 +292,9 @@ async def test_the_series_per_month_equals_the_hand_computation_in_graphql_csv_a
     assert 'data-month="2026-03" data-window="after"' not in svg.text
 
     # The page, in a browser that cannot reach the internet: the three utilisation charts
-    # appear, and the ten care-team charts (tests/e2e/test_care_team_over_time.py).
+    # appear, and the fourteen care-team charts (tests/e2e/test_care_team_over_time.py).
     dom = dump_dom(f"{server.url}/outcomes/#token={admin}&asOf={AS_OF}", budget_ms=20000)
-    assert dom.count("<svg") == 13, dom[-2000:]
+    assert dom.count("<svg") == 17, dom[-2000:]
     assert 'data-month="2026-03" data-window="before" data-per-1000="1500.000"' in dom
     assert "Not shown" not in dom
 

@@ -406,6 +406,27 @@ async def test_a_caregiver_answers_the_sdq_parent_form_and_wrong_form_items_are_
     assert (row["role"], row["channel"]) == ("caregiver", "patient_reported")
     assert post(server, "submit", {"token": link["token"], "answers": [1] * 25}).status_code == 410
 
+    # The registry row shows the latest SDQ: every item "somewhat true" is a total
+    # difficulties of 20, "very high" (parent four bands: 20-40) and "abnormal" (three
+    # bands: 17-40).
+    query = """query($id: UUID!) { registryRow(patientId: $id) {
+      latestSdq { informant totalDifficulties band category takenAt } } }"""
+    deadline = time.monotonic() + 10
+    while True:
+        body = server.graphql(query, {"id": child}, token=cm)
+        assert "errors" not in body, body
+        sdq = body["data"]["registryRow"]["latestSdq"]
+        if sdq is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert sdq is not None
+    assert {k: sdq[k] for k in ("informant", "totalDifficulties", "band", "category")} == {
+        "informant": "PARENT",
+        "totalDifficulties": 20,
+        "band": "VERY_HIGH",
+        "category": "ABNORMAL",
+    }
+
 
 async def test_an_expired_link_answers_like_a_used_one_and_writes_nothing(
     server: ServerProcess, db_dsn: str
@@ -434,3 +455,56 @@ async def test_an_expired_link_answers_like_a_used_one_and_writes_nothing(
         "field": "token",
     }
     assert await event_count(db_dsn, team.patient_id) == before
+
+
+FORGET = """mutation($id: UUID!) { forgetPatient(patientId: $id, reason: "erasure request") {
+  __typename } }"""
+
+
+async def _links_of(db_dsn: str, patient_id: str) -> int:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM patient_links WHERE patient_id = $1", UUID(patient_id)
+        )
+    finally:
+        await conn.close()
+    return count
+
+
+async def test_an_erased_patients_links_stop_working_and_their_details_go(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    team = enrolled_patient(server, mrn=f"LINK-ERASE-{uuid4().hex[:8]}")
+    unused = issue(server, team.care_manager, patientId=team.patient_id, instrument="PHQ9")
+    used = issue(server, team.care_manager, patientId=team.patient_id, instrument="GAD7")
+    answered = post(server, "submit", {"token": used["token"], "answers": [1] * 7})
+    assert answered.status_code == 201, answered.text
+    assert await _links_of(db_dsn, team.patient_id) == 2
+
+    admin = server.token("admin")
+    forgotten = server.graphql(FORGET, {"id": team.patient_id}, token=admin)
+    assert forgotten["data"]["forgetPatient"]["__typename"] == "ForgetPatientPayload", forgotten
+    # No row keeps the patient, the questionnaire or who issued it.
+    assert await _links_of(db_dsn, team.patient_id) == 0
+    before = await event_count(db_dsn, team.patient_id)
+
+    # The unused link now reads exactly as one never issued: what to do next, nothing else.
+    never = post(server, "submit", {"token": "x" * 43, "answers": [0] * 9})
+    for path, body in (
+        ("questionnaire", {"token": unused["token"]}),
+        ("submit", {"token": unused["token"], "answers": PHQ9_ITEM9_POSITIVE}),
+        ("submit", {"token": used["token"], "answers": [0] * 7}),
+    ):
+        reply = post(server, path, body)
+        assert reply.status_code == 410, (path, reply.text)
+        assert reply.json() == never.json()
+        assert reply.json()["error"]["code"] == "LINK_NOT_USABLE"
+        assert "contact your clinic" in reply.json()["error"]["message"]
+        assert team.patient_id not in reply.text
+    assert await event_count(db_dsn, team.patient_id) == before
+
+    # And no new link is issued for the forgotten patient.
+    refused = issue(server, team.care_manager, patientId=team.patient_id, instrument="PHQ9")
+    assert refused == {"__typename": "NotAllowedError", "code": "PATIENT_FORGOTTEN"}
+    assert await _links_of(db_dsn, team.patient_id) == 0

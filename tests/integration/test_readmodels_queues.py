@@ -257,6 +257,52 @@ async def test_outcomes_recompute_when_a_score_in_the_window_is_recorded_late(
     assert manager["twelveWeeks"] == {"final": 1, "response": 1, "remission": 1}
 
 
+GAD7_OUTCOMES = """
+query($asOf: Date) {
+  outcomes(asOf: $asOf) {
+    byCareManager { gad7At12Weeks { episodes final response remission }
+                    gad7At6Months { episodes final inProgress } }
+    episodes { gad7At12Weeks { measureKind counted { total } response remission windowClosed }
+               gad7At6Months { windowClosed counted { total } } }
+  }
+}"""
+
+
+async def test_outcomes_report_gad7_at_12_weeks_and_6_months(clinic: Clinic) -> None:
+    """GAD-7 15 at the index, 7 on day 80 (more than half below: response; not below 5)
+    and 4 on day 95 (the latest in days 70-98: response and remission). Asked on day 150
+    the 6-month window (days 120-240) is still open; an episode without a GAD-7 has no
+    GAD-7 measure and is not counted in the care manager's."""
+    pid = await clinic.patient()
+    await clinic.on_patient(pid, screened(0, 18))
+    for n, total in ((0, 15), (80, 7), (95, 4)):
+        answers = [min(3, max(0, total - 3 * i)) for i in range(7)]
+        await clinic.on_patient(
+            pid,
+            lambda p, n=n, answers=answers: p.record_screening(
+                instrument="gad7", answers=answers, occurred_at=day(n, 1), now=day(n, 1)
+            ),
+        )
+    other = await clinic.patient()
+    await clinic.on_patient(other, screened(0, 12))
+    await clinic.catch_up()
+    report = (await clinic.query(GAD7_OUTCOMES, {"asOf": str(on(150))}))["outcomes"]
+    measured = [e for e in report["episodes"] if e["gad7At12Weeks"] is not None]
+    assert len(report["episodes"]) == 2 and len(measured) == 1
+    (episode,) = measured
+    assert episode["gad7At12Weeks"] == {
+        "measureKind": "GAD7_TWELVE_WEEKS",
+        "counted": {"total": 4},
+        "response": True,
+        "remission": True,
+        "windowClosed": True,
+    }
+    assert episode["gad7At6Months"] == {"windowClosed": False, "counted": None}
+    (manager,) = report["byCareManager"]
+    assert manager["gad7At12Weeks"] == {"episodes": 1, "final": 1, "response": 1, "remission": 1}
+    assert manager["gad7At6Months"] == {"episodes": 1, "final": 0, "inProgress": 1}
+
+
 async def test_the_demo_seed_fills_every_role_view(clinic: Clinic) -> None:
     """Seeded through domain commands: flags, queue order, bills and loops all show."""
     team = DemoTeam(ORG, CARE_MANAGER, PCP, PSYCHIATRIST)

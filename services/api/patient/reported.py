@@ -40,8 +40,14 @@ from services import patient_links
 from services.api.authz import Denied, check_patient_operation, record_access
 from services.api.commanding import deny
 from services.api.context import CareteamContext
-from services.api.enums import InstrumentCode
-from services.api.errors import CommandError, ValidationError, camel_path, result_union
+from services.api.enums import InstrumentCode, SdqForm
+from services.api.errors import (
+    CommandError,
+    NotAllowedError,
+    ValidationError,
+    camel_path,
+    result_union,
+)
 from services.api.patient_types import PatientResult
 from services.api.record_commands import answer_patient
 from services.auth import TokenVerifier
@@ -106,13 +112,6 @@ class PatientLinkPayload:
     instrument: InstrumentCode = strawberry.field(description="The questionnaire.")
     reporter: PatientLinkReporter = strawberry.field(description="Who answers.")
     expires_at: datetime = strawberry.field(description="When the link stops working.")
-
-
-@strawberry.enum(description="Whose SDQ form: parent (or caregiver), teacher, or self-report.")
-class SdqForm(enum.Enum):
-    PARENT = "parent"
-    TEACHER = "teacher"
-    SELF = "self"
 
 
 @strawberry.input(description="A link for one SDQ form about a child or adolescent.")
@@ -271,6 +270,10 @@ async def _issue(
     except StreamNotFoundError:
         return ValidationError(code="PATIENT_NOT_FOUND", message="no such patient",
                                field="patientId")  # fmt: skip
+    if patient.family_name is None:  # forgotten (crypto-shredding): no new links
+        return NotAllowedError(
+            code="PATIENT_FORGOTTEN", message="the patient was forgotten (erased)"
+        )
     if patient.birth_date is not None and not allows_age(patient.age_on(now.date())):
         return ValidationError(
             code="INSTRUMENT_NOT_FOR_AGE",
@@ -306,6 +309,10 @@ async def _issue(
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status)
+
+
+class _LinkGoneError(Exception):
+    """The link's patient was forgotten while the submission ran (nothing is written)."""
 
 
 def _not_usable() -> JSONResponse:
@@ -432,6 +439,9 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
             return _error(422, "INVALID_IMPACT", "impact must be an object", "impact")
 
         def run(patient: PatientAggregate) -> None:
+            if patient.family_name is None:
+                # Forgotten after this link was claimed: its row went with the erasure.
+                raise _LinkGoneError
             if link.instrument.startswith(_SDQ_PREFIX):
                 patient.record_sdq(
                     informant=link.instrument.removeprefix(_SDQ_PREFIX),
@@ -454,6 +464,9 @@ def patient_reported_routes(get_runtime: Callable[[], Runtime | None]) -> list[B
             result = await runtime.app.execute(
                 PatientAggregate, link.patient_id, run, metadata=metadata, now=now
             )
+        except _LinkGoneError:
+            await _audit(runtime, request, link.patient_id, "denied", "LINK_NOT_USABLE")
+            return _not_usable()
         except domain_errors.DomainError as exc:
             async with runtime.pool.acquire() as conn:
                 await patient_links.release(conn, link.link_id)

@@ -3,8 +3,8 @@
 
 ``careTeamOverTime(by, fromMonth, toMonth, asOf)``: per month of the caller's
 organisation, or per care manager and month, the caseload size, the share contacted,
-the time to first psychiatric review, PHQ-9 response and remission at 12 weeks and 6
-months, NCQA DRR-E, DMS-E and DSF-E (``projections/care_team_series.py``). Bounded: at
+the time to first psychiatric review, PHQ-9 and GAD-7 response and remission at 12 weeks
+and 6 months, NCQA DRR-E, DMS-E and DSF-E (``projections/care_team_series.py``). Bounded: at
 most 36 months a request. Aggregate counts only; every patient counted is recorded in
 the access log as read. The same numbers as CSV and chart: services/api/registry/outcomes_page.py.
 """
@@ -21,7 +21,7 @@ import strawberry
 from strawberry.types import Info
 
 from domain.rules.care_team_months import MAX_MONTHS, months_from_to
-from projections import care_team_series as model
+from projections import care_team_months as model
 from projections.care_team_series import CareTeamMonth, CareTeamSeries, StatusCount
 from projections.clinic_calendar import day_of
 from services.api.authz import Denied, check_role, patient_scope_sql
@@ -98,10 +98,14 @@ async def load_care_team(
         return patient_scope_sql(OPERATION, principal, key, first)
 
     async with ctx.runtime.pool.acquire() as conn:
-        docs = await model.fetch_patients(conn, principal.organisation_id, scope=scope)
-    series, counted = model.care_team_series(
-        docs, months, day, by_care_manager=by is SeriesDimension.CARE_MANAGER
-    )
+        series, counted = await model.fetch_series(
+            conn,
+            principal.organisation_id,
+            months,
+            day,
+            by_care_manager=by is SeriesDimension.CARE_MANAGER,
+            scope=scope,
+        )
     if counted:
         await record_reads(ctx, OPERATION, sorted(counted, key=str), fields)
     managers = [s.care_manager_id for s in series if s.care_manager_id is not None]
@@ -170,6 +174,14 @@ class CareTeamMonthView:
         description="NCQA DSF-E: patients with a positive PHQ-2 that month; met when a "
         "complete PHQ-9 followed the first one that day or within 30 days."
     )
+    gad7_at_12_weeks: MeasureSummaryView = strawberry.field(
+        description="Episodes enrolled that month: GAD-7 response (at least 50% below the "
+        "episode's first complete GAD-7) and remission (below 5) on the most recent GAD-7 "
+        "on days 70-98 after that first one."
+    )
+    gad7_at_6_months: MeasureSummaryView = strawberry.field(
+        description="The same on days 120-240 after the first complete GAD-7."
+    )
 
     @classmethod
     def build(cls, m: CareTeamMonth) -> CareTeamMonthView:
@@ -187,6 +199,8 @@ class CareTeamMonthView:
             drr_e=MeasureSummaryView.build(m.drr_e),
             dms_e=StatusCountView.build(m.dms_e),
             dsf_e=StatusCountView.build(m.dsf_e),
+            gad7_at_12_weeks=MeasureSummaryView.build(m.gad7_twelve_weeks),
+            gad7_at_6_months=MeasureSummaryView.build(m.gad7_six_months),
         )
 
 
@@ -241,8 +255,8 @@ class CareTeamQuery:
     @strawberry.field(
         description="Per month of your organisation (by ORGANISATION) or per care manager "
         "and month (by CARE_MANAGER): caseload size, share contacted, time to first "
-        "psychiatric review, PHQ-9 response and remission at 12 weeks and 6 months, NCQA "
-        "DRR-E, DMS-E and DSF-E, as of `asOf` (default today), for the months from "
+        "psychiatric review, PHQ-9 and GAD-7 response and remission at 12 weeks and 6 "
+        "months, NCQA DRR-E, DMS-E and DSF-E, as of `asOf` (default today), for the months from "
         "`fromMonth` to `toMonth` (any day of each; default the 12 months ending with "
         "asOf's; at most 36). Compliance and administrators. Aggregate counts only; every "
         "patient counted is recorded as read. Also at /outcomes/care-team.csv and on the "

@@ -22,6 +22,8 @@ from services.api.registry.care_team import CareTeamResult, share
 MAX_SUPPRESS_BELOW = 100
 
 _WINDOWS = (("phq9_12_weeks", "twelve_weeks"), ("phq9_6_months", "six_months"), ("drr_e", "drr_e"))
+# Added after the first columns, at the end of a row, so a reader by position keeps working.
+_GAD7_WINDOWS = (("gad7_12_weeks", "gad7_twelve_weeks"), ("gad7_6_months", "gad7_six_months"))
 _WINDOW_COUNTS = ("episodes", "final", "follow_up", "response", "remission")
 
 CSV_COLUMNS = (
@@ -42,6 +44,7 @@ CSV_COLUMNS = (
     "dsf_e_eligible",
     "dsf_e_met",
     "dsf_e_open",
+    *(f"{prefix}_{count}" for prefix, _ in _GAD7_WINDOWS for count in _WINDOW_COUNTS),
 )
 
 
@@ -65,6 +68,10 @@ def care_team_csv_text(result: CareTeamResult, suppress_below: int = 0) -> str:
             for _, attr in _WINDOWS:
                 summary: MeasureSummary = getattr(m, attr)
                 windows.extend(cell(getattr(summary, c)) for c in _WINDOW_COUNTS)
+            anxiety: list[str] = []
+            for _, attr in _GAD7_WINDOWS:
+                summary = getattr(m, attr)
+                anxiety.extend(cell(getattr(summary, c)) for c in _WINDOW_COUNTS)
             writer.writerow(
                 (
                     result.as_of.isoformat(),
@@ -88,6 +95,7 @@ def care_team_csv_text(result: CareTeamResult, suppress_below: int = 0) -> str:
                     cell(m.dsf_e.eligible),
                     cell(m.dsf_e.met),
                     cell(m.dsf_e.open),
+                    *anxiety,
                 )
             )
     return out.getvalue()
@@ -126,6 +134,26 @@ CHART_MEASURES: dict[str, tuple[str, Measure, bool]] = {
     "phq9_remission_6_months": (
         "PHQ-9 remission at 6 months (share of closed windows)",
         lambda m: share(m.six_months.remission, m.six_months.final),
+        True,
+    ),
+    "gad7_response_12_weeks": (
+        "GAD-7 response at 12 weeks (share of closed windows)",
+        lambda m: share(m.gad7_twelve_weeks.response, m.gad7_twelve_weeks.final),
+        True,
+    ),
+    "gad7_remission_12_weeks": (
+        "GAD-7 remission at 12 weeks (share of closed windows)",
+        lambda m: share(m.gad7_twelve_weeks.remission, m.gad7_twelve_weeks.final),
+        True,
+    ),
+    "gad7_response_6_months": (
+        "GAD-7 response at 6 months (share of closed windows)",
+        lambda m: share(m.gad7_six_months.response, m.gad7_six_months.final),
+        True,
+    ),
+    "gad7_remission_6_months": (
+        "GAD-7 remission at 6 months (share of closed windows)",
+        lambda m: share(m.gad7_six_months.remission, m.gad7_six_months.final),
         True,
     ),
     "drr_e_remission": (

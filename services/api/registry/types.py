@@ -21,7 +21,7 @@ from domain.rules.outcomes import EpisodeOutcomes, WindowOutcome
 from projections import caseload as caseload_model
 from projections import trackers as trackers_model
 from projections.billing import BillingRow
-from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint
+from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint, SdqPoint
 from projections.outcomes import CareManagerOutcomes, EpisodeOutcome, MeasureSummary
 from projections.panel import PanelPatient
 from projections.review_queue import ReviewEntry
@@ -35,6 +35,9 @@ from services.api.enums import (
     RecommendationResponse,
     RequiredElement,
     ReviewReason,
+    SdqBandKind,
+    SdqCategoryKind,
+    SdqForm,
     member,
 )
 from services.api.types import staff_name
@@ -129,6 +132,37 @@ class ScoreView:
 
 
 @strawberry.type(
+    name="RegistrySdq",
+    description="The patient's latest SDQ (any form): total difficulties and its bands.",
+)
+class SdqView:
+    informant: SdqForm = strawberry.field(description="Whose form it was.")
+    total_difficulties: int | None = strawberry.field(
+        description="Emotional + conduct + hyperactivity + peer problems (0-40); null when "
+        "an item of those subscales was not answered."
+    )
+    band: SdqBandKind | None = strawberry.field(
+        description="The total's band in the official four-band scheme for that form."
+    )
+    category: SdqCategoryKind | None = strawberry.field(
+        description="The total's band in the original three-band scheme for that form."
+    )
+    taken_at: datetime = strawberry.field(description="When it was answered.")
+
+    @classmethod
+    def build(cls, point: SdqPoint | None) -> SdqView | None:
+        if point is None:
+            return None
+        return cls(
+            informant=SdqForm(point.informant),
+            total_difficulties=point.total_difficulties,
+            band=None if point.band is None else SdqBandKind(point.band),
+            category=None if point.category is None else SdqCategoryKind(point.category),
+            taken_at=point.taken_at,
+        )
+
+
+@strawberry.type(
     name="CaseloadRow",
     description="One patient's registry row; time-dependent values are for asOf.",
 )
@@ -164,6 +198,9 @@ class CaseloadRowView:
     latest_gad7: ScoreView | None = strawberry.field(description="Most recent complete GAD-7.")
     gad7_percent_change: float | None = strawberry.field(
         description="GAD-7 percent change from baseline (negative is better)."
+    )
+    latest_sdq: SdqView | None = strawberry.field(
+        description="Latest SDQ (Strengths and Difficulties Questionnaire, any form)."
     )
     contact_count: int = strawberry.field(description="Contacts with the patient this episode.")
     outreach_count: int = strawberry.field(description="Outreach attempts this episode.")
@@ -235,6 +272,7 @@ class CaseloadRowView:
             baseline_gad7=ScoreView.build(row.baseline_gad7),
             latest_gad7=ScoreView.build(row.latest_gad7),
             gad7_percent_change=_float(row.gad7_percent_change),
+            latest_sdq=SdqView.build(row.latest_sdq),
             contact_count=row.contact_count,
             outreach_count=row.outreach_count,
             last_contact_at=row.last_contact_at,
@@ -488,6 +526,8 @@ class OutcomeMeasure(enum.Enum):
     SIX_MONTHS = "six_months"
     DRR_E = "drr_e"
     CMS159 = "cms159"
+    GAD7_TWELVE_WEEKS = "gad7_twelve_weeks"
+    GAD7_SIX_MONTHS = "gad7_six_months"
 
 
 @strawberry.type(
@@ -552,6 +592,14 @@ class EpisodeOutcomeView:
     twelve_weeks: WindowMeasureView = strawberry.field(description="At 12 weeks (days 70-98).")
     drr_e: WindowMeasureView = strawberry.field(description="NCQA DRR-E (days 120-240).")
     cms159: WindowMeasureView = strawberry.field(description="CMS159 (12 months +/- 60 days).")
+    gad7_at_12_weeks: WindowMeasureView | None = strawberry.field(
+        description="GAD-7 response (at least 50% below the episode's first complete GAD-7) "
+        "and remission (below 5) on the most recent GAD-7 on days 70-98 after that first "
+        "one; null without a GAD-7 in the episode."
+    )
+    gad7_at_6_months: WindowMeasureView | None = strawberry.field(
+        description="The same on days 120-240; null without a GAD-7 in the episode."
+    )
 
     @classmethod
     def build(cls, e: EpisodeOutcome) -> EpisodeOutcomeView:
@@ -574,6 +622,12 @@ class EpisodeOutcomeView:
             twelve_weeks=WindowMeasureView.build(o.twelve_weeks),
             drr_e=WindowMeasureView.build(o.drr_e),
             cms159=WindowMeasureView.build(o.cms159),
+            gad7_at_12_weeks=None
+            if e.gad7_twelve_weeks is None
+            else WindowMeasureView.build(e.gad7_twelve_weeks),
+            gad7_at_6_months=None
+            if e.gad7_six_months is None
+            else WindowMeasureView.build(e.gad7_six_months),
         )
 
 
@@ -610,6 +664,12 @@ class CareManagerOutcomesView:
     twelve_weeks: MeasureSummaryView = strawberry.field(description="At 12 weeks.")
     drr_e: MeasureSummaryView = strawberry.field(description="NCQA DRR-E.")
     cms159: MeasureSummaryView = strawberry.field(description="CMS159.")
+    gad7_at_12_weeks: MeasureSummaryView = strawberry.field(
+        description="GAD-7 at 12 weeks, over the episodes with a GAD-7."
+    )
+    gad7_at_6_months: MeasureSummaryView = strawberry.field(
+        description="GAD-7 at 6 months, over the episodes with a GAD-7."
+    )
 
     @classmethod
     def build(cls, c: CareManagerOutcomes) -> CareManagerOutcomesView:
@@ -619,6 +679,8 @@ class CareManagerOutcomesView:
             twelve_weeks=MeasureSummaryView.build(c.twelve_weeks),
             drr_e=MeasureSummaryView.build(c.drr_e),
             cms159=MeasureSummaryView.build(c.cms159),
+            gad7_at_12_weeks=MeasureSummaryView.build(c.gad7_twelve_weeks),
+            gad7_at_6_months=MeasureSummaryView.build(c.gad7_six_months),
         )
 
 

@@ -1,5 +1,7 @@
 """SDQ scoring: subscales, reverse-scored items, total difficulties, impact and the
-four bands of the official scoring instructions (sdqinfo), exact at every boundary."""
+four bands and original three bands of the official scoring instructions (sdqinfo),
+exact at every boundary. The four-band teacher values are also printed, citing sdqinfo,
+in PMC4830858 (table 1)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from domain.instruments import (
     SDQ_REVERSED_ITEMS,
     SDQ_SUBSCALE_ITEMS,
     SdqBand,
+    SdqCategory,
     SdqInformant,
     SdqScale,
     WrongInformantItemError,
     score_sdq,
+    sdq_category,
 )
 
 PARENT, TEACHER, SELF = SdqInformant.PARENT, SdqInformant.TEACHER, SdqInformant.SELF
@@ -211,3 +215,54 @@ def test_an_sdq_is_recorded_with_its_scores_and_the_forms_ages_are_enforced() ->
         child.record_sdq(informant="teacher", items=[1] * 25, impact={"home_life": 1},
                          occurred_at=T0, now=NOW)  # fmt: skip
     assert child.collect_events() == []
+
+
+# --- the original three bands (normal, borderline, abnormal) ------------------------------
+# Source: the official scoring instructions for 4-17 year olds (sdqinfo, "Scoring the
+# SDQ"); the parent values are also those a Norwegian study (BMC Pediatrics 2023,
+# s12887-023-03837-1, table 2) lists as the UK 4-17 cut-offs. (scale, last normal score,
+# last borderline score; prosocial: the lowest normal and lowest borderline scores.)
+NORMAL, BORDERLINE, ABNORMAL = SdqCategory.NORMAL, SdqCategory.BORDERLINE, SdqCategory.ABNORMAL
+THREE_BAND_CUTS = [
+    (PARENT, "total_difficulties", 13, 16), (PARENT, "emotional", 3, 4),
+    (PARENT, "conduct", 2, 3), (PARENT, "hyperactivity", 5, 6), (PARENT, "peer", 2, 3),
+    (PARENT, "impact", 0, 1),
+    (TEACHER, "total_difficulties", 11, 15), (TEACHER, "emotional", 4, 5),
+    (TEACHER, "conduct", 2, 3), (TEACHER, "hyperactivity", 5, 6), (TEACHER, "peer", 3, 4),
+    (TEACHER, "impact", 0, 1),
+    (SELF, "total_difficulties", 15, 19), (SELF, "emotional", 5, 6),
+    (SELF, "conduct", 3, 4), (SELF, "hyperactivity", 5, 6), (SELF, "peer", 3, 5),
+    (SELF, "impact", 0, 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("informant", "scale", "normal", "borderline"), THREE_BAND_CUTS)
+def test_three_bands_at_every_boundary(
+    informant: SdqInformant, scale: str, normal: int, borderline: int
+) -> None:
+    top = {"total_difficulties": 40, "impact": 10 if informant is not TEACHER else 6}
+    expected = {0: NORMAL, normal: NORMAL, normal + 1: BORDERLINE, borderline: BORDERLINE,
+                borderline + 1: ABNORMAL, top.get(scale, 10): ABNORMAL}  # fmt: skip
+    for value, band in expected.items():
+        assert sdq_category(informant, SdqScale(scale), value) is band, (informant, scale, value)
+
+
+@pytest.mark.parametrize("informant", [PARENT, TEACHER, SELF])
+def test_prosocial_three_bands_run_downward(informant: SdqInformant) -> None:
+    expected = {10: NORMAL, 6: NORMAL, 5: BORDERLINE, 4: ABNORMAL, 0: ABNORMAL}
+    for value, band in expected.items():
+        result = score_sdq(informant, form(prosocial=value))
+        assert result.categories[SdqScale.PROSOCIAL] is band, (informant, value)
+
+
+def test_a_scored_form_carries_both_band_schemes() -> None:
+    """Parent form, every item "somewhat true": total 20 is very high (four bands) and
+    abnormal (three bands); emotional 5 is high and abnormal; a teacher's emotional 5 is
+    high but only borderline."""
+    parent = score_sdq(PARENT, [1] * 25)
+    assert parent.categories[SdqScale.TOTAL_DIFFICULTIES] is ABNORMAL
+    assert parent.categories[SdqScale.EMOTIONAL] is ABNORMAL
+    assert parent.categories[SdqScale.IMPACT] is None  # impact not answered
+    teacher = score_sdq(TEACHER, [1] * 25)
+    assert teacher.bands[SdqScale.EMOTIONAL] is HIGH
+    assert teacher.categories[SdqScale.EMOTIONAL] is BORDERLINE

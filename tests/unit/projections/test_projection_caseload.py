@@ -369,3 +369,30 @@ def test_a_score_dated_years_before_the_episode_is_history_not_the_baseline() ->
         assert row.phq9_percent_change == expected.phq9_percent_change
         assert [f.kind for f in row.flags] == [f.kind for f in expected.flags]
         assert "not_improving" in kinds(doc, on(73))  # 18 -> 10 at week 10, as without
+
+
+def test_the_row_shows_the_latest_sdq_with_both_band_schemes() -> None:
+    """The most recently *taken* SDQ counts: one recorded later but taken earlier does not
+    replace it. A teacher's total of 12 is "slightly raised" (four bands: 12-15) but
+    "borderline" (three bands: 12-15); a missing item leaves the total and bands empty."""
+    # Born 2016: 10 on the SDQ days (the parent and teacher forms are for 4-17).
+    patient = enrolled_patient(birth_date=date(2016, 1, 10))
+    log = Log()
+    assert caseload_row(registry(patient, log=log), on(1)).latest_sdq is None
+    # Emotional items all "certainly true" (10); item 7 (conduct, reverse-scored) "not
+    # true" (2); the other reverse-scored items "certainly true" (0): total 12.
+    teacher = [0] * 25
+    for n in (3, 8, 13, 16, 24, 11, 14, 21, 25):
+        teacher[n - 1] = 2
+    patient.record_sdq(informant="teacher", items=teacher, occurred_at=day(20), now=NOW)
+    patient.record_sdq(informant="parent", items=[1] * 25, occurred_at=day(10), now=NOW)
+    row = caseload_row(registry(patient, log=log), on(30))
+    assert row.latest_sdq is not None
+    assert (row.latest_sdq.informant, row.latest_sdq.total_difficulties) == ("teacher", 12)
+    assert (row.latest_sdq.band, row.latest_sdq.category) == ("slightly_raised", "borderline")
+    patient.record_sdq(
+        informant="parent", items=[1, 1, None] + [1] * 22, occurred_at=day(25), now=NOW
+    )
+    later = caseload_row(registry(patient, log=log), on(30)).latest_sdq
+    assert later is not None and later.informant == "parent"
+    assert (later.total_difficulties, later.band, later.category) == (None, None, None)

@@ -14,6 +14,7 @@ from tests.unit.projections.projection_support import (
     day,
     enrolled_patient,
     fold,
+    gad7,
     on,
     phq9,
 )
@@ -117,3 +118,31 @@ def test_the_twelve_week_window_is_cut_on_the_clinics_local_days() -> None:
     assert local.outcomes.twelve_weeks.remission
     assert utc.outcomes.twelve_weeks.window_end == date(2026, 6, 9)
     assert not utc.outcomes.twelve_weeks.remission
+
+
+def test_gad7_outcomes_per_episode_and_per_care_manager() -> None:
+    """GAD-7 12 -> 6 on day 84 (exactly half: response; 6 is not below 5) and 4 on day
+    200 (response and remission at 6 months); an episode without a GAD-7 has none and is
+    not in the care manager's GAD-7 counts."""
+    patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=phq9(18), occurred_at=day(0), now=NOW)
+    for offset, total in ((0, 12), (84, 6), (200, 4)):
+        patient.record_screening(
+            instrument="gad7", answers=gad7(total), occurred_at=day(offset, 1), now=NOW
+        )
+    other = enrolled_patient()
+    other.record_screening(instrument="phq9", answers=phq9(12), occurred_at=day(0), now=NOW)
+    log = Log()
+    log.take(patient)
+    log.take(other)
+    (episode,) = episode_outcomes(fold(evolve, log.records, patient.id), on(300))
+    assert episode.gad7_twelve_weeks is not None and episode.gad7_six_months is not None
+    twelve, six = episode.gad7_twelve_weeks, episode.gad7_six_months
+    assert (twelve.window_closed, twelve.response, twelve.remission) == (True, True, False)
+    assert (six.window_closed, six.response, six.remission) == (True, True, True)
+    (without,) = episode_outcomes(fold(evolve, log.records, other.id), on(300))
+    assert without.gad7_twelve_weeks is None and without.gad7_six_months is None
+    (manager,) = by_care_manager([episode, without])
+    assert manager.episodes == 2
+    assert (manager.gad7_twelve_weeks.episodes, manager.gad7_twelve_weeks.response) == (1, 1)
+    assert (manager.gad7_six_months.final, manager.gad7_six_months.remission) == (1, 1)

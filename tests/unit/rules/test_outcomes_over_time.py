@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import pytest
 
+from domain.rules import DatedScore
 from domain.rules.outcomes import (
     CohortGad7,
     EnrolledPatient,
@@ -17,6 +18,8 @@ from domain.rules.outcomes import (
     cohort_utilisation,
     gad7_remission,
     gad7_response,
+    gad7_six_month_outcome,
+    gad7_twelve_week_outcome,
     utilisation_window,
 )
 
@@ -128,3 +131,63 @@ def test_gad7_cohort_ignores_scores_after_the_as_of_day() -> None:
     course = Gad7Course(jan, ((jan, 16), (date(2025, 6, 1), 2)))
     assert cohort_gad7([course], date(2025, 5, 31)) == [CohortGad7(2025, 1, 1, 1, 0, 0, 0)]
     assert cohort_gad7([course], date(2025, 6, 1)) == [CohortGad7(2025, 1, 1, 1, 1, 1, 1)]
+
+
+# --- GAD-7 at 12 weeks and 6 months: the PHQ-9 windows, GAD-7 thresholds -----------------
+
+INDEX_DAY = date(2026, 1, 10)
+
+
+def _gad7(*scores: tuple[int, int]) -> list[DatedScore]:
+    """(days after the index, total) -> dated scores."""
+    return [DatedScore(INDEX_DAY + timedelta(days=d), t) for d, t in scores]
+
+
+@pytest.mark.parametrize(
+    ("day", "total", "follow_up", "response", "remission"),
+    [
+        (69, 2, False, False, False),  # before the window
+        (70, 6, True, True, False),  # first day; exactly half of 12 responds; 6 is not < 5
+        (98, 4, True, True, True),  # last day
+        (99, 0, False, False, False),  # after it
+        (84, 7, True, False, False),  # 7 is less than half below 12
+    ],
+)
+def test_gad7_at_12_weeks_reads_days_70_to_98_after_the_first_gad7(
+    day: int, total: int, follow_up: bool, response: bool, remission: bool
+) -> None:
+    outcome = gad7_twelve_week_outcome(_gad7((0, 12), (day, total)), date(2026, 12, 1))
+    assert (outcome.follow_up, outcome.response, outcome.remission) == (
+        follow_up,
+        response,
+        remission,
+    )
+    assert outcome.window_closed and outcome.measure == "gad7_twelve_weeks"
+
+
+@pytest.mark.parametrize(
+    ("day", "follow_up"), [(119, False), (120, True), (240, True), (241, False)]
+)
+def test_gad7_at_6_months_reads_days_120_to_240(day: int, follow_up: bool) -> None:
+    outcome = gad7_six_month_outcome(_gad7((0, 10), (day, 4)), date(2026, 12, 1))
+    assert outcome.follow_up is follow_up
+    assert outcome.remission is follow_up and outcome.response is follow_up
+
+
+def test_gad7_window_is_open_until_its_last_day_has_passed_and_the_latest_score_counts() -> None:
+    scores = _gad7((0, 12), (72, 3), (90, 8))
+    running = gad7_twelve_week_outcome(scores, INDEX_DAY + timedelta(days=98))
+    assert not running.window_closed
+    closed = gad7_twelve_week_outcome(scores, INDEX_DAY + timedelta(days=99))
+    assert closed.window_closed
+    # The most recent score in the window (8 on day 90), not the best one (3 on day 72).
+    assert closed.counted == DatedScore(INDEX_DAY + timedelta(days=90), 8)
+    assert (closed.response, closed.remission) == (False, False)
+    # As of day 80 only the score of day 72 was taken.
+    early = gad7_twelve_week_outcome(scores, INDEX_DAY + timedelta(days=80))
+    assert (early.response, early.remission) == (True, True)
+
+
+def test_gad7_window_with_a_baseline_of_zero_never_responds() -> None:
+    outcome = gad7_twelve_week_outcome(_gad7((0, 0), (84, 0)), date(2026, 12, 1))
+    assert (outcome.response, outcome.remission) == (False, True)

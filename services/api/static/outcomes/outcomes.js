@@ -41,6 +41,10 @@
     "drr_e_remission",
     "dms_e",
     "dsf_e",
+    "gad7_response_12_weeks",
+    "gad7_remission_12_weeks",
+    "gad7_response_6_months",
+    "gad7_remission_6_months",
   ];
   const careTeam = document.getElementById("care-team");
   for (const measure of measures) {
@@ -64,5 +68,5 @@
   }
   status.textContent =
     "Per enrollment month: events per 1,000 patients in the year before and after enrollment. " +
-    "Per care manager and month: caseload, contact, psychiatric review and PHQ-9 outcomes.";
+    "Per care manager and month: caseload, contact, psychiatric review, PHQ-9 and GAD-7 outcomes.";
 })();
