@@ -220,9 +220,16 @@ careteam_env() {
     "$@"
 }
 
+# Runs once per set of migration files: restarting a killed part does not migrate again.
 migrate() {
+  local stamp
+  stamp="$(cd "$ROOT/services/migrations" && ls | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$RUN_DIR/migrated" && "$(cat "$RUN_DIR/migrated")" == "$stamp" ]]; then
+    return 0
+  fi
   (cd "$ROOT" && careteam_env "$PY" -m services.cli migrate --data-dir "$DATA_DIR") \
     >>"$LOG_DIR/migrate.log" 2>&1 || die "careteam migrate failed (see $LOG_DIR/migrate.log)"
+  echo "$stamp" >"$RUN_DIR/migrated"
 }
 
 start_careteam() {
