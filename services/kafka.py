@@ -150,9 +150,25 @@ async def ensure_topic(
                 if topic["error_code"] == 0 and topic["partitions"]:
                     break
                 await asyncio.sleep(0.1)
-            configs = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, spec.name, {"min.insync.replicas": None})]
-            )
+            # Nor its configuration: on a cluster, the broker asked may answer without
+            # the entry for a moment after another process created the topic.
+            while True:
+                configs = await admin.describe_configs(
+                    [
+                        ConfigResource(
+                            ConfigResourceType.TOPIC, spec.name, {"min.insync.replicas": None}
+                        )
+                    ]
+                )
+                entries = [
+                    e
+                    for r in configs
+                    for res in r.to_object()["resources"]
+                    for e in res["config_entries"]
+                ]
+                if entries:
+                    break
+                await asyncio.sleep(0.1)
         finally:
             await admin.close()
     partitions = topic["partitions"]
@@ -167,9 +183,6 @@ async def ensure_topic(
         replicas,
         spec.replication_factor,
     )
-    entries = [
-        e for r in configs for res in r.to_object()["resources"] for e in res["config_entries"]
-    ]
     found = next((e["config_value"] for e in entries), None)
     _compare(
         spec,

@@ -12,11 +12,16 @@
 #   CARETEAM_KAFKA_HEAP_OPTS        JVM heap flags, default "-Xms128m -Xmx512m"
 #   CARETEAM_KAFKA_START_TIMEOUT    seconds to wait for readiness, default 90
 #   CARETEAM_KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL, default 30
+# For one node of a multi-broker cluster (deploy/cluster/cluster.sh sets these):
+#   CARETEAM_KAFKA_TEMPLATE         server.properties template, default the single-node one here
+#   CARETEAM_KAFKA_NODE_ID          this node's id, default 1
+#   CARETEAM_KAFKA_QUORUM_VOTERS    controller.quorum.voters, default this node alone
+#   CARETEAM_KAFKA_CLUSTER_ID       the cluster id to format storage with, default a new one
 set -euo pipefail
 
 KAFKA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 POM="$KAFKA_DIR/pom.xml"
-TEMPLATE="$KAFKA_DIR/server.properties.template"
+TEMPLATE="${CARETEAM_KAFKA_TEMPLATE:-$KAFKA_DIR/server.properties.template}"
 LIB_DIR="$KAFKA_DIR/target/lib"
 LIB_STAMP="$LIB_DIR/.pom.sha256"
 
@@ -26,6 +31,8 @@ RUN_DIR="${CARETEAM_KAFKA_RUN_DIR:-$KAFKA_DIR/run}"
 HEAP_OPTS="${CARETEAM_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 START_TIMEOUT="${CARETEAM_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${CARETEAM_KAFKA_STOP_TIMEOUT:-30}"
+NODE_ID="${CARETEAM_KAFKA_NODE_ID:-1}"
+QUORUM_VOTERS="${CARETEAM_KAFKA_QUORUM_VOTERS:-$NODE_ID@127.0.0.1:$CONTROLLER_PORT}"
 
 mkdir -p "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
@@ -91,6 +98,8 @@ write_configs() {
   sed -e "s|@PORT@|$PORT|g" \
       -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
       -e "s|@DATA_DIR@|$DATA_DIR|g" \
+      -e "s|@NODE_ID@|$NODE_ID|g" \
+      -e "s|@QUORUM_VOTERS@|$QUORUM_VOTERS|g" \
       "$TEMPLATE" >"$CONFIG"
 
   # Kafka's config/log4j.properties, folded into one size-capped file.
@@ -132,8 +141,10 @@ format_storage() {
   if [[ -f "$DATA_DIR/meta.properties" ]]; then
     return 0
   fi
-  local cluster_id
-  cluster_id="$(run_tool kafka.tools.StorageTool random-uuid | tail -n 1)"
+  local cluster_id="${CARETEAM_KAFKA_CLUSTER_ID:-}"
+  if [[ -z "$cluster_id" ]]; then
+    cluster_id="$(run_tool kafka.tools.StorageTool random-uuid | tail -n 1)"
+  fi
   [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid printed no cluster id"
   log "formatting $DATA_DIR (cluster id $cluster_id)"
   run_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$CONFIG" >&2
@@ -166,7 +177,7 @@ metadata_ok() {
     -Dlog4j.configuration="file:$TOOLS_LOG4J_CONFIG" \
     -cp "$LIB_DIR/*" kafka.admin.BrokerApiVersionsCommand \
     --bootstrap-server "$BOOTSTRAP" 2>/dev/null)" || return 1
-  [[ "$out" == *"(id: 1 "* ]]
+  [[ "$out" == *"(id: $NODE_ID "* ]]
 }
 
 print_log_tail() {
