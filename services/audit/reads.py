@@ -5,7 +5,9 @@ Guarantee (decided here): a resolver that returns patient data first awaits
 ``AuditWriter.record``; that returns only after the batch holding the record has been
 committed. So no response is ever given whose read record could still be lost, and a
 crash loses only reads whose responses were never sent. Concurrent reads share one
-``COPY`` per batch (group commit), so the cost per read falls as load rises.
+pipelined, atomic ``executemany`` per batch (group commit), so the cost per read falls as
+load rises; a read of a list of patients is one record naming them all, which PostgreSQL
+expands into the access log's row per patient.
 """
 
 from __future__ import annotations
@@ -22,72 +24,68 @@ import asyncpg
 
 log = logging.getLogger("careteam.audit")
 
-_COLUMNS = [
-    "at",
-    "actor_id",
-    "role",
-    "organisation_id",
-    "patient_id",
-    "operation",
-    "outcome",
-    "reason",
-    "purpose_of_use",
-    "request_id",
-    "fields",
-]
+# One statement per read record, expanded in PostgreSQL to one access-log row per patient
+# (the row per patient is what every reader of the access log queries: compliance's
+# trail, FHIR AuditEvent, exports, the audit chain). The patients travel as one uuid[]
+# instead of a row of eleven values each, so a list of 150 costs one array to encode.
+_INSERT = """
+INSERT INTO access_log (at, actor_id, role, organisation_id, patient_id, operation, outcome,
+                        reason, purpose_of_use, request_id, fields)
+SELECT $1, $2, $3, $4, p.patient_id, $5, 'allowed', $6, $7, $8, $9
+FROM unnest($10::uuid[]) AS p(patient_id)
+"""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReadRecord:
-    """One patient's data was returned to one caller."""
+    """These patients' data was returned to one caller, for one operation, with the same
+    fields, purpose and reason (a list read is one record naming all its patients)."""
 
     at: datetime
     actor_id: UUID
     role: str
     organisation_id: UUID
-    patient_id: UUID
+    patient_ids: tuple[UUID, ...]
     operation: str
     purpose_of_use: str
     request_id: str
     fields: tuple[str, ...]
     reason: str | None = None
 
-    def as_row(self) -> tuple[object, ...]:
+    def as_args(self) -> tuple[object, ...]:
         return (
             self.at,
             self.actor_id,
             self.role,
             self.organisation_id,
-            self.patient_id,
             self.operation,
-            "allowed",
             self.reason,
             self.purpose_of_use,
             self.request_id,
             list(self.fields),
+            list(self.patient_ids),
         )
 
 
 class AuditWriter:
     """Batches read records; ``record`` returns once its batch is committed."""
 
-    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 2_000) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 500) -> None:
         self._pool = pool
         self._max_batch = max_batch
-        self._pending: list[tuple[tuple[object, ...], asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[tuple[object, ...]], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
 
     async def record(self, records: Sequence[ReadRecord]) -> None:
-        if not records:
+        """Returns once every record is committed (one future per call, however many
+        patients it names); raises ``AuditUnavailableError`` if they could not be."""
+        args = [r.as_args() for r in records if r.patient_ids]
+        if not args:
             return
-        loop = asyncio.get_running_loop()
-        futures = []
-        for r in records:
-            future: asyncio.Future[None] = loop.create_future()
-            self._pending.append((r.as_row(), future))
-            futures.append(future)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((args, future))
         self._wake.set()
-        await asyncio.gather(*futures)
+        await future
 
     async def run(self) -> None:
         while True:
@@ -98,9 +96,8 @@ class AuditWriter:
                 del self._pending[: len(batch)]
                 try:
                     async with self._pool.acquire() as conn:
-                        await conn.copy_records_to_table(
-                            "access_log", records=[row for row, _ in batch], columns=_COLUMNS
-                        )
+                        # executemany is one pipelined, atomic round trip for the batch.
+                        await conn.executemany(_INSERT, [a for args, _ in batch for a in args])
                 except Exception as exc:
                     log.exception("read audit batch failed; the reads are refused")
                     for _, future in batch:
