@@ -265,11 +265,15 @@ class Usage:
 
 class Monitor:
     """Measures a block: CPU of the bench process, of the PostgreSQL server (if known), of
-    an extra process (an API server), of everything else on the machine; peak memory."""
+    an extra process (an API server, with ``also``: the processes running its other parts
+    apart, counted as its CPU), of everything else on the machine; peak memory."""
 
-    def __init__(self, server_pid: int | None, extra_pid: int | None = None) -> None:
+    def __init__(
+        self, server_pid: int | None, extra_pid: int | None = None, also: tuple[int, ...] = ()
+    ) -> None:
         self._server = server_pid
         self._extra = extra_pid
+        self._also = also
         self._pss = PssSampler(server_pid)
         self._hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self.usage = Usage()
@@ -278,6 +282,7 @@ class Monitor:
         own = _proc_ticks(os.getpid(), children=False)
         server = tree_ticks(self._server) if self._server is not None else 0
         extra = tree_ticks(self._extra) if self._extra is not None else 0
+        extra += sum(tree_ticks(pid) for pid in self._also)
         return own, server, extra, _busy_ticks()
 
     def __enter__(self) -> Monitor:

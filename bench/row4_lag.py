@@ -180,6 +180,8 @@ class ApiServer:
     pid: int
     data_dir: Path
     log_path: Path
+    # Processes running the server's other parts apart (their CPU counts as its own).
+    parts: tuple[int, ...] = ()
 
 
 @contextlib.asynccontextmanager
@@ -223,6 +225,43 @@ async def api_server(
                 await asyncio.sleep(0.2)
         pin_tree(proc.pid, cores)  # threads started while it booted
         yield ApiServer(url=url, pid=proc.pid, data_dir=data_dir, log_path=log_path)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# What ``careteam serve`` runs when the audit chain sealer runs apart (``--components``).
+WITHOUT_SEALER = "api,projector,relay,partners"
+
+
+@contextlib.asynccontextmanager
+async def headless_parts(
+    dsn: str, cores: frozenset[int], components: str, *, env: dict[str, str] | None = None
+) -> AsyncIterator[int]:
+    """``careteam serve --components components`` (no API) against ``dsn``, pinned to
+    ``cores``, for as long as the block runs; yields its pid."""
+    data_dir = Path(tempfile.mkdtemp(prefix="careteam-bench-parts-"))
+    log_path = data_dir / "parts.log"
+    env = {**os.environ, "CARETEAM_DATABASE_URL": dsn, **(env or {})}
+    cmd = [sys.executable, "-m", "services.cli", "serve", "--components", components]
+    cmd += ["--data-dir", str(data_dir)]
+    with log_path.open("ab") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+        )
+    try:
+        pin_tree(proc.pid, cores)
+        await asyncio.sleep(1.0)
+        if proc.returncode is not None:
+            raise RuntimeError(f"serve --components {components} exited:\n{_tail(log_path)}")
+        pin_tree(proc.pid, cores)  # threads started while it booted
+        yield proc.pid
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

@@ -76,6 +76,7 @@ from projections.keyset import (
     order_by,
     unrestricted,
 )
+from projections.patient_access import TABLE as ACCESS_TABLE
 from projections.source import Conn, RecordedEvent
 
 NAME = "registry"
@@ -941,6 +942,9 @@ class Page:
     total_count: int
     # The patient id of each row, in the same order.
     keys: tuple[UUID, ...] = ()
+    # With ``team_of``: the rows' patients whose CoCM care team that user is on (from the
+    # page's own statement; the read audit's ``on_team``), else None.
+    on_team: frozenset[UUID] | None = None
 
 
 def check_page_size(first: int) -> int:
@@ -970,14 +974,24 @@ async def fetch_page(
     after: str | None,
     scope: Scope = unrestricted,
     as_text: bool = False,
+    team_of: UUID | None = None,
 ) -> Page:
     """A keyset page of registry rows; ``where`` may use $1 (today) and $2.. for its args.
-    With ``as_text`` the documents are returned as their JSON text, undecoded."""
+    With ``as_text`` the documents are returned as their JSON text, undecoded; with
+    ``team_of`` the page says which of its patients have that user on their care team."""
     check_page_size(first)
     keys = [*keys, _KEY]
     args: list[Any] = [today, *where_args]
     scope_sql, scope_args = scope("key", len(args) + 1)
     args.extend(scope_args)
+    count_args = list(args)
+    team = "NULL::boolean"
+    if team_of is not None:
+        args.append(team_of)
+        team = (
+            f"EXISTS (SELECT 1 FROM {ACCESS_TABLE} t WHERE t.patient_id = key AND "
+            f"${len(args)}::uuid IN (t.care_manager_id, t.pcp_id, t.psychiatric_consultant_id))"
+        )
     # "$1 IS NOT NULL" gives $1 its type even when no condition or key reads it.
     conditions = ["$1::date IS NOT NULL", f"({where})", scope_sql]
     filtered = " AND ".join(conditions)
@@ -989,7 +1003,8 @@ async def fetch_page(
     # The count of every matching row (without the cursor's condition) comes with the
     # page, as an uncorrelated subquery PostgreSQL runs once: one statement, not two.
     rows = await conn.fetch(
-        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects}, ({count}) AS total
+        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects}, ({count}) AS total,
+                   {team} AS on_team
             FROM {TABLE}
             WHERE {" AND ".join(conditions)}
             ORDER BY {order_by(keys)}
@@ -1001,13 +1016,14 @@ async def fetch_page(
     elif after is None:
         total = 0  # the first page is empty: nothing matches
     else:  # past the last page: the count on its own
-        total = await conn.fetchval(count, *args[: len(args) - len(keys)])
+        total = await conn.fetchval(count, *count_args)
     page = [
         (encode_cursor(ordering, [r[f"s{i}"] for i in range(len(keys))]), r["doc"])
         for r in rows[:first]
     ]
     last = f"s{len(keys) - 1}"  # the last sort key is the patient id (``_KEY``)
-    return Page(page, len(rows) > first, int(total), tuple(r[last] for r in rows[:first]))
+    on_team = None if team_of is None else frozenset(r[last] for r in rows[:first] if r["on_team"])
+    return Page(page, len(rows) > first, int(total), tuple(r[last] for r in rows[:first]), on_team)
 
 
 async def fetch_caseload(
@@ -1021,6 +1037,7 @@ async def fetch_caseload(
     after: str | None,
     scope: Scope = unrestricted,
     as_text: bool = False,
+    team_of: UUID | None = None,
 ) -> Page:
     """The caseload (enrolled, active treatment, relapse prevention), one keyset page."""
     keys = [FLAGGED_TODAY, _SORTS[sort]] if flagged_first else [_SORTS[sort]]
@@ -1036,6 +1053,7 @@ async def fetch_caseload(
         after=after,
         scope=scope,
         as_text=as_text,
+        team_of=team_of,
     )
 
 

@@ -176,20 +176,28 @@ async def record_reads(
             }
         emergency = set(patient_ids) - on_team
     purpose = ctx.purpose_of_use
+
+    def read(patients: list[UUID], purpose_of_use: str, reason: str | None) -> ReadRecord:
+        return ReadRecord(
+            at=at,
+            actor_id=principal.user_id,
+            role=principal.role.value,
+            organisation_id=principal.organisation_id,
+            patient_ids=tuple(patients),
+            operation=operation,
+            purpose_of_use=purpose_of_use,
+            request_id=ctx.request_id,
+            fields=fields,
+            reason=reason,
+        )
+
     await ctx.runtime.audit.record(
         [
-            ReadRecord(
-                at=at,
-                actor_id=principal.user_id,
-                role=principal.role.value,
-                organisation_id=principal.organisation_id,
-                patient_id=pid,
-                operation=operation,
-                purpose_of_use=PurposeOfUse.ETREAT.value if pid in emergency else purpose,
-                request_id=ctx.request_id,
-                fields=fields,
-                reason="BREAK_THE_GLASS" if pid in emergency else None,
-            )
-            for pid in patient_ids
+            read([p for p in patient_ids if p not in emergency], purpose, None),
+            read(
+                [p for p in patient_ids if p in emergency],
+                PurposeOfUse.ETREAT.value,
+                "BREAK_THE_GLASS",
+            ),
         ]
     )

@@ -315,7 +315,7 @@ async def record_decisions(
                 actor_id=principal.user_id,
                 role=principal.role.value,
                 organisation_id=principal.organisation_id,
-                patient_id=patient_id,
+                patient_ids=(patient_id,),
                 operation=operation,
                 purpose_of_use=purpose or ctx.purpose_of_use,
                 request_id=ctx.request_id,

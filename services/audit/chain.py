@@ -114,6 +114,13 @@ def checkpoint_name(source: Source) -> str:
 
 
 def _canonical(value: Any) -> Any:
+    kind = type(value)
+    # The column types a row holds, by exact type first (the same result as the checks
+    # below, without walking them for every value of every row sealed).
+    if kind is str or kind is int or value is None or kind is bool or kind is float:
+        return value
+    if isinstance(value, UUID):  # asyncpg's UUID is a subclass
+        return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):
@@ -125,16 +132,27 @@ def _canonical(value: Any) -> Any:
     return str(value)
 
 
+def _digest(source: str, canonical: dict[str, Any]) -> bytes:
+    text = json.dumps([source, canonical], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).digest()
+
+
 def row_hash(source: str, row: dict[str, Any]) -> bytes:
     """sha256 over the row's every column, in a canonical JSON form."""
-    text = json.dumps([source, _canonical(row)], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).digest()
+    return _digest(source, {k: _canonical(v) for k, v in row.items()})
 
 
 def content_hash(source: Source, row: dict[str, Any]) -> bytes:
     """sha256 over the row without its place in the table's order (key, transaction)."""
     content = {k: v for k, v in row.items() if k not in (source.key, "tx_id")}
     return row_hash(source.name, content)
+
+
+def hashes(source: Source, row: dict[str, Any]) -> tuple[bytes, bytes]:
+    """``row_hash`` and ``content_hash`` of one row, canonicalising its values once."""
+    canonical = {k: _canonical(v) for k, v in row.items()}
+    content = {k: v for k, v in canonical.items() if k not in (source.key, "tx_id")}
+    return _digest(source.name, canonical), _digest(source.name, content)
 
 
 def link(previous: bytes, row: bytes) -> bytes:
@@ -252,8 +270,7 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
             links = []
             for r in rows:
                 seq += 1
-                row = dict(r)
-                digest = row_hash(source.name, row)
+                digest, content = hashes(source, dict(r))
                 previous = link(previous, digest)
                 links.append(
                     (
@@ -265,7 +282,7 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
                         r[source.patient] if source.patient else None,
                         r[source.at],
                         int(r["tx_id"]) if source.by_tx else None,
-                        content_hash(source, row),
+                        content,
                     )
                 )
             await conn.copy_records_to_table(
@@ -334,10 +351,10 @@ class _Current:
 async def _current_rows(conn: Conn, source: Source) -> dict[int, _Current]:
     rows: dict[int, _Current] = {}
     async for r in conn.cursor(f"SELECT {source.columns} FROM {source.table}"):
-        row = dict(r)
+        digest, content = hashes(source, dict(r))
         rows[r[source.key]] = _Current(
-            row_hash(source.name, row),
-            content_hash(source, row),
+            digest,
+            content,
             int(r["tx_id"]) if source.by_tx else 0,
             r[source.patient] if source.patient else None,
             r[source.at],

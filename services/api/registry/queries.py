@@ -102,18 +102,32 @@ def _selected_paths(selections: Sequence[Selection], prefix: str) -> list[str]:
     return paths
 
 
-async def _audit(info: Info[CareteamContext, None], patient_ids: Iterable[UUID]) -> None:
+async def _audit(
+    info: Info[CareteamContext, None],
+    patient_ids: Iterable[UUID],
+    *,
+    on_team: frozenset[UUID] | None = None,
+) -> None:
     """Records that these patients' data is being returned, with the field paths selected
-    (e.g. ``caseload.edges.node.latestPhq9.total``); returns once committed."""
+    (e.g. ``caseload.edges.node.latestPhq9.total``); returns once committed. ``on_team``:
+    those the caller's care team includes, when the read already knows (see record_reads)."""
     ids = list(dict.fromkeys(patient_ids))
     if ids:
         fields = tuple(dict.fromkeys(_selected_paths(info.selected_fields, "")))
-        await record_reads(info.context, info.field_name, ids, fields)
+        team = None if on_team is None else set(on_team)
+        await record_reads(info.context, info.field_name, ids, fields, on_team=team)
 
 
 def _bad_request(exc: Exception) -> GraphQLError:
     """An expected input problem, shown to the caller with a stable code."""
     return GraphQLError(str(exc), extensions={"code": getattr(exc, "code", "BAD_REQUEST")})
+
+
+def _clinician(ctx: CareteamContext) -> UUID | None:
+    """The caller's user id when the read audit needs their care-team membership (a
+    clinician off the team reads under break-the-glass), else None."""
+    principal = ctx.require_principal()
+    return principal.user_id if principal.is_clinician else None
 
 
 def _caller_if(ctx: CareteamContext, role: Role) -> UUID | None:
@@ -407,6 +421,7 @@ class RegistryQuery:
                     after=after,
                     scope=_scope(ctx),
                     as_text=True,
+                    team_of=_clinician(ctx),
                 )
             except (caseload_model.PageSizeError, InvalidCursorError) as exc:
                 raise _bad_request(exc) from None
@@ -415,7 +430,7 @@ class RegistryQuery:
             CaseloadEdge(cursor=cursor, node=view)
             for (cursor, _), view in zip(page.rows, views, strict=True)
         ]
-        await _audit(info, (view.patient_id for view in views))
+        await _audit(info, (view.patient_id for view in views), on_team=page.on_team)
         return CaseloadConnection(
             edges=edges, page_info=_page_info(page), total_count=page.total_count, as_of=today
         )

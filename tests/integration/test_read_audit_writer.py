@@ -1,0 +1,130 @@
+"""The read audit writer against a real PostgreSQL: records of several patients each,
+from concurrent reads sharing one batch, become exactly the access log's row per patient
+(with their own fields, purpose and reason), and a batch that cannot be written refuses
+every read in it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+
+from services.audit.reads import AuditUnavailableError, AuditWriter, ReadRecord
+from services.database import create_pool
+from services.settings import Settings
+
+AT = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+ORG = uuid4()
+
+
+@pytest.fixture
+async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_dsn, Settings())
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _read(
+    actor: UUID,
+    patients: list[UUID],
+    fields: tuple[str, ...],
+    *,
+    purpose: str = "TREAT",
+    reason: str | None = None,
+) -> ReadRecord:
+    return ReadRecord(
+        at=AT,
+        actor_id=actor,
+        role="CARE_MANAGER",
+        organisation_id=ORG,
+        patient_ids=tuple(patients),
+        operation="caseload",
+        purpose_of_use=purpose,
+        request_id=f"req-{actor}",
+        fields=fields,
+        reason=reason,
+    )
+
+
+async def test_concurrent_list_reads_become_one_access_row_per_patient(
+    pool: asyncpg.Pool,
+) -> None:
+    writer = AuditWriter(pool)
+    task = asyncio.create_task(writer.run())
+    try:
+        first, second = uuid4(), uuid4()
+        listed = [uuid4() for _ in range(150)]
+        glass = uuid4()
+        await asyncio.gather(
+            writer.record(
+                [
+                    _read(first, listed, ("caseload.totalCount", "caseload.edges.node.mrn")),
+                    _read(
+                        first,
+                        [glass],
+                        ("caseload.totalCount",),
+                        purpose="ETREAT",
+                        reason="BREAK_THE_GLASS",
+                    ),
+                    _read(first, [], ("nothing",)),
+                ]
+            ),
+            writer.record([_read(second, listed[:2], ())]),
+        )
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT actor_id, patient_id, purpose_of_use, reason, fields, at, role,
+                          organisation_id, operation, outcome, request_id
+                   FROM access_log ORDER BY id"""
+            )
+    finally:
+        task.cancel()
+    got = {(r["actor_id"], r["patient_id"]): r for r in rows}
+    assert len(rows) == len(got) == 150 + 1 + 2
+    for patient in listed:
+        row = got[(first, patient)]
+        assert (row["purpose_of_use"], row["reason"]) == ("TREAT", None)
+        assert row["fields"] == ["caseload.totalCount", "caseload.edges.node.mrn"]
+    row = got[(first, glass)]
+    assert (row["purpose_of_use"], row["reason"], row["fields"]) == (
+        "ETREAT",
+        "BREAK_THE_GLASS",
+        ["caseload.totalCount"],
+    )
+    for patient in listed[:2]:
+        assert got[(second, patient)]["fields"] == []
+    assert {
+        (r["at"], r["role"], r["organisation_id"], r["operation"], r["outcome"]) for r in rows
+    } == {(AT, "CARE_MANAGER", ORG, "caseload", "allowed")}
+    assert {r["request_id"] for r in rows} == {f"req-{first}", f"req-{second}"}
+    # A list keeps its patients' order in the log.
+    assert [r["patient_id"] for r in rows if r["actor_id"] == first][:150] == listed
+
+
+async def test_a_batch_that_cannot_be_written_refuses_its_reads(pool: asyncpg.Pool) -> None:
+    writer = AuditWriter(pool)
+    task = asyncio.create_task(writer.run())
+    try:
+        bad = ReadRecord(
+            at=AT,
+            actor_id=uuid4(),
+            role="CARE_MANAGER",
+            organisation_id=ORG,
+            patient_ids=(uuid4(),),
+            operation="caseload",
+            purpose_of_use="TREAT",
+            request_id="x" * 10,
+            fields=("a\x00b",),  # PostgreSQL refuses a NUL in text
+        )
+        with pytest.raises(AuditUnavailableError):
+            await writer.record([bad])
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM access_log") == 0
+    finally:
+        task.cancel()
