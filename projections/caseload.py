@@ -858,6 +858,13 @@ class ZonedRegistryProjection:
             if e.stream_type == Organisation.STREAM_TYPE and e.event_type in ZONE_EVENTS
         }
         if changed:
+            # A zone change waits for every registry write in progress (each holds the
+            # table's ROW SHARE lock from its FOR SHARE read below) and holds back new
+            # ones until it commits: its re-derivation then reads every patient's latest
+            # document and no other projector transaction (another partition) writes a
+            # row in the old zone, or over the re-derived one, meanwhile. That covers an
+            # organisation's first zone too (a row that did not exist cannot be locked).
+            await conn.execute(f"LOCK TABLE {ZONES_TABLE} IN EXCLUSIVE MODE")
             await conn.execute(
                 f"""INSERT INTO {ZONES_TABLE} (organisation_id, time_zone)
                     SELECT * FROM unnest($1::uuid[], $2::text[])
@@ -867,10 +874,9 @@ class ZonedRegistryProjection:
             )
         if not changed and not any(_key(e) is not None for e in events):
             return
-        # FOR SHARE: a zone change committed by another projector transaction meanwhile
-        # (a partitioned projector) is waited for and read, never overtaken by rows derived
-        # in the old zone. One projector today; an organisation's first zone (a new row)
-        # is not covered by the lock (docs/clinical-time.md, section 9).
+        # FOR SHARE: a zone change by another projector transaction (another partition's
+        # worker) is waited for and read, never overtaken by rows derived in the old zone;
+        # its table lock above waits for this transaction in turn.
         zones = {
             r["organisation_id"]: zone_named(r["time_zone"])
             for r in await conn.fetch(

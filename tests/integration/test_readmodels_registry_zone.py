@@ -5,6 +5,7 @@ organisation without any patient event, and a rebuild from the log gives the sam
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
@@ -140,3 +141,46 @@ async def test_a_zone_set_before_it_was_logged_is_backfilled_once(clinic: Clinic
     assert [(e["event_type"], e["channel"]) for e in events] == [
         ("organisation.calendar_opened", "backfill-clinic-zones")
     ]
+
+
+async def test_a_first_zone_applied_beside_another_partitions_write_loses_neither(
+    clinic: Clinic,
+) -> None:
+    """Two projector transactions at once, as two partitions' workers run them: one
+    applies a patient's contact to the registry, the other the organisation's first zone
+    (which re-derives every row of the organisation). The zone change waits for the
+    contact's transaction, so the row ends with the contact and in the new zone; without
+    the zones table lock the zone change overwrote the row with the document it had read
+    before the contact committed."""
+    from projections.caseload import projection as registry
+    from services.eventstore import START
+
+    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
+    await clinic.catch_up()
+    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
+    await clinic.create(
+        Organisation.open_calendar(
+            organisation_id=ORG, time_zone="America/Los_Angeles", occurred_at=NOW, now=NOW
+        )
+    )
+    log = await clinic.runtime.store.read_log(START, limit=10_000)
+    contact = next(e for e in log if e.event_type == "patient.contact_logged")
+    zone = next(e for e in log if e.stream_type == Organisation.STREAM_TYPE)
+
+    pool = clinic.runtime.pool
+    async with pool.acquire() as first, pool.acquire() as second:
+        patient_tx = first.transaction()
+        await patient_tx.start()
+        await registry.apply(first, [contact])
+
+        async def zone_change() -> None:
+            async with second.transaction():
+                await registry.apply(second, [zone])
+
+        running = asyncio.create_task(zone_change())
+        await asyncio.sleep(0.5)  # the zone change reaches its lock (or, without it, its write)
+        await patient_tx.commit()
+        await asyncio.wait_for(running, 30)
+        doc = await first.fetchval("SELECT doc FROM rm_registry WHERE key = $1", pid)
+    assert doc["last_contact_at"] is not None, "the contact is not overwritten"
+    assert (await _onsets(clinic))[str(pid)] == LOCAL_ONSET

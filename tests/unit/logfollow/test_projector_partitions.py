@@ -80,6 +80,7 @@ def test_every_read_model_is_per_patient() -> None:
         "consultation_tracker",
         "pcbh",
         "outcomes_series",
+        "care_team_months",
     }
 
 
