@@ -118,6 +118,10 @@ async def test_a_totals_only_registry_imports_with_the_registry_of_the_same_hist
         (s["totalOnly"], json.dumps(s["answers"]), s["safetyAlert"]) for s in patient["screenings"]
     } == {(True, "[]", False)}
     assert max(s["total"] for s in patient["screenings"]) == 24
+    assert {(s["total"] >= 20, s["needsFollowUp"]) for s in patient["screenings"]} == {
+        (True, True),
+        (False, False),
+    }
     assert patient["openTasks"] == []
     assert "safety_risk" not in {f["kind"] for f in patient["flags"]}
 
