@@ -24,7 +24,7 @@ next episode number.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar, Final, Self, TypeVar
 from uuid import UUID, uuid4
@@ -1257,23 +1257,24 @@ class Patient(Snapshotting, Aggregate):
         that kept totals only), as a screening marked ``total_only``.
 
         The same rules as :meth:`record_screening` for what can be checked: the total in
-        the instrument's range (``score_total``: severity and positivity from the same
-        thresholds), the time rules (aware, not in the future, not before birth), the
-        instrument valid for the age on the day, and the episode it belongs to (taken in
-        the current episode or its intake look-back). Nothing else happens: no safety
-        flag and no task. The safety items are unknown, not 0; a clinician did not see
-        the answers when it was imported; history is not a new screening, and the next
-        real screening decides (docs/clinical-rules.md). Its ``needs_follow_up`` is
-        therefore stored false: it raised no follow-up.
+        the instrument's range (``score_total``: severity, positivity and the follow-up
+        threshold from the same thresholds), the time rules (aware, not in the future,
+        not before birth), the instrument valid for the age on the day, and the episode
+        it belongs to (taken in the current episode or its intake look-back). Nothing
+        else happens: no safety flag and no task. The safety items are unknown, not 0; a
+        clinician did not see the answers when it was imported; history is not a new
+        screening, and the next real screening decides (docs/clinical-rules.md). Its
+        ``needs_follow_up`` is the threshold's judgement of the total (a PHQ-9 of 20 or
+        more is severe and needs follow-up, as a typed one does), even though the import
+        raises no task for it.
         """
         problems = Problems()
         problems.check(self._check_time, occurred_at, now)
         scored = problems.check(score_total, instrument, total)
         problems.raise_any()
         assert scored is not None  # checked above
-        result = replace(scored, needs_follow_up=False)
-        self._append_screening(result, occurred_at, now, screening_id, total_only=True)
-        return result
+        self._append_screening(scored, occurred_at, now, screening_id, total_only=True)
+        return scored
 
     def _append_screening(
         self,

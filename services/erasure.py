@@ -1,6 +1,6 @@
 """Forgetting a patient: the ``patient.forgotten`` event, the key destruction, the
 removal of cached snapshots, of the patient's MRN index row, of their search index
-rows and of their patient-reported links commit in one
+rows, of their patient-reported links and of their lines in FHIR exports commit in one
 transaction, so there is no instant at which the log says "forgotten" while the key
 still exists, or the other way round."""
 
@@ -48,6 +48,11 @@ async def forget_patient(
                 await release_search(conn, patient_id)
                 # Their links to questionnaires stop working and their details go.
                 await patient_links.erase(conn, patient_id)
+                # Nor is any Bulk Data export still holding their lines
+                # (services/fhir/jobs.py; the lines were sealed with the destroyed key).
+                await conn.execute(
+                    "DELETE FROM fhir_export_lines WHERE patient_id = $1", patient_id
+                )
                 await conn.execute(
                     """DELETE FROM snapshots WHERE stream_id IN
                        (SELECT stream_id FROM streams WHERE patient_id = $1)""",

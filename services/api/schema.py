@@ -72,6 +72,7 @@ from services.auth import Role
 from services.commands.commands import (
     AssignCareTeam,
     EnrollPatient,
+    ImportMeasureTotal,
     LogContact,
     RecordScreening,
     RegisterPatient,
@@ -127,6 +128,20 @@ class RecordScreeningInput:
     )
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When it was taken (default now; never in the future)."
+    )
+
+
+@strawberry.input(description="A historical total without its item answers.")
+class ImportMeasureTotalInput:
+    patient_id: UUID = strawberry.field(description="The patient.")
+    instrument: InstrumentCode = strawberry.field(
+        description="Which questionnaire (one with a total: not the ASQ)."
+    )
+    total: int = strawberry.field(
+        description="The total, within the instrument's range (PHQ-9 0-27, GAD-7 0-21, ...)."
+    )
+    occurred_at: datetime = strawberry.field(
+        description="When it was taken (with its offset; never in the future)."
     )
 
 
@@ -299,6 +314,22 @@ class PatientMutation:
             patient=input.patient_id,
             instrument=input.instrument.value,
             answers=tuple(input.answers),
+            occurred_at=input.occurred_at,
+        )
+        return await answer_patient(info, command)
+
+    @strawberry.mutation(
+        description="Record one historical total of a registry that kept totals only (no item "
+        "answers): checked and judged as a screening's total, counted by baselines, flags and "
+        "outcomes, but it raises no safety flag and no task (totalOnly on the screening)."
+    )
+    async def import_measure_total(
+        self, info: Info[CareteamContext, None], input: ImportMeasureTotalInput
+    ) -> PatientResult:
+        command = ImportMeasureTotal(
+            patient=input.patient_id,
+            instrument=input.instrument.value,
+            total=input.total,
             occurred_at=input.occurred_at,
         )
         return await answer_patient(info, command)

@@ -40,7 +40,11 @@ class Screening:
         description="True when a safety item (PHQ-9 item 9) was answered above 0."
     )
     needs_follow_up: bool = strawberry.field(
-        description="True when the score requires a follow-up task."
+        description=(
+            "True when the total reaches the instrument's follow-up threshold (a PHQ-9 "
+            "of 20 or more, a positive PHQ-2). A screening raises a follow-up task for "
+            "it; an imported total (totalOnly) is judged the same but raises no task."
+        )
     )
     rules_version: str = strawberry.field(description="Version of the scoring rules applied.")
     loinc_total: str | None = strawberry.field(description="LOINC code of the total score.")

@@ -174,6 +174,22 @@ class RecordScreening(PatientCommand):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImportMeasureTotal(PatientCommand):
+    """A historical total brought in without its item answers (a registry that kept
+    totals only): checked and judged as a screening's total, no safety flag and no task
+    (docs/clinical-rules.md "Imported totals"). Authorised as recording a screening."""
+
+    operation: ClassVar[str] = "recordScreening"
+    instrument: str
+    total: int
+
+    def apply(self, aggregate: Any, now: datetime) -> object:
+        return aggregate.import_measure_total(
+            instrument=self.instrument, total=self.total, occurred_at=self.at(now), now=now
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogContact(PatientCommand):
     operation: ClassVar[str] = "logContact"
     activity: str

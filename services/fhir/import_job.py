@@ -22,7 +22,6 @@ number, patients by their careteam id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +35,7 @@ from services.api.commanding import Written, run
 from services.api.context import CareteamContext
 from services.auth import Principal, Role
 from services.commands.commands import Command, Creation, PatientCommand
+from services.fhir import jobs
 from services.fhir.importing import Measure, PatientRecord, Problem, Refused
 
 log = logging.getLogger("careteam.fhir.import")
@@ -68,26 +68,12 @@ class Outcome:
         }
 
 
-@dataclass
-class ImportJob:
-    owner: tuple[UUID, UUID]
-    dry_run: bool
-    total: int
-    done: int = 0
-    outcomes: list[Outcome] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-    failed: bool = False
-
-    def report(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for o in self.outcomes:
-            counts[o.outcome] = counts.get(o.outcome, 0) + 1
-        return {
-            "dryRun": self.dry_run,
-            "total": self.total,
-            "counts": counts,
-            "entries": [o.as_json() for o in self.outcomes],
-        }
+def report(dry_run: bool, total: int, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The import's report from its stored entries (``Outcome.as_json``)."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
+    return {"dryRun": dry_run, "total": total, "counts": counts, "entries": entries}
 
 
 def import_role_problem(ctx: CareteamContext) -> Denied | None:
@@ -107,23 +93,21 @@ def measure_id(patient_id: UUID, measure: Measure) -> UUID:
 
 
 async def run_import(
-    ctx: CareteamContext, job: ImportJob, records: list[PatientRecord | Refused]
+    ctx: CareteamContext, job_id: str, dry_run: bool, records: list[PatientRecord | Refused]
 ) -> None:
-    """Imports ``records`` one after the other, filling ``job`` as it goes."""
-    try:
-        seen: set[bytes] = set()
-        for record in records:
-            if isinstance(record, Refused):
-                outcome = Outcome(record.ref, "rejected", problems=list(record.problems))
-            else:
-                outcome = await _one(ctx, job.dry_run, record, seen)
-            job.outcomes.append(outcome)
-            job.done += 1
-        counts = job.report()["counts"]
-        log.info("fhir import done dry_run=%s counts=%s", job.dry_run, counts)
-    except Exception:
-        log.exception("fhir import failed")
-        job.failed = True
+    """Imports ``records`` one after the other, storing each report line as it goes
+    (services/fhir/jobs.py); an unexpected error propagates (the job is then failed)."""
+    pool = ctx.runtime.pool
+    seen: set[bytes] = set()
+    counts: dict[str, int] = {}
+    for seq, record in enumerate(records):
+        if isinstance(record, Refused):
+            outcome = Outcome(record.ref, "rejected", problems=list(record.problems))
+        else:
+            outcome = await _one(ctx, dry_run, record, seen)
+        await jobs.add_entry(pool, job_id, seq, outcome.as_json())
+        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+    log.info("fhir import done dry_run=%s counts=%s", dry_run, counts)
 
 
 async def _one(

@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, Final
@@ -57,7 +57,7 @@ from services.auth import AuthenticationError, Principal, TokenVerifier, bearer_
 from services.bootstrap import Runtime
 from services.commands.commands import RecordScreening
 from services.eventstore import EventMetadata
-from services.fhir import import_job, importing, inbound, mapping
+from services.fhir import import_job, importing, inbound, jobs, mapping
 from services.fhir.capability import (
     FORMAT_PARAMETERS,
     JSON_FORMATS,
@@ -82,8 +82,8 @@ def _operation_for(resource_type: str) -> str:
 MAX_ECHO = 64
 
 # Bulk Data $export: the resource types an export holds (AuditEvent is compliance's own
-# and Provenance is read per patient), the output formats accepted, and how many finished
-# exports one process keeps (the oldest is dropped first).
+# and Provenance is read per patient) and the output formats accepted. Jobs are kept in
+# PostgreSQL (services/fhir/jobs.py).
 EXPORT_TYPES: Final = (
     "Patient",
     "CareTeam",
@@ -96,21 +96,8 @@ EXPORT_TYPES: Final = (
     "ServiceRequest",
 )
 NDJSON_FORMATS: Final = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
-MAX_EXPORTS: Final = 16
-
-
-@dataclass
-class ExportJob:
-    """One Bulk Data export: whose it is, its request, and, once built, one NDJSON file per
-    resource type with the patients in it (audited when the file is downloaded)."""
-
-    owner: tuple[UUID, UUID]
-    request_url: str
-    transaction_time: str
-    task: asyncio.Task[None] | None = None
-    files: dict[str, bytes] = field(default_factory=dict)
-    patients: dict[str, list[UUID]] = field(default_factory=dict)
-    failed: bool = False
+# Patients whose export lines are stored per transaction.
+EXPORT_BATCH: Final = 20
 
 
 class FhirResponse(Response):
@@ -137,16 +124,25 @@ class Refusal(Exception):
     """Stops a request with an OperationOutcome (``status``, issue ``code``, message)."""
 
     def __init__(
-        self, status: int, code: str, diagnostics: str, *, expression: str | None = None
+        self,
+        status: int,
+        code: str,
+        diagnostics: str,
+        *,
+        expression: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(diagnostics)
         self.status = status
         self.code = code
         self.diagnostics = diagnostics
         self.expression = expression
+        self.headers = dict(headers or {})
 
     def response(self) -> FhirResponse:
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if self.status == 401 else {}
+        headers = dict(self.headers)
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return FhirResponse(
             mapping.operation_outcome(self.code, self.diagnostics, expression=self.expression),
             status_code=self.status,
@@ -219,8 +215,9 @@ class FhirApi:
         self._runtime = runtime
         self._verifier = verifier
         self._started = datetime.now(UTC).isoformat(timespec="seconds")
-        self._exports: dict[str, ExportJob] = {}
-        self._imports: dict[str, import_job.ImportJob] = {}
+        # This process's running jobs (their state is in PostgreSQL; the tasks are held
+        # here so that they are not collected, and so that DELETE can cancel one).
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         try:
             self._version = metadata.version("careteam")
         except metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
@@ -720,12 +717,7 @@ class FhirApi:
         except Refusal as refusal:
             return refusal.response()
         principal = ctx.require_principal()
-        job_id = secrets.token_urlsafe(18)
-        job = ExportJob(
-            owner=(principal.user_id, principal.organisation_id),
-            request_url=str(request.url),
-            transaction_time=datetime.now(UTC).isoformat(),
-        )
+        owner = (principal.user_id, principal.organisation_id)
         where, args = "TRUE", list[Any]()
         if group is not None:
             where, args = "v.organisation_id = $1", [principal.organisation_id]
@@ -735,102 +727,129 @@ class FhirApi:
                 " AND EXISTS (SELECT 1 FROM events e WHERE e.patient_id = v.key"
                 f" AND e.recorded_at > ${len(args)})"
             )
-        job.task = asyncio.create_task(self._build_export(ctx, job, types, where, args))
-        self._exports[job_id] = job
-        while len(self._exports) > MAX_EXPORTS:
-            oldest = next(iter(self._exports))
-            self._drop_export(oldest)
+        job_id = secrets.token_urlsafe(18)
+        detail = {
+            "request": str(request.url),
+            "transactionTime": datetime.now(UTC).isoformat(),
+            "types": list(types),
+        }
+        pool = ctx.runtime.pool
+        await jobs.create(pool, job_id=job_id, kind="export", owner=owner, detail=detail)
+        build = self._build_export(ctx, job_id, types, where, args)
+        self._start(job_id, jobs.run(pool, job_id, build))
         status_url = f"{self._base(request)}/$export-status/{job_id}"
         return Response(status_code=202, headers={"Content-Location": status_url})
+
+    def _start(self, job_id: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
 
     async def _build_export(
         self,
         ctx: CareteamContext,
-        job: ExportJob,
+        job_id: str,
         types: Sequence[str],
         where: str,
         args: Sequence[Any],
     ) -> None:
-        try:
-            docs = await self._visible(ctx, where, *args)
-            lines: dict[str, list[bytes]] = {t: [] for t in types}
-            patients: dict[str, list[UUID]] = {t: [] for t in types}
-            for doc in sorted(docs, key=lambda d: d["id"]):
-                resources = mapping.everything(
-                    doc,
-                    referrals=await self._referrals(ctx, doc),
-                    plans=await self._plans(ctx, doc),
-                )
-                for resource in resources:
-                    kind = resource["resourceType"]
-                    if kind in lines:
-                        lines[kind].append(orjson.dumps(resource))
-                        if not patients[kind] or patients[kind][-1] != UUID(doc["id"]):
-                            patients[kind].append(UUID(doc["id"]))
-            job.files = {t: b"\n".join(lines[t]) + b"\n" for t in types if lines[t]}
-            job.patients = patients
-        except Exception:
-            log.exception("fhir export failed")
-            job.failed = True
+        """Maps every visible patient to resources and stores the lines of the asked
+        types, a batch of patients per transaction, sealed with each patient's key."""
+        pool, keyring = ctx.runtime.pool, ctx.runtime.store.keyring
+        docs = sorted(await self._visible(ctx, where, *args), key=lambda d: d["id"])
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE fhir_jobs SET total = $2 WHERE id = $1", job_id, len(docs))
+        wanted = set(types)
+        next_seq: dict[str, int] = {}
+        batch: list[jobs.ExportLine] = []
+        for done, doc in enumerate(docs, start=1):
+            resources = mapping.everything(
+                doc,
+                referrals=await self._referrals(ctx, doc),
+                plans=await self._plans(ctx, doc),
+            )
+            patient_id = UUID(doc["id"])
+            batch.extend(
+                jobs.ExportLine(r["resourceType"], patient_id, orjson.dumps(r))
+                for r in resources
+                if r["resourceType"] in wanted
+            )
+            if done % EXPORT_BATCH == 0 or done == len(docs):
+                await jobs.add_lines(pool, keyring, job_id, batch, first_seq=next_seq, done=done)
+                batch = []
 
-    def _drop_export(self, job_id: str) -> None:
-        job = self._exports.pop(job_id, None)
-        if job is not None and job.task is not None and not job.task.done():
-            job.task.cancel()
-
-    async def _own_export(self, request: Request) -> tuple[CareteamContext, str, ExportJob]:
+    async def _own_export(self, request: Request) -> tuple[CareteamContext, jobs.Job]:
         """The caller's own export job (another caller's is no job at all: 404)."""
         ctx = await self._context(request)
         principal = ctx.require_principal()
-        job_id: str = request.path_params["job"]
-        job = self._exports.get(job_id)
-        if job is None or job.owner != (principal.user_id, principal.organisation_id):
+        owner = (principal.user_id, principal.organisation_id)
+        job = await jobs.find(ctx.runtime.pool, request.path_params["job"], "export", owner)
+        if job is None:
             raise Refusal(404, "not-found", "no export with this id")
-        return ctx, job_id, job
+        return ctx, job
 
     async def export_status(self, request: Request) -> Response:
-        """202 while building; 200 with the manifest when done; DELETE cancels it."""
+        """202 while building; 200 with the manifest when done; DELETE cancels it and
+        deletes its files."""
         try:
             _parameters(request, ())
-            _ctx, job_id, job = await self._own_export(request)
+            ctx, job = await self._own_export(request)
         except Refusal as refusal:
             return refusal.response()
+        pool = ctx.runtime.pool
         if request.method == "DELETE":
-            self._drop_export(job_id)
+            task = self._tasks.pop(job.id, None)
+            if task is not None:
+                task.cancel()
+            await jobs.delete(pool, job.id)
             return Response(status_code=202)
-        if job.task is not None and not job.task.done():
-            return Response(status_code=202, headers={"X-Progress": "building"})
-        if job.failed:
+        if job.status == "running":
+            return Response(status_code=202, headers={"X-Progress": f"{job.done}/{job.total}"})
+        if job.status == "interrupted":
+            return Refusal(
+                500,
+                "incomplete",
+                "the export was interrupted (its server stopped); start a new one",
+            ).response()
+        if job.status == "failed":
             return Refusal(500, "exception", "the export failed; start a new one").response()
         base = self._base(request)
+        counts = await jobs.line_counts(pool, job.id)
         manifest = {
-            "transactionTime": job.transaction_time,
-            "request": job.request_url,
+            "transactionTime": job.detail["transactionTime"],
+            "request": job.detail["request"],
             "requiresAccessToken": True,
             "output": [
                 {
                     "type": kind,
-                    "url": f"{base}/$export-file/{job_id}/{kind}.ndjson",
-                    "count": body.count(b"\n"),
+                    "url": f"{base}/$export-file/{job.id}/{kind}.ndjson",
+                    "count": counts[kind],
                 }
-                for kind, body in job.files.items()
+                for kind in job.detail["types"]
+                if counts.get(kind)
             ],
             "error": [],
         }
         return Response(orjson.dumps(manifest), media_type="application/json")
 
     async def export_file(self, request: Request) -> Response:
-        """One NDJSON file; the read of every patient in it is recorded before it is sent."""
+        """One NDJSON file; the read of every patient in it is recorded before it is sent.
+        A patient forgotten since the export is no longer in it."""
         try:
             _parameters(request, ())
-            ctx, _job_id, job = await self._own_export(request)
+            ctx, job = await self._own_export(request)
             kind = str(request.path_params["name"]).removesuffix(".ndjson")
-            body = job.files.get(kind)
-            if body is None:
+            if job.status != "complete" or kind not in job.detail["types"]:
+                raise Refusal(404, "not-found", "no such file in this export")
+            runtime = ctx.runtime
+            body, patients = await jobs.export_file(
+                runtime.pool, runtime.store.keyring, job.id, kind
+            )
+            if not body:
                 raise Refusal(404, "not-found", "no such file in this export")
         except Refusal as refusal:
             return refusal.response()
-        await record_reads(ctx, "fhir:$export", job.patients.get(kind, []), (kind,))
+        await record_reads(ctx, "fhir:$export", patients, (kind,))
         return Response(body, media_type="application/fhir+ndjson")
 
     # --- onboarding import (CSV or Bundle; asynchronous, with a report) ----------------
@@ -852,37 +871,55 @@ class FhirApi:
         except Refusal as refusal:
             return refusal.response()
         principal = ctx.require_principal()
+        owner = (principal.user_id, principal.organisation_id)
         job_id = secrets.token_urlsafe(18)
-        job = import_job.ImportJob(
-            owner=(principal.user_id, principal.organisation_id),
-            dry_run=dry == "true",
+        dry_run = dry == "true"
+        pool = ctx.runtime.pool
+        await jobs.create(
+            pool,
+            job_id=job_id,
+            kind="import",
+            owner=owner,
+            detail={"dryRun": dry_run},
             total=len(records),
         )
-        job.task = asyncio.create_task(import_job.run_import(ctx, job, records))
-        self._imports[job_id] = job
-        finished = [k for k, j in self._imports.items() if j.task is None or j.task.done()]
-        for old in finished[: max(0, len(self._imports) - MAX_EXPORTS)]:
-            self._imports.pop(old)
+        work = import_job.run_import(ctx, job_id, dry_run, records)
+        self._start(job_id, jobs.run(pool, job_id, work))
         status_url = f"{self._base(request)}/$import-status/{job_id}"
         return Response(status_code=202, headers={"Content-Location": status_url})
 
     async def import_status(self, request: Request) -> Response:
-        """202 with ``X-Progress: done/total`` while importing; 200 with the report."""
+        """202 with ``X-Progress: done/total`` while importing; 200 with the report; an
+        import interrupted by its server's stop answers 500 with how far it got (what it
+        wrote stays: the same file imported again completes it)."""
         try:
             _parameters(request, ())
             ctx = await self._context(request, "registerPatient")
             principal = ctx.require_principal()
-            job = self._imports.get(request.path_params["job"])
-            if job is None or job.owner != (principal.user_id, principal.organisation_id):
+            owner = (principal.user_id, principal.organisation_id)
+            job = await jobs.find(ctx.runtime.pool, request.path_params["job"], "import", owner)
+            if job is None:
                 raise Refusal(404, "not-found", "no import with this id")
         except Refusal as refusal:
             return refusal.response()
         progress = {"X-Progress": f"{job.done}/{job.total}"}
-        if job.task is not None and not job.task.done():
+        if job.status == "running":
             return Response(status_code=202, headers=progress)
-        if job.failed:
-            return Refusal(500, "exception", "the import stopped; start it again").response()
-        return Response(orjson.dumps(job.report()), media_type="application/json", headers=progress)
+        if job.status == "interrupted":
+            return Refusal(
+                500,
+                "incomplete",
+                f"the import was interrupted (its server stopped) after {job.done} of "
+                f"{job.total} entries; import the same file again to complete it",
+                headers=progress,
+            ).response()
+        if job.status == "failed":
+            return Refusal(
+                500, "exception", "the import stopped; start it again", headers=progress
+            ).response()
+        entries = await jobs.entries(ctx.runtime.pool, job.id)
+        report = import_job.report(job.detail["dryRun"], job.total, entries)
+        return Response(orjson.dumps(report), media_type="application/json", headers=progress)
 
     async def everything(self, request: Request) -> Response:
         try:

@@ -20,8 +20,9 @@ from services.partners.contract import CATALOGUE, PublicEventType, Publisher
 from services.partners.signing import DEFAULT_TOLERANCE_SECONDS
 
 ASYNCAPI_VERSION = "3.0.0"
-# The contract's own version: minor for additions, major for a breaking change.
-CONTRACT_VERSION = "2.1.0"
+# The contract's own version: patch for a correction of the document, minor for additions,
+# major for a breaking change.
+CONTRACT_VERSION = "2.1.1"
 INTERNAL_SCHEMA_PATH = "/schemas/internal/event.v1.json"
 DEFAULT_TOPIC = "careteam.events.v1"
 
@@ -30,8 +31,15 @@ def _string(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "description": description, **extra}
 
 
-def _ce_headers(ce_type: dict[str, Any], subject: str, *, partner: bool) -> dict[str, Any]:
-    """The Kafka headers of a binary-mode CloudEvent (UTF-8 strings)."""
+def _ce_headers(
+    ce_type: dict[str, Any],
+    subject: str,
+    *,
+    partner: bool,
+    media_type: str = "application/json",
+) -> dict[str, Any]:
+    """The Kafka headers of a binary-mode CloudEvent (UTF-8 strings); ``media_type`` is
+    the data's (``application/fhir+json`` for a FHIR payload)."""
     properties: dict[str, Any] = {
         "ce_specversion": _string("CloudEvents version.", const="1.0"),
         "ce_id": _string("Stable across re-sends: drop duplicates by it."),
@@ -43,7 +51,7 @@ def _ce_headers(ce_type: dict[str, Any], subject: str, *, partner: bool) -> dict
             "The log position, zero-padded so that it sorts as text (sequence extension).",
             pattern="^[0-9]{20}\\.[0-9]{20}$",
         ),
-        "content-type": _string("The data's media type.", const="application/json"),
+        "content-type": _string("The data's media type.", const=media_type),
     }
     required = [*properties]
     properties["ce_traceparent"] = _string(
@@ -90,7 +98,7 @@ def _webhook_body(public: PublicEventType, publisher: Publisher) -> dict[str, An
             "time": _string("When careteam recorded the event.", format="date-time"),
             "sequence": _string("The log position; pass it to replayPartnerFeed."),
             "dataschema": {"const": publisher.schema_url(public.key)},
-            "datacontenttype": {"const": "application/json"},
+            "datacontenttype": {"const": public.media_type},
             "confidentiality": {"const": "42-CFR-Part-2"},
             "traceparent": _string(
                 "W3C trace context of the request that wrote the event, when one did."
@@ -151,11 +159,12 @@ def document(
             "name": public.key,
             "title": public.cloudevent_type,
             "summary": public.description,
-            "contentType": "application/json",
+            "contentType": public.media_type,
             "headers": _ce_headers(
                 {"const": public.cloudevent_type},
                 "The patient's pseudonym for this partner (the record key too).",
                 partner=True,
+                media_type=public.media_type,
             ),
             "payload": {"$ref": publisher.schema_url(public.key)},
             "bindings": {"kafka": {"key": _string("The patient's pseudonym for this partner.")}},

@@ -197,12 +197,25 @@ def test_an_imported_history_gives_the_registry_the_same_baselines_flags_and_out
     assert outcomes[0] and outcomes[0] == outcomes[1]
 
 
+IDENTITY = {"mrn", "given_name", "family_name", "birth_date", "sex"}
+
+
+def without_age(episodes: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps({k: v for k, v in e.items() if k != "ageAtIndex"}) for e in episodes)
+
+
 async def test_a_thousand_patients_import_with_a_progress_bar_and_a_second_import_changes_nothing(
     server: ServerProcess, db_dsn: str, tmp_path: Path
 ) -> None:
+    """The CLI imports 1,000 histories with a progress bar; every imported patient's
+    registry row equals that of the same history typed through GraphQL, and the outcomes
+    of the 1,000 equal those of the typed histories (one typed per distinct history, the
+    rows differing only in identity); a second import changes nothing."""
+    rows = [history(i) for i in range(1000)]
     path = tmp_path / "registry.csv"
-    path.write_text(csv_text([history(i) for i in range(1000)]))
-    token = server.token("care_manager")
+    path.write_text(csv_text(rows))
+    importer_id = uuid4()
+    token = server.token("care_manager", user=importer_id)
 
     def cli(*extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
         report_path = tmp_path / f"report-{uuid4().hex}.json"
@@ -228,6 +241,33 @@ async def test_a_thousand_patients_import_with_a_progress_bar_and_a_second_impor
     assert report["counts"] == {"created": 1000}
     written = await total_events(db_dsn)
     assert written > 5000
+
+    def history_of(row: dict[str, str]) -> str:
+        return json.dumps({k: v for k, v in row.items() if k not in IDENTITY}, sort_keys=True)
+
+    # One typist per distinct history, so each typist's outcomes are that history's.
+    typists: dict[str, tuple[UUID, str, str]] = {}
+    counts: dict[str, int] = {}
+    for row in rows:
+        key = history_of(row)
+        if key not in typists:
+            typist_id = uuid4()
+            typist = server.token("care_manager", user=typist_id)
+            typists[key] = (typist_id, typist, by_graphql(server, typist, row))
+        counts[key] = counts.get(key, 0) + 1
+    assert 10 < len(typists) < 100
+    typed = {key: registry(server, t, pid) for key, (_, t, pid) in typists.items()}
+    for row, entry in zip(rows, report["entries"], strict=True):
+        assert registry(server, token, entry["patientId"]) == typed[history_of(row)]
+    expected: list[dict[str, Any]] = []
+    for key, (typist_id, typist, _pid) in typists.items():
+        body = server.graphql(OUTCOMES, {"cm": str(typist_id)}, token=typist)
+        (episode,) = body["data"]["outcomes"]["episodes"]
+        expected.extend([episode] * counts[key])
+    imported = server.graphql(OUTCOMES, {"cm": str(importer_id)}, token=token)
+    # The age at the index score differs with the birth date (identity), nothing else.
+    assert without_age(imported["data"]["outcomes"]["episodes"]) == without_age(expected)
+    written = await total_events(db_dsn)  # with the typed histories' events
     _again, report = cli()
     assert report["counts"] == {"unchanged": 1000}
     assert {e["measuresUnchanged"] for e in report["entries"]} == {4}

@@ -4,6 +4,7 @@ without item answers, against a running server and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -12,6 +13,7 @@ import asyncpg
 import httpx
 
 from tests.e2e.fhir_validator import FhirValidator
+from tests.e2e.journey import command, enrolled_patient, event_count
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_fhir_export import fhir_validator, ok  # noqa: F401 (a fixture)
 from tests.e2e.test_fhir_import import (
@@ -118,6 +120,10 @@ async def test_a_totals_only_registry_imports_with_the_registry_of_the_same_hist
         (s["totalOnly"], json.dumps(s["answers"]), s["safetyAlert"]) for s in patient["screenings"]
     } == {(True, "[]", False)}
     assert max(s["total"] for s in patient["screenings"]) == 24
+    assert {(s["total"] >= 20, s["needsFollowUp"]) for s in patient["screenings"]} == {
+        (True, True),
+        (False, False),
+    }
     assert patient["openTasks"] == []
     assert "safety_risk" not in {f["kind"] for f in patient["flags"]}
 
@@ -243,3 +249,56 @@ async def test_bad_totals_are_refused_per_row_and_a_bundle_total_exports_as_vali
         f"{server.url}/fhir/QuestionnaireResponse/{one}", headers=headers, timeout=30.0
     )
     assert missing.status_code == 404
+
+
+async def test_one_historical_total_is_recorded_through_graphql_as_an_imported_total(
+    server: ServerProcess, db_dsn: str
+) -> None:
+    """importMeasureTotal: a PHQ-9 total of 22 without answers is a totalOnly screening
+    judged severe (needsFollowUp) that raises no flag and no task, and becomes the
+    baseline; a total out of range, the ASQ, or a role that may not screen write nothing."""
+    team = enrolled_patient(server, mrn="E2E-TOTAL-1")
+    pid = team.patient_id
+
+    def imported(token: str, instrument: str, total: int, at: str) -> dict[str, Any]:
+        return command(
+            server,
+            "importMeasureTotal",
+            {"patientId": pid, "instrument": instrument, "total": total, "occurredAt": at},
+            token,
+            "",
+        )
+
+    taken = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    before = await event_count(db_dsn, pid)
+    refusals = [
+        (imported(team.care_manager, "PHQ9", 28, taken), "TOTAL_OUT_OF_RANGE", "total"),
+        (imported(team.care_manager, "ASQ", 1, taken), "INSTRUMENT_WITHOUT_TOTAL", "instrument"),
+        (
+            imported(team.care_manager, "PHQ9", 5, "2031-01-01T00:00:00+00:00"),
+            "OCCURRED_IN_FUTURE",
+            "occurredAt",
+        ),
+    ]
+    for result, code, field in refusals:
+        assert result["__typename"] == "ValidationError", result
+        assert (result["code"], result["field"]) == (code, field)
+    assert imported(team.psychiatrist, "PHQ9", 22, taken)["__typename"] == "ForbiddenError"
+    assert await event_count(db_dsn, pid) == before
+
+    assert imported(team.care_manager, "PHQ9", 22, taken)["__typename"] == "PatientPayload"
+    body = server.graphql(SCREENINGS, {"id": pid}, token=team.care_manager)
+    assert "errors" not in body, body
+    patient = body["data"]["patient"]
+    assert patient["screenings"] == [
+        {
+            "total": 22,
+            "totalOnly": True,
+            "answers": [],
+            "safetyAlert": False,
+            "needsFollowUp": True,
+        }
+    ]
+    assert patient["openTasks"] == [] and patient["flags"] == []
+    row = registry(server, team.care_manager, pid)
+    assert row["baselinePhq9"]["total"] == 22 and row["baselinePhq9"]["severity"] == "severe"

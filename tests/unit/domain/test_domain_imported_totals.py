@@ -120,10 +120,16 @@ def test_a_scored_screening_is_not_total_only() -> None:
     assert not patient.screenings[0].total_only
 
 
-@pytest.mark.parametrize(("instrument", "total"), [("phq9", 27), ("phq9", 20), ("phq2", 6)])
-def test_an_imported_total_raises_no_safety_flag_and_no_task(instrument: str, total: int) -> None:
+@pytest.mark.parametrize(
+    ("instrument", "total", "follow_up"),
+    [("phq9", 27, True), ("phq9", 20, True), ("phq9", 19, False), ("phq2", 6, True)],
+)
+def test_an_imported_total_raises_no_safety_flag_and_no_task(
+    instrument: str, total: int, follow_up: bool
+) -> None:
     """Even the highest PHQ-9 total: item 9 is unknown, the history is not a new
-    screening, so no safety flag, no same-day task and no follow-up task."""
+    screening, so no safety flag, no same-day task and no follow-up task; the stored
+    judgement of the total still says whether it reaches the follow-up threshold."""
     patient = enrolled_patient()
     patient.collect_events()
     result = patient.import_measure_total(
@@ -131,7 +137,8 @@ def test_an_imported_total_raises_no_safety_flag_and_no_task(instrument: str, to
     )
     assert names(patient.collect_events()) == ["patient.screening_recorded"]
     assert patient.active_flags == [] and patient.open_tasks == []
-    assert result.safety_alert is False and result.needs_follow_up is False
+    assert result.safety_alert is False and result.needs_follow_up is follow_up
+    assert patient.screenings[0].needs_follow_up is follow_up
 
 
 def test_an_imported_total_follows_the_time_rules() -> None:

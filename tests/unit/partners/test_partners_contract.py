@@ -66,6 +66,22 @@ def test_every_public_type_has_a_kafka_and_a_webhook_message_naming_its_schema_u
     assert internal == "https://care.example.org/schemas/internal/event.v1.json"
 
 
+def test_each_message_declares_the_media_type_its_data_is_sent_with() -> None:
+    """A FHIR payload is application/fhir+json on both channels (the Kafka record's
+    content-type header and the webhook's datacontenttype), careteam JSON the rest."""
+    messages = asyncapi.document()["components"]["messages"]
+    kinds = set()
+    for public in CATALOGUE:
+        name = public.key.replace(".", "_")
+        kafka = messages[f"{name}_kafka"]
+        assert kafka["contentType"] == public.media_type
+        assert kafka["headers"]["properties"]["content-type"]["const"] == public.media_type
+        webhook = messages[f"{name}_webhook"]["payload"]["properties"]
+        assert webhook["datacontenttype"] == {"const": public.media_type}
+        kinds.add((public.key.startswith("fhir."), public.media_type))
+    assert kinds == {(True, "application/fhir+json"), (False, "application/json")}
+
+
 def test_published_schemas_are_valid_json_schemas_whose_id_is_their_url() -> None:
     """What /schemas/partners/<key>.json serves is a 2020-12 schema identified by its URL."""
     publisher = Publisher("https://care.example.org")
