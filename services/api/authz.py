@@ -63,6 +63,8 @@ POLICY: dict[str, tuple[Grant, ...]] = {
     "enrollPatient": (_g(Relation.TEAM, CM, PCP),),
     "startTreatment": (_g(Relation.TEAM, CM, PCP),),
     "recordScreening": (_g(Relation.TEAM, CM, PCP),),
+    # A historical total typed in (onboarding one patient): whoever records screenings.
+    "importMeasureTotal": (_g(Relation.TEAM, CM, PCP),),
     "logContact": (_g(Relation.TEAM, CM),),
     # --- the episode: the clinicians who run it move it; compliance never writes ---
     # The PCP usually refers; the care manager may take the referral in.

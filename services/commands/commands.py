@@ -177,9 +177,10 @@ class RecordScreening(PatientCommand):
 class ImportMeasureTotal(PatientCommand):
     """A historical total brought in without its item answers (a registry that kept
     totals only): checked and judged as a screening's total, no safety flag and no task
-    (docs/clinical-rules.md "Imported totals"). Authorised as recording a screening."""
+    (docs/clinical-rules.md "Imported totals"). Its own policy row, granted to whoever
+    records screenings."""
 
-    operation: ClassVar[str] = "recordScreening"
+    operation: ClassVar[str] = "importMeasureTotal"
     instrument: str
     total: int
 

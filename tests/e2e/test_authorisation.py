@@ -46,6 +46,15 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
         "RecordScreeningInput",
         {"patientId": PATIENT, "instrument": "GAD7", "answers": [0] * 7},
     ),
+    "importMeasureTotal": (
+        "ImportMeasureTotalInput",
+        {
+            "patientId": PATIENT,
+            "instrument": "PHQ9",
+            "total": 12,
+            "occurredAt": "2026-01-05T10:00:00+00:00",
+        },
+    ),
     "logContact": (
         "LogContactInput",
         {"patientId": PATIENT, "activity": "contact", "modality": "phone", "minutes": 5},
