@@ -116,10 +116,15 @@ def request_span(name: str, incoming: str | None) -> Iterator[tuple[str, Any]]:
     parent = TraceContextTextMapPropagator().extract(carrier)
     # Exceptions are not recorded: their messages may hold data (the status says error).
     with _tracer.start_as_current_span(
-        name, context=parent, kind=SpanKind.SERVER, record_exception=False
+        name,
+        context=parent,
+        kind=SpanKind.SERVER,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
         ids = span.get_span_context()
-        yield f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{int(ids.trace_flags):02x}", span
+        with _error_status(span):
+            yield f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{int(ids.trace_flags):02x}", span
 
 
 @contextmanager
@@ -130,6 +135,20 @@ def span(name: str, **attributes: str) -> Iterator[Callable[[str, str], None]]:
         yield lambda _key, _value: None
         return
     with _tracer.start_as_current_span(
-        name, attributes=attributes, record_exception=False
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
     ) as current:
-        yield current.set_attribute
+        with _error_status(current):
+            yield current.set_attribute
+
+
+@contextmanager
+def _error_status(span: Any) -> Iterator[None]:
+    """An exception marks the span as an error with no description: the SDK's own
+    handling would export the exception's message, which may hold data."""
+    try:
+        yield
+    except BaseException:
+        from opentelemetry.trace import StatusCode
+
+        span.set_status(StatusCode.ERROR)
+        raise
