@@ -8,7 +8,7 @@ connection it is handed, inside the transaction that also moves its checkpoint.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from projections.source import Conn, RecordedEvent
 
@@ -27,4 +27,20 @@ class Projection(Protocol):
 
     async def reset(self, conn: Conn) -> None:
         """Empties the read model (for a rebuild from the start of the log)."""
+        ...
+
+
+@runtime_checkable
+class LocksFirst(Protocol):
+    """A projection that takes table locks for a whole page before any of it is applied.
+
+    The projector reads a page as one or more groups (partitions at different
+    checkpoints) and applies them one after another in one transaction. A projection
+    whose ``apply`` may need a strong lock for some events (the registry's zone change)
+    takes it here, with every event of the page, before any group's ``apply`` has taken
+    a weaker lock on the same table: two transactions that each held the weaker lock and
+    then asked for the stronger one would deadlock."""
+
+    async def lock_first(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        """Takes, in ``conn``'s open transaction, the locks ``events`` will need."""
         ...

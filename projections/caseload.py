@@ -832,6 +832,20 @@ ZONE_EVENTS: Final = frozenset(
 )
 
 
+def _zone_change(e: RecordedEvent) -> bool:
+    return e.stream_type == Organisation.STREAM_TYPE and e.event_type in ZONE_EVENTS
+
+
+async def _lock_zones(conn: Conn) -> None:
+    """A zone change waits for every registry write in progress (each holds the zones
+    table's ROW SHARE lock from its ``FOR SHARE`` read) and holds back new ones until it
+    commits: its re-derivation then reads every patient's latest document and no other
+    projector transaction (another partition) writes a row in the old zone, or over the
+    re-derived one, meanwhile. That covers an organisation's first zone too (a row that
+    did not exist cannot be locked). Taking it again in the same transaction is free."""
+    await conn.execute(f"LOCK TABLE {ZONES_TABLE} IN EXCLUSIVE MODE")
+
+
 @dataclass(frozen=True)
 class ZonedRegistryProjection:
     """The registry rows, with their stored days in each patient's clinic zone.
@@ -850,21 +864,19 @@ class ZonedRegistryProjection:
     def name(self) -> str:
         return self.rows.name
 
+    async def lock_first(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        """A page holding a zone change takes the zones table in EXCLUSIVE mode before
+        any of its groups reads it ``FOR SHARE`` (projections/base.py, ``LocksFirst``)."""
+        if any(_zone_change(e) for e in events):
+            await _lock_zones(conn)
+
     async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
         # The last zone each organisation recorded in this batch.
         changed: dict[UUID, str] = {
-            e.stream_id: e.to_domain_event().time_zone
-            for e in events
-            if e.stream_type == Organisation.STREAM_TYPE and e.event_type in ZONE_EVENTS
+            e.stream_id: e.to_domain_event().time_zone for e in events if _zone_change(e)
         }
         if changed:
-            # A zone change waits for every registry write in progress (each holds the
-            # table's ROW SHARE lock from its FOR SHARE read below) and holds back new
-            # ones until it commits: its re-derivation then reads every patient's latest
-            # document and no other projector transaction (another partition) writes a
-            # row in the old zone, or over the re-derived one, meanwhile. That covers an
-            # organisation's first zone too (a row that did not exist cannot be locked).
-            await conn.execute(f"LOCK TABLE {ZONES_TABLE} IN EXCLUSIVE MODE")
+            await _lock_zones(conn)
             await conn.execute(
                 f"""INSERT INTO {ZONES_TABLE} (organisation_id, time_zone)
                     SELECT * FROM unnest($1::uuid[], $2::text[])

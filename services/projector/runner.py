@@ -27,7 +27,7 @@ from uuid import UUID
 
 import asyncpg
 
-from projections.base import Projection
+from projections.base import LocksFirst, Projection
 from services.database import Conn
 from services.erasure_cleanup import holds_erasure, vacuum_after_erasure
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
@@ -175,6 +175,10 @@ class ProjectionRunner:
                 for k in chosen:
                     start = current[parts.checkpoint_name(projection.name, k)]
                     groups.setdefault(start, {}).setdefault(index, set()).add(k)
+            # Every group's events are read before any is applied, so a projection that
+            # needs a strong lock for part of the page takes it first (LocksFirst).
+            pages: list[tuple[LogPosition, dict[int, set[int]], list[RecordedEvent], LogPosition]]
+            pages = []
             for start in sorted(groups):
                 group = groups[start]
                 wanted = frozenset().union(*group.values())
@@ -190,6 +194,15 @@ class ProjectionRunner:
                 full_page = full_page or scanned >= self._page_size
                 if holds_erasure(e.event_type for e in events):
                     self._erasure_pending = True
+                pages.append((start, group, events, last))
+            page = sorted(
+                {e.position: e for _, _, events, _ in pages for e in events}.values(),
+                key=lambda e: e.log_position,
+            )
+            for projection in self._projections:
+                if page and isinstance(projection, LocksFirst):
+                    await projection.lock_first(conn, page)
+            for start, group, events, last in pages:
                 for index, ks in group.items():
                     projection = self._projections[index]
                     own = _of(events, ks, self._count)

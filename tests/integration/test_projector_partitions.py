@@ -18,7 +18,7 @@ from projections.registry import all_projections, projection_tables
 from services.application import Application
 from services.crypto import KeyRing
 from services.database import create_pool
-from services.eventstore import EventStore, LogPosition
+from services.eventstore import START, EventStore, LogPosition, RecordedEvent
 from services.projector import partitions as parts
 from services.projector.rebuild import rebuild
 from services.projector.runner import ProjectionLagTimeoutError, ProjectionRunner
@@ -167,3 +167,55 @@ async def test_read_your_writes_waits_for_the_patients_partition_only(
     finally:
         following.cancel()
         await asyncio.gather(following, return_exceptions=True)
+
+
+class _Recording:
+    """A projection that writes nothing and records what the runner hands it."""
+
+    def __init__(self, name: str, calls: list[tuple[str, str, list[int]]]) -> None:
+        self.name = name
+        self.calls = calls
+
+    async def lock_first(self, conn: object, events: list[RecordedEvent]) -> None:
+        self.calls.append((self.name, "lock_first", [e.position for e in events]))
+
+    async def apply(self, conn: object, events: list[RecordedEvent]) -> None:
+        self.calls.append((self.name, "apply", [e.position for e in events]))
+
+    async def reset(self, conn: object) -> None:
+        return None
+
+
+async def test_a_page_of_several_groups_is_locked_as_a_whole_before_any_is_applied(
+    store: EventStore,
+) -> None:
+    """Read models at different checkpoints are read as separate groups in one
+    transaction; a projection that locks first (the registry's zone change) is handed
+    every event of the page, once, before the first group is applied."""
+    await seed_caseload(Application(store), TEAM, patients=2, now=datetime.now(UTC))
+    events = await store.read_log(START, limit=10_000)
+    assert len(events) < 500, "one page (the runner's default page size)"
+    calls: list[tuple[str, str, list[int]]] = []
+    runner = ProjectionRunner(
+        store, [_Recording("behind", calls), _Recording("ahead", calls)], partitions=1
+    )
+    await runner.prepare()
+    ahead = events[len(events) // 2].log_position
+    async with store.pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO checkpoints (name, tx_id, position)
+               VALUES ('ahead@0', $1::text::xid8, $2)
+               ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id,
+                                                position = EXCLUDED.position""",
+            str(ahead.tx_id),
+            ahead.position,
+        )
+    await runner.catch_up()
+    everything = [e.position for e in events]
+    later = everything[len(events) // 2 + 1 :]
+    assert calls == [
+        ("behind", "lock_first", everything),
+        ("ahead", "lock_first", everything),
+        ("behind", "apply", everything),
+        ("ahead", "apply", later),
+    ]

@@ -6,6 +6,7 @@ organisation without any patient event, and a rebuild from the log gives the sam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
@@ -183,4 +184,45 @@ async def test_a_first_zone_applied_beside_another_partitions_write_loses_neithe
         await asyncio.wait_for(running, 30)
         doc = await first.fetchval("SELECT doc FROM rm_registry WHERE key = $1", pid)
     assert doc["last_contact_at"] is not None, "the contact is not overwritten"
+    assert (await _onsets(clinic))[str(pid)] == LOCAL_ONSET
+
+
+async def test_two_pages_each_ending_in_a_zone_change_do_not_deadlock(clinic: Clinic) -> None:
+    """Two partitions' workers, each applying a page whose first group is a patient's
+    contact and whose second group is a zone change, in one transaction each, as the
+    projector does (``lock_first`` with the whole page, then each group's ``apply``).
+    Without ``lock_first`` each would hold the zones table's ROW SHARE lock from its
+    first group and wait for the other's to take EXCLUSIVE: PostgreSQL would abort one
+    with a deadlock."""
+    from projections.caseload import projection as registry
+    from services.eventstore import START
+
+    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
+    await clinic.catch_up()
+    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
+    await clinic.create(
+        Organisation.open_calendar(
+            organisation_id=ORG, time_zone="America/Los_Angeles", occurred_at=NOW, now=NOW
+        )
+    )
+    log = await clinic.runtime.store.read_log(START, limit=10_000)
+    contact = next(e for e in log if e.event_type == "patient.contact_logged")
+    zone = next(e for e in log if e.stream_type == Organisation.STREAM_TYPE)
+
+    applied = [asyncio.Event(), asyncio.Event()]
+
+    async def worker(conn: Any, me: int) -> None:
+        async with conn.transaction():
+            await registry.lock_first(conn, [contact, zone])
+            await registry.apply(conn, [contact])
+            applied[me].set()
+            # Give the other worker time to apply its first group too (without
+            # lock_first it does; with it, it waits for this transaction's lock).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(applied[1 - me].wait(), 1.0)
+            await registry.apply(conn, [zone])
+
+    pool = clinic.runtime.pool
+    async with pool.acquire() as first, pool.acquire() as second:
+        await asyncio.wait_for(asyncio.gather(worker(first, 0), worker(second, 1)), 30)
     assert (await _onsets(clinic))[str(pid)] == LOCAL_ONSET
