@@ -149,6 +149,10 @@ def _derive(master_key: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master_key)
 
 
+def _derived_from(root: bytes) -> dict[str, bytes]:
+    return {name: _derive(root, info) for name, info in _DERIVED.items()}
+
+
 class KeyRing:
     """Creates, unwraps and destroys patients' data keys.
 
@@ -165,12 +169,12 @@ class KeyRing:
     ) -> None:
         self._current_id = master_key_id(master_key)
         self._masters: dict[bytes, AESGCM] = {self._current_id: AESGCM(master_key)}
+        self._raw: dict[bytes, bytes] = {self._current_id: master_key}
         for key in previous:
             self._masters.setdefault(master_key_id(key), AESGCM(key))
+            self._raw.setdefault(master_key_id(key), key)
         root = previous[-1] if previous else master_key
-        keys = dict(derived) if derived is not None else {}
-        for name, info in _DERIVED.items():
-            keys.setdefault(name, _derive(root, info))
+        keys = {**_derived_from(root), **(derived or {})}
         # A separate key for the MRN blind index (services/mrn_index.py), so the master
         # key itself is only ever used to wrap keys.
         self._index_key = keys["mrn_index"]
@@ -190,6 +194,20 @@ class KeyRing:
         )
         if sample is not None:
             ring.unwrap(sample["patient_id"], bytes(sample["wrapped_key"]))
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM key_material)"):
+            # The first start since the derived keys were stored: they must be derived
+            # from the master key the database first met, the one that wrapped its
+            # patients' keys (no rotation can have happened before this table existed),
+            # not from whichever key is listed last in CARETEAM_MASTER_KEY_PREVIOUS.
+            if sample is not None:
+                root = ring._wrapping_key(sample["patient_id"].bytes, bytes(sample["wrapped_key"]))
+                ring = cls(master_key, previous, derived=_derived_from(root))
+            elif previous and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM patient_keys)"):
+                raise UnknownMasterKeyError(
+                    "cannot tell which master key this database first met (every patient "
+                    "key is destroyed): start once with CARETEAM_MASTER_KEY set to that key "
+                    "and CARETEAM_MASTER_KEY_PREVIOUS unset"
+                )
         for name in _DERIVED:
             candidate = ring._wrap(name.encode(), ring._derived(name))
             await conn.execute(
@@ -245,6 +263,22 @@ class KeyRing:
             )
         body = wrapped[1 + _ID_BYTES :]
         return master.decrypt(body[:12], body[12:], aad)
+
+    def _wrapping_key(self, aad: bytes, wrapped: bytes) -> bytes:
+        """The master key (of those given) that wrapped ``wrapped``."""
+        if len(wrapped) != _LEGACY_LENGTH:
+            self._unwrap_with(aad, wrapped)  # refuses a key id not given
+            return self._raw[wrapped[1 : 1 + _ID_BYTES]]
+        for key_id, key in self._raw.items():
+            try:
+                self._masters[key_id].decrypt(wrapped[:12], wrapped[12:], aad)
+            except InvalidTag:
+                continue
+            return key
+        raise UnknownMasterKeyError(
+            "a stored key was wrapped by a master key this process was not given "
+            "(CARETEAM_MASTER_KEY, CARETEAM_MASTER_KEY_PREVIOUS)"
+        )
 
     def wrapped_by_current(self, wrapped: bytes) -> bool:
         """Whether this wrapped key is already under the current master key."""

@@ -207,7 +207,7 @@ async def entries(pool: asyncpg.Pool, job_id: str) -> list[dict[str, Any]]:
 
 async def add_lines(
     pool: asyncpg.Pool,
-    keyring: KeyRing | None,
+    keyring: KeyRing,
     job_id: str,
     lines: Sequence[ExportLine],
     *,
@@ -218,23 +218,15 @@ async def add_lines(
     transaction; a patient without a key, forgotten, is left out) and the progress.
     ``first_seq`` is each type's next line number; it is advanced in place."""
     async with pool.acquire() as conn, conn.transaction():
-        keys = (
-            await keyring.data_keys(conn, {line.patient_id for line in lines})
-            if keyring is not None
-            else None
-        )
+        keys = await keyring.data_keys(conn, {line.patient_id for line in lines})
         rows = []
         for line in lines:
-            text = line.body.decode()
-            if keys is None:
-                payload, encrypted = {LINE_FIELD: text}, False
-            elif line.patient_id in keys:
-                payload = encrypt_fields(
-                    {LINE_FIELD: text}, (LINE_FIELD,), line.patient_id, keys[line.patient_id]
-                )
-                encrypted = True
-            else:
+            key = keys.get(line.patient_id)
+            if key is None:
                 continue
+            payload = encrypt_fields(
+                {LINE_FIELD: line.body.decode()}, (LINE_FIELD,), line.patient_id, key
+            )
             seq = first_seq.get(line.resource_type, 0)
             first_seq[line.resource_type] = seq + 1
             rows.append(
@@ -243,7 +235,7 @@ async def add_lines(
                     line.resource_type,
                     seq,
                     line.patient_id,
-                    encrypted,
+                    True,
                     orjson.dumps(payload).decode(),
                 )
             )
@@ -275,7 +267,7 @@ async def line_counts(pool: asyncpg.Pool, job_id: str) -> dict[str, int]:
 
 
 async def export_file(
-    pool: asyncpg.Pool, keyring: KeyRing | None, job_id: str, resource_type: str
+    pool: asyncpg.Pool, keyring: KeyRing, job_id: str, resource_type: str
 ) -> tuple[bytes, list[UUID]]:
     """One NDJSON file and the patients in it, in line order; lines whose key is gone
     (a patient forgotten since) are left out."""
@@ -286,9 +278,7 @@ async def export_file(
             job_id,
             resource_type,
         )
-        keys: dict[UUID, bytes] = {}
-        if keyring is not None:
-            keys = await keyring.data_keys(conn, {r["patient_id"] for r in rows if r["encrypted"]})
+        keys = await keyring.data_keys(conn, {r["patient_id"] for r in rows if r["encrypted"]})
     out: list[bytes] = []
     patients: list[UUID] = []
     for r in rows:

@@ -56,6 +56,7 @@ from services.api.errors import (
 from services.auth import AuthenticationError, Principal, TokenVerifier, bearer_token
 from services.bootstrap import Runtime
 from services.commands.commands import RecordScreening
+from services.crypto import KeyRing
 from services.eventstore import EventMetadata
 from services.fhir import import_job, importing, inbound, jobs, mapping
 from services.fhir.capability import (
@@ -118,6 +119,15 @@ class FhirContext(CareteamContext):
 # The largest request body accepted (a QuestionnaireResponse is a few KiB).
 MAX_BODY_BYTES: Final = 64 * 1024
 JSON_TYPES: Final = frozenset({"application/fhir+json", "application/json"})
+
+
+def _keyring(ctx: CareteamContext) -> KeyRing:
+    """The keys that seal export lines; a process without them cannot export (every
+    server careteam starts has one)."""
+    keyring = ctx.runtime.store.keyring
+    if keyring is None:
+        raise Refusal(500, "exception", "this server has no keyring, so it cannot export")
+    return keyring
 
 
 class Refusal(Exception):
@@ -711,6 +721,7 @@ class FhirApi:
                 types = asked
             since = _instant("_since", params["_since"]) if "_since" in params else None
             ctx = await self._context(request)
+            keyring = _keyring(ctx)
             group = request.path_params.get("id")
             if group is not None and _uuid_id(group) != ctx.require_principal().organisation_id:
                 raise Refusal(404, "not-found", "no Group with this id")
@@ -735,7 +746,7 @@ class FhirApi:
         }
         pool = ctx.runtime.pool
         await jobs.create(pool, job_id=job_id, kind="export", owner=owner, detail=detail)
-        build = self._build_export(ctx, job_id, types, where, args)
+        build = self._build_export(ctx, keyring, job_id, types, where, args)
         self._start(job_id, jobs.run(pool, job_id, build))
         status_url = f"{self._base(request)}/$export-status/{job_id}"
         return Response(status_code=202, headers={"Content-Location": status_url})
@@ -748,6 +759,7 @@ class FhirApi:
     async def _build_export(
         self,
         ctx: CareteamContext,
+        keyring: KeyRing,
         job_id: str,
         types: Sequence[str],
         where: str,
@@ -755,7 +767,7 @@ class FhirApi:
     ) -> None:
         """Maps every visible patient to resources and stores the lines of the asked
         types, a batch of patients per transaction, sealed with each patient's key."""
-        pool, keyring = ctx.runtime.pool, ctx.runtime.store.keyring
+        pool = ctx.runtime.pool
         docs = sorted(await self._visible(ctx, where, *args), key=lambda d: d["id"])
         async with pool.acquire() as conn:
             await conn.execute("UPDATE fhir_jobs SET total = $2 WHERE id = $1", job_id, len(docs))
@@ -842,9 +854,7 @@ class FhirApi:
             if job.status != "complete" or kind not in job.detail["types"]:
                 raise Refusal(404, "not-found", "no such file in this export")
             runtime = ctx.runtime
-            body, patients = await jobs.export_file(
-                runtime.pool, runtime.store.keyring, job.id, kind
-            )
+            body, patients = await jobs.export_file(runtime.pool, _keyring(ctx), job.id, kind)
             if not body:
                 raise Refusal(404, "not-found", "no such file in this export")
         except Refusal as refusal:

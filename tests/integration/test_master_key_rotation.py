@@ -134,3 +134,40 @@ async def test_a_process_given_the_wrong_master_key_refuses_to_start(pool: async
     await rotate_master_key(pool, both)
     with pytest.raises(UnknownMasterKeyError):
         await _ring(pool, OLD)
+
+
+async def _drop_derived_keys(pool: asyncpg.Pool) -> None:
+    """The database as it was before the derived keys were stored (migration 0076)."""
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM key_material")
+
+
+async def test_the_first_start_with_a_previous_key_derives_from_the_key_that_wrapped_the_data(
+    pool: asyncpg.Pool,
+) -> None:
+    """A database from before the derived keys were stored, first started with a new key
+    and two previous ones, the original one not last: the MRN index key is still the one
+    derived from the original key, so the index rows written before keep matching."""
+    now = datetime.now(UTC)
+    store = EventStore(pool, keyring=await _ring(pool, OLD))
+    await _register(Application(store), 2, now)
+    original = store.keyring.blind_index_key()  # type: ignore[union-attr]
+    await _drop_derived_keys(pool)
+    stray = os.urandom(32)
+    ring = await _ring(pool, NEW, (OLD, stray))
+    assert ring.blind_index_key() == original
+    assert (await _ring(pool, NEW, (stray, OLD))).blind_index_key() == original
+
+
+async def test_a_first_start_that_cannot_tell_the_original_key_refuses(pool: asyncpg.Pool) -> None:
+    """Every patient key destroyed and no derived key stored: with previous keys given
+    careteam cannot tell which one the erasure records were sealed under, so it stops and
+    names the settings instead of storing keys derived from a guess."""
+    now = datetime.now(UTC)
+    store = EventStore(pool, keyring=await _ring(pool, OLD))
+    (only,) = await _register(Application(store), 1, now)
+    await forget_patient(store, only, reason="erasure request 9", metadata=META, now=now)
+    await _drop_derived_keys(pool)
+    with pytest.raises(UnknownMasterKeyError, match="CARETEAM_MASTER_KEY_PREVIOUS unset"):
+        await _ring(pool, NEW, (OLD,))
+    assert (await _ring(pool, OLD)).record_key == store.keyring.record_key  # type: ignore[union-attr]
