@@ -189,10 +189,14 @@ async def measure_with(ctx: RowContext, *, patients: int, requests: int = REQUES
     return result
 
 
-LIMITS = """See the profile: per request, careteam authorises the caller, computes the
-digests, runs the same index lookup with the care team scope in SQL, decodes and
-resolves each match's fields in GraphQL and records every patient returned as a read
-(the access log's rows, sealed by the chain sealer on the same core)."""
+LIMITS = """PostgreSQL: per request about 4.3 ms of its CPU for careteam against 0.9 ms for
+the raw endpoint (measured 2026-12-05), with the same digests and index lookup on both
+sides. What careteam adds in SQL: the read audit of every patient returned (access-log
+rows written, indexed and sealed on the same core) and the caller's scope predicate,
+which also holds the break-the-glass clause and is checked for each of the index's
+candidates (a name prefix matches about a sixth of the organisation before the care team
+keeps its own). Next: the query plan of the scoped lookup, and one access-log row per
+list read (docs/performance.md)."""
 
 
 SPEC = RowSpec(
