@@ -26,7 +26,6 @@ def _assert_measured_and_equal(result: RowResult) -> None:
     failed, differing = result.checks
     assert failed.value == 0, failed.detail
     assert differing.value == 0, differing.detail
-    assert not result.missed or result.comparisons[0].met is False
 
 
 async def test_row_8_searches_answer_the_same_patients_from_careteam_and_raw(
