@@ -7,6 +7,7 @@ memory of each process, the bytes stored per event, and which core each process 
 pinned to. The report (Markdown, JSON and, when matplotlib is installed, PNG charts) is
 written to ``--out`` (default ``bench-results/``).
 
-One module per row (``row1_appends``, ``row2_rebuild``, ``row4_lag``, ...), registered in
-``bench.rows``; a row whose feature does not exist yet reports itself skipped.
+One module per row (``row1_appends``, ``row2_rebuild``, ``row4_lag``, ...; rows 8 and 9
+share ``portal_reads``), registered in ``bench.rows``; a row whose feature does not exist
+yet reports itself skipped.
 """

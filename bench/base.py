@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.environment import BenchServer, CorePlan, Databases, Usage
 from bench.results import Kind, RowResult, Series
 
-DEFAULT_ROWS = (1, 2, 3, 4, 5, 6, 7)
+DEFAULT_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
 @dataclass(frozen=True)

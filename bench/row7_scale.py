@@ -126,10 +126,13 @@ def _constant(team: tuple[UUID, UUID, UUID | None]) -> Team:
     return lambda: team
 
 
-def journeys(total_events: int, now: datetime, seed: int) -> Iterator[list[list[Command]]]:
-    """Chunks of CHUNK_PATIENTS patient journeys adding up to ``total_events`` events."""
+def journeys(
+    total_events: int, now: datetime, seed: int, per_patient: int = EVENTS_PER_PATIENT
+) -> Iterator[list[list[Command]]]:
+    """Chunks of CHUNK_PATIENTS patient journeys of ``per_patient`` events each, adding up
+    to ``total_events`` events."""
     rnd = random.Random(seed)
-    patients = total_events // EVENTS_PER_PATIENT
+    patients = total_events // per_patient
 
     def chunk(first: int) -> list[list[Command]]:
         out: list[list[Command]] = []
@@ -142,7 +145,7 @@ def journeys(total_events: int, now: datetime, seed: int) -> Iterator[list[list[
             out.append(
                 patient_journey(
                     rnd,
-                    length=EVENTS_PER_PATIENT,
+                    length=per_patient,
                     now=now,
                     single_event=False,
                     team=_constant(team),
@@ -154,15 +157,21 @@ def journeys(total_events: int, now: datetime, seed: int) -> Iterator[list[list[
 
 
 async def load(
-    pool: asyncpg.Pool, raw: asyncpg.Connection, keyring: KeyRing, total_events: int, seed: int
+    pool: asyncpg.Pool,
+    raw: asyncpg.Connection,
+    keyring: KeyRing,
+    total_events: int,
+    seed: int,
+    per_patient: int = EVENTS_PER_PATIENT,
 ) -> Loaded:
-    """COPYs ``total_events`` events (chunks of CHUNK_PATIENTS patients) into the log.
-    ``raw`` has asyncpg's own jsonb codec (binary COPY), so documents go as JSON text."""
+    """COPYs ``total_events`` events (chunks of CHUNK_PATIENTS patients, ``per_patient``
+    events each) into the log. ``raw`` has asyncpg's own jsonb codec (binary COPY), so
+    documents go as JSON text."""
     loaded = Loaded()
     now = datetime.now(UTC)
     meta = orjson.dumps(META.as_json(), option=orjson.OPT_SORT_KEYS).decode()
     started = time.perf_counter()
-    for chunk in journeys(total_events, now, seed):
+    for chunk in journeys(total_events, now, seed, per_patient):
         streams: list[tuple[UUID, str, UUID]] = []
         events: list[tuple[Any, ...]] = []
         async with pool.acquire() as conn:
@@ -225,32 +234,41 @@ async def load(
     return loaded
 
 
-async def prepare(dsn: str, master_key: bytes, total_events: int, ctx: RowContext) -> Loaded:
-    """Loads, projects and seals one database; returns what it holds."""
+async def prepare(
+    dsn: str,
+    master_key: bytes,
+    total_events: int,
+    ctx: RowContext,
+    *,
+    per_patient: int = EVENTS_PER_PATIENT,
+    row: int = 7,
+) -> Loaded:
+    """Loads, projects and seals one database (``per_patient`` events per patient); returns
+    what it holds. ``row`` names the row in the progress lines."""
     pool = await create_pool(dsn, Settings(db_pool_min=1, db_pool_max=4))
     try:
         keyring = KeyRing(master_key)
         raw = await asyncpg.connect(dsn)
         try:
-            loaded = await load(pool, raw, keyring, total_events, seed=7)
+            loaded = await load(pool, raw, keyring, total_events, seed=7, per_patient=per_patient)
         finally:
             await raw.close()
         ctx.log(
-            f"row 7: {loaded.events:,} events for {loaded.patients:,} patients loaded with COPY "
-            f"in {loaded.load_seconds:.0f} s"
+            f"row {row}: {loaded.events:,} events for {loaded.patients:,} patients loaded with "
+            f"COPY in {loaded.load_seconds:.0f} s"
         )
         store = EventStore(pool, keyring=keyring)
         runner = ProjectionRunner(store, all_projections(), page_size=2_000)
         started = time.perf_counter()
         await runner.catch_up()
         loaded.project_seconds = time.perf_counter() - started
-        ctx.log(f"row 7: read models built in {loaded.project_seconds:.0f} s")
+        ctx.log(f"row {row}: read models built in {loaded.project_seconds:.0f} s")
         started = time.perf_counter()
         async with pool.acquire() as conn:
             while await seal_once(conn, limit=20_000):
                 pass
             loaded.seal_seconds = time.perf_counter() - started
-            ctx.log(f"row 7: audit chain sealed in {loaded.seal_seconds:.0f} s")
+            ctx.log(f"row {row}: audit chain sealed in {loaded.seal_seconds:.0f} s")
             await conn.execute("VACUUM ANALYZE")
             loaded.event_log_bytes = float(
                 await conn.fetchval(

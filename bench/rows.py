@@ -11,6 +11,8 @@ from bench import (
     row5_relay,
     row6_fanout,
     row7_scale,
+    row8_search,
+    row9_worklist,
 )
 from bench.base import RowSpec
 
@@ -22,4 +24,6 @@ ROWS: dict[int, RowSpec] = {
     5: row5_relay.SPEC,
     6: row6_fanout.SPEC,
     7: row7_scale.SPEC,
+    8: row8_search.SPEC,
+    9: row9_worklist.SPEC,
 }
