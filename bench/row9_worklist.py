@@ -28,7 +28,6 @@ import asyncio
 import base64
 import os
 import time
-from datetime import date
 from typing import Any
 
 from bench import portal_reads
@@ -66,8 +65,8 @@ def _careteam_answer(page: dict[str, Any]) -> Answer:
 
 
 # A flag on since the facts that raised it (``projections.caseload.ALWAYS``) has the onset
-# -infinity in PostgreSQL, which asyncpg reads as ``date.min``: careteam answers that day.
-_DAYS = {"-infinity": date.min.isoformat()}
+# -infinity in PostgreSQL: careteam answers no due day (null) for it.
+_DAYS: dict[str, str | None] = {"-infinity": None}
 
 
 def _raw_answer(items: list[dict[str, Any]]) -> Answer:

@@ -69,7 +69,9 @@ class WorklistItem:
     urgency: int = strawberry.field(description="0 is most urgent; the list is in this order.")
     patient_id: UUID = strawberry.field(description="The patient.")
     due_on: date | None = strawberry.field(
-        description="The day it is due (for flags: the day the flag was raised)."
+        description="The day it is due (for flags: the day the flag was raised; null when "
+        "a recorded fact raised it, such as a screening's answer, or it was on from the first "
+        "day the rules apply: the patient's flags say when and why)."
     )
     overdue: bool = strawberry.field(description="Due before today and not done.")
     task_id: UUID | None = strawberry.field(description="The task, for TASK items.")
@@ -157,21 +159,41 @@ def _on(value: date | None, today: date) -> bool:
     return value is not None and value <= today
 
 
+def _raised_on(onset: date) -> date | None:
+    """A flag's due day: the day it was raised, or None when it is raised by a recorded
+    fact or from the first day the rules apply (the stored onset ``ALWAYS``, which is no
+    day to show; the patient's flags say when and why)."""
+    return None if onset == caseload.ALWAYS else onset
+
+
 def _flag_items(rows: list[Any], today: date, role: Role) -> list[_Item]:
     items: list[_Item] = []
     for r in rows:
         pid = r["key"]
         if _on(r["safety_risk_on"], today):
-            items.append(_Item(0, r["safety_risk_on"], pid, WorklistItemKind.SAFETY_ALERT))
+            items.append(
+                _Item(0, _raised_on(r["safety_risk_on"]), pid, WorklistItemKind.SAFETY_ALERT)
+            )
         if role is Role.CARE_MANAGER:
             if _on(r["overdue_contact_on"], today):
-                items.append(_Item(6, r["overdue_contact_on"], pid, WorklistItemKind.OUTREACH_DUE))
+                items.append(
+                    _Item(
+                        6, _raised_on(r["overdue_contact_on"]), pid, WorklistItemKind.OUTREACH_DUE
+                    )
+                )
             if _on(r["measurement_due_on"], today):
                 items.append(
-                    _Item(7, r["measurement_due_on"], pid, WorklistItemKind.MEASUREMENT_DUE)
+                    _Item(
+                        7,
+                        _raised_on(r["measurement_due_on"]),
+                        pid,
+                        WorklistItemKind.MEASUREMENT_DUE,
+                    )
                 )
         if role is Role.PSYCHIATRIST and _on(r["needs_review_on"], today):
-            items.append(_Item(3, r["needs_review_on"], pid, WorklistItemKind.REVIEW_NEEDED))
+            items.append(
+                _Item(3, _raised_on(r["needs_review_on"]), pid, WorklistItemKind.REVIEW_NEEDED)
+            )
     return items
 
 
