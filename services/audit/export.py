@@ -98,7 +98,7 @@ def parse_request(
 _SQL = """
 SELECT t.kind, t.at, t."table", t.key, t.actor_id, s.display_name AS actor_name, t.role,
        t.organisation_id, t.purpose_of_use, t.request_id, t.patient_id, t.action, t.outcome,
-       t.reason, t.subject_type, t.subject_id, t.recipient
+       t.reason, t.subject_type, t.subject_id, t.recipient, t.part
 FROM (
     SELECT 'write' AS kind, e.recorded_at AS at, 'events' AS "table", e.position AS key,
            e.metadata->>'actor_id' AS actor_id, e.metadata->>'role' AS role,
@@ -211,7 +211,10 @@ def audit_event(entry: dict[str, Any]) -> dict[str, Any]:
     denied = entry["outcome"] == "denied"
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": f"{entry['table'].replace('_', '-')}-{entry['key']}",
+        # A read of several patients is one access row, one entry (and AuditEvent) per
+        # patient: the n-th patient of row k is ``access-log-k-n``, as in the FHIR API.
+        "id": f"{entry['table'].replace('_', '-')}-{entry['key']}"
+        + (f"-{entry['part']}" if entry.get("part") else ""),
         "meta": {"profile": [_BALP + profile]},
         "type": _coding(*type_),
         "subtype": [_coding(*subtype)],

@@ -1,18 +1,22 @@
 """A read of several patients is one access row naming them all; over HTTP, every reader
 of the access log by patient still finds it as a read of each: compliance's audit trail
 (paged one entry at a time through the list), FHIR AuditEvent (one resource per patient,
-naming only that patient) and the emergency review's count of reads under a grant."""
+naming only that patient), the emergency review's count of reads under a grant and the
+audit export (an entry per patient, its FHIR id ``access-log-<row>-<place>``)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+import asyncpg
 import httpx
 from fhirclient.models.auditevent import AuditEvent as R4AuditEvent
 
+from services.audit.export import ExportRequest, audit_event, entries
 from tests.e2e.journey import command
 from tests.e2e.server import ServerProcess
 
@@ -42,6 +46,25 @@ def _trail(
         after = page["pageInfo"]["endCursor"]
 
 
+async def _exported_reads(
+    db_dsn: str, patients: list[str], until: datetime
+) -> dict[str, list[tuple[str, str, str]]]:
+    """Each patient's caseload reads in the audit export: patient, actor, FHIR id."""
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        found = {}
+        for patient in patients:
+            request = ExportRequest(until - timedelta(hours=1), until, UUID(patient), None, "fhir")
+            found[patient] = [
+                (e["patient_id"], e["actor_id"], audit_event(e)["id"])
+                async for e in entries(conn, request)
+                if e["action"] == "caseload"
+            ]
+        return found
+    finally:
+        await conn.close()
+
+
 def _fhir(server: ServerProcess, path: str, token: str, **params: str) -> dict[str, Any]:
     response = httpx.get(
         f"{server.url}/fhir/{path}",
@@ -55,7 +78,7 @@ def _fhir(server: ServerProcess, path: str, token: str, **params: str) -> dict[s
 
 
 def test_a_list_read_is_found_as_a_read_of_each_patient_by_every_reader(
-    server: ServerProcess,
+    server: ServerProcess, db_dsn: str
 ) -> None:
     org = uuid4()
     cm = server.token("care_manager", org=org)
@@ -104,7 +127,7 @@ def test_a_list_read_is_found_as_a_read_of_each_patient_by_every_reader(
     )
 
     # FHIR: the same read as one AuditEvent per patient, `<row>-<place>`, readable by id.
-    ids = set()
+    ids: dict[str, str] = {}
     for patient in patients:
         bundle = _fhir(server, "AuditEvent", compliance, patient=patient)
         (read,) = [
@@ -121,9 +144,10 @@ def test_a_list_read_is_found_as_a_read_of_each_patient_by_every_reader(
         ]
         R4AuditEvent(read, strict=True)
         assert _fhir(server, f"AuditEvent/{read['id']}", compliance) == read
-        ids.add(read["id"])
-    assert len({i.split("-")[0] for i in ids}) == 1 and len(ids) == 3
-    row = next(iter(ids)).split("-")[0]
+        ids[patient] = read["id"]
+    assert len({i.split("-")[0] for i in ids.values()}) == 1
+    assert sorted(i.split("-")[1] for i in ids.values()) == ["1", "2", "3"]
+    row = ids[patients[0]].split("-")[0]
     for missing in (f"{row}-0", f"{row}-4", f"{row}-01", f"{row}-"):
         response = httpx.get(
             f"{server.url}/fhir/AuditEvent/{missing}",
@@ -131,3 +155,7 @@ def test_a_list_read_is_found_as_a_read_of_each_patient_by_every_reader(
             timeout=30.0,
         )
         assert response.status_code == 404, missing
+
+    # The audit export: one entry per patient of the list, each its own AuditEvent id.
+    exported = asyncio.run(_exported_reads(db_dsn, patients, until))
+    assert exported == {p: [(p, str(doctor), f"access-log-{ids[p]}")] for p in patients}
