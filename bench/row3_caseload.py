@@ -337,17 +337,16 @@ def _summarise(
     )
 
 
-LIMITS = """Per request, not per field (docs/performance.md): the read audit of 150 patients
-(one record per request, expanded by PostgreSQL into 150 access-log rows, and the audit
-chain sealer, now in its own process on the same core, hashing those 150 rows) and four
-statements with PostgreSQL on the same core (the clinic zone, the page with its count
-and the audit's care-team check, the month's minutes, the batch's audit insert). Rows
-are memoised per document, day, zone and minutes, and their completed fields per
-selection, so GraphQL execution and row derivation are small; the first read of a row on
-a day still derives it. Closing the rest needs an access-log row per list read (the
-patients in an array; every query of the log by patient, FHIR AuditEvent's among them,
-changes with it) so there are 150 times fewer rows to write and seal, and fewer
-statements."""
+LIMITS = """Per request, not per field (docs/performance.md): four statements with
+PostgreSQL on the same core (the clinic zone, the page with its count and the audit's
+care-team check, the month's minutes, the batch's audit insert), the month's minutes cut
+into clinic days in Python, and GraphQL completion. The read audit of 150 patients is one
+access-log row naming them all (migration 0084), one row to write and one chain link to
+seal. Rows are memoised per document, day, zone and minutes, their completed fields per
+selection, and cursors per sort-key values, so GraphQL execution and row derivation are
+small; the first read of a row on a day still derives it. Closing the rest needs fewer
+statements: the month's minutes in the page's statement and the clinic zone kept with
+the principal."""
 
 
 SPEC = RowSpec(

@@ -52,10 +52,31 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"cannot put a {type(value).__name__} in a cursor")
 
 
+def _memo_part(value: Any) -> tuple[Any, ...]:
+    # Values that compare equal must not share a cursor unless their text is the same:
+    # True == 1 (so the type is part of the key) and aware datetimes are equal across
+    # zones (so the zone is, too; instant and zone fix the ISO text).
+    return (type(value), value, value.tzinfo if isinstance(value, datetime) else None)
+
+
+# Cursors already made, by ordering and typed values (a page of 150 rows made 150 cursors
+# a request, about 7 microseconds each; a lookup is well under one). Bounded: past the
+# limit it starts afresh. A cursor holds sort keys and ids, never a name or free text.
+_MADE: dict[tuple[Any, ...], str] = {}
+_MADE_LIMIT = 8192
+
+
 def encode_cursor(ordering: str, values: Sequence[Any]) -> str:
     """An opaque cursor naming a row by its sort-key values under ``ordering``."""
-    raw = json.dumps([ordering, [_json_value(v) for v in values]], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    key = (ordering, *map(_memo_part, values))
+    made = _MADE.get(key)
+    if made is None:
+        raw = json.dumps([ordering, [_json_value(v) for v in values]], separators=(",", ":"))
+        made = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        if len(_MADE) >= _MADE_LIMIT:
+            _MADE.clear()
+        _MADE[key] = made
+    return made
 
 
 def decode_cursor(ordering: str, cursor: str, width: int) -> list[str | None]:

@@ -50,6 +50,9 @@ class Source:
     # otherwise by key, up to the highest key seen once every transaction that was
     # running then has ended (the table has no transaction id column).
     by_tx: bool
+    # Columns added after rows were sealed: hashed when they hold a value, left out of
+    # the hash when NULL, so a row written before the column existed hashes as it did.
+    added: tuple[str, ...] = ()
 
     @property
     def checkpoint(self) -> str:
@@ -58,7 +61,9 @@ class Source:
 
 # JSON columns are hashed in jsonb's own text form, which is canonical and does not depend
 # on the connection's type codecs. The column lists are fixed: a column added later must
-# not change the hash of rows sealed before it.
+# not change the hash of rows sealed before it (it is listed in ``added``). An access row
+# of a list read names its patients in ``patient_ids`` (``patient_id`` NULL): the hash
+# covers the array, so removing, adding or reordering a patient of it is an edit.
 SOURCES: tuple[Source, ...] = (
     Source(
         "event",
@@ -76,10 +81,11 @@ SOURCES: tuple[Source, ...] = (
         "access_log",
         "id",
         """id, tx_id::text AS tx_id, at, actor_id, role, organisation_id, patient_id,
-        operation, outcome, reason, purpose_of_use, request_id, fields""",
+        operation, outcome, reason, purpose_of_use, request_id, fields, patient_ids""",
         "patient_id",
         "at",
         True,
+        added=("patient_ids",),
     ),
     Source(
         "disclosure",
@@ -150,7 +156,7 @@ def content_hash(source: Source, row: dict[str, Any]) -> bytes:
 
 def hashes(source: Source, row: dict[str, Any]) -> tuple[bytes, bytes]:
     """``row_hash`` and ``content_hash`` of one row, canonicalising its values once."""
-    canonical = {k: _canonical(v) for k, v in row.items()}
+    canonical = {k: _canonical(v) for k, v in row.items() if v is not None or k not in source.added}
     content = {k: v for k, v in canonical.items() if k not in (source.key, "tx_id")}
     return _digest(source.name, canonical), _digest(source.name, content)
 

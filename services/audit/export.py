@@ -98,7 +98,7 @@ def parse_request(
 _SQL = """
 SELECT t.kind, t.at, t."table", t.key, t.actor_id, s.display_name AS actor_name, t.role,
        t.organisation_id, t.purpose_of_use, t.request_id, t.patient_id, t.action, t.outcome,
-       t.reason, t.subject_type, t.subject_id, t.recipient
+       t.reason, t.subject_type, t.subject_id, t.recipient, t.part
 FROM (
     SELECT 'write' AS kind, e.recorded_at AS at, 'events' AS "table", e.position AS key,
            e.metadata->>'actor_id' AS actor_id, e.metadata->>'role' AS role,
@@ -107,30 +107,30 @@ FROM (
            e.metadata->>'request_id' AS request_id, e.patient_id::text AS patient_id,
            e.event_type AS action, 'allowed' AS outcome, NULL::text AS reason,
            e.stream_type AS subject_type, e.stream_id::text AS subject_id,
-           NULL::text AS recipient
+           NULL::text AS recipient, 0::bigint AS part
     FROM events e
     UNION ALL
     SELECT CASE WHEN l.outcome = 'denied' THEN 'denial' ELSE 'read' END, l.at, 'access_log',
            l.id, l.actor_id::text, l.role, l.organisation_id::text, l.purpose_of_use,
            l.request_id, l.patient_id::text, l.operation, l.outcome, l.reason,
-           NULL, NULL, NULL
-    FROM access_log l
+           NULL, NULL, NULL, l.part
+    FROM access_log_entries l
     UNION ALL
     SELECT 'disclosure', d.disclosed_at, 'disclosures', d.id, d.partner_id::text, 'partner',
            d.recipient_organisation_id::text, d.purpose, d.message_id, d.patient_id::text,
-           d.public_type, 'allowed', NULL, 'event', d.event_id::text, d.recipient_name
+           d.public_type, 'allowed', NULL, 'event', d.event_id::text, d.recipient_name, 0
     FROM disclosures d
     UNION ALL
     SELECT 'partner_change', c.at, 'partner_changes', c.id, c.actor_id::text, c.role,
            c.organisation_id::text, NULL, c.request_id, NULL, c.change, 'allowed', NULL,
-           'partner', c.partner_id::text, NULL
+           'partner', c.partner_id::text, NULL, 0
     FROM partner_changes c
 ) t
 LEFT JOIN staff s ON s.user_id::text = t.actor_id AND s.organisation_id::text = t.organisation_id
 WHERE t.at >= $1 AND t.at < $2
   AND ($3::text IS NULL OR t.patient_id = $3)
   AND ($4::text IS NULL OR t.actor_id = $4)
-ORDER BY t.at, t."table", t.key
+ORDER BY t.at, t."table", t.key, t.part
 """
 
 
@@ -211,7 +211,10 @@ def audit_event(entry: dict[str, Any]) -> dict[str, Any]:
     denied = entry["outcome"] == "denied"
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": f"{entry['table'].replace('_', '-')}-{entry['key']}",
+        # A read of several patients is one access row, one entry (and AuditEvent) per
+        # patient: the n-th patient of row k is ``access-log-k-n``, as in the FHIR API.
+        "id": f"{entry['table'].replace('_', '-')}-{entry['key']}"
+        + (f"-{entry['part']}" if entry.get("part") else ""),
         "meta": {"profile": [_BALP + profile]},
         "type": _coding(*type_),
         "subtype": [_coding(*subtype)],

@@ -6,8 +6,8 @@ Guarantee (decided here): a resolver that returns patient data first awaits
 committed. So no response is ever given whose read record could still be lost, and a
 crash loses only reads whose responses were never sent. Concurrent reads share one
 statement per batch (group commit), so the cost per read falls as
-load rises; a read of a list of patients is one record naming them all, which PostgreSQL
-expands into the access log's row per patient.
+load rises; a read of a list of patients is one record naming them all, written as one
+access log row (its ``patient_ids``).
 """
 
 from __future__ import annotations
@@ -26,32 +26,34 @@ import asyncpg
 log = logging.getLogger("careteam.audit")
 
 # One statement per batch: the batch's records as arrays of their values, their patients
-# as one array (with the number of the record each belongs to) and their field paths as
-# one array sliced per record. PostgreSQL expands them into the access log's row per
-# patient (what every reader of the access log queries: compliance's trail, FHIR
-# AuditEvent, exports, the audit chain), so a list of 150 patients costs one uuid each to
-# encode, not a row of eleven values each.
+# and their field paths as one array each, sliced per record. Each record is one access
+# log row: a read of one patient names it in `patient_id` (as every row did before
+# migration 0084); a read of several names them all in `patient_ids`, so a list of 150
+# patients is one row to write, index and seal into the audit chain, not 150. Readers by
+# patient go through the `access_log_entries` view (one entry per patient).
 _INSERT = """
-INSERT INTO access_log (at, actor_id, role, organisation_id, patient_id, operation, outcome,
-                        reason, purpose_of_use, request_id, fields)
-SELECT r.at, r.actor_id, r.role, r.organisation_id, p.patient_id, r.operation, 'allowed',
-       r.reason, r.purpose_of_use, r.request_id, ($11::text[])[r.f_from:r.f_to]
+INSERT INTO access_log (at, actor_id, role, organisation_id, patient_id, patient_ids,
+                        operation, outcome, reason, purpose_of_use, request_id, fields)
+SELECT r.at, r.actor_id, r.role, r.organisation_id,
+       CASE WHEN r.p_from = r.p_to THEN ($12::uuid[])[r.p_from] END,
+       CASE WHEN r.p_from < r.p_to THEN ($12::uuid[])[r.p_from:r.p_to] END,
+       r.operation, 'allowed', r.reason, r.purpose_of_use, r.request_id,
+       ($11::text[])[r.f_from:r.f_to]
 FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::int[], $10::int[])
+            $7::text[], $8::text[], $9::int[], $10::int[], $13::int[], $14::int[])
      WITH ORDINALITY AS r(at, actor_id, role, organisation_id, operation, reason,
-                          purpose_of_use, request_id, f_from, f_to, n)
-JOIN unnest($12::bigint[], $13::uuid[]) WITH ORDINALITY AS p(n, patient_id, k) ON p.n = r.n
-ORDER BY p.k
+                          purpose_of_use, request_id, f_from, f_to, p_from, p_to, n)
+ORDER BY r.n
 """
 
 
 def _arguments(records: Sequence[ReadRecord]) -> list[list[Any]]:
-    """The statement's thirteen arguments for ``records``, in its parameters' order."""
+    """The statement's fourteen arguments for ``records``, in its parameters' order."""
     per_record: list[list[Any]] = [[] for _ in range(10)]
     fields: list[str] = []
-    owners: list[int] = []
     patients: list[UUID] = []
-    for number, r in enumerate(records, start=1):
+    spans: tuple[list[int], list[int]] = ([], [])
+    for r in records:
         first = len(fields) + 1
         fields.extend(r.fields)
         values = (r.at, r.actor_id, r.role, r.organisation_id, r.operation, r.reason)
@@ -61,9 +63,10 @@ def _arguments(records: Sequence[ReadRecord]) -> list[list[Any]]:
             strict=True,
         ):
             column.append(value)
-        owners.extend([number] * len(r.patient_ids))
+        spans[0].append(len(patients) + 1)
         patients.extend(r.patient_ids)
-    return [*per_record, fields, owners, patients]
+        spans[1].append(len(patients))
+    return [*per_record, fields, patients, *spans]
 
 
 @dataclass(frozen=True, slots=True)

@@ -434,18 +434,22 @@ class FhirApi:
         raise await self._refuse(ctx, patient_id, "AuditEvent", AUDIT_OPERATION)
 
     async def _access_rows(
-        self, ctx: CareteamContext, where: str, value: object
+        self, ctx: CareteamContext, where: str, *values: object
     ) -> list[dict[str, Any]]:
+        """Access log entries, one per patient: a read of several patients is one row
+        naming them all, and each is its own AuditEvent, ``<row>-<place in the list>``
+        (a row of one patient keeps its number alone), naming only its own patient."""
         async with ctx.runtime.pool.acquire() as conn:
             rows = await conn.fetch(
-                f"""SELECT id, at, actor_id, role, patient_id, operation, outcome, reason,
-                           purpose_of_use, fields
-                    FROM access_log WHERE {where} ORDER BY id""",
-                value,
+                f"""SELECT id, part, at, actor_id, role, patient_id, operation, outcome,
+                           reason, purpose_of_use, fields
+                    FROM access_log_entries WHERE {where} ORDER BY id, part""",
+                *values,
             )
         return [
             {
                 **dict(r),
+                "id": f"{r['id']}-{r['part']}" if r["part"] else str(r["id"]),
                 "at": r["at"].isoformat(),
                 "actor_id": None if r["actor_id"] is None else str(r["actor_id"]),
                 "patient_id": str(r["patient_id"]),
@@ -539,14 +543,17 @@ class FhirApi:
                 raise missing
             return resource, patient_id
         if resource_type == "AuditEvent":
-            if not raw_id.isdigit() or len(raw_id) > 18:
+            row_id, dash, part = raw_id.partition("-")
+            if not _audit_event_number(row_id) or (dash and not _audit_event_number(part)):
                 raise missing
+            entry = (int(row_id), int(part) if dash else 0)
             async with ctx.runtime.pool.acquire() as conn:
                 owner: UUID | None = await conn.fetchval(
-                    "SELECT patient_id FROM access_log WHERE id = $1", int(raw_id)
+                    "SELECT patient_id FROM access_log_entries WHERE id = $1 AND part = $2",
+                    *entry,
                 )
             patient_id = await self._audit_patient(ctx, owner)
-            (row,) = await self._access_rows(ctx, "id = $1", int(raw_id))
+            (row,) = await self._access_rows(ctx, "id = $1 AND part = $2", *entry)
             return mapping.audit_event(row), patient_id
         if resource_type == "Provenance":
             event_id = _uuid_id(raw_id)
@@ -625,7 +632,9 @@ class FhirApi:
             ctx = await self._context(request, _operation_for(resource_type))
             if resource_type == "AuditEvent":
                 await self._audit_patient(ctx, patient_id)
-                rows = await self._access_rows(ctx, "patient_id = $1", patient_id)
+                rows = await self._access_rows(
+                    ctx, "patient_id = $1 AND listed @> ARRAY[$1]::uuid[]", patient_id
+                )
                 bundle = mapping.searchset(
                     self._base(request), str(request.url), [mapping.audit_event(r) for r in rows]
                 )
@@ -1045,3 +1054,8 @@ def _of_type(doc: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
 def fhir_mount(runtime: Callable[[], Runtime | None], verifier: TokenVerifier) -> BaseRoute:
     """``/fhir``, for ``create_app(mounts=...)``."""
     return Mount("/fhir", routes=FhirApi(runtime, verifier).routes())
+
+
+def _audit_event_number(text: str) -> bool:
+    """A part of an AuditEvent id: a positive number as written by ``_access_rows``."""
+    return text.isdigit() and not text.startswith("0") and len(text) <= 18

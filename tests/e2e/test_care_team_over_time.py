@@ -387,8 +387,9 @@ async def _reads(db_dsn: str, field: str) -> set[UUID]:
     conn = await asyncpg.connect(db_dsn)
     try:
         rows = await conn.fetch(
-            """SELECT DISTINCT patient_id FROM access_log WHERE operation = 'careTeamOverTime'
-               AND outcome = 'allowed' AND $1 = ANY(fields)""",
+            """SELECT DISTINCT patient_id FROM access_log_entries
+               WHERE operation = 'careTeamOverTime' AND outcome = 'allowed'
+                 AND $1 = ANY(fields)""",
             field,
         )
     finally:

@@ -203,7 +203,7 @@ async def _reads(db_dsn: str, operation: str, fields: str) -> set[UUID]:
     conn = await asyncpg.connect(db_dsn)
     try:
         rows = await conn.fetch(
-            """SELECT DISTINCT patient_id FROM access_log
+            """SELECT DISTINCT patient_id FROM access_log_entries
                WHERE operation = $1 AND outcome = 'allowed' AND $2 = ANY(fields)""",
             operation,
             fields,

@@ -115,7 +115,7 @@ async def test_a_care_manager_finds_their_patient_and_others_find_nothing(
 
     reads = await fetch(
         db_dsn,
-        """SELECT patient_id, outcome, reason FROM access_log
+        """SELECT patient_id, outcome, reason FROM access_log_entries
            WHERE operation = 'searchPatients' ORDER BY at""",
     )
     # Seven searches returned the patient (one of them the other patient too).
@@ -201,7 +201,7 @@ async def test_the_intake_queue_lists_registered_not_enrolled_patients_oldest_fi
 
     rows = await fetch(
         db_dsn,
-        "SELECT patient_id, outcome FROM access_log WHERE operation = 'intakeQueue'",
+        "SELECT patient_id, outcome FROM access_log_entries WHERE operation = 'intakeQueue'",
     )
     allowed = [r["patient_id"] for r in rows if r["outcome"] == "allowed"]
     assert sorted(allowed) == sorted([UUID(first), UUID(second), UUID(first), UUID(second)])

@@ -42,7 +42,7 @@ async def reads_recorded(db_dsn: str, operation: str) -> int:
     conn = await asyncpg.connect(db_dsn)
     try:
         count: int = await conn.fetchval(
-            "SELECT count(*) FROM access_log WHERE operation = $1 AND outcome = 'allowed'",
+            "SELECT count(*) FROM access_log_entries WHERE operation = $1 AND outcome = 'allowed'",
             operation,
         )
         return count

@@ -418,3 +418,27 @@ async def test_the_accounting_of_disclosures_warns_when_a_delivery_was_deleted(
     assert "WARNING" in after and "DELETED: disclosures disclosure" in after
     unaffected = await document(other)
     assert "No disclosures in this period." in unaffected and "WARNING" not in unaffected
+
+
+async def test_a_list_read_is_one_sealed_row_whose_hash_covers_its_patients(
+    evidence: Evidence,
+) -> None:
+    """A read of several patients is one access row (``patient_ids``), sealed next to the
+    single-patient rows, which verify as before; dropping one of its patients behind the
+    application's back is an edit of that row."""
+    listed = await evidence.conn.fetchval(
+        """INSERT INTO access_log (operation, outcome, patient_ids, fields)
+           VALUES ('caseload', 'allowed', $1, '{caseload.totalCount}') RETURNING id""",
+        evidence.patients[:3],
+    )
+    assert await seal_all(evidence.conn) == 1
+    assert (await verify(evidence.conn)).ok
+    await _behind_the_back(
+        evidence.conn,
+        f"UPDATE access_log SET patient_ids = patient_ids[1:2] WHERE id = {listed}",
+        "access_log",
+    )
+    report = await verify(evidence.conn)
+    assert [(f.table, f.key, f.kind) for f in report.findings] == [
+        ("access_log", listed, FindingKind.EDITED)
+    ]

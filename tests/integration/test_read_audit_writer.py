@@ -1,7 +1,8 @@
 """The read audit writer against a real PostgreSQL: records of several patients each,
-from concurrent reads sharing one batch, become exactly the access log's row per patient
-(with their own fields, purpose and reason), and a batch that cannot be written refuses
-every read in it."""
+from concurrent reads sharing one batch, become one access log row per record (a list's
+patients in its ``patient_ids``, a single patient in ``patient_id``), each patient
+findable as read through ``access_log_entries`` (with their own fields, purpose and
+reason), and a batch that cannot be written refuses every read in it."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def _read(
     )
 
 
-async def test_concurrent_list_reads_become_one_access_row_per_patient(
+async def test_concurrent_list_reads_become_one_access_row_per_record(
     pool: asyncpg.Pool,
 ) -> None:
     writer = AuditWriter(pool)
@@ -78,13 +79,31 @@ async def test_concurrent_list_reads_become_one_access_row_per_patient(
             writer.record([_read(second, listed[:2], ())]),
         )
         async with pool.acquire() as conn:
+            stored = await conn.fetch(
+                "SELECT actor_id, patient_id, patient_ids FROM access_log ORDER BY id"
+            )
             rows = await conn.fetch(
                 """SELECT actor_id, patient_id, purpose_of_use, reason, fields, at, role,
-                          organisation_id, operation, outcome, request_id
-                   FROM access_log ORDER BY id"""
+                          organisation_id, operation, outcome, request_id, part
+                   FROM access_log_entries ORDER BY id, part"""
             )
+            # Each patient is found as read by its own id, list rows through the index.
+            for patient in (listed[0], listed[1], listed[-1], glass):
+                found = await conn.fetch(
+                    """SELECT actor_id FROM access_log_entries
+                       WHERE patient_id = $1 AND listed @> ARRAY[$1]::uuid[]""",
+                    patient,
+                )
+                readers = {first, second} if patient in listed[:2] else {first}
+                assert sorted(r["actor_id"] for r in found) == sorted(readers)
     finally:
         task.cancel()
+    # One row per record: the list, the break-the-glass read, the second caller's list.
+    assert [(r["actor_id"], r["patient_id"], r["patient_ids"]) for r in stored] == [
+        (first, None, listed),
+        (first, glass, None),
+        (second, None, listed[:2]),
+    ]
     got = {(r["actor_id"], r["patient_id"]): r for r in rows}
     assert len(rows) == len(got) == 150 + 1 + 2
     for patient in listed:
@@ -92,10 +111,11 @@ async def test_concurrent_list_reads_become_one_access_row_per_patient(
         assert (row["purpose_of_use"], row["reason"]) == ("TREAT", None)
         assert row["fields"] == ["caseload.totalCount", "caseload.edges.node.mrn"]
     row = got[(first, glass)]
-    assert (row["purpose_of_use"], row["reason"], row["fields"]) == (
+    assert (row["purpose_of_use"], row["reason"], row["fields"], row["part"]) == (
         "ETREAT",
         "BREAK_THE_GLASS",
         ["caseload.totalCount"],
+        0,
     )
     for patient in listed[:2]:
         assert got[(second, patient)]["fields"] == []
@@ -103,8 +123,10 @@ async def test_concurrent_list_reads_become_one_access_row_per_patient(
         (r["at"], r["role"], r["organisation_id"], r["operation"], r["outcome"]) for r in rows
     } == {(AT, "CARE_MANAGER", ORG, "caseload", "allowed")}
     assert {r["request_id"] for r in rows} == {f"req-{first}", f"req-{second}"}
-    # A list keeps its patients' order in the log.
-    assert [r["patient_id"] for r in rows if r["actor_id"] == first][:150] == listed
+    # A list keeps its patients' order, numbered from 1.
+    firsts = [r for r in rows if r["actor_id"] == first and r["part"]]
+    assert [r["patient_id"] for r in firsts] == listed
+    assert [r["part"] for r in firsts] == list(range(1, 151))
 
 
 async def test_a_batch_that_cannot_be_written_refuses_its_reads(pool: asyncpg.Pool) -> None:

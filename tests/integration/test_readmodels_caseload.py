@@ -287,7 +287,7 @@ async def test_every_patient_returned_by_the_caseload_is_recorded_as_read(
     await clinic.query("{ caseload { edges { node { patientId latestPhq9 { total } } } } }")
     async with clinic.runtime.pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT patient_id, operation, outcome, fields FROM access_log"
+            "SELECT patient_id, operation, outcome, fields FROM access_log_entries"
             " WHERE operation = 'caseload'"
         )
     assert [(r["patient_id"], r["outcome"]) for r in rows] == [(mine, "allowed")]
@@ -295,3 +295,30 @@ async def test_every_patient_returned_by_the_caseload_is_recorded_as_read(
         "caseload.edges.node.patientId",
         "caseload.edges.node.latestPhq9.total",
     ]
+
+
+async def test_a_caseload_of_several_patients_is_one_access_row_and_each_is_found_as_read(
+    clinic: Clinic,
+) -> None:
+    """The read of a list is one access row naming its patients in the order returned;
+    looked up by any one patient's id (the audit trail's way), the read is there."""
+    mine = [await clinic.patient() for _ in range(3)]
+    await clinic.catch_up()
+    answer = await clinic.query("{ caseload { edges { node { patientId } } } }")
+    returned = [UUID(e["node"]["patientId"]) for e in answer["caseload"]["edges"]]
+    assert sorted(returned) == sorted(mine)
+    async with clinic.runtime.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT patient_id, patient_ids FROM access_log WHERE operation = 'caseload'"
+        )
+        found = {
+            patient: await conn.fetchval(
+                """SELECT count(*) FROM access_log_entries
+                   WHERE patient_id = $1 AND listed @> ARRAY[$1]::uuid[]
+                     AND operation = 'caseload'""",
+                patient,
+            )
+            for patient in mine
+        }
+    assert [(r["patient_id"], r["patient_ids"]) for r in rows] == [(None, returned)]
+    assert found == {patient: 1 for patient in mine}

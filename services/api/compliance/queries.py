@@ -134,17 +134,20 @@ def _out_of_range(**instants: datetime | None) -> ValidationError | None:
     return None
 
 
-def _cursor(as_of: datetime, at: datetime, kind: str, key: int) -> str:
-    raw = json.dumps([as_of.isoformat(), at.isoformat(), kind, key])
+def _cursor(as_of: datetime, at: datetime, kind: str, key: int, part: int) -> str:
+    raw = json.dumps([as_of.isoformat(), at.isoformat(), kind, key, part])
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _decode_cursor(text: str) -> tuple[datetime, tuple[datetime, str, int]]:
-    """The as-of moment of the first page, and the last entry shown."""
-    as_of, at, kind, key = json.loads(base64.urlsafe_b64decode(text.encode()))
+def _decode_cursor(text: str) -> tuple[datetime, tuple[datetime, str, int, int]]:
+    """The as-of moment of the first page, and the last entry shown (its key and, for a
+    read of several patients, which of them: cursors made before lists have no part)."""
+    as_of, at, kind, key, *part = json.loads(base64.urlsafe_b64decode(text.encode()))
+    if len(part) > 1:
+        raise ValueError("not a cursor")
     moment = datetime.fromisoformat(as_of)
     require_aware(moment, "after")
-    return moment, (datetime.fromisoformat(at), str(kind), int(key))
+    return moment, (datetime.fromisoformat(at), str(kind), int(key), int(part[0]) if part else 0)
 
 
 async def query_trail(
@@ -156,7 +159,7 @@ async def query_trail(
     since: datetime | None,
     until: datetime | None,
     kinds: set[str],
-    after: tuple[datetime, str, int] | None,
+    after: tuple[datetime, str, int, int] | None,
     limit: int,
     as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
@@ -169,8 +172,12 @@ async def query_trail(
         return f"${len(params)}"
 
     filters = []
+    # A read of several patients is one access row naming them all, one entry each here
+    # (``access_log_entries``); ``listed`` lets PostgreSQL find them by the GIN index.
+    listed = "TRUE"
     if patient_id is not None:
         filters.append(f"t.patient_id = {p(patient_id)}")
+        listed = f"l.listed @> ARRAY[{p(patient_id)}]::uuid[]"
     if actor_id is not None:
         filters.append(f"t.actor_id = {p(actor_id)}")
     if since is not None:
@@ -181,7 +188,10 @@ async def query_trail(
         filters.append(f"t.at < {p(as_of)}")
     filters.append(f"t.kind = ANY({p(sorted(kinds))}::text[])")
     if after is not None:
-        filters.append(f"(t.at, t.kind, t.key) > ({p(after[0])}, {p(after[1])}, {p(after[2])})")
+        filters.append(
+            f"(t.at, t.kind, t.key, t.part) > "
+            f"({p(after[0])}, {p(after[1])}, {p(after[2])}, {p(after[3])})"
+        )
     sql = f"""
     SELECT * FROM (
         SELECT 'write' AS kind, e.recorded_at AS at, e.position AS key,
@@ -190,19 +200,19 @@ async def query_trail(
                e.metadata->>'purpose_of_use' AS purpose_of_use,
                e.metadata->>'request_id' AS request_id, e.patient_id,
                e.event_type AS action, e.stream_type, e.stream_id, e.stream_version,
-               e.occurred_at, NULL::text[] AS fields, NULL::text AS reason
+               e.occurred_at, NULL::text[] AS fields, NULL::text AS reason, 0::bigint AS part
         FROM events e JOIN rm_patient_access a ON a.patient_id = e.patient_id
         WHERE a.organisation_id = $1
         UNION ALL
         SELECT CASE WHEN l.outcome = 'denied' THEN 'denial' ELSE 'read' END, l.at, l.id,
                l.actor_id::text, l.role, l.organisation_id::text, l.purpose_of_use,
                l.request_id, l.patient_id, l.operation, NULL, NULL, NULL, NULL,
-               l.fields, l.reason
-        FROM access_log l LEFT JOIN rm_patient_access a ON a.patient_id = l.patient_id
-        WHERE coalesce(a.organisation_id, l.organisation_id) = $1
+               l.fields, l.reason, l.part
+        FROM access_log_entries l LEFT JOIN rm_patient_access a ON a.patient_id = l.patient_id
+        WHERE coalesce(a.organisation_id, l.organisation_id) = $1 AND {listed}
     ) t
     WHERE {" AND ".join(filters)}
-    ORDER BY t.at, t.kind, t.key
+    ORDER BY t.at, t.kind, t.key, t.part
     LIMIT {p(limit)}
     """
     return [dict(r) for r in await conn.fetch(sql, *params)]
@@ -351,7 +361,7 @@ class ComplianceQuery:
             )
             for r in page
         ]
-        cursors = [_cursor(as_of, r["at"], r["kind"], r["key"]) for r in page]
+        cursors = [_cursor(as_of, r["at"], r["kind"], r["key"], r["part"]) for r in page]
         return AuditTrail(
             edges=[AuditEntryEdge(cursor=c, node=e) for c, e in zip(cursors, entries, strict=True)],
             entries=entries,

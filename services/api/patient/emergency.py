@@ -110,9 +110,11 @@ EmergencyGrantsResult = Annotated[
 ]
 
 _GRANT_ORDER = "emergency:granted_at,grant_id"
-_GRANTS = """SELECT g.*, (SELECT count(*) FROM access_log l
+# Reads of the patient under the grant: rows of that patient alone, and list reads
+# naming it (``access_log_entries``, one entry per patient; ``listed`` uses its index).
+_GRANTS = """SELECT g.*, (SELECT count(*) FROM access_log_entries l
                          WHERE l.actor_id = g.user_id AND l.patient_id = g.patient_id
-                           AND l.outcome = 'allowed'
+                           AND l.listed @> ARRAY[g.patient_id] AND l.outcome = 'allowed'
                            AND l.at >= g.granted_at AND l.at < g.expires_at) AS reads
             FROM rm_emergency_access g
             WHERE g.organisation_id = $1 AND (NOT $2 OR g.review_outcome IS NULL)"""

@@ -156,6 +156,33 @@ def test_a_refused_read_becomes_an_audit_event_with_a_failure_outcome() -> None:
     }
 
 
+def test_each_patient_of_a_list_read_is_its_own_audit_event() -> None:
+    """The n-th patient of a list row k is ``access-log-k-n``; a row of one patient is k."""
+    entry = {
+        "kind": "read",
+        "at": datetime(2026, 12, 4, tzinfo=UTC),
+        "table": "access_log",
+        "key": 7,
+        "actor_id": None,
+        "role": None,
+        "organisation_id": None,
+        "purpose_of_use": None,
+        "request_id": None,
+        "patient_id": "00000000-0000-4000-8000-00000000000a",
+        "action": "caseload",
+        "outcome": "allowed",
+        "reason": None,
+        "subject_type": None,
+        "subject_id": None,
+        "recipient": None,
+    }
+    assert [audit_event({**entry, "part": part})["id"] for part in (0, 1, 150)] == [
+        "access-log-7",
+        "access-log-7-1",
+        "access-log-7-150",
+    ]
+
+
 @pytest.mark.parametrize(
     ("patient", "since", "until", "named"),
     [

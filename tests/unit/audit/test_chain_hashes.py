@@ -63,3 +63,21 @@ def test_values_of_other_types_keep_their_canonical_form() -> None:
     assert hashes(ACCESS, row)[0] == _sha(
         '["access",{"flag":true,"id":1,"nested":{"k":[1,"a"]},"ratio":0.5,"tx_id":"9"}]'
     )
+
+
+def test_a_row_written_before_patient_lists_hashes_as_it_did_with_the_new_column_null() -> None:
+    row = _access_row(PgUUID)
+    assert hashes(ACCESS, {**row, "patient_ids": None}) == hashes(ACCESS, row)
+
+
+def test_a_list_row_hash_covers_its_patients_in_order() -> None:
+    other = "00000000-0000-4000-8000-0000000000a2"
+    row = {**_access_row(PgUUID), "patient_id": None}
+    listed = {**row, "patient_ids": [PgUUID(PATIENT), PgUUID(other)]}
+    whole = ('["access",{' + HEAD + '"id":7,' + TAIL.replace(f'"{PATIENT}"', "null")).replace(
+        '"patient_id":null,', f'"patient_id":null,"patient_ids":["{PATIENT}","{other}"],'
+    )
+    assert hashes(ACCESS, listed)[0] == _sha(whole + ',"tx_id":"1234"}]')
+    swapped = {**row, "patient_ids": [PgUUID(other), PgUUID(PATIENT)]}
+    fewer = {**row, "patient_ids": [PgUUID(PATIENT)]}
+    assert len({hashes(ACCESS, r) for r in (listed, swapped, fewer, row)}) == 4

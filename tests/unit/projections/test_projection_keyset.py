@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
@@ -63,3 +63,18 @@ def test_a_page_of_one_to_two_hundred_rows_is_accepted(first: int) -> None:
 def test_a_page_outside_one_to_two_hundred_rows_is_refused(first: int) -> None:
     with pytest.raises(caseload.PageSizeError, match="between 1 and 200"):
         caseload.check_page_size(first)
+
+
+def test_a_remembered_cursor_is_never_one_made_for_an_equal_value_of_another_text() -> None:
+    """True == 1 and one instant in two zones compare equal; their cursors still differ,
+    each the same text whether it was made afresh or remembered."""
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    elsewhere = at.astimezone(timezone(timedelta(hours=-5)))
+    assert at == elsewhere
+    for _ in range(2):  # the second round answers from what the first remembered
+        assert decode_cursor("o", encode_cursor("o", [True, at]), 2) == ["true", at.isoformat()]
+        assert decode_cursor("o", encode_cursor("o", [1, at]), 2) == ["1", at.isoformat()]
+        assert decode_cursor("o", encode_cursor("o", [1, elsewhere]), 2) == [
+            "1",
+            "2026-03-02T07:00:00-05:00",
+        ]
