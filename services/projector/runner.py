@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -74,11 +76,19 @@ class ProjectionRunner:
         self._lease_seconds = lease_seconds
         self._wake = Wake(store)
         self._positions: dict[str, LogPosition] = {}
-        self._progress = asyncio.Condition()
+        # Read-your-writes waiters, per partition (None: every partition), by position:
+        # a moved checkpoint resolves the reached ones without waking the others.
+        self._waiters: dict[int | None, list[tuple[LogPosition, int, asyncio.Future[None]]]] = {}
+        self._waiter_ids = itertools.count()
         self._ensured = False
         self._prepared = False
         # A page applied a patient.forgotten event and the VACUUM after it is still due.
         self._erasure_pending = False
+        # The checkpoints of the partitions the last page was applied to, as that page
+        # left them (None: read them from the table). The conditional update of the next
+        # page proves them still current; any failure forgets them.
+        self._mine: dict[str, LogPosition] | None = None
+        self._mine_of: frozenset[int] = frozenset()
         # What ``run`` owns now (empty while standing by or between leases).
         self.owned: frozenset[int] = frozenset()
         self.slot: int | None = None
@@ -153,22 +163,15 @@ class ProjectionRunner:
         full_page = False
         moved: list[tuple[str, LogPosition, LogPosition]] = []
         await self._ensure_checkpoints(conn)
+        known = self._mine if self._mine_of == chosen else None
+        self._mine = None  # until this page commits
         async with conn.transaction():
-            rows = await conn.fetch(
-                """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
-                   WHERE name = ANY($1::text[])""",
-                self._names(),
-            )
-            current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
-            mine = self._names(chosen)
-            missing = [name for name in mine if name not in current]
-            if missing:  # deleted meanwhile (a reset): such a checkpoint starts over
-                await conn.execute(
-                    """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
-                       ON CONFLICT (name) DO NOTHING""",
-                    missing,
-                )
-                current.update(dict.fromkeys(missing, START))
+            if known is not None:
+                # As the previous page left them: if another runner moved one since, the
+                # conditional update below fails and the next page reads them afresh.
+                current = dict(known)
+            else:
+                current = await self._read_checkpoints(conn, chosen)
             # start -> projection -> partitions at that start
             groups: dict[LogPosition, dict[int, set[int]]] = {}
             for index, projection in enumerate(self._projections):
@@ -180,7 +183,9 @@ class ProjectionRunner:
                 wanted = frozenset().union(*group.values())
                 events, last, scanned = await self._store.read_log_of(
                     start,
-                    functools.partial(_holds, wanted, self._count),
+                    None
+                    if len(wanted) == self._count
+                    else functools.partial(_holds, wanted, self._count),
                     limit=self._page_size,
                     conn=conn,
                 )
@@ -217,6 +222,9 @@ class ProjectionRunner:
                     raise StaleCheckpointError(",".join(sorted({n for n, _, _ in moved})))
                 for name, _, after in moved:
                     current[name] = after
+        mine = self._names(chosen)
+        self._mine = {name: current[name] for name in mine}
+        self._mine_of = chosen
         if self._erasure_pending and not full_page:
             # The rewritten rows' old versions still hold the forgotten patient's
             # plaintext: VACUUM them after the commit, before waiters are woken. Once
@@ -229,13 +237,46 @@ class ProjectionRunner:
         await self._publish(current)
         return read
 
+    async def _read_checkpoints(self, conn: Conn, chosen: frozenset[int]) -> dict[str, LogPosition]:
+        """Every read model's checkpoints as stored; those of ``chosen`` deleted meanwhile
+        (a reset) are made again at the start of the log."""
+        rows = await conn.fetch(
+            """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
+               WHERE name = ANY($1::text[])""",
+            self._names(),
+        )
+        current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
+        missing = [name for name in self._names(chosen) if name not in current]
+        if missing:  # such a checkpoint starts over
+            await conn.execute(
+                """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
+                   ON CONFLICT (name) DO NOTHING""",
+                missing,
+            )
+            current.update(dict.fromkeys(missing, START))
+        return current
+
     async def _publish(self, current: dict[str, LogPosition]) -> None:
-        """Takes the checkpoints just read or moved; wakes waiters if any changed."""
+        """Takes the checkpoints just read or moved; wakes the waiters they satisfy."""
         changed = any(self._positions.get(name) != position for name, position in current.items())
         self._positions.update(current)
         if changed:  # also when another worker moved them: waiters must see it
-            async with self._progress:
-                self._progress.notify_all()
+            self._resolve_waiters()
+
+    def _reached(self, partition: int | None) -> LogPosition:
+        """The position every read model has applied in ``partition`` (every partition
+        for None)."""
+        return min(self.position(p.name, partition) for p in self._projections)
+
+    def _resolve_waiters(self) -> None:
+        for partition, waiting in list(self._waiters.items()):
+            reached = self._reached(partition)
+            while waiting and waiting[0][0] <= reached:
+                _, _, done = heapq.heappop(waiting)
+                if not done.done():  # else it gave up (timed out) meanwhile
+                    done.set_result(None)
+            if not waiting:
+                del self._waiters[partition]
 
     async def catch_up(self) -> int:
         """Steps every partition until every projection has read everything there is;
@@ -367,15 +408,16 @@ class ProjectionRunner:
         ``patient_id`` (every partition without one): read-your-writes."""
         self._wake.set()
         partition = None if patient_id is None else self.partition_of(patient_id)
-
-        def reached() -> bool:
-            return all(self.position(p.name, partition) >= position for p in self._projections)
-
-        async with self._progress:
-            try:
-                await asyncio.wait_for(self._progress.wait_for(reached), timeout)
-            except TimeoutError:
-                raise ProjectionLagTimeoutError(position.encode()) from None
+        if not self._projections or self._reached(partition) >= position:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(
+            self._waiters.setdefault(partition, []), (position, next(self._waiter_ids), done)
+        )
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            raise ProjectionLagTimeoutError(position.encode()) from None
 
     async def lag_by_partition(self) -> dict[str, dict[int, tuple[int, LogPosition]]]:
         """Per projection and partition: how many of the partition's events in the log
