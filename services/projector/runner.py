@@ -6,6 +6,9 @@ A page of the log is applied to the partitions a worker owns, for every projecti
 one transaction that also moves those partitions' checkpoints (conditionally on their
 previous positions), so every event takes effect exactly once even if the process dies
 at any instant, and two workers cannot both apply a page (the second one rolls back).
+A runner remembers the checkpoints its last page left instead of reading them again
+(that conditional update proves them current; a failed page forgets them), and at the
+end of the log it opens no transaction.
 
 ``run`` takes a worker slot and partition leases on its own connection and applies only
 the partitions it owns; ownership moves between pages when a worker dies or joins.
@@ -165,6 +168,18 @@ class ProjectionRunner:
         await self._ensure_checkpoints(conn)
         known = self._mine if self._mine_of == chosen else None
         self._mine = None  # until this page commits
+        read_first: dict[LogPosition, tuple[list[RecordedEvent], LogPosition | None, int]] = {}
+        if known is not None and len(starts := set(known.values())) == 1:
+            # Every checkpoint at one place (the usual case): read the page before the
+            # transaction, and open none at the end of the log. The events are committed
+            # and never change; the conditional update below still decides the page.
+            (start,) = starts
+            read_first[start] = await self._read_page(conn, start, chosen)
+            if read_first[start][1] is None:
+                self._mine, self._mine_of = known, chosen
+                await self._vacuum_if_erased(conn)
+                await self._publish(dict(known))
+                return 0
         async with conn.transaction():
             if known is not None:
                 # As the previous page left them: if another runner moved one since, the
@@ -181,14 +196,10 @@ class ProjectionRunner:
             for start in sorted(groups):
                 group = groups[start]
                 wanted = frozenset().union(*group.values())
-                events, last, scanned = await self._store.read_log_of(
-                    start,
-                    None
-                    if len(wanted) == self._count
-                    else functools.partial(_holds, wanted, self._count),
-                    limit=self._page_size,
-                    conn=conn,
-                )
+                page = read_first.pop(start, None)
+                if page is None or wanted != chosen:
+                    page = await self._read_page(conn, start, wanted)
+                events, last, scanned = page
                 if last is None:
                     continue
                 read += scanned
@@ -225,17 +236,34 @@ class ProjectionRunner:
         mine = self._names(chosen)
         self._mine = {name: current[name] for name in mine}
         self._mine_of = chosen
-        if self._erasure_pending and not full_page:
-            # The rewritten rows' old versions still hold the forgotten patient's
-            # plaintext: VACUUM them after the commit, before waiters are woken. Once
-            # per catch-up (at the end of the log), not once per page of a replay.
-            self._erasure_pending = False
-            try:
-                await vacuum_after_erasure(conn)
-            except (OSError, asyncpg.PostgresError):  # autovacuum gets there later
-                log.exception("VACUUM after an erasure failed")
+        if not full_page:
+            await self._vacuum_if_erased(conn)
         await self._publish(current)
         return read
+
+    async def _vacuum_if_erased(self, conn: Conn) -> None:
+        """At the end of the log after a page that applied a ``patient.forgotten``: the
+        rewritten rows' old versions still hold the forgotten patient's plaintext, so
+        VACUUM them after the commit, before waiters are woken. Once per catch-up, not
+        once per page of a replay."""
+        if not self._erasure_pending:
+            return
+        self._erasure_pending = False
+        try:
+            await vacuum_after_erasure(conn)
+        except (OSError, asyncpg.PostgresError):  # autovacuum gets there later
+            log.exception("VACUUM after an erasure failed")
+
+    async def _read_page(
+        self, conn: Conn, start: LogPosition, wanted: frozenset[int]
+    ) -> tuple[list[RecordedEvent], LogPosition | None, int]:
+        """The next page after ``start`` for the partitions ``wanted`` (``read_log_of``)."""
+        return await self._store.read_log_of(
+            start,
+            None if len(wanted) == self._count else functools.partial(_holds, wanted, self._count),
+            limit=self._page_size,
+            conn=conn,
+        )
 
     async def _read_checkpoints(self, conn: Conn, chosen: frozenset[int]) -> dict[str, LogPosition]:
         """Every read model's checkpoints as stored; those of ``chosen`` deleted meanwhile
@@ -329,6 +357,7 @@ class ProjectionRunner:
         self.slot = slot
         log.info("projector worker joined slot=%s", slot)
         balanced = 0.0
+        refreshed = 0.0
 
         async def page() -> int:
             nonlocal balanced
@@ -347,9 +376,16 @@ class ProjectionRunner:
                 await self._refresh(conn)
                 return 0
             read = await self._step(conn, self.owned)
-            if read == 0:
-                await self._refresh(conn)
+            if read == 0 and time.monotonic() - refreshed >= self._poll:
+                # Other workers' progress, for waiters on their partitions: at the end of
+                # the log, at most once per poll (under load the log ends after most pages).
+                await refresh()
             return read
+
+        async def refresh() -> None:
+            nonlocal refreshed
+            await self._refresh(conn)
+            refreshed = time.monotonic()
 
         def moved_under_us(_exc: BaseException) -> float:
             log.warning("checkpoint moved by another runner; re-reading")
