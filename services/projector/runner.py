@@ -6,9 +6,10 @@ A page of the log is applied to the partitions a worker owns, for every projecti
 one transaction that also moves those partitions' checkpoints (conditionally on their
 previous positions), so every event takes effect exactly once even if the process dies
 at any instant, and two workers cannot both apply a page (the second one rolls back).
-A runner remembers the checkpoints its last page left instead of reading them again
-(that conditional update proves them current; a failed page forgets them), and at the
-end of the log it opens no transaction.
+A worker remembers the checkpoints its last page left instead of reading them again
+(that conditional update proves them current; a failed page forgets them, and so does a
+difference seen when it reads them at the end of the log, at least once per poll), and
+at the end of the log it opens no transaction.
 
 ``run`` takes a worker slot and partition leases on its own connection and applies only
 the partitions it owns; ownership moves between pages when a worker dies or joins.
@@ -143,7 +144,11 @@ class ProjectionRunner:
         self._ensured = True
 
     async def step(
-        self, conn: Conn | None = None, partitions: Collection[int] | None = None
+        self,
+        conn: Conn | None = None,
+        partitions: Collection[int] | None = None,
+        *,
+        remembered: bool = False,
     ) -> int:
         """Applies at most one page of the log to ``partitions`` (default all) of every
         projection, in one transaction that also moves their checkpoints; returns how
@@ -152,13 +157,21 @@ class ProjectionRunner:
         Checkpoints at the same position (all of them, normally) share one read of the
         log, one decode and one commit. Every checkpoint of a group moves to the page's
         last event, whether or not its partition had events in the page, so idle
-        partitions keep up and the next read starts where this one ended."""
+        partitions keep up and the next read starts where this one ended.
+
+        ``remembered`` (the worker's own pages): start from the checkpoints this
+        runner's last page left for the same partitions instead of reading them; the
+        conditional update proves them, and the worker reads them again at the end of
+        the log at least once per poll. Otherwise (tools, tests) they are read, so a
+        reset or a move by another runner is seen at once."""
         if conn is None:
             async with self._store.pool.acquire() as own:
-                return await self._step(own, partitions)
-        return await self._step(conn, partitions)
+                return await self._step(own, partitions, remembered)
+        return await self._step(conn, partitions, remembered)
 
-    async def _step(self, conn: Conn, partitions: Collection[int] | None) -> int:
+    async def _step(
+        self, conn: Conn, partitions: Collection[int] | None, remembered: bool = False
+    ) -> int:
         if not self._projections:
             return 0
         chosen = frozenset(range(self._count) if partitions is None else partitions)
@@ -166,7 +179,7 @@ class ProjectionRunner:
         full_page = False
         moved: list[tuple[str, LogPosition, LogPosition]] = []
         await self._ensure_checkpoints(conn)
-        known = self._mine if self._mine_of == chosen else None
+        known = self._mine if remembered and self._mine_of == chosen else None
         self._mine = None  # until this page commits
         read_first: dict[LogPosition, tuple[list[RecordedEvent], LogPosition | None, int]] = {}
         if known is not None and len(starts := set(known.values())) == 1:
@@ -375,7 +388,7 @@ class ProjectionRunner:
             if not self.owned:
                 await self._refresh(conn)
                 return 0
-            read = await self._step(conn, self.owned)
+            read = await self._step(conn, self.owned, remembered=True)
             if read == 0 and time.monotonic() - refreshed >= self._poll:
                 # Other workers' progress, for waiters on their partitions: at the end of
                 # the log, at most once per poll (under load the log ends after most pages).
@@ -409,7 +422,11 @@ class ProjectionRunner:
                WHERE name = ANY($1::text[])""",
             self._names(),
         )
-        await self._publish({r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows})
+        stored = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
+        mine = self._mine
+        if mine is not None and any(stored.get(name) != at for name, at in mine.items()):
+            self._mine = None  # moved or reset by someone else: read them at the next page
+        await self._publish(stored)
 
     async def follow(self) -> None:
         """Instead of ``run`` in a process that serves the API while another process

@@ -177,26 +177,35 @@ async def test_read_your_writes_waits_for_the_patients_partition_only(
 async def test_a_runner_whose_checkpoints_another_moved_applies_nothing_twice(
     store: EventStore,
 ) -> None:
-    """A runner keeps the checkpoints its last page left instead of reading them again;
-    when another runner moved them meanwhile, its next page is refused whole (nothing of
-    it kept) and the page after reads them afresh: the read models equal a rebuild."""
+    """A worker's page starts from the checkpoints its last page left instead of reading
+    them; when another runner moved them meanwhile, that page is refused whole (nothing
+    of it kept) and the page after reads them afresh: the read models equal a rebuild.
+    A step that does not remember reads them, so it sees a reset at once."""
     await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
     first = ProjectionRunner(store, all_projections(), partitions=4, page_size=5)
     async with store.pool.acquire() as conn:
-        assert await first.step(conn) == 5
+        assert await first.step(conn, remembered=True) == 5
     other = ProjectionRunner(store, all_projections(), partitions=4, page_size=7)
     async with store.pool.acquire() as conn:
         assert await other.step(conn) == 7
         before = await _dump(conn)
         with pytest.raises(StaleCheckpointError):
-            await first.step(conn)
+            await first.step(conn, remembered=True)
         assert await _dump(conn) == before
-    await first.catch_up()
+        while await first.step(conn, remembered=True):
+            pass
     head = await store.head()
     assert all(first.position(p.name) == head for p in all_projections())
     async with store.pool.acquire() as conn:
         live = await _dump(conn)
     await rebuild(store, all_projections(), projection_tables())
+    async with store.pool.acquire() as conn:
+        assert await _dump(conn) == live
+        # A reset (every checkpoint deleted) is seen by a step that reads them.
+        for projection in all_projections():
+            await projection.reset(conn)
+        await conn.execute("DELETE FROM checkpoints")
+    await first.catch_up()
     async with store.pool.acquire() as conn:
         assert await _dump(conn) == live
 
