@@ -488,8 +488,9 @@ def _writers(n: int) -> str:
 LIMITS = """The writers' own Python on the bench process's one core: building each event's record
 and arguments, asyncpg's encoding and the asyncio transport (see the profile);
 PostgreSQL is not the limit. The library baseline runs its recorder in threads, so the
-ratio also moves with how the two share that core, and the per-run spread is about as
-wide as the remaining gap to 3x."""
+ratio also moves with how the two share that core: its own figure moved by a factor of
+two between runs on 2026-12-05, when both targets were met (3.95x and 0.64x, medians of
+3 runs; docs/performance.md)."""
 
 
 SPEC = RowSpec(

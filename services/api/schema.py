@@ -63,8 +63,8 @@ from services.api.segments import care_event_payload
 from services.api.team.directory import (
     DirectoryMutation,
     DirectoryQuery,
+    allowed_team_role_problem,
     minute_performer,
-    team_role_problem,
 )
 from services.api.team.pcbh import PcbhMutation, PcbhQuery  # the wider team and PCBH
 from services.api.types import CareEvent, Patient
@@ -271,27 +271,20 @@ class PatientMutation:
         self, info: Info[CareteamContext, None], input: AssignCareTeamInput
     ) -> PatientResult:
         ctx = info.context
-        problem = None
-        principal = ctx.require_principal()
-        # The directory is consulted only for a caller the policy allows (refusals stay
-        # typed and audited by the command path below).
-        allowed = True
-        try:
-            async with ctx.runtime.pool.acquire() as conn:
-                await check_patient_operation(conn, principal, "assignCareTeam", input.patient_id)
-        except Denied:
-            allowed = False
-        if allowed:
-            async with ctx.runtime.pool.acquire() as conn:
-                problem = await team_role_problem(
-                    conn,
-                    principal.organisation_id,
-                    {
-                        "careManagerId": input.care_manager_id,
-                        "pcpId": input.pcp_id,
-                        "psychiatricConsultantId": input.psychiatric_consultant_id,
-                    },
-                )
+        # The directory is consulted only for a caller the policy allows, decided in the
+        # same statement (refusals stay typed and audited by the command path below).
+        async with ctx.runtime.pool.acquire() as conn:
+            problem = await allowed_team_role_problem(
+                conn,
+                ctx.require_principal(),
+                "assignCareTeam",
+                input.patient_id,
+                {
+                    "careManagerId": input.care_manager_id,
+                    "pcpId": input.pcp_id,
+                    "psychiatricConsultantId": input.psychiatric_consultant_id,
+                },
+            )
         if problem is not None:
             return problem
         command = AssignCareTeam(

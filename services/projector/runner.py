@@ -6,6 +6,10 @@ A page of the log is applied to the partitions a worker owns, for every projecti
 one transaction that also moves those partitions' checkpoints (conditionally on their
 previous positions), so every event takes effect exactly once even if the process dies
 at any instant, and two workers cannot both apply a page (the second one rolls back).
+A worker remembers the checkpoints its last page left instead of reading them again
+(that conditional update proves them current; a failed page forgets them, and so does a
+difference seen when it reads them at the end of the log, at least once per poll), and
+at the end of the log it opens no transaction.
 
 ``run`` takes a worker slot and partition leases on its own connection and applies only
 the partitions it owns; ownership moves between pages when a worker dies or joins.
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -74,11 +80,19 @@ class ProjectionRunner:
         self._lease_seconds = lease_seconds
         self._wake = Wake(store)
         self._positions: dict[str, LogPosition] = {}
-        self._progress = asyncio.Condition()
+        # Read-your-writes waiters, per partition (None: every partition), by position:
+        # a moved checkpoint resolves the reached ones without waking the others.
+        self._waiters: dict[int | None, list[tuple[LogPosition, int, asyncio.Future[None]]]] = {}
+        self._waiter_ids = itertools.count()
         self._ensured = False
         self._prepared = False
         # A page applied a patient.forgotten event and the VACUUM after it is still due.
         self._erasure_pending = False
+        # The checkpoints of the partitions the last page was applied to, as that page
+        # left them (None: read them from the table). The conditional update of the next
+        # page proves them still current; any failure forgets them.
+        self._mine: dict[str, LogPosition] | None = None
+        self._mine_of: frozenset[int] = frozenset()
         # What ``run`` owns now (empty while standing by or between leases).
         self.owned: frozenset[int] = frozenset()
         self.slot: int | None = None
@@ -130,7 +144,11 @@ class ProjectionRunner:
         self._ensured = True
 
     async def step(
-        self, conn: Conn | None = None, partitions: Collection[int] | None = None
+        self,
+        conn: Conn | None = None,
+        partitions: Collection[int] | None = None,
+        *,
+        remembered: bool = False,
     ) -> int:
         """Applies at most one page of the log to ``partitions`` (default all) of every
         projection, in one transaction that also moves their checkpoints; returns how
@@ -139,13 +157,21 @@ class ProjectionRunner:
         Checkpoints at the same position (all of them, normally) share one read of the
         log, one decode and one commit. Every checkpoint of a group moves to the page's
         last event, whether or not its partition had events in the page, so idle
-        partitions keep up and the next read starts where this one ended."""
+        partitions keep up and the next read starts where this one ended.
+
+        ``remembered`` (the worker's own pages): start from the checkpoints this
+        runner's last page left for the same partitions instead of reading them; the
+        conditional update proves them, and the worker reads them again at the end of
+        the log at least once per poll. Otherwise (tools, tests) they are read, so a
+        reset or a move by another runner is seen at once."""
         if conn is None:
             async with self._store.pool.acquire() as own:
-                return await self._step(own, partitions)
-        return await self._step(conn, partitions)
+                return await self._step(own, partitions, remembered)
+        return await self._step(conn, partitions, remembered)
 
-    async def _step(self, conn: Conn, partitions: Collection[int] | None) -> int:
+    async def _step(
+        self, conn: Conn, partitions: Collection[int] | None, remembered: bool = False
+    ) -> int:
         if not self._projections:
             return 0
         chosen = frozenset(range(self._count) if partitions is None else partitions)
@@ -153,22 +179,27 @@ class ProjectionRunner:
         full_page = False
         moved: list[tuple[str, LogPosition, LogPosition]] = []
         await self._ensure_checkpoints(conn)
+        known = self._mine if remembered and self._mine_of == chosen else None
+        self._mine = None  # until this page commits
+        read_first: dict[LogPosition, tuple[list[RecordedEvent], LogPosition | None, int]] = {}
+        if known is not None and len(starts := set(known.values())) == 1:
+            # Every checkpoint at one place (the usual case): read the page before the
+            # transaction, and open none at the end of the log. The events are committed
+            # and never change; the conditional update below still decides the page.
+            (start,) = starts
+            read_first[start] = await self._read_page(conn, start, chosen)
+            if read_first[start][1] is None:
+                self._mine, self._mine_of = known, chosen
+                await self._vacuum_if_erased(conn)
+                await self._publish(dict(known))
+                return 0
         async with conn.transaction():
-            rows = await conn.fetch(
-                """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
-                   WHERE name = ANY($1::text[])""",
-                self._names(),
-            )
-            current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
-            mine = self._names(chosen)
-            missing = [name for name in mine if name not in current]
-            if missing:  # deleted meanwhile (a reset): such a checkpoint starts over
-                await conn.execute(
-                    """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
-                       ON CONFLICT (name) DO NOTHING""",
-                    missing,
-                )
-                current.update(dict.fromkeys(missing, START))
+            if known is not None:
+                # As the previous page left them: if another runner moved one since, the
+                # conditional update below fails and the next page reads them afresh.
+                current = dict(known)
+            else:
+                current = await self._read_checkpoints(conn, chosen)
             # start -> projection -> partitions at that start
             groups: dict[LogPosition, dict[int, set[int]]] = {}
             for index, projection in enumerate(self._projections):
@@ -182,12 +213,10 @@ class ProjectionRunner:
             for start in sorted(groups):
                 group = groups[start]
                 wanted = frozenset().union(*group.values())
-                events, last, scanned = await self._store.read_log_of(
-                    start,
-                    functools.partial(_holds, wanted, self._count),
-                    limit=self._page_size,
-                    conn=conn,
-                )
+                page = read_first.pop(start, None)
+                if page is None or wanted != chosen:
+                    page = await self._read_page(conn, start, wanted)
+                events, last, scanned = page
                 if last is None:
                     continue
                 read += scanned
@@ -195,13 +224,13 @@ class ProjectionRunner:
                 if holds_erasure(e.event_type for e in events):
                     self._erasure_pending = True
                 pages.append((start, group, events, last))
-            page = sorted(
+            whole = sorted(
                 {e.position: e for _, _, events, _ in pages for e in events}.values(),
                 key=lambda e: e.log_position,
             )
             for projection in self._projections:
-                if page and isinstance(projection, LocksFirst):
-                    await projection.lock_first(conn, page)
+                if whole and isinstance(projection, LocksFirst):
+                    await projection.lock_first(conn, whole)
             for start, group, events, last in pages:
                 for index, ks in group.items():
                     projection = self._projections[index]
@@ -230,25 +259,78 @@ class ProjectionRunner:
                     raise StaleCheckpointError(",".join(sorted({n for n, _, _ in moved})))
                 for name, _, after in moved:
                     current[name] = after
-        if self._erasure_pending and not full_page:
-            # The rewritten rows' old versions still hold the forgotten patient's
-            # plaintext: VACUUM them after the commit, before waiters are woken. Once
-            # per catch-up (at the end of the log), not once per page of a replay.
-            self._erasure_pending = False
-            try:
-                await vacuum_after_erasure(conn)
-            except (OSError, asyncpg.PostgresError):  # autovacuum gets there later
-                log.exception("VACUUM after an erasure failed")
+        mine = self._names(chosen)
+        self._mine = {name: current[name] for name in mine}
+        self._mine_of = chosen
+        if not full_page:
+            await self._vacuum_if_erased(conn)
         await self._publish(current)
         return read
 
+    async def _vacuum_if_erased(self, conn: Conn) -> None:
+        """At the end of the log after a page that applied a ``patient.forgotten``: the
+        rewritten rows' old versions still hold the forgotten patient's plaintext, so
+        VACUUM them after the commit, before waiters are woken. Once per catch-up, not
+        once per page of a replay."""
+        if not self._erasure_pending:
+            return
+        self._erasure_pending = False
+        try:
+            await vacuum_after_erasure(conn)
+        except (OSError, asyncpg.PostgresError):  # autovacuum gets there later
+            log.exception("VACUUM after an erasure failed")
+
+    async def _read_page(
+        self, conn: Conn, start: LogPosition, wanted: frozenset[int]
+    ) -> tuple[list[RecordedEvent], LogPosition | None, int]:
+        """The next page after ``start`` for the partitions ``wanted`` (``read_log_of``)."""
+        return await self._store.read_log_of(
+            start,
+            None if len(wanted) == self._count else functools.partial(_holds, wanted, self._count),
+            limit=self._page_size,
+            conn=conn,
+        )
+
+    async def _read_checkpoints(self, conn: Conn, chosen: frozenset[int]) -> dict[str, LogPosition]:
+        """Every read model's checkpoints as stored; those of ``chosen`` deleted meanwhile
+        (a reset) are made again at the start of the log."""
+        rows = await conn.fetch(
+            """SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints
+               WHERE name = ANY($1::text[])""",
+            self._names(),
+        )
+        current = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
+        missing = [name for name in self._names(chosen) if name not in current]
+        if missing:  # such a checkpoint starts over
+            await conn.execute(
+                """INSERT INTO checkpoints (name) SELECT unnest($1::text[])
+                   ON CONFLICT (name) DO NOTHING""",
+                missing,
+            )
+            current.update(dict.fromkeys(missing, START))
+        return current
+
     async def _publish(self, current: dict[str, LogPosition]) -> None:
-        """Takes the checkpoints just read or moved; wakes waiters if any changed."""
+        """Takes the checkpoints just read or moved; wakes the waiters they satisfy."""
         changed = any(self._positions.get(name) != position for name, position in current.items())
         self._positions.update(current)
         if changed:  # also when another worker moved them: waiters must see it
-            async with self._progress:
-                self._progress.notify_all()
+            self._resolve_waiters()
+
+    def _reached(self, partition: int | None) -> LogPosition:
+        """The position every read model has applied in ``partition`` (every partition
+        for None)."""
+        return min(self.position(p.name, partition) for p in self._projections)
+
+    def _resolve_waiters(self) -> None:
+        for partition, waiting in list(self._waiters.items()):
+            reached = self._reached(partition)
+            while waiting and waiting[0][0] <= reached:
+                _, _, done = heapq.heappop(waiting)
+                if not done.done():  # else it gave up (timed out) meanwhile
+                    done.set_result(None)
+            if not waiting:
+                del self._waiters[partition]
 
     async def catch_up(self) -> int:
         """Steps every partition until every projection has read everything there is;
@@ -301,6 +383,7 @@ class ProjectionRunner:
         self.slot = slot
         log.info("projector worker joined slot=%s", slot)
         balanced = 0.0
+        refreshed = 0.0
 
         async def page() -> int:
             nonlocal balanced
@@ -318,10 +401,17 @@ class ProjectionRunner:
             if not self.owned:
                 await self._refresh(conn)
                 return 0
-            read = await self._step(conn, self.owned)
-            if read == 0:
-                await self._refresh(conn)
+            read = await self._step(conn, self.owned, remembered=True)
+            if read == 0 and time.monotonic() - refreshed >= self._poll:
+                # Other workers' progress, for waiters on their partitions: at the end of
+                # the log, at most once per poll (under load the log ends after most pages).
+                await refresh()
             return read
+
+        async def refresh() -> None:
+            nonlocal refreshed
+            await self._refresh(conn)
+            refreshed = time.monotonic()
 
         def moved_under_us(_exc: BaseException) -> float:
             log.warning("checkpoint moved by another runner; re-reading")
@@ -345,7 +435,11 @@ class ProjectionRunner:
                WHERE name = ANY($1::text[])""",
             self._names(),
         )
-        await self._publish({r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows})
+        stored = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
+        mine = self._mine
+        if mine is not None and any(stored.get(name) != at for name, at in mine.items()):
+            self._mine = None  # moved or reset by someone else: read them at the next page
+        await self._publish(stored)
 
     async def follow(self) -> None:
         """Instead of ``run`` in a process that serves the API while another process
@@ -380,15 +474,16 @@ class ProjectionRunner:
         ``patient_id`` (every partition without one): read-your-writes."""
         self._wake.set()
         partition = None if patient_id is None else self.partition_of(patient_id)
-
-        def reached() -> bool:
-            return all(self.position(p.name, partition) >= position for p in self._projections)
-
-        async with self._progress:
-            try:
-                await asyncio.wait_for(self._progress.wait_for(reached), timeout)
-            except TimeoutError:
-                raise ProjectionLagTimeoutError(position.encode()) from None
+        if not self._projections or self._reached(partition) >= position:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(
+            self._waiters.setdefault(partition, []), (position, next(self._waiter_ids), done)
+        )
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            raise ProjectionLagTimeoutError(position.encode()) from None
 
     async def lag_by_partition(self) -> dict[str, dict[int, tuple[int, LogPosition]]]:
         """Per projection and partition: how many of the partition's events in the log

@@ -162,6 +162,19 @@ def test_a_care_team_role_goes_only_to_listed_staff_holding_it(server: ServerPro
             "code": "NOT_IN_ROLE",
             "field": "pcpId",
         }
+    # A caller the policy refuses learns nothing from the directory: the refusal, not
+    # whether the person named holds the role (one statement decides both).
+    outsider = uuid4()
+    put(server, admin, outsider, "Sam Lee", "CARE_MANAGER")
+    for named in (not_pcp, pcp):
+        refused = command(
+            server,
+            "assignCareTeam",
+            {"patientId": patient, "pcpId": str(named)},
+            server.token("care_manager", user=outsider),
+            payload,
+        )
+        assert (refused["__typename"], refused["code"]) == ("ForbiddenError", "NOT_ON_CARE_TEAM")
     done = command(
         server, "assignCareTeam", {"patientId": patient, "pcpId": str(pcp)}, care_manager, payload
     )

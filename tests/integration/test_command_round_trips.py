@@ -34,6 +34,8 @@ SCHEMA = build_schema()
 # The upper bounds pinned here (docs/architecture.md, 'Round trips per command').
 MAX_RECORD_SCREENING = 3
 MAX_LOG_CONTACT = 3
+# The policy check with the directory's rows (one statement), then the command's three.
+MAX_ASSIGN_CARE_TEAM = 4
 
 _IN_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)
 
@@ -47,6 +49,8 @@ SCREENING = """mutation ($id: UUID!) { recordScreening(input: {patientId: $id,
 CONTACT = """mutation ($id: UUID!) { logContact(input: {patientId: $id,
   activityKind: CONTACT, modalityKind: PHONE, minutes: 20}) {
   __typename ... on PatientPayload { logPosition patient { id } } } }"""
+ASSIGN = """mutation ($id: UUID!, $pcp: UUID!) { assignCareTeam(input: {patientId: $id,
+  pcpId: $pcp}) { __typename ... on PatientPayload { logPosition patient { id } } } }"""
 
 
 @pytest.fixture
@@ -101,7 +105,10 @@ async def test_a_command_takes_a_bounded_number_of_round_trips(runtime: Runtime)
     await counted(runtime, counter, SCREENING, id=str(patient_id))
     screening = await counted(runtime, counter, SCREENING, id=str(patient_id))
     contact = await counted(runtime, counter, CONTACT, id=str(patient_id))
-    print(f"round trips: recordScreening={screening} logContact={contact}")
+    await counted(runtime, counter, ASSIGN, id=str(patient_id), pcp=str(uuid4()))
+    assign = await counted(runtime, counter, ASSIGN, id=str(patient_id), pcp=str(uuid4()))
+    print(f"round trips: recordScreening={screening} logContact={contact} assignCareTeam={assign}")
     print("\n".join(counter.statements))
     assert 0 < screening <= MAX_RECORD_SCREENING
     assert 0 < contact <= MAX_LOG_CONTACT
+    assert 0 < assign <= MAX_ASSIGN_CARE_TEAM

@@ -1,7 +1,8 @@
 """The projector's partitions on the real PostgreSQL: the partition of a patient is the
 same in SQL and in Python, workers split the partitions and take a leaving worker's,
-the count is fixed in the database, the previous release's checkpoints are split, and
-read-your-writes waits for the patient's partition only."""
+the count is fixed in the database, the previous release's checkpoints are split,
+read-your-writes waits for the patient's partition only, and a runner's remembered
+checkpoints never let it apply a page twice."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ from services.database import create_pool
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
 from services.projector import partitions as parts
 from services.projector.rebuild import rebuild
-from services.projector.runner import ProjectionLagTimeoutError, ProjectionRunner
+from services.projector.runner import (
+    ProjectionLagTimeoutError,
+    ProjectionRunner,
+    StaleCheckpointError,
+)
 from services.seed import DemoTeam, seed_caseload
 from services.settings import Settings
 from tests.integration.test_rebuild import _dump
@@ -219,3 +224,69 @@ async def test_a_page_of_several_groups_is_locked_as_a_whole_before_any_is_appli
         ("behind", "apply", everything),
         ("ahead", "apply", later),
     ]
+
+
+async def test_a_runner_whose_checkpoints_another_moved_applies_nothing_twice(
+    store: EventStore,
+) -> None:
+    """A worker's page starts from the checkpoints its last page left instead of reading
+    them; when another runner moved them meanwhile, that page is refused whole (nothing
+    of it kept) and the page after reads them afresh: the read models equal a rebuild.
+    A step that does not remember reads them, so it sees a reset at once."""
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    first = ProjectionRunner(store, all_projections(), partitions=4, page_size=5)
+    async with store.pool.acquire() as conn:
+        assert await first.step(conn, remembered=True) == 5
+    other = ProjectionRunner(store, all_projections(), partitions=4, page_size=7)
+    async with store.pool.acquire() as conn:
+        assert await other.step(conn) == 7
+        before = await _dump(conn)
+        with pytest.raises(StaleCheckpointError):
+            await first.step(conn, remembered=True)
+        assert await _dump(conn) == before
+        while await first.step(conn, remembered=True):
+            pass
+    head = await store.head()
+    assert all(first.position(p.name) == head for p in all_projections())
+    async with store.pool.acquire() as conn:
+        live = await _dump(conn)
+    await rebuild(store, all_projections(), projection_tables())
+    async with store.pool.acquire() as conn:
+        assert await _dump(conn) == live
+        # A reset (every checkpoint deleted) is seen by a step that reads them.
+        for projection in all_projections():
+            await projection.reset(conn)
+        await conn.execute("DELETE FROM checkpoints")
+    await first.catch_up()
+    async with store.pool.acquire() as conn:
+        assert await _dump(conn) == live
+
+
+async def test_read_your_writes_waiters_are_released_in_order_of_their_positions(
+    store: EventStore,
+) -> None:
+    """Waiters for many positions and partitions: each returns once its position is
+    applied in its partition (not before), and one that timed out does not hold back
+    the others."""
+    made = await seed_caseload(Application(store), TEAM, patients=4, now=datetime.now(UTC))
+    runner = ProjectionRunner(store, all_projections(), partitions=4, page_size=3)
+    log = await store.read_log(limit=10_000)
+    returned: list[tuple[LogPosition, UUID | None]] = []
+
+    async def wait(position: LogPosition, patient: UUID | None) -> None:
+        await runner.wait_for(position, 30.0, patient)
+        returned.append((position, patient))
+
+    waits = [(e.log_position, e.patient_id) for e in log[::2]] + [(log[-1].log_position, None)]
+    with pytest.raises(ProjectionLagTimeoutError):
+        await runner.wait_for(log[0].log_position, 0.01, made[0])
+    tasks = [asyncio.create_task(wait(p, patient)) for p, patient in waits]
+    await asyncio.sleep(0.05)
+    assert returned == []
+    while await runner.step():
+        await asyncio.sleep(0)  # let the released waiters run
+        for position, patient in returned:
+            partition = None if patient is None else runner.partition_of(patient)
+            assert all(runner.position(p.name, partition) >= position for p in all_projections())
+    await asyncio.wait_for(asyncio.gather(*tasks), 5.0)
+    assert sorted(returned, key=str) == sorted(waits, key=str)

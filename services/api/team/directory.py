@@ -23,6 +23,7 @@ from strawberry.types import Info
 
 from domain.rules import NoRuleInForceError
 from domain.rules.billing import BillingProgram, program_rules_for
+from services.api.authz import allowed_relations, patient_operation_sql
 from services.api.commanding import run
 from services.api.context import CareteamContext
 from services.api.errors import (
@@ -301,7 +302,45 @@ async def team_role_problem(
         organisation_id,
         list(named.values()),
     )
-    listed = {r["user_id"]: r for r in rows}
+    return _not_in_role(named, {r["user_id"]: r for r in rows})
+
+
+async def allowed_team_role_problem(
+    conn: Conn,
+    principal: Principal,
+    operation: str,
+    patient_id: UUID,
+    slots: dict[str, UUID | None],
+) -> ValidationError | None:
+    """``team_role_problem`` in the caller's organisation, asked only when the policy lets
+    the caller run ``operation`` on ``patient_id``: the policy's check and the directory's
+    rows in one statement, the directory read only when the check passes. None when the
+    caller is refused (the command's own check refuses them, typed and audited, and the
+    directory says nothing to them), all hold their role, or nobody is listed yet."""
+    named = {slot: user for slot, user in slots.items() if user is not None}
+    if not named or not allowed_relations(operation, principal.role):
+        return None
+    check, params = patient_operation_sql(principal, operation, 3)
+    rows = await conn.fetch(
+        f"""WITH guard AS ({check})
+            SELECT g.refused,
+                   g.refused IS NULL
+                   AND EXISTS (SELECT 1 FROM staff WHERE organisation_id = $1) AS listed,
+                   s.user_id, s.roles, s.active
+            FROM guard g LEFT JOIN staff s
+              ON g.refused IS NULL AND s.organisation_id = $1 AND s.user_id = ANY($2::uuid[])""",
+        principal.organisation_id,
+        list(named.values()),
+        patient_id,
+        *params,
+    )
+    if rows[0]["refused"] is not None or not rows[0]["listed"]:
+        return None
+    return _not_in_role(named, {r["user_id"]: r for r in rows if r["user_id"] is not None})
+
+
+def _not_in_role(named: dict[str, UUID], listed: dict[UUID, Any]) -> ValidationError | None:
+    """The first named slot whose person is not listed, active, in that slot's role."""
     for slot, user in named.items():
         row = listed.get(user)
         role = TEAM_SLOT_ROLE[slot]
