@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ from aiokafka import AIOKafkaConsumer
 from services.auth import DevIssuer, Role
 from services.eventstore import LogPosition
 from services.relay.messages import sequence_of
+from tests.e2e.conftest import REPORTS
 from tests.e2e.server import DEFAULT_ORG
 from tests.e2e.test_operations import _checkpoints
 from tests.integration.test_partners_feeds import Receiver
@@ -79,6 +81,7 @@ def _free_base() -> int:
 class Cluster:
     run_dir: Path
     env: dict[str, str]
+    kept_logs: Path  # where a failed run's logs are copied
     settings: dict[str, str] = field(default_factory=dict)
 
     def sh(self, action: str, timeout: float = 400) -> None:
@@ -89,7 +92,9 @@ class Cluster:
             text=True,
             timeout=timeout,
         )
-        assert done.returncode == 0, f"cluster.sh {action}:\n{done.stderr[-4000:]}"
+        assert done.returncode == 0, (
+            f"cluster.sh {action} (logs kept in {self.kept_logs}):\n{done.stderr[-4000:]}"
+        )
 
     def read_settings(self) -> None:
         out = subprocess.run(
@@ -119,8 +124,23 @@ class Cluster:
         )
 
 
+KEPT_LOGS = ROOT / "var" / "cluster-faults"  # ignored by git (/var/)
+
+
+def _keep_logs(run_dir: Path, into: Path) -> None:
+    """Copies a failed run's logs (every careteam part, HAProxy, PostgreSQL, the
+    brokers) out of the temporary folder, which pytest prunes."""
+    into.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "logs").is_dir():
+        shutil.copytree(run_dir / "logs", into, dirs_exist_ok=True)
+    if (run_dir / "postgres" / "server.log").is_file():
+        shutil.copy(run_dir / "postgres" / "server.log", into / "postgres.log")
+    for broker in sorted(run_dir.glob("kafka-*/logs")):
+        shutil.copytree(broker, into / broker.parent.name, dirs_exist_ok=True)
+
+
 @pytest.fixture
-def cluster(tmp_path: Path) -> Any:
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -133,13 +153,22 @@ def cluster(tmp_path: Path) -> Any:
         CARETEAM_PARTNERS_REFRESH_SECONDS="0.2",
         CARETEAM_PARTNERS_WEBHOOK_INITIAL_DELAY_SECONDS="0.05",
     )
-    cluster = Cluster(run_dir=tmp_path / "cluster", env=env)
+    cluster = Cluster(
+        run_dir=tmp_path / "cluster",
+        env=env,
+        kept_logs=KEPT_LOGS / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}",
+    )
+    failed = True
     try:
         cluster.sh("start")
         cluster.read_settings()
         yield cluster
+        failed = any(r.failed for r in request.node.stash.get(REPORTS, {}).values())
     finally:
         cluster.sh("stop")
+        if failed:
+            _keep_logs(cluster.run_dir, cluster.kept_logs)
+            print(f"\ncluster faults: this failed run's server logs are in {cluster.kept_logs}")
         leftovers = subprocess.run(
             ["pgrep", "-f", str(cluster.run_dir)], capture_output=True, text=True
         ).stdout.split()
@@ -429,7 +458,8 @@ async def test_the_cluster_keeps_every_acknowledged_write_through_21_sigkills_an
         error = during_restart.json()["errors"][0]
         assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
         assert error["extensions"]["retryable"] is True
-        assert load.unexpected == [], load.unexpected[:5]
+        # A masked error carries an errorId: grep it in the kept logs.
+        assert load.unexpected == [], (load.unexpected[:5], f"logs in {cluster.kept_logs}")
         assert len(kills) >= 20 and load.acknowledged > 50 and load.given_up == 0
 
         await _within(180, lambda: _caught_up(cluster.dsn))
