@@ -154,7 +154,12 @@ def _keep_logs(run_dir: Path, into: Path) -> None:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+def cluster(request: pytest.FixtureRequest) -> Any:
+    # Not under pytest's tmp_path: every pytest session of the same user (another
+    # checkout's, a colleague's) resets /tmp/pytest-of-USER to mode 700, which locks the
+    # PostgreSQL user out of its data folder mid-run (both failures of this suite seen
+    # while extending it). A folder of its own, which cluster.sh opens to that user.
+    run_dir = Path(tempfile.mkdtemp(prefix="careteam-cluster-")) / "cluster"
     base, port_lock = _free_base()
     env = {
         k: v
@@ -162,14 +167,14 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
         if k not in ("CARETEAM_KAFKA_BOOTSTRAP_SERVERS", "CARETEAM_DATABASE_URL")
     }
     env.update(
-        CARETEAM_CLUSTER_RUN_DIR=str(tmp_path / "cluster"),
+        CARETEAM_CLUSTER_RUN_DIR=str(run_dir),
         CARETEAM_CLUSTER_BASE_PORT=str(base),
         CARETEAM_PARTNERS_POLL_SECONDS="0.05",
         CARETEAM_PARTNERS_REFRESH_SECONDS="0.2",
         CARETEAM_PARTNERS_WEBHOOK_INITIAL_DELAY_SECONDS="0.05",
     )
     cluster = Cluster(
-        run_dir=tmp_path / "cluster",
+        run_dir=run_dir,
         env=env,
         kept_logs=KEPT_LOGS / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}",
     )
@@ -189,6 +194,7 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
             ["pgrep", "-f", str(cluster.run_dir)], capture_output=True, text=True
         ).stdout.split()
         assert leftovers == [], "cluster.sh stop left processes behind"
+        shutil.rmtree(run_dir.parent, ignore_errors=True)
 
 
 # --- the load ----------------------------------------------------------------------------
