@@ -215,6 +215,12 @@ CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,  # 57P01: the server was told to stop
     asyncpg.CrashShutdownError,  # 57P02
     asyncpg.InterfaceError,  # a pooled connection closed under us, a pool closing
+    # A pooled connection whose backend was terminated while it sat idle (a restart,
+    # pg_terminate_backend) can be handed out before asyncpg has seen the socket close:
+    # its next statement fails in the client, before anything is sent, with "cannot
+    # switch to state N; another operation (2) is in progress" (asyncpg issue 1069).
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.TooManyConnectionsError,  # 53300: every client reconnecting after a restart
     OSError,  # refused, reset or unreachable while connecting; includes TimeoutError
 )
 

@@ -38,6 +38,7 @@ from services.api.web.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_ht
 from services.api.web.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from services.api.web.metrics import Metrics, runtime_gauges
 from services.api.web.requestlog import RequestIds
+from services.audit.reads import AuditUnavailableError
 from services.auth import (
     DEV_AUDIENCE,
     DEV_ISSUER,
@@ -353,7 +354,9 @@ def create_app(
             ),
         ],
         lifespan=lifespan,
-        exception_handlers={cls: _unavailable for cls in CONNECTION_FAILURES},
+        exception_handlers={
+            cls: _unavailable for cls in (*CONNECTION_FAILURES, AuditUnavailableError)
+        },
     )
     return app
 

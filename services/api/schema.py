@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import strawberry
 from graphql import ExecutionResult, GraphQLError
@@ -68,6 +68,7 @@ from services.api.team.directory import (
 )
 from services.api.team.pcbh import PcbhMutation, PcbhQuery  # the wider team and PCBH
 from services.api.types import CareEvent, Patient
+from services.audit.reads import AuditUnavailableError
 from services.auth import Role
 from services.commands.commands import (
     AssignCareTeam,
@@ -361,22 +362,40 @@ def is_unavailable(error: GraphQLError) -> bool:
     """The database could not be reached or dropped the connection (a restart, a
     failover, a pool exhausted): retryable. Usually nothing was committed; a connection
     lost after a command's commit (while reading its response) leaves it recorded, which
-    an Idempotency-Key makes safe to retry."""
+    an Idempotency-Key makes safe to retry. So is a read audit that could not be
+    committed (its batch insert failed: in practice the database went away), which
+    withholds an answer, a command's included (its retry replays the first result)."""
     original = error.original_error
-    return original is not None and is_connection_failure(original)
+    return original is not None and (
+        is_connection_failure(original) or isinstance(original, AuditUnavailableError)
+    )
+
+
+def error_id(error: GraphQLError) -> str:
+    """The id of an unexpected error: in the masked error's ``extensions.errorId`` and in
+    the server's log line with its traceback, so one can be found from the other. Made
+    once per error (``process_errors`` logs before the extension masks)."""
+    found = getattr(error, "careteam_error_id", None)
+    if not isinstance(found, str):
+        found = uuid4().hex[:16]
+        error.careteam_error_id = found  # type: ignore[attr-defined]
+    return found
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """Masks unexpected errors as "Unexpected error."; a database connection failure
-    becomes a typed, retryable error instead (``extensions.code`` SERVICE_UNAVAILABLE,
-    ``retryable``, ``retryAfterSeconds``), without the exception's message."""
+    """Masks unexpected errors as "Unexpected error." with an ``errorId`` that the log
+    line of its traceback carries; a database connection failure becomes a typed,
+    retryable error instead (``extensions.code`` SERVICE_UNAVAILABLE, ``retryable``,
+    ``retryAfterSeconds``), without the exception's message."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         if not is_unavailable(error):
-            return super().anonymise_error(error)
+            masked = super().anonymise_error(error)
+            masked.extensions = {"errorId": error_id(error)}
+            return masked
         return GraphQLError(
             message="The service is briefly unavailable (database). Retry after "
             "retryAfterSeconds, with the same Idempotency-Key if the request had one.",
@@ -438,7 +457,11 @@ class CareteamSchema(strawberry.Schema):
                     extra=log_fields(error_type=type(error.original_error).__name__),
                 )
             elif is_unexpected(error):
-                log.error("graphql unexpected error", exc_info=error.original_error)
+                log.error(
+                    "graphql unexpected error",
+                    exc_info=error.original_error,
+                    extra=log_fields(error_id=error_id(error)),
+                )
 
 
 def merge_root(name: str, description: str, parts: tuple[type, ...]) -> type:

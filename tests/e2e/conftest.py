@@ -9,6 +9,17 @@ import pytest
 
 from tests.e2e.server import ServerProcess
 
+# Each phase's report (setup, call, teardown) of the running test, for fixtures that
+# keep evidence when it failed (the cluster fault suite keeps its server logs).
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
+
 
 @pytest.fixture
 def server(db_dsn: str, tmp_path: Path) -> Iterator[ServerProcess]:

@@ -4,6 +4,7 @@ outlives the ``serve`` that started it; /metrics is what a Prometheus parser acc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -213,6 +214,123 @@ def test_a_command_while_postgres_is_down_is_a_typed_retryable_503(
         log_text = server.log_path.read_text()
         assert "Synthetic" not in log_text and "OPS-" not in log_text
     finally:
+        server.stop()
+
+
+CONSENT = """mutation($id: UUID!) { grantConsent(input: {patientId: $id, kind: DATA_SHARING,
+  partnerOrganisationId: "00000000-0000-4000-8000-0000000000b1"}) { __typename } }"""
+
+
+def _answer_problem(response: httpx.Response) -> str | None:
+    """None for an answer a client can act on (data, or the typed retryable 503); else
+    what was wrong with it, the masked error's errorId included."""
+    if response.status_code == 503:
+        error = response.json()["errors"][0]
+        typed = error["extensions"].get("code") == "SERVICE_UNAVAILABLE"
+        return None if typed and error["extensions"].get("retryable") is True else response.text
+    if response.status_code != 200 or "errors" in response.json():
+        return f"{response.status_code} {response.text[:300]}"
+    return None
+
+
+@pytest.mark.slow
+def test_commands_while_backends_are_terminated_get_an_answer_or_the_typed_retryable_error(
+    own_postgres: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Connections dropped under a running serve (pg_terminate_backend of every client
+    backend, again and again, as a restart does): each command answers with its data or
+    the typed retryable 503, never a masked "Unexpected error.". A pooled connection
+    whose backend died while idle used to fail in asyncpg's client ("cannot switch to
+    state"), and a read audit whose insert lost its connection failed the same way."""
+    import asyncio
+    import random
+    import threading
+    import uuid
+
+    import asyncpg
+
+    _, dsn = own_postgres
+    # The projector loses its connection as often: a short read-your-writes wait keeps
+    # the commands coming (an answer after a timed-out wait is data too).
+    server = ServerProcess(
+        data_dir=tmp_path / "serve",
+        env={"CARETEAM_DATABASE_URL": dsn, "CARETEAM_READ_YOUR_WRITES_TIMEOUT_SECONDS": "0.5"},
+    )
+    server.start()
+    stop = threading.Event()
+    lock = threading.Lock()
+    problems: list[str] = []
+    counts = {"answered": 0, "unavailable": 0, "terminated": 0}
+
+    async def terminate() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                conn = await asyncpg.connect(dsn)
+                try:
+                    killed = await conn.fetchval(
+                        """SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+                           FROM pg_stat_activity WHERE datname = current_database()
+                             AND pid <> pg_backend_pid() AND backend_type = 'client backend'"""
+                    )
+                finally:
+                    await conn.close()
+                counts["terminated"] += int(killed)
+            await asyncio.sleep(random.uniform(0.01, 0.15))
+
+    def send(client: httpx.Client, query: str, variables: dict[str, Any]) -> Any:
+        key = str(uuid.uuid4())
+        while not stop.is_set():
+            response = client.post(
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers={"Authorization": f"Bearer {server.default_token}", "Idempotency-Key": key},
+            )
+            problem = _answer_problem(response)
+            with lock:
+                counts["answered"] += 1
+                if problem is not None:
+                    problems.append(problem)
+                    return None
+                if response.status_code != 503:
+                    return response.json()["data"]
+                counts["unavailable"] += 1
+            time.sleep(0.05)
+        return None
+
+    def clients() -> None:
+        with httpx.Client(base_url=server.url, timeout=30.0) as client:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                data = send(
+                    client, REGISTER, {"input": _input(n + 1000 * threading.get_ident() % 10**6)}
+                )
+                patient = ((data or {}).get("registerPatient") or {}).get("patient")
+                if patient is not None:
+                    send(client, CONSENT, {"id": patient["id"]})
+
+    try:
+        server.use(server.token("care_manager"))
+        threads = [threading.Thread(target=clients) for _ in range(3)]
+        threads.append(threading.Thread(target=lambda: asyncio.run(terminate())))
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not problems:
+            if counts["answered"] >= 80 and counts["unavailable"] >= 10:
+                break
+            time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        print(f"\nbackends terminated under load: {counts}")
+        assert problems == [], problems[:5]
+        assert counts["terminated"] > 0 and counts["unavailable"] >= 10, counts
+        log_text = server.log_path.read_text()
+        assert "graphql unexpected error" not in log_text
+        assert "Synthetic" not in log_text and "OPS-" not in log_text
+    finally:
+        stop.set()
         server.stop()
 
 
