@@ -56,13 +56,13 @@ TOO_SLOW = "SUBSCRIBER_TOO_SLOW"
 
 
 @lru_cache(maxsize=256)
-def shareable(query: str, operation_name: str | None) -> bool:
+def shareable(query: str, operation_name: str | None, max_tokens: int) -> bool:
     """Whether this document's operation is the plain live ``careEvents`` subscription:
     one operation selected, a subscription, whose selection is the one root field
-    ``careEvents`` without ``after``. A document that does not parse is not shared (the
-    ordinary path reports its error)."""
+    ``careEvents`` without ``after``. A document that does not parse, or has more than
+    ``max_tokens`` tokens, is not shared (the ordinary path reports its error)."""
     try:
-        document = parse(query, no_location=True)
+        document = parse(query, no_location=True, max_tokens=max_tokens)
     except GraphQLSyntaxError:
         return False
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -108,10 +108,12 @@ def group_key(
     operation_name: str | None,
     principal: Principal,
     purpose_of_use: str,
+    *,
+    max_tokens: int,
 ) -> tuple[object, ...] | None:
     """The key under which subscribers share one execution, or None when this one runs
     alone (not the plain live ``careEvents``, or variables that are not plain JSON)."""
-    if not shareable(query, operation_name):
+    if not shareable(query, operation_name, max_tokens):
         return None
     try:
         canonical = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))

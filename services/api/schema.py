@@ -503,7 +503,14 @@ def _shared_key(
         or context.active_subscriptions >= MAX_SUBSCRIPTIONS_PER_CONNECTION
     ):
         return None
-    return group_key(query, variables, operation_name, context.principal, context.purpose_of_use)
+    return group_key(
+        query,
+        variables,
+        operation_name,
+        context.principal,
+        context.purpose_of_use,
+        max_tokens=MAX_TOKENS,
+    )
 
 
 def merge_root(name: str, description: str, parts: tuple[type, ...]) -> type:

@@ -21,6 +21,13 @@ from services.api.fanout import (
 )
 from services.auth import Principal, Role
 
+TOKENS = 2_000
+
+
+def key_of(*args: Any) -> Any:
+    return group_key(*args, max_tokens=TOKENS)
+
+
 PLAIN = "subscription { careEvents { eventType payload } }"
 ORG = uuid4()
 
@@ -61,16 +68,16 @@ def principal(role: Role, *, user: Any = None, org: Any = ORG) -> Principal:
 def test_only_the_plain_live_care_events_subscription_is_shared(
     query: str, operation_name: str | None, expected: bool
 ) -> None:
-    assert shareable(query, operation_name) is expected
+    assert shareable(query, operation_name, 2_000) is expected
 
 
 def test_administrators_of_one_organisation_share_with_the_same_document_and_variables() -> None:
     one, two = principal(Role.ADMIN), principal(Role.ADMIN)
     variables = {"ids": ["a", "b"]}
-    assert group_key(PLAIN, variables, None, one, "TREAT") == group_key(
+    assert key_of(PLAIN, variables, None, one, "TREAT") == key_of(
         PLAIN, dict(reversed(variables.items())), None, two, "TREAT"
     )
-    assert group_key(PLAIN, None, None, one, "TREAT") == group_key(PLAIN, {}, None, two, "TREAT")
+    assert key_of(PLAIN, None, None, one, "TREAT") == key_of(PLAIN, {}, None, two, "TREAT")
 
 
 @pytest.mark.parametrize(
@@ -93,7 +100,7 @@ def test_anything_that_could_change_the_answer_separates_groups(differs: dict[st
     other = {**base, **differs}
 
     def key(a: dict[str, Any]) -> Any:
-        return group_key(a["query"], a["variables"], None, a["principal"], a["purpose"])
+        return key_of(a["query"], a["variables"], None, a["principal"], a["purpose"])
 
     assert key(base) is not None and key(other) is not None
     assert key(base) != key(other)
@@ -104,21 +111,27 @@ def test_clinicians_share_only_with_their_own_subscriptions(role: Role) -> None:
     """A clinician's scope is their care teams and emergency accesses (and Part 2 through
     their own access): two clinicians never share, one clinician's two tabs do."""
     user = uuid4()
-    mine = group_key(PLAIN, None, None, principal(role, user=user), "TREAT")
-    assert mine == group_key(PLAIN, None, None, principal(role, user=user), "TREAT")
-    assert mine != group_key(PLAIN, None, None, principal(role), "TREAT")
+    mine = key_of(PLAIN, None, None, principal(role, user=user), "TREAT")
+    assert mine == key_of(PLAIN, None, None, principal(role, user=user), "TREAT")
+    assert mine != key_of(PLAIN, None, None, principal(role), "TREAT")
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.COMPLIANCE])
 def test_roles_whose_scope_is_the_organisation_share_across_users(role: Role) -> None:
     """Their access predicate names only the organisation, and they see the same data."""
-    assert group_key(PLAIN, None, None, principal(role), "TREAT") == group_key(
+    assert key_of(PLAIN, None, None, principal(role), "TREAT") == key_of(
         PLAIN, None, None, principal(role), "TREAT"
     )
 
 
+def test_a_document_over_the_token_limit_is_not_parsed_for_sharing() -> None:
+    """The ordinary path refuses it with its own error."""
+    long = "subscription { careEvents { " + "eventType " * TOKENS + "} }"
+    assert not shareable(long, None, TOKENS)
+
+
 def test_variables_that_are_not_json_are_not_shared() -> None:
-    assert group_key(PLAIN, {"x": object()}, None, principal(Role.ADMIN), "TREAT") is None
+    assert key_of(PLAIN, {"x": object()}, None, principal(Role.ADMIN), "TREAT") is None
 
 
 @dataclass(eq=False)
