@@ -578,12 +578,14 @@ def _summarise(
         )
 
 
-LIMITS = """Each delivery is audited as a read before it is sent, and is its own GraphQL
-execution and WebSocket frame: about 0.4 ms of server CPU per subscriber per event, so
-the 200th subscriber gets an event about 80 ms after the first, and the audit-chain
-sealer and the projector share the same event loop. The single-subscriber p99 comes from
-100 deliveries and is itself noisy. Not built: executing the selection once per event
-for every subscriber with the same selection."""
+LIMITS = """Subscribers with the same document, variables and scope share one execution
+per event (one access decision, one audit call with every member's read record, one
+GraphQL execution); each still gets its own frame, so what is left per event is the
+projector's page before the feed may deliver, the audit statement of N records and N
+frame sends, on a core shared with PostgreSQL. At N = 200 the p99 is set by the slowest
+one or two events of the run, at N = 1 by the slowest of 100 events: one stall of the
+core decides the ratio, which moves by a factor of three between runs of the same code
+(docs/performance.md)."""
 
 
 SPEC = RowSpec(
