@@ -27,6 +27,7 @@ from strawberry.types.execution import ExecutionResult
 from services import jsontext, tracing
 from services.api.authz import record_access
 from services.api.context import CareteamContext
+from services.api.fanout import FanoutHub
 from services.api.feed import EventFeed
 from services.api.partners.contract_routes import contract_routes
 from services.api.purpose import HEADER as PURPOSE_HEADER
@@ -115,6 +116,7 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
             response=response,
             principal=state.get("principal"),
             feed=self._holder.get("feed"),
+            fanout=self._holder.get("fanout"),
         )
         if state.get("request_id"):
             context.request_id = state["request_id"]
@@ -204,6 +206,7 @@ def create_app(
                 ),
             )
             holder["feed"] = feed
+            holder["fanout"] = FanoutHub()
             feed_task = asyncio.create_task(feed.run())
             # Everything made while starting (modules, schema, pools) lives as long as the
             # process: out of the garbage collector's way, so a full collection does not
@@ -273,11 +276,16 @@ def create_app(
         projector = runtime.projector
         by_partition = await projector.lag_by_partition()
         health = runtime.chain_health
-        feed = holder.get("feed")
+        feed, fanout = holder.get("feed"), holder.get("fanout")
+        subscribers = executions = None
+        if feed is not None and fanout is not None:
+            executions = feed.subscriber_count
+            subscribers = executions - feed.shared_count + fanout.member_count
         gauges = await runtime_gauges(
             runtime.pool,
             pool_max=settings.db_pool_max,
-            subscribers=feed.subscriber_count if feed is not None else None,
+            subscribers=subscribers,
+            executions=executions,
             relay=bool(settings.kafka_bootstrap_servers),
         )
         body = app_metrics.render(

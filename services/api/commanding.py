@@ -8,6 +8,7 @@ error; and the read audit (``record_reads``) every answer with patient data pass
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +26,7 @@ from services.api.errors import (
 from services.api.idempotency import first_result, requested_key
 from services.api.purpose import PurposeOfUse
 from services.audit.reads import ReadRecord
+from services.auth import Principal
 from services.commands.commands import Command
 from services.commands.handler import Actor, Refusal, Written, handle
 
@@ -155,14 +157,70 @@ async def record_reads(
     """Durably records that these patients' data is about to be returned (see audit/reads).
     ``on_team``: those of them whose CoCM care team the caller is on, when the caller's
     read already knows (else it is looked up here)."""
-    principal = ctx.require_principal()
-    at = ctx.runtime.clock()
-    emergency: set[UUID] = set()
-    if principal.is_clinician and patient_ids and on_team is not None:
-        emergency = set(patient_ids) - on_team
-    elif principal.is_clinician and patient_ids:
-        # A clinician reading a patient whose care team they are not on can only be doing so
-        # under break-the-glass: tag those reads for compliance's review.
+    await record_shared_reads([ctx], operation, patient_ids, fields, on_team=on_team)
+
+
+async def record_shared_reads(
+    readers: Sequence[CareteamContext],
+    operation: str,
+    patient_ids: list[UUID],
+    fields: tuple[str, ...],
+    *,
+    on_team: set[UUID] | None = None,
+) -> None:
+    """``record_reads`` for several callers about to be given the same data (subscribers
+    sharing one execution: services/api/fanout.py): each caller's own record (their id,
+    role, purpose, request), all in one ``AuditWriter.record`` call. ``on_team`` may only
+    be given for a single reader."""
+    if not readers:
+        return
+    if on_team is not None and len(readers) != 1:
+        raise ValueError("on_team is one caller's")
+    at = readers[0].runtime.clock()
+    emergency_of: dict[UUID, set[UUID]] = {}
+    records: list[ReadRecord] = []
+    for ctx in readers:
+        principal = ctx.require_principal()
+        emergency = emergency_of.get(principal.user_id)
+        if emergency is None:
+            emergency = await _emergency_reads(ctx, principal, patient_ids, on_team)
+            emergency_of[principal.user_id] = emergency
+        on = [p for p in patient_ids if p not in emergency]
+        off = [p for p in patient_ids if p in emergency]
+        for patients, purpose, reason in (
+            (on, ctx.purpose_of_use, None),
+            (off, PurposeOfUse.ETREAT.value, "BREAK_THE_GLASS"),
+        ):
+            if not patients:
+                continue  # a record naming nobody is not written (AuditWriter.record)
+            records.append(
+                ReadRecord(
+                    at=at,
+                    actor_id=principal.user_id,
+                    role=principal.role.value,
+                    organisation_id=principal.organisation_id,
+                    patient_ids=tuple(patients),
+                    operation=operation,
+                    purpose_of_use=purpose,
+                    request_id=ctx.request_id,
+                    fields=fields,
+                    reason=reason,
+                )
+            )
+    await readers[0].runtime.audit.record(records)
+
+
+async def _emergency_reads(
+    ctx: CareteamContext,
+    principal: Principal,
+    patient_ids: list[UUID],
+    on_team: set[UUID] | None,
+) -> set[UUID]:
+    """Those of ``patient_ids`` a clinician reads off their care team: only under
+    break-the-glass, so tagged for compliance's review."""
+    if not principal.is_clinician or not patient_ids:
+        return set()
+    if on_team is None:
         async with ctx.runtime.pool.acquire() as conn:
             on_team = {
                 r["patient_id"]
@@ -174,30 +232,4 @@ async def record_reads(
                     principal.user_id,
                 )
             }
-        emergency = set(patient_ids) - on_team
-    purpose = ctx.purpose_of_use
-
-    def read(patients: list[UUID], purpose_of_use: str, reason: str | None) -> ReadRecord:
-        return ReadRecord(
-            at=at,
-            actor_id=principal.user_id,
-            role=principal.role.value,
-            organisation_id=principal.organisation_id,
-            patient_ids=tuple(patients),
-            operation=operation,
-            purpose_of_use=purpose_of_use,
-            request_id=ctx.request_id,
-            fields=fields,
-            reason=reason,
-        )
-
-    await ctx.runtime.audit.record(
-        [
-            read([p for p in patient_ids if p not in emergency], purpose, None),
-            read(
-                [p for p in patient_ids if p in emergency],
-                PurposeOfUse.ETREAT.value,
-                "BREAK_THE_GLASS",
-            ),
-        ]
-    )
+    return set(patient_ids) - on_team

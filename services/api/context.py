@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
+from services.api.fanout import FanoutHub, SharedAudience
 from services.api.feed import EventFeed
 from services.api.purpose import PurposeOfUse, default_purpose
 from services.auth import Principal
@@ -24,6 +25,11 @@ class CareteamContext:
     active_subscriptions: int = 0
     feed: EventFeed | None = None
     purpose: str | None = None
+    # The process's groups of subscribers sharing one execution (services/api/fanout.py).
+    fanout: FanoutHub | None = None
+    # Set on a group's shared execution: the subscribers it answers, each of whose reads
+    # is audited before the result is handed to them.
+    audience: SharedAudience | None = None
 
     def runtime_feed(self) -> EventFeed:
         if self.feed is None:

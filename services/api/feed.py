@@ -50,6 +50,7 @@ class _Subscriber:
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
     )
     overflowed: bool = False
+    shared: bool = False  # a fan-out group's one execution (services/api/fanout.py)
 
 
 class EventFeed:
@@ -71,7 +72,14 @@ class EventFeed:
 
     @property
     def subscriber_count(self) -> int:
+        """Subscriptions following the log: one per fan-out group, one per subscription
+        running on its own."""
         return len(self._subscribers)
+
+    @property
+    def shared_count(self) -> int:
+        """Of those, the fan-out groups' executions."""
+        return sum(1 for s in self._subscribers if s.shared)
 
     async def run(self) -> None:
         """Follows the log from its head (services/logfollow.py's loop); the checkpoint is
@@ -119,9 +127,11 @@ class EventFeed:
         patient_ids: set[UUID] | None,
         event_types: set[str] | None,
         after: LogPosition | None,
+        shared: bool = False,
     ) -> AsyncIterator[RecordedEvent]:
-        """Yields permitted events in log order: replayed from ``after`` (if given), then live."""
-        sub = _Subscriber()
+        """Yields permitted events in log order: replayed from ``after`` (if given), then live.
+        ``shared``: for a fan-out group (counted apart in ``shared_count``)."""
+        sub = _Subscriber(shared=shared)
         self._subscribers.add(sub)
         decided: dict[UUID, tuple[bool, float]] = {}
         try:

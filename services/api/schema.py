@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, cast
 from uuid import UUID, uuid4
@@ -31,7 +32,7 @@ from services.api.authz import (
     Denied,
     check_patient_operation,
 )
-from services.api.commanding import deny, record_reads, selected_fields
+from services.api.commanding import deny, record_reads, record_shared_reads, selected_fields
 from services.api.compliance.erasure import ErasureMutation
 from services.api.compliance.queries import ComplianceQuery
 from services.api.context import CareteamContext
@@ -44,6 +45,7 @@ from services.api.errors import (
     exactly_one,
     result_union,
 )
+from services.api.fanout import group_key
 from services.api.lean_execution import LeanExecutionContext
 from services.api.partners.api import PartnerMutation, PartnerQuery, PartnerSubscription
 from services.api.patient.emergency import EmergencyMutation, EmergencyQuery
@@ -436,7 +438,43 @@ def error_kind(error: GraphQLError) -> str:
 
 class CareteamSchema(strawberry.Schema):
     """The schema, logging GraphQL errors without patient data (strawberry's own logger
-    writes each error's message, with the document's source lines, and a traceback)."""
+    writes each error's message, with the document's source lines, and a traceback), and
+    running the plain live ``careEvents`` subscription once for all the subscribers who
+    would get the same answer (services/api/fanout.py)."""
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        def alone(context: Any) -> Any:
+            return super(CareteamSchema, self).stream(
+                query,
+                variable_values=variable_values,
+                context_value=context,
+                root_value=root_value,
+                operation_name=operation_name,
+                operation_extensions=operation_extensions,
+                allowed_operation_types=allowed_operation_types,
+            )
+
+        key = _shared_key(query, variable_values, operation_name, context_value)
+        if key is None or operation_extensions or root_value is not None:
+            return await alone(context_value)
+        context = cast(CareteamContext, context_value)
+        assert context.fanout is not None
+        return context.fanout.join(
+            key,
+            context,
+            lambda audience: alone(
+                dataclasses.replace(context, active_subscriptions=0, audience=audience)
+            ),
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -462,6 +500,33 @@ class CareteamSchema(strawberry.Schema):
                     exc_info=error.original_error,
                     extra=log_fields(error_id=error_id(error)),
                 )
+
+
+def _shared_key(
+    query: str | None,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    context: Any,
+) -> tuple[object, ...] | None:
+    """The fan-out group of this subscription (None: it runs on its own): a WebSocket
+    caller's plain live ``careEvents`` with a connection under its limit."""
+    if (
+        query is None
+        or not isinstance(context, CareteamContext)
+        or context.fanout is None
+        or context.principal is None
+        or not isinstance(context.request, WebSocket)
+        or context.active_subscriptions >= MAX_SUBSCRIPTIONS_PER_CONNECTION
+    ):
+        return None
+    return group_key(
+        query,
+        variables,
+        operation_name,
+        context.principal,
+        context.purpose_of_use,
+        max_tokens=MAX_TOKENS,
+    )
 
 
 def merge_root(name: str, description: str, parts: tuple[type, ...]) -> type:
@@ -550,9 +615,20 @@ class CareEventSubscription:
                 patient_ids=set(patient_ids) if patient_ids is not None else None,
                 event_types=set(event_types) if event_types is not None else None,
                 after=start,
+                shared=ctx.audience is not None,
             ):
-                # A delivered event is patient data read: audited before it is sent.
-                await record_reads(ctx, "careEvents", [event.patient_id], ("careEvents",))
+                # A delivered event is patient data read: audited before it is sent. A
+                # shared execution audits every subscriber it answers, in one call, and
+                # only they are given the result (services/api/fanout.py).
+                if ctx.audience is None:
+                    await record_reads(ctx, "careEvents", [event.patient_id], ("careEvents",))
+                else:
+                    readers = ctx.audience.recipients()
+                    if not readers:
+                        continue
+                    await record_shared_reads(
+                        readers, "careEvents", [event.patient_id], ("careEvents",)
+                    )
                 yield CareEvent(
                     event_id=event.event_id,
                     patient_id=event.patient_id,

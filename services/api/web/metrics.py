@@ -209,7 +209,12 @@ OPEN_PARTNER_STATUSES = ("retrying", "held", "dead", "redelivery_requested")
 
 
 async def runtime_gauges(
-    pool: Any, *, pool_max: int, subscribers: int | None, relay: bool
+    pool: Any,
+    *,
+    pool_max: int,
+    subscribers: int | None,
+    relay: bool,
+    executions: int | None = None,
 ) -> list[Metric]:
     """Gauges read from the process and the database at a scrape (counts only)."""
     size, idle = pool.get_size(), pool.get_idle_size()
@@ -234,6 +239,15 @@ async def runtime_gauges(
                 "careteam_websocket_subscribers",
                 "GraphQL subscriptions this process is serving.",
                 value=subscribers,
+            )
+        )
+    if executions is not None:
+        gauges.append(
+            GaugeMetricFamily(
+                "careteam_subscription_executions",
+                "Subscription executions following the log: one per group of subscribers "
+                "sharing an answer, one per subscription running on its own.",
+                value=executions,
             )
         )
     if relay:  # Kafka configured: the internal relay's checkpoint
