@@ -7,10 +7,13 @@ error; and the read audit (``record_reads``) every answer with patient data pass
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
+
+from graphql import GraphQLError
 
 from services.api.access import PolicyAccess
 from services.api.authz import Denied, record_access
@@ -93,12 +96,16 @@ async def run(ctx: CareteamContext, command: Command, info: Any = None) -> Writt
             created_id=found.created_id,
         )
 
+    behind = False
+
     async def read_models(position: LogPosition, patient_id: UUID | None) -> None:
+        nonlocal behind
         try:
             await runtime.projector.wait_for(
                 position, runtime.settings.read_your_writes_timeout_seconds, patient_id
             )
         except ProjectionLagTimeoutError:
+            behind = True
             log.warning("read-your-writes wait timed out position=%s", position.encode())
 
     outcome = await handle(
@@ -115,7 +122,26 @@ async def run(ctx: CareteamContext, command: Command, info: Any = None) -> Writt
     )
     if isinstance(outcome, Refusal):
         return graphql_error(outcome)
+    if behind and isinstance(outcome, Written):
+        return dataclasses.replace(outcome, visible=False)
     return outcome
+
+
+def not_yet_visible(written: Written) -> GraphQLError:
+    """The answer to a command that was recorded but whose result the read models do not
+    show yet (the read-your-writes wait timed out, e.g. while the projector restarts):
+    a typed, retryable error that says it was written, never a "not found" that would
+    claim otherwise. Repeating it with the same Idempotency-Key answers the first result."""
+    return GraphQLError(
+        "The command was recorded, but its result is not readable yet. Read it again "
+        "shortly, or repeat the request with the same Idempotency-Key.",
+        extensions={
+            "code": "RESULT_NOT_YET_VISIBLE",
+            "retryable": True,
+            "written": True,
+            "logPosition": written.log_position,
+        },
+    )
 
 
 def graphql_error(refusal: Refusal) -> Any:

@@ -16,7 +16,13 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from services.api.commanding import Written, record_reads, run, selected_fields
+from services.api.commanding import (
+    Written,
+    not_yet_visible,
+    record_reads,
+    run,
+    selected_fields,
+)
 from services.api.context import CareteamContext
 from services.api.errors import NotFoundError
 from services.api.patient_types import PatientPayload, load_patient_view
@@ -47,6 +53,8 @@ async def answer_patient(info: Info[CareteamContext, None], command: Command) ->
         await record_reads(ctx, operation, [patient_id], fields, on_team=team)
     elif command.stream_id is not None:
         view = await _own_result_view(ctx, operation, patient_id, fields)
+    if view is None and not written.visible:
+        raise not_yet_visible(written)
     if view is None:
         return NotFoundError(code="PATIENT_NOT_FOUND", message=f"no patient {patient_id}")
     created_id = written.created_id if command.stream_id is not None else None

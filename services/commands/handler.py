@@ -83,6 +83,9 @@ class Written:
     created_id: UUID | None = None
     # The aggregate after the command (None for a replay): answers need no second load.
     aggregate: Any = field(default=None, compare=False, repr=False)
+    # False when the read models did not reach the command's position in time (the
+    # read-your-writes wait gave up): an answer read from them may not show it yet.
+    visible: bool = True
 
     @property
     def log_position(self) -> str:

@@ -398,7 +398,14 @@ async def test_serve_api_only_leaves_projection_to_a_projector_process(
     projector: subprocess.Popen[bytes] | None = None
     try:
         server.use(server.token("care_manager"))
-        await asyncio.to_thread(_post, server, REGISTER, {"input": _input(1)})
+        unseen = await asyncio.to_thread(_post, server, REGISTER, {"input": _input(1)})
+        # Written, but no read model shows it within the wait: a typed, retryable error
+        # that says it was written, never PATIENT_NOT_FOUND.
+        body = unseen.json()
+        assert unseen.status_code == 200 and body["data"] is None, body
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] == "RESULT_NOT_YET_VISIBLE", error
+        assert error["extensions"]["written"] is True and error["extensions"]["retryable"]
         await asyncio.sleep(1.0)
         positions, last = await _checkpoints(db_dsn)
         assert last > 0
