@@ -255,7 +255,18 @@ class Load:
                 time.sleep(0.2)
                 continue
             body = response.json()
-            if "errors" in body:
+            errors = body.get("errors") or []
+            if errors and all(
+                e.get("extensions", {}).get("code") == "RESULT_NOT_YET_VISIBLE"
+                and e["extensions"].get("written") is True
+                for e in errors
+            ):
+                # Recorded, the read models behind (a projector worker just killed): the
+                # same Idempotency-Key answers the first result once they catch up.
+                self.retried += 1
+                time.sleep(0.2)
+                continue
+            if errors:
                 self.unexpected.append(f"{response.status_code} {text[:300]}")
                 return None
             return body["data"]
