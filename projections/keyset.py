@@ -54,29 +54,39 @@ def _json_value(value: Any) -> Any:
 
 def _memo_part(value: Any) -> tuple[Any, ...]:
     # Values that compare equal must not share a cursor unless their text is the same:
-    # True == 1 (so the type is part of the key) and aware datetimes are equal across
-    # zones (so the zone is, too; instant and zone fix the ISO text).
-    return (type(value), value, value.tzinfo if isinstance(value, datetime) else None)
+    # True == 1 (so the type is part of the key), and aware datetimes are equal across
+    # zones and across a daylight saving fold (so a datetime is keyed by its ISO text).
+    if isinstance(value, datetime):
+        return (datetime, value.isoformat())
+    return (type(value), value)
 
 
 # Cursors already made, by ordering and typed values (a page of 150 rows made 150 cursors
 # a request, about 7 microseconds each; a lookup is well under one). Bounded: past the
-# limit it starts afresh. A cursor holds sort keys and ids, never a name or free text.
+# limit it starts afresh. Only cursors without text values are kept: a sort by family
+# name puts names in its cursors, and a forgotten patient's name must not stay in memory
+# (docs/erasure.md), so those are made afresh every time.
 _MADE: dict[tuple[Any, ...], str] = {}
 _MADE_LIMIT = 8192
 
 
 def encode_cursor(ordering: str, values: Sequence[Any]) -> str:
     """An opaque cursor naming a row by its sort-key values under ``ordering``."""
+    if any(isinstance(v, str) for v in values):
+        return _made(ordering, values)
     key = (ordering, *map(_memo_part, values))
     made = _MADE.get(key)
     if made is None:
-        raw = json.dumps([ordering, [_json_value(v) for v in values]], separators=(",", ":"))
-        made = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        made = _made(ordering, values)
         if len(_MADE) >= _MADE_LIMIT:
             _MADE.clear()
         _MADE[key] = made
     return made
+
+
+def _made(ordering: str, values: Sequence[Any]) -> str:
+    raw = json.dumps([ordering, [_json_value(v) for v in values]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_cursor(ordering: str, cursor: str, width: int) -> list[str | None]:

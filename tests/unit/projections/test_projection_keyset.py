@@ -78,3 +78,27 @@ def test_a_remembered_cursor_is_never_one_made_for_an_equal_value_of_another_tex
             "1",
             "2026-03-02T07:00:00-05:00",
         ]
+
+
+def test_the_two_instants_of_a_daylight_saving_fold_keep_their_own_cursors() -> None:
+    """01:30 on 1 November 2026 happens twice in New York (fold 0 is EDT, fold 1 EST);
+    the two datetimes compare and hash alike, but are an hour apart."""
+    from zoneinfo import ZoneInfo
+
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    second = first.replace(fold=1)
+    assert first.utcoffset() != second.utcoffset()
+    for _ in range(2):
+        assert decode_cursor("o", encode_cursor("o", [first]), 1) == ["2026-11-01T01:30:00-04:00"]
+        assert decode_cursor("o", encode_cursor("o", [second]), 1) == ["2026-11-01T01:30:00-05:00"]
+
+
+def test_a_cursor_holding_text_is_never_remembered() -> None:
+    """A sort by family name puts the name in the cursor: such cursors are made afresh,
+    so no name stays in the process's memory after its patient is forgotten."""
+    from projections import keyset
+
+    name = "Synthetic-Familyname-Memo"
+    encode_cursor("by-name", [name, UUID(int=7)])
+    assert not any(name in map(str, key) for key in keyset._MADE), "a name was kept"
+    assert not any(name in str(part) for key in keyset._MADE for part in key)
