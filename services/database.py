@@ -48,6 +48,13 @@ COMMENT_ONLY_EDITS: dict[int, frozenset[str]] = {
 # A migration without the line counts as ``contract``: an older process refuses it.
 DECLARATIONS_REQUIRED_AFTER = 75
 _DECLARATION = re.compile(r"^--\s*careteam-migration:\s*(expand|contract)\s*$", re.MULTILINE)
+# A migration that cannot run in a transaction (``CREATE INDEX CONCURRENTLY``, which builds
+# an index on a large table without blocking its writes) says so on a line of its own; its
+# statements run one by one, and the file must be safe to run again from the start (a
+# crash before its row is recorded runs it again).
+_OUTSIDE_TRANSACTION = re.compile(
+    r"^--\s*careteam-migration-runs:\s*outside-transaction\s*$", re.MULTILINE
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,17 @@ class Migration:
     def compatible(self) -> bool:
         """Whether the previous release keeps working once this migration ran."""
         return self.declared == "expand"
+
+    @property
+    def outside_transaction(self) -> bool:
+        return _OUTSIDE_TRANSACTION.search(self.sql) is not None
+
+    def statements(self) -> list[str]:
+        """The file's statements (comment lines dropped), for one-by-one execution."""
+        code = "\n".join(
+            line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
+        )
+        return [part.strip() for part in code.split(";") if part.strip()]
 
 
 class MigrationError(StartupError):
@@ -160,16 +178,18 @@ async def migrate(conn: Conn) -> list[int]:
         for m in migrations:
             if m.version in done:
                 continue
-            async with conn.transaction():
-                await conn.execute(m.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum, compatible) "
-                    "VALUES ($1, $2, $3, $4)",
-                    m.version,
-                    m.name,
-                    m.checksum,
-                    m.compatible,
-                )
+            record = (
+                "INSERT INTO schema_migrations (version, name, checksum, compatible) "
+                "VALUES ($1, $2, $3, $4)"
+            )
+            if m.outside_transaction:
+                for statement in m.statements():
+                    await conn.execute(statement)
+                await conn.execute(record, m.version, m.name, m.checksum, m.compatible)
+            else:
+                async with conn.transaction():
+                    await conn.execute(m.sql)
+                    await conn.execute(record, m.version, m.name, m.checksum, m.compatible)
             log.info("migration applied version=%s name=%s", m.version, m.name)
             applied_now.append(m.version)
     finally:

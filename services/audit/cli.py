@@ -45,6 +45,15 @@ def add_cli(subparsers: Any, settings_from: Any, data_dir: Any) -> None:
     data_dir(seal)
     seal.set_defaults(func=lambda a: _run(settings_from(a), a, _seal))
 
+    lists = sub.add_parser(
+        "list-rows",
+        help="whether a read of several patients is one access-log row (status), or turn "
+        "that on once every process runs this release (enable)",
+    )
+    lists.add_argument("action", choices=("status", "enable"))
+    data_dir(lists)
+    lists.set_defaults(func=lambda a: _run(settings_from(a), a, _list_rows))
+
     check = sub.add_parser(
         "check", help="check a checkpoint file's signature offline against a pinned key"
     )
@@ -131,6 +140,20 @@ async def _verify(conn: asyncpg.Connection, settings: Settings, args: argparse.N
     )
     _print_verification(result, args.json)
     return 0 if result.ok else 1
+
+
+async def _list_rows(conn: asyncpg.Connection, _s: Settings, args: argparse.Namespace) -> int:
+    """List rows are off on a database that had reads before they existed, until no
+    release older than them can run (docs/operations.md, "Rolling deploys")."""
+    if args.action == "enable":
+        await conn.execute(
+            "UPDATE access_log_list_rows SET enabled = true, changed_at = now() WHERE NOT enabled"
+        )
+    row = await conn.fetchrow("SELECT enabled, changed_at FROM access_log_list_rows")
+    assert row is not None  # migration 0084 writes the one row
+    state = "on" if row["enabled"] else "off"
+    print(f"access-log list rows: {state} (since {row['changed_at'].isoformat()})")
+    return 0
 
 
 async def _seal(conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace) -> int:

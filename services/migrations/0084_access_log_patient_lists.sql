@@ -3,9 +3,29 @@
 -- one row naming them all in `patient_ids` (its `patient_id` is NULL); a read of one
 -- patient, and every refusal, is a row with `patient_id` as before (`patient_ids` NULL).
 -- Rows written before this migration are unchanged, and so are their chain hashes.
+-- The GIN index on `patient_ids` is built without blocking writes by the next migration.
+-- A short lock timeout: adding the column needs the table's lock for an instant, and
+-- must not queue every read's audit insert behind a long transaction (retry instead).
+SET LOCAL lock_timeout = '5s';
 ALTER TABLE access_log ADD COLUMN patient_ids uuid[];
-CREATE INDEX access_log_patient_ids ON access_log USING gin (patient_ids)
-    WHERE patient_ids IS NOT NULL;
+-- A row has one shape or the other (checked for new rows; existing ones all have the
+-- first, so the check is not run over the table).
+ALTER TABLE access_log ADD CONSTRAINT access_log_one_shape
+    CHECK (patient_ids IS NULL OR (patient_id IS NULL AND cardinality(patient_ids) >= 2))
+    NOT VALID;
+
+-- Whether list rows are written yet (docs/operations.md, "Rolling deploys"). A release
+-- from before this migration neither reads nor hashes `patient_ids`: while one can still
+-- run against the database (a rolling deploy), a list row would be missing from its
+-- audit trail and would break the audit chain it seals. So an existing database starts
+-- with list rows off, and `careteam audit list-rows enable` turns them on once every
+-- process runs this release; a new database (an empty access log) starts with them on.
+CREATE TABLE access_log_list_rows (
+    only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    enabled    boolean NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO access_log_list_rows (enabled) SELECT NOT EXISTS (SELECT 1 FROM access_log);
 
 -- The access log as one entry per patient, what every reader by patient asks for: a row
 -- of one patient is one entry (part 0); a list row is one entry per patient it names

@@ -7,8 +7,10 @@ reason), and a batch that cannot be written refuses every read in it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -150,3 +152,52 @@ async def test_a_batch_that_cannot_be_written_refuses_its_reads(pool: asyncpg.Po
             assert await conn.fetchval("SELECT count(*) FROM access_log") == 0
     finally:
         task.cancel()
+
+
+async def test_until_list_rows_are_enabled_a_list_read_is_a_row_per_patient(
+    pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    """A database that had reads before list rows existed starts with them off (a previous
+    release still running in a rolling deploy can neither read nor seal one): a read of
+    three patients is three rows, as before; `careteam audit list-rows enable` turns them
+    on for the next batch."""
+    import os
+    import subprocess
+    import sys
+
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE access_log_list_rows SET enabled = false")
+    writer = AuditWriter(pool)
+    task = asyncio.create_task(writer.run())
+    try:
+        actor, listed = uuid4(), [uuid4() for _ in range(3)]
+        await writer.record([_read(actor, listed, ("caseload.totalCount",))])
+        env = {**os.environ, "CARETEAM_DATABASE_URL": db_dsn, "CARETEAM_DATA_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "services.cli", "audit", "list-rows"]
+
+        def cli(action: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*command, action], env=env, capture_output=True, text=True)
+
+        status = await asyncio.to_thread(cli, "status")
+        assert status.returncode == 0 and "list rows: off" in status.stdout, status
+        enabled = await asyncio.to_thread(cli, "enable")
+        assert enabled.returncode == 0 and "list rows: on" in enabled.stdout, enabled
+        await writer.record([_read(actor, listed, ("caseload.totalCount",))])
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT patient_id, patient_ids FROM access_log WHERE actor_id = $1 ORDER BY id",
+            actor,
+        )
+        entries = await conn.fetch(
+            "SELECT patient_id FROM access_log_entries WHERE actor_id = $1 ORDER BY id, part",
+            actor,
+        )
+    assert [(r["patient_id"], r["patient_ids"]) for r in rows] == [
+        *((p, None) for p in listed),
+        (None, listed),
+    ]
+    assert [e["patient_id"] for e in entries] == listed + listed

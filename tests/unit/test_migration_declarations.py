@@ -72,9 +72,76 @@ _NOT_EXPAND = re.compile(
 
 
 def contract_statements(sql: str) -> list[str]:
-    """The statements of ``sql`` (comments removed) an older release could not live with."""
+    """The statements of ``sql`` (comments removed) an older release could not live with.
+    Dropping an index the same file builds (again, after a crash left it invalid) is not
+    one of them."""
     code = re.sub(r"--[^\n]*", "", sql)
+    rebuilt = set(re.findall(r"CREATE\s+INDEX\s+CONCURRENTLY\s+(\w+)", code, re.IGNORECASE))
+    for name in rebuilt:
+        code = re.sub(
+            rf"DROP\s+INDEX\s+CONCURRENTLY\s+IF\s+EXISTS\s+{name}\b", "", code, flags=re.I
+        )
     return [m.group(0) for m in _NOT_EXPAND.finditer(code)]
+
+
+# An index built in a migration's transaction blocks writes to its table for the whole
+# build: on a table the release before already had (the access log, the event log), an
+# expand migration builds it CONCURRENTLY, in a file that runs outside a transaction.
+INDEXES_CONCURRENT_FROM = 84
+
+
+def blocking_indexes(sql: str) -> list[str]:
+    """Indexes ``sql`` builds inside its transaction on tables it did not create."""
+    code = re.sub(r"--[^\n]*", "", sql)
+    created = {
+        t.lower()
+        for t in re.findall(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", code, re.I)
+    }
+    found = re.findall(
+        r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)(?:IF\s+NOT\s+EXISTS\s+)?\w*\s*ON\s+(\w+)",
+        code,
+        re.I,
+    )
+    return [t for t in found if t.lower() not in created]
+
+
+@pytest.mark.parametrize(
+    ("sql", "blocking"),
+    [
+        ("CREATE TABLE t (a int); CREATE INDEX t_a ON t (a);", []),
+        ("CREATE INDEX access_a ON access_log (a);", ["access_log"]),
+        ("CREATE UNIQUE INDEX IF NOT EXISTS e_a ON events (a);", ["events"]),
+        ("CREATE INDEX CONCURRENTLY access_a ON access_log (a);", []),
+    ],
+)
+def test_the_index_check_tells_blocking_builds(sql: str, blocking: list[str]) -> None:
+    assert blocking_indexes(sql) == blocking
+
+
+def test_no_expand_migration_builds_an_index_that_blocks_an_existing_table() -> None:
+    offending = {
+        f"{m.version:04d}_{m.name}.sql": blocking_indexes(m.sql)
+        for m in load_migrations()
+        if m.version >= INDEXES_CONCURRENT_FROM
+        and m.declared == "expand"
+        and blocking_indexes(m.sql)
+    }
+    assert offending == {}, "build these CONCURRENTLY in a migration run outside a transaction"
+
+
+def test_a_migration_run_outside_a_transaction_is_split_into_its_statements() -> None:
+    m = Migration(
+        9002,
+        "index",
+        "-- careteam-migration: expand\n-- careteam-migration-runs: outside-transaction\n"
+        "DROP INDEX CONCURRENTLY IF EXISTS i;\nCREATE INDEX CONCURRENTLY i ON t\n    (a);\n",
+    )
+    assert m.outside_transaction and m.compatible
+    assert m.statements() == [
+        "DROP INDEX CONCURRENTLY IF EXISTS i",
+        "CREATE INDEX CONCURRENTLY i ON t\n    (a)",
+    ]
+    assert not Migration(9003, "t", "CREATE TABLE t (a int);").outside_transaction
 
 
 @pytest.mark.parametrize(
