@@ -69,14 +69,19 @@ def _run_headless(settings: Settings) -> int:
     import signal
 
     from services.bootstrap import open_runtime
+    from services.health import worker_probes
 
     async def run() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with open_runtime(settings, components=settings.components):
-            await stop.wait()
+        holder: dict[str, object] = {}
+        # The probes answer from the start ("starting" until the runtime is open).
+        async with worker_probes(settings.host, settings.health_port, holder):
+            async with open_runtime(settings, components=settings.components) as runtime:
+                holder["runtime"] = runtime
+                await stop.wait()
         return 0
 
     return asyncio.run(run())

@@ -190,6 +190,9 @@ class Settings:
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
     port: int = 8000
+    # ``serve --components`` without ``api``: the port of its /healthz and /readyz (for a
+    # Kubernetes probe), on ``host``; None opens no port.
+    health_port: int | None = None
     kafka_bootstrap_servers: str | None = None
     kafka_topic: str = "careteam.events.v1"
     # Kafka security (services/kafka.py): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
@@ -334,6 +337,7 @@ class Settings:
             values["public_base_url"] = raw
         for name, attr, kind in (
             ("PORT", "port", int),
+            ("HEALTH_PORT", "health_port", int),
             ("PROJECTOR_POLL_SECONDS", "projector_poll_seconds", float),
             ("PROJECTOR_PAGE_SIZE", "projector_page_size", int),
             ("PROJECTOR_PARTITIONS", "projector_partitions", int),

@@ -52,7 +52,8 @@ from services.auth import (
     bearer_token,
 )
 from services.bootstrap import Clock, Runtime, open_runtime, system_clock
-from services.database import CONNECTION_FAILURES, RETRY_AFTER_SECONDS, pending_migrations
+from services.database import CONNECTION_FAILURES, RETRY_AFTER_SECONDS
+from services.health import healthz, readiness
 from services.projector.runner import summarise_lag
 from services.settings import Settings, StartupError
 
@@ -223,29 +224,8 @@ def create_app(
                     await feed_task
                 holder.clear()
 
-    async def healthz(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
     async def readyz(_request: Request) -> JSONResponse:
-        runtime = holder.get("runtime")
-        if runtime is None:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        try:
-            async with runtime.pool.acquire(timeout=2) as conn:
-                pending = await pending_migrations(conn)
-        except Exception:
-            log.warning("readiness check failed: database unreachable")
-            return JSONResponse(
-                {"status": "database unreachable"},
-                status_code=503,
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        if pending:
-            return JSONResponse({"status": "migrations pending"}, status_code=503)
-        if not runtime.chain_health.intact:
-            reason = runtime.chain_health.reason
-            return JSONResponse({"status": "audit chain broken", "reason": reason}, 503)
-        return JSONResponse({"status": "ready"})
+        return await readiness(holder.get("runtime"))
 
     verifier = build_verifier(settings)
 

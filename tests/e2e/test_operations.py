@@ -460,3 +460,25 @@ def test_an_unknown_component_is_refused_at_start_naming_the_setting(
     assert "bogus" in done.stderr
     assert "CARETEAM_COMPONENTS" in done.stderr and "--components" in done.stderr
     assert not (tmp_path / "postgres").exists()
+
+
+def test_a_worker_without_the_api_answers_its_probes_on_the_health_port(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    """`serve --components projector,sealer` with CARETEAM_HEALTH_PORT: /healthz and
+    /readyz (database, migrations, audit chain) for a Kubernetes probe, and nothing else
+    on that port; it stops cleanly on SIGTERM."""
+    server = ServerProcess(
+        data_dir=tmp_path,
+        env={"CARETEAM_DATABASE_URL": db_dsn},
+        args=("--components", "projector,sealer"),
+    )
+    server.env["CARETEAM_HEALTH_PORT"] = str(server.port)
+    server.start()  # waits for /readyz on the health port to answer 200
+    try:
+        assert httpx.get(f"{server.url}/healthz", timeout=5).json() == {"status": "ok"}
+        assert httpx.get(f"{server.url}/readyz", timeout=5).json() == {"status": "ready"}
+        assert httpx.post(f"{server.url}/graphql", json={}, timeout=5).status_code == 404
+    finally:
+        server.stop()
+    assert server.proc is not None and server.proc.returncode == 0

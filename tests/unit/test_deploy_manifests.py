@@ -58,7 +58,7 @@ def test_a_manifest_with_a_mistake_is_refused() -> None:
         kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
 
 
-def test_one_deployment_per_component_with_resources_and_the_api_with_probes() -> None:
+def test_one_deployment_per_component_with_resources_and_probes() -> None:
     deployments = {d["metadata"]["name"]: d for d in _of_kind("Deployment")}
     ran: set[str] = set()
     parser = build_parser()
@@ -71,18 +71,27 @@ def test_one_deployment_per_component_with_resources_and_the_api_with_probes() -
         ran |= parts
         assert deployment["spec"]["replicas"] >= 2, name
         assert container["resources"]["requests"] and container["resources"]["limits"], name
-        if "api" in parts:
-            ready = container["readinessProbe"]["httpGet"]
-            live = container["livenessProbe"]["httpGet"]
-            assert (ready["path"], live["path"]) == ("/readyz", "/healthz")
+        ready = container["readinessProbe"]["httpGet"]
+        live = container["livenessProbe"]["httpGet"]
+        assert (ready["path"], live["path"]) == ("/readyz", "/healthz"), name
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ready["port"] in ports and live["port"] in ports, name
+        if "api" not in parts:
+            # A worker serves its probes on CARETEAM_HEALTH_PORT, the port they name.
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            settings = Settings.from_env(env)
+            assert settings.health_port == ports[ready["port"]], name
     assert ran == COMPONENTS
 
 
-def test_the_probes_name_routes_the_api_serves() -> None:
+def test_the_probes_name_routes_the_api_and_the_workers_serve() -> None:
+    from services import health
     from services.api import app
 
     source = Path(app.__file__).read_text()
     assert 'Route("/readyz"' in source and 'Route("/healthz"' in source
+    paths = {route.path for route in health.worker_app({}).routes}  # type: ignore[attr-defined]
+    assert paths == {"/readyz", "/healthz"}
 
 
 def test_the_migration_job_runs_careteam_migrate_and_deployments_do_not_migrate() -> None:
