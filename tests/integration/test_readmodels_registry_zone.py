@@ -65,6 +65,25 @@ async def _zone(clinic: Clinic, name: str) -> None:
     await clinic.catch_up()
 
 
+async def _contact_then_first_zone(clinic: Clinic) -> tuple[Any, Any, Any]:
+    """A patient whose contact and then the organisation's first zone are in the log, not
+    yet applied: the patient's id and the two recorded events."""
+    from services.eventstore import START
+
+    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
+    await clinic.catch_up()
+    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
+    await clinic.create(
+        Organisation.open_calendar(
+            organisation_id=ORG, time_zone="America/Los_Angeles", occurred_at=NOW, now=NOW
+        )
+    )
+    log = await clinic.runtime.store.read_log(START, limit=10_000)
+    contact = next(e for e in log if e.event_type == "patient.contact_logged")
+    zone = next(e for e in log if e.stream_type == Organisation.STREAM_TYPE)
+    return pid, contact, zone
+
+
 async def test_a_zone_in_the_log_re_derives_the_stored_days_and_a_rebuild_agrees(
     clinic: Clinic,
 ) -> None:
@@ -154,19 +173,8 @@ async def test_a_first_zone_applied_beside_another_partitions_write_loses_neithe
     the zones table lock the zone change overwrote the row with the document it had read
     before the contact committed."""
     from projections.caseload import projection as registry
-    from services.eventstore import START
 
-    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
-    await clinic.catch_up()
-    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
-    await clinic.create(
-        Organisation.open_calendar(
-            organisation_id=ORG, time_zone="America/Los_Angeles", occurred_at=NOW, now=NOW
-        )
-    )
-    log = await clinic.runtime.store.read_log(START, limit=10_000)
-    contact = next(e for e in log if e.event_type == "patient.contact_logged")
-    zone = next(e for e in log if e.stream_type == Organisation.STREAM_TYPE)
+    pid, contact, zone = await _contact_then_first_zone(clinic)
 
     pool = clinic.runtime.pool
     async with pool.acquire() as first, pool.acquire() as second:
@@ -195,19 +203,8 @@ async def test_two_pages_each_ending_in_a_zone_change_do_not_deadlock(clinic: Cl
     first group and wait for the other's to take EXCLUSIVE: PostgreSQL would abort one
     with a deadlock."""
     from projections.caseload import projection as registry
-    from services.eventstore import START
 
-    pid = await clinic.patient(enrolled_at=datetime(2026, 2, 2, 10, tzinfo=LA))
-    await clinic.catch_up()
-    await clinic.on_patient(pid, _contact(EVENING_CONTACT))
-    await clinic.create(
-        Organisation.open_calendar(
-            organisation_id=ORG, time_zone="America/Los_Angeles", occurred_at=NOW, now=NOW
-        )
-    )
-    log = await clinic.runtime.store.read_log(START, limit=10_000)
-    contact = next(e for e in log if e.event_type == "patient.contact_logged")
-    zone = next(e for e in log if e.stream_type == Organisation.STREAM_TYPE)
+    pid, contact, zone = await _contact_then_first_zone(clinic)
 
     applied = [asyncio.Event(), asyncio.Event()]
 
