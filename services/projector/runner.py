@@ -427,6 +427,9 @@ class ProjectionRunner:
             stop=stop,
             errors=(StaleCheckpointError,),
             on_error=moved_under_us,
+            # A read-your-writes waiter (a command's answer, the event feed) is owed a
+            # page: read again soon when the log hid it (services/logfollow.py).
+            pending=lambda: bool(self._waiters),
         )
 
     async def _refresh(self, conn: Conn) -> None:

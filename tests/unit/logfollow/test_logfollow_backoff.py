@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from services import locks
+from services.eventstore import LogPosition
 from services.logfollow import Backoff, Wake, follow
 
 
@@ -143,3 +144,70 @@ async def test_at_the_end_of_the_log_a_wake_cuts_the_poll_short() -> None:
     await asyncio.wait_for(task, timeout=5.0)
     assert steps == 2
     assert loop.time() - started < 5.0
+
+
+async def test_an_empty_read_while_owed_an_event_reads_again_without_waiting_the_poll() -> None:
+    """An append held back by an older open transaction: the follower is owed it, so it
+    reads again after milliseconds (doubling) instead of the hour-long poll."""
+    stop = asyncio.Event()
+    reads = [0, 0, 0, 1]
+    steps = 0
+
+    async def step() -> int:
+        nonlocal steps
+        read = reads[steps]
+        steps += 1
+        if steps == len(reads):
+            stop.set()
+        return read
+
+    await asyncio.wait_for(
+        follow(
+            step,
+            wake=Wake(),
+            poll_seconds=3600.0,
+            backoff=Backoff(1.0, 1.0),
+            stop=stop,
+            pending=lambda: steps < len(reads),
+        ),
+        timeout=30.0,
+    )
+    assert steps == len(reads)
+
+
+async def test_an_empty_read_owed_nothing_waits_for_the_poll_or_a_wake() -> None:
+    wake = Wake()
+    stop = asyncio.Event()
+    steps = 0
+
+    async def step() -> int:
+        nonlocal steps
+        steps += 1
+        if steps == 2:
+            stop.set()
+        return 0
+
+    task = asyncio.create_task(
+        follow(
+            step,
+            wake=wake,
+            poll_seconds=3600.0,
+            backoff=Backoff(1.0, 1.0),
+            stop=stop,
+            pending=lambda: False,
+        )
+    )
+    await asyncio.sleep(0.05)
+    assert steps == 1
+    wake.set()
+    await asyncio.wait_for(task, timeout=5.0)
+    assert steps == 2
+
+
+def test_the_wake_remembers_the_last_position_appended_in_this_process() -> None:
+    wake = Wake()
+    assert wake.appended is None
+    wake._on_append(LogPosition(5, 9))
+    wake._on_append(LogPosition(5, 7))
+    assert wake.appended == LogPosition(5, 9)
+    assert wake.is_set()
