@@ -9,9 +9,9 @@ Every reader of the log (docs/log-followers.md) follows it the same way:
   (``EventStore.on_append``); appends from other processes are found by a short poll.
   No NOTIFY: it would serialise every writer at commit. An append the read cannot see
   yet (held back below the snapshot's xmin by any older transaction still open, e.g.
-  another process writing the audit chain) is read again after a few milliseconds,
-  doubling up to the poll, while the follower says it is still owed one (``pending``):
-  otherwise its wake was spent and it would wait the whole poll.
+  another process writing the audit chain) is read again after 2 ms, doubling up to
+  10 ms, for up to a second, while the follower says it is still owed one
+  (``pending``): otherwise its wake was spent and it would wait the whole poll.
 - **Backoff**: a failing page is retried after an exponential, capped, jittered delay
   (``Backoff``); the first page that succeeds resets it.
 - **Lease**: a session advisory lock (``services.locks``) on the connection the follower
@@ -221,8 +221,11 @@ OnError = Callable[[BaseException], "float | None"]
 
 
 # The first wait before reading again an append the read could not see yet; it doubles
-# up to the poll.
+# up to SETTLE_CAP_SECONDS (never beyond the poll), and once the follower has waited
+# SETTLE_LIMIT_SECONDS so in a row it goes back to the poll until a read finds events.
 SETTLE_SECONDS = 0.002
+SETTLE_CAP_SECONDS = 0.01
+SETTLE_LIMIT_SECONDS = 1.0
 
 
 async def follow(
@@ -243,9 +246,11 @@ async def follow(
 
     ``pending`` says the follower is owed an event it has not read (an append in this
     process beyond its position, a read-your-writes waiter): an empty read then waits
-    ``SETTLE_SECONDS``, doubling up to the poll, instead of the poll (the append is held
-    back by an older open transaction, which usually ends within milliseconds)."""
-    settle = SETTLE_SECONDS
+    ``SETTLE_SECONDS``, doubling up to ``SETTLE_CAP_SECONDS``, instead of the poll (the
+    append is held back by an older open transaction, which usually ends within
+    milliseconds); after ``SETTLE_LIMIT_SECONDS`` of that (a long transaction), the poll
+    again."""
+    settle, settled = SETTLE_SECONDS, 0.0
     while stop is None or not stop.is_set():
         wake.clear()  # before the read: an append it cannot see yet wakes the next wait
         try:
@@ -258,10 +263,16 @@ async def follow(
             continue
         backoff.reset()
         if read > 0:
-            settle = SETTLE_SECONDS
-        elif pending is not None and settle < poll_seconds and pending():
+            settle, settled = SETTLE_SECONDS, 0.0
+        elif (
+            pending is not None
+            and settle < poll_seconds
+            and settled < SETTLE_LIMIT_SECONDS
+            and pending()
+        ):
             await sleep(settle, stop, wake)
-            settle *= 2
+            settled += settle
+            settle = min(settle * 2, SETTLE_CAP_SECONDS)
         else:
             await sleep(poll_seconds, stop, wake)
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services import locks
+from services import locks, logfollow
 from services.eventstore import LogPosition
 from services.logfollow import Backoff, Wake, follow
 
@@ -211,3 +211,38 @@ def test_the_wake_remembers_the_last_position_appended_in_this_process() -> None
     wake._on_append(LogPosition(5, 7))
     assert wake.appended == LogPosition(5, 9)
     assert wake.is_set()
+
+
+async def test_a_follower_owed_an_event_for_too_long_goes_back_to_the_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long transaction hiding the append: the short re-reads stop after the limit and
+    the follower waits for the poll (or a wake) again."""
+    monkeypatch.setattr(logfollow, "SETTLE_LIMIT_SECONDS", 0.03)
+    wake = Wake()
+    stop = asyncio.Event()
+    steps = 0
+
+    async def step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    task = asyncio.create_task(
+        follow(
+            step,
+            wake=wake,
+            poll_seconds=3600.0,
+            backoff=Backoff(1.0, 1.0),
+            stop=stop,
+            pending=lambda: True,
+        )
+    )
+    await asyncio.sleep(0.3)
+    settled = steps
+    assert settled > 2  # read again several times, not at the hour's poll
+    await asyncio.sleep(0.2)
+    assert steps == settled
+    stop.set()
+    wake.set()
+    await asyncio.wait_for(task, timeout=5.0)
