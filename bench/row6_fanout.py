@@ -580,12 +580,13 @@ def _summarise(
 
 LIMITS = """Subscribers with the same document, variables and scope share one execution
 per event (one access decision, one audit call with every member's read record, one
-GraphQL execution); each still gets its own frame, so what is left per event is the
-projector's page before the feed may deliver, the audit statement of N records and N
-frame sends, on a core shared with PostgreSQL. At N = 200 the p99 is set by the slowest
-one or two events of the run, at N = 1 by the slowest of 100 events: one stall of the
-core decides the ratio, which moves by a factor of three between runs of the same code
-(docs/performance.md)."""
+GraphQL execution, one JSON encoding of the result); each still gets its own frame. An
+event's last frame leaves a few milliseconds after its first; what sets the p99 is the
+path before the first frame: the command, the projector's page before the feed may
+deliver and the audit statement of N records, on a core shared with PostgreSQL. An
+append hidden from the log's readers by an older open transaction used to cost a whole
+poll (0.1 s) and decided the p99 at both sizes; followers owed an event now read again
+within milliseconds (docs/performance.md)."""
 
 
 SPEC = RowSpec(

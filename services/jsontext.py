@@ -38,3 +38,14 @@ def dumps(value: Any, *, sort_keys: bool = False) -> str:
         return orjson.dumps(value, option=option).decode()
     except TypeError:  # orjson.JSONEncodeError: a huge integer or a lone surrogate
         return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"))
+
+
+def dumps_fast(value: Any) -> str | None:
+    """``dumps``'s text when orjson writes it (the common case), else None: where
+    ``dumps`` would fall back to the standard library, whose escaping differs (it writes
+    non-ASCII text as ``\\u`` escapes). Texts from here can be concatenated into one
+    document byte for byte as ``dumps`` would write the whole."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return None

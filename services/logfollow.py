@@ -7,7 +7,11 @@ Every reader of the log (docs/log-followers.md) follows it the same way:
   skipped (docs/architecture.md, 'Log order by transaction id').
 - **Wake and poll**: an append in this process wakes the follower at once
   (``EventStore.on_append``); appends from other processes are found by a short poll.
-  No NOTIFY: it would serialise every writer at commit.
+  No NOTIFY: it would serialise every writer at commit. An append the read cannot see
+  yet (held back below the snapshot's xmin by any older transaction still open, e.g.
+  another process writing the audit chain) is read again after 2 ms, doubling up to
+  10 ms, for up to a second, while the follower says it is still owed one
+  (``pending``): otherwise its wake was spent and it would wait the whole poll.
 - **Backoff**: a failing page is retried after an exponential, capped, jittered delay
   (``Backoff``); the first page that succeeds resets it.
 - **Lease**: a session advisory lock (``services.locks``) on the connection the follower
@@ -97,8 +101,15 @@ class Wake:
 
     def __init__(self, store: EventStore | None = None) -> None:
         self._event = asyncio.Event()
+        # The last position appended in this process (None: none since start).
+        self.appended: LogPosition | None = None
         if store is not None:
-            store.on_append(lambda _position: self._event.set())
+            store.on_append(self._on_append)
+
+    def _on_append(self, position: LogPosition) -> None:
+        if self.appended is None or position > self.appended:
+            self.appended = position
+        self._event.set()
 
     def set(self) -> None:
         self._event.set()
@@ -209,6 +220,14 @@ Step = Callable[[], Awaitable[int]]
 OnError = Callable[[BaseException], "float | None"]
 
 
+# The first wait before reading again an append the read could not see yet; it doubles
+# up to SETTLE_CAP_SECONDS (never beyond the poll), and once the follower has waited
+# SETTLE_LIMIT_SECONDS so in a row it goes back to the poll until a read finds events.
+SETTLE_SECONDS = 0.002
+SETTLE_CAP_SECONDS = 0.01
+SETTLE_LIMIT_SECONDS = 1.0
+
+
 async def follow(
     step: Step,
     *,
@@ -218,11 +237,20 @@ async def follow(
     stop: asyncio.Event | None = None,
     errors: tuple[type[BaseException], ...] = (Exception,),
     on_error: OnError | None = None,
+    pending: Callable[[], bool] | None = None,
 ) -> None:
     """The loop every follower runs: ``step`` handles the next page and returns how many
     events it read; at the end of the log (0) it waits for an append in this process or
     the poll; a failure in ``errors`` waits (backoff) and steps again. Anything else
-    ends the loop, as does ``stop``."""
+    ends the loop, as does ``stop``.
+
+    ``pending`` says the follower is owed an event it has not read (an append in this
+    process beyond its position, a read-your-writes waiter): an empty read then waits
+    ``SETTLE_SECONDS``, doubling up to ``SETTLE_CAP_SECONDS``, instead of the poll (the
+    append is held back by an older open transaction, which usually ends within
+    milliseconds); after ``SETTLE_LIMIT_SECONDS`` of that (a long transaction), the poll
+    again."""
+    settle, settled = SETTLE_SECONDS, 0.0
     while stop is None or not stop.is_set():
         wake.clear()  # before the read: an append it cannot see yet wakes the next wait
         try:
@@ -234,7 +262,18 @@ async def follow(
             await sleep(backoff.next_delay() if delay is None else delay, stop)
             continue
         backoff.reset()
-        if read == 0:
+        if read > 0:
+            settle, settled = SETTLE_SECONDS, 0.0
+        elif (
+            pending is not None
+            and settle < poll_seconds
+            and settled < SETTLE_LIMIT_SECONDS
+            and pending()
+        ):
+            await sleep(settle, stop, wake)
+            settled += settle
+            settle = min(settle * 2, SETTLE_CAP_SECONDS)
+        else:
             await sleep(poll_seconds, stop, wake)
 
 

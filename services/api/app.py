@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.execution import ExecutionResult
@@ -34,6 +34,7 @@ from services.api.purpose import HEADER as PURPOSE_HEADER
 from services.api.purpose import NOT_PERMITTED, PurposeOfUseError, resolve_purpose
 from services.api.registry.outcomes_page import outcomes_routes  # outcomes over time (#19)
 from services.api.schema import UNAVAILABLE, build_schema
+from services.api.transport import FrameWebSocketAdapter, TransportWSHandler
 from services.api.web.console import console_route
 from services.api.web.graphiql import ASSETS_DIR, ASSETS_PATH, local_graphiql_html
 from services.api.web.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -67,7 +68,7 @@ MAX_BODY_BYTES = 256 * 1024
 MountFactory = Callable[[Callable[[], Runtime | None], TokenVerifier], BaseRoute]
 
 
-class _WebSocketAdapter(ASGIWebSocketAdapter):
+class _WebSocketAdapter(FrameWebSocketAdapter):
     """Closes a socket refused for its purpose of use with 4400 and a reason naming
     X-Purpose-Of-Use, instead of strawberry's bare 4403 "Forbidden"."""
 
@@ -82,6 +83,8 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
     """Strawberry's ASGI app with our typed context and a request size limit."""
 
     websocket_adapter_class = _WebSocketAdapter
+    # A fan-out group's result is encoded once for all its members (services/api/transport.py).
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
         self,

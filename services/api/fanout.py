@@ -18,6 +18,11 @@ members (``SharedAudience.recipients``), records their reads, and only those mem
 given the result. A subscriber who joins later gets the next event, never one that was
 audited without them.
 
+Every member is handed the same ``SharedResult`` object, so what depends on the result
+alone is derived once: its graphql-transport-ws ``next`` payload is encoded as JSON by
+the first member's connection and only the operation id is spliced in for each
+(services/api/transport.py).
+
 Only the plain live form is shared: one root field ``careEvents`` without ``after``
 (a replay from a position is per subscriber). Anything else runs as before, one
 execution per subscriber.
@@ -123,6 +128,25 @@ def group_key(
 
 
 _END = object()
+
+
+@dataclass
+class SharedResult(ExecutionResult):
+    """A result one group's execution hands to each of its members: the same object for
+    all of them. ``encoded_payload`` keeps the JSON text of its ``next`` message payload
+    once the first member's connection made it (services/api/transport.py); ``False``
+    when that text cannot be spliced and each member encodes its message whole."""
+
+    encoded_payload: str | bool | None = field(default=None, repr=False, compare=False)
+
+
+def shared(result: object) -> object:
+    """What the members are given for one result of the group's execution: a plain
+    execution result as a ``SharedResult`` (encoded once for all of them); anything else
+    (an error before execution, which strawberry treats apart) as it is."""
+    if type(result) is ExecutionResult:
+        return SharedResult(result.data, result.errors, result.extensions)
+    return result
 
 
 @dataclass(eq=False)
@@ -231,6 +255,7 @@ class FanoutHub:
             results = await start(group.audience)
             async with contextlib.aclosing(results):
                 async for result in results:
+                    result = shared(result)
                     for member in group.audience.take_pending():
                         if len(member.results) >= MEMBER_QUEUE_LIMIT:
                             self._too_slow(group, member)

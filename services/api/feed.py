@@ -95,7 +95,13 @@ class EventFeed:
             poll_seconds=self._poll,
             backoff=Backoff(1.0, 1.0, jitter=False),
             on_error=on_error,
+            pending=self._owed,
         )
+
+    def _owed(self) -> bool:
+        """An event appended in this process that the feed has not read yet."""
+        appended = self._wake.appended
+        return appended is not None and appended > self.position
 
     async def _page(self) -> int:
         """Fans the next page of the log out to every subscriber; returns its length."""

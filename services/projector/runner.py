@@ -427,7 +427,15 @@ class ProjectionRunner:
             stop=stop,
             errors=(StaleCheckpointError,),
             on_error=moved_under_us,
+            # A read-your-writes waiter (a command's answer, the event feed) on a partition
+            # this worker owns is owed a page: read again soon when the log hid it
+            # (services/logfollow.py).
+            pending=self._owed,
         )
+
+    def _owed(self) -> bool:
+        """A read-your-writes waiter on a partition this worker applies (None: all)."""
+        return any(p is None or p in self.owned for p in self._waiters)
 
     async def _refresh(self, conn: Conn) -> None:
         rows = await conn.fetch(

@@ -28,7 +28,9 @@ TRAIL = """query($id: UUID!) { auditTrail(patientId: $id, kinds: [READ]) {
   ... on AuditTrail { entries { action actorId } } } }"""
 
 
-async def _subscribe(server: ServerProcess, token: str, variables: dict[str, Any]) -> Any:
+async def _subscribe(
+    server: ServerProcess, token: str, variables: dict[str, Any], operation_id: str = "1"
+) -> Any:
     socket = await websockets.connect(
         f"ws://127.0.0.1:{server.port}/graphql", subprotocols=["graphql-transport-ws"]
     )
@@ -36,7 +38,8 @@ async def _subscribe(server: ServerProcess, token: str, variables: dict[str, Any
     await socket.send(json.dumps(init))
     assert json.loads(await socket.recv())["type"] == "connection_ack"
     subscribe = {"query": DOCUMENT, "variables": variables}
-    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+    message = {"id": operation_id, "type": "subscribe", "payload": subscribe}
+    await socket.send(json.dumps(message))
     return socket
 
 
@@ -144,3 +147,34 @@ async def test_subscribers_whose_answers_could_differ_never_share(
         for socket in sockets.values():
             await socket.close()
     assert _deliveries(server, patient) == {str(mine): 6, str(admin): 3}
+
+
+async def test_shared_subscribers_each_get_the_frame_with_their_own_operation_id(
+    server: ServerProcess,
+) -> None:
+    """The group's answer is encoded once and each member's operation id spliced in
+    (services/api/transport.py): every frame is still the protocol's whole ``next``
+    message for that subscriber, compact JSON with its keys in the protocol's order."""
+    manager = server.token("care_manager")
+    patient = _register(server, manager)
+    ids = ["1", 'tab "2" \\ é']
+    sockets = [
+        await _subscribe(server, server.token("admin"), {"ids": [patient]}, operation_id=i)
+        for i in ids
+    ]
+    try:
+        await _await_gauges(server, subscribers=2, executions=1)
+        await asyncio.to_thread(server.graphql, FLAG, {"id": patient}, token=manager)
+        async with asyncio.timeout(10):
+            frames = [await socket.recv() for socket in sockets]
+    finally:
+        for socket in sockets:
+            await socket.close()
+    messages = [json.loads(frame) for frame in frames]
+    assert [m["id"] for m in messages] == ids
+    assert [list(m) for m in messages] == [["id", "type", "payload"]] * 2
+    assert [m["type"] for m in messages] == ["next", "next"]
+    assert messages[0]["payload"] == messages[1]["payload"]
+    assert messages[0]["payload"]["data"]["careEvents"]["eventType"] == "patient.flag_raised"
+    for frame, message in zip(frames, messages, strict=True):
+        assert frame == json.dumps(message, separators=(",", ":"), ensure_ascii=False)

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from services import locks
+from services import locks, logfollow
+from services.eventstore import LogPosition
 from services.logfollow import Backoff, Wake, follow
 
 
@@ -143,3 +144,105 @@ async def test_at_the_end_of_the_log_a_wake_cuts_the_poll_short() -> None:
     await asyncio.wait_for(task, timeout=5.0)
     assert steps == 2
     assert loop.time() - started < 5.0
+
+
+async def test_an_empty_read_while_owed_an_event_reads_again_without_waiting_the_poll() -> None:
+    """An append held back by an older open transaction: the follower is owed it, so it
+    reads again after milliseconds (doubling) instead of the hour-long poll."""
+    stop = asyncio.Event()
+    reads = [0, 0, 0, 1]
+    steps = 0
+
+    async def step() -> int:
+        nonlocal steps
+        read = reads[steps]
+        steps += 1
+        if steps == len(reads):
+            stop.set()
+        return read
+
+    await asyncio.wait_for(
+        follow(
+            step,
+            wake=Wake(),
+            poll_seconds=3600.0,
+            backoff=Backoff(1.0, 1.0),
+            stop=stop,
+            pending=lambda: steps < len(reads),
+        ),
+        timeout=30.0,
+    )
+    assert steps == len(reads)
+
+
+async def test_an_empty_read_owed_nothing_waits_for_the_poll_or_a_wake() -> None:
+    wake = Wake()
+    stop = asyncio.Event()
+    steps = 0
+
+    async def step() -> int:
+        nonlocal steps
+        steps += 1
+        if steps == 2:
+            stop.set()
+        return 0
+
+    task = asyncio.create_task(
+        follow(
+            step,
+            wake=wake,
+            poll_seconds=3600.0,
+            backoff=Backoff(1.0, 1.0),
+            stop=stop,
+            pending=lambda: False,
+        )
+    )
+    await asyncio.sleep(0.05)
+    assert steps == 1
+    wake.set()
+    await asyncio.wait_for(task, timeout=5.0)
+    assert steps == 2
+
+
+def test_the_wake_remembers_the_last_position_appended_in_this_process() -> None:
+    wake = Wake()
+    assert wake.appended is None
+    wake._on_append(LogPosition(5, 9))
+    wake._on_append(LogPosition(5, 7))
+    assert wake.appended == LogPosition(5, 9)
+    assert wake.is_set()
+
+
+async def test_a_follower_owed_an_event_for_too_long_goes_back_to_the_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long transaction hiding the append: the short re-reads stop after the limit and
+    the follower waits for the poll (or a wake) again."""
+    monkeypatch.setattr(logfollow, "SETTLE_LIMIT_SECONDS", 0.03)
+    wake = Wake()
+    stop = asyncio.Event()
+    steps = 0
+
+    async def step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    task = asyncio.create_task(
+        follow(
+            step,
+            wake=wake,
+            poll_seconds=3600.0,
+            backoff=Backoff(1.0, 1.0),
+            stop=stop,
+            pending=lambda: True,
+        )
+    )
+    await asyncio.sleep(0.3)
+    settled = steps
+    assert settled > 2  # read again several times, not at the hour's poll
+    await asyncio.sleep(0.2)
+    assert steps == settled
+    stop.set()
+    wake.set()
+    await asyncio.wait_for(task, timeout=5.0)
