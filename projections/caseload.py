@@ -953,7 +953,8 @@ class Page:
     """One page of rows with the cursor of each and whether more follow.
 
     Each row's document is decoded, or its JSON text when the page was fetched with
-    ``as_text`` (a caller that memoises rows by their text decodes only the new ones)."""
+    ``as_text``, or None when it was fetched ``without_docs`` (a caller that memoises rows
+    by their version reads only the documents it does not have: ``fetch_documents``)."""
 
     rows: list[tuple[str, Any]]
     has_next_page: bool
@@ -963,6 +964,9 @@ class Page:
     # With ``team_of``: the rows' patients whose CoCM care team that user is on (from the
     # page's own statement; the read audit's ``on_team``), else None.
     on_team: frozenset[UUID] | None = None
+    # The version of each row as read (its PostgreSQL ``xmin``: the transaction that
+    # wrote it), in the same order; see ``fetch_documents``.
+    versions: tuple[int, ...] = ()
 
 
 def check_page_size(first: int) -> int:
@@ -992,10 +996,12 @@ async def fetch_page(
     after: str | None,
     scope: Scope = unrestricted,
     as_text: bool = False,
+    without_docs: bool = False,
     team_of: UUID | None = None,
 ) -> Page:
     """A keyset page of registry rows; ``where`` may use $1 (today) and $2.. for its args.
     With ``as_text`` the documents are returned as their JSON text, undecoded; with
+    ``without_docs`` not at all (the rows' versions say which ones a caller has); with
     ``team_of`` the page says which of its patients have that user on their care team."""
     check_page_size(first)
     keys = [*keys, _KEY]
@@ -1021,8 +1027,8 @@ async def fetch_page(
     # The count of every matching row (without the cursor's condition) comes with the
     # page, as an uncorrelated subquery PostgreSQL runs once: one statement, not two.
     rows = await conn.fetch(
-        f"""SELECT {"doc::text" if as_text else "doc"} AS doc, {selects}, ({count}) AS total,
-                   {team} AS on_team
+        f"""SELECT {_doc_column(as_text=as_text, without_docs=without_docs)} AS doc,
+                   xmin AS version, {selects}, ({count}) AS total, {team} AS on_team
             FROM {TABLE}
             WHERE {" AND ".join(conditions)}
             ORDER BY {order_by(keys)}
@@ -1041,7 +1047,35 @@ async def fetch_page(
     ]
     last = f"s{len(keys) - 1}"  # the last sort key is the patient id (``_KEY``)
     on_team = None if team_of is None else frozenset(r[last] for r in rows[:first] if r["on_team"])
-    return Page(page, len(rows) > first, int(total), tuple(r[last] for r in rows[:first]), on_team)
+    return Page(
+        page,
+        len(rows) > first,
+        int(total),
+        tuple(r[last] for r in rows[:first]),
+        on_team,
+        tuple(r["version"] for r in rows[:first]),
+    )
+
+
+def _doc_column(*, as_text: bool, without_docs: bool) -> str:
+    if without_docs:
+        return "NULL::text"
+    return "doc::text" if as_text else "doc"
+
+
+async def fetch_documents(conn: Conn, keys: Sequence[UUID]) -> dict[UUID, tuple[int, str]]:
+    """The current version (``xmin``) and JSON text of these registry rows, by patient.
+
+    A row's ``xmin`` names the transaction that wrote that version of it: every insert and
+    update (the projector's, a rebuild's, an older release's) makes a new one, and only
+    committed versions are read, so within a process's lifetime the pair (patient,
+    version) names one document. A version that differs from the page's means the row
+    changed between the two statements; the caller then reads the page again whole."""
+    rows = await conn.fetch(
+        f"SELECT key, xmin AS version, doc::text AS doc FROM {TABLE} WHERE key = ANY($1::uuid[])",
+        list(keys),
+    )
+    return {r["key"]: (r["version"], r["doc"]) for r in rows}
 
 
 async def fetch_caseload(
@@ -1055,6 +1089,7 @@ async def fetch_caseload(
     after: str | None,
     scope: Scope = unrestricted,
     as_text: bool = False,
+    without_docs: bool = False,
     team_of: UUID | None = None,
 ) -> Page:
     """The caseload (enrolled, active treatment, relapse prevention), one keyset page."""
@@ -1071,6 +1106,7 @@ async def fetch_caseload(
         after=after,
         scope=scope,
         as_text=as_text,
+        without_docs=without_docs,
         team_of=team_of,
     )
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -26,6 +26,9 @@ from services.row_memo import RowMemo
 from services.settings import Settings
 
 log = logging.getLogger("careteam.bootstrap")
+
+# Caseload pages kept per process (Runtime.caseload_pages).
+PAGE_MEMO: Final = 64
 
 Clock = Callable[[], datetime]
 
@@ -63,6 +66,10 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Caseload rows derived for a day, keyed by their inputs (services.row_memo).
     caseload_rows: RowMemo[Any] = field(default_factory=RowMemo)
+    # Caseload pages (the connection object) keyed by the exact rows, cursors and counts
+    # they hold, so an unchanged page is the same object and its completed fields are
+    # memoised on it (services.api.lean_execution); a few pages per caller at a time.
+    caseload_pages: RowMemo[Any] = field(default_factory=lambda: RowMemo(capacity=PAGE_MEMO))
 
 
 async def _keep_relay_running(settings: Settings, store: EventStore) -> None:

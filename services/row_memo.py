@@ -4,9 +4,11 @@ A caseload row for a day is a pure function of the stored registry document, the
 the clinic's zone and the month's minutes (``projections.caseload.caseload_row``), and a
 row changes only when its patient's next event arrives. Colleagues opening the same
 caseload, a portal refreshing it, the next page: each would derive the same rows again.
-The memo keeps the derived rows keyed by exactly those inputs (the document's JSON text
-itself, not a version number, so a key can never match a different document), least
-recently used out first. A changed document, another day or another month's minutes is
+The memo keeps the derived rows keyed by exactly those inputs, least recently used out
+first: the caseload names the document by its patient and its row version (PostgreSQL's
+``xmin``, a new one for every write of the row: projections.caseload.fetch_documents says
+why that pair names one document), so the page is read without the documents and only
+the missing ones are read. A changed document, another day or another month's minutes is
 another key: the memo cannot serve a stale row, it can only miss.
 
 Entries also expire ``ttl_seconds`` after they were made: an expired entry is never

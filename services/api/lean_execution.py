@@ -22,7 +22,10 @@ For the caseload's rows (``MEMO_TYPES``) the completed lean fields, with the res
 selection: services.api.registry.queries hands the same row object to every request for
 the same document, day, zone and minutes, so an unchanged row is completed once. Fields
 that read the request (the staff display names) are resolved per request and merged in
-selection order. docs/performance.md gives the measurements;
+selection order. The caseload connection is memoised the same way: the resolver answers
+the same connection object for a page of the same row objects, cursors and counts, so an
+unchanged page's edges are completed once (a list with a per-request field below it is
+completed per request, as before). docs/performance.md gives the measurements;
 tests/e2e/test_caseload_equivalence.py compares the answers field by field with a replay
 of the log.
 """
@@ -56,7 +59,9 @@ LEAN_TYPES: Final = frozenset(
 # The types whose completed lean fields are memoised per object and selection: the
 # caseload rows, which services.api.registry.queries memoises per document and day, so
 # the same row object is answered again to the next caller of the same caseload.
-MEMO_TYPES: Final = frozenset({"CaseloadRow"})
+# The caseload connection too: services.api.registry.queries answers the same connection
+# object for a page of the same row objects, cursors and counts.
+MEMO_TYPES: Final = frozenset({"CaseloadRow", "CaseloadConnection"})
 # Distinct selections remembered at most (documents times variable values); past it the
 # memo starts afresh, so a client varying its documents cannot grow it without bound.
 MAX_SELECTIONS: Final = 256
@@ -151,6 +156,29 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             self._impure += 1
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
+        )
+
+    def collect_and_execute_subfields(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """A memoised type returned by a resolver (the caseload connection) is completed
+        through the memo as well; anything else as graphql-core does."""
+        if return_type.name in MEMO_TYPES:
+            grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
+            if not new_defer_usages:
+                return self._complete_memoised(
+                    return_type, result, path, grouped, field_details_list
+                )
+            return self.execute_collected_subfields(
+                return_type, result, path, grouped, new_defer_usages, position_context
+            )
+        return super().collect_and_execute_subfields(
+            return_type, field_details_list, path, result, position_context
         )
 
     def _execute_lean(
@@ -254,6 +282,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         for this selection before; the others (a display name, a computed enum) as usual."""
         key = self._selection_key(field_details_list)
         lean_values = _recall(result, key) if key is not None else None
+        awaiting = False  # a remembered value is never awaitable
         if lean_values is None:
             errors, impure = len(self.collected_errors.errors), self._impure
             lean_values = {}
@@ -265,21 +294,24 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if value is not Undefined:
                         lean_values[name] = value
             clean = len(self.collected_errors.errors) == errors and self._impure == impure
-            if key is not None and clean and not any(map(self.is_awaitable, lean_values.values())):
+            # A lean list of objects with a field resolved per request below it (the
+            # connection's edges, when a row's display name is selected) is awaitable.
+            awaiting = any(map(self.is_awaitable, lean_values.values()))
+            if key is not None and clean and not awaiting:
                 _remember(result, key, lean_values, field_details_list)
-        if len(lean_values) == len(grouped):
+        if len(lean_values) == len(grouped) and not awaiting:
             return lean_values
         results: dict[str, Any] = {}
         pending: list[str] = []
         for name, details in grouped.items():
             if name in lean_values:
-                results[name] = lean_values[name]
-                continue
-            value = self.execute_field(
-                return_type, result, details, Path(path, name, return_type.name), None
-            )
-            if value is Undefined:
-                continue
+                value = lean_values[name]
+            else:
+                value = self.execute_field(
+                    return_type, result, details, Path(path, name, return_type.name), None
+                )
+                if value is Undefined:
+                    continue
             results[name] = value
             if self.is_awaitable(value):
                 pending.append(name)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import pytest
 
+from projections import caseload as caseload_model
 from services.auth import Role
 from tests.integration.readmodels_support import (
     CARE_MANAGER,
@@ -322,3 +323,76 @@ async def test_a_caseload_of_several_patients_is_one_access_row_and_each_is_foun
         }
     assert [(r["patient_id"], r["patient_ids"]) for r in rows] == [(None, returned)]
     assert found == {patient: 1 for patient in mine}
+
+
+# --- the read path's memo: the page without documents, then only the missing ones -------
+
+ROWS = """{ caseload(first: 10, flaggedFirst: false) {
+  edges { node { patientId contactCount minutesThisMonth } } } }"""
+
+
+def _counts(data: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    return {
+        e["node"]["patientId"]: (e["node"]["contactCount"], e["node"]["minutesThisMonth"])
+        for e in data["caseload"]["edges"]
+    }
+
+
+async def test_a_row_that_changed_since_it_was_memoised_is_answered_anew(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answered from the memo while nothing changes (no document is read); a new event or a
+    rebuild of the read model writes a new version of a row, and only that row is read."""
+    first, second = await clinic.patient(), await clinic.patient(enrolled_at=day(1))
+    await clinic.catch_up()
+    clinic.today = day(2)
+    read: list[list[UUID]] = []
+    fetch_documents = caseload_model.fetch_documents
+
+    async def counted(conn: Any, keys: Any) -> Any:
+        read.append(list(keys))
+        return await fetch_documents(conn, keys)
+
+    monkeypatch.setattr(caseload_model, "fetch_documents", counted)
+    assert _counts(await clinic.query(ROWS)) == {str(first): (0, 0), str(second): (0, 0)}
+    assert sorted(read.pop()) == sorted([first, second])
+    assert _counts(await clinic.query(ROWS)) == {str(first): (0, 0), str(second): (0, 0)}
+    assert read == []  # every row from the memo
+    await clinic.on_patient(second, contacted(2, minutes=15), now=day(2))
+    await clinic.catch_up()
+    assert _counts(await clinic.query(ROWS)) == {str(first): (0, 0), str(second): (1, 15)}
+    assert read.pop() == [second]
+    # A rebuild writes every row again (the same documents, new versions): read again.
+    async with clinic.runtime.pool.acquire() as conn:
+        for projection in clinic.runtime.projector.projections:
+            await projection.reset(conn)
+        await conn.execute("DELETE FROM checkpoints")
+    await clinic.catch_up()
+    assert _counts(await clinic.query(ROWS)) == {str(first): (0, 0), str(second): (1, 15)}
+    assert sorted(read.pop()) == sorted([first, second])
+
+
+async def test_a_row_written_between_the_page_and_its_documents_reads_the_page_again(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projector writes a row after the page was read and before its document is: the
+    page is read again with its documents, and the answer is the row as written."""
+    first, second = await clinic.patient(), await clinic.patient(enrolled_at=day(1))
+    await clinic.catch_up()
+    clinic.today = day(2)
+    pages: list[bool] = []
+    fetch_caseload, fetch_documents = caseload_model.fetch_caseload, caseload_model.fetch_documents
+
+    async def page(conn: Any, **kwargs: Any) -> Any:
+        pages.append(kwargs["without_docs"])
+        return await fetch_caseload(conn, **kwargs)
+
+    async def documents_after_a_write(conn: Any, keys: Any) -> Any:
+        await clinic.on_patient(second, contacted(2, minutes=10), now=day(2))
+        await clinic.catch_up()  # another connection: the row's new version commits
+        return await fetch_documents(conn, keys)
+
+    monkeypatch.setattr(caseload_model, "fetch_caseload", page)
+    monkeypatch.setattr(caseload_model, "fetch_documents", documents_after_a_write)
+    assert _counts(await clinic.query(ROWS)) == {str(first): (0, 0), str(second): (1, 10)}
+    assert pages == [True, False]  # without documents, then again with them

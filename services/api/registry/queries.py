@@ -149,25 +149,66 @@ async def _rows(
 
 async def _caseload_views(
     ctx: CareteamContext, conn: Conn, page: caseload_model.Page, today: date, zone: tzinfo
-) -> list[CaseloadRowView]:
-    """The rows of a caseload page fetched ``as_text``, for today with this month's minutes.
+) -> list[CaseloadRowView] | None:
+    """The rows of a caseload page, for today with this month's minutes; None when a row
+    changed while they were read (the caller reads the page again with its documents).
 
-    Each row is derived by ``caseload_row`` from its document, or taken from the
-    process's memo when the same document was derived for the same day, zone and
-    minutes before (services.row_memo): only new documents are decoded and derived."""
+    Each row is taken from the process's memo when the same version of that patient's
+    row (``Page.versions``) was derived for the same day, zone and minutes before
+    (services.row_memo); only the documents of the others are read (from the page when it
+    has them, else ``fetch_documents``), decoded and derived."""
     minutes = await billing.minutes_in_month(conn, list(page.keys), today)
     memo = ctx.runtime.caseload_rows
-    views: list[CaseloadRowView] = []
-    for patient_id, (_, text) in zip(page.keys, page.rows, strict=True):
-        month = minutes.get(patient_id, 0)
-        key = (text, today, zone, month)
-        view = memo.get(key)
+    views: list[CaseloadRowView | None] = []
+    missing: list[int] = []
+    for index, (patient_id, version) in enumerate(zip(page.keys, page.versions, strict=True)):
+        view = memo.get((patient_id, version, today, zone, minutes.get(patient_id, 0)))
         if view is None:
-            row = caseload_model.caseload_row(jsontext.loads(text), today, month, zone)
-            view = CaseloadRowView.build(row)
-            memo.put(key, view)
+            missing.append(index)
         views.append(view)
-    return views
+    if missing:
+        texts: dict[UUID, str] = {}
+        if page.rows[missing[0]][1] is not None:  # fetched with the page
+            texts = {page.keys[i]: page.rows[i][1] for i in missing}
+        else:
+            current = await caseload_model.fetch_documents(conn, [page.keys[i] for i in missing])
+            for i in missing:
+                found = current.get(page.keys[i])
+                if found is None or found[0] != page.versions[i]:
+                    return None  # changed (or gone) since the page was read
+                texts[page.keys[i]] = found[1]
+        for i in missing:
+            patient_id = page.keys[i]
+            month = minutes.get(patient_id, 0)
+            row = caseload_model.caseload_row(jsontext.loads(texts[patient_id]), today, month, zone)
+            view = CaseloadRowView.build(row)
+            memo.put((patient_id, page.versions[i], today, zone, month), view)
+            views[i] = view
+    return [view for view in views if view is not None]
+
+
+def _caseload_connection(
+    ctx: CareteamContext, page: caseload_model.Page, views: list[CaseloadRowView], today: date
+) -> CaseloadConnection:
+    """The page as a connection: the same object as last time when the page holds the same
+    row objects under the same cursors with the same counts, so the completed fields the
+    lean execution memoises on it are reused (services.api.lean_execution). The key names
+    the rows by identity; the memo's entry keeps them alive, so an identity cannot be
+    reused by another row while the key exists."""
+    cursors = tuple(cursor for cursor, _ in page.rows)
+    key = (cursors, tuple(map(id, views)), page.has_next_page, page.total_count, today)
+    memo = ctx.runtime.caseload_pages
+    connection: CaseloadConnection | None = memo.get(key)
+    if connection is None:
+        edges = [
+            CaseloadEdge(cursor=cursor, node=view)
+            for cursor, view in zip(cursors, views, strict=True)
+        ]
+        connection = CaseloadConnection(
+            edges=edges, page_info=_page_info(page), total_count=page.total_count, as_of=today
+        )
+        memo.put(key, connection)
+    return connection
 
 
 # --- the PCP's panel, paged (issue 13: `panel.patients` was capped at 500) -------------
@@ -410,30 +451,32 @@ class RegistryQuery:
         today, zone = await _today(ctx)
         care_manager_id = care_manager_id or _caller_if(ctx, Role.CARE_MANAGER)
         async with ctx.runtime.pool.acquire() as conn:
-            try:
-                page = await caseload_model.fetch_caseload(
-                    conn,
-                    today=today,
-                    care_manager_id=care_manager_id,
-                    flagged_first=flagged_first,
-                    sort=caseload_model.CaseloadSort(sort_by.value),
-                    first=first,
-                    after=after,
-                    scope=_scope(ctx),
-                    as_text=True,
-                    team_of=_clinician(ctx),
-                )
-            except (caseload_model.PageSizeError, InvalidCursorError) as exc:
-                raise _bad_request(exc) from None
-            views = await _caseload_views(ctx, conn, page, today, zone)
-        edges = [
-            CaseloadEdge(cursor=cursor, node=view)
-            for (cursor, _), view in zip(page.rows, views, strict=True)
-        ]
+            # The page without its documents first: the memo usually has every row's
+            # version; when a row changes meanwhile, the page is read again with them.
+            views = None
+            for without_docs in (True, False):
+                try:
+                    page = await caseload_model.fetch_caseload(
+                        conn,
+                        today=today,
+                        care_manager_id=care_manager_id,
+                        flagged_first=flagged_first,
+                        sort=caseload_model.CaseloadSort(sort_by.value),
+                        first=first,
+                        after=after,
+                        scope=_scope(ctx),
+                        as_text=True,
+                        without_docs=without_docs,
+                        team_of=_clinician(ctx),
+                    )
+                except (caseload_model.PageSizeError, InvalidCursorError) as exc:
+                    raise _bad_request(exc) from None
+                views = await _caseload_views(ctx, conn, page, today, zone)
+                if views is not None:
+                    break
+            assert views is not None  # a page read with its documents always has its rows
         await _audit(info, (view.patient_id for view in views), on_team=page.on_team)
-        return CaseloadConnection(
-            edges=edges, page_info=_page_info(page), total_count=page.total_count, as_of=today
-        )
+        return _caseload_connection(ctx, page, views, today)
 
     @strawberry.field(description="One patient's registry row for today; null when not visible.")
     async def registry_row(
