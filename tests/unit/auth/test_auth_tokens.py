@@ -243,3 +243,68 @@ async def test_a_rotated_key_is_fetched_when_an_unknown_kid_arrives(jwks: _Jwks)
     assert jwks.fetches == 2
     stranger = RSAKey.generate_key(2048, auto_kid=True)
     assert await _reason(verifier, _sign(stranger, _claims())) == "UNKNOWN_KEY_ID"
+
+
+# --- tokens remembered once verified ------------------------------------------------------
+
+
+class _Keys(StaticKeySource):
+    """A key source whose keys the test replaces (a rotation without any refetch)."""
+
+    def __init__(self, keys: KeySet) -> None:
+        super().__init__(keys)
+        self.keys = keys
+
+    async def key_set(self, *, refresh: bool = False) -> KeySet:
+        return self.keys
+
+
+async def test_a_remembered_token_expires_as_a_fresh_one_would(issuer: DevIssuer) -> None:
+    """Accepted again until exp (with the 30 s leeway), then refused as expired."""
+    now = [float(int(time.time()))]
+    verifier = TokenVerifier(
+        issuer=DEV_ISSUER,
+        audience=DEV_AUDIENCE,
+        keys=StaticKeySource(issuer.public_key_set()),
+        clock=lambda: now[0],
+    )
+    token = _sign(issuer.key(), _claims(exp=int(now[0]) + 60))
+    assert (await verifier.verify(token)).user_id == USER
+    now[0] += 60 + 29  # within the leeway: still accepted, now from memory
+    assert (await verifier.verify(token)).user_id == USER
+    now[0] += 1  # exp + 30 s: expired, for a remembered token as for a new one
+    assert await _reason(verifier, token) == "TOKEN_EXPIRED"
+    fresh = TokenVerifier(
+        issuer=DEV_ISSUER,
+        audience=DEV_AUDIENCE,
+        keys=StaticKeySource(issuer.public_key_set()),
+        clock=lambda: now[0],
+    )
+    assert await _reason(fresh, token) == "TOKEN_EXPIRED"
+
+
+async def test_a_remembered_token_whose_key_left_the_key_set_is_refused(
+    issuer: DevIssuer,
+) -> None:
+    """The key set no longer holds the token's key: verified afresh, so refused."""
+    other = RSAKey.generate_key(2048, auto_kid=True)
+    keys = _Keys(issuer.public_key_set())
+    verifier = TokenVerifier(issuer=DEV_ISSUER, audience=DEV_AUDIENCE, keys=keys)
+    token = issuer.mint(role=Role.CARE_MANAGER, user_id=USER, organisation_id=ORG)
+    assert (await verifier.verify(token)).user_id == USER
+    keys.keys = KeySet([other])
+    assert await _reason(verifier, token) == "UNKNOWN_KEY_ID"
+
+
+async def test_only_the_exact_token_is_remembered(
+    issuer: DevIssuer, verifier: TokenVerifier
+) -> None:
+    """A token with its claims changed after a good one was verified is still refused."""
+    token = issuer.mint(role=Role.PCP, user_id=USER, organisation_id=ORG)
+    assert (await verifier.verify(token)).role is Role.PCP
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims[ROLE_CLAIM] = "psychiatric_consultant"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert await _reason(verifier, f"{header}.{forged}.{signature}") == "BAD_SIGNATURE"
+    assert (await verifier.verify(token)).role is Role.PCP
