@@ -1041,10 +1041,8 @@ async def fetch_page(
         total = 0  # the first page is empty: nothing matches
     else:  # past the last page: the count on its own
         total = await conn.fetchval(count, *count_args)
-    page = [
-        (encode_cursor(ordering, [r[f"s{i}"] for i in range(len(keys))]), r["doc"])
-        for r in rows[:first]
-    ]
+    names = [f"s{i}" for i in range(len(keys))]
+    page = [(encode_cursor(ordering, [r[n] for n in names]), r["doc"]) for r in rows[:first]]
     last = f"s{len(keys) - 1}"  # the last sort key is the patient id (``_KEY``)
     on_team = None if team_of is None else frozenset(r[last] for r in rows[:first] if r["on_team"])
     return Page(

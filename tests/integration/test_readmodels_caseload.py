@@ -396,3 +396,26 @@ async def test_a_row_written_between_the_page_and_its_documents_reads_the_page_a
     monkeypatch.setattr(caseload_model, "fetch_documents", documents_after_a_write)
     assert _counts(await clinic.query(ROWS)) == {str(first): (0, 0), str(second): (1, 10)}
     assert pages == [True, False]  # without documents, then again with them
+
+
+async def test_each_document_records_its_own_field_paths_as_read(clinic: Clinic) -> None:
+    """The selected paths are remembered per parsed document: two documents asked in turn
+    record their own paths each time (through a fragment and an alias too)."""
+    await clinic.patient()
+    await clinic.catch_up()
+    plain = "{ caseload { edges { node { patientId contactCount } } } }"
+    shaped = """{ c: caseload { edges { node { ...r latestPhq9 { total } } } totalCount } }
+                fragment r on CaseloadRow { patientId }"""
+    for document in (plain, shaped, plain, shaped):
+        await clinic.query(document)
+    async with clinic.runtime.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT fields FROM access_log WHERE operation = 'caseload' ORDER BY at, id"
+        )
+    plain_paths = ["caseload.edges.node.patientId", "caseload.edges.node.contactCount"]
+    shaped_paths = [
+        "caseload.edges.node.patientId",
+        "caseload.edges.node.latestPhq9.total",
+        "caseload.totalCount",
+    ]
+    assert [list(r["fields"]) for r in rows] == [plain_paths, shaped_paths] * 2

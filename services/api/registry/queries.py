@@ -102,6 +102,27 @@ def _selected_paths(selections: Sequence[Selection], prefix: str) -> list[str]:
     return paths
 
 
+# The selected field paths of each parsed field (strawberry's parser cache hands every
+# request for a document the same nodes; the paths depend on nothing else: names and
+# fragments, not variables). Each entry keeps its nodes alive, so their ids in the key
+# cannot be reused by another document meanwhile. Bounded: past it, it starts afresh.
+_PATHS: dict[tuple[int, ...], tuple[object, tuple[str, ...]]] = {}
+_MAX_PATHS: Final = 256
+
+
+def _field_paths(info: Info[CareteamContext, None]) -> tuple[str, ...]:
+    raw = info._raw_info
+    key = (id(raw.operation), *map(id, raw.field_nodes))
+    known = _PATHS.get(key)
+    if known is not None:
+        return known[1]
+    paths = tuple(dict.fromkeys(_selected_paths(info.selected_fields, "")))
+    if len(_PATHS) >= _MAX_PATHS:
+        _PATHS.clear()
+    _PATHS[key] = ((raw.operation, raw.field_nodes), paths)
+    return paths
+
+
 async def _audit(
     info: Info[CareteamContext, None],
     patient_ids: Iterable[UUID],
@@ -113,7 +134,7 @@ async def _audit(
     those the caller's care team includes, when the read already knows (see record_reads)."""
     ids = list(dict.fromkeys(patient_ids))
     if ids:
-        fields = tuple(dict.fromkeys(_selected_paths(info.selected_fields, "")))
+        fields = _field_paths(info)
         team = None if on_team is None else set(on_team)
         await record_reads(info.context, info.field_name, ids, fields, on_team=team)
 
