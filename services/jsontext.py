@@ -49,3 +49,45 @@ def dumps_fast(value: Any) -> str | None:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
         return None
+
+
+class EncodedList(list[Any]):
+    """A list whose JSON text is written once and reused: ``dumps_response`` splices it in
+    as it is. Everything else (``dumps``, ``dumps_fast``, the standard library) treats it
+    as the list it is. For completed answers shared between requests (the caseload's
+    memoised connection), which nobody changes once made."""
+
+    __slots__ = ("_fragment",)
+
+    def fragment(self) -> orjson.Fragment:
+        made: orjson.Fragment | None = getattr(self, "_fragment", None)
+        if made is None:
+            made = orjson.Fragment(orjson.dumps(list(self), option=orjson.OPT_NON_STR_KEYS))
+            self._fragment = made
+        return made
+
+
+def _passthrough(value: Any) -> Any:
+    """orjson's ``default`` under OPT_PASSTHROUGH_SUBCLASS: an ``EncodedList`` as its
+    text; any other subclass of str, int, dict or list as the built-in value orjson would
+    have written for it (an enum member's value is its built-in value)."""
+    if isinstance(value, EncodedList):
+        return value.fragment()
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    raise TypeError(f"cannot write a {type(value).__name__}")
+
+
+def dumps_response(value: Any) -> str:
+    """``dumps``'s text, with each ``EncodedList`` spliced in from its stored text."""
+    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+    try:
+        return orjson.dumps(value, default=_passthrough, option=option).decode()
+    except TypeError:  # what orjson refuses anywhere: the whole as ``dumps`` writes it
+        return dumps(value)

@@ -106,8 +106,9 @@ class CareteamGraphQL(GraphQL[CareteamContext, None]):
         """Responses and WebSocket messages as JSON text, with orjson (the standard
         library's encoder was a tenth of a large query's CPU; it takes over for what orjson
         refuses, e.g. a lone surrogate echoed in an error). Text, not bytes: the
-        graphql-transport-ws protocol sends text frames."""
-        return jsontext.dumps(data)
+        graphql-transport-ws protocol sends text frames. A memoised list's text is
+        written once (jsontext.EncodedList)."""
+        return jsontext.dumps_response(data)
 
     async def get_context(self, request: Any, response: Any = None) -> CareteamContext:
         scope = getattr(request, "scope", None)

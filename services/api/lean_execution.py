@@ -50,6 +50,8 @@ from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType, is
 from graphql.pyutils import gather_with_cancel as gather
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from services.jsontext import EncodedList
+
 # The GraphQL object types whose basic fields take the lean path.
 LEAN_TYPES: Final = frozenset(
     {"CaseloadConnection", "CaseloadEdge", "CaseloadRow", "RegistryScore", "RegistryFlag"}
@@ -62,6 +64,10 @@ LEAN_TYPES: Final = frozenset(
 # The caseload connection too: services.api.registry.queries answers the same connection
 # object for a page of the same row objects, cursors and counts.
 MEMO_TYPES: Final = frozenset({"CaseloadRow", "CaseloadConnection"})
+# The memoised types whose completed lists are also kept as JSON text, written once and
+# spliced into every answer that shares them (services.jsontext.EncodedList): the
+# caseload connection's edges, 150 rows a page.
+ENCODED_TYPES: Final = frozenset({"CaseloadConnection"})
 # Distinct selections remembered at most (documents times variable values); past it the
 # memo starts afresh, so a client varying its documents cannot grow it without bound.
 MAX_SELECTIONS: Final = 256
@@ -298,6 +304,11 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             # connection's edges, when a row's display name is selected) is awaitable.
             awaiting = any(map(self.is_awaitable, lean_values.values()))
             if key is not None and clean and not awaiting:
+                if return_type.name in ENCODED_TYPES:
+                    lean_values = {
+                        name: EncodedList(value) if type(value) is list else value
+                        for name, value in lean_values.items()
+                    }
                 _remember(result, key, lean_values, field_details_list)
         if len(lean_values) == len(grouped) and not awaiting:
             return lean_values
