@@ -211,8 +211,11 @@ async def record_shared_reads(
         if emergency is None:
             emergency = await _emergency_reads(ctx, principal, patient_ids, on_team)
             emergency_of[principal.user_id] = emergency
-        on = [p for p in patient_ids if p not in emergency]
-        off = [p for p in patient_ids if p in emergency]
+        if emergency:
+            on = [p for p in patient_ids if p not in emergency]
+            off = [p for p in patient_ids if p in emergency]
+        else:  # the common case: nobody read off the team
+            on, off = patient_ids, []
         for patients, purpose, reason in (
             (on, ctx.purpose_of_use, None),
             (off, PurposeOfUse.ETREAT.value, "BREAK_THE_GLASS"),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import pytest
 
 from projections import caseload as caseload_model
+from projections import keyset
 from services.auth import Role
 from tests.integration.readmodels_support import (
     CARE_MANAGER,
@@ -419,3 +421,45 @@ async def test_each_document_records_its_own_field_paths_as_read(clinic: Clinic)
         "caseload.totalCount",
     ]
     assert [list(r["fields"]) for r in rows] == [plain_paths, shaped_paths] * 2
+
+
+async def test_cursors_remembered_by_row_version_are_the_cursors_made_afresh(
+    clinic: Clinic,
+) -> None:
+    """The caseload's page cursors, remembered by the rows' versions and the day, equal the
+    cursors made from the rows' sort values, before and after a row's flag (a sort key)
+    changes, and on other days (the day is part of a flag's sort value)."""
+    await clinic.patient()
+    risky = await clinic.patient(enrolled_at=day(1))
+    await clinic.catch_up()
+    ordering = "caseload:enrolled_at:flagged"
+
+    async def remembered(on: datetime) -> list[str]:
+        async with clinic.runtime.pool.acquire() as conn:
+            page = await caseload_model.fetch_caseload(
+                conn,
+                today=on.date(),
+                care_manager_id=None,
+                flagged_first=True,
+                sort=caseload_model.CaseloadSort.ENROLLED_AT,
+                first=10,
+                after=None,
+            )
+        return [cursor for cursor, _ in page.rows]
+
+    async def made(on: datetime) -> list[str]:
+        async with clinic.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT (flagged_on IS NOT NULL AND flagged_on <= $1) AS f, enrolled_at, key
+                   FROM rm_registry WHERE on_caseload
+                   ORDER BY f DESC, enrolled_at, key""",
+                on.date(),
+            )
+        return [keyset.encode_cursor(ordering, list(r.values())) for r in rows]
+
+    for _ in range(2):  # the second time from memory
+        assert await remembered(day(2)) == await made(day(2))
+    await clinic.on_patient(risky, screened(2, 12, item9=2), now=day(2))
+    await clinic.catch_up()
+    for on in (day(3), day(3), day(40)):
+        assert await remembered(on) == await made(on)

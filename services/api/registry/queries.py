@@ -469,9 +469,10 @@ class RegistryQuery:
         after: str | None = None,
     ) -> CaseloadConnection:
         ctx = info.context
-        today, zone = await _today(ctx)
         care_manager_id = care_manager_id or _caller_if(ctx, Role.CARE_MANAGER)
         async with ctx.runtime.pool.acquire() as conn:
+            day = await clinic_day(ctx, conn)  # one connection for the whole read
+            today, zone = day.today, day.zone
             # The page without its documents first: the memo usually has every row's
             # version; when a row changes meanwhile, the page is read again with them.
             views = None
