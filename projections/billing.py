@@ -438,27 +438,45 @@ def bill_patient_month(
 
 async def minutes_in_month(conn: Conn, patient_ids: Sequence[UUID], day: date) -> dict[UUID, int]:
     """Logged minutes per patient in the month containing ``day``, each month cut in the
-    patient's organisation's zone."""
+    patient's organisation's zone.
+
+    An entry at least ``_WIDEST_OFFSET`` inside the month's UTC bounds falls on a day of
+    the month in every zone (offsets run from UTC-12 to UTC+14): those are summed in SQL.
+    Only the entries near either bound are read one by one and cut into the clinic's day
+    here (about a day's entries, instead of the month's)."""
     start, end = month_range(day)
-    # One statement: the organisation's zone comes with each row (as fetch_clinics reads
-    # it: the directory's zone, UTC when none is recorded).
+    # One statement: the interior sums, then the entries near the bounds with the zone of
+    # each (as fetch_clinics reads it: the directory's zone, UTC when none is recorded).
     rows = await conn.fetch(
-        f"""SELECT m.patient_id, m.occurred_at, m.minutes, o.time_zone
+        f"""SELECT m.patient_id, NULL::timestamptz AS occurred_at,
+                   sum(m.minutes)::bigint AS minutes, NULL::text AS time_zone
+            FROM {MINUTES_TABLE} m JOIN {FACTS_TABLE} f ON f.key = m.patient_id
+            WHERE m.patient_id = ANY($1::uuid[]) AND m.occurred_at >= $4 AND m.occurred_at < $5
+            GROUP BY m.patient_id
+            UNION ALL
+            SELECT m.patient_id, m.occurred_at, m.minutes, o.time_zone
             FROM {MINUTES_TABLE} m JOIN {FACTS_TABLE} f ON f.key = m.patient_id
             LEFT JOIN organisations o ON o.organisation_id = f.organisation_id
-            WHERE m.patient_id = ANY($1::uuid[]) AND m.occurred_at >= $2 AND m.occurred_at < $3""",
+            WHERE m.patient_id = ANY($1::uuid[])
+              AND ((m.occurred_at >= $2 AND m.occurred_at < $4)
+                OR (m.occurred_at >= $5 AND m.occurred_at < $3))""",
         list(patient_ids),
         start - _WIDEST_OFFSET,
         end + _WIDEST_OFFSET,
+        start + _WIDEST_OFFSET,
+        end - _WIDEST_OFFSET,
     )
     zones: dict[str | None, tzinfo] = {None: Clinic().zone}
     first, last = month_start(day), billing_rules.month_end(day)
     totals: dict[UUID, int] = {}
     for r in rows:
-        name = r["time_zone"]
-        zone = zones.get(name) or zones.setdefault(name, ZoneInfo(name))
-        if first <= day_of(r["occurred_at"], zone) <= last:
-            totals[r["patient_id"]] = totals.get(r["patient_id"], 0) + r["minutes"]
+        at = r["occurred_at"]
+        if at is not None:
+            name = r["time_zone"]
+            zone = zones.get(name) or zones.setdefault(name, ZoneInfo(name))
+            if not first <= day_of(at, zone) <= last:
+                continue
+        totals[r["patient_id"]] = totals.get(r["patient_id"], 0) + int(r["minutes"])
     return totals
 
 

@@ -4,7 +4,7 @@ changing the zone or the program re-derives the months on the next read, nothing
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -64,3 +64,45 @@ async def test_a_zone_change_moves_an_evening_contact_between_months_on_read(
         await _set_zone(clinic, "UTC")
         (row,) = await billing_model.fetch_billing_month(conn, november, patient_id=pid)
         assert [e.minutes for e in row.entries] == [25]
+
+
+async def test_the_months_minutes_are_exact_at_the_widest_offsets_and_the_cut_edges(
+    clinic: Clinic,
+) -> None:
+    """Entries around both month bounds, just inside and outside the instants where the sum
+    moves from Python's cut to SQL's (15 hours inside the UTC month), counted for the
+    month each falls in, in the zones furthest east and west and in between."""
+    pid = await clinic.patient(enrolled_at=datetime(2025, 9, 1, 9, tzinfo=UTC))
+    start, end = datetime(2025, 10, 1, tzinfo=UTC), datetime(2025, 11, 1, tzinfo=UTC)
+    edge = timedelta(hours=15)
+    tick = timedelta(microseconds=1)
+    instants = [
+        start - edge - tick, start - edge, start - timedelta(hours=12, microseconds=1),
+        start - timedelta(hours=12), start - tick, start, start + timedelta(hours=14),
+        start + timedelta(hours=14) - tick, start + edge - tick, start + edge,
+        datetime(2025, 10, 15, 12, tzinfo=UTC),
+        end - edge - tick, end - edge, end - timedelta(hours=14, microseconds=1),
+        end - timedelta(hours=14), end - tick, end, end + timedelta(hours=12) - tick,
+        end + timedelta(hours=12), end + edge - tick, end + edge,
+    ]  # fmt: skip
+    for n, at in enumerate(instants, start=1):
+        await clinic.on_patient(
+            pid,
+            lambda p, at=at, n=n: p.log_contact(
+                activity="contact", modality="phone", minutes=n, occurred_at=at, now=NOW
+            ),
+        )
+    await clinic.catch_up()
+    for zone in ("UTC", "Pacific/Kiritimati", "Etc/GMT+12", "America/Los_Angeles"):
+        await _set_zone(clinic, zone)
+        local = ZoneInfo(zone)
+        for month in (date(2025, 9, 1), date(2025, 10, 1), date(2025, 11, 1)):
+            expected = sum(
+                n
+                for n, at in enumerate(instants, start=1)
+                if (at.astimezone(local).year, at.astimezone(local).month)
+                == (month.year, month.month)
+            )
+            async with clinic.runtime.pool.acquire() as conn:
+                got = await billing_model.minutes_in_month(conn, [pid], month)
+            assert got == ({pid: expected} if expected else {}), (zone, month)
