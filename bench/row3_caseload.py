@@ -340,13 +340,14 @@ def _summarise(
 LIMITS = """Per request, not per field (docs/performance.md, fourth pass): four statements
 with PostgreSQL on the same core (the clinic zone; the page, read without its documents,
 with each row's version, its count and the audit's care-team check; the month's minutes;
-the batch's audit insert), and the HTTP and GraphQL layers around one memoised answer. A row is memoised by its patient, its
-version (xmin), the day, zone and minutes; only rows not in the memo have their documents
-read. An unchanged page is the same connection object, whose completed edges are kept
-with their JSON text, and its cursors are kept by the rows' versions. The read audit of
-150 patients is one access-log row naming them all. The first read of a row on a day
-still reads and derives it. Closing the rest: the month's minutes and the clinic zone in
-the page's statement (one round trip), or a core of its own for PostgreSQL."""
+the batch's audit insert), and the HTTP and GraphQL layers around one memoised answer. A
+row is memoised by its patient, its version (xmin), the day, zone and minutes; only rows
+not in the memo have their documents read. An unchanged page is the same connection
+object, whose completed edges are kept with their JSON text, and its cursors are kept by
+the rows' versions. The read audit of 150 patients is one access-log row naming them
+all. The first read of a row on a day still reads and derives it. Closing the rest: the
+month's minutes and the clinic zone in the page's statement (one round trip), or a core
+of its own for PostgreSQL."""
 
 
 SPEC = RowSpec(
