@@ -127,10 +127,14 @@ class TokenVerifier:
     """Turns a bearer token into a Principal, or raises AuthenticationError.
 
     A token that verified is remembered (exactly its text) with its principal, expiry and
-    key id; it is accepted again without a signature check while it has not expired (the
-    same test as the claims check, with the same leeway) and its key is still in the key
-    set. An expired one, or one whose key was rotated out, is verified afresh, so it is
-    refused with the same reason as a token never seen."""
+    the key object that verified it; it is accepted again without a signature check while
+    it has not expired (the same test as the claims check, with the same leeway) and its
+    kid still finds that same key object in the key set. An expired one, or one whose key
+    was rotated out or replaced under the same kid (a refetched key set is new objects),
+    is verified afresh, so it is refused with the same reason as a token never seen. Its
+    ``nbf`` and ``iat`` were checked when it was first verified; time only moves past them
+    (a wall clock stepping back could accept one the full check would refuse for being
+    early, never a late one)."""
 
     def __init__(
         self,
@@ -150,17 +154,17 @@ class TokenVerifier:
         self._algorithms = list(algorithms)
         self._clock = clock
         self._leeway = leeway_seconds
-        self._verified: dict[str, tuple[Principal, int | float, str]] = {}
+        self._verified: dict[str, tuple[Principal, int | float, str, Any]] = {}
 
     async def verify(self, token: str) -> Principal:
         known = self._verified.get(token)
         if known is not None:
-            principal, expires, known_kid = known
-            if expires > int(self._clock()) - self._leeway and _find(
-                await self._keys.key_set(), known_kid
-            ):
-                return principal
-            del self._verified[token]
+            principal, expires, known_kid, known_key = known
+            if expires > int(self._clock()) - self._leeway:
+                if _find(await self._keys.key_set(), known_kid) is known_key:
+                    return principal
+            # Another request may have dropped it meanwhile (or the cache was cleared).
+            self._verified.pop(token, None)
         header = _unverified_header(token)
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in self._algorithms:
@@ -190,7 +194,7 @@ class TokenVerifier:
         principal = _principal(claims)
         if len(self._verified) >= MAX_VERIFIED_TOKENS:
             self._verified.clear()
-        self._verified[token] = (principal, claims["exp"], kid)
+        self._verified[token] = (principal, claims["exp"], kid, key)
         return principal
 
     async def _key_for(self, kid: str) -> Any:

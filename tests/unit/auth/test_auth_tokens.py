@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -308,3 +309,42 @@ async def test_only_the_exact_token_is_remembered(
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     assert await _reason(verifier, f"{header}.{forged}.{signature}") == "BAD_SIGNATURE"
     assert (await verifier.verify(token)).role is Role.PCP
+
+
+async def test_a_remembered_token_whose_kid_names_another_key_now_is_refused(
+    issuer: DevIssuer,
+) -> None:
+    """The issuer replaces its key under the same kid: the remembered token is checked
+    against the new key, and its signature no longer verifies."""
+    keys = _Keys(issuer.public_key_set())
+    verifier = TokenVerifier(issuer=DEV_ISSUER, audience=DEV_AUDIENCE, keys=keys)
+    token = issuer.mint(role=Role.CARE_MANAGER, user_id=USER, organisation_id=ORG)
+    assert (await verifier.verify(token)).user_id == USER
+    replacement = RSAKey.generate_key(2048, parameters={"kid": issuer.key().kid})
+    keys.keys = KeySet([replacement])
+    assert await _reason(verifier, token) == "BAD_SIGNATURE"
+
+
+async def test_requests_racing_on_a_remembered_token_whose_key_left_are_each_refused(
+    issuer: DevIssuer,
+) -> None:
+    """Two requests with the same remembered token find its key gone at once: both are
+    refused as unknown key (neither fails because the other dropped the token first)."""
+    gate = asyncio.Event()
+
+    class _Slow(_Keys):
+        async def key_set(self, *, refresh: bool = False) -> KeySet:
+            await gate.wait()
+            return self.keys
+
+    keys = _Slow(issuer.public_key_set())
+    verifier = TokenVerifier(issuer=DEV_ISSUER, audience=DEV_AUDIENCE, keys=keys)
+    token = issuer.mint(role=Role.CARE_MANAGER, user_id=USER, organisation_id=ORG)
+    gate.set()
+    assert (await verifier.verify(token)).user_id == USER
+    gate.clear()
+    keys.keys = KeySet([RSAKey.generate_key(2048, auto_kid=True)])
+    racing = [asyncio.create_task(_reason(verifier, token)) for _ in range(2)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*racing) == ["UNKNOWN_KEY_ID", "UNKNOWN_KEY_ID"]
