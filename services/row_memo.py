@@ -56,6 +56,11 @@ class RowMemo(Generic[V]):
         return len(self._rows)
 
     def get(self, key: Hashable) -> V | None:
+        found = self.get_expiring(key)
+        return None if found is None else found[0]
+
+    def get_expiring(self, key: Hashable) -> tuple[V, float] | None:
+        """The row and when its entry expires (on this memo's clock), or None."""
         entry = self._rows.get(key)
         if entry is not None and entry[0] <= self._clock():
             del self._rows[key]
@@ -65,16 +70,29 @@ class RowMemo(Generic[V]):
             return None
         self._rows.move_to_end(key)
         self.hits += 1
-        return entry[1]
+        return entry[1], entry[0]
 
-    def put(self, key: Hashable, row: V) -> None:
-        self._rows[key] = (self._clock() + self.ttl_seconds, row)
+    def put(self, key: Hashable, row: V, *, expires_at: float | None = None) -> float:
+        """Keeps ``row``; returns when its entry expires. ``expires_at`` makes it expire
+        sooner than the memo's own period (an entry holding rows of another memo expires
+        with the first of them); such entries may sit anywhere in the order, so every
+        expired entry is dropped then, not only the least recently used ones."""
+        now = self._clock()
+        expiry = now + self.ttl_seconds
+        if expires_at is not None:
+            expiry = min(expiry, expires_at)
+        self._rows[key] = (expiry, row)
         self._rows.move_to_end(key)
         while len(self._rows) > self.capacity:
             self._rows.popitem(last=False)
+        if expires_at is not None:
+            for gone in [k for k, (at, _) in self._rows.items() if at <= now]:
+                del self._rows[gone]
+            return expiry
         # The least recently used entries are the oldest-used; drop those expired.
         while self._rows:
             oldest = next(iter(self._rows.values()))
-            if oldest[0] > self._clock():
+            if oldest[0] > now:
                 break
             self._rows.popitem(last=False)
+        return expiry

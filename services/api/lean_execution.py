@@ -64,6 +64,14 @@ LEAN_TYPES: Final = frozenset(
 # The caseload connection too: services.api.registry.queries answers the same connection
 # object for a page of the same row objects, cursors and counts.
 MEMO_TYPES: Final = frozenset({"CaseloadRow", "CaseloadConnection"})
+# The memoised types a resolver returns (not reached through a lean field): only those
+# the resolver shares between requests.
+RESOLVED_MEMO_TYPES: Final = frozenset({"CaseloadConnection"})
+# Selections remembered per object at most: the selection key holds every variable of
+# the operation, so a client varying an unrelated variable would otherwise add an entry
+# (with a whole page's edges and their text) on every request. Past it, that object's
+# entries start afresh.
+MAX_SELECTIONS_PER_OBJECT: Final = 8
 # The memoised types whose completed lists are also kept as JSON text, written once and
 # spliced into every answer that shares them (services.jsontext.EncodedList): the
 # caseload connection's edges, 150 rows a page.
@@ -118,6 +126,8 @@ def _remember(
             setattr(obj, _ATTRIBUTE, stored)
         except AttributeError:  # an object without attributes of its own: not memoised
             return
+    if key not in stored[1] and len(stored[1]) >= MAX_SELECTIONS_PER_OBJECT:
+        stored[1].clear()
     stored[1][key] = values
 
 
@@ -172,9 +182,11 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         result: Any,
         position_context: Any,
     ) -> AwaitableOrValue[dict[str, Any]]:
-        """A memoised type returned by a resolver (the caseload connection) is completed
-        through the memo as well; anything else as graphql-core does."""
-        if return_type.name in MEMO_TYPES:
+        """The caseload connection a resolver returns is completed through the memo as
+        well (the resolver hands the same object to every request for an unchanged
+        page); anything else as graphql-core does (a row a resolver makes per request,
+        such as ``registryRow``'s, is not memoised: it is never asked for again)."""
+        if return_type.name in RESOLVED_MEMO_TYPES:
             grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
             if not new_defer_usages:
                 return self._complete_memoised(

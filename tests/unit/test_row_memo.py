@@ -47,3 +47,22 @@ def test_a_row_expires_after_its_time_to_live() -> None:
     now[0] = 600.0
     assert memo.get("kept") is None
     assert len(memo) == 0
+
+
+def test_an_entry_holding_other_rows_expires_with_the_first_of_them() -> None:
+    """A page kept with ``expires_at`` (its rows' first expiry) is not served after it, and
+    is dropped from memory at the next put even when it is not the least recently used."""
+    now = [0.0]
+    rows: RowMemo[str] = RowMemo(capacity=8, ttl_seconds=600, clock=lambda: now[0])
+    pages: RowMemo[str] = RowMemo(capacity=8, ttl_seconds=600, clock=lambda: now[0])
+    first = rows.put("row", "derived")
+    now[0] = 599.0
+    found = rows.get_expiring("row")
+    assert found == ("derived", 600.0) and first == 600.0
+    assert pages.put("page", "of rows", expires_at=found[1]) == 600.0  # not 1,199
+    assert pages.put("other", "page", expires_at=10_000.0) == 1_199.0  # never past its own
+    assert pages.get("page") == "of rows"  # now the most recently used, "other" the least
+    now[0] = 600.0
+    pages.put("third", "page", expires_at=5_000.0)
+    assert len(pages) == 2  # "page" dropped, not only unserved
+    assert pages.get("page") is None and pages.get("other") == "page"

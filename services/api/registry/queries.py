@@ -170,9 +170,10 @@ async def _rows(
 
 async def _caseload_views(
     ctx: CareteamContext, conn: Conn, page: caseload_model.Page, today: date, zone: tzinfo
-) -> list[CaseloadRowView] | None:
-    """The rows of a caseload page, for today with this month's minutes; None when a row
-    changed while they were read (the caller reads the page again with its documents).
+) -> tuple[list[CaseloadRowView], float] | None:
+    """The rows of a caseload page, for today with this month's minutes, and when the
+    first of their memo entries expires; None when a row changed while they were read
+    (the caller reads the page again with its documents).
 
     Each row is taken from the process's memo when the same version of that patient's
     row (``Page.versions``) was derived for the same day, zone and minutes before
@@ -182,11 +183,15 @@ async def _caseload_views(
     memo = ctx.runtime.caseload_rows
     views: list[CaseloadRowView | None] = []
     missing: list[int] = []
+    earliest = float("inf")
     for index, (patient_id, version) in enumerate(zip(page.keys, page.versions, strict=True)):
-        view = memo.get((patient_id, version, today, zone, minutes.get(patient_id, 0)))
-        if view is None:
+        found = memo.get_expiring((patient_id, version, today, zone, minutes.get(patient_id, 0)))
+        if found is None:
             missing.append(index)
-        views.append(view)
+            views.append(None)
+        else:
+            views.append(found[0])
+            earliest = min(earliest, found[1])
     if missing:
         texts: dict[UUID, str] = {}
         if page.rows[missing[0]][1] is not None:  # fetched with the page
@@ -194,28 +199,35 @@ async def _caseload_views(
         else:
             current = await caseload_model.fetch_documents(conn, [page.keys[i] for i in missing])
             for i in missing:
-                found = current.get(page.keys[i])
-                if found is None or found[0] != page.versions[i]:
+                document = current.get(page.keys[i])
+                if document is None or document[0] != page.versions[i]:
                     return None  # changed (or gone) since the page was read
-                texts[page.keys[i]] = found[1]
+                texts[page.keys[i]] = document[1]
         for i in missing:
             patient_id = page.keys[i]
             month = minutes.get(patient_id, 0)
             row = caseload_model.caseload_row(jsontext.loads(texts[patient_id]), today, month, zone)
             view = CaseloadRowView.build(row)
-            memo.put((patient_id, page.versions[i], today, zone, month), view)
+            expires = memo.put((patient_id, page.versions[i], today, zone, month), view)
+            earliest = min(earliest, expires)
             views[i] = view
-    return [view for view in views if view is not None]
+    return [view for view in views if view is not None], earliest
 
 
 def _caseload_connection(
-    ctx: CareteamContext, page: caseload_model.Page, views: list[CaseloadRowView], today: date
+    ctx: CareteamContext,
+    page: caseload_model.Page,
+    views: list[CaseloadRowView],
+    today: date,
+    expires: float,
 ) -> CaseloadConnection:
     """The page as a connection: the same object as last time when the page holds the same
     row objects under the same cursors with the same counts, so the completed fields the
     lean execution memoises on it are reused (services.api.lean_execution). The key names
     the rows by identity; the memo's entry keeps them alive, so an identity cannot be
-    reused by another row while the key exists."""
+    reused by another row while the key exists. The entry expires with the first of its
+    rows' entries in the row memo (``expires``), so a page never keeps a row in memory
+    longer than the row memo would (docs/erasure.md)."""
     cursors = tuple(cursor for cursor, _ in page.rows)
     key = (cursors, tuple(map(id, views)), page.has_next_page, page.total_count, today)
     memo = ctx.runtime.caseload_pages
@@ -228,7 +240,7 @@ def _caseload_connection(
         connection = CaseloadConnection(
             edges=edges, page_info=_page_info(page), total_count=page.total_count, as_of=today
         )
-        memo.put(key, connection)
+        memo.put(key, connection, expires_at=expires)
     return connection
 
 
@@ -475,7 +487,7 @@ class RegistryQuery:
             today, zone = day.today, day.zone
             # The page without its documents first: the memo usually has every row's
             # version; when a row changes meanwhile, the page is read again with them.
-            views = None
+            read = None
             for without_docs in (True, False):
                 try:
                     page = await caseload_model.fetch_caseload(
@@ -493,12 +505,13 @@ class RegistryQuery:
                     )
                 except (caseload_model.PageSizeError, InvalidCursorError) as exc:
                     raise _bad_request(exc) from None
-                views = await _caseload_views(ctx, conn, page, today, zone)
-                if views is not None:
+                read = await _caseload_views(ctx, conn, page, today, zone)
+                if read is not None:
                     break
-            assert views is not None  # a page read with its documents always has its rows
+            assert read is not None  # a page read with its documents always has its rows
+            views, expires = read
         await _audit(info, (view.patient_id for view in views), on_team=page.on_team)
-        return _caseload_connection(ctx, page, views, today)
+        return _caseload_connection(ctx, page, views, today, expires)
 
     @strawberry.field(description="One patient's registry row for today; null when not visible.")
     async def registry_row(

@@ -12,9 +12,10 @@ import asyncio
 from typing import Any
 
 import strawberry
+from strawberry.extensions import ParserCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from services.api.lean_execution import LeanExecutionContext
+from services.api.lean_execution import MAX_SELECTIONS_PER_OBJECT, LeanExecutionContext
 
 
 @strawberry.type(name="RegistryScore")
@@ -73,6 +74,18 @@ class Query:
     def same(self) -> Connection:
         return SAME
 
+    @strawberry.field
+    def fresh_row(self) -> Row:  # a row made per request, as registryRow's is
+        FRESH.append(Row(patient="f", scores=[], maybe=[], required=[]))
+        return FRESH[-1]
+
+    @strawberry.field
+    def echo(self, n: int | None = None) -> int | None:
+        return n
+
+
+FRESH: list[Row] = []
+
 
 QUERIES = [
     "{ caseload { rows { patient scores { total severity } maybe } } }",
@@ -87,9 +100,26 @@ QUERIES = [
 ]
 
 
+# One schema per execution context, with the parser cache the API uses: a document asked
+# again is the same parsed nodes, so the memo applies to it.
+SCHEMAS = {
+    context: strawberry.Schema(
+        query=Query,
+        execution_context_class=context,
+        extensions=[lambda: ParserCache(maxsize=64)],
+    )
+    for context in (StrawberryGraphQLCoreExecutionContext, LeanExecutionContext)
+}
+
+
+def _execute(context: Any, query: str, variables: dict[str, Any] | None = None) -> Any:
+    return asyncio.run(
+        SCHEMAS[context].execute(query, variable_values={"s": False, **(variables or {})})
+    )
+
+
 def _run(context: Any, query: str) -> dict[str, Any]:
-    schema = strawberry.Schema(query=Query, execution_context_class=context)
-    result = asyncio.run(schema.execute(query, variable_values={"s": False}))
+    result = _execute(context, query)
     return {
         "data": result.data,
         "errors": [(e.message, e.path) for e in result.errors or []],
@@ -101,6 +131,32 @@ def test_lean_answers_equal_graphql_cores() -> None:
         expected = _run(StrawberryGraphQLCoreExecutionContext, query)
         assert _run(LeanExecutionContext, query) == expected
         assert _run(LeanExecutionContext, query) == expected  # again, from the memo
+
+
+def test_an_unchanged_connection_is_answered_from_the_memo() -> None:
+    """The same connection object and document: the same completed edges, not completed
+    again; with a field resolved per request below them, completed every time."""
+    query = "{ same { rows { patient scores { total } } } }"
+    first, second = (_execute(LeanExecutionContext, query).data for _ in range(2))
+    assert first["same"]["rows"] is second["same"]["rows"]
+    per_request = "{ same { rows { patient name } } }"
+    first, second = (_execute(LeanExecutionContext, per_request).data for _ in range(2))
+    assert first == second and first["same"]["rows"] is not second["same"]["rows"]
+
+
+def test_an_object_keeps_a_bounded_number_of_selections() -> None:
+    """A variable the selection does not use still makes another key; an object keeps at
+    most MAX_SELECTIONS_PER_OBJECT of them."""
+    query = "query($v: Int) { same { rows { patient } } echo(n: $v) }"
+    for value in range(MAX_SELECTIONS_PER_OBJECT + 3):
+        assert _execute(LeanExecutionContext, query, {"v": value}).errors is None
+    _generation, stored = SAME._careteam_completed  # type: ignore[attr-defined]
+    assert 1 <= len(stored) <= MAX_SELECTIONS_PER_OBJECT
+
+
+def test_a_row_made_per_request_by_a_resolver_is_not_memoised() -> None:
+    assert _execute(LeanExecutionContext, "{ freshRow { patient scores { total } } }").data
+    assert not hasattr(FRESH[-1], "_careteam_completed")
 
 
 def test_a_null_in_a_non_null_list_is_the_same_error() -> None:
