@@ -266,38 +266,57 @@ _facts = KeyedDocumentProjection(
 
 @dataclass(frozen=True)
 class CareTeamMonthsProjection:
-    """Keeps each touched patient's facts document and replaces their month rows, in the
-    runner's transaction (one computation per patient per batch)."""
+    """Keeps each touched patient's facts document and replaces their month rows when it
+    changed, in the runner's transaction (one computation per patient per batch; one
+    statement reads the documents, one writes them with the month rows)."""
 
     name: str = NAME
 
     async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
-        keys = list(dict.fromkeys(k for e in events if (k := _facts.key_of(e)) is not None))
-        if not keys:
+        batch = await _facts.evolved(conn, events)
+        if batch is None:
             return
-        await _facts.apply(conn, events)
-        rows = await conn.fetch(
-            f"SELECT key, doc FROM {FACTS_TABLE} WHERE key = ANY($1::uuid[])", keys
-        )
-        await conn.execute(f"DELETE FROM {MONTHS_TABLE} WHERE patient_id = ANY($1::uuid[])", keys)
+        # A patient's month rows are a pure function of their facts document
+        # (``month_facts``): only those whose document changed or went are replaced, from
+        # the documents just evolved (not read back), in one statement with the facts.
+        replaced = [k for k, _ in batch.changed] + batch.gone
+        if not replaced:
+            return
+        parts: list[str] = []
+        args: list[Any] = []
+        if batch.changed:
+            sql, more = _facts.upsert_sql(batch.changed, 1)
+            parts.append(f"facts AS ({sql})")
+            args.extend(more)
+        if batch.gone:
+            args.append(batch.gone)
+            parts.append(
+                f"gone AS (DELETE FROM {FACTS_TABLE} WHERE key = ANY(${len(args)}::uuid[]))"
+            )
+        args.append(replaced)
+        delete = f"DELETE FROM {MONTHS_TABLE} WHERE patient_id = ANY(${len(args)}::uuid[])"
         written: list[tuple[UUID, UUID, MonthFact]] = []
-        for row in rows:
-            doc = row["doc"]
+        for key, doc in batch.changed:
             organisation = UUID(doc["organisation_id"])
-            written.extend((row["key"], organisation, f) for f in month_facts(doc))
+            written.extend((key, organisation, f) for f in month_facts(doc))
         if not written:
+            await conn.execute(f"WITH {', '.join(parts)} {delete}", *args)
             return
+        parts.append(f"old AS ({delete})")
+        first = len(args) + 1
         names = ["patient_id", "organisation_id", "month_from", "month_to", "valid_from"]
         names += ["valid_to", "care_manager_id", "review_days", *COUNT_COLUMNS]
-        arrays = ["$1::uuid[]", "$2::uuid[]", "$3::date[]", "$4::date[]", "$5::date[]"]
-        arrays += ["$6::date[]", "$7::uuid[]", "$8::text[]"]
-        arrays += [f"${i + 9}::integer[]" for i in range(len(COUNT_COLUMNS))]
+        types = ["uuid", "uuid", "date", "date", "date", "date", "uuid", "text"]
+        types += ["integer"] * len(COUNT_COLUMNS)
+        arrays = [f"${first + i}::{t}[]" for i, t in enumerate(types)]
         values = [f"t.c{i}" for i in range(len(names))]
         values[7] = "t.c7::integer[]"
         aliases = ", ".join(f"c{i}" for i in range(len(names)))
         await conn.execute(
-            f"""INSERT INTO {MONTHS_TABLE} ({", ".join(names)})
+            f"""WITH {", ".join(parts)}
+                INSERT INTO {MONTHS_TABLE} ({", ".join(names)})
                 SELECT {", ".join(values)} FROM unnest({", ".join(arrays)}) AS t({aliases})""",
+            *args,
             [p for p, _, _ in written],
             [o for _, o, _ in written],
             [f.month_from for _, _, f in written],

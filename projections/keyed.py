@@ -32,6 +32,18 @@ FORGOTTEN = Patient.Forgotten.EVENT_NAME
 
 
 @dataclass(frozen=True)
+class Batch:
+    """A batch evolved (``KeyedDocumentProjection.evolved``): the keys its events name
+    (in order), every document read or evolved (None: none, or deleted), the documents
+    to write and the keys to delete."""
+
+    keys: list[UUID]
+    docs: dict[UUID, Doc | None]
+    changed: list[tuple[UUID, Doc]]
+    gone: list[UUID]
+
+
+@dataclass(frozen=True)
 class KeyedDocumentProjection:
     """Keeps ``table(key uuid primary key, doc jsonb, <columns>)`` current.
 
@@ -50,6 +62,19 @@ class KeyedDocumentProjection:
     erase: Callable[[Doc], Doc] | None = None
 
     async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        batch = await self.evolved(conn, events)
+        if batch is None:
+            return
+        changed, gone = batch.changed, batch.gone
+        if changed:
+            await self._upsert(conn, changed)
+        if gone:
+            await conn.execute(f"DELETE FROM {self.table} WHERE key = ANY($1::uuid[])", gone)
+
+    async def evolved(self, conn: Conn, events: Sequence[RecordedEvent]) -> Batch | None:
+        """Reads the documents ``events`` touch and evolves them, writing nothing: what
+        ``apply`` writes, for a projection that writes it together with rows of its own
+        (``upsert_sql``). None when no event concerns this read model."""
         keys = list(dict.fromkeys(k for e in events if (k := self.key_of(e)) is not None))
         forgotten = (
             [e.patient_id for e in events if e.event_type == FORGOTTEN]
@@ -57,7 +82,7 @@ class KeyedDocumentProjection:
             else []
         )
         if not keys and not forgotten:
-            return
+            return None
         rows = (
             await conn.fetch(
                 f"""SELECT key, doc FROM {self.table}
@@ -84,10 +109,7 @@ class KeyedDocumentProjection:
         # evolve returns new documents, so an unchanged one compares equal: skip its write.
         changed = [(k, d) for k, d in docs.items() if d is not None and d != stored.get(k)]
         gone = [k for k, d in docs.items() if d is None and k in stored]
-        if changed:
-            await self._upsert(conn, changed)
-        if gone:
-            await conn.execute(f"DELETE FROM {self.table} WHERE key = ANY($1::uuid[])", gone)
+        return Batch(keys=keys, docs=docs, changed=changed, gone=gone)
 
     async def write(self, conn: Conn, changed: list[tuple[UUID, Doc]]) -> None:
         """Writes these documents with their derived columns (their columns derived
@@ -95,22 +117,26 @@ class KeyedDocumentProjection:
         await self._upsert(conn, changed)
 
     async def _upsert(self, conn: Conn, changed: list[tuple[UUID, Doc]]) -> None:
+        sql, args = self.upsert_sql(changed, 1)
+        await conn.execute(sql, *args)
+
+    def upsert_sql(self, changed: list[tuple[UUID, Doc]], first: int) -> tuple[str, list[Any]]:
+        """The statement that writes these documents with their derived columns, its
+        parameters numbered from ``$first`` (usable as a ``WITH`` part of another)."""
         names = list(self.columns)
         derived = [self.derive(doc) for _, doc in changed]
-        args: list[list[Any]] = [[k for k, _ in changed], [d for _, d in changed]]
+        args: list[Any] = [[k for k, _ in changed], [d for _, d in changed]]
         args.extend([values[name] for values in derived] for name in names)
         arrays = ", ".join(
-            ["$1::uuid[]", "$2::jsonb[]"]
-            + [f"${i + 3}::{self.columns[name]}[]" for i, name in enumerate(names)]
+            [f"${first}::uuid[]", f"${first + 1}::jsonb[]"]
+            + [f"${first + i + 2}::{self.columns[name]}[]" for i, name in enumerate(names)]
         )
         column_list = ", ".join(["key", "doc", *names])
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in ["doc", *names])
-        await conn.execute(
-            f"""INSERT INTO {self.table} ({column_list})
+        sql = f"""INSERT INTO {self.table} ({column_list})
                 SELECT * FROM unnest({arrays})
-                ON CONFLICT (key) DO UPDATE SET {updates}""",
-            *args,
-        )
+                ON CONFLICT (key) DO UPDATE SET {updates}"""
+        return sql, args
 
     async def reset(self, conn: Conn) -> None:
         await conn.execute(f"TRUNCATE {self.table}")
