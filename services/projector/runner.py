@@ -80,6 +80,18 @@ class ProjectionRunner:
         self._lease_seconds = lease_seconds
         self._wake = Wake(store)
         self._positions: dict[str, LogPosition] = {}
+        # What every read model has applied, per partition (the lowest of its checkpoints
+        # there), kept as checkpoints move: waiters compare with it on every page.
+        self._reached_in: dict[int, LogPosition] = {}
+        self._partition_of: dict[str, int] = {
+            parts.checkpoint_name(p.name, k): k
+            for p in self._projections
+            for k in range(partitions)
+        }
+        self._names_in: dict[int, list[str]] = {
+            k: [parts.checkpoint_name(p.name, k) for p in self._projections]
+            for k in range(partitions)
+        }
         # Read-your-writes waiters, per partition (None: every partition), by position:
         # a moved checkpoint resolves the reached ones without waking the others.
         self._waiters: dict[int | None, list[tuple[LogPosition, int, asyncio.Future[None]]]] = {}
@@ -312,15 +324,29 @@ class ProjectionRunner:
 
     async def _publish(self, current: dict[str, LogPosition]) -> None:
         """Takes the checkpoints just read or moved; wakes the waiters they satisfy."""
-        changed = any(self._positions.get(name) != position for name, position in current.items())
-        self._positions.update(current)
-        if changed:  # also when another worker moved them: waiters must see it
-            self._resolve_waiters()
+        positions = self._positions
+        moved = {
+            self._partition_of.get(name)
+            for name, position in current.items()
+            if positions.get(name) != position
+        }
+        if not moved:
+            return
+        positions.update(current)
+        for k in moved:
+            if k is not None:
+                self._reached_in[k] = min(positions.get(n, START) for n in self._names_in[k])
+        # Also when another worker moved them: waiters must see it.
+        self._resolve_waiters()
 
     def _reached(self, partition: int | None) -> LogPosition:
         """The position every read model has applied in ``partition`` (every partition
         for None)."""
-        return min(self.position(p.name, partition) for p in self._projections)
+        if not self._projections:
+            return START
+        if partition is not None:
+            return self._reached_in.get(partition, START)
+        return min(self._reached_in.get(k, START) for k in range(self._count))
 
     def _resolve_waiters(self) -> None:
         for partition, waiting in list(self._waiters.items()):
