@@ -33,7 +33,7 @@ from uuid import UUID
 
 import asyncpg
 
-from projections.base import LocksFirst, Projection
+from projections.base import Batched, LocksFirst, Projection, apply_batched_together
 from services.database import Conn
 from services.erasure_cleanup import holds_erasure, vacuum_after_erasure
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
@@ -244,14 +244,25 @@ class ProjectionRunner:
                 if whole and isinstance(projection, LocksFirst):
                     await projection.lock_first(conn, whole)
             for start, group, events, last in pages:
+                # Batched read models (projections/base.py) read their rows in one
+                # statement and write in one more, after the others are applied.
+                batched: list[tuple[Batched, list[RecordedEvent]]] = []
+                owned: dict[frozenset[int], list[RecordedEvent]] = {}
                 for index, ks in group.items():
                     projection = self._projections[index]
-                    own = _of(events, ks, self._count)
-                    if own:
+                    key = frozenset(ks)
+                    if key not in owned:
+                        owned[key] = _of(events, ks, self._count)
+                    own = owned[key]
+                    if own and isinstance(projection, Batched):
+                        batched.append((projection, own))
+                    elif own:
                         await projection.apply(conn, own)
                     moved.extend(
                         (parts.checkpoint_name(projection.name, k), start, last) for k in ks
                     )
+                if batched:
+                    await apply_batched_together(conn, batched)
             if moved:
                 status = await conn.execute(
                     """UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,
