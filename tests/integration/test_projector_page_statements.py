@@ -48,7 +48,7 @@ async def test_a_page_of_one_assignment_takes_a_bounded_number_of_statements(
         read = await clinic.runtime.projector.step(conn)
         conn.remove_query_logger(logger)
     assert read == 1
-    print("\n".join(s[:100] for s in statements))
+    print("\n".join(f"{len(s)} {s[:90]}" for s in statements))
     assert len(statements) <= MAX_PAGE_OF_ONE_ASSIGNMENT
     # One read and one write for every batched read model the event concerns.
     assert sum(s.startswith("SELECT 0 AS part") for s in statements) == 1
