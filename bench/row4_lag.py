@@ -500,9 +500,10 @@ def _summarise(result: RowResult, samples: dict[str, list[LagSample]], rate: flo
 
 LIMITS = """One careteam serve and PostgreSQL share one core: 300 commands/s needs at most
 3.3 ms of CPU per command for both. Measured 2026-12-06 (docs/performance.md): about
-5 ms (API server about 3.8-4 ms, PostgreSQL about 1.2 ms), 6% less than the code before
-it in runs side by side. Per command: 3 statements from the request (checked load with
-the policy's and the directory's checks, append, answer view), a share of the
+4.5-5.3 ms (API server 3.4-4.1 ms, PostgreSQL 1.15-1.25 ms) under others' load, 6-10%
+less than the code before it in runs side by side. Per command: 3 statements from the
+request (checked load with the policy's and the directory's checks, append, answer
+view), a share of the
 projector's page (9 statements for a page of one command: the registry's 3, one read and
 one write shared by every other read model the event touches, the log read, the
 checkpoints, BEGIN and COMMIT), the audit chain sealer and the read audit's group
