@@ -499,15 +499,18 @@ def _summarise(result: RowResult, samples: dict[str, list[LagSample]], rate: flo
 
 
 LIMITS = """One careteam serve and PostgreSQL share one core: 300 commands/s needs at most
-3.3 ms of CPU per command for both, and a command costs about 3.8 ms (measured 2026-12-05:
-API server about 2.9 ms, PostgreSQL about 1 ms). Per command: 4 statements from the
-request (policy check with the directory, checked load, append, answer view), a share of
-the projector's page (18 statements for a page of one command), the audit chain sealer
-and the read audit's group commit, and roughly 0.5-1 ms of HTTP, token and GraphQL work
-(estimated from the profile). Past
-the rate the core can serve, the queue grows without bound. The target needs the
-projector to read and write every read model of a page in one statement each, or a core
-of its own for PostgreSQL."""
+3.3 ms of CPU per command for both. Measured 2026-12-06 (docs/performance.md): about
+4.5-5.3 ms (API server 3.4-4.1 ms, PostgreSQL 1.15-1.25 ms) under others' load, 6-10%
+less than the code before it in runs side by side. Per command: 3 statements from the
+request (checked load with the policy's and the directory's checks, append, answer
+view), a share of the
+projector's page (9 statements for a page of one command: the registry's 3, one read and
+one write shared by every other read model the event touches, the log read, the
+checkpoints, BEGIN and COMMIT), the audit chain sealer and the read audit's group
+commit, and the Python work of HTTP, token verification, GraphQL, loading the aggregate
+(its events since the snapshot, decrypted and replayed) and evolving the read models'
+documents. Past the rate the core can serve, the queue grows without bound. The target
+needs PostgreSQL on a core of its own, or much less Python per command."""
 
 
 SPEC = RowSpec(

@@ -7,8 +7,9 @@ connection it is handed, inside the transaction that also moves its checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from projections.source import Conn, RecordedEvent
 
@@ -44,3 +45,80 @@ class LocksFirst(Protocol):
     async def lock_first(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
         """Takes, in ``conn``'s open transaction, the locks ``events`` will need."""
         ...
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement whose parameters are numbered from ``$first`` (``sql(first)``),
+    so that the runner can put several in one statement."""
+
+    sql: Callable[[int], str]
+    args: list[Any]
+
+    def render(self, first: int = 1) -> str:
+        return self.sql(first)
+
+
+@runtime_checkable
+class Batched(Protocol):
+    """A projection whose page is one read of ``(key, doc)`` rows of its own tables, pure
+    work, and writes to its own tables. The runner reads the rows of every such
+    projection of a page in one statement (``UNION ALL``) and writes what they all
+    change in one more (``WITH`` parts), instead of two or more statements each, in the
+    page's transaction. ``apply`` must do the same on its own (tools, tests)."""
+
+    def reads(self, events: Sequence[RecordedEvent]) -> Statement | None:
+        """A SELECT of ``key`` and ``doc`` columns, or None: nothing to read."""
+        ...
+
+    def writes(self, events: Sequence[RecordedEvent], rows: Sequence[Any]) -> list[Statement]:
+        """What ``events`` change, given the rows ``reads`` found: plain INSERT, UPDATE or
+        DELETE statements (no ``WITH``, no ``RETURNING``; at most one per table and row),
+        empty when nothing changes."""
+        ...
+
+
+async def apply_batched(conn: Conn, projection: Batched, events: Sequence[RecordedEvent]) -> None:
+    """``projection``'s page on its own: its read, then its writes in one statement."""
+    read = projection.reads(events)
+    rows = [] if read is None else await conn.fetch(read.render(), *read.args)
+    await execute_together(conn, projection.writes(events, rows))
+
+
+async def execute_together(conn: Conn, statements: Sequence[Statement]) -> None:
+    """Runs ``statements`` (plain data-modifying statements) as one: the others as
+    ``WITH`` parts of the last. They see the same snapshot, none the others' changes."""
+    if not statements:
+        return
+    parts: list[str] = []
+    args: list[Any] = []
+    for statement in statements:
+        parts.append(statement.render(len(args) + 1))
+        args.extend(statement.args)
+    *first, last = parts
+    prefix = "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) if first else ""
+    await conn.execute(f"{prefix}\n{last}", *args)
+
+
+async def apply_batched_together(
+    conn: Conn, pages: Sequence[tuple[Batched, Sequence[RecordedEvent]]]
+) -> None:
+    """Each projection's page (its own events), all at once: every read in one statement,
+    every write in one more. Each projection reads and writes only its own tables, so
+    none depends on another's changes."""
+    reads = [(i, r) for i, (p, events) in enumerate(pages) if (r := p.reads(events)) is not None]
+    rows: dict[int, list[Any]] = {i: [] for i in range(len(pages))}
+    if len(reads) == 1:
+        ((i, read),) = reads
+        rows[i] = list(await conn.fetch(read.render(), *read.args))
+    elif reads:
+        parts: list[str] = []
+        args: list[Any] = []
+        for i, read in reads:
+            parts.append(f"SELECT {i} AS part, r.key, r.doc FROM ({read.render(len(args) + 1)}) r")
+            args.extend(read.args)
+        for row in await conn.fetch("\nUNION ALL\n".join(parts), *args):
+            rows[row["part"]].append(row)
+    await execute_together(
+        conn, [s for i, (p, events) in enumerate(pages) for s in p.writes(events, rows[i])]
+    )

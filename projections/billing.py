@@ -55,6 +55,7 @@ from domain.rules.billing import (
     MonthBilling,
     PatientMonth,
 )
+from projections.base import Statement, apply_batched
 from projections.clinic_calendar import day_of, month_range, month_start, parse_instant
 from projections.document import Doc, copy_doc
 from projections.keyed import KeyedDocumentProjection
@@ -203,30 +204,44 @@ class BillingProjection:
     name: str = NAME
 
     async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
-        await _facts.apply(conn, events)
+        await apply_batched(conn, self, events)
+
+    def reads(self, events: Sequence[RecordedEvent]) -> Statement | None:
+        return _facts.reads(events)
+
+    def writes(self, events: Sequence[RecordedEvent], rows: Sequence[Any]) -> list[Statement]:
+        statements = _facts.writes(events, rows)
         entries = [
             (e.patient_id, e.to_domain_event())
             for e in events
             if e.stream_type == "patient" and e.event_type == Patient.ContactLogged.EVENT_NAME
         ]
         if entries:
-            await conn.execute(
-                f"""INSERT INTO {MINUTES_TABLE}
+            statements.append(
+                Statement(
+                    lambda n: (
+                        f"""INSERT INTO {MINUTES_TABLE}
                         (contact_id, patient_id, occurred_at, minutes, activity, episode_number,
                          performed_by, performer_role)
-                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[],
-                                         $4::integer[], $5::text[], $6::integer[], $7::uuid[],
-                                         $8::text[])
-                    ON CONFLICT (contact_id) DO NOTHING""",
-                [ev.contact_id for _, ev in entries],
-                [pid for pid, _ in entries],
-                [ev.occurred_at for _, ev in entries],
-                [ev.minutes for _, ev in entries],
-                [ev.activity for _, ev in entries],
-                [ev.episode_number for _, ev in entries],
-                [ev.performed_by for _, ev in entries],
-                [getattr(ev, "performer_role", None) for _, ev in entries],
+                    SELECT * FROM unnest(${n}::uuid[], ${n + 1}::uuid[],
+                                         ${n + 2}::timestamptz[], ${n + 3}::integer[],
+                                         ${n + 4}::text[], ${n + 5}::integer[],
+                                         ${n + 6}::uuid[], ${n + 7}::text[])
+                    ON CONFLICT (contact_id) DO NOTHING"""
+                    ),
+                    [
+                        [ev.contact_id for _, ev in entries],
+                        [pid for pid, _ in entries],
+                        [ev.occurred_at for _, ev in entries],
+                        [ev.minutes for _, ev in entries],
+                        [ev.activity for _, ev in entries],
+                        [ev.episode_number for _, ev in entries],
+                        [ev.performed_by for _, ev in entries],
+                        [getattr(ev, "performer_role", None) for _, ev in entries],
+                    ],
+                )
             )
+        return statements
 
     async def reset(self, conn: Conn) -> None:
         await conn.execute(f"TRUNCATE {FACTS_TABLE}, {MINUTES_TABLE}")

@@ -44,6 +44,7 @@ from uuid import UUID
 
 from domain.rules import care_team_months as months_rules
 from domain.rules import outcomes as outcome_rules
+from projections.base import Statement, apply_batched
 from projections.care_team_series import (
     CareTeamMonth,
     CareTeamSeries,
@@ -266,38 +267,65 @@ _facts = KeyedDocumentProjection(
 
 @dataclass(frozen=True)
 class CareTeamMonthsProjection:
-    """Keeps each touched patient's facts document and replaces their month rows, in the
-    runner's transaction (one computation per patient per batch)."""
+    """Keeps each touched patient's facts document and replaces their month rows when it
+    changed, in the runner's transaction (one computation per patient per batch). Batched
+    (projections/base.py): the runner reads the documents with other read models' rows
+    and writes them, with the month rows, in a statement shared with theirs."""
 
     name: str = NAME
 
     async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
-        keys = list(dict.fromkeys(k for e in events if (k := _facts.key_of(e)) is not None))
-        if not keys:
-            return
-        await _facts.apply(conn, events)
-        rows = await conn.fetch(
-            f"SELECT key, doc FROM {FACTS_TABLE} WHERE key = ANY($1::uuid[])", keys
+        await apply_batched(conn, self, events)
+
+    def reads(self, events: Sequence[RecordedEvent]) -> Statement | None:
+        return _facts.reads(events)
+
+    def writes(self, events: Sequence[RecordedEvent], rows: Sequence[Any]) -> list[Statement]:
+        batch = _facts.evolved(events, rows)
+        if batch is None:
+            return []
+        # A patient's month rows are a pure function of their facts document
+        # (``month_facts``): only those whose document changed or went are replaced, from
+        # the documents just evolved (not read back), with the facts.
+        replaced = [k for k, _ in batch.changed] + batch.gone
+        if not replaced:
+            return []
+        statements = _facts.write_statements(batch)
+        statements.append(
+            Statement(
+                lambda n: f"DELETE FROM {MONTHS_TABLE} WHERE patient_id = ANY(${n}::uuid[])",
+                [replaced],
+            )
         )
-        await conn.execute(f"DELETE FROM {MONTHS_TABLE} WHERE patient_id = ANY($1::uuid[])", keys)
         written: list[tuple[UUID, UUID, MonthFact]] = []
-        for row in rows:
-            doc = row["doc"]
+        for key, doc in batch.changed:
             organisation = UUID(doc["organisation_id"])
-            written.extend((row["key"], organisation, f) for f in month_facts(doc))
-        if not written:
-            return
-        names = ["patient_id", "organisation_id", "month_from", "month_to", "valid_from"]
-        names += ["valid_to", "care_manager_id", "review_days", *COUNT_COLUMNS]
-        arrays = ["$1::uuid[]", "$2::uuid[]", "$3::date[]", "$4::date[]", "$5::date[]"]
-        arrays += ["$6::date[]", "$7::uuid[]", "$8::text[]"]
-        arrays += [f"${i + 9}::integer[]" for i in range(len(COUNT_COLUMNS))]
-        values = [f"t.c{i}" for i in range(len(names))]
-        values[7] = "t.c7::integer[]"
-        aliases = ", ".join(f"c{i}" for i in range(len(names)))
-        await conn.execute(
-            f"""INSERT INTO {MONTHS_TABLE} ({", ".join(names)})
-                SELECT {", ".join(values)} FROM unnest({", ".join(arrays)}) AS t({aliases})""",
+            written.extend((key, organisation, f) for f in month_facts(doc))
+        if written:
+            statements.append(_insert_months(written))
+        return statements
+
+    async def reset(self, conn: Conn) -> None:
+        await conn.execute(f"TRUNCATE {FACTS_TABLE}, {MONTHS_TABLE}")
+
+
+def _insert_months(written: list[tuple[UUID, UUID, MonthFact]]) -> Statement:
+    names = ["patient_id", "organisation_id", "month_from", "month_to", "valid_from"]
+    names += ["valid_to", "care_manager_id", "review_days", *COUNT_COLUMNS]
+    types = ["uuid", "uuid", "date", "date", "date", "date", "uuid", "text"]
+    types += ["integer"] * len(COUNT_COLUMNS)
+    values = [f"t.c{i}" for i in range(len(names))]
+    values[7] = "t.c7::integer[]"
+    aliases = ", ".join(f"c{i}" for i in range(len(names)))
+
+    def sql(first: int) -> str:
+        arrays = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(types))
+        return f"""INSERT INTO {MONTHS_TABLE} ({", ".join(names)})
+            SELECT {", ".join(values)} FROM unnest({arrays}) AS t({aliases})"""
+
+    return Statement(
+        sql,
+        [
             [p for p, _, _ in written],
             [o for _, o, _ in written],
             [f.month_from for _, _, f in written],
@@ -307,10 +335,8 @@ class CareTeamMonthsProjection:
             [f.care_manager_id for _, _, f in written],
             ["{" + ",".join(map(str, f.review_days)) + "}" for _, _, f in written],
             *([f.counts[i] for _, _, f in written] for i in range(len(COUNT_COLUMNS))),
-        )
-
-    async def reset(self, conn: Conn) -> None:
-        await conn.execute(f"TRUNCATE {FACTS_TABLE}, {MONTHS_TABLE}")
+        ],
+    )
 
 
 projection = CareTeamMonthsProjection()

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from graphql import GraphQLError
 
-from services.api.access import PolicyAccess
+from services.api.access import PolicyAccess, Rider
 from services.api.authz import Denied, record_access
 from services.api.context import CareteamContext
 from services.api.errors import (
@@ -73,11 +73,14 @@ def actor_of(ctx: CareteamContext) -> Actor:
     )
 
 
-async def run(ctx: CareteamContext, command: Command, info: Any = None) -> Written | Any:
+async def run(
+    ctx: CareteamContext, command: Command, info: Any = None, *, rider: Rider | None = None
+) -> Written | Any:
     """Runs ``command`` through ``handle`` for this request's caller; returns ``Written``
     or the typed GraphQL error of its refusal (nothing written). ``info`` (the resolver's)
     enables the ``Idempotency-Key`` header: a repeat returns the first result as
-    ``Written(replayed=True)`` and writes nothing."""
+    ``Written(replayed=True)`` and writes nothing. ``rider``: a check of the input
+    decided in the policy's own statement (services/api/access.py)."""
     runtime = ctx.runtime
     key = requested_key(ctx, info) if info is not None else None
 
@@ -113,7 +116,7 @@ async def run(ctx: CareteamContext, command: Command, info: Any = None) -> Writt
         actor_of(ctx),
         runtime.clock(),
         app=runtime.app,
-        access=PolicyAccess(runtime.pool),
+        access=PolicyAccess(runtime.pool, rider),
         read_models=read_models,
         idempotency=Refusal("VALIDATION", key.code, key.message, key.field)
         if isinstance(key, ValidationError)

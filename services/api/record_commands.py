@@ -16,6 +16,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from services.api.access import Rider
 from services.api.commanding import (
     Written,
     not_yet_visible,
@@ -37,12 +38,15 @@ OWN_COMMAND_RESULT = "OWN_COMMAND_RESULT"
 P = TypeVar("P")
 
 
-async def answer_patient(info: Info[CareteamContext, None], command: Command) -> Any:
+async def answer_patient(
+    info: Info[CareteamContext, None], command: Command, *, rider: Rider | None = None
+) -> Any:
     """Runs a patient command (or a registration) and answers with the patient's view,
-    which already reflects it."""
+    which already reflects it. ``rider``: a check of the input decided in the policy's
+    statement (services/api/access.py)."""
     ctx = info.context
     operation = command.operation
-    written = await run(ctx, command, info)
+    written = await run(ctx, command, info, rider=rider)
     if not isinstance(written, Written):
         return written
     patient_id = written.patient_id

@@ -65,8 +65,8 @@ from services.api.segments import care_event_payload
 from services.api.team.directory import (
     DirectoryMutation,
     DirectoryQuery,
-    allowed_team_role_problem,
     minute_performer,
+    team_role_rider,
 )
 from services.api.team.pcbh import PcbhMutation, PcbhQuery  # the wider team and PCBH
 from services.api.types import CareEvent, Patient
@@ -273,23 +273,16 @@ class PatientMutation:
     async def assign_care_team(
         self, info: Info[CareteamContext, None], input: AssignCareTeamInput
     ) -> PatientResult:
-        ctx = info.context
         # The directory is consulted only for a caller the policy allows, decided in the
-        # same statement (refusals stay typed and audited by the command path below).
-        async with ctx.runtime.pool.acquire() as conn:
-            problem = await allowed_team_role_problem(
-                conn,
-                ctx.require_principal(),
-                "assignCareTeam",
-                input.patient_id,
-                {
-                    "careManagerId": input.care_manager_id,
-                    "pcpId": input.pcp_id,
-                    "psychiatricConsultantId": input.psychiatric_consultant_id,
-                },
-            )
-        if problem is not None:
-            return problem
+        # policy's own statement (the load's): refusals stay typed and audited.
+        rider = team_role_rider(
+            info.context.require_principal().organisation_id,
+            {
+                "careManagerId": input.care_manager_id,
+                "pcpId": input.pcp_id,
+                "psychiatricConsultantId": input.psychiatric_consultant_id,
+            },
+        )
         command = AssignCareTeam(
             patient=input.patient_id,
             care_manager_id=input.care_manager_id,
@@ -297,7 +290,7 @@ class PatientMutation:
             psychiatric_consultant_id=input.psychiatric_consultant_id,
             occurred_at=input.occurred_at,
         )
-        return await answer_patient(info, command)
+        return await answer_patient(info, command, rider=rider)
 
     @strawberry.mutation(
         description="Record a questionnaire with every item answer; scores it, and raises the "

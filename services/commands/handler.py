@@ -4,7 +4,9 @@
    ``AccessPolicy`` the caller passes: services/api/access.py; a refusal is recorded in
    ``access_log`` and answered as a ``Refusal``). For a change to a known patient's
    stream without an idempotency key the check is part of the load's statement
-   (``LoadCheck``: nothing is read when it refuses), else a statement of its own;
+   (``LoadCheck``: nothing is read when it refuses), else a statement of its own. The
+   policy may check part of the input in the same statement (``Rejected``: refused,
+   not recorded as an access refusal);
 2. answer a repeated idempotency key with the first result (nothing written);
 3. load the aggregate, apply the command with ``now``, append (retried once on a
    conflict, services/application.py, the check decided again by the second load), or
@@ -105,6 +107,17 @@ class Refusal:
     patient: bool = False
 
 
+class Rejected(Exception):
+    """Raised by an access policy whose statement also checked the command's input (the
+    API's team-role check, services/api/access.py ``Rider``), when the caller may run the
+    operation but the input is refused: nothing is written, and nothing is recorded in
+    ``access_log`` (the refusal is about the input, not about access)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.code)
+        self.refusal = refusal
+
+
 class Denial(Exception):
     """Raised by an access policy: the actor may not run ``operation``."""
 
@@ -203,6 +216,8 @@ async def _handle(
             await access.authorise(actor, operation, patient_id)
     except Denial as denial:
         return await _refuse(access, actor, denial, patient_id)
+    except Rejected as rejected:
+        return rejected.refusal
     if isinstance(idempotency, Refusal):
         return idempotency
     if idempotency is not None and first_result is not None:
@@ -238,6 +253,8 @@ async def _handle(
             )
     except Denial as denial:  # refused by the check in the load's statement
         return await _refuse(access, actor, denial, patient_id)
+    except Rejected as rejected:  # the input, refused by the check in the load's statement
+        return rejected.refusal
     except DuplicateCommandError:
         # Another request with the same key was written between our look-up and append.
         assert key is not None and first_result is not None

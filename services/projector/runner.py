@@ -33,7 +33,7 @@ from uuid import UUID
 
 import asyncpg
 
-from projections.base import LocksFirst, Projection
+from projections.base import Batched, LocksFirst, Projection, apply_batched_together
 from services.database import Conn
 from services.erasure_cleanup import holds_erasure, vacuum_after_erasure
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
@@ -80,6 +80,18 @@ class ProjectionRunner:
         self._lease_seconds = lease_seconds
         self._wake = Wake(store)
         self._positions: dict[str, LogPosition] = {}
+        # What every read model has applied, per partition (the lowest of its checkpoints
+        # there), kept as checkpoints move: waiters compare with it on every page.
+        self._reached_in: dict[int, LogPosition] = {}
+        self._partition_of: dict[str, int] = {
+            parts.checkpoint_name(p.name, k): k
+            for p in self._projections
+            for k in range(partitions)
+        }
+        self._names_in: dict[int, list[str]] = {
+            k: [parts.checkpoint_name(p.name, k) for p in self._projections]
+            for k in range(partitions)
+        }
         # Read-your-writes waiters, per partition (None: every partition), by position:
         # a moved checkpoint resolves the reached ones without waking the others.
         self._waiters: dict[int | None, list[tuple[LogPosition, int, asyncio.Future[None]]]] = {}
@@ -232,14 +244,25 @@ class ProjectionRunner:
                 if whole and isinstance(projection, LocksFirst):
                     await projection.lock_first(conn, whole)
             for start, group, events, last in pages:
+                # Batched read models (projections/base.py) read their rows in one
+                # statement and write in one more, after the others are applied.
+                batched: list[tuple[Batched, list[RecordedEvent]]] = []
+                owned: dict[frozenset[int], list[RecordedEvent]] = {}
                 for index, ks in group.items():
                     projection = self._projections[index]
-                    own = _of(events, ks, self._count)
-                    if own:
+                    key = frozenset(ks)
+                    if key not in owned:
+                        owned[key] = _of(events, ks, self._count)
+                    own = owned[key]
+                    if own and isinstance(projection, Batched):
+                        batched.append((projection, own))
+                    elif own:
                         await projection.apply(conn, own)
                     moved.extend(
                         (parts.checkpoint_name(projection.name, k), start, last) for k in ks
                     )
+                if batched:
+                    await apply_batched_together(conn, batched)
             if moved:
                 status = await conn.execute(
                     """UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,
@@ -312,15 +335,29 @@ class ProjectionRunner:
 
     async def _publish(self, current: dict[str, LogPosition]) -> None:
         """Takes the checkpoints just read or moved; wakes the waiters they satisfy."""
-        changed = any(self._positions.get(name) != position for name, position in current.items())
-        self._positions.update(current)
-        if changed:  # also when another worker moved them: waiters must see it
-            self._resolve_waiters()
+        positions = self._positions
+        moved = {
+            self._partition_of.get(name)
+            for name, position in current.items()
+            if positions.get(name) != position
+        }
+        if not moved:
+            return
+        positions.update(current)
+        for k in moved:
+            if k is not None:
+                self._reached_in[k] = min(positions.get(n, START) for n in self._names_in[k])
+        # Also when another worker moved them: waiters must see it.
+        self._resolve_waiters()
 
     def _reached(self, partition: int | None) -> LogPosition:
         """The position every read model has applied in ``partition`` (every partition
         for None)."""
-        return min(self.position(p.name, partition) for p in self._projections)
+        if not self._projections:
+            return START
+        if partition is not None:
+            return self._reached_in.get(partition, START)
+        return min(self._reached_in.get(k, START) for k in range(self._count))
 
     def _resolve_waiters(self) -> None:
         for partition, waiting in list(self._waiters.items()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,55 @@ async def test_a_later_event_replaces_the_patients_rows(clinic: Clinic) -> None:
     assert (series.months[2].caseload, series.months[2].contacted) == (1, 1)
     # The patient's rows were replaced, not added to.
     assert rows == len(month_facts(doc)) > 0
+
+
+async def test_a_batch_reads_once_writes_once_and_an_unchanged_document_writes_nothing(
+    clinic: Clinic,
+) -> None:
+    """Two statements per batch: the facts documents read, then the changed ones written
+    with their month rows replaced; a batch that leaves every document as it was (an
+    outreach is not a contact of the measures) writes nothing and keeps the rows."""
+    patient_id = await clinic.patient()
+    await clinic.catch_up()
+    statements: list[str] = []
+
+    def logger(record: Any) -> None:
+        statements.append(record.query)
+
+    cases = (
+        ("outreach", 1, ["SELECT"]),
+        ("contact", 2, ["SELECT", "WITH"]),
+    )
+    for activity, minutes, expected in cases:
+        await clinic.on_patient(
+            patient_id,
+            lambda p, a=activity, m=minutes: p.log_contact(
+                activity=a, modality="phone", minutes=m, occurred_at=day(3), now=NOW
+            ),
+        )
+        (last,) = (await clinic.runtime.store.read_stream(patient_id))[-1:]
+        async with clinic.runtime.pool.acquire() as conn:
+            before = await conn.fetch(
+                "SELECT ctid::text AS at, * FROM rm_care_team_months WHERE patient_id = $1 "
+                "ORDER BY ctid",
+                patient_id,
+            )
+            conn.add_query_logger(logger)
+            async with conn.transaction():
+                await care_team_months.apply(conn, [last])
+            conn.remove_query_logger(logger)
+            after = await conn.fetch(
+                "SELECT ctid::text AS at, * FROM rm_care_team_months WHERE patient_id = $1 "
+                "ORDER BY ctid",
+                patient_id,
+            )
+            doc = await conn.fetchval(
+                "SELECT doc FROM rm_care_team_facts WHERE key = $1", patient_id
+            )
+        applied = [s.split()[0] for s in statements if not s.startswith(("BEGIN", "COMMIT"))]
+        statements.clear()
+        assert applied == expected, activity
+        # Unchanged: the very same rows (where they lie); changed: replaced by the rows of
+        # the new document.
+        assert (after == before) == (activity == "outreach")
+        assert len(after) == len(month_facts(doc)) > 0

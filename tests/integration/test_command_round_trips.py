@@ -34,8 +34,9 @@ SCHEMA = build_schema()
 # The upper bounds pinned here (docs/architecture.md, 'Round trips per command').
 MAX_RECORD_SCREENING = 3
 MAX_LOG_CONTACT = 3
-# The policy check with the directory's rows (one statement), then the command's three.
-MAX_ASSIGN_CARE_TEAM = 4
+# The command's three: the directory's check rides in the load's statement with the
+# policy's (services/api/access.py Rider).
+MAX_ASSIGN_CARE_TEAM = 3
 
 _IN_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)
 

@@ -23,7 +23,7 @@ from strawberry.types import Info
 
 from domain.rules import NoRuleInForceError
 from domain.rules.billing import BillingProgram, program_rules_for
-from services.api.authz import allowed_relations, patient_operation_sql
+from services.api.access import Rider
 from services.api.commanding import run
 from services.api.context import CareteamContext
 from services.api.errors import (
@@ -36,7 +36,7 @@ from services.api.errors import (
 )
 from services.api.registry.types import RegistryPageInfo
 from services.auth import Principal, Role
-from services.commands.handler import Written
+from services.commands.handler import Refusal, Written
 from services.commands.organisation import OpenOrganisationCalendar, SetOrganisationTimeZone
 from services.database import Conn
 
@@ -305,38 +305,42 @@ async def team_role_problem(
     return _not_in_role(named, {r["user_id"]: r for r in rows})
 
 
-async def allowed_team_role_problem(
-    conn: Conn,
-    principal: Principal,
-    operation: str,
-    patient_id: UUID,
-    slots: dict[str, UUID | None],
-) -> ValidationError | None:
-    """``team_role_problem`` in the caller's organisation, asked only when the policy lets
-    the caller run ``operation`` on ``patient_id``: the policy's check and the directory's
-    rows in one statement, the directory read only when the check passes. None when the
-    caller is refused (the command's own check refuses them, typed and audited, and the
-    directory says nothing to them), all hold their role, or nobody is listed yet."""
+def team_role_rider(organisation_id: UUID, slots: dict[str, UUID | None]) -> Rider | None:
+    """``team_role_problem`` as a check in the policy's own statement (services/api/
+    access.py ``Rider``): decided only when the policy lets the caller run the command
+    (a refused caller is refused, typed and audited, and learns nothing from the
+    directory), in the same statement as the check (the load's, without an idempotency
+    key). None when no slot names anyone."""
     named = {slot: user for slot, user in slots.items() if user is not None}
-    if not named or not allowed_relations(operation, principal.role):
+    if not named:
         return None
-    check, params = patient_operation_sql(principal, operation, 3)
-    rows = await conn.fetch(
-        f"""WITH guard AS ({check})
-            SELECT g.refused,
-                   g.refused IS NULL
-                   AND EXISTS (SELECT 1 FROM staff WHERE organisation_id = $1) AS listed,
-                   s.user_id, s.roles, s.active
-            FROM guard g LEFT JOIN staff s
-              ON g.refused IS NULL AND s.organisation_id = $1 AND s.user_id = ANY($2::uuid[])""",
-        principal.organisation_id,
-        list(named.values()),
-        patient_id,
-        *params,
-    )
-    if rows[0]["refused"] is not None or not rows[0]["listed"]:
-        return None
-    return _not_in_role(named, {r["user_id"]: r for r in rows if r["user_id"] is not None})
+
+    def sql(first: int) -> tuple[str, list[object]]:
+        # The first named slot whose person is not listed, active, in the slot's role,
+        # once the organisation lists anyone (``_not_in_role``, in SQL).
+        org, names, users, roles = (f"${first + i}" for i in range(4))
+        return (
+            f"""SELECT r.slot
+                FROM unnest({names}::text[], {users}::uuid[], {roles}::text[])
+                     WITH ORDINALITY AS r(slot, user_id, role, n)
+                WHERE EXISTS (SELECT 1 FROM staff WHERE organisation_id = {org})
+                  AND NOT EXISTS (SELECT 1 FROM staff s
+                                  WHERE s.organisation_id = {org} AND s.user_id = r.user_id
+                                    AND s.active AND r.role = ANY(s.roles))
+                ORDER BY r.n LIMIT 1""",
+            [
+                organisation_id,
+                list(named),
+                list(named.values()),
+                [TEAM_SLOT_ROLE[slot].value for slot in named],
+            ],
+        )
+
+    def refusal(slot: str) -> Refusal:
+        problem = _slot_problem(slot)
+        return Refusal("VALIDATION", problem.code, problem.message, field=problem.field)
+
+    return Rider(sql=sql, refusal=refusal)
 
 
 def _not_in_role(named: dict[str, UUID], listed: dict[UUID, Any]) -> ValidationError | None:
@@ -345,13 +349,17 @@ def _not_in_role(named: dict[str, UUID], listed: dict[UUID, Any]) -> ValidationE
         row = listed.get(user)
         role = TEAM_SLOT_ROLE[slot]
         if row is None or not row["active"] or role.value not in row["roles"]:
-            return ValidationError(
-                code="NOT_IN_ROLE",
-                message=f"{slot} must name active staff of your organisation holding the "
-                f"{role.value} role",
-                field=slot,
-            )
+            return _slot_problem(slot)
     return None
+
+
+def _slot_problem(slot: str) -> ValidationError:
+    return ValidationError(
+        code="NOT_IN_ROLE",
+        message=f"{slot} must name active staff of your organisation holding the "
+        f"{TEAM_SLOT_ROLE[slot].value} role",
+        field=slot,
+    )
 
 
 def _cursor(name: str, user_id: UUID) -> str:

@@ -1,0 +1,57 @@
+"""Statements of a projector page, counted with asyncpg's query logger and pinned as an
+upper bound (docs/architecture.md, 'Round trips per command'): the batched read models
+(projections/base.py ``Batched``: the patient access, the patient view, billing,
+outcomes, PCBH, care-team months, the trackers) read their rows in one statement and
+write in one more, whatever their number."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from projections.base import Batched
+from projections.registry import all_projections
+from tests.integration.readmodels_support import NOW, Clinic, day, open_clinic
+
+# The checkpoints read (a tool's page), the log read, BEGIN, the registry (its zones,
+# read, write), the batched read models (read, write), the checkpoints' conditional update
+# and COMMIT.
+MAX_PAGE_OF_ONE_ASSIGNMENT = 10
+
+
+@pytest.fixture
+async def clinic(db_dsn: str) -> AsyncIterator[Clinic]:
+    async with open_clinic(db_dsn) as opened:
+        yield opened
+
+
+async def test_a_page_of_one_assignment_takes_a_bounded_number_of_statements(
+    clinic: Clinic,
+) -> None:
+    assert sum(isinstance(p, Batched) for p in all_projections()) >= 8
+    patient_id = await clinic.patient()
+    await clinic.catch_up()
+    await clinic.on_patient(
+        patient_id,
+        lambda p: p.assign_care_team(care_manager_id=uuid4(), occurred_at=day(3), now=NOW),
+    )
+    statements: list[str] = []
+
+    def logger(record: Any) -> None:
+        statements.append(" ".join(record.query.split()))
+
+    async with clinic.runtime.pool.acquire() as conn:
+        conn.add_query_logger(logger)
+        read = await clinic.runtime.projector.step(conn)
+        conn.remove_query_logger(logger)
+    assert read == 1
+    print("\n".join(f"{len(s)} {s[:90]}" for s in statements))
+    assert len(statements) <= MAX_PAGE_OF_ONE_ASSIGNMENT
+    # One read and one write for every batched read model the event concerns.
+    assert sum(s.startswith("SELECT 0 AS part") for s in statements) == 1
+    assert sum(s.startswith("WITH w0 AS") for s in statements) == 1
+    assert not any(s.startswith("SELECT key, doc FROM rm_patient_view") for s in statements)
+    assert not any(s.startswith("SELECT * FROM rm_patient_access") for s in statements)
