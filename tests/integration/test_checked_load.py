@@ -7,8 +7,6 @@ after the other."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -17,9 +15,8 @@ import pytest
 from domain.patient import Patient
 from services.api.schema import build_schema
 from services.auth import Principal, Role
-from services.bootstrap import Runtime, open_runtime
+from services.bootstrap import Runtime
 from services.eventstore import LoadCheck
-from services.settings import Secret, Settings
 from tests.integration.graphql_support import execute_as
 
 ORG = uuid4()
@@ -36,13 +33,6 @@ CONTACT = """mutation ($id: UUID!) { logContact(input: {patientId: $id,
   activityKind: CONTACT, modalityKind: PHONE, minutes: 20}) {
   __typename ... on PatientPayload { logPosition }
   ... on ForbiddenError { code } ... on NotFoundError { code } } }"""
-
-
-@pytest.fixture
-async def runtime(db_dsn: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(database_url=Secret(db_dsn), data_dir=tmp_path)
-    async with open_runtime(settings, run_relay=False) as rt:
-        yield rt
 
 
 async def execute(

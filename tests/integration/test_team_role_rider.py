@@ -6,19 +6,14 @@ policy refuses is refused (audited) without learning anything from the directory
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from uuid import UUID, uuid4
 
-import pytest
-
 from services.api.context import CareteamContext
 from services.api.schema import build_schema
 from services.auth import Principal, Role
-from services.bootstrap import Runtime, open_runtime
-from services.settings import Secret, Settings
+from services.bootstrap import Runtime
 
 ORG = uuid4()
 ADMIN = Principal(uuid4(), Role.ADMIN, ORG)
@@ -34,13 +29,6 @@ ASSIGN = """mutation ($id: UUID!, $pcp: UUID, $cm: UUID) {
     ... on ValidationError { code field }
     ... on ForbiddenError { code }
     ... on PatientPayload { patient { careTeam { pcpId careManagerId } } } } }"""
-
-
-@pytest.fixture
-async def runtime(db_dsn: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(database_url=Secret(db_dsn), data_dir=tmp_path)
-    async with open_runtime(settings, run_relay=False) as rt:
-        yield rt
 
 
 async def assign(
