@@ -509,8 +509,11 @@ one write shared by every other read model the event touches, the log read, the
 checkpoints, BEGIN and COMMIT), the audit chain sealer and the read audit's group
 commit, and the Python work of HTTP, token verification, GraphQL, loading the aggregate
 (its events since the snapshot, decrypted and replayed) and evolving the read models'
-documents. Past the rate the core can serve, the queue grows without bound. The target
-needs PostgreSQL on a core of its own, or much less Python per command."""
+documents. Past the rate the core can serve, the queue grows without bound. Unpinned
+(both cores shared) the row made 260/s (2026-12-06): one careteam serve process spends
+3.5-4.0 ms of Python per command, so one process tops out near 260/s whatever the
+cores. The target needs about 40% less Python per command, or more than one server
+process."""
 
 
 SPEC = RowSpec(
