@@ -251,13 +251,29 @@ async def _rows_by_key(conn: Conn, source: Source, limit: int) -> tuple[list[Any
     return rows, (sealed if sealed != before else None)
 
 
+@dataclass(frozen=True)
+class Sealed:
+    """What one round of sealing did: the links it added, and whether some source had at
+    least ``limit`` rows waiting (a full batch: there may be more right away)."""
+
+    added: int
+    more: bool
+
+
 async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
     """Seals the next committed evidence rows; returns how many links it added.
 
     It only extends the chain: whether the chain is still intact is ``verify``'s question,
     asked by the callers (``careteam audit seal`` and the in-process sealer) first.
     """
+    return (await seal_round(conn, limit=limit)).added
+
+
+async def seal_round(conn: Conn, *, limit: int = 1000) -> Sealed:
+    """``seal_once``, also telling whether any source filled its batch of ``limit`` rows
+    (the in-process sealer goes again at once only then)."""
     added = 0
+    more = False
     async with conn.transaction():
         # One sealer at a time: the lock also orders links when several processes run one.
         await conn.execute("SELECT pg_advisory_xact_lock($1)", locks.AUDIT_CHAIN_SEAL)
@@ -273,6 +289,7 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
                 await _set_mark(conn, checkpoint_name(source), *mark)
             if not rows:
                 continue
+            more = more or len(rows) >= limit
             links = []
             for r in rows:
                 seq += 1
@@ -307,7 +324,7 @@ async def seal_once(conn: Conn, *, limit: int = 1000) -> int:
                 ],
             )
             added += len(rows)
-    return added
+    return Sealed(added, more)
 
 
 async def seal_all(conn: Conn, *, limit: int = 1000) -> int:

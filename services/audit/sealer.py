@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from services.audit.chain import head, seal_once
+from services.audit.chain import head, seal_round
 from services.audit.evidence import against_checkpoint, verify_all
 from services.audit.signing import (
     AuditKeyError,
@@ -118,7 +118,7 @@ class ChainSealer:
                 if not await self._still_through_seen_head(conn):
                     broken.set()
                     return 0
-                added = await seal_once(conn, limit=self._batch)
+                sealed = await seal_round(conn, limit=self._batch)
                 self.rounds += 1
                 now_seen = await head(conn)
                 if self._seen is not None and now_seen[0] < self._seen[0]:
@@ -134,10 +134,11 @@ class ChainSealer:
                     self._published_seq = body["head_seq"]
                     next_checkpoint = time.monotonic() + self._settings.audit_checkpoint_seconds
                     log.info("audit checkpoint published file=%s", path.name)
-            # A round that sealed less than a batch has caught up: the next one waits for
-            # the poll, so rows sealed under load come in batches of a poll's worth rather
-            # than a round of some 30 statements for every few rows (bench row 4).
-            return added if added >= self._batch else 0
+            # A round in which no source filled its batch has caught up: the next one
+            # waits for the poll, so rows sealed under load come in batches of a poll's
+            # worth rather than a round of some 30 statements for every few rows (bench
+            # row 4). One that filled a batch goes again at once.
+            return sealed.added if sealed.more else 0
 
         def on_error(exc: BaseException) -> float:
             log.exception("audit chain sealing failed; retrying", exc_info=exc)

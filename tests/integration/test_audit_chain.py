@@ -24,7 +24,7 @@ from services.audit.accounting import (
     patient_findings,
     render,
 )
-from services.audit.chain import seal_all, seal_once, verify
+from services.audit.chain import Sealed, seal_all, seal_once, seal_round, verify
 from services.audit.evidence import verify_all
 from services.audit.findings import FindingKind
 from services.audit.sealer import ChainHealth, ChainSealer
@@ -394,6 +394,47 @@ async def test_the_sealer_seals_a_steady_stream_once_per_poll_not_once_per_row(
     # again after every round that found rows runs one per write or so (over 100 here).
     assert written > 50
     assert 2 <= rounds <= 10, rounds
+
+
+async def test_a_round_reports_more_only_when_one_source_filled_its_batch(
+    evidence: Evidence,
+) -> None:
+    """The sealer goes round again at once only when some source had a whole batch
+    waiting; rows of several sources adding up to a batch are all sealed in the round, so
+    going again would find nothing."""
+    await seal_all(evidence.conn)
+    pool = await create_pool(evidence.dsn, Settings())
+    try:
+        now = datetime.now(UTC)
+        patient = new_patient(now=now)
+        events = patient.collect_events()
+        await EventStore(pool).append(
+            stream_type="patient",
+            stream_id=patient.id,
+            patient_id=patient.id,
+            expected_version=0,
+            events=events,
+            metadata=META,
+            now=now,
+        )
+    finally:
+        await pool.close()
+
+    async def access_rows(count: int) -> None:
+        for _ in range(count):
+            await evidence.conn.execute(
+                "INSERT INTO access_log (operation, outcome, reason) "
+                "VALUES ('caseload', 'denied', 'NOT_PERMITTED')"
+            )
+
+    await access_rows(3)
+    limit = max(3, len(events)) + 1  # each source under it, together at or over it
+    assert 3 + len(events) >= limit
+    assert await seal_round(evidence.conn, limit=limit) == Sealed(3 + len(events), more=False)
+    await access_rows(limit)  # one source fills its batch exactly
+    assert await seal_round(evidence.conn, limit=limit) == Sealed(limit, more=True)
+    assert await seal_round(evidence.conn, limit=limit) == Sealed(0, more=False)
+    assert (await verify(evidence.conn)).ok
 
 
 async def test_a_disclosure_committed_late_is_sealed_not_skipped(evidence: Evidence) -> None:
