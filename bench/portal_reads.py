@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import profiling
-from bench.base import Availability, RowContext, usage_series
+from bench.base import Availability, RowContext
 from bench.environment import Monitor, describe_cores
 from bench.http import MiniHttpClient
-from bench.results import Check, Comparison, Profile, RowResult, Series, Target
-from bench.row3_caseload import CLIENTS, WARMUP, ReadSample, closed_loop
+from bench.results import Check, Profile, RowResult, Target
+from bench.row3_caseload import CLIENTS, WARMUP, ReadSample, closed_loop, summarise_reads
 from bench.row4_lag import (
     WITHOUT_SEALER,
     ApiServer,
@@ -197,51 +197,13 @@ def summarise(
     samples: dict[str, list[ReadSample]],
     differing: list[int],
 ) -> None:
-    labels = {"careteam": read.careteam_label, "raw": read.raw_label}
-    rate: dict[str, Series] = {}
-    for system, runs in samples.items():
-        baseline = system != "careteam"
-        rate[system] = result.add(
-            Series(
-                key=f"{system}_rate",
-                label=labels[system],
-                unit="requests/s",
-                runs=[s.rate for s in runs],
-                baseline=baseline,
-            )
-        )
-        for q in (50, 99):
-            result.add(
-                Series(
-                    key=f"{system}_p{q}",
-                    label=f"{labels[system]}: p{q} latency",
-                    unit="ms",
-                    runs=[s.ms(q) for s in runs],
-                    higher_is_better=False,
-                    baseline=baseline,
-                )
-            )
-        result.series.extend(
-            usage_series(system, labels[system], [s.usage for s in runs], baseline=baseline)
-        )
-    result.comparisons.append(
-        Comparison.of(
-            f"{read.query} requests/s: careteam / raw endpoint",
-            rate["careteam"],
-            rate["raw"],
-            target=TARGET,
-        )
-    )
-    failed = sum(s.errors for runs in samples.values() for s in runs)
-    first = next((s.first_error for runs in samples.values() for s in runs if s.first_error), "")
-    result.checks.append(
-        Check(
-            label="requests that failed or answered differently from their probe (all runs)",
-            value=float(failed),
-            unit="requests",
-            target=ZERO,
-            detail=(f"first: {first}" if first else ""),
-        )
+    summarise_reads(
+        result,
+        samples,
+        {"careteam": read.careteam_label, "raw": read.raw_label},
+        comparison=f"{read.query} requests/s: careteam / raw endpoint",
+        failed="requests that failed or answered differently from their probe (all runs)",
+        target=TARGET,
     )
     result.checks.append(
         Check(

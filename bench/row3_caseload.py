@@ -274,13 +274,18 @@ async def measure(ctx: RowContext) -> RowResult:
     return result
 
 
-def _summarise(
-    result: RowResult, samples: dict[str, list[ReadSample]], same_rows: list[bool]
+def summarise_reads(
+    result: RowResult,
+    samples: dict[str, list[ReadSample]],
+    labels: dict[str, str],
+    *,
+    comparison: str,
+    failed: str,
+    target: Target,
 ) -> None:
-    labels = {
-        "careteam": f"careteam GraphQL caseload of {PATIENTS} over HTTP, {CLIENTS} clients",
-        "raw": f"raw Starlette + asyncpg JSON of the same {PATIENTS} rows, {CLIENTS} clients",
-    }
+    """A closed-loop read row's series (requests/s, p50, p99, CPU and memory of each
+    system, careteam against the raw endpoint), its comparison and its failed requests:
+    row 3 and the portal reads (bench/portal_reads.py) summarise the same way."""
     rate: dict[str, Series] = {}
     for system, runs in samples.items():
         baseline = system != "careteam"
@@ -308,23 +313,35 @@ def _summarise(
             usage_series(system, labels[system], [s.usage for s in runs], baseline=baseline)
         )
     result.comparisons.append(
-        Comparison.of(
-            "caseload requests/s: careteam / raw endpoint",
-            rate["careteam"],
-            rate["raw"],
-            target=TARGET,
-        )
+        Comparison.of(comparison, rate["careteam"], rate["raw"], target=target)
     )
-    failed = sum(s.errors for runs in samples.values() for s in runs)
+    errors = sum(s.errors for runs in samples.values() for s in runs)
     first = next((s.first_error for runs in samples.values() for s in runs if s.first_error), "")
     result.checks.append(
         Check(
-            label="requests that failed or did not return the whole caseload (all runs)",
-            value=float(failed),
+            label=failed,
+            value=float(errors),
             unit="requests",
             target=ZERO,
             detail=(f"first: {first}" if first else ""),
         )
+    )
+
+
+def _summarise(
+    result: RowResult, samples: dict[str, list[ReadSample]], same_rows: list[bool]
+) -> None:
+    labels = {
+        "careteam": f"careteam GraphQL caseload of {PATIENTS} over HTTP, {CLIENTS} clients",
+        "raw": f"raw Starlette + asyncpg JSON of the same {PATIENTS} rows, {CLIENTS} clients",
+    }
+    summarise_reads(
+        result,
+        samples,
+        labels,
+        comparison="caseload requests/s: careteam / raw endpoint",
+        failed="requests that failed or did not return the whole caseload (all runs)",
+        target=TARGET,
     )
     result.checks.append(
         Check(
