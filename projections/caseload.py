@@ -1075,6 +1075,12 @@ _PAGE_CURSORS: dict[tuple[Any, ...], list[str]] = {}
 _PAGE_CURSORS_LIMIT: Final = 64
 
 
+def forget_page_cursors() -> None:
+    """Drops every remembered page of cursors (the row versions they are keyed by may be
+    issued again by a restored or failed-over server: services.row_memo)."""
+    _PAGE_CURSORS.clear()
+
+
 def _doc_column(*, as_text: bool, without_docs: bool) -> str:
     if without_docs:
         return "NULL::text"

@@ -10,6 +10,7 @@ careteam has no ORM (asyncpg and SQL throughout) and the whole tool is sixty lin
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -24,6 +25,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from services import jsontext, locks
+from services.row_memo import note_server
 from services.settings import Settings, StartupError
 
 # A connection as handed out by a pool or opened directly: both run the same queries.
@@ -331,7 +333,10 @@ async def database_dsn(settings: Settings) -> AsyncIterator[str]:
         embedded.stop()
 
 
-async def _init_connection(conn: Conn) -> None:
+async def _init_connection(conn: Conn, pool_key: str = "") -> None:
+    # The server's start time: a restarted, restored or failed-over server empties the
+    # process's memos keyed by row versions before this connection is used.
+    note_server(pool_key, await conn.fetchval("SELECT pg_postmaster_start_time()"))
     await conn.set_type_codec(
         "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog", format="text"
     )
@@ -355,7 +360,7 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
         dsn,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
-        init=_init_connection,
+        init=functools.partial(_init_connection, pool_key=dsn),
         reset=_reset_connection,
     )
     assert pool is not None

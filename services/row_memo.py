@@ -16,14 +16,28 @@ served, and expired entries at the old end are dropped whenever a row is added. 
 superseded by an erasure (the forgotten patient's document changes, so its old row is
 never served again) therefore leaves the process's memory once it has expired and the
 memo is next used, if the capacity has not pushed it out before.
+
+A row version (``xmin``) names one document only while the server's transaction ids are
+never issued again. A database restored to an earlier point in time, or a failover to a
+standby that lost transactions, issues them again, under a process that may still hold
+rows by those versions. Both mean a new postmaster, so every new pooled connection reads
+the server's start time (services.database) and reports it to ``note_server``: when it
+differs from what that pool saw before, every memo of the process is emptied
+(``forget_all``) before the connection is used, so nothing read from the old server is
+served as a version of the new one.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Final, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Final, Generic, TypeVar
+
+log = logging.getLogger("careteam.memo")
 
 V = TypeVar("V")
 
@@ -51,9 +65,13 @@ class RowMemo(Generic[V]):
         self._rows: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        _MEMOS.add(self)
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def clear(self) -> None:
+        self._rows.clear()
 
     def get(self, key: Hashable) -> V | None:
         found = self.get_expiring(key)
@@ -96,3 +114,31 @@ class RowMemo(Generic[V]):
                 break
             self._rows.popitem(last=False)
         return expiry
+
+
+# Every memo of the process (weakly: a runtime closed and dropped takes its memos along).
+_MEMOS: weakref.WeakSet[RowMemo[Any]] = weakref.WeakSet()
+# The start time of the server behind each pool, as its connections last reported it.
+_SERVERS: dict[str, datetime] = {}
+
+
+def note_server(pool_key: str, started_at: datetime) -> bool:
+    """Records the start time of the server a new connection of pool ``pool_key`` reached;
+    when it differs from the one that pool's connections saw before (a restart, a restore,
+    a failover), empties every memo first (``forget_all``). Returns whether it did."""
+    before = _SERVERS.get(pool_key)
+    _SERVERS[pool_key] = started_at
+    if before is None or before == started_at:
+        return False
+    log.warning("database server restarted or replaced; row memos emptied")
+    forget_all()
+    return True
+
+
+def forget_all() -> None:
+    """Empties every row memo of this process and the caseload's page cursors."""
+    from projections.caseload import forget_page_cursors
+
+    for memo in list(_MEMOS):
+        memo.clear()
+    forget_page_cursors()

@@ -113,7 +113,7 @@ class WorkerStatus:
 
 async def _connect(dsn: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn)
-    await _init_connection(conn)
+    await _init_connection(conn, pool_key=dsn)
     return conn
 
 

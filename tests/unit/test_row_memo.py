@@ -66,3 +66,19 @@ def test_an_entry_holding_other_rows_expires_with_the_first_of_them() -> None:
     pages.put("third", "page", expires_at=5_000.0)
     assert len(pages) == 2  # "page" dropped, not only unserved
     assert pages.get("page") is None and pages.get("other") == "page"
+
+
+def test_a_new_server_start_time_empties_every_memo_and_the_same_one_does_not() -> None:
+    from datetime import UTC, datetime
+
+    from services.row_memo import note_server
+
+    memo: RowMemo[str] = RowMemo()
+    memo.put("row", "derived")
+    started = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    assert note_server("unit-test-pool", started) is False  # first seen
+    assert note_server("unit-test-pool", started) is False  # a new connection, same server
+    assert note_server("another-pool", started.replace(hour=8)) is False  # its own first
+    assert memo.get("row") == "derived"
+    assert note_server("unit-test-pool", started.replace(minute=5)) is True  # restarted
+    assert memo.get("row") is None and len(memo) == 0
