@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 
+from services.audit import chain
 from services.audit.accounting import (
     AccountingRequest,
     disclosures_of,
@@ -434,6 +436,81 @@ async def test_a_round_reports_more_only_when_one_source_filled_its_batch(
     await access_rows(limit)  # one source fills its batch exactly
     assert await seal_round(evidence.conn, limit=limit) == Sealed(limit, more=True)
     assert await seal_round(evidence.conn, limit=limit) == Sealed(0, more=False)
+    assert (await verify(evidence.conn)).ok
+
+
+async def test_sealing_a_large_batch_lets_the_event_loop_run_between_short_stretches(
+    evidence: Evidence, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process sealer shares its event loop with requests and subscriptions: it
+    hashes at most ``YIELD_EVERY`` rows between two turns of the loop, never a whole
+    batch at once (bench row 6's deliveries waited behind batches of 200)."""
+    await seal_all(evidence.conn)
+    for _ in range(120):
+        await evidence.conn.execute(
+            "INSERT INTO access_log (operation, outcome, reason) "
+            "VALUES ('caseload', 'denied', 'NOT_PERMITTED')"
+        )
+    turns = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    hashed_at: list[int] = []
+    real_hashes = chain.hashes
+
+    def counting_hashes(source: Any, row: dict[str, Any]) -> tuple[bytes, bytes]:
+        hashed_at.append(turns)
+        return real_hashes(source, row)
+
+    monkeypatch.setattr(chain, "hashes", counting_hashes)
+    task = asyncio.create_task(ticker())
+    try:
+        sealed = await seal_round(evidence.conn, limit=1000)
+    finally:
+        stop.set()
+        await task
+    assert sealed.added == 120 and len(hashed_at) == 120
+    longest = max(hashed_at.count(t) for t in set(hashed_at))
+    assert longest <= chain.YIELD_EVERY, longest
+
+
+async def test_a_round_reads_and_hashes_without_a_transaction_id_and_writes_last(
+    evidence: Evidence, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Log readers hold back every event committed after the oldest running transaction
+    id, so the sealer takes one only for its writes: it reads its marks without locking
+    them (its advisory lock already keeps other sealers out) and hashes every row first."""
+    await seal_all(evidence.conn)
+    for _ in range(30):
+        await evidence.conn.execute(
+            "INSERT INTO access_log (operation, outcome, reason) "
+            "VALUES ('caseload', 'denied', 'NOT_PERMITTED')"
+        )
+    hashed = 0
+    at_first_write: list[tuple[Any, int]] = []
+    real_hashes, real_set_mark = chain.hashes, chain._set_mark
+
+    def counting_hashes(source: Any, row: dict[str, Any]) -> tuple[bytes, bytes]:
+        nonlocal hashed
+        hashed += 1
+        return real_hashes(source, row)
+
+    async def first_write_seen(conn: Any, name: str, tx: str, position: int) -> None:
+        if not at_first_write:
+            xid = await conn.fetchval("SELECT pg_current_xact_id_if_assigned()")
+            at_first_write.append((xid, hashed))
+        await real_set_mark(conn, name, tx, position)
+
+    monkeypatch.setattr(chain, "hashes", counting_hashes)
+    monkeypatch.setattr(chain, "_set_mark", first_write_seen)
+    sealed = await seal_round(evidence.conn, limit=1000)
+    assert sealed.added == 30
+    assert at_first_write == [(None, 30)]
     assert (await verify(evidence.conn)).ok
 
 
