@@ -30,4 +30,4 @@ uv run lint-imports
 # Test files run in parallel worker processes (pytest-xdist), a whole file per worker so
 # a file's module fixtures are built once; each worker has its own PostgreSQL server.
 # CARETEAM_TEST_WORKERS=0 runs them in this process, one after another.
-uv run pytest --basetemp "$basetemp" -n "${CARETEAM_TEST_WORKERS:-2}" --dist loadfile "$@"
+uv run pytest --basetemp "$basetemp" -n "${CARETEAM_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

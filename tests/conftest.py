@@ -25,6 +25,18 @@ from services.database import EmbeddedPostgres, migrate
 TEMPLATE_DB = "careteam_template"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a test marked ``slow`` (40 s or more on the 2-core machine) run first.
+
+    deploy/test.sh hands whole files to two xdist workers in collection order
+    (``--dist loadfile --no-loadscope-reorder``); xdist's own order (most tests first)
+    left the four-minute cluster test, a file of one test, to the end of the run, with
+    the other worker idle. Longest first keeps both busy until near the end. The order
+    within a file is unchanged, and ``-m "not slow"`` is the fast tier."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 def _with_database(dsn: str, name: str) -> str:
     """The same server DSN pointing at another database name."""
     from urllib.parse import urlsplit, urlunsplit

@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
+import pytest
 from fhir.resources.R4B.auditevent import AuditEvent as R4BAuditEvent
 from fhirclient.models.auditevent import AuditEvent as R4AuditEvent
 from joserfc import jws
@@ -26,6 +27,8 @@ from services.database import create_pool
 from services.partners.registry import Actor, DeliveryKind, PartnerSpec, register
 from services.settings import Settings
 from tests.e2e.server import DEFAULT_ORG, ServerProcess
+
+pytestmark = pytest.mark.slow  # 40 s or more: scheduled first (tests/conftest.py)
 
 REGISTER = """mutation { registerPatient(input: {givenName: "A", familyName: "B",
   birthDate: "1990-01-01", mrn: "M-1"}) { ... on PatientPayload { patient { id } } } }"""

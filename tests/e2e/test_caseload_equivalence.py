@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
+
 from projections.caseload import CaseloadRow, RegistryFlag, ScorePoint
 from services.api.compliance.queries import caseload_as_of
 from services.api.enums import EpisodeStatus, InstrumentCode, ReviewReason
@@ -34,6 +36,8 @@ from services.database import create_pool
 from services.eventstore import EventStore, row_to_event
 from services.settings import Settings
 from tests.e2e.server import DEFAULT_ORG, ServerProcess
+
+pytestmark = pytest.mark.slow  # 40 s or more: scheduled first (tests/conftest.py)
 
 CM = UUID("00000000-0000-4000-8000-0000000000c1")
 PATIENTS = 24

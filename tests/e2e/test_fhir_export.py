@@ -18,6 +18,8 @@ from tests.e2e.fhir_validator import FhirValidator
 from tests.e2e.journey import CareTeam, command, enrolled_patient, event_count
 from tests.e2e.server import DEFAULT_ORG, ServerProcess
 
+pytestmark = pytest.mark.slow  # 40 s or more: scheduled first (tests/conftest.py)
+
 FHIR_JSON = "application/fhir+json"
 RESOURCE_TYPES = (
     "Patient",

@@ -15,11 +15,14 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.e2e.fhir_validator import FhirValidator
 from tests.e2e.journey import command
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_fhir_export import fhir_validator, ok  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.slow  # 40 s or more: scheduled first (tests/conftest.py)
 
 HEADER = ["mrn", "given_name", "family_name", "birth_date", "sex", "enrolled_on"]
 MEASURES = ["phq9_1", "phq9_2", "phq9_3", "gad7_1"]

@@ -11,6 +11,7 @@ from uuid import uuid4
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.e2e.fhir_validator import FhirValidator
 from tests.e2e.journey import command, enrolled_patient, event_count
@@ -25,6 +26,8 @@ from tests.e2e.test_fhir_import import (
     run_import,
     total_events,
 )
+
+pytestmark = pytest.mark.slow  # 40 s or more: scheduled first (tests/conftest.py)
 
 TOTALS = ["phq9_1", "phq9_2", "phq9_3", "gad7_1", "gad7_2"]
 PATIENTS = 220

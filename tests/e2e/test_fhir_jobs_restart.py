@@ -18,6 +18,8 @@ import pytest
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_fhir_import import csv_text, history, run_import, start_import
 
+pytestmark = pytest.mark.slow  # 40 s or more: scheduled first (tests/conftest.py)
+
 FORGET = """mutation($id: UUID!) { forgetPatient(patientId: $id, reason: "erasure request") {
   __typename } }"""
 

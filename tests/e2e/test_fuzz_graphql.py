@@ -46,6 +46,8 @@ from tests.conftest import TEMPLATE_DB
 from tests.e2e.journey import command, enrolled_patient
 from tests.e2e.server import DEFAULT_ORG, ServerProcess
 
+pytestmark = pytest.mark.slow  # 40 s or more: scheduled first (tests/conftest.py)
+
 SCHEMA = graphql.build_schema((Path(__file__).parents[2] / "schema.graphql").read_text())
 QUERY_TYPE = SCHEMA.query_type
 MUTATION_TYPE = SCHEMA.mutation_type

@@ -16,6 +16,8 @@ from websockets.exceptions import ConnectionClosed
 from tests.e2e.journey import enrolled_patient
 from tests.e2e.server import DEFAULT_ORG, ServerProcess
 
+pytestmark = pytest.mark.slow  # 40 s or more: scheduled first (tests/conftest.py)
+
 READ = "query($id: UUID!) { patient(id: $id) { __typename } }"
 REGISTER = """mutation { registerPatient(input: {givenName: "A", familyName: "B",
   birthDate: "1990-01-01", mrn: "P-1"}) { __typename } }"""

@@ -38,7 +38,7 @@ from services.relay.relay import _Page, _Pipeline, read_checkpoint
 from tests.factories import new_patient
 from tests.integration.standbys import Standbys, child_env
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]  # slow: scheduled first (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
