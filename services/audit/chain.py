@@ -210,16 +210,16 @@ async def _rows_by_tx(conn: Conn, source: Source, limit: int) -> list[Any]:
 
 
 async def _rows_by_key(
-    conn: Conn, source: Source, limit: int, writes: list[tuple[str, str, int]]
-) -> tuple[list[Any], int | None]:
-    """Rows whose key can no longer be overtaken by a slower transaction, and the new mark
-    (None when it did not move).
+    conn: Conn, source: Source, limit: int
+) -> tuple[list[Any], int | None, tuple[str, str, int] | None]:
+    """Rows whose key can no longer be overtaken by a slower transaction, the new mark
+    (None when it did not move) and the new pending bookmark (None when unchanged), both
+    for the caller to write with the round's other writes.
 
     A second bookmark remembers the highest key seen and the transaction horizon at that
     moment; once every transaction running then has ended, no row with a key up to it can
     still appear, so those rows are sealed (in key order) and a new pair is remembered.
-    The cost is one poll of delay for these tables. The new pending pair is added to
-    ``writes`` for the caller to write with the round's other writes.
+    The cost is one poll of delay for these tables.
     """
     _, sealed = await _mark(conn, checkpoint_name(source))
     before = sealed
@@ -229,7 +229,7 @@ async def _rows_by_key(
         "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8", horizon
     )
     if not settled:
-        return [], None
+        return [], None, None
     rows: list[Any] = []
     if upto > sealed:
         rows = list(
@@ -244,6 +244,7 @@ async def _rows_by_key(
         )
         # Keys handed out but never committed (rolled back) are passed over too.
         sealed = rows[-1][source.key] if len(rows) == limit else upto
+    pending = None
     if sealed >= upto:
         now = await conn.fetchrow(
             f"""SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS horizon,
@@ -251,8 +252,8 @@ async def _rows_by_key(
         )
         assert now is not None
         if now["upto"] > sealed:
-            writes.append((pending_name, now["horizon"], now["upto"]))
-    return rows, (sealed if sealed != before else None)
+            pending = (pending_name, now["horizon"], now["upto"])
+    return rows, (sealed if sealed != before else None), pending
 
 
 # Rows hashed between two turns of the event loop (about 0.6 ms of hashing here).
@@ -297,8 +298,10 @@ async def seal_round(conn: Conn, *, limit: int = 1000) -> Sealed:
                 rows = await _rows_by_tx(conn, source, limit)
                 mark = (rows[-1]["tx_id"], rows[-1][source.key]) if rows else None
             else:
-                rows, sealed_to = await _rows_by_key(conn, source, limit, marks)
+                rows, sealed_to, pending = await _rows_by_key(conn, source, limit)
                 mark = None if sealed_to is None else ("0", sealed_to)
+                if pending is not None:
+                    marks.append(pending)
             if mark is not None:
                 marks.append((checkpoint_name(source), *mark))
             more = more or len(rows) >= limit
