@@ -144,6 +144,9 @@ class Application:
         ``check`` (the caller's authorisation in SQL) is decided by each load's statement."""
         for attempt in (1, 2):
             aggregate: Any = await self.store.load(cls, stream_id, check=check)
+            # Kept for the stream's next command, with this one's events once they are
+            # committed (the caller may go on reading ``aggregate``, so it is not kept).
+            before = self.store.copy_for_keeping(aggregate)
             command(aggregate)
             events = aggregate.collect_events()
             if not events:
@@ -164,5 +167,7 @@ class Application:
                     raise
                 log.info("command conflict, retrying stream_id=%s", stream_id)
                 continue
+            if before is not None:
+                self.store.keep(before, recorded)
             return CommandResult(stream_id, recorded)
         raise AssertionError("unreachable")

@@ -122,6 +122,7 @@ async def open_runtime(
                 pool,
                 snapshot_every=settings.snapshot_every,
                 keyring=await open_keyring(pool, settings),
+                kept_aggregates=settings.kept_aggregates,
             )
             runtime = Runtime(
                 settings=settings,

@@ -62,6 +62,7 @@ async def forget_patient(
             if attempt == 2:
                 raise
             continue
+        store.forget_kept(patient_id)
         await store.notify_appended(recorded[-1].log_position)
         return recorded
     raise AssertionError("unreachable")

@@ -17,6 +17,7 @@ and a tailing reader.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -40,6 +41,7 @@ from services.crypto import (
     record_key_fields,
 )
 from services.database import Conn
+from services.row_memo import RowMemo
 from services.tracing import current_traceparent
 
 log = logging.getLogger("careteam.eventstore")
@@ -250,10 +252,14 @@ class LoadCheck:
 # One statement: the check, the snapshot (of the current state version), the patient's
 # wrapped data key and the events after the snapshot; the first row carries the check,
 # the snapshot and the key, the others are the events. Nothing is read when refused.
+# With an aggregate kept in memory at version $3 whose last event is $4 (``_Kept``), only
+# a newer snapshot and the events after both are read, and ``kept_valid`` says whether the
+# stream's event at $3 is still that event (with $3 = 0 and $4 NULL: a plain load).
 _CHECKED_LOAD_SQL = """WITH guard AS ({check}),
 snap AS (
     SELECT stream_version, state FROM snapshots
-    WHERE stream_id = $1 AND state_version = $2 AND (SELECT refused FROM guard) IS NULL
+    WHERE stream_id = $1 AND state_version = $2 AND stream_version > $3::integer
+      AND (SELECT refused FROM guard) IS NULL
 )
 SELECT 0 AS part, (SELECT refused FROM guard) AS refused,
        snap.stream_version AS snap_version, snap.state AS snap_state,
@@ -261,6 +267,9 @@ SELECT 0 AS part, (SELECT refused FROM guard) AS refused,
         WHERE s.stream_id = $1 AND (SELECT refused FROM guard) IS NULL) AS key_patient_id,
        (SELECT k.wrapped_key FROM streams s JOIN patient_keys k ON k.patient_id = s.patient_id
         WHERE s.stream_id = $1 AND (SELECT refused FROM guard) IS NULL) AS wrapped_key,
+       (SELECT e.event_id = $4::uuid FROM events e
+        WHERE e.stream_id = $1 AND e.stream_version = $3::integer
+          AND (SELECT refused FROM guard) IS NULL) AS kept_valid,
        NULL::bigint AS position, NULL::bigint AS tx_id, NULL::uuid AS event_id,
        NULL::uuid AS stream_id, NULL::text AS stream_type, NULL::integer AS stream_version,
        NULL::uuid AS patient_id, NULL::text AS event_type, NULL::integer AS event_version,
@@ -268,12 +277,12 @@ SELECT 0 AS part, (SELECT refused FROM guard) AS refused,
        NULL::timestamptz AS recorded_at
 FROM (SELECT 1) AS one LEFT JOIN snap ON TRUE
 UNION ALL
-SELECT 1, NULL, NULL, NULL, NULL, NULL, e.position, e.tx_id::text::bigint, e.event_id,
+SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, e.position, e.tx_id::text::bigint, e.event_id,
        e.stream_id, e.stream_type, e.stream_version, e.patient_id, e.event_type,
        e.event_version, e.payload, e.metadata, e.occurred_at, e.recorded_at
 FROM events e
 WHERE e.stream_id = $1 AND (SELECT refused FROM guard) IS NULL
-  AND e.stream_version > COALESCE((SELECT stream_version FROM snap), 0)
+  AND e.stream_version > GREATEST(COALESCE((SELECT stream_version FROM snap), 0), $3::integer)
 ORDER BY part, stream_version"""
 
 _EVENT_FIELDS = tuple(f.name for f in fields(RecordedEvent))
@@ -284,13 +293,39 @@ def row_to_event(row: asyncpg.Record) -> RecordedEvent:
     return RecordedEvent.of(dict(row))
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """An aggregate kept in memory between commands (``EventStore.keep``): its state after
+    the stream's event ``last_event_id`` (at ``aggregate.version``), built exactly as a
+    load would build it. Whoever takes it from the memo has it alone."""
+
+    state_version: str
+    patient_id: UUID
+    last_event_id: UUID
+    aggregate: Any
+
+
+# Aggregates kept per process, and for how long (seconds) after their last command.
+KEPT_AGGREGATES = 1024
+KEPT_AGGREGATE_SECONDS = 120.0
+
+
 class EventStore:
-    """Appends and reads events in PostgreSQL. Holds a pool; no state of its own."""
+    """Appends and reads events in PostgreSQL. Holds a pool, and the aggregates kept
+    between commands (``keep``; ``kept_aggregates=0`` keeps none)."""
 
     def __init__(
-        self, pool: asyncpg.Pool, *, snapshot_every: int = 50, keyring: KeyRing | None = None
+        self,
+        pool: asyncpg.Pool,
+        *,
+        snapshot_every: int = 50,
+        keyring: KeyRing | None = None,
+        kept_aggregates: int = KEPT_AGGREGATES,
     ) -> None:
         self._pool = pool
+        self._kept: RowMemo[_Kept] | None = (
+            RowMemo(kept_aggregates, KEPT_AGGREGATE_SECONDS) if kept_aggregates > 0 else None
+        )
         self._snapshot_every = snapshot_every
         self._listeners: list[AppendListener] = []
         # Without a keyring (some tests and tools), identifying fields and free text are
@@ -601,20 +636,80 @@ class EventStore:
             await self.save_snapshot(aggregate)
         return aggregate
 
-    async def _checked_load(self, aggregate_cls: type[A], stream_id: UUID, check: LoadCheck) -> A:
-        guard, params = check.sql(3)
+    async def _checked_load(
+        self, aggregate_cls: type[A], stream_id: UUID, check: LoadCheck, *, use_kept: bool = True
+    ) -> A:
+        state_version = _state_version(aggregate_cls)
+        kept = self._take_kept(stream_id, state_version) if use_kept else None
+        after = kept.aggregate.version if kept is not None else 0
+        guard, params = check.sql(5)
         sql = _CHECKED_LOAD_SQL.format(check=guard)
+        last_event = kept.last_event_id if kept is not None else None
         async with self._pool.acquire() as c:
-            rows = await c.fetch(sql, stream_id, _state_version(aggregate_cls), *params)
+            rows = await c.fetch(sql, stream_id, state_version, after, last_event, *params)
         head, events = rows[0], rows[1:]
         if head["refused"] is not None:
+            if kept is not None and self._kept is not None:
+                self._kept.put(stream_id, kept)  # untouched: still the stream's state
             raise check.refuse(head["refused"])
+        if kept is not None and (head["kept_valid"] is not True or head["wrapped_key"] is None):
+            # The stream is not the one kept (a restored database), or its patient was
+            # forgotten since: dropped, and the aggregate is loaded from the database.
+            return await self._checked_load(aggregate_cls, stream_id, check, use_kept=False)
         aggregate: Any = None
         if head["snap_version"] is not None:
             aggregate = aggregate_cls.from_snapshot_state(head["snap_state"])  # type: ignore[attr-defined]
+        elif kept is not None:
+            aggregate = kept.aggregate
         records = [RecordedEvent.of({name: row[name] for name in _EVENT_FIELDS}) for row in events]
         records = self._decrypt_with(records, head["key_patient_id"], head["wrapped_key"])
         return await self._rebuild(aggregate_cls, stream_id, aggregate, records)
+
+    def _take_kept(self, stream_id: UUID, state_version: str) -> _Kept | None:
+        kept = self._kept.take(stream_id) if self._kept is not None else None
+        if kept is None or kept.state_version != state_version:
+            return None
+        return kept
+
+    @property
+    def kept_memo(self) -> RowMemo[_Kept] | None:
+        """The aggregates kept between commands (None: keeping is off)."""
+        return self._kept
+
+    def copy_for_keeping(self, aggregate: A) -> A | None:
+        """A copy of ``aggregate`` as loaded (before a command changes it), to be kept
+        with the command's recorded events by ``keep``; None when nothing is kept."""
+        if self._kept is None or self._keyring is None:
+            return None  # without keys, no load could tell a forgotten patient's stream
+        return copy.deepcopy(aggregate)
+
+    def keep(self, before: Any, recorded: Sequence[RecordedEvent]) -> None:
+        """Keeps ``before`` (from ``copy_for_keeping``) with ``recorded`` (its command's
+        events, just committed) applied as a load would apply them, for the next checked
+        load of the stream. That load asks the database whether the stream's event at the
+        kept version is still the last one applied here and whether its patient's key
+        still exists; otherwise the kept aggregate is dropped and the stream is loaded
+        from the database. Kept aggregates hold decrypted data: they are dropped when
+        their patient is forgotten here (``forget_kept``), expire after
+        KEPT_AGGREGATE_SECONDS, and go with every row memo when the database server is
+        replaced (services.row_memo)."""
+        if self._kept is None or not recorded:
+            return
+        aggregate = before
+        for record in recorded:
+            aggregate = record.to_domain_event().mutate(aggregate)
+        last = recorded[-1]
+        if aggregate.version != last.stream_version:
+            return
+        self._kept.put(
+            last.stream_id,
+            _Kept(_state_version(type(aggregate)), last.patient_id, last.event_id, aggregate),
+        )
+
+    def forget_kept(self, patient_id: UUID) -> None:
+        """Drops every aggregate kept for ``patient_id`` (their erasure)."""
+        if self._kept is not None:
+            self._kept.discard_where(lambda kept: kept.patient_id == patient_id)
 
     def _decrypt_with(
         self, records: list[RecordedEvent], patient_id: UUID | None, wrapped: bytes | None

@@ -90,6 +90,21 @@ class RowMemo(Generic[V]):
         self.hits += 1
         return entry[1], entry[0]
 
+    def take(self, key: Hashable) -> V | None:
+        """The row, removed from the memo (its taker has it alone until it puts one
+        back), or None."""
+        found = self.get(key)
+        if found is not None:
+            del self._rows[key]
+        return found
+
+    def discard_where(self, drop: Callable[[V], bool]) -> int:
+        """Removes every entry whose row ``drop`` accepts; returns how many."""
+        gone = [key for key, (_, row) in self._rows.items() if drop(row)]
+        for key in gone:
+            del self._rows[key]
+        return len(gone)
+
     def put(self, key: Hashable, row: V, *, expires_at: float | None = None) -> float:
         """Keeps ``row``; returns when its entry expires. ``expires_at`` makes it expire
         sooner than the memo's own period (an entry holding rows of another memo expires

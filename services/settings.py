@@ -220,6 +220,8 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     snapshot_every: int = 50
+    # Aggregates kept in memory between commands (services.eventstore.EventStore.keep).
+    kept_aggregates: int = 1024
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
@@ -346,6 +348,7 @@ class Settings:
             ("DB_POOL_MIN", "db_pool_min", int),
             ("DB_POOL_MAX", "db_pool_max", int),
             ("SNAPSHOT_EVERY", "snapshot_every", int),
+            ("KEPT_AGGREGATES", "kept_aggregates", int),
             ("AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds", float),
             ("AUDIT_VERIFY_SECONDS", "audit_verify_seconds", float),
             ("KAFKA_TOPIC_PARTITIONS", "kafka_topic_partitions", int),
@@ -355,6 +358,9 @@ class Settings:
             value = number(name, kind)
             if value is not None:
                 values[attr] = value
+        kept = values.get("kept_aggregates")
+        if isinstance(kept, int) and kept < 0:
+            raise SettingsError("CARETEAM_KEPT_AGGREGATES must be 0 (keep none) or more")
         if (raw := text("COMPONENTS")) is not None:
             values["components"] = parse_components(raw)
         values["log_format"] = log_format_from(env)

@@ -82,3 +82,31 @@ def test_a_new_server_start_time_empties_every_memo_and_the_same_one_does_not() 
     assert memo.get("row") == "derived"
     assert note_server("unit-test-pool", started.replace(minute=5)) is True  # restarted
     assert memo.get("row") is None and len(memo) == 0
+
+
+def test_a_taken_row_is_the_takers_alone_until_it_is_put_back() -> None:
+    memo: RowMemo[str] = RowMemo(capacity=4)
+    memo.put("stream", "aggregate")
+    assert memo.take("stream") == "aggregate"
+    assert memo.take("stream") is None and memo.get("stream") is None
+    memo.put("stream", "aggregate, one command on")
+    assert memo.get("stream") == "aggregate, one command on"
+
+
+def test_rows_are_discarded_by_what_they_hold() -> None:
+    memo: RowMemo[tuple[str, int]] = RowMemo(capacity=4)
+    for key, row in {"a": ("ann", 1), "b": ("bob", 2), "c": ("ann", 3)}.items():
+        memo.put(key, row)
+    assert memo.discard_where(lambda row: row[0] == "ann") == 2
+    assert memo.get("a") is None and memo.get("c") is None and memo.get("b") == ("bob", 2)
+
+
+def test_kept_aggregates_setting_is_a_count_and_zero_turns_keeping_off() -> None:
+    from services.settings import Settings, SettingsError
+
+    assert Settings.from_env({}).kept_aggregates == 1024
+    assert Settings.from_env({"CARETEAM_KEPT_AGGREGATES": "0"}).kept_aggregates == 0
+    with pytest.raises(SettingsError, match="CARETEAM_KEPT_AGGREGATES"):
+        Settings.from_env({"CARETEAM_KEPT_AGGREGATES": "-1"})
+    with pytest.raises(SettingsError, match="CARETEAM_KEPT_AGGREGATES"):
+        Settings.from_env({"CARETEAM_KEPT_AGGREGATES": "many"})

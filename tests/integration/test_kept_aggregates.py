@@ -1,0 +1,210 @@
+"""Aggregates kept in memory between commands (``EventStore.keep``, issue 14 row 4): the
+next command on a stream reads only what is newer than the kept version, yet every
+command sees exactly the state a load from the database builds, whoever else wrote to
+the stream, after a database whose stream differs at the kept version, and after an
+erasure here or in another process (a forgotten patient's decrypted fields are never
+served from memory)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from domain.patient import Patient
+from services.api.schema import build_schema
+from services.auth import Principal, Role
+from services.bootstrap import Runtime
+from services.erasure import forget_patient
+from services.eventstore import EventMetadata, EventStore, LoadCheck
+from tests.integration.graphql_support import execute_as
+
+ORG = uuid4()
+CARE_MANAGER = Principal(uuid4(), Role.CARE_MANAGER, ORG)
+SCHEMA = build_schema()
+
+REGISTER = """mutation ($mrn: String!) { registerPatient(input: {givenName: "Ann",
+  familyName: "Example", birthDate: "1980-01-02", mrn: $mrn}) {
+  __typename ... on PatientPayload { patient { id } } } }"""
+ENROLL = """mutation ($id: UUID!) { enrollPatient(input: {patientId: $id}) { __typename } }"""
+CONTACT = """mutation ($id: UUID!, $minutes: Int!) { logContact(input: {patientId: $id,
+  activityKind: CONTACT, modalityKind: PHONE, minutes: $minutes}) {
+  __typename ... on PatientPayload { logPosition } } }"""
+ASSIGN = """mutation ($id: UUID!, $cm: UUID!) { assignCareTeam(input: {patientId: $id,
+  careManagerId: $cm}) { __typename ... on PatientPayload {
+  patient { careTeam { careManagerId } } } } }"""
+META = EventMetadata(actor_id=str(uuid4()), role="care_manager")
+
+
+async def execute(runtime: Runtime, query: str, **variables: Any) -> dict[str, Any]:
+    data = await execute_as(SCHEMA, runtime, CARE_MANAGER, query, **variables)
+    return dict(next(iter(data.values())))
+
+
+async def enrolled(runtime: Runtime) -> UUID:
+    registered = await execute(runtime, REGISTER, mrn=f"MRN-{uuid4().hex[:8]}")
+    patient_id = UUID(registered["patient"]["id"])
+    assert (await execute(runtime, ENROLL, id=str(patient_id)))["__typename"] == "PatientPayload"
+    return patient_id
+
+
+def allowed() -> LoadCheck:
+    def sql(first: int) -> tuple[str, list[object]]:
+        return f"SELECT ${first}::text AS refused", [None]
+
+    return LoadCheck(sql=sql, refuse=RuntimeError)
+
+
+def from_database(runtime: Runtime) -> EventStore:
+    """A store on the same database that keeps nothing: what a load from the log builds."""
+    return EventStore(runtime.pool, keyring=runtime.store.keyring, kept_aggregates=0)
+
+
+def kept(runtime: Runtime) -> Any:
+    memo = runtime.store.kept_memo
+    assert memo is not None
+    return memo
+
+
+async def test_each_command_starts_from_the_kept_state_which_is_the_databases(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+    start = (await from_database(runtime).load(Patient, patient_id)).version
+    memo = kept(runtime)
+    hits = memo.hits
+    for minutes in (5, 10, 15):
+        answer = await execute(runtime, CONTACT, id=str(patient_id), minutes=minutes)
+        assert answer["__typename"] == "PatientPayload"
+    manager = uuid4()
+    answer = await execute(runtime, ASSIGN, id=str(patient_id), cm=str(manager))
+    assert answer["patient"]["careTeam"]["careManagerId"] == str(manager)
+    # Enrolment kept the patient; each of the four commands took it (the first load, for
+    # enrolment, had nothing kept).
+    assert memo.hits - hits == 4
+    held = memo.get(patient_id)
+    assert held is not None and held.aggregate.version == start + 4
+    expected = await from_database(runtime).load(Patient, patient_id)
+    assert held.aggregate.snapshot_state() == expected.snapshot_state()
+    assert held.aggregate.care_team.care_manager_id == manager
+
+
+async def test_another_writers_events_are_read_after_the_kept_version(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+    other = from_database(runtime)
+    now = datetime.now(UTC)
+    rival = await other.load(Patient, patient_id)
+    start = rival.version
+    rival.log_contact(activity="contact", modality="phone", minutes=7, occurred_at=now, now=now)
+    events = rival.collect_events()
+    await other.append(
+        stream_type="patient",
+        stream_id=patient_id,
+        patient_id=patient_id,
+        expected_version=rival.version - len(events),
+        events=events,
+        metadata=META,
+        now=now,
+    )
+    hits = kept(runtime).hits
+    loaded = await runtime.store.load(Patient, patient_id, check=allowed())
+    assert kept(runtime).hits == hits + 1
+    assert loaded.version == start + 1
+    assert loaded.snapshot_state() == (await other.load(Patient, patient_id)).snapshot_state()
+
+
+async def test_a_stream_that_differs_at_the_kept_version_is_loaded_from_the_database(
+    runtime: Runtime,
+) -> None:
+    """As after a restore to an earlier point followed by other writes: the stream has an
+    event at the kept version, but not the one applied here."""
+    patient_id = await enrolled(runtime)
+    await execute(runtime, CONTACT, id=str(patient_id), minutes=30)
+    held = kept(runtime).get(patient_id)
+    assert held is not None
+    last = held.aggregate.version
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")  # past the trigger
+        await conn.execute(
+            "DELETE FROM events WHERE stream_id = $1 AND stream_version = $2", patient_id, last
+        )
+    other = from_database(runtime)
+    now = datetime.now(UTC)
+    rival = await other.load(Patient, patient_id)
+    rival.log_contact(activity="contact", modality="phone", minutes=2, occurred_at=now, now=now)
+    events = rival.collect_events()
+    await other.append(
+        stream_type="patient",
+        stream_id=patient_id,
+        patient_id=patient_id,
+        expected_version=last - 1,
+        events=events,
+        metadata=META,
+        now=now,
+    )
+    loaded = await runtime.store.load(Patient, patient_id, check=allowed())
+    truth = await other.load(Patient, patient_id)
+    assert loaded.version == truth.version == last
+    assert [c.minutes for c in loaded.contacts] == [c.minutes for c in truth.contacts] == [2]
+    assert loaded.snapshot_state() == truth.snapshot_state()
+
+
+async def test_a_patient_forgotten_elsewhere_is_never_served_from_memory(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+    await execute(runtime, CONTACT, id=str(patient_id), minutes=5)
+    held = kept(runtime).get(patient_id)
+    assert held is not None and held.aggregate.given_name == "Ann"
+    # Another process forgets the patient: only the database knows.
+    keyring = runtime.store.keyring
+    assert keyring is not None
+    async with runtime.pool.acquire() as conn:
+        await keyring.destroy(conn, patient_id)
+    loaded = await runtime.store.load(Patient, patient_id, check=allowed())
+    assert loaded.given_name is None and loaded.family_name is None
+    assert kept(runtime).get(patient_id) is None
+
+
+async def test_forgetting_a_patient_here_drops_what_is_kept_for_them(runtime: Runtime) -> None:
+    patient_id = await enrolled(runtime)
+    other_id = await enrolled(runtime)
+    assert kept(runtime).get(patient_id) is not None
+    await forget_patient(
+        runtime.store, patient_id, reason="patient request", metadata=META, now=datetime.now(UTC)
+    )
+    assert kept(runtime).get(patient_id) is None
+    assert kept(runtime).get(other_id) is not None
+
+
+async def test_a_refused_load_leaves_the_kept_aggregate_for_the_next_command(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+
+    def refusing(first: int) -> tuple[str, list[object]]:
+        return f"SELECT ${first}::text AS refused", ["NOT_ON_CARE_TEAM"]
+
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused):
+        await runtime.store.load(Patient, patient_id, check=LoadCheck(sql=refusing, refuse=Refused))
+    hits = kept(runtime).hits
+    loaded = await runtime.store.load(Patient, patient_id, check=allowed())
+    assert kept(runtime).hits == hits + 1
+    assert (
+        loaded.snapshot_state()
+        == (await from_database(runtime).load(Patient, patient_id)).snapshot_state()
+    )
+
+
+async def test_nothing_is_kept_when_keeping_is_off(runtime: Runtime) -> None:
+    store = from_database(runtime)
+    assert store.kept_memo is None
+    patient = await store.load(Patient, await enrolled(runtime))
+    assert store.copy_for_keeping(patient) is None
