@@ -171,13 +171,20 @@ async def head(conn: Conn) -> tuple[int, bytes]:
     return (0, GENESIS) if row is None else (row["seq"], bytes(row["link_hash"]))
 
 
+# A mark, made the first time it is read: one statement. The SELECT does not see the row
+# its own INSERT makes (one snapshot per statement), so a new row comes from RETURNING.
+# An existing row is a conflict, which inserts nothing and takes no transaction id.
+_MARK_SQL = """WITH made AS (
+    INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING
+    RETURNING tx_id::text AS tx_id, position
+)
+SELECT tx_id, position FROM made
+UNION ALL
+SELECT tx_id::text, position FROM checkpoints WHERE name = $1"""
+
+
 async def _mark(conn: Conn, name: str) -> tuple[str, int]:
-    await conn.execute(
-        "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
-    )
-    row = await conn.fetchrow(
-        "SELECT tx_id::text AS tx_id, position FROM checkpoints WHERE name = $1", name
-    )
+    row = await conn.fetchrow(_MARK_SQL, name)
     assert row is not None
     return row["tx_id"], row["position"]
 

@@ -598,3 +598,28 @@ async def test_a_list_read_is_one_sealed_row_whose_hash_covers_its_patients(
     assert [(f.table, f.key, f.kind) for f in report.findings] == [
         ("access_log", listed, FindingKind.EDITED)
     ]
+
+
+async def test_a_mark_is_made_by_its_first_read_and_each_read_is_one_statement_without_an_xid(
+    evidence: Evidence,
+) -> None:
+    name = f"audit-test-{uuid4().hex[:8]}"
+    sent: list[str] = []
+
+    def logged(record: Any) -> None:
+        sent.append(record.query)
+
+    evidence.conn.add_query_logger(logged)
+    try:
+        assert await chain._mark(evidence.conn, name) == ("0", 0)
+        async with evidence.conn.transaction():
+            assert await chain._mark(evidence.conn, name) == ("0", 0)
+            xid = await evidence.conn.fetchval("SELECT pg_current_xact_id_if_assigned()")
+    finally:
+        evidence.conn.remove_query_logger(logged)
+    assert xid is None
+    marks = [q for q in sent if "checkpoints" in q]
+    assert len(marks) == 2, marks
+    assert (
+        await evidence.conn.fetchval("SELECT count(*) FROM checkpoints WHERE name = $1", name) == 1
+    )
