@@ -85,27 +85,47 @@ async def apply_batched(conn: Conn, projection: Batched, events: Sequence[Record
     await execute_together(conn, projection.writes(events, rows))
 
 
-async def execute_together(conn: Conn, statements: Sequence[Statement]) -> None:
+async def execute_together(
+    conn: Conn, statements: Sequence[Statement], *, counted: Statement | None = None
+) -> int | None:
     """Runs ``statements`` (plain data-modifying statements) as one: the others as
-    ``WITH`` parts of the last. They see the same snapshot, none the others' changes."""
-    if not statements:
-        return
+    ``WITH`` parts of the last. They see the same snapshot, none the others' changes.
+
+    ``counted`` (a plain UPDATE, INSERT or DELETE too) runs in the same statement, and
+    how many rows it changed is returned (None without it): the projector's conditional
+    move of its checkpoints, which must find every one where the page started."""
+    if not statements and counted is None:
+        return None
     parts: list[str] = []
     args: list[Any] = []
     for statement in statements:
         parts.append(statement.render(len(args) + 1))
         args.extend(statement.args)
+    if counted is not None:
+        sql = counted.render(len(args) + 1)
+        args.extend(counted.args)
+        withs = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts))
+        prefix = f"WITH {withs}, " if parts else "WITH "
+        found: int = await conn.fetchval(
+            f"{prefix}counted AS ({sql} RETURNING 1) SELECT count(*) FROM counted", *args
+        )
+        return found
     *first, last = parts
     prefix = "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) if first else ""
     await conn.execute(f"{prefix}\n{last}", *args)
+    return None
 
 
 async def apply_batched_together(
-    conn: Conn, pages: Sequence[tuple[Batched, Sequence[RecordedEvent]]]
-) -> None:
+    conn: Conn,
+    pages: Sequence[tuple[Batched, Sequence[RecordedEvent]]],
+    *,
+    counted: Statement | None = None,
+) -> int | None:
     """Each projection's page (its own events), all at once: every read in one statement,
     every write in one more. Each projection reads and writes only its own tables, so
-    none depends on another's changes."""
+    none depends on another's changes. ``counted`` rides in the write statement
+    (``execute_together``), whose count of changed rows is returned."""
     reads = [(i, r) for i, (p, events) in enumerate(pages) if (r := p.reads(events)) is not None]
     rows: dict[int, list[Any]] = {i: [] for i in range(len(pages))}
     if len(reads) == 1:
@@ -119,6 +139,8 @@ async def apply_batched_together(
             args.extend(read.args)
         for row in await conn.fetch("\nUNION ALL\n".join(parts), *args):
             rows[row["part"]].append(row)
-    await execute_together(
-        conn, [s for i, (p, events) in enumerate(pages) for s in p.writes(events, rows[i])]
+    return await execute_together(
+        conn,
+        [s for i, (p, events) in enumerate(pages) for s in p.writes(events, rows[i])],
+        counted=counted,
     )

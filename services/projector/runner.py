@@ -33,7 +33,14 @@ from uuid import UUID
 
 import asyncpg
 
-from projections.base import Batched, LocksFirst, Projection, apply_batched_together
+from projections.base import (
+    Batched,
+    LocksFirst,
+    Projection,
+    Statement,
+    apply_batched_together,
+    execute_together,
+)
 from services.database import Conn
 from services.erasure_cleanup import holds_erasure, vacuum_after_erasure
 from services.eventstore import START, EventStore, LogPosition, RecordedEvent
@@ -243,7 +250,16 @@ class ProjectionRunner:
             for projection in self._projections:
                 if whole and isinstance(projection, LocksFirst):
                     await projection.lock_first(conn, whole)
-            for start, group, events, last in pages:
+            # Every checkpoint of a group moves to its page's last event, conditionally:
+            # in the last group's batched write statement (or on its own), counted.
+            for start, group, _, last in pages:
+                moved.extend(
+                    (parts.checkpoint_name(self._projections[index].name, k), start, last)
+                    for index, ks in group.items()
+                    for k in ks
+                )
+            move = _move_checkpoints(moved) if moved else None
+            for n, (_, group, events, _) in enumerate(pages):
                 # Batched read models (projections/base.py) read their rows in one
                 # statement and write in one more, after the others are applied.
                 batched: list[tuple[Batched, list[RecordedEvent]]] = []
@@ -258,30 +274,16 @@ class ProjectionRunner:
                         batched.append((projection, own))
                     elif own:
                         await projection.apply(conn, own)
-                    moved.extend(
-                        (parts.checkpoint_name(projection.name, k), start, last) for k in ks
-                    )
                 if batched:
-                    await apply_batched_together(conn, batched)
-            if moved:
-                status = await conn.execute(
-                    """UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,
-                              position = m.new_position, updated_at = now()
-                       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
-                                   $5::bigint[])
-                            AS m(name, new_tx, new_position, old_tx, old_position)
-                       WHERE c.name = m.name AND c.tx_id = m.old_tx::text::xid8
-                         AND c.position = m.old_position""",
-                    [name for name, _, _ in moved],
-                    [str(after.tx_id) for _, _, after in moved],
-                    [after.position for _, _, after in moved],
-                    [str(before.tx_id) for _, before, _ in moved],
-                    [before.position for _, before, _ in moved],
-                )
-                if status != f"UPDATE {len(moved)}":
-                    raise StaleCheckpointError(",".join(sorted({n for n, _, _ in moved})))
-                for name, _, after in moved:
-                    current[name] = after
+                    counted = move if n == len(pages) - 1 else None
+                    found = await apply_batched_together(conn, batched, counted=counted)
+                    if counted is not None:
+                        _check_moved(found, moved)
+                        move = None
+            if move is not None:
+                _check_moved(await execute_together(conn, [], counted=move), moved)
+            for name, _, after in moved:
+                current[name] = after
         mine = self._names(chosen)
         self._mine = {name: current[name] for name in mine}
         self._mine_of = chosen
@@ -585,3 +587,32 @@ def _of(
 
 def _holds(partitions: frozenset[int], count: int, patient_id: UUID) -> bool:
     return parts.partition_of(patient_id, count) in partitions
+
+
+def _move_checkpoints(moved: Sequence[tuple[str, LogPosition, LogPosition]]) -> Statement:
+    """The conditional move of checkpoints ``(name, from, to)``: a row moves only from
+    where the page started, so one moved meanwhile by another runner is not counted."""
+    return Statement(
+        lambda f: (
+            f"""UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,
+                  position = m.new_position, updated_at = now()
+           FROM unnest(${f}::text[], ${f + 1}::text[], ${f + 2}::bigint[], ${f + 3}::text[],
+                       ${f + 4}::bigint[])
+                AS m(name, new_tx, new_position, old_tx, old_position)
+           WHERE c.name = m.name AND c.tx_id = m.old_tx::text::xid8
+             AND c.position = m.old_position"""
+        ),
+        [
+            [name for name, _, _ in moved],
+            [str(after.tx_id) for _, _, after in moved],
+            [after.position for _, _, after in moved],
+            [str(before.tx_id) for _, before, _ in moved],
+            [before.position for _, before, _ in moved],
+        ],
+    )
+
+
+def _check_moved(found: int | None, moved: Sequence[tuple[str, LogPosition, LogPosition]]) -> None:
+    """Raises when a checkpoint was not where the page started (the page rolls back)."""
+    if found != len(moved):
+        raise StaleCheckpointError(",".join(sorted({name for name, _, _ in moved})))
