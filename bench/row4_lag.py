@@ -499,21 +499,21 @@ def _summarise(result: RowResult, samples: dict[str, list[LagSample]], rate: flo
 
 
 LIMITS = """One careteam serve and PostgreSQL share one core: 300 commands/s needs at most
-3.3 ms of CPU per command for both. Measured 2026-12-06 (docs/performance.md): about
-4.5-5.3 ms (API server 3.4-4.1 ms, PostgreSQL 1.15-1.25 ms) under others' load, 6-10%
-less than the code before it in runs side by side. Per command: 3 statements from the
-request (checked load with the policy's and the directory's checks, append, answer
-view), a share of the
-projector's page (9 statements for a page of one command: the registry's 3, one read and
-one write shared by every other read model the event touches, the log read, the
-checkpoints, BEGIN and COMMIT), the audit chain sealer and the read audit's group
-commit, and the Python work of HTTP, token verification, GraphQL, loading the aggregate
-(its events since the snapshot, decrypted and replayed) and evolving the read models'
-documents. Past the rate the core can serve, the queue grows without bound. Unpinned
-(both cores shared) the row made 260/s (2026-12-06): one careteam serve process spends
-3.5-4.0 ms of Python per command, so one process tops out near 260/s whatever the
-cores. The target needs about 40% less Python per command, or more than one server
-process."""
+3.3 ms of CPU per command for both. Measured 2026-12-06 (docs/performance.md, row 4's
+passes): the core saturates at about 190-240 commands/s, the API server process using
+about 0.75 of it and PostgreSQL about 0.23, some 4.4 ms per command. In that process a
+profile at 170/s has 61% of the samples in requests (HTTP, middleware, the strawberry
+view and executor, the command) and 26% in the projector's pages (about two events a
+page below saturation, each page a fixed cost). Per command: 3 statements from the
+request (checked load with the policy's and the directory's checks, which reads only
+the events after the aggregate kept in memory; append; answer view), a share of the
+projector's page (8 statements for a page of one command: the log read, BEGIN, the
+registry's 3, one read shared by every other read model the event touches and one write
+that also moves the checkpoints, COMMIT), the audit chain sealer and the read audit's
+group commit. Past the rate the core can serve, the queue grows without bound. Neither
+another core for the API process (298/s, p99 174 ms) nor two API processes (254/s, the
+whole machine busy) meets the target; it needs a cheaper command path (no general
+GraphQL executor per mutation) and read models applied with less fixed cost a page."""
 
 
 SPEC = RowSpec(
