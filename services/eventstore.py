@@ -17,6 +17,7 @@ and a tailing reader.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import json
@@ -307,7 +308,8 @@ def clone(value: Any, memo: dict[int, Any] | None = None) -> Any:
     for a patient (24 against 48 us): immutable values are shared; lists, dicts, sets
     and tuples are copied; an object with a ``__dict__`` (and no slot of its own) is made
     anew with its attributes copied. Like ``deepcopy``, an object reached twice is copied
-    once (aliases stay aliases). Anything else is left to ``copy.deepcopy``."""
+    once (aliases stay aliases). Anything else (a subclass of a container, an object with
+    slots) is left to ``copy.deepcopy``, with the same memo."""
     if isinstance(value, _SHARED):
         return value
     memo = {} if memo is None else memo
@@ -332,7 +334,7 @@ def clone(value: Any, memo: dict[int, Any] | None = None) -> Any:
         memo[id(value)] = made
         made.__dict__.update((key, clone(item, memo)) for key, item in vars(value).items())
     else:
-        made = copy.deepcopy(value)
+        made = copy.deepcopy(value, memo)  # the same memo: aliases through it stay aliases
     memo[id(value)] = made
     return made
 
@@ -344,8 +346,10 @@ def _plain_object(kind: type) -> bool:
     """Whether ``kind``'s instances keep their whole state in ``__dict__``."""
     plain = _PLAIN.get(kind)
     if plain is None:
-        plain = "__dict__" in dir(kind) and not any(
-            getattr(cls, "__slots__", ()) for cls in kind.__mro__
+        plain = (
+            "__dict__" in dir(kind)
+            and not issubclass(kind, (list, dict, set, tuple, frozenset))
+            and not any(getattr(cls, "__slots__", ()) for cls in kind.__mro__)
         )
         _PLAIN[kind] = plain
     return plain
@@ -366,6 +370,8 @@ class _Kept:
 # Aggregates kept per process, and for how long (seconds) after their last command.
 KEPT_AGGREGATES = 1024
 KEPT_AGGREGATE_SECONDS = 120.0
+# How long a patient forgotten here is remembered as such (longer than any command).
+FORGOTTEN_SECONDS = 600.0
 
 
 class EventStore:
@@ -379,11 +385,17 @@ class EventStore:
         snapshot_every: int = 50,
         keyring: KeyRing | None = None,
         kept_aggregates: int = KEPT_AGGREGATES,
+        kept_seconds: float = KEPT_AGGREGATE_SECONDS,
     ) -> None:
         self._pool = pool
         self._kept: RowMemo[_Kept] | None = (
-            RowMemo(kept_aggregates, KEPT_AGGREGATE_SECONDS) if kept_aggregates > 0 else None
+            RowMemo(kept_aggregates, kept_seconds) if kept_aggregates > 0 else None
         )
+        self._kept_seconds = kept_seconds
+        # Patients forgotten in this process lately: a command that committed just before
+        # their erasure does not keep their aggregate after it (``keep``).
+        self._forgotten: RowMemo[bool] = RowMemo(4096, FORGOTTEN_SECONDS)
+        self._purge: asyncio.TimerHandle | None = None
         self._snapshot_every = snapshot_every
         self._listeners: list[AppendListener] = []
         # Without a keyring (some tests and tools), identifying fields and free text are
@@ -698,7 +710,7 @@ class EventStore:
         self, aggregate_cls: type[A], stream_id: UUID, check: LoadCheck, *, use_kept: bool = True
     ) -> A:
         state_version = _state_version(aggregate_cls)
-        kept = self._take_kept(stream_id, state_version) if use_kept else None
+        kept, expires = self._take_kept(stream_id, state_version) if use_kept else (None, None)
         after = kept.aggregate.version if kept is not None else 0
         guard, params = check.sql(5)
         sql = _CHECKED_LOAD_SQL.format(check=guard)
@@ -707,8 +719,9 @@ class EventStore:
             rows = await c.fetch(sql, stream_id, state_version, after, last_event, *params)
         head, events = rows[0], rows[1:]
         if head["refused"] is not None:
-            if kept is not None and self._kept is not None:
-                self._kept.put(stream_id, kept)  # untouched: still the stream's state
+            if kept is not None and self._kept is not None and expires is not None:
+                # Untouched, still the stream's state, and as old as it was.
+                self._kept.put(stream_id, kept, expires_at=expires)
             raise check.refuse(head["refused"])
         if kept is not None and (head["kept_valid"] is not True or head["wrapped_key"] is None):
             # The stream is not the one kept (a restored database), or its patient was
@@ -723,11 +736,11 @@ class EventStore:
         records = self._decrypt_with(records, head["key_patient_id"], head["wrapped_key"])
         return await self._rebuild(aggregate_cls, stream_id, aggregate, records)
 
-    def _take_kept(self, stream_id: UUID, state_version: str) -> _Kept | None:
-        kept = self._kept.take(stream_id) if self._kept is not None else None
-        if kept is None or kept.state_version != state_version:
-            return None
-        return kept
+    def _take_kept(self, stream_id: UUID, state_version: str) -> tuple[_Kept | None, float | None]:
+        found = self._kept.take(stream_id) if self._kept is not None else None
+        if found is None or found[0].state_version != state_version:
+            return None, None
+        return found
 
     @property
     def kept_memo(self) -> RowMemo[_Kept] | None:
@@ -739,7 +752,11 @@ class EventStore:
         with the command's recorded events by ``keep``; None when nothing is kept."""
         if self._kept is None or self._keyring is None:
             return None  # without keys, no load could tell a forgotten patient's stream
-        copied: A = clone(aggregate)
+        try:
+            copied: A = clone(aggregate)
+        except Exception as exc:  # keeping is an optimisation: never fail the command
+            log.warning("aggregate not kept: copy failed error=%s", type(exc).__name__)
+            return None
         return copied
 
     def keep(self, before: Any, recorded: Sequence[RecordedEvent]) -> None:
@@ -749,24 +766,53 @@ class EventStore:
         kept version is still the last one applied here and whether its patient's key
         still exists; otherwise the kept aggregate is dropped and the stream is loaded
         from the database. Kept aggregates hold decrypted data: they are dropped when
-        their patient is forgotten here (``forget_kept``), expire after
-        KEPT_AGGREGATE_SECONDS, and go with every row memo when the database server is
-        replaced (services.row_memo)."""
+        their patient is forgotten here (``forget_kept``; nor is one kept after that by a
+        command that committed before the erasure), and removed ``kept_seconds`` after
+        they were kept (within a quarter of that again) by a timer, busy or not; they also go with
+        every row memo when the database server is replaced (services.row_memo). Called
+        after the commit: a failure here is logged and the aggregate is not kept."""
         if self._kept is None or not recorded:
             return
-        aggregate = before
-        for record in recorded:
-            aggregate = record.to_domain_event().mutate(aggregate)
         last = recorded[-1]
+        if self._forgotten.get(last.patient_id):
+            return
+        try:
+            aggregate = before
+            for record in recorded:
+                aggregate = record.to_domain_event().mutate(aggregate)
+        except Exception as exc:  # keeping is an optimisation: never fail the command
+            log.warning("aggregate not kept: replay failed error=%s", type(exc).__name__)
+            return
         if aggregate.version != last.stream_version:
             return
         self._kept.put(
             last.stream_id,
             _Kept(_state_version(type(aggregate)), last.patient_id, last.event_id, aggregate),
         )
+        self._purge_later()
+
+    def _purge_later(self) -> None:
+        """Drops expired kept aggregates when they expire, even if no command comes."""
+        if self._purge is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._purge = loop.call_later(self._kept_seconds / 4, self._purge_expired)
+
+    def _purge_expired(self) -> None:
+        self._purge = None
+        if self._kept is not None:
+            self._kept.drop_expired()
+            if len(self._kept):
+                self._purge_later()
 
     def forget_kept(self, patient_id: UUID) -> None:
-        """Drops every aggregate kept for ``patient_id`` (their erasure)."""
+        """Drops every aggregate kept for ``patient_id`` (their erasure), and keeps none
+        of theirs from now on in this process (for FORGOTTEN_SECONDS; later loads see
+        the destroyed key anyway)."""
+        self._forgotten.put(patient_id, True)
         if self._kept is not None:
             self._kept.discard_where(lambda kept: kept.patient_id == patient_id)
 

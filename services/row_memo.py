@@ -90,13 +90,22 @@ class RowMemo(Generic[V]):
         self.hits += 1
         return entry[1], entry[0]
 
-    def take(self, key: Hashable) -> V | None:
-        """The row, removed from the memo (its taker has it alone until it puts one
-        back), or None."""
-        found = self.get(key)
+    def take(self, key: Hashable) -> tuple[V, float] | None:
+        """The row and when its entry expires, removed from the memo (its taker has it
+        alone until it puts one back, with ``expires_at`` to keep that expiry), or None."""
+        found = self.get_expiring(key)
         if found is not None:
             del self._rows[key]
         return found
+
+    def drop_expired(self) -> int:
+        """Removes every expired entry now (not only when the memo is next used);
+        returns how many."""
+        now = self._clock()
+        gone = [key for key, (at, _) in self._rows.items() if at <= now]
+        for key in gone:
+            del self._rows[key]
+        return len(gone)
 
     def discard_where(self, drop: Callable[[V], bool]) -> int:
         """Removes every entry whose row ``drop`` accepts; returns how many."""

@@ -173,7 +173,10 @@ async def head(conn: Conn) -> tuple[int, bytes]:
 
 # A mark, made the first time it is read: one statement. The SELECT does not see the row
 # its own INSERT makes (one snapshot per statement), so a new row comes from RETURNING.
-# An existing row is a conflict, which inserts nothing and takes no transaction id.
+# An existing row is a conflict, which inserts nothing and takes no transaction id. Two
+# transactions making the same new mark at once would leave the second with no row (its
+# SELECT's snapshot predates the first's commit); every caller holds the sealer's
+# advisory lock (AUDIT_CHAIN_SEAL), so that cannot happen.
 _MARK_SQL = """WITH made AS (
     INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING
     RETURNING tx_id::text AS tx_id, position

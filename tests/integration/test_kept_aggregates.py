@@ -7,6 +7,7 @@ served from memory)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -167,7 +168,6 @@ async def test_a_patient_forgotten_elsewhere_is_never_served_from_memory(
         await keyring.destroy(conn, patient_id)
     loaded = await runtime.store.load(Patient, patient_id, check=allowed())
     assert loaded.given_name is None and loaded.family_name is None
-    assert kept(runtime).get(patient_id) is None
 
 
 async def test_forgetting_a_patient_here_drops_what_is_kept_for_them(runtime: Runtime) -> None:
@@ -208,3 +208,63 @@ async def test_nothing_is_kept_when_keeping_is_off(runtime: Runtime) -> None:
     assert store.kept_memo is None
     patient = await store.load(Patient, await enrolled(runtime))
     assert store.copy_for_keeping(patient) is None
+
+
+async def test_a_command_that_committed_just_before_an_erasure_here_keeps_nothing(
+    runtime: Runtime,
+) -> None:
+    """The erasure runs between the command's commit and its ``keep`` (here: from an
+    append listener, which the store awaits after the commit)."""
+    patient_id = await enrolled(runtime)
+    erased: list[UUID] = []
+
+    async def forget_after_the_next_commit(_position: Any) -> None:
+        if not erased:
+            erased.append(patient_id)
+            await forget_patient(
+                runtime.store, patient_id, reason="request", metadata=META, now=datetime.now(UTC)
+            )
+
+    runtime.store.on_append(forget_after_the_next_commit)
+    await execute(runtime, CONTACT, id=str(patient_id), minutes=5)
+    assert erased == [patient_id]
+    assert kept(runtime).discard_where(lambda k: k.patient_id == patient_id) == 0
+
+
+async def test_a_failure_to_keep_does_not_fail_the_committed_command(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient_id = await enrolled(runtime)
+    store = runtime.store
+    monkeypatch.setattr(store, "copy_for_keeping", lambda aggregate: object())  # unusable
+    answer = await execute(runtime, CONTACT, id=str(patient_id), minutes=5)
+    assert answer["__typename"] == "PatientPayload"
+    assert kept(runtime).get(patient_id) is None
+    contacts = (await from_database(runtime).load(Patient, patient_id)).contacts
+    assert [c.minutes for c in contacts] == [5]
+
+
+async def test_kept_aggregates_leave_memory_when_they_expire_even_if_no_command_comes(
+    runtime: Runtime,
+) -> None:
+    store = EventStore(runtime.pool, keyring=runtime.store.keyring, kept_seconds=0.2)
+    patient_id = await enrolled(runtime)
+    before = await store.load(Patient, patient_id)
+    copy = store.copy_for_keeping(before)
+    now = datetime.now(UTC)
+    before.log_contact(activity="contact", modality="phone", minutes=3, occurred_at=now, now=now)
+    events = before.collect_events()
+    recorded = await store.append(
+        stream_type="patient",
+        stream_id=patient_id,
+        patient_id=patient_id,
+        expected_version=before.version - len(events),
+        events=events,
+        metadata=META,
+        now=now,
+    )
+    store.keep(copy, recorded)
+    memo = store.kept_memo
+    assert memo is not None and len(memo) == 1
+    await asyncio.sleep(0.5)  # nothing uses the memo meanwhile
+    assert len(memo) == 0

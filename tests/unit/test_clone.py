@@ -69,3 +69,15 @@ def test_aliases_stay_aliases_and_unknown_objects_are_deep_copied() -> None:
     slotted = Slotted()
     other = clone([slotted])[0]
     assert other is not slotted and other.items == [1, 2] and other.items is not slotted.items
+
+
+def test_container_subclasses_and_slotted_objects_are_deep_copied_keeping_aliases() -> None:
+    from collections import OrderedDict
+
+    ordered = OrderedDict([("b", [1]), ("a", [2])])
+    copied = clone(ordered)
+    assert type(copied) is OrderedDict and list(copied.items()) == [("b", [1]), ("a", [2])]
+    assert copied["b"] is not ordered["b"]
+    slotted = Slotted()
+    pair = clone([slotted, slotted.items])
+    assert pair[0].items is pair[1] and pair[1] is not slotted.items

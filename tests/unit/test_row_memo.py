@@ -85,12 +85,28 @@ def test_a_new_server_start_time_empties_every_memo_and_the_same_one_does_not() 
 
 
 def test_a_taken_row_is_the_takers_alone_until_it_is_put_back() -> None:
-    memo: RowMemo[str] = RowMemo(capacity=4)
+    now = [0.0]
+    memo: RowMemo[str] = RowMemo(capacity=4, ttl_seconds=120, clock=lambda: now[0])
     memo.put("stream", "aggregate")
-    assert memo.take("stream") == "aggregate"
+    now[0] = 100.0
+    assert memo.take("stream") == ("aggregate", 120.0)
     assert memo.take("stream") is None and memo.get("stream") is None
+    memo.put("stream", "aggregate, untouched", expires_at=120.0)  # its old expiry kept
+    now[0] = 120.0
+    assert memo.get("stream") is None
     memo.put("stream", "aggregate, one command on")
     assert memo.get("stream") == "aggregate, one command on"
+
+
+def test_expired_rows_can_be_dropped_without_waiting_for_the_next_use() -> None:
+    now = [0.0]
+    memo: RowMemo[str] = RowMemo(capacity=4, ttl_seconds=10, clock=lambda: now[0])
+    memo.put("old", "row")
+    now[0] = 5.0
+    memo.put("young", "row")
+    now[0] = 10.0
+    assert memo.drop_expired() == 1 and len(memo) == 1
+    assert memo.get("young") == "row"
 
 
 def test_rows_are_discarded_by_what_they_hold() -> None:
