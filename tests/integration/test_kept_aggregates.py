@@ -268,3 +268,52 @@ async def test_kept_aggregates_leave_memory_when_they_expire_even_if_no_command_
     assert memo is not None and len(memo) == 1
     await asyncio.sleep(0.5)  # nothing uses the memo meanwhile
     assert len(memo) == 0
+
+
+async def test_two_commands_at_once_on_one_patient_leave_the_databases_state_kept(
+    runtime: Runtime,
+) -> None:
+    patient_id = await enrolled(runtime)
+    answers = await asyncio.gather(
+        *(execute(runtime, CONTACT, id=str(patient_id), minutes=m) for m in (4, 6))
+    )
+    # (A command retries once after a conflict, so two at once are both written.)
+    assert [a["__typename"] for a in answers] == ["PatientPayload"] * 2
+    truth = await from_database(runtime).load(Patient, patient_id)
+    assert sorted(c.minutes for c in truth.contacts) == [4, 6]
+    loaded = await runtime.store.load(Patient, patient_id, check=allowed())
+    assert loaded.snapshot_state() == truth.snapshot_state()
+
+
+async def test_a_snapshot_newer_than_the_kept_version_is_read_instead(runtime: Runtime) -> None:
+    patient_id = await enrolled(runtime)
+    held = kept(runtime).get(patient_id)
+    assert held is not None
+    other = EventStore(
+        runtime.pool, keyring=runtime.store.keyring, kept_aggregates=0, snapshot_every=1
+    )
+    now = datetime.now(UTC)
+    for minutes in (1, 2):
+        rival = await other.load(Patient, patient_id)  # saves a snapshot each time
+        rival.log_contact(
+            activity="contact", modality="phone", minutes=minutes, occurred_at=now, now=now
+        )
+        events = rival.collect_events()
+        await other.append(
+            stream_type="patient",
+            stream_id=patient_id,
+            patient_id=patient_id,
+            expected_version=rival.version - len(events),
+            events=events,
+            metadata=META,
+            now=now,
+        )
+    await other.load(Patient, patient_id)  # a snapshot at the last version
+    async with runtime.pool.acquire() as conn:
+        snapshot = await conn.fetchval(
+            "SELECT stream_version FROM snapshots WHERE stream_id = $1", patient_id
+        )
+    assert snapshot == held.aggregate.version + 2
+    loaded = await runtime.store.load(Patient, patient_id, check=allowed())
+    assert [c.minutes for c in loaded.contacts] == [1, 2]
+    assert loaded.snapshot_state() == (await other.load(Patient, patient_id)).snapshot_state()
