@@ -317,3 +317,35 @@ async def test_a_snapshot_newer_than_the_kept_version_is_read_instead(runtime: R
     loaded = await runtime.store.load(Patient, patient_id, check=allowed())
     assert [c.minutes for c in loaded.contacts] == [1, 2]
     assert loaded.snapshot_state() == (await other.load(Patient, patient_id)).snapshot_state()
+
+
+CREATE_PLAN = """mutation ($id: UUID!) { createCarePlan(input: {patientId: $id}) {
+  __typename ... on CarePlanPayload { carePlan { id } } } }"""
+ADD_GOAL = """mutation ($plan: UUID!, $goal: String!) { addGoal(input: {carePlanId: $plan,
+  description: $goal}) { __typename ... on CarePlanPayload {
+  carePlan { goals { description } } } } }"""
+
+
+async def test_a_care_plan_is_kept_between_commands_too_and_is_the_databases(
+    runtime: Runtime,
+) -> None:
+    from domain.care_plan import CarePlan
+
+    patient_id = await enrolled(runtime)
+    created = await execute(runtime, CREATE_PLAN, id=str(patient_id))
+    plan_id = UUID(created["carePlan"]["id"])
+    memo = kept(runtime)
+    hits = memo.hits
+    for goal in ("Walk daily", "Sleep by eleven", "Call my sister"):
+        answer = await execute(runtime, ADD_GOAL, plan=str(plan_id), goal=goal)
+        assert answer["__typename"] == "CarePlanPayload", answer
+    assert [g["description"] for g in answer["carePlan"]["goals"]] == [
+        "Walk daily",
+        "Sleep by eleven",
+        "Call my sister",
+    ]
+    assert memo.hits - hits == 2  # the first goal's load had nothing kept (a creation)
+    held = memo.get(plan_id)
+    assert held is not None
+    truth = await from_database(runtime).load(CarePlan, plan_id)
+    assert held.aggregate.snapshot_state() == truth.snapshot_state()
