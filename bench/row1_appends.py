@@ -485,12 +485,14 @@ def _writers(n: int) -> str:
     return f"{n} writer" if n == 1 else f"{n} writers"
 
 
-LIMITS = """The writers' own Python on the bench process's one core: building each event's record
-and arguments, asyncpg's encoding and the asyncio transport (see the profile);
-PostgreSQL is not the limit. The library baseline runs its recorder in threads, so the
-ratio also moves with how the two share that core: its own figure moved by a factor of
-two between runs on 2026-12-05, when both targets were met (3.95x and 0.64x, medians of
-3 runs; docs/performance.md)."""
+LIMITS = """The writers' own Python on the bench process's one core (building each event's
+record and arguments, asyncpg's encoding and the asyncio transport; see the profile) and
+PostgreSQL's CPU per append on its core: about 0.85 of it in both careteam's and the raw
+baseline's runs. Since 2026-12-07 one event is appended with plain parameters instead of
+one-element arrays through unnest, about a fifth less of PostgreSQL's CPU per event. The
+library baseline runs its recorder in threads, so the ratio also moves with how the two
+share that core: its own figure moved by a factor of two between runs on 2026-12-05,
+when both targets were met (3.95x and 0.64x, medians of 3 runs; docs/performance.md)."""
 
 
 SPEC = RowSpec(

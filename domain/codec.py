@@ -37,6 +37,13 @@ _JSON_SCALARS: Final = (str, int, float, bool)
 
 def encode_value(value: Any) -> Any:
     """A value as plain JSON; refuses a naive datetime and anything it cannot store."""
+    # The usual exact types first, by identity (an event's fields are mostly these);
+    # subclasses (an enum member, a str subclass) take the checks below.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is UUID:
+        return str(value)
     if isinstance(value, enum.Enum):
         return encode_value(value.value)
     if value is None or isinstance(value, bool | int | float):

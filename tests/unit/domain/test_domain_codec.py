@@ -190,3 +190,25 @@ def test_snapshots_written_before_restore_to_an_equal_state(stored: dict[str, An
     again = json.loads(json.dumps(restored.snapshot_state()))
     assert again == stored["state"]
     assert cls.from_snapshot_state(again) == restored  # type: ignore[attr-defined]
+
+
+def test_exact_types_and_their_subclasses_encode_as_before() -> None:
+    import enum
+
+    from domain.codec import encode_value as encode
+
+    class Colour(enum.StrEnum):
+        RED = "red"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Name(str):
+        pass
+
+    assert encode(True) is True and encode(0) == 0 and encode(1.5) == 1.5
+    assert encode(None) is None and encode("text") == "text"
+    assert encode(UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert encode(Colour.RED) == "red" and type(encode(Colour.RED)) is str
+    assert encode(Level.HIGH) == 3 and type(encode(Level.HIGH)) is int
+    assert type(encode(Name("x"))) is str
