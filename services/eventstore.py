@@ -191,7 +191,14 @@ _COLUMNS = """position, tx_id::text::bigint AS tx_id, event_id, stream_id, strea
     stream_version, patient_id, event_type, event_version, payload, metadata,
     occurred_at, recorded_at"""
 
-_APPEND_SQL = """
+# The append: the stream's row when it is new, the idempotency key when there is one
+# (against the last event), and the events, returning what the database assigned, read
+# back by index in ``append``: 0 stream_version, 1 position, 2 tx_id, 3 recorded_at.
+# Several events go in as arrays through unnest. One event (most commands) goes in with
+# plain parameters and VALUES, which cost PostgreSQL 7-28% less CPU per event and made
+# 11-36% more appends a second with 16 writers (bench row 1's workload,
+# docs/performance.md). Same parameter numbers in both.
+_APPEND_TEMPLATE = """
 WITH new_stream AS (
     INSERT INTO streams (stream_id, stream_type, patient_id)
     SELECT $2, $3, $5 WHERE $11::boolean
@@ -199,18 +206,25 @@ WITH new_stream AS (
 ), idempotency AS (
     INSERT INTO idempotency_keys (actor_id, key, fingerprint, operation, stream_id,
                                   patient_id, last_event_id, created_id)
-    SELECT $12, $13, $14, $15, $2, $5, ($1::uuid[])[cardinality($1::uuid[])], $16
+    SELECT $12, $13, $14, $15, $2, $5, {last_event}, $16
     WHERE $12::uuid IS NOT NULL
 )
 INSERT INTO events (event_id, stream_id, stream_type, stream_version, patient_id,
                     event_type, event_version, payload, metadata, occurred_at)
-SELECT u.event_id, $2, $3, u.stream_version, $5, u.event_type, u.event_version,
+{rows}
+RETURNING stream_version, position, tx_id::text::bigint AS tx_id, recorded_at
+"""
+_APPEND_SQL = _APPEND_TEMPLATE.format(
+    last_event="($1::uuid[])[cardinality($1::uuid[])]",
+    rows="""SELECT u.event_id, $2, $3, u.stream_version, $5, u.event_type, u.event_version,
        u.payload, $9, u.occurred_at
 FROM unnest($1::uuid[], $4::integer[], $6::text[], $7::integer[], $8::jsonb[],
             $10::timestamptz[])
-     AS u(event_id, stream_version, event_type, event_version, payload, occurred_at)
-RETURNING stream_version, position, tx_id::text::bigint AS tx_id, recorded_at
-"""  # read back by index in ``append``: 0 stream_version, 1 position, 2 tx_id, 3 recorded_at
+     AS u(event_id, stream_version, event_type, event_version, payload, occurred_at)""",
+)
+_APPEND_ONE_SQL = _APPEND_TEMPLATE.format(
+    last_event="$1::uuid", rows="VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
 
 # ORDER BY names the table's columns: a bare ``tx_id`` would be the bigint output column,
 # which no index has, so every page would scan and sort the rest of the log. Same order
@@ -220,27 +234,6 @@ WHERE (tx_id, position) > ($1::text::xid8, $2::bigint)
   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY events.tx_id, events.position
 LIMIT $3
-"""
-
-# One event (most commands): the same statement with plain parameters instead of arrays
-# through unnest, which cost PostgreSQL 7-28% less CPU per event and made 11-36% more
-# appends a second with 16 writers (bench row 1's workload, docs/performance.md). Same
-# parameter numbers; same columns back.
-_APPEND_ONE_SQL = """
-WITH new_stream AS (
-    INSERT INTO streams (stream_id, stream_type, patient_id)
-    SELECT $2, $3, $5 WHERE $11::boolean
-    RETURNING stream_id
-), idempotency AS (
-    INSERT INTO idempotency_keys (actor_id, key, fingerprint, operation, stream_id,
-                                  patient_id, last_event_id, created_id)
-    SELECT $12, $13, $14, $15, $2, $5, $1::uuid, $16
-    WHERE $12::uuid IS NOT NULL
-)
-INSERT INTO events (event_id, stream_id, stream_type, stream_version, patient_id,
-                    event_type, event_version, payload, metadata, occurred_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-RETURNING stream_version, position, tx_id::text::bigint AS tx_id, recorded_at
 """
 
 _READ_LOG_SQL = f"SELECT {_COLUMNS} {_LOG_PAGE}"

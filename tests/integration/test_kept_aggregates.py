@@ -63,6 +63,34 @@ def from_database(runtime: Runtime) -> EventStore:
     return EventStore(runtime.pool, keyring=runtime.store.keyring, kept_aggregates=0)
 
 
+async def contact_through(
+    store: EventStore, patient_id: UUID, minutes: int, *, keep: bool = False
+) -> int:
+    """Loads the patient from ``store``, logs a contact and appends it there (a writer
+    other than the runtime's own); with ``keep``, ``store`` keeps the aggregate as a
+    command would. Returns the version the patient had before."""
+    now = datetime.now(UTC)
+    patient = await store.load(Patient, patient_id)
+    before = patient.version
+    copied = store.copy_for_keeping(patient) if keep else None
+    patient.log_contact(
+        activity="contact", modality="phone", minutes=minutes, occurred_at=now, now=now
+    )
+    events = patient.collect_events()
+    recorded = await store.append(
+        stream_type="patient",
+        stream_id=patient_id,
+        patient_id=patient_id,
+        expected_version=before,
+        events=events,
+        metadata=META,
+        now=now,
+    )
+    if copied is not None:
+        store.keep(copied, recorded)
+    return before
+
+
 def kept(runtime: Runtime) -> Any:
     memo = runtime.store.kept_memo
     assert memo is not None
@@ -97,20 +125,7 @@ async def test_another_writers_events_are_read_after_the_kept_version(
 ) -> None:
     patient_id = await enrolled(runtime)
     other = from_database(runtime)
-    now = datetime.now(UTC)
-    rival = await other.load(Patient, patient_id)
-    start = rival.version
-    rival.log_contact(activity="contact", modality="phone", minutes=7, occurred_at=now, now=now)
-    events = rival.collect_events()
-    await other.append(
-        stream_type="patient",
-        stream_id=patient_id,
-        patient_id=patient_id,
-        expected_version=rival.version - len(events),
-        events=events,
-        metadata=META,
-        now=now,
-    )
+    start = await contact_through(other, patient_id, 7)
     hits = kept(runtime).hits
     loaded = await runtime.store.load(Patient, patient_id, check=allowed())
     assert kept(runtime).hits == hits + 1
@@ -134,19 +149,7 @@ async def test_a_stream_that_differs_at_the_kept_version_is_loaded_from_the_data
             "DELETE FROM events WHERE stream_id = $1 AND stream_version = $2", patient_id, last
         )
     other = from_database(runtime)
-    now = datetime.now(UTC)
-    rival = await other.load(Patient, patient_id)
-    rival.log_contact(activity="contact", modality="phone", minutes=2, occurred_at=now, now=now)
-    events = rival.collect_events()
-    await other.append(
-        stream_type="patient",
-        stream_id=patient_id,
-        patient_id=patient_id,
-        expected_version=last - 1,
-        events=events,
-        metadata=META,
-        now=now,
-    )
+    assert await contact_through(other, patient_id, 2) == last - 1
     loaded = await runtime.store.load(Patient, patient_id, check=allowed())
     truth = await other.load(Patient, patient_id)
     assert loaded.version == truth.version == last
@@ -249,21 +252,7 @@ async def test_kept_aggregates_leave_memory_when_they_expire_even_if_no_command_
 ) -> None:
     store = EventStore(runtime.pool, keyring=runtime.store.keyring, kept_seconds=0.2)
     patient_id = await enrolled(runtime)
-    before = await store.load(Patient, patient_id)
-    copy = store.copy_for_keeping(before)
-    now = datetime.now(UTC)
-    before.log_contact(activity="contact", modality="phone", minutes=3, occurred_at=now, now=now)
-    events = before.collect_events()
-    recorded = await store.append(
-        stream_type="patient",
-        stream_id=patient_id,
-        patient_id=patient_id,
-        expected_version=before.version - len(events),
-        events=events,
-        metadata=META,
-        now=now,
-    )
-    store.keep(copy, recorded)
+    await contact_through(store, patient_id, 3, keep=True)
     memo = store.kept_memo
     assert memo is not None and len(memo) == 1
     await asyncio.sleep(0.5)  # nothing uses the memo meanwhile
@@ -292,22 +281,8 @@ async def test_a_snapshot_newer_than_the_kept_version_is_read_instead(runtime: R
     other = EventStore(
         runtime.pool, keyring=runtime.store.keyring, kept_aggregates=0, snapshot_every=1
     )
-    now = datetime.now(UTC)
     for minutes in (1, 2):
-        rival = await other.load(Patient, patient_id)  # saves a snapshot each time
-        rival.log_contact(
-            activity="contact", modality="phone", minutes=minutes, occurred_at=now, now=now
-        )
-        events = rival.collect_events()
-        await other.append(
-            stream_type="patient",
-            stream_id=patient_id,
-            patient_id=patient_id,
-            expected_version=rival.version - len(events),
-            events=events,
-            metadata=META,
-            now=now,
-        )
+        await contact_through(other, patient_id, minutes)  # its load saves a snapshot
     await other.load(Patient, patient_id)  # a snapshot at the last version
     async with runtime.pool.acquire() as conn:
         snapshot = await conn.fetchval(
