@@ -95,6 +95,10 @@ class ProjectionRunner:
             for p in self._projections
             for k in range(partitions)
         }
+        # Each read model's checkpoint name in each partition: [projection index][k].
+        self._name_of: list[list[str]] = [
+            [parts.checkpoint_name(p.name, k) for k in range(partitions)] for p in self._projections
+        ]
         self._names_in: dict[int, list[str]] = {
             k: [parts.checkpoint_name(p.name, k) for p in self._projections]
             for k in range(partitions)
@@ -139,7 +143,7 @@ class ProjectionRunner:
 
     def _names(self, partitions: Collection[int] | None = None) -> list[str]:
         chosen = range(self._count) if partitions is None else sorted(partitions)
-        return [parts.checkpoint_name(p.name, k) for p in self._projections for k in chosen]
+        return [names[k] for names in self._name_of for k in chosen]
 
     async def prepare(self) -> None:
         """Fixes or checks the partition count (``PartitionCountError`` on a mismatch)."""
@@ -221,9 +225,9 @@ class ProjectionRunner:
                 current = await self._read_checkpoints(conn, chosen)
             # start -> projection -> partitions at that start
             groups: dict[LogPosition, dict[int, set[int]]] = {}
-            for index, projection in enumerate(self._projections):
+            for index, names in enumerate(self._name_of):
                 for k in chosen:
-                    start = current[parts.checkpoint_name(projection.name, k)]
+                    start = current[names[k]]
                     groups.setdefault(start, {}).setdefault(index, set()).add(k)
             # Every group's events are read before any is applied, so a projection that
             # needs a strong lock for part of the page takes it first (LocksFirst).
@@ -254,7 +258,7 @@ class ProjectionRunner:
             # in the last group's batched write statement (or on its own), counted.
             for start, group, _, last in pages:
                 moved.extend(
-                    (parts.checkpoint_name(self._projections[index].name, k), start, last)
+                    (self._name_of[index][k], start, last)
                     for index, ks in group.items()
                     for k in ks
                 )
@@ -591,7 +595,29 @@ def _holds(partitions: frozenset[int], count: int, patient_id: UUID) -> bool:
 
 def _move_checkpoints(moved: Sequence[tuple[str, LogPosition, LogPosition]]) -> Statement:
     """The conditional move of checkpoints ``(name, from, to)``: a row moves only from
-    where the page started, so one moved meanwhile by another runner is not counted."""
+    where the page started, so one moved meanwhile by another runner is not counted.
+
+    When every one moves from one place to one place (a page of one group: the usual
+    case), the positions are single parameters and only the names an array: a page of
+    ten read models in 16 partitions then sends 160 names instead of 800 array elements
+    (about 0.2 ms less of the projector's CPU and 0.15 ms of PostgreSQL's a page)."""
+    (before, after), *others = {(b, a) for _, b, a in moved}
+    if not others:
+        return Statement(
+            lambda f: (
+                f"""UPDATE checkpoints SET tx_id = ${f + 1}::text::xid8,
+                      position = ${f + 2}, updated_at = now()
+               WHERE name = ANY(${f}::text[]) AND tx_id = ${f + 3}::text::xid8
+                 AND position = ${f + 4}"""
+            ),
+            [
+                [name for name, _, _ in moved],
+                str(after.tx_id),
+                after.position,
+                str(before.tx_id),
+                before.position,
+            ],
+        )
     return Statement(
         lambda f: (
             f"""UPDATE checkpoints c SET tx_id = m.new_tx::text::xid8,

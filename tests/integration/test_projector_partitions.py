@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from projections.base import Batched
 from projections.registry import all_projections, projection_tables
 from services.application import Application
 from services.crypto import KeyRing
@@ -260,6 +261,30 @@ async def test_a_runner_whose_checkpoints_another_moved_applies_nothing_twice(
     await first.catch_up()
     async with store.pool.acquire() as conn:
         assert await _dump(conn) == live
+
+
+async def test_a_page_without_batched_read_models_is_refused_whole_when_moved_meanwhile(
+    store: EventStore,
+) -> None:
+    """The same for a runner of read models that are not batched: its checkpoints move in
+    a statement of their own, which must also find every one where the page started."""
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    unbatched = [p for p in all_projections() if not isinstance(p, Batched)]
+    assert unbatched
+    first = ProjectionRunner(store, unbatched, partitions=4, page_size=5)
+    other = ProjectionRunner(store, unbatched, partitions=4, page_size=7)
+    async with store.pool.acquire() as conn:
+        assert await first.step(conn, remembered=True) == 5
+        assert await other.step(conn) == 7
+        before = await conn.fetch("SELECT name, tx_id, position FROM checkpoints ORDER BY name")
+        with pytest.raises(StaleCheckpointError):
+            await first.step(conn, remembered=True)
+        after = await conn.fetch("SELECT name, tx_id, position FROM checkpoints ORDER BY name")
+        assert after == before
+        while await first.step(conn, remembered=True):
+            pass
+    head = await store.head()
+    assert all(first.position(p.name) == head for p in unbatched)
 
 
 async def test_read_your_writes_waiters_are_released_in_order_of_their_positions(
