@@ -78,6 +78,17 @@ class Batched(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchedMostly(Batched, Protocol):
+    """A ``Batched`` projection that some pages cannot go through ``reads`` and
+    ``writes`` (the registry's zone change, which locks a table and derives rows again):
+    for those the runner calls its ``apply`` instead, in the same transaction."""
+
+    def batches(self, events: Sequence[RecordedEvent]) -> bool:
+        """Whether ``events`` can be applied through ``reads`` and ``writes``."""
+        ...
+
+
 async def apply_batched(conn: Conn, projection: Batched, events: Sequence[RecordedEvent]) -> None:
     """``projection``'s page on its own: its read, then its writes in one statement."""
     read = projection.reads(events)

@@ -57,6 +57,7 @@ from domain.rules import flags as flag_rules
 from domain.rules import outcomes as outcome_rules
 from domain.rules.flags import EpisodeStatus, FlagKind, RegistrySnapshot
 from domain.rules.treatment import TreatmentAction, decide_treatment
+from projections.base import Statement
 from projections.clinic_calendar import (
     CLINIC_ZONE,
     day_of,
@@ -870,6 +871,48 @@ class ZonedRegistryProjection:
         if any(_zone_change(e) for e in events):
             await _lock_zones(conn)
 
+    def batches(self, events: Sequence[RecordedEvent]) -> bool:
+        """A page without a zone change goes through ``reads`` and ``writes`` with the
+        other read models' (projections/base.py, ``BatchedMostly``); one with a zone
+        change through ``apply``, which locks the zones table and derives rows again."""
+        return not any(_zone_change(e) for e in events)
+
+    def reads(self, events: Sequence[RecordedEvent]) -> Statement | None:
+        """The rows ``events`` touch, and every organisation's zone as a row with a NULL
+        key, read ``FOR SHARE`` as ``apply`` reads them (the table's ROW SHARE lock holds
+        back a zone change in another projector transaction until this one commits)."""
+        rows = self.rows.reads(events)
+        if rows is None:
+            return None
+        return Statement(
+            lambda n: (
+                f"""SELECT key, doc FROM ({rows.render(n)}) d
+                UNION ALL
+                SELECT NULL::uuid, jsonb_build_object(
+                    'organisation_id', organisation_id, 'time_zone', time_zone)
+                FROM (SELECT organisation_id, time_zone FROM {ZONES_TABLE} FOR SHARE) z"""
+            ),
+            rows.args,
+        )
+
+    def writes(self, events: Sequence[RecordedEvent], rows: Sequence[Any]) -> list[Statement]:
+        zones = {
+            UUID(r["doc"]["organisation_id"]): r["doc"]["time_zone"]
+            for r in rows
+            if r["key"] is None
+        }
+        documents = [r for r in rows if r["key"] is not None]
+        return self._zoned(zones).writes(events, documents)
+
+    def _zoned(self, zones: Mapping[UUID, str]) -> KeyedDocumentProjection:
+        """The rows' projection deriving each row in its organisation's zone."""
+        named = {organisation: zone_named(zone) for organisation, zone in zones.items()}
+
+        def derive(doc: Doc) -> dict[str, Any]:
+            return derive_columns(doc, named.get(UUID(doc["organisation_id"]), CLINIC_ZONE))
+
+        return replace(self.rows, derive=derive)
+
     async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
         # The last zone each organisation recorded in this batch.
         changed: dict[UUID, str] = {
@@ -889,17 +932,14 @@ class ZonedRegistryProjection:
         # FOR SHARE: a zone change by another projector transaction (another partition's
         # worker) is waited for and read, never overtaken by rows derived in the old zone;
         # its table lock above waits for this transaction in turn.
-        zones = {
-            r["organisation_id"]: zone_named(r["time_zone"])
-            for r in await conn.fetch(
-                f"SELECT organisation_id, time_zone FROM {ZONES_TABLE} FOR SHARE"
-            )
-        }
-
-        def derive(doc: Doc) -> dict[str, Any]:
-            return derive_columns(doc, zones.get(UUID(doc["organisation_id"]), CLINIC_ZONE))
-
-        zoned = replace(self.rows, derive=derive)
+        zoned = self._zoned(
+            {
+                r["organisation_id"]: r["time_zone"]
+                for r in await conn.fetch(
+                    f"SELECT organisation_id, time_zone FROM {ZONES_TABLE} FOR SHARE"
+                )
+            }
+        )
         await zoned.apply(conn, events)
         if changed:
             again = await conn.fetch(

@@ -29,12 +29,14 @@ import itertools
 import logging
 import time
 from collections.abc import Collection, Sequence
+from typing import cast
 from uuid import UUID
 
 import asyncpg
 
 from projections.base import (
     Batched,
+    BatchedMostly,
     LocksFirst,
     Projection,
     Statement,
@@ -95,6 +97,11 @@ class ProjectionRunner:
             for p in self._projections
             for k in range(partitions)
         }
+        # Per read model: whether it is Batched, and whether only some pages (its own
+        # ``batches`` says which; the others through its ``apply``). Decided once: a
+        # protocol check costs microseconds, and a page would make ten of them.
+        self._batched = [isinstance(p, Batched) for p in self._projections]
+        self._mostly = [isinstance(p, BatchedMostly) for p in self._projections]
         # Each read model's checkpoint name in each partition: [projection index][k].
         self._name_of: list[list[str]] = [
             [parts.checkpoint_name(p.name, k) for k in range(partitions)] for p in self._projections
@@ -140,6 +147,12 @@ class ProjectionRunner:
         return min(
             self._positions.get(parts.checkpoint_name(name, p), START) for p in range(self._count)
         )
+
+    def _batches(self, index: int, events: Sequence[RecordedEvent]) -> bool:
+        """Whether read model ``index`` takes ``events`` batched with the others."""
+        if self._mostly[index]:
+            return cast(BatchedMostly, self._projections[index]).batches(events)
+        return self._batched[index]
 
     def _names(self, partitions: Collection[int] | None = None) -> list[str]:
         chosen = range(self._count) if partitions is None else sorted(partitions)
@@ -274,8 +287,8 @@ class ProjectionRunner:
                     if key not in owned:
                         owned[key] = _of(events, ks, self._count)
                     own = owned[key]
-                    if own and isinstance(projection, Batched):
-                        batched.append((projection, own))
+                    if own and self._batches(index, own):
+                        batched.append((cast(Batched, projection), own))
                     elif own:
                         await projection.apply(conn, own)
                 if batched:
