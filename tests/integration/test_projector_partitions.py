@@ -287,6 +287,29 @@ async def test_a_page_without_batched_read_models_is_refused_whole_when_moved_me
     assert all(first.position(p.name) == head for p in unbatched)
 
 
+async def test_a_workers_session_setting_does_not_outlive_its_connections_lease(
+    store: EventStore,
+) -> None:
+    """A worker plans its pages' statements generically (a setting of its session); the
+    connection goes back to the pool with the server's default again."""
+    await seed_caseload(Application(store), TEAM, patients=2, now=datetime.now(UTC))
+    runner = ProjectionRunner(store, all_projections(), partitions=4)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    await _until(lambda: runner.slot is not None and runner.owned == frozenset(range(4)))
+    head = await store.head()
+    await _until(lambda: all(runner.position(p.name) == head for p in all_projections()))
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    conns = [await store.pool.acquire() for _ in range(store.pool.get_max_size())]
+    try:
+        modes = {await c.fetchval("SHOW plan_cache_mode") for c in conns}
+    finally:
+        for c in conns:
+            await store.pool.release(c)
+    assert modes == {"auto"}
+
+
 async def test_read_your_writes_waiters_are_released_in_order_of_their_positions(
     store: EventStore,
 ) -> None:
