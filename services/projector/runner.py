@@ -102,6 +102,7 @@ class ProjectionRunner:
         # protocol check costs microseconds, and a page would make ten of them.
         self._batched = [isinstance(p, Batched) for p in self._projections]
         self._mostly = [isinstance(p, BatchedMostly) for p in self._projections]
+        self._locks_first = [p for p in self._projections if isinstance(p, LocksFirst)]
         # Each read model's checkpoint name in each partition: [projection index][k].
         self._name_of: list[list[str]] = [
             [parts.checkpoint_name(p.name, k) for k in range(partitions)] for p in self._projections
@@ -264,9 +265,8 @@ class ProjectionRunner:
                 {e.position: e for _, _, events, _ in pages for e in events}.values(),
                 key=lambda e: e.log_position,
             )
-            for projection in self._projections:
-                if whole and isinstance(projection, LocksFirst):
-                    await projection.lock_first(conn, whole)
+            for locker in self._locks_first if whole else ():
+                await locker.lock_first(conn, whole)
             # Every checkpoint of a group moves to its page's last event, conditionally:
             # in the last group's batched write statement (or on its own), counted.
             for start, group, _, last in pages:
