@@ -385,8 +385,9 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     transaction). asyncpg's default sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
     UNLISTEN *; RESET ALL`` every time: one more round trip for every acquire, a sixth of
     a command's work in bench row 4. careteam keeps no session state (no LISTEN, no
-    session SET, cursors only inside transactions) except the leases marked by
-    ``holds_session_state``, so only those connections get the full reset."""
+    session SET, cursors only inside transactions) except on the connections marked by
+    ``holds_session_state`` (a lease's advisory locks; the projector worker's generic
+    plans), so only those connections get the full reset."""
     if conn in _HOLDS_SESSION_STATE:
         _HOLDS_SESSION_STATE.discard(conn)
         query = conn.get_reset_query()
