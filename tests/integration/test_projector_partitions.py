@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -263,6 +264,24 @@ async def test_a_runner_whose_checkpoints_another_moved_applies_nothing_twice(
         assert await _dump(conn) == live
 
 
+async def test_a_page_is_refused_whole_when_another_runner_moved_one_partition_meanwhile(
+    store: EventStore,
+) -> None:
+    """Every other checkpoint is where the page started: moving them all but one's is
+    still a stale page, refused whole."""
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    first = ProjectionRunner(store, all_projections(), partitions=4, page_size=5)
+    other = ProjectionRunner(store, all_projections(), partitions=4, page_size=7)
+    async with store.pool.acquire() as conn:
+        assert await first.step(conn, remembered=True) == 5
+        assert await other.step(conn, partitions={2}) > 0
+        before = await conn.fetch("SELECT name, tx_id, position FROM checkpoints ORDER BY name")
+        with pytest.raises(StaleCheckpointError):
+            await first.step(conn, remembered=True)
+        after = await conn.fetch("SELECT name, tx_id, position FROM checkpoints ORDER BY name")
+        assert after == before
+
+
 async def test_a_page_without_batched_read_models_is_refused_whole_when_moved_meanwhile(
     store: EventStore,
 ) -> None:
@@ -293,7 +312,20 @@ async def test_a_workers_session_setting_does_not_outlive_its_connections_lease(
     """A worker plans its pages' statements generically (a setting of its session); the
     connection goes back to the pool with the server's default again."""
     await seed_caseload(Application(store), TEAM, patients=2, now=datetime.now(UTC))
-    runner = ProjectionRunner(store, all_projections(), partitions=4)
+    sent: list[str] = []
+
+    class Observed(ProjectionRunner):
+        async def _work(self, conn: Any, stop: asyncio.Event) -> None:
+            def logger(record: Any) -> None:
+                sent.append(record.query)
+
+            conn.add_query_logger(logger)
+            try:
+                await super()._work(conn, stop)
+            finally:
+                conn.remove_query_logger(logger)
+
+    runner = Observed(store, all_projections(), partitions=4)
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     await _until(lambda: runner.slot is not None and runner.owned == frozenset(range(4)))
@@ -301,6 +333,7 @@ async def test_a_workers_session_setting_does_not_outlive_its_connections_lease(
     await _until(lambda: all(runner.position(p.name) == head for p in all_projections()))
     stop.set()
     await asyncio.wait_for(task, 30)
+    assert sent[0] == "SET plan_cache_mode = force_generic_plan"
     conns = [await store.pool.acquire() for _ in range(store.pool.get_max_size())]
     try:
         modes = {await c.fetchval("SHOW plan_cache_mode") for c in conns}

@@ -195,6 +195,45 @@ async def test_a_first_zone_applied_beside_another_partitions_write_loses_neithe
     assert (await _onsets(clinic))[str(pid)] == LOCAL_ONSET
 
 
+@pytest.mark.parametrize("with_others", [False, True], ids=["alone", "with_patient_view"])
+async def test_a_first_zone_waits_for_a_batched_registry_page_too(
+    clinic: Clinic, with_others: bool
+) -> None:
+    """The same race when the contact goes through the runner's shared read and write
+    (the registry batched, alone or with another read model in the ``UNION ALL``): the
+    zones read ``FOR SHARE`` in the shared read holds the zone change back until the
+    contact's transaction commits, so the row ends with the contact and in the new zone."""
+    from projections.base import apply_batched_together
+    from projections.caseload import projection as registry
+    from projections.patient_view import projection as patient_view
+
+    pid, contact, zone = await _contact_then_first_zone(clinic)
+
+    pool = clinic.runtime.pool
+    async with pool.acquire() as first, pool.acquire() as second:
+        patient_tx = first.transaction()
+        await patient_tx.start()
+        pages: list[Any] = [(registry, [contact])]
+        if with_others:
+            pages.insert(0, (patient_view, [contact]))
+        await apply_batched_together(first, pages)
+
+        async def zone_change() -> None:
+            async with second.transaction():
+                await registry.lock_first(second, [zone])
+                await registry.apply(second, [zone])
+
+        running = asyncio.create_task(zone_change())
+        await asyncio.sleep(0.7)  # the zone change reaches its table lock
+        held_back = not running.done()
+        await patient_tx.commit()
+        await asyncio.wait_for(running, 30)
+        doc = await first.fetchval("SELECT doc FROM rm_registry WHERE key = $1", pid)
+    assert held_back, "the zone change did not wait for the batched page's transaction"
+    assert doc["last_contact_at"] is not None, "the contact is not overwritten"
+    assert (await _onsets(clinic))[str(pid)] == LOCAL_ONSET
+
+
 async def test_two_pages_each_ending_in_a_zone_change_do_not_deadlock(clinic: Clinic) -> None:
     """Two partitions' workers, each applying a page whose first group is a patient's
     contact and whose second group is a zone change, in one transaction each, as the
