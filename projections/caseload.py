@@ -41,6 +41,7 @@ the last contact with the patient.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
@@ -477,6 +478,33 @@ def _last_fact_day(snapshot: RegistrySnapshot) -> date:
     return max([FLAG_RULES_START, *days])
 
 
+# The rules' onsets are a function of the snapshot alone (``evaluate_flags`` is pure), and
+# most events change nothing a flag reads (a care-team change, a task, a note): the
+# bisection, some 40-60 evaluations of the rules, is remembered per snapshot (equal
+# snapshots, equal onsets), for a bounded number of them. A tuple, so no caller can
+# change what the next one gets.
+@functools.lru_cache(maxsize=8192)
+def _rule_onsets(snapshot: RegistrySnapshot) -> tuple[tuple[str, date | None], ...]:
+    onsets: dict[str, date | None] = {}
+    first = evaluation_day(snapshot, FLAG_RULES_START)
+    last = max(first, _last_fact_day(snapshot)) + ONSET_HORIZON
+    at_first = _kinds_on(snapshot, first)
+    at_last = _kinds_on(snapshot, last)
+    for kind in FlagKind:
+        if kind.value in at_first:
+            onsets[kind.value] = ALWAYS
+        elif kind.value in at_last:
+            low, high = first, last  # not raised on ``low``, raised on ``high``
+            while (high - low).days > 1:
+                middle = low + timedelta(days=(high - low).days // 2)
+                if kind.value in _kinds_on(snapshot, middle):
+                    high = middle
+                else:
+                    low = middle
+            onsets[kind.value] = high
+    return tuple(onsets.items())
+
+
 def flag_onsets(doc: Doc, snapshot: RegistrySnapshot | None = None) -> dict[str, date | None]:
     """Per flag kind, the first day it is raised given the stored facts (``ALWAYS`` when
     raised from the first day evaluated; None when never, as long as nothing changes).
@@ -487,22 +515,7 @@ def flag_onsets(doc: Doc, snapshot: RegistrySnapshot | None = None) -> dict[str,
     onsets: dict[str, date | None] = {k.value: None for k in FlagKind}
     snapshot = snapshot if snapshot is not None else registry_snapshot(doc)
     if snapshot is not None:
-        first = evaluation_day(snapshot, FLAG_RULES_START)
-        last = max(first, _last_fact_day(snapshot)) + ONSET_HORIZON
-        at_first = _kinds_on(snapshot, first)
-        at_last = _kinds_on(snapshot, last)
-        for kind in FlagKind:
-            if kind.value in at_first:
-                onsets[kind.value] = ALWAYS
-            elif kind.value in at_last:
-                low, high = first, last  # not raised on ``low``, raised on ``high``
-                while (high - low).days > 1:
-                    middle = low + timedelta(days=(high - low).days // 2)
-                    if kind.value in _kinds_on(snapshot, middle):
-                        high = middle
-                    else:
-                        low = middle
-                onsets[kind.value] = high
+        onsets.update(_rule_onsets(snapshot))
     for recorded in doc["recorded_flags"]:
         onsets[recorded["kind"]] = ALWAYS
         # A safety flag nobody has cleared keeps the patient on the review queue, even

@@ -13,6 +13,7 @@ from domain.rules import flags as flag_rules
 from projections.caseload import (
     ALWAYS,
     RelapsePlanStatus,
+    _rule_onsets,
     caseload_row,
     derive_columns,
     evolve,
@@ -321,6 +322,26 @@ def test_stored_onset_days_match_a_day_by_day_evaluation_of_the_rules(
             assert stored is None or stored >= T0.date() + timedelta(days=horizon), kind
         else:
             assert stored == scanned_day, kind
+
+
+def test_onsets_remembered_per_snapshot_are_not_changed_by_another_rows_recorded_flags() -> None:
+    """The rules' onsets are remembered per snapshot (most events change no fact a flag
+    reads); a row's recorded flags are laid over a copy, so a row with the same facts and
+    none recorded gets the rules' onsets alone, the same as with nothing remembered."""
+    patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=phq9(18), occurred_at=day(1), now=NOW)
+    doc = registry(patient)
+    _rule_onsets.cache_clear()
+    cold = flag_onsets(doc)
+    flagged = flag_onsets({**doc, "recorded_flags": [{"kind": "safety_risk"}]})
+    assert flagged["safety_risk"] == flagged["needs_psychiatric_review"] == ALWAYS
+    assert registry_snapshot({**doc, "recorded_flags": [{"kind": "safety_risk"}]}) == (
+        registry_snapshot(doc)
+    )
+    warm = flag_onsets(doc)
+    assert _rule_onsets.cache_info().hits >= 2
+    assert warm == cold
+    assert cold["safety_risk"] != ALWAYS
 
 
 def test_a_score_dated_years_before_the_episode_is_history_not_the_baseline() -> None:
