@@ -480,11 +480,30 @@ def _last_fact_day(snapshot: RegistrySnapshot) -> date:
 
 # The rules' onsets are a function of the snapshot alone (``evaluate_flags`` is pure), and
 # most events change nothing a flag reads (a care-team change, a task, a note): the
-# bisection, some 40-60 evaluations of the rules, is remembered per snapshot (equal
-# snapshots, equal onsets), for a bounded number of them. A tuple, so no caller can
-# change what the next one gets.
-@functools.lru_cache(maxsize=8192)
+# bisection, some 40-60 evaluations of the rules, is remembered per snapshot, for a
+# bounded number of them. The key adds each score's wall-clock time: a snapshot compares
+# its scores by instant, so the snapshots of one row in two clinic zones can be equal
+# while the rules read the scores on different days. A tuple is remembered, so no caller
+# can change what the next one gets.
 def _rule_onsets(snapshot: RegistrySnapshot) -> tuple[tuple[str, date | None], ...]:
+    return _remembered_onsets(
+        snapshot, (_wall(snapshot.baseline_phq9), _wall(snapshot.latest_phq9))
+    )
+
+
+def _wall(score: DatedScore | None) -> tuple[date, int] | None:
+    """A score as the rules read it: its time on the clock of its own zone, and total."""
+    if score is None:
+        return None
+    effective = score.effective
+    wall = effective.replace(tzinfo=None) if isinstance(effective, datetime) else effective
+    return wall, score.total
+
+
+@functools.lru_cache(maxsize=8192)
+def _remembered_onsets(
+    snapshot: RegistrySnapshot, _scores: tuple[tuple[date, int] | None, ...]
+) -> tuple[tuple[str, date | None], ...]:
     onsets: dict[str, date | None] = {}
     first = evaluation_day(snapshot, FLAG_RULES_START)
     last = max(first, _last_fact_day(snapshot)) + ONSET_HORIZON

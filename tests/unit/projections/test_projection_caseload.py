@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from domain.rules import flags as flag_rules
 from projections.caseload import (
     ALWAYS,
     RelapsePlanStatus,
-    _rule_onsets,
+    _remembered_onsets,
     caseload_row,
     derive_columns,
     evolve,
@@ -331,7 +332,7 @@ def test_onsets_remembered_per_snapshot_are_not_changed_by_another_rows_recorded
     patient = enrolled_patient()
     patient.record_screening(instrument="phq9", answers=phq9(18), occurred_at=day(1), now=NOW)
     doc = registry(patient)
-    _rule_onsets.cache_clear()
+    _remembered_onsets.cache_clear()
     cold = flag_onsets(doc)
     flagged = flag_onsets({**doc, "recorded_flags": [{"kind": "safety_risk"}]})
     assert flagged["safety_risk"] == flagged["needs_psychiatric_review"] == ALWAYS
@@ -339,9 +340,31 @@ def test_onsets_remembered_per_snapshot_are_not_changed_by_another_rows_recorded
         registry_snapshot(doc)
     )
     warm = flag_onsets(doc)
-    assert _rule_onsets.cache_info().hits >= 2
+    assert _remembered_onsets.cache_info().hits >= 2
     assert warm == cold
     assert cold["safety_risk"] != ALWAYS
+
+
+def test_onsets_are_remembered_apart_for_a_rows_snapshots_in_two_clinic_zones() -> None:
+    """A baseline taken at 03:00 UTC is the evening before in Los Angeles: the row's two
+    snapshots compare equal (scores compare by instant) while the rules read the
+    baseline on different days, so neither zone's onsets are served for the other."""
+    patient = enrolled_patient()
+    patient.record_screening(
+        instrument="phq9", answers=phq9(18), occurred_at=day(1).replace(hour=3), now=NOW
+    )
+    patient.record_screening(instrument="phq9", answers=phq9(17), occurred_at=day(60), now=NOW)
+    doc = registry(patient)
+    in_utc = registry_snapshot(doc, UTC)
+    in_la = registry_snapshot(doc, ZoneInfo("America/Los_Angeles"))
+    assert in_utc == in_la
+    assert in_utc is not None and in_la is not None
+    assert in_utc.baseline_phq9 is not None and in_la.baseline_phq9 is not None
+    assert in_utc.baseline_phq9.day != in_la.baseline_phq9.day
+    _remembered_onsets.cache_clear()
+    flag_onsets(doc, in_utc)
+    flag_onsets(doc, in_la)
+    assert _remembered_onsets.cache_info().misses == 2
 
 
 def test_a_score_dated_years_before_the_episode_is_history_not_the_baseline() -> None:
