@@ -346,25 +346,28 @@ def test_onsets_remembered_per_snapshot_are_not_changed_by_another_rows_recorded
 
 
 def test_onsets_are_remembered_apart_for_a_rows_snapshots_in_two_clinic_zones() -> None:
-    """A baseline taken at 03:00 UTC is the evening before in Los Angeles: the row's two
-    snapshots compare equal (scores compare by instant) while the rules read the
-    baseline on different days, so neither zone's onsets are served for the other."""
+    """A complete PHQ-9 at 03:00 UTC on day 10 (the evening of day 9 in Los Angeles), then
+    an incomplete one that answers item 9 on day 12: the row's two snapshots compare equal
+    (scores compare by instant) while the rules read the latest score on different days,
+    so the measurement is due a day apart, and neither zone's onsets are served for the
+    other's, in either order."""
     patient = enrolled_patient()
+    patient.record_screening(instrument="phq9", answers=phq9(18), occurred_at=day(1), now=NOW)
     patient.record_screening(
-        instrument="phq9", answers=phq9(18), occurred_at=day(1).replace(hour=3), now=NOW
+        instrument="phq9", answers=phq9(12), occurred_at=day(10).replace(hour=3), now=NOW
     )
-    patient.record_screening(instrument="phq9", answers=phq9(17), occurred_at=day(60), now=NOW)
+    partial: list[int | None] = list(phq9(10))
+    partial[0] = None
+    patient.record_screening(instrument="phq9", answers=partial, occurred_at=day(12), now=NOW)
     doc = registry(patient)
     in_utc = registry_snapshot(doc, UTC)
     in_la = registry_snapshot(doc, ZoneInfo("America/Los_Angeles"))
     assert in_utc == in_la
-    assert in_utc is not None and in_la is not None
-    assert in_utc.baseline_phq9 is not None and in_la.baseline_phq9 is not None
-    assert in_utc.baseline_phq9.day != in_la.baseline_phq9.day
-    _remembered_onsets.cache_clear()
-    flag_onsets(doc, in_utc)
-    flag_onsets(doc, in_la)
-    assert _remembered_onsets.cache_info().misses == 2
+    for first in (in_utc, in_la):
+        _remembered_onsets.cache_clear()
+        flag_onsets(doc, first)
+        assert flag_onsets(doc, in_utc)["measurement_due"] == on(41)
+        assert flag_onsets(doc, in_la)["measurement_due"] == on(40)
 
 
 def test_a_score_dated_years_before_the_episode_is_history_not_the_baseline() -> None:
