@@ -484,7 +484,9 @@ def _last_fact_day(snapshot: RegistrySnapshot) -> date:
 # bounded number of them. The key adds each score's wall-clock time: a snapshot compares
 # its scores by instant, so the snapshots of one row in two clinic zones can be equal
 # while the rules read the scores on different days. A tuple is remembered, so no caller
-# can change what the next one gets.
+# can change what the next one gets. The bisection reads the rule book's own thresholds
+# only (no practice's settings, no clock); anything else it came to read would have to
+# join the key.
 def _rule_onsets(snapshot: RegistrySnapshot) -> tuple[tuple[str, date | None], ...]:
     return _remembered_onsets(
         snapshot, (_wall(snapshot.baseline_phq9), _wall(snapshot.latest_phq9))
