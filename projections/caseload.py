@@ -478,8 +478,8 @@ def _last_fact_day(snapshot: RegistrySnapshot) -> date:
     return max([FLAG_RULES_START, *days])
 
 
-# The rules' onsets are a function of the snapshot alone (``evaluate_flags`` is pure), and
-# most events change nothing a flag reads (a care-team change, a task, a note): the
+# The rules' onsets are a function of the facts a snapshot holds (``evaluate_flags`` is
+# pure), and most events change nothing a flag reads (a care-team change, a task, a note): the
 # bisection, some 40-60 evaluations of the rules, is remembered per snapshot, for a
 # bounded number of them. The key adds each score's wall-clock time: a snapshot compares
 # its scores by instant, so the snapshots of one row in two clinic zones can be equal
@@ -867,6 +867,11 @@ ZONE_EVENTS: Final = frozenset(
 )
 
 
+# Every organisation's zone, read FOR SHARE: the table's ROW SHARE lock holds back a zone
+# change in another projector transaction (``_lock_zones``) until this one commits.
+_ZONES_FOR_SHARE: Final = f"SELECT organisation_id, time_zone FROM {ZONES_TABLE} FOR SHARE"
+
+
 def _zone_change(e: RecordedEvent) -> bool:
     return e.stream_type == Organisation.STREAM_TYPE and e.event_type in ZONE_EVENTS
 
@@ -924,7 +929,7 @@ class ZonedRegistryProjection:
                 UNION ALL
                 SELECT NULL::uuid, jsonb_build_object(
                     'organisation_id', organisation_id, 'time_zone', time_zone)
-                FROM (SELECT organisation_id, time_zone FROM {ZONES_TABLE} FOR SHARE) z"""
+                FROM ({_ZONES_FOR_SHARE}) z"""
             ),
             rows.args,
         )
@@ -967,12 +972,7 @@ class ZonedRegistryProjection:
         # worker) is waited for and read, never overtaken by rows derived in the old zone;
         # its table lock above waits for this transaction in turn.
         zoned = self._zoned(
-            {
-                r["organisation_id"]: r["time_zone"]
-                for r in await conn.fetch(
-                    f"SELECT organisation_id, time_zone FROM {ZONES_TABLE} FOR SHARE"
-                )
-            }
+            {r["organisation_id"]: r["time_zone"] for r in await conn.fetch(_ZONES_FOR_SHARE)}
         )
         await zoned.apply(conn, events)
         if changed:
