@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
@@ -11,20 +12,15 @@ from typing import Annotated, Any, cast
 from uuid import UUID, uuid4
 
 import strawberry
-from graphql import ExecutionResult, GraphQLError
+from graphql import ExecutionResult, GraphQLError, parse
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule, ValidationRule
 from starlette.websockets import WebSocket
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.scalars import JSON
+from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 
@@ -45,6 +41,7 @@ from services.api.errors import (
     exactly_one,
     result_union,
 )
+from services.api.extension_runner import LeanExtensionsRunner
 from services.api.fanout import group_key
 from services.api.lean_execution import LeanExecutionContext
 from services.api.partners.api import PartnerMutation, PartnerQuery, PartnerSubscription
@@ -433,7 +430,13 @@ class CareteamSchema(strawberry.Schema):
     """The schema, logging GraphQL errors without patient data (strawberry's own logger
     writes each error's message, with the document's source lines, and a traceback), and
     running the plain live ``careEvents`` subscription once for all the subscribers who
-    would get the same answer (services/api/fanout.py)."""
+    would get the same answer (services/api/fanout.py). Its extensions' hooks are entered
+    by ``LeanExtensionsRunner`` (services/api/extension_runner.py)."""
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return LeanExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     async def stream(
         self,
@@ -688,10 +691,56 @@ _LIMIT_RULES: list[type[ASTValidationRule]] = [
 _PRODUCTION_RULES: list[type[ASTValidationRule]] = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
 
 
-class SubscriptionsOverWebSocketOnly(SchemaExtension):
-    """A subscription document sent over HTTP gets a clear error instead of running."""
+# Parsing (with the token limit) and validation (with the limit rules, keyed by the same
+# rule classes on every request) are cached per document text; bounded so that unique
+# documents cannot grow memory without limit.
+_parse_cached = functools.lru_cache(maxsize=256)(parse)
+_validate_cached = functools.lru_cache(maxsize=256)(validate_document)
+
+
+class Hardening(MaskUnexpectedErrors):
+    """Every hardening step in one extension: the token limit and the parse cache, the
+    depth and alias rules (and introspection refused in production) with the validation
+    cache, a subscription sent over HTTP refused, and unexpected errors masked.
+
+    strawberry builds, per request and per extension, a context manager for each of an
+    extension's hooks; six extensions (strawberry's ``MaxTokensLimiter``,
+    ``AddValidationRules``, ``ParserCache``, ``ValidationCache``, ``MaskErrors`` and ours)
+    cost about 60 us a request more than one doing the same (docs/performance.md, "Seventh
+    pass"). Behaviour is theirs: the same parse options, the same rules and validation
+    (``validate_document`` adds strawberry's own two rules), the same masking."""
+
+    def __init__(self, rules: tuple[type[ASTValidationRule], ...]) -> None:
+        super().__init__()
+        self._rules = rules
+
+    def _process_result(self, result: object) -> None:
+        # MaskErrors checks a runtime Protocol (``isinstance`` on a Protocol walks its
+        # attributes each time, about 16 us); the same test, read directly.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
+    def on_operation(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.parse_options["max_tokens"] = MAX_TOKENS
+        ec.validation_rules = ec.validation_rules + self._rules
+        yield from super().on_operation()
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.graphql_document = _parse_cached(ec.query, **ec.parse_options)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.pre_execution_errors = _validate_cached(
+            ec.schema._schema, ec.graphql_document, ec.validation_rules
+        )
+        yield
 
     def on_execute(self) -> Iterator[None]:
+        """A subscription document sent over HTTP gets a clear error instead of running."""
         ec = self.execution_context
         request = getattr(ec.context, "request", None)
         if ec.operation_type is OperationType.SUBSCRIPTION and not isinstance(request, WebSocket):
@@ -711,7 +760,7 @@ def build_schema(*, production: bool = False, extensions: Sequence[Any] = ()) ->
     """The schema with its hardening: masked errors, depth/alias/token limits, caches;
     introspection is refused in production. ``extensions`` come first (e.g. the app's
     metrics, which then see the masked errors)."""
-    rules = _PRODUCTION_RULES if production else _LIMIT_RULES
+    rules = tuple(_PRODUCTION_RULES if production else _LIMIT_RULES)
     return CareteamSchema(
         query=Query,
         mutation=Mutation,
@@ -719,12 +768,7 @@ def build_schema(*, production: bool = False, extensions: Sequence[Any] = ()) ->
         execution_context_class=LeanExecutionContext,
         extensions=[
             *extensions,
-            MaskUnexpectedErrors,
-            SubscriptionsOverWebSocketOnly,
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: AddValidationRules(rules),
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            lambda: Hardening(rules),
         ],
     )
 
