@@ -124,6 +124,12 @@ class ProjectionRunner:
         # page proves them still current; any failure forgets them.
         self._mine: dict[str, LogPosition] | None = None
         self._mine_of: frozenset[int] = frozenset()
+        # Where the checkpoints table has ``_mine``'s rows, as this runner last wrote or
+        # read them. A worker's page moves the rows of the partitions it had events for;
+        # the others' rows are written at most once per poll (``_step``), so the table is
+        # at most about a poll behind ``_mine`` for partitions without events.
+        self._stored: dict[str, LogPosition] = {}
+        self._flushed = 0.0  # when the table last held every row of ``_mine``
         # What ``run`` owns now (empty while standing by or between leases).
         self.owned: frozenset[int] = frozenset()
         self.slot: int | None = None
@@ -194,7 +200,8 @@ class ProjectionRunner:
         Checkpoints at the same position (all of them, normally) share one read of the
         log, one decode and one commit. Every checkpoint of a group moves to the page's
         last event, whether or not its partition had events in the page, so idle
-        partitions keep up and the next read starts where this one ended.
+        partitions keep up and the next read starts where this one ended (in a worker's
+        remembered pages, those without events move in the table later: ``_stored``).
 
         ``remembered`` (the worker's own pages): start from the checkpoints this
         runner's last page left for the same partitions instead of reading them; the
@@ -218,6 +225,7 @@ class ProjectionRunner:
         await self._ensure_checkpoints(conn)
         known = self._mine if remembered and self._mine_of == chosen else None
         self._mine = None  # until this page commits
+        lazy = False
         read_first: dict[LogPosition, tuple[list[RecordedEvent], LogPosition | None, int]] = {}
         if known is not None and len(starts := set(known.values())) == 1:
             # Every checkpoint at one place (the usual case): read the page before the
@@ -226,10 +234,22 @@ class ProjectionRunner:
             (start,) = starts
             read_first[start] = await self._read_page(conn, start, chosen)
             if read_first[start][1] is None:
+                await self._write_behind(conn, known)
                 self._mine, self._mine_of = known, chosen
                 await self._vacuum_if_erased(conn)
                 await self._publish(dict(known))
                 return 0
+            lazy = True
+        # Without ``lazy`` every checkpoint of the page moves in the table; with it (a
+        # worker's page from where its last one left every checkpoint) only those of the
+        # partitions the page had events for, and the others once a poll has passed since
+        # the table last held them all. A row left behind only ever skips positions of the
+        # log that hold no event of its partition, so a runner starting from it re-reads
+        # them and applies nothing twice; waiters in this process see ``_mine``, waiters
+        # in others (which read the table) wait at most about a poll longer for the
+        # partitions without events (docs/architecture.md, "Checkpoints").
+        table = self._stored if lazy else None
+        written_all = not lazy or time.monotonic() - self._flushed >= self._poll
         async with conn.transaction():
             if known is not None:
                 # As the previous page left them: if another runner moved one since, the
@@ -269,12 +289,20 @@ class ProjectionRunner:
                 await locker.lock_first(conn, whole)
             # Every checkpoint of a group moves to its page's last event, conditionally:
             # in the last group's batched write statement (or on its own), counted.
+            touched = (
+                None
+                if written_all
+                else {parts.partition_of(e.patient_id, self._count) for e in whole}
+            )
+            applied: list[tuple[str, LogPosition]] = []
             for start, group, _, last in pages:
-                moved.extend(
-                    (self._name_of[index][k], start, last)
-                    for index, ks in group.items()
-                    for k in ks
-                )
+                for index, ks in group.items():
+                    names = self._name_of[index]
+                    for k in ks:
+                        applied.append((names[k], last))
+                        if touched is None or k in touched:
+                            at = start if table is None else table[names[k]]
+                            moved.append((names[k], at, last))
             move = _move_checkpoints(moved) if moved else None
             for n, (_, group, events, _) in enumerate(pages):
                 # Batched read models (projections/base.py) read their rows in one
@@ -299,15 +327,41 @@ class ProjectionRunner:
                         move = None
             if move is not None:
                 _check_moved(await execute_together(conn, [], counted=move), moved)
-            for name, _, after in moved:
-                current[name] = after
+        stored = dict(current) if table is None else dict(table)
+        for name, _, after in moved:
+            stored[name] = after
+        for name, after in applied:
+            current[name] = after
         mine = self._names(chosen)
         self._mine = {name: current[name] for name in mine}
+        self._stored = {name: stored[name] for name in mine}
+        if written_all:
+            self._flushed = time.monotonic()
         self._mine_of = chosen
         if not full_page:
             await self._vacuum_if_erased(conn)
         await self._publish(current)
         return read
+
+    async def _write_behind(self, conn: Conn, known: dict[str, LogPosition]) -> None:
+        """At the end of the log: the rows a worker's pages left behind (``_step``) are
+        written, once a poll has passed since the table last held them all."""
+        behind = [
+            (name, self._stored[name], at)
+            for name, at in known.items()
+            if self._stored.get(name) != at
+        ]
+        if not behind:
+            self._flushed = time.monotonic()
+            return
+        if time.monotonic() - self._flushed < self._poll:
+            return
+        async with conn.transaction():
+            _check_moved(
+                await execute_together(conn, [], counted=_move_checkpoints(behind)), behind
+            )
+        self._stored.update({name: at for name, _, at in behind})
+        self._flushed = time.monotonic()
 
     async def _vacuum_if_erased(self, conn: Conn) -> None:
         """At the end of the log after a page that applied a ``patient.forgotten``: the
@@ -509,9 +563,10 @@ class ProjectionRunner:
         )
         stored = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
         mine = self._mine
-        if mine is not None and any(stored.get(name) != at for name, at in mine.items()):
-            self._mine = None  # moved or reset by someone else: read them at the next page
-        await self._publish(stored)
+        if mine is not None and any(stored.get(name) != at for name, at in self._stored.items()):
+            mine = self._mine = None  # moved or reset by someone else: read them at the next page
+        # The table may be behind this runner's own pages (``_step``): those count.
+        await self._publish(stored if mine is None else {**stored, **mine})
 
     async def follow(self) -> None:
         """Instead of ``run`` in a process that serves the API while another process

@@ -264,22 +264,96 @@ async def test_a_runner_whose_checkpoints_another_moved_applies_nothing_twice(
         assert await _dump(conn) == live
 
 
-async def test_a_page_is_refused_whole_when_another_runner_moved_one_partition_meanwhile(
+async def _partitions_of_next_page(
+    store: EventStore, runner: ProjectionRunner, conn: Any, size: int
+) -> set[int]:
+    """The partitions with events in ``runner``'s next page (its checkpoints at one place)."""
+    start = runner.position(all_projections()[0].name)
+    events, _, _ = await store.read_log_of(start, None, limit=size, conn=conn)
+    return {runner.partition_of(e.patient_id) for e in events}
+
+
+async def _table(conn: Any) -> dict[str, LogPosition]:
+    rows = await conn.fetch("SELECT name, tx_id::text::bigint AS tx_id, position FROM checkpoints")
+    return {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
+
+
+async def test_a_page_is_refused_whole_when_another_runner_moved_one_of_its_partitions(
     store: EventStore,
 ) -> None:
-    """Every other checkpoint is where the page started: moving them all but one's is
-    still a stale page, refused whole."""
+    """Every other checkpoint is where the page started: another runner having moved one
+    partition the page has events for still makes it a stale page, refused whole."""
     await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
     first = ProjectionRunner(store, all_projections(), partitions=4, page_size=5)
     other = ProjectionRunner(store, all_projections(), partitions=4, page_size=7)
     async with store.pool.acquire() as conn:
         assert await first.step(conn, remembered=True) == 5
-        assert await other.step(conn, partitions={2}) > 0
+        k = min(await _partitions_of_next_page(store, first, conn, 5))
+        assert await other.step(conn, partitions={k}) > 0
         before = await conn.fetch("SELECT name, tx_id, position FROM checkpoints ORDER BY name")
         with pytest.raises(StaleCheckpointError):
             await first.step(conn, remembered=True)
         after = await conn.fetch("SELECT name, tx_id, position FROM checkpoints ORDER BY name")
         assert after == before
+
+
+async def test_a_workers_page_writes_the_checkpoints_of_its_partitions_with_events_only(
+    store: EventStore,
+) -> None:
+    """A worker's page moves in the table the checkpoints of the partitions it had events
+    for; the others stay behind (this process's waiters see them moved) until a poll has
+    passed, then go with a page or at the end of the log. A runner starting from the
+    table as left applies nothing twice: the read models equal a rebuild."""
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    names = [p.name for p in all_projections()]
+    lazy = ProjectionRunner(store, all_projections(), partitions=4, page_size=5, poll_seconds=3600)
+    async with store.pool.acquire() as conn:
+        assert await lazy.step(conn, remembered=True) == 5  # the first page writes them all
+        first_stop = lazy.position(names[0])
+        assert set((await _table(conn)).values()) == {first_stop}
+        with_events = await _partitions_of_next_page(store, lazy, conn, 5)
+        without = set(range(4)) - with_events
+        assert without, "three patients cannot fill four partitions"
+        assert await lazy.step(conn, remembered=True) == 5
+        second_stop = lazy.position(names[0])
+        table = await _table(conn)
+        for name in names:
+            for k in range(4):
+                assert lazy.position(name, k) == second_stop
+                expected = second_stop if k in with_events else first_stop
+                assert table[parts.checkpoint_name(name, k)] == expected, (name, k)
+        # A worker reads the table at the end of the log (other workers' progress): its own
+        # partitions stay where its pages left them, and its next page is still remembered.
+        await lazy._refresh(conn)
+        assert all(lazy.position(name, k) == second_stop for name in names for k in range(4))
+        assert lazy._mine is not None
+        # Another runner starts from the table as left, and finishes the log.
+        fresh = ProjectionRunner(store, all_projections(), partitions=4, page_size=7)
+        await fresh.catch_up()
+        live = await _dump(conn)
+    await rebuild(store, all_projections(), projection_tables())
+    async with store.pool.acquire() as conn:
+        assert await _dump(conn) == live
+
+
+async def test_checkpoints_left_behind_are_written_at_the_end_of_the_log_after_a_poll(
+    store: EventStore,
+) -> None:
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    runner = ProjectionRunner(store, all_projections(), partitions=4, page_size=5, poll_seconds=1.0)
+    async with store.pool.acquire() as conn:
+        assert await runner.step(conn, remembered=True) == 5
+        while await runner.step(conn, remembered=True):
+            pass
+        head = await store.head()
+        table = await _table(conn)
+        behind = {name for name, at in table.items() if at != head}
+        assert behind, "the pages after the first left some partitions' rows behind"
+        assert await runner.step(conn, remembered=True) == 0  # within the poll: left
+        assert await _table(conn) == table
+        await asyncio.sleep(1.05)
+        assert await runner.step(conn, remembered=True) == 0
+        assert set((await _table(conn)).values()) == {head}
 
 
 async def test_a_page_without_batched_read_models_is_refused_whole_when_moved_meanwhile(
