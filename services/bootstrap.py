@@ -27,6 +27,10 @@ from services.settings import Settings
 
 log = logging.getLogger("careteam.bootstrap")
 
+# How long a stopping process lets its projector worker finish its page and write its
+# checkpoints before cancelling it.
+PROJECTOR_STOP_SECONDS = 5.0
+
 # Caseload pages kept per process (Runtime.caseload_pages).
 PAGE_MEMO: Final = 64
 
@@ -147,8 +151,11 @@ async def open_runtime(
             runtime.tasks.append(asyncio.create_task(runtime.audit.run()))
             if "relay" in components and settings.kafka_bootstrap_servers:
                 runtime.tasks.append(asyncio.create_task(_keep_relay_running(settings, store)))
+            projector_stop = asyncio.Event()
+            projector_task: asyncio.Task[None] | None = None
             if "projector" in components:
-                runtime.tasks.append(asyncio.create_task(runtime.projector.run()))
+                projector_task = asyncio.create_task(runtime.projector.run(projector_stop))
+                runtime.tasks.append(projector_task)
             elif "api" in components:
                 runtime.tasks.append(asyncio.create_task(runtime.projector.follow()))
             if "sealer" in components:
@@ -175,6 +182,11 @@ async def open_runtime(
                 yield runtime
             finally:
                 await runtime.audit.close()
+                if projector_task is not None:
+                    # The worker finishes its page and writes the checkpoints its pages
+                    # left behind (services/projector/runner.py), then is cancelled.
+                    projector_stop.set()
+                    await asyncio.wait({projector_task}, timeout=PROJECTOR_STOP_SECONDS)
                 for task in runtime.tasks:
                     task.cancel()
                 for task in runtime.tasks:

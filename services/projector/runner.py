@@ -224,6 +224,9 @@ class ProjectionRunner:
         moved: list[tuple[str, LogPosition, LogPosition]] = []
         await self._ensure_checkpoints(conn)
         known = self._mine if remembered and self._mine_of == chosen else None
+        # Captured with ``known``: another step of this runner (a tool's catch_up next to
+        # run) may replace ``_stored`` during the awaits below.
+        table_of_known = self._stored
         self._mine = None  # until this page commits
         lazy = False
         read_first: dict[LogPosition, tuple[list[RecordedEvent], LogPosition | None, int]] = {}
@@ -234,8 +237,8 @@ class ProjectionRunner:
             (start,) = starts
             read_first[start] = await self._read_page(conn, start, chosen)
             if read_first[start][1] is None:
-                await self._write_behind(conn, known)
-                self._mine, self._mine_of = known, chosen
+                stored_now = await self._write_behind(conn, known, table_of_known)
+                self._mine, self._stored, self._mine_of = known, stored_now, chosen
                 await self._vacuum_if_erased(conn)
                 await self._publish(dict(known))
                 return 0
@@ -246,9 +249,9 @@ class ProjectionRunner:
         # the table last held them all. A row left behind only ever skips positions of the
         # log that hold no event of its partition, so a runner starting from it re-reads
         # them and applies nothing twice; waiters in this process see ``_mine``, waiters
-        # in others (which read the table) wait at most about a poll longer for the
-        # partitions without events (docs/architecture.md, "Checkpoints").
-        table = self._stored if lazy else None
+        # in others (which read the table) may wait a few polls longer for the partitions
+        # without events (docs/architecture.md, "written behind").
+        table = table_of_known if lazy else None
         written_all = not lazy or time.monotonic() - self._flushed >= self._poll
         async with conn.transaction():
             if known is not None:
@@ -343,25 +346,50 @@ class ProjectionRunner:
         await self._publish(current)
         return read
 
-    async def _write_behind(self, conn: Conn, known: dict[str, LogPosition]) -> None:
+    async def _write_behind(
+        self, conn: Conn, known: dict[str, LogPosition], stored: dict[str, LogPosition]
+    ) -> dict[str, LogPosition]:
         """At the end of the log: the rows a worker's pages left behind (``_step``) are
         written, once a poll has passed since the table last held them all."""
-        behind = [
-            (name, self._stored[name], at)
-            for name, at in known.items()
-            if self._stored.get(name) != at
-        ]
+        behind = [(name, stored[name], at) for name, at in known.items() if stored[name] != at]
         if not behind:
             self._flushed = time.monotonic()
-            return
+            return stored
         if time.monotonic() - self._flushed < self._poll:
-            return
-        async with conn.transaction():
-            _check_moved(
-                await execute_together(conn, [], counted=_move_checkpoints(behind)), behind
-            )
-        self._stored.update({name: at for name, _, at in behind})
+            return stored
+        await self._write_moves(conn, behind)
         self._flushed = time.monotonic()
+        return {**stored, **{name: at for name, _, at in behind}}
+
+    async def write_behind(self, conn: Conn | None = None) -> None:
+        """Writes now the checkpoints a worker's pages left behind (``_step``): before its
+        partitions are rebalanced and when it stops, so that another process waiting on
+        the table does not wait for the next owner's first page."""
+        known, table = self._mine, self._stored
+        if known is None:
+            return
+        behind = [(name, table[name], at) for name, at in known.items() if table[name] != at]
+        if not behind:
+            return
+        try:
+            if conn is None:
+                async with self._store.pool.acquire() as own:
+                    await self._write_moves(own, behind)
+            else:
+                await self._write_moves(conn, behind)
+        except StaleCheckpointError:
+            if self._mine is known:
+                self._mine = None  # moved by someone else: the next page reads the table
+            raise
+        if self._mine is known:  # else another step of this runner went on meanwhile
+            self._stored = {**table, **{name: at for name, _, at in behind}}
+            self._flushed = time.monotonic()
+
+    async def _write_moves(
+        self, conn: Conn, moves: list[tuple[str, LogPosition, LogPosition]]
+    ) -> None:
+        async with conn.transaction():
+            _check_moved(await execute_together(conn, [], counted=_move_checkpoints(moves)), moves)
 
     async def _vacuum_if_erased(self, conn: Conn) -> None:
         """At the end of the log after a page that applied a ``patient.forgotten``: the
@@ -507,6 +535,7 @@ class ProjectionRunner:
             nonlocal balanced
             now = time.monotonic()
             if now - balanced >= self._lease_seconds:
+                await self.write_behind(conn)  # before letting go of any partition
                 owned = await parts.rebalance(conn, self._count, slot, set(self.owned))
                 if owned != self.owned:
                     log.info(
@@ -550,6 +579,7 @@ class ProjectionRunner:
             # (services/logfollow.py).
             pending=self._owed,
         )
+        await self.write_behind(conn)  # stopped: leave the table where the pages got to
 
     def _owed(self) -> bool:
         """A read-your-writes waiter on a partition this worker applies (None: all)."""
@@ -562,11 +592,18 @@ class ProjectionRunner:
             self._names(),
         )
         stored = {r["name"]: LogPosition(r["tx_id"], r["position"]) for r in rows}
-        mine = self._mine
-        if mine is not None and any(stored.get(name) != at for name, at in self._stored.items()):
-            mine = self._mine = None  # moved or reset by someone else: read them at the next page
-        # The table may be behind this runner's own pages (``_step``): those count.
-        await self._publish(stored if mine is None else {**stored, **mine})
+        mine, table = self._mine, self._stored
+        if mine is None:
+            await self._publish(stored)
+            return
+        changed = {name for name, at in table.items() if stored.get(name) != at}
+        if changed:
+            self._mine = None  # moved or reset by someone else: read them at the next page
+        # The table may be behind this runner's own pages (``_step``): where nobody else
+        # moved a row, the position is where those pages left it, not the row's.
+        await self._publish(
+            {**stored, **{name: at for name, at in mine.items() if name not in changed}}
+        )
 
     async def follow(self) -> None:
         """Instead of ``run`` in a process that serves the API while another process

@@ -7,6 +7,7 @@ checkpoints never let it apply a page twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -445,3 +446,164 @@ async def test_read_your_writes_waiters_are_released_in_order_of_their_positions
             assert all(runner.position(p.name, partition) >= position for p in all_projections())
     await asyncio.wait_for(asyncio.gather(*tasks), 5.0)
     assert sorted(returned, key=str) == sorted(waits, key=str)
+
+
+class _CountingReadModel:
+    """Counts, in a table of its own (so a refused page's counts roll back with it), how
+    often each event is applied."""
+
+    name = "test_counting"
+
+    async def apply(self, conn: Any, events: list[RecordedEvent]) -> None:
+        await conn.execute(
+            """INSERT INTO test_applied (position, n) SELECT unnest($1::bigint[]), 1
+               ON CONFLICT (position) DO UPDATE SET n = test_applied.n + 1""",
+            [e.position for e in events],
+        )
+
+    async def reset(self, conn: Any) -> None:
+        return None
+
+
+async def _equals_rebuild(store: EventStore, conn: Any) -> None:
+    live = await _dump(conn)
+    await rebuild(store, all_projections(), projection_tables())
+    rebuilt = await _dump(conn)
+    assert sorted(t for t in live if live[t] != rebuilt[t]) == []
+
+
+async def test_a_step_of_the_same_runner_during_a_workers_page_read_applies_nothing_twice(
+    store: EventStore,
+) -> None:
+    """``careteam backfill-clinic-zones`` runs ``catch_up`` on the runner whose worker is
+    running. A step of it that applies the page the worker is reading (forced here by
+    wrapping the read) must make the worker's page stale, not let it apply it again."""
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    runner = ProjectionRunner(
+        store, all_projections(), partitions=4, page_size=20, poll_seconds=3600
+    )
+    async with store.pool.acquire() as conn:
+        assert await runner.step(conn, remembered=True) == 20
+        original = runner._read_page
+        fired = False
+
+        async def interleaved(c: Any, start: LogPosition, wanted: frozenset[int]) -> Any:
+            nonlocal fired
+            page = await original(c, start, wanted)
+            if not fired:
+                fired = True
+                await runner.step()  # the tool's step, on its own connection
+            return page
+
+        runner._read_page = interleaved  # type: ignore[method-assign]
+        with pytest.raises(StaleCheckpointError):
+            await runner.step(conn, remembered=True)
+        runner._read_page = original  # type: ignore[method-assign]
+        await runner.catch_up()
+        await _equals_rebuild(store, conn)
+
+
+async def test_a_step_of_the_same_runner_after_a_workers_end_of_log_read_applies_nothing_twice(
+    store: EventStore,
+) -> None:
+    """The worker reads the end of the log; new events are committed and the same
+    runner's ``catch_up`` applies them before the worker goes on: the worker's next page
+    must not apply them again."""
+    await seed_caseload(Application(store), TEAM, patients=2, now=datetime.now(UTC))
+    async with store.pool.acquire() as conn:
+        await conn.execute("CREATE TABLE test_applied (position bigint PRIMARY KEY, n int)")
+    runner = ProjectionRunner(
+        store,
+        [*all_projections(), _CountingReadModel()],  # type: ignore[list-item]
+        partitions=4,
+        page_size=500,
+        poll_seconds=3600,
+    )
+    async with store.pool.acquire() as conn:
+        while await runner.step(conn, remembered=True):
+            pass
+        original = runner._read_page
+        fired = False
+
+        async def interleaved(c: Any, start: LogPosition, wanted: frozenset[int]) -> Any:
+            nonlocal fired
+            page = await original(c, start, wanted)
+            if not fired:
+                fired = True
+                other = DemoTeam(
+                    organisation_id=uuid4(),
+                    care_manager_id=TEAM.care_manager_id,
+                    pcp_id=TEAM.pcp_id,
+                    psychiatric_consultant_id=TEAM.psychiatric_consultant_id,
+                )
+                await seed_caseload(Application(store), other, patients=2, now=datetime.now(UTC))
+                await runner.catch_up()
+            return page
+
+        runner._read_page = interleaved  # type: ignore[method-assign]
+        assert await runner.step(conn, remembered=True) == 0  # the end of the log, as read
+        runner._read_page = original  # type: ignore[method-assign]
+        with contextlib.suppress(StaleCheckpointError):
+            while await runner.step(conn, remembered=True):
+                pass
+        await runner.catch_up()
+        twice = await conn.fetch("SELECT position FROM test_applied WHERE n > 1")
+        assert twice == []
+        await _equals_rebuild(store, conn)
+
+
+async def test_a_workers_own_positions_do_not_go_back_when_another_moved_one_of_its_rows(
+    store: EventStore,
+) -> None:
+    """Another runner moved one of the worker's rows: the worker's reading of the table
+    forgets what it remembered, but its partitions whose rows nobody else moved stay
+    where its pages left them (the table is behind there), so a wait on every partition
+    that returned still returns."""
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    name = all_projections()[0].name
+    worker = ProjectionRunner(
+        store, all_projections(), partitions=4, page_size=5, poll_seconds=3600
+    )
+    async with store.pool.acquire() as conn:
+        await worker.step(conn, remembered=True)
+        k = min(await _partitions_of_next_page(store, worker, conn, 5))
+        await worker.step(conn, remembered=True)
+        reached = worker.position(name)
+        await worker.wait_for(reached, 0.01)
+        other = ProjectionRunner(store, all_projections(), partitions=4, page_size=3)
+        assert await other.step(conn, partitions={k}) > 0
+        await worker._refresh(conn)
+        assert worker._mine is None
+        assert worker.position(name) >= reached
+        await worker.wait_for(reached, 0.2)  # every partition, as the event feed waits
+
+
+async def test_a_stopped_worker_leaves_the_table_where_its_pages_got_to(
+    store: EventStore,
+) -> None:
+    """A worker stopped right after its pages (a deploy): a process following the table
+    (an API-only ``serve``) waiting on every partition (the event feed's access check)
+    for what the worker applied does not wait for another worker."""
+    names = [p.name for p in all_projections()]
+    worker = ProjectionRunner(
+        store, all_projections(), partitions=4, page_size=5, poll_seconds=3600, lease_seconds=3600
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    head = await store.head()
+    await _until(lambda: all(worker.position(n) >= head for n in names))
+    async with store.pool.acquire() as conn:
+        table = await _table(conn)
+    assert {at for at in table.values() if at != head}, "the pages left some rows behind"
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    async with store.pool.acquire() as conn:
+        assert set((await _table(conn)).values()) == {head}
+    reader = ProjectionRunner(store, all_projections(), partitions=4)
+    following = asyncio.create_task(reader.follow())
+    try:
+        await reader.wait_for(head, 5.0)
+    finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
