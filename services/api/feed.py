@@ -7,6 +7,11 @@ patients it has not decided yet, and re-decided when a care team changes, when e
 access is granted or reviewed, and at the latest DECISION_SECONDS after it was made (so a
 break-the-glass grant that expires stops the events within that time). A subscriber
 that falls too far behind is disconnected rather than allowed to grow without bound.
+
+With nobody subscribed the feed reads nothing (a process serving commands would otherwise
+read and decrypt every page it appends, for no one: bench row 4); the first subscriber
+moves it to the head of the log first, read as every page is, so it sees what is
+committed after it joined, as before.
 """
 
 from __future__ import annotations
@@ -99,16 +104,19 @@ class EventFeed:
         )
 
     def _owed(self) -> bool:
-        """An event appended in this process that the feed has not read yet."""
+        """An event appended in this process that the feed has not read yet (and someone
+        to give it to)."""
         appended = self._wake.appended
-        return appended is not None and appended > self.position
+        return bool(self._subscribers) and appended is not None and appended > self.position
 
     async def _page(self) -> int:
         """Fans the next page of the log out to every subscriber; returns its length."""
+        if not self._subscribers:
+            return 0  # nobody to give it to: ``subscribe`` moves to the head first
         batch = await self._store.read_log(self.position, limit=500)
         if not batch:
             return 0
-        self.position = batch[-1].log_position
+        self.position = max(self.position, batch[-1].log_position)
         if self._access_ready is not None:
             # Decide access only once the access model has seen this batch, so a
             # just-assigned team member is not refused their patient's events.
@@ -138,6 +146,9 @@ class EventFeed:
         """Yields permitted events in log order: replayed from ``after`` (if given), then live.
         ``shared``: for a fan-out group (counted apart in ``shared_count``)."""
         sub = _Subscriber(shared=shared)
+        if not self._subscribers:
+            # The feed read nothing while nobody was subscribed: from the head, as at start.
+            self.position = max(self.position, await self._store.head())
         self._subscribers.add(sub)
         decided: dict[UUID, tuple[bool, float]] = {}
         try:
