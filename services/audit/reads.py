@@ -26,32 +26,19 @@ import asyncpg
 log = logging.getLogger("careteam.audit")
 
 # One statement per batch: the batch's records as arrays of their values, their patients
-# and their field paths as one array each, sliced per record. Each record is one access
-# log row: a read of one patient names it in `patient_id` (as every row did before
-# migration 0084); a read of several names them all in `patient_ids`, so a list of 150
-# patients is one row to write, index and seal into the audit chain, not 150. Readers by
-# patient go through the `access_log_entries` view (one entry per patient).
+# and their field paths as one array each, sliced per record, given to ``record_reads``
+# (migration 0086, a function so that its insert is planned once per session). Each record
+# is one access log row: a read of one patient names it in `patient_id` (as every row did
+# before migration 0084); a read of several names them all in `patient_ids`, so a list of
+# 150 patients is one row to write, index and seal into the audit chain, not 150. Readers
+# by patient go through the `access_log_entries` view (one entry per patient).
 # Until list rows are enabled (`access_log_list_rows`, off on a database that had reads
 # before migration 0084, so a previous release still running in a rolling deploy never
 # meets a row it cannot read or seal), a read of several patients is a row per patient as
-# before; the same statement decides, so enabling takes effect at the next batch.
-_INSERT = """
-INSERT INTO access_log (at, actor_id, role, organisation_id, patient_id, patient_ids,
-                        operation, outcome, reason, purpose_of_use, request_id, fields)
-SELECT r.at, r.actor_id, r.role, r.organisation_id,
-       CASE WHEN s.lists AND r.p_from < r.p_to THEN NULL ELSE ($12::uuid[])[g.i] END,
-       CASE WHEN s.lists AND r.p_from < r.p_to THEN ($12::uuid[])[r.p_from:r.p_to] END,
-       r.operation, 'allowed', r.reason, r.purpose_of_use, r.request_id,
-       ($11::text[])[r.f_from:r.f_to]
-FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::int[], $10::int[], $13::int[], $14::int[])
-     WITH ORDINALITY AS r(at, actor_id, role, organisation_id, operation, reason,
-                          purpose_of_use, request_id, f_from, f_to, p_from, p_to, n)
-CROSS JOIN (SELECT coalesce((SELECT enabled FROM access_log_list_rows), false) AS lists) s
-CROSS JOIN LATERAL generate_series(r.p_from, CASE WHEN s.lists THEN r.p_from ELSE r.p_to END)
-     AS g(i)
-ORDER BY r.n, g.i
-"""
+# before; the function decides, so enabling takes effect at the next batch.
+_INSERT = """SELECT record_reads($1::timestamptz[], $2::uuid[], $3::text[], $4::uuid[],
+    $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[], $11::text[],
+    $12::uuid[], $13::int[], $14::int[])"""
 
 
 def _arguments(records: Sequence[ReadRecord]) -> list[list[Any]]:
