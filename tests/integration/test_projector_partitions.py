@@ -607,3 +607,43 @@ async def test_a_stopped_worker_leaves_the_table_where_its_pages_got_to(
     finally:
         following.cancel()
         await asyncio.gather(following, return_exceptions=True)
+
+
+async def test_a_page_without_events_of_a_partition_another_moved_commits_and_is_found_later(
+    store: EventStore,
+) -> None:
+    """Another runner moved a partition the worker's next page has no events for: that
+    page applies nothing there, so it commits and leaves that partition's rows to the
+    other runner; the worker's later write of them (here: before a rebalance) finds them
+    moved, forgets what it remembered, and the pages after it apply nothing twice."""
+    await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    async with store.pool.acquire() as conn:
+        await conn.execute("CREATE TABLE test_applied (position bigint PRIMARY KEY, n int)")
+    worker = ProjectionRunner(
+        store,
+        [*all_projections(), _CountingReadModel()],  # type: ignore[list-item]
+        partitions=4,
+        page_size=5,
+        poll_seconds=3600,
+    )
+    async with store.pool.acquire() as conn:
+        assert await worker.step(conn, remembered=True) == 5
+        k = min(set(range(4)) - await _partitions_of_next_page(store, worker, conn, 5))
+        other = ProjectionRunner(
+            store,
+            [*all_projections(), _CountingReadModel()],  # type: ignore[list-item]
+            partitions=4,
+            page_size=7,
+        )
+        assert await other.step(conn, partitions={k}) == 7
+        moved = {n: at for n, at in (await _table(conn)).items() if n.endswith(f"@{k}")}
+        assert await worker.step(conn, remembered=True) == 5  # committed
+        assert {n: at for n, at in (await _table(conn)).items() if n in moved} == moved
+        with pytest.raises(StaleCheckpointError):
+            await worker.write_behind(conn)
+        assert worker._mine is None
+        while await worker.step(conn, remembered=True):
+            pass
+        await other.catch_up()
+        assert await conn.fetch("SELECT position FROM test_applied WHERE n > 1") == []
+        await _equals_rebuild(store, conn)
