@@ -500,24 +500,23 @@ def _summarise(result: RowResult, samples: dict[str, list[LagSample]], rate: flo
 
 LIMITS = """One careteam serve and PostgreSQL share one core: 300 commands/s needs at most
 3.3 ms of CPU per command for both. Measured 2026-12-06/07 (docs/performance.md, row 4's
-passes): the core saturates at about 190-260 commands/s, the API server process using
-about 0.74 of it and PostgreSQL about 0.24, some 4 ms per command. In that process a
-profile at 170/s has 61% of the samples in requests (HTTP, middleware, the strawberry
-view and executor, the command) and 26% in the projector's pages (about two events a
-page below saturation, each page a fixed cost). Per command: 3 statements from the
-request (checked load with the policy's and the directory's checks, which reads only
-the events after the aggregate kept in memory; append; answer view), a share of the
-projector's page (5 statements for a page of one command: the log read, BEGIN, one read
-shared by every read model the event touches, the registry's zones with it, one write
-that also moves the checkpoints, COMMIT), the audit chain sealer and the read audit's
-group commit. A trivial authenticated GraphQL request costs the server about 0.5 ms of
-CPU; a projector page of one event about 3.1-3.4 ms (careteam and PostgreSQL), of which
-the 160 checkpoint rows it moves and the registry's and care-team months' derivations
-are the largest parts. Past the rate the core can serve, the queue grows without bound.
-Neither another core for the API process (298/s, p99 174 ms) nor two API processes
-(254/s, the whole machine busy) meets the target; it needs a cheaper command path (no
-general GraphQL executor per mutation), checkpoints written only for the partitions a
-page touched, and cheaper per-event derivations."""
+passes): the core saturates at about 150-260 commands/s depending on the machine's day,
+the API server process using about 0.74 of it and PostgreSQL about 0.24, some 4-5 ms per
+command. In that process a profile at 170/s had 61% of the samples in requests (HTTP,
+middleware, the strawberry view and executor, the command) and 26% in the projector's
+pages (about two events a page below saturation, each page a fixed cost). Per command: 3
+statements from the request (checked load with the policy's and the directory's checks,
+which reads only the events after the aggregate kept in memory; append; answer view), a
+share of the projector's page (5 statements for a page of one command: the log read,
+BEGIN, one read shared by every read model the event touches, the registry's zones with
+it, one write that also moves the checkpoints of the partitions with events, COMMIT),
+the audit chain sealer and the read audit's group commit. A trivial authenticated GraphQL
+request costs the server about 0.45 ms of CPU; a projector page of one event about
+2.5-3 ms (careteam and PostgreSQL), of which the registry's and care-team months'
+derivations are the largest parts. Past the rate the core can serve, the queue grows
+without bound. Neither another core for the API process (298/s, p99 174 ms) nor two API
+processes (254/s, the whole machine busy) meets the target; it needs a cheaper command
+path (no general GraphQL executor per mutation) and cheaper per-event derivations."""
 
 
 SPEC = RowSpec(
