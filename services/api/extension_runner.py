@@ -10,8 +10,9 @@ of strawberry's own time (docs/performance.md, "Seventh pass").
 ``LeanExtensionsRunner`` decides once per extension class and hook what to enter: the
 same ``contextlib.contextmanager`` of the same hook function, called with the extension
 (so the generator runs, and sees exceptions, exactly as strawberry's wrapper would make
-it), entered in the extensions' order on an ``ExitStack`` and left in reverse, passing the
-exit's answer on as strawberry's does. A phase in which any extension's hook is not a plain
+it), entered in the extensions' order on an ``ExitStack`` and left in reverse; like
+strawberry's, a phase never suppresses an exception (a hook that swallows one does not
+stop it), and it works in ``execute_sync`` too. A phase in which any extension's hook is not a plain
 generator function (an async generator, or a plain callable) is left to strawberry's own
 context manager, unchanged.
 """
@@ -53,18 +54,30 @@ class _LeanPhase:
         self._managers = managers
         self._stack = contextlib.ExitStack()
 
-    async def __aenter__(self) -> None:
+    def __enter__(self) -> None:
         self._stack.__enter__()
         for manager in self._managers:
             self._stack.enter_context(manager)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        # As strawberry's: the hooks are left, and what they did not handle goes on.
+        self._stack.__exit__(exc_type, exc_val, exc_tb)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
 
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
-    ) -> bool | None:
-        return self._stack.__exit__(exc_type, exc_val, exc_tb)
+    ) -> None:
+        self.__exit__(exc_type, exc_val, exc_tb)
 
 
 class LeanExtensionsRunner(SchemaExtensionsRunner):

@@ -72,6 +72,9 @@ class EventFeed:
         self._access_ready = access_ready
         self._poll = poll_seconds
         self._subscribers: set[_Subscriber] = set()
+        # Held by a first subscriber from finding the feed idle to joining it, so that a
+        # second one cannot move the feed past events the first already follows.
+        self._joining = asyncio.Lock()
         self._wake = Wake(store)
         self.position = LogPosition()
 
@@ -146,10 +149,13 @@ class EventFeed:
         """Yields permitted events in log order: replayed from ``after`` (if given), then live.
         ``shared``: for a fan-out group (counted apart in ``shared_count``)."""
         sub = _Subscriber(shared=shared)
-        if not self._subscribers:
-            # The feed read nothing while nobody was subscribed: from the head, as at start.
-            self.position = max(self.position, await self._store.head())
-        self._subscribers.add(sub)
+        async with self._joining:
+            if not self._subscribers:
+                # The feed read nothing while nobody was subscribed: from the head, as at
+                # start (never back: a page being read meanwhile may have moved it on).
+                head = await self._store.head()
+                self.position = max(self.position, head)
+            self._subscribers.add(sub)
         decided: dict[UUID, tuple[bool, float]] = {}
         try:
             last = after

@@ -4,7 +4,7 @@ replaced did (services/api/extension_runner.py, services/api/schema.py ``Hardeni
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -147,3 +147,74 @@ def test_the_api_schema_runs_one_hardening_extension() -> None:
     assert isinstance(schema, CareteamSchema)
     kinds = [type(e() if not isinstance(e, SchemaExtension) else e) for e in schema.extensions]
     assert kinds == [Hardening]
+
+
+@strawberry.type
+class _Q:
+    @strawberry.field
+    def ok(self) -> int:
+        return 1
+
+
+@strawberry.type
+class _S:
+    @strawberry.subscription
+    async def tick(self) -> AsyncGenerator[int, None]:
+        yield 1
+        yield 2
+
+
+class _Swallow(SchemaExtension):
+    """A hook that catches an exception and does not re-raise it."""
+
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception:
+            pass
+
+
+class _Boom(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        raise RuntimeError("validation hook failed")
+        yield
+
+
+@pytest.mark.parametrize("cls", [strawberry.Schema, CareteamSchema])
+async def test_a_hook_that_swallows_an_exception_does_not_stop_it_as_in_strawberry(
+    cls: type[strawberry.Schema],
+) -> None:
+    schema = cls(query=_Q, extensions=[_Swallow, _Boom])
+    result = await schema.execute("{ ok }")
+    # strawberry: the exception still reaches execute's `except Exception`
+    assert [e.message for e in result.errors or []] == ["validation hook failed"]
+
+
+@pytest.mark.parametrize("cls", [strawberry.Schema, CareteamSchema])
+def test_execute_sync_runs_the_hooks_as_strawberry_does(cls: type[strawberry.Schema]) -> None:
+    schema = cls(query=_Q, extensions=[_Swallow])
+    assert schema.execute_sync("{ ok }").data == {"ok": 1}
+
+
+@pytest.mark.parametrize("cls", [strawberry.Schema, CareteamSchema])
+async def test_a_subscription_runs_the_hooks_as_strawberry_does(
+    cls: type[strawberry.Schema],
+) -> None:
+    events: list[str] = []
+
+    class Rec(SchemaExtension):
+        def on_operation(self) -> Iterator[None]:
+            events.append("op in")
+            yield
+            events.append("op out")
+
+        def on_execute(self) -> Iterator[None]:
+            events.append("ex in")
+            yield
+            events.append("ex out")
+
+    schema = cls(query=_Q, subscription=_S, extensions=[Rec])
+    gen = await schema.subscribe("subscription { tick }")
+    got = [r.data async for r in gen]
+    assert got == [{"tick": 1}, {"tick": 2}]
+    assert events == ["op in", "ex in", "ex out", "op out"]
