@@ -94,3 +94,20 @@ async def test_two_first_subscribers_at_once_miss_nothing_committed_after_they_j
     assert a_next.done(), "A never got event 2, committed after it subscribed"
     assert (await a_next).position == 2
     b_next.cancel()
+
+
+async def test_with_nobody_subscribed_the_feed_owes_no_page_for_this_processs_appends() -> None:
+    """The follower re-reads soon when it owes a page (services/logfollow.py, ``pending``):
+    with nobody to give it to, an append in this process owes nothing, so the idle feed
+    does not spin; with a subscriber it does."""
+    store = FakeStore()
+    feed = _feed(store)
+    feed._wake.appended = LogPosition(5, 5)
+    assert feed._owed() is False
+    a = feed.subscribe(None, patient_ids=None, event_types=None, after=None)  # type: ignore[arg-type]
+    a_next = asyncio.ensure_future(a.__anext__())
+    await _settle()
+    store.head_gates[0].set()  # the log is empty: the feed stays at the start
+    await _settle()
+    assert feed._owed() is True
+    a_next.cancel()
