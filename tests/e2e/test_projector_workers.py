@@ -6,6 +6,7 @@ killed with SIGKILL and another started."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import websockets
 
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_operations import REGISTER, _input, _post, _spawn_projector
@@ -82,3 +84,54 @@ async def test_commands_read_their_writes_while_projector_workers_die_and_join(
             await asyncio.to_thread(worker.wait, 30)
         server.stop()
     assert seen == ["Patient"] * 36
+
+
+async def test_live_events_reach_a_subscriber_of_an_api_only_serve(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    """An API-only ``serve`` follows the checkpoints a ``careteam projector`` writes, and its
+    live feed waits for the access model in every partition before it delivers: every
+    registration reaches an admin's subscription, and the feed never gave up waiting for
+    the access model (it logs when it does). Commands here come one at a time, so the
+    worker's pages are a poll apart and write every checkpoint; the rows a faster stream of
+    pages leaves behind are covered in tests/integration/test_projector_partitions.py."""
+    server = ServerProcess(
+        data_dir=tmp_path,
+        env={"CARETEAM_DATABASE_URL": db_dsn, "CARETEAM_READ_YOUR_WRITES_TIMEOUT_SECONDS": "10"},
+        args=("--components", "api"),
+    )
+    server.start()
+    server.use(server.token("care_manager"))
+    worker = _spawn_projector(tmp_path, server.env)
+    socket = None
+    try:
+        await _owned_by(db_dsn, 1)
+        socket = await websockets.connect(
+            f"ws://127.0.0.1:{server.port}/graphql", subprotocols=["graphql-transport-ws"]
+        )
+        admin = server.token("admin")
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {admin}"}}
+        await socket.send(json.dumps(init))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        subscribe = {"query": "subscription { careEvents { eventType patientId } }"}
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        await asyncio.sleep(0.5)  # subscribed
+        registered = set()
+        for n in range(6):
+            answer = await asyncio.to_thread(_post, server, REGISTER, {"input": _input(2000 + n)})
+            registered.add(answer.json()["data"]["registerPatient"]["patient"]["id"])
+        delivered: set[str] = set()
+        async with asyncio.timeout(60):
+            while not registered <= delivered:
+                message = json.loads(await socket.recv())
+                assert message["type"] == "next", message
+                event = message["payload"]["data"]["careEvents"]
+                if event["eventType"] == "patient.registered":
+                    delivered.add(event["patientId"])
+        assert "access model lagging" not in server.log_path.read_text()
+    finally:
+        if socket is not None:
+            await socket.close()
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(worker.wait, 30)
+        server.stop()
