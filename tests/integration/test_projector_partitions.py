@@ -591,19 +591,23 @@ async def test_a_stopped_worker_leaves_the_table_where_its_pages_got_to(
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
+    # The head a reader sees now; a transaction open meanwhile (the worker's own page) can
+    # hide the last events from it, so the worker may go a little further.
     head = await store.head()
     await _until(lambda: all(worker.position(n) >= head for n in names))
     async with store.pool.acquire() as conn:
         table = await _table(conn)
-    assert {at for at in table.values() if at != head}, "the pages left some rows behind"
+    assert len(set(table.values())) > 1, "the pages left some rows behind"
     stop.set()
     await asyncio.wait_for(task, 30)
+    reached = {worker.position(n, k) for n in names for k in range(4)}
+    assert len(reached) == 1 and min(reached) >= head
     async with store.pool.acquire() as conn:
-        assert set((await _table(conn)).values()) == {head}
+        assert set((await _table(conn)).values()) == reached
     reader = ProjectionRunner(store, all_projections(), partitions=4)
     following = asyncio.create_task(reader.follow())
     try:
-        await reader.wait_for(head, 5.0)
+        await reader.wait_for(min(reached), 5.0)
     finally:
         following.cancel()
         await asyncio.gather(following, return_exceptions=True)
