@@ -341,7 +341,7 @@ async def test_checkpoints_left_behind_are_written_at_the_end_of_the_log_after_a
     store: EventStore,
 ) -> None:
     await seed_caseload(Application(store), TEAM, patients=3, now=datetime.now(UTC))
-    runner = ProjectionRunner(store, all_projections(), partitions=4, page_size=5, poll_seconds=1.0)
+    runner = ProjectionRunner(store, all_projections(), partitions=4, page_size=5, poll_seconds=2.0)
     async with store.pool.acquire() as conn:
         assert await runner.step(conn, remembered=True) == 5
         while await runner.step(conn, remembered=True):
@@ -352,7 +352,7 @@ async def test_checkpoints_left_behind_are_written_at_the_end_of_the_log_after_a
         assert behind, "the pages after the first left some partitions' rows behind"
         assert await runner.step(conn, remembered=True) == 0  # within the poll: left
         assert await _table(conn) == table
-        await asyncio.sleep(1.05)
+        await asyncio.sleep(2.05)
         assert await runner.step(conn, remembered=True) == 0
         assert set((await _table(conn)).values()) == {head}
 
